@@ -1,0 +1,13 @@
+//! Sans-I/O packet pipelines of pgw.
+//!
+//! Contract: every function here works on byte slices, takes time as an
+//! argument (`now_ms`, a monotonic millisecond count chosen by the caller),
+//! never allocates on the per-packet path, never locks, logs or does I/O.
+//! The engine (`pgw-engine`) feeds it frames that live inside DPDK mbufs;
+//! tests feed it `Vec<u8>`s.
+#![forbid(unsafe_code)]
+
+pub mod verdict;
+pub mod fwd;
+
+pub use verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};

@@ -1,0 +1,148 @@
+//! What a stage says about a packet, and the per-worker counters.
+
+/// Index of a port in the engine's port list (profile order), not a DPDK port id.
+pub type PortIdx = u16;
+
+/// One frame handed to a stage.
+///
+/// `data` is the whole writable room of the buffer starting at the first byte
+/// of the frame (the mbuf's data area up to its end), so a stage may shrink or
+/// grow the frame up to `data.len()`; `len` is the frame's current length.
+pub struct Pkt<'a> {
+    pub data: &'a mut [u8],
+    pub len: usize,
+    /// Port the frame arrived on.
+    pub port: PortIdx,
+}
+
+impl<'a> Pkt<'a> {
+    pub fn new(data: &'a mut [u8], len: usize, port: PortIdx) -> Self {
+        let len = len.min(data.len());
+        Pkt { data, len, port }
+    }
+    /// The frame's current bytes.
+    pub fn frame(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+    pub fn frame_mut(&mut self) -> &mut [u8] {
+        &mut self.data[..self.len]
+    }
+}
+
+/// The verdict of a pipeline on one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the frame (its first `Pkt::len` bytes) on `port`.
+    Tx { port: PortIdx },
+    /// Another worker owns this packet's flow (down packets: the owner of the
+    /// NAT key); the engine hands the mbuf over through that worker's ring.
+    Handoff { worker: u16 },
+    /// The management thread wants this frame (ARP replies, health-probe
+    /// answers, control traffic addressed to the gateway itself).
+    Control,
+    /// Drop, counted under this reason.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($($(#[$m:meta])* $v:ident = $name:literal,)*) => {
+        /// Every reason a packet can be dropped. Each has its own counter.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $($(#[$m])* $v,)* }
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$v,)*];
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable snake_case name used in `pgw stats` and in logs.
+            pub const fn name(self) -> &'static str {
+                match self { $(DropReason::$v => $name,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Frame shorter than an Ethernet header, or a truncated 802.1Q tag.
+    BadEther = "bad_ether",
+    /// Ethertype the pipeline does not handle.
+    UnsupportedEthertype = "unsupported_ethertype",
+    /// ARP that is malformed or not for one of our addresses.
+    ArpIgnored = "arp_ignored",
+    /// Truncated or inconsistent IPv4 header (version, IHL, total length).
+    BadIpv4 = "bad_ipv4",
+    /// Truncated or inconsistent IPv6 header.
+    BadIpv6 = "bad_ipv6",
+    /// Truncated TCP/UDP/ICMP header or bad data offset.
+    BadL4 = "bad_l4",
+    /// IP fragment: not reassembled by this gateway.
+    Fragment = "fragment",
+    /// IP protocol other than TCP, UDP, ICMP echo.
+    UnsupportedProto = "unsupported_proto",
+    /// TTL / hop limit would reach zero.
+    TtlExceeded = "ttl_exceeded",
+    /// Destination MAC is neither ours nor broadcast/multicast we accept.
+    NotForUs = "not_for_us",
+    /// LB: source address in no subscriber range.
+    LbNoRange = "lb_no_range",
+    /// LB: primary and every substitute gateway are down.
+    LbAllDown = "lb_all_down",
+    /// LB/GW: next-hop MAC not known (ARP unresolved).
+    NoNeighbor = "no_neighbor",
+    /// GW: source address has no active session (profile `require_session`).
+    NoSession = "no_session",
+    /// GW: service not allowed; the gateway answered with a TCP RST itself.
+    Unauthorized = "unauthorized",
+    /// GW: no free NAT key (pool addresses x ports exhausted on this worker).
+    NatPoolExhausted = "nat_pool_exhausted",
+    /// GW: flow table full.
+    FlowTableFull = "flow_table_full",
+    /// GW: up packet that is not a connection start and matches no flow.
+    NoFlow = "no_flow",
+    /// GW: down packet whose key holds no connection (or a different peer).
+    NoKey = "no_key",
+    /// GW: server group has no member that is up.
+    NoServer = "no_server",
+    /// Engine: TX queue refused the packet.
+    TxFull = "tx_full",
+    /// Engine: the owner worker's handoff ring was full.
+    HandoffFull = "handoff_full",
+    /// Engine: the control ring to the management thread was full.
+    ControlFull = "control_full",
+    /// Engine: no route for the frame in wire-forwarding mode.
+    NoRoute = "no_route",
+    /// Frame too large to be rewritten within the buffer.
+    TooBig = "too_big",
+}
+
+/// Plain per-worker counters, owned and written only by that worker.
+/// The engine copies them to shared atomics on its drain timer.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerCounters {
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn drop_names_are_unique_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+}
