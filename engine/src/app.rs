@@ -1,0 +1,380 @@
+//! Engine set-up and tear-down: EAL, mempool, ports, rings, workers and the
+//! management thread, from a validated [`Profile`].
+//!
+//! Order: `Engine::init` (EAL up, ports configured and started, rings made,
+//! nothing running) → `Engine::run` (management thread + one worker per
+//! lcore, until the quit flag) → drop (ports stopped and closed, rings and
+//! pool freed, EAL cleaned up: no hugepage files are left behind).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgw_pipelines::fwd::WireFwd;
+use pgw_pipelines::pipeline::Pipeline;
+use pgw_pipelines::PortIdx;
+
+use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
+use crate::dpdk::{self, LcoreId, Mempool, PortId, QueueId, Ring};
+use crate::mgmt::Management;
+use crate::stats::{mac_string, PortReport, Report, WorkerShared, MAX_PORTS};
+use crate::worker::Worker;
+
+/// A started port.
+pub struct PortRt {
+    pub name: String,
+    pub device: String,
+    pub id: PortId,
+    pub driver: String,
+    pub mac: [u8; 6],
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rss: bool,
+}
+
+/// What the workers do not own and the management thread reads: ports,
+/// counters, the pool. Shared read-only after start.
+pub struct Info {
+    pub instance: String,
+    pub role: Role,
+    pub hugepages: bool,
+    pub started: Instant,
+    pub lcores: Vec<LcoreId>,
+    pub ports: Vec<PortRt>,
+    pub shared: Vec<Arc<WorkerShared>>,
+    pub pool: Mempool,
+    /// Frames the management thread took off the control ring.
+    pub control_rx: std::sync::atomic::AtomicU64,
+}
+
+pub struct Engine {
+    pub profile: Profile,
+    pub info: Option<Arc<Info>>,
+    pub handoff: Vec<Arc<Ring>>,
+    pub control: Option<Arc<Ring>>,
+    pub quit: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+pub struct EngineError(pub String);
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for EngineError {}
+impl From<dpdk::DpdkError> for EngineError {
+    fn from(e: dpdk::DpdkError) -> Self {
+        EngineError(e.to_string())
+    }
+}
+
+/// Decide hugepages vs `--no-huge` for this profile, and say why.
+pub fn choose_hugepages(p: &Profile) -> Result<(bool, Option<String>), EngineError> {
+    let free = free_hugepage_mb();
+    let need = p.eal.memory_mb as u64;
+    match p.eal.hugepages {
+        HugepageMode::Off => Ok((false, None)),
+        HugepageMode::Required if free < need => Err(EngineError(format!(
+            "{}: eal.hugepages = \"required\" but only {free} MiB of hugepages are free ({need} MiB needed).\n\
+             Fix: run scripts/setup.sh, or as root: sysctl -w vm.nr_hugepages={} \
+             (or set eal.hugepages = \"auto\" to fall back to --no-huge)",
+            p.source,
+            need.div_ceil(2) + 64
+        ))),
+        HugepageMode::Required => Ok((true, None)),
+        HugepageMode::Auto if free >= need => Ok((true, None)),
+        HugepageMode::Auto => Ok((
+            false,
+            Some(format!(
+                "pgw: only {free} MiB of hugepages free ({need} MiB wanted): running with --no-huge \
+                 (about 30 % slower). To use hugepages run scripts/setup.sh or: sysctl -w vm.nr_hugepages={}",
+                need.div_ceil(2) + 64
+            )),
+        )),
+    }
+}
+
+impl Engine {
+    /// Bring up EAL and the ports. Nothing polls yet.
+    pub fn init(profile: Profile) -> Result<Engine, EngineError> {
+        let (hugepages, note) = choose_hugepages(&profile)?;
+        if let Some(n) = note {
+            eprintln!("{n}");
+        }
+        let args = profile.eal_args(hugepages);
+        dpdk::eal_init(&args)
+            .map_err(|e| EngineError(format!("{e}\n  EAL arguments: {}", args.join(" "))))?;
+        let lcores = dpdk::lcores();
+        let nworkers = profile.cores.workers.len();
+        if lcores.len() != nworkers {
+            return Err(EngineError(format!(
+                "EAL gave {} lcores for {} workers",
+                lcores.len(),
+                nworkers
+            )));
+        }
+        if profile.ports.len() > MAX_PORTS {
+            return Err(EngineError(format!(
+                "{} ports: at most {MAX_PORTS}",
+                profile.ports.len()
+            )));
+        }
+        let e = &profile.engine;
+        let pool = Mempool::new(
+            &format!("pgw_{}", profile.instance.name),
+            e.mbufs,
+            e.mbuf_cache,
+            2048 + 128,
+            -1,
+        )
+        .map_err(|err| {
+            EngineError(format!(
+                "{err}\n  hint: lower engine.mbufs or raise eal.memory_mb"
+            ))
+        })?;
+        let mut ports = Vec::new();
+        // Every worker gets RX and TX queue `w`; the management thread gets TX
+        // queue `nworkers` (ARP requests, health probes, replies it builds).
+        let nrxq = nworkers as u16;
+        let ntxq = nworkers as u16 + 1;
+        for (i, pc) in profile.ports.iter().enumerate() {
+            let name = profile.dpdk_name(i);
+            let id = PortId::by_name(&name).map_err(|err| {
+                EngineError(format!(
+                    "{}: port[{i}] ({}): {err}",
+                    profile.source, pc.name
+                ))
+            })?;
+            let info = id.info()?;
+            if info.max_rx_queues < nrxq || info.max_tx_queues < ntxq {
+                return Err(EngineError(format!(
+                    "{}: port[{i}] ({}, driver {}): {} workers need {nrxq} RX and {ntxq} TX queues, the device allows {} / {}{}",
+                    profile.source,
+                    pc.name,
+                    info.driver,
+                    nworkers,
+                    info.max_rx_queues,
+                    info.max_tx_queues,
+                    if info.driver.contains("af_packet") { " (add qpairs=N to the device string)" } else { "" }
+                )));
+            }
+            let rss = id
+                .configure(nrxq, ntxq, e.rx_desc, e.tx_desc, &pool)
+                .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
+            if let Some(m) = &pc.mac {
+                id.set_mac(parse_mac(m).expect("validated"))?;
+            }
+            id.set_promiscuous(true)?;
+            id.start()
+                .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
+            let mac = id.mac()?;
+            ports.push(PortRt {
+                name: pc.name.clone(),
+                device: pc.device.clone(),
+                id,
+                driver: info.driver,
+                mac,
+                rx_queues: nrxq,
+                tx_queues: ntxq,
+                rss,
+            });
+        }
+        let inst = &profile.instance.name;
+        let mut handoff = Vec::new();
+        for w in 0..nworkers {
+            handoff.push(Arc::new(Ring::new(
+                &format!("pgw_{inst}_h{w}"),
+                e.handoff_ring,
+                -1,
+                false,
+                true,
+            )?));
+        }
+        let control = Arc::new(Ring::new(
+            &format!("pgw_{inst}_ctl"),
+            1024,
+            -1,
+            false,
+            true,
+        )?);
+        let shared = (0..nworkers)
+            .map(|_| Arc::new(WorkerShared::default()))
+            .collect();
+        let info = Info {
+            instance: profile.instance.name.clone(),
+            role: profile.instance.role,
+            hugepages,
+            started: Instant::now(),
+            lcores,
+            ports,
+            shared,
+            pool,
+            control_rx: Default::default(),
+        };
+        Ok(Engine {
+            profile,
+            info: Some(Arc::new(info)),
+            handoff,
+            control: Some(control),
+            quit: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn info(&self) -> &Arc<Info> {
+        self.info
+            .as_ref()
+            .expect("info lives as long as the engine")
+    }
+
+    pub fn pool(&self) -> &Mempool {
+        &self.info().pool
+    }
+
+    /// The flag that stops every loop (set by SIGINT/SIGTERM or by a test).
+    pub fn quit_flag(&self) -> Arc<AtomicBool> {
+        self.quit.clone()
+    }
+
+    fn build_pipeline(&self) -> Pipeline {
+        let p = &self.profile;
+        match p.instance.role {
+            Role::Wire => {
+                let pairs: Vec<(PortIdx, PortIdx)> = p
+                    .wire
+                    .as_ref()
+                    .expect("validated")
+                    .pairs
+                    .iter()
+                    .map(|[a, b]| {
+                        (
+                            p.port_index(a).unwrap() as PortIdx,
+                            p.port_index(b).unwrap() as PortIdx,
+                        )
+                    })
+                    .collect();
+                Pipeline::Wire(WireFwd::new(p.ports.len(), &pairs))
+            }
+            Role::Lb | Role::Gw | Role::LbGw => unreachable!("refused by profile validation"),
+        }
+    }
+
+    fn make_worker(&self, w: usize) -> Worker {
+        let hz = dpdk::tsc_hz();
+        let mut port_of = vec![PortIdx::MAX; 64];
+        for (i, p) in self.info().ports.iter().enumerate() {
+            if (p.id.0 as usize) < port_of.len() {
+                port_of[p.id.0 as usize] = i as PortIdx;
+            }
+        }
+        let e = &self.profile.engine;
+        Worker {
+            index: w,
+            ports: self.info().ports.iter().map(|p| p.id).collect(),
+            port_of,
+            queue: QueueId(w as u16),
+            pipeline: self.build_pipeline(),
+            handoff_in: self.handoff[w].clone(),
+            handoff_out: self.handoff.clone(),
+            control: self.control.clone().expect("control ring"),
+            shared: self.info().shared[w].clone(),
+            quit: self.quit.clone(),
+            burst: e.burst as usize,
+            drain_tsc: (hz / 1_000_000).max(1) * e.tx_drain_us.max(1) as u64,
+            tsc_per_ms: (hz / 1000).max(1),
+            tsc_start: dpdk::tsc(),
+            idle_sleep: Duration::from_micros(e.idle_sleep_us as u64),
+            idle_polls: e.idle_polls,
+        }
+    }
+
+    /// A report of every counter now.
+    pub fn report(&self) -> Report {
+        self.info().report()
+    }
+
+    /// Run workers and the management thread until the quit flag is set.
+    /// Worker 0 runs on the calling thread (EAL's main lcore), as in l3fwd.
+    pub fn run(&mut self) -> Result<Report, EngineError> {
+        let mgmt = Management::start(self)?;
+        let lcores = self.info().lcores.clone();
+        for (w, &l) in lcores.iter().enumerate().skip(1) {
+            let worker = self.make_worker(w);
+            dpdk::launch(l, move || worker.run())?;
+        }
+        let w0 = self.make_worker(0);
+        w0.run();
+        for &l in lcores.iter().skip(1) {
+            dpdk::wait_lcore(l);
+        }
+        mgmt.stop();
+        Ok(self.report())
+    }
+}
+
+impl Info {
+    /// Every counter now.
+    pub fn report(&self) -> Report {
+        let e = self;
+        let nports = e.ports.len();
+        Report {
+            instance: e.instance.clone(),
+            role: format!("{:?}", e.role).to_lowercase(),
+            dpdk: dpdk::version(),
+            hugepages: e.hugepages,
+            uptime_ms: e.started.elapsed().as_millis() as u64,
+            mbufs_in_use: e.pool.in_use(),
+            mbufs_available: e.pool.available(),
+            control_rx: e.control_rx.load(Relaxed),
+            ports: e
+                .ports
+                .iter()
+                .map(|p| {
+                    let s = p.id.stats();
+                    PortReport {
+                        name: p.name.clone(),
+                        device: p.device.clone(),
+                        driver: p.driver.clone(),
+                        dpdk_port: p.id.0,
+                        mac: mac_string(p.mac),
+                        link_up: p.id.link().up,
+                        rx_queues: p.rx_queues,
+                        tx_queues: p.tx_queues,
+                        rss: p.rss,
+                        ipackets: s.ipackets,
+                        opackets: s.opackets,
+                        ibytes: s.ibytes,
+                        obytes: s.obytes,
+                        imissed: s.imissed,
+                        ierrors: s.ierrors,
+                        oerrors: s.oerrors,
+                        rx_nombuf: s.rx_nombuf,
+                    }
+                })
+                .collect(),
+            workers: e
+                .shared
+                .iter()
+                .enumerate()
+                .map(|(w, s)| s.report(w, e.lcores[w].0, nports))
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.quit.store(true, Relaxed);
+        if let Some(info) = &self.info {
+            for p in &info.ports {
+                p.id.stop();
+                p.id.close();
+            }
+        }
+        self.handoff.clear();
+        self.control.take();
+        // The last reference: frees the pool (every mbuf is back by now).
+        self.info.take();
+        dpdk::eal_cleanup();
+    }
+}

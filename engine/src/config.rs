@@ -1,0 +1,635 @@
+//! Profiles: the TOML files under `configs/` that say what one `pgw`
+//! instance runs (role, ports, cores, EAL options, table sizes).
+//!
+//! Every error names the file, the key and what is wrong. The EAL argument
+//! list is derived here and nowhere else, so the PCI rule lives in one place:
+//! `--no-pci` unless a `[[port]]` names a PCI address, and then only an
+//! allow-list (`-a`) of exactly those addresses.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration error: `file: key: message`.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.msg)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.msg)
+        }
+    }
+}
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Plain forwarding between port pairs (l2fwd); no gateway logic.
+    Wire,
+    /// The first distribution stage only.
+    Lb,
+    /// The packet gateway only.
+    Gw,
+    /// LB and GW chained in one box (the single-box default).
+    #[serde(rename = "lb+gw")]
+    LbGw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HugepageMode {
+    /// Hugepages when enough are free, else `--no-huge` (said plainly at start).
+    #[default]
+    Auto,
+    /// Hugepages or fail with instructions.
+    Required,
+    /// Always `--no-huge` (about 30 % slower; fine for tests).
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub name: String,
+    pub role: Role,
+    /// Unix socket that `pgw stats` and the other operator commands read.
+    #[serde(default)]
+    pub control_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eal {
+    #[serde(default)]
+    pub hugepages: HugepageMode,
+    /// Memory for DPDK in MiB (with `--no-huge` it is reserved up front).
+    #[serde(default = "d_memory_mb")]
+    pub memory_mb: u32,
+    /// Further EAL options (log levels, ...). Device, core and memory-mode
+    /// options are refused here: they come from the rest of the profile.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Eal {
+    fn default() -> Self {
+        Eal {
+            hugepages: HugepageMode::Auto,
+            memory_mb: d_memory_mb(),
+            extra_args: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cores {
+    /// CPUs of the worker lcores (the first is EAL's main lcore, which runs
+    /// worker 0 itself, as l3fwd does).
+    pub workers: Vec<u32>,
+    /// CPU the management thread is pinned to.
+    #[serde(default)]
+    pub management: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineCfg {
+    #[serde(default = "d_burst")]
+    pub burst: u16,
+    #[serde(default = "d_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "d_desc")]
+    pub tx_desc: u16,
+    /// Mbufs in the pool (2^n - 1 is best).
+    #[serde(default = "d_mbufs")]
+    pub mbufs: u32,
+    #[serde(default = "d_mbuf_cache")]
+    pub mbuf_cache: u32,
+    /// Flush partially filled TX bursts after this long.
+    #[serde(default = "d_drain")]
+    pub tx_drain_us: u32,
+    /// Idle back-off: after `idle_polls` empty polls in a row, sleep this
+    /// long between polls. 0 = busy-poll (benchmarks, production).
+    #[serde(default)]
+    pub idle_sleep_us: u32,
+    #[serde(default = "d_idle_polls")]
+    pub idle_polls: u32,
+    /// Slots in each worker's handoff ring (power of two).
+    #[serde(default = "d_ring")]
+    pub handoff_ring: u32,
+}
+
+impl Default for EngineCfg {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCfg {
+    /// Name used everywhere else in the profile and in stats.
+    pub name: String,
+    /// A DPDK virtual device (`net_tap0,iface=pgw0`, `net_ring0`,
+    /// `net_null0`, `net_af_xdp0,iface=veth0`, ...) or a PCI address
+    /// (`0000:03:00.0`), which then goes on EAL's allow-list.
+    pub device: String,
+    /// Set this MAC on the port (otherwise the device's own).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// The gateway's own IPv4 addresses on this port (ARP is answered for them).
+    #[serde(default)]
+    pub ipv4: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wire {
+    /// Pairs of port names; frames arriving on one leave on the other.
+    pub pairs: Vec<[String; 2]>,
+}
+
+/// A whole profile as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub instance: Instance,
+    #[serde(default)]
+    pub eal: Eal,
+    pub cores: Cores,
+    #[serde(default)]
+    pub engine: EngineCfg,
+    #[serde(rename = "port", default)]
+    pub ports: Vec<PortCfg>,
+    #[serde(default)]
+    pub wire: Option<Wire>,
+    /// Where the profile came from (for messages).
+    #[serde(skip)]
+    pub source: String,
+}
+
+fn d_memory_mb() -> u32 {
+    512
+}
+fn d_burst() -> u16 {
+    32
+}
+fn d_desc() -> u16 {
+    1024
+}
+fn d_mbufs() -> u32 {
+    16383
+}
+fn d_mbuf_cache() -> u32 {
+    256
+}
+fn d_drain() -> u32 {
+    100
+}
+fn d_idle_polls() -> u32 {
+    256
+}
+fn d_ring() -> u32 {
+    4096
+}
+
+/// Does this device string name a PCI device (`DDDD:BB:DD.F` or `BB:DD.F`)?
+pub fn is_pci(device: &str) -> bool {
+    let addr = device.split(',').next().unwrap_or("");
+    let parts: Vec<&str> = addr.split(':').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    let (bus, devfn) = match parts.as_slice() {
+        [dom, bus, devfn] if hex(dom, 4) => (*bus, *devfn),
+        [bus, devfn] => (*bus, *devfn),
+        _ => return false,
+    };
+    let mut df = devfn.split('.');
+    let (Some(d), Some(f), None) = (df.next(), df.next(), df.next()) else {
+        return false;
+    };
+    hex(bus, 2) && hex(d, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c))
+}
+
+/// EAL options a profile may not pass in `extra_args`, with where they belong.
+const FORBIDDEN_EAL: &[(&str, &str)] = &[
+    ("-a", "[[port]] device = \"<PCI address>\""),
+    ("--allow", "[[port]] device = \"<PCI address>\""),
+    ("-w", "[[port]] device = \"<PCI address>\""),
+    (
+        "-b",
+        "nothing: pgw never probes PCI devices it is not given",
+    ),
+    (
+        "--block",
+        "nothing: pgw never probes PCI devices it is not given",
+    ),
+    ("--vdev", "[[port]] device = \"net_...\""),
+    ("--no-pci", "nothing: it is the default without PCI ports"),
+    ("-l", "[cores] workers"),
+    ("-c", "[cores] workers"),
+    ("--lcores", "[cores] workers"),
+    (
+        "--main-lcore",
+        "[cores] workers (the first is the main lcore)",
+    ),
+    ("--no-huge", "[eal] hugepages = \"off\""),
+    ("--in-memory", "[eal] hugepages"),
+    ("-m", "[eal] memory_mb"),
+    ("--file-prefix", "[instance] name"),
+];
+
+impl Profile {
+    /// Read and validate a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            msg: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parse and validate profile text; `file` is used in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Profile, ConfigError> {
+        let mut p: Profile = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            key: String::new(),
+            msg: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        p.source = file.to_string();
+        p.validate()?;
+        Ok(p)
+    }
+
+    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.source.clone(),
+            key: key.into(),
+            msg: msg.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let name = &self.instance.name;
+        if name.is_empty()
+            || name.len() > 24
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(self.err("instance.name", format!("{name:?}: use 1-24 letters, digits, '-' or '_' (it names DPDK objects and files)")));
+        }
+        if self.cores.workers.is_empty() {
+            return Err(self.err("cores.workers", "at least one worker CPU is needed"));
+        }
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as u32;
+        let mut seen = HashSet::new();
+        for (i, &c) in self.cores.workers.iter().enumerate() {
+            if c >= 128 {
+                return Err(self.err(
+                    format!("cores.workers[{i}]"),
+                    format!("CPU {c} is out of range"),
+                ));
+            }
+            if !seen.insert(c) {
+                return Err(self.err(
+                    format!("cores.workers[{i}]"),
+                    format!("CPU {c} is listed twice"),
+                ));
+            }
+        }
+        if let Some(m) = self.cores.management {
+            if m >= ncpu.max(1) {
+                return Err(self.err(
+                    "cores.management",
+                    format!("CPU {m} does not exist on this machine ({ncpu} CPUs)"),
+                ));
+            }
+        }
+        let e = &self.engine;
+        if e.burst == 0 || e.burst as usize > crate::dpdk::MAX_BURST {
+            return Err(self.err(
+                "engine.burst",
+                format!("{} is not within 1..={}", e.burst, crate::dpdk::MAX_BURST),
+            ));
+        }
+        if !e.handoff_ring.is_power_of_two() || e.handoff_ring < 64 {
+            return Err(self.err(
+                "engine.handoff_ring",
+                format!("{} must be a power of two >= 64", e.handoff_ring),
+            ));
+        }
+        let min_mbufs = (self.ports.len() as u32 * self.cores.workers.len() as u32)
+            * (e.rx_desc as u32 + e.tx_desc as u32)
+            + 1024;
+        if e.mbufs < min_mbufs {
+            return Err(self.err("engine.mbufs", format!("{} is too few for {} ports x {} workers x ({} rx + {} tx descriptors): use at least {}", e.mbufs, self.ports.len(), self.cores.workers.len(), e.rx_desc, e.tx_desc, min_mbufs)));
+        }
+        if self.eal.memory_mb < 64 {
+            return Err(self.err("eal.memory_mb", "at least 64 MiB"));
+        }
+        for (i, a) in self.eal.extra_args.iter().enumerate() {
+            let flag = a.split('=').next().unwrap_or("");
+            if let Some((_, instead)) = FORBIDDEN_EAL.iter().find(|(f, _)| {
+                *f == flag || (f.len() == 2 && flag.starts_with(f) && !flag.starts_with("--"))
+            }) {
+                return Err(self.err(
+                    format!("eal.extra_args[{i}]"),
+                    format!("{a:?} is set by the profile itself; use {instead}"),
+                ));
+            }
+        }
+        if self.ports.is_empty() {
+            return Err(self.err("port", "no [[port]]: a gateway needs at least one port"));
+        }
+        let mut names = HashSet::new();
+        let mut devs = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let k = format!("port[{i}]");
+            if p.name.is_empty() || !names.insert(p.name.as_str()) {
+                return Err(self.err(
+                    format!("{k}.name"),
+                    format!("{:?} is empty or used twice", p.name),
+                ));
+            }
+            let dev = p.device.split(',').next().unwrap_or("");
+            if dev.is_empty() {
+                return Err(self.err(format!("{k}.device"), "empty device"));
+            }
+            if !is_pci(&p.device) && !dev.starts_with("net_") {
+                return Err(self.err(format!("{k}.device"), format!("{:?} is neither a PCI address (0000:03:00.0) nor a DPDK virtual device (net_tap0, net_ring0, ...)", p.device)));
+            }
+            if !devs.insert(dev.to_string()) {
+                return Err(self.err(
+                    format!("{k}.device"),
+                    format!("device {dev:?} is used by two ports"),
+                ));
+            }
+            if let Some(m) = &p.mac {
+                parse_mac(m).map_err(|msg| self.err(format!("{k}.mac"), msg))?;
+            }
+            for (j, a) in p.ipv4.iter().enumerate() {
+                parse_cidr(a).map_err(|msg| self.err(format!("{k}.ipv4[{j}]"), msg))?;
+            }
+        }
+        match self.instance.role {
+            Role::Wire => {
+                let w = self.wire.as_ref().ok_or_else(|| {
+                    self.err(
+                        "wire",
+                        "role \"wire\" needs a [wire] section with pairs = [[\"a\", \"b\"]]",
+                    )
+                })?;
+                let mut used = HashSet::new();
+                for (i, [a, b]) in w.pairs.iter().enumerate() {
+                    for (j, n) in [a, b].into_iter().enumerate() {
+                        if self.port_index(n).is_none() {
+                            return Err(self.err(
+                                format!("wire.pairs[{i}][{j}]"),
+                                format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+                            ));
+                        }
+                        if !used.insert(n.as_str()) {
+                            return Err(self.err(
+                                format!("wire.pairs[{i}][{j}]"),
+                                format!("port {n:?} is in two pairs"),
+                            ));
+                        }
+                    }
+                    if a == b {
+                        return Err(self.err(
+                            format!("wire.pairs[{i}]"),
+                            "a port cannot be paired with itself",
+                        ));
+                    }
+                }
+            }
+            Role::Lb | Role::Gw | Role::LbGw => {
+                return Err(self.err("instance.role", "the gateway roles need the [lb]/[gw] sections of the gateway data path, which this build does not have yet; use role = \"wire\""));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    fn port_names(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Path of the control socket.
+    pub fn control_socket(&self) -> PathBuf {
+        self.instance
+            .control_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/tmp/pgw-{}.sock", self.instance.name)))
+    }
+
+    /// The EAL argument list (argv[0] included) for this profile, given
+    /// whether enough hugepages are free.
+    pub fn eal_args(&self, use_huge: bool) -> Vec<String> {
+        let mut cpus = self.cores.workers.clone();
+        // The first worker CPU is the main lcore; EAL numbers lcores by CPU.
+        let main = cpus[0];
+        cpus.sort_unstable();
+        let mut a = vec![
+            "pgw".to_string(),
+            "-l".into(),
+            cpus.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            format!("--main-lcore={main}"),
+            format!("--file-prefix=pgw-{}", self.instance.name),
+        ];
+        if use_huge {
+            a.push("--in-memory".into());
+        } else {
+            a.extend([
+                "--no-huge".into(),
+                "--no-shconf".into(),
+                "-m".into(),
+                self.eal.memory_mb.to_string(),
+            ]);
+        }
+        let mut any_pci = false;
+        for p in &self.ports {
+            if is_pci(&p.device) {
+                any_pci = true;
+                a.push("-a".into());
+                a.push(p.device.clone());
+            } else {
+                a.push(format!("--vdev={}", p.device));
+            }
+        }
+        if !any_pci {
+            a.push("--no-pci".into());
+        }
+        a.extend(self.eal.extra_args.iter().cloned());
+        a
+    }
+
+    /// The DPDK device name of port `i` (what `rte_eth_dev_get_port_by_name` takes).
+    pub fn dpdk_name(&self, i: usize) -> String {
+        let d = &self.ports[i].device;
+        let first = d.split(',').next().unwrap_or(d).to_string();
+        if is_pci(d) && first.len() == 7 {
+            format!("0000:{first}")
+        } else {
+            first
+        }
+    }
+}
+
+/// Parse `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"));
+    }
+    let mut m = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        m[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"))?;
+    }
+    Ok(m)
+}
+
+/// Parse `a.b.c.d/len` (or a bare address, /32).
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (
+            a,
+            l.parse::<u8>()
+                .map_err(|_| format!("{s:?}: bad prefix length"))?,
+        ),
+        None => (s, 32),
+    };
+    let ip: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address"))?;
+    if len > 32 {
+        return Err(format!("{s:?}: prefix length over 32"));
+    }
+    Ok((ip, len))
+}
+
+/// Free hugepage memory in MiB (from /proc/meminfo).
+pub fn free_hugepage_mb() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/meminfo") else {
+        return 0;
+    };
+    let field = |k: &str| -> u64 {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    field("HugePages_Free:") * field("Hugepagesize:") / 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[instance]
+name = "t"
+role = "wire"
+[cores]
+workers = [0, 1]
+[engine]
+mbufs = 16383
+[[port]]
+name = "a"
+device = "net_ring0"
+[[port]]
+name = "b"
+device = "net_ring1"
+[wire]
+pairs = [["a", "b"]]
+"#;
+
+    #[test]
+    fn good_profile_gives_no_pci() {
+        let p = Profile::parse(GOOD, "good.toml").unwrap();
+        let a = p.eal_args(false);
+        assert!(a.contains(&"--no-pci".to_string()));
+        assert!(a.contains(&"--vdev=net_ring0".to_string()));
+        assert!(!a.iter().any(|x| x == "-a"));
+        assert!(a.contains(&"--no-huge".to_string()));
+        assert!(p.eal_args(true).contains(&"--in-memory".to_string()));
+    }
+
+    #[test]
+    fn pci_port_gives_allow_list_only() {
+        let t = GOOD.replace("net_ring1", "0000:03:00.0");
+        let p = Profile::parse(&t, "pci.toml").unwrap();
+        let a = p.eal_args(true);
+        assert!(!a.contains(&"--no-pci".to_string()));
+        let i = a.iter().position(|x| x == "-a").unwrap();
+        assert_eq!(a[i + 1], "0000:03:00.0");
+        assert_eq!(a.iter().filter(|x| *x == "-a").count(), 1);
+    }
+
+    #[test]
+    fn pci_detection() {
+        assert!(is_pci("0000:03:00.0"));
+        assert!(is_pci("03:00.1"));
+        assert!(is_pci("0000:af:00.7,rxq=2"));
+        assert!(!is_pci("net_tap0,iface=x"));
+        assert!(!is_pci("03:00.8"));
+        assert!(!is_pci("net_pcap0,rx_pcap=a:b.0"));
+    }
+
+    fn err_of(text: &str) -> String {
+        Profile::parse(text, "bad.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = err_of(&GOOD.replace("[engine]", "[engine]\nburts = 3"));
+        assert!(e.starts_with("bad.toml"), "{e}");
+        assert!(e.contains("burts"), "{e}");
+        let e = err_of(&GOOD.replace(
+            "device = \"net_ring1\"",
+            "device = \"net_ring1\"\nipv4 = [\"10.0.0.300/24\"]",
+        ));
+        assert!(e.contains("port[1].ipv4[0]"), "{e}");
+        let e = err_of(&GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"c\"]"));
+        assert!(e.contains("wire.pairs[0][1]") && e.contains("\"c\""), "{e}");
+        let e = err_of(&GOOD.replace("device = \"net_ring1\"", "device = \"eth0\""));
+        assert!(e.contains("port[1].device"), "{e}");
+        let e = err_of(&GOOD.replace(
+            "[engine]",
+            "[eal]\nextra_args = [\"-b\", \"00:01.0\"]\n[engine]",
+        ));
+        assert!(e.contains("eal.extra_args[0]"), "{e}");
+        let e = err_of(&GOOD.replace("mbufs = 16383", "mbufs = 100"));
+        assert!(e.contains("engine.mbufs"), "{e}");
+        let e = err_of(&GOOD.replace("role = \"wire\"", "role = \"router\""));
+        assert!(e.contains("role") && e.contains("router"), "{e}");
+    }
+}

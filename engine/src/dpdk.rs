@@ -1,0 +1,879 @@
+//! The one module of pgw that calls DPDK: safe wrappers over `rte-sys`.
+//!
+//! Everything else in the engine goes through these types. Contract:
+//! - ids are newtypes (`PortId`, `QueueId`, `LcoreId`), C return codes become
+//!   `Result<_, DpdkError>` with DPDK's own error text;
+//! - an [`Mbuf`] is an owned packet buffer: dropping it frees it;
+//! - a [`Burst`] is a fixed array of owned mbufs on the stack (no heap);
+//!   `rx`/`tx`/ring operations move mbufs in and out of it, and whatever TX or
+//!   a ring refuses is freed and reported, never leaked;
+//! - queues are used by exactly one thread each (DPDK's own rule): the engine
+//!   gives every worker its own RX/TX queue per port, and the management
+//!   thread its own TX queue.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::ptr::NonNull;
+
+use arrayvec::ArrayVec;
+use pgw_pipelines::{Pkt, PortIdx};
+use rte_sys as sys;
+
+/// Largest burst the engine moves at once.
+pub const MAX_BURST: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct DpdkError {
+    pub what: String,
+    pub code: i32,
+}
+
+impl fmt::Display for DpdkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} (error {})",
+            self.what,
+            strerror(self.code),
+            self.code
+        )
+    }
+}
+impl std::error::Error for DpdkError {}
+
+fn strerror(code: i32) -> String {
+    let code = code.abs();
+    // SAFETY: rte_strerror returns a pointer to a static or thread-local
+    // NUL-terminated string for any value.
+    unsafe { CStr::from_ptr(sys::rte_strerror(code)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn rte_errno() -> i32 {
+    // SAFETY: reads DPDK's per-thread errno.
+    unsafe { sys::shim_errno() }
+}
+
+fn check(ret: i32, what: impl FnOnce() -> String) -> Result<i32, DpdkError> {
+    if ret < 0 {
+        Err(DpdkError {
+            what: what(),
+            code: ret,
+        })
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cstring(s: &str) -> Result<CString, DpdkError> {
+    CString::new(s).map_err(|_| DpdkError {
+        what: format!("name {s:?} contains a NUL byte"),
+        code: -22,
+    })
+}
+
+// ---------------------------------------------------------------- EAL
+
+/// Initialise the EAL with `args` (argv[0] included). Once per process.
+pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
+    let cargs: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let mut argv: Vec<*mut libc::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
+    // SAFETY: argv points at NUL-terminated strings that outlive the call;
+    // DPDK may permute argv but does not keep it.
+    let ret = unsafe { sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(DpdkError {
+            what: "rte_eal_init".into(),
+            code: -rte_errno(),
+        });
+    }
+    Ok(())
+}
+
+/// Release EAL resources (hugepages, vdevs). Call after every worker stopped
+/// and every mempool/ring was dropped.
+pub fn eal_cleanup() {
+    // SAFETY: called once, after all DPDK objects are released.
+    unsafe {
+        sys::rte_eal_cleanup();
+    }
+}
+
+/// DPDK's version string, e.g. "DPDK 22.11.11".
+pub fn version() -> String {
+    // SAFETY: static string.
+    unsafe { CStr::from_ptr(sys::rte_version()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// An EAL logical core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LcoreId(pub u32);
+
+/// Every enabled lcore, main first.
+pub fn lcores() -> Vec<LcoreId> {
+    // SAFETY: EAL is initialised before any caller gets here; the iteration
+    // functions only read EAL's lcore table.
+    unsafe {
+        let main = sys::rte_get_main_lcore();
+        let mut v = vec![LcoreId(main)];
+        let mut i = sys::rte_get_next_lcore(u32::MAX, 1, 0);
+        while i < sys::RTE_MAX_LCORE {
+            v.push(LcoreId(i));
+            i = sys::rte_get_next_lcore(i, 1, 0);
+        }
+        v
+    }
+}
+
+/// The calling thread's lcore id (`u32::MAX` on a non-EAL thread).
+pub fn current_lcore() -> u32 {
+    // SAFETY: reads a thread-local.
+    unsafe { sys::shim_lcore_id() }
+}
+
+/// The OS CPU an lcore runs on.
+pub fn lcore_cpu(l: LcoreId) -> i32 {
+    // SAFETY: reads EAL's lcore table.
+    unsafe { sys::rte_lcore_to_cpu_id(l.0 as i32) }
+}
+
+type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
+
+unsafe extern "C" fn trampoline(arg: *mut libc::c_void) -> i32 {
+    // SAFETY: `arg` is the Box<Job> leaked by `launch` for this call only.
+    let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
+    job()
+}
+
+/// Run `f` on worker lcore `l` (not the main lcore). Returns at once.
+pub fn launch(l: LcoreId, f: impl FnOnce() -> i32 + Send + 'static) -> Result<(), DpdkError> {
+    let job: Box<Job> = Box::new(Box::new(f));
+    let raw = Box::into_raw(job) as *mut libc::c_void;
+    // SAFETY: the trampoline takes ownership of `raw` exactly once; if the
+    // launch fails we take it back here.
+    let ret = unsafe { sys::rte_eal_remote_launch(Some(trampoline), raw, l.0) };
+    if ret < 0 {
+        // SAFETY: not consumed by DPDK.
+        drop(unsafe { Box::from_raw(raw as *mut Job) });
+        return Err(DpdkError {
+            what: format!("rte_eal_remote_launch on lcore {}", l.0),
+            code: ret,
+        });
+    }
+    Ok(())
+}
+
+/// Wait for the job on lcore `l` to return; its return value.
+pub fn wait_lcore(l: LcoreId) -> i32 {
+    // SAFETY: blocks until the lcore is idle.
+    unsafe { sys::rte_eal_wait_lcore(l.0) }
+}
+
+/// Time-stamp counter (one `rdtsc`).
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: reads the TSC.
+    unsafe { sys::shim_rdtsc() }
+}
+
+/// TSC ticks per second, as measured by EAL.
+pub fn tsc_hz() -> u64 {
+    // SAFETY: reads a value EAL computed at init.
+    unsafe { sys::rte_get_tsc_hz() }
+}
+
+// ---------------------------------------------------------------- mempool
+
+/// A pktmbuf pool.
+pub struct Mempool {
+    ptr: NonNull<sys::rte_mempool>,
+}
+// SAFETY: DPDK mempools are thread-safe (per-lcore caches + lock-free ring).
+unsafe impl Send for Mempool {}
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// `n` mbufs of `data_room` bytes (headroom included), `cache` per lcore.
+    pub fn new(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Self, DpdkError> {
+        let cname = cstring(name)?;
+        // SAFETY: valid C string; DPDK copies the name.
+        let p =
+            unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
+        NonNull::new(p)
+            .map(|ptr| Mempool { ptr })
+            .ok_or_else(|| DpdkError {
+                what: format!("rte_pktmbuf_pool_create({name}, {n} mbufs)"),
+                code: -rte_errno(),
+            })
+    }
+    /// Mbufs currently taken from the pool (in rings, queues, bursts).
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: pool is alive.
+        unsafe { sys::shim_mempool_in_use(self.ptr.as_ptr()) }
+    }
+    pub fn available(&self) -> u32 {
+        // SAFETY: pool is alive.
+        unsafe { sys::shim_mempool_avail(self.ptr.as_ptr()) }
+    }
+    /// Allocate one mbuf (data length 0).
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: pool is alive; a non-null result is a fresh mbuf we own.
+        NonNull::new(unsafe { sys::shim_pktmbuf_alloc(self.ptr.as_ptr()) }).map(Mbuf)
+    }
+    fn raw(&self) -> *mut sys::rte_mempool {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: every mbuf must be back; DPDK frees the memory.
+        unsafe { sys::rte_mempool_free(self.ptr.as_ptr()) }
+    }
+}
+
+// ---------------------------------------------------------------- mbuf
+
+/// One owned packet buffer. Dropping it returns it to its pool.
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+// SAFETY: an mbuf is owned by exactly one holder at a time.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    #[inline]
+    fn m(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+    /// Frame length (single-segment mbufs).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.m().data_len as usize
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of segments (the engine only handles 1).
+    #[inline]
+    pub fn nb_segs(&self) -> u16 {
+        self.m().nb_segs
+    }
+    /// DPDK port id the mbuf arrived on.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.m().port
+    }
+    /// Record the DPDK port the frame arrived on (not every PMD sets it).
+    #[inline]
+    pub fn set_port(&mut self, port: PortId) {
+        // SAFETY: we own the mbuf.
+        unsafe { (*self.0.as_ptr()).port = port.0 }
+    }
+    /// The writable room from the first byte of the frame to the buffer end.
+    #[inline]
+    pub fn room_mut(&mut self) -> &mut [u8] {
+        // SAFETY: single-segment mbuf that we own: [buf_addr + data_off,
+        // buf_addr + buf_len) is its data area, valid and not aliased.
+        unsafe { room(self.0.as_ptr()) }
+    }
+    /// Set the frame length (clamped to the room).
+    #[inline]
+    pub fn set_len(&mut self, len: usize) {
+        // SAFETY: we own the mbuf.
+        unsafe { set_len(self.0.as_ptr(), len) }
+    }
+    /// Replace the contents with `bytes`; false if they do not fit.
+    pub fn write(&mut self, bytes: &[u8]) -> bool {
+        let room = self.room_mut();
+        if bytes.len() > room.len() {
+            return false;
+        }
+        room[..bytes.len()].copy_from_slice(bytes);
+        self.set_len(bytes.len());
+        true
+    }
+    /// The frame's bytes.
+    pub fn frame(&mut self) -> &[u8] {
+        let n = self.len();
+        &self.room_mut()[..n]
+    }
+    fn into_raw(self) -> *mut sys::rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own it; freeing returns it to its pool.
+        unsafe { sys::shim_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+#[inline]
+unsafe fn room<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
+    // SAFETY: caller guarantees `m` is a valid single-segment mbuf it owns.
+    unsafe {
+        let mb = &*m;
+        let off = mb.data_off as usize;
+        let len = (mb.buf_len as usize).saturating_sub(off);
+        std::slice::from_raw_parts_mut((mb.buf_addr as *mut u8).add(off), len)
+    }
+}
+
+#[inline]
+unsafe fn set_len(m: *mut sys::rte_mbuf, len: usize) {
+    // SAFETY: caller owns `m`.
+    unsafe {
+        let mb = &mut *m;
+        let max = (mb.buf_len as usize).saturating_sub(mb.data_off as usize);
+        let len = len.min(max);
+        mb.data_len = len as u16;
+        mb.pkt_len = len as u32;
+    }
+}
+
+/// A fixed array of owned mbufs, on the stack. Dropping it frees what it holds.
+pub struct Burst {
+    ptrs: [*mut sys::rte_mbuf; MAX_BURST],
+    len: usize,
+}
+// SAFETY: holds owned mbufs only.
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Burst {
+    pub const fn new() -> Self {
+        Burst {
+            ptrs: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+        }
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == MAX_BURST
+    }
+    #[inline]
+    pub fn room(&self) -> usize {
+        MAX_BURST - self.len
+    }
+
+    /// Append up to `max` packets received on `port`/`queue`; how many came.
+    #[inline]
+    pub fn rx(&mut self, port: PortId, queue: QueueId, max: usize) -> usize {
+        let n = max.min(self.room());
+        // SAFETY: the array has room for `n` pointers; DPDK writes owned mbufs.
+        let got = unsafe {
+            sys::shim_rx_burst(
+                port.0,
+                queue.0,
+                self.ptrs.as_mut_ptr().add(self.len),
+                n as u16,
+            )
+        };
+        self.len += got as usize;
+        got as usize
+    }
+
+    /// Transmit everything on `port`/`queue`. Returns (sent, freed): what the
+    /// queue refused is freed here (the caller counts it as `tx_full`).
+    #[inline]
+    pub fn tx(&mut self, port: PortId, queue: QueueId) -> (usize, usize) {
+        if self.len == 0 {
+            return (0, 0);
+        }
+        // SAFETY: the first `len` pointers are owned mbufs; DPDK takes the
+        // first `sent` of them.
+        let sent =
+            unsafe { sys::shim_tx_burst(port.0, queue.0, self.ptrs.as_mut_ptr(), self.len as u16) }
+                as usize;
+        let freed = self.len - sent;
+        if freed > 0 {
+            // SAFETY: the unsent tail is still ours.
+            unsafe { sys::shim_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(sent), freed as u32) };
+        }
+        self.len = 0;
+        (sent, freed)
+    }
+
+    /// Enqueue everything on `ring`. Returns (enqueued, freed).
+    #[inline]
+    pub fn enqueue(&mut self, ring: &Ring) -> (usize, usize) {
+        if self.len == 0 {
+            return (0, 0);
+        }
+        // SAFETY: as for `tx`; the ring takes ownership of the enqueued ones.
+        let sent = unsafe {
+            sys::shim_ring_enqueue_burst(
+                ring.ptr.as_ptr(),
+                self.ptrs.as_ptr() as *const *mut libc::c_void,
+                self.len as u32,
+                std::ptr::null_mut(),
+            )
+        } as usize;
+        let freed = self.len - sent;
+        if freed > 0 {
+            // SAFETY: the tail is still ours.
+            unsafe { sys::shim_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(sent), freed as u32) };
+        }
+        self.len = 0;
+        (sent, freed)
+    }
+
+    /// Append up to `max` mbufs dequeued from `ring`.
+    #[inline]
+    pub fn dequeue(&mut self, ring: &Ring, max: usize) -> usize {
+        let n = max.min(self.room());
+        // SAFETY: the ring holds owned mbufs (only `Burst::enqueue` puts
+        // anything on engine rings); we take ownership of those we get.
+        let got = unsafe {
+            sys::shim_ring_dequeue_burst(
+                ring.ptr.as_ptr(),
+                self.ptrs.as_mut_ptr().add(self.len) as *mut *mut libc::c_void,
+                n as u32,
+                std::ptr::null_mut(),
+            )
+        } as usize;
+        self.len += got;
+        got
+    }
+
+    /// Append one mbuf; gives it back if the burst is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.is_full() {
+            return Err(m);
+        }
+        self.ptrs[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Take every mbuf out, in order.
+    #[inline]
+    pub fn drain(&mut self) -> Drain<'_> {
+        let n = self.len;
+        self.len = 0;
+        Drain { b: self, i: 0, n }
+    }
+
+    /// Run `f` over zero-copy views of every frame (the pipeline's input).
+    /// The arrival port is `arrival` for a burst read from one port, else the
+    /// mbuf's own `port` field mapped through `port_of` (DPDK port id → the
+    /// engine's port index): handed-off mbufs carry it (see [`Mbuf::set_port`]). The frames'
+    /// lengths as `f` leaves them are written back to the mbufs.
+    /// Multi-segment mbufs are presented with length 0 (stages drop them).
+    #[inline]
+    pub fn with_pkts<R>(
+        &mut self,
+        port_of: &[PortIdx],
+        arrival: Option<PortIdx>,
+        f: impl FnOnce(&mut [Pkt<'_>]) -> R,
+    ) -> R {
+        let mut lens = [0usize; MAX_BURST];
+        let r;
+        {
+            let mut views: ArrayVec<Pkt<'_>, MAX_BURST> = ArrayVec::new();
+            for &p in &self.ptrs[..self.len] {
+                // SAFETY: distinct owned mbufs: their data areas do not
+                // overlap, so the mutable slices do not alias; the borrow of
+                // `self` keeps them alive.
+                let (data, len, port) = unsafe {
+                    let mb = &*p;
+                    let len = if mb.nb_segs == 1 {
+                        mb.data_len as usize
+                    } else {
+                        0
+                    };
+                    (room(p), len, mb.port)
+                };
+                let idx = arrival
+                    .unwrap_or_else(|| port_of.get(port as usize).copied().unwrap_or(PortIdx::MAX));
+                views.push(Pkt::new(data, len, idx));
+            }
+            r = f(&mut views);
+            for (i, v) in views.iter().enumerate() {
+                lens[i] = v.len;
+            }
+        }
+        for i in 0..self.len {
+            // SAFETY: owned mbufs; the views are gone.
+            unsafe {
+                if (*self.ptrs[i]).nb_segs == 1 {
+                    set_len(self.ptrs[i], lens[i]);
+                }
+            }
+        }
+        r
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the first `len` pointers are owned mbufs.
+            unsafe { sys::shim_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), self.len as u32) };
+        }
+    }
+}
+
+/// Owned mbufs taken out of a [`Burst`]; any not taken are freed on drop.
+pub struct Drain<'a> {
+    b: &'a mut Burst,
+    i: usize,
+    n: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.i == self.n {
+            return None;
+        }
+        let p = self.b.ptrs[self.i];
+        self.i += 1;
+        // SAFETY: owned, non-null mbuf pointer moved out exactly once.
+        Some(Mbuf(unsafe { NonNull::new_unchecked(p) }))
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        for _ in self.by_ref() {}
+    }
+}
+
+// ---------------------------------------------------------------- rings
+
+/// A DPDK ring of mbufs (lock-free), used for worker → worker handoff and
+/// worker → management thread traffic.
+pub struct Ring {
+    ptr: NonNull<sys::rte_ring>,
+    owned: bool,
+}
+// SAFETY: rte_ring is thread-safe for the producer/consumer modes it was
+// created with; the engine respects them.
+unsafe impl Send for Ring {}
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// `count` must be a power of two; `single_producer`/`single_consumer`
+    /// select the cheaper SP/SC modes.
+    pub fn new(
+        name: &str,
+        count: u32,
+        socket: i32,
+        single_producer: bool,
+        single_consumer: bool,
+    ) -> Result<Self, DpdkError> {
+        let cname = cstring(name)?;
+        let mut flags = 0;
+        if single_producer {
+            flags |= sys::RING_F_SP_ENQ;
+        }
+        if single_consumer {
+            flags |= sys::RING_F_SC_DEQ;
+        }
+        // SAFETY: valid name; DPDK allocates the ring.
+        let p = unsafe { sys::rte_ring_create(cname.as_ptr(), count, socket, flags) };
+        NonNull::new(p)
+            .map(|ptr| Ring { ptr, owned: true })
+            .ok_or_else(|| DpdkError {
+                what: format!("rte_ring_create({name}, {count})"),
+                code: -rte_errno(),
+            })
+    }
+    /// A ring created elsewhere in this process (e.g. by the net_ring PMD).
+    pub fn lookup(name: &str) -> Result<Self, DpdkError> {
+        let cname = cstring(name)?;
+        // SAFETY: valid name.
+        let p = unsafe { sys::rte_ring_lookup(cname.as_ptr()) };
+        NonNull::new(p)
+            .map(|ptr| Ring { ptr, owned: false })
+            .ok_or_else(|| DpdkError {
+                what: format!("rte_ring_lookup({name})"),
+                code: -rte_errno(),
+            })
+    }
+    /// Objects currently in the ring.
+    pub fn count(&self) -> u32 {
+        // SAFETY: ring alive.
+        unsafe { sys::shim_ring_count(self.ptr.as_ptr()) }
+    }
+    /// Free every mbuf left in the ring (shutdown).
+    pub fn drain_free(&self) -> usize {
+        let mut total = 0;
+        loop {
+            let mut b = Burst::new();
+            let n = b.dequeue(self, MAX_BURST);
+            total += n;
+            if n == 0 {
+                return total;
+            }
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if self.owned {
+            self.drain_free();
+            // SAFETY: we created it; nobody uses it any more.
+            unsafe { sys::rte_ring_free(self.ptr.as_ptr()) }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- ports
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub u16);
+
+/// What a port can do (from `rte_eth_dev_info_get`).
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub rss_offloads: u64,
+    pub reta_size: u16,
+    pub socket: i32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// Hardware/PMD counters of a port (`rte_eth_stats_get`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// RSS hash functions the engine asks for (IPv4/IPv6, TCP, UDP).
+pub const RSS_HF: u64 =
+    (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 10) | (1 << 11);
+
+impl PortId {
+    /// The port whose device name is `name` (e.g. `net_tap0`, `0000:03:00.0`).
+    pub fn by_name(name: &str) -> Result<PortId, DpdkError> {
+        let cname = cstring(name)?;
+        let mut id = 0u16;
+        // SAFETY: valid name and out-pointer.
+        let ret = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        check(ret, || {
+            format!("no DPDK port named {name:?} (is the device in the profile and its driver present?)")
+        })?;
+        Ok(PortId(id))
+    }
+
+    pub fn info(self) -> Result<PortInfo, DpdkError> {
+        let mut di = sys::rte_eth_dev_info::default();
+        // SAFETY: valid out-pointer.
+        let ret = unsafe { sys::rte_eth_dev_info_get(self.0, &mut di) };
+        check(ret, || format!("rte_eth_dev_info_get(port {})", self.0))?;
+        let driver = if di.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: static driver name string.
+            unsafe { CStr::from_ptr(di.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: port exists.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(self.0) };
+        Ok(PortInfo {
+            driver,
+            max_rx_queues: di.max_rx_queues,
+            max_tx_queues: di.max_tx_queues,
+            rss_offloads: di.flow_type_rss_offloads,
+            reta_size: di.reta_size,
+            socket,
+        })
+    }
+
+    /// Configure `nrxq` RX and `ntxq` TX queues, RSS over IP/TCP/UDP when
+    /// there is more than one RX queue and the device hashes, and set every
+    /// queue up with `pool`.
+    pub fn configure(
+        self,
+        nrxq: u16,
+        ntxq: u16,
+        rx_desc: u16,
+        tx_desc: u16,
+        pool: &Mempool,
+    ) -> Result<bool, DpdkError> {
+        let info = self.info()?;
+        let mut conf = sys::rte_eth_conf::default();
+        let rss = nrxq > 1 && info.rss_offloads & RSS_HF != 0;
+        if rss {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = RSS_HF & info.rss_offloads;
+        }
+        // SAFETY: valid conf pointer.
+        let ret = unsafe { sys::rte_eth_dev_configure(self.0, nrxq, ntxq, &conf) };
+        check(ret, || {
+            format!("rte_eth_dev_configure(port {}, {nrxq} rx, {ntxq} tx queues; driver {} allows {} rx / {} tx)", self.0, info.driver, info.max_rx_queues, info.max_tx_queues)
+        })?;
+        let (mut nrx, mut ntx) = (rx_desc, tx_desc);
+        // SAFETY: valid out-pointers.
+        let ret = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.0, &mut nrx, &mut ntx) };
+        check(ret, || {
+            format!("rte_eth_dev_adjust_nb_rx_tx_desc(port {})", self.0)
+        })?;
+        for q in 0..nrxq {
+            // SAFETY: NULL rxconf = driver defaults; pool alive for the port's life.
+            let ret = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    self.0,
+                    q,
+                    nrx,
+                    info.socket.max(0) as u32,
+                    std::ptr::null(),
+                    pool.raw(),
+                )
+            };
+            check(ret, || {
+                format!("rte_eth_rx_queue_setup(port {}, queue {q})", self.0)
+            })?;
+        }
+        for q in 0..ntxq {
+            // SAFETY: NULL txconf = driver defaults.
+            let ret = unsafe {
+                sys::rte_eth_tx_queue_setup(
+                    self.0,
+                    q,
+                    ntx,
+                    info.socket.max(0) as u32,
+                    std::ptr::null(),
+                )
+            };
+            check(ret, || {
+                format!("rte_eth_tx_queue_setup(port {}, queue {q})", self.0)
+            })?;
+        }
+        Ok(rss)
+    }
+
+    pub fn start(self) -> Result<(), DpdkError> {
+        // SAFETY: configured port.
+        let ret = unsafe { sys::rte_eth_dev_start(self.0) };
+        check(ret, || format!("rte_eth_dev_start(port {})", self.0)).map(|_| ())
+    }
+
+    pub fn stop(self) {
+        // SAFETY: no worker polls it any more.
+        unsafe {
+            sys::rte_eth_dev_stop(self.0);
+        }
+    }
+
+    pub fn close(self) {
+        // SAFETY: stopped port.
+        unsafe {
+            sys::rte_eth_dev_close(self.0);
+        }
+    }
+
+    pub fn set_promiscuous(self, on: bool) -> Result<(), DpdkError> {
+        // SAFETY: valid port.
+        let ret = unsafe {
+            if on {
+                sys::rte_eth_promiscuous_enable(self.0)
+            } else {
+                sys::rte_eth_promiscuous_disable(self.0)
+            }
+        };
+        // Some virtual devices do not implement it (-ENOTSUP): harmless.
+        if ret == -libc::ENOTSUP {
+            return Ok(());
+        }
+        check(ret, || format!("promiscuous mode on port {}", self.0)).map(|_| ())
+    }
+
+    pub fn mac(self) -> Result<[u8; 6], DpdkError> {
+        let mut a = sys::rte_ether_addr::default();
+        // SAFETY: valid out-pointer.
+        let ret = unsafe { sys::rte_eth_macaddr_get(self.0, &mut a) };
+        check(ret, || format!("rte_eth_macaddr_get(port {})", self.0))?;
+        Ok(a.addr_bytes)
+    }
+
+    pub fn set_mac(self, mac: [u8; 6]) -> Result<(), DpdkError> {
+        let mut a = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid pointer.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.0, &mut a) };
+        check(ret, || format!("setting MAC on port {}", self.0)).map(|_| ())
+    }
+
+    pub fn link(self) -> LinkStatus {
+        let mut l = sys::rte_eth_link::default();
+        // SAFETY: valid out-pointer; the nowait variant does not block.
+        unsafe { sys::rte_eth_link_get_nowait(self.0, &mut l) };
+        let (status, duplex, speed) = (l.link_status(), l.link_duplex(), l.link_speed);
+        LinkStatus {
+            up: status != 0,
+            speed_mbps: speed,
+            full_duplex: duplex != 0,
+        }
+    }
+
+    pub fn stats(self) -> PortStats {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid out-pointer.
+        unsafe { sys::rte_eth_stats_get(self.0, &mut s) };
+        PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+}
+
+/// Number of ports EAL created.
+pub fn port_count() -> u16 {
+    // SAFETY: reads EAL's port table.
+    unsafe { sys::rte_eth_dev_count_avail() }
+}

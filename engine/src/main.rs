@@ -1,0 +1,237 @@
+//! `pgw`: the command line of the gateway.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use pgw_engine::app::Engine;
+use pgw_engine::config::Profile;
+use pgw_engine::control;
+
+// The control side allocates (profiles, reports, tables it rebuilds);
+// mimalloc serves it. The data path does not allocate at all.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "pgw",
+    version,
+    about = "pgw — a DPDK poll-mode packet gateway: session-sticky LB, port-keyed full NAT, server-group balancing, service authorization, per-connection accounting",
+    long_about = "pgw — a DPDK poll-mode packet gateway.\n\n\
+        Each instance runs the role its profile names (wire forwarding, LB, GW or LB+GW) on the ports \
+        the profile lists: DPDK virtual devices (net_tap, net_af_xdp, net_af_packet, net_memif, net_ring, \
+        net_null, net_pcap) or PCI NICs on an explicit allow-list. Without a PCI port in the profile DPDK \
+        runs with --no-pci and never touches the machine's own NICs.\n\n\
+        Examples:\n  pgw check-config configs/tap-wire.toml\n  pgw run --profile configs/tap-wire.toml\n  pgw stats --profile configs/tap-wire.toml\n  pgw eal-args configs/bare-metal.toml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run an instance until SIGINT/SIGTERM; prints final counters on exit.
+    Run {
+        /// Profile (TOML) to run.
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Stop by itself after this many seconds (tests, demos).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Print the counters every N seconds while running.
+        #[arg(long)]
+        stats_every: Option<f64>,
+    },
+    /// Validate a profile; errors name the file, the key and the fix.
+    CheckConfig { profile: PathBuf },
+    /// Print the EAL arguments a profile implies (shows --no-pci / the allow-list).
+    EalArgs {
+        profile: PathBuf,
+        /// Show the variant with --no-huge.
+        #[arg(long)]
+        no_huge: bool,
+    },
+    /// Counters of a running instance: per port, per worker, drops by reason.
+    Stats {
+        /// The instance's control socket.
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        /// Or the profile it runs (the socket is read from it).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every N seconds until interrupted.
+        #[arg(long)]
+        watch: Option<f64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::CheckConfig { profile } => match Profile::load(&profile) {
+            Ok(p) => {
+                println!(
+                    "{}: ok — instance {:?}, role {:?}, {} port(s), {} worker(s)",
+                    profile.display(),
+                    p.instance.name,
+                    p.instance.role,
+                    p.ports.len(),
+                    p.cores.workers.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::EalArgs { profile, no_huge } => match Profile::load(&profile) {
+            Ok(p) => {
+                println!("{}", p.eal_args(!no_huge).join(" "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Stats {
+            socket,
+            profile,
+            json,
+            watch,
+        } => stats(socket, profile, json, watch),
+        Cmd::Run {
+            profile,
+            duration,
+            stats_every,
+        } => run(&profile, duration, stats_every),
+    }
+}
+
+fn socket_of(socket: Option<PathBuf>, profile: Option<PathBuf>) -> Result<PathBuf, String> {
+    match (socket, profile) {
+        (Some(s), _) => Ok(s),
+        (None, Some(p)) => Profile::load(&p)
+            .map(|p| p.control_socket())
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("say which instance: --socket PATH or --profile FILE".into()),
+    }
+}
+
+fn stats(
+    socket: Option<PathBuf>,
+    profile: Option<PathBuf>,
+    json: bool,
+    watch: Option<f64>,
+) -> ExitCode {
+    let path = match socket_of(socket, profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    loop {
+        let out = if json {
+            control::request(&path, "stats")
+        } else {
+            control::fetch_stats(&path).map(|r| r.render())
+        };
+        match out {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        match watch {
+            Some(secs) => std::thread::sleep(Duration::from_secs_f64(secs.max(0.1))),
+            None => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode {
+    let profile = match Profile::load(path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let socket = profile.control_socket();
+    let mut engine = match Engine::init(profile) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let quit = engine.quit_flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, quit.clone()) {
+            eprintln!("error: installing the signal handler: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    {
+        let r = engine.report();
+        eprintln!(
+            "pgw: instance {} ({}) running on {} worker(s), {}; ports: {}; control socket {}",
+            r.instance,
+            r.role,
+            r.workers.len(),
+            if r.hugepages { "hugepages" } else { "no-huge" },
+            r.ports
+                .iter()
+                .map(|p| format!("{}={} ({}, {})", p.name, p.device, p.driver, p.mac))
+                .collect::<Vec<_>>()
+                .join(", "),
+            socket.display()
+        );
+    }
+    if duration.is_some() || stats_every.is_some() {
+        let q = quit.clone();
+        let sock = socket.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let tick = Duration::from_millis(100);
+            let mut next_stats = stats_every.map(Duration::from_secs_f64);
+            while !q.load(Relaxed) {
+                std::thread::sleep(tick);
+                if let Some(d) = duration {
+                    if start.elapsed().as_secs_f64() >= d {
+                        q.store(true, Relaxed);
+                    }
+                }
+                if let (Some(n), Some(every)) = (next_stats, stats_every) {
+                    if start.elapsed() >= n {
+                        if let Ok(r) = control::fetch_stats(&sock) {
+                            println!("{}", r.render());
+                        }
+                        next_stats = Some(n + Duration::from_secs_f64(every));
+                    }
+                }
+            }
+        });
+    }
+    match engine.run() {
+        Ok(r) => {
+            println!("pgw: stopped; final counters\n{}", r.render());
+            drop(engine);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

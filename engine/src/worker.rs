@@ -1,0 +1,236 @@
+//! The per-core run-to-completion loop, in the manner of DPDK's l3fwd.
+//!
+//! One worker owns RX queue `w` and TX queue `w` of every port, its own
+//! handoff ring (other workers enqueue packets whose flow it owns), its TX
+//! buffers and its counters. Per turn: read the TSC once; on the drain timer
+//! flush partial TX buffers and publish counters; for every port: rx burst →
+//! pipeline over the burst → move each mbuf where its verdict says; then the
+//! same for the handoff ring. What TX or a ring refuses is freed and counted.
+//! The only shared state it reads is the quit flag (and, for gateway roles,
+//! the published table snapshot, once per burst).
+//!
+//! Idle back-off: after `idle_polls` empty turns in a row the worker flushes
+//! and sleeps `idle_sleep_us` between turns, so several instances can share
+//! two cores in tests. 0 disables it (benchmarks).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgw_pipelines::pipeline::Pipeline;
+use pgw_pipelines::{DropReason, PortIdx, Verdict};
+
+use crate::dpdk::{tsc, Burst, PortId, QueueId, Ring, MAX_BURST};
+use crate::stats::{WorkerLocal, WorkerShared};
+
+/// Everything one worker owns. Built by the engine, moved to its lcore.
+pub struct Worker {
+    pub index: usize,
+    /// DPDK port ids, in profile order (index = `PortIdx`).
+    pub ports: Vec<PortId>,
+    /// DPDK port id → `PortIdx` (`PortIdx::MAX` for ports not ours).
+    pub port_of: Vec<PortIdx>,
+    pub queue: QueueId,
+    pub pipeline: Pipeline,
+    /// This worker's handoff ring (many producers, this single consumer).
+    pub handoff_in: Arc<Ring>,
+    /// Every worker's handoff ring, by worker index.
+    pub handoff_out: Vec<Arc<Ring>>,
+    /// Frames for the management thread.
+    pub control: Arc<Ring>,
+    pub shared: Arc<WorkerShared>,
+    pub quit: Arc<AtomicBool>,
+    pub burst: usize,
+    pub drain_tsc: u64,
+    pub tsc_per_ms: u64,
+    pub tsc_start: u64,
+    pub idle_sleep: Duration,
+    pub idle_polls: u32,
+}
+
+struct Out {
+    tx: Vec<Burst>,
+    handoff: Vec<Burst>,
+    control: Burst,
+}
+
+impl Worker {
+    /// Run until the quit flag is set; flushes and publishes before returning.
+    pub fn run(mut self) -> i32 {
+        let mut local = WorkerLocal::default();
+        // Per-destination buffers, allocated once before the loop.
+        let mut out = Out {
+            tx: (0..self.ports.len()).map(|_| Burst::new()).collect(),
+            handoff: (0..self.handoff_out.len()).map(|_| Burst::new()).collect(),
+            control: Burst::new(),
+        };
+        let mut verdicts = [Verdict::Drop(DropReason::NoRoute); MAX_BURST];
+        let mut rx = Burst::new();
+        let mut last_drain = tsc();
+        let mut empty_run: u32 = 0;
+
+        while !self.quit.load(Relaxed) {
+            let now = tsc();
+            let now_ms = (now - self.tsc_start) / self.tsc_per_ms;
+            if now - last_drain >= self.drain_tsc {
+                self.flush(&mut out, &mut local);
+                self.shared.publish(&local);
+                last_drain = now;
+            }
+            local.polls += 1;
+            let mut got = 0;
+            for pi in 0..self.ports.len() {
+                let n = rx.rx(self.ports[pi], self.queue, self.burst);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                local.rx += n as u64;
+                local.port_rx[pi] += n as u64;
+                self.handle(
+                    &mut rx,
+                    Some(pi as PortIdx),
+                    &mut verdicts,
+                    now_ms,
+                    &mut out,
+                    &mut local,
+                );
+            }
+            let n = rx.dequeue(&self.handoff_in, self.burst);
+            if n > 0 {
+                got += n;
+                local.handoff_in += n as u64;
+                self.handle(&mut rx, None, &mut verdicts, now_ms, &mut out, &mut local);
+            }
+            self.pipeline.poll(now_ms, &mut local.pipe);
+            if got == 0 {
+                local.empty_polls += 1;
+                empty_run = empty_run.saturating_add(1);
+                if !self.idle_sleep.is_zero() && empty_run >= self.idle_polls {
+                    self.flush(&mut out, &mut local);
+                    local.idle_sleeps += 1;
+                    std::thread::sleep(self.idle_sleep);
+                }
+            } else {
+                empty_run = 0;
+            }
+        }
+        self.flush(&mut out, &mut local);
+        self.shared.publish(&local);
+        0
+    }
+
+    /// Pipeline over one burst, then move every mbuf where its verdict says.
+    #[inline]
+    fn handle(
+        &mut self,
+        rx: &mut Burst,
+        arrival: Option<PortIdx>,
+        verdicts: &mut [Verdict; MAX_BURST],
+        now_ms: u64,
+        out: &mut Out,
+        local: &mut WorkerLocal,
+    ) {
+        let n = rx.len();
+        let pipeline = &mut self.pipeline;
+        let pipe_counters = &mut local.pipe;
+        rx.with_pkts(&self.port_of, arrival, |pkts| {
+            pipeline.process_burst(pkts, &mut verdicts[..n], now_ms, pipe_counters)
+        });
+        for (m, v) in rx.drain().zip(verdicts[..n].iter()) {
+            match *v {
+                Verdict::Tx { port } => {
+                    let p = port as usize;
+                    if p >= out.tx.len() {
+                        local.pipe.drop(DropReason::NoRoute);
+                        continue;
+                    }
+                    local.port_tx[p] += 1;
+                    if let Err(m) = out.tx[p].push(m) {
+                        self.flush_port(p, out, local);
+                        let _ = out.tx[p].push(m);
+                    }
+                    if out.tx[p].len() >= self.burst {
+                        self.flush_port(p, out, local);
+                    }
+                }
+                Verdict::Handoff { worker } => {
+                    let w = worker as usize;
+                    if w >= out.handoff.len() || w == self.index {
+                        // A stage asking to hand off to itself or to no worker: a bug
+                        // upstream, counted rather than looped.
+                        local.pipe.drop(DropReason::HandoffFull);
+                        continue;
+                    }
+                    let mut m = m;
+                    if let Some(p) = arrival {
+                        // The owner needs the arrival port; not every PMD records it.
+                        m.set_port(self.ports[p as usize]);
+                    }
+                    if let Err(m) = out.handoff[w].push(m) {
+                        Self::flush_ring(
+                            &mut out.handoff[w],
+                            &self.handoff_out[w],
+                            &mut local.handoff_out,
+                            DropReason::HandoffFull,
+                            &mut local.pipe.drops,
+                        );
+                        let _ = out.handoff[w].push(m);
+                    }
+                }
+                Verdict::Control => {
+                    if let Err(m) = out.control.push(m) {
+                        Self::flush_ring(
+                            &mut out.control,
+                            &self.control,
+                            &mut local.control_out,
+                            DropReason::ControlFull,
+                            &mut local.pipe.drops,
+                        );
+                        let _ = out.control.push(m);
+                    }
+                }
+                // Counted by the stage that decided it; dropping frees the mbuf.
+                Verdict::Drop(_) => drop(m),
+            }
+        }
+    }
+
+    fn flush_port(&self, p: usize, out: &mut Out, local: &mut WorkerLocal) {
+        let (sent, freed) = out.tx[p].tx(self.ports[p], self.queue);
+        local.tx += sent as u64;
+        if freed > 0 {
+            local.port_tx[p] -= freed as u64;
+            local.pipe.drops[DropReason::TxFull as usize] += freed as u64;
+        }
+    }
+
+    fn flush_ring(b: &mut Burst, ring: &Ring, ok: &mut u64, reason: DropReason, drops: &mut [u64]) {
+        let (sent, freed) = b.enqueue(ring);
+        *ok += sent as u64;
+        drops[reason as usize] += freed as u64;
+    }
+
+    fn flush(&self, out: &mut Out, local: &mut WorkerLocal) {
+        for p in 0..out.tx.len() {
+            self.flush_port(p, out, local);
+        }
+        for w in 0..out.handoff.len() {
+            let (ok, drops) = (&mut local.handoff_out, &mut local.pipe.drops);
+            Self::flush_ring(
+                &mut out.handoff[w],
+                &self.handoff_out[w],
+                ok,
+                DropReason::HandoffFull,
+                drops,
+            );
+        }
+        Self::flush_ring(
+            &mut out.control,
+            &self.control,
+            &mut local.control_out,
+            DropReason::ControlFull,
+            &mut local.pipe.drops,
+        );
+    }
+}
