@@ -71,7 +71,11 @@ impl From<dpdk::DpdkError> for EngineError {
 
 /// Decide hugepages vs `--no-huge` for this profile, and say why.
 pub fn choose_hugepages(p: &Profile) -> Result<(bool, Option<String>), EngineError> {
-    let free = free_hugepage_mb();
+    choose_hugepages_with(p, free_hugepage_mb())
+}
+
+/// [`choose_hugepages`] given `free` MiB of free hugepages.
+pub fn choose_hugepages_with(p: &Profile, free: u64) -> Result<(bool, Option<String>), EngineError> {
     let need = p.eal.memory_mb as u64;
     match p.eal.hugepages {
         HugepageMode::Off => Ok((false, None)),
@@ -134,10 +138,11 @@ impl Engine {
             ))
         })?;
         let mut ports = Vec::new();
-        // Every worker gets RX and TX queue `w`; the management thread gets TX
-        // queue `nworkers` (ARP requests, health probes, replies it builds).
+        // Every worker gets RX and TX queue `w` (some PMDs, net_tap among
+        // them, need as many RX as TX queues). The management thread owns no
+        // queue: what it sends goes through a worker's TX path.
         let nrxq = nworkers as u16;
-        let ntxq = nworkers as u16 + 1;
+        let ntxq = nworkers as u16;
         for (i, pc) in profile.ports.iter().enumerate() {
             let name = profile.dpdk_name(i);
             let id = PortId::by_name(&name).map_err(|err| {
@@ -376,5 +381,29 @@ impl Drop for Engine {
         // The last reference: frees the pool (every mbuf is back by now).
         self.info.take();
         dpdk::eal_cleanup();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(mode: &str) -> Profile {
+        let t = format!(
+            "[instance]\nname = \"h\"\nrole = \"wire\"\n[eal]\nhugepages = \"{mode}\"\nmemory_mb = 256\n[cores]\nworkers = [0]\n\
+             [[port]]\nname = \"a\"\ndevice = \"net_null0\"\n[[port]]\nname = \"b\"\ndevice = \"net_null1\"\n[wire]\npairs = [[\"a\", \"b\"]]\n"
+        );
+        Profile::parse(&t, "h.toml").unwrap()
+    }
+
+    #[test]
+    fn hugepage_fallback_is_said_or_refused_with_the_fix() {
+        assert_eq!(choose_hugepages_with(&profile("auto"), 1024).unwrap(), (true, None));
+        let (huge, note) = choose_hugepages_with(&profile("auto"), 0).unwrap();
+        assert!(!huge);
+        assert!(note.unwrap().contains("--no-huge"));
+        let e = choose_hugepages_with(&profile("required"), 100).unwrap_err().to_string();
+        assert!(e.contains("h.toml") && e.contains("eal.hugepages") && e.contains("vm.nr_hugepages"), "{e}");
+        assert_eq!(choose_hugepages_with(&profile("off"), 4096).unwrap(), (false, None));
     }
 }

@@ -1,0 +1,163 @@
+//! Helpers for tests that run `pgw` between real Linux TCP stacks in network
+//! namespaces. Everything they create (namespaces, veths, processes) is
+//! owned by a guard and removed on drop, pass or fail. Addresses are used
+//! only inside the namespaces the guard creates.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Run a command; panic with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    if !out.status.success() {
+        panic!(
+            "command failed: {cmd}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a command; its success.
+pub fn sh_ok(cmd: &str) -> bool {
+    Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// Wait until `f` holds, or panic after `timeout` naming `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Skip (return false) when the test cannot create namespaces (not root).
+pub fn can_netns() -> bool {
+    if unsafe_free_is_root() && sh_ok("ip netns list") {
+        return true;
+    }
+    eprintln!("SKIP: needs root and iproute2 (network namespaces)");
+    false
+}
+
+fn unsafe_free_is_root() -> bool {
+    sh("id -u").trim() == "0"
+}
+
+/// Network namespaces and processes owned by one test.
+pub struct Lab {
+    pub tag: String,
+    pub netns: Vec<String>,
+    pub links: Vec<String>,
+    pub children: Vec<(String, Child)>,
+    pub dir: PathBuf,
+}
+
+impl Lab {
+    pub fn new(prefix: &str) -> Lab {
+        let tag = format!("{prefix}{}", std::process::id() % 100000);
+        let dir = std::env::temp_dir().join(format!("pgw-{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Lab { tag, netns: vec![], links: vec![], children: vec![], dir }
+    }
+
+    pub fn ns(&mut self, name: &str) -> String {
+        let full = format!("{}-{}", self.tag, name);
+        let _ = sh_ok(&format!("ip netns del {full}"));
+        sh(&format!("ip netns add {full}"));
+        sh(&format!("ip -n {full} link set lo up"));
+        self.netns.push(full.clone());
+        full
+    }
+
+    /// Start a long-running process; it is killed (by PID) on drop.
+    pub fn spawn(&mut self, label: &str, cmd: &str) -> u32 {
+        let log = self.dir.join(format!("{label}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {cmd}"))
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        self.children.push((label.to_string(), child));
+        pid
+    }
+
+    pub fn log(&self, label: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{label}.log"))).unwrap_or_default()
+    }
+
+    /// Send SIGINT to a child and wait for it; its exit code.
+    pub fn interrupt(&mut self, label: &str, timeout: Duration) -> Option<i32> {
+        let i = self.children.iter().position(|(l, _)| l == label)?;
+        let (_, mut c) = self.children.remove(i);
+        let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            if start.elapsed() > timeout {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self, label: &str) -> bool {
+        self.children.iter_mut().find(|(l, _)| l == label).map(|(_, c)| matches!(c.try_wait(), Ok(None))).unwrap_or(false)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in self.children.iter_mut().rev() {
+            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+        }
+        let start = Instant::now();
+        for (_, c) in self.children.iter_mut().rev() {
+            while matches!(c.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for l in &self.links {
+            let _ = sh_ok(&format!("ip link del {l}"));
+        }
+        for n in &self.netns {
+            let _ = sh_ok(&format!("ip netns del {n}"));
+        }
+        if std::env::var_os("PGW_KEEP_TEST_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The `pgw` binary built for this test run.
+pub fn pgw_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pgw"))
+}
+
+/// sha256 of a file.
+pub fn sha256(path: &Path) -> String {
+    sh(&format!("sha256sum {}", path.display())).split_whitespace().next().unwrap().to_string()
+}

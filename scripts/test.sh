@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command (README's second command): set-up, then every test.
+#   unit + property tests of the sans-I/O pipelines,
+#   DPDK tests on virtual devices (net_ring with 2 workers),
+#   end-to-end tests with real Linux TCP stacks in network namespaces
+#   (net_tap; needs root), CLI/profile checks, a short fuzz run when
+#   cargo-fuzz and a nightly toolchain are present.
+# Every DPDK process started here runs with --no-pci (see configs/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+export CARGO_TERM_COLOR=never
+# Tests that start several DPDK processes share the 2 cores: one test
+# binary at a time (cargo's default), and tests inside a binary serially.
+cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
+cargo test --workspace --locked -- --test-threads=1 2>&1 | tee /tmp/pgw-test.log | grep -E "^(test result|running|test .* (FAILED|ok)$|---- |thread .* panicked)" || true
+status=${PIPESTATUS[0]}
+
+# Fuzz smoke run (seconds): only where cargo-fuzz can run (nightly).
+if [ -d fuzz ] && cargo fuzz --version >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q nightly; then
+  for t in $(cargo fuzz list --fuzz-dir fuzz 2>/dev/null); do
+    cargo +nightly fuzz run --fuzz-dir fuzz "$t" -- -max_total_time=20 >/tmp/pgw-fuzz-"$t".log 2>&1 || { echo "fuzz $t FAILED"; tail -20 /tmp/pgw-fuzz-"$t".log; status=1; }
+  done
+elif [ -d fuzz ]; then
+  echo "fuzz: cargo-fuzz/nightly not available here: building the fuzz targets on stable only"
+  (cd fuzz && cargo build --quiet 2>&1 | tail -n 3) || status=1
+fi
+
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' /tmp/pgw-test.log)
+echo "summary: ${passed:-0} passed, ${failed:-0} failed"
+exit "$status"
