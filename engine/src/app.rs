@@ -10,12 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::fwd::WireFwd;
-use pgw_pipelines::pipeline::Pipeline;
+use pgw_pipelines::gw::acct::AcctRecord;
+use pgw_pipelines::gw::tables::GwTables;
+use pgw_pipelines::gw::GwWorker;
+use pgw_pipelines::pipeline::{Pipeline, Tables};
 use pgw_pipelines::PortIdx;
 
 use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
 use crate::dpdk::{self, LcoreId, Mempool, PortId, QueueId, Ring};
+use crate::gwcfg::{self, GwBuild};
 use crate::mgmt::Management;
 use crate::stats::{mac_string, PortReport, Report, WorkerShared, MAX_PORTS};
 use crate::worker::Worker;
@@ -52,8 +59,19 @@ pub struct Engine {
     pub info: Option<Arc<Info>>,
     pub handoff: Vec<Arc<Ring>>,
     pub control: Option<Arc<Ring>>,
+    /// Frames the management thread sends; worker 0 transmits them.
+    pub mgmt_tx: Option<Arc<Ring>>,
     pub quit: Arc<AtomicBool>,
+    /// The published snapshot workers read (RCU style).
+    pub tables: Arc<ArcSwap<Tables>>,
+    /// One accounting queue per worker (single producer: that worker).
+    pub acct: Vec<Arc<ArrayQueue<AcctRecord>>>,
+    /// The GW role's configuration, with the started ports' MACs.
+    pub gw: Option<GwBuild>,
 }
+
+/// Slots of each worker's accounting queue.
+pub const ACCT_QUEUE: usize = 65536;
 
 #[derive(Debug)]
 pub struct EngineError(pub String);
@@ -203,6 +221,18 @@ impl Engine {
             false,
             true,
         )?);
+        let mgmt_tx = Arc::new(Ring::new(&format!("pgw_{inst}_mtx"), 1024, -1, true, true)?);
+        let mut gw = match profile.instance.role {
+            Role::Gw => Some(gwcfg::build(&profile).map_err(|e| EngineError(e.to_string()))?),
+            _ => None,
+        };
+        let mut tables = Tables::default();
+        if let Some(g) = gw.as_mut() {
+            g.cfg.access_mac = ports[g.cfg.access_port as usize].mac;
+            g.cfg.server_mac = ports[g.cfg.server_port as usize].mac;
+            tables.gw = Some(GwTables::new(g.services.clone(), g.sessions.clone(), gwcfg::neighbours(g)));
+        }
+        let acct = (0..nworkers).map(|_| Arc::new(ArrayQueue::new(ACCT_QUEUE))).collect();
         let shared = (0..nworkers)
             .map(|_| Arc::new(WorkerShared::default()))
             .collect();
@@ -222,7 +252,11 @@ impl Engine {
             info: Some(Arc::new(info)),
             handoff,
             control: Some(control),
+            mgmt_tx: Some(mgmt_tx),
             quit: Arc::new(AtomicBool::new(false)),
+            tables: Arc::new(ArcSwap::from_pointee(tables)),
+            acct,
+            gw,
         })
     }
 
@@ -241,7 +275,7 @@ impl Engine {
         self.quit.clone()
     }
 
-    fn build_pipeline(&self) -> Pipeline {
+    fn build_pipeline(&self, w: usize) -> Result<Pipeline, EngineError> {
         let p = &self.profile;
         match p.instance.role {
             Role::Wire => {
@@ -258,13 +292,20 @@ impl Engine {
                         )
                     })
                     .collect();
-                Pipeline::Wire(WireFwd::new(p.ports.len(), &pairs))
+                Ok(Pipeline::Wire(WireFwd::new(p.ports.len(), &pairs)))
             }
-            Role::Lb | Role::Gw | Role::LbGw => unreachable!("refused by profile validation"),
+            Role::Gw => {
+                let g = self.gw.as_ref().expect("gw built at init");
+                let ports = &self.info().ports;
+                let arp = ArpResponder::new(g.arp_ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
+                let gw = GwWorker::new(&g.cfg, w as u16).map_err(|e| EngineError(format!("{}: gw: {e}", p.source)))?;
+                Ok(Pipeline::Gw { arp, gw: Box::new(gw) })
+            }
+            Role::Lb | Role::LbGw => unreachable!("refused by profile validation"),
         }
     }
 
-    fn make_worker(&self, w: usize) -> Worker {
+    fn make_worker(&self, w: usize) -> Result<Worker, EngineError> {
         let hz = dpdk::tsc_hz();
         let mut port_of = vec![PortIdx::MAX; 64];
         for (i, p) in self.info().ports.iter().enumerate() {
@@ -273,12 +314,12 @@ impl Engine {
             }
         }
         let e = &self.profile.engine;
-        Worker {
+        Ok(Worker {
             index: w,
             ports: self.info().ports.iter().map(|p| p.id).collect(),
             port_of,
             queue: QueueId(w as u16),
-            pipeline: self.build_pipeline(),
+            pipeline: self.build_pipeline(w)?,
             handoff_in: self.handoff[w].clone(),
             handoff_out: self.handoff.clone(),
             control: self.control.clone().expect("control ring"),
@@ -290,7 +331,10 @@ impl Engine {
             tsc_start: dpdk::tsc(),
             idle_sleep: Duration::from_micros(e.idle_sleep_us as u64),
             idle_polls: e.idle_polls,
-        }
+            tables: self.tables.clone(),
+            acct: self.acct[w].clone(),
+            mgmt_tx: if w == 0 { self.mgmt_tx.clone() } else { None },
+        })
     }
 
     /// A report of every counter now.
@@ -304,10 +348,10 @@ impl Engine {
         let mgmt = Management::start(self)?;
         let lcores = self.info().lcores.clone();
         for (w, &l) in lcores.iter().enumerate().skip(1) {
-            let worker = self.make_worker(w);
+            let worker = self.make_worker(w)?;
             dpdk::launch(l, move || worker.run())?;
         }
-        let w0 = self.make_worker(0);
+        let w0 = self.make_worker(0)?;
         w0.run();
         for &l in lcores.iter().skip(1) {
             dpdk::wait_lcore(l);
@@ -378,6 +422,7 @@ impl Drop for Engine {
         }
         self.handoff.clear();
         self.control.take();
+        self.mgmt_tx.take();
         // The last reference: frees the pool (every mbuf is back by now).
         self.info.take();
         dpdk::eal_cleanup();

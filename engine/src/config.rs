@@ -161,6 +161,129 @@ pub struct Wire {
     pub pairs: Vec<[String; 2]>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborCfg {
+    pub ip: String,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GwCfg {
+    /// Port toward the subscribers (the LBs).
+    pub access_port: String,
+    /// Port toward the servers.
+    pub server_port: String,
+    /// SNAT pool: source addresses of translated connections (answered by ARP on the server port).
+    pub pool: Vec<String>,
+    /// Key port range `[first, last]` on every pool address.
+    #[serde(default = "d_key_ports")]
+    pub key_ports: [u16; 2],
+    /// Ports kept out of the key range for health probes.
+    #[serde(default)]
+    pub probe_ports: Option<[u16; 2]>,
+    /// Drop traffic from addresses with no active session.
+    #[serde(default = "d_true")]
+    pub require_session: bool,
+    /// Preallocated connections per worker.
+    #[serde(default = "d_flows")]
+    pub max_flows_per_worker: u32,
+    /// Service of connections to destinations that are not representative addresses.
+    #[serde(default)]
+    pub external_service: Option<String>,
+    /// Idle timeouts and the close hold, in seconds.
+    #[serde(default)]
+    pub timeouts: Option<TimeoutsCfg>,
+    #[serde(rename = "service", default)]
+    pub services: Vec<ServiceCfg>,
+    #[serde(rename = "group", default)]
+    pub groups: Vec<GroupCfg>,
+    #[serde(rename = "vip", default)]
+    pub vips: Vec<VipCfg>,
+    /// Static sessions (the RADIUS-driven session manager adds its own).
+    #[serde(rename = "session", default)]
+    pub sessions: Vec<SessionCfg>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsCfg {
+    pub syn_s: Option<f64>,
+    pub established_s: Option<f64>,
+    pub closing_s: Option<f64>,
+    pub udp_s: Option<f64>,
+    pub icmp_s: Option<f64>,
+    pub close_hold_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCfg {
+    pub name: String,
+    /// 0..=63 (a bit of the allowed-services bitmap).
+    pub id: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCfg {
+    pub name: String,
+    pub service: String,
+    /// round-robin | weighted-round-robin | least-connections | priority
+    #[serde(default = "d_policy")]
+    pub policy: String,
+    pub members: Vec<MemberCfg>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberCfg {
+    pub name: String,
+    pub ip: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "d_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub priority: u32,
+    #[serde(default = "d_true")]
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipCfg {
+    pub ip: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionCfg {
+    pub ip: String,
+    pub device_id: u64,
+    pub services: Vec<String>,
+}
+
+fn d_key_ports() -> [u16; 2] {
+    [1024, 65535]
+}
+fn d_true() -> bool {
+    true
+}
+fn d_flows() -> u32 {
+    65536
+}
+fn d_policy() -> String {
+    "round-robin".into()
+}
+fn d_weight() -> u32 {
+    1
+}
+
 /// A whole profile as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +298,11 @@ pub struct Profile {
     pub ports: Vec<PortCfg>,
     #[serde(default)]
     pub wire: Option<Wire>,
+    #[serde(default)]
+    pub gw: Option<GwCfg>,
+    /// Static neighbours (next hops whose MAC is known), any role.
+    #[serde(rename = "neighbor", default)]
+    pub neighbors: Vec<NeighborCfg>,
     /// Where the profile came from (for messages).
     #[serde(skip)]
     pub source: String,
@@ -274,7 +402,7 @@ impl Profile {
         Ok(p)
     }
 
-    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+    pub(crate) fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.source.clone(),
             key: key.into(),
@@ -419,9 +547,25 @@ impl Profile {
                     }
                 }
             }
-            Role::Lb | Role::Gw | Role::LbGw => {
-                return Err(self.err("instance.role", "the gateway roles need the [lb]/[gw] sections of the gateway data path, which this build does not have yet; use role = \"wire\""));
+            Role::Gw => {
+                let g = self.gw.as_ref().ok_or_else(|| self.err("gw", "role \"gw\" needs a [gw] section"))?;
+                for (k, n) in [("gw.access_port", &g.access_port), ("gw.server_port", &g.server_port)] {
+                    if self.port_index(n).is_none() {
+                        return Err(self.err(k, format!("no [[port]] named {n:?} (ports: {})", self.port_names())));
+                    }
+                }
+                if g.access_port == g.server_port {
+                    return Err(self.err("gw.server_port", "must differ from gw.access_port"));
+                }
+                crate::gwcfg::build(self).map(|_| ())?;
             }
+            Role::Lb | Role::LbGw => {
+                return Err(self.err("instance.role", "the LB roles are not in this build yet (the LB stage exists in pipelines/, its engine wiring does not); use role = \"gw\" or \"wire\""));
+            }
+        }
+        for (i, n) in self.neighbors.iter().enumerate() {
+            n.ip.parse::<Ipv4Addr>().map_err(|_| self.err(format!("neighbor[{i}].ip"), format!("{:?} is not an IPv4 address", n.ip)))?;
+            parse_mac(&n.mac).map_err(|m| self.err(format!("neighbor[{i}].mac"), m))?;
         }
         Ok(())
     }

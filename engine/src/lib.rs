@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
+pub mod gwcfg;
 pub mod mgmt;
 pub mod stats;
 pub mod worker;

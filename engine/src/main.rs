@@ -46,6 +46,16 @@ enum Cmd {
         #[arg(long)]
         stats_every: Option<f64>,
     },
+    /// Accounting records of a running GW (the most recent, in memory).
+    Accounting {
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a profile; errors name the file, the key and the fix.
     CheckConfig { profile: PathBuf },
     /// Print the EAL arguments a profile implies (shows --no-pci / the allow-list).
@@ -108,6 +118,7 @@ fn main() -> ExitCode {
             json,
             watch,
         } => stats(socket, profile, json, watch),
+        Cmd::Accounting { socket, profile, json } => accounting(socket, profile, json),
         Cmd::Run {
             profile,
             duration,
@@ -157,6 +168,44 @@ fn stats(
             None => return ExitCode::SUCCESS,
         }
     }
+}
+
+fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
+    let out = socket_of(socket, profile).and_then(|p| control::request(&p, "accounting"));
+    let text = match out {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        println!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    println!("{} records in total; most recent:", v["total"]);
+    println!(
+        "{:>8} {:<21} {:<21} {:<8} {:<21} {:>8} {:>10} {:>8} {:>10} {:<6} {}",
+        "device", "subscriber", "representative", "service", "server", "up pkts", "up bytes", "dn pkts", "dn bytes", "close", "attribute"
+    );
+    for r in v["recent"].as_array().into_iter().flatten() {
+        println!(
+            "{:>8} {:<21} {:<21} {:<8} {:<21} {:>8} {:>10} {:>8} {:>10} {:<6} {}",
+            r["device_id"],
+            r["subscriber"].as_str().unwrap_or(""),
+            r["representative"].as_str().unwrap_or(""),
+            r["service"].as_str().unwrap_or(""),
+            r["server"].as_str().unwrap_or(""),
+            r["up_pkts"],
+            r["up_bytes"],
+            r["down_pkts"],
+            r["down_bytes"],
+            r["close"].as_str().unwrap_or(""),
+            r["attribute"].as_str().unwrap_or("")
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode {

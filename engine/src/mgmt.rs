@@ -1,19 +1,38 @@
-//! The management thread: serves the control socket and takes the frames
-//! workers hand it (`Verdict::Control`) off the control ring.
+//! The management thread: serves the control socket, takes the frames
+//! workers hand it (`Verdict::Control`) off the control ring, resolves the
+//! GW's next hops by ARP (in-band, through worker 0's TX path, since the
+//! kernel does not own DPDK ports), publishes new table snapshots, and drains
+//! the workers' accounting queues.
 //!
 //! It is not an EAL lcore: it is a plain thread pinned with `core_affinity`
 //! to `[cores] management` when the profile names one. It never blocks a
-//! worker: workers only ever enqueue to its ring (and count a full ring).
+//! worker: workers only enqueue to its rings and queues (a full one is
+//! counted by the worker), and read its tables as whole snapshots.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use pgw_pipelines::gw::acct::AcctRecord;
+use pgw_pipelines::gw::tables::Neighbours;
+use pgw_pipelines::pipeline::Tables;
+use pgw_pipelines::wire::arp::ArpPacket;
+use pgw_pipelines::wire::ether::{ethertype, EthernetFrame};
+use serde::Serialize;
 
 use crate::app::{Engine, EngineError, Info};
 use crate::control;
-use crate::dpdk::{Burst, Ring, MAX_BURST};
+use crate::dpdk::{Burst, PortId, Ring, MAX_BURST};
+
+/// How often unresolved next hops are asked for again.
+const ARP_RETRY: Duration = Duration::from_secs(1);
+/// Accounting records kept in memory for `pgw accounting`.
+const ACCT_KEEP: usize = 1024;
 
 pub struct Management {
     stop: Arc<AtomicBool>,
@@ -21,13 +40,221 @@ pub struct Management {
     socket: PathBuf,
 }
 
+/// The GW part of the management state.
+struct GwMgmt {
+    server_port: PortId,
+    server_mac: [u8; 6],
+    arp_src: [u8; 4],
+    members: Vec<[u8; 4]>,
+    static_neigh: Vec<([u8; 4], [u8; 6])>,
+    learned: HashMap<[u8; 4], [u8; 6]>,
+    last_arp: Option<Instant>,
+    service_names: Vec<(u8, String)>,
+}
+
+#[derive(Serialize)]
+struct AcctRow {
+    device_id: u64,
+    subscriber: String,
+    representative: String,
+    service: String,
+    server: String,
+    nat: String,
+    proto: u8,
+    start_ms: u64,
+    end_ms: u64,
+    up_pkts: u64,
+    up_bytes: u64,
+    down_pkts: u64,
+    down_bytes: u64,
+    attribute: String,
+    close: String,
+}
+
+struct State {
+    info: Arc<Info>,
+    control: Arc<Ring>,
+    mgmt_tx: Arc<Ring>,
+    tables: Arc<ArcSwap<Tables>>,
+    acct: Vec<Arc<ArrayQueue<AcctRecord>>>,
+    gw: Option<GwMgmt>,
+    acct_total: u64,
+    acct_recent: VecDeque<AcctRecord>,
+    neighbours_learned: u64,
+    arp_sent: u64,
+}
+
+fn ipstr(a: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(a).to_string()
+}
+
+impl State {
+    fn service_name(&self, id: Option<u8>) -> String {
+        let Some(id) = id else { return "-".into() };
+        self.gw
+            .as_ref()
+            .and_then(|g| g.service_names.iter().find(|(i, _)| *i == id).map(|(_, n)| n.clone()))
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// Handle frames from the workers; true if any.
+    fn control_frames(&mut self) -> bool {
+        let mut b = Burst::new();
+        let n = b.dequeue(&self.control, MAX_BURST);
+        if n == 0 {
+            return false;
+        }
+        self.info.control_rx.fetch_add(n as u64, Relaxed);
+        let mut changed = false;
+        for mut m in b.drain() {
+            let f = m.frame();
+            let Ok(eth) = EthernetFrame::new_checked(f) else { continue };
+            if eth.ethertype() != ethertype::ARP {
+                continue;
+            }
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else { continue };
+            if let Some(g) = self.gw.as_mut() {
+                let (ip, mac) = (arp.sender_protocol_addr(), arp.sender_hardware_addr());
+                if g.learned.get(&ip) != Some(&mac) {
+                    g.learned.insert(ip, mac);
+                    self.neighbours_learned += 1;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.publish_neighbours();
+        }
+        true
+    }
+
+    fn publish_neighbours(&self) {
+        let Some(g) = &self.gw else { return };
+        let cur = self.tables.load();
+        let Some(gt) = &cur.gw else { return };
+        // Static entries win over learned ones.
+        let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
+        all.extend(g.static_neigh.iter().copied());
+        let next = Tables { gw: Some(gt.with_neighbours(Neighbours::new(all))) };
+        self.tables.store(Arc::new(next));
+    }
+
+    /// Ask (again) for every member whose MAC is unknown.
+    fn resolve(&mut self) {
+        let Some(g) = self.gw.as_mut() else { return };
+        if g.last_arp.is_some_and(|t| t.elapsed() < ARP_RETRY) {
+            return;
+        }
+        g.last_arp = Some(Instant::now());
+        let mut b = Burst::new();
+        for ip in &g.members {
+            if g.learned.contains_key(ip) || g.static_neigh.iter().any(|(a, _)| a == ip) {
+                continue;
+            }
+            let frame = pgw_pipelines::wire::build::arp(g.server_mac, [0xff; 6], 1, g.server_mac, g.arp_src, [0; 6], *ip);
+            let Some(mut m) = self.info.pool.alloc() else { break };
+            let mut padded = frame;
+            padded.resize(60, 0);
+            if !m.write(&padded) {
+                continue;
+            }
+            m.set_port(g.server_port);
+            if b.push(m).is_err() {
+                break;
+            }
+            self.arp_sent += 1;
+        }
+        b.enqueue(&self.mgmt_tx);
+    }
+
+    fn drain_acct(&mut self) {
+        for q in &self.acct {
+            while let Some(r) = q.pop() {
+                self.acct_total += 1;
+                if self.acct_recent.len() == ACCT_KEEP {
+                    self.acct_recent.pop_front();
+                }
+                self.acct_recent.push_back(r);
+            }
+        }
+    }
+
+    fn answer(&self, req: &str) -> String {
+        match req {
+            "stats" => {
+                let mut r = self.info.report();
+                r.control_rx = self.info.control_rx.load(Relaxed);
+                serde_json::to_string(&r).unwrap_or_default()
+            }
+            "accounting" => {
+                let rows: Vec<AcctRow> = self
+                    .acct_recent
+                    .iter()
+                    .map(|r| AcctRow {
+                        device_id: r.device_id,
+                        subscriber: format!("{}:{}", ipstr(r.subscriber_ip), r.subscriber_port),
+                        representative: format!("{}:{}", ipstr(r.rep_ip), r.rep_port),
+                        service: self.service_name(r.service.map(|s| s.0)),
+                        server: format!("{}:{}", ipstr(r.server_ip), r.server_port),
+                        nat: format!("{}:{}", ipstr(r.nat_ip), r.nat_port),
+                        proto: r.proto,
+                        start_ms: r.start_ms,
+                        end_ms: r.end_ms,
+                        up_pkts: r.up_pkts,
+                        up_bytes: r.up_bytes,
+                        down_pkts: r.down_pkts,
+                        down_bytes: r.down_bytes,
+                        attribute: String::from_utf8_lossy(&r.attr.buf[..r.attr.len as usize]).into_owned(),
+                        close: format!("{:?}", r.close).to_lowercase(),
+                    })
+                    .collect();
+                serde_json::json!({ "total": self.acct_total, "recent": rows }).to_string()
+            }
+            "neighbors" => {
+                let t = self.tables.load();
+                let learned: Vec<(String, String)> = self
+                    .gw
+                    .as_ref()
+                    .map(|g| g.learned.iter().map(|(ip, mac)| (ipstr(*ip), crate::stats::mac_string(*mac))).collect())
+                    .unwrap_or_default();
+                serde_json::json!({ "learned": learned, "arp_requests_sent": self.arp_sent, "has_gw_tables": t.gw.is_some() })
+                    .to_string()
+            }
+            other => format!("{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors\"}}"),
+        }
+    }
+}
+
 impl Management {
     pub fn start(e: &Engine) -> Result<Management, EngineError> {
-        let info: Arc<Info> = e.info().clone();
-        let ring: Arc<Ring> = e.control.clone().expect("control ring");
         let socket = e.profile.control_socket();
-        let listener = control::bind(&socket)
-            .map_err(|err| EngineError(format!("control socket {}: {err}", socket.display())))?;
+        let listener =
+            control::bind(&socket).map_err(|err| EngineError(format!("control socket {}: {err}", socket.display())))?;
+        let gw = e.gw.as_ref().map(|g| {
+            let ports = &e.info().ports;
+            GwMgmt {
+                server_port: ports[g.cfg.server_port as usize].id,
+                server_mac: ports[g.cfg.server_port as usize].mac,
+                arp_src: g.cfg.pool.first().copied().unwrap_or([0; 4]),
+                members: g.members.clone(),
+                static_neigh: g.neighbours.clone(),
+                learned: HashMap::new(),
+                last_arp: None,
+                service_names: g.service_names.clone(),
+            }
+        });
+        let mut st = State {
+            info: e.info().clone(),
+            control: e.control.clone().expect("control ring"),
+            mgmt_tx: e.mgmt_tx.clone().expect("mgmt tx ring"),
+            tables: e.tables.clone(),
+            acct: e.acct.clone(),
+            gw,
+            acct_total: 0,
+            acct_recent: VecDeque::new(),
+            neighbours_learned: 0,
+            arp_sent: 0,
+        };
         let core = e.profile.cores.management;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -40,31 +267,25 @@ impl Management {
                     }
                 }
                 while !stop2.load(Relaxed) {
-                    let mut b = Burst::new();
-                    let n = b.dequeue(&ring, MAX_BURST);
-                    if n > 0 {
-                        info.control_rx.fetch_add(n as u64, Relaxed);
-                        // Gateway roles parse these (ARP replies, probe answers);
-                        // the wire role has none to handle: they are freed.
-                        drop(b);
-                        continue;
+                    let busy = st.control_frames();
+                    st.resolve();
+                    st.drain_acct();
+                    control::serve_pending(&listener, |req| st.answer(req));
+                    if !busy {
+                        std::thread::sleep(Duration::from_millis(1));
                     }
-                    control::serve_pending(&listener, |req| match req {
-                        "stats" => serde_json::to_string(&info.report()).unwrap_or_default(),
-                        other => format!("{{\"error\":\"unknown request {other:?}; try: stats\"}}"),
-                    });
-                    std::thread::sleep(Duration::from_millis(2));
                 }
+                st.drain_acct();
             })
             .map_err(|err| EngineError(format!("spawning the management thread: {err}")))?;
-        Ok(Management {
-            stop,
-            handle: Some(handle),
-            socket,
-        })
+        Ok(Management { stop, handle: Some(handle), socket })
     }
 
-    pub fn stop(mut self) {
+    pub fn stop(self) {}
+}
+
+impl Drop for Management {
+    fn drop(&mut self) {
         self.stop.store(true, Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();

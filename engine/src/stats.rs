@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PORTS: usize = 16;
 
 /// A worker's own counters (written only by that worker).
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct WorkerLocal {
     pub rx: u64,
     pub tx: u64,
@@ -25,6 +25,29 @@ pub struct WorkerLocal {
     pub port_rx: [u64; MAX_PORTS],
     pub port_tx: [u64; MAX_PORTS],
     pub pipe: WorkerCounters,
+    /// Named event counters of the pipeline's stages.
+    pub events: [(&'static str, u64); 16],
+    pub nevents: usize,
+}
+
+impl Default for WorkerLocal {
+    fn default() -> Self {
+        WorkerLocal {
+            rx: 0,
+            tx: 0,
+            polls: 0,
+            empty_polls: 0,
+            idle_sleeps: 0,
+            handoff_in: 0,
+            handoff_out: 0,
+            control_out: 0,
+            port_rx: [0; MAX_PORTS],
+            port_tx: [0; MAX_PORTS],
+            pipe: WorkerCounters::default(),
+            events: [("", 0); 16],
+            nevents: 0,
+        }
+    }
 }
 
 /// The published copy of a worker's counters.
@@ -42,6 +65,8 @@ pub struct WorkerShared {
     port_rx: [AtomicU64; MAX_PORTS],
     port_tx: [AtomicU64; MAX_PORTS],
     drops: [AtomicU64; DropReason::COUNT],
+    events: [AtomicU64; 16],
+    event_names: std::sync::OnceLock<Vec<&'static str>>,
 }
 
 impl WorkerShared {
@@ -61,6 +86,13 @@ impl WorkerShared {
         }
         for (d, v) in self.drops.iter().zip(l.pipe.drops.iter()) {
             d.store(*v, Relaxed);
+        }
+        if l.nevents > 0 {
+            // Names are fixed for a worker's life: set once.
+            self.event_names.get_or_init(|| l.events[..l.nevents].iter().map(|(n, _)| *n).collect());
+            for (a, (_, v)) in self.events.iter().zip(l.events[..l.nevents].iter()) {
+                a.store(*v, Relaxed);
+            }
         }
     }
 
@@ -91,6 +123,11 @@ impl WorkerShared {
                 .map(|v| v.load(Relaxed))
                 .collect(),
             drops,
+            events: self
+                .event_names
+                .get()
+                .map(|names| names.iter().zip(self.events.iter()).map(|(n, v)| (n.to_string(), v.load(Relaxed))).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -111,6 +148,15 @@ pub struct WorkerReport {
     pub port_tx: Vec<u64>,
     /// (reason, count) for every drop reason, zeros included.
     pub drops: Vec<(String, u64)>,
+    /// (event, count) of the pipeline's stages (GW connections, ...).
+    #[serde(default)]
+    pub events: Vec<(String, u64)>,
+}
+
+impl WorkerReport {
+    pub fn event(&self, name: &str) -> u64 {
+        self.events.iter().find(|(n, _)| n == name).map(|(_, v)| *v).unwrap_or(0)
+    }
 }
 
 impl WorkerReport {
@@ -175,6 +221,10 @@ impl Report {
     pub fn drop_count(&self, r: DropReason) -> u64 {
         self.workers.iter().map(|w| w.drop_count(r)).sum()
     }
+    /// An event counter summed over workers.
+    pub fn event(&self, name: &str) -> u64 {
+        self.workers.iter().map(|w| w.event(name)).sum()
+    }
 
     /// The table a person reads (`pgw stats`).
     pub fn render(&self) -> String {
@@ -237,6 +287,14 @@ impl Report {
                 w.polls,
                 w.empty_polls
             );
+        }
+        if let Some(w0) = self.workers.first() {
+            if !w0.events.is_empty() {
+                let _ = writeln!(s, "\nevents (summed over workers)");
+                for (n, _) in &w0.events {
+                    let _ = writeln!(s, "  {:<24} {:>12}", n, self.event(n));
+                }
+            }
         }
         let mut any = false;
         for r in DropReason::ALL {

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgw_pipelines::pipeline::Pipeline;
+use arc_swap::{ArcSwap, Cache};
+use crossbeam::queue::ArrayQueue;
+use pgw_pipelines::gw::acct::{AcctRecord, AcctSink};
+use pgw_pipelines::pipeline::{Pipeline, Tables};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
 use crate::dpdk::{tsc, Burst, PortId, QueueId, Ring, MAX_BURST};
@@ -46,6 +49,23 @@ pub struct Worker {
     pub tsc_start: u64,
     pub idle_sleep: Duration,
     pub idle_polls: u32,
+    /// The management side's published tables (loaded once per burst).
+    pub tables: Arc<ArcSwap<Tables>>,
+    /// Accounting records to the management thread (this worker produces).
+    pub acct: Arc<ArrayQueue<AcctRecord>>,
+    /// Frames the management thread wants sent (worker 0 drains it).
+    pub mgmt_tx: Option<Arc<Ring>>,
+}
+
+/// The worker's end of its accounting queue: never blocks; a full queue is
+/// reported to the stage, which counts it.
+struct QueueSink<'a>(&'a ArrayQueue<AcctRecord>);
+
+impl AcctSink for QueueSink<'_> {
+    #[inline]
+    fn push(&mut self, r: &AcctRecord) -> bool {
+        self.0.push(*r).is_ok()
+    }
 }
 
 struct Out {
@@ -68,15 +88,21 @@ impl Worker {
         let mut rx = Burst::new();
         let mut last_drain = tsc();
         let mut empty_run: u32 = 0;
+        let tables_src = self.tables.clone();
+        let mut tables = Cache::new(tables_src);
+        let acct_q = self.acct.clone();
 
         while !self.quit.load(Relaxed) {
             let now = tsc();
             let now_ms = (now - self.tsc_start) / self.tsc_per_ms;
             if now - last_drain >= self.drain_tsc {
                 self.flush(&mut out, &mut local);
+                local.nevents = self.pipeline.events(&mut local.events);
                 self.shared.publish(&local);
                 last_drain = now;
             }
+            let t: &Tables = tables.load();
+            let mut sink = QueueSink(&acct_q);
             local.polls += 1;
             let mut got = 0;
             for pi in 0..self.ports.len() {
@@ -88,6 +114,8 @@ impl Worker {
                 local.rx += n as u64;
                 local.port_rx[pi] += n as u64;
                 self.handle(
+                    t,
+                    &mut sink,
                     &mut rx,
                     Some(pi as PortIdx),
                     &mut verdicts,
@@ -100,9 +128,12 @@ impl Worker {
             if n > 0 {
                 got += n;
                 local.handoff_in += n as u64;
-                self.handle(&mut rx, None, &mut verdicts, now_ms, &mut out, &mut local);
+                self.handle(t, &mut sink, &mut rx, None, &mut verdicts, now_ms, &mut out, &mut local);
             }
-            self.pipeline.poll(now_ms, &mut local.pipe);
+            if let Some(ring) = &self.mgmt_tx {
+                got += self.send_mgmt(ring, &mut rx, &mut out, &mut local);
+            }
+            self.pipeline.poll(now_ms, &mut sink, &mut local.pipe);
             if got == 0 {
                 local.empty_polls += 1;
                 empty_run = empty_run.saturating_add(1);
@@ -116,14 +147,37 @@ impl Worker {
             }
         }
         self.flush(&mut out, &mut local);
+        local.nevents = self.pipeline.events(&mut local.events);
         self.shared.publish(&local);
         0
     }
 
+    /// Transmit what the management thread queued (ARP requests, probes):
+    /// each mbuf's `port` field names its DPDK port.
+    fn send_mgmt(&self, ring: &Ring, b: &mut Burst, out: &mut Out, local: &mut WorkerLocal) -> usize {
+        let n = b.dequeue(ring, self.burst);
+        for m in b.drain() {
+            let p = self.port_of.get(m.port() as usize).copied().unwrap_or(PortIdx::MAX) as usize;
+            if p >= out.tx.len() {
+                local.pipe.drop(DropReason::NoRoute);
+                continue;
+            }
+            local.port_tx[p] += 1;
+            if let Err(m) = out.tx[p].push(m) {
+                self.flush_port(p, out, local);
+                let _ = out.tx[p].push(m);
+            }
+        }
+        n
+    }
+
     /// Pipeline over one burst, then move every mbuf where its verdict says.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn handle(
         &mut self,
+        t: &Tables,
+        sink: &mut QueueSink<'_>,
         rx: &mut Burst,
         arrival: Option<PortIdx>,
         verdicts: &mut [Verdict; MAX_BURST],
@@ -135,7 +189,7 @@ impl Worker {
         let pipeline = &mut self.pipeline;
         let pipe_counters = &mut local.pipe;
         rx.with_pkts(&self.port_of, arrival, |pkts| {
-            pipeline.process_burst(pkts, &mut verdicts[..n], now_ms, pipe_counters)
+            pipeline.process_burst(t, pkts, &mut verdicts[..n], now_ms, sink, pipe_counters)
         });
         for (m, v) in rx.drain().zip(verdicts[..n].iter()) {
             match *v {

@@ -56,8 +56,14 @@ mod tests {
         let f = WireFwd::new(3, &[(0, 1)]);
         let mut c = WorkerCounters::default();
         let mut buf = vec![0xa5u8; 64];
-        assert_eq!(f.process(&Pkt::new(&mut buf, 60, 0), &mut c), Verdict::Tx { port: 1 });
-        assert_eq!(f.process(&Pkt::new(&mut buf, 60, 1), &mut c), Verdict::Tx { port: 0 });
+        assert_eq!(
+            f.process(&Pkt::new(&mut buf, 60, 0), &mut c),
+            Verdict::Tx { port: 1 }
+        );
+        assert_eq!(
+            f.process(&Pkt::new(&mut buf, 60, 1), &mut c),
+            Verdict::Tx { port: 0 }
+        );
         assert_eq!(
             f.process(&Pkt::new(&mut buf, 60, 2), &mut c),
             Verdict::Drop(DropReason::NoRoute)

@@ -7,7 +7,13 @@
 //! tests feed it `Vec<u8>`s.
 #![forbid(unsafe_code)]
 
-pub mod verdict;
+pub mod arp;
 pub mod fwd;
+pub mod gw;
+pub mod lb;
+pub mod mgmt;
+pub mod pipeline;
+pub mod verdict;
+pub mod wire;
 
 pub use verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};

@@ -1,0 +1,157 @@
+//! From a profile's `[gw]` section to the GW stage's config and the first
+//! table snapshot. Errors name the profile key.
+
+use std::net::Ipv4Addr;
+
+use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
+use pgw_pipelines::gw::tables::{Group, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip};
+use pgw_pipelines::PortIdx;
+
+use crate::config::{parse_cidr, parse_mac, ConfigError, Profile};
+
+/// Everything the GW role needs, built from the profile.
+pub struct GwBuild {
+    /// MACs are zero here; the engine fills them from the started ports.
+    pub cfg: GwConfig,
+    pub services: Services,
+    pub sessions: Sessions,
+    /// Static neighbours (`[[neighbor]]`).
+    pub neighbours: Vec<([u8; 4], [u8; 6])>,
+    /// Addresses the gateway answers ARP for, per port (port addresses,
+    /// VIPs on the access port, pool addresses on the server port).
+    pub arp_ips: Vec<(PortIdx, [u8; 4])>,
+    /// Addresses of every group member: the management thread resolves them.
+    pub members: Vec<[u8; 4]>,
+    /// Service names by id (for reports).
+    pub service_names: Vec<(u8, String)>,
+}
+
+fn ip(p: &Profile, key: String, s: &str) -> Result<[u8; 4], ConfigError> {
+    s.parse::<Ipv4Addr>().map(|a| a.octets()).map_err(|_| p.err(key, format!("{s:?} is not an IPv4 address")))
+}
+
+pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
+    let g = p.gw.as_ref().ok_or_else(|| p.err("gw", "missing [gw] section"))?;
+    let access = p.port_index(&g.access_port).ok_or_else(|| p.err("gw.access_port", "no such port"))? as PortIdx;
+    let server = p.port_index(&g.server_port).ok_or_else(|| p.err("gw.server_port", "no such port"))? as PortIdx;
+    let mut pool = Vec::new();
+    for (i, a) in g.pool.iter().enumerate() {
+        pool.push(ip(p, format!("gw.pool[{i}]"), a)?);
+    }
+    let mut timeouts = GwTimeouts::default();
+    if let Some(t) = &g.timeouts {
+        let ms = |v: Option<f64>, d: u64| v.map(|s| (s * 1000.0) as u64).unwrap_or(d);
+        timeouts = GwTimeouts {
+            syn_ms: ms(t.syn_s, timeouts.syn_ms),
+            established_ms: ms(t.established_s, timeouts.established_ms),
+            closing_ms: ms(t.closing_s, timeouts.closing_ms),
+            udp_ms: ms(t.udp_s, timeouts.udp_ms),
+            icmp_ms: ms(t.icmp_s, timeouts.icmp_ms),
+            close_hold_ms: ms(t.close_hold_s, timeouts.close_hold_ms),
+        };
+    }
+    let cfg = GwConfig {
+        access_port: access,
+        server_port: server,
+        pool: pool.clone(),
+        key_port_first: g.key_ports[0],
+        key_port_last: g.key_ports[1],
+        reserved_ports: g.probe_ports.map(|[a, b]| (a, b)),
+        workers: p.cores.workers.len() as u16,
+        timeouts,
+        max_flows_per_worker: g.max_flows_per_worker,
+        require_session: g.require_session,
+        ..GwConfig::default()
+    };
+    cfg.validate().map_err(|m| p.err("gw", m))?;
+
+    let mut service_names = Vec::new();
+    for (i, s) in g.services.iter().enumerate() {
+        if s.id > ServiceId::MAX {
+            return Err(p.err(format!("gw.service[{i}].id"), format!("{} > {}", s.id, ServiceId::MAX)));
+        }
+        if service_names.iter().any(|(id, n): &(u8, String)| *id == s.id || *n == s.name) {
+            return Err(p.err(format!("gw.service[{i}]"), format!("service {:?} / id {} defined twice", s.name, s.id)));
+        }
+        service_names.push((s.id, s.name.clone()));
+    }
+    let service = |key: String, name: &str| -> Result<ServiceId, ConfigError> {
+        service_names
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| ServiceId(*id))
+            .ok_or_else(|| p.err(key, format!("no [[gw.service]] named {name:?}")))
+    };
+    let mut groups = Vec::new();
+    let mut members_ips = Vec::new();
+    for (i, gc) in g.groups.iter().enumerate() {
+        let policy = match gc.policy.as_str() {
+            "round-robin" => Policy::RoundRobin,
+            "weighted-round-robin" => Policy::WeightedRoundRobin,
+            "least-connections" => Policy::LeastConnections,
+            "priority" => Policy::Priority,
+            other => {
+                return Err(p.err(
+                    format!("gw.group[{i}].policy"),
+                    format!("{other:?}: use round-robin, weighted-round-robin, least-connections or priority"),
+                ))
+            }
+        };
+        let mut members = Vec::new();
+        for (j, m) in gc.members.iter().enumerate() {
+            let a = ip(p, format!("gw.group[{i}].members[{j}].ip"), &m.ip)?;
+            members_ips.push(a);
+            members.push(Member { name: m.name.clone(), ip: a, port: m.port, weight: m.weight, priority: m.priority, up: m.up });
+        }
+        groups.push(Group { name: gc.name.clone(), service: service(format!("gw.group[{i}].service"), &gc.service)?, policy, members });
+    }
+    let mut vips = Vec::new();
+    let mut arp_ips = Vec::new();
+    for (i, v) in g.vips.iter().enumerate() {
+        let a = ip(p, format!("gw.vip[{i}].ip"), &v.ip)?;
+        vips.push(Vip { ip: a, port: v.port, group: v.group.clone() });
+        arp_ips.push((access, a));
+    }
+    let external = match &g.external_service {
+        Some(n) => Some(service("gw.external_service".into(), n)?),
+        None => None,
+    };
+    let services = Services::new(groups, vips, external).map_err(|m| p.err("gw", m))?;
+    let mut sessions = Vec::new();
+    for (i, s) in g.sessions.iter().enumerate() {
+        let a = ip(p, format!("gw.session[{i}].ip"), &s.ip)?;
+        let mut allowed = 0u64;
+        for (j, n) in s.services.iter().enumerate() {
+            allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
+        }
+        sessions.push((a, Session { device_id: s.device_id, active: true, allowed }));
+    }
+    for a in &pool {
+        arp_ips.push((server, *a));
+    }
+    for (i, pc) in p.ports.iter().enumerate() {
+        for c in &pc.ipv4 {
+            let (a, _) = parse_cidr(c).map_err(|m| p.err(format!("port[{i}].ipv4"), m))?;
+            arp_ips.push((i as PortIdx, a.octets()));
+        }
+    }
+    let mut neighbours = Vec::new();
+    for (i, n) in p.neighbors.iter().enumerate() {
+        let a = ip(p, format!("neighbor[{i}].ip"), &n.ip)?;
+        neighbours.push((a, parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?));
+    }
+    Ok(GwBuild {
+        cfg,
+        services,
+        sessions: Sessions::new(sessions),
+        neighbours,
+        arp_ips,
+        members: members_ips,
+        service_names,
+    })
+}
+
+/// The first neighbour table: the static entries.
+pub fn neighbours(b: &GwBuild) -> Neighbours {
+    Neighbours::new(b.neighbours.iter().copied())
+}

@@ -1,0 +1,423 @@
+//! Static GW configuration (from the profile) and the NAT key space.
+//!
+//! `GwConfig` is built once at start, validated, and shared read-only by
+//! every worker (each `GwWorker` keeps its own copy). Nothing in it changes
+//! while the engine runs; what changes (groups, sessions, neighbours) lives in
+//! [`GwTables`](super::tables::GwTables).
+//!
+//! ## Key space
+//! A NAT key is a (pool address, port) pair. The usable ports are the key
+//! port range minus the reserved health-probe range; they are numbered by a
+//! *virtual index* `v` in `0..usable`. Worker `w` of `n` owns the virtual
+//! indices `w * ppw .. (w + 1) * ppw` (`ppw = usable / n`, the remainder
+//! `usable % n` ports are unused) on **every** pool address. So the owner of
+//! a key is pure arithmetic: [`key_owner`]. Inside a worker, key `(pool_idx,
+//! v)` has the index `pool_idx * ppw + (v - w * ppw)` in its key table.
+
+use crate::verdict::PortIdx;
+
+/// Per-state idle timeouts, in milliseconds of the caller's monotonic clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GwTimeouts {
+    /// TCP: SYN sent up, no answer from the server yet.
+    pub syn_ms: u64,
+    /// TCP: established (handshake seen).
+    pub established_ms: u64,
+    /// TCP: one FIN seen (half closed).
+    pub closing_ms: u64,
+    /// UDP flows.
+    pub udp_ms: u64,
+    /// ICMP echo flows.
+    pub icmp_ms: u64,
+    /// After a connection closes (or expires) its key rests this long before
+    /// it can be handed out again, so that a server still in TIME_WAIT for
+    /// (pool address, key port) never sees the same 4-tuple reused early.
+    /// Late packets of a connection closed by FIN/RST are still translated
+    /// during the hold.
+    pub close_hold_ms: u64,
+}
+
+impl Default for GwTimeouts {
+    fn default() -> Self {
+        GwTimeouts {
+            syn_ms: 20_000,
+            established_ms: 7_200_000,
+            closing_ms: 60_000,
+            udp_ms: 60_000,
+            icmp_ms: 30_000,
+            close_hold_ms: 60_000,
+        }
+    }
+}
+
+/// Static configuration of the GW stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GwConfig {
+    /// Port facing the LBs / subscribers (up packets arrive here).
+    pub access_port: PortIdx,
+    /// Port facing the servers (down packets arrive here). May equal
+    /// `access_port` (one-arm): then a packet whose destination is a pool
+    /// address is a down packet, anything else an up packet.
+    pub server_port: PortIdx,
+    /// Our MAC on `access_port`.
+    pub access_mac: [u8; 6],
+    /// Our MAC on `server_port`.
+    pub server_mac: [u8; 6],
+    /// SNAT pool: the GW addresses used as source toward the servers.
+    /// At most [`GwConfig::MAX_POOL`] addresses, no duplicates.
+    pub pool: Vec<[u8; 4]>,
+    /// First port of the key range (inclusive).
+    pub key_port_first: u16,
+    /// Last port of the key range (inclusive).
+    pub key_port_last: u16,
+    /// Ports reserved for the management thread's health probes (inclusive
+    /// range, clipped to the key range); down packets to them are `Control`.
+    pub reserved_ports: Option<(u16, u16)>,
+    /// Number of workers (each owns a slice of the key space).
+    pub workers: u16,
+    pub timeouts: GwTimeouts,
+    /// Maximum concurrent flows per worker (also bounded by the worker's
+    /// number of keys). The up table has `next_pow2(2 * limit)` slots.
+    pub max_flows_per_worker: u32,
+    /// Distinct servers a worker tracks connection counts for (least
+    /// connections). Rounded up to a power of two, times two.
+    pub max_servers: u32,
+    /// A new connection needs an active session for its source address.
+    pub require_session: bool,
+    /// Router toward the servers, used when a server (or a plain, non-VIP
+    /// destination) has no neighbour entry.
+    pub server_next_hop_mac: Option<[u8; 6]>,
+    /// Seed of the flow hash (pick it at random at start).
+    pub hash_seed: u64,
+}
+
+impl Default for GwConfig {
+    fn default() -> Self {
+        GwConfig {
+            access_port: 0,
+            server_port: 1,
+            access_mac: [0x02, 0, 0, 0, 0, 0x01],
+            server_mac: [0x02, 0, 0, 0, 0, 0x02],
+            pool: Vec::new(),
+            key_port_first: 1024,
+            key_port_last: 65535,
+            reserved_ports: None,
+            workers: 1,
+            timeouts: GwTimeouts::default(),
+            max_flows_per_worker: 65_536,
+            max_servers: 1024,
+            require_session: true,
+            server_next_hop_mac: None,
+            hash_seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+impl GwConfig {
+    /// Most pool addresses a config may have (the down path scans the pool).
+    pub const MAX_POOL: usize = 64;
+
+    /// Check the config; the error names the key and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.pool.is_empty() {
+            return Err("gw.pool: empty; list at least one SNAT address".into());
+        }
+        if self.pool.len() > Self::MAX_POOL {
+            return Err(format!(
+                "gw.pool: {} addresses, at most {} are supported; use fewer",
+                self.pool.len(),
+                Self::MAX_POOL
+            ));
+        }
+        for (i, a) in self.pool.iter().enumerate() {
+            if self.pool[..i].contains(a) {
+                return Err(format!(
+                    "gw.pool: address {a:?} listed twice; remove the duplicate"
+                ));
+            }
+        }
+        if self.key_port_first == 0 || self.key_port_first > self.key_port_last {
+            return Err(format!(
+                "gw.key_ports: {}..={} is empty or starts at 0; use e.g. 1024..=65535",
+                self.key_port_first, self.key_port_last
+            ));
+        }
+        if let Some((lo, hi)) = self.reserved_ports {
+            if lo > hi {
+                return Err(format!(
+                    "gw.reserved_ports: {lo}..={hi} is reversed; write low..=high"
+                ));
+            }
+        }
+        if self.workers == 0 {
+            return Err("gw.workers: 0; need at least one worker".into());
+        }
+        let ks = KeySpace::new(self);
+        if ks.per_worker == 0 {
+            return Err(format!(
+                "gw.key_ports: {} usable ports for {} workers, less than one each; widen the range or shrink gw.reserved_ports",
+                ks.usable, self.workers
+            ));
+        }
+        if (ks.per_worker as u64) * (self.pool.len() as u64) >= u32::MAX as u64 / 2 {
+            return Err("gw.pool: too many keys per worker".into());
+        }
+        if self.max_flows_per_worker == 0 || self.max_flows_per_worker > (1 << 30) {
+            return Err("gw.max_flows_per_worker: must be in 1..=2^30".into());
+        }
+        if self.max_servers == 0 || self.max_servers > 1 << 15 {
+            return Err("gw.max_servers: must be in 1..=32768".into());
+        }
+        if self.timeouts.close_hold_ms == 0 {
+            return Err(
+                "gw.timeouts.close_hold_ms: 0 would reuse a key at once; use e.g. 60000".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The NAT key space derived from a config (see the module docs).
+#[derive(Clone, Debug)]
+pub struct KeySpace {
+    pool: Vec<[u8; 4]>,
+    first: u16,
+    last: u16,
+    /// Reserved range clipped to `first..=last`, if not empty.
+    rsv: Option<(u16, u16)>,
+    /// Usable ports (range minus reserved).
+    pub usable: u32,
+    /// Ports (virtual indices) per worker.
+    pub per_worker: u32,
+    workers: u16,
+}
+
+/// Where a (pool address, port) falls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyLoc {
+    /// Not one of our pool addresses.
+    NotPool,
+    /// A pool address, port in the reserved health-probe range.
+    Reserved,
+    /// A pool address, port outside the key range or in the unused remainder.
+    Unowned,
+    /// A key of worker `owner`: `pool_idx`, and `off` = its offset inside
+    /// the owner's port slice.
+    Key { owner: u16, pool_idx: u32, off: u32 },
+}
+
+impl KeySpace {
+    pub fn new(cfg: &GwConfig) -> KeySpace {
+        let (first, last) = (cfg.key_port_first, cfg.key_port_last);
+        let rsv = cfg.reserved_ports.and_then(|(lo, hi)| {
+            let (lo, hi) = (lo.max(first), hi.min(last));
+            (lo <= hi).then_some((lo, hi))
+        });
+        let total = if first <= last {
+            (last - first) as u32 + 1
+        } else {
+            0
+        };
+        let usable = total - rsv.map_or(0, |(lo, hi)| (hi - lo) as u32 + 1);
+        let per_worker = usable / (cfg.workers.max(1) as u32);
+        KeySpace {
+            pool: cfg.pool.clone(),
+            first,
+            last,
+            rsv,
+            usable,
+            per_worker,
+            workers: cfg.workers.max(1),
+        }
+    }
+
+    pub fn pool(&self) -> &[[u8; 4]] {
+        &self.pool
+    }
+
+    /// Index of `addr` in the pool (a scan of at most `MAX_POOL` addresses).
+    #[inline]
+    pub fn pool_index(&self, addr: [u8; 4]) -> Option<u32> {
+        self.pool.iter().position(|a| *a == addr).map(|i| i as u32)
+    }
+
+    /// Virtual index of a usable port.
+    #[inline]
+    fn vindex(&self, port: u16) -> Option<u32> {
+        if port < self.first || port > self.last {
+            return None;
+        }
+        let off = (port - self.first) as u32;
+        match self.rsv {
+            None => Some(off),
+            Some((lo, _)) if port < lo => Some(off),
+            Some((lo, hi)) if port > hi => Some(off - ((hi - lo) as u32 + 1)),
+            Some(_) => None,
+        }
+    }
+
+    /// Port of a virtual index (`v < usable`).
+    #[inline]
+    fn port_of(&self, v: u32) -> u16 {
+        let p = self.first as u32 + v;
+        match self.rsv {
+            Some((lo, hi)) if p >= lo as u32 => (p + (hi - lo) as u32 + 1) as u16,
+            _ => p as u16,
+        }
+    }
+
+    fn is_reserved(&self, port: u16) -> bool {
+        matches!(self.rsv, Some((lo, hi)) if (lo..=hi).contains(&port))
+    }
+
+    /// Locate a key. O(pool) for the address, O(1) for the port.
+    #[inline]
+    pub fn locate(&self, addr: [u8; 4], port: u16) -> KeyLoc {
+        let Some(pool_idx) = self.pool_index(addr) else {
+            return KeyLoc::NotPool;
+        };
+        if self.is_reserved(port) {
+            return KeyLoc::Reserved;
+        }
+        let Some(v) = self.vindex(port) else {
+            return KeyLoc::Unowned;
+        };
+        let owner = v / self.per_worker;
+        if owner >= self.workers as u32 {
+            return KeyLoc::Unowned;
+        }
+        KeyLoc::Key {
+            owner: owner as u16,
+            pool_idx,
+            off: v % self.per_worker,
+        }
+    }
+
+    /// Keys one worker owns.
+    pub fn keys_per_worker(&self) -> u32 {
+        self.per_worker * self.pool.len() as u32
+    }
+
+    /// Index of a key in its owner's key table.
+    #[inline]
+    pub fn key_index(&self, pool_idx: u32, off: u32) -> u32 {
+        pool_idx * self.per_worker + off
+    }
+
+    /// (pool address, port) of key `idx` of worker `worker`.
+    #[inline]
+    pub fn key_addr(&self, worker: u16, idx: u32) -> ([u8; 4], u16) {
+        let pool_idx = idx / self.per_worker;
+        let off = idx % self.per_worker;
+        let v = worker as u32 * self.per_worker + off;
+        (self.pool[pool_idx as usize], self.port_of(v))
+    }
+}
+
+/// Which worker owns key (`pool_addr`, `port`); `None` if it is no key
+/// (not a pool address, reserved, out of range or in the unused remainder).
+pub fn key_owner(cfg: &GwConfig, pool_addr: [u8; 4], port: u16) -> Option<u16> {
+    // Same arithmetic as `KeySpace::locate`, without building a KeySpace.
+    cfg.pool.iter().position(|a| *a == pool_addr)?;
+    let (first, last) = (cfg.key_port_first, cfg.key_port_last);
+    if port < first || port > last {
+        return None;
+    }
+    let mut v = (port - first) as u32;
+    let mut usable = (last - first) as u32 + 1;
+    if let Some((lo, hi)) = cfg.reserved_ports {
+        let (lo, hi) = (lo.max(first), hi.min(last));
+        if lo <= hi {
+            if (lo..=hi).contains(&port) {
+                return None;
+            }
+            let n = (hi - lo) as u32 + 1;
+            usable -= n;
+            if port > hi {
+                v -= n;
+            }
+        }
+    }
+    let ppw = usable / cfg.workers.max(1) as u32;
+    if ppw == 0 {
+        return None;
+    }
+    let owner = v / ppw;
+    (owner < cfg.workers as u32).then_some(owner as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(workers: u16, rsv: Option<(u16, u16)>) -> GwConfig {
+        GwConfig {
+            pool: vec![[192, 0, 2, 1], [192, 0, 2, 2]],
+            key_port_first: 1000,
+            key_port_last: 1099,
+            reserved_ports: rsv,
+            workers,
+            ..GwConfig::default()
+        }
+    }
+
+    #[test]
+    fn key_space_partitions_ports_and_skips_reserved() {
+        let c = cfg(3, Some((1010, 1019)));
+        c.validate().unwrap();
+        let ks = KeySpace::new(&c);
+        assert_eq!(ks.usable, 90);
+        assert_eq!(ks.per_worker, 30);
+        let mut seen = std::collections::HashSet::new();
+        for w in 0..3u16 {
+            for idx in 0..ks.keys_per_worker() {
+                let (a, p) = ks.key_addr(w, idx);
+                assert!(!(1010..=1019).contains(&p), "reserved port {p} handed out");
+                assert!((1000..=1099).contains(&p));
+                assert!(seen.insert((a, p)), "key {a:?}:{p} twice");
+                let loc = ks.locate(a, p);
+                let pool_idx = ks.pool_index(a).unwrap();
+                let off = idx % ks.per_worker;
+                assert_eq!(
+                    loc,
+                    KeyLoc::Key {
+                        owner: w,
+                        pool_idx,
+                        off
+                    }
+                );
+                assert_eq!(ks.key_index(pool_idx, off), idx);
+                assert_eq!(key_owner(&c, a, p), Some(w));
+            }
+        }
+        assert_eq!(seen.len(), 180);
+        assert_eq!(ks.locate([192, 0, 2, 1], 1015), KeyLoc::Reserved);
+        assert_eq!(key_owner(&c, [192, 0, 2, 1], 1015), None);
+        assert_eq!(ks.locate([192, 0, 2, 1], 999), KeyLoc::Unowned);
+        assert_eq!(ks.locate([192, 0, 2, 9], 1050), KeyLoc::NotPool);
+        assert_eq!(key_owner(&c, [192, 0, 2, 9], 1050), None);
+    }
+
+    #[test]
+    fn remainder_ports_are_unowned() {
+        let c = cfg(3, None); // 100 ports, 33 each, 1 left over
+        let ks = KeySpace::new(&c);
+        assert_eq!(ks.per_worker, 33);
+        assert_eq!(ks.locate([192, 0, 2, 1], 1099), KeyLoc::Unowned);
+        assert_eq!(key_owner(&c, [192, 0, 2, 1], 1099), None);
+        assert_eq!(key_owner(&c, [192, 0, 2, 1], 1098), Some(2));
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        let mut c = cfg(1, None);
+        c.pool.clear();
+        assert!(c.validate().unwrap_err().contains("gw.pool"));
+        let mut c = cfg(200, None);
+        c.key_port_last = 1050;
+        assert!(c.validate().unwrap_err().contains("gw.key_ports"));
+        let mut c = cfg(1, None);
+        c.pool.push([192, 0, 2, 1]);
+        assert!(c.validate().unwrap_err().contains("twice"));
+    }
+}

@@ -1,0 +1,239 @@
+//! Per-worker flow storage: the flow entries (the key table) and the up
+//! table that finds an entry from an up packet's 5-tuple.
+//!
+//! * **Key table** — `Vec<Flow>` indexed by key index (see
+//!   [`KeySpace`](super::config::KeySpace)); the down path indexes it
+//!   directly by (pool address, port): no hashing.
+//! * **Up table** — open addressing over a power-of-two `Vec` of 8-byte slots
+//!   `{tag: u32, key: u32}`, grouped in buckets of 8 slots (64 bytes). A
+//!   lookup scans a fixed window of two buckets (16 slots) from the home
+//!   bucket and compares the 32-bit tag before checking the 5-tuple stored in
+//!   the flow entry. An insert takes the first empty slot of the window; a
+//!   full window fails (the stage counts `flow_table_full`), it never probes
+//!   further and never resizes. Deletion just empties the slot: lookups do
+//!   not stop at empty slots, so no tombstones are needed.
+//!
+//! ## Memory per connection
+//! `size_of::<Flow>()` = [`FLOW_BYTES`] (checked by a test) for every key of
+//! the worker, plus 8 bytes × `next_pow2(2 × max_flows_per_worker)` up-table
+//! slots (16–32 bytes per flow of capacity), plus 20 bytes per key in the key
+//! allocator's rings: about 200 bytes per possible connection, all allocated
+//! in [`GwWorker::new`](super::GwWorker::new).
+
+use super::acct::Attr;
+use super::balance::{LoadSlot, NO_SLOT};
+use super::tables::GroupIdx;
+use super::tcp_state::FlowState;
+
+/// `size_of::<Flow>()`.
+pub const FLOW_BYTES: usize = 160;
+const _: () = assert!(
+    FLOW_BYTES <= 192,
+    "a flow entry should stay within 3 cache lines"
+);
+
+/// "No group" (not balanced: destination not a representative address).
+pub const NO_GROUP: GroupIdx = u16::MAX;
+/// "No service".
+pub const NO_SERVICE: u8 = u8::MAX;
+/// "Not in the up table".
+pub const UNLINKED: u32 = u32::MAX;
+
+/// One connection (FIG. 22 address information + FIG. 23 distribution
+/// information + FIG. 29 accounting), indexed by its key.
+///
+/// `repr(C)` and ordered so that what every data packet touches (tuple,
+/// state, MACs, last-seen, counters) is in the first 80 bytes; the rest
+/// (start, device, group, service, attribute) is touched at start and close.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct Flow {
+    /// Subscriber address (original source).
+    pub sub_ip: [u8; 4],
+    /// Original destination (the VIP, or the plain destination).
+    pub dst_ip: [u8; 4],
+    /// Chosen server (= `dst_ip` without balancing).
+    pub srv_ip: [u8; 4],
+    /// Subscriber port (ICMP: echo identifier).
+    pub sub_port: u16,
+    /// Original destination port (ICMP: 0).
+    pub dst_port: u16,
+    /// Server port (ICMP: 0).
+    pub srv_port: u16,
+    pub proto: u8,
+    pub state: FlowState,
+    /// Source MAC of the latest up packet: the LB to send down packets to
+    /// (updated on every up packet: a subscriber may move between LBs).
+    pub lb_mac: [u8; 6],
+    /// Next hop toward the server, valid while `nh_epoch` equals the
+    /// published `Neighbours::epoch()` (low 32 bits).
+    pub srv_mac: [u8; 6],
+    pub nh_epoch: u32,
+    /// Slot in the up table, or `UNLINKED`.
+    pub up_slot: u32,
+    /// Last packet (ms).
+    pub last_ms: u64,
+    pub up_pkts: u64,
+    pub up_bytes: u64,
+    pub down_pkts: u64,
+    pub down_bytes: u64,
+    // --- cold: connection start and close only ---
+    pub start_ms: u64,
+    pub device_id: u64,
+    pub group: GroupIdx,
+    /// Slot of the server in the balancer's count table.
+    pub load_slot: LoadSlot,
+    pub service: u8,
+    /// The first up payload was inspected for an attribute.
+    pub attr_done: bool,
+    pub attr: Attr,
+}
+
+impl Flow {
+    pub(crate) fn empty() -> Flow {
+        Flow {
+            group: NO_GROUP,
+            load_slot: NO_SLOT,
+            service: NO_SERVICE,
+            up_slot: UNLINKED,
+            ..Flow::default()
+        }
+    }
+}
+
+/// Slots per bucket (8 × 8 bytes = one cache line).
+const BUCKET: usize = 8;
+/// Slots a lookup / insert looks at.
+pub const WINDOW: usize = 2 * BUCKET;
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    tag: u32,
+    key: u32,
+}
+
+/// 5-tuple → key index, fixed size, bounded probe.
+#[derive(Clone, Debug)]
+pub struct UpTable {
+    slots: Vec<Slot>,
+    mask: usize,
+    used: usize,
+}
+
+impl UpTable {
+    /// At least `min_slots` slots (power of two, at least one window).
+    pub fn new(min_slots: usize) -> UpTable {
+        let n = min_slots.max(WINDOW).next_power_of_two();
+        UpTable {
+            slots: vec![Slot { tag: 0, key: EMPTY }; n],
+            mask: n - 1,
+            used: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+    pub fn len(&self) -> usize {
+        self.used
+    }
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    #[inline]
+    fn start(&self, h: u64) -> usize {
+        (h as usize & self.mask) & !(BUCKET - 1)
+    }
+
+    /// The (slot, key) whose tag matches `h` and for which `is_it(key)`.
+    #[inline]
+    pub fn lookup(&self, h: u64, mut is_it: impl FnMut(u32) -> bool) -> Option<(u32, u32)> {
+        let tag = (h >> 32) as u32;
+        let s0 = self.start(h);
+        for i in 0..WINDOW {
+            let s = (s0 + i) & self.mask;
+            let e = self.slots[s];
+            if e.key != EMPTY && e.tag == tag && is_it(e.key) {
+                return Some((s as u32, e.key));
+            }
+        }
+        None
+    }
+
+    /// Insert `key` under hash `h`; the slot, or `None` if the window is full.
+    #[inline]
+    pub fn insert(&mut self, h: u64, key: u32) -> Option<u32> {
+        let s0 = self.start(h);
+        for i in 0..WINDOW {
+            let s = (s0 + i) & self.mask;
+            if self.slots[s].key == EMPTY {
+                self.slots[s] = Slot {
+                    tag: (h >> 32) as u32,
+                    key,
+                };
+                self.used += 1;
+                return Some(s as u32);
+            }
+        }
+        None
+    }
+
+    /// Empty slot `slot` (which must hold `key`).
+    #[inline]
+    pub fn remove(&mut self, slot: u32, key: u32) {
+        if let Some(e) = self.slots.get_mut(slot as usize) {
+            if e.key == key {
+                e.key = EMPTY;
+                self.used -= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_entry_size_is_documented() {
+        assert_eq!(std::mem::size_of::<Flow>(), FLOW_BYTES);
+    }
+
+    #[test]
+    fn insert_lookup_remove() {
+        let mut t = UpTable::new(64);
+        assert_eq!(t.capacity(), 64);
+        let s1 = t.insert(0xdead_beef_0000_0003, 7).unwrap();
+        let s2 = t.insert(0xdead_beef_0000_0003, 8).unwrap(); // same hash, other key
+        assert_ne!(s1, s2);
+        assert_eq!(t.lookup(0xdead_beef_0000_0003, |k| k == 8), Some((s2, 8)));
+        assert_eq!(t.lookup(0xdead_beef_0000_0003, |k| k == 7), Some((s1, 7)));
+        assert_eq!(
+            t.lookup(0x1111_1111_0000_0003, |_| true),
+            None,
+            "tag differs"
+        );
+        t.remove(s1, 7);
+        assert_eq!(t.lookup(0xdead_beef_0000_0003, |k| k == 7), None);
+        // lookups do not stop at the hole
+        assert_eq!(t.lookup(0xdead_beef_0000_0003, |k| k == 8), Some((s2, 8)));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn full_window_fails_and_never_spills() {
+        let mut t = UpTable::new(64);
+        let h = 0xabcd_0000_0000_0005u64;
+        for k in 0..WINDOW as u32 {
+            assert!(t.insert(h, k).is_some());
+        }
+        assert_eq!(t.insert(h, 99), None);
+        // other windows are untouched
+        assert!(t.insert(h + 32, 100).is_some());
+        for k in 0..WINDOW as u32 {
+            assert!(t.lookup(h, |x| x == k).is_some());
+        }
+    }
+}

@@ -1,0 +1,725 @@
+//! The GW stage (FIG. 16–29, steps S31–S117, S61–S67, S70–S80), IPv4.
+//!
+//! Per packet, on the worker that received it, with no lock, allocation,
+//! log or clock read:
+//!
+//! * **Up** (arrives on `access_port`, destination MAC ours): find the flow
+//!   by its original 5-tuple in the worker's up table. A TCP SYN (no ACK), a
+//!   first UDP datagram or a first ICMP echo request with no flow starts a
+//!   connection: session check (S62–S63), representative address → group →
+//!   service (S41, FIG. 27), authorization (S65–S66; refused TCP is answered
+//!   with a RST built in place, UDP/ICMP dropped), server choice by the
+//!   group's policy (S43), NAT key allocation (S33), entry insert. Then every
+//!   up packet of the flow is rewritten: source = pool address : key port
+//!   (ICMP: the identifier = the key port), destination = the server (or the
+//!   unchanged destination when it is not a representative address),
+//!   Ethernet toward the server's neighbour MAC, TTL − 1, IPv4 and L4
+//!   checksums updated incrementally (RFC 1624), and sent on `server_port`.
+//! * **Down** (arrives on `server_port`, destination a pool address): the key
+//!   (pool address, destination port / ICMP identifier) gives the owner
+//!   worker by arithmetic; another worker's key → `Handoff` (frame
+//!   untouched); else the key table is indexed directly. Source = the
+//!   original destination (the VIP), destination = the subscriber, Ethernet
+//!   toward the LB MAC learned from the latest up packet, sent on
+//!   `access_port` (S101–S117).
+//! * TCP state is tracked per flow ([`tcp_state`]); a closed connection's
+//!   record goes to the [`AcctSink`] once, its key rests on hold
+//!   (`close_hold_ms`) and is then reused last ([`keys`]).
+//!
+//! Not this stage's job: ARP (the engine runs `arp::ArpResponder` first),
+//! IPv6 (dropped as `unsupported_ethertype` for now), IP fragments
+//! (`fragment`), ICMP errors and other protocols (`unsupported_proto`).
+//! Checksums are not verified: an incremental update keeps a bad checksum
+//! bad, so the end host still discards a corrupted packet. VLAN tags pass
+//! through unchanged. Authorization is checked when a connection starts
+//! only; a flow keeps its server for its life even if the server is later
+//! marked down.
+
+pub mod acct;
+pub mod balance;
+pub mod config;
+pub mod flow;
+pub mod hash;
+pub mod keys;
+pub mod rss;
+pub mod rst;
+pub mod tables;
+pub mod tcp_state;
+
+#[cfg(test)]
+mod tests;
+
+pub use acct::{AcctRecord, AcctSink, Attr, AttrKind, CloseReason, ATTR_MAX};
+pub use config::{key_owner, GwConfig, GwTimeouts, KeyLoc, KeySpace};
+pub use flow::{Flow, FLOW_BYTES};
+pub use rss::toeplitz;
+pub use tables::{
+    Group, GroupIdx, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions,
+    Vip,
+};
+pub use tcp_state::{Dir, FlowState};
+
+use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters};
+use crate::wire::ether::EthernetFrame;
+use crate::wire::icmp::{self, IcmpPacket};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::tcp::TcpPacket;
+use crate::wire::udp::UdpPacket;
+use crate::wire::{self, Parsed};
+use balance::{Balancer, NO_SLOT};
+use flow::{UpTable, NO_GROUP, NO_SERVICE, UNLINKED};
+use keys::KeyAlloc;
+use tcp_state::{flags, idle_timeout_ms, tcp_next, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+
+/// Held keys recycled at most per connection start (the rest by `expire`),
+/// so a burst of due keys never delays one packet much.
+const RECYCLE_PER_START: usize = 8;
+
+/// Plain per-worker counters of the GW stage (drops are in
+/// `WorkerCounters`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GwCounters {
+    /// Up packets forwarded (`Tx` on `server_port`), late ones included.
+    pub up_pkts: u64,
+    /// Down packets forwarded (`Tx` on `access_port`), late ones included.
+    pub down_pkts: u64,
+    /// Connections created (TCP, UDP, ICMP).
+    pub new_flows: u64,
+    /// Connections closed by FIN both ways.
+    pub closed_fin: u64,
+    /// Connections closed by RST.
+    pub closed_rst: u64,
+    /// Connections ended by idle timeout (lazily or by `expire`).
+    pub expired: u64,
+    /// SYNs refused by authorization and answered with a RST.
+    pub rst_unauthorized: u64,
+    /// Accounting records accepted by the sink.
+    pub acct_records: u64,
+    /// Accounting records lost because the sink was full.
+    pub acct_queue_full: u64,
+    /// Down packets handed to the key's owner worker.
+    pub handoffs: u64,
+    /// Packets for the management thread (health-probe answers).
+    pub control: u64,
+    /// Packets of a closed connection translated during its hold.
+    pub late_pkts: u64,
+    /// Closed connections whose 5-tuple was reused by a new SYN.
+    pub replaced: u64,
+    /// Keys back in the free FIFO after their hold.
+    pub keys_recycled: u64,
+    /// Up packets that came from a different LB MAC than the previous one.
+    pub lb_moves: u64,
+    /// Balanced connections whose server count could not be tracked
+    /// (balancer count table full).
+    pub load_untracked: u64,
+}
+
+/// The GW stage of one worker. Owned and mutated only by that worker.
+pub struct GwWorker {
+    id: u16,
+    cfg: GwConfig,
+    ks: KeySpace,
+    /// Key table: flow entry per key index.
+    flows: Vec<Flow>,
+    up: UpTable,
+    keys: KeyAlloc,
+    bal: Balancer,
+    /// Keys not in the free FIFO (open connections + keys on hold).
+    in_use: u32,
+    max_in_use: u32,
+    /// Next key index `expire` looks at.
+    sweep: u32,
+    pub counters: GwCounters,
+}
+
+impl GwWorker {
+    /// Worker `id` of `cfg.workers`; allocates everything it will ever use.
+    pub fn new(cfg: &GwConfig, id: u16) -> Result<GwWorker, String> {
+        cfg.validate()?;
+        if id >= cfg.workers {
+            return Err(format!(
+                "gw worker {id}: only {} workers configured",
+                cfg.workers
+            ));
+        }
+        let ks = KeySpace::new(cfg);
+        let nkeys = ks.keys_per_worker();
+        let npool = cfg.pool.len() as u32;
+        let ppw = ks.per_worker;
+        // Free order: rotate through pool addresses (key = pool * ppw + off).
+        let order = (0..ppw).flat_map(move |off| (0..npool).map(move |p| p * ppw + off));
+        let max_in_use = nkeys.min(cfg.max_flows_per_worker);
+        Ok(GwWorker {
+            id,
+            ks,
+            flows: vec![Flow::empty(); nkeys as usize],
+            up: UpTable::new(2 * max_in_use as usize),
+            keys: KeyAlloc::new(nkeys, cfg.timeouts.close_hold_ms, order),
+            bal: Balancer::new(cfg.max_servers),
+            in_use: 0,
+            max_in_use,
+            sweep: 0,
+            counters: GwCounters::default(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+    pub fn config(&self) -> &GwConfig {
+        &self.cfg
+    }
+    /// Open connections.
+    pub fn open_flows(&self) -> usize {
+        self.flows.iter().filter(|f| f.state.is_open()).count()
+    }
+    /// Keys in use (open connections and keys on hold).
+    pub fn keys_in_use(&self) -> u32 {
+        self.in_use
+    }
+    /// Keys this worker owns.
+    pub fn keys_total(&self) -> u32 {
+        self.flows.len() as u32
+    }
+    /// The flow entry of the key (pool address, port), if this worker owns it.
+    pub fn flow_by_key(&self, addr: [u8; 4], port: u16) -> Option<&Flow> {
+        match self.ks.locate(addr, port) {
+            KeyLoc::Key {
+                owner,
+                pool_idx,
+                off,
+            } if owner == self.id => self.flows.get(self.ks.key_index(pool_idx, off) as usize),
+            _ => None,
+        }
+    }
+
+    /// Process one frame. Drops are counted in `c` under their reason.
+    pub fn process(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        now_ms: u64,
+        acct: &mut impl AcctSink,
+        c: &mut WorkerCounters,
+    ) -> Verdict {
+        let v = self.classify(t, pkt, now_ms, acct);
+        match v {
+            Verdict::Drop(r) => c.drop(r),
+            Verdict::Handoff { .. } => self.counters.handoffs += 1,
+            Verdict::Control => self.counters.control += 1,
+            Verdict::Tx { .. } => {}
+        }
+        v
+    }
+
+    fn classify(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let p = match wire::parse(pkt.frame()) {
+            Ok(p) => p,
+            Err(r) => return Verdict::Drop(r),
+        };
+        if !p.is_ipv4() {
+            // ARP belongs to the responder before this stage; IPv6 is not
+            // translated yet.
+            return Verdict::Drop(DropReason::UnsupportedEthertype);
+        }
+        let dst_mac = EthernetFrame::new_unchecked(pkt.frame()).dst_addr();
+        let down = pkt.port == self.cfg.server_port
+            && (pkt.port != self.cfg.access_port || self.ks.pool_index(p.dst_v4()).is_some());
+        if down {
+            if dst_mac != self.cfg.server_mac {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+            self.down(pkt, &p, now, acct)
+        } else if pkt.port == self.cfg.access_port {
+            if dst_mac != self.cfg.access_mac {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+            self.up(t, pkt, &p, now, acct)
+        } else {
+            Verdict::Drop(DropReason::NoRoute)
+        }
+    }
+
+    /// Whether entry `k` is the flow of this up tuple.
+    #[inline]
+    fn tuple_is(f: &Flow, proto: u8, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> bool {
+        f.sub_ip == src
+            && f.dst_ip == dst
+            && f.sub_port == sport
+            && f.dst_port == dport
+            && f.proto == proto
+    }
+
+    fn up(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let proto = p.proto;
+        let (src, dst) = (p.src_v4(), p.dst_v4());
+        let (sport, dport) = match proto {
+            PROTO_ICMP => {
+                if p.icmp_type != icmp::v4::ECHO_REQUEST {
+                    return Verdict::Drop(DropReason::UnsupportedProto);
+                }
+                (p.src_port, 0)
+            }
+            _ => (p.src_port, p.dst_port),
+        };
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let h = hash::flow_hash(
+            self.cfg.hash_seed,
+            u32::from_be_bytes(src),
+            u32::from_be_bytes(dst),
+            sport,
+            dport,
+            proto,
+        );
+        let flows = &self.flows;
+        let found = self.up.lookup(h, |k| {
+            Self::tuple_is(&flows[k as usize], proto, src, sport, dst, dport)
+        });
+        let syn = p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN;
+        let mut key = None;
+        if let Some((_, k)) = found {
+            let f = &self.flows[k as usize];
+            if f.state.is_open() {
+                if self.idle_expired(f, now) {
+                    self.expire_flow(k, acct);
+                } else {
+                    key = Some(k);
+                }
+            } else if proto == PROTO_TCP && syn {
+                // A new connection on the 5-tuple of a closed one: the closed
+                // entry stays on hold but no longer matches.
+                self.unlink(k);
+                self.counters.replaced += 1;
+            } else {
+                key = Some(k); // a late packet of the closed connection
+            }
+        }
+        let k = match key {
+            Some(k) => k,
+            None => {
+                if proto == PROTO_TCP && !syn {
+                    return Verdict::Drop(DropReason::NoFlow);
+                }
+                match self.start(t, pkt, p, h, (src, sport, dst, dport), now) {
+                    Ok(k) => k,
+                    Err(v) => return v,
+                }
+            }
+        };
+        self.forward_up(t, pkt, p, k, now, acct)
+    }
+
+    /// Start a connection (S32–S44, S61–S67): the new key, or the verdict.
+    fn start(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        h: u64,
+        (src, sport, dst, dport): ([u8; 4], u16, [u8; 4], u16),
+        now: u64,
+    ) -> Result<u32, Verdict> {
+        let session = t.sessions.get(src).filter(|s| s.active);
+        if session.is_none() && self.cfg.require_session {
+            return Err(Verdict::Drop(DropReason::NoSession));
+        }
+        let svc = &t.services;
+        let group = svc.vip(dst, dport);
+        let grt = group.and_then(|g| svc.group(g));
+        let service = match grt {
+            Some(g) => Some(g.group.service),
+            None => svc.external_service,
+        };
+        if let (Some(s), Some(sess)) = (service, session) {
+            if !sess.allows(s) {
+                if p.proto == PROTO_TCP {
+                    rst::syn_to_rst(pkt, p, self.cfg.access_mac);
+                    self.counters.rst_unauthorized += 1;
+                    return Err(Verdict::Tx { port: pkt.port });
+                }
+                return Err(Verdict::Drop(DropReason::Unauthorized));
+            }
+        }
+        let (srv_ip, srv_port) = match (group, grt) {
+            (Some(gi), Some(g)) => {
+                let Some(m) = self.bal.choose(gi, g) else {
+                    return Err(Verdict::Drop(DropReason::NoServer));
+                };
+                let m = &g.group.members[m as usize];
+                (
+                    m.ip,
+                    if p.proto == PROTO_ICMP {
+                        0
+                    } else {
+                        m.port.unwrap_or(dport)
+                    },
+                )
+            }
+            _ => (dst, dport),
+        };
+        let Some(srv_mac) = t.neighbours.get(srv_ip).or(self.cfg.server_next_hop_mac) else {
+            return Err(Verdict::Drop(DropReason::NoNeighbor));
+        };
+        self.recycle(now, RECYCLE_PER_START);
+        if self.keys.free_len() == 0 {
+            return Err(Verdict::Drop(DropReason::NatPoolExhausted));
+        }
+        if self.in_use >= self.max_in_use {
+            return Err(Verdict::Drop(DropReason::FlowTableFull));
+        }
+        let Some(k) = self.keys.alloc() else {
+            return Err(Verdict::Drop(DropReason::NatPoolExhausted));
+        };
+        let Some(slot) = self.up.insert(h, k) else {
+            self.keys.free(k); // never used: straight back
+            return Err(Verdict::Drop(DropReason::FlowTableFull));
+        };
+        self.in_use += 1;
+        let load_slot = if group.is_some() {
+            let s = self.bal.open(srv_ip);
+            if s == NO_SLOT {
+                self.counters.load_untracked += 1;
+            }
+            s
+        } else {
+            NO_SLOT
+        };
+        self.flows[k as usize] = Flow {
+            sub_ip: src,
+            dst_ip: dst,
+            srv_ip,
+            sub_port: sport,
+            dst_port: dport,
+            srv_port,
+            proto: p.proto,
+            state: if p.proto == PROTO_TCP {
+                FlowState::SynSent
+            } else {
+                FlowState::Dgram
+            },
+            lb_mac: EthernetFrame::new_unchecked(pkt.frame()).src_addr(),
+            srv_mac,
+            nh_epoch: t.neighbours.epoch() as u32,
+            up_slot: slot,
+            last_ms: now,
+            start_ms: now,
+            device_id: session.map_or(0, |s| s.device_id),
+            group: group.unwrap_or(NO_GROUP),
+            load_slot,
+            service: service.map_or(NO_SERVICE, |s| s.0),
+            attr_done: p.proto != PROTO_TCP,
+            ..Flow::empty()
+        };
+        self.counters.new_flows += 1;
+        Ok(k)
+    }
+
+    /// Rewrite and account an up packet of flow `k` (S34–S46, S70–S77).
+    fn forward_up(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        k: u32,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let nh_epoch = t.neighbours.epoch() as u32;
+        let next_hop = self.cfg.server_next_hop_mac;
+        let f = &mut self.flows[k as usize];
+        if f.nh_epoch != nh_epoch {
+            // A new neighbour table was published: resolve again, once.
+            match t.neighbours.get(f.srv_ip).or(next_hop) {
+                Some(mac) => {
+                    f.srv_mac = mac;
+                    f.nh_epoch = nh_epoch;
+                }
+                None => return Verdict::Drop(DropReason::NoNeighbor),
+            }
+        }
+        let (nat_ip, nat_port) = self.ks.key_addr(self.id, k);
+        let f = &mut self.flows[k as usize];
+        let src_mac = EthernetFrame::new_unchecked(pkt.frame()).src_addr();
+        if src_mac != f.lb_mac {
+            f.lb_mac = src_mac;
+            self.counters.lb_moves += 1;
+        }
+        if !f.attr_done && p.payload_len > 0 {
+            f.attr_done = true;
+            if let Some(a) = acct::find_attr(&pkt.frame()[p.payload_range()]) {
+                f.attr = a;
+            }
+        }
+        rewrite(
+            pkt,
+            p,
+            (f.srv_mac, self.cfg.server_mac),
+            (nat_ip, nat_port),
+            (f.srv_ip, f.srv_port),
+        );
+        self.counters.up_pkts += 1;
+        let f = &mut self.flows[k as usize];
+        if f.state == FlowState::Closed {
+            self.counters.late_pkts += 1;
+            return Verdict::Tx {
+                port: self.cfg.server_port,
+            };
+        }
+        f.up_pkts += 1;
+        f.up_bytes += (p.ip_end() - p.l3_off as usize) as u64;
+        f.last_ms = now;
+        if f.proto == PROTO_TCP {
+            let (s, closed) = tcp_next(f.state, Dir::Up, p.tcp_flags);
+            f.state = s;
+            if let Some(r) = closed {
+                self.close_flow(k, r, acct);
+            }
+        }
+        Verdict::Tx {
+            port: self.cfg.server_port,
+        }
+    }
+
+    fn down(
+        &mut self,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let proto = p.proto;
+        if proto == PROTO_ICMP && p.icmp_type != icmp::v4::ECHO_REPLY {
+            // An echo request to a pool address: the gateway itself is asked.
+            return Verdict::Control;
+        }
+        let (src, dst) = (p.src_v4(), p.dst_v4());
+        let k = match self.ks.locate(dst, p.dst_port) {
+            KeyLoc::NotPool => return Verdict::Drop(DropReason::NotForUs),
+            KeyLoc::Reserved => return Verdict::Control,
+            KeyLoc::Unowned => return Verdict::Drop(DropReason::NoKey),
+            KeyLoc::Key { owner, .. } if owner != self.id => {
+                return Verdict::Handoff { worker: owner }
+            }
+            KeyLoc::Key { pool_idx, off, .. } => self.ks.key_index(pool_idx, off),
+        };
+        let f = &self.flows[k as usize];
+        let live = f.state.is_open() || (f.state == FlowState::Closed && f.up_slot != UNLINKED);
+        if !live
+            || f.proto != proto
+            || f.srv_ip != src
+            || (proto != PROTO_ICMP && f.srv_port != p.src_port)
+        {
+            return Verdict::Drop(DropReason::NoKey);
+        }
+        if f.state.is_open() && self.idle_expired(f, now) {
+            self.expire_flow(k, acct);
+            return Verdict::Drop(DropReason::NoKey);
+        }
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let f = &self.flows[k as usize];
+        rewrite(
+            pkt,
+            p,
+            (f.lb_mac, self.cfg.access_mac),
+            (f.dst_ip, f.dst_port),
+            (f.sub_ip, f.sub_port),
+        );
+        self.counters.down_pkts += 1;
+        let f = &mut self.flows[k as usize];
+        if f.state == FlowState::Closed {
+            self.counters.late_pkts += 1;
+            return Verdict::Tx {
+                port: self.cfg.access_port,
+            };
+        }
+        f.down_pkts += 1;
+        f.down_bytes += (p.ip_end() - p.l3_off as usize) as u64;
+        f.last_ms = now;
+        if f.proto == PROTO_TCP {
+            let (s, closed) = tcp_next(f.state, Dir::Down, p.tcp_flags);
+            f.state = s;
+            if let Some(r) = closed {
+                self.close_flow(k, r, acct);
+            }
+        }
+        Verdict::Tx {
+            port: self.cfg.access_port,
+        }
+    }
+
+    #[inline]
+    fn idle_expired(&self, f: &Flow, now: u64) -> bool {
+        now.saturating_sub(f.last_ms) > idle_timeout_ms(f.state, f.proto, &self.cfg.timeouts)
+    }
+
+    /// End connection `k`: record, counters, key on hold. The entry stays
+    /// (and stays linked) for late packets until the hold is over.
+    fn close_flow(&mut self, k: u32, reason: CloseReason, acct: &mut impl AcctSink) {
+        let (nat_ip, nat_port) = self.ks.key_addr(self.id, k);
+        let f = &mut self.flows[k as usize];
+        let r = AcctRecord {
+            device_id: f.device_id,
+            subscriber_ip: f.sub_ip,
+            subscriber_port: f.sub_port,
+            rep_ip: f.dst_ip,
+            rep_port: f.dst_port,
+            nat_ip,
+            nat_port,
+            server_ip: f.srv_ip,
+            server_port: f.srv_port,
+            proto: f.proto,
+            service: (f.service != NO_SERVICE).then_some(ServiceId(f.service)),
+            group: (f.group != NO_GROUP).then_some(f.group),
+            start_ms: f.start_ms,
+            end_ms: f.last_ms,
+            up_pkts: f.up_pkts,
+            up_bytes: f.up_bytes,
+            down_pkts: f.down_pkts,
+            down_bytes: f.down_bytes,
+            attr: f.attr,
+            close: reason,
+        };
+        f.state = FlowState::Closed;
+        let load_slot = std::mem::replace(&mut f.load_slot, NO_SLOT);
+        self.bal.close(load_slot);
+        self.keys.release(k, f.last_ms);
+        match reason {
+            CloseReason::Fin => self.counters.closed_fin += 1,
+            CloseReason::Rst => self.counters.closed_rst += 1,
+            CloseReason::IdleTimeout => self.counters.expired += 1,
+        }
+        if acct.push(&r) {
+            self.counters.acct_records += 1;
+        } else {
+            self.counters.acct_queue_full += 1;
+        }
+    }
+
+    /// Idle expiry: close and unlink at once (no late packets).
+    fn expire_flow(&mut self, k: u32, acct: &mut impl AcctSink) {
+        self.close_flow(k, CloseReason::IdleTimeout, acct);
+        self.unlink(k);
+    }
+
+    fn unlink(&mut self, k: u32) {
+        let f = &mut self.flows[k as usize];
+        if f.up_slot != UNLINKED {
+            self.up.remove(f.up_slot, k);
+            f.up_slot = UNLINKED;
+        }
+    }
+
+    /// Return up to `budget` keys whose hold is over to the free FIFO.
+    fn recycle(&mut self, now: u64, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some(k) = self.keys.pop_due(now) else {
+                break;
+            };
+            self.unlink(k);
+            self.flows[k as usize] = Flow::empty();
+            self.keys.free(k);
+            self.in_use -= 1;
+            self.counters.keys_recycled += 1;
+            n += 1;
+        }
+        n
+    }
+
+    /// Timer work, once per poll-loop turn: recycle up to `budget` keys whose
+    /// hold is over, then look at up to `budget` entries of the key table
+    /// (round robin) and end the idle ones. A full sweep of the table takes
+    /// `keys_total() / budget` calls. Returns the entries expired.
+    pub fn expire(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        acct: &mut impl AcctSink,
+        _c: &mut WorkerCounters,
+    ) -> usize {
+        self.recycle(now_ms, budget);
+        let n = self.flows.len() as u32;
+        let mut expired = 0;
+        for _ in 0..budget.min(n as usize) {
+            let k = self.sweep;
+            self.sweep = if k + 1 >= n { 0 } else { k + 1 };
+            let f = &self.flows[k as usize];
+            if f.state.is_open() && self.idle_expired(f, now_ms) {
+                self.expire_flow(k, acct);
+                expired += 1;
+            }
+        }
+        expired
+    }
+}
+
+/// Rewrite a parsed IPv4 TCP/UDP/ICMP-echo frame in place: Ethernet
+/// `(dst, src)`, TTL − 1, IP source → `new_src.0`, destination → `new_dst.0`,
+/// L4 source port → `new_src.1`, destination port → `new_dst.1` (ICMP echo:
+/// the identifier → `new_src.1` going up, `new_dst.1` going down, i.e.
+/// whichever side is not 0 when ports are 0), with incremental checksums.
+/// The caller checked `ttl > 1`.
+fn rewrite(
+    pkt: &mut Pkt<'_>,
+    p: &Parsed,
+    macs: ([u8; 6], [u8; 6]),
+    new_src: ([u8; 4], u16),
+    new_dst: ([u8; 4], u16),
+) {
+    let l3 = p.l3_off as usize;
+    let (l4, end) = (p.l4_off as usize, p.ip_end());
+    let data = &mut pkt.data[..pkt.len];
+    let mut eth = EthernetFrame::new_unchecked(&mut data[..l3]);
+    eth.set_dst_addr(macs.0);
+    eth.set_src_addr(macs.1);
+    let mut ip = Ipv4Packet::new_unchecked(&mut data[l3..end]);
+    let (old_src, old_dst) = (ip.src_addr(), ip.dst_addr());
+    ip.decrement_ttl();
+    ip.rewrite_src_addr(new_src.0);
+    ip.rewrite_dst_addr(new_dst.0);
+    let seg = &mut data[l4..end];
+    match p.proto {
+        PROTO_TCP => {
+            let mut t = TcpPacket::new_unchecked(seg);
+            t.adjust_checksum_addr_v4(old_src, new_src.0);
+            t.adjust_checksum_addr_v4(old_dst, new_dst.0);
+            t.rewrite_src_port(new_src.1);
+            t.rewrite_dst_port(new_dst.1);
+        }
+        PROTO_UDP => {
+            let mut u = UdpPacket::new_unchecked(seg);
+            u.adjust_checksum_addr_v4(old_src, new_src.0);
+            u.adjust_checksum_addr_v4(old_dst, new_dst.0);
+            u.rewrite_src_port(new_src.1);
+            u.rewrite_dst_port(new_dst.1);
+        }
+        _ => {
+            // ICMP echo: no pseudo-header; the identifier is the only field.
+            // Up: (key port, 0); down: (0, subscriber's identifier).
+            let ident = if p.icmp_type == icmp::v4::ECHO_REQUEST {
+                new_src.1
+            } else {
+                new_dst.1
+            };
+            IcmpPacket::new_unchecked(seg).rewrite_echo_ident(ident);
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The GW's published tables: an immutable snapshot the management thread
+//! builds and publishes as a whole (RCU style); the engine hands `&GwTables`
+//! to the workers per burst and they never write to it.
+//!
+//! Three independently built parts, each behind an `Arc`, so a publish that
+//! changes one part (a server marked down, a session started, an ARP answer)
+//! shares the other two with the previous snapshot:
+//!
+//! * [`Services`]: representative addresses (VIP, or VIP:port) → server group
+//!   (FIG. 23, FIG. 27): name, service type, balancing policy, members.
+//! * [`Sessions`]: subscriber address → device id, state, allowed services
+//!   (FIG. 10 / FIG. 26 folded into one bitmap per device).
+//! * [`Neighbours`]: IPv4 → MAC of servers and routers on the server side
+//!   (resolved by ARP by the management thread, or static).
+//!
+//! Workers consult these maps only when a connection starts (and the
+//! neighbour map again only after a new `Neighbours` was published); data
+//! packets use what the flow entry cached.
+//!
+//! Cost of a publish: building a part is O(its entries); the management
+//! thread should batch session changes (e.g. republish `Sessions` at most
+//! every few milliseconds) rather than rebuild per RADIUS message.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::hash::{FastBuild, FastMap};
+
+/// Unique, increasing ids for published parts (so a worker can tell a new
+/// `Neighbours` from the one it cached from).
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+fn next_epoch() -> u64 {
+    NEXT_EPOCH.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A service type (mail, chat, wap, ...). `0..=63`: a bit of
+/// [`Session::allowed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId(pub u8);
+
+impl ServiceId {
+    pub const MAX: u8 = 63;
+    #[inline]
+    pub fn bit(self) -> u64 {
+        1u64 << (self.0 & 63)
+    }
+}
+
+/// Balancing policy of a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Each up member in turn.
+    RoundRobin,
+    /// Up members in proportion to `weight` (weight 0: never chosen).
+    WeightedRoundRobin,
+    /// The up member with the fewest open connections *opened by this worker*
+    /// (counts are per core, as in VPP and DPVS; with RSS spreading
+    /// subscribers evenly the sum over cores behaves like a global count).
+    LeastConnections,
+    /// The up member(s) with the lowest `priority` value; ties in turn.
+    Priority,
+}
+
+/// A real server of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub ip: [u8; 4],
+    /// Server port; `None` keeps the port the subscriber asked for.
+    pub port: Option<u16>,
+    pub weight: u32,
+    /// Lower value = preferred (like DNS SRV).
+    pub priority: u32,
+    /// Marked by the server monitor; a member that is down is never chosen
+    /// for a new connection (existing connections keep their server).
+    pub up: bool,
+}
+
+/// A server group (FIG. 23).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub service: ServiceId,
+    pub policy: Policy,
+    pub members: Vec<Member>,
+}
+
+/// A representative address of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip {
+    pub ip: [u8; 4],
+    /// `Some(p)`: only connections to `ip:p`; `None`: any port. An exact
+    /// `ip:port` entry wins over an `ip` entry.
+    pub port: Option<u16>,
+    /// Name of the group.
+    pub group: String,
+}
+
+/// Index of a group in [`Services`].
+pub type GroupIdx = u16;
+
+/// A group with what the balancer needs precomputed.
+#[derive(Clone, Debug)]
+pub struct GroupRt {
+    pub group: Group,
+    /// Indices of the members that are up.
+    pub(crate) up: Vec<u16>,
+    /// Up members with weight > 0, and their cumulative weights.
+    pub(crate) wrr_idx: Vec<u16>,
+    pub(crate) wrr_cum: Vec<u64>,
+    pub(crate) wrr_total: u64,
+    /// Multiplier coprime to `wrr_total` that interleaves the WRR sequence.
+    pub(crate) wrr_stride: u64,
+    /// Up members with the lowest priority value.
+    pub(crate) best: Vec<u16>,
+}
+
+impl GroupRt {
+    fn new(group: Group) -> GroupRt {
+        let up: Vec<u16> = (0..group.members.len())
+            .filter(|&i| group.members[i].up)
+            .map(|i| i as u16)
+            .collect();
+        let mut wrr_idx = Vec::new();
+        let mut wrr_cum = Vec::new();
+        let mut total = 0u64;
+        for &i in &up {
+            let w = group.members[i as usize].weight as u64;
+            if w > 0 {
+                total += w;
+                wrr_idx.push(i);
+                wrr_cum.push(total);
+            }
+        }
+        let mut stride = (total * 618 / 1000).max(1);
+        while total > 0 && gcd(stride, total) != 1 {
+            stride += 1;
+        }
+        let best_prio = up.iter().map(|&i| group.members[i as usize].priority).min();
+        let best = up
+            .iter()
+            .copied()
+            .filter(|&i| Some(group.members[i as usize].priority) == best_prio)
+            .collect();
+        GroupRt {
+            group,
+            up,
+            wrr_idx,
+            wrr_cum,
+            wrr_total: total,
+            wrr_stride: stride,
+            best,
+        }
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[inline]
+fn vip_key(ip: [u8; 4], port: Option<u16>) -> u64 {
+    ((u32::from_be_bytes(ip) as u64) << 32)
+        | match port {
+            Some(p) => ((p as u64) << 8) | 1,
+            None => 0,
+        }
+}
+
+/// Groups and representative addresses.
+#[derive(Clone, Debug)]
+pub struct Services {
+    groups: Vec<GroupRt>,
+    vips: FastMap<u64, GroupIdx>,
+    any_port_vips: bool,
+    /// Service of connections to non-VIP destinations ("external"): `Some`
+    /// makes them subject to authorization too; `None` lets any session use
+    /// them.
+    pub external_service: Option<ServiceId>,
+    epoch: u64,
+}
+
+impl Services {
+    /// Build; the error names the group, member or VIP at fault.
+    pub fn new(
+        groups: Vec<Group>,
+        vips: Vec<Vip>,
+        external_service: Option<ServiceId>,
+    ) -> Result<Services, String> {
+        if groups.len() >= u16::MAX as usize {
+            return Err(format!("gw.groups: {} groups, at most 65534", groups.len()));
+        }
+        for (i, g) in groups.iter().enumerate() {
+            if groups[..i].iter().any(|o| o.name == g.name) {
+                return Err(format!("gw.groups: group {:?} defined twice", g.name));
+            }
+            if g.service.0 > ServiceId::MAX {
+                return Err(format!(
+                    "gw.groups.{}.service: {} > {}",
+                    g.name,
+                    g.service.0,
+                    ServiceId::MAX
+                ));
+            }
+            if g.members.len() >= u16::MAX as usize {
+                return Err(format!("gw.groups.{}: too many members", g.name));
+            }
+            for m in &g.members {
+                if m.ip == [0; 4] {
+                    return Err(format!("gw.groups.{}.{}: address 0.0.0.0", g.name, m.name));
+                }
+                if m.port == Some(0) {
+                    return Err(format!("gw.groups.{}.{}: port 0", g.name, m.name));
+                }
+            }
+        }
+        if let Some(s) = external_service {
+            if s.0 > ServiceId::MAX {
+                return Err(format!("gw.external_service: {} > {}", s.0, ServiceId::MAX));
+            }
+        }
+        let mut map = FastMap::with_capacity_and_hasher(vips.len(), FastBuild::default());
+        let mut any_port = false;
+        for v in &vips {
+            let Some(g) = groups.iter().position(|g| g.name == v.group) else {
+                return Err(format!(
+                    "gw.vips: {:?} names unknown group {:?}",
+                    v.ip, v.group
+                ));
+            };
+            if map.insert(vip_key(v.ip, v.port), g as GroupIdx).is_some() {
+                return Err(format!(
+                    "gw.vips: {:?} port {:?} listed twice",
+                    v.ip, v.port
+                ));
+            }
+            any_port |= v.port.is_none();
+        }
+        Ok(Services {
+            groups: groups.into_iter().map(GroupRt::new).collect(),
+            vips: map,
+            any_port_vips: any_port,
+            external_service,
+            epoch: next_epoch(),
+        })
+    }
+
+    /// Group of representative address `ip:port`, if it is one.
+    #[inline]
+    pub fn vip(&self, ip: [u8; 4], port: u16) -> Option<GroupIdx> {
+        if self.vips.is_empty() {
+            return None;
+        }
+        if let Some(&g) = self.vips.get(&vip_key(ip, Some(port))) {
+            return Some(g);
+        }
+        if self.any_port_vips {
+            return self.vips.get(&vip_key(ip, None)).copied();
+        }
+        None
+    }
+
+    #[inline]
+    pub fn group(&self, g: GroupIdx) -> Option<&GroupRt> {
+        self.groups.get(g as usize)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.iter().map(|g| &g.group)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// A subscriber session as the GW sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Mobile device identification.
+    pub device_id: u64,
+    /// `Act` (true) or `Dormant`/`Close` (false).
+    pub active: bool,
+    /// Bit `s` set: service `ServiceId(s)` is OK for this device.
+    pub allowed: u64,
+}
+
+impl Session {
+    #[inline]
+    pub fn allows(&self, s: ServiceId) -> bool {
+        self.allowed & s.bit() != 0
+    }
+}
+
+/// Subscriber address → session.
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    map: FastMap<u32, Session>,
+    epoch: u64,
+}
+
+impl Sessions {
+    pub fn new(entries: impl IntoIterator<Item = ([u8; 4], Session)>) -> Sessions {
+        let mut map = FastMap::default();
+        for (ip, s) in entries {
+            map.insert(u32::from_be_bytes(ip), s);
+        }
+        Sessions {
+            map,
+            epoch: next_epoch(),
+        }
+    }
+    #[inline]
+    pub fn get(&self, ip: [u8; 4]) -> Option<&Session> {
+        self.map.get(&u32::from_be_bytes(ip))
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// IPv4 → MAC on the server side.
+#[derive(Clone, Debug)]
+pub struct Neighbours {
+    map: FastMap<u32, [u8; 6]>,
+    epoch: u64,
+}
+
+impl Neighbours {
+    pub fn new(entries: impl IntoIterator<Item = ([u8; 4], [u8; 6])>) -> Neighbours {
+        let mut map = FastMap::default();
+        for (ip, mac) in entries {
+            map.insert(u32::from_be_bytes(ip), mac);
+        }
+        Neighbours {
+            map,
+            epoch: next_epoch(),
+        }
+    }
+    #[inline]
+    pub fn get(&self, ip: [u8; 4]) -> Option<[u8; 6]> {
+        self.map.get(&u32::from_be_bytes(ip)).copied()
+    }
+    /// Unique id of this build; flows cache a MAC together with it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// The snapshot a worker reads.
+#[derive(Clone, Debug)]
+pub struct GwTables {
+    pub services: Arc<Services>,
+    pub sessions: Arc<Sessions>,
+    pub neighbours: Arc<Neighbours>,
+}
+
+impl GwTables {
+    pub fn new(services: Services, sessions: Sessions, neighbours: Neighbours) -> GwTables {
+        GwTables {
+            services: Arc::new(services),
+            sessions: Arc::new(sessions),
+            neighbours: Arc::new(neighbours),
+        }
+    }
+    /// A copy with new sessions (services and neighbours shared).
+    pub fn with_sessions(&self, sessions: Sessions) -> GwTables {
+        GwTables {
+            sessions: Arc::new(sessions),
+            ..self.clone()
+        }
+    }
+    /// A copy with new services (sessions and neighbours shared).
+    pub fn with_services(&self, services: Services) -> GwTables {
+        GwTables {
+            services: Arc::new(services),
+            ..self.clone()
+        }
+    }
+    /// A copy with new neighbours (services and sessions shared).
+    pub fn with_neighbours(&self, neighbours: Neighbours) -> GwTables {
+        GwTables {
+            neighbours: Arc::new(neighbours),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn member(name: &str, ip: [u8; 4], weight: u32, priority: u32, up: bool) -> Member {
+        Member {
+            name: name.into(),
+            ip,
+            port: None,
+            weight,
+            priority,
+            up,
+        }
+    }
+
+    #[test]
+    fn vip_exact_port_wins_over_any_port() {
+        let g = |n: &str| Group {
+            name: n.into(),
+            service: ServiceId(1),
+            policy: Policy::RoundRobin,
+            members: vec![member("a", [10, 1, 1, 1], 1, 0, true)],
+        };
+        let s = Services::new(
+            vec![g("web"), g("mail")],
+            vec![
+                Vip {
+                    ip: [10, 33, 0, 1],
+                    port: None,
+                    group: "mail".into(),
+                },
+                Vip {
+                    ip: [10, 33, 0, 1],
+                    port: Some(80),
+                    group: "web".into(),
+                },
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.vip([10, 33, 0, 1], 80), Some(0));
+        assert_eq!(s.vip([10, 33, 0, 1], 25), Some(1));
+        assert_eq!(s.vip([10, 33, 0, 2], 80), None);
+    }
+
+    #[test]
+    fn build_errors_name_the_culprit() {
+        let e = Services::new(
+            vec![],
+            vec![Vip {
+                ip: [1, 2, 3, 4],
+                port: None,
+                group: "x".into(),
+            }],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown group \"x\""), "{e}");
+    }
+
+    #[test]
+    fn derived_lists() {
+        let g = GroupRt::new(Group {
+            name: "g".into(),
+            service: ServiceId(0),
+            policy: Policy::Priority,
+            members: vec![
+                member("a", [10, 0, 0, 1], 3, 2, true),
+                member("b", [10, 0, 0, 2], 0, 1, true),
+                member("c", [10, 0, 0, 3], 5, 1, false),
+                member("d", [10, 0, 0, 4], 2, 1, true),
+            ],
+        });
+        assert_eq!(g.up, vec![0, 1, 3]);
+        assert_eq!(g.wrr_idx, vec![0, 3]);
+        assert_eq!(g.wrr_cum, vec![3, 5]);
+        assert_eq!(g.wrr_total, 5);
+        assert_eq!(gcd(g.wrr_stride, 5), 1);
+        assert_eq!(g.best, vec![1, 3]);
+    }
+
+    #[test]
+    fn epochs_are_unique() {
+        let a = Neighbours::new([]);
+        let b = Neighbours::new([]);
+        assert_ne!(a.epoch(), b.epoch());
+    }
+}

@@ -1,0 +1,1625 @@
+//! GW stage tests: fixtures (input frame → verdict → output frame, byte by
+//! byte, checksums recomputed in full), property tests, fake-clock timers,
+//! handoff.
+
+use super::*;
+use crate::wire::build::{checksums_ok, with_room, FrameSpec, FILL, L4};
+use crate::wire::icmp::v4::{ECHO_REPLY, ECHO_REQUEST};
+use crate::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------- fixture --
+
+const ACC_MAC: [u8; 6] = [0x02, 0xac, 0, 0, 0, 0x01];
+const SRV_MAC: [u8; 6] = [0x02, 0x5e, 0, 0, 0, 0x02];
+const LB1: [u8; 6] = [0x02, 0x1b, 0, 0, 0, 0x01];
+const LB2: [u8; 6] = [0x02, 0x1b, 0, 0, 0, 0x02];
+const ROUTER: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x01];
+
+const POOL0: [u8; 4] = [192, 0, 2, 10];
+const POOL1: [u8; 4] = [192, 0, 2, 11];
+const VIP_WAP: [u8; 4] = [10, 33, 0, 1];
+const VIP_MAIL: [u8; 4] = [10, 33, 0, 2];
+const WAP1: [u8; 4] = [10, 33, 1, 10];
+const WAP2: [u8; 4] = [10, 33, 1, 11];
+const MAIL1: [u8; 4] = [10, 33, 1, 20];
+const MAIL2: [u8; 4] = [10, 33, 1, 21];
+const EXTERNAL: [u8; 4] = [198, 51, 100, 7];
+
+const SUB1: [u8; 4] = [10, 0, 0, 1]; // wap + mail
+const SUB2: [u8; 4] = [10, 0, 0, 2]; // wap only
+const SUB_DORMANT: [u8; 4] = [10, 0, 0, 3];
+const SUB_NONE: [u8; 4] = [10, 0, 0, 9];
+
+const SVC_WAP: ServiceId = ServiceId(1);
+const SVC_MAIL: ServiceId = ServiceId(2);
+
+fn mac_of(ip: [u8; 4]) -> [u8; 6] {
+    [0x02, 0x5e, ip[0], ip[1], ip[2], ip[3]]
+}
+
+const TIMEOUTS: GwTimeouts = GwTimeouts {
+    syn_ms: 1_000,
+    established_ms: 10_000,
+    closing_ms: 2_000,
+    udp_ms: 3_000,
+    icmp_ms: 4_000,
+    close_hold_ms: 5_000,
+};
+
+/// 2 pool addresses, ports 20000..=20099 minus 20090..=20099 reserved,
+/// 2 workers: worker 0 owns 20000..=20044, worker 1 20045..=20089.
+fn cfg() -> GwConfig {
+    GwConfig {
+        access_port: 0,
+        server_port: 1,
+        access_mac: ACC_MAC,
+        server_mac: SRV_MAC,
+        pool: vec![POOL0, POOL1],
+        key_port_first: 20_000,
+        key_port_last: 20_099,
+        reserved_ports: Some((20_090, 20_099)),
+        workers: 2,
+        timeouts: TIMEOUTS,
+        max_flows_per_worker: 1 << 12,
+        max_servers: 64,
+        require_session: true,
+        server_next_hop_mac: Some(ROUTER),
+        hash_seed: 0x1234_5678_9abc_def0,
+    }
+}
+
+fn member(name: &str, ip: [u8; 4], port: Option<u16>) -> Member {
+    Member {
+        name: name.into(),
+        ip,
+        port,
+        weight: 1,
+        priority: 0,
+        up: true,
+    }
+}
+
+fn groups() -> Vec<Group> {
+    vec![
+        Group {
+            name: "wap".into(),
+            service: SVC_WAP,
+            policy: Policy::RoundRobin,
+            members: vec![member("wap1", WAP1, None), member("wap2", WAP2, None)],
+        },
+        Group {
+            name: "mail".into(),
+            service: SVC_MAIL,
+            policy: Policy::RoundRobin,
+            members: vec![
+                member("mail1", MAIL1, Some(2525)),
+                member("mail2", MAIL2, Some(2525)),
+            ],
+        },
+    ]
+}
+
+fn services(groups: Vec<Group>) -> Services {
+    Services::new(
+        groups,
+        vec![
+            Vip {
+                ip: VIP_WAP,
+                port: None,
+                group: "wap".into(),
+            },
+            Vip {
+                ip: VIP_MAIL,
+                port: None,
+                group: "mail".into(),
+            },
+        ],
+        None,
+    )
+    .unwrap()
+}
+
+fn tables() -> GwTables {
+    let sessions = Sessions::new([
+        (
+            SUB1,
+            Session {
+                device_id: 1001,
+                active: true,
+                allowed: SVC_WAP.bit() | SVC_MAIL.bit(),
+            },
+        ),
+        (
+            SUB2,
+            Session {
+                device_id: 1002,
+                active: true,
+                allowed: SVC_WAP.bit(),
+            },
+        ),
+        (
+            SUB_DORMANT,
+            Session {
+                device_id: 1003,
+                active: false,
+                allowed: u64::MAX,
+            },
+        ),
+    ]);
+    let neighbours = Neighbours::new([WAP1, WAP2, MAIL1, MAIL2].map(|ip| (ip, mac_of(ip))));
+    GwTables::new(services(groups()), sessions, neighbours)
+}
+
+/// A sink that refuses after `cap` records.
+struct Bounded {
+    v: Vec<AcctRecord>,
+    cap: usize,
+}
+impl AcctSink for Bounded {
+    fn push(&mut self, r: &AcctRecord) -> bool {
+        if self.v.len() >= self.cap {
+            return false;
+        }
+        self.v.push(*r);
+        true
+    }
+}
+
+struct H {
+    t: GwTables,
+    w: Vec<GwWorker>,
+    acct: Vec<AcctRecord>,
+    c: WorkerCounters,
+}
+
+impl H {
+    fn new(cfg: GwConfig) -> H {
+        let w = (0..cfg.workers)
+            .map(|i| GwWorker::new(&cfg, i).unwrap())
+            .collect();
+        H {
+            t: tables(),
+            w,
+            acct: Vec::new(),
+            c: WorkerCounters::default(),
+        }
+    }
+    fn std() -> H {
+        H::new(cfg())
+    }
+    /// Run `frame` through worker `wi`; the output frame. Checks that no
+    /// byte past the frame (in or out) was touched, except the RST's
+    /// zero padding up to 60 bytes.
+    fn run_on(&mut self, wi: usize, frame: &[u8], port: u16, now: u64) -> (Verdict, Vec<u8>) {
+        let mut buf = with_room(frame, frame.len() + 64);
+        let mut pkt = Pkt::new(&mut buf, frame.len(), port);
+        let v = self.w[wi].process(&self.t, &mut pkt, now, &mut self.acct, &mut self.c);
+        let len = pkt.len;
+        let end = len.max(frame.len());
+        assert!(
+            buf[end..].iter().all(|&b| b == FILL),
+            "bytes past the frame were written"
+        );
+        (v, buf[..len].to_vec())
+    }
+    fn run(&mut self, frame: &[u8], port: u16, now: u64) -> (Verdict, Vec<u8>) {
+        self.run_on(0, frame, port, now)
+    }
+    fn drops(&self, r: DropReason) -> u64 {
+        self.c.drops[r as usize]
+    }
+    fn expire(&mut self, wi: usize, now: u64) -> usize {
+        self.w[wi].expire(now, 1 << 20, &mut self.acct, &mut self.c)
+    }
+}
+
+fn tcp(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> FrameSpec {
+    FrameSpec {
+        src_mac: macs.0,
+        dst_mac: macs.1,
+        src_ip: src.0,
+        dst_ip: dst.0,
+        l4: L4::Tcp {
+            src_port: src.1,
+            dst_port: dst.1,
+            seq,
+            ack,
+            flags,
+            window: 29_200,
+            options: Vec::new(),
+        },
+        payload: payload.to_vec(),
+        ..FrameSpec::default()
+    }
+}
+
+fn udp(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    payload: &[u8],
+) -> FrameSpec {
+    FrameSpec {
+        src_mac: macs.0,
+        dst_mac: macs.1,
+        src_ip: src.0,
+        dst_ip: dst.0,
+        l4: L4::Udp {
+            src_port: src.1,
+            dst_port: dst.1,
+            checksum: true,
+        },
+        payload: payload.to_vec(),
+        ..FrameSpec::default()
+    }
+}
+
+fn ping(
+    macs: ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ty: u8,
+    ident: u16,
+    seq: u16,
+) -> FrameSpec {
+    FrameSpec {
+        src_mac: macs.0,
+        dst_mac: macs.1,
+        src_ip: src,
+        dst_ip: dst,
+        l4: L4::Icmp {
+            ty,
+            code: 0,
+            ident,
+            seq,
+        },
+        payload: b"\x11\x22\x33\x44pgw-ping".to_vec(),
+        ..FrameSpec::default()
+    }
+}
+
+/// `spec` as the GW must send it: new MACs, addresses, ports, TTL − 1.
+fn natted(
+    spec: &FrameSpec,
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+) -> Vec<u8> {
+    let mut s = spec.clone();
+    (s.src_mac, s.dst_mac) = macs;
+    (s.src_ip, s.dst_ip) = (src.0, dst.0);
+    s.ttl -= 1;
+    match &mut s.l4 {
+        L4::Tcp {
+            src_port, dst_port, ..
+        }
+        | L4::Udp {
+            src_port, dst_port, ..
+        } => {
+            (*src_port, *dst_port) = (src.1, dst.1);
+        }
+        L4::Icmp { ty, ident, .. } => *ident = if *ty == ECHO_REQUEST { src.1 } else { dst.1 },
+        L4::Raw { .. } => unreachable!(),
+    }
+    s.build()
+}
+
+const UP: u16 = 0;
+const DOWN: u16 = 1;
+const TX_UP: Verdict = Verdict::Tx { port: 1 };
+const TX_DOWN: Verdict = Verdict::Tx { port: 0 };
+
+/// Independent RFC 1071 checksum (not the crate's) for the literal fixture.
+fn rfc1071(parts: &[&[u8]]) -> u16 {
+    let mut all = Vec::new();
+    for p in parts {
+        all.extend_from_slice(p);
+    }
+    if all.len() % 2 == 1 {
+        all.push(0);
+    }
+    let mut s: u32 = all
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+// --------------------------------------------------------------- fixtures --
+
+#[test]
+fn syn_to_vip_literal_bytes() {
+    let mut h = H::std();
+    // SYN 10.0.0.1:40000 -> 10.33.0.1:80, seq 0x11223344, MSS option.
+    let mut spec = tcp(
+        (LB1, ACC_MAC),
+        (SUB1, 40_000),
+        (VIP_WAP, 80),
+        SYN,
+        0x1122_3344,
+        0,
+        b"",
+    );
+    if let L4::Tcp { options, .. } = &mut spec.l4 {
+        *options = vec![2, 4, 0x05, 0xb4];
+    }
+    let (v, out) = h.run(&spec.build(), UP, 100);
+    assert_eq!(v, TX_UP);
+    #[rustfmt::skip]
+    let mut want: Vec<u8> = vec![
+        // Ethernet: wap1's MAC <- our server-side MAC, IPv4
+        0x02, 0x5e, 10, 33, 1, 10,   0x02, 0x5e, 0, 0, 0, 0x02,   0x08, 0x00,
+        // IPv4: 20 + 24 bytes, id 0x1234, DF, TTL 63, TCP, csum, 192.0.2.10 -> 10.33.1.10
+        0x45, 0x00, 0x00, 44, 0x12, 0x34, 0x40, 0x00, 63, 6, 0, 0,
+        192, 0, 2, 10,   10, 33, 1, 10,
+        // TCP: 20000 -> 80, seq, ack 0, doff 6, SYN, window 29200, csum, urg 0
+        0x4e, 0x20, 0x00, 80,   0x11, 0x22, 0x33, 0x44,   0, 0, 0, 0,
+        0x60, SYN, 0x72, 0x10,   0, 0,   0, 0,
+        2, 4, 0x05, 0xb4,
+    ];
+    let ipc = rfc1071(&[&want[14..34]]);
+    want[24..26].copy_from_slice(&ipc.to_be_bytes());
+    let tcpc = rfc1071(&[&POOL0, &WAP1, &[0, 6, 0, 24], &want[34..58]]);
+    want[50..52].copy_from_slice(&tcpc.to_be_bytes());
+    assert_eq!(out, want);
+    assert!(checksums_ok(&out));
+    assert_eq!(h.w[0].counters.new_flows, 1);
+}
+
+#[test]
+fn tcp_connection_fixture_table() {
+    // One connection through its life: (frame in, port, verdict, frame out).
+    let mut h = H::std();
+    let sub = (SUB1, 40_000);
+    let vip = (VIP_WAP, 80);
+    let key = (POOL0, 20_000);
+    let srv = (WAP1, 80);
+    let up_macs = (SRV_MAC, mac_of(WAP1));
+    let down_macs = (ACC_MAC, LB1);
+    let get = b"GET /index.html HTTP/1.1\r\nHost: wap.example.net\r\nAccept: */*\r\n\r\n";
+    let body = [0x5au8; 300];
+    let rows: Vec<(FrameSpec, u16, Verdict, Vec<u8>)> = {
+        let up = |f, seq, ack, p: &[u8]| tcp((LB1, ACC_MAC), sub, vip, f, seq, ack, p);
+        let down = |f, seq, ack, p: &[u8]| tcp((mac_of(WAP1), SRV_MAC), srv, key, f, seq, ack, p);
+        let syn = up(SYN, 1000, 0, b"");
+        let syn_ack = down(SYN | ACK, 5000, 1001, b"");
+        let ack = up(ACK, 1001, 5001, b"");
+        let data = up(ACK | PSH, 1001, 5001, get);
+        let resp = down(ACK | PSH, 5001, 1001 + get.len() as u32, &body);
+        let fin = up(FIN | ACK, 1001 + get.len() as u32, 5301, b"");
+        let fin_ack = down(FIN | ACK, 5301, 1002 + get.len() as u32, b"");
+        let last = up(ACK, 1002 + get.len() as u32, 5302, b"");
+        vec![
+            (syn.clone(), UP, TX_UP, natted(&syn, up_macs, key, srv)),
+            (
+                syn_ack.clone(),
+                DOWN,
+                TX_DOWN,
+                natted(&syn_ack, down_macs, vip, sub),
+            ),
+            (ack.clone(), UP, TX_UP, natted(&ack, up_macs, key, srv)),
+            (data.clone(), UP, TX_UP, natted(&data, up_macs, key, srv)),
+            (
+                resp.clone(),
+                DOWN,
+                TX_DOWN,
+                natted(&resp, down_macs, vip, sub),
+            ),
+            (fin.clone(), UP, TX_UP, natted(&fin, up_macs, key, srv)),
+            (
+                fin_ack.clone(),
+                DOWN,
+                TX_DOWN,
+                natted(&fin_ack, down_macs, vip, sub),
+            ),
+            // after the close: the last ACK is still translated (hold)
+            (last.clone(), UP, TX_UP, natted(&last, up_macs, key, srv)),
+        ]
+    };
+    for (i, (inp, port, verdict, want)) in rows.iter().enumerate() {
+        let (v, out) = h.run(&inp.build(), *port, 10 + i as u64);
+        assert_eq!(v, *verdict, "row {i}");
+        assert_eq!(out, *want, "row {i}");
+        assert!(checksums_ok(&out), "row {i}");
+    }
+    // exactly one record, with exact counts (IP total lengths)
+    assert_eq!(h.acct.len(), 1);
+    let r = h.acct[0];
+    let (l_get, l_body) = (40 + get.len() as u64, 40 + body.len() as u64);
+    assert_eq!((r.up_pkts, r.up_bytes), (4, 40 + 40 + l_get + 40));
+    assert_eq!((r.down_pkts, r.down_bytes), (3, 40 + l_body + 40));
+    assert_eq!((r.start_ms, r.end_ms), (10, 16));
+    assert_eq!(r.close, CloseReason::Fin);
+    assert_eq!((r.subscriber_ip, r.subscriber_port), sub);
+    assert_eq!((r.rep_ip, r.rep_port), vip);
+    assert_eq!((r.nat_ip, r.nat_port), key);
+    assert_eq!((r.server_ip, r.server_port), srv);
+    assert_eq!(
+        (r.device_id, r.service, r.group, r.proto),
+        (1001, Some(SVC_WAP), Some(0), 6)
+    );
+    assert_eq!(
+        (r.attr.kind, r.attr.as_str()),
+        (AttrKind::HttpHost, "wap.example.net")
+    );
+    let c = &h.w[0].counters;
+    assert_eq!(
+        (c.new_flows, c.closed_fin, c.late_pkts, c.acct_records),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(h.c.total_drops(), 0);
+    // a late retransmitted FIN from the server is translated too
+    let (v, _) = h.run(
+        &tcp((mac_of(WAP1), SRV_MAC), srv, key, FIN | ACK, 5301, 0, b"").build(),
+        DOWN,
+        20,
+    );
+    assert_eq!(v, TX_DOWN);
+    // nothing more is recorded, not even after the hold
+    h.expire(0, 100_000);
+    assert_eq!(h.acct.len(), 1);
+    assert_eq!(h.w[0].keys_in_use(), 0);
+    // and now the flow is gone
+    let (v, _) = h.run(
+        &tcp((LB1, ACC_MAC), sub, vip, ACK, 1, 1, b"x").build(),
+        UP,
+        100_001,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
+}
+
+#[test]
+fn rst_from_server_tears_down_and_tls_sni_is_recorded() {
+    let mut h = H::std();
+    let sub = (SUB1, 40_001);
+    let vip = (VIP_WAP, 443);
+    let ch = crate::gw::acct::tests::client_hello(b"secure.wap.example");
+    h.run(
+        &tcp((LB1, ACC_MAC), sub, vip, SYN, 7, 0, b"").build(),
+        UP,
+        0,
+    );
+    let (v, _) = h.run(
+        &tcp(
+            (mac_of(WAP1), SRV_MAC),
+            (WAP1, 443),
+            (POOL0, 20_000),
+            SYN | ACK,
+            9,
+            8,
+            b"",
+        )
+        .build(),
+        DOWN,
+        1,
+    );
+    assert_eq!(v, TX_DOWN);
+    h.run(
+        &tcp((LB1, ACC_MAC), sub, vip, ACK | PSH, 8, 10, &ch).build(),
+        UP,
+        2,
+    );
+    let rst = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 443),
+        (POOL0, 20_000),
+        RST | ACK,
+        10,
+        8,
+        b"",
+    );
+    let (v, out) = h.run(&rst.build(), DOWN, 3);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(out, natted(&rst, (ACC_MAC, LB1), vip, sub));
+    assert_eq!(h.acct.len(), 1);
+    assert_eq!(h.acct[0].close, CloseReason::Rst);
+    assert_eq!(
+        (h.acct[0].attr.kind, h.acct[0].attr.as_str()),
+        (AttrKind::TlsSni, "secure.wap.example")
+    );
+    assert_eq!(h.w[0].counters.closed_rst, 1);
+    // a RST from the subscriber closes the same way
+    let sub2 = (SUB1, 40_002);
+    h.run(
+        &tcp((LB1, ACC_MAC), sub2, vip, SYN, 7, 0, b"").build(),
+        UP,
+        4,
+    );
+    let (v, _) = h.run(
+        &tcp((LB1, ACC_MAC), sub2, vip, RST, 8, 0, b"").build(),
+        UP,
+        5,
+    );
+    assert_eq!(v, TX_UP);
+    assert_eq!(h.acct.len(), 2);
+    assert_eq!(
+        (h.acct[1].close, h.acct[1].up_pkts, h.acct[1].down_pkts),
+        (CloseReason::Rst, 2, 0)
+    );
+}
+
+#[test]
+fn non_vip_destination_is_translated_without_balancing() {
+    let mut h = H::std();
+    let syn = tcp(
+        (LB1, ACC_MAC),
+        (SUB2, 50_000),
+        (EXTERNAL, 443),
+        SYN,
+        1,
+        0,
+        b"",
+    );
+    let (v, out) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    // no neighbour entry for the destination: the router's MAC
+    assert_eq!(
+        out,
+        natted(&syn, (SRV_MAC, ROUTER), (POOL0, 20_000), (EXTERNAL, 443))
+    );
+    let reply = tcp(
+        (ROUTER, SRV_MAC),
+        (EXTERNAL, 443),
+        (POOL0, 20_000),
+        SYN | ACK,
+        1,
+        2,
+        b"",
+    );
+    let (v, out) = h.run(&reply.build(), DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(
+        out,
+        natted(&reply, (ACC_MAC, LB1), (EXTERNAL, 443), (SUB2, 50_000))
+    );
+    let f = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+    assert_eq!((f.group, f.service), (flow::NO_GROUP, flow::NO_SERVICE));
+}
+
+#[test]
+fn external_service_applies_to_non_vip_destinations() {
+    let mut h = H::std();
+    let s = Services::new(groups(), vec![], Some(ServiceId(7))).unwrap();
+    h.t = h.t.with_services(s);
+    let (v, out) = h.run(
+        &tcp(
+            (LB1, ACC_MAC),
+            (SUB2, 50_000),
+            (EXTERNAL, 80),
+            SYN,
+            1,
+            0,
+            b"",
+        )
+        .build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, TX_DOWN, "RST back on the access port");
+    assert_eq!(out[47] & RST, RST);
+    let mut sess = Session {
+        device_id: 1,
+        active: true,
+        allowed: ServiceId(7).bit(),
+    };
+    h.t = h.t.with_sessions(Sessions::new([(SUB2, sess)]));
+    let (v, _) = h.run(
+        &tcp(
+            (LB1, ACC_MAC),
+            (SUB2, 50_001),
+            (EXTERNAL, 80),
+            SYN,
+            1,
+            0,
+            b"",
+        )
+        .build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, TX_UP);
+    sess.allowed = 0;
+    h.t = h.t.with_sessions(Sessions::new([(SUB2, sess)]));
+    let (v, _) = h.run(
+        &udp((LB1, ACC_MAC), (SUB2, 5353), (EXTERNAL, 53), b"q").build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
+}
+
+#[test]
+fn service_switch_same_subscriber_other_vip_gets_other_group() {
+    let mut h = H::std();
+    let a = tcp(
+        (LB1, ACC_MAC),
+        (SUB1, 41_000),
+        (VIP_WAP, 80),
+        SYN,
+        1,
+        0,
+        b"",
+    );
+    let b = tcp(
+        (LB1, ACC_MAC),
+        (SUB1, 41_001),
+        (VIP_MAIL, 25),
+        SYN,
+        1,
+        0,
+        b"",
+    );
+    let (va, oa) = h.run(&a.build(), UP, 0);
+    let (vb, ob) = h.run(&b.build(), UP, 1);
+    assert_eq!((va, vb), (TX_UP, TX_UP));
+    assert_eq!(
+        oa,
+        natted(&a, (SRV_MAC, mac_of(WAP1)), (POOL0, 20_000), (WAP1, 80))
+    );
+    // second key rotates to the second pool address; mail members listen on 2525
+    assert_eq!(
+        ob,
+        natted(&b, (SRV_MAC, mac_of(MAIL1)), (POOL1, 20_000), (MAIL1, 2525))
+    );
+    // the mail reply comes back from the mail VIP, port 25
+    let reply = tcp(
+        (mac_of(MAIL1), SRV_MAC),
+        (MAIL1, 2525),
+        (POOL1, 20_000),
+        SYN | ACK,
+        1,
+        2,
+        b"",
+    );
+    let (v, out) = h.run(&reply.build(), DOWN, 2);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(
+        out,
+        natted(&reply, (ACC_MAC, LB1), (VIP_MAIL, 25), (SUB1, 41_001))
+    );
+    let fa = *h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+    let fb = *h.w[0].flow_by_key(POOL1, 20_000).unwrap();
+    assert_eq!((fa.group, fa.service), (0, SVC_WAP.0));
+    assert_eq!((fb.group, fb.service), (1, SVC_MAIL.0));
+}
+
+#[test]
+fn unauthorized_syn_is_answered_with_exact_rst() {
+    let mut h = H::std();
+    // SUB2 may not use mail. SYN with IP options, TCP options, 5 bytes of
+    // data (TFO-like) and a VLAN tag: the RST drops options and data.
+    let mut syn = tcp(
+        (LB1, ACC_MAC),
+        (SUB2, 40_000),
+        (VIP_MAIL, 25),
+        SYN,
+        0xfffffffe,
+        0,
+        b"early",
+    );
+    syn.vlan = Some(0x0064);
+    syn.ip_options = vec![1, 1, 1, 1];
+    if let L4::Tcp { options, .. } = &mut syn.l4 {
+        *options = vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7];
+    }
+    let (v, out) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, Verdict::Tx { port: UP });
+    let want_spec = FrameSpec {
+        src_mac: ACC_MAC,
+        dst_mac: LB1,
+        vlan: Some(0x0064),
+        src_ip: VIP_MAIL,
+        dst_ip: SUB2,
+        ttl: 64,
+        ident: 0,
+        dont_frag: true,
+        l4: L4::Tcp {
+            src_port: 25,
+            dst_port: 40_000,
+            seq: 0,
+            ack: 0xfffffffe_u32.wrapping_add(1 + 5),
+            flags: RST | ACK,
+            window: 0,
+            options: vec![],
+        },
+        payload: vec![],
+        ..FrameSpec::default()
+    };
+    let mut want = want_spec.build(); // 58 bytes
+    want.resize(60, 0); // zero-padded to the Ethernet minimum
+    assert_eq!(out, want);
+    assert!(checksums_ok(&out));
+    assert_eq!(h.w[0].counters.rst_unauthorized, 1);
+    assert_eq!(h.w[0].counters.new_flows, 0);
+    assert_eq!(h.w[0].keys_in_use(), 0);
+    assert_eq!(h.c.total_drops(), 0);
+    // untagged, no options: 54 bytes -> padded to 60
+    let syn = tcp(
+        (LB1, ACC_MAC),
+        (SUB2, 40_001),
+        (VIP_MAIL, 25),
+        SYN,
+        100,
+        0,
+        b"",
+    );
+    let (_, out) = h.run(&syn.build(), UP, 0);
+    assert_eq!(out.len(), 60);
+    assert!(out[54..].iter().all(|&b| b == 0));
+    assert!(checksums_ok(&out));
+    // UDP and ICMP to a refused service are dropped
+    let (v, _) = h.run(
+        &udp((LB1, ACC_MAC), (SUB2, 999), (VIP_MAIL, 25), b"x").build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
+    let (v, _) = h.run(
+        &ping((LB1, ACC_MAC), SUB2, VIP_MAIL, ECHO_REQUEST, 1, 1).build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
+    assert_eq!(h.drops(DropReason::Unauthorized), 2);
+}
+
+#[test]
+fn no_session_is_dropped_unless_not_required() {
+    let mut h = H::std();
+    for sub in [SUB_NONE, SUB_DORMANT] {
+        let (v, _) = h.run(
+            &tcp((LB1, ACC_MAC), (sub, 1), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
+            UP,
+            0,
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::NoSession));
+        let (v, _) = h.run(
+            &udp((LB1, ACC_MAC), (sub, 1), (VIP_WAP, 53), b"x").build(),
+            UP,
+            0,
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::NoSession));
+    }
+    assert_eq!(h.drops(DropReason::NoSession), 4);
+    let mut h = H::new(GwConfig {
+        require_session: false,
+        ..cfg()
+    });
+    let (v, _) = h.run(
+        &tcp(
+            (LB1, ACC_MAC),
+            (SUB_NONE, 1),
+            (VIP_MAIL, 25),
+            SYN,
+            1,
+            0,
+            b"",
+        )
+        .build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, TX_UP);
+    assert_eq!(h.w[0].flow_by_key(POOL0, 20_000).unwrap().device_id, 0);
+}
+
+#[test]
+fn udp_round_trip() {
+    let mut h = H::std();
+    let q = udp(
+        (LB1, ACC_MAC),
+        (SUB1, 5353),
+        (VIP_WAP, 53),
+        b"\x12\x34query",
+    );
+    let (v, out) = h.run(&q.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(
+        out,
+        natted(&q, (SRV_MAC, mac_of(WAP1)), (POOL0, 20_000), (WAP1, 53))
+    );
+    let a = udp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 53),
+        (POOL0, 20_000),
+        b"\x12\x34answer!",
+    );
+    let (v, out) = h.run(&a.build(), DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(out, natted(&a, (ACC_MAC, LB1), (VIP_WAP, 53), (SUB1, 5353)));
+    // second datagram uses the same flow
+    let (_, out2) = h.run(&q.build(), UP, 2);
+    assert_eq!(out2, out_of(&q, 20_000));
+    // a UDP datagram without checksum keeps 0
+    let mut nock = q.clone();
+    nock.l4 = L4::Udp {
+        src_port: 5354,
+        dst_port: 53,
+        checksum: false,
+    };
+    let (_, out) = h.run(&nock.build(), UP, 3);
+    assert_eq!(&out[40..42], &[0, 0]);
+    assert_eq!(h.w[0].counters.new_flows, 2);
+
+    fn out_of(q: &FrameSpec, port: u16) -> Vec<u8> {
+        natted(q, (SRV_MAC, mac_of(WAP1)), (POOL0, port), (WAP1, 53))
+    }
+}
+
+#[test]
+fn icmp_echo_round_trip() {
+    let mut h = H::std();
+    let req = ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 0x4242, 7);
+    let (v, out) = h.run(&req.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(
+        out,
+        natted(&req, (SRV_MAC, mac_of(WAP1)), (POOL0, 20_000), (WAP1, 0))
+    );
+    assert!(checksums_ok(&out));
+    let rep = ping((mac_of(WAP1), SRV_MAC), WAP1, POOL0, ECHO_REPLY, 20_000, 7);
+    let (v, out) = h.run(&rep.build(), DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(
+        out,
+        natted(&rep, (ACC_MAC, LB1), (VIP_WAP, 0), (SUB1, 0x4242))
+    );
+    assert!(checksums_ok(&out));
+    // an echo request to a pool address is for the management thread
+    let (v, _) = h.run(
+        &ping((ROUTER, SRV_MAC), WAP1, POOL0, ECHO_REQUEST, 1, 1).build(),
+        DOWN,
+        2,
+    );
+    assert_eq!(v, Verdict::Control);
+    // an echo reply from the subscriber side is not translated
+    let (v, _) = h.run(
+        &ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REPLY, 1, 1).build(),
+        UP,
+        2,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::UnsupportedProto));
+    h.expire(0, 1 + TIMEOUTS.icmp_ms + 1);
+    assert_eq!(h.acct.len(), 1);
+    let r = h.acct[0];
+    assert_eq!(
+        (r.proto, r.subscriber_port, r.nat_port, r.close),
+        (1, 0x4242, 20_000, CloseReason::IdleTimeout)
+    );
+    assert_eq!((r.up_pkts, r.down_pkts, r.end_ms), (1, 1, 1));
+}
+
+#[test]
+fn drop_reasons_of_the_stage() {
+    let mut h = H::std();
+    let syn = |sub, sp| tcp((LB1, ACC_MAC), (sub, sp), (VIP_WAP, 80), SYN, 1, 0, b"");
+    // non-SYN without a flow
+    let (v, _) = h.run(
+        &tcp((LB1, ACC_MAC), (SUB1, 1), (VIP_WAP, 80), ACK, 1, 1, b"d").build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
+    // wrong destination MAC
+    let mut f = syn(SUB1, 2);
+    f.dst_mac = [0x02, 9, 9, 9, 9, 9];
+    assert_eq!(
+        h.run(&f.build(), UP, 0).0,
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    // TTL 1
+    let mut f = syn(SUB1, 3);
+    f.ttl = 1;
+    assert_eq!(
+        h.run(&f.build(), UP, 0).0,
+        Verdict::Drop(DropReason::TtlExceeded)
+    );
+    // fragment
+    let mut f = udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"frag");
+    f.more_frags = true;
+    assert_eq!(
+        h.run(&f.build(), UP, 0).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
+    // IPv6
+    let mut f = syn(SUB1, 5);
+    f.ip6 = Some(Default::default());
+    assert_eq!(
+        h.run(&f.build(), UP, 0).0,
+        Verdict::Drop(DropReason::UnsupportedEthertype)
+    );
+    // unknown port
+    assert_eq!(
+        h.run(&syn(SUB1, 6).build(), 7, 0).0,
+        Verdict::Drop(DropReason::NoRoute)
+    );
+    // down: unknown key, not a pool address, wrong source, reserved port
+    let d = |src: ([u8; 4], u16), dst: ([u8; 4], u16)| {
+        tcp((mac_of(WAP1), SRV_MAC), src, dst, ACK, 1, 1, b"")
+    };
+    assert_eq!(
+        h.run(&d((WAP1, 80), (POOL0, 20_001)).build(), DOWN, 0).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    assert_eq!(
+        h.run(&d((WAP1, 80), (POOL0, 19_999)).build(), DOWN, 0).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    assert_eq!(
+        h.run(&d((WAP1, 80), ([192, 0, 2, 99], 20_000)).build(), DOWN, 0)
+            .0,
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    assert_eq!(
+        h.run(&d((WAP1, 80), (POOL0, 20_095)).build(), DOWN, 0).0,
+        Verdict::Control
+    );
+    assert_eq!(h.run(&syn(SUB1, 7).build(), UP, 0).0, TX_UP); // key POOL0:20000
+    assert_eq!(
+        h.run(&d((WAP2, 80), (POOL0, 20_000)).build(), DOWN, 0).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    assert_eq!(
+        h.run(&d((WAP1, 81), (POOL0, 20_000)).build(), DOWN, 0).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    let u = udp((mac_of(WAP1), SRV_MAC), (WAP1, 80), (POOL0, 20_000), b"");
+    assert_eq!(
+        h.run(&u.build(), DOWN, 0).0,
+        Verdict::Drop(DropReason::NoKey),
+        "protocol differs"
+    );
+    assert_eq!(
+        h.run(&d((WAP1, 80), (POOL0, 20_000)).build(), DOWN, 0).0,
+        TX_DOWN
+    );
+    // every drop counted once under its reason
+    for (r, n) in [
+        (DropReason::NoFlow, 1),
+        (DropReason::NotForUs, 2),
+        (DropReason::TtlExceeded, 1),
+        (DropReason::Fragment, 1),
+        (DropReason::UnsupportedEthertype, 1),
+        (DropReason::NoRoute, 1),
+        (DropReason::NoKey, 5),
+    ] {
+        assert_eq!(h.drops(r), n, "{r:?}");
+    }
+    assert_eq!(h.c.total_drops(), 12);
+    assert_eq!(h.w[0].counters.control, 1);
+}
+
+#[test]
+fn no_server_and_no_neighbour() {
+    let mut h = H::new(GwConfig {
+        server_next_hop_mac: None,
+        ..cfg()
+    });
+    let mut g = groups();
+    for m in &mut g[0].members {
+        m.up = false;
+    }
+    h.t = h.t.with_services(services(g));
+    let (v, _) = h.run(
+        &tcp((LB1, ACC_MAC), (SUB1, 1), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoServer));
+    let (v, _) = h.run(
+        &tcp((LB1, ACC_MAC), (SUB1, 1), (EXTERNAL, 80), SYN, 1, 0, b"").build(),
+        UP,
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoNeighbor));
+    assert_eq!(h.w[0].keys_in_use(), 0, "refused connections take no key");
+}
+
+#[test]
+fn member_down_is_skipped_and_neighbour_change_is_picked_up() {
+    let mut h = H::std();
+    let mut g = groups();
+    g[0].members[0].up = false;
+    h.t = h.t.with_services(services(g));
+    for sp in 0..4 {
+        let (_, out) = h.run(
+            &tcp(
+                (LB1, ACC_MAC),
+                (SUB1, 100 + sp),
+                (VIP_WAP, 80),
+                SYN,
+                1,
+                0,
+                b"",
+            )
+            .build(),
+            UP,
+            0,
+        );
+        assert_eq!(&out[30..34], &WAP2);
+    }
+    // wap2 moves to a new MAC: published neighbours are re-read once
+    let new_mac = [0x02, 0x99, 0, 0, 0, 0x11];
+    h.t = h.t.with_neighbours(Neighbours::new([(WAP2, new_mac)]));
+    let (_, out) = h.run(
+        &tcp((LB1, ACC_MAC), (SUB1, 100), (VIP_WAP, 80), ACK, 2, 1, b"").build(),
+        UP,
+        1,
+    );
+    assert_eq!(&out[0..6], &new_mac);
+}
+
+#[test]
+fn subscriber_moving_to_another_lb_gets_down_packets_there() {
+    let mut h = H::std();
+    let sub = (SUB1, 40_000);
+    h.run(
+        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b"").build(),
+        UP,
+        0,
+    );
+    let down = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        (POOL0, 20_000),
+        SYN | ACK,
+        1,
+        2,
+        b"",
+    )
+    .build();
+    assert_eq!(&h.run(&down, DOWN, 1).1[0..6], &LB1);
+    h.run(
+        &tcp((LB2, ACC_MAC), sub, (VIP_WAP, 80), ACK, 2, 2, b"").build(),
+        UP,
+        2,
+    );
+    assert_eq!(&h.run(&down, DOWN, 3).1[0..6], &LB2);
+    assert_eq!(h.w[0].counters.lb_moves, 1);
+}
+
+#[test]
+fn flow_entry_bytes_are_as_documented() {
+    assert_eq!(std::mem::size_of::<Flow>(), FLOW_BYTES);
+    // and within 3 cache lines (checked at compile time in flow.rs)
+}
+
+// -------------------------------------------------------------- handoff --
+
+#[test]
+fn down_packet_of_another_workers_key_is_handed_off_untouched() {
+    let mut h = H::std();
+    // worker 1 opens a connection: its first key is POOL0:20045
+    let syn = tcp(
+        (LB1, ACC_MAC),
+        (SUB1, 40_000),
+        (VIP_WAP, 80),
+        SYN,
+        1,
+        0,
+        b"",
+    );
+    let (v, out) = h.run_on(1, &syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(&out[34..36], &20_045u16.to_be_bytes());
+    assert_eq!(key_owner(&cfg(), POOL0, 20_045), Some(1));
+    // its reply lands on worker 0 (RSS): handed off, byte for byte the same
+    let reply = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        (POOL0, 20_045),
+        SYN | ACK,
+        1,
+        2,
+        b"hi",
+    )
+    .build();
+    let (v, out) = h.run_on(0, &reply, DOWN, 1);
+    assert_eq!(v, Verdict::Handoff { worker: 1 });
+    assert_eq!(out, reply);
+    assert_eq!(h.w[0].counters.handoffs, 1);
+    assert_eq!(h.c.total_drops(), 0);
+    // the owner translates it
+    let (v, out) = h.run_on(1, &reply, DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(&out[26..30], &VIP_WAP);
+    // and worker 1 hands worker 0's keys back
+    let (v, _) = h.run_on(
+        1,
+        &tcp(
+            (mac_of(WAP1), SRV_MAC),
+            (WAP1, 80),
+            (POOL1, 20_044),
+            ACK,
+            1,
+            2,
+            b"",
+        )
+        .build(),
+        DOWN,
+        1,
+    );
+    assert_eq!(v, Verdict::Handoff { worker: 0 });
+}
+
+// --------------------------------------------------------------- timers --
+
+#[test]
+fn idle_expiry_per_state() {
+    let mut h = H::std();
+    let key = |i: u16| (if i & 1 == 0 { POOL0 } else { POOL1 }, 20_000 + i / 2);
+    let up = |sp, f| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), f, 1, 1, b"");
+    // k0: SYN only (syn 1000)
+    h.run(&up(1, SYN).build(), UP, 0);
+    // k1: established (10000)
+    h.run(&up(2, SYN).build(), UP, 0);
+    h.run(&up(2, ACK).build(), UP, 0);
+    // k2: FIN up (closing 2000)
+    h.run(&up(3, SYN).build(), UP, 0);
+    h.run(&up(3, ACK).build(), UP, 0);
+    h.run(&up(3, FIN | ACK).build(), UP, 0);
+    // k3: UDP (3000), k4: ICMP (4000)
+    h.run(
+        &udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"q").build(),
+        UP,
+        0,
+    );
+    h.run(
+        &ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 5, 1).build(),
+        UP,
+        0,
+    );
+    assert_eq!(h.w[0].open_flows(), 5);
+    let mut ended = vec![];
+    for (now, expect_port) in [
+        (1_000, None),
+        (1_001, Some(0)),
+        (2_001, Some(2)),
+        (3_001, Some(3)),
+        (4_001, Some(4)),
+        (10_000, None),
+        (10_001, Some(1)),
+    ] {
+        let before = h.acct.len();
+        h.expire(0, now);
+        match expect_port {
+            None => assert_eq!(h.acct.len(), before, "t={now}"),
+            Some(i) => {
+                assert_eq!(h.acct.len(), before + 1, "t={now}");
+                let r = h.acct[before];
+                assert_eq!((r.nat_ip, r.nat_port), key(i), "t={now}");
+                assert_eq!(r.close, CloseReason::IdleTimeout);
+                ended.push(i);
+            }
+        }
+    }
+    assert_eq!(ended, vec![0, 2, 3, 4, 1]);
+    assert_eq!(h.w[0].open_flows(), 0);
+    assert_eq!(h.w[0].counters.expired, 5);
+    // expired flows no longer match: data → NoFlow, down → NoKey
+    assert_eq!(
+        h.run(&up(2, ACK).build(), UP, 10_002).0,
+        Verdict::Drop(DropReason::NoFlow)
+    );
+    let d = tcp((mac_of(WAP2), SRV_MAC), (WAP2, 80), key(1), ACK, 1, 1, b"");
+    assert_eq!(
+        h.run(&d.build(), DOWN, 10_002).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    assert_eq!(h.acct.len(), 5, "records exactly once");
+}
+
+#[test]
+fn lazy_expiry_on_lookup() {
+    let mut h = H::std();
+    let q = udp((LB1, ACC_MAC), (SUB1, 777), (VIP_WAP, 53), b"q");
+    assert_eq!(
+        &h.run(&q.build(), UP, 0).1[34..36],
+        &20_000u16.to_be_bytes()
+    );
+    assert_eq!(
+        &h.run(&q.build(), UP, 3_000).1[34..36],
+        &20_000u16.to_be_bytes(),
+        "not idle > 3000 yet"
+    );
+    // idle 3001 ms: the old flow is recorded and a new one (new key) starts
+    let (v, out) = h.run(&q.build(), UP, 6_001);
+    assert_eq!(v, TX_UP);
+    assert_eq!(
+        (&out[26..30], &out[34..36]),
+        (&POOL1[..], &20_000u16.to_be_bytes()[..])
+    );
+    assert_eq!(h.acct.len(), 1);
+    assert_eq!((h.acct[0].up_pkts, h.acct[0].end_ms), (2, 3_000));
+    // down path: a SYN never answered, reply arrives too late
+    h.run(
+        &tcp((LB1, ACC_MAC), (SUB1, 9), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
+        UP,
+        10_000,
+    );
+    // (round robin: WAP1, WAP2, then WAP1 again)
+    let late = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        (POOL0, 20_001),
+        SYN | ACK,
+        1,
+        2,
+        b"",
+    );
+    assert_eq!(
+        h.run(&late.build(), DOWN, 11_001).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    assert_eq!(h.acct.len(), 2);
+    assert_eq!(h.acct[1].close, CloseReason::IdleTimeout);
+}
+
+/// 1 pool address, 4 key ports, 1 worker.
+fn small_cfg() -> GwConfig {
+    GwConfig {
+        pool: vec![POOL0],
+        key_port_first: 30_000,
+        key_port_last: 30_003,
+        reserved_ports: None,
+        workers: 1,
+        ..cfg()
+    }
+}
+
+#[test]
+fn keys_are_reused_after_the_hold_in_fifo_order() {
+    let mut h = H::new(small_cfg());
+    let syn = |sp| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), SYN, 1, 0, b"").build();
+    let rst = |sp| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), RST, 2, 0, b"").build();
+    let port_of = |out: &[u8]| u16::from_be_bytes([out[34], out[35]]);
+    // keys 30000..30002 used, 30003 never
+    for sp in 1..=3 {
+        assert_eq!(port_of(&h.run(&syn(sp), UP, 0).1), 30_000 + sp - 1);
+    }
+    // close in the order 3, 1, 2 at t = 10, 20, 30
+    h.run(&rst(3), UP, 10);
+    h.run(&rst(1), UP, 20);
+    h.run(&rst(2), UP, 30);
+    assert_eq!(h.acct.len(), 3);
+    // the never-used key comes first
+    assert_eq!(port_of(&h.run(&syn(4), UP, 40).1), 30_003);
+    // nothing free before the first hold ends (10 + 5000)
+    assert_eq!(
+        h.run(&syn(5), UP, 5_009).0,
+        Verdict::Drop(DropReason::NatPoolExhausted)
+    );
+    // then in release order: 30002, 30000, 30001
+    assert_eq!(port_of(&h.run(&syn(5), UP, 5_010).1), 30_002);
+    assert_eq!(
+        h.run(&syn(6), UP, 5_019).0,
+        Verdict::Drop(DropReason::NatPoolExhausted)
+    );
+    assert_eq!(port_of(&h.run(&syn(6), UP, 5_020).1), 30_000);
+    assert_eq!(port_of(&h.run(&syn(7), UP, 5_030).1), 30_001);
+    assert_eq!(h.drops(DropReason::NatPoolExhausted), 2);
+    assert_eq!(h.w[0].counters.keys_recycled, 3);
+}
+
+#[test]
+fn closed_tuple_reopened_by_a_new_syn_gets_a_new_key() {
+    let mut h = H::new(small_cfg());
+    let sub = (SUB1, 1234);
+    h.run(
+        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b"").build(),
+        UP,
+        0,
+    );
+    h.run(
+        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 2, 0, b"").build(),
+        UP,
+        1,
+    );
+    // a late non-SYN is still translated with the old key…
+    let (v, out) = h.run(
+        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), ACK, 2, 0, b"").build(),
+        UP,
+        2,
+    );
+    assert_eq!((v, &out[34..36]), (TX_UP, &30_000u16.to_be_bytes()[..]));
+    // …but a new SYN on the same 5-tuple is a new connection
+    let (v, out) = h.run(
+        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 99, 0, b"").build(),
+        UP,
+        3,
+    );
+    assert_eq!((v, &out[34..36]), (TX_UP, &30_001u16.to_be_bytes()[..]));
+    assert_eq!(h.w[0].counters.replaced, 1);
+    // the old key is unlinked: its server's late packets are dropped
+    let old = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        (POOL0, 30_000),
+        ACK,
+        1,
+        1,
+        b"",
+    );
+    assert_eq!(
+        h.run(&old.build(), DOWN, 4).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    // the whole hold later, both keys are back: 2 free + 2 recycled
+    h.expire(0, 10_000);
+    assert_eq!(h.w[0].keys_in_use(), 1);
+}
+
+#[test]
+fn flow_table_full_and_acct_queue_full_are_counted() {
+    let mut h = H::new(GwConfig {
+        max_flows_per_worker: 2,
+        ..small_cfg()
+    });
+    for sp in 1..=3 {
+        h.run(
+            &udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q").build(),
+            UP,
+            0,
+        );
+    }
+    assert_eq!(h.drops(DropReason::FlowTableFull), 1);
+    let mut sink = Bounded { v: vec![], cap: 1 };
+    let n = h.w[0].expire(10_000, 100, &mut sink, &mut h.c);
+    assert_eq!(n, 2);
+    assert_eq!(sink.v.len(), 1);
+    assert_eq!(h.w[0].counters.acct_queue_full, 1);
+    assert_eq!(h.w[0].counters.acct_records, 1);
+}
+
+#[test]
+fn expire_budget_bounds_the_sweep() {
+    let mut h = H::new(small_cfg());
+    for sp in 1..=4 {
+        h.run(
+            &udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q").build(),
+            UP,
+            0,
+        );
+    }
+    let mut total = 0;
+    for _ in 0..4 {
+        let n = h.w[0].expire(5_000, 1, &mut h.acct, &mut h.c);
+        assert!(n <= 1);
+        total += n;
+    }
+    assert_eq!(total, 4);
+    assert_eq!(h.acct.len(), 4);
+}
+
+// ----------------------------------------------------------- properties --
+
+fn arb_sub() -> impl Strategy<Value = [u8; 4]> {
+    prop_oneof![Just(SUB1), Just(SUB2)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Any flow NAT'd up, then its reply NAT'd down, gives back the original
+    /// tuple; every rewritten frame's checksums verify (full recomputation).
+    #[test]
+    fn nat_round_trip_restores_the_tuple(
+        sub in arb_sub(),
+        sport in 1u16..,
+        to_vip in any::<bool>(),
+        ext in any::<[u8; 4]>(),
+        dport in 1u16..,
+        proto in 0u8..3,
+        ttl in 2u8..,
+        vlan in proptest::option::of(0u16..4096),
+        payload in proptest::collection::vec(any::<u8>(), 0..200),
+        reply in proptest::collection::vec(any::<u8>(), 0..200),
+        worker in 0usize..2,
+    ) {
+        prop_assume!(ext[0] != 10 && ext[0] != 192 && ext != [0; 4]);
+        let mut h = H::std();
+        let dst = if to_vip { VIP_WAP } else { ext };
+        let macs = (LB1, ACC_MAC);
+        let mut up = match proto {
+            0 => tcp(macs, (sub, sport), (dst, dport), SYN, 77, 0, &payload),
+            1 => udp(macs, (sub, sport), (dst, dport), &payload),
+            _ => FrameSpec { payload: payload.clone(), ..ping(macs, sub, dst, ECHO_REQUEST, sport, 3) },
+        };
+        up.ttl = ttl;
+        up.vlan = vlan;
+        let (v, out) = h.run_on(worker, &up.build(), UP, 0);
+        prop_assert_eq!(v, TX_UP);
+        prop_assert!(checksums_ok(&out));
+        let o = crate::wire::parse(&out).unwrap();
+        prop_assert_eq!(o.ttl, ttl - 1);
+        let (nat_ip, nat_port) = (o.src_v4(), o.src_port);
+        let (srv_ip, srv_port) = (o.dst_v4(), o.dst_port);
+        prop_assert!(nat_ip == POOL0 || nat_ip == POOL1);
+        prop_assert_eq!(key_owner(&cfg(), nat_ip, nat_port), Some(worker as u16));
+        if to_vip {
+            prop_assert!(srv_ip == WAP1 || srv_ip == WAP2);
+        } else {
+            prop_assert_eq!(srv_ip, ext);
+        }
+        // the server answers
+        let rmacs = (ROUTER, SRV_MAC);
+        let mut down = match proto {
+            0 => tcp(rmacs, (srv_ip, srv_port), (nat_ip, nat_port), SYN | ACK, 5, 78, &reply),
+            1 => udp(rmacs, (srv_ip, srv_port), (nat_ip, nat_port), &reply),
+            _ => FrameSpec { payload: reply.clone(), ..ping(rmacs, srv_ip, nat_ip, ECHO_REPLY, nat_port, 3) },
+        };
+        down.vlan = vlan;
+        // the reply may land on any worker; the other one hands it off
+        let other = 1 - worker;
+        let (v, _) = h.run_on(other, &down.build(), DOWN, 1);
+        prop_assert_eq!(v, Verdict::Handoff { worker: worker as u16 });
+        let (v, back) = h.run_on(worker, &down.build(), DOWN, 1);
+        prop_assert_eq!(v, TX_DOWN);
+        prop_assert!(checksums_ok(&back));
+        let b = crate::wire::parse(&back).unwrap();
+        prop_assert_eq!((b.src_v4(), b.dst_v4()), (dst, sub));
+        if proto == 2 {
+            prop_assert_eq!(b.dst_port, sport, "identifier restored");
+        } else {
+            prop_assert_eq!((b.src_port, b.dst_port), (dport, sport));
+        }
+        prop_assert_eq!(&back[0..12], &[LB1, ACC_MAC].concat()[..]);
+        prop_assert_eq!(b.vlan_tci, vlan);
+        prop_assert_eq!(&back[b.payload_range()], &reply[..]);
+    }
+
+    /// Data packets with any flags and payload on an open flow: checksums
+    /// verify, and the byte counters equal the sum of IP total lengths.
+    #[test]
+    fn data_rewrites_keep_checksums_and_counts(
+        pkts in proptest::collection::vec((any::<bool>(), ACK..=(ACK | PSH | 0x20), proptest::collection::vec(any::<u8>(), 0..300)), 1..20),
+    ) {
+        let mut h = H::std();
+        let sub = (SUB1, 40_000);
+        let (v, _) = h.run(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b"").build(), UP, 0);
+        prop_assert_eq!(v, TX_UP);
+        let (mut up_b, mut down_b, mut up_n, mut down_n) = (40u64, 0u64, 1u64, 0u64);
+        for (i, (is_up, fl, data)) in pkts.iter().enumerate() {
+            let fl = fl & !(FIN | RST | SYN);
+            let f = if *is_up {
+                tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), fl, i as u32, 9, data)
+            } else {
+                tcp((mac_of(WAP1), SRV_MAC), (WAP1, 80), (POOL0, 20_000), fl, 9, i as u32, data)
+            };
+            let (v, out) = h.run(&f.build(), if *is_up { UP } else { DOWN }, 1 + i as u64);
+            prop_assert_eq!(v, if *is_up { TX_UP } else { TX_DOWN });
+            prop_assert!(checksums_ok(&out));
+            if *is_up { up_n += 1; up_b += 40 + data.len() as u64 } else { down_n += 1; down_b += 40 + data.len() as u64 }
+        }
+        h.run(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 0, 0, b"").build(), UP, 1_000);
+        up_n += 1;
+        up_b += 40;
+        prop_assert_eq!(h.acct.len(), 1);
+        let r = h.acct[0];
+        prop_assert_eq!((r.up_pkts, r.up_bytes, r.down_pkts, r.down_bytes), (up_n, up_b, down_n, down_b));
+    }
+
+    /// Garbage in never panics and is always dropped or handed on.
+    #[test]
+    fn garbage_never_panics(frame in proptest::collection::vec(any::<u8>(), 0..128), port in 0u16..3) {
+        let mut h = H::std();
+        let mut buf = frame.clone();
+        buf.resize(frame.len() + 32, FILL);
+        let mut pkt = Pkt::new(&mut buf, frame.len(), port);
+        let _ = h.w[0].process(&h.t, &mut pkt, 0, &mut h.acct, &mut h.c);
+    }
+}
+
+// ----------------------------------------------------------------- cost --
+
+/// Cost of the stage per packet, release build:
+/// `CARGO_TARGET_DIR=/tmp/target-gw cargo test --release -p pgw-pipelines gw::tests::bench_ns_per_packet -- --ignored --nocapture`
+/// (includes copying the 64-byte template frame into the buffer).
+#[test]
+#[ignore]
+fn bench_ns_per_packet() {
+    use std::time::Instant;
+    const FLOWS: u16 = 8192;
+    const ROUNDS: usize = 200;
+    let cfg = GwConfig {
+        pool: vec![POOL0],
+        key_port_first: 1024,
+        key_port_last: 65535,
+        reserved_ports: None,
+        workers: 1,
+        max_flows_per_worker: 1 << 16,
+        ..cfg()
+    };
+    let mut h = H::new(cfg);
+    let up: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| {
+            tcp(
+                (LB1, ACC_MAC),
+                (SUB1, 10_000 + i),
+                (VIP_WAP, 80),
+                ACK,
+                1,
+                1,
+                b"0123456789",
+            )
+            .build()
+        })
+        .collect();
+    let mut down = Vec::new();
+    for (i, f) in up.iter().enumerate() {
+        let syn = tcp(
+            (LB1, ACC_MAC),
+            (SUB1, 10_000 + i as u16),
+            (VIP_WAP, 80),
+            SYN,
+            0,
+            0,
+            b"",
+        );
+        let (v, out) = h.run(&syn.build(), UP, 0);
+        assert_eq!(v, TX_UP);
+        let o = crate::wire::parse(&out).unwrap();
+        down.push(
+            tcp(
+                (mac_of(o.dst_v4()), SRV_MAC),
+                (o.dst_v4(), 80),
+                (POOL0, o.src_port),
+                ACK,
+                1,
+                1,
+                b"0123456789",
+            )
+            .build(),
+        );
+        assert_eq!(f.len(), 64);
+    }
+    let mut buf = vec![0u8; 2048];
+    let mut sink = Vec::with_capacity(1 << 16);
+    for (name, frames, port) in [("up data", &up, UP), ("down data", &down, DOWN)] {
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        for r in 0..ROUNDS {
+            for f in frames.iter() {
+                buf[..64].copy_from_slice(f);
+                let mut pkt = Pkt::new(&mut buf, 64, port);
+                let v = h.w[0].process(&h.t, &mut pkt, 1 + r as u64, &mut sink, &mut h.c);
+                debug_assert!(matches!(v, Verdict::Tx { .. }));
+                n += 1;
+            }
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+        println!("gw {name}: {ns:.1} ns/packet over {n} packets, {FLOWS} flows");
+    }
+    // connection churn: SYN + RST per connection (start, balance, key, record)
+    let t0 = Instant::now();
+    let n = 20_000u32;
+    let now0 = 1_000_000u64;
+    for i in 0..n {
+        let sp = 20_000 + (i % 40_000) as u16;
+        let now = now0 + i as u64 * 10;
+        for f in [SYN, RST] {
+            let fr = tcp((LB1, ACC_MAC), (SUB2, sp), (VIP_WAP, 80), f, 0, 0, b"").build();
+            buf[..fr.len()].copy_from_slice(&fr);
+            let mut pkt = Pkt::new(&mut buf, fr.len(), UP);
+            h.w[0].process(&h.t, &mut pkt, now, &mut sink, &mut h.c);
+        }
+        if sink.len() > 60_000 {
+            sink.clear();
+        }
+    }
+    let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+    println!("gw connection SYN+RST: {ns:.1} ns/connection (incl. building 2 frames)");
+    assert_eq!(h.c.total_drops(), 0);
+}

@@ -1,0 +1,1120 @@
+//! The LB stage: the first distribution stage of the spec (FIG. 12–14,
+//! steps S21–S29).
+//!
+//! Every LB holds the same table (FIG. 14): subscriber source-address range →
+//! primary gateway MAC and state, substitute gateway MACs and states. Because
+//! the choice depends on the source address and the table only, every packet
+//! of a subscriber reaches the same GW whichever LB it enters through.
+//!
+//! # Contract
+//! Per frame, on the worker, with the snapshot the management side published
+//! last ([`LbSnapshot`], replaced as a whole, RCU style; never mutated in
+//! place):
+//!
+//! * Port filter: a frame on a port other than `access_port`/`lan_port` →
+//!   `Drop(NoRoute)`. Destination MAC must be the MAC of the arrival port
+//!   (broadcast is accepted for ARP only) → else `Drop(NotForUs)`.
+//! * ARP → [`ArpResponder::process`] (reply in place, `Control`, or
+//!   `Drop(ArpIgnored)`).
+//! * Not IPv4 (IPv6 comes later) → `Drop(UnsupportedEthertype)`; a bad IPv4
+//!   header → `Drop(BadIpv4)`. Fragments and every IP protocol pass: the LB
+//!   routes on the source address only.
+//! * Up path (arrival on `access_port`, S21–S29): source address → range
+//!   (S22–S23); the primary if up (S24–S25), else the first substitute that is
+//!   up (S27–S28), else `Drop(LbAllDown)` (S29); no range → `Drop(LbNoRange)`.
+//!   If the chosen gateway's MAC is our own LAN MAC (LB and GW on one box):
+//!   [`LbVerdict::Local`], the frame untouched, for the GW stage. Otherwise
+//!   Ethernet dst = gateway MAC, src = our LAN MAC, `Tx { lan_port }`.
+//! * Down path (arrival on `lan_port`, from a GW): Ethernet dst = the
+//!   neighbour entry of the IPv4 destination on the access side, else
+//!   `access_next_hop_mac`, else `Drop(NoNeighbor)`; src = our access MAC;
+//!   `Tx { access_port }`.
+//!
+//! Only the 12 MAC bytes are written: the LB is an L2 rewrite (TTL and
+//! checksums untouched), an 802.1Q tag and padding are carried through.
+//! Drops are counted in [`WorkerCounters`]; the choices in [`LbCounters`].
+//!
+//! # Cost
+//! Up path: one binary search over the range starts (`log2(ranges)` compares
+//! in a contiguous `u32` array), one entry read, a scan of the substitutes
+//! only when the primary is down. Down path: one binary search over the
+//! neighbour table. Memory: 8 bytes per range in the search arrays + an
+//! [`LbEntry`] (40 bytes) + 10 bytes per substitute; 12 bytes per neighbour.
+
+use crate::arp::ArpResponder;
+use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};
+use crate::wire::ether::{ethertype, is_broadcast, is_multicast, EthernetFrame};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::{ipv4_to_u32, MacAddr};
+use core::fmt;
+use std::net::Ipv4Addr;
+
+/// A packet gateway as the LB sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Gw {
+    /// Management-side identifier (names live on the management side).
+    pub id: u16,
+    pub mac: MacAddr,
+    /// Health as last reported by the server monitor.
+    pub up: bool,
+}
+
+/// One row of the balancing policy table (FIG. 14), as given to
+/// [`LbTable::new`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbRange {
+    /// First subscriber address of the range (inclusive).
+    pub first: [u8; 4],
+    /// Last subscriber address of the range (inclusive).
+    pub last: [u8; 4],
+    pub primary: Gw,
+    /// Tried in order when the primary is down.
+    pub substitutes: Vec<Gw>,
+}
+
+/// What a range maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbEntry {
+    pub primary: Gw,
+    pub substitutes: Vec<Gw>,
+}
+
+impl LbEntry {
+    /// The first gateway that is up: the primary, else the substitutes in
+    /// order. The flag says whether a substitute was chosen.
+    #[inline]
+    pub fn choose(&self) -> Option<(Gw, bool)> {
+        if self.primary.up {
+            return Some((self.primary, false));
+        }
+        self.substitutes.iter().find(|g| g.up).map(|&g| (g, true))
+    }
+}
+
+/// Why a table or stage configuration was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LbError {
+    /// A range whose first address is above its last.
+    EmptyRange { first: [u8; 4], last: [u8; 4] },
+    /// Two ranges share addresses.
+    Overlap {
+        a: ([u8; 4], [u8; 4]),
+        b: ([u8; 4], [u8; 4]),
+    },
+    /// A gateway MAC that is zero or multicast.
+    BadGwMac { id: u16, mac: MacAddr },
+    /// `access_port == lan_port`.
+    SamePort(PortIdx),
+}
+
+fn fmt_mac(m: &MacAddr) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl fmt::Display for LbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = |a: &[u8; 4]| Ipv4Addr::from(*a);
+        match self {
+            LbError::EmptyRange { first, last } => write!(
+                f,
+                "LB range {}-{}: first address is above the last; swap them",
+                ip(first),
+                ip(last)
+            ),
+            LbError::Overlap { a, b } => write!(
+                f,
+                "LB ranges {}-{} and {}-{} overlap; every subscriber address must \
+                 belong to one range only",
+                ip(&a.0),
+                ip(&a.1),
+                ip(&b.0),
+                ip(&b.1)
+            ),
+            LbError::BadGwMac { id, mac } => write!(
+                f,
+                "gateway {id}: MAC {} is zero or multicast; give the gateway's unicast LAN MAC",
+                fmt_mac(mac)
+            ),
+            LbError::SamePort(p) => write!(
+                f,
+                "LB access_port and lan_port are both port {p}; they must differ"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LbError {}
+
+/// The balancing policy table: disjoint subscriber ranges, sorted.
+/// Immutable once built; the management side builds a new one (for instance
+/// `clone()` + [`LbTable::set_gw_up`]) and publishes it as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LbTable {
+    /// Range starts, ascending (searched).
+    firsts: Vec<u32>,
+    /// Range ends, parallel to `firsts`.
+    lasts: Vec<u32>,
+    entries: Vec<LbEntry>,
+}
+
+impl LbTable {
+    /// Validate and sort the ranges: each range non-empty, no two ranges
+    /// overlapping, gateway MACs unicast and non-zero.
+    pub fn new(ranges: Vec<LbRange>) -> Result<Self, LbError> {
+        let mut ranges = ranges;
+        for r in &ranges {
+            if ipv4_to_u32(r.first) > ipv4_to_u32(r.last) {
+                return Err(LbError::EmptyRange {
+                    first: r.first,
+                    last: r.last,
+                });
+            }
+            for g in core::iter::once(&r.primary).chain(r.substitutes.iter()) {
+                if g.mac == [0; 6] || is_multicast(&g.mac) {
+                    return Err(LbError::BadGwMac {
+                        id: g.id,
+                        mac: g.mac,
+                    });
+                }
+            }
+        }
+        ranges.sort_by_key(|r| ipv4_to_u32(r.first));
+        for w in ranges.windows(2) {
+            if ipv4_to_u32(w[0].last) >= ipv4_to_u32(w[1].first) {
+                return Err(LbError::Overlap {
+                    a: (w[0].first, w[0].last),
+                    b: (w[1].first, w[1].last),
+                });
+            }
+        }
+        let mut t = LbTable {
+            firsts: Vec::with_capacity(ranges.len()),
+            lasts: Vec::with_capacity(ranges.len()),
+            entries: Vec::with_capacity(ranges.len()),
+        };
+        for r in ranges {
+            t.firsts.push(ipv4_to_u32(r.first));
+            t.lasts.push(ipv4_to_u32(r.last));
+            t.entries.push(LbEntry {
+                primary: r.primary,
+                substitutes: r.substitutes,
+            });
+        }
+        Ok(t)
+    }
+
+    /// Number of ranges.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The ranges in ascending order, as `(first, last, entry)`.
+    pub fn ranges(&self) -> impl Iterator<Item = ([u8; 4], [u8; 4], &LbEntry)> + '_ {
+        self.firsts
+            .iter()
+            .zip(&self.lasts)
+            .zip(&self.entries)
+            .map(|((&f, &l), e)| (f.to_be_bytes(), l.to_be_bytes(), e))
+    }
+
+    /// The entry of the range holding `src` (S22–S23).
+    #[inline]
+    pub fn find(&self, src: [u8; 4]) -> Option<&LbEntry> {
+        let a = ipv4_to_u32(src);
+        // Index of the first range starting above `a`; the candidate is the one before.
+        let i = self.firsts.partition_point(|&f| f <= a);
+        if i == 0 || self.lasts[i - 1] < a {
+            return None;
+        }
+        Some(&self.entries[i - 1])
+    }
+
+    /// The gateway for `src` (S22–S29): `Err(LbNoRange)` or `Err(LbAllDown)`;
+    /// the flag says whether a substitute was chosen.
+    #[inline]
+    pub fn select(&self, src: [u8; 4]) -> Result<(Gw, bool), DropReason> {
+        self.find(src)
+            .ok_or(DropReason::LbNoRange)?
+            .choose()
+            .ok_or(DropReason::LbAllDown)
+    }
+
+    /// Set the state of gateway `id` everywhere it appears (primary or
+    /// substitute); returns how many places changed. For building the next
+    /// snapshot, never on a published one.
+    pub fn set_gw_up(&mut self, id: u16, up: bool) -> usize {
+        let mut n = 0;
+        for e in &mut self.entries {
+            for g in core::iter::once(&mut e.primary).chain(e.substitutes.iter_mut()) {
+                if g.id == id && g.up != up {
+                    g.up = up;
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+/// Access-side neighbours (IPv4 → MAC), learned by the management thread
+/// from ARP and published with the table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Neighbors {
+    /// Sorted by address, one entry per address (the last given wins).
+    entries: Vec<(u32, MacAddr)>,
+}
+
+impl Neighbors {
+    pub fn new<I: IntoIterator<Item = ([u8; 4], MacAddr)>>(it: I) -> Self {
+        let mut v: Vec<(u32, MacAddr)> = it.into_iter().map(|(a, m)| (ipv4_to_u32(a), m)).collect();
+        v.sort_by_key(|e| e.0);
+        let mut out: Vec<(u32, MacAddr)> = Vec::with_capacity(v.len());
+        for e in v {
+            match out.last_mut() {
+                Some(l) if l.0 == e.0 => *l = e,
+                _ => out.push(e),
+            }
+        }
+        Neighbors { entries: out }
+    }
+
+    #[inline]
+    pub fn lookup(&self, ip: [u8; 4]) -> Option<MacAddr> {
+        let a = ipv4_to_u32(ip);
+        self.entries
+            .binary_search_by_key(&a, |e| e.0)
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Everything the management side publishes for the LB, as one unit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LbSnapshot {
+    pub table: LbTable,
+    pub access_neighbors: Neighbors,
+}
+
+/// Static configuration of the LB stage (from the profile).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbConfig {
+    /// Port toward the access network (subscribers).
+    pub access_port: PortIdx,
+    /// Port toward the LAN (gateways).
+    pub lan_port: PortIdx,
+    /// Our MAC on the access port.
+    pub access_mac: MacAddr,
+    /// Our MAC on the LAN port.
+    pub lan_mac: MacAddr,
+    /// Default next hop on the access side, for down packets whose
+    /// destination has no neighbour entry.
+    pub access_next_hop_mac: Option<MacAddr>,
+}
+
+/// Per-worker LB counters (plain, owned by the worker; drops are in
+/// [`WorkerCounters`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LbCounters {
+    /// Up packets sent to the range's primary gateway.
+    pub to_primary: u64,
+    /// Up packets sent to a substitute because the primary was down.
+    pub to_substitute: u64,
+    /// Up packets whose gateway is this box (subset of the two above).
+    pub local: u64,
+    /// Down packets sent to the access side.
+    pub down_path: u64,
+    /// ARP frames handed to the responder.
+    pub arp: u64,
+}
+
+/// What the LB says about a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbVerdict {
+    /// Final verdict of the LB.
+    Done(Verdict),
+    /// The chosen gateway is this box: pass the frame, unchanged, to the GW
+    /// stage.
+    Local,
+}
+
+/// The LB stage. Shared read-only by the workers.
+#[derive(Clone, Debug)]
+pub struct LbStage {
+    cfg: LbConfig,
+    arp: ArpResponder,
+}
+
+impl LbStage {
+    /// `arp` lists the addresses the LB answers ARP for, per port.
+    pub fn new(cfg: LbConfig, arp: ArpResponder) -> Result<Self, LbError> {
+        if cfg.access_port == cfg.lan_port {
+            return Err(LbError::SamePort(cfg.access_port));
+        }
+        Ok(LbStage { cfg, arp })
+    }
+
+    pub fn config(&self) -> &LbConfig {
+        &self.cfg
+    }
+
+    pub fn arp(&self) -> &ArpResponder {
+        &self.arp
+    }
+
+    /// Process one frame (see the module doc for the contract).
+    #[inline]
+    pub fn process(
+        &self,
+        snap: &LbSnapshot,
+        pkt: &mut Pkt<'_>,
+        c: &mut WorkerCounters,
+        lc: &mut LbCounters,
+    ) -> LbVerdict {
+        macro_rules! bail {
+            ($r:expr) => {{
+                c.drop($r);
+                return LbVerdict::Done(Verdict::Drop($r));
+            }};
+        }
+        let cfg = &self.cfg;
+        let port = pkt.port;
+        let (our_mac, up) = if port == cfg.access_port {
+            (cfg.access_mac, true)
+        } else if port == cfg.lan_port {
+            (cfg.lan_mac, false)
+        } else {
+            bail!(DropReason::NoRoute)
+        };
+        let frame = pkt.frame_mut();
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            bail!(DropReason::BadEther)
+        };
+        let dst_mac = eth.dst_addr();
+        let et = eth.ethertype();
+        let l3 = eth.header_len();
+        if dst_mac != our_mac {
+            if et == ethertype::ARP && is_broadcast(&dst_mac) {
+                lc.arp += 1;
+                return LbVerdict::Done(self.arp.process(pkt, c));
+            }
+            bail!(DropReason::NotForUs)
+        }
+        match et {
+            ethertype::IPV4 => {}
+            ethertype::ARP => {
+                lc.arp += 1;
+                return LbVerdict::Done(self.arp.process(pkt, c));
+            }
+            _ => bail!(DropReason::UnsupportedEthertype),
+        }
+        let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
+            bail!(DropReason::BadIpv4)
+        };
+        let (src_ip, dst_ip) = (ip.src_addr(), ip.dst_addr());
+        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        if up {
+            let (gw, substitute) = match snap.table.select(src_ip) {
+                Ok(x) => x,
+                Err(r) => bail!(r),
+            };
+            if substitute {
+                lc.to_substitute += 1;
+            } else {
+                lc.to_primary += 1;
+            }
+            if gw.mac == cfg.lan_mac {
+                lc.local += 1;
+                return LbVerdict::Local;
+            }
+            eth.set_dst_addr(gw.mac);
+            eth.set_src_addr(cfg.lan_mac);
+            LbVerdict::Done(Verdict::Tx { port: cfg.lan_port })
+        } else {
+            let Some(mac) = snap
+                .access_neighbors
+                .lookup(dst_ip)
+                .or(cfg.access_next_hop_mac)
+            else {
+                bail!(DropReason::NoNeighbor)
+            };
+            lc.down_path += 1;
+            eth.set_dst_addr(mac);
+            eth.set_src_addr(cfg.access_mac);
+            LbVerdict::Done(Verdict::Tx {
+                port: cfg.access_port,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::arp::{operation, ArpPacket};
+    use crate::wire::build::{self, FrameSpec, Ip6Spec, FILL};
+    use crate::wire::ether::BROADCAST;
+    use crate::wire::tcp::flags;
+    use proptest::prelude::*;
+
+    const ACCESS: PortIdx = 0;
+    const LAN: PortIdx = 1;
+    const ACCESS_MAC: MacAddr = [0x02, 0x1b, 0, 0, 0, 0xa0];
+    const LAN_MAC: MacAddr = [0x02, 0x1b, 0, 0, 0, 0x1a];
+    const LB_ACCESS_IP: [u8; 4] = [192, 0, 2, 1];
+    const SUB_MAC: MacAddr = [0x02, 0x5b, 0, 0, 0, 0x01];
+    const NEXT_HOP: MacAddr = [0x02, 0x4e, 0, 0, 0, 0x01];
+    const NEIGH: MacAddr = [0x02, 0x4e, 0, 0, 0, 0x77];
+    const GW1: Gw = Gw {
+        id: 1,
+        mac: [0x02, 0x67, 0, 0, 0, 0x01],
+        up: true,
+    };
+    const GW2: Gw = Gw {
+        id: 2,
+        mac: [0x02, 0x67, 0, 0, 0, 0x02],
+        up: true,
+    };
+    const GW3: Gw = Gw {
+        id: 3,
+        mac: [0x02, 0x67, 0, 0, 0, 0x03],
+        up: true,
+    };
+    /// This box's own GW (single-box LB+GW).
+    const GW_SELF: Gw = Gw {
+        id: 9,
+        mac: LAN_MAC,
+        up: true,
+    };
+
+    fn stage(next_hop: Option<MacAddr>) -> LbStage {
+        LbStage::new(
+            LbConfig {
+                access_port: ACCESS,
+                lan_port: LAN,
+                access_mac: ACCESS_MAC,
+                lan_mac: LAN_MAC,
+                access_next_hop_mac: next_hop,
+            },
+            ArpResponder::new([(ACCESS, LB_ACCESS_IP, ACCESS_MAC)]),
+        )
+        .unwrap()
+    }
+
+    /// FIG. 14 in miniature: 100.64.0.0/24 → GW1 (subs GW2, GW3),
+    /// 100.64.1.0/24 → GW2 (sub GW1), 100.64.2.0-100.64.2.9 → this box.
+    fn table(down: &[u16]) -> LbTable {
+        let mut t = LbTable::new(vec![
+            LbRange {
+                first: [100, 64, 1, 0],
+                last: [100, 64, 1, 255],
+                primary: GW2,
+                substitutes: vec![GW1],
+            },
+            LbRange {
+                first: [100, 64, 0, 0],
+                last: [100, 64, 0, 255],
+                primary: GW1,
+                substitutes: vec![GW2, GW3],
+            },
+            LbRange {
+                first: [100, 64, 2, 0],
+                last: [100, 64, 2, 9],
+                primary: GW_SELF,
+                substitutes: vec![],
+            },
+        ])
+        .unwrap();
+        for &id in down {
+            t.set_gw_up(id, false);
+        }
+        t
+    }
+
+    fn snap(down: &[u16]) -> LbSnapshot {
+        LbSnapshot {
+            table: table(down),
+            access_neighbors: Neighbors::new([([100, 64, 0, 77], NEIGH)]),
+        }
+    }
+
+    fn up_frame(src: [u8; 4]) -> Vec<u8> {
+        FrameSpec {
+            src_mac: SUB_MAC,
+            dst_mac: ACCESS_MAC,
+            src_ip: src,
+            dst_ip: [10, 33, 0, 1],
+            ..FrameSpec::tcp(40000, 80, flags::SYN)
+        }
+        .build()
+    }
+
+    fn down_frame(dst: [u8; 4]) -> Vec<u8> {
+        FrameSpec {
+            src_mac: GW1.mac,
+            dst_mac: LAN_MAC,
+            src_ip: [10, 33, 0, 1],
+            dst_ip: dst,
+            ..FrameSpec::tcp(80, 40000, flags::SYN | flags::ACK)
+        }
+        .build()
+    }
+
+    /// `frame` with Ethernet dst/src replaced.
+    fn with_macs(frame: &[u8], dst: MacAddr, src: MacAddr) -> Vec<u8> {
+        let mut v = frame.to_vec();
+        v[..6].copy_from_slice(&dst);
+        v[6..12].copy_from_slice(&src);
+        v
+    }
+
+    struct Case {
+        name: &'static str,
+        port: PortIdx,
+        down: &'static [u16],
+        next_hop: Option<MacAddr>,
+        input: Vec<u8>,
+        verdict: LbVerdict,
+        /// `None`: the frame must come out unchanged.
+        output: Option<Vec<u8>>,
+    }
+
+    fn tx(port: PortIdx) -> LbVerdict {
+        LbVerdict::Done(Verdict::Tx { port })
+    }
+    fn dropped(r: DropReason) -> LbVerdict {
+        LbVerdict::Done(Verdict::Drop(r))
+    }
+
+    fn cases() -> Vec<Case> {
+        let sub = [100, 64, 0, 5];
+        let arp_req = build::arp(
+            SUB_MAC,
+            BROADCAST,
+            operation::REQUEST,
+            SUB_MAC,
+            sub,
+            [0; 6],
+            LB_ACCESS_IP,
+        );
+        let arp_reply = build::arp(
+            ACCESS_MAC,
+            SUB_MAC,
+            operation::REPLY,
+            ACCESS_MAC,
+            LB_ACCESS_IP,
+            SUB_MAC,
+            sub,
+        );
+        let tagged = FrameSpec {
+            src_mac: SUB_MAC,
+            dst_mac: ACCESS_MAC,
+            src_ip: sub,
+            vlan: Some(0x0064),
+            ..FrameSpec::udp(5000, 53)
+        }
+        .build();
+        let mut bad_ip = up_frame(sub);
+        bad_ip[14] = 0x46; // IHL 6: a 24-byte header...
+        bad_ip[16..18].copy_from_slice(&20u16.to_be_bytes()); // ...in a total length of 20
+        let v6 = FrameSpec {
+            src_mac: SUB_MAC,
+            dst_mac: ACCESS_MAC,
+            ip6: Some(Ip6Spec::default()),
+            ..FrameSpec::default()
+        }
+        .build();
+        let frag = FrameSpec {
+            src_mac: SUB_MAC,
+            dst_mac: ACCESS_MAC,
+            src_ip: sub,
+            more_frags: true,
+            ..FrameSpec::udp(1, 2)
+        }
+        .build();
+        vec![
+            Case {
+                name: "primary up",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up_frame(sub),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up_frame(sub), GW1.mac, LAN_MAC)),
+            },
+            Case {
+                name: "primary down -> first substitute",
+                port: ACCESS,
+                down: &[1],
+                next_hop: None,
+                input: up_frame(sub),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up_frame(sub), GW2.mac, LAN_MAC)),
+            },
+            Case {
+                name: "primary and first substitute down -> second substitute",
+                port: ACCESS,
+                down: &[1, 2],
+                next_hop: None,
+                input: up_frame(sub),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up_frame(sub), GW3.mac, LAN_MAC)),
+            },
+            Case {
+                name: "all down",
+                port: ACCESS,
+                down: &[1, 2, 3],
+                next_hop: None,
+                input: up_frame(sub),
+                verdict: dropped(DropReason::LbAllDown),
+                output: None,
+            },
+            Case {
+                name: "other range, its own primary",
+                port: ACCESS,
+                down: &[1],
+                next_hop: None,
+                input: up_frame([100, 64, 1, 255]),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up_frame([100, 64, 1, 255]), GW2.mac, LAN_MAC)),
+            },
+            Case {
+                name: "no range (just past a range end)",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up_frame([100, 64, 2, 10]),
+                verdict: dropped(DropReason::LbNoRange),
+                output: None,
+            },
+            Case {
+                name: "no range (below every range)",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up_frame([1, 2, 3, 4]),
+                verdict: dropped(DropReason::LbNoRange),
+                output: None,
+            },
+            Case {
+                name: "gateway is this box -> Local, unchanged",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up_frame([100, 64, 2, 3]),
+                verdict: LbVerdict::Local,
+                output: None,
+            },
+            Case {
+                name: "VLAN tag carried through",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: tagged.clone(),
+                verdict: tx(LAN),
+                output: Some(with_macs(&tagged, GW1.mac, LAN_MAC)),
+            },
+            Case {
+                name: "fragment routed on source address",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: frag.clone(),
+                verdict: tx(LAN),
+                output: Some(with_macs(&frag, GW1.mac, LAN_MAC)),
+            },
+            Case {
+                name: "down path via next hop",
+                port: LAN,
+                down: &[],
+                next_hop: Some(NEXT_HOP),
+                input: down_frame(sub),
+                verdict: tx(ACCESS),
+                output: Some(with_macs(&down_frame(sub), NEXT_HOP, ACCESS_MAC)),
+            },
+            Case {
+                name: "down path via neighbour entry",
+                port: LAN,
+                down: &[],
+                next_hop: Some(NEXT_HOP),
+                input: down_frame([100, 64, 0, 77]),
+                verdict: tx(ACCESS),
+                output: Some(with_macs(&down_frame([100, 64, 0, 77]), NEIGH, ACCESS_MAC)),
+            },
+            Case {
+                name: "down path, no neighbour, no next hop",
+                port: LAN,
+                down: &[],
+                next_hop: None,
+                input: down_frame(sub),
+                verdict: dropped(DropReason::NoNeighbor),
+                output: None,
+            },
+            Case {
+                name: "down path ignores gateway state",
+                port: LAN,
+                down: &[1, 2, 3],
+                next_hop: Some(NEXT_HOP),
+                input: down_frame(sub),
+                verdict: tx(ACCESS),
+                output: Some(with_macs(&down_frame(sub), NEXT_HOP, ACCESS_MAC)),
+            },
+            Case {
+                name: "ARP request for our access address answered",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: arp_req.clone(),
+                verdict: tx(ACCESS),
+                output: Some(arp_reply),
+            },
+            Case {
+                name: "ARP request on the other port ignored",
+                port: LAN,
+                down: &[],
+                next_hop: None,
+                input: arp_req,
+                verdict: dropped(DropReason::ArpIgnored),
+                output: None,
+            },
+            Case {
+                name: "ARP reply to us goes to control",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: build::arp(
+                    SUB_MAC,
+                    ACCESS_MAC,
+                    operation::REPLY,
+                    SUB_MAC,
+                    sub,
+                    ACCESS_MAC,
+                    LB_ACCESS_IP,
+                ),
+                verdict: LbVerdict::Done(Verdict::Control),
+                output: None,
+            },
+            Case {
+                name: "not for us (other unicast MAC)",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: with_macs(&up_frame(sub), GW1.mac, SUB_MAC),
+                verdict: dropped(DropReason::NotForUs),
+                output: None,
+            },
+            Case {
+                name: "not for us (LAN MAC on the access port)",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: with_macs(&up_frame(sub), LAN_MAC, SUB_MAC),
+                verdict: dropped(DropReason::NotForUs),
+                output: None,
+            },
+            Case {
+                name: "IPv4 to broadcast is not for us",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: with_macs(&up_frame(sub), BROADCAST, SUB_MAC),
+                verdict: dropped(DropReason::NotForUs),
+                output: None,
+            },
+            Case {
+                name: "IPv6 unsupported (for now)",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: v6,
+                verdict: dropped(DropReason::UnsupportedEthertype),
+                output: None,
+            },
+            Case {
+                name: "bad IPv4 header",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: bad_ip,
+                verdict: dropped(DropReason::BadIpv4),
+                output: None,
+            },
+            Case {
+                name: "runt frame",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: ACCESS_MAC.to_vec(),
+                verdict: dropped(DropReason::BadEther),
+                output: None,
+            },
+            Case {
+                name: "unknown port",
+                port: 7,
+                down: &[],
+                next_hop: None,
+                input: up_frame(sub),
+                verdict: dropped(DropReason::NoRoute),
+                output: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn fixture_table() {
+        for case in cases() {
+            let st = stage(case.next_hop);
+            let sn = snap(case.down);
+            let mut buf = build::with_room(&case.input, case.input.len() + 64);
+            let mut c = WorkerCounters::default();
+            let mut lc = LbCounters::default();
+            let mut pkt = Pkt::new(&mut buf, case.input.len(), case.port);
+            let v = st.process(&sn, &mut pkt, &mut c, &mut lc);
+            assert_eq!(v, case.verdict, "{}", case.name);
+            assert_eq!(pkt.len, case.input.len(), "{}: length", case.name);
+            let want = case.output.as_ref().unwrap_or(&case.input);
+            assert_eq!(pkt.frame(), &want[..], "{}: output bytes", case.name);
+            assert!(
+                buf[case.input.len()..].iter().all(|&b| b == FILL),
+                "{}: wrote past the frame",
+                case.name
+            );
+            // Every drop counted once, under its reason.
+            match v {
+                LbVerdict::Done(Verdict::Drop(r)) => {
+                    assert_eq!(c.total_drops(), 1, "{}", case.name);
+                    assert_eq!(c.drops[r as usize], 1, "{}", case.name);
+                }
+                _ => assert_eq!(c.total_drops(), 0, "{}", case.name),
+            }
+        }
+    }
+
+    #[test]
+    fn primary_up_byte_by_byte() {
+        let input = up_frame([100, 64, 0, 5]);
+        let mut buf = input.clone();
+        let mut c = WorkerCounters::default();
+        let mut lc = LbCounters::default();
+        let mut pkt = Pkt::new(&mut buf, input.len(), ACCESS);
+        let v = stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        assert_eq!(v, tx(LAN));
+        #[rustfmt::skip]
+        let head: [u8; 14] = [
+            0x02, 0x67, 0, 0, 0, 0x01, // GW1
+            0x02, 0x1b, 0, 0, 0, 0x1a, // our LAN MAC
+            0x08, 0x00,
+        ];
+        assert_eq!(&pkt.frame()[..14], &head);
+        assert_eq!(&pkt.frame()[14..], &input[14..]);
+        assert!(build::checksums_ok(pkt.frame()));
+    }
+
+    #[test]
+    fn counters_count_choices() {
+        let st = stage(Some(NEXT_HOP));
+        let mut c = WorkerCounters::default();
+        let mut lc = LbCounters::default();
+        let mut run = |sn: &LbSnapshot, f: Vec<u8>, port| {
+            let mut b = f;
+            let len = b.len();
+            st.process(sn, &mut Pkt::new(&mut b, len, port), &mut c, &mut lc)
+        };
+        let all_up = snap(&[]);
+        let gw1_down = snap(&[1]);
+        run(&all_up, up_frame([100, 64, 0, 1]), ACCESS);
+        run(&all_up, up_frame([100, 64, 1, 1]), ACCESS);
+        run(&gw1_down, up_frame([100, 64, 0, 1]), ACCESS);
+        run(&all_up, up_frame([100, 64, 2, 1]), ACCESS);
+        run(&all_up, down_frame([100, 64, 0, 1]), LAN);
+        run(&all_up, up_frame([9, 9, 9, 9]), ACCESS);
+        let arp = build::arp(
+            SUB_MAC,
+            BROADCAST,
+            operation::REQUEST,
+            SUB_MAC,
+            [100, 64, 0, 1],
+            [0; 6],
+            LB_ACCESS_IP,
+        );
+        run(&all_up, arp, ACCESS);
+        assert_eq!(
+            lc,
+            LbCounters {
+                to_primary: 3,
+                to_substitute: 1,
+                local: 1,
+                down_path: 1,
+                arp: 1,
+            }
+        );
+        assert_eq!(c.drops[DropReason::LbNoRange as usize], 1);
+        assert_eq!(c.total_drops(), 1);
+    }
+
+    #[test]
+    fn arp_reply_fields() {
+        let f = build::arp(
+            SUB_MAC,
+            BROADCAST,
+            operation::REQUEST,
+            SUB_MAC,
+            [100, 64, 0, 5],
+            [0; 6],
+            LB_ACCESS_IP,
+        );
+        let mut b = f.clone();
+        let mut c = WorkerCounters::default();
+        let mut lc = LbCounters::default();
+        let mut pkt = Pkt::new(&mut b, f.len(), ACCESS);
+        stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        let a = ArpPacket::new_checked(&pkt.frame()[14..]).unwrap();
+        assert_eq!(a.operation(), operation::REPLY);
+        assert_eq!(a.sender_hardware_addr(), ACCESS_MAC);
+        assert_eq!(a.sender_protocol_addr(), LB_ACCESS_IP);
+    }
+
+    #[test]
+    fn table_validation_names_the_ranges() {
+        let r = |f: [u8; 4], l: [u8; 4]| LbRange {
+            first: f,
+            last: l,
+            primary: GW1,
+            substitutes: vec![],
+        };
+        let e = LbTable::new(vec![
+            r([10, 0, 0, 0], [10, 0, 0, 255]),
+            r([10, 0, 1, 0], [10, 0, 1, 255]),
+            r([10, 0, 0, 128], [10, 0, 0, 200]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e,
+            LbError::Overlap {
+                a: ([10, 0, 0, 0], [10, 0, 0, 255]),
+                b: ([10, 0, 0, 128], [10, 0, 0, 200]),
+            }
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("10.0.0.0-10.0.0.255"), "{msg}");
+        assert!(msg.contains("10.0.0.128-10.0.0.200"), "{msg}");
+        // Touching at one address is an overlap too.
+        assert!(LbTable::new(vec![
+            r([10, 0, 0, 0], [10, 0, 0, 10]),
+            r([10, 0, 0, 10], [10, 0, 0, 20]),
+        ])
+        .is_err());
+        // Adjacent is fine.
+        assert!(LbTable::new(vec![
+            r([10, 0, 0, 0], [10, 0, 0, 10]),
+            r([10, 0, 0, 11], [10, 0, 0, 20]),
+        ])
+        .is_ok());
+        let e = LbTable::new(vec![r([10, 0, 0, 9], [10, 0, 0, 1])]).unwrap_err();
+        assert!(e.to_string().contains("10.0.0.9-10.0.0.1"));
+        let mut bad = r([1, 0, 0, 0], [1, 0, 0, 1]);
+        bad.substitutes.push(Gw {
+            id: 4,
+            mac: [0x01, 0, 0x5e, 0, 0, 1],
+            up: true,
+        });
+        let e = LbTable::new(vec![bad]).unwrap_err();
+        assert!(e.to_string().contains("01:00:5e:00:00:01"), "{e}");
+        let mut cfg = stage(None).config().clone();
+        cfg.lan_port = cfg.access_port;
+        assert_eq!(
+            LbStage::new(cfg, ArpResponder::default()).unwrap_err(),
+            LbError::SamePort(ACCESS)
+        );
+    }
+
+    #[test]
+    fn table_edges_and_state_changes() {
+        let mut t = table(&[]);
+        assert_eq!(t.len(), 3);
+        let firsts: Vec<_> = t.ranges().map(|(f, _, _)| f).collect();
+        assert_eq!(
+            firsts,
+            vec![[100, 64, 0, 0], [100, 64, 1, 0], [100, 64, 2, 0]]
+        );
+        assert_eq!(t.select([100, 64, 0, 0]), Ok((GW1, false)));
+        assert_eq!(t.select([100, 64, 0, 255]), Ok((GW1, false)));
+        assert_eq!(t.select([100, 63, 255, 255]), Err(DropReason::LbNoRange));
+        assert_eq!(t.select([255, 255, 255, 255]), Err(DropReason::LbNoRange));
+        assert_eq!(t.set_gw_up(1, false), 2); // primary of one range, substitute of another
+        assert_eq!(t.set_gw_up(1, false), 0);
+        let g2 = t.select([100, 64, 0, 1]).unwrap();
+        assert_eq!((g2.0.id, g2.1), (2, true));
+        t.set_gw_up(1, true); // recovered: used again at once
+        assert_eq!(t.select([100, 64, 0, 1]), Ok((GW1, false)));
+        assert_eq!(
+            LbTable::default().select([1, 2, 3, 4]),
+            Err(DropReason::LbNoRange)
+        );
+        let n = Neighbors::new([([1, 1, 1, 1], [1; 6]), ([1, 1, 1, 1], [2; 6])]);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n.lookup([1, 1, 1, 1]), Some([2; 6]));
+        assert_eq!(n.lookup([1, 1, 1, 2]), None);
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_matches_linear_scan(
+            bounds in proptest::collection::btree_set(any::<u32>(), 0..40),
+            probes in proptest::collection::vec(any::<u32>(), 1..50)) {
+            // Pair consecutive distinct values into disjoint ranges.
+            let b: Vec<u32> = bounds.into_iter().collect();
+            let ranges: Vec<(u32, u32)> = b.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+            let t = LbTable::new(ranges.iter().enumerate().map(|(i, &(f, l))| LbRange {
+                first: f.to_be_bytes(),
+                last: l.to_be_bytes(),
+                primary: Gw { id: i as u16, mac: [2, 0, 0, 0, 0, i as u8], up: true },
+                substitutes: vec![],
+            }).collect()).unwrap();
+            let mut all_probes = probes;
+            for &(f, l) in &ranges { all_probes.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1)]); }
+            for a in all_probes {
+                let want = ranges.iter().position(|&(f, l)| f <= a && a <= l);
+                let got = t.find(a.to_be_bytes()).map(|e| e.primary.id as usize);
+                prop_assert_eq!(got, want);
+            }
+        }
+
+        #[test]
+        fn never_panics_on_random_frames(port in 0u16..3, down in proptest::collection::vec(1u16..4, 0..3),
+                                         mut frame in proptest::collection::vec(any::<u8>(), 0..120),
+                                         ours in any::<bool>(), et in prop::sample::select(vec![0x0800u16, 0x0806, 0x8100])) {
+            if ours && frame.len() >= 14 {
+                frame[..6].copy_from_slice(if port == LAN { &LAN_MAC } else { &ACCESS_MAC });
+                frame[12..14].copy_from_slice(&et.to_be_bytes());
+            }
+            let sn = snap(&down);
+            let st = stage(Some(NEXT_HOP));
+            let len = frame.len();
+            let mut buf = build::with_room(&frame, len + 16);
+            let mut c = WorkerCounters::default();
+            let mut lc = LbCounters::default();
+            let mut pkt = Pkt::new(&mut buf, len, port);
+            let v = st.process(&sn, &mut pkt, &mut c, &mut lc);
+            prop_assert_eq!(pkt.len, len);
+            if let LbVerdict::Done(Verdict::Drop(_)) = v {
+                prop_assert_eq!(c.total_drops(), 1);
+            }
+            prop_assert!(buf[len..].iter().all(|&b| b == FILL));
+        }
+    }
+}

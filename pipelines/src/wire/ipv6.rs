@@ -1,0 +1,233 @@
+//! IPv6 fixed headers (RFC 8200).
+//!
+//! Only the 40-byte fixed header is modelled. A next header of 44 (Fragment)
+//! is detected by [`Ipv6Packet::is_fragment`]; other extension headers are not
+//! walked (callers treat them as unsupported, see [`is_extension_header`]).
+//! `new_checked` guarantees: buffer >= 40 bytes, version 6,
+//! 40 + payload length <= buffer length. Jumbograms are not supported.
+
+use super::{arr, field::Field, ip_proto, rd16, rd32, wr16, wr32, WireError};
+
+/// Fixed header length.
+pub const HEADER_LEN: usize = 40;
+
+mod field {
+    use super::Field;
+    pub const VER_TC_FLOW: usize = 0;
+    pub const LENGTH: usize = 4;
+    pub const NXT_HDR: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC: Field = 8..24;
+    pub const DST: Field = 24..40;
+}
+
+/// Whether `nh` names an extension header (hop-by-hop, routing, fragment,
+/// ESP, AH, destination options, mobility, HIP, shim6) rather than an upper
+/// layer protocol.
+#[inline]
+pub fn is_extension_header(nh: u8) -> bool {
+    matches!(
+        nh,
+        ip_proto::HOP_BY_HOP
+            | ip_proto::IPV6_ROUTING
+            | ip_proto::IPV6_FRAGMENT
+            | ip_proto::ESP
+            | ip_proto::AH
+            | ip_proto::IPV6_DEST_OPTS
+            | 135
+            | 139
+            | 140
+    )
+}
+
+/// Zero-copy view of an IPv6 packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    #[inline]
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Ipv6Packet { buffer }
+    }
+
+    #[inline]
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// `Truncated` when shorter than the header or the payload length says;
+    /// `Malformed` for a version other than 6.
+    #[inline]
+    pub fn check_len(&self) -> Result<(), WireError> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if self.version() != 6 {
+            return Err(WireError::Malformed);
+        }
+        if HEADER_LEN + self.payload_len() as usize > len {
+            return Err(WireError::Truncated);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    #[inline]
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VER_TC_FLOW] >> 4
+    }
+    #[inline]
+    pub fn traffic_class(&self) -> u8 {
+        (rd32(self.buffer.as_ref(), field::VER_TC_FLOW) >> 20) as u8
+    }
+    #[inline]
+    pub fn flow_label(&self) -> u32 {
+        rd32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
+    }
+    /// Payload length field (extension headers included).
+    #[inline]
+    pub fn payload_len(&self) -> u16 {
+        rd16(self.buffer.as_ref(), field::LENGTH)
+    }
+    /// 40 + payload length.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        HEADER_LEN + self.payload_len() as usize
+    }
+    #[inline]
+    pub fn next_header(&self) -> u8 {
+        self.buffer.as_ref()[field::NXT_HDR]
+    }
+    #[inline]
+    pub fn hop_limit(&self) -> u8 {
+        self.buffer.as_ref()[field::HOP_LIMIT]
+    }
+    #[inline]
+    pub fn src_addr(&self) -> [u8; 16] {
+        arr(self.buffer.as_ref(), field::SRC)
+    }
+    #[inline]
+    pub fn dst_addr(&self) -> [u8; 16] {
+        arr(self.buffer.as_ref(), field::DST)
+    }
+    /// Next header is a Fragment header (44).
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        self.next_header() == ip_proto::IPV6_FRAGMENT
+    }
+    /// The payload up to the payload length (padding excluded).
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..self.total_len()]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Set version 6, traffic class and flow label.
+    #[inline]
+    pub fn set_version_tc_flow(&mut self, traffic_class: u8, flow_label: u32) {
+        let v = (6u32 << 28) | ((traffic_class as u32) << 20) | (flow_label & 0x000f_ffff);
+        wr32(self.buffer.as_mut(), field::VER_TC_FLOW, v);
+    }
+    #[inline]
+    pub fn set_payload_len(&mut self, v: u16) {
+        wr16(self.buffer.as_mut(), field::LENGTH, v);
+    }
+    #[inline]
+    pub fn set_next_header(&mut self, v: u8) {
+        self.buffer.as_mut()[field::NXT_HDR] = v;
+    }
+    #[inline]
+    pub fn set_hop_limit(&mut self, v: u8) {
+        self.buffer.as_mut()[field::HOP_LIMIT] = v;
+    }
+    #[inline]
+    pub fn set_src_addr(&mut self, a: [u8; 16]) {
+        self.buffer.as_mut()[field::SRC].copy_from_slice(&a);
+    }
+    #[inline]
+    pub fn set_dst_addr(&mut self, a: [u8; 16]) {
+        self.buffer.as_mut()[field::DST].copy_from_slice(&a);
+    }
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let end = self.total_len();
+        &mut self.buffer.as_mut()[HEADER_LEN..end]
+    }
+    /// Decrement the hop limit (no header checksum in IPv6). Returns `false`
+    /// and changes nothing when it would reach zero.
+    #[inline]
+    pub fn decrement_hop_limit(&mut self) -> bool {
+        let h = self.hop_limit();
+        if h <= 1 {
+            return false;
+        }
+        self.set_hop_limit(h - 1);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt() -> Vec<u8> {
+        let mut b = vec![0xa5u8; 40 + 8 + 3];
+        let mut p = Ipv6Packet::new_unchecked(&mut b[..]);
+        p.set_version_tc_flow(0xb8, 0x12345);
+        p.set_payload_len(8);
+        p.set_next_header(ip_proto::UDP);
+        p.set_hop_limit(64);
+        p.set_src_addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.set_dst_addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        b
+    }
+
+    #[test]
+    fn getters_and_setters() {
+        let mut b = pkt();
+        let mut p = Ipv6Packet::new_checked(&mut b[..]).unwrap();
+        assert_eq!(p.version(), 6);
+        assert_eq!(p.traffic_class(), 0xb8);
+        assert_eq!(p.flow_label(), 0x12345);
+        assert_eq!(p.payload_len(), 8);
+        assert_eq!(p.total_len(), 48);
+        assert_eq!(p.next_header(), 17);
+        assert_eq!(p.hop_limit(), 64);
+        assert_eq!(p.src_addr()[15], 1);
+        assert_eq!(p.dst_addr()[15], 2);
+        assert_eq!(p.payload().len(), 8);
+        assert!(!p.is_fragment());
+        assert!(p.decrement_hop_limit());
+        assert_eq!(p.hop_limit(), 63);
+        p.set_hop_limit(1);
+        assert!(!p.decrement_hop_limit());
+        p.set_next_header(ip_proto::IPV6_FRAGMENT);
+        assert!(p.is_fragment());
+        assert!(is_extension_header(p.next_header()));
+        assert!(!is_extension_header(ip_proto::TCP));
+        p.payload_mut()[0] = 0x77;
+        assert_eq!(b[40], 0x77);
+    }
+
+    #[test]
+    fn malformed_rejected() {
+        let b = pkt();
+        let e = |b: &[u8]| Ipv6Packet::new_checked(b).unwrap_err();
+        assert_eq!(e(&b[..39]), WireError::Truncated);
+        assert_eq!(e(&b[..47]), WireError::Truncated);
+        assert!(Ipv6Packet::new_checked(&b[..48]).is_ok());
+        let mut v4 = b.clone();
+        v4[0] = 0x45;
+        assert_eq!(e(&v4), WireError::Malformed);
+    }
+}

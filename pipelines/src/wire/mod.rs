@@ -1,0 +1,137 @@
+//! Zero-copy views of the wire formats the pipelines touch, in the manner of
+//! smoltcp's `wire` module.
+//!
+//! Every protocol has a view `XxxPacket<T: AsRef<[u8]>> { buffer: T }`:
+//! * `new_unchecked(buf)` wraps without looking; accessors may then panic on a
+//!   short buffer.
+//! * `new_checked(buf)` validates lengths (and the fields lengths depend on:
+//!   version, IHL, total length, data offset, ...) **once**; after it returned
+//!   `Ok`, no getter or setter of that view can panic.
+//! * getters need `T: AsRef<[u8]>`, setters `T: AsMut<[u8]>`; a `mod field`
+//!   names the byte ranges.
+//!
+//! Addresses are plain byte arrays: `[u8; 6]` (MAC), `[u8; 4]` (IPv4),
+//! `[u8; 16]` (IPv6), in network order. Use [`ipv4_to_u32`] / [`u32_to_ipv4`]
+//! for range arithmetic and `core::net::Ipv4Addr::from([u8; 4])` for display.
+//!
+//! Checksums are never verified implicitly: views offer `verify_*` and
+//! `fill_*`, and the [`checksum`] module the RFC 1624 incremental updates the
+//! rewriting stages use (an update keeps a bad checksum bad, so an end host
+//! still discards a corrupted packet).
+//!
+//! [`parse()`] walks a whole frame once and returns the facts the stages need
+//! as plain numbers ([`Parsed`]); [`build`] makes complete frames for tests.
+//!
+//! Cost: views are a pointer and a length; `new_checked` is a handful of
+//! compares; `parse` touches only the headers (a few tens of ns).
+
+pub mod arp;
+pub mod build;
+pub mod checksum;
+pub mod ether;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+mod parse;
+pub mod tcp;
+pub mod udp;
+
+pub use arp::ArpPacket;
+pub use ether::EthernetFrame;
+pub use icmp::IcmpPacket;
+pub use ipv4::Ipv4Packet;
+pub use ipv6::Ipv6Packet;
+pub use parse::{parse, parse_l3, Parsed};
+pub use tcp::{TcpOption, TcpOptions, TcpPacket};
+pub use udp::UdpPacket;
+
+use core::fmt;
+
+/// Why a view refused a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WireError {
+    /// The buffer is shorter than the header (or than a length field says).
+    Truncated,
+    /// A field is inconsistent (version, header length smaller than the minimum,
+    /// total length smaller than the header, ...).
+    Malformed,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Truncated => f.write_str("truncated packet"),
+            WireError::Malformed => f.write_str("malformed packet"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// A MAC address in network order.
+pub type MacAddr = [u8; 6];
+
+/// IP protocol numbers (IPv4 `protocol`, IPv6 `next header`).
+pub mod ip_proto {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const IPV6_ROUTING: u8 = 43;
+    pub const IPV6_FRAGMENT: u8 = 44;
+    pub const ESP: u8 = 50;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const IPV6_NO_NEXT: u8 = 59;
+    pub const IPV6_DEST_OPTS: u8 = 60;
+}
+
+/// IPv4 address bytes as a host-order number (for ranges and comparisons).
+#[inline]
+pub const fn ipv4_to_u32(a: [u8; 4]) -> u32 {
+    u32::from_be_bytes(a)
+}
+
+/// Inverse of [`ipv4_to_u32`].
+#[inline]
+pub const fn u32_to_ipv4(v: u32) -> [u8; 4] {
+    v.to_be_bytes()
+}
+
+/// The IPv4-mapped IPv6 address `::ffff:a.b.c.d` (how [`Parsed`] stores IPv4).
+#[inline]
+pub const fn ipv4_mapped(a: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
+}
+
+/// Byte ranges of header fields.
+pub(crate) mod field {
+    pub type Field = core::ops::Range<usize>;
+}
+
+// Fixed-position big-endian accessors. Callers guarantee the range (views do
+// so through `new_checked`).
+#[inline]
+pub(crate) fn rd16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+#[inline]
+pub(crate) fn rd32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+#[inline]
+pub(crate) fn wr16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+#[inline]
+pub(crate) fn wr32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+#[inline]
+pub(crate) fn arr<const N: usize>(b: &[u8], r: field::Field) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[r]);
+    a
+}
