@@ -12,7 +12,7 @@
 //!
 //! Addresses are plain byte arrays: `[u8; 6]` (MAC), `[u8; 4]` (IPv4),
 //! `[u8; 16]` (IPv6), in network order. Use [`ipv4_to_u32`] / [`u32_to_ipv4`]
-//! for range arithmetic and `core::net::Ipv4Addr::from([u8; 4])` for display.
+//! for range arithmetic and `std::net::Ipv4Addr::from([u8; 4])` for display.
 //!
 //! Checksums are never verified implicitly: views offer `verify_*` and
 //! `fill_*`, and the [`checksum`] module the RFC 1624 incremental updates the
