@@ -50,7 +50,7 @@ impl Default for Attr {
 impl Attr {
     /// The value's bytes (visible ASCII only).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len as usize]
+        &self.buf[..(self.len as usize).min(ATTR_MAX)]
     }
     /// The value as text (always valid: only bytes 0x21..=0x7e are kept).
     pub fn as_str(&self) -> &str {

@@ -46,9 +46,10 @@ pub const NO_SLOT: LoadSlot = u16::MAX;
 impl Balancer {
     /// `max_servers`: distinct server addresses tracked (table = 2x, pow2).
     pub fn new(max_servers: u32) -> Balancer {
+        // at most 2^15 slots, so no slot index is NO_SLOT
         let cap = ((max_servers.max(1) as usize) * 2)
             .next_power_of_two()
-            .min(1 << 16);
+            .min(1 << 15);
         Balancer {
             cursors: vec![0; RR_CURSORS],
             load_ip: vec![0; cap],
@@ -106,6 +107,9 @@ impl Balancer {
 
     /// A connection counted by [`Balancer::open`] ended.
     pub fn close(&mut self, slot: LoadSlot) {
+        if slot == NO_SLOT {
+            return;
+        }
         if let Some(c) = self.load_cnt.get_mut(slot as usize) {
             *c = c.saturating_sub(1);
         }
@@ -245,6 +249,15 @@ mod tests {
         assert_eq!(b.choose(0, g), Some(1));
         assert_eq!(b.load([10, 0, 1, 1]), 1);
         assert_eq!(b.load([10, 0, 1, 9]), 0);
+    }
+
+    #[test]
+    fn biggest_table_never_hands_out_no_slot() {
+        let mut b = Balancer::new(16_384);
+        assert_eq!(b.load_ip.len(), 1 << 15);
+        for i in 1..=16_384u32 {
+            assert_ne!(b.open((0x0a00_0000 + i).to_be_bytes()), NO_SLOT);
+        }
     }
 
     #[test]

@@ -79,8 +79,9 @@ pub struct GwConfig {
     /// Maximum concurrent flows per worker (also bounded by the worker's
     /// number of keys). The up table has `next_pow2(2 * limit)` slots.
     pub max_flows_per_worker: u32,
-    /// Distinct servers a worker tracks connection counts for (least
-    /// connections). Rounded up to a power of two, times two.
+    /// Distinct server addresses a worker tracks connection counts for
+    /// (least connections), `1..=16384`; the table has `next_pow2(2 x)`
+    /// slots of 8 bytes.
     pub max_servers: u32,
     /// A new connection needs an active session for its source address.
     pub require_session: bool,
@@ -165,8 +166,8 @@ impl GwConfig {
         if self.max_flows_per_worker == 0 || self.max_flows_per_worker > (1 << 30) {
             return Err("gw.max_flows_per_worker: must be in 1..=2^30".into());
         }
-        if self.max_servers == 0 || self.max_servers > 1 << 15 {
-            return Err("gw.max_servers: must be in 1..=32768".into());
+        if self.max_servers == 0 || self.max_servers > 1 << 14 {
+            return Err("gw.max_servers: must be in 1..=16384".into());
         }
         if self.timeouts.close_hold_ms == 0 {
             return Err(

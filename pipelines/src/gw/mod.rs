@@ -35,6 +35,26 @@
 //! only; a flow keeps its server for its life even if the server is later
 //! marked down.
 
+//!
+//! ## Memory
+//! Per worker, all allocated in [`GwWorker::new`]: a [`Flow`] of
+//! [`FLOW_BYTES`] = 160 bytes for every key the worker owns (pool addresses
+//! x its port slice), 8 bytes x `next_pow2(2 x min(keys, max_flows))` of up
+//! table, 20 bytes per key of allocator rings, 8 bytes x
+//! `next_pow2(2 x max_servers)` of balancer counts. Example: one pool
+//! address, ports 1024–65535, 2 workers → 32 256 keys per worker → 5.2 MB
+//! of entries + 0.5 MB up table + 0.65 MB rings ≈ 200 bytes per connection.
+//!
+//! ## Cost
+//! Release build, this 2-vCPU VM, 8 192 established flows, 64-byte frames
+//! (a 64-byte copy per packet included), one packet at a time: up data
+//! 85–125 ns/packet, down data 55–65 ns/packet, a connection (SYN: session,
+//! VIP, authorization, balancing, key, insert; then RST: record, hold)
+//! 375–585 ns. Measured with
+//! `CARGO_TARGET_DIR=/tmp/target-gw cargo test --release -p pgw-pipelines
+//! gw::tests::bench_ns_per_packet -- --ignored --nocapture` (ranges over
+//! runs; the VM is noisy). No prefetching across a burst yet.
+
 pub mod acct;
 pub mod balance;
 pub mod config;
@@ -170,7 +190,8 @@ impl GwWorker {
     pub fn config(&self) -> &GwConfig {
         &self.cfg
     }
-    /// Open connections.
+    /// Open connections (a scan of the key table: for tests and stats, not
+    /// for the packet path).
     pub fn open_flows(&self) -> usize {
         self.flows.iter().filter(|f| f.state.is_open()).count()
     }

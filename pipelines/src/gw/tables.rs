@@ -54,9 +54,12 @@ pub enum Policy {
     RoundRobin,
     /// Up members in proportion to `weight` (weight 0: never chosen).
     WeightedRoundRobin,
-    /// The up member with the fewest open connections *opened by this worker*
-    /// (counts are per core, as in VPP and DPVS; with RSS spreading
-    /// subscribers evenly the sum over cores behaves like a global count).
+    /// The up member with the fewest open connections *opened by this worker*:
+    /// counts are per core, as in VPP and DPVS (each worker balances its own
+    /// connections; with RSS spreading connections evenly this approximates
+    /// a global least-connections). Counts are kept per server *address*, so
+    /// they survive table publishes; members sharing an address share a
+    /// count.
     LeastConnections,
     /// The up member(s) with the lowest `priority` value; ties in turn.
     Priority,
