@@ -93,7 +93,10 @@ pub fn choose_hugepages(p: &Profile) -> Result<(bool, Option<String>), EngineErr
 }
 
 /// [`choose_hugepages`] given `free` MiB of free hugepages.
-pub fn choose_hugepages_with(p: &Profile, free: u64) -> Result<(bool, Option<String>), EngineError> {
+pub fn choose_hugepages_with(
+    p: &Profile,
+    free: u64,
+) -> Result<(bool, Option<String>), EngineError> {
     let need = p.eal.memory_mb as u64;
     match p.eal.hugepages {
         HugepageMode::Off => Ok((false, None)),
@@ -230,9 +233,15 @@ impl Engine {
         if let Some(g) = gw.as_mut() {
             g.cfg.access_mac = ports[g.cfg.access_port as usize].mac;
             g.cfg.server_mac = ports[g.cfg.server_port as usize].mac;
-            tables.gw = Some(GwTables::new(g.services.clone(), g.sessions.clone(), gwcfg::neighbours(g)));
+            tables.gw = Some(GwTables::new(
+                g.services.clone(),
+                g.sessions.clone(),
+                gwcfg::neighbours(g),
+            ));
         }
-        let acct = (0..nworkers).map(|_| Arc::new(ArrayQueue::new(ACCT_QUEUE))).collect();
+        let acct = (0..nworkers)
+            .map(|_| Arc::new(ArrayQueue::new(ACCT_QUEUE)))
+            .collect();
         let shared = (0..nworkers)
             .map(|_| Arc::new(WorkerShared::default()))
             .collect();
@@ -297,9 +306,17 @@ impl Engine {
             Role::Gw => {
                 let g = self.gw.as_ref().expect("gw built at init");
                 let ports = &self.info().ports;
-                let arp = ArpResponder::new(g.arp_ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
-                let gw = GwWorker::new(&g.cfg, w as u16).map_err(|e| EngineError(format!("{}: gw: {e}", p.source)))?;
-                Ok(Pipeline::Gw { arp, gw: Box::new(gw) })
+                let arp = ArpResponder::new(
+                    g.arp_ips
+                        .iter()
+                        .map(|&(port, ip)| (port, ip, ports[port as usize].mac)),
+                );
+                let gw = GwWorker::new(&g.cfg, w as u16)
+                    .map_err(|e| EngineError(format!("{}: gw: {e}", p.source)))?;
+                Ok(Pipeline::Gw {
+                    arp,
+                    gw: Box::new(gw),
+                })
             }
             Role::Lb | Role::LbGw => unreachable!("refused by profile validation"),
         }
@@ -443,12 +460,23 @@ mod tests {
 
     #[test]
     fn hugepage_fallback_is_said_or_refused_with_the_fix() {
-        assert_eq!(choose_hugepages_with(&profile("auto"), 1024).unwrap(), (true, None));
+        assert_eq!(
+            choose_hugepages_with(&profile("auto"), 1024).unwrap(),
+            (true, None)
+        );
         let (huge, note) = choose_hugepages_with(&profile("auto"), 0).unwrap();
         assert!(!huge);
         assert!(note.unwrap().contains("--no-huge"));
-        let e = choose_hugepages_with(&profile("required"), 100).unwrap_err().to_string();
-        assert!(e.contains("h.toml") && e.contains("eal.hugepages") && e.contains("vm.nr_hugepages"), "{e}");
-        assert_eq!(choose_hugepages_with(&profile("off"), 4096).unwrap(), (false, None));
+        let e = choose_hugepages_with(&profile("required"), 100)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("h.toml") && e.contains("eal.hugepages") && e.contains("vm.nr_hugepages"),
+            "{e}"
+        );
+        assert_eq!(
+            choose_hugepages_with(&profile("off"), 4096).unwrap(),
+            (false, None)
+        );
     }
 }

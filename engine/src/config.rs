@@ -548,10 +548,19 @@ impl Profile {
                 }
             }
             Role::Gw => {
-                let g = self.gw.as_ref().ok_or_else(|| self.err("gw", "role \"gw\" needs a [gw] section"))?;
-                for (k, n) in [("gw.access_port", &g.access_port), ("gw.server_port", &g.server_port)] {
+                let g = self
+                    .gw
+                    .as_ref()
+                    .ok_or_else(|| self.err("gw", "role \"gw\" needs a [gw] section"))?;
+                for (k, n) in [
+                    ("gw.access_port", &g.access_port),
+                    ("gw.server_port", &g.server_port),
+                ] {
                     if self.port_index(n).is_none() {
-                        return Err(self.err(k, format!("no [[port]] named {n:?} (ports: {})", self.port_names())));
+                        return Err(self.err(
+                            k,
+                            format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+                        ));
                     }
                 }
                 if g.access_port == g.server_port {
@@ -564,7 +573,12 @@ impl Profile {
             }
         }
         for (i, n) in self.neighbors.iter().enumerate() {
-            n.ip.parse::<Ipv4Addr>().map_err(|_| self.err(format!("neighbor[{i}].ip"), format!("{:?} is not an IPv4 address", n.ip)))?;
+            n.ip.parse::<Ipv4Addr>().map_err(|_| {
+                self.err(
+                    format!("neighbor[{i}].ip"),
+                    format!("{:?} is not an IPv4 address", n.ip),
+                )
+            })?;
             parse_mac(&n.mac).map_err(|m| self.err(format!("neighbor[{i}].mac"), m))?;
         }
         Ok(())

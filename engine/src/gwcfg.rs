@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 
 use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
-use pgw_pipelines::gw::tables::{Group, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip};
+use pgw_pipelines::gw::tables::{
+    Group, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip,
+};
 use pgw_pipelines::PortIdx;
 
 use crate::config::{parse_cidr, parse_mac, ConfigError, Profile};
@@ -27,13 +29,21 @@ pub struct GwBuild {
 }
 
 fn ip(p: &Profile, key: String, s: &str) -> Result<[u8; 4], ConfigError> {
-    s.parse::<Ipv4Addr>().map(|a| a.octets()).map_err(|_| p.err(key, format!("{s:?} is not an IPv4 address")))
+    s.parse::<Ipv4Addr>()
+        .map(|a| a.octets())
+        .map_err(|_| p.err(key, format!("{s:?} is not an IPv4 address")))
 }
 
 pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
-    let g = p.gw.as_ref().ok_or_else(|| p.err("gw", "missing [gw] section"))?;
-    let access = p.port_index(&g.access_port).ok_or_else(|| p.err("gw.access_port", "no such port"))? as PortIdx;
-    let server = p.port_index(&g.server_port).ok_or_else(|| p.err("gw.server_port", "no such port"))? as PortIdx;
+    let g =
+        p.gw.as_ref()
+            .ok_or_else(|| p.err("gw", "missing [gw] section"))?;
+    let access = p
+        .port_index(&g.access_port)
+        .ok_or_else(|| p.err("gw.access_port", "no such port"))? as PortIdx;
+    let server = p
+        .port_index(&g.server_port)
+        .ok_or_else(|| p.err("gw.server_port", "no such port"))? as PortIdx;
     let mut pool = Vec::new();
     for (i, a) in g.pool.iter().enumerate() {
         pool.push(ip(p, format!("gw.pool[{i}]"), a)?);
@@ -68,10 +78,19 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let mut service_names = Vec::new();
     for (i, s) in g.services.iter().enumerate() {
         if s.id > ServiceId::MAX {
-            return Err(p.err(format!("gw.service[{i}].id"), format!("{} > {}", s.id, ServiceId::MAX)));
+            return Err(p.err(
+                format!("gw.service[{i}].id"),
+                format!("{} > {}", s.id, ServiceId::MAX),
+            ));
         }
-        if service_names.iter().any(|(id, n): &(u8, String)| *id == s.id || *n == s.name) {
-            return Err(p.err(format!("gw.service[{i}]"), format!("service {:?} / id {} defined twice", s.name, s.id)));
+        if service_names
+            .iter()
+            .any(|(id, n): &(u8, String)| *id == s.id || *n == s.name)
+        {
+            return Err(p.err(
+                format!("gw.service[{i}]"),
+                format!("service {:?} / id {} defined twice", s.name, s.id),
+            ));
         }
         service_names.push((s.id, s.name.clone()));
     }
@@ -101,15 +120,31 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         for (j, m) in gc.members.iter().enumerate() {
             let a = ip(p, format!("gw.group[{i}].members[{j}].ip"), &m.ip)?;
             members_ips.push(a);
-            members.push(Member { name: m.name.clone(), ip: a, port: m.port, weight: m.weight, priority: m.priority, up: m.up });
+            members.push(Member {
+                name: m.name.clone(),
+                ip: a,
+                port: m.port,
+                weight: m.weight,
+                priority: m.priority,
+                up: m.up,
+            });
         }
-        groups.push(Group { name: gc.name.clone(), service: service(format!("gw.group[{i}].service"), &gc.service)?, policy, members });
+        groups.push(Group {
+            name: gc.name.clone(),
+            service: service(format!("gw.group[{i}].service"), &gc.service)?,
+            policy,
+            members,
+        });
     }
     let mut vips = Vec::new();
     let mut arp_ips = Vec::new();
     for (i, v) in g.vips.iter().enumerate() {
         let a = ip(p, format!("gw.vip[{i}].ip"), &v.ip)?;
-        vips.push(Vip { ip: a, port: v.port, group: v.group.clone() });
+        vips.push(Vip {
+            ip: a,
+            port: v.port,
+            group: v.group.clone(),
+        });
         arp_ips.push((access, a));
     }
     let external = match &g.external_service {
@@ -124,7 +159,14 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         for (j, n) in s.services.iter().enumerate() {
             allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
         }
-        sessions.push((a, Session { device_id: s.device_id, active: true, allowed }));
+        sessions.push((
+            a,
+            Session {
+                device_id: s.device_id,
+                active: true,
+                allowed,
+            },
+        ));
     }
     for a in &pool {
         arp_ips.push((server, *a));
@@ -138,7 +180,10 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let mut neighbours = Vec::new();
     for (i, n) in p.neighbors.iter().enumerate() {
         let a = ip(p, format!("neighbor[{i}].ip"), &n.ip)?;
-        neighbours.push((a, parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?));
+        neighbours.push((
+            a,
+            parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?,
+        ));
     }
     Ok(GwBuild {
         cfg,

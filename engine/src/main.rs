@@ -118,7 +118,11 @@ fn main() -> ExitCode {
             json,
             watch,
         } => stats(socket, profile, json, watch),
-        Cmd::Accounting { socket, profile, json } => accounting(socket, profile, json),
+        Cmd::Accounting {
+            socket,
+            profile,
+            json,
+        } => accounting(socket, profile, json),
         Cmd::Run {
             profile,
             duration,
@@ -187,7 +191,17 @@ fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> 
     println!("{} records in total; most recent:", v["total"]);
     println!(
         "{:>8} {:<21} {:<21} {:<8} {:<21} {:>8} {:>10} {:>8} {:>10} {:<6} {}",
-        "device", "subscriber", "representative", "service", "server", "up pkts", "up bytes", "dn pkts", "dn bytes", "close", "attribute"
+        "device",
+        "subscriber",
+        "representative",
+        "service",
+        "server",
+        "up pkts",
+        "up bytes",
+        "dn pkts",
+        "dn bytes",
+        "close",
+        "attribute"
     );
     for r in v["recent"].as_array().into_iter().flatten() {
         println!(

@@ -93,7 +93,12 @@ impl State {
         let Some(id) = id else { return "-".into() };
         self.gw
             .as_ref()
-            .and_then(|g| g.service_names.iter().find(|(i, _)| *i == id).map(|(_, n)| n.clone()))
+            .and_then(|g| {
+                g.service_names
+                    .iter()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, n)| n.clone())
+            })
             .unwrap_or_else(|| id.to_string())
     }
 
@@ -108,11 +113,15 @@ impl State {
         let mut changed = false;
         for mut m in b.drain() {
             let f = m.frame();
-            let Ok(eth) = EthernetFrame::new_checked(f) else { continue };
+            let Ok(eth) = EthernetFrame::new_checked(f) else {
+                continue;
+            };
             if eth.ethertype() != ethertype::ARP {
                 continue;
             }
-            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else { continue };
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                continue;
+            };
             if let Some(g) = self.gw.as_mut() {
                 let (ip, mac) = (arp.sender_protocol_addr(), arp.sender_hardware_addr());
                 if g.learned.get(&ip) != Some(&mac) {
@@ -135,7 +144,9 @@ impl State {
         // Static entries win over learned ones.
         let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
         all.extend(g.static_neigh.iter().copied());
-        let next = Tables { gw: Some(gt.with_neighbours(Neighbours::new(all))) };
+        let next = Tables {
+            gw: Some(gt.with_neighbours(Neighbours::new(all))),
+        };
         self.tables.store(Arc::new(next));
     }
 
@@ -151,8 +162,18 @@ impl State {
             if g.learned.contains_key(ip) || g.static_neigh.iter().any(|(a, _)| a == ip) {
                 continue;
             }
-            let frame = pgw_pipelines::wire::build::arp(g.server_mac, [0xff; 6], 1, g.server_mac, g.arp_src, [0; 6], *ip);
-            let Some(mut m) = self.info.pool.alloc() else { break };
+            let frame = pgw_pipelines::wire::build::arp(
+                g.server_mac,
+                [0xff; 6],
+                1,
+                g.server_mac,
+                g.arp_src,
+                [0; 6],
+                *ip,
+            );
+            let Some(mut m) = self.info.pool.alloc() else {
+                break;
+            };
             let mut padded = frame;
             padded.resize(60, 0);
             if !m.write(&padded) {
@@ -204,7 +225,8 @@ impl State {
                         up_bytes: r.up_bytes,
                         down_pkts: r.down_pkts,
                         down_bytes: r.down_bytes,
-                        attribute: String::from_utf8_lossy(&r.attr.buf[..r.attr.len as usize]).into_owned(),
+                        attribute: String::from_utf8_lossy(&r.attr.buf[..r.attr.len as usize])
+                            .into_owned(),
                         close: format!("{:?}", r.close).to_lowercase(),
                     })
                     .collect();
@@ -215,12 +237,19 @@ impl State {
                 let learned: Vec<(String, String)> = self
                     .gw
                     .as_ref()
-                    .map(|g| g.learned.iter().map(|(ip, mac)| (ipstr(*ip), crate::stats::mac_string(*mac))).collect())
+                    .map(|g| {
+                        g.learned
+                            .iter()
+                            .map(|(ip, mac)| (ipstr(*ip), crate::stats::mac_string(*mac)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 serde_json::json!({ "learned": learned, "arp_requests_sent": self.arp_sent, "has_gw_tables": t.gw.is_some() })
                     .to_string()
             }
-            other => format!("{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors\"}}"),
+            other => format!(
+                "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors\"}}"
+            ),
         }
     }
 }
@@ -228,8 +257,8 @@ impl State {
 impl Management {
     pub fn start(e: &Engine) -> Result<Management, EngineError> {
         let socket = e.profile.control_socket();
-        let listener =
-            control::bind(&socket).map_err(|err| EngineError(format!("control socket {}: {err}", socket.display())))?;
+        let listener = control::bind(&socket)
+            .map_err(|err| EngineError(format!("control socket {}: {err}", socket.display())))?;
         let gw = e.gw.as_ref().map(|g| {
             let ports = &e.info().ports;
             GwMgmt {
@@ -278,7 +307,11 @@ impl Management {
                 st.drain_acct();
             })
             .map_err(|err| EngineError(format!("spawning the management thread: {err}")))?;
-        Ok(Management { stop, handle: Some(handle), socket })
+        Ok(Management {
+            stop,
+            handle: Some(handle),
+            socket,
+        })
     }
 
     pub fn stop(self) {}

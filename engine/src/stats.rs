@@ -89,7 +89,8 @@ impl WorkerShared {
         }
         if l.nevents > 0 {
             // Names are fixed for a worker's life: set once.
-            self.event_names.get_or_init(|| l.events[..l.nevents].iter().map(|(n, _)| *n).collect());
+            self.event_names
+                .get_or_init(|| l.events[..l.nevents].iter().map(|(n, _)| *n).collect());
             for (a, (_, v)) in self.events.iter().zip(l.events[..l.nevents].iter()) {
                 a.store(*v, Relaxed);
             }
@@ -126,7 +127,13 @@ impl WorkerShared {
             events: self
                 .event_names
                 .get()
-                .map(|names| names.iter().zip(self.events.iter()).map(|(n, v)| (n.to_string(), v.load(Relaxed))).collect())
+                .map(|names| {
+                    names
+                        .iter()
+                        .zip(self.events.iter())
+                        .map(|(n, v)| (n.to_string(), v.load(Relaxed)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -155,7 +162,11 @@ pub struct WorkerReport {
 
 impl WorkerReport {
     pub fn event(&self, name: &str) -> u64 {
-        self.events.iter().find(|(n, _)| n == name).map(|(_, v)| *v).unwrap_or(0)
+        self.events
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
     }
 }
 

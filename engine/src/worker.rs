@@ -128,7 +128,16 @@ impl Worker {
             if n > 0 {
                 got += n;
                 local.handoff_in += n as u64;
-                self.handle(t, &mut sink, &mut rx, None, &mut verdicts, now_ms, &mut out, &mut local);
+                self.handle(
+                    t,
+                    &mut sink,
+                    &mut rx,
+                    None,
+                    &mut verdicts,
+                    now_ms,
+                    &mut out,
+                    &mut local,
+                );
             }
             if let Some(ring) = &self.mgmt_tx {
                 got += self.send_mgmt(ring, &mut rx, &mut out, &mut local);
@@ -154,10 +163,20 @@ impl Worker {
 
     /// Transmit what the management thread queued (ARP requests, probes):
     /// each mbuf's `port` field names its DPDK port.
-    fn send_mgmt(&self, ring: &Ring, b: &mut Burst, out: &mut Out, local: &mut WorkerLocal) -> usize {
+    fn send_mgmt(
+        &self,
+        ring: &Ring,
+        b: &mut Burst,
+        out: &mut Out,
+        local: &mut WorkerLocal,
+    ) -> usize {
         let n = b.dequeue(ring, self.burst);
         for m in b.drain() {
-            let p = self.port_of.get(m.port() as usize).copied().unwrap_or(PortIdx::MAX) as usize;
+            let p = self
+                .port_of
+                .get(m.port() as usize)
+                .copied()
+                .unwrap_or(PortIdx::MAX) as usize;
             if p >= out.tx.len() {
                 local.pipe.drop(DropReason::NoRoute);
                 continue;

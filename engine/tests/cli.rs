@@ -6,12 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn pgw(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgw")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_pgw"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn broken(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
@@ -24,20 +34,70 @@ fn broken(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
 #[test]
 fn check_config_names_the_key_of_each_error() {
     let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &str)> = vec![
-        ("unknown-key", Box::new(|s: String| s.replace("[engine]", "[engine]\nbrust = 32")), "brust"),
-        ("bad-address", Box::new(|s: String| s.replace("device = \"net_ring1\"", "device = \"net_ring1\"\nipv4 = [\"10.1.2/24\"]")), "port[1].ipv4[0]"),
-        ("missing-port", Box::new(|s: String| s.replace("[\"a\", \"b\"]", "[\"a\", \"uplink\"]")), "wire.pairs[0][1]"),
-        ("bad-mac", Box::new(|s: String| s.replace("device = \"net_ring0\"", "device = \"net_ring0\"\nmac = \"02:00:zz:00:00:01\"")), "port[0].mac"),
-        ("pci-escape", Box::new(|s: String| s.replace("memory_mb = 256", "memory_mb = 256\nextra_args = [\"--allow=0000:00:03.0\"]")), "eal.extra_args[0]"),
-        ("no-workers", Box::new(|s: String| s.replace("workers = [0, 1]", "workers = []")), "cores.workers"),
-        ("bad-toml", Box::new(|s: String| s.replace("[engine]", "[engine")), "TOML"),
+        (
+            "unknown-key",
+            Box::new(|s: String| s.replace("[engine]", "[engine]\nbrust = 32")),
+            "brust",
+        ),
+        (
+            "bad-address",
+            Box::new(|s: String| {
+                s.replace(
+                    "device = \"net_ring1\"",
+                    "device = \"net_ring1\"\nipv4 = [\"10.1.2/24\"]",
+                )
+            }),
+            "port[1].ipv4[0]",
+        ),
+        (
+            "missing-port",
+            Box::new(|s: String| s.replace("[\"a\", \"b\"]", "[\"a\", \"uplink\"]")),
+            "wire.pairs[0][1]",
+        ),
+        (
+            "bad-mac",
+            Box::new(|s: String| {
+                s.replace(
+                    "device = \"net_ring0\"",
+                    "device = \"net_ring0\"\nmac = \"02:00:zz:00:00:01\"",
+                )
+            }),
+            "port[0].mac",
+        ),
+        (
+            "pci-escape",
+            Box::new(|s: String| {
+                s.replace(
+                    "memory_mb = 256",
+                    "memory_mb = 256\nextra_args = [\"--allow=0000:00:03.0\"]",
+                )
+            }),
+            "eal.extra_args[0]",
+        ),
+        (
+            "no-workers",
+            Box::new(|s: String| s.replace("workers = [0, 1]", "workers = []")),
+            "cores.workers",
+        ),
+        (
+            "bad-toml",
+            Box::new(|s: String| s.replace("[engine]", "[engine")),
+            "TOML",
+        ),
     ];
     for (name, edit, key) in cases {
         let p = broken(name, edit);
         let (code, out, err) = pgw(&["check-config", p.to_str().unwrap()]);
         assert_ne!(code, 0, "{name}: accepted\n{out}");
-        assert!(err.contains(p.to_str().unwrap()), "{name}: file not named: {err}");
-        assert!(err.to_lowercase().contains(&key.to_lowercase()) || (key == "TOML" && err.contains("line")), "{name}: key {key} not named: {err}");
+        assert!(
+            err.contains(p.to_str().unwrap()),
+            "{name}: file not named: {err}"
+        );
+        assert!(
+            err.to_lowercase().contains(&key.to_lowercase())
+                || (key == "TOML" && err.contains("line")),
+            "{name}: key {key} not named: {err}"
+        );
         let _ = std::fs::remove_file(p);
     }
 }
@@ -62,13 +122,25 @@ fn every_repository_profile_is_valid_and_stays_off_pci() {
             let (code, out, err) = pgw(&args);
             assert_eq!(code, 0, "{err}");
             let words: Vec<&str> = out.split_whitespace().collect();
-            let allowed: Vec<&str> = words.windows(2).filter(|w| w[0] == "-a").map(|w| w[1]).collect();
+            let allowed: Vec<&str> = words
+                .windows(2)
+                .filter(|w| w[0] == "-a")
+                .map(|w| w[1])
+                .collect();
             if allowed.is_empty() {
-                assert!(words.contains(&"--no-pci"), "{}: no --no-pci and no allow-list: {out}", p.display());
+                assert!(
+                    words.contains(&"--no-pci"),
+                    "{}: no --no-pci and no allow-list: {out}",
+                    p.display()
+                );
             } else {
                 assert!(!words.contains(&"--no-pci"));
                 for a in allowed {
-                    assert!(text.contains(&format!("device = \"{a}\"")), "{}: -a {a} is not a port of the profile", p.display());
+                    assert!(
+                        text.contains(&format!("device = \"{a}\"")),
+                        "{}: -a {a} is not a port of the profile",
+                        p.display()
+                    );
                 }
             }
             assert!(!words.iter().any(|w| *w == "-b" || w.starts_with("--block")));
@@ -83,13 +155,17 @@ fn every_dpdk_command_in_scripts_keeps_off_pci() {
     // an explicit allow-list.
     let mut checked = 0;
     for dir in ["scripts", "perf", ".ci"] {
-        let Ok(rd) = std::fs::read_dir(repo().join(dir)) else { continue };
+        let Ok(rd) = std::fs::read_dir(repo().join(dir)) else {
+            continue;
+        };
         for e in rd {
             let p = e.unwrap().path();
             if !p.is_file() {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
             for (i, line) in text.lines().enumerate() {
                 let l = line.trim_start();
                 if l.starts_with('#') {
@@ -97,7 +173,12 @@ fn every_dpdk_command_in_scripts_keeps_off_pci() {
                 }
                 if l.contains("dpdk-testpmd ") || l.contains("dpdk-test ") {
                     checked += 1;
-                    assert!(l.contains("--no-pci") || l.contains(" -a "), "{}:{}: DPDK command without --no-pci: {l}", p.display(), i + 1);
+                    assert!(
+                        l.contains("--no-pci") || l.contains(" -a "),
+                        "{}:{}: DPDK command without --no-pci: {l}",
+                        p.display(),
+                        i + 1
+                    );
                 }
             }
         }

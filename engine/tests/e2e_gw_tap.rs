@@ -81,17 +81,35 @@ services = ["wap"]
             sock = sock.display()
         ),
     );
-    let out = sh(&format!("{} check-config {}", pgw_bin().display(), profile.display()));
+    let out = sh(&format!(
+        "{} check-config {}",
+        pgw_bin().display(),
+        profile.display()
+    ));
     assert!(out.contains("ok"), "{out}");
     let sub = lab.ns("sub");
     let srv = lab.ns("srv");
-    lab.spawn("pgw", &format!("{} run --profile {}", pgw_bin().display(), profile.display()));
-    wait_for("pgw control socket", Duration::from_secs(20), || sock.exists());
-    wait_for("taps up", Duration::from_secs(10), || {
-        sh_ok(&format!("ip link show {ta} | grep -q ',UP'")) && sh_ok(&format!("ip link show {tb} | grep -q ',UP'"))
+    lab.spawn(
+        "pgw",
+        &format!(
+            "{} run --profile {}",
+            pgw_bin().display(),
+            profile.display()
+        ),
+    );
+    wait_for("pgw control socket", Duration::from_secs(20), || {
+        sock.exists()
     });
-    sh(&format!("ip link set {ta} netns {sub} && ip link set {tb} netns {srv}"));
-    sh(&format!("ip -n {sub} addr add 10.50.0.2/24 dev {ta} && ip -n {sub} link set {ta} up"));
+    wait_for("taps up", Duration::from_secs(10), || {
+        sh_ok(&format!("ip link show {ta} | grep -q ',UP'"))
+            && sh_ok(&format!("ip link show {tb} | grep -q ',UP'"))
+    });
+    sh(&format!(
+        "ip link set {ta} netns {sub} && ip link set {tb} netns {srv}"
+    ));
+    sh(&format!(
+        "ip -n {sub} addr add 10.50.0.2/24 dev {ta} && ip -n {sub} link set {ta} up"
+    ));
     sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.50.0.1"));
     sh(&format!("ip -n {srv} link set {tb} up"));
     for a in ["10.80.0.11", "10.80.0.12", "10.80.0.21"] {
@@ -99,84 +117,196 @@ services = ["wap"]
     }
     // Three servers, each with its own content.
     let blob = lab.dir.join("blob.bin");
-    sh(&format!("head -c 4194304 /dev/urandom > {}", blob.display()));
-    for (name, a) in [("w1", "10.80.0.11"), ("w2", "10.80.0.12"), ("c1", "10.80.0.21")] {
+    sh(&format!(
+        "head -c 4194304 /dev/urandom > {}",
+        blob.display()
+    ));
+    for (name, a) in [
+        ("w1", "10.80.0.11"),
+        ("w2", "10.80.0.12"),
+        ("c1", "10.80.0.21"),
+    ] {
         let d = lab.dir.join(name);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("who"), name).unwrap();
         sh(&format!("cp {} {}/blob.bin", blob.display(), d.display()));
-        lab.spawn(name, &format!("ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}", d.display()));
+        lab.spawn(
+            name,
+            &format!(
+                "ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}",
+                d.display()
+            ),
+        );
     }
     wait_for("servers listening", Duration::from_secs(10), || {
-        ["10.80.0.11", "10.80.0.12", "10.80.0.21"].iter().all(|a| sh_ok(&format!("ip netns exec {srv} curl -s -o /dev/null --max-time 1 http://{a}:8080/who")))
+        ["10.80.0.11", "10.80.0.12", "10.80.0.21"].iter().all(|a| {
+            sh_ok(&format!(
+                "ip netns exec {srv} curl -s -o /dev/null --max-time 1 http://{a}:8080/who"
+            ))
+        })
     });
     // pgw resolves the members by ARP within its retry interval.
-    wait_for("first answer through the VIP", Duration::from_secs(15), || {
-        sh_ok(&format!("ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/who"))
-    });
+    wait_for(
+        "first answer through the VIP",
+        Duration::from_secs(15),
+        || {
+            sh_ok(&format!(
+                "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/who"
+            ))
+        },
+    );
 
     // Balancing: many connections, both members answer.
     let mut seen = std::collections::HashMap::new();
     for _ in 0..40 {
-        let who = sh(&format!("ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.1/who"));
+        let who = sh(&format!(
+            "ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.1/who"
+        ));
         *seen.entry(who.trim().to_string()).or_insert(0) += 1;
     }
-    assert_eq!(seen.keys().count(), 2, "both members should answer: {seen:?}");
-    assert!(seen.values().all(|&n| n >= 8), "round robin per worker should share: {seen:?}");
+    assert_eq!(
+        seen.keys().count(),
+        2,
+        "both members should answer: {seen:?}"
+    );
+    assert!(
+        seen.values().all(|&n| n >= 8),
+        "round robin per worker should share: {seen:?}"
+    );
 
     // A large transfer through the NAT, byte-identical.
     let got = lab.dir.join("got.bin");
-    sh(&format!("ip netns exec {sub} curl -sS --fail --max-time 60 -o {} http://10.33.0.1/blob.bin", got.display()));
+    sh(&format!(
+        "ip netns exec {sub} curl -sS --fail --max-time 60 -o {} http://10.33.0.1/blob.bin",
+        got.display()
+    ));
     assert_eq!(sha256(&got), sha256(&blob));
 
     // Authorization: chat is not in the subscriber's services: a RST at once.
     let t0 = Instant::now();
-    let refused = !sh_ok(&format!("ip netns exec {sub} curl -s --max-time 5 -o /dev/null http://10.33.0.3/who"));
+    let refused = !sh_ok(&format!(
+        "ip netns exec {sub} curl -s --max-time 5 -o /dev/null http://10.33.0.3/who"
+    ));
     let code = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("ip netns exec {sub} curl -s --max-time 5 -o /dev/null http://10.33.0.3/who"))
+        .arg(format!(
+            "ip netns exec {sub} curl -s --max-time 5 -o /dev/null http://10.33.0.3/who"
+        ))
         .status()
         .unwrap()
         .code();
     assert!(refused);
-    assert_eq!(code, Some(7), "curl should report 'connection refused' (RST), not a timeout (28)");
-    assert!(t0.elapsed() < Duration::from_secs(3), "refusal took {:?}", t0.elapsed());
+    assert_eq!(
+        code,
+        Some(7),
+        "curl should report 'connection refused' (RST), not a timeout (28)"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "refusal took {:?}",
+        t0.elapsed()
+    );
     // (the readiness probe above came from inside the server namespace; the
     // gateway's connections come from its pool address)
-    assert!(!lab.log("c1").contains("10.80.0.100"), "the chat server saw a request through pgw:\n{}", lab.log("c1"));
+    assert!(
+        !lab.log("c1").contains("10.80.0.100"),
+        "the chat server saw a request through pgw:\n{}",
+        lab.log("c1")
+    );
     assert!(lab.log("w1").contains("10.80.0.100") && lab.log("w2").contains("10.80.0.100"));
 
     std::thread::sleep(Duration::from_millis(500));
-    let stats = sh(&format!("{} stats --socket {} --json", pgw_bin().display(), sock.display()));
+    let stats = sh(&format!(
+        "{} stats --socket {} --json",
+        pgw_bin().display(),
+        sock.display()
+    ));
     let r: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    let sum = |k: &str| -> u64 { r["workers"].as_array().unwrap().iter().map(|w| w[k].as_u64().unwrap()).sum() };
+    let sum = |k: &str| -> u64 {
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w[k].as_u64().unwrap())
+            .sum()
+    };
     let event = |k: &str| -> u64 {
-        r["workers"].as_array().unwrap().iter().flat_map(|w| w["events"].as_array().unwrap().iter()).filter(|e| e[0] == k).map(|e| e[1].as_u64().unwrap()).sum()
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["events"].as_array().unwrap().iter())
+            .filter(|e| e[0] == k)
+            .map(|e| e[1].as_u64().unwrap())
+            .sum()
     };
     let drop = |k: &str| -> u64 {
-        r["workers"].as_array().unwrap().iter().flat_map(|w| w["drops"].as_array().unwrap().iter()).filter(|e| e[0] == k).map(|e| e[1].as_u64().unwrap()).sum()
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["drops"].as_array().unwrap().iter())
+            .filter(|e| e[0] == k)
+            .map(|e| e[1].as_u64().unwrap())
+            .sum()
     };
-    eprintln!("{}", sh(&format!("{} stats --socket {}", pgw_bin().display(), sock.display())));
-    assert!(event("gw_new_flows") >= 42, "new flows {}", event("gw_new_flows"));
+    eprintln!(
+        "{}",
+        sh(&format!(
+            "{} stats --socket {}",
+            pgw_bin().display(),
+            sock.display()
+        ))
+    );
+    assert!(
+        event("gw_new_flows") >= 42,
+        "new flows {}",
+        event("gw_new_flows")
+    );
     assert_eq!(event("gw_rst_unauthorized"), 2);
     // Handoffs: both workers received, down packets went to the key owner.
     for w in r["workers"].as_array().unwrap() {
-        assert!(w["rx"].as_u64().unwrap() > 0, "a worker received nothing: {w}");
+        assert!(
+            w["rx"].as_u64().unwrap() > 0,
+            "a worker received nothing: {w}"
+        );
     }
-    assert!(sum("handoff_out") > 0, "no down packet needed a handoff: the test did not exercise steering");
-    assert_eq!(sum("handoff_out"), sum("handoff_in"), "handed-off packets lost");
+    assert!(
+        sum("handoff_out") > 0,
+        "no down packet needed a handoff: the test did not exercise steering"
+    );
+    assert_eq!(
+        sum("handoff_out"),
+        sum("handoff_in"),
+        "handed-off packets lost"
+    );
     assert_eq!(drop("handoff_full"), 0);
     // Accounting: one record per closed connection, the big one exact in size.
-    let acct = sh(&format!("{} accounting --socket {} --json", pgw_bin().display(), sock.display()));
+    let acct = sh(&format!(
+        "{} accounting --socket {} --json",
+        pgw_bin().display(),
+        sock.display()
+    ));
     let a: serde_json::Value = serde_json::from_str(&acct).unwrap();
     let rows = a["recent"].as_array().unwrap();
     assert!(rows.len() >= 41, "accounting rows {}", rows.len());
-    let big = rows.iter().find(|row| row["down_bytes"].as_u64().unwrap() > 4_194_304).expect("record of the 4 MiB transfer");
+    let big = rows
+        .iter()
+        .find(|row| row["down_bytes"].as_u64().unwrap() > 4_194_304)
+        .expect("record of the 4 MiB transfer");
     assert_eq!(big["device_id"], 1001);
     assert_eq!(big["service"], "wap");
     assert_eq!(big["representative"], "10.33.0.1:80");
-    assert!(["10.80.0.11:8080", "10.80.0.12:8080"].contains(&big["server"].as_str().unwrap()), "{big}");
+    assert!(
+        ["10.80.0.11:8080", "10.80.0.12:8080"].contains(&big["server"].as_str().unwrap()),
+        "{big}"
+    );
 
     let code = lab.interrupt("pgw", Duration::from_secs(10));
-    assert_eq!(code, Some(0), "pgw did not stop cleanly:\n{}", lab.log("pgw"));
+    assert_eq!(
+        code,
+        Some(0),
+        "pgw did not stop cleanly:\n{}",
+        lab.log("pgw")
+    );
 }

@@ -45,37 +45,83 @@ pairs = [["a", "b"]]
     );
     let nsa = lab.ns("cli");
     let nsb = lab.ns("srv");
-    lab.spawn("pgw", &format!("{} run --profile {}", pgw_bin().display(), profile.display()));
+    lab.spawn(
+        "pgw",
+        &format!(
+            "{} run --profile {}",
+            pgw_bin().display(),
+            profile.display()
+        ),
+    );
     // Move the taps only once their DPDK ports are started and UP.
-    wait_for("pgw control socket", Duration::from_secs(20), || sock.exists());
+    wait_for("pgw control socket", Duration::from_secs(20), || {
+        sock.exists()
+    });
     wait_for("taps up", Duration::from_secs(10), || {
-        sh_ok(&format!("ip link show {ta} | grep -q ',UP'")) && sh_ok(&format!("ip link show {tb} | grep -q ',UP'"))
+        sh_ok(&format!("ip link show {ta} | grep -q ',UP'"))
+            && sh_ok(&format!("ip link show {tb} | grep -q ',UP'"))
     });
     sh(&format!("ip link set {ta} netns {nsa}"));
     sh(&format!("ip link set {tb} netns {nsb}"));
-    sh(&format!("ip -n {nsa} addr add 10.77.0.1/24 dev {ta} && ip -n {nsa} link set {ta} up"));
-    sh(&format!("ip -n {nsb} addr add 10.77.0.2/24 dev {tb} && ip -n {nsb} link set {tb} up"));
+    sh(&format!(
+        "ip -n {nsa} addr add 10.77.0.1/24 dev {ta} && ip -n {nsa} link set {ta} up"
+    ));
+    sh(&format!(
+        "ip -n {nsb} addr add 10.77.0.2/24 dev {tb} && ip -n {nsb} link set {tb} up"
+    ));
 
     let www = lab.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     let file = www.join("blob.bin");
-    sh(&format!("head -c 8388608 /dev/urandom > {}", file.display()));
-    lab.spawn("http", &format!("ip netns exec {nsb} python3 -m http.server --bind 10.77.0.2 8080 --directory {}", www.display()));
+    sh(&format!(
+        "head -c 8388608 /dev/urandom > {}",
+        file.display()
+    ));
+    lab.spawn(
+        "http",
+        &format!(
+            "ip netns exec {nsb} python3 -m http.server --bind 10.77.0.2 8080 --directory {}",
+            www.display()
+        ),
+    );
     wait_for("http server", Duration::from_secs(10), || {
-        sh_ok(&format!("ip netns exec {nsa} curl -s -o /dev/null --max-time 2 http://10.77.0.2:8080/"))
+        sh_ok(&format!(
+            "ip netns exec {nsa} curl -s -o /dev/null --max-time 2 http://10.77.0.2:8080/"
+        ))
     });
 
     let got = lab.dir.join("got.bin");
-    sh(&format!("ip netns exec {nsa} curl -sS --fail --max-time 60 -o {} http://10.77.0.2:8080/blob.bin", got.display()));
+    sh(&format!(
+        "ip netns exec {nsa} curl -sS --fail --max-time 60 -o {} http://10.77.0.2:8080/blob.bin",
+        got.display()
+    ));
     assert_eq!(std::fs::metadata(&got).unwrap().len(), 8388608);
-    assert_eq!(sha256(&got), sha256(&file), "download differs from the served file");
+    assert_eq!(
+        sha256(&got),
+        sha256(&file),
+        "download differs from the served file"
+    );
 
     // The engine's own counters saw the transfer: > 8 MB / 1500 B frames one way.
-    let stats = sh(&format!("{} stats --socket {} --json", pgw_bin().display(), sock.display()));
+    let stats = sh(&format!(
+        "{} stats --socket {} --json",
+        pgw_bin().display(),
+        sock.display()
+    ));
     let r: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    let tx: u64 = r["workers"].as_array().unwrap().iter().map(|w| w["tx"].as_u64().unwrap()).sum();
+    let tx: u64 = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["tx"].as_u64().unwrap())
+        .sum();
     assert!(tx > 5000, "pgw forwarded only {tx} frames");
-    assert!(sh(&format!("{} stats --socket {}", pgw_bin().display(), sock.display())).contains("workers"));
+    assert!(sh(&format!(
+        "{} stats --socket {}",
+        pgw_bin().display(),
+        sock.display()
+    ))
+    .contains("workers"));
 
     let code = lab.interrupt("pgw", Duration::from_secs(10));
     let log = lab.log("pgw");

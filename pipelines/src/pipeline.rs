@@ -28,7 +28,10 @@ pub enum Pipeline {
     /// Plain forwarding between port pairs.
     Wire(WireFwd),
     /// The packet gateway: ARP for its own addresses, then the GW stage.
-    Gw { arp: ArpResponder, gw: Box<GwWorker> },
+    Gw {
+        arp: ArpResponder,
+        gw: Box<GwWorker>,
+    },
 }
 
 /// Sweep budget of the GW's idle-expiry timer per poll-loop turn.

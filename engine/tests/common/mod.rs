@@ -23,7 +23,14 @@ pub fn sh(cmd: &str) -> String {
 
 /// Run a command; its success.
 pub fn sh_ok(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// Wait until `f` holds, or panic after `timeout` naming `what`.
@@ -65,7 +72,13 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("pgw-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Lab { tag, netns: vec![], links: vec![], children: vec![], dir }
+        Lab {
+            tag,
+            netns: vec![],
+            links: vec![],
+            children: vec![],
+            dir,
+        }
     }
 
     pub fn ns(&mut self, name: &str) -> String {
@@ -101,7 +114,10 @@ impl Lab {
     pub fn interrupt(&mut self, label: &str, timeout: Duration) -> Option<i32> {
         let i = self.children.iter().position(|(l, _)| l == label)?;
         let (_, mut c) = self.children.remove(i);
-        let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(c.id().to_string())
+            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(s)) = c.try_wait() {
@@ -117,7 +133,11 @@ impl Lab {
     }
 
     pub fn is_running(&mut self, label: &str) -> bool {
-        self.children.iter_mut().find(|(l, _)| l == label).map(|(_, c)| matches!(c.try_wait(), Ok(None))).unwrap_or(false)
+        self.children
+            .iter_mut()
+            .find(|(l, _)| l == label)
+            .map(|(_, c)| matches!(c.try_wait(), Ok(None)))
+            .unwrap_or(false)
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -130,7 +150,10 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for (_, c) in self.children.iter_mut().rev() {
-            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(c.id().to_string())
+                .status();
         }
         let start = Instant::now();
         for (_, c) in self.children.iter_mut().rev() {
@@ -159,5 +182,9 @@ pub fn pgw_bin() -> &'static Path {
 
 /// sha256 of a file.
 pub fn sha256(path: &Path) -> String {
-    sh(&format!("sha256sum {}", path.display())).split_whitespace().next().unwrap().to_string()
+    sh(&format!("sha256sum {}", path.display()))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
