@@ -17,12 +17,13 @@ use pgw_pipelines::fwd::WireFwd;
 use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::tables::GwTables;
 use pgw_pipelines::gw::GwWorker;
+use pgw_pipelines::lb::{LbCounters, LbStage};
 use pgw_pipelines::pipeline::{Pipeline, Tables};
 use pgw_pipelines::PortIdx;
 
 use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
 use crate::dpdk::{self, LcoreId, Mempool, PortId, QueueId, Ring};
-use crate::gwcfg::{self, GwBuild};
+use crate::gwcfg::{self, GwBuild, LbBuild};
 use crate::mgmt::Management;
 use crate::stats::{mac_string, PortReport, Report, WorkerShared, MAX_PORTS};
 use crate::worker::Worker;
@@ -68,6 +69,8 @@ pub struct Engine {
     pub acct: Vec<Arc<ArrayQueue<AcctRecord>>>,
     /// The GW role's configuration, with the started ports' MACs.
     pub gw: Option<GwBuild>,
+    /// The LB role's configuration, with the started ports' MACs.
+    pub lb: Option<LbBuild>,
 }
 
 /// Slots of each worker's accounting queue.
@@ -226,7 +229,19 @@ impl Engine {
         )?);
         let mgmt_tx = Arc::new(Ring::new(&format!("pgw_{inst}_mtx"), 1024, -1, true, true)?);
         let mut gw = match profile.instance.role {
-            Role::Gw => Some(gwcfg::build(&profile).map_err(|e| EngineError(e.to_string()))?),
+            Role::Gw | Role::LbGw => Some(gwcfg::build(&profile).map_err(|e| EngineError(e.to_string()))?),
+            _ => None,
+        };
+        let lb = match profile.instance.role {
+            Role::Lb | Role::LbGw => {
+                let l = profile.lb.as_ref().expect("validated");
+                let lan = profile.port_index(&l.lan_port).expect("validated");
+                let access = profile.port_index(&l.access_port).expect("validated");
+                let mut b = gwcfg::build_lb(&profile, ports[lan].mac).map_err(|e| EngineError(e.to_string()))?;
+                b.cfg.access_mac = ports[access].mac;
+                b.cfg.lan_mac = ports[lan].mac;
+                Some(b)
+            }
             _ => None,
         };
         let mut tables = Tables::default();
@@ -239,6 +254,7 @@ impl Engine {
                 gwcfg::neighbours(g),
             ));
         }
+        tables.lb = lb.as_ref().map(|b| b.snapshot.clone());
         let acct = (0..nworkers)
             .map(|_| Arc::new(ArrayQueue::new(ACCT_QUEUE)))
             .collect();
@@ -266,6 +282,7 @@ impl Engine {
             tables: Arc::new(ArcSwap::from_pointee(tables)),
             acct,
             gw,
+            lb,
         })
     }
 
@@ -304,22 +321,36 @@ impl Engine {
                 Ok(Pipeline::Wire(WireFwd::new(p.ports.len(), &pairs)))
             }
             Role::Gw => {
-                let g = self.gw.as_ref().expect("gw built at init");
-                let ports = &self.info().ports;
-                let arp = ArpResponder::new(
-                    g.arp_ips
-                        .iter()
-                        .map(|&(port, ip)| (port, ip, ports[port as usize].mac)),
-                );
-                let gw = GwWorker::new(&g.cfg, w as u16)
-                    .map_err(|e| EngineError(format!("{}: gw: {e}", p.source)))?;
-                Ok(Pipeline::Gw {
-                    arp,
-                    gw: Box::new(gw),
-                })
+                let (arp, gw) = self.gw_parts(w)?;
+                Ok(Pipeline::Gw { arp, gw })
             }
-            Role::Lb | Role::LbGw => unreachable!("refused by profile validation"),
+            Role::Lb => {
+                let b = self.lb.as_ref().expect("lb built at init");
+                let ports = &self.info().ports;
+                let arp = ArpResponder::new(b.arp_ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
+                let lb = LbStage::new(b.cfg.clone(), arp).map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
+                Ok(Pipeline::Lb { lb, lc: LbCounters::default() })
+            }
+            Role::LbGw => {
+                let b = self.lb.as_ref().expect("lb built at init");
+                let (arp, gw) = self.gw_parts(w)?;
+                let lb = LbStage::new(b.cfg.clone(), arp.clone()).map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
+                let server_port = gw.config().server_port;
+                Ok(Pipeline::LbGw { lb, lc: LbCounters::default(), arp, gw, server_port })
+            }
         }
+    }
+
+    fn gw_parts(&self, w: usize) -> Result<(ArpResponder, Box<GwWorker>), EngineError> {
+        let g = self.gw.as_ref().expect("gw built at init");
+        let ports = &self.info().ports;
+        let mut ips = g.arp_ips.clone();
+        if let Some(b) = &self.lb {
+            ips.extend(b.arp_ips.iter().copied());
+        }
+        let arp = ArpResponder::new(ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
+        let gw = GwWorker::new(&g.cfg, w as u16).map_err(|e| EngineError(format!("{}: gw: {e}", self.profile.source)))?;
+        Ok((arp, Box::new(gw)))
     }
 
     fn make_worker(&self, w: usize) -> Result<Worker, EngineError> {

@@ -170,6 +170,43 @@ pub struct NeighborCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct LbCfg {
+    /// Port toward the access network (subscribers).
+    pub access_port: String,
+    /// Port toward the gateways' LAN (with `lb+gw`, may be the GW's server port).
+    pub lan_port: String,
+    /// MAC of the access-side router, for down packets to subscribers
+    /// without a neighbour entry.
+    #[serde(default)]
+    pub access_next_hop_mac: Option<String>,
+    #[serde(rename = "gateway", default)]
+    pub gateways: Vec<LbGatewayCfg>,
+    #[serde(rename = "range", default)]
+    pub ranges: Vec<LbRangeCfg>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbGatewayCfg {
+    pub name: String,
+    /// The gateway's LAN MAC, or "local" for the GW stage of this box (`lb+gw`).
+    pub mac: String,
+    #[serde(default = "d_true")]
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbRangeCfg {
+    /// First and last subscriber address of the range (inclusive).
+    pub first: String,
+    pub last: String,
+    /// Gateway names: the primary, then substitutes in order.
+    pub gateways: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GwCfg {
     /// Port toward the subscribers (the LBs).
     pub access_port: String,
@@ -300,6 +337,8 @@ pub struct Profile {
     pub wire: Option<Wire>,
     #[serde(default)]
     pub gw: Option<GwCfg>,
+    #[serde(default)]
+    pub lb: Option<LbCfg>,
     /// Static neighbours (next hops whose MAC is known), any role.
     #[serde(rename = "neighbor", default)]
     pub neighbors: Vec<NeighborCfg>,
@@ -547,11 +586,11 @@ impl Profile {
                     }
                 }
             }
-            Role::Gw => {
+            Role::Gw | Role::LbGw => {
                 let g = self
                     .gw
                     .as_ref()
-                    .ok_or_else(|| self.err("gw", "role \"gw\" needs a [gw] section"))?;
+                    .ok_or_else(|| self.err("gw", "this role needs a [gw] section"))?;
                 for (k, n) in [
                     ("gw.access_port", &g.access_port),
                     ("gw.server_port", &g.server_port),
@@ -568,9 +607,22 @@ impl Profile {
                 }
                 crate::gwcfg::build(self).map(|_| ())?;
             }
-            Role::Lb | Role::LbGw => {
-                return Err(self.err("instance.role", "the LB roles are not in this build yet (the LB stage exists in pipelines/, its engine wiring does not); use role = \"gw\" or \"wire\""));
+            Role::Lb => {}
+        }
+        if matches!(self.instance.role, Role::Lb | Role::LbGw) {
+            let l = self.lb.as_ref().ok_or_else(|| self.err("lb", "this role needs an [lb] section"))?;
+            for (k, n) in [("lb.access_port", &l.access_port), ("lb.lan_port", &l.lan_port)] {
+                if self.port_index(n).is_none() {
+                    return Err(self.err(k, format!("no [[port]] named {n:?} (ports: {})", self.port_names())));
+                }
             }
+            if self.instance.role == Role::LbGw {
+                let g = self.gw.as_ref().expect("checked above");
+                if g.access_port != l.access_port {
+                    return Err(self.err("gw.access_port", "with role \"lb+gw\" the GW's access port is the LB's access port"));
+                }
+            }
+            crate::gwcfg::build_lb(self, [0; 6]).map(|_| ())?;
         }
         for (i, n) in self.neighbors.iter().enumerate() {
             n.ip.parse::<Ipv4Addr>().map_err(|_| {

@@ -7,6 +7,7 @@ use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
 use pgw_pipelines::gw::tables::{
     Group, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip,
 };
+use pgw_pipelines::lb::{Gw, LbConfig, LbRange, LbSnapshot, LbTable, Neighbors};
 use pgw_pipelines::PortIdx;
 
 use crate::config::{parse_cidr, parse_mac, ConfigError, Profile};
@@ -199,4 +200,82 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
 /// The first neighbour table: the static entries.
 pub fn neighbours(b: &GwBuild) -> Neighbours {
     Neighbours::new(b.neighbours.iter().copied())
+}
+
+/// The LB role's configuration and first snapshot.
+pub struct LbBuild {
+    /// MACs are zero here; the engine fills them from the started ports.
+    pub cfg: LbConfig,
+    pub snapshot: LbSnapshot,
+    /// Gateway names by id (the index in `[[lb.gateway]]`).
+    pub gateway_names: Vec<String>,
+    /// Addresses the LB answers ARP for, per port.
+    pub arp_ips: Vec<(PortIdx, [u8; 4])>,
+}
+
+/// Build the LB table; `local_mac` replaces gateways whose MAC is "local"
+/// (this box's LAN MAC with `lb+gw`).
+pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError> {
+    let l = p.lb.as_ref().ok_or_else(|| p.err("lb", "missing [lb] section"))?;
+    let access = p.port_index(&l.access_port).ok_or_else(|| p.err("lb.access_port", "no such port"))? as PortIdx;
+    let lan = p.port_index(&l.lan_port).ok_or_else(|| p.err("lb.lan_port", "no such port"))? as PortIdx;
+    if access == lan {
+        return Err(p.err("lb.lan_port", "must differ from lb.access_port"));
+    }
+    let mut gws = Vec::new();
+    for (i, g) in l.gateways.iter().enumerate() {
+        if l.gateways[..i].iter().any(|o| o.name == g.name) {
+            return Err(p.err(format!("lb.gateway[{i}].name"), format!("{:?} defined twice", g.name)));
+        }
+        let mac = if g.mac == "local" {
+            if p.instance.role != crate::config::Role::LbGw {
+                return Err(p.err(format!("lb.gateway[{i}].mac"), "\"local\" needs role = \"lb+gw\""));
+            }
+            local_mac
+        } else {
+            parse_mac(&g.mac).map_err(|m| p.err(format!("lb.gateway[{i}].mac"), m))?
+        };
+        gws.push(Gw { id: i as u16, mac, up: g.up });
+    }
+    let mut ranges = Vec::new();
+    for (i, r) in l.ranges.iter().enumerate() {
+        let first = ip(p, format!("lb.range[{i}].first"), &r.first)?;
+        let last = ip(p, format!("lb.range[{i}].last"), &r.last)?;
+        let mut chosen = Vec::new();
+        for (j, n) in r.gateways.iter().enumerate() {
+            let g = l
+                .gateways
+                .iter()
+                .position(|g| &g.name == n)
+                .ok_or_else(|| p.err(format!("lb.range[{i}].gateways[{j}]"), format!("no [[lb.gateway]] named {n:?}")))?;
+            chosen.push(gws[g]);
+        }
+        if chosen.is_empty() {
+            return Err(p.err(format!("lb.range[{i}].gateways"), "at least a primary gateway"));
+        }
+        let primary = chosen.remove(0);
+        ranges.push(LbRange { first, last, primary, substitutes: chosen });
+    }
+    let table = LbTable::new(ranges).map_err(|e| p.err("lb.range", e.to_string()))?;
+    let next_hop = match &l.access_next_hop_mac {
+        Some(m) => Some(parse_mac(m).map_err(|e| p.err("lb.access_next_hop_mac", e))?),
+        None => None,
+    };
+    let mut neigh = Vec::new();
+    for (i, n) in p.neighbors.iter().enumerate() {
+        neigh.push((ip(p, format!("neighbor[{i}].ip"), &n.ip)?, parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?));
+    }
+    let mut arp_ips = Vec::new();
+    for (i, pc) in p.ports.iter().enumerate() {
+        for c in &pc.ipv4 {
+            let (a, _) = parse_cidr(c).map_err(|m| p.err(format!("port[{i}].ipv4"), m))?;
+            arp_ips.push((i as PortIdx, a.octets()));
+        }
+    }
+    Ok(LbBuild {
+        cfg: LbConfig { access_port: access, lan_port: lan, access_mac: [0; 6], lan_mac: [0; 6], access_next_hop_mac: next_hop },
+        snapshot: LbSnapshot { table, access_neighbors: Neighbors::new(neigh) },
+        gateway_names: l.gateways.iter().map(|g| g.name.clone()).collect(),
+        arp_ips,
+    })
 }

@@ -56,6 +56,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change a running instance's state: `gateway NAME up|down` (LB table),
+    /// `server GROUP MEMBER up|down` (GW server groups). Takes effect for new
+    /// connections at once.
+    Set {
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// e.g. `gateway gw1 down` or `server wap wap2 up`
+        #[arg(required = true, num_args = 1..)]
+        what: Vec<String>,
+    },
     /// Validate a profile; errors name the file, the key and the fix.
     CheckConfig { profile: PathBuf },
     /// Print the EAL arguments a profile implies (shows --no-pci / the allow-list).
@@ -123,6 +135,22 @@ fn main() -> ExitCode {
             profile,
             json,
         } => accounting(socket, profile, json),
+        Cmd::Set { socket, profile, what } => {
+            match socket_of(socket, profile).and_then(|p| control::request(&p, &what.join(" "))) {
+                Ok(reply) if reply.contains("\"ok\":true") => {
+                    println!("{reply}");
+                    ExitCode::SUCCESS
+                }
+                Ok(reply) => {
+                    eprintln!("error: {reply}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Run {
             profile,
             duration,

@@ -82,6 +82,8 @@ struct State {
     acct_recent: VecDeque<AcctRecord>,
     neighbours_learned: u64,
     arp_sent: u64,
+    /// LB gateway names by id.
+    lb_gateways: Option<Vec<String>>,
 }
 
 fn ipstr(a: [u8; 4]) -> String {
@@ -144,9 +146,7 @@ impl State {
         // Static entries win over learned ones.
         let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
         all.extend(g.static_neigh.iter().copied());
-        let next = Tables {
-            gw: Some(gt.with_neighbours(Neighbours::new(all))),
-        };
+        let next = Tables { gw: Some(gt.with_neighbours(Neighbours::new(all))), ..(**cur).clone() };
         self.tables.store(Arc::new(next));
     }
 
@@ -247,9 +247,48 @@ impl State {
                 serde_json::json!({ "learned": learned, "arp_requests_sent": self.arp_sent, "has_gw_tables": t.gw.is_some() })
                     .to_string()
             }
-            other => format!(
-                "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors\"}}"
-            ),
+            other => {
+                let w: Vec<&str> = other.split_whitespace().collect();
+                match w.as_slice() {
+                    ["gateway", name, st @ ("up" | "down")] => self.set_gateway(name, *st == "up"),
+                    ["server", group, member, st @ ("up" | "down")] => self.set_server(group, member, *st == "up"),
+                    _ => format!(
+                        "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors, gateway NAME up|down, server GROUP MEMBER up|down\"}}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    /// Mark an LB gateway up or down and publish the new LB table.
+    fn set_gateway(&self, name: &str, up: bool) -> String {
+        let cur = self.tables.load();
+        let (Some(snap), Some(names)) = (&cur.lb, &self.lb_gateways) else {
+            return "{\"error\":\"this instance has no LB table\"}".into();
+        };
+        let Some(id) = names.iter().position(|n| n == name) else {
+            return format!("{{\"error\":\"no gateway {name:?}; gateways: {names:?}\"}}");
+        };
+        let mut next = snap.clone();
+        let ranges = next.table.set_gw_up(id as u16, up);
+        self.tables.store(Arc::new(Tables { lb: Some(next), ..(**cur).clone() }));
+        format!("{{\"ok\":true,\"gateway\":{name:?},\"up\":{up},\"ranges\":{ranges}}}")
+    }
+
+    /// Mark a server-group member up or down and publish the new services.
+    fn set_server(&self, group: &str, member: &str, up: bool) -> String {
+        let cur = self.tables.load();
+        let Some(gt) = &cur.gw else {
+            return "{\"error\":\"this instance has no GW tables\"}".into();
+        };
+        match gt.services.with_member_state(group, member, up) {
+            Ok(s) => {
+                self.tables.store(Arc::new(Tables { gw: Some(gt.with_services(s)), ..(**cur).clone() }));
+                format!("{{\"ok\":true,\"group\":{group:?},\"member\":{member:?},\"up\":{up}}}")
+            }
+            Err(e) => format!("{{\"error\":{e:?}}}"),
         }
     }
 }
@@ -283,6 +322,7 @@ impl Management {
             acct_recent: VecDeque::new(),
             neighbours_learned: 0,
             arp_sent: 0,
+            lb_gateways: e.lb.as_ref().map(|b| b.gateway_names.clone()),
         };
         let core = e.profile.cores.management;
         let stop = Arc::new(AtomicBool::new(false));

@@ -11,6 +11,7 @@ use crate::fwd::WireFwd;
 use crate::gw::acct::AcctSink;
 use crate::gw::tables::GwTables;
 use crate::gw::GwWorker;
+use crate::lb::{LbCounters, LbSnapshot, LbStage, LbVerdict};
 use crate::verdict::{Pkt, Verdict, WorkerCounters};
 
 /// Ethertype of ARP.
@@ -21,6 +22,7 @@ const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
 #[derive(Clone, Default)]
 pub struct Tables {
     pub gw: Option<GwTables>,
+    pub lb: Option<LbSnapshot>,
 }
 
 /// What a worker runs.
@@ -28,10 +30,14 @@ pub enum Pipeline {
     /// Plain forwarding between port pairs.
     Wire(WireFwd),
     /// The packet gateway: ARP for its own addresses, then the GW stage.
-    Gw {
-        arp: ArpResponder,
-        gw: Box<GwWorker>,
-    },
+    Gw { arp: ArpResponder, gw: Box<GwWorker> },
+    /// The first distribution stage alone (ARP is the LB stage's own).
+    Lb { lb: LbStage, lc: LbCounters },
+    /// LB and GW chained in one box: subscribers' frames go through the LB;
+    /// those whose gateway is this box continue to the GW stage; frames from
+    /// the servers go to the GW stage; frames from other gateways on the LAN
+    /// (destination not one of our pool addresses) take the LB's down path.
+    LbGw { lb: LbStage, lc: LbCounters, arp: ArpResponder, gw: Box<GwWorker>, server_port: crate::PortIdx },
 }
 
 /// Sweep budget of the GW's idle-expiry timer per poll-loop turn.
@@ -58,17 +64,43 @@ impl Pipeline {
             }
             Pipeline::Gw { arp, gw } => {
                 let Some(tables) = t.gw.as_ref() else {
-                    for v in out.iter_mut() {
-                        *v = Verdict::Drop(crate::DropReason::NoSession);
-                        c.drop(crate::DropReason::NoSession);
-                    }
-                    return;
+                    return drop_all(out, c);
                 };
                 for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-                    *v = if p.len >= 14 && p.data[12..14] == ETHERTYPE_ARP {
+                    *v = if is_arp(p) { arp.process(p, c) } else { gw.process(tables, p, now_ms, acct, c) };
+                }
+            }
+            Pipeline::Lb { lb, lc } => {
+                let Some(snap) = t.lb.as_ref() else {
+                    return drop_all(out, c);
+                };
+                for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
+                    *v = match lb.process(snap, p, c, lc) {
+                        LbVerdict::Done(v) => v,
+                        // No GW stage here: a range pointing at our own MAC is a
+                        // configuration error, counted rather than looped.
+                        LbVerdict::Local => {
+                            c.drop(crate::DropReason::NoRoute);
+                            Verdict::Drop(crate::DropReason::NoRoute)
+                        }
+                    };
+                }
+            }
+            Pipeline::LbGw { lb, lc, arp, gw, server_port } => {
+                let (Some(snap), Some(tables)) = (t.lb.as_ref(), t.gw.as_ref()) else {
+                    return drop_all(out, c);
+                };
+                let lan = lb.config().lan_port;
+                for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
+                    *v = if is_arp(p) {
                         arp.process(p, c)
-                    } else {
+                    } else if p.port == *server_port && (p.port != lan || to_pool(p, gw.config().pool.as_slice())) {
                         gw.process(tables, p, now_ms, acct, c)
+                    } else {
+                        match lb.process(snap, p, c, lc) {
+                            LbVerdict::Done(v) => v,
+                            LbVerdict::Local => gw.process(tables, p, now_ms, acct, c),
+                        }
                     };
                 }
             }
@@ -79,16 +111,29 @@ impl Pipeline {
     /// called once per poll-loop turn.
     #[inline]
     pub fn poll(&mut self, now_ms: u64, acct: &mut impl AcctSink, c: &mut WorkerCounters) {
-        if let Pipeline::Gw { gw, .. } = self {
+        if let Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } = self {
             gw.expire(now_ms, EXPIRE_BUDGET, acct, c);
         }
     }
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); 16]) -> usize {
-        match self {
-            Pipeline::Wire(_) => 0,
-            Pipeline::Gw { gw, .. } => {
+        // At most 4 LB + 12 GW names: fits the 16 slots.
+        let mut n = 0;
+        if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
+            let ev = [
+                ("lb_to_primary", lc.to_primary),
+                ("lb_to_substitute", lc.to_substitute),
+                ("lb_local", lc.local),
+                ("lb_down_path", lc.down_path),
+            ];
+            out[..ev.len()].copy_from_slice(&ev);
+            n = ev.len();
+        }
+        let out = &mut out[n..];
+        n + match self {
+            Pipeline::Wire(_) | Pipeline::Lb { .. } => 0,
+            Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } => {
                 let g = &gw.counters;
                 let ev = [
                     ("gw_up_pkts", g.up_pkts),
@@ -103,11 +148,30 @@ impl Pipeline {
                     ("gw_handoffs", g.handoffs),
                     ("gw_lb_moves", g.lb_moves),
                     ("gw_open_flows", gw.open_flows() as u64),
-                    ("gw_keys_in_use", gw.keys_in_use() as u64),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()
             }
         }
+    }
+}
+
+#[inline]
+fn is_arp(p: &Pkt<'_>) -> bool {
+    p.len >= 14 && p.data[12..14] == ETHERTYPE_ARP
+}
+
+/// Is the frame an (untagged) IPv4 packet to one of `pool`?
+#[inline]
+fn to_pool(p: &Pkt<'_>, pool: &[[u8; 4]]) -> bool {
+    p.len >= 34 && p.data[12..14] == [0x08, 0x00] && pool.iter().any(|a| p.data[30..34] == *a)
+}
+
+fn drop_all(out: &mut [Verdict], c: &mut WorkerCounters) {
+    // No snapshot published yet (the engine publishes one before starting
+    // the workers, so this does not happen in practice).
+    for v in out.iter_mut() {
+        *v = Verdict::Drop(crate::DropReason::NoRoute);
+        c.drop(crate::DropReason::NoRoute);
     }
 }

@@ -163,6 +163,16 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            for (label, _) in &self.children {
+                let log = self.log(label);
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("----- {label} (last lines) -----");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
         for l in &self.links {
             let _ = sh_ok(&format!("ip link del {l}"));
         }
@@ -187,4 +197,53 @@ pub fn sha256(path: &Path) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+impl Lab {
+    /// Write `profile` as `<label>.toml`, start `pgw run` on it, and wait
+    /// until its control socket answers and every tap named in `taps` is UP
+    /// in the root namespace (taps must be moved only after that).
+    pub fn start_pgw(&mut self, label: &str, profile: &str, sock: &Path, taps: &[&str]) {
+        let p = self.write(&format!("{label}.toml"), profile);
+        let out = Command::new(pgw_bin()).arg("check-config").arg(&p).output().unwrap();
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        self.spawn(label, &format!("{} run --profile {}", pgw_bin().display(), p.display()));
+        let start = Instant::now();
+        while !(sock.exists() && taps.iter().all(|t| sh_ok(&format!("ip link show {t} | grep -q ',UP'")))) {
+            if start.elapsed() > Duration::from_secs(30) || !self.is_running(label) {
+                panic!("{label} did not start:\n{}", self.log(label));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A `pgw stats --json` report of the instance at `sock`.
+pub fn stats_json(sock: &Path) -> serde_json::Value {
+    let out = sh(&format!("{} stats --socket {} --json", pgw_bin().display(), sock.display()));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// An event counter summed over the workers of a stats report.
+pub fn event(r: &serde_json::Value, name: &str) -> u64 {
+    r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["events"].as_array().unwrap().iter())
+        .filter(|e| e[0] == name)
+        .map(|e| e[1].as_u64().unwrap())
+        .sum()
+}
+
+/// A drop counter summed over the workers of a stats report.
+pub fn drops(r: &serde_json::Value, reason: &str) -> u64 {
+    r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["drops"].as_array().unwrap().iter())
+        .filter(|e| e[0] == reason)
+        .map(|e| e[1].as_u64().unwrap())
+        .sum()
 }

@@ -252,6 +252,28 @@ impl Services {
         })
     }
 
+    /// A copy with member `member` of group `group` marked up or down (what
+    /// a health check publishes). Connections already open keep their
+    /// server; new ones see the new state. Err names what was not found.
+    pub fn with_member_state(&self, group: &str, member: &str, up: bool) -> Result<Services, String> {
+        let mut next = self.clone();
+        let g = next
+            .groups
+            .iter_mut()
+            .find(|g| g.group.name == group)
+            .ok_or_else(|| format!("no group {group:?}"))?;
+        let mut grp = g.group.clone();
+        let m = grp
+            .members
+            .iter_mut()
+            .find(|m| m.name == member)
+            .ok_or_else(|| format!("no member {member:?} in group {group:?}"))?;
+        m.up = up;
+        *g = GroupRt::new(grp);
+        next.epoch = next_epoch();
+        Ok(next)
+    }
+
     /// Group of representative address `ip:port`, if it is one.
     #[inline]
     pub fn vip(&self, ip: [u8; 4], port: u16) -> Option<GroupIdx> {
@@ -412,6 +434,24 @@ mod tests {
             priority,
             up,
         }
+    }
+
+    #[test]
+    fn member_state_change_rebuilds_the_group() {
+        let g = Group {
+            name: "wap".into(),
+            service: ServiceId(1),
+            policy: Policy::RoundRobin,
+            members: vec![member("a", [10, 0, 0, 1], 1, 0, true), member("b", [10, 0, 0, 2], 1, 0, true)],
+        };
+        let s = Services::new(vec![g], vec![], None).unwrap();
+        let d = s.with_member_state("wap", "b", false).unwrap();
+        assert_eq!(d.group(0).unwrap().up, vec![0]);
+        assert_eq!(s.group(0).unwrap().up, vec![0, 1], "the old snapshot is untouched");
+        assert_ne!(d.epoch(), s.epoch());
+        assert!(d.with_member_state("wap", "zz", true).is_err());
+        assert!(d.with_member_state("mail", "a", true).is_err());
+        assert_eq!(d.with_member_state("wap", "b", true).unwrap().group(0).unwrap().up, vec![0, 1]);
     }
 
     #[test]
