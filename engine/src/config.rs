@@ -339,6 +339,9 @@ pub struct Profile {
     pub gw: Option<GwCfg>,
     #[serde(default)]
     pub lb: Option<LbCfg>,
+    /// RADIUS server for the NAS (sessions, address assignment).
+    #[serde(default)]
+    pub radius: Option<crate::radius::RadiusCfg>,
     /// Static neighbours (next hops whose MAC is known), any role.
     #[serde(rename = "neighbor", default)]
     pub neighbors: Vec<NeighborCfg>,
@@ -624,6 +627,7 @@ impl Profile {
             }
             crate::gwcfg::build_lb(self, [0; 6]).map(|_| ())?;
         }
+        crate::radius::build(self)?;
         for (i, n) in self.neighbors.iter().enumerate() {
             n.ip.parse::<Ipv4Addr>().map_err(|_| {
                 self.err(

@@ -18,6 +18,8 @@ pub struct GwBuild {
     pub cfg: GwConfig,
     pub services: Services,
     pub sessions: Sessions,
+    /// The static sessions (`[[gw.session]]`) the RADIUS side keeps beside its own.
+    pub static_sessions: Vec<([u8; 4], Session)>,
     /// Static neighbours (`[[neighbor]]`).
     pub neighbours: Vec<([u8; 4], [u8; 6])>,
     /// Addresses the gateway answers ARP for, per port (port addresses,
@@ -189,7 +191,8 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     Ok(GwBuild {
         cfg,
         services,
-        sessions: Sessions::new(sessions),
+        sessions: Sessions::new(sessions.clone()),
+        static_sessions: sessions,
         neighbours,
         arp_ips,
         members: members_ips,

@@ -15,5 +15,6 @@ pub mod control;
 pub mod dpdk;
 pub mod gwcfg;
 pub mod mgmt;
+pub mod radius;
 pub mod stats;
 pub mod worker;

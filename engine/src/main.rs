@@ -68,6 +68,16 @@ enum Cmd {
         #[arg(required = true, num_args = 1..)]
         what: Vec<String>,
     },
+    /// Sessions of a running instance's session manager (RADIUS): device,
+    /// address, gateway, state (Act / Dormant / Close), and the session log.
+    Sessions {
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a profile; errors name the file, the key and the fix.
     CheckConfig { profile: PathBuf },
     /// Print the EAL arguments a profile implies (shows --no-pci / the allow-list).
@@ -151,6 +161,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Sessions { socket, profile, json } => sessions(socket, profile, json),
         Cmd::Run {
             profile,
             duration,
@@ -247,6 +258,35 @@ fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> 
             r["attribute"].as_str().unwrap_or("")
         );
     }
+    ExitCode::SUCCESS
+}
+
+fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
+    let text = match socket_of(socket, profile).and_then(|p| control::request(&p, "sessions")) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if json || v.get("error").is_some() {
+        println!("{text}");
+        return if v.get("error").is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    }
+    println!("{:>6} {:<16} {:<16} {:<8} {:<8} {}", "id", "device", "address", "gateway", "state", "acct session");
+    for r in v["sessions"].as_array().into_iter().flatten() {
+        println!(
+            "{:>6} {:<16} {:<16} {:<8} {:<8} {}",
+            r["session_id"],
+            r["device_id"].as_str().unwrap_or(""),
+            r["address"].as_str().unwrap_or(""),
+            r["gateway"].as_str().unwrap_or(""),
+            r["state"].as_str().unwrap_or(""),
+            r["acct_session_id"].as_str().unwrap_or("")
+        );
+    }
+    println!("session log: {} closed session(s); counters: {}", v["session_log_total"], v["counters"].as_str().unwrap_or(""));
     ExitCode::SUCCESS
 }
 

@@ -54,7 +54,7 @@ struct GwMgmt {
 
 #[derive(Serialize)]
 struct AcctRow {
-    device_id: u64,
+    device_id: String,
     subscriber: String,
     representative: String,
     service: String,
@@ -84,6 +84,9 @@ struct State {
     arp_sent: u64,
     /// LB gateway names by id.
     lb_gateways: Option<Vec<String>>,
+    /// The RADIUS server and session manager, when the profile has one.
+    radius: Option<crate::radius::RadiusSide>,
+    started: Instant,
 }
 
 fn ipstr(a: [u8; 4]) -> String {
@@ -202,6 +205,10 @@ impl State {
 
     fn answer(&self, req: &str) -> String {
         match req {
+            "sessions" => match &self.radius {
+                Some(r) => r.sessions_json(),
+                None => "{\"error\":\"this instance has no [radius] section\"}".into(),
+            },
             "stats" => {
                 let mut r = self.info.report();
                 r.control_rx = self.info.control_rx.load(Relaxed);
@@ -212,7 +219,11 @@ impl State {
                     .acct_recent
                     .iter()
                     .map(|r| AcctRow {
-                        device_id: r.device_id,
+                        device_id: self
+                            .radius
+                            .as_ref()
+                            .and_then(|x| x.devices.get(&r.device_id).cloned())
+                            .unwrap_or_else(|| r.device_id.to_string()),
                         subscriber: format!("{}:{}", ipstr(r.subscriber_ip), r.subscriber_port),
                         representative: format!("{}:{}", ipstr(r.rep_ip), r.rep_port),
                         service: self.service_name(r.service.map(|s| s.0)),
@@ -262,6 +273,17 @@ impl State {
 }
 
 impl State {
+    /// Serve RADIUS; publish the GW's session table when it changed.
+    fn poll_radius(&mut self) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let Some(r) = self.radius.as_mut() else { return };
+        let Some(sessions) = r.poll(now_ms) else { return };
+        let cur = self.tables.load();
+        if let Some(gt) = &cur.gw {
+            self.tables.store(Arc::new(Tables { gw: Some(gt.with_sessions(sessions)), ..(**cur).clone() }));
+        }
+    }
+
     /// Mark an LB gateway up or down and publish the new LB table.
     fn set_gateway(&self, name: &str, up: bool) -> String {
         let cur = self.tables.load();
@@ -323,6 +345,13 @@ impl Management {
             neighbours_learned: 0,
             arp_sent: 0,
             lb_gateways: e.lb.as_ref().map(|b| b.gateway_names.clone()),
+            radius: crate::radius::RadiusSide::start(&e.profile).map_err(EngineError)?.map(|mut r| {
+                if let Some(g) = &e.gw {
+                    r.seed(&g.static_sessions);
+                }
+                r
+            }),
+            started: Instant::now(),
         };
         let core = e.profile.cores.management;
         let stop = Arc::new(AtomicBool::new(false));
@@ -337,6 +366,7 @@ impl Management {
                 }
                 while !stop2.load(Relaxed) {
                     let busy = st.control_frames();
+                    st.poll_radius();
                     st.resolve();
                     st.drain_acct();
                     control::serve_pending(&listener, |req| st.answer(req));
