@@ -170,6 +170,33 @@ pub struct NeighborCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AccountingCfg {
+    /// SQLite database (WAL, batched transactions; created if missing).
+    #[serde(default)]
+    pub sqlite: Option<PathBuf>,
+    /// IPFIX (RFC 7011) collector, "address:port" (UDP).
+    #[serde(default)]
+    pub ipfix_collector: Option<String>,
+    /// Commit after this many rows ...
+    #[serde(default = "d_batch_rows")]
+    pub batch_rows: usize,
+    /// ... or when the oldest pending row is this old.
+    #[serde(default = "d_batch_ms")]
+    pub batch_ms: u64,
+    /// The records are proxy accounting (the gateway counts for the subscriber).
+    #[serde(default = "d_true")]
+    pub proxy_accounting: bool,
+}
+
+fn d_batch_rows() -> usize {
+    512
+}
+fn d_batch_ms() -> u64 {
+    200
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LbCfg {
     /// Port toward the access network (subscribers).
     pub access_port: String,
@@ -183,6 +210,10 @@ pub struct LbCfg {
     pub gateways: Vec<LbGatewayCfg>,
     #[serde(rename = "range", default)]
     pub ranges: Vec<LbRangeCfg>,
+    /// ARP health checks of the gateways that have an `ip` (from the LAN
+    /// port's first address).
+    #[serde(default)]
+    pub health: Option<crate::health::HealthCfg>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +224,9 @@ pub struct LbGatewayCfg {
     pub mac: String,
     #[serde(default = "d_true")]
     pub up: bool,
+    /// The gateway's LAN address (for ARP health checks).
+    #[serde(default)]
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +275,10 @@ pub struct GwCfg {
     /// Static sessions (the RADIUS-driven session manager adds its own).
     #[serde(rename = "session", default)]
     pub sessions: Vec<SessionCfg>,
+    /// TCP health checks of the group members (sent from the first pool
+    /// address and the `probe_ports` range).
+    #[serde(default)]
+    pub health: Option<crate::health::HealthCfg>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -339,6 +377,9 @@ pub struct Profile {
     pub gw: Option<GwCfg>,
     #[serde(default)]
     pub lb: Option<LbCfg>,
+    /// Where accounting records and the session log go.
+    #[serde(default)]
+    pub accounting: Option<AccountingCfg>,
     /// RADIUS server for the NAS (sessions, address assignment).
     #[serde(default)]
     pub radius: Option<crate::radius::RadiusCfg>,
@@ -628,6 +669,42 @@ impl Profile {
             crate::gwcfg::build_lb(self, [0; 6]).map(|_| ())?;
         }
         crate::radius::build(self)?;
+        if let Some(a) = &self.accounting {
+            if let Some(c) = &a.ipfix_collector {
+                c.parse::<std::net::SocketAddr>()
+                    .map_err(|_| self.err("accounting.ipfix_collector", format!("{c:?} is not address:port")))?;
+            }
+            if a.sqlite.is_none() && a.ipfix_collector.is_none() {
+                return Err(self.err("accounting", "give sqlite = \"FILE\" and/or ipfix_collector = \"ADDR:PORT\""));
+            }
+        }
+        if let Some(g) = &self.gw {
+            if let Some(h) = &g.health {
+                if g.probe_ports.is_none() {
+                    return Err(self.err("gw.health", "health checks need gw.probe_ports (a port range kept out of the NAT keys for the probes)"));
+                }
+                for (i, grp) in g.groups.iter().enumerate() {
+                    for (j, m) in grp.members.iter().enumerate() {
+                        if m.port.is_none() && h.port.is_none() {
+                            return Err(self.err(format!("gw.group[{i}].members[{j}]"), "no port to probe: give the member a port or set gw.health.port"));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(l) = &self.lb {
+            if l.health.is_some() {
+                let lan = self.port_index(&l.lan_port);
+                if lan.map(|i| self.ports[i].ipv4.is_empty()).unwrap_or(true) {
+                    return Err(self.err("lb.health", "ARP health checks need an ipv4 address on the LAN port (the probes' source)"));
+                }
+            }
+            for (i, g) in l.gateways.iter().enumerate() {
+                if let Some(a) = &g.ip {
+                    a.parse::<Ipv4Addr>().map_err(|_| self.err(format!("lb.gateway[{i}].ip"), format!("{a:?} is not an IPv4 address")))?;
+                }
+            }
+        }
         for (i, n) in self.neighbors.iter().enumerate() {
             n.ip.parse::<Ipv4Addr>().map_err(|_| {
                 self.err(

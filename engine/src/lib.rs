@@ -8,12 +8,14 @@
 //! - [`stats`]: per-core and per-port counters and their report.
 #![deny(unsafe_code)]
 
+pub mod acctlog;
 pub mod app;
 pub mod config;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod gwcfg;
+pub mod health;
 pub mod mgmt;
 pub mod radius;
 pub mod stats;

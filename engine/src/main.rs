@@ -78,6 +78,25 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Server groups and gateways of a running instance, with their health.
+    Servers {
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one raw control request and print the JSON answer
+    /// (stats, sessions, accounting, servers, neighbors, ...).
+    Ctl {
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        #[arg(required = true, num_args = 1..)]
+        request: Vec<String>,
+    },
     /// Validate a profile; errors name the file, the key and the fix.
     CheckConfig { profile: PathBuf },
     /// Print the EAL arguments a profile implies (shows --no-pci / the allow-list).
@@ -162,6 +181,19 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Sessions { socket, profile, json } => sessions(socket, profile, json),
+        Cmd::Servers { socket, profile, json } => servers(socket, profile, json),
+        Cmd::Ctl { socket, profile, request } => {
+            match socket_of(socket, profile).and_then(|p| control::request(&p, &request.join(" "))) {
+                Ok(reply) => {
+                    println!("{reply}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Run {
             profile,
             duration,
@@ -287,6 +319,50 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
         );
     }
     println!("session log: {} closed session(s); counters: {}", v["session_log_total"], v["counters"].as_str().unwrap_or(""));
+    ExitCode::SUCCESS
+}
+
+fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
+    let text = match socket_of(socket, profile).and_then(|p| control::request(&p, "servers")) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        println!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let health = v["health"].as_array().cloned().unwrap_or_default();
+    let check = |group: &str, name: &str| -> String {
+        health
+            .iter()
+            .find(|h| h["group"] == group && h["name"] == name)
+            .map(|h| format!("{} probes, {} passes, last: {}", h["probes"], h["passes"], h["last_result"].as_str().unwrap_or("")))
+            .unwrap_or_else(|| "not checked".into())
+    };
+    for g in v["groups"].as_array().into_iter().flatten() {
+        println!("group {} (service {}, {})", g["group"].as_str().unwrap_or(""), g["service"].as_str().unwrap_or(""), g["policy"].as_str().unwrap_or(""));
+        for m in g["members"].as_array().into_iter().flatten() {
+            let name = m["name"].as_str().unwrap_or("");
+            println!(
+                "  {:<10} {:<15} port {:<6} weight {:<4} priority {:<4} {:<5} {}",
+                name,
+                m["ip"].as_str().unwrap_or(""),
+                m["port"],
+                m["weight"],
+                m["priority"],
+                if m["up"].as_bool() == Some(true) { "UP" } else { "DOWN" },
+                check(g["group"].as_str().unwrap_or(""), name)
+            );
+        }
+    }
+    for g in v["gateways"].as_array().into_iter().flatten() {
+        let name = g["gateway"].as_str().unwrap_or("");
+        println!("gateway {:<10} {:<5} {}", name, if g["up"].as_bool() == Some(true) { "UP" } else { "DOWN" }, check("gateway", name));
+    }
     ExitCode::SUCCESS
 }
 

@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::app::{Engine, EngineError, Info};
 use crate::control;
 use crate::dpdk::{Burst, PortId, Ring, MAX_BURST};
+use crate::health::{ProbeKind, Prober, Source};
 
 /// How often unresolved next hops are asked for again.
 const ARP_RETRY: Duration = Duration::from_secs(1);
@@ -84,6 +85,13 @@ struct State {
     arp_sent: u64,
     /// LB gateway names by id.
     lb_gateways: Option<Vec<String>>,
+    /// Health checks (servers for the GW, gateways for the LB).
+    probers: Vec<crate::health::Prober>,
+    /// SQLite + IPFIX writer of accounting records and the session log.
+    acctlog: Option<crate::acctlog::AcctLogger>,
+    /// Unix ms minus the workers' monotonic ms.
+    wall_offset_ms: i64,
+    proxy_accounting: bool,
     /// The RADIUS server and session manager, when the profile has one.
     radius: Option<crate::radius::RadiusSide>,
     started: Instant,
@@ -116,8 +124,13 @@ impl State {
         }
         self.info.control_rx.fetch_add(n as u64, Relaxed);
         let mut changed = false;
+        let mut health_changes = Vec::new();
+        let mut out: Vec<(PortId, Vec<u8>)> = Vec::new();
         for mut m in b.drain() {
             let f = m.frame();
+            for pr in &mut self.probers {
+                health_changes.extend(pr.on_frame(f, &mut |port, frame| out.push((port, frame))));
+            }
             let Ok(eth) = EthernetFrame::new_checked(f) else {
                 continue;
             };
@@ -139,7 +152,60 @@ impl State {
         if changed {
             self.publish_neighbours();
         }
+        for (port, f) in out {
+            self.send_frame(port, &f);
+        }
+        for c in health_changes {
+            self.apply_health(c);
+        }
         true
+    }
+
+    /// Queue one frame for worker 0 to transmit on `port`.
+    fn send_frame(&self, port: PortId, f: &[u8]) {
+        let Some(mut m) = self.info.pool.alloc() else { return };
+        if !m.write(f) {
+            return;
+        }
+        m.set_port(port);
+        let mut b = Burst::new();
+        if b.push(m).is_ok() {
+            b.enqueue(&self.mgmt_tx);
+        }
+    }
+
+    /// Run the health checks' timers; publish what changed.
+    fn health_tick(&mut self) {
+        if self.probers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let cur = self.tables.load();
+        let neigh = cur.gw.as_ref().map(|g| g.neighbours.clone());
+        let mut out: Vec<(PortId, Vec<u8>)> = Vec::new();
+        let mut changes = Vec::new();
+        for pr in &mut self.probers {
+            let mac_of = |ip: [u8; 4]| neigh.as_ref().and_then(|n| n.get(ip));
+            changes.extend(pr.tick(now, mac_of, &mut |port, f| out.push((port, f))));
+        }
+        for (port, f) in out {
+            self.send_frame(port, &f);
+        }
+        for c in changes {
+            self.apply_health(c);
+        }
+    }
+
+    fn apply_health(&mut self, (group, name, up): crate::health::Change) {
+        let r = if group == "gateway" {
+            if let Some(rad) = self.radius.as_mut() {
+                rad.set_gw_up(&name, up);
+            }
+            self.set_gateway(&name, up)
+        } else {
+            self.set_server(&group, &name, up)
+        };
+        eprintln!("pgw: health: {group}/{name} is now {} ({r})", if up { "UP" } else { "DOWN" });
     }
 
     fn publish_neighbours(&self) {
@@ -195,6 +261,15 @@ impl State {
         for q in &self.acct {
             while let Some(r) = q.pop() {
                 self.acct_total += 1;
+                if let Some(log) = &self.acctlog {
+                    let dev = self
+                        .radius
+                        .as_ref()
+                        .and_then(|x| x.devices.get(&r.device_id).cloned())
+                        .unwrap_or_else(|| r.device_id.to_string());
+                    let svc = self.service_name(r.service.map(|s| s.0));
+                    log.submit(crate::acctlog::AcctRow::from_record(&r, dev, svc, self.wall_offset_ms, self.proxy_accounting));
+                }
                 if self.acct_recent.len() == ACCT_KEEP {
                     self.acct_recent.pop_front();
                 }
@@ -205,6 +280,42 @@ impl State {
 
     fn answer(&self, req: &str) -> String {
         match req {
+            "servers" => {
+                let cur = self.tables.load();
+                let groups: Vec<serde_json::Value> = cur
+                    .gw
+                    .as_ref()
+                    .map(|g| {
+                        g.services
+                            .groups()
+                            .map(|grp| {
+                                serde_json::json!({
+                                    "group": grp.name,
+                                    "service": self.service_name(Some(grp.service.0)),
+                                    "policy": format!("{:?}", grp.policy),
+                                    "members": grp.members.iter().map(|m| serde_json::json!({
+                                        "name": m.name, "ip": ipstr(m.ip), "port": m.port, "weight": m.weight,
+                                        "priority": m.priority, "up": m.up,
+                                    })).collect::<Vec<_>>(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let gateways: Vec<serde_json::Value> = match (&cur.lb, &self.lb_gateways) {
+                    (Some(snap), Some(names)) => names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| {
+                            let up = snap.table.ranges().flat_map(|(_, _, e)| std::iter::once(e.primary).chain(e.substitutes.iter().copied())).find(|g| g.id == i as u16).map(|g| g.up);
+                            serde_json::json!({ "gateway": n, "up": up })
+                        })
+                        .collect(),
+                    _ => vec![],
+                };
+                let health: Vec<&crate::health::Target> = self.probers.iter().flat_map(|p| p.targets.iter()).collect();
+                serde_json::json!({ "groups": groups, "gateways": gateways, "health": health }).to_string()
+            }
             "sessions" => match &self.radius {
                 Some(r) => r.sessions_json(),
                 None => "{\"error\":\"this instance has no [radius] section\"}".into(),
@@ -241,7 +352,8 @@ impl State {
                         close: format!("{:?}", r.close).to_lowercase(),
                     })
                     .collect();
-                serde_json::json!({ "total": self.acct_total, "recent": rows }).to_string()
+                let log = self.acctlog.as_ref().map(|l| serde_json::to_value(l.stats()).unwrap_or_default());
+                serde_json::json!({ "total": self.acct_total, "recent": rows, "writer": log }).to_string()
             }
             "neighbors" => {
                 let t = self.tables.load();
@@ -277,7 +389,14 @@ impl State {
     fn poll_radius(&mut self) {
         let now_ms = self.started.elapsed().as_millis() as u64;
         let Some(r) = self.radius.as_mut() else { return };
-        let Some(sessions) = r.poll(now_ms) else { return };
+        let sessions = r.poll(now_ms);
+        for rec in std::mem::take(&mut r.pending_log) {
+            if let Some(log) = &self.acctlog {
+                let user = String::new();
+                log.submit_session(crate::acctlog::SessionLogRow::from_record(&rec, user, Vec::new(), self.wall_offset_ms));
+            }
+        }
+        let Some(sessions) = sessions else { return };
         let cur = self.tables.load();
         if let Some(gt) = &cur.gw {
             self.tables.store(Arc::new(Tables { gw: Some(gt.with_sessions(sessions)), ..(**cur).clone() }));
@@ -352,6 +471,22 @@ impl Management {
                 r
             }),
             started: Instant::now(),
+            probers: build_probers(e),
+            acctlog: match &e.profile.accounting {
+                Some(a) => Some(
+                    crate::acctlog::AcctLogger::start(crate::acctlog::AcctLogConfig {
+                        sqlite_path: a.sqlite.clone(),
+                        ipfix_collector: a.ipfix_collector.as_ref().and_then(|c| c.parse().ok()),
+                        batch_rows: a.batch_rows,
+                        batch_ms: a.batch_ms,
+                        ..Default::default()
+                    })
+                    .map_err(|err| EngineError(format!("accounting: {err}")))?,
+                ),
+                None => None,
+            },
+            wall_offset_ms: crate::acctlog::unix_ms_now(),
+            proxy_accounting: e.profile.accounting.as_ref().map(|a| a.proxy_accounting).unwrap_or(true),
         };
         let core = e.profile.cores.management;
         let stop = Arc::new(AtomicBool::new(false));
@@ -367,6 +502,7 @@ impl Management {
                 while !stop2.load(Relaxed) {
                     let busy = st.control_frames();
                     st.poll_radius();
+                    st.health_tick();
                     st.resolve();
                     st.drain_acct();
                     control::serve_pending(&listener, |req| st.answer(req));
@@ -395,4 +531,45 @@ impl Drop for Management {
         }
         let _ = std::fs::remove_file(&self.socket);
     }
+}
+
+/// Health checks from the profile: TCP probes of every server-group member
+/// (GW), ARP probes of every gateway with an address (LB).
+fn build_probers(e: &Engine) -> Vec<Prober> {
+    let mut v = Vec::new();
+    let ports = &e.info().ports;
+    if let (Some(g), Some(gc)) = (&e.gw, e.profile.gw.as_ref()) {
+        if let (Some(h), Some((lo, hi))) = (gc.health, g.cfg.reserved_ports) {
+            let sp = &ports[g.cfg.server_port as usize];
+            let mut pr = Prober::new(h, Source { port: sp.id, mac: sp.mac, ip: g.cfg.pool[0] }, (lo, hi));
+            for grp in g.services.groups() {
+                for m in &grp.members {
+                    if let Some(port) = m.port.or(h.port) {
+                        pr.add(&grp.name, &m.name, m.ip, ProbeKind::Tcp(port), m.up);
+                    }
+                }
+            }
+            v.push(pr);
+        }
+    }
+    if let (Some(b), Some(lc)) = (&e.lb, e.profile.lb.as_ref()) {
+        if let Some(h) = lc.health {
+            let lan = b.cfg.lan_port as usize;
+            let src_ip = e.profile.ports[lan]
+                .ipv4
+                .first()
+                .and_then(|c| crate::config::parse_cidr(c).ok())
+                .map(|(a, _)| a.octets());
+            if let Some(ip) = src_ip {
+                let mut pr = Prober::new(h, Source { port: ports[lan].id, mac: ports[lan].mac, ip }, (0, 0));
+                for gw in &lc.gateways {
+                    if let Some(a) = gw.ip.as_ref().and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()) {
+                        pr.add("gateway", &gw.name, a.octets(), ProbeKind::Arp, gw.up);
+                    }
+                }
+                v.push(pr);
+            }
+        }
+    }
+    v
 }

@@ -127,6 +127,8 @@ pub struct RadiusSide {
     pub unknown_client: u64,
     pub session_log: VecDeque<SessionLogRecord>,
     pub session_log_total: u64,
+    /// Session log records not yet handed to the accounting writer.
+    pub pending_log: Vec<SessionLogRecord>,
     buf: Vec<u8>,
 }
 
@@ -229,8 +231,16 @@ impl RadiusSide {
             unknown_client: 0,
             session_log: VecDeque::new(),
             session_log_total: 0,
+            pending_log: Vec::new(),
             buf: vec![0u8; 4096],
         }))
+    }
+
+    /// A gateway's health changed: a down gateway gets no new sessions.
+    pub fn set_gw_up(&mut self, name: &str, up: bool) {
+        if let Some(i) = self.gw_names.iter().position(|n| n == name) {
+            let _ = self.mgr.set_gw_up(GwId(i as u16), up);
+        }
     }
 
     /// Keep these sessions (the profile's static ones) in every table published.
@@ -285,6 +295,7 @@ impl RadiusSide {
                     if self.session_log.len() == 1024 {
                         self.session_log.pop_front();
                     }
+                    self.pending_log.push(rec.clone());
                     self.session_log.push_back(rec);
                     if let Ok(more) = self.mgr.session_log_written(&dev, sid) {
                         notes.extend(more);

@@ -46,14 +46,14 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 /// Skip (return false) when the test cannot create namespaces (not root).
 pub fn can_netns() -> bool {
-    if unsafe_free_is_root() && sh_ok("ip netns list") {
+    if is_root() && sh_ok("ip netns list") {
         return true;
     }
     eprintln!("SKIP: needs root and iproute2 (network namespaces)");
     false
 }
 
-fn unsafe_free_is_root() -> bool {
+fn is_root() -> bool {
     sh("id -u").trim() == "0"
 }
 

@@ -186,6 +186,9 @@ pub struct KeySpace {
     last: u16,
     /// Reserved range clipped to `first..=last`, if not empty.
     rsv: Option<(u16, u16)>,
+    /// The probe range as configured (answers to it go to the management
+    /// thread even when it lies outside the key range).
+    probe: Option<(u16, u16)>,
     /// Usable ports (range minus reserved).
     pub usable: u32,
     /// Ports (virtual indices) per worker.
@@ -226,6 +229,7 @@ impl KeySpace {
             first,
             last,
             rsv,
+            probe: cfg.reserved_ports,
             usable,
             per_worker,
             workers: cfg.workers.max(1),
@@ -267,8 +271,9 @@ impl KeySpace {
         }
     }
 
+    /// In the configured probe range (which may lie outside the key range).
     fn is_reserved(&self, port: u16) -> bool {
-        matches!(self.rsv, Some((lo, hi)) if (lo..=hi).contains(&port))
+        matches!(self.probe, Some((lo, hi)) if (lo..=hi).contains(&port))
     }
 
     /// Locate a key. O(pool) for the address, O(1) for the port.
@@ -350,6 +355,21 @@ pub fn key_owner(cfg: &GwConfig, pool_addr: [u8; 4], port: u16) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_range_outside_the_key_range_is_still_reserved() {
+        let cfg = GwConfig {
+            pool: vec![[10, 0, 0, 1]],
+            key_port_first: 1024,
+            key_port_last: 59999,
+            reserved_ports: Some((60000, 60999)),
+            ..GwConfig::default()
+        };
+        let ks = KeySpace::new(&cfg);
+        assert!(matches!(ks.locate([10, 0, 0, 1], 60500), KeyLoc::Reserved));
+        assert!(matches!(ks.locate([10, 0, 0, 1], 61000), KeyLoc::Unowned));
+        assert_eq!(ks.usable, 59999 - 1024 + 1);
+    }
 
     fn cfg(workers: u16, rsv: Option<(u16, u16)>) -> GwConfig {
         GwConfig {

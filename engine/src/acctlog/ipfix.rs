@@ -1,0 +1,576 @@
+//! IPFIX (RFC 7011) export of accounting rows, sans-I/O: rows and the wall
+//! clock in, whole UDP payloads out. The writer thread owns the socket.
+//!
+//! One **bidirectional record per connection** (RFC 5103 biflow): the up
+//! direction (subscriber → representative address) in the ordinary counters,
+//! the down direction in the *reverse* counters (enterprise 29305, the same
+//! element ids). nfdump ≥ 1.7 maps those to its "out packets"/"out bytes", so
+//! one line of `nfdump` shows a whole connection, as one row of the
+//! `accounting` table does. Collectors that do not know RFC 5103 skip the two
+//! reverse fields (they are enterprise-specific) and keep the up counts.
+//!
+//! Template 256 ([`TEMPLATE_ID`]), fields in this order:
+//!
+//! | # | element (id) | len | value |
+//! |---|---|---|---|
+//! | 1 | sourceIPv4Address (8) | 4 | subscriber address |
+//! | 2 | destinationIPv4Address (12) | 4 | representative address (VIP) |
+//! | 3 | sourceTransportPort (7) | 2 | subscriber port (0 unless TCP/UDP) |
+//! | 4 | destinationTransportPort (11) | 2 | representative port (0 unless TCP/UDP) |
+//! | 5 | protocolIdentifier (4) | 1 | IP protocol |
+//! | 6 | postNATSourceIPv4Address (225) | 4 | NAT key address (pool) |
+//! | 7 | postNATDestinationIPv4Address (226) | 4 | real server |
+//! | 8 | postNAPTSourceTransportPort (227) | 2 | NAT key port (0 unless TCP/UDP) |
+//! | 9 | postNAPTDestinationTransportPort (228) | 2 | real server port (0 unless TCP/UDP) |
+//! | 10 | flowStartMilliseconds (152) | 8 | first packet, Unix ms |
+//! | 11 | flowEndMilliseconds (153) | 8 | last packet, Unix ms |
+//! | 12 | packetDeltaCount (2) | 8 | packets up |
+//! | 13 | octetDeltaCount (1) | 8 | bytes up (IPv4 total length) |
+//! | 14 | reverse packetDeltaCount (29305/2) | 8 | packets down |
+//! | 15 | reverse octetDeltaCount (29305/1) | 8 | bytes down |
+//! | 16 | flowEndReason (136) | 1 | 1 idle timeout, 3 end of flow (FIN, RST) |
+//! | 17 | pgw proxyAccounting (PEN/4) | 1 | 1 proxy accounting, 0 not |
+//! | 18 | pgw deviceId (PEN/1) | var | mobile device id (UTF-8) |
+//! | 19 | pgw serviceName (PEN/2) | var | service type name |
+//! | 20 | pgw serverName (PEN/3) | var | HTTP Host / TLS SNI, or empty |
+//!
+//! PEN is the private enterprise number of the pgw elements, by default
+//! 32473, the number IANA reserves for documentation (RFC 5612): a
+//! deployment that has its own PEN sets it in [`ExporterConfig::enterprise`].
+//! nfdump 1.7 skips enterprise elements it does not know, variable-length
+//! ones included (checked by `engine/tests/acctlog_ipfix_nfdump.rs`).
+//! Strings longer than [`MAX_STRING`] bytes are cut (at a UTF-8 boundary),
+//! so a record always fits one message.
+//!
+//! Sequence numbers count data records (RFC 7011 §3.1): a message carries the
+//! number of records sent before it. Over UDP the template is repeated
+//! (RFC 7011 §8.4): in the first message, then whenever
+//! [`ExporterConfig::template_every_ms`] has passed or
+//! [`ExporterConfig::template_every_msgs`] messages went out since the last
+//! one.
+
+use super::AcctRow;
+use pgw_pipelines::gw::acct::CloseReason;
+
+/// IPFIX version number.
+pub const VERSION: u16 = 10;
+/// Message header length.
+pub const HEADER_LEN: usize = 16;
+/// Set id of a Template Set.
+pub const TEMPLATE_SET_ID: u16 = 2;
+/// The template of accounting records (data sets carry this id).
+pub const TEMPLATE_ID: u16 = 256;
+/// RFC 5103 reverse information element PEN.
+pub const REVERSE_PEN: u32 = 29305;
+/// IANA's documentation PEN (RFC 5612), the default for pgw elements.
+pub const EXAMPLE_PEN: u32 = 32473;
+/// Longest string element, bytes.
+pub const MAX_STRING: usize = 256;
+/// Variable-length field marker in a template.
+const VARLEN: u16 = 0xffff;
+
+/// pgw enterprise element ids (under [`ExporterConfig::enterprise`]).
+pub mod pgw_ie {
+    pub const DEVICE_ID: u16 = 1;
+    pub const SERVICE_NAME: u16 = 2;
+    pub const SERVER_NAME: u16 = 3;
+    pub const PROXY_ACCOUNTING: u16 = 4;
+}
+
+/// IANA element ids used.
+pub mod iana {
+    pub const OCTET_DELTA_COUNT: u16 = 1;
+    pub const PACKET_DELTA_COUNT: u16 = 2;
+    pub const PROTOCOL_IDENTIFIER: u16 = 4;
+    pub const SOURCE_TRANSPORT_PORT: u16 = 7;
+    pub const SOURCE_IPV4_ADDRESS: u16 = 8;
+    pub const DESTINATION_TRANSPORT_PORT: u16 = 11;
+    pub const DESTINATION_IPV4_ADDRESS: u16 = 12;
+    pub const FLOW_END_REASON: u16 = 136;
+    pub const FLOW_START_MILLISECONDS: u16 = 152;
+    pub const FLOW_END_MILLISECONDS: u16 = 153;
+    pub const POST_NAT_SOURCE_IPV4_ADDRESS: u16 = 225;
+    pub const POST_NAT_DESTINATION_IPV4_ADDRESS: u16 = 226;
+    pub const POST_NAPT_SOURCE_TRANSPORT_PORT: u16 = 227;
+    pub const POST_NAPT_DESTINATION_TRANSPORT_PORT: u16 = 228;
+}
+
+/// flowEndReason values (RFC 5102 / IANA).
+pub mod end_reason {
+    pub const IDLE_TIMEOUT: u8 = 1;
+    pub const END_OF_FLOW: u8 = 3;
+}
+
+/// One template field: element id, length, enterprise number (0: IANA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub id: u16,
+    pub len: u16,
+    pub pen: u32,
+}
+
+/// The fields of [`TEMPLATE_ID`], in record order (the table above).
+pub fn template_fields(enterprise: u32) -> [Field; 20] {
+    use iana::*;
+    let f = |id, len| Field { id, len, pen: 0 };
+    let e = |id, len, pen| Field { id, len, pen };
+    [
+        f(SOURCE_IPV4_ADDRESS, 4),
+        f(DESTINATION_IPV4_ADDRESS, 4),
+        f(SOURCE_TRANSPORT_PORT, 2),
+        f(DESTINATION_TRANSPORT_PORT, 2),
+        f(PROTOCOL_IDENTIFIER, 1),
+        f(POST_NAT_SOURCE_IPV4_ADDRESS, 4),
+        f(POST_NAT_DESTINATION_IPV4_ADDRESS, 4),
+        f(POST_NAPT_SOURCE_TRANSPORT_PORT, 2),
+        f(POST_NAPT_DESTINATION_TRANSPORT_PORT, 2),
+        f(FLOW_START_MILLISECONDS, 8),
+        f(FLOW_END_MILLISECONDS, 8),
+        f(PACKET_DELTA_COUNT, 8),
+        f(OCTET_DELTA_COUNT, 8),
+        e(PACKET_DELTA_COUNT, 8, REVERSE_PEN),
+        e(OCTET_DELTA_COUNT, 8, REVERSE_PEN),
+        f(FLOW_END_REASON, 1),
+        e(pgw_ie::PROXY_ACCOUNTING, 1, enterprise),
+        e(pgw_ie::DEVICE_ID, VARLEN, enterprise),
+        e(pgw_ie::SERVICE_NAME, VARLEN, enterprise),
+        e(pgw_ie::SERVER_NAME, VARLEN, enterprise),
+    ]
+}
+
+/// Exporter settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExporterConfig {
+    pub observation_domain: u32,
+    /// PEN of the pgw elements (deviceId, serviceName, serverName,
+    /// proxyAccounting).
+    pub enterprise: u32,
+    /// Largest message (UDP payload), bytes. 1400 stays under a 1500-byte
+    /// MTU with IPv4/IPv6 and UDP headers.
+    pub max_message: usize,
+    /// Repeat the template when this much time passed since it was last sent.
+    pub template_every_ms: u64,
+    /// ... or when this many messages went out since (≥ 1).
+    pub template_every_msgs: u32,
+}
+
+impl Default for ExporterConfig {
+    fn default() -> Self {
+        ExporterConfig {
+            observation_domain: 1,
+            enterprise: EXAMPLE_PEN,
+            max_message: 1400,
+            template_every_ms: 30_000,
+            template_every_msgs: 100,
+        }
+    }
+}
+
+/// The exporting process's state for one transport session: the sequence
+/// number and when the template was last sent.
+#[derive(Debug)]
+pub struct Exporter {
+    cfg: ExporterConfig,
+    template_set: Vec<u8>,
+    /// Data records sent so far (mod 2^32).
+    sequence: u32,
+    last_template_ms: Option<u64>,
+    msgs_since_template: u32,
+}
+
+/// What [`Exporter::encode`] produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Encoded {
+    pub messages: Vec<Vec<u8>>,
+    /// Data records in them.
+    pub records: u64,
+    /// Messages that carry the template set.
+    pub templates: u64,
+}
+
+impl Exporter {
+    /// # Panics
+    /// If `max_message` cannot hold a template and the largest record
+    /// ([`min_message`], 984 bytes; checked by `AcctLogger::start`).
+    pub fn new(cfg: ExporterConfig) -> Exporter {
+        let template_set = template_set(&template_fields(cfg.enterprise));
+        assert!(
+            cfg.max_message >= HEADER_LEN + template_set.len() + 4 + MAX_RECORD_LEN,
+            "ipfix max_message {} too small (minimum {})",
+            cfg.max_message,
+            min_message()
+        );
+        Exporter {
+            cfg,
+            template_set,
+            sequence: 0,
+            last_template_ms: None,
+            msgs_since_template: 0,
+        }
+    }
+
+    /// Data records sent so far (the next message's sequence number).
+    pub fn sequence(&self) -> u32 {
+        self.sequence
+    }
+
+    /// Encode `rows` into as few messages as fit `max_message`, the template
+    /// set first in a message when it is due. `now_unix_ms` is the wall
+    /// clock (export time, template timer).
+    pub fn encode(&mut self, rows: &[AcctRow], now_unix_ms: u64) -> Encoded {
+        let mut out = Encoded::default();
+        let mut rec = Vec::with_capacity(MAX_RECORD_LEN);
+        let mut i = 0;
+        while i < rows.len() {
+            let with_template = self.template_due(now_unix_ms);
+            let mut msg = Vec::with_capacity(self.cfg.max_message);
+            msg.extend_from_slice(&[0; HEADER_LEN]);
+            if with_template {
+                msg.extend_from_slice(&self.template_set);
+            }
+            let set_start = msg.len();
+            msg.extend_from_slice(&TEMPLATE_ID.to_be_bytes());
+            msg.extend_from_slice(&[0, 0]);
+            let mut n = 0u32;
+            while i < rows.len() {
+                rec.clear();
+                encode_record(&rows[i], &mut rec);
+                if msg.len() + rec.len() > self.cfg.max_message {
+                    break;
+                }
+                msg.extend_from_slice(&rec);
+                n += 1;
+                i += 1;
+            }
+            let set_len = (msg.len() - set_start) as u16;
+            msg[set_start + 2..set_start + 4].copy_from_slice(&set_len.to_be_bytes());
+            let export_s = (now_unix_ms / 1000) as u32;
+            write_header(
+                &mut msg,
+                export_s,
+                self.sequence,
+                self.cfg.observation_domain,
+            );
+            self.sequence = self.sequence.wrapping_add(n);
+            if with_template {
+                self.last_template_ms = Some(now_unix_ms);
+                self.msgs_since_template = 0;
+                out.templates += 1;
+            }
+            self.msgs_since_template += 1;
+            out.records += u64::from(n);
+            out.messages.push(msg);
+        }
+        out
+    }
+
+    fn template_due(&self, now_ms: u64) -> bool {
+        match self.last_template_ms {
+            None => true,
+            Some(t) => {
+                now_ms.saturating_sub(t) >= self.cfg.template_every_ms
+                    || self.msgs_since_template >= self.cfg.template_every_msgs.max(1)
+            }
+        }
+    }
+}
+
+/// Largest encoded data record: fixed part + three strings of
+/// [`MAX_STRING`] bytes with 3-byte length prefixes.
+pub const MAX_RECORD_LEN: usize = FIXED_RECORD_LEN + 3 * (3 + MAX_STRING);
+/// Bytes of the fixed-length fields of a record.
+pub const FIXED_RECORD_LEN: usize = 4 + 4 + 2 + 2 + 1 + 4 + 4 + 2 + 2 + 8 * 6 + 1 + 1;
+
+/// Smallest `max_message` [`Exporter::new`] accepts.
+pub fn min_message() -> usize {
+    HEADER_LEN + template_set(&template_fields(EXAMPLE_PEN)).len() + 4 + MAX_RECORD_LEN
+}
+
+/// A Template Set holding one template record ([`TEMPLATE_ID`]).
+pub fn template_set(fields: &[Field]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&TEMPLATE_SET_ID.to_be_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&TEMPLATE_ID.to_be_bytes());
+    v.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+    for f in fields {
+        if f.pen == 0 {
+            v.extend_from_slice(&f.id.to_be_bytes());
+            v.extend_from_slice(&f.len.to_be_bytes());
+        } else {
+            v.extend_from_slice(&(f.id | 0x8000).to_be_bytes());
+            v.extend_from_slice(&f.len.to_be_bytes());
+            v.extend_from_slice(&f.pen.to_be_bytes());
+        }
+    }
+    let len = v.len() as u16;
+    v[2..4].copy_from_slice(&len.to_be_bytes());
+    v
+}
+
+fn write_header(msg: &mut [u8], export_s: u32, sequence: u32, domain: u32) {
+    let len = msg.len() as u16;
+    msg[0..2].copy_from_slice(&VERSION.to_be_bytes());
+    msg[2..4].copy_from_slice(&len.to_be_bytes());
+    msg[4..8].copy_from_slice(&export_s.to_be_bytes());
+    msg[8..12].copy_from_slice(&sequence.to_be_bytes());
+    msg[12..16].copy_from_slice(&domain.to_be_bytes());
+}
+
+/// Ports are exported for TCP and UDP only (for ICMP the record's "ports"
+/// are echo identifiers, which collectors would read as type/code).
+fn has_ports(proto: u8) -> bool {
+    proto == 6 || proto == 17
+}
+
+/// One data record of [`TEMPLATE_ID`], appended to `out`.
+pub fn encode_record(r: &AcctRow, out: &mut Vec<u8>) {
+    let ports = has_ports(r.protocol);
+    let port = |p: u16| if ports { p } else { 0 };
+    let ms = |t: i64| u64::try_from(t).unwrap_or(0);
+    out.extend_from_slice(&r.subscriber_ip.octets());
+    out.extend_from_slice(&r.representative_ip.octets());
+    out.extend_from_slice(&port(r.subscriber_port).to_be_bytes());
+    out.extend_from_slice(&port(r.representative_port).to_be_bytes());
+    out.push(r.protocol);
+    out.extend_from_slice(&r.nat_ip.octets());
+    out.extend_from_slice(&r.real_server_ip.octets());
+    out.extend_from_slice(&port(r.nat_port).to_be_bytes());
+    out.extend_from_slice(&port(r.real_server_port).to_be_bytes());
+    out.extend_from_slice(&ms(r.start_unix_ms).to_be_bytes());
+    out.extend_from_slice(&ms(r.end_unix_ms).to_be_bytes());
+    out.extend_from_slice(&r.packets_up.to_be_bytes());
+    out.extend_from_slice(&r.bytes_up.to_be_bytes());
+    out.extend_from_slice(&r.packets_down.to_be_bytes());
+    out.extend_from_slice(&r.bytes_down.to_be_bytes());
+    out.push(match r.close_reason {
+        CloseReason::IdleTimeout => end_reason::IDLE_TIMEOUT,
+        CloseReason::Fin | CloseReason::Rst => end_reason::END_OF_FLOW,
+    });
+    out.push(u8::from(r.proxy_accounting));
+    put_string(out, &r.device_id);
+    put_string(out, &r.service);
+    put_string(out, &r.server_name);
+}
+
+/// A variable-length field (RFC 7011 §7): 1-byte length below 255, else
+/// 255 and a 2-byte length. Cut to [`MAX_STRING`] bytes.
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    let b = truncate_utf8(s, MAX_STRING).as_bytes();
+    if b.len() < 255 {
+        out.push(b.len() as u8);
+    } else {
+        out.push(255);
+        out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(b);
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut n = max;
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    &s[..n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn row() -> AcctRow {
+        AcctRow {
+            device_id: "dev-7".into(),
+            subscriber_ip: Ipv4Addr::new(127, 1, 2, 3),
+            subscriber_port: 0x9c41,
+            service: "web".into(),
+            representative_ip: Ipv4Addr::new(127, 0, 0, 80),
+            representative_port: 80,
+            proxy_accounting: true,
+            server_name: "a.example".into(),
+            real_server_ip: Ipv4Addr::new(127, 0, 0, 99),
+            real_server_port: 0x1f90,
+            nat_ip: Ipv4Addr::new(127, 0, 0, 9),
+            nat_port: 0x0401,
+            protocol: 6,
+            start_unix_ms: 0x0102_0304_0506,
+            end_unix_ms: 0x0102_0304_0a0b,
+            packets_up: 0x11,
+            bytes_up: 0x2233,
+            packets_down: 0x44,
+            bytes_down: 0x5566_7788,
+            close_reason: CloseReason::Fin,
+        }
+    }
+
+    /// The whole first message, computed by hand from RFC 7011 / 5103.
+    #[test]
+    fn message_with_template_and_one_record_byte_by_byte() {
+        let mut x = Exporter::new(ExporterConfig {
+            observation_domain: 0x0a0b0c0d,
+            ..ExporterConfig::default()
+        });
+        let out = x.encode(&[row()], 1_700_000_000_123);
+        assert_eq!(out.messages.len(), 1);
+        assert_eq!((out.records, out.templates), (1, 1));
+        #[rustfmt::skip]
+        let template: Vec<u8> = vec![
+            0x00, 0x02, 0x00, 0x70,             // template set, length 112
+            0x01, 0x00, 0x00, 0x14,             // template 256, 20 fields
+            0x00, 0x08, 0x00, 0x04,             // sourceIPv4Address
+            0x00, 0x0c, 0x00, 0x04,             // destinationIPv4Address
+            0x00, 0x07, 0x00, 0x02,             // sourceTransportPort
+            0x00, 0x0b, 0x00, 0x02,             // destinationTransportPort
+            0x00, 0x04, 0x00, 0x01,             // protocolIdentifier
+            0x00, 0xe1, 0x00, 0x04,             // postNATSourceIPv4Address
+            0x00, 0xe2, 0x00, 0x04,             // postNATDestinationIPv4Address
+            0x00, 0xe3, 0x00, 0x02,             // postNAPTSourceTransportPort
+            0x00, 0xe4, 0x00, 0x02,             // postNAPTDestinationTransportPort
+            0x00, 0x98, 0x00, 0x08,             // flowStartMilliseconds
+            0x00, 0x99, 0x00, 0x08,             // flowEndMilliseconds
+            0x00, 0x02, 0x00, 0x08,             // packetDeltaCount
+            0x00, 0x01, 0x00, 0x08,             // octetDeltaCount
+            0x80, 0x02, 0x00, 0x08, 0x00, 0x00, 0x72, 0x79, // reverse packetDeltaCount
+            0x80, 0x01, 0x00, 0x08, 0x00, 0x00, 0x72, 0x79, // reverse octetDeltaCount
+            0x00, 0x88, 0x00, 0x01,             // flowEndReason
+            0x80, 0x04, 0x00, 0x01, 0x00, 0x00, 0x7e, 0xd9, // pgw proxyAccounting
+            0x80, 0x01, 0xff, 0xff, 0x00, 0x00, 0x7e, 0xd9, // pgw deviceId
+            0x80, 0x02, 0xff, 0xff, 0x00, 0x00, 0x7e, 0xd9, // pgw serviceName
+            0x80, 0x03, 0xff, 0xff, 0x00, 0x00, 0x7e, 0xd9, // pgw serverName
+        ];
+        #[rustfmt::skip]
+        let data: Vec<u8> = vec![
+            0x01, 0x00, 0x00, 0x63,             // data set 256, length 99
+            127, 1, 2, 3,                       // subscriber
+            127, 0, 0, 80,                      // representative
+            0x9c, 0x41, 0x00, 0x50,             // ports
+            0x06,                               // TCP
+            127, 0, 0, 9,                       // NAT key address
+            127, 0, 0, 99,                      // real server
+            0x04, 0x01, 0x1f, 0x90,             // NAT key port, server port
+            0, 0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, // start
+            0, 0, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x0b, // end
+            0, 0, 0, 0, 0, 0, 0, 0x11,          // packets up
+            0, 0, 0, 0, 0, 0, 0x22, 0x33,       // bytes up
+            0, 0, 0, 0, 0, 0, 0, 0x44,          // packets down
+            0, 0, 0, 0, 0x55, 0x66, 0x77, 0x88, // bytes down
+            0x03,                               // end of flow detected
+            0x01,                               // proxy accounting
+            5, b'd', b'e', b'v', b'-', b'7',
+            3, b'w', b'e', b'b',
+            9, b'a', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e',
+        ];
+        let total = 16 + template.len() + data.len();
+        assert_eq!(total, 227);
+        #[rustfmt::skip]
+        let mut want: Vec<u8> = vec![
+            0x00, 0x0a, 0x00, 0xe3,             // version 10, length 227
+            0x65, 0x53, 0xf1, 0x00,             // export time 1700000000 s
+            0x00, 0x00, 0x00, 0x00,             // sequence: no record before
+            0x0a, 0x0b, 0x0c, 0x0d,             // observation domain
+        ];
+        want.extend_from_slice(&template);
+        want.extend_from_slice(&data);
+        assert_eq!(out.messages[0], want);
+        assert_eq!(x.sequence(), 1);
+
+        // Second message: no template (not due), sequence 1.
+        let out = x.encode(&[row()], 1_700_000_001_000);
+        assert_eq!(out.templates, 0);
+        let m = &out.messages[0];
+        assert_eq!(&m[0..4], &[0x00, 0x0a, 0x00, 16 + 99]);
+        assert_eq!(&m[8..12], &[0, 0, 0, 1]);
+        assert_eq!(&m[16..], &data[..]);
+    }
+
+    #[test]
+    fn template_is_repeated_by_time_and_by_message_count() {
+        let mut x = Exporter::new(ExporterConfig {
+            template_every_ms: 1000,
+            template_every_msgs: 3,
+            ..ExporterConfig::default()
+        });
+        let has_t = |m: &Vec<u8>| m[16..18] == [0, 2];
+        let t0 = 1_000_000;
+        let mut seen = vec![];
+        for k in 0..7u64 {
+            let out = x.encode(&[row()], t0 + k); // well inside 1 s
+            seen.push(has_t(&out.messages[0]));
+        }
+        assert_eq!(seen, [true, false, false, true, false, false, true]);
+        let out = x.encode(&[row()], t0 + 6 + 1000); // time passed
+        assert!(has_t(&out.messages[0]));
+        assert_eq!(x.sequence(), 8);
+    }
+
+    #[test]
+    fn rows_split_over_messages_and_sequence_counts_records() {
+        let mut x = Exporter::new(ExporterConfig {
+            max_message: min_message(),
+            ..ExporterConfig::default()
+        });
+        let rows = vec![row(); 40];
+        let out = x.encode(&rows, 5_000);
+        assert_eq!(out.records, 40);
+        assert!(out.messages.len() > 1);
+        let mut seq = 0u32;
+        let mut n = 0usize;
+        for m in &out.messages {
+            assert!(m.len() <= min_message());
+            assert_eq!(u16::from_be_bytes([m[2], m[3]]) as usize, m.len());
+            assert_eq!(u32::from_be_bytes([m[8], m[9], m[10], m[11]]), seq);
+            // walk the sets
+            let mut off = HEADER_LEN;
+            let mut recs = 0;
+            while off < m.len() {
+                let id = u16::from_be_bytes([m[off], m[off + 1]]);
+                let len = u16::from_be_bytes([m[off + 2], m[off + 3]]) as usize;
+                if id == TEMPLATE_ID {
+                    recs = (len - 4) / 95;
+                    assert_eq!((len - 4) % 95, 0);
+                }
+                off += len;
+            }
+            assert_eq!(off, m.len());
+            seq += recs as u32;
+            n += recs;
+        }
+        assert_eq!(n, 40);
+        assert_eq!(x.sequence(), 40);
+    }
+
+    #[test]
+    fn long_strings_use_the_three_byte_length_and_are_cut_on_a_char_boundary() {
+        let mut r = row();
+        r.device_id = "é".repeat(200); // 400 bytes
+        r.service = "s".repeat(255);
+        r.server_name = String::new();
+        let mut v = Vec::new();
+        encode_record(&r, &mut v);
+        let s = &v[FIXED_RECORD_LEN..];
+        assert_eq!(&s[..3], &[255, 0x01, 0x00]); // 256 bytes = 128 × "é"
+        assert_eq!(std::str::from_utf8(&s[3..259]).unwrap(), "é".repeat(128));
+        assert_eq!(&s[259..262], &[255, 0x00, 0xff]); // 255 needs the long form
+        assert_eq!(s[262 + 255], 0); // empty server name
+        assert_eq!(v.len(), FIXED_RECORD_LEN + 259 + 258 + 1);
+        assert_eq!(truncate_utf8("aé", 2), "a");
+    }
+
+    #[test]
+    fn icmp_records_carry_no_ports_and_idle_end_reason() {
+        let mut r = row();
+        r.protocol = 1;
+        r.close_reason = CloseReason::IdleTimeout;
+        let mut v = Vec::new();
+        encode_record(&r, &mut v);
+        assert_eq!(&v[8..12], &[0, 0, 0, 0]);
+        assert_eq!(&v[21..25], &[0, 0, 0, 0]);
+        assert_eq!(v[FIXED_RECORD_LEN - 2], end_reason::IDLE_TIMEOUT);
+    }
+}

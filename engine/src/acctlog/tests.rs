@@ -1,0 +1,439 @@
+use super::*;
+use pgw_pipelines::gw::acct::{Attr, AttrKind};
+use pgw_pipelines::gw::tables::ServiceId;
+use pgw_pipelines::mgmt::assign::GwId;
+use pgw_pipelines::mgmt::session::{NasInfo, SessionRef, Usage};
+use std::path::Path;
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::AtomicUsize;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "pgw-acctlog-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const BUSY: Duration = Duration::from_secs(1);
+
+fn row(i: u32) -> AcctRow {
+    AcctRow {
+        device_id: format!("dev-{i}"),
+        subscriber_ip: Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8),
+        subscriber_port: 40_000 + (i % 20_000) as u16,
+        service: if i.is_multiple_of(2) {
+            "web".into()
+        } else {
+            "mail".into()
+        },
+        representative_ip: Ipv4Addr::new(127, 0, 0, 80),
+        representative_port: 443,
+        proxy_accounting: i.is_multiple_of(3),
+        server_name: if i.is_multiple_of(4) {
+            String::new()
+        } else {
+            format!("h{i}.example")
+        },
+        real_server_ip: Ipv4Addr::new(127, 0, 1, (i % 7) as u8),
+        real_server_port: 8443,
+        nat_ip: Ipv4Addr::new(127, 0, 2, 1),
+        nat_port: 1024 + (i % 1000) as u16,
+        protocol: if i.is_multiple_of(5) { 17 } else { 6 },
+        start_unix_ms: 1_700_000_000_000 + i64::from(i),
+        end_unix_ms: 1_700_000_100_000 + 2 * i64::from(i),
+        packets_up: u64::from(i) + 1,
+        bytes_up: 1_000 * u64::from(i) + 40,
+        packets_down: 2 * u64::from(i) + 1,
+        bytes_down: (1 << 40) + u64::from(i),
+        close_reason: [CloseReason::Fin, CloseReason::Rst, CloseReason::IdleTimeout]
+            [(i % 3) as usize],
+    }
+}
+
+fn session(i: u32) -> SessionLogRow {
+    SessionLogRow {
+        session_id: 900 + u64::from(i),
+        device_id: format!("dev-{i}"),
+        user: format!("user{i}@example"),
+        address: Ipv4Addr::new(127, 3, 0, i as u8),
+        gw: 2,
+        nas_ip: if i.is_multiple_of(2) {
+            Some(Ipv4Addr::new(127, 4, 0, 1))
+        } else {
+            None
+        },
+        acct_session_id: format!("A{i:08X}"),
+        start_unix_ms: 1_700_000_000_000,
+        end_unix_ms: 1_700_000_500_000,
+        state_history: vec![
+            SessionStateChange {
+                state: "act".into(),
+                at_unix_ms: 1_700_000_000_000,
+            },
+            SessionStateChange {
+                state: "dormant".into(),
+                at_unix_ms: 1_700_000_200_000,
+            },
+            SessionStateChange {
+                state: "close".into(),
+                at_unix_ms: 1_700_000_500_000,
+            },
+        ],
+        close_cause: "status_close:1".into(),
+        in_octets: 11,
+        out_octets: 22,
+        in_packets: 3,
+        out_packets: 4,
+        session_time_s: 500,
+    }
+}
+
+#[test]
+fn sqlite_round_trip_keeps_every_value() {
+    let d = TempDir::new("roundtrip");
+    let path = d.path().join("a.sqlite");
+    let mut db = db::Db::open(&path, Synchronous::Full, BUSY).unwrap();
+    let rows: Vec<AcctRow> = (0..25).map(row).collect();
+    let mut extreme = row(99);
+    extreme.packets_up = u64::from(u32::MAX) * 3;
+    extreme.bytes_down = i64::MAX as u64;
+    extreme.start_unix_ms = 0;
+    extreme.device_id = "端末-ü".into(); // non-ASCII survives
+    let sessions: Vec<SessionLogRow> = (0..3).map(session).collect();
+    db.insert(&rows[..10], &sessions).unwrap();
+    db.insert(&rows[10..], &[]).unwrap();
+    db.insert(std::slice::from_ref(&extreme), &[]).unwrap();
+
+    let back = query_recent(&path, 1000).unwrap();
+    let mut want: Vec<AcctRow> = rows.clone();
+    want.push(extreme.clone());
+    want.reverse(); // newest first
+    assert_eq!(back, want);
+    assert_eq!(query_recent(&path, 2).unwrap(), want[..2].to_vec());
+
+    let s = query_recent_sessions(&path, 10).unwrap();
+    let mut sw = sessions.clone();
+    sw.reverse();
+    assert_eq!(s, sw);
+
+    // The columns hold plain values (readable with the sqlite3 shell).
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let (ip, proxy, close, mode): (String, i64, String, String) = c
+        .query_row(
+            "SELECT subscriber_ip, proxy_accounting, close_reason, \
+             (SELECT journal_mode FROM pragma_journal_mode) FROM accounting WHERE id = 4",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (ip.as_str(), proxy, close.as_str(), mode.as_str()),
+        ("127.1.0.3", 1, "fin", "wal")
+    );
+    let hist: String = c
+        .query_row(
+            "SELECT state_history FROM session_log WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        hist,
+        r#"[{"state":"act","at_unix_ms":1700000000000},{"state":"dormant","at_unix_ms":1700000200000},{"state":"close","at_unix_ms":1700000500000}]"#
+    );
+}
+
+#[test]
+fn reopening_keeps_rows_and_missing_file_is_an_error() {
+    let d = TempDir::new("reopen");
+    let path = d.path().join("b.sqlite");
+    db::Db::open(&path, Synchronous::Normal, BUSY)
+        .unwrap()
+        .insert(&[row(1)], &[])
+        .unwrap();
+    db::Db::open(&path, Synchronous::Full, BUSY)
+        .unwrap()
+        .insert(&[row(2)], &[])
+        .unwrap();
+    assert_eq!(query_recent(&path, 10).unwrap(), vec![row(2), row(1)]);
+    let e = query_recent(&d.path().join("none.sqlite"), 10).unwrap_err();
+    assert!(e.contains("none.sqlite"), "{e}");
+}
+
+#[test]
+fn from_record_resolves_and_shifts_times() {
+    let mut attr = Attr {
+        kind: AttrKind::TlsSni,
+        len: 9,
+        ..Attr::default()
+    };
+    attr.buf[..9].copy_from_slice(b"a.example");
+    let r = AcctRecord {
+        device_id: 42,
+        subscriber_ip: [127, 1, 0, 2],
+        subscriber_port: 40001,
+        rep_ip: [127, 0, 0, 80],
+        rep_port: 443,
+        nat_ip: [127, 0, 2, 1],
+        nat_port: 1030,
+        server_ip: [127, 0, 1, 5],
+        server_port: 8443,
+        proto: 6,
+        service: Some(ServiceId(3)),
+        group: Some(1),
+        start_ms: 1_000,
+        end_ms: 61_500,
+        up_pkts: 10,
+        up_bytes: 1_500,
+        down_pkts: 20,
+        down_bytes: 30_000,
+        attr,
+        close: CloseReason::Rst,
+    };
+    let a = AcctRow::from_record(&r, "dev-42".into(), "web".into(), 1_700_000_000_000, true);
+    assert_eq!(
+        a,
+        AcctRow {
+            device_id: "dev-42".into(),
+            subscriber_ip: Ipv4Addr::new(127, 1, 0, 2),
+            subscriber_port: 40001,
+            service: "web".into(),
+            representative_ip: Ipv4Addr::new(127, 0, 0, 80),
+            representative_port: 443,
+            proxy_accounting: true,
+            server_name: "a.example".into(),
+            real_server_ip: Ipv4Addr::new(127, 0, 1, 5),
+            real_server_port: 8443,
+            nat_ip: Ipv4Addr::new(127, 0, 2, 1),
+            nat_port: 1030,
+            protocol: 6,
+            start_unix_ms: 1_700_000_001_000,
+            end_unix_ms: 1_700_000_061_500,
+            packets_up: 10,
+            bytes_up: 1_500,
+            packets_down: 20,
+            bytes_down: 30_000,
+            close_reason: CloseReason::Rst,
+        }
+    );
+}
+
+#[test]
+fn session_row_from_record() {
+    let rec = SessionLogRecord {
+        session: SessionRef {
+            session_id: 7,
+            device_id: "dev-7".into(),
+            addr: Ipv4Addr::new(127, 3, 0, 7),
+            gw: GwId(1),
+        },
+        acct_session_id: "S1".into(),
+        nas: NasInfo {
+            ip: Some(Ipv4Addr::new(127, 4, 0, 1)),
+            ..NasInfo::default()
+        },
+        started_ms: 100,
+        closed_ms: 900,
+        cause: CloseCause::SessionTimer,
+        usage: Usage {
+            in_octets: 1,
+            out_octets: 2,
+            in_packets: 3,
+            out_packets: 4,
+            session_time_s: 5,
+        },
+    };
+    let s = SessionLogRow::from_record(&rec, "u".into(), vec![], 10_000);
+    assert_eq!(
+        (s.session_id, s.gw, s.start_unix_ms, s.end_unix_ms),
+        (7, 1, 10_100, 10_900)
+    );
+    assert_eq!(s.close_cause, "session_timer");
+    assert_eq!(s.nas_ip, Some(Ipv4Addr::new(127, 4, 0, 1)));
+    assert_eq!((s.in_octets, s.out_packets, s.session_time_s), (1, 4, 5));
+    assert_eq!(
+        close_cause_text(&CloseCause::StatusClose {
+            terminate_cause: Some(4)
+        }),
+        "status_close:4"
+    );
+}
+
+#[test]
+fn clean_stop_commits_every_accepted_row() {
+    let d = TempDir::new("stop");
+    let path = d.path().join("c.sqlite");
+    let mut l = AcctLogger::start(AcctLogConfig {
+        sqlite_path: Some(path.clone()),
+        batch_rows: 64,
+        batch_ms: 10_000, // only the size trigger and stop commit
+        ..AcctLogConfig::default()
+    })
+    .unwrap();
+    let n = 1_000u32;
+    for i in 0..n {
+        assert!(l.submit(row(i)));
+    }
+    for i in 0..5 {
+        assert!(l.submit_session(session(i)));
+    }
+    let st = l.stop();
+    assert_eq!(l.acknowledged(), u64::from(n));
+    assert_eq!(st.submitted, u64::from(n));
+    assert_eq!((st.rows_written, st.sessions_written), (u64::from(n), 5));
+    assert_eq!((st.queue_full, st.db_errors, st.lost_on_stop), (0, 0, 0));
+    let back = query_recent(&path, 10_000).unwrap();
+    let want: Vec<AcctRow> = (0..n).rev().map(row).collect();
+    assert_eq!(back, want);
+    assert_eq!(query_recent_sessions(&path, 10).unwrap().len(), 5);
+    // Stopped: submit refuses and counts.
+    assert!(!l.submit(row(0)));
+    assert_eq!(l.stats().queue_full, 1);
+}
+
+#[test]
+fn drop_flushes_and_the_time_trigger_commits() {
+    let d = TempDir::new("drop");
+    let path = d.path().join("d.sqlite");
+    let l = AcctLogger::start(AcctLogConfig {
+        sqlite_path: Some(path.clone()),
+        batch_rows: 1_000_000,
+        batch_ms: 30,
+        ..AcctLogConfig::default()
+    })
+    .unwrap();
+    for i in 0..3 {
+        l.submit(row(i));
+    }
+    // The size trigger cannot fire; the age trigger does.
+    let t = Instant::now();
+    while l.acknowledged() < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "batch_ms never fired"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(l.stats().batches, 1);
+    for i in 3..10 {
+        l.submit(row(i));
+    }
+    assert!(l.flush(Duration::from_secs(10)));
+    assert_eq!(l.acknowledged(), 10);
+    l.submit(row(10));
+    drop(l);
+    assert_eq!(query_recent(&path, 100).unwrap().len(), 11);
+}
+
+#[test]
+fn ipfix_only_logger_exports_to_a_udp_socket() {
+    let coll = UdpSocket::bind("127.0.0.1:0").unwrap();
+    coll.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut l = AcctLogger::start(AcctLogConfig {
+        ipfix_collector: Some(coll.local_addr().unwrap()),
+        batch_rows: 4,
+        batch_ms: 10_000,
+        ..AcctLogConfig::default()
+    })
+    .unwrap();
+    for i in 0..10 {
+        l.submit(row(i));
+    }
+    let st = l.stop();
+    assert_eq!(l.acknowledged(), 10);
+    assert_eq!((st.ipfix_records, st.ipfix_errors), (10, 0));
+    // batches of 4, 4, 2 → three messages, the first with the template
+    assert_eq!((st.ipfix_messages, st.ipfix_templates), (3, 1));
+    let mut buf = [0u8; 2048];
+    let mut seqs = vec![];
+    for _ in 0..3 {
+        let n = coll.recv(&mut buf).unwrap();
+        assert_eq!(&buf[0..2], &[0, 10]);
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]) as usize, n);
+        seqs.push(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+    }
+    assert_eq!(seqs, [0, 4, 8]);
+}
+
+#[test]
+fn start_refuses_bad_configurations() {
+    let e = |c: AcctLogConfig| AcctLogger::start(c).err().unwrap();
+    assert!(e(AcctLogConfig::default()).contains("neither"));
+    let bad_dir = AcctLogConfig {
+        sqlite_path: Some("/nonexistent-dir/x/acct.sqlite".into()),
+        ..AcctLogConfig::default()
+    };
+    assert!(e(bad_dir).contains("/nonexistent-dir/x/acct.sqlite"));
+    let small = AcctLogConfig {
+        ipfix_collector: Some("127.0.0.1:9".parse().unwrap()),
+        ipfix: ipfix::ExporterConfig {
+            max_message: 500,
+            ..ipfix::ExporterConfig::default()
+        },
+        ..AcctLogConfig::default()
+    };
+    assert!(e(small).contains("max_message"));
+}
+
+#[test]
+fn a_locked_database_is_retried_and_a_full_queue_refuses() {
+    let d = TempDir::new("locked");
+    let path = d.path().join("e.sqlite");
+    let mut l = AcctLogger::start(AcctLogConfig {
+        sqlite_path: Some(path.clone()),
+        batch_rows: 2,
+        batch_ms: 20,
+        queue_rows: 4,
+        db_busy_ms: 10,
+        ..AcctLogConfig::default()
+    })
+    .unwrap();
+    // Another connection holds the write lock far longer than db_busy_ms:
+    // commits fail, are counted and retried; the writer holds at most
+    // 4 × batch_rows, then the queue fills and submit refuses.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut accepted = 0u64;
+    for i in 0..40 {
+        if l.submit(row(i)) {
+            accepted += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let st = l.stats();
+    assert_eq!(l.acknowledged(), 0, "committed through another's lock");
+    assert!(st.db_errors >= 2, "{st:?}");
+    assert!(accepted <= 8 + 4 + 2, "accepted {accepted} while failing");
+    assert_eq!(st.queue_full, 40 - accepted);
+    other.execute_batch("COMMIT").unwrap();
+    let t = Instant::now();
+    while l.acknowledged() < accepted {
+        assert!(t.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = l.stop();
+    assert_eq!((st.rows_written, st.lost_on_stop), (accepted, 0));
+    // The accepted rows, in order, are the first ones (later ones refused).
+    let back = query_recent(&path, 100).unwrap();
+    assert_eq!(back.len() as u64, accepted);
+    assert_eq!(back.last(), Some(&row(0)));
+}
