@@ -170,6 +170,17 @@ pub struct NeighborCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ControlCfg {
+    /// "address:port" where the management instance sends this gateway's sessions.
+    pub listen: String,
+    /// Shared secret (HMAC-SHA256).
+    pub secret: String,
+    /// This gateway's name in the management instance's `[[radius.gateway]]`.
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountingCfg {
     /// SQLite database (WAL, batched transactions; created if missing).
     #[serde(default)]
@@ -377,6 +388,9 @@ pub struct Profile {
     pub gw: Option<GwCfg>,
     #[serde(default)]
     pub lb: Option<LbCfg>,
+    /// Listener of the control protocol (sessions from a management instance).
+    #[serde(default)]
+    pub control: Option<ControlCfg>,
     /// Where accounting records and the session log go.
     #[serde(default)]
     pub accounting: Option<AccountingCfg>,
@@ -669,6 +683,15 @@ impl Profile {
             crate::gwcfg::build_lb(self, [0; 6]).map(|_| ())?;
         }
         crate::radius::build(self)?;
+        if let Some(c) = &self.control {
+            c.listen.parse::<std::net::SocketAddr>().map_err(|_| self.err("control.listen", format!("{:?} is not address:port", c.listen)))?;
+            if c.secret.len() < 8 {
+                return Err(self.err("control.secret", "use a secret of at least 8 characters"));
+            }
+            if self.gw.is_none() {
+                return Err(self.err("control", "only a gateway (role gw or lb+gw) receives sessions"));
+            }
+        }
         if let Some(a) = &self.accounting {
             if let Some(c) = &a.ipfix_collector {
                 c.parse::<std::net::SocketAddr>()

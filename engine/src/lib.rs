@@ -12,6 +12,7 @@ pub mod acctlog;
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod ctlproto;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod gwcfg;

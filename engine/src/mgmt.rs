@@ -92,6 +92,14 @@ struct State {
     /// Unix ms minus the workers' monotonic ms.
     wall_offset_ms: i64,
     proxy_accounting: bool,
+    /// Sessions: the profile's static ones, this instance's RADIUS ones, and
+    /// those a management instance sent (merged in that order).
+    static_sessions: Vec<([u8; 4], pgw_pipelines::gw::tables::Session)>,
+    radius_sessions: Vec<([u8; 4], pgw_pipelines::gw::tables::Session)>,
+    remote_sessions: Vec<([u8; 4], pgw_pipelines::gw::tables::Session)>,
+    remote_devices: HashMap<u64, String>,
+    /// Control-protocol listener (a gateway instance).
+    ctl: Option<(std::net::UdpSocket, crate::ctlproto::Receiver)>,
     /// The RADIUS server and session manager, when the profile has one.
     radius: Option<crate::radius::RadiusSide>,
     started: Instant,
@@ -266,6 +274,7 @@ impl State {
                         .radius
                         .as_ref()
                         .and_then(|x| x.devices.get(&r.device_id).cloned())
+                        .or_else(|| self.remote_devices.get(&r.device_id).cloned())
                         .unwrap_or_else(|| r.device_id.to_string());
                     let svc = self.service_name(r.service.map(|s| s.0));
                     log.submit(crate::acctlog::AcctRow::from_record(&r, dev, svc, self.wall_offset_ms, self.proxy_accounting));
@@ -385,6 +394,38 @@ impl State {
 }
 
 impl State {
+    /// Publish the merged session table to the workers.
+    fn publish_sessions(&self) {
+        let cur = self.tables.load();
+        let Some(gt) = &cur.gw else { return };
+        let all = self.static_sessions.iter().chain(self.remote_sessions.iter()).chain(self.radius_sessions.iter()).cloned();
+        let next = Tables { gw: Some(gt.with_sessions(pgw_pipelines::gw::tables::Sessions::new(all))), ..(**cur).clone() };
+        self.tables.store(Arc::new(next));
+    }
+
+    /// Session tables from the management instance (control protocol).
+    fn poll_control(&mut self) {
+        let Some((sock, rx)) = self.ctl.as_mut() else { return };
+        let mut buf = [0u8; 65536];
+        let mut changed = false;
+        while let Ok((n, _from)) = sock.recv_from(&mut buf) {
+            if let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) {
+                self.remote_sessions = m
+                    .sessions
+                    .iter()
+                    .map(|e| (e.addr.octets(), pgw_pipelines::gw::tables::Session { device_id: e.device_key, active: e.active, allowed: e.allowed }))
+                    .collect();
+                for e in &m.sessions {
+                    self.remote_devices.insert(e.device_key, e.device.clone());
+                }
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish_sessions();
+        }
+    }
+
     /// Serve RADIUS; publish the GW's session table when it changed.
     fn poll_radius(&mut self) {
         let now_ms = self.started.elapsed().as_millis() as u64;
@@ -397,10 +438,8 @@ impl State {
             }
         }
         let Some(sessions) = sessions else { return };
-        let cur = self.tables.load();
-        if let Some(gt) = &cur.gw {
-            self.tables.store(Arc::new(Tables { gw: Some(gt.with_sessions(sessions)), ..(**cur).clone() }));
-        }
+        self.radius_sessions = sessions;
+        self.publish_sessions();
     }
 
     /// Mark an LB gateway up or down and publish the new LB table.
@@ -464,12 +503,20 @@ impl Management {
             neighbours_learned: 0,
             arp_sent: 0,
             lb_gateways: e.lb.as_ref().map(|b| b.gateway_names.clone()),
-            radius: crate::radius::RadiusSide::start(&e.profile).map_err(EngineError)?.map(|mut r| {
-                if let Some(g) = &e.gw {
-                    r.seed(&g.static_sessions);
+            radius: crate::radius::RadiusSide::start(&e.profile).map_err(EngineError)?,
+            static_sessions: e.gw.as_ref().map(|g| g.static_sessions.clone()).unwrap_or_default(),
+            radius_sessions: Vec::new(),
+            remote_sessions: Vec::new(),
+            remote_devices: HashMap::new(),
+            ctl: match &e.profile.control {
+                Some(c) => {
+                    let s = std::net::UdpSocket::bind(&c.listen)
+                        .map_err(|err| EngineError(format!("control.listen {}: {err}", c.listen)))?;
+                    s.set_nonblocking(true).map_err(|err| EngineError(err.to_string()))?;
+                    Some((s, crate::ctlproto::Receiver::new(c.secret.as_bytes(), &c.gateway)))
                 }
-                r
-            }),
+                None => None,
+            },
             started: Instant::now(),
             probers: build_probers(e),
             acctlog: match &e.profile.accounting {
@@ -502,6 +549,7 @@ impl Management {
                 while !stop2.load(Relaxed) {
                     let busy = st.control_frames();
                     st.poll_radius();
+                    st.poll_control();
                     st.health_tick();
                     st.resolve();
                     st.drain_acct();

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
-use pgw_pipelines::gw::tables::{Session, Sessions};
+use pgw_pipelines::gw::tables::Session;
 use pgw_pipelines::mgmt::assign::{Assigner, GwConfig as AssignGw, GwId, Ipv4Range};
 use pgw_pipelines::mgmt::session::{Notification, SessionConfig, SessionLogRecord, SessionState, StatusChange};
 use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
@@ -47,6 +47,17 @@ pub struct RadiusCfg {
     /// Interval the NAS is told to send Interim-Updates at.
     #[serde(default)]
     pub interim_interval_s: Option<u32>,
+    /// Shared secret of the control protocol toward the gateway instances
+    /// (`[[radius.gateway]] control`), see `ctlproto`.
+    #[serde(default)]
+    pub control_secret: Option<String>,
+    /// Resend every remote gateway its session table this often (seconds).
+    #[serde(default = "d_resync_s")]
+    pub control_resync_s: f64,
+    /// Service ids (bits of the allowed-services bitmap), when this instance
+    /// has no `[gw]` section of its own; must match the gateways' ids.
+    #[serde(rename = "service", default)]
+    pub services: Vec<crate::config::ServiceCfg>,
     #[serde(rename = "client", default)]
     pub clients: Vec<ClientCfg>,
     #[serde(rename = "user", default)]
@@ -57,6 +68,9 @@ pub struct RadiusCfg {
 
 fn d_session_s() -> f64 {
     3600.0
+}
+fn d_resync_s() -> f64 {
+    2.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +105,10 @@ pub struct AssignGwCfg {
     pub ranges: Vec<String>,
     #[serde(default = "d_true")]
     pub up: bool,
+    /// Control listener of that gateway's pgw instance ("address:port"),
+    /// where its session table is sent (not needed for `this_gateway`).
+    #[serde(default)]
+    pub control: Option<String>,
 }
 
 fn d_true() -> bool {
@@ -119,9 +137,19 @@ pub struct RadiusSide {
     acct: UdpSocket,
     clients: HashMap<IpAddr, RadiusClient>,
     mgr: Manager<SocketAddr>,
-    this_gw: GwId,
+    this_gw: Option<GwId>,
     gw_names: Vec<String>,
-    gw_sessions: HashMap<[u8; 4], GwSession>,
+    /// Session tables per gateway: address → (device id, entry).
+    gw_sessions: HashMap<GwId, HashMap<[u8; 4], (String, GwSession)>>,
+    /// Remote gateways: control address, and whether their table changed.
+    remotes: HashMap<GwId, (std::net::SocketAddr, bool, String)>,
+    control_secret: Vec<u8>,
+    resync: std::time::Duration,
+    last_sync: Option<std::time::Instant>,
+    ctl_sock: Option<UdpSocket>,
+    epoch: i64,
+    seq: u64,
+    pub control_sent: u64,
     /// device key → device id string (for accounting records).
     pub devices: HashMap<u64, String>,
     pub unknown_client: u64,
@@ -143,18 +171,24 @@ fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigErr
 }
 
 /// Build the manager from the profile (validation and start share this).
-pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, GwId, Vec<String>, HashMap<IpAddr, RadiusClient>)>, ConfigError> {
+#[allow(clippy::type_complexity)]
+pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Option<GwId>, Vec<String>, HashMap<IpAddr, RadiusClient>)>, ConfigError> {
     let Some(r) = p.radius.clone() else { return Ok(None) };
     r.listen.parse::<SocketAddr>().map_err(|_| p.err("radius.listen", format!("{:?} is not address:port", r.listen)))?;
     r.acct_listen
         .parse::<SocketAddr>()
         .map_err(|_| p.err("radius.acct_listen", format!("{:?} is not address:port", r.acct_listen)))?;
     // Service ids: the GW's, so the bitmaps agree bit for bit.
-    let gw_services: Vec<(u8, String)> = p
-        .gw
-        .as_ref()
-        .map(|g| g.services.iter().map(|s| (s.id, s.name.clone())).collect())
-        .unwrap_or_default();
+    let gw_services: Vec<(u8, String)> = if !r.services.is_empty() {
+        r.services.iter().map(|s| (s.id, s.name.clone())).collect()
+    } else {
+        p.gw.as_ref().map(|g| g.services.iter().map(|s| (s.id, s.name.clone())).collect()).unwrap_or_default()
+    };
+    for (i, sv) in r.services.iter().enumerate() {
+        if sv.id > 63 {
+            return Err(p.err(format!("radius.service[{i}].id"), format!("{} > 63", sv.id)));
+        }
+    }
     let max = gw_services.iter().map(|(i, _)| *i as usize + 1).max().unwrap_or(0);
     let mut names: Vec<String> = (0..max).map(|i| format!("#unused{i}")).collect();
     for (i, n) in &gw_services {
@@ -165,7 +199,7 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, GwId
     for (i, u) in r.users.iter().enumerate() {
         for (j, s) in u.services.iter().enumerate() {
             if !gw_services.iter().any(|(_, n)| n == s) {
-                return Err(p.err(format!("radius.user[{i}].services[{j}]"), format!("no [[gw.service]] named {s:?}")));
+                return Err(p.err(format!("radius.user[{i}].services[{j}]"), format!("no service named {s:?} ([[radius.service]] or [[gw.service]])")));
             }
         }
         users.push(UserRecord { user_id: u.user.clone(), password: u.password.clone(), device_id: u.device_id.clone(), phone: u.phone.clone() });
@@ -186,11 +220,19 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, GwId
     }
     let gw_names: Vec<String> = r.gateways.iter().map(|g| g.name.clone()).collect();
     let this = match &r.this_gateway {
-        Some(n) => GwId(
+        Some(n) => Some(GwId(
             gw_names.iter().position(|g| g == n).ok_or_else(|| p.err("radius.this_gateway", format!("no [[radius.gateway]] named {n:?}")))? as u16,
-        ),
-        None => GwId(0),
+        )),
+        None => None,
     };
+    for (i, g) in r.gateways.iter().enumerate() {
+        if let Some(c) = &g.control {
+            c.parse::<SocketAddr>().map_err(|_| p.err(format!("radius.gateway[{i}].control"), format!("{c:?} is not address:port")))?;
+            if r.control_secret.as_deref().unwrap_or("").is_empty() {
+                return Err(p.err("radius.control_secret", "a secret is needed to send sessions to gateway instances"));
+            }
+        }
+    }
     let assigner = Assigner::new(gws).map_err(|e| p.err("radius.gateway", e.to_string()))?;
     let mut clients = HashMap::new();
     for (i, c) in r.clients.iter().enumerate() {
@@ -219,6 +261,20 @@ impl RadiusSide {
             s.set_nonblocking(true).map_err(|e| e.to_string())?;
             Ok(s)
         };
+        let remotes: HashMap<GwId, (SocketAddr, bool, String)> = r
+            .gateways
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(GwId(*i as u16)) != this_gw)
+            .filter_map(|(i, g)| g.control.as_ref().and_then(|c| c.parse().ok()).map(|a| (GwId(i as u16), (a, true, "startup".to_string()))))
+            .collect();
+        let ctl_sock = if remotes.is_empty() {
+            None
+        } else {
+            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("control socket: {e}"))?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Some(s)
+        };
         Ok(Some(RadiusSide {
             auth: bind(&r.listen)?,
             acct: bind(&r.acct_listen)?,
@@ -227,6 +283,14 @@ impl RadiusSide {
             this_gw,
             gw_names,
             gw_sessions: HashMap::new(),
+            remotes,
+            control_secret: r.control_secret.clone().unwrap_or_default().into_bytes(),
+            resync: std::time::Duration::from_secs_f64(r.control_resync_s.max(0.1)),
+            last_sync: None,
+            ctl_sock,
+            epoch: crate::acctlog::unix_ms_now(),
+            seq: 0,
+            control_sent: 0,
             devices: HashMap::new(),
             unknown_client: 0,
             session_log: VecDeque::new(),
@@ -243,16 +307,9 @@ impl RadiusSide {
         }
     }
 
-    /// Keep these sessions (the profile's static ones) in every table published.
-    pub fn seed(&mut self, entries: &[([u8; 4], Session)]) {
-        for (a, s) in entries {
-            self.gw_sessions.insert(*a, GwSession { device_id: s.device_id, active: s.active, allowed: s.allowed });
-        }
-    }
-
     /// Serve pending datagrams and timers. Returns a new session table for
     /// the GW when anything changed for this instance's gateway.
-    pub fn poll(&mut self, now_ms: u64) -> Option<Sessions> {
+    pub fn poll(&mut self, now_ms: u64) -> Option<Vec<([u8; 4], Session)>> {
         let mut notes = Vec::new();
         for sock in 0..2 {
             loop {
@@ -280,13 +337,13 @@ impl RadiusSide {
             let n = notes[i].clone();
             i += 1;
             match n {
-                Notification::SessionStart(r) => changed |= self.install(&r.device_id, r.addr, r.gw, true),
+                Notification::SessionStart(r) => changed |= self.install(&r.device_id, r.addr, r.gw, true, "session_start"),
                 Notification::StatusChange { session: r, change } => match change {
-                    StatusChange::Start | StatusChange::Interim => changed |= self.install(&r.device_id, r.addr, r.gw, true),
-                    StatusChange::Stop => changed |= self.install(&r.device_id, r.addr, r.gw, false),
-                    StatusChange::Close => changed |= self.gw_sessions.remove(&r.addr.octets()).is_some(),
+                    StatusChange::Start | StatusChange::Interim => changed |= self.install(&r.device_id, r.addr, r.gw, true, "status_change start"),
+                    StatusChange::Stop => changed |= self.install(&r.device_id, r.addr, r.gw, false, "status_change stop"),
+                    StatusChange::Close => changed |= self.remove(&r.device_id, r.addr, r.gw, "status_change close"),
                 },
-                Notification::SessionTermination(r) => changed |= self.gw_sessions.remove(&r.addr.octets()).is_some(),
+                Notification::SessionTermination(r) => changed |= self.remove(&r.device_id, r.addr, r.gw, "session_termination"),
                 Notification::WriteSessionLog(rec) => {
                     // The session log is kept here (and by the accounting
                     // writer where one is configured); written → None.
@@ -304,25 +361,89 @@ impl RadiusSide {
                 Notification::SessionRemoved(_) => {}
             }
         }
-        changed.then(|| {
-            Sessions::new(
-                self.gw_sessions
-                    .iter()
-                    .map(|(a, s)| (*a, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })),
-            )
-        })
+        self.sync_remotes();
+        changed.then(|| self.local_sessions())
     }
 
-    fn install(&mut self, device: &str, addr: Ipv4Addr, gw: GwId, active: bool) -> bool {
-        if gw != self.this_gw {
-            return false;
+    /// This instance's own gateway's sessions.
+    pub fn local_sessions(&self) -> Vec<([u8; 4], Session)> {
+        let Some(gw) = self.this_gw else { return Vec::new() };
+        self.gw_sessions
+            .get(&gw)
+            .map(|t| t.iter().map(|(a, (_, s))| (*a, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })).collect())
+            .unwrap_or_default()
+    }
+
+    /// Send each remote gateway its table: at once when it changed, and
+    /// every `resync` anyway.
+    fn sync_remotes(&mut self) {
+        let Some(sock) = &self.ctl_sock else { return };
+        let due = self.last_sync.is_none_or(|t| t.elapsed() >= self.resync);
+        if due {
+            self.last_sync = Some(std::time::Instant::now());
         }
+        for (gw, (addr, dirty, event)) in self.remotes.iter_mut() {
+            if !(*dirty || due) {
+                continue;
+            }
+            self.seq += 1;
+            let sessions = self
+                .gw_sessions
+                .get(gw)
+                .map(|t| {
+                    t.iter()
+                        .map(|(a, (dev, s))| crate::ctlproto::SessionEntry {
+                            addr: Ipv4Addr::from(*a),
+                            device: dev.clone(),
+                            device_key: s.device_id,
+                            active: s.active,
+                            allowed: s.allowed,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let msg = crate::ctlproto::Message {
+                v: 1,
+                epoch: self.epoch,
+                seq: self.seq,
+                ts: crate::acctlog::unix_ms_now(),
+                gateway: self.gw_names.get(gw.0 as usize).cloned().unwrap_or_default(),
+                event: if *dirty { std::mem::take(event) } else { "resync".into() },
+                sessions,
+            };
+            if sock.send_to(&crate::ctlproto::encode(&msg, &self.control_secret), *addr).is_ok() {
+                self.control_sent += 1;
+                *dirty = false;
+            }
+        }
+    }
+
+    fn remove(&mut self, device: &str, addr: Ipv4Addr, gw: GwId, event: &str) -> bool {
+        let removed = self.gw_sessions.get_mut(&gw).and_then(|t| t.remove(&addr.octets())).is_some();
+        if removed {
+            self.mark(gw, format!("{event} {device} {addr}"));
+        }
+        removed && Some(gw) == self.this_gw
+    }
+
+    fn mark(&mut self, gw: GwId, event: String) {
+        if let Some((_, dirty, ev)) = self.remotes.get_mut(&gw) {
+            *dirty = true;
+            *ev = event;
+        }
+    }
+
+    fn install(&mut self, device: &str, addr: Ipv4Addr, gw: GwId, active: bool, event: &str) -> bool {
         let key = device_key(device);
         self.devices.insert(key, device.to_string());
         let allowed = self.mgr.services().services_of(device).0;
         let new = GwSession { device_id: key, active, allowed };
-        let old = self.gw_sessions.insert(addr.octets(), new);
-        old.map(|o| o.active != active || o.allowed != allowed).unwrap_or(true)
+        let old = self.gw_sessions.entry(gw).or_default().insert(addr.octets(), (device.to_string(), new));
+        let changed = old.map(|(_, o)| o.active != active || o.allowed != allowed).unwrap_or(true);
+        if changed {
+            self.mark(gw, format!("{event} {device} {addr}"));
+        }
+        changed && Some(gw) == self.this_gw
     }
 
     /// `pgw sessions`: every session with its state, and the counters.
@@ -366,7 +487,8 @@ impl RadiusSide {
             "session_log": log,
             "unknown_client": self.unknown_client,
             "counters": format!("{:?}", self.mgr.counters()),
-            "gw_table_entries": self.gw_sessions.len(),
+            "gw_table_entries": self.gw_sessions.values().map(|t| t.len()).sum::<usize>(),
+            "control_sent": self.control_sent,
         })
         .to_string()
     }
