@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # README's first command: the main job on an embedded default.
-# Builds pgw, starts it on two net_tap ports (configs/tap-wire.toml), puts a
-# subscriber host and a server host in network namespaces on either side,
-# drives HTTP traffic from the subscriber through pgw, and shows the live
-# counters. Ctrl-C (or DEMO_SECONDS=N) stops it and removes everything it
-# created (namespaces, the pgw process, temp files).
+#
+# Builds pgw and runs the system of FIG. 2 on virtual devices (net_tap) in
+# network namespaces: two entry points (LB instances; LB1 also runs RADIUS
+# and the session manager), two packet gateways (GW instances), six
+# servers in three service groups. Two subscribers log in with radclient
+# (RADIUS Access-Request + Accounting Start), then browse the representative
+# addresses; alice keeps moving between the two entry points; bob is not
+# allowed "chat" (the GW answers with a TCP reset). The live table shows, per
+# instance, packets, connections, sessions, drops and accounting records.
+# Ctrl-C (or DEMO_SECONDS=N) stops everything and removes what it created.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release -p pgw-engine --locked 2>&1 | tail -n 1
-PGW=target/release/pgw
-PROFILE=${PGW_PROFILE:-configs/tap-wire.toml}
-SOCK=/tmp/pgw-tap-wire.sock
-NS_SUB=pgwdemo-sub NS_SRV=pgwdemo-srv
-WORK=$(mktemp -d /tmp/pgw-demo.XXXXXX)
+PGW=$PWD/target/release/pgw
+CFG=$PWD/configs/demo
+WORK=/tmp/pgw-demo
+NS_SUB=pgwdemo-sub NS_LAN=pgwdemo-lan NS_SRV=pgwdemo-srv
 PIDS=()
+INSTANCES=(lb1 lb2 gw1 gw2)
 
 cleanup() {
   trap - EXIT INT TERM
@@ -24,40 +29,140 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
-  [ -f "$WORK/pgw.log" ] && sed -n '/final counters/,$p' "$WORK/pgw.log"
-  ip netns del $NS_SUB 2>/dev/null || true
-  ip netns del $NS_SRV 2>/dev/null || true
+  for i in "${INSTANCES[@]}"; do
+    [ -f "$WORK/$i.log" ] && { echo "--- $i final counters"; sed -n '/final counters/,$p' "$WORK/$i.log" | grep -E "^(instance|  [a-z_]+ +[0-9]+$)" | head -20; }
+  done
+  for n in $NS_SUB $NS_LAN $NS_SRV; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$WORK"
-  echo "demo: cleaned up"
+  echo "demo: cleaned up (namespaces, processes, files)"
 }
 trap cleanup EXIT INT TERM
 
-$PGW check-config "$PROFILE"
-for n in $NS_SUB $NS_SRV; do ip netns del $n 2>/dev/null || true; ip netns add $n; ip -n $n link set lo up; done
-$PGW run --profile "$PROFILE" >"$WORK/pgw.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -S $SOCK ] && ip link show pgw-a 2>/dev/null | grep -q ',UP' && ip link show pgw-b 2>/dev/null | grep -q ',UP' && break; sleep 0.1; done
-[ -S $SOCK ] || { echo "demo: pgw did not start:"; cat "$WORK/pgw.log"; exit 1; }
-ip link set pgw-a netns $NS_SUB; ip link set pgw-b netns $NS_SRV
-ip -n $NS_SUB addr add 10.77.0.1/24 dev pgw-a; ip -n $NS_SUB link set pgw-a up
-ip -n $NS_SRV addr add 10.77.0.2/24 dev pgw-b; ip -n $NS_SRV link set pgw-b up
-mkdir -p "$WORK/www"; head -c 4194304 /dev/urandom >"$WORK/www/file.bin"
-ip netns exec $NS_SRV python3 -m http.server --bind 10.77.0.2 8080 --directory "$WORK/www" >/dev/null 2>&1 &
-PIDS+=($!)
-sleep 1
-echo "demo: subscriber 10.77.0.1 (netns $NS_SUB) <-> pgw <-> server 10.77.0.2:8080 (netns $NS_SRV)"
+rm -rf "$WORK"; mkdir -p "$WORK"
+for n in $NS_SUB $NS_LAN $NS_SRV; do ip netns del "$n" 2>/dev/null || true; ip netns add "$n"; ip -n "$n" link set lo up; done
+
+start() { # instance, taps...
+  local i=$1; shift
+  $PGW check-config "$CFG/$i.toml" >/dev/null
+  $PGW run --profile "$CFG/$i.toml" >"$WORK/$i.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do
+    local ok=1
+    [ -S "/tmp/pgw-demo-$i.sock" ] || ok=0
+    for t in "$@"; do ip link show "$t" 2>/dev/null | grep -q ',UP' || ok=0; done
+    [ $ok = 1 ] && return 0
+    sleep 0.1
+  done
+  echo "demo: $i did not start:"; cat "$WORK/$i.log"; exit 1
+}
+start lb1 d-a1 d-l1
+start lb2 d-a2 d-l2
+start gw1 d-g1a d-g1s
+start gw2 d-g2a d-g2s
+
+# LAN and server network are bridges; a tap's kernel side gets a MAC of its
+# own (a bridge keeps frames to a member port's own MAC for itself).
+ip -n $NS_LAN link add br0 type bridge; ip -n $NS_LAN link set br0 up
+i=0; for d in d-l1 d-l2 d-g1a d-g2a; do
+  ip link set $d netns $NS_LAN; ip -n $NS_LAN link set $d address 02:00:00:00:ee:0$i
+  ip -n $NS_LAN link set $d master br0; ip -n $NS_LAN link set $d up; i=$((i+1)); done
+ip -n $NS_SRV link add br1 type bridge; ip -n $NS_SRV link set br1 up
+for d in d-g1s d-g2s; do
+  ip link set $d netns $NS_SRV; ip -n $NS_SRV link set $d address 02:00:00:00:ee:1$i
+  ip -n $NS_SRV link set $d master br1; ip -n $NS_SRV link set $d up; i=$((i+1)); done
+for n in 1 2; do
+  ip link set d-a$n netns $NS_SUB; ip -n $NS_SUB link set d-a$n address 02:00:00:00:5$n:02
+  ip -n $NS_SUB addr add 10.60.$n.2/24 dev d-a$n; ip -n $NS_SUB link set d-a$n up
+done
+for s in wap1:10.80.0.11 wap2:10.80.0.12 mail1:10.80.0.21 mail2:10.80.0.22 chat1:10.80.0.31 chat2:10.80.0.32; do
+  name=${s%%:*} addr=${s##*:}
+  ip -n $NS_SRV addr add $addr/24 dev br1
+  mkdir -p "$WORK/www/$name"; echo "hello from $name" >"$WORK/www/$name/index.html"
+  head -c 262144 /dev/urandom >"$WORK/www/$name/file.bin"
+  ip netns exec $NS_SRV python3 -m http.server --bind $addr 8080 --directory "$WORK/www/$name" >/dev/null 2>&1 &
+  PIDS+=($!)
+done
+echo "demo: topology up; waiting for the LBs to see both gateways healthy"
+for _ in $(seq 100); do
+  $PGW servers --socket /tmp/pgw-demo-lb1.sock --json | grep -q '"up":false' || break; sleep 0.2; done
+
+login() { # user password device -> address
+  local out
+  out=$(printf 'User-Name=%s,User-Password=%s,Calling-Station-Id=%s\n' "$1" "$2" "$3" | radclient -r 3 -t 2 -x 127.0.0.1:18120 auth testing123)
+  echo "$out" | awk -F' = ' '/Framed-IP-Address/ {print $2; exit}'
+}
+start_acct() { # user device address
+  printf 'User-Name=%s,Acct-Status-Type=Start,Acct-Session-Id=%s-1,Calling-Station-Id=%s,Framed-IP-Address=%s\n' "$1" "$1" "$2" "$3" \
+    | radclient -r 3 -t 2 127.0.0.1:18130 acct testing123 >/dev/null
+}
+ALICE=$(login alice alice-pw 09011110001); start_acct alice 09011110001 "$ALICE"
+BOB=$(login bob bob-pw 09011110002); start_acct bob 09011110002 "$BOB"
+echo "demo: RADIUS gave alice $ALICE and bob $BOB (least-loaded gateway first)"
+ip -n $NS_SUB addr add "$ALICE/32" dev lo; ip -n $NS_SUB addr add "$BOB/32" dev lo
+ip -n $NS_SUB route add 10.33.0.0/24 via 10.60.1.1
+
+# Traffic: both subscribers browse the three services; alice moves between
+# the entry points every 10 s (her address's route flips LB1 <-> LB2).
 (
-  end=$(( $(date +%s) + ${DEMO_SECONDS:-3600} ))
+  end=$(( $(date +%s) + ${DEMO_SECONDS:-3600} )); k=0
   while [ "$(date +%s)" -lt "$end" ]; do
-    ip netns exec $NS_SUB curl -s -o /dev/null -w 'curl: %{http_code} %{size_download} B in %{time_total}s\n' http://10.77.0.2:8080/file.bin || true
-    sleep 1
+    for who in "$ALICE" "$BOB"; do
+      for vip in 10.33.0.1 10.33.0.2 10.33.0.3; do
+        ip netns exec $NS_SUB curl -s -o /dev/null --max-time 2 --interface "$who" http://$vip/file.bin || true
+      done
+    done
+    k=$((k+1))
+    if [ $((k % 10)) = 0 ]; then
+      lb=$(( (k / 10) % 2 + 1 ))
+      ip -n $NS_SUB route replace 10.33.0.0/24 via 10.60.$lb.1
+    fi
+    sleep 0.5
   done
 ) &
 PIDS+=($!)
+
+summary() {
+  python3 - "$PGW" <<'PY'
+import json, subprocess, sys
+pgw = sys.argv[1]
+def q(sock, what):
+    try:
+        return json.loads(subprocess.run([pgw, "ctl", "--socket", sock, what], capture_output=True, text=True, timeout=3).stdout)
+    except Exception:
+        return None
+print(f"{'instance':<9} {'rx':>9} {'tx':>9} {'drops':>7}  details")
+for inst in ["lb1", "lb2", "gw1", "gw2"]:
+    sock = f"/tmp/pgw-demo-{inst}.sock"
+    s = q(sock, "stats")
+    if not s:
+        print(f"{inst:<9} (not reachable)"); continue
+    ev = {}
+    for w in s["workers"]:
+        for k, v in w["events"]:
+            ev[k] = ev.get(k, 0) + v
+    drops = {}
+    for w in s["workers"]:
+        for k, v in w["drops"]:
+            if v: drops[k] = drops.get(k, 0) + v
+    rx = sum(w["rx"] for w in s["workers"]); tx = sum(w["tx"] for w in s["workers"])
+    if inst.startswith("lb"):
+        d = f"to primary {ev.get('lb_to_primary',0)}, to substitute {ev.get('lb_to_substitute',0)}, down {ev.get('lb_down_path',0)}"
+    else:
+        a = q(sock, "accounting") or {}
+        d = (f"connections {ev.get('gw_new_flows',0)} (open {ev.get('gw_open_flows',0)}), "
+             f"RST unauthorized {ev.get('gw_rst_unauthorized',0)}, accounting records {a.get('total',0)}")
+    print(f"{inst:<9} {rx:>9} {tx:>9} {sum(drops.values()):>7}  {d}")
+    if drops:
+        print(f"{'':<9} drops: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+ss = q("/tmp/pgw-demo-lb1.sock", "sessions") or {}
+for x in ss.get("sessions", []):
+    print(f"session  {x['device_id']:<12} {x['address']:<12} {x['gateway']:<4} {x['state']}")
+PY
+}
 end=$(( $(date +%s) + ${DEMO_SECONDS:-3600} ))
 while [ "$(date +%s)" -lt "$end" ]; do
   sleep 3
   clear 2>/dev/null || true
-  $PGW stats --socket $SOCK || true
-  echo "(Ctrl-C to stop)"
+  echo "pgw demo — FIG. 2 on net_tap: 2 LBs (LB1 = management/RADIUS), 2 GWs, 6 servers   (Ctrl-C to stop)"
+  summary
 done

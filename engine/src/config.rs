@@ -286,6 +286,16 @@ pub struct GwCfg {
     /// Static sessions (the RADIUS-driven session manager adds its own).
     #[serde(rename = "session", default)]
     pub sessions: Vec<SessionCfg>,
+    /// Clamp the MSS option of SYNs toward the servers (wired side).
+    #[serde(default)]
+    pub mss_clamp_up: Option<u16>,
+    /// Clamp the MSS option of SYN-ACKs toward the subscribers (wireless side).
+    #[serde(default)]
+    pub mss_clamp_down: Option<u16>,
+    /// Cap the advertised window toward the subscribers (only on connections
+    /// without window scaling).
+    #[serde(default)]
+    pub window_cap_down: Option<u16>,
     /// TCP health checks of the group members (sent from the first pool
     /// address and the `probe_ports` range).
     #[serde(default)]

@@ -74,6 +74,9 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         timeouts,
         max_flows_per_worker: g.max_flows_per_worker,
         require_session: g.require_session,
+        mss_clamp_up: g.mss_clamp_up,
+        mss_clamp_down: g.mss_clamp_down,
+        window_cap_down: g.window_cap_down,
         ..GwConfig::default()
     };
     cfg.validate().map_err(|m| p.err("gw", m))?;

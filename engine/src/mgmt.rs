@@ -31,7 +31,7 @@ use crate::dpdk::{Burst, PortId, Ring, MAX_BURST};
 use crate::health::{ProbeKind, Prober, Source};
 
 /// How often unresolved next hops are asked for again.
-const ARP_RETRY: Duration = Duration::from_secs(1);
+const ARP_RETRY: Duration = Duration::from_millis(250);
 /// Accounting records kept in memory for `pgw accounting`.
 const ACCT_KEEP: usize = 1024;
 

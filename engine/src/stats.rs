@@ -26,7 +26,7 @@ pub struct WorkerLocal {
     pub port_tx: [u64; MAX_PORTS],
     pub pipe: WorkerCounters,
     /// Named event counters of the pipeline's stages.
-    pub events: [(&'static str, u64); 16],
+    pub events: [(&'static str, u64); pgw_pipelines::pipeline::MAX_EVENTS],
     pub nevents: usize,
 }
 
@@ -44,7 +44,7 @@ impl Default for WorkerLocal {
             port_rx: [0; MAX_PORTS],
             port_tx: [0; MAX_PORTS],
             pipe: WorkerCounters::default(),
-            events: [("", 0); 16],
+            events: [("", 0); pgw_pipelines::pipeline::MAX_EVENTS],
             nevents: 0,
         }
     }
@@ -65,7 +65,7 @@ pub struct WorkerShared {
     port_rx: [AtomicU64; MAX_PORTS],
     port_tx: [AtomicU64; MAX_PORTS],
     drops: [AtomicU64; DropReason::COUNT],
-    events: [AtomicU64; 16],
+    events: [AtomicU64; pgw_pipelines::pipeline::MAX_EVENTS],
     event_names: std::sync::OnceLock<Vec<&'static str>>,
 }
 

@@ -50,6 +50,8 @@ pool = ["10.80.0.100"]
 key_ports = [20000, 29999]
 max_flows_per_worker = 4096
 timeouts = {{ close_hold_s = 2 }}
+mss_clamp_up = 1360
+mss_clamp_down = 1300
 [[gw.service]]
 name = "wap"
 id = 1
@@ -156,6 +158,10 @@ services = ["wap"]
         },
     );
 
+    // MSS clamping, seen by the real stacks: tcpdump on both sides.
+    lab.spawn("dump-srv", &format!("ip netns exec {srv} tcpdump -l -nn -v -c 2 -i {tb} 'tcp[tcpflags] & tcp-syn != 0 and dst port 8080'"));
+    lab.spawn("dump-sub", &format!("ip netns exec {sub} tcpdump -l -nn -v -c 2 -i {ta} 'tcp[tcpflags] & tcp-syn != 0 and src port 80'"));
+    std::thread::sleep(Duration::from_millis(700));
     // Balancing: many connections, both members answer.
     let mut seen = std::collections::HashMap::new();
     for _ in 0..40 {
@@ -294,7 +300,7 @@ services = ["wap"]
         .iter()
         .find(|row| row["down_bytes"].as_u64().unwrap() > 4_194_304)
         .expect("record of the 4 MiB transfer");
-    assert_eq!(big["device_id"], 1001);
+    assert_eq!(big["device_id"], "1001");
     assert_eq!(big["service"], "wap");
     assert_eq!(big["representative"], "10.33.0.1:80");
     assert!(

@@ -15,5 +15,6 @@ pub mod mgmt;
 pub mod pipeline;
 pub mod verdict;
 pub mod wire;
+pub mod xlat;
 
 pub use verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};

@@ -40,6 +40,9 @@ pub enum Pipeline {
     LbGw { lb: LbStage, lc: LbCounters, arp: ArpResponder, gw: Box<GwWorker>, server_port: crate::PortIdx },
 }
 
+/// Slots for named event counters per worker.
+pub const MAX_EVENTS: usize = 24;
+
 /// Sweep budget of the GW's idle-expiry timer per poll-loop turn.
 pub const EXPIRE_BUDGET: usize = 64;
 
@@ -117,8 +120,8 @@ impl Pipeline {
     }
 
     /// Named event counters of the stages (published with the worker's).
-    pub fn events(&self, out: &mut [(&'static str, u64); 16]) -> usize {
-        // At most 4 LB + 12 GW names: fits the 16 slots.
+    pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
+        // At most 4 LB + 15 GW names: fits the slots.
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -148,6 +151,9 @@ impl Pipeline {
                     ("gw_handoffs", g.handoffs),
                     ("gw_lb_moves", g.lb_moves),
                     ("gw_open_flows", gw.open_flows() as u64),
+                    ("gw_mss_clamped_up", g.mss_clamped_up),
+                    ("gw_mss_clamped_down", g.mss_clamped_down),
+                    ("gw_window_capped", g.window_capped),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()

@@ -112,6 +112,17 @@ drop_reasons! {
     NoRoute = "no_route",
     /// Frame too large to be rewritten within the buffer.
     TooBig = "too_big",
+    /// NAT64: an IPv4 fragment or an IPv6 Fragment header (also inside an
+    /// ICMP error): not translated, reassembly is out of scope.
+    XlatFragment = "xlat_fragment",
+    /// NAT64: no counterpart in the other protocol (an ICMP type or code
+    /// RFC 7915 says to drop silently, an unexpired IPv4 source route, an
+    /// IPv6 Routing header with segments left).
+    XlatUntranslatable = "xlat_untranslatable",
+    /// NAT64: an ICMP error whose quoted packet cannot be translated (too
+    /// short, malformed, a fragment, extension headers, an ICMP error in an
+    /// ICMP error).
+    XlatIcmpInner = "xlat_icmp_inner",
 }
 
 /// Plain per-worker counters, owned and written only by that worker.

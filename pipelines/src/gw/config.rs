@@ -90,6 +90,16 @@ pub struct GwConfig {
     pub server_next_hop_mac: Option<[u8; 6]>,
     /// Seed of the flow hash (pick it at random at start).
     pub hash_seed: u64,
+    /// TCP MSS clamp on SYNs going up (to the servers): an MSS option larger
+    /// than this is lowered to it. `None`: off.
+    pub mss_clamp_up: Option<u16>,
+    /// TCP MSS clamp on SYN-ACKs going down (to the subscribers, the
+    /// wireless side). `None`: off.
+    pub mss_clamp_down: Option<u16>,
+    /// Cap of the TCP window field in segments going down, applied only to
+    /// connections that did not negotiate window scaling (see the GW module
+    /// docs). `None`: off.
+    pub window_cap_down: Option<u16>,
 }
 
 impl Default for GwConfig {
@@ -110,6 +120,9 @@ impl Default for GwConfig {
             require_session: true,
             server_next_hop_mac: None,
             hash_seed: 0x9e37_79b9_7f4a_7c15,
+            mss_clamp_up: None,
+            mss_clamp_down: None,
+            window_cap_down: None,
         }
     }
 }
@@ -117,6 +130,9 @@ impl Default for GwConfig {
 impl GwConfig {
     /// Most pool addresses a config may have (the down path scans the pool).
     pub const MAX_POOL: usize = 64;
+    /// Smallest MSS clamp accepted (the IPv4 minimum MTU, 68, minus 40
+    /// bytes of headers is 28; anything this small is a typo).
+    pub const MIN_MSS_CLAMP: u16 = 88;
 
     /// Check the config; the error names the key and the fix.
     pub fn validate(&self) -> Result<(), String> {
@@ -168,6 +184,24 @@ impl GwConfig {
         }
         if self.max_servers == 0 || self.max_servers > 1 << 14 {
             return Err("gw.max_servers: must be in 1..=16384".into());
+        }
+        for (key, v) in [
+            ("gw.mss_clamp_up", self.mss_clamp_up),
+            ("gw.mss_clamp_down", self.mss_clamp_down),
+        ] {
+            if matches!(v, Some(m) if m < Self::MIN_MSS_CLAMP) {
+                return Err(format!(
+                    "{key}: {} is below {}; use the link MTU minus 40 (IPv4) or 60 (IPv6), e.g. 1360, or leave it out",
+                    v.unwrap_or(0),
+                    Self::MIN_MSS_CLAMP
+                ));
+            }
+        }
+        if self.window_cap_down == Some(0) {
+            return Err(
+                "gw.window_cap_down: 0 would stall every connection; use e.g. 65535 or leave it out"
+                    .into(),
+            );
         }
         if self.timeouts.close_hold_ms == 0 {
             return Err(
@@ -440,5 +474,14 @@ mod tests {
         let mut c = cfg(1, None);
         c.pool.push([192, 0, 2, 1]);
         assert!(c.validate().unwrap_err().contains("twice"));
+        let mut c = cfg(1, None);
+        c.mss_clamp_down = Some(40);
+        assert!(c.validate().unwrap_err().contains("gw.mss_clamp_down"));
+        c.mss_clamp_down = Some(1360);
+        c.mss_clamp_up = Some(1360);
+        c.window_cap_down = Some(0);
+        assert!(c.validate().unwrap_err().contains("gw.window_cap_down"));
+        c.window_cap_down = Some(16384);
+        c.validate().unwrap();
     }
 }

@@ -86,7 +86,25 @@ pub struct Flow {
     pub service: u8,
     /// The first up payload was inspected for an attribute.
     pub attr_done: bool,
+    /// TCP options seen in the handshake ([`tcp_opts`] bits); kept only
+    /// when `window_cap_down` is configured.
+    pub tcp_opts: u8,
     pub attr: Attr,
+}
+
+/// Bits of [`Flow::tcp_opts`].
+pub mod tcp_opts {
+    /// The subscriber's SYN carried a Window Scale option.
+    pub const WS_UP: u8 = 1;
+    /// The server's SYN-ACK carried a Window Scale option.
+    pub const WS_DOWN: u8 = 2;
+    /// The SYN-ACK was seen: whether scaling is on is known.
+    pub const SYNACK_SEEN: u8 = 4;
+    /// Window scaling is in effect (RFC 7323 §2.2: both sides sent it).
+    #[inline]
+    pub const fn scaled(bits: u8) -> bool {
+        bits & (WS_UP | WS_DOWN) == WS_UP | WS_DOWN
+    }
 }
 
 impl Flow {

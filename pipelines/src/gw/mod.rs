@@ -27,7 +27,9 @@
 //!   (`close_hold_ms`) and is then reused last ([`keys`]).
 //!
 //! Not this stage's job: ARP (the engine runs `arp::ArpResponder` first),
-//! IPv6 (dropped as `unsupported_ethertype` for now), IP fragments
+//! IPv6 (dropped as `unsupported_ethertype` for now; the NAT64 header
+//! translation is in [`crate::xlat`], see its docs for how it is to be wired
+//! in here), IP fragments
 //! (`fragment`), ICMP errors and other protocols (`unsupported_proto`).
 //! Checksums are not verified: an incremental update keeps a bad checksum
 //! bad, so the end host still discards a corrupted packet. VLAN tags pass
@@ -35,6 +37,43 @@
 //! only; a flow keeps its server for its life even if the server is later
 //! marked down.
 
+//!
+//! ## TCP MSS clamping and window cap (wireless ↔ wired transport)
+//! All off by default; each a [`GwConfig`] field.
+//! * `mss_clamp_up`: a SYN going up (no ACK) whose MSS option is larger is
+//!   lowered to the clamp; `mss_clamp_down`: the same for a SYN-ACK going
+//!   down to the subscriber. Only the 2 value bytes of the option and the
+//!   TCP checksum change (RFC 1624 update, so a corrupted segment stays
+//!   detectable); no option is added, removed or moved, and the segment
+//!   keeps its length. Safe because the MSS is only a hint of the largest
+//!   segment the announcing side accepts: lowering it makes the other side
+//!   send smaller segments, never larger ones. A SYN without an MSS option,
+//!   or with one already at or below the clamp, leaves untouched
+//!   (`mss_clamped_up` / `mss_clamped_down` count the rewrites).
+//! * `window_cap_down`: in every TCP segment going down, the 16-bit window
+//!   field is lowered to the cap (checksum updated the same way), which
+//!   bounds how much the subscriber's device may send before it hears from
+//!   the server. Only for connections that did **not** negotiate window
+//!   scaling: the SYN's and the SYN-ACK's Window Scale options are noted in
+//!   the flow entry (`Flow::tcp_opts`, RFC 7323 §2.2: scaling is on only
+//!   when both carried one), and until the SYN-ACK was seen nothing is
+//!   capped (`window_capped` counts the rewrites). Rewriting a scaled
+//!   window is unsafe: the field then means `window >> shift`, with the
+//!   shift the server announced in its SYN-ACK; a cap written as a plain
+//!   number would be multiplied by up to 2^14 at the receiver, a cap
+//!   converted with the shift is only right if the gateway saw and trusted
+//!   that exact handshake (a flow picked up mid-stream, a middlebox that
+//!   edited the options, a retransmitted SYN-ACK with other options all
+//!   break it), and a cap below 2^shift bytes rounds to a zero window that
+//!   stalls the sender in persist mode. Rounding to the scale's granularity
+//!   can also move the right edge of the window left between segments,
+//!   which TCP says a receiver should not do (RFC 9293 §3.8.6). The Window
+//!   Scale option itself is never touched: removing it from one SYN would
+//!   make the two ends disagree on whether scaling is on, and the gateway
+//!   would have to rescale every segment both ways for the connection's
+//!   life. Cost: both checks run on SYN / SYN-ACK only (an options walk)
+//!   plus, with the cap on, one byte of the flow entry per down segment
+//!   (in the cache line the down counters already touch).
 //!
 //! ## Memory
 //! Per worker, all allocated in [`GwWorker::new`]: a [`Flow`] of
@@ -87,7 +126,7 @@ use crate::wire::tcp::TcpPacket;
 use crate::wire::udp::UdpPacket;
 use crate::wire::{self, Parsed};
 use balance::{Balancer, NO_SLOT};
-use flow::{UpTable, NO_GROUP, NO_SERVICE, UNLINKED};
+use flow::{tcp_opts, UpTable, NO_GROUP, NO_SERVICE, UNLINKED};
 use keys::KeyAlloc;
 use tcp_state::{flags, idle_timeout_ms, tcp_next, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -132,6 +171,13 @@ pub struct GwCounters {
     /// Balanced connections whose server count could not be tracked
     /// (balancer count table full).
     pub load_untracked: u64,
+    /// SYNs going up whose MSS option was lowered to `mss_clamp_up`.
+    pub mss_clamped_up: u64,
+    /// SYN-ACKs going down whose MSS option was lowered to `mss_clamp_down`.
+    pub mss_clamped_down: u64,
+    /// Segments going down whose window field was lowered to
+    /// `window_cap_down`.
+    pub window_capped: u64,
 }
 
 /// The GW stage of one worker. Owned and mutated only by that worker.
@@ -494,6 +540,9 @@ impl GwWorker {
             (nat_ip, nat_port),
             (f.srv_ip, f.srv_port),
         );
+        if p.proto == PROTO_TCP && p.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
+            self.syn_up(pkt, p, k);
+        }
         self.counters.up_pkts += 1;
         let f = &mut self.flows[k as usize];
         if f.state == FlowState::Closed {
@@ -563,6 +612,9 @@ impl GwWorker {
             (f.dst_ip, f.dst_port),
             (f.sub_ip, f.sub_port),
         );
+        if proto == PROTO_TCP {
+            self.tcp_down(pkt, p, k);
+        }
         self.counters.down_pkts += 1;
         let f = &mut self.flows[k as usize];
         if f.state == FlowState::Closed {
@@ -583,6 +635,62 @@ impl GwWorker {
         }
         Verdict::Tx {
             port: self.cfg.access_port,
+        }
+    }
+
+    /// A SYN going up (already NAT'd): MSS clamp, and the Window Scale
+    /// option noted when the window cap is on.
+    #[inline]
+    fn syn_up(&mut self, pkt: &mut Pkt<'_>, p: &Parsed, k: u32) {
+        let mut t = TcpPacket::new_unchecked(&mut pkt.data[p.l4_range()]);
+        if let Some(m) = self.cfg.mss_clamp_up {
+            if t.clamp_mss(m).is_some() {
+                self.counters.mss_clamped_up += 1;
+            }
+        }
+        if self.cfg.window_cap_down.is_some() {
+            // (a retransmitted SYN updates its own bit only)
+            let ws = if t.has_window_scale() {
+                tcp_opts::WS_UP
+            } else {
+                0
+            };
+            let f = &mut self.flows[k as usize];
+            f.tcp_opts = (f.tcp_opts & !tcp_opts::WS_UP) | ws;
+        }
+    }
+
+    /// A TCP segment going down (already NAT'd): MSS clamp of a SYN-ACK,
+    /// window scaling learned from it, and the window cap.
+    #[inline]
+    fn tcp_down(&mut self, pkt: &mut Pkt<'_>, p: &Parsed, k: u32) {
+        let cap = self.cfg.window_cap_down;
+        let syn_ack = p.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
+        if !syn_ack && cap.is_none() {
+            return;
+        }
+        let mut t = TcpPacket::new_unchecked(&mut pkt.data[p.l4_range()]);
+        let f = &mut self.flows[k as usize];
+        if syn_ack {
+            if let Some(m) = self.cfg.mss_clamp_down {
+                if t.clamp_mss(m).is_some() {
+                    self.counters.mss_clamped_down += 1;
+                }
+            }
+            if cap.is_some() {
+                let ws = if t.has_window_scale() {
+                    tcp_opts::WS_DOWN
+                } else {
+                    0
+                };
+                f.tcp_opts = (f.tcp_opts & tcp_opts::WS_UP) | ws | tcp_opts::SYNACK_SEEN;
+            }
+        }
+        if let Some(cap) = cap {
+            let known = f.tcp_opts & tcp_opts::SYNACK_SEEN != 0;
+            if known && !tcp_opts::scaled(f.tcp_opts) && t.cap_window(cap).is_some() {
+                self.counters.window_capped += 1;
+            }
         }
     }
 

@@ -66,6 +66,9 @@ fn cfg() -> GwConfig {
         require_session: true,
         server_next_hop_mac: Some(ROUTER),
         hash_seed: 0x1234_5678_9abc_def0,
+        mss_clamp_up: None,
+        mss_clamp_down: None,
+        window_cap_down: None,
     }
 }
 
@@ -1403,6 +1406,200 @@ fn expire_budget_bounds_the_sweep() {
     assert_eq!(h.acct.len(), 4);
 }
 
+// ------------------------------------------- MSS clamp and window cap --
+
+fn with_tcp(mut spec: FrameSpec, opts: &[u8], win: u16) -> FrameSpec {
+    if let L4::Tcp {
+        options, window, ..
+    } = &mut spec.l4
+    {
+        *options = opts.to_vec();
+        *window = win;
+    }
+    spec
+}
+
+const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+
+/// Run an up SYN; the output, the NAT key and the server it went to.
+#[allow(clippy::type_complexity)]
+fn open_syn(h: &mut H, syn: &FrameSpec, now: u64) -> (Vec<u8>, ([u8; 4], u16), ([u8; 4], u16)) {
+    let (v, out) = h.run(&syn.build(), UP, now);
+    assert_eq!(v, TX_UP);
+    let o = crate::wire::parse(&out).unwrap();
+    (out, (o.src_v4(), o.src_port), (o.dst_v4(), o.dst_port))
+}
+
+fn clamp_cfg(up: Option<u16>, down: Option<u16>, win: Option<u16>) -> GwConfig {
+    GwConfig {
+        mss_clamp_up: up,
+        mss_clamp_down: down,
+        window_cap_down: win,
+        ..cfg()
+    }
+}
+
+#[test]
+fn mss_is_clamped_on_syn_up_and_syn_ack_down() {
+    let mut h = H::new(clamp_cfg(Some(1360), Some(1400), None));
+    let (sub, vip, key, srv) = ((SUB1, 40_000), (VIP_WAP, 80), (POOL0, 20_000), (WAP1, 80));
+    let syn = with_tcp(
+        tcp((LB1, ACC_MAC), sub, vip, SYN, 1, 0, b""),
+        &MSS_1460,
+        29_200,
+    );
+    let (v, out) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    // MSS option at 54..58 of the output, value 1360 = 0x0550
+    assert_eq!(&out[54..58], &[2, 4, 0x05, 0x50]);
+    assert!(checksums_ok(&out));
+    let want = with_tcp(syn.clone(), &[2, 4, 0x05, 0x50], 29_200);
+    assert_eq!(out, natted(&want, (SRV_MAC, mac_of(WAP1)), key, srv));
+    // a retransmitted SYN is clamped again
+    let (_, out2) = h.run(&syn.build(), UP, 1);
+    assert_eq!(out2, out);
+    let syn_ack = with_tcp(
+        tcp((mac_of(WAP1), SRV_MAC), srv, key, SYN | ACK, 9, 2, b""),
+        &MSS_1460,
+        29_200,
+    );
+    let (v, out) = h.run(&syn_ack.build(), DOWN, 2);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(&out[54..58], &[2, 4, 0x05, 0x78]); // 1400
+    assert!(checksums_ok(&out));
+    let want = with_tcp(syn_ack.clone(), &[2, 4, 0x05, 0x78], 29_200);
+    assert_eq!(out, natted(&want, (ACC_MAC, LB1), vip, sub));
+    let c = &h.w[0].counters;
+    assert_eq!(
+        (c.mss_clamped_up, c.mss_clamped_down, c.window_capped),
+        (2, 1, 0)
+    );
+    // data segments are never touched, even with an MSS-like option
+    let data = with_tcp(
+        tcp((LB1, ACC_MAC), sub, vip, ACK, 2, 10, b"x"),
+        &MSS_1460,
+        500,
+    );
+    let (_, out) = h.run(&data.build(), UP, 3);
+    assert_eq!(out, natted(&data, (SRV_MAC, mac_of(WAP1)), key, srv));
+}
+
+#[test]
+fn mss_clamp_leaves_small_or_missing_mss_alone() {
+    let mut h = H::new(clamp_cfg(Some(1360), Some(1360), None));
+    let vip = (VIP_WAP, 80);
+    let cases: [(u16, &[u8]); 3] = [
+        (40_000, &[2, 4, 0x04, 0xb0]),       // MSS 1200 < 1360
+        (40_001, &[]),                       // no options
+        (40_002, &[1, 1, 4, 2, 3, 3, 7, 0]), // SACK-permitted, WS, no MSS
+    ];
+    for (sport, opts) in cases {
+        let syn = with_tcp(
+            tcp((LB1, ACC_MAC), (SUB1, sport), vip, SYN, 1, 0, b""),
+            opts,
+            1000,
+        );
+        let (out, key, srv) = open_syn(&mut h, &syn, 0);
+        assert_eq!(
+            out,
+            natted(&syn, (SRV_MAC, mac_of(srv.0)), key, srv),
+            "{opts:?}"
+        );
+        let syn_ack = with_tcp(
+            tcp((mac_of(srv.0), SRV_MAC), srv, key, SYN | ACK, 9, 2, b""),
+            opts,
+            1000,
+        );
+        let (v, out) = h.run(&syn_ack.build(), DOWN, 1);
+        assert_eq!(v, TX_DOWN);
+        assert_eq!(
+            out,
+            natted(&syn_ack, (ACC_MAC, LB1), vip, (SUB1, sport)),
+            "{opts:?}"
+        );
+    }
+    let c = &h.w[0].counters;
+    assert_eq!((c.mss_clamped_up, c.mss_clamped_down), (0, 0));
+    // An MSS at an odd offset (after a NOP) is clamped with a valid checksum.
+    let syn = with_tcp(
+        tcp((LB1, ACC_MAC), (SUB1, 40_003), vip, SYN, 1, 0, b""),
+        &[1, 2, 4, 0x05, 0xb4, 1, 1, 1],
+        1000,
+    );
+    let (out, key, srv) = open_syn(&mut h, &syn, 0);
+    let want = with_tcp(syn.clone(), &[1, 2, 4, 0x05, 0x50, 1, 1, 1], 1000);
+    assert_eq!(out, natted(&want, (SRV_MAC, mac_of(srv.0)), key, srv));
+    assert!(checksums_ok(&out));
+}
+
+#[test]
+fn window_cap_applies_only_without_window_scaling() {
+    const WS: [u8; 4] = [1, 3, 3, 7];
+    let mut h = H::new(clamp_cfg(None, None, Some(8192)));
+    let vip = (VIP_WAP, 80);
+    // (SYN options, SYN-ACK options, capped?)
+    let cases: [(&[u8], &[u8], bool); 4] = [
+        (&[], &[], true),
+        (&WS, &[], true), // the server did not agree: no scaling
+        (&[], &WS, true), // a WS in a SYN-ACK alone does not count
+        (&WS, &WS, false),
+    ];
+    for (i, (o_up, o_down, capped)) in cases.into_iter().enumerate() {
+        let sub = (SUB1, 41_000 + i as u16);
+        let down_macs = (ACC_MAC, LB1);
+        let syn = with_tcp(tcp((LB1, ACC_MAC), sub, vip, SYN, 1, 0, b""), o_up, 65_535);
+        let (out, key, srv) = open_syn(&mut h, &syn, 0);
+        let up_macs = (SRV_MAC, mac_of(srv.0));
+        assert_eq!(
+            out,
+            natted(&syn, up_macs, key, srv),
+            "SYN windows are never capped"
+        );
+        // a down ACK before the SYN-ACK: scaling unknown, not capped
+        let early = with_tcp(
+            tcp((mac_of(srv.0), SRV_MAC), srv, key, ACK, 9, 2, b""),
+            &[],
+            30_000,
+        );
+        let (_, out) = h.run(&early.build(), DOWN, 1);
+        assert_eq!(out, natted(&early, down_macs, vip, sub), "case {i}");
+        let syn_ack = with_tcp(
+            tcp((mac_of(srv.0), SRV_MAC), srv, key, SYN | ACK, 9, 2, b""),
+            o_down,
+            29_200,
+        );
+        let (_, out) = h.run(&syn_ack.build(), DOWN, 2);
+        let want = with_tcp(syn_ack.clone(), o_down, if capped { 8192 } else { 29_200 });
+        assert_eq!(out, natted(&want, down_macs, vip, sub), "case {i}");
+        assert!(checksums_ok(&out));
+        let data = with_tcp(
+            tcp(
+                (mac_of(srv.0), SRV_MAC),
+                srv,
+                key,
+                ACK | PSH,
+                10,
+                2,
+                b"resp",
+            ),
+            &[],
+            40_000,
+        );
+        let (_, out) = h.run(&data.build(), DOWN, 3);
+        let want = with_tcp(data.clone(), &[], if capped { 8192 } else { 40_000 });
+        assert_eq!(out, natted(&want, down_macs, vip, sub), "case {i}");
+        assert!(checksums_ok(&out));
+        // a window already below the cap, and every up segment: untouched
+        let small = with_tcp(data.clone(), &[], 4096);
+        let (_, out) = h.run(&small.build(), DOWN, 4);
+        assert_eq!(out, natted(&small, down_macs, vip, sub));
+        let up = with_tcp(tcp((LB1, ACC_MAC), sub, vip, ACK, 2, 10, b""), &[], 60_000);
+        let (_, out) = h.run(&up.build(), UP, 5);
+        assert_eq!(out, natted(&up, up_macs, key, srv));
+    }
+    assert_eq!(h.w[0].counters.window_capped, 3 * 2);
+}
+
 // ----------------------------------------------------------- properties --
 
 fn arb_sub() -> impl Strategy<Value = [u8; 4]> {
@@ -1509,6 +1706,29 @@ proptest! {
         prop_assert_eq!(h.acct.len(), 1);
         let r = h.acct[0];
         prop_assert_eq!((r.up_pkts, r.up_bytes, r.down_pkts, r.down_bytes), (up_n, up_b, down_n, down_b));
+    }
+
+    /// MSS clamping in both directions, any MSS, clamp and option
+    /// position: the MSS leaves as min(MSS, clamp), checksums verify, and
+    /// nothing else in the frame changes.
+    #[test]
+    fn mss_clamp_keeps_checksums(mss in any::<u16>(), up in 88u16.., down in 88u16.., pad in 0usize..4, payload in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let mut h = H::new(clamp_cfg(Some(up), Some(down), None));
+        let mut opts = vec![1u8; pad];
+        opts.extend_from_slice(&[2, 4]);
+        opts.extend_from_slice(&mss.to_be_bytes());
+        let with = |m: u16| { let mut o = opts.clone(); let n = o.len(); o[n - 2..].copy_from_slice(&m.to_be_bytes()); o };
+        let (sub, vip, key, srv) = ((SUB1, 40_000), (VIP_WAP, 80), (POOL0, 20_000), (WAP1, 80));
+        let syn = with_tcp(tcp((LB1, ACC_MAC), sub, vip, SYN, 1, 0, &payload), &opts, 1000);
+        let (_, out) = h.run(&syn.build(), UP, 0);
+        prop_assert!(checksums_ok(&out));
+        let want = with_tcp(syn.clone(), &with(mss.min(up)), 1000);
+        prop_assert_eq!(out, natted(&want, (SRV_MAC, mac_of(WAP1)), key, srv));
+        let sa = with_tcp(tcp((mac_of(WAP1), SRV_MAC), srv, key, SYN | ACK, 5, 2, &payload), &opts, 1000);
+        let (_, out) = h.run(&sa.build(), DOWN, 1);
+        prop_assert!(checksums_ok(&out));
+        let want = with_tcp(sa.clone(), &with(mss.min(down)), 1000);
+        prop_assert_eq!(out, natted(&want, (ACC_MAC, LB1), vip, sub));
     }
 
     /// Garbage in never panics and is always dropped or handed on.

@@ -40,6 +40,53 @@ pub fn is_extension_header(nh: u8) -> bool {
     )
 }
 
+/// Most extension headers [`walk_extension_headers`] looks at.
+pub const MAX_EXT_HEADERS: usize = 8;
+
+/// Where [`walk_extension_headers`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtWalk {
+    /// The upper-layer header (or an extension header not skipped: ESP, AH,
+    /// mobility, ...) `nh` starts `off` bytes into the payload.
+    Upper { nh: u8, off: usize },
+    /// A Fragment header starts `off` bytes into the payload.
+    Fragment { off: usize },
+    /// A Routing header with Segments Left != 0 starts `off` bytes into the
+    /// payload (the packet is not for the next hop to rewrite).
+    ActiveRouting { off: usize },
+    /// A header runs past the payload, or more than [`MAX_EXT_HEADERS`].
+    Malformed,
+}
+
+/// Skip the extension headers a translator ignores (RFC 7915 §5.1):
+/// Hop-by-Hop Options, Destination Options, and Routing headers whose
+/// Segments Left is 0. `payload` is the IPv6 payload, `nh` the fixed
+/// header's Next Header. Never panics.
+pub fn walk_extension_headers(payload: &[u8], mut nh: u8) -> ExtWalk {
+    let mut off = 0usize;
+    for _ in 0..=MAX_EXT_HEADERS {
+        match nh {
+            ip_proto::HOP_BY_HOP | ip_proto::IPV6_DEST_OPTS | ip_proto::IPV6_ROUTING => {
+                let Some(h) = payload.get(off..off + 8) else {
+                    return ExtWalk::Malformed;
+                };
+                if nh == ip_proto::IPV6_ROUTING && h[3] != 0 {
+                    return ExtWalk::ActiveRouting { off };
+                }
+                let len = (h[1] as usize + 1) * 8;
+                if off + len > payload.len() {
+                    return ExtWalk::Malformed;
+                }
+                nh = h[0];
+                off += len;
+            }
+            ip_proto::IPV6_FRAGMENT => return ExtWalk::Fragment { off },
+            _ => return ExtWalk::Upper { nh, off },
+        }
+    }
+    ExtWalk::Malformed
+}
+
 /// Zero-copy view of an IPv6 packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv6Packet<T: AsRef<[u8]>> {
@@ -217,6 +264,53 @@ mod tests {
         assert!(!is_extension_header(ip_proto::TCP));
         p.payload_mut()[0] = 0x77;
         assert_eq!(b[40], 0x77);
+    }
+
+    #[test]
+    fn extension_headers_are_walked() {
+        use ip_proto::*;
+        // Hop-by-hop (8 bytes) -> destination options (16) -> TCP.
+        let mut p = vec![0u8; 8 + 16 + 20];
+        p[0] = IPV6_DEST_OPTS;
+        p[8] = TCP;
+        p[9] = 1;
+        assert_eq!(
+            walk_extension_headers(&p, HOP_BY_HOP),
+            ExtWalk::Upper { nh: TCP, off: 24 }
+        );
+        assert_eq!(
+            walk_extension_headers(&p, UDP),
+            ExtWalk::Upper { nh: UDP, off: 0 }
+        );
+        // Routing header, segments left 0 then 1.
+        let mut r = vec![0u8; 8 + 8];
+        r[0] = IPV6_FRAGMENT;
+        assert_eq!(
+            walk_extension_headers(&r, IPV6_ROUTING),
+            ExtWalk::Fragment { off: 8 }
+        );
+        r[3] = 1;
+        assert_eq!(
+            walk_extension_headers(&r, IPV6_ROUTING),
+            ExtWalk::ActiveRouting { off: 0 }
+        );
+        // Length past the payload; truncated header; a chain too long.
+        let mut t = vec![0u8; 8];
+        t[1] = 1;
+        assert_eq!(walk_extension_headers(&t, HOP_BY_HOP), ExtWalk::Malformed);
+        assert_eq!(
+            walk_extension_headers(&t[..7], HOP_BY_HOP),
+            ExtWalk::Malformed
+        );
+        let long = vec![0u8; 8 * (MAX_EXT_HEADERS + 2)];
+        assert_eq!(
+            walk_extension_headers(&long, HOP_BY_HOP),
+            ExtWalk::Malformed
+        );
+        assert_eq!(
+            walk_extension_headers(&[], ESP),
+            ExtWalk::Upper { nh: ESP, off: 0 }
+        );
     }
 
     #[test]

@@ -283,6 +283,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn mss(&self) -> Option<u16> {
         self.find_mss().map(|(_, v)| v)
     }
+    /// Whether the options carry a Window Scale option.
+    #[inline]
+    pub fn has_window_scale(&self) -> bool {
+        self.options_iter()
+            .any(|o| matches!(o, TcpOption::WindowScale(_)))
+    }
     /// Whether the checksum is correct for this segment over IPv4.
     #[inline]
     pub fn verify_checksum_v4(&self, src: [u8; 4], dst: [u8; 4]) -> bool {
@@ -404,6 +410,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.set_checksum(c);
         Some(old)
     }
+    /// If the 16-bit window field is larger than `max`, lower it to `max`
+    /// with an incremental checksum update and return the old value. The
+    /// field is taken as is: callers must know the window is not scaled.
+    #[inline]
+    pub fn cap_window(&mut self, max: u16) -> Option<u16> {
+        let old = self.window_len();
+        if old <= max {
+            return None;
+        }
+        let c = checksum::update16(self.checksum(), old, max);
+        self.set_window_len(max);
+        self.set_checksum(c);
+        Some(old)
+    }
 }
 
 #[cfg(test)]
@@ -520,6 +540,23 @@ mod tests {
         assert_eq!(p.clamp_mss(1360), Some(1460));
         assert_eq!(p.mss(), Some(1360));
         assert!(p.verify_checksum_v4(SRC, DST));
+    }
+
+    #[test]
+    fn cap_window_and_window_scale() {
+        let mut b = syn();
+        let mut p = TcpPacket::new_checked(&mut b[..]).unwrap();
+        assert!(p.has_window_scale());
+        assert_eq!(p.cap_window(65535), None);
+        assert_eq!(p.cap_window(16384), Some(65535));
+        assert_eq!(p.window_len(), 16384);
+        assert!(p.verify_checksum_v4(SRC, DST));
+        let inc = p.checksum();
+        p.fill_checksum_v4(SRC, DST);
+        assert_eq!(inc, p.checksum());
+        // WS replaced by NOPs: not scaled any more.
+        b[25..28].copy_from_slice(&[1, 1, 1]);
+        assert!(!TcpPacket::new_checked(&b[..]).unwrap().has_window_scale());
     }
 
     #[test]
