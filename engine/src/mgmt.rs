@@ -73,6 +73,8 @@ struct AcctRow {
 }
 
 struct State {
+    /// The profile file, for `reload`.
+    profile_path: PathBuf,
     info: Arc<Info>,
     control: Arc<Ring>,
     mgmt_tx: Arc<Ring>,
@@ -287,7 +289,7 @@ impl State {
         }
     }
 
-    fn answer(&self, req: &str) -> String {
+    fn answer(&mut self, req: &str) -> String {
         match req {
             "servers" => {
                 let cur = self.tables.load();
@@ -325,6 +327,7 @@ impl State {
                 let health: Vec<&crate::health::Target> = self.probers.iter().flat_map(|p| p.targets.iter()).collect();
                 serde_json::json!({ "groups": groups, "gateways": gateways, "health": health }).to_string()
             }
+            "reload" => self.reload(),
             "sessions" => match &self.radius {
                 Some(r) => r.sessions_json(),
                 None => "{\"error\":\"this instance has no [radius] section\"}".into(),
@@ -442,6 +445,54 @@ impl State {
         self.publish_sessions();
     }
 
+    /// Re-read the profile: server groups, VIPs, services and static
+    /// sessions (GW), users and service orders (RADIUS) change without a
+    /// restart; anything else that differs is reported as needing one.
+    fn reload(&mut self) -> String {
+        let p = match crate::config::Profile::load(&self.profile_path) {
+            Ok(p) => p,
+            Err(e) => return serde_json::json!({ "error": e.to_string() }).to_string(),
+        };
+        let mut applied = Vec::new();
+        if p.gw.is_some() {
+            match crate::gwcfg::build(&p) {
+                Ok(b) => {
+                    let cur = self.tables.load();
+                    if let Some(gt) = &cur.gw {
+                        // Keep the health checks' verdicts on members that still exist.
+                        let mut services = b.services.clone();
+                        for t in self.probers.iter().flat_map(|pr| pr.targets.iter()) {
+                            if t.group != "gateway" && !t.up {
+                                if let Ok(s) = services.with_member_state(&t.group, &t.name, false) {
+                                    services = s;
+                                }
+                            }
+                        }
+                        self.tables.store(Arc::new(Tables { gw: Some(gt.with_services(services)), ..(**cur).clone() }));
+                        applied.push("gw groups, VIPs and services");
+                    }
+                    self.static_sessions = b.static_sessions;
+                    self.publish_sessions();
+                    applied.push("static sessions");
+                }
+                Err(e) => return serde_json::json!({ "error": e.to_string() }).to_string(),
+            }
+        }
+        if let Some(r) = self.radius.as_mut() {
+            match r.reload(&p) {
+                Ok(local) => {
+                    if let Some(l) = local {
+                        self.radius_sessions = l;
+                        self.publish_sessions();
+                    }
+                    applied.push("RADIUS users and service orders");
+                }
+                Err(e) => return serde_json::json!({ "error": e }).to_string(),
+            }
+        }
+        serde_json::json!({ "ok": true, "applied": applied, "restart_needed_for": "ports, cores, EAL, pool, key ranges, LB ranges, RADIUS listeners and address ranges" }).to_string()
+    }
+
     /// Mark an LB gateway up or down and publish the new LB table.
     fn set_gateway(&self, name: &str, up: bool) -> String {
         let cur = self.tables.load();
@@ -492,6 +543,7 @@ impl Management {
             }
         });
         let mut st = State {
+            profile_path: PathBuf::from(&e.profile.source),
             info: e.info().clone(),
             control: e.control.clone().expect("control ring"),
             mgmt_tx: e.mgmt_tx.clone().expect("mgmt tx ring"),

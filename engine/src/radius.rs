@@ -300,6 +300,32 @@ impl RadiusSide {
         }))
     }
 
+    /// Reload users and service orders from a new profile; the sessions
+    /// whose allowed services changed are re-sent to their gateways.
+    /// Returns the local sessions when this instance's own table changed.
+    pub fn reload(&mut self, p: &Profile) -> Result<Option<Vec<([u8; 4], Session)>>, String> {
+        let Some((_, mgr, _, _, _)) = build(p).map_err(|e| e.to_string())? else {
+            return Err("the new profile has no [radius] section".into());
+        };
+        self.mgr.set_tables(mgr.users().clone(), mgr.services().clone());
+        let mut local_changed = false;
+        let gws: Vec<GwId> = self.gw_sessions.keys().copied().collect();
+        for gw in gws {
+            let entries: Vec<([u8; 4], String)> = self.gw_sessions[&gw].iter().map(|(a, (d, _))| (*a, d.clone())).collect();
+            for (a, dev) in entries {
+                let allowed = self.mgr.services().services_of(&dev).0;
+                let e = self.gw_sessions.get_mut(&gw).unwrap().get_mut(&a).unwrap();
+                if e.1.allowed != allowed {
+                    e.1.allowed = allowed;
+                    local_changed |= Some(gw) == self.this_gw;
+                    self.mark(gw, format!("reload {dev}"));
+                }
+            }
+        }
+        self.sync_remotes();
+        Ok(local_changed.then(|| self.local_sessions()))
+    }
+
     /// A gateway's health changed: a down gateway gets no new sessions.
     pub fn set_gw_up(&mut self, name: &str, up: bool) {
         if let Some(i) = self.gw_names.iter().position(|n| n == name) {

@@ -221,6 +221,15 @@ services = ["wap"]
     );
     assert!(lab.log("w1").contains("10.80.0.100") && lab.log("w2").contains("10.80.0.100"));
 
+    // The service order changes without a restart: chat is granted in the
+    // profile, `pgw ctl reload`, and the same subscriber now reaches chat.
+    let text = std::fs::read_to_string(&profile).unwrap().replace("services = [\"wap\"]", "services = [\"wap\", \"chat\"]");
+    std::fs::write(&profile, text).unwrap();
+    let out = sh(&format!("{} ctl --socket {} reload", pgw_bin().display(), sock.display()));
+    assert!(out.contains("\"ok\":true"), "{out}");
+    let who = sh(&format!("ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.3/who"));
+    assert_eq!(who.trim(), "c1");
+
     std::thread::sleep(Duration::from_millis(500));
     let stats = sh(&format!(
         "{} stats --socket {} --json",
@@ -265,7 +274,7 @@ services = ["wap"]
         ))
     );
     assert!(
-        event("gw_new_flows") >= 42,
+        event("gw_new_flows") >= 43,
         "new flows {}",
         event("gw_new_flows")
     );
@@ -295,7 +304,7 @@ services = ["wap"]
     ));
     let a: serde_json::Value = serde_json::from_str(&acct).unwrap();
     let rows = a["recent"].as_array().unwrap();
-    assert!(rows.len() >= 41, "accounting rows {}", rows.len());
+    assert!(rows.len() >= 42, "accounting rows {}", rows.len());
     let big = rows
         .iter()
         .find(|row| row["down_bytes"].as_u64().unwrap() > 4_194_304)

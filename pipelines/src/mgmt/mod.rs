@@ -601,6 +601,14 @@ impl<K: Eq + Hash + Clone> Manager<K> {
         &self.counters
     }
 
+    /// Replace the user table and the service order table (an operator's
+    /// reload). Sessions keep their addresses; a device's allowed services
+    /// are read from the new table from now on.
+    pub fn set_tables(&mut self, users: UserTable, services: ServiceOrderTable) {
+        self.users = users;
+        self.services = services;
+    }
+
     pub fn sessions(&self) -> &SessionTable {
         &self.sessions
     }
