@@ -14,8 +14,11 @@ export CARGO_TERM_COLOR=never
 # Tests that start several DPDK processes share the 2 cores: one test
 # binary at a time (cargo's default), and tests inside a binary serially.
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
-cargo test --workspace --locked -- --test-threads=1 2>&1 | tee /tmp/pgw-test.log | grep -E "^(test result|running|test .* (FAILED|ok)$|---- |thread .* panicked)" || true
+set +e
+cargo test --workspace --locked --no-fail-fast -- --test-threads=1 2>&1 | tee /tmp/pgw-test.log \
+  | grep -E "^(test result|running|test .* (FAILED|ok)$|---- |thread .* panicked|command failed|stderr:|  left:|  right:)"
 status=${PIPESTATUS[0]}
+set -e
 
 # Fuzz smoke run (seconds): only where cargo-fuzz can run (nightly).
 if [ -d fuzz ] && cargo fuzz --version >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q nightly; then

@@ -87,6 +87,9 @@ services = ["chat"]
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.80.0.21',9000))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n",
     );
     lab.spawn("echo", &format!("ip netns exec {srv} python3 {}", echo.display()));
+    wait_for("the echo server to listen", Duration::from_secs(10), || {
+        sh_ok(&format!("ip netns exec {srv} ss -ulnH | grep -q 10.80.0.21:9000"))
+    });
     let client = lab.write(
         "client.py",
         "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.50.0.2',40001))\ns.settimeout(3)\nfor i in range(10):\n    s.sendto(bytes([65+i])*100,('10.33.0.3',5000))\n    d,a=s.recvfrom(2048)\n    assert d==bytes([65+i])*100 and a==('10.33.0.3',5000), (d,a)\nprint('ok')\n",
