@@ -690,7 +690,7 @@ impl Profile {
                     return Err(self.err("gw.access_port", "with role \"lb+gw\" the GW's access port is the LB's access port"));
                 }
             }
-            crate::gwcfg::build_lb(self, [0; 6]).map(|_| ())?;
+            crate::gwcfg::build_lb(self, [0x02, 0, 0, 0, 0, 0]).map(|_| ())?;
         }
         crate::radius::build(self)?;
         if let Some(c) = &self.control {
