@@ -105,6 +105,10 @@ pub struct AssignGwCfg {
     pub ranges: Vec<String>,
     #[serde(default = "d_true")]
     pub up: bool,
+    /// IPv6 block of this gateway ("2001:db8:50::/48"): session i gets its
+    /// i-th /64 as Framed-IPv6-Prefix (dual stack, NAT64 for IPv6 subscribers).
+    #[serde(default)]
+    pub ipv6_prefix: Option<String>,
     /// Control listener of that gateway's pgw instance ("address:port"),
     /// where its session table is sent (not needed for `this_gateway`).
     #[serde(default)]
@@ -234,6 +238,19 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Opti
         }
     }
     let assigner = Assigner::new(gws).map_err(|e| p.err("radius.gateway", e.to_string()))?;
+    let mut v6 = Vec::new();
+    for (i, g) in r.gateways.iter().enumerate() {
+        if let Some(s) = &g.ipv6_prefix {
+            let key = format!("radius.gateway[{i}].ipv6_prefix");
+            let (a, l) = s.split_once('/').ok_or_else(|| p.err(key.clone(), format!("{s:?}: write address/length")))?;
+            let a: std::net::Ipv6Addr = a.parse().map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv6 address")))?;
+            let l: u8 = l.parse().map_err(|_| p.err(key.clone(), format!("{l:?} is not a prefix length")))?;
+            if l > 64 {
+                return Err(p.err(key, "the block must be /64 or shorter (sessions get /64s)"));
+            }
+            v6.push((GwId(i as u16), a.octets(), l));
+        }
+    }
     let mut clients = HashMap::new();
     for (i, c) in r.clients.iter().enumerate() {
         let a: IpAddr = c.address.parse().map_err(|_| p.err(format!("radius.client[{i}].address"), format!("{:?} is not an IP address", c.address)))?;
@@ -248,7 +265,11 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Opti
         acct_interim_interval_s: r.interim_interval_s,
         ..ManagerConfig::default()
     };
-    Ok(Some((r, Manager::new(cfg, users, services, assigner), this, gw_names, clients)))
+    let mut mgr = Manager::new(cfg, users, services, assigner);
+    for (gw, base, len) in v6 {
+        mgr.set_ipv6_block(gw, base, len);
+    }
+    Ok(Some((r, mgr, this, gw_names, clients)))
 }
 
 impl RadiusSide {

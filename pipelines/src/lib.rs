@@ -12,6 +12,7 @@ pub mod fwd;
 pub mod gw;
 pub mod lb;
 pub mod mgmt;
+pub mod ndp;
 pub mod pipeline;
 pub mod verdict;
 pub mod wire;

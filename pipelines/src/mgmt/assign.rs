@@ -354,6 +354,20 @@ impl Assigner {
     }
 
     /// The GW whose ranges hold `addr`.
+    /// The position of `addr` among its gateway's addresses (ranges in
+    /// order): what maps an IPv4 session to its IPv6 prefix.
+    pub fn index_of(&self, addr: Ipv4Addr) -> Option<u64> {
+        let g = self.gws.iter().find(|g| g.owns(addr))?;
+        let mut base = 0u64;
+        for r in &g.ranges {
+            if r.contains(addr) {
+                return Some(base + (u32::from(addr) - u32::from(r.first)) as u64);
+            }
+            base += (u32::from(r.last) - u32::from(r.first)) as u64 + 1;
+        }
+        None
+    }
+
     pub fn gw_of(&self, addr: Ipv4Addr) -> Option<GwId> {
         self.gws.iter().find(|g| g.owns(addr)).map(|g| g.id)
     }
@@ -606,5 +620,55 @@ mod tests {
         assert_eq!(a.assign("a").unwrap().addr, ip("255.255.255.254"));
         assert_eq!(a.assign("b").unwrap().addr, ip("255.255.255.255"));
         assert_eq!(a.assign("c"), Err(AssignError::Exhausted));
+    }
+}
+
+/// The /64 of session `index` inside a gateway's IPv6 block `base/len`
+/// (len ≤ 64): the index fills bits len..64. `None` when the block has no
+/// room for it.
+pub fn ipv6_prefix_for(base: [u8; 16], len: u8, index: u64) -> Option<[u8; 16]> {
+    if len > 64 {
+        return None;
+    }
+    let bits = 64 - len as u32;
+    if bits < 64 && index >= (1u64 << bits) {
+        return None;
+    }
+    let hi = u64::from_be_bytes(base[..8].try_into().unwrap());
+    let mask = if bits == 64 { 0 } else { !((1u64 << bits) - 1) };
+    let v = (hi & mask) | index;
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&v.to_be_bytes());
+    Some(out)
+}
+
+#[cfg(test)]
+mod ipv6_tests {
+    use super::*;
+
+    #[test]
+    fn session_prefixes_follow_the_ipv4_index() {
+        let base = [0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let p = ipv6_prefix_for(base, 48, 0x12).unwrap();
+        assert_eq!(&p[..8], &[0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0x12]);
+        assert_eq!(&p[8..], &[0; 8]);
+        assert_eq!(ipv6_prefix_for(base, 48, 0xffff).unwrap()[6..8], [0xff, 0xff]);
+        assert_eq!(ipv6_prefix_for(base, 48, 0x10000), None, "a /48 has 65536 /64s");
+        assert_eq!(ipv6_prefix_for(base, 64, 0).unwrap()[..8], base[..8]);
+        assert_eq!(ipv6_prefix_for(base, 64, 1), None);
+        assert_eq!(ipv6_prefix_for(base, 65, 0), None);
+        let a = Assigner::new(vec![GwConfig {
+            id: GwId(0),
+            name: "gw".into(),
+            ranges: vec![
+                Ipv4Range::new(Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 19)),
+                Ipv4Range::new(Ipv4Addr::new(10, 0, 1, 0), Ipv4Addr::new(10, 0, 1, 9)),
+            ],
+            up: true,
+        }])
+        .unwrap();
+        assert_eq!(a.index_of(Ipv4Addr::new(10, 0, 0, 10)), Some(0));
+        assert_eq!(a.index_of(Ipv4Addr::new(10, 0, 1, 3)), Some(13));
+        assert_eq!(a.index_of(Ipv4Addr::new(10, 0, 2, 3)), None);
     }
 }

@@ -44,7 +44,9 @@ pub mod users;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::Ipv4Addr;
 
 pub use assign::{
     AssignConfigError, AssignError, Assigner, Assignment, GwConfig, GwId, GwStatus, Ipv4Range,
@@ -258,6 +260,8 @@ pub struct Manager<K> {
     /// Devices accepted but not yet in a session → hold deadline.
     holds: Timers<String>,
     counters: MgmtCounters,
+    /// IPv6 block per gateway (`set_ipv6_block`).
+    ipv6: HashMap<GwId, ([u8; 16], u8)>,
 }
 
 impl<K: Eq + Hash + Clone> Manager<K> {
@@ -276,6 +280,7 @@ impl<K: Eq + Hash + Clone> Manager<K> {
             assigner,
             holds: Timers::new(),
             counters: MgmtCounters::default(),
+            ipv6: HashMap::new(),
         }
     }
 
@@ -385,6 +390,7 @@ impl<K: Eq + Hash + Clone> Manager<K> {
             idle_timeout_s: self.cfg.idle_timeout_s,
             acct_interim_interval_s: self.cfg.acct_interim_interval_s,
             class: None,
+            framed_ipv6_prefix: self.ipv6_prefix_of(a.addr).map(|p| (p, 64)),
         };
         match radius::access_accept(pkt, secret, &attrs) {
             Ok(r) => (Some(r), Disposition::Accepted),
@@ -599,6 +605,21 @@ impl<K: Eq + Hash + Clone> Manager<K> {
 
     pub fn counters(&self) -> &MgmtCounters {
         &self.counters
+    }
+
+    /// Give gateway `gw`'s subscribers IPv6 too: session `i` of the gateway
+    /// (its IPv4 address's position in the gateway's ranges) gets the `i`-th
+    /// /64 of `base/len`, sent as Framed-IPv6-Prefix (RFC 3162, RFC 6911).
+    pub fn set_ipv6_block(&mut self, gw: GwId, base: [u8; 16], len: u8) {
+        self.ipv6.insert(gw, (base, len));
+    }
+
+    /// The /64 that goes with an assigned IPv4 address, if its gateway has
+    /// an IPv6 block.
+    pub fn ipv6_prefix_of(&self, addr: Ipv4Addr) -> Option<[u8; 16]> {
+        let gw = self.assigner.gw_of(addr)?;
+        let (base, len) = *self.ipv6.get(&gw)?;
+        assign::ipv6_prefix_for(base, len, self.assigner.index_of(addr)?)
     }
 
     /// Replace the user table and the service order table (an operator's

@@ -712,6 +712,8 @@ pub struct AcceptAttrs {
     pub acct_interim_interval_s: Option<u32>,
     /// Class, echoed by the NAS in its accounting (RFC 2865 §5.25).
     pub class: Option<Vec<u8>>,
+    /// Framed-IPv6-Prefix (RFC 3162 §2.3): the subscriber's IPv6 prefix.
+    pub framed_ipv6_prefix: Option<([u8; 16], u8)>,
 }
 
 /// Proxy-State attributes must be copied into the response unmodified and
@@ -748,6 +750,13 @@ pub fn access_accept(
     }
     if let Some(c) = &attrs.class {
         b.attr(attr::CLASS, c)?;
+    }
+    if let Some((prefix, len)) = attrs.framed_ipv6_prefix {
+        // Reserved, Prefix-Length, then only the bytes the length covers.
+        let n = (len as usize).div_ceil(8).min(16);
+        let mut v = vec![0u8, len];
+        v.extend_from_slice(&prefix[..n]);
+        b.attr(attr::FRAMED_IPV6_PREFIX, &v)?;
     }
     copy_proxy_state(&mut b, req)?;
     Ok(b.finish_response(&req.authenticator(), secret))
