@@ -121,7 +121,7 @@ impl Pipeline {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // At most 4 LB + 15 GW names: fits the slots.
+        // At most 4 LB + 19 GW names: fits the slots.
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -154,6 +154,11 @@ impl Pipeline {
                     ("gw_mss_clamped_up", g.mss_clamped_up),
                     ("gw_mss_clamped_down", g.mss_clamped_down),
                     ("gw_window_capped", g.window_capped),
+                    ("gw_rss_steered", g.rss_steered),
+                    ("gw_rss_miss", g.rss_miss),
+                    ("gw_nat64_flows", g.nat64_flows),
+                    // ICMP errors translated both ways + Fragmentation Needed sent
+                    ("gw_nat64_icmp", g.icmp_err_up + g.icmp_err_down + g.frag_needed),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()

@@ -207,6 +207,7 @@ fn from_record_resolves_and_shifts_times() {
         down_bytes: 30_000,
         attr,
         close: CloseReason::Rst,
+        subscriber_ip6: None,
     };
     let a = AcctRow::from_record(&r, "dev-42".into(), "web".into(), 1_700_000_000_000, true);
     assert_eq!(

@@ -5,10 +5,13 @@
 //!
 //! What is counted: per direction, every packet of the connection the stage
 //! forwarded (`Verdict::Tx`) from the first SYN / first datagram up to and
-//! including the packet that closed it, and as bytes the IPv4 *total length*
-//! of each (IP header + L4 header + payload; no Ethernet header, VLAN tag,
-//! padding or FCS). Dropped packets and packets after the close (late ACKs
-//! during the hold) are not counted.
+//! including the packet that closed it, and as bytes the length of each IP
+//! packet *on the subscriber side*: the IPv4 total length, or for a NAT64
+//! connection the IPv6 length (40 + payload length) of the packet the
+//! subscriber sent or was sent (IP header + L4 header + payload; no
+//! Ethernet header, VLAN tag, padding or FCS). Dropped packets, ICMP errors
+//! about the connection and packets after the close (late ACKs during the
+//! hold) are not counted.
 
 use super::tables::{GroupIdx, ServiceId};
 
@@ -107,7 +110,12 @@ pub enum CloseReason {
 pub struct AcctRecord {
     /// Device id of the session at connection start (0: no session).
     pub device_id: u64,
+    /// IPv4 subscriber address; `0.0.0.0` for a NAT64 connection (see
+    /// `subscriber_ip6`).
     pub subscriber_ip: [u8; 4],
+    /// The IPv6 subscriber of a NAT64 connection (its destination was the
+    /// RFC 6052 embedding of `rep_ip`); `None` for IPv4 subscribers.
+    pub subscriber_ip6: Option<[u8; 16]>,
     /// Subscriber port (ICMP: the echo identifier).
     pub subscriber_port: u16,
     /// Original destination: the representative address (VIP) or, for a

@@ -15,6 +15,7 @@
 //! v)` has the index `pool_idx * ppw + (v - w * ppw)` in its key table.
 
 use crate::verdict::PortIdx;
+use crate::xlat::{Prefix, XlatConfig};
 
 /// Per-state idle timeouts, in milliseconds of the caller's monotonic clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +84,9 @@ pub struct GwConfig {
     /// (least connections), `1..=16384`; the table has `next_pow2(2 x)`
     /// slots of 8 bytes.
     pub max_servers: u32,
-    /// A new connection needs an active session for its source address.
+    /// A new connection needs an active session for its source address
+    /// (IPv4), or for a prefix holding it (IPv6 subscribers, NAT64: see
+    /// [`Sessions::get6`](super::tables::Sessions::get6)).
     pub require_session: bool,
     /// Router toward the servers, used when a server (or a plain, non-VIP
     /// destination) has no neighbour entry.
@@ -100,6 +103,75 @@ pub struct GwConfig {
     /// connections that did not negotiate window scaling (see the GW module
     /// docs). `None`: off.
     pub window_cap_down: Option<u16>,
+    /// RSS-steered key choice (see [`RssSteer`]). `None`: off, keys are
+    /// taken strictly in FIFO order.
+    pub rss: Option<RssSteer>,
+    /// NAT64 of IPv6 subscribers (see the GW module docs). `None`: off,
+    /// IPv6 frames are dropped as `unsupported_ethertype`.
+    pub nat64: Option<Nat64Cfg>,
+}
+
+/// How the NIC on `server_port` spreads down packets over RX queues, so a
+/// worker can pick keys whose down packets land on its own queue (worker
+/// `w` polls queue `w`).
+///
+/// The engine fills it from the port after configuring RSS: `key` from
+/// `rte_eth_dev_rss_hash_conf_get` (or the key it set itself), `reta` from
+/// `rte_eth_dev_rss_reta_query` over `dev_info.reta_size` entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RssSteer {
+    /// The Toeplitz key, as the NIC holds it (40 bytes on most NICs, 52 on
+    /// i40e/ice). Only the first 16 bytes matter for an IPv4 4-tuple.
+    pub key: Vec<u8>,
+    /// The redirection table: the RX queue of each entry. The NIC takes
+    /// entry `hash & (reta.len() - 1)`: the length is a power of two.
+    pub reta: Vec<u16>,
+    /// Free keys looked at per connection start (`1..=256`).
+    pub probe: u16,
+    /// The NIC hashes TCP on the 4-tuple (ports included); `false`: on the
+    /// addresses only (RSS type IPv4 without NONFRAG_IPV4_TCP).
+    pub ports_tcp: bool,
+    /// The same for UDP.
+    pub ports_udp: bool,
+}
+
+impl RssSteer {
+    /// Default probe depth: with 2 queues a key is steered with
+    /// probability 1 - 2^-8; with 4, 1 - 0.75^8 = 0.90.
+    pub const PROBE: u16 = 8;
+
+    /// `key` and `reta` with the defaults: probe [`Self::PROBE`] keys, TCP
+    /// and UDP hashed on the 4-tuple (ICMP always on the addresses).
+    pub fn new(key: Vec<u8>, reta: Vec<u16>) -> RssSteer {
+        RssSteer {
+            key,
+            reta,
+            probe: Self::PROBE,
+            ports_tcp: true,
+            ports_udp: true,
+        }
+    }
+}
+
+/// NAT64 settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nat64Cfg {
+    /// IPv6 destinations under this prefix are NAT64'd to the embedded IPv4
+    /// address (RFC 6052); the reply's IPv6 source is the embedding of the
+    /// original IPv4 destination (the VIP).
+    pub prefix: Prefix,
+    /// Link MTUs for the translator; `mtu6` also bounds the IPv6 packets
+    /// sent to subscribers (larger ones are dropped as `too_big`).
+    pub xlat: XlatConfig,
+}
+
+impl Default for Nat64Cfg {
+    fn default() -> Self {
+        Nat64Cfg {
+            prefix: Prefix::WELL_KNOWN,
+            xlat: XlatConfig::default(),
+        }
+    }
 }
 
 impl Default for GwConfig {
@@ -123,6 +195,8 @@ impl Default for GwConfig {
             mss_clamp_up: None,
             mss_clamp_down: None,
             window_cap_down: None,
+            rss: None,
+            nat64: None,
         }
     }
 }
@@ -202,6 +276,43 @@ impl GwConfig {
                 "gw.window_cap_down: 0 would stall every connection; use e.g. 65535 or leave it out"
                     .into(),
             );
+        }
+        if let Some(r) = &self.rss {
+            if r.key.len() < 16 {
+                return Err(format!(
+                    "gw.rss.key: {} bytes; the Toeplitz hash of an IPv4 4-tuple needs at least 16 (pass the NIC's whole key)",
+                    r.key.len()
+                ));
+            }
+            if r.reta.is_empty() || !r.reta.len().is_power_of_two() || r.reta.len() > 1 << 16 {
+                return Err(format!(
+                    "gw.rss.reta: {} entries; the NIC's redirection table has a power of two (e.g. 128 or 512)",
+                    r.reta.len()
+                ));
+            }
+            if let Some((i, q)) = r.reta.iter().enumerate().find(|(_, &q)| q >= self.workers) {
+                return Err(format!(
+                    "gw.rss.reta[{i}]: queue {q}, but only {} workers poll queues 0..{}; configure the RETA over the workers' queues",
+                    self.workers, self.workers
+                ));
+            }
+            if r.probe == 0 || r.probe > 256 {
+                return Err(format!("gw.rss.probe: {}; use 1..=256, e.g. 8", r.probe));
+            }
+        }
+        if let Some(n) = &self.nat64 {
+            if n.xlat.mtu6 < 1280 {
+                return Err(format!(
+                    "gw.nat64.mtu6: {} is below the IPv6 minimum 1280; use the access link's MTU",
+                    n.xlat.mtu6
+                ));
+            }
+            if n.xlat.mtu4 < 68 {
+                return Err(format!(
+                    "gw.nat64.mtu4: {} is below the IPv4 minimum 68; use the server link's MTU",
+                    n.xlat.mtu4
+                ));
+            }
         }
         if self.timeouts.close_hold_ms == 0 {
             return Err(
@@ -483,5 +594,48 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("gw.window_cap_down"));
         c.window_cap_down = Some(16384);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_rss_and_nat64() {
+        let ok = RssSteer::new(vec![0x6d; 40], vec![0, 1, 0, 1]);
+        let with = |r: RssSteer| GwConfig {
+            rss: Some(r),
+            ..cfg(2, None)
+        };
+        with(ok.clone()).validate().unwrap();
+        let e = with(RssSteer::new(vec![1; 12], vec![0, 1]))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("gw.rss.key"), "{e}");
+        let e = with(RssSteer::new(vec![1; 40], vec![0, 1, 0]))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("gw.rss.reta:"), "{e}");
+        let e = with(RssSteer::new(vec![1; 40], vec![0, 2]))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("gw.rss.reta[1]"), "{e}");
+        let e = with(RssSteer { probe: 0, ..ok }).validate().unwrap_err();
+        assert!(e.contains("gw.rss.probe"), "{e}");
+        let mut n = Nat64Cfg::default();
+        let c = GwConfig {
+            nat64: Some(n),
+            ..cfg(1, None)
+        };
+        c.validate().unwrap();
+        n.xlat.mtu6 = 1200;
+        let e = GwConfig {
+            nat64: Some(n),
+            ..cfg(1, None)
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("gw.nat64.mtu6"), "{e}");
+        // new fields default to off
+        assert_eq!(
+            (GwConfig::default().rss, GwConfig::default().nat64),
+            (None, None)
+        );
     }
 }

@@ -18,7 +18,9 @@
 //! the worker, plus 8 bytes × `next_pow2(2 × max_flows_per_worker)` up-table
 //! slots (16–32 bytes per flow of capacity), plus 20 bytes per key in the key
 //! allocator's rings: about 200 bytes per possible connection, all allocated
-//! in [`GwWorker::new`](super::GwWorker::new).
+//! in [`GwWorker::new`](super::GwWorker::new). With NAT64 configured, 16
+//! more bytes per key (the IPv6 subscriber side table): about 216 bytes.
+//! (The `v6` flag sits in what was padding: `Flow` stays 160 bytes.)
 
 use super::acct::Attr;
 use super::balance::{LoadSlot, NO_SLOT};
@@ -45,6 +47,12 @@ pub const UNLINKED: u32 = u32::MAX;
 /// `repr(C)` and ordered so that what every data packet touches (tuple,
 /// state, MACs, last-seen, counters) is in the first 80 bytes; the rest
 /// (start, device, group, service, attribute) is touched at start and close.
+///
+/// A NAT64 flow (`v6`) keeps its IPv4 side here as any flow (`dst_ip` is
+/// the IPv4 address embedded in the subscriber's IPv6 destination) and its
+/// subscriber's 16-byte address in the worker's side table indexed by key
+/// (16 bytes per key, only when NAT64 is configured); `sub_ip` holds the
+/// last 4 bytes of that address (a cheap first compare on lookups).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct Flow {
@@ -90,6 +98,8 @@ pub struct Flow {
     /// when `window_cap_down` is configured.
     pub tcp_opts: u8,
     pub attr: Attr,
+    /// A NAT64 flow: the subscriber is IPv6 (in the side table).
+    pub v6: bool,
 }
 
 /// Bits of [`Flow::tcp_opts`].

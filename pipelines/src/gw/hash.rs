@@ -30,6 +30,20 @@ pub fn flow_hash(seed: u64, src: u32, dst: u32, sport: u16, dport: u16, proto: u
     fmix64(a ^ fmix64(b ^ seed))
 }
 
+/// Hash of a NAT64 up tuple: the IPv6 source, the IPv4 destination embedded
+/// in the IPv6 destination (what identifies it: RFC 6052 ignores the
+/// suffix), ports, protocol.
+#[inline]
+pub fn flow_hash6(seed: u64, src: &[u8; 16], dst: u32, sport: u16, dport: u16, proto: u8) -> u64 {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&src[..8]);
+    lo.copy_from_slice(&src[8..]);
+    let b = ((dst as u64) << 32) | ((sport as u64) << 16) | dport as u64;
+    let h = fmix64(b ^ fmix64(seed ^ proto as u64 ^ 0x6464_0000_0000));
+    fmix64(u64::from_be_bytes(hi) ^ fmix64(u64::from_be_bytes(lo) ^ h))
+}
+
 /// Hasher for the tables' maps (keys are a few integers).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FastHasher {
@@ -116,6 +130,22 @@ mod tests {
         );
         assert_ne!(flow_hash(1, 1, 2, 3, 4, 6), flow_hash(2, 1, 2, 3, 4, 6));
         assert_ne!(flow_hash(1, 1, 2, 3, 4, 6), flow_hash(1, 2, 1, 3, 4, 6));
+    }
+
+    #[test]
+    fn flow_hash6_spreads_and_differs() {
+        let mut src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut counts = vec![0u32; 1024];
+        for p in 0..4096u16 {
+            let h = flow_hash6(1, &src, 0x0a21_0001, 10_000 + p, 80, 6);
+            counts[(h & 1023) as usize] += 1;
+        }
+        assert!(*counts.iter().max().unwrap() <= 16);
+        let h = flow_hash6(1, &src, 1, 2, 3, 6);
+        assert_ne!(h, flow_hash6(2, &src, 1, 2, 3, 6));
+        assert_ne!(h, flow_hash6(1, &src, 1, 3, 2, 6));
+        src[3] ^= 1;
+        assert_ne!(h, flow_hash6(1, &src, 1, 2, 3, 6));
     }
 
     #[test]

@@ -8,6 +8,18 @@
 //! the clock monotonic, the hold FIFO is ordered by due time and only its
 //! head is ever checked.
 //!
+//! ## RSS steering ([`KeyAlloc::alloc_pref`])
+//! With RSS steering on, a connection start looks at the first `probe` keys
+//! of the free FIFO and takes the first one the caller prefers (its down
+//! packets land on this worker's RX queue); the keys it skipped move, in
+//! order, to the tail. If none is preferred, the head is taken and nothing
+//! moves. Effect on the order: a skipped key is reused later than strict
+//! FIFO order would reuse it (behind every key freed after it), and the
+//! chosen key at most `probe - 1` places earlier; keys not looked at keep
+//! their order. The hold is unaffected: only keys in the free FIFO are
+//! looked at, and a key enters it only after its full `close_hold_ms` in
+//! the hold FIFO, so no key is ever handed out before its hold is over.
+//!
 //! Both FIFOs are rings preallocated for every key of the worker (a key is in
 //! at most one of: free, hold, in use), so nothing allocates after `new`.
 //! Memory: 4 bytes (free ring) + 16 bytes (hold ring) per key.
@@ -54,6 +66,11 @@ impl<T: Copy> Fifo<T> {
     pub fn front(&self) -> Option<T> {
         (self.len > 0).then(|| self.buf[self.head])
     }
+    /// The `i`-th element from the head.
+    #[inline]
+    pub fn peek(&self, i: usize) -> Option<T> {
+        (i < self.len).then(|| self.buf[(self.head + i) % self.buf.len()])
+    }
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
         let v = self.front()?;
@@ -91,6 +108,30 @@ impl KeyAlloc {
     #[inline]
     pub fn alloc(&mut self) -> Option<u32> {
         self.free.pop()
+    }
+
+    /// Take the first of the next `probe` free keys for which `prefer`
+    /// holds, moving the keys skipped before it to the tail; if none does,
+    /// the head (nothing moves). `(key, preferred)`, or `None` if no key is
+    /// free. See the module docs for the effect on the order.
+    #[inline]
+    pub fn alloc_pref(
+        &mut self,
+        probe: usize,
+        mut prefer: impl FnMut(u32) -> bool,
+    ) -> Option<(u32, bool)> {
+        let n = probe.min(self.free.len());
+        for i in 0..n {
+            let k = self.free.peek(i)?;
+            if prefer(k) {
+                for _ in 0..i {
+                    let s = self.free.pop()?;
+                    self.free.push(s);
+                }
+                return self.free.pop().map(|k| (k, true));
+            }
+        }
+        self.free.pop().map(|k| (k, false))
     }
 
     /// Put a key on hold until `now_ms + hold_ms`.
@@ -143,6 +184,26 @@ mod tests {
             (f.pop(), f.pop(), f.pop(), f.pop()),
             (Some(2), Some(3), Some(4), None)
         );
+    }
+
+    #[test]
+    fn alloc_pref_moves_skipped_keys_to_the_tail() {
+        let mut a = KeyAlloc::new(6, 100, 0..6);
+        // prefer odd keys: 0 is skipped, 1 taken
+        assert_eq!(a.alloc_pref(8, |k| k % 2 == 1), Some((1, true)));
+        // free: 2 3 4 5 0
+        assert_eq!(
+            a.alloc_pref(1, |k| k == 3),
+            Some((2, false)),
+            "probe 1: only the head"
+        );
+        // free: 3 4 5 0 ; none preferred within 4: head, nothing moves
+        assert_eq!(a.alloc_pref(4, |k| k == 9), Some((3, false)));
+        // free: 4 5 0 ; prefer 0: 4 and 5 go to the tail in order
+        assert_eq!(a.alloc_pref(8, |k| k == 0), Some((0, true)));
+        let rest: Vec<_> = std::iter::from_fn(|| a.alloc()).collect();
+        assert_eq!(rest, vec![4, 5]);
+        assert_eq!(a.alloc_pref(8, |_| true), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The GW stage (FIG. 16–29, steps S31–S117, S61–S67, S70–S80), IPv4.
+//! The GW stage (FIG. 16–29, steps S31–S117, S61–S67, S70–S80): IPv4
+//! subscribers, and IPv6 subscribers by NAT64 (below).
 //!
 //! Per packet, on the worker that received it, with no lock, allocation,
 //! log or clock read:
@@ -27,16 +28,72 @@
 //!   (`close_hold_ms`) and is then reused last ([`keys`]).
 //!
 //! Not this stage's job: ARP (the engine runs `arp::ArpResponder` first),
-//! IPv6 (dropped as `unsupported_ethertype` for now; the NAT64 header
-//! translation is in [`crate::xlat`], see its docs for how it is to be wired
-//! in here), IP fragments
-//! (`fragment`), ICMP errors and other protocols (`unsupported_proto`).
+//! IPv6 other than NAT64 (`unsupported_ethertype`), IP fragments
+//! (`fragment`), ICMP errors of IPv4 connections and other protocols
+//! (`unsupported_proto`).
 //! Checksums are not verified: an incremental update keeps a bad checksum
 //! bad, so the end host still discards a corrupted packet. VLAN tags pass
 //! through unchanged. Authorization is checked when a connection starts
 //! only; a flow keeps its server for its life even if the server is later
 //! marked down.
 
+//!
+//! ## NAT64 (`GwConfig::nat64`, off by default)
+//! RFC 6146-style stateful NAT64 on the same keys as IPv4 NAT, with the
+//! header translation of [`crate::xlat`] (RFC 7915) and the address
+//! mapping of RFC 6052.
+//! * **Up**: an IPv6 frame on `access_port` whose destination is under the
+//!   prefix; the IPv4 destination is `prefix.extract(dst)` and everything
+//!   else is as for IPv4: a VIP is balanced to its group, the session and
+//!   authorization are those of the subscriber's IPv6 prefix
+//!   ([`Sessions::get6`], /64 by default; `require_session` applies; a
+//!   refused TCP SYN is answered with a RST over IPv6,
+//!   [`rst::syn_to_rst_v6`]), the key comes from the same FIFO (same pool
+//!   addresses and ports). The up table hashes (IPv6 source, embedded IPv4
+//!   destination, ports, protocol) and its match compares the subscriber's
+//!   16 bytes kept in a side table indexed by key (the flow entry keeps its
+//!   160 bytes: a `v6` flag sits in former padding). Per packet:
+//!   [`xlat::v6_to_v4`] (source = pool address, destination = server,
+//!   Identification from a per-worker counter; it decrements the hop
+//!   limit), then the ports (key port, server port; echo identifier = key
+//!   port) with incremental checksums, then the MACs. The IPv6 destination
+//!   is identified by its embedded IPv4 address: RFC 6052 ignores the u
+//!   octet and suffix on receipt, and replies come from the canonical
+//!   embedding ([`Prefix::embed`](crate::xlat::Prefix::embed)).
+//! * **Down**: the same direct key index and handoff; then
+//!   [`xlat::v4_to_v6`] with source = `prefix.embed(original IPv4
+//!   destination)` and destination = the subscriber, then the ports back.
+//!   A packet whose IPv6 form would exceed `mtu6` is answered with an ICMPv4
+//!   Fragmentation Needed (MTU `mtu6 - 20`, [`rst::frag_needed_v4`]) when
+//!   it has DF, else dropped (`too_big`: no IPv6 fragmentation).
+//! * **ICMP errors** about NAT64 connections are translated both ways,
+//!   the connection found from the quoted packet: an ICMPv4 error to a pool
+//!   address whose quote is an up packet of ours (the key is its source;
+//!   another worker's key is handed off) goes to the subscriber as ICMPv6
+//!   from `prefix.embed(error source)`, quoting the subscriber's packet;
+//!   an ICMPv6 error to a NAT64 address whose quote is a down packet of
+//!   ours (found in the up table) goes to the server as ICMPv4 from the
+//!   pool address, quoting the server's packet. Errors not matching a live
+//!   connection are `no_key` (down) / `no_flow` (up), malformed quotes
+//!   `xlat_icmp_inner`; errors about IPv4 connections stay
+//!   `unsupported_proto`. Errors are not accounted to the connection.
+//! * MSS clamping applies to NAT64 SYNs (up, IPv4 by then) and SYN-ACKs
+//!   (down, IPv6 by then) alike; since IPv6 headers are 20 bytes longer,
+//!   set `mss_clamp_down` to the IPv6 link MTU − 60.
+//! * Accounting: the record carries `subscriber_ip6`; byte counts are IPv6
+//!   lengths (see [`acct`]).
+//! * Not done: NAT66 (IPv6 servers), IPv6 fragments, IPv4 fragmentation
+//!   of up packets (only when `mtu4 < mtu6 - 20`: dropped as `too_big`),
+//!   neighbour discovery (the engine's job, as ARP).
+//!
+//! ## RSS-steered keys (`GwConfig::rss`, off by default)
+//! See [`rss`]: at connection start the worker takes, among the next
+//! `probe` keys of its FIFO, the first whose down packets (server →
+//! pool address : key port) the NIC's Toeplitz hash and RETA put on its own
+//! RX queue (= its worker id), so down packets need no handoff; skipped
+//! keys move to the tail (the hold is unaffected: [`keys`]). Counted as
+//! `rss_steered` / `rss_miss`. Cost: a 12-KiB table per worker, and per
+//! probed key 3 table loads and XORs.
 //!
 //! ## TCP MSS clamping and window cap (wireless ↔ wired transport)
 //! All off by default; each a [`GwConfig`] field.
@@ -83,6 +140,8 @@
 //! `next_pow2(2 x max_servers)` of balancer counts. Example: one pool
 //! address, ports 1024–65535, 2 workers → 32 256 keys per worker → 5.2 MB
 //! of entries + 0.5 MB up table + 0.65 MB rings ≈ 200 bytes per connection.
+//! NAT64 adds the IPv6 subscriber side table: 16 bytes per key (0.5 MB in
+//! the example, ≈ 216 bytes per connection); RSS steering 12 KiB per worker.
 //!
 //! ## Cost
 //! Release build, this 2-vCPU VM, 8 192 established flows, 64-byte frames
@@ -93,6 +152,16 @@
 //! `CARGO_TARGET_DIR=/tmp/target-gw cargo test --release -p pgw-pipelines
 //! gw::tests::bench_ns_per_packet -- --ignored --nocapture` (ranges over
 //! runs; the VM is noisy). No prefetching across a burst yet.
+//!
+//! NAT64 data, same conditions (84-byte IPv6 frames up, 64-byte IPv4 down;
+//! measured on a loaded VM together with the IPv4 path for reference):
+//! up 134–225 ns/packet (IPv4 up 117–217 in the same runs), down 83–176
+//! (IPv4 down 78–154), with `CARGO_TARGET_DIR=/tmp/target-g2 cargo test
+//! --release -p pgw-pipelines gw::tests:: -- --ignored --nocapture
+//! --test-threads=1`. The translation itself is 38–43 ns
+//! (`xlat::tests::bench_ns_per_packet`); the port rewrite after it is two
+//! incremental checksum updates, so folding both into one step would save
+//! a few ns, below the noise: they stay two steps.
 
 pub mod acct;
 pub mod balance;
@@ -109,12 +178,12 @@ pub mod tcp_state;
 mod tests;
 
 pub use acct::{AcctRecord, AcctSink, Attr, AttrKind, CloseReason, ATTR_MAX};
-pub use config::{key_owner, GwConfig, GwTimeouts, KeyLoc, KeySpace};
+pub use config::{key_owner, GwConfig, GwTimeouts, KeyLoc, KeySpace, Nat64Cfg, RssSteer};
 pub use flow::{Flow, FLOW_BYTES};
-pub use rss::toeplitz;
+pub use rss::{toeplitz, ToeplitzTable};
 pub use tables::{
     Group, GroupIdx, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions,
-    Vip,
+    Vip, SESSION6_PREFIX_LEN,
 };
 pub use tcp_state::{Dir, FlowState};
 
@@ -124,10 +193,13 @@ use crate::wire::icmp::{self, IcmpPacket};
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::tcp::TcpPacket;
 use crate::wire::udp::UdpPacket;
-use crate::wire::{self, Parsed};
+use crate::wire::{self, ip_proto, Parsed};
+use crate::xlat::{self, To4, To6};
 use balance::{Balancer, NO_SLOT};
+use core::ops::Range;
 use flow::{tcp_opts, UpTable, NO_GROUP, NO_SERVICE, UNLINKED};
 use keys::KeyAlloc;
+use rss::Steer;
 use tcp_state::{flags, idle_timeout_ms, tcp_next, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Held keys recycled at most per connection start (the rest by `expire`),
@@ -178,6 +250,32 @@ pub struct GwCounters {
     /// Segments going down whose window field was lowered to
     /// `window_cap_down`.
     pub window_capped: u64,
+    /// Connections (RSS steering on) whose key's down packets land on this
+    /// worker's RX queue.
+    pub rss_steered: u64,
+    /// Connections (RSS steering on) for which none of the probed keys
+    /// did (the head of the FIFO was taken: its down packets are handed
+    /// off unless the NIC happens to agree).
+    pub rss_miss: u64,
+    /// NAT64 connections created (also in `new_flows`).
+    pub nat64_flows: u64,
+    /// ICMPv4 errors about a NAT64 connection translated to ICMPv6 and
+    /// sent to the subscriber.
+    pub icmp_err_down: u64,
+    /// ICMPv6 errors about a NAT64 connection translated to ICMPv4 and
+    /// sent to the server.
+    pub icmp_err_up: u64,
+    /// NAT64 down packets with DF too big for the IPv6 MTU, answered with
+    /// an ICMPv4 Fragmentation Needed to the server (instead of a drop).
+    pub frag_needed: u64,
+}
+
+/// A connection's subscriber.
+#[derive(Clone, Copy)]
+enum Sub {
+    V4([u8; 4]),
+    /// NAT64.
+    V6([u8; 16]),
 }
 
 /// The GW stage of one worker. Owned and mutated only by that worker.
@@ -195,6 +293,15 @@ pub struct GwWorker {
     max_in_use: u32,
     /// Next key index `expire` looks at.
     sweep: u32,
+    /// RSS steering (`cfg.rss`).
+    rss: Option<Steer>,
+    /// NAT64: the IPv6 subscriber of each key's flow (valid while the
+    /// flow's `v6` is set); empty unless `cfg.nat64` is set.
+    sub6: Vec<[u8; 16]>,
+    /// IPv4 Identification of the next packet translated to IPv4 (a
+    /// per-worker counter, RFC 6864: unique enough per address pair while a
+    /// datagram may live; workers start 0x9e37 apart).
+    xlat_ident: u16,
     pub counters: GwCounters,
 }
 
@@ -212,8 +319,14 @@ impl GwWorker {
         let nkeys = ks.keys_per_worker();
         let npool = cfg.pool.len() as u32;
         let ppw = ks.per_worker;
-        // Free order: rotate through pool addresses (key = pool * ppw + off).
-        let order = (0..ppw).flat_map(move |off| (0..npool).map(move |p| p * ppw + off));
+        // Free order: rotate through pool addresses (key = pool * ppw + off),
+        // ports in order; with RSS steering, a stride permutation of all
+        // the worker's keys (see `rss::key_stride`).
+        let stride = cfg.rss.as_ref().map(|_| rss::key_stride(nkeys));
+        let order = (0..nkeys).map(move |i| match stride {
+            Some(s) => ((i as u64 * s as u64) % nkeys as u64) as u32,
+            None => (i % npool) * ppw + i / npool,
+        });
         let max_in_use = nkeys.min(cfg.max_flows_per_worker);
         Ok(GwWorker {
             id,
@@ -225,6 +338,13 @@ impl GwWorker {
             in_use: 0,
             max_in_use,
             sweep: 0,
+            rss: cfg.rss.as_ref().map(|r| Steer::new(r, &cfg.pool, id)),
+            sub6: if cfg.nat64.is_some() {
+                vec![[0; 16]; nkeys as usize]
+            } else {
+                Vec::new()
+            },
+            xlat_ident: id.wrapping_mul(0x9e37),
             counters: GwCounters::default(),
             cfg: cfg.clone(),
         })
@@ -261,6 +381,22 @@ impl GwWorker {
         }
     }
 
+    /// The IPv6 subscriber of the NAT64 flow of key (pool address, port), if
+    /// this worker owns the key and its flow is a NAT64 one.
+    pub fn subscriber6(&self, addr: [u8; 4], port: u16) -> Option<[u8; 16]> {
+        match self.ks.locate(addr, port) {
+            KeyLoc::Key {
+                owner,
+                pool_idx,
+                off,
+            } if owner == self.id => {
+                let k = self.ks.key_index(pool_idx, off) as usize;
+                self.flows[k].v6.then(|| self.sub6[k])
+            }
+            _ => None,
+        }
+    }
+
     /// Process one frame. Drops are counted in `c` under their reason.
     pub fn process(
         &mut self,
@@ -289,14 +425,32 @@ impl GwWorker {
     ) -> Verdict {
         let p = match wire::parse(pkt.frame()) {
             Ok(p) => p,
+            // (ICMP errors, among others: NAT64 translates those of its flows)
+            Err(DropReason::UnsupportedProto) if self.cfg.nat64.is_some() => {
+                return self.icmp_error(t, pkt, now)
+            }
             Err(r) => return Verdict::Drop(r),
         };
+        let dst_mac = EthernetFrame::new_unchecked(pkt.frame()).dst_addr();
+        if p.is_ipv6() {
+            // NAT64: IPv6 subscribers on the access port, destination under
+            // the prefix; any other IPv6 is not ours.
+            let dst4 = match &self.cfg.nat64 {
+                Some(n) if pkt.port == self.cfg.access_port => n.prefix.extract(&p.dst),
+                _ => None,
+            };
+            let Some(dst4) = dst4 else {
+                return Verdict::Drop(DropReason::UnsupportedEthertype);
+            };
+            if dst_mac != self.cfg.access_mac {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+            return self.up6(t, pkt, &p, dst4, now, acct);
+        }
         if !p.is_ipv4() {
-            // ARP belongs to the responder before this stage; IPv6 is not
-            // translated yet.
+            // ARP belongs to the responder before this stage.
             return Verdict::Drop(DropReason::UnsupportedEthertype);
         }
-        let dst_mac = EthernetFrame::new_unchecked(pkt.frame()).dst_addr();
         let down = pkt.port == self.cfg.server_port
             && (pkt.port != self.cfg.access_port || self.ks.pool_index(p.dst_v4()).is_some());
         if down {
@@ -322,6 +476,59 @@ impl GwWorker {
             && f.sub_port == sport
             && f.dst_port == dport
             && f.proto == proto
+            && !f.v6
+    }
+
+    /// Whether entry `f` (IPv6 subscriber `s6`) is the flow of this NAT64
+    /// up tuple (`dst`: the embedded IPv4 destination).
+    #[inline]
+    fn tuple6_is(
+        f: &Flow,
+        s6: &[u8; 16],
+        proto: u8,
+        src: &[u8; 16],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+    ) -> bool {
+        f.sub_ip == [src[12], src[13], src[14], src[15]]
+            && f.dst_ip == dst
+            && f.sub_port == sport
+            && f.dst_port == dport
+            && f.proto == proto
+            && f.v6
+            && s6 == src
+    }
+
+    /// What an up-table hit means: `Some(k)` to forward on flow `k`, `None`
+    /// to start a new connection (after a lazy expiry, or a new SYN on the
+    /// tuple of a closed one).
+    fn on_hit(
+        &mut self,
+        found: Option<(u32, u32)>,
+        proto: u8,
+        syn: bool,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Option<u32> {
+        let (_, k) = found?;
+        let f = &self.flows[k as usize];
+        if f.state.is_open() {
+            if self.idle_expired(f, now) {
+                self.expire_flow(k, acct);
+                None
+            } else {
+                Some(k)
+            }
+        } else if proto == PROTO_TCP && syn {
+            // A new connection on the 5-tuple of a closed one: the closed
+            // entry stays on hold but no longer matches.
+            self.unlink(k);
+            self.counters.replaced += 1;
+            None
+        } else {
+            Some(k) // a late packet of the closed connection
+        }
     }
 
     fn up(
@@ -359,31 +566,80 @@ impl GwWorker {
             Self::tuple_is(&flows[k as usize], proto, src, sport, dst, dport)
         });
         let syn = p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN;
-        let mut key = None;
-        if let Some((_, k)) = found {
-            let f = &self.flows[k as usize];
-            if f.state.is_open() {
-                if self.idle_expired(f, now) {
-                    self.expire_flow(k, acct);
-                } else {
-                    key = Some(k);
-                }
-            } else if proto == PROTO_TCP && syn {
-                // A new connection on the 5-tuple of a closed one: the closed
-                // entry stays on hold but no longer matches.
-                self.unlink(k);
-                self.counters.replaced += 1;
-            } else {
-                key = Some(k); // a late packet of the closed connection
-            }
-        }
-        let k = match key {
+        let k = match self.on_hit(found, proto, syn, now, acct) {
             Some(k) => k,
             None => {
                 if proto == PROTO_TCP && !syn {
                     return Verdict::Drop(DropReason::NoFlow);
                 }
-                match self.start(t, pkt, p, h, (src, sport, dst, dport), now) {
+                match self.start(t, pkt, p, h, Sub::V4(src), proto, (sport, dst, dport), now) {
+                    Ok(k) => k,
+                    Err(v) => return v,
+                }
+            }
+        };
+        self.forward_up(t, pkt, p, k, now, acct)
+    }
+
+    /// An IPv6 up packet to `dst4` embedded under the NAT64 prefix.
+    fn up6(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        dst4: [u8; 4],
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        // The flow keeps the IPv4 protocol number (its down packets' one).
+        let proto = if p.proto == ip_proto::ICMPV6 {
+            PROTO_ICMP
+        } else {
+            p.proto
+        };
+        let (sport, dport) = match proto {
+            PROTO_ICMP => {
+                if p.icmp_type != icmp::v6::ECHO_REQUEST {
+                    return Verdict::Drop(DropReason::UnsupportedProto);
+                }
+                (p.src_port, 0)
+            }
+            _ => (p.src_port, p.dst_port),
+        };
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let src6 = p.src;
+        let h = hash::flow_hash6(
+            self.cfg.hash_seed,
+            &src6,
+            u32::from_be_bytes(dst4),
+            sport,
+            dport,
+            proto,
+        );
+        let (flows, sub6) = (&self.flows, &self.sub6);
+        let found = self.up.lookup(h, |k| {
+            let k = k as usize;
+            Self::tuple6_is(&flows[k], &sub6[k], proto, &src6, sport, dst4, dport)
+        });
+        let syn = p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN;
+        let k = match self.on_hit(found, proto, syn, now, acct) {
+            Some(k) => k,
+            None => {
+                if proto == PROTO_TCP && !syn {
+                    return Verdict::Drop(DropReason::NoFlow);
+                }
+                match self.start(
+                    t,
+                    pkt,
+                    p,
+                    h,
+                    Sub::V6(src6),
+                    proto,
+                    (sport, dst4, dport),
+                    now,
+                ) {
                     Ok(k) => k,
                     Err(v) => return v,
                 }
@@ -393,16 +649,25 @@ impl GwWorker {
     }
 
     /// Start a connection (S32–S44, S61–S67): the new key, or the verdict.
+    /// `proto` is the IPv4 protocol (ICMP for an ICMPv6 echo), `dst` the
+    /// IPv4 destination (embedded one for NAT64).
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
         t: &GwTables,
         pkt: &mut Pkt<'_>,
         p: &Parsed,
         h: u64,
-        (src, sport, dst, dport): ([u8; 4], u16, [u8; 4], u16),
+        sub: Sub,
+        proto: u8,
+        (sport, dst, dport): (u16, [u8; 4], u16),
         now: u64,
     ) -> Result<u32, Verdict> {
-        let session = t.sessions.get(src).filter(|s| s.active);
+        let session = match &sub {
+            Sub::V4(a) => t.sessions.get(*a),
+            Sub::V6(a) => t.sessions.get6(a),
+        }
+        .filter(|s| s.active);
         if session.is_none() && self.cfg.require_session {
             return Err(Verdict::Drop(DropReason::NoSession));
         }
@@ -415,8 +680,11 @@ impl GwWorker {
         };
         if let (Some(s), Some(sess)) = (service, session) {
             if !sess.allows(s) {
-                if p.proto == PROTO_TCP {
-                    rst::syn_to_rst(pkt, p, self.cfg.access_mac);
+                if proto == PROTO_TCP {
+                    match sub {
+                        Sub::V4(_) => rst::syn_to_rst(pkt, p, self.cfg.access_mac),
+                        Sub::V6(_) => rst::syn_to_rst_v6(pkt, p, self.cfg.access_mac),
+                    }
                     self.counters.rst_unauthorized += 1;
                     return Err(Verdict::Tx { port: pkt.port });
                 }
@@ -431,7 +699,7 @@ impl GwWorker {
                 let m = &g.group.members[m as usize];
                 (
                     m.ip,
-                    if p.proto == PROTO_ICMP {
+                    if proto == PROTO_ICMP {
                         0
                     } else {
                         m.port.unwrap_or(dport)
@@ -450,13 +718,34 @@ impl GwWorker {
         if self.in_use >= self.max_in_use {
             return Err(Verdict::Drop(DropReason::FlowTableFull));
         }
-        let Some(k) = self.keys.alloc() else {
+        let (k, steered) = match &self.rss {
+            None => (self.keys.alloc(), None),
+            Some(s) => {
+                // Prefer a key whose down packets (server -> key) land on
+                // our own RX queue.
+                let base = s.base(srv_ip, srv_port, proto);
+                let (ks, id) = (&self.ks, self.id);
+                let probe = if s.reachable() { s.probe } else { 0 };
+                match self.keys.alloc_pref(probe, |k| {
+                    s.lands_here(base, k / ks.per_worker, ks.key_addr(id, k).1)
+                }) {
+                    Some((k, pref)) => (Some(k), Some(pref)),
+                    None => (None, None),
+                }
+            }
+        };
+        let Some(k) = k else {
             return Err(Verdict::Drop(DropReason::NatPoolExhausted));
         };
         let Some(slot) = self.up.insert(h, k) else {
             self.keys.free(k); // never used: straight back
             return Err(Verdict::Drop(DropReason::FlowTableFull));
         };
+        match steered {
+            Some(true) => self.counters.rss_steered += 1,
+            Some(false) => self.counters.rss_miss += 1,
+            None => {}
+        }
         self.in_use += 1;
         let load_slot = if group.is_some() {
             let s = self.bal.open(srv_ip);
@@ -467,15 +756,24 @@ impl GwWorker {
         } else {
             NO_SLOT
         };
+        let sub_ip = match sub {
+            Sub::V4(a) => a,
+            Sub::V6(a) => {
+                self.sub6[k as usize] = a;
+                self.counters.nat64_flows += 1;
+                [a[12], a[13], a[14], a[15]]
+            }
+        };
         self.flows[k as usize] = Flow {
-            sub_ip: src,
+            sub_ip,
             dst_ip: dst,
             srv_ip,
             sub_port: sport,
             dst_port: dport,
             srv_port,
-            proto: p.proto,
-            state: if p.proto == PROTO_TCP {
+            proto,
+            v6: matches!(sub, Sub::V6(_)),
+            state: if proto == PROTO_TCP {
                 FlowState::SynSent
             } else {
                 FlowState::Dgram
@@ -490,7 +788,7 @@ impl GwWorker {
             group: group.unwrap_or(NO_GROUP),
             load_slot,
             service: service.map_or(NO_SERVICE, |s| s.0),
-            attr_done: p.proto != PROTO_TCP,
+            attr_done: proto != PROTO_TCP,
             ..Flow::empty()
         };
         self.counters.new_flows += 1;
@@ -507,18 +805,8 @@ impl GwWorker {
         now: u64,
         acct: &mut impl AcctSink,
     ) -> Verdict {
-        let nh_epoch = t.neighbours.epoch() as u32;
-        let next_hop = self.cfg.server_next_hop_mac;
-        let f = &mut self.flows[k as usize];
-        if f.nh_epoch != nh_epoch {
-            // A new neighbour table was published: resolve again, once.
-            match t.neighbours.get(f.srv_ip).or(next_hop) {
-                Some(mac) => {
-                    f.srv_mac = mac;
-                    f.nh_epoch = nh_epoch;
-                }
-                None => return Verdict::Drop(DropReason::NoNeighbor),
-            }
+        if self.next_hop(t, k).is_none() {
+            return Verdict::Drop(DropReason::NoNeighbor);
         }
         let (nat_ip, nat_port) = self.ks.key_addr(self.id, k);
         let f = &mut self.flows[k as usize];
@@ -533,15 +821,49 @@ impl GwWorker {
                 f.attr = a;
             }
         }
-        rewrite(
-            pkt,
-            p,
-            (f.srv_mac, self.cfg.server_mac),
-            (nat_ip, nat_port),
-            (f.srv_ip, f.srv_port),
-        );
-        if p.proto == PROTO_TCP && p.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
-            self.syn_up(pkt, p, k);
+        let syn = p.proto == PROTO_TCP && p.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN;
+        let l4 = if f.v6 {
+            // NAT64: the IP header first (it cannot fail for a frame
+            // `parse` accepted: no extension headers, L4 checked, hop
+            // limit > 1; a failure is still dropped under its reason,
+            // before any counter of the flow moved), then the ports.
+            let (srv_mac, srv_ip, srv_port) = (f.srv_mac, f.srv_ip, f.srv_port);
+            let to = To4::new(nat_ip, srv_ip).ident(self.xlat_ident);
+            let Some(n64) = &self.cfg.nat64 else {
+                return Verdict::Drop(DropReason::UnsupportedEthertype);
+            };
+            // (IPv4 fragmentation and Packet Too Big toward the
+            // subscriber are not done: only a config with mtu4 < mtu6 - 20
+            // can get here)
+            if wire::ipv4::HEADER_LEN + p.l4_len as usize > n64.xlat.mtu4 as usize {
+                return Verdict::Drop(DropReason::TooBig);
+            }
+            if let Err(r) = xlat::v6_to_v4(pkt, &n64.xlat, &to) {
+                return Verdict::Drop(r);
+            }
+            self.xlat_ident = self.xlat_ident.wrapping_add(1);
+            let l4 = p.l3_off as usize + wire::ipv4::HEADER_LEN;
+            let l4 = l4..l4 + p.l4_len as usize;
+            rewrite_ports(
+                &mut pkt.data[l4.clone()],
+                p.proto,
+                (nat_port, srv_port),
+                nat_port,
+            );
+            set_macs(pkt, srv_mac, self.cfg.server_mac);
+            l4
+        } else {
+            rewrite(
+                pkt,
+                p,
+                (f.srv_mac, self.cfg.server_mac),
+                (nat_ip, nat_port),
+                (f.srv_ip, f.srv_port),
+            );
+            p.l4_range()
+        };
+        if syn {
+            self.syn_up(pkt, l4, k);
         }
         self.counters.up_pkts += 1;
         let f = &mut self.flows[k as usize];
@@ -605,15 +927,52 @@ impl GwWorker {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         let f = &self.flows[k as usize];
-        rewrite(
-            pkt,
-            p,
-            (f.lb_mac, self.cfg.access_mac),
-            (f.dst_ip, f.dst_port),
-            (f.sub_ip, f.sub_port),
-        );
+        let (l4, ip_len) = if f.v6 {
+            // NAT64: IPv4 -> IPv6 toward the subscriber, then the ports.
+            let Some(n64) = &self.cfg.nat64 else {
+                return Verdict::Drop(DropReason::UnsupportedEthertype);
+            };
+            let ip_len = wire::ipv6::HEADER_LEN + p.l4_len as usize;
+            if ip_len > n64.xlat.mtu6 as usize {
+                // No IPv6 fragmentation here (RFC 7915 §4 would fragment a
+                // DF = 0 packet): with DF, tell the server the MTU.
+                let df = pkt.frame()[p.l3_off as usize + 6] & 0x40 != 0;
+                if !df {
+                    return Verdict::Drop(DropReason::TooBig);
+                }
+                let mtu =
+                    n64.xlat.mtu6 - wire::ipv6::HEADER_LEN as u16 + wire::ipv4::HEADER_LEN as u16;
+                rst::frag_needed_v4(pkt, p, mtu, self.cfg.server_mac);
+                self.counters.frag_needed += 1;
+                return Verdict::Tx { port: pkt.port };
+            }
+            let to = To6::new(n64.prefix.embed(f.dst_ip), self.sub6[k as usize]);
+            let (lb_mac, dst_port, sub_port) = (f.lb_mac, f.dst_port, f.sub_port);
+            if let Err(r) = xlat::v4_to_v6(pkt, &n64.xlat, &to) {
+                return Verdict::Drop(r);
+            }
+            let l4 = p.l3_off as usize + wire::ipv6::HEADER_LEN;
+            let l4 = l4..l4 + p.l4_len as usize;
+            rewrite_ports(
+                &mut pkt.data[l4.clone()],
+                proto,
+                (dst_port, sub_port),
+                sub_port,
+            );
+            set_macs(pkt, lb_mac, self.cfg.access_mac);
+            (l4, ip_len)
+        } else {
+            rewrite(
+                pkt,
+                p,
+                (f.lb_mac, self.cfg.access_mac),
+                (f.dst_ip, f.dst_port),
+                (f.sub_ip, f.sub_port),
+            );
+            (p.l4_range(), p.ip_end() - p.l3_off as usize)
+        };
         if proto == PROTO_TCP {
-            self.tcp_down(pkt, p, k);
+            self.tcp_down(pkt, l4, p.tcp_flags, k);
         }
         self.counters.down_pkts += 1;
         let f = &mut self.flows[k as usize];
@@ -624,7 +983,7 @@ impl GwWorker {
             };
         }
         f.down_pkts += 1;
-        f.down_bytes += (p.ip_end() - p.l3_off as usize) as u64;
+        f.down_bytes += ip_len as u64;
         f.last_ms = now;
         if f.proto == PROTO_TCP {
             let (s, closed) = tcp_next(f.state, Dir::Down, p.tcp_flags);
@@ -638,11 +997,233 @@ impl GwWorker {
         }
     }
 
+    /// A frame `parse` refused as an unsupported protocol, with NAT64 on:
+    /// an ICMPv4 error to a pool address (down) or an ICMPv6 error to a
+    /// NAT64 address (up) may be about a NAT64 flow; anything else stays
+    /// `unsupported_proto`.
+    fn icmp_error(&mut self, t: &GwTables, pkt: &mut Pkt<'_>, now: u64) -> Verdict {
+        const UNSUPPORTED: Verdict = Verdict::Drop(DropReason::UnsupportedProto);
+        let Ok(p) = wire::parse_l3(pkt.frame()) else {
+            return UNSUPPORTED;
+        };
+        let Some(n64) = &self.cfg.nat64 else {
+            return UNSUPPORTED;
+        };
+        let (l4, end) = (p.l4_off as usize, p.ip_end());
+        if p.fragment || end < l4 + 8 {
+            return UNSUPPORTED;
+        }
+        let ty = pkt.frame()[l4];
+        let dst_mac = EthernetFrame::new_unchecked(pkt.frame()).dst_addr();
+        if p.ip_version == 4
+            && p.proto == PROTO_ICMP
+            && matches!(
+                ty,
+                icmp::v4::DEST_UNREACHABLE | icmp::v4::TIME_EXCEEDED | xlat::icmp::V4_PARAM_PROBLEM
+            )
+            && pkt.port == self.cfg.server_port
+            && self.ks.pool_index(p.dst_v4()).is_some()
+        {
+            if dst_mac != self.cfg.server_mac {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+            return self.down_icmp_error(pkt, &p, now);
+        }
+        if p.ip_version == 6
+            && p.proto == ip_proto::ICMPV6
+            && (1..=4).contains(&ty)
+            && pkt.port == self.cfg.access_port
+            && n64.prefix.contains(&p.dst)
+        {
+            if dst_mac != self.cfg.access_mac {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+            return self.up_icmp_error(t, pkt, &p);
+        }
+        UNSUPPORTED
+    }
+
+    /// An ICMPv4 error (destination unreachable, time exceeded, parameter
+    /// problem) from the server side to a pool address, quoting an up
+    /// packet of ours (pool address : key port → server). The key is the
+    /// quoted source: another worker's key → `Handoff`; a NAT64 flow's →
+    /// the quoted ports become the subscriber's view, then RFC 7915
+    /// translation with the outer source embedded under the prefix, the
+    /// quoted packet subscriber → prefix-embedded original destination;
+    /// sent to the subscriber. Errors about IPv4 flows are not translated
+    /// (`unsupported_proto`, as without NAT64); a quote matching no live
+    /// flow is `no_key`, a malformed quote `xlat_icmp_inner`. Not counted
+    /// in the flow's accounting, and does not refresh its idle timer.
+    fn down_icmp_error(&mut self, pkt: &mut Pkt<'_>, p: &Parsed, now: u64) -> Verdict {
+        const INNER: Verdict = Verdict::Drop(DropReason::XlatIcmpInner);
+        let (l4, end) = (p.l4_off as usize, p.ip_end());
+        let f = pkt.frame();
+        let q = l4 + 8;
+        if end < q + wire::ipv4::HEADER_LEN + 8 || f[q] >> 4 != 4 {
+            return INNER;
+        }
+        let ihl = (f[q] & 0x0f) as usize * 4;
+        let ql4 = q + ihl;
+        if ihl < wire::ipv4::HEADER_LEN || end < ql4 + 8 {
+            return INNER;
+        }
+        let qproto = f[q + 9];
+        let qsrc = [f[q + 12], f[q + 13], f[q + 14], f[q + 15]];
+        let qdst = [f[q + 16], f[q + 17], f[q + 18], f[q + 19]];
+        let rd = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
+        let (qsport, qdport) = match qproto {
+            PROTO_TCP | PROTO_UDP => (rd(ql4), rd(ql4 + 2)),
+            PROTO_ICMP if f[ql4] == icmp::v4::ECHO_REQUEST => (rd(ql4 + 4), 0),
+            PROTO_ICMP => return INNER,
+            _ => return Verdict::Drop(DropReason::UnsupportedProto),
+        };
+        let k = match self.ks.locate(qsrc, qsport) {
+            KeyLoc::Reserved => return Verdict::Control, // about a health probe
+            KeyLoc::NotPool | KeyLoc::Unowned => return Verdict::Drop(DropReason::NoKey),
+            KeyLoc::Key { owner, .. } if owner != self.id => {
+                return Verdict::Handoff { worker: owner }
+            }
+            KeyLoc::Key { pool_idx, off, .. } => self.ks.key_index(pool_idx, off),
+        };
+        let fl = &self.flows[k as usize];
+        let live = fl.state.is_open() || (fl.state == FlowState::Closed && fl.up_slot != UNLINKED);
+        if !live
+            || fl.proto != qproto
+            || fl.srv_ip != qdst
+            || (qproto != PROTO_ICMP && fl.srv_port != qdport)
+            || (fl.state.is_open() && self.idle_expired(fl, now))
+        {
+            return Verdict::Drop(DropReason::NoKey);
+        }
+        if !fl.v6 {
+            return Verdict::Drop(DropReason::UnsupportedProto);
+        }
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let Some(n64) = &self.cfg.nat64 else {
+            return Verdict::Drop(DropReason::UnsupportedProto);
+        };
+        let sub6 = self.sub6[k as usize];
+        let to =
+            To6::new(n64.prefix.embed(p.src_v4()), sub6).inner(sub6, n64.prefix.embed(fl.dst_ip));
+        let (lb_mac, sub_port, dst_port) = (fl.lb_mac, fl.sub_port, fl.dst_port);
+        // The quoted packet as the subscriber sent it: its ports, then its
+        // addresses (the translator).
+        xlat::rewrite_quoted_ports(&mut pkt.data[l4..end], ql4 - l4, qproto, sub_port, dst_port);
+        if let Err(r) = xlat::v4_to_v6(pkt, &n64.xlat, &to) {
+            return Verdict::Drop(r);
+        }
+        set_macs(pkt, lb_mac, self.cfg.access_mac);
+        self.counters.icmp_err_down += 1;
+        Verdict::Tx {
+            port: self.cfg.access_port,
+        }
+    }
+
+    /// An ICMPv6 error (destination unreachable, packet too big, time
+    /// exceeded, parameter problem) from the subscriber side to a NAT64
+    /// address, quoting a down packet of ours (prefix-embedded VIP →
+    /// subscriber). The flow is found in the up table by the reversed
+    /// quoted tuple; the quoted ports become the server's view (VIP port →
+    /// server port, subscriber port → key port; an echo reply's identifier
+    /// → the key port), then RFC 7915 translation: pool address → server,
+    /// quoting server → pool address; sent on `server_port`. No flow:
+    /// `no_flow`; a malformed quote: `xlat_icmp_inner`.
+    fn up_icmp_error(&mut self, t: &GwTables, pkt: &mut Pkt<'_>, p: &Parsed) -> Verdict {
+        const INNER: Verdict = Verdict::Drop(DropReason::XlatIcmpInner);
+        const V6H: usize = wire::ipv6::HEADER_LEN;
+        let (l4, end) = (p.l4_off as usize, p.ip_end());
+        let f = pkt.frame();
+        let q = l4 + 8;
+        if end < q + V6H + 8 || f[q] >> 4 != 6 {
+            return INNER;
+        }
+        let ql4 = q + V6H;
+        let qnh = f[q + 6];
+        let mut qsrc = [0u8; 16];
+        let mut qdst = [0u8; 16];
+        qsrc.copy_from_slice(&f[q + 8..q + 24]);
+        qdst.copy_from_slice(&f[q + 24..q + 40]);
+        let rd = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
+        // The up tuple of the flow: (subscriber = quoted destination, its
+        // port = quoted destination port / identifier, VIP, VIP port).
+        let (proto, sport, dport) = match qnh {
+            PROTO_TCP | PROTO_UDP => (qnh, rd(ql4 + 2), rd(ql4)),
+            ip_proto::ICMPV6 if f[ql4] == icmp::v6::ECHO_REPLY => (PROTO_ICMP, rd(ql4 + 4), 0),
+            _ => return INNER,
+        };
+        let Some(n64) = self.cfg.nat64 else {
+            return Verdict::Drop(DropReason::UnsupportedProto);
+        };
+        let Some(dst4) = n64.prefix.extract(&qsrc) else {
+            return Verdict::Drop(DropReason::NoFlow);
+        };
+        let h = hash::flow_hash6(
+            self.cfg.hash_seed,
+            &qdst,
+            u32::from_be_bytes(dst4),
+            sport,
+            dport,
+            proto,
+        );
+        let (flows, sub6) = (&self.flows, &self.sub6);
+        let Some((_, k)) = self.up.lookup(h, |k| {
+            let k = k as usize;
+            Self::tuple6_is(&flows[k], &sub6[k], proto, &qdst, sport, dst4, dport)
+        }) else {
+            return Verdict::Drop(DropReason::NoFlow);
+        };
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let Some(srv_mac) = self.next_hop(t, k) else {
+            return Verdict::Drop(DropReason::NoNeighbor);
+        };
+        let (nat_ip, nat_port) = self.ks.key_addr(self.id, k);
+        let fl = &self.flows[k as usize];
+        let (srv_ip, srv_port) = (fl.srv_ip, fl.srv_port);
+        let to = To4::new(nat_ip, srv_ip)
+            .inner(srv_ip, nat_ip)
+            .ident(self.xlat_ident);
+        let (qs, qd) = if proto == PROTO_ICMP {
+            (nat_port, 0)
+        } else {
+            (srv_port, nat_port)
+        };
+        xlat::rewrite_quoted_ports(&mut pkt.data[l4..end], ql4 - l4, qnh, qs, qd);
+        if let Err(r) = xlat::v6_to_v4(pkt, &n64.xlat, &to) {
+            return Verdict::Drop(r);
+        }
+        self.xlat_ident = self.xlat_ident.wrapping_add(1);
+        set_macs(pkt, srv_mac, self.cfg.server_mac);
+        self.counters.icmp_err_up += 1;
+        Verdict::Tx {
+            port: self.cfg.server_port,
+        }
+    }
+
+    /// The MAC toward flow `k`'s server, resolved again (once) after a new
+    /// neighbour table was published.
+    #[inline]
+    fn next_hop(&mut self, t: &GwTables, k: u32) -> Option<[u8; 6]> {
+        let nh_epoch = t.neighbours.epoch() as u32;
+        let f = &mut self.flows[k as usize];
+        if f.nh_epoch != nh_epoch {
+            f.srv_mac = t
+                .neighbours
+                .get(f.srv_ip)
+                .or(self.cfg.server_next_hop_mac)?;
+            f.nh_epoch = nh_epoch;
+        }
+        Some(f.srv_mac)
+    }
+
     /// A SYN going up (already NAT'd): MSS clamp, and the Window Scale
     /// option noted when the window cap is on.
     #[inline]
-    fn syn_up(&mut self, pkt: &mut Pkt<'_>, p: &Parsed, k: u32) {
-        let mut t = TcpPacket::new_unchecked(&mut pkt.data[p.l4_range()]);
+    fn syn_up(&mut self, pkt: &mut Pkt<'_>, l4: Range<usize>, k: u32) {
+        let mut t = TcpPacket::new_unchecked(&mut pkt.data[l4]);
         if let Some(m) = self.cfg.mss_clamp_up {
             if t.clamp_mss(m).is_some() {
                 self.counters.mss_clamped_up += 1;
@@ -663,13 +1244,13 @@ impl GwWorker {
     /// A TCP segment going down (already NAT'd): MSS clamp of a SYN-ACK,
     /// window scaling learned from it, and the window cap.
     #[inline]
-    fn tcp_down(&mut self, pkt: &mut Pkt<'_>, p: &Parsed, k: u32) {
+    fn tcp_down(&mut self, pkt: &mut Pkt<'_>, l4: Range<usize>, tcp_flags: u8, k: u32) {
         let cap = self.cfg.window_cap_down;
-        let syn_ack = p.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
+        let syn_ack = tcp_flags & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
         if !syn_ack && cap.is_none() {
             return;
         }
-        let mut t = TcpPacket::new_unchecked(&mut pkt.data[p.l4_range()]);
+        let mut t = TcpPacket::new_unchecked(&mut pkt.data[l4]);
         let f = &mut self.flows[k as usize];
         if syn_ack {
             if let Some(m) = self.cfg.mss_clamp_down {
@@ -706,7 +1287,8 @@ impl GwWorker {
         let f = &mut self.flows[k as usize];
         let r = AcctRecord {
             device_id: f.device_id,
-            subscriber_ip: f.sub_ip,
+            subscriber_ip: if f.v6 { [0; 4] } else { f.sub_ip },
+            subscriber_ip6: f.v6.then(|| self.sub6[k as usize]),
             subscriber_port: f.sub_port,
             rep_ip: f.dst_ip,
             rep_port: f.dst_port,
@@ -850,5 +1432,34 @@ fn rewrite(
             };
             IcmpPacket::new_unchecked(seg).rewrite_echo_ident(ident);
         }
+    }
+}
+
+/// Set the Ethernet destination and source.
+#[inline]
+fn set_macs(pkt: &mut Pkt<'_>, dst: [u8; 6], src: [u8; 6]) {
+    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data[..14]);
+    eth.set_dst_addr(dst);
+    eth.set_src_addr(src);
+}
+
+/// Rewrite the ports of a TCP/UDP segment (`(source, destination)`) or the
+/// identifier of an ICMP/ICMPv6 echo (`ident`), with incremental checksum
+/// updates (the pseudo-header is not touched: the caller's translation
+/// already accounted for the new addresses).
+#[inline]
+fn rewrite_ports(seg: &mut [u8], proto: u8, (sport, dport): (u16, u16), ident: u16) {
+    match proto {
+        PROTO_TCP => {
+            let mut t = TcpPacket::new_unchecked(seg);
+            t.rewrite_src_port(sport);
+            t.rewrite_dst_port(dport);
+        }
+        PROTO_UDP => {
+            let mut u = UdpPacket::new_unchecked(seg);
+            u.rewrite_src_port(sport);
+            u.rewrite_dst_port(dport);
+        }
+        _ => IcmpPacket::new_unchecked(seg).rewrite_echo_ident(ident),
     }
 }

@@ -1,9 +1,14 @@
-//! The proxy reply of service authorization (S66–S67): turn a refused SYN
-//! into the TCP RST the gateway answers the subscriber with, in place.
+//! Replies the gateway builds in place from the packet they answer: the
+//! proxy reply of service authorization (S66–S67: a refused SYN becomes the
+//! TCP RST, IPv4 or IPv6), and the ICMPv4 Fragmentation Needed a NAT64
+//! down packet too big for the IPv6 link gets.
 
 use crate::verdict::Pkt;
+use crate::wire::ether::ethertype;
 use crate::wire::ether::EthernetFrame;
+use crate::wire::icmp::IcmpPacket;
 use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::tcp::{self, flags, TcpPacket};
 use crate::wire::{ip_proto, Parsed};
 
@@ -70,4 +75,106 @@ pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
         len = ETH_MIN_FRAME;
     }
     pkt.len = len;
+}
+
+/// The IPv6 counterpart of [`syn_to_rst`], for a refused NAT64 SYN: the same
+/// Ethernet and TCP rules; IPv6: traffic class 0, flow label 0, payload
+/// length 20, next header TCP, hop limit 64, source and destination
+/// swapped (the RST comes from the IPv6 address the subscriber connected
+/// to), no extension headers; checksum over the IPv6 pseudo-header. Frame
+/// length L2 + 60 (always above the Ethernet minimum).
+///
+/// Needs a frame `parse` accepted as IPv6/TCP (no extension headers, so the
+/// TCP header follows the IPv6 header).
+pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
+    let l2 = p.l2_len();
+    let l4 = l2 + ipv6::HEADER_LEN;
+    let end = l4 + tcp::HEADER_LEN;
+    debug_assert!(pkt.len >= end && p.l4_off as usize == l4);
+    let (src_ip, dst_ip) = (p.src, p.dst);
+    let (sport, dport) = (p.src_port, p.dst_port);
+    let seq = {
+        let t = TcpPacket::new_unchecked(&pkt.data[p.l4_off as usize..p.ip_end()]);
+        t.seq_number()
+    };
+    let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
+
+    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data[..l2]);
+    let peer_mac = eth.src_addr();
+    eth.set_dst_addr(peer_mac);
+    eth.set_src_addr(our_mac);
+    debug_assert_eq!(eth.ethertype(), ethertype::IPV6);
+
+    let mut ip = Ipv6Packet::new_unchecked(&mut pkt.data[l2..l4]);
+    ip.set_version_tc_flow(0, 0);
+    ip.set_payload_len(tcp::HEADER_LEN as u16);
+    ip.set_next_header(ip_proto::TCP);
+    ip.set_hop_limit(64);
+    ip.set_src_addr(dst_ip);
+    ip.set_dst_addr(src_ip);
+
+    let mut t = TcpPacket::new_unchecked(&mut pkt.data[l4..end]);
+    t.set_src_port(dport);
+    t.set_dst_port(sport);
+    t.set_seq_number(0);
+    t.set_ack_number(seq.wrapping_add(seg_len));
+    t.set_header_len(tcp::HEADER_LEN);
+    t.set_flags(flags::RST | flags::ACK);
+    t.set_window_len(0);
+    t.set_urgent_at(0);
+    t.fill_checksum_v6(&dst_ip, &src_ip);
+    pkt.len = end;
+}
+
+/// Most bytes of the offending datagram an ICMPv4 error quotes: the error
+/// stays within 576 bytes (RFC 1812 §4.3.2.3).
+pub const ICMP4_QUOTE_MAX: usize = 576 - ipv4::HEADER_LEN - 8;
+
+/// Rewrite the IPv4 packet in `pkt` (parsed as `p`) into the ICMPv4
+/// Destination Unreachable / Fragmentation Needed (type 3, code 4, RFC
+/// 1191) that tells its sender the next-hop MTU is `mtu`:
+///
+/// * Ethernet: destination = the packet's source MAC, source = `our_mac`
+///   (a tag stays);
+/// * IPv4: TOS 0, id 0, no DF, TTL 64, ICMP, from the packet's destination
+///   (our pool address) to its source, checksum computed;
+/// * ICMP: bytes 6..8 = `mtu`, then the packet's first bytes (IP header
+///   included) up to [`ICMP4_QUOTE_MAX`], checksum computed.
+///
+/// The frame only shrinks or stays (a packet this is built for is larger
+/// than the quote).
+pub fn frag_needed_v4(pkt: &mut Pkt<'_>, p: &Parsed, mtu: u16, our_mac: [u8; 6]) {
+    let l3 = p.l2_len();
+    let total = p.ip_end() - l3;
+    let q = total.min(ICMP4_QUOTE_MAX);
+    let (src_ip, dst_ip) = (p.src_v4(), p.dst_v4());
+    let icmp_at = l3 + ipv4::HEADER_LEN;
+    let end = icmp_at + 8 + q;
+    debug_assert!(end <= pkt.data.len());
+    pkt.data.copy_within(l3..l3 + q, icmp_at + 8);
+
+    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data[..l3]);
+    let peer_mac = eth.src_addr();
+    eth.set_dst_addr(peer_mac);
+    eth.set_src_addr(our_mac);
+
+    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data[l3..icmp_at]);
+    ip.set_version_and_header_len(ipv4::HEADER_LEN);
+    ip.set_dscp_ecn(0, 0);
+    ip.set_total_len((end - l3) as u16);
+    ip.set_ident(0);
+    ip.set_flags_and_frag_offset(false, false, 0);
+    ip.set_ttl(64);
+    ip.set_protocol(ip_proto::ICMP);
+    ip.set_src_addr(dst_ip);
+    ip.set_dst_addr(src_ip);
+    ip.fill_checksum();
+
+    let mut i = IcmpPacket::new_unchecked(&mut pkt.data[icmp_at..end]);
+    i.set_msg_type(crate::wire::icmp::v4::DEST_UNREACHABLE);
+    i.set_msg_code(4);
+    i.set_echo_ident(0);
+    i.set_echo_seq_no(mtu);
+    i.fill_checksum_v4();
+    pkt.len = end;
 }

@@ -9,7 +9,8 @@
 //! * [`Services`]: representative addresses (VIP, or VIP:port) → server group
 //!   (FIG. 23, FIG. 27): name, service type, balancing policy, members.
 //! * [`Sessions`]: subscriber address → device id, state, allowed services
-//!   (FIG. 10 / FIG. 26 folded into one bitmap per device).
+//!   (FIG. 10 / FIG. 26 folded into one bitmap per device); IPv4 by exact
+//!   address, IPv6 (NAT64 subscribers) by prefix, /64 by default.
 //! * [`Neighbours`]: IPv4 → MAC of servers and routers on the server side
 //!   (resolved by ARP by the management thread, or static).
 //!
@@ -255,7 +256,12 @@ impl Services {
     /// A copy with member `member` of group `group` marked up or down (what
     /// a health check publishes). Connections already open keep their
     /// server; new ones see the new state. Err names what was not found.
-    pub fn with_member_state(&self, group: &str, member: &str, up: bool) -> Result<Services, String> {
+    pub fn with_member_state(
+        &self,
+        group: &str,
+        member: &str,
+        up: bool,
+    ) -> Result<Services, String> {
         let mut next = self.clone();
         let g = next
             .groups
@@ -321,14 +327,39 @@ impl Session {
     }
 }
 
+/// Prefix length of an IPv6 subscriber session unless told otherwise: a
+/// RADIUS Framed-IPv6-Prefix (RFC 3162) / Delegated-IPv6-Prefix (RFC 4818)
+/// is typically a /64, and a device picks any address (SLAAC, privacy
+/// addresses) in it, so the session must match the whole /64.
+pub const SESSION6_PREFIX_LEN: u8 = 64;
+
 /// Subscriber address → session.
+///
+/// IPv4 sessions are keyed by the exact address. IPv6 sessions are keyed by
+/// a prefix (any length 0..=128; /64 is the norm, /128 an exact address
+/// such as RFC 6911's Framed-IPv6-Address, /56 a delegated prefix); a
+/// lookup tries each prefix length present in the table, longest first,
+/// so it costs one hash probe per distinct length (one with only /64s).
 #[derive(Clone, Debug)]
 pub struct Sessions {
     map: FastMap<u32, Session>,
+    map6: FastMap<(u128, u8), Session>,
+    /// Distinct prefix lengths of `map6`, longest first.
+    lens6: Vec<u8>,
     epoch: u64,
 }
 
+#[inline]
+fn mask6(a: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - len as u32))
+    }
+}
+
 impl Sessions {
+    /// IPv4 sessions only.
     pub fn new(entries: impl IntoIterator<Item = ([u8; 4], Session)>) -> Sessions {
         let mut map = FastMap::default();
         for (ip, s) in entries {
@@ -336,18 +367,55 @@ impl Sessions {
         }
         Sessions {
             map,
+            map6: FastMap::default(),
+            lens6: Vec::new(),
             epoch: next_epoch(),
         }
+    }
+    /// This table with its IPv6 sessions replaced by `entries`: (an address
+    /// in the prefix, prefix length, session). Bits past the length are
+    /// ignored; a length above 128 is taken as 128; for the same prefix the
+    /// last entry wins. A new epoch.
+    pub fn with_v6(
+        mut self,
+        entries: impl IntoIterator<Item = ([u8; 16], u8, Session)>,
+    ) -> Sessions {
+        self.map6.clear();
+        self.lens6.clear();
+        for (a, len, s) in entries {
+            let len = len.min(128);
+            self.map6
+                .insert((mask6(u128::from_be_bytes(a), len), len), s);
+            if !self.lens6.contains(&len) {
+                self.lens6.push(len);
+            }
+        }
+        self.lens6.sort_unstable_by(|a, b| b.cmp(a));
+        self.epoch = next_epoch();
+        self
     }
     #[inline]
     pub fn get(&self, ip: [u8; 4]) -> Option<&Session> {
         self.map.get(&u32::from_be_bytes(ip))
     }
+    /// The session of the longest prefix holding `ip`.
+    #[inline]
+    pub fn get6(&self, ip: &[u8; 16]) -> Option<&Session> {
+        let a = u128::from_be_bytes(*ip);
+        self.lens6
+            .iter()
+            .find_map(|&len| self.map6.get(&(mask6(a, len), len)))
+    }
+    /// IPv4 sessions.
     pub fn len(&self) -> usize {
         self.map.len()
     }
+    /// IPv6 sessions (prefixes).
+    pub fn len6(&self) -> usize {
+        self.map6.len()
+    }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.map6.is_empty()
     }
     pub fn epoch(&self) -> u64 {
         self.epoch
@@ -442,16 +510,30 @@ mod tests {
             name: "wap".into(),
             service: ServiceId(1),
             policy: Policy::RoundRobin,
-            members: vec![member("a", [10, 0, 0, 1], 1, 0, true), member("b", [10, 0, 0, 2], 1, 0, true)],
+            members: vec![
+                member("a", [10, 0, 0, 1], 1, 0, true),
+                member("b", [10, 0, 0, 2], 1, 0, true),
+            ],
         };
         let s = Services::new(vec![g], vec![], None).unwrap();
         let d = s.with_member_state("wap", "b", false).unwrap();
         assert_eq!(d.group(0).unwrap().up, vec![0]);
-        assert_eq!(s.group(0).unwrap().up, vec![0, 1], "the old snapshot is untouched");
+        assert_eq!(
+            s.group(0).unwrap().up,
+            vec![0, 1],
+            "the old snapshot is untouched"
+        );
         assert_ne!(d.epoch(), s.epoch());
         assert!(d.with_member_state("wap", "zz", true).is_err());
         assert!(d.with_member_state("mail", "a", true).is_err());
-        assert_eq!(d.with_member_state("wap", "b", true).unwrap().group(0).unwrap().up, vec![0, 1]);
+        assert_eq!(
+            d.with_member_state("wap", "b", true)
+                .unwrap()
+                .group(0)
+                .unwrap()
+                .up,
+            vec![0, 1]
+        );
     }
 
     #[test]
@@ -518,6 +600,44 @@ mod tests {
         assert_eq!(g.wrr_total, 5);
         assert_eq!(gcd(g.wrr_stride, 5), 1);
         assert_eq!(g.best, vec![1, 3]);
+    }
+
+    #[test]
+    fn ipv6_sessions_match_by_prefix_longest_first() {
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let sess = |d| Session {
+            device_id: d,
+            active: true,
+            allowed: 1,
+        };
+        let base = Sessions::new([([10, 0, 0, 1], sess(4))]);
+        let e0 = base.epoch();
+        let s = base.with_v6([
+            (v6("2001:db8:0:1::"), SESSION6_PREFIX_LEN, sess(64)),
+            (v6("2001:db8:0:100::"), 56, sess(56)),
+            (v6("2001:db8:0:1::99"), 128, sess(128)),
+            (v6("2001:db8:0:200:ffff::"), 200, sess(129)), // taken as /128
+        ]);
+        assert_ne!(s.epoch(), e0);
+        assert_eq!((s.len(), s.len6()), (1, 4));
+        let dev = |a: &str| s.get6(&v6(a)).map(|x| x.device_id);
+        // any address of the /64, bits past the length ignored
+        assert_eq!(dev("2001:db8:0:1::1"), Some(64));
+        assert_eq!(dev("2001:db8:0:1:abcd:ef01:2345:6789"), Some(64));
+        // the exact /128 wins over its /64
+        assert_eq!(dev("2001:db8:0:1::99"), Some(128));
+        // a /56 holds 256 /64s
+        assert_eq!(dev("2001:db8:0:1ff::7"), Some(56));
+        assert_eq!(dev("2001:db8:0:200::1"), None);
+        assert_eq!(dev("2001:db8:0:200:ffff::"), Some(129));
+        assert_eq!(dev("2001:db8:1:1::1"), None);
+        assert_eq!(s.get([10, 0, 0, 1]).map(|x| x.device_id), Some(4));
+        // replacing the IPv6 part keeps the IPv4 part
+        let s2 = s.with_v6([]);
+        assert_eq!((s2.len(), s2.len6()), (1, 0));
+        assert_eq!(s2.get6(&v6("2001:db8:0:1::1")), None);
+        let z = Sessions::new([]).with_v6([(v6("::"), 0, sess(0))]);
+        assert_eq!(z.get6(&v6("2001:db8::1")).map(|x| x.device_id), Some(0));
     }
 
     #[test]

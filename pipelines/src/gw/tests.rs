@@ -69,6 +69,8 @@ fn cfg() -> GwConfig {
         mss_clamp_up: None,
         mss_clamp_down: None,
         window_cap_down: None,
+        rss: None,
+        nat64: None,
     }
 }
 
@@ -150,6 +152,7 @@ fn tables() -> GwTables {
             },
         ),
     ]);
+    let sessions = sessions.with_v6(nat64::sessions6());
     let neighbours = Neighbours::new([WAP1, WAP2, MAIL1, MAIL2].map(|ip| (ip, mac_of(ip))));
     GwTables::new(services(groups()), sessions, neighbours)
 }
@@ -1741,6 +1744,11 @@ proptest! {
         let _ = h.w[0].process(&h.t, &mut pkt, 0, &mut h.acct, &mut h.c);
     }
 }
+
+// ------------------------------------------------- RSS steering, NAT64 --
+
+mod nat64;
+mod steer;
 
 // ----------------------------------------------------------------- cost --
 

@@ -77,36 +77,13 @@
 //! xlat::tests::bench_ns_per_packet -- --ignored --nocapture`. ICMP errors
 //! cost more (checksum over the whole message) and are rare.
 //!
-//! ## What is left: wiring NAT64 into the GW stage
-//! The GW's flow entry holds IPv4 subscriber tuples and sessions are keyed
-//! by IPv4 address, so IPv6 subscribers are not translated by
-//! `GwWorker::process` yet. The plan, keeping the pool-port keys:
-//! 1. `GwConfig.nat64: Option<{prefix: Prefix, xlat: XlatConfig}>`
-//!    (default `None`); an IPv6 up packet whose destination is under the
-//!    prefix takes the NAT64 path, any other IPv6 stays
-//!    `unsupported_ethertype`.
-//! 2. Up: the same key allocation, balancing (the VIP is
-//!    `prefix.extract(dst)`) and flow insert, with a `V6` bit in the flow
-//!    entry and the subscriber's 16-byte address in a side table
-//!    `Vec<[u8; 16]>` indexed by key (allocated only when NAT64 is on: 16
-//!    bytes per key, `Flow` stays 160 bytes); the up table hashes the
-//!    IPv6 5-tuple and its match compares the side table. Per packet:
-//!    `v6_to_v4(pkt, cfg, To4::new(pool, server).ident(counter))` (it
-//!    decrements the hop limit: the GW's own TTL decrement is skipped),
-//!    then the existing port rewrite to the key port and the MACs.
-//! 3. Down: unchanged lookup by (pool address, port) and handoff; for a
-//!    `V6` flow, the reverse port rewrite, then `v4_to_v6(pkt, cfg,
-//!    To6::new(prefix.embed(vip), sub6))` and out on `access_port`.
-//! 4. Sessions and authorization need IPv6 subscriber sessions (RADIUS
-//!    Framed-IPv6-Prefix / Delegated-IPv6-Prefix in `mgmt`, `Sessions`
-//!    keyed by /64); until then NAT64 needs `require_session = false`.
-//! 5. ICMP errors need the quoted packet's tuple to find the flow (the
-//!    key is the quoted source port going down) and a rewrite of the
-//!    quoted ports: a `quoted_tuple` reader and an inner-port rewrite next
-//!    to [`v4_to_v6`]. Until then the GW keeps dropping ICMP errors
-//!    (`unsupported_proto`).
-//! 6. SYN-ACKs toward IPv6 need an MSS 20 bytes smaller (IPv6 header):
-//!    `mss_clamp_down` = IPv6 link MTU − 60.
+//! ## Use in the GW stage
+//! `GwWorker` (see the NAT64 section of [`crate::gw`]) keeps the stateful
+//! part: pool-port keys, the IPv6 subscriber per key, sessions by IPv6
+//! prefix. It calls [`v6_to_v4`] / [`v4_to_v6`] and rewrites ports after
+//! them, and for ICMP errors rewrites the quoted ports first with
+//! [`rewrite_quoted_ports`] (which keeps the error's checksum valid for the
+//! translator's check).
 
 pub mod icmp;
 pub mod rfc6052;
@@ -337,6 +314,50 @@ struct Outer {
     end: usize,
     tc: u8,
     hop: u8,
+}
+
+/// Rewrite the ports of the packet an ICMP error quotes (a stateful NAT's
+/// job before or after translating the error), keeping every checksum
+/// right: `msg` is the ICMP/ICMPv6 message (header + quote), `ql4` the
+/// offset in `msg` of the quoted L4 header (even: 8 + quoted IPv4 header
+/// length, or 8 + 40). TCP/UDP (`proto`): source port → `sport`,
+/// destination port → `dport`, the quoted checksum updated incrementally
+/// when the quote holds it (a UDP 0 stays 0); an echo (`proto` ICMP or
+/// ICMPv6): the identifier → `sport` (`dport` unused). The message
+/// checksum (bytes 2..4 of `msg`) is updated for every word changed, so it
+/// verifies as before (no pseudo-header field changes). Needs
+/// `msg.len() >= ql4 + 8`; other protocols are left alone.
+pub fn rewrite_quoted_ports(msg: &mut [u8], ql4: usize, proto: u8, sport: u16, dport: u16) {
+    debug_assert!(ql4 & 1 == 0 && msg.len() >= ql4 + 8);
+    let mut oc = rd16(msg, 2);
+    let mut put = |msg: &mut [u8], at: usize, v: u16| {
+        oc = update16(oc, rd16(msg, at), v);
+        wr16(msg, at, v);
+    };
+    match proto {
+        ip_proto::TCP | ip_proto::UDP => {
+            let (os, od) = (rd16(msg, ql4), rd16(msg, ql4 + 2));
+            let at = ql4 + if proto == ip_proto::TCP { 16 } else { 6 };
+            if msg.len() >= at + 2 {
+                let c = rd16(msg, at);
+                let c = if proto == ip_proto::TCP {
+                    update16(update16(c, os, sport), od, dport)
+                } else {
+                    checksum::udp_update16(checksum::udp_update16(c, os, sport), od, dport)
+                };
+                put(msg, at, c);
+            }
+            put(msg, ql4, sport);
+            put(msg, ql4 + 2, dport);
+        }
+        ip_proto::ICMP | ip_proto::ICMPV6 => {
+            let c = update16(rd16(msg, ql4 + 2), rd16(msg, ql4 + 4), sport);
+            put(msg, ql4 + 2, c);
+            put(msg, ql4 + 4, sport);
+        }
+        _ => return,
+    }
+    wr16(msg, 2, oc);
 }
 
 // ------------------------------------------------------------ v4 -> v6 --

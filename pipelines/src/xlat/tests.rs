@@ -832,6 +832,33 @@ fn arb_l4() -> impl Strategy<Value = L4> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+    /// Rewriting the quoted ports of an ICMPv4 error keeps the error's
+    /// checksum valid, and the quoted TCP/UDP/echo checksum valid for the
+    /// new ports (the whole packet quoted); the rest is untouched.
+    #[test]
+    fn quoted_port_rewrite_keeps_checksums(
+        l4 in arb_l4(),
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+        sport in any::<u16>(),
+        dport in any::<u16>(),
+        opts in 0usize..3,
+    ) {
+        let q = FrameSpec { src_ip: POOL, dst_ip: SRV, l4: l4.clone(), payload, ip_options: vec![1; opts * 4], ..FrameSpec::default() };
+        let quoted = q.build()[14..].to_vec();
+        let mut f = err4(SRV, POOL, icmp4::DEST_UNREACHABLE, 3, 0, &quoted).build();
+        let ihl = 20 + opts * 4;
+        let proto = f[14 + 28 + 9];
+        rewrite_quoted_ports(&mut f[34..], 8 + ihl, proto, sport, dport);
+        prop_assert!(IcmpPacket::new_checked(&f[34..]).unwrap().verify_checksum_v4());
+        let mut want = q.clone();
+        match &mut want.l4 {
+            L4::Tcp { src_port, dst_port, .. } | L4::Udp { src_port, dst_port, .. } => (*src_port, *dst_port) = (sport, dport),
+            L4::Icmp { ident, .. } => *ident = sport,
+            L4::Raw { .. } => unreachable!(),
+        }
+        prop_assert_eq!(&f[42..], &want.build()[14..]);
+    }
+
     /// IPv4 → IPv6 → IPv4 gives back the frame, but for two router hops
     /// (TTL − 2) and DF by the 1260-byte rule; every step's checksums verify.
     #[test]
