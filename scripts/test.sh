@@ -20,6 +20,15 @@ cargo test --workspace --locked --no-fail-fast -- --test-threads=1 2>&1 | tee /t
 status=${PIPESTATUS[0]}
 set -e
 
+# Benchmark smoke run: the suite's generator against pgw and testpmd over
+# net_memif for a few seconds; it asserts only that everything runs and
+# reports (no timing pass/fail: figures come from scripts/bench.sh).
+if ! scripts/bench.sh --smoke >/tmp/pgw-bench-smoke.log 2>&1; then
+  echo "bench smoke FAILED"; tail -30 /tmp/pgw-bench-smoke.log; status=1
+else
+  echo "bench smoke: ok ($(grep -c '^|' perf/out/smoke/RESULTS.md 2>/dev/null || echo 0) report rows)"
+fi
+
 # Fuzz smoke run (seconds): only where cargo-fuzz can run (nightly).
 if [ -d fuzz ] && cargo fuzz --version >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q nightly; then
   for t in $(cargo fuzz list --fuzz-dir fuzz 2>/dev/null); do

@@ -57,6 +57,8 @@ pub struct AcctRow {
     pub subscriber_ip: Ipv4Addr,
     /// Subscriber port (ICMP: the echo identifier).
     pub subscriber_port: u16,
+    /// The IPv6 subscriber of a NAT64 connection (then `subscriber_ip` is 0.0.0.0).
+    pub subscriber_ip6: Option<std::net::Ipv6Addr>,
     /// Service type name ("" if none).
     pub service: String,
     pub representative_ip: Ipv4Addr,
@@ -99,6 +101,7 @@ impl AcctRow {
             device_id,
             subscriber_ip: Ipv4Addr::from(r.subscriber_ip),
             subscriber_port: r.subscriber_port,
+            subscriber_ip6: r.subscriber_ip6.map(std::net::Ipv6Addr::from),
             service: service_name,
             representative_ip: Ipv4Addr::from(r.rep_ip),
             representative_port: r.rep_port,

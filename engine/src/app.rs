@@ -18,6 +18,7 @@ use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::tables::GwTables;
 use pgw_pipelines::gw::GwWorker;
 use pgw_pipelines::lb::{LbCounters, LbStage};
+use pgw_pipelines::ndp::{NdpEntry, NdpResponder};
 use pgw_pipelines::pipeline::{Pipeline, Tables};
 use pgw_pipelines::PortIdx;
 
@@ -248,6 +249,21 @@ impl Engine {
         if let Some(g) = gw.as_mut() {
             g.cfg.access_mac = ports[g.cfg.access_port as usize].mac;
             g.cfg.server_mac = ports[g.cfg.server_port as usize].mac;
+            // Where the server port hashes (RSS), choose keys whose down
+            // packets land on the owner's queue; elsewhere handoff rings do it.
+            let sp = &ports[g.cfg.server_port as usize];
+            if sp.rss {
+                match (sp.id.rss_key(), sp.id.reta(), sp.id.info()) {
+                    (Ok(key), Ok(reta), Ok(info)) if reta.len().is_power_of_two() => {
+                        let mut steer = pgw_pipelines::gw::RssSteer::new(key, reta);
+                        let hf = crate::dpdk::RSS_HF & info.rss_offloads;
+                        steer.ports_tcp = hf & (1 << 4) != 0;
+                        steer.ports_udp = hf & (1 << 5) != 0;
+                        g.cfg.rss = Some(steer);
+                    }
+                    _ => eprintln!("pgw: port {}: RSS key/RETA not readable: down packets use the handoff rings", sp.name),
+                }
+            }
             tables.gw = Some(GwTables::new(
                 g.services.clone(),
                 g.sessions.clone(),
@@ -321,8 +337,8 @@ impl Engine {
                 Ok(Pipeline::Wire(WireFwd::new(p.ports.len(), &pairs)))
             }
             Role::Gw => {
-                let (arp, gw) = self.gw_parts(w)?;
-                Ok(Pipeline::Gw { arp, gw })
+                let (arp, ndp, gw) = self.gw_parts(w)?;
+                Ok(Pipeline::Gw { arp, ndp, gw })
             }
             Role::Lb => {
                 let b = self.lb.as_ref().expect("lb built at init");
@@ -333,15 +349,15 @@ impl Engine {
             }
             Role::LbGw => {
                 let b = self.lb.as_ref().expect("lb built at init");
-                let (arp, gw) = self.gw_parts(w)?;
+                let (arp, ndp, gw) = self.gw_parts(w)?;
                 let lb = LbStage::new(b.cfg.clone(), arp.clone()).map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
                 let server_port = gw.config().server_port;
-                Ok(Pipeline::LbGw { lb, lc: LbCounters::default(), arp, gw, server_port })
+                Ok(Pipeline::LbGw { lb, lc: LbCounters::default(), arp, ndp, gw, server_port })
             }
         }
     }
 
-    fn gw_parts(&self, w: usize) -> Result<(ArpResponder, Box<GwWorker>), EngineError> {
+    fn gw_parts(&self, w: usize) -> Result<(ArpResponder, NdpResponder, Box<GwWorker>), EngineError> {
         let g = self.gw.as_ref().expect("gw built at init");
         let ports = &self.info().ports;
         let mut ips = g.arp_ips.clone();
@@ -349,8 +365,9 @@ impl Engine {
             ips.extend(b.arp_ips.iter().copied());
         }
         let arp = ArpResponder::new(ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
+        let ndp = NdpResponder::new(g.ndp_ips.iter().map(|&(port, ip)| NdpEntry { port, ip, mac: ports[port as usize].mac, router: true }));
         let gw = GwWorker::new(&g.cfg, w as u16).map_err(|e| EngineError(format!("{}: gw: {e}", self.profile.source)))?;
-        Ok((arp, Box::new(gw)))
+        Ok((arp, ndp, Box::new(gw)))
     }
 
     fn make_worker(&self, w: usize) -> Result<Worker, EngineError> {

@@ -152,6 +152,10 @@ pub struct PortCfg {
     /// The gateway's own IPv4 addresses on this port (ARP is answered for them).
     #[serde(default)]
     pub ipv4: Vec<String>,
+    /// The gateway's own IPv6 addresses on this port ("2001:db8::1/64";
+    /// neighbour solicitations are answered for them).
+    #[serde(default)]
+    pub ipv6: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +290,9 @@ pub struct GwCfg {
     /// Static sessions (the RADIUS-driven session manager adds its own).
     #[serde(rename = "session", default)]
     pub sessions: Vec<SessionCfg>,
+    /// NAT64 for IPv6 subscribers (RFC 6146/7915): `{ prefix = "64:ff9b::/96", mtu4 = 1500, mtu6 = 1500 }`.
+    #[serde(default)]
+    pub nat64: Option<Nat64ProfileCfg>,
     /// Clamp the MSS option of SYNs toward the servers (wired side).
     #[serde(default)]
     pub mss_clamp_up: Option<u16>,
@@ -358,8 +365,29 @@ pub struct VipCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Nat64ProfileCfg {
+    #[serde(default = "d_nat64_prefix")]
+    pub prefix: String,
+    #[serde(default = "d_mtu")]
+    pub mtu4: u16,
+    #[serde(default = "d_mtu")]
+    pub mtu6: u16,
+}
+
+fn d_nat64_prefix() -> String {
+    "64:ff9b::/96".into()
+}
+fn d_mtu() -> u16 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionCfg {
     pub ip: String,
+    /// The subscriber's IPv6 prefix ("2001:db8:50:1::/64"), for NAT64.
+    #[serde(default)]
+    pub ipv6: Option<String>,
     pub device_id: u64,
     pub services: Vec<String>,
 }

@@ -39,6 +39,9 @@ pub struct SessionEntry {
     pub device_key: u64,
     pub active: bool,
     pub allowed: u64,
+    /// The subscriber's IPv6 /64 (dual stack; NAT64), if it has one.
+    #[serde(default)]
+    pub prefix6: Option<std::net::Ipv6Addr>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -138,7 +141,7 @@ mod tests {
             ts,
             gateway: "gw1".into(),
             event: "session_start".into(),
-            sessions: vec![SessionEntry { addr: Ipv4Addr::new(10, 50, 0, 2), device: "0901".into(), device_key: 901, active: true, allowed: 2 }],
+            sessions: vec![SessionEntry { addr: Ipv4Addr::new(10, 50, 0, 2), device: "0901".into(), device_key: 901, active: true, allowed: 2, prefix6: None }],
         }
     }
 

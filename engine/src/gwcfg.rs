@@ -20,6 +20,10 @@ pub struct GwBuild {
     pub sessions: Sessions,
     /// The static sessions (`[[gw.session]]`) the RADIUS side keeps beside its own.
     pub static_sessions: Vec<([u8; 4], Session)>,
+    /// Their IPv6 prefixes (NAT64 subscribers).
+    pub static_sessions6: Vec<([u8; 16], u8, Session)>,
+    /// IPv6 addresses answered by neighbour discovery, per port.
+    pub ndp_ips: Vec<(PortIdx, [u8; 16])>,
     /// Static neighbours (`[[neighbor]]`).
     pub neighbours: Vec<([u8; 4], [u8; 6])>,
     /// Addresses the gateway answers ARP for, per port (port addresses,
@@ -74,6 +78,14 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         timeouts,
         max_flows_per_worker: g.max_flows_per_worker,
         require_session: g.require_session,
+        nat64: match &g.nat64 {
+            Some(n) => {
+                let (a, l) = parse_v6_prefix(&n.prefix).map_err(|m| p.err("gw.nat64.prefix", m))?;
+                let prefix = pgw_pipelines::xlat::rfc6052::Prefix::new(a, l).map_err(|m| p.err("gw.nat64.prefix", m))?;
+                Some(pgw_pipelines::gw::Nat64Cfg { prefix, xlat: pgw_pipelines::xlat::XlatConfig { mtu4: n.mtu4, mtu6: n.mtu6 } })
+            }
+            None => None,
+        },
         mss_clamp_up: g.mss_clamp_up,
         mss_clamp_down: g.mss_clamp_down,
         window_cap_down: g.window_cap_down,
@@ -159,7 +171,16 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     };
     let services = Services::new(groups, vips, external).map_err(|m| p.err("gw", m))?;
     let mut sessions = Vec::new();
+    let mut sessions6 = Vec::new();
     for (i, s) in g.sessions.iter().enumerate() {
+        if let Some(v6) = &s.ipv6 {
+            let (a, l) = parse_v6_prefix(v6).map_err(|m| p.err(format!("gw.session[{i}].ipv6"), m))?;
+            let mut allowed = 0u64;
+            for (j, n) in s.services.iter().enumerate() {
+                allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
+            }
+            sessions6.push((a, l, Session { device_id: s.device_id, active: true, allowed }));
+        }
         let a = ip(p, format!("gw.session[{i}].ip"), &s.ip)?;
         let mut allowed = 0u64;
         for (j, n) in s.services.iter().enumerate() {
@@ -183,6 +204,13 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             arp_ips.push((i as PortIdx, a.octets()));
         }
     }
+    let mut ndp_ips = Vec::new();
+    for (i, pc) in p.ports.iter().enumerate() {
+        for (j, c) in pc.ipv6.iter().enumerate() {
+            let (a, _) = parse_v6_prefix(c).map_err(|m| p.err(format!("port[{i}].ipv6[{j}]"), m))?;
+            ndp_ips.push((i as PortIdx, a));
+        }
+    }
     let mut neighbours = Vec::new();
     for (i, n) in p.neighbors.iter().enumerate() {
         let a = ip(p, format!("neighbor[{i}].ip"), &n.ip)?;
@@ -194,8 +222,10 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     Ok(GwBuild {
         cfg,
         services,
-        sessions: Sessions::new(sessions.clone()),
+        sessions: Sessions::new(sessions.clone()).with_v6(sessions6.clone()),
         static_sessions: sessions,
+        static_sessions6: sessions6,
+        ndp_ips,
         neighbours,
         arp_ips,
         members: members_ips,
@@ -284,4 +314,17 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
         gateway_names: l.gateways.iter().map(|g| g.name.clone()).collect(),
         arp_ips,
     })
+}
+
+/// Parse "2001:db8::1/64" (a bare address is /128).
+pub fn parse_v6_prefix(s: &str) -> Result<([u8; 16], u8), String> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().map_err(|_| format!("{s:?}: bad prefix length"))?),
+        None => (s, 128),
+    };
+    let a: std::net::Ipv6Addr = a.parse().map_err(|_| format!("{s:?} is not an IPv6 address"))?;
+    if l > 128 {
+        return Err(format!("{s:?}: prefix length over 128"));
+    }
+    Ok((a.octets(), l))
 }

@@ -96,9 +96,9 @@ struct State {
     proxy_accounting: bool,
     /// Sessions: the profile's static ones, this instance's RADIUS ones, and
     /// those a management instance sent (merged in that order).
-    static_sessions: Vec<([u8; 4], pgw_pipelines::gw::tables::Session)>,
-    radius_sessions: Vec<([u8; 4], pgw_pipelines::gw::tables::Session)>,
-    remote_sessions: Vec<([u8; 4], pgw_pipelines::gw::tables::Session)>,
+    static_sessions: crate::radius::Sessions4and6,
+    radius_sessions: crate::radius::Sessions4and6,
+    remote_sessions: crate::radius::Sessions4and6,
     remote_devices: HashMap<u64, String>,
     /// Control-protocol listener (a gateway instance).
     ctl: Option<(std::net::UdpSocket, crate::ctlproto::Receiver)>,
@@ -347,7 +347,10 @@ impl State {
                             .as_ref()
                             .and_then(|x| x.devices.get(&r.device_id).cloned())
                             .unwrap_or_else(|| r.device_id.to_string()),
-                        subscriber: format!("{}:{}", ipstr(r.subscriber_ip), r.subscriber_port),
+                        subscriber: match r.subscriber_ip6 {
+                            Some(a) => format!("[{}]:{}", std::net::Ipv6Addr::from(a), r.subscriber_port),
+                            None => format!("{}:{}", ipstr(r.subscriber_ip), r.subscriber_port),
+                        },
                         representative: format!("{}:{}", ipstr(r.rep_ip), r.rep_port),
                         service: self.service_name(r.service.map(|s| s.0)),
                         server: format!("{}:{}", ipstr(r.server_ip), r.server_port),
@@ -401,8 +404,11 @@ impl State {
     fn publish_sessions(&self) {
         let cur = self.tables.load();
         let Some(gt) = &cur.gw else { return };
-        let all = self.static_sessions.iter().chain(self.remote_sessions.iter()).chain(self.radius_sessions.iter()).cloned();
-        let next = Tables { gw: Some(gt.with_sessions(pgw_pipelines::gw::tables::Sessions::new(all))), ..(**cur).clone() };
+        let parts = [&self.static_sessions, &self.remote_sessions, &self.radius_sessions];
+        let v4 = parts.iter().flat_map(|p| p.0.iter()).cloned();
+        let v6 = parts.iter().flat_map(|p| p.1.iter()).cloned();
+        let sessions = pgw_pipelines::gw::tables::Sessions::new(v4).with_v6(v6);
+        let next = Tables { gw: Some(gt.with_sessions(sessions)), ..(**cur).clone() };
         self.tables.store(Arc::new(next));
     }
 
@@ -413,11 +419,11 @@ impl State {
         let mut changed = false;
         while let Ok((n, _from)) = sock.recv_from(&mut buf) {
             if let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) {
-                self.remote_sessions = m
-                    .sessions
-                    .iter()
-                    .map(|e| (e.addr.octets(), pgw_pipelines::gw::tables::Session { device_id: e.device_key, active: e.active, allowed: e.allowed }))
-                    .collect();
+                let sess = |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session { device_id: e.device_key, active: e.active, allowed: e.allowed };
+                self.remote_sessions = (
+                    m.sessions.iter().map(|e| (e.addr.octets(), sess(e))).collect(),
+                    m.sessions.iter().filter_map(|e| e.prefix6.map(|p| (p.octets(), 64, sess(e)))).collect(),
+                );
                 for e in &m.sessions {
                     self.remote_devices.insert(e.device_key, e.device.clone());
                 }
@@ -471,7 +477,7 @@ impl State {
                         self.tables.store(Arc::new(Tables { gw: Some(gt.with_services(services)), ..(**cur).clone() }));
                         applied.push("gw groups, VIPs and services");
                     }
-                    self.static_sessions = b.static_sessions;
+                    self.static_sessions = (b.static_sessions, b.static_sessions6);
                     self.publish_sessions();
                     applied.push("static sessions");
                 }
@@ -556,9 +562,9 @@ impl Management {
             arp_sent: 0,
             lb_gateways: e.lb.as_ref().map(|b| b.gateway_names.clone()),
             radius: crate::radius::RadiusSide::start(&e.profile).map_err(EngineError)?,
-            static_sessions: e.gw.as_ref().map(|g| g.static_sessions.clone()).unwrap_or_default(),
-            radius_sessions: Vec::new(),
-            remote_sessions: Vec::new(),
+            static_sessions: e.gw.as_ref().map(|g| (g.static_sessions.clone(), g.static_sessions6.clone())).unwrap_or_default(),
+            radius_sessions: Default::default(),
+            remote_sessions: Default::default(),
             remote_devices: HashMap::new(),
             ctl: match &e.profile.control {
                 Some(c) => {

@@ -119,12 +119,17 @@ fn d_true() -> bool {
     true
 }
 
+/// A gateway's session table: IPv4 entries and IPv6 prefixes.
+pub type Sessions4and6 = (Vec<([u8; 4], Session)>, Vec<([u8; 16], u8, Session)>);
+
 /// The GW's view of one session.
 #[derive(Clone, Copy)]
 struct GwSession {
     device_id: u64,
     active: bool,
     allowed: u64,
+    /// The session's IPv6 /64, when its gateway has an IPv6 block.
+    prefix6: Option<[u8; 16]>,
 }
 
 /// A device id as the u64 the data path carries (numeric ids as they are,
@@ -324,7 +329,7 @@ impl RadiusSide {
     /// Reload users and service orders from a new profile; the sessions
     /// whose allowed services changed are re-sent to their gateways.
     /// Returns the local sessions when this instance's own table changed.
-    pub fn reload(&mut self, p: &Profile) -> Result<Option<Vec<([u8; 4], Session)>>, String> {
+    pub fn reload(&mut self, p: &Profile) -> Result<Option<Sessions4and6>, String> {
         let Some((_, mgr, _, _, _)) = build(p).map_err(|e| e.to_string())? else {
             return Err("the new profile has no [radius] section".into());
         };
@@ -356,7 +361,7 @@ impl RadiusSide {
 
     /// Serve pending datagrams and timers. Returns a new session table for
     /// the GW when anything changed for this instance's gateway.
-    pub fn poll(&mut self, now_ms: u64) -> Option<Vec<([u8; 4], Session)>> {
+    pub fn poll(&mut self, now_ms: u64) -> Option<Sessions4and6> {
         let mut notes = Vec::new();
         for sock in 0..2 {
             loop {
@@ -412,13 +417,16 @@ impl RadiusSide {
         changed.then(|| self.local_sessions())
     }
 
-    /// This instance's own gateway's sessions.
-    pub fn local_sessions(&self) -> Vec<([u8; 4], Session)> {
-        let Some(gw) = self.this_gw else { return Vec::new() };
-        self.gw_sessions
-            .get(&gw)
-            .map(|t| t.iter().map(|(a, (_, s))| (*a, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })).collect())
-            .unwrap_or_default()
+    /// This instance's own gateway's sessions (IPv4, and IPv6 /64s).
+    pub fn local_sessions(&self) -> Sessions4and6 {
+        let Some(gw) = self.this_gw else { return Default::default() };
+        let Some(t) = self.gw_sessions.get(&gw) else { return Default::default() };
+        let v4 = t.iter().map(|(a, (_, s))| (*a, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })).collect();
+        let v6 = t
+            .values()
+            .filter_map(|(_, s)| s.prefix6.map(|p| (p, 64, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })))
+            .collect();
+        (v4, v6)
     }
 
     /// Send each remote gateway its table: at once when it changed, and
@@ -445,6 +453,7 @@ impl RadiusSide {
                             device_key: s.device_id,
                             active: s.active,
                             allowed: s.allowed,
+                            prefix6: s.prefix6.map(std::net::Ipv6Addr::from),
                         })
                         .collect()
                 })
@@ -484,7 +493,7 @@ impl RadiusSide {
         let key = device_key(device);
         self.devices.insert(key, device.to_string());
         let allowed = self.mgr.services().services_of(device).0;
-        let new = GwSession { device_id: key, active, allowed };
+        let new = GwSession { device_id: key, active, allowed, prefix6: self.mgr.ipv6_prefix_of(addr) };
         let old = self.gw_sessions.entry(gw).or_default().insert(addr.octets(), (device.to_string(), new));
         let changed = old.map(|(_, o)| o.active != active || o.allowed != allowed).unwrap_or(true);
         if changed {

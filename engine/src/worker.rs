@@ -9,6 +9,10 @@
 //! The only shared state it reads is the quit flag (and, for gateway roles,
 //! the published table snapshot, once per burst).
 //!
+//! Partial TX bursts go out at the end of a turn that brought less than a
+//! burst (light load: low latency), else when they fill, and at the latest
+//! on the drain timer.
+//!
 //! Idle back-off: after `idle_polls` empty turns in a row the worker flushes
 //! and sleeps `idle_sleep_us` between turns, so several instances can share
 //! two cores in tests. 0 disables it (benchmarks).
@@ -153,6 +157,13 @@ impl Worker {
                 }
             } else {
                 empty_run = 0;
+                // Not saturated (the turn brought less than a burst): send
+                // what is buffered now rather than on the drain timer, so
+                // latency at partial load is one loop turn, not tx_drain_us.
+                // Saturated, bursts fill and go out as they fill.
+                if got < self.burst {
+                    self.flush(&mut out, &mut local);
+                }
             }
         }
         self.flush(&mut out, &mut local);

@@ -55,6 +55,7 @@ fn row(i: u32) -> AcctRow {
         },
         subscriber_ip: Ipv4Addr::new(127, 1, 0, 1 + i as u8),
         subscriber_port: 40_000 + i as u16,
+        subscriber_ip6: None,
         service: if i.is_multiple_of(2) { "web" } else { "mail" }.into(),
         representative_ip: Ipv4Addr::new(127, 0, 0, 80 + (i % 3) as u8),
         representative_port: if i.is_multiple_of(2) { 80 } else { 25 },

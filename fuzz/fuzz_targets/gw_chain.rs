@@ -61,7 +61,7 @@ fn setup() -> (Pipeline, Tables) {
     let sessions = Sessions::new([([10, 50, 0, 2], Session { device_id: 1, active: true, allowed: ServiceId(1).bit() })]);
     let neigh = Neighbours::new([([10, 80, 0, 11], [2, 0, 0, 0, 0, 0x11]), ([10, 80, 0, 12], [2, 0, 0, 0, 0, 0x12])]);
     let arp = ArpResponder::new([(0, VIP, ACCESS_MAC), (1, POOL, SERVER_MAC)]);
-    (Pipeline::Gw { arp, gw: Box::new(gw) }, Tables { gw: Some(GwTables::new(services, sessions, neigh)), lb: None })
+    (Pipeline::Gw { arp, ndp: pgw_pipelines::ndp::NdpResponder::default(), gw: Box::new(gw) }, Tables { gw: Some(GwTables::new(services, sessions, neigh)), lb: None })
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -12,6 +12,7 @@ use crate::gw::acct::AcctSink;
 use crate::gw::tables::GwTables;
 use crate::gw::GwWorker;
 use crate::lb::{LbCounters, LbSnapshot, LbStage, LbVerdict};
+use crate::ndp::{is_nd, NdpResponder};
 use crate::verdict::{Pkt, Verdict, WorkerCounters};
 
 /// Ethertype of ARP.
@@ -30,14 +31,14 @@ pub enum Pipeline {
     /// Plain forwarding between port pairs.
     Wire(WireFwd),
     /// The packet gateway: ARP for its own addresses, then the GW stage.
-    Gw { arp: ArpResponder, gw: Box<GwWorker> },
+    Gw { arp: ArpResponder, ndp: NdpResponder, gw: Box<GwWorker> },
     /// The first distribution stage alone (ARP is the LB stage's own).
     Lb { lb: LbStage, lc: LbCounters },
     /// LB and GW chained in one box: subscribers' frames go through the LB;
     /// those whose gateway is this box continue to the GW stage; frames from
     /// the servers go to the GW stage; frames from other gateways on the LAN
     /// (destination not one of our pool addresses) take the LB's down path.
-    LbGw { lb: LbStage, lc: LbCounters, arp: ArpResponder, gw: Box<GwWorker>, server_port: crate::PortIdx },
+    LbGw { lb: LbStage, lc: LbCounters, arp: ArpResponder, ndp: NdpResponder, gw: Box<GwWorker>, server_port: crate::PortIdx },
 }
 
 /// Slots for named event counters per worker.
@@ -65,12 +66,18 @@ impl Pipeline {
                     *v = f.process(p, c);
                 }
             }
-            Pipeline::Gw { arp, gw } => {
+            Pipeline::Gw { arp, ndp, gw } => {
                 let Some(tables) = t.gw.as_ref() else {
                     return drop_all(out, c);
                 };
                 for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-                    *v = if is_arp(p) { arp.process(p, c) } else { gw.process(tables, p, now_ms, acct, c) };
+                    *v = if is_arp(p) {
+                        arp.process(p, c)
+                    } else if is_nd(&p.data[..p.len]) {
+                        ndp.process(p, c)
+                    } else {
+                        gw.process(tables, p, now_ms, acct, c)
+                    };
                 }
             }
             Pipeline::Lb { lb, lc } => {
@@ -89,7 +96,7 @@ impl Pipeline {
                     };
                 }
             }
-            Pipeline::LbGw { lb, lc, arp, gw, server_port } => {
+            Pipeline::LbGw { lb, lc, arp, ndp, gw, server_port } => {
                 let (Some(snap), Some(tables)) = (t.lb.as_ref(), t.gw.as_ref()) else {
                     return drop_all(out, c);
                 };
@@ -97,6 +104,8 @@ impl Pipeline {
                 for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
                     *v = if is_arp(p) {
                         arp.process(p, c)
+                    } else if is_nd(&p.data[..p.len]) {
+                        ndp.process(p, c)
                     } else if p.port == *server_port && (p.port != lan || to_pool(p, gw.config().pool.as_slice())) {
                         gw.process(tables, p, now_ms, acct, c)
                     } else {

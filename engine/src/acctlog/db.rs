@@ -18,7 +18,7 @@ use super::{AcctRow, SessionLogRow, SessionStateChange};
 use pgw_pipelines::gw::acct::CloseReason;
 
 /// The schema's version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The schema. Addresses are dotted-quad TEXT (readable with the `sqlite3`
 /// shell), times Unix milliseconds, counters INTEGER (SQLite's 64-bit signed;
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS accounting (
     bytes_up            INTEGER NOT NULL,
     packets_down        INTEGER NOT NULL,
     bytes_down          INTEGER NOT NULL,
-    close_reason        TEXT    NOT NULL    -- 'fin', 'rst', 'idle'
+    close_reason        TEXT    NOT NULL,   -- 'fin', 'rst', 'idle'
+    subscriber_ip6      TEXT    NOT NULL DEFAULT ''  -- NAT64: the IPv6 subscriber
 );
 CREATE INDEX IF NOT EXISTS accounting_device_start ON accounting (device_id, start_unix_ms);
 CREATE TABLE IF NOT EXISTS session_log (
@@ -88,8 +89,8 @@ pub struct Db {
 const INSERT_ACCT: &str = "INSERT INTO accounting (device_id, subscriber_ip, subscriber_port, \
      service, representative_ip, representative_port, proxy_accounting, server_name, \
      real_server_ip, real_server_port, nat_ip, nat_port, protocol, start_unix_ms, end_unix_ms, \
-     packets_up, bytes_up, packets_down, bytes_down, close_reason) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+     packets_up, bytes_up, packets_down, bytes_down, close_reason, subscriber_ip6) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 
 const INSERT_SESSION: &str = "INSERT INTO session_log (session_id, device_id, user, address, gw, \
      nas_ip, acct_session_id, start_unix_ms, end_unix_ms, state_history, close_cause, \
@@ -99,7 +100,7 @@ const INSERT_SESSION: &str = "INSERT INTO session_log (session_id, device_id, us
 const SELECT_ACCT: &str = "SELECT device_id, subscriber_ip, subscriber_port, service, \
      representative_ip, representative_port, proxy_accounting, server_name, real_server_ip, \
      real_server_port, nat_ip, nat_port, protocol, start_unix_ms, end_unix_ms, packets_up, \
-     bytes_up, packets_down, bytes_down, close_reason FROM accounting";
+     bytes_up, packets_down, bytes_down, close_reason, subscriber_ip6 FROM accounting";
 
 const SELECT_SESSION: &str = "SELECT session_id, device_id, user, address, gw, nas_ip, \
      acct_session_id, start_unix_ms, end_unix_ms, state_history, close_cause, in_octets, \
@@ -174,6 +175,7 @@ impl Db {
                     sql_u64(r.packets_down),
                     sql_u64(r.bytes_down),
                     close_text(r.close_reason),
+                    r.subscriber_ip6.map(|a| a.to_string()).unwrap_or_default(),
                 ])
                 .map_err(|e| e.to_string())?;
             }
@@ -270,6 +272,14 @@ fn acct_from_row(r: &Row) -> rusqlite::Result<AcctRow> {
         packets_down: u64_col(r, 17)?,
         bytes_down: u64_col(r, 18)?,
         close_reason: close_parse(&close).ok_or_else(|| bad(19, "a close reason"))?,
+        subscriber_ip6: {
+            let s: String = r.get(20)?;
+            if s.is_empty() {
+                None
+            } else {
+                Some(s.parse().map_err(|_| bad(20, "an IPv6 address"))?)
+            }
+        },
     })
 }
 

@@ -389,6 +389,7 @@ mod tests {
             device_id: "dev-7".into(),
             subscriber_ip: Ipv4Addr::new(127, 1, 2, 3),
             subscriber_port: 0x9c41,
+            subscriber_ip6: None,
             service: "web".into(),
             representative_ip: Ipv4Addr::new(127, 0, 0, 80),
             representative_port: 80,

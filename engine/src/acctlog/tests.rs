@@ -39,6 +39,7 @@ fn row(i: u32) -> AcctRow {
         device_id: format!("dev-{i}"),
         subscriber_ip: Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8),
         subscriber_port: 40_000 + (i % 20_000) as u16,
+        subscriber_ip6: None,
         service: if i.is_multiple_of(2) {
             "web".into()
         } else {
@@ -216,6 +217,7 @@ fn from_record_resolves_and_shifts_times() {
             device_id: "dev-42".into(),
             subscriber_ip: Ipv4Addr::new(127, 1, 0, 2),
             subscriber_port: 40001,
+            subscriber_ip6: None,
             service: "web".into(),
             representative_ip: Ipv4Addr::new(127, 0, 0, 80),
             representative_port: 443,

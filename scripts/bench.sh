@@ -1,0 +1,418 @@
+#!/usr/bin/env bash
+# pgw's benchmark suite (issue 6): one command, writes perf/RESULTS.md.
+#
+#   scripts/bench.sh                 full suite (~5 min on 2 vCPUs) -> perf/RESULTS.md
+#   scripts/bench.sh --smoke         a few seconds: it runs and reports (CI); no timed
+#                                    pass/fail -> perf/out/smoke/RESULTS.md
+#   options: --duration S (measurement window per run, default 5), --no-criterion,
+#            --no-profile, --out FILE
+#
+# Topology (every DPDK process runs with --no-pci; traffic only over net_memif
+# unix sockets in /tmp):
+#
+#   pgw-gen (CPU 0)                         DUT (CPU 1)
+#     access  port --memif /tmp/pgw-bench-acc.sock--> access  port   pgw GW worker,
+#     servers port <--memif /tmp/pgw-bench-srv.sock-- servers port   or dpdk-testpmd io
+#
+# pgw-gen is the memif server (started first), the DUT the client. Every
+# process this script starts is ended by its PID; the sockets are removed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+MODE=full
+SMOKE_ARGS=()
+DUR=5
+WARM=1
+CRITERION=1
+PROFILE=1
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) MODE=smoke ;;
+        --duration) DUR=$2; shift ;;
+        --no-criterion) CRITERION=0 ;;
+        --no-profile) PROFILE=0 ;;
+        --out) OUT=$2; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$MODE" = smoke ]; then
+    DUR=1; WARM=0.2; PROFILE=0; SMOKE_ARGS=(--open-timeout 10)
+fi
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/target-perf}
+BIN=$CARGO_TARGET_DIR/release
+GEN=$BIN/pgw-gen
+PGW=$BIN/pgw
+OUTDIR=$ROOT/perf/out/$MODE
+RESULTS=${OUT:-$([ "$MODE" = smoke ] && echo "$OUTDIR/RESULTS.md" || echo "$ROOT/perf/RESULTS.md")}
+SOCK_ACC=/tmp/pgw-bench-acc.sock
+SOCK_SRV=/tmp/pgw-bench-srv.sock
+GEN_MAC_ACC=02:50:47:47:00:01
+GEN_MAC_SRV=02:50:47:47:00:02
+PGW_MAC_ACC=02:50:47:57:00:01
+PGW_MAC_SRV=02:50:47:57:00:02
+
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+# ------------------------------------------------------------ cleanup
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -INT "$p" 2>/dev/null
+            for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$p" 2>/dev/null
+        fi
+    done
+    rm -f "$SOCK_ACC" "$SOCK_SRV" /tmp/pgw-bench-lo.sock
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------ preflight
+[ "$(id -u)" = 0 ] || die "run as root (DPDK, hugepages)"
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (generator on CPU 0, DUT on CPU 1)"
+for s in "$SOCK_ACC" "$SOCK_SRV"; do
+    [ -e "$s" ] && die "$s exists: another benchmark running? (remove it if not)"
+done
+hp_free_mb() { awk '/^HugePages_Free/ {f=$2} /^Hugepagesize/ {s=$2} END {print int(f*s/1024)}' /proc/meminfo; }
+NOHUGE=()
+if [ "$(hp_free_mb)" -lt 1024 ]; then
+    say "only $(hp_free_mb) MiB of hugepages free: generator runs --no-huge (slower; run scripts/setup.sh)"
+    NOHUGE=(--no-huge)
+fi
+TESTPMD=$(command -v dpdk-testpmd || true)
+[ -n "$TESTPMD" ] || say "dpdk-testpmd not found: the ceiling runs are skipped"
+
+mkdir -p "$OUTDIR"
+rm -f "$OUTDIR"/*.json "$OUTDIR"/*.log "$OUTDIR"/*.cmd "$OUTDIR"/*.txt "$OUTDIR"/*.toml "$OUTDIR"/*.base "$OUTDIR"/*.idle "$OUTDIR"/*.busy "$OUTDIR"/*.foreign 2>/dev/null
+
+say "building (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+cargo build --release -q -p pgw-perf --bin pgw-gen || die "build of pgw-gen failed"
+cargo build --release -q -p pgw-engine --bin pgw || die "build of pgw failed"
+
+# ------------------------------------------------------------ helpers
+# Wait (at most 60 s) until the machine is quiet: CPU idle >= 85 % over 1 s,
+# so that another job on this shared VM does not end up in the figures. The
+# idle share seen last is recorded with each run.
+cpu_idle_pct() {
+    local a b
+    read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ < /proc/stat
+    sleep 1
+    read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ < /proc/stat
+    local ta=$((a1+a2+a3+a4+a5+a6+a7+a8)) tb=$((b1+b2+b3+b4+b5+b6+b7+b8))
+    echo $(( 100 * (b4 - a4) / (tb - ta > 0 ? tb - ta : 1) ))
+}
+wait_quiet() {
+    local name=$1 idle t0=$SECONDS
+    while :; do
+        idle=$(cpu_idle_pct)
+        if [ "$idle" -ge 85 ] || [ $((SECONDS - t0)) -ge 60 ] || [ "$MODE" = smoke ]; then break; fi
+        say "machine busy (CPU idle ${idle} %): waiting before $name"
+    done
+    echo "$idle" > "$OUTDIR/$name.idle"
+    ps -eo pcpu,comm --sort=-pcpu | awk 'NR>1 && $1>5 {print $2" "$1"%"}' | head -3 | tr '\n' ' ' > "$OUTDIR/$name.busy"
+}
+
+gen_ports=(--access "net_memif0,role=server,socket=$SOCK_ACC,socket-abstract=no,mac=$GEN_MAC_ACC"
+           --servers "net_memif1,role=server,socket=$SOCK_SRV,socket-abstract=no,mac=$GEN_MAC_SRV"
+           --cpu 0 --gw-mac "$PGW_MAC_ACC")
+common=(--warmup "$WARM" --duration "$DUR" "${NOHUGE[@]}" "${SMOKE_ARGS[@]}")
+
+start_gen() {  # name args...
+    local name=$1; shift
+    local cmd=("$GEN" "${gen_ports[@]}" "${common[@]}" "$@" --json "$OUTDIR/$name.json")
+    echo "${cmd[*]}" | sed "s#$BIN/##g" > "$OUTDIR/$name.cmd"
+    rm -f "$SOCK_ACC" "$SOCK_SRV"
+    "${cmd[@]}" 2> "$OUTDIR/$name.gen.log" &
+    GPID=$!
+    PIDS+=("$GPID")
+    for _ in $(seq 100); do
+        [ -S "$SOCK_ACC" ] && [ -S "$SOCK_SRV" ] && return 0
+        kill -0 "$GPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "$name: the generator did not create its sockets; log:"; cat "$OUTDIR/$name.gen.log" >&2
+    return 1
+}
+
+stop_pid() {  # pid: SIGINT, then KILL after 20 s
+    local p=$1
+    kill -INT "$p" 2>/dev/null
+    for _ in $(seq 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+}
+
+# CPU taken by other processes while a run goes on: the generator and the DUT
+# busy-poll one CPU each, so anything else running steals from them. Sampled
+# while the run goes on; FOREIGN_PCT = share of the machine's CPU time used by
+# processes not ours (and STEAL_PCT by the hypervisor).
+cpu_sample() {  # pids... -> sets S_BUSY S_TOTAL S_STEAL S_OURS
+    read -r _ u n sy id io irq sirq st _ < /proc/stat
+    S_BUSY=$((u + n + sy + irq + sirq)); S_TOTAL=$((u + n + sy + id + io + irq + sirq + st)); S_STEAL=$st
+    S_OURS=0
+    local p
+    for p in "$@"; do
+        S_OURS=$((S_OURS + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+}
+watch_begin() { cpu_sample "$@"; W0=("$S_BUSY" "$S_TOTAL" "$S_STEAL" "$S_OURS"); W1=("${W0[@]}"); }
+watch_tick() {  # call while all pids are alive
+    local alive=1 p
+    for p in "$@"; do kill -0 "$p" 2>/dev/null || alive=0; done
+    [ "$alive" = 1 ] || return 0
+    cpu_sample "$@"; W1=("$S_BUSY" "$S_TOTAL" "$S_STEAL" "$S_OURS")
+}
+watch_end() {  # name
+    local dt=$((W1[1] - W0[1]))
+    [ "$dt" -gt 0 ] || dt=1
+    local foreign=$(( (W1[0] - W0[0]) - (W1[3] - W0[3]) ))
+    [ "$foreign" -lt 0 ] && foreign=0
+    echo "$((100 * foreign / dt)) $((100 * (W1[2] - W0[2]) / dt))" > "$OUTDIR/$1.foreign"
+}
+
+# Memory of a running process and of the machine's hugepages.
+mem_sample() {  # pid -> "rss_kb hwm_kb"
+    awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r+0, h+0}' "/proc/$1/status" 2>/dev/null || echo "0 0"
+}
+
+# The workaround variant of a profile: the same with tx_drain_us = 100000, so
+# the engine's drain tick (which publishes stats through Pipeline::events,
+# whose gw_open_flows scans the whole key table) runs 10 times a second
+# instead of 10 000. Written next to the results; the command names it.
+drain_variant() {  # NAME PROFILE -> path
+    local out="$OUTDIR/$1.toml"
+    awk '{print} /^\[engine\]/ {print "tx_drain_us = 100000   # bench.sh workaround variant"}' "$2" > "$out"
+    echo "$out"
+}
+
+# run_gw NAME PROFILE [W] [perf] -- GEN ARGS...   (W: the drain workaround variant)
+run_gw() {
+    local name=$1 profile=$2; shift 2
+    if [ "$1" = W ]; then
+        echo "$profile" > "$OUTDIR/$name.base"
+        profile=$(drain_variant "$name" "$profile"); shift
+    fi
+    local perfrec=0
+    if [ "$1" = perf ]; then perfrec=$PROFILE; shift; fi
+    rm -f "$OUTDIR/$name.perf.data"
+    [ "$1" = -- ] && shift
+    wait_quiet "$name"
+    say "$name: pgw ($profile) <- pgw-gen $*"
+    local hp0; hp0=$(hp_free_mb)
+    start_gen "$name" "$@" || return 1
+    local hp1; hp1=$(hp_free_mb)
+    echo "pgw run --profile ${profile#$ROOT/}" >> "$OUTDIR/$name.cmd"
+    "$PGW" run --profile "$profile" > "$OUTDIR/$name.dut.log" 2>&1 &
+    local dpid=$!
+    PIDS+=("$dpid")
+    local rss=0 hwm=0 ppid="" hpmin=$hp1 hpn
+    local t0=$SECONDS
+    watch_begin "$GPID" "$dpid"
+    while kill -0 "$GPID" 2>/dev/null; do
+        watch_tick "$GPID" "$dpid"
+        hpn=$(hp_free_mb); [ "$hpn" -lt "$hpmin" ] && hpmin=$hpn
+        read -r r h < <(mem_sample "$dpid")
+        [ "$r" -gt "$rss" ] && rss=$r
+        [ "$h" -gt "$hwm" ] && hwm=$h
+        if [ "$perfrec" = 1 ] && [ -z "$ppid" ] && grep -q "links up" "$OUTDIR/$name.gen.log" 2>/dev/null \
+            && [ $((SECONDS - t0)) -ge 3 ]; then
+            echo "perf record -e cpu-clock -g -p <pgw pid> -- sleep 3" >> "$OUTDIR/$name.cmd"
+            perf record -q -e cpu-clock -g -p "$dpid" -o "$OUTDIR/$name.perf.data" -- sleep 3 \
+                > /dev/null 2>&1 &
+            ppid=$!
+        fi
+        sleep 0.25
+    done
+    wait "$GPID"; local grc=$?
+    watch_end "$name"
+    local hp2; hp2=$(hp_free_mb)
+    read -r r h < <(mem_sample "$dpid"); [ "$r" -gt "$rss" ] && rss=$r; [ "$h" -gt "$hwm" ] && hwm=$h
+    "$PGW" stats --profile "$profile" --json > "$OUTDIR/$name.dut.json" 2>/dev/null || true
+    stop_pid "$dpid"
+    [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
+    printf '{"hp_free_mb_before_gen": %s, "hp_free_mb_before_dut": %s, "hp_free_mb_min_during": %s, "hp_free_mb_end": %s, "dut_rss_kb": %s, "dut_hwm_kb": %s, "gen_rc": %s}\n' \
+        "$hp0" "$hp1" "$hpmin" "$hp2" "$rss" "$hwm" "$grc" > "$OUTDIR/$name.mem.json"
+    [ "$grc" = 0 ] || { say "$name: generator failed (rc $grc):"; tail -5 "$OUTDIR/$name.gen.log" >&2; }
+    return 0
+}
+
+# run_testpmd NAME -- GEN ARGS...: the same generator against dpdk-testpmd io forwarding.
+run_testpmd() {
+    local name=$1; shift; [ "$1" = -- ] && shift
+    [ -n "$TESTPMD" ] || return 0
+    wait_quiet "$name"
+    say "$name: dpdk-testpmd io <- pgw-gen $*"
+    start_gen "$name" "$@" || return 1
+    local cmd=("$TESTPMD" -l 0,1 --main-lcore 0 --no-pci --in-memory --file-prefix=pgw-bench-testpmd
+        "--vdev=net_memif0,role=client,socket=$SOCK_ACC,socket-abstract=no,mac=$PGW_MAC_ACC"
+        "--vdev=net_memif1,role=client,socket=$SOCK_SRV,socket-abstract=no,mac=$PGW_MAC_SRV"
+        --log-level=pmd.net.memif:error
+        -- --forward-mode=io --auto-start --stats-period 1 --nb-cores=1 --burst=32
+        --rxd=1024 --txd=1024)
+    echo "${cmd[*]}" >> "$OUTDIR/$name.cmd"
+    "${cmd[@]}" < /dev/null > "$OUTDIR/$name.dut.log" 2>&1 &
+    local dpid=$!
+    PIDS+=("$dpid")
+    watch_begin "$GPID" "$dpid"
+    while kill -0 "$GPID" 2>/dev/null; do watch_tick "$GPID" "$dpid"; sleep 0.25; done
+    wait "$GPID"; local grc=$?
+    watch_end "$name"
+    stop_pid "$dpid"
+    [ "$grc" = 0 ] || { say "$name: generator failed (rc $grc)"; tail -5 "$OUTDIR/$name.gen.log" >&2; }
+}
+
+# testpmd alone: io forwarding over a memif pair looped back inside testpmd
+# (--tx-first): testpmd's own per-core forwarding rate on this device.
+run_testpmd_alone() {
+    local name=$1
+    [ -n "$TESTPMD" ] || return 0
+    wait_quiet "$name"
+    say "$name: dpdk-testpmd io over a looped memif pair, alone"
+    local secs; secs=$(awk -v d="$DUR" -v w="$WARM" 'BEGIN {printf "%d", d + w + 2}')
+    local cmd=(timeout -s INT "$secs" "$TESTPMD" -l 0,1 --main-lcore 0 --no-pci --in-memory
+        --file-prefix=pgw-bench-testpmd-lo
+        "--vdev=net_memif0,role=server,socket=/tmp/pgw-bench-lo.sock,socket-abstract=no"
+        "--vdev=net_memif1,role=client,socket=/tmp/pgw-bench-lo.sock,socket-abstract=no"
+        --log-level=pmd.net.memif:error
+        -- --forward-mode=io --auto-start --tx-first --stats-period 1 --nb-cores=1 --burst=32
+        --rxd=1024 --txd=1024)
+    echo "${cmd[*]}" > "$OUTDIR/$name.cmd"
+    "${cmd[@]}" < /dev/null > "$OUTDIR/$name.dut.log" 2>&1 &
+    local tp=$!; PIDS+=("$tp")
+    sleep 1
+    local tpp; tpp=$(pgrep -P "$tp" | head -1)
+    watch_begin "$tpp"
+    while kill -0 "$tp" 2>/dev/null; do watch_tick "$tpp"; sleep 0.25; done
+    wait "$tp"
+    watch_end "$name"
+    rm -f /tmp/pgw-bench-lo.sock
+}
+
+run_loopback() {  # NAME GEN ARGS...
+    local name=$1; shift
+    wait_quiet "$name"
+    say "$name: pgw-gen loopback (no DUT) $*"
+    local cmd=("$GEN" --loopback --cpu 0 "${common[@]}" "$@" --json "$OUTDIR/$name.json")
+    echo "${cmd[*]}" | sed "s#$BIN/##g" > "$OUTDIR/$name.cmd"
+    "${cmd[@]}" 2> "$OUTDIR/$name.gen.log" &
+    GPID=$!; PIDS+=("$GPID")
+    watch_begin "$GPID"
+    while kill -0 "$GPID" 2>/dev/null; do watch_tick "$GPID"; sleep 0.25; done
+    wait "$GPID" || say "$name: generator failed"
+    watch_end "$name"
+}
+
+jget() {  # file python-expression-on-d
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null
+}
+
+# ------------------------------------------------------------ the suite
+P1K=configs/bench-gw-memif.toml
+P1M=configs/bench-gw-memif-1m.toml
+P4M=configs/bench-gw-memif-4m.toml
+P2W=configs/bench-gw-memif-2w.toml
+K1=(--subs 1000 --conns 1)
+
+if [ "$MODE" = smoke ]; then
+    run_loopback smoke-loopback "${K1[@]}" --verify
+    run_gw smoke-gw-1k "$P1K" W -- "${K1[@]}" --verify --udp-pct 20
+    run_gw smoke-gw-cps "$P1M" W -- --mode cps --subs 64 --conns 64 --data 2 --close fin \
+        --udp-pct 20 --size imix --verify
+    run_testpmd smoke-testpmd -- "${K1[@]}"
+else
+    run_loopback gen-loopback "${K1[@]}"
+    run_testpmd testpmd-1k -- "${K1[@]}"
+    run_testpmd_alone testpmd-alone
+    run_gw gw-1k-asis "$P1K" -- "${K1[@]}"
+    run_gw gw-1k "$P1K" W perf -- "${K1[@]}"
+    run_gw gw-1m "$P1M" W -- --subs 1000 --conns 1000
+    run_gw gw-4m "$P4M" W -- --subs 4000 --conns 1000
+    run_gw gw-1k-2w "$P2W" W -- "${K1[@]}" --queues 2
+    run_gw gw-1k-imix "$P1K" W -- "${K1[@]}" --size imix
+    run_gw gw-1k-1518 "$P1K" W -- "${K1[@]}" --size 1518
+    run_gw gw-cps "$P1M" W -- --mode cps --subs 256 --conns 256 --close rst
+    run_gw gw-mix "$P1M" W -- --mode cps --subs 256 --conns 256 --data 8 --close fin \
+        --udp-pct 20 --size imix
+    # Latency at 10 / 50 / 90 % of the up rate pgw sustained at full load,
+    # as-is (engine default drain) and with the workaround variant.
+    for v in asis W; do
+        base=gw-1k; [ "$v" = asis ] && base=gw-1k-asis
+        MAXUP=$(jget "$OUTDIR/$base.json" 'd["window"]["up_rx_pps"]/1e6')
+        [ -n "$MAXUP" ] || continue
+        for pct in 10 50 90; do
+            rate=$(awk -v m="$MAXUP" -v p="$pct" 'BEGIN {printf "%.4f", m * p / 100}')
+            if [ "$v" = asis ]; then
+                run_gw "gw-lat-asis-$pct" "$P1K" -- "${K1[@]}" --rate "$rate"
+            else
+                run_gw "gw-lat-$pct" "$P1K" W -- "${K1[@]}" --rate "$rate"
+            fi
+        done
+    done
+fi
+
+# ------------------------------------------------------------ micro-benchmarks
+if [ "$CRITERION" = 1 ]; then
+    wait_quiet criterion
+    if [ "$MODE" = smoke ]; then
+        say "criterion benches, test mode (each bench once)"
+        cargo bench -q -p pgw-perf --bench stages -- --test > "$OUTDIR/criterion.log" 2>&1 \
+            || say "criterion test mode failed (see $OUTDIR/criterion.log)"
+    else
+        say "criterion benches (perf/benches/stages.rs)"
+        rm -rf "$CARGO_TARGET_DIR/criterion"
+        cargo bench -q -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3 \
+            > "$OUTDIR/criterion.log" 2>&1 || say "criterion failed (see $OUTDIR/criterion.log)"
+        echo "CARGO_TARGET_DIR=/tmp/target-perf cargo bench -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3" \
+            > "$OUTDIR/criterion.cmd"
+        rm -rf "$OUTDIR/criterion"
+        cp -r "$CARGO_TARGET_DIR/criterion" "$OUTDIR/criterion" 2>/dev/null || true
+    fi
+fi
+
+# ------------------------------------------------------------ profiles
+if [ "$PROFILE" = 1 ]; then
+    if [ -f "$OUTDIR/gw-1k.perf.data" ]; then
+        perf report -i "$OUTDIR/gw-1k.perf.data" --stdio --no-children --sort symbol \
+            --percent-limit 1.5 2>/dev/null | grep -v '^$' | grep -v '^#' | grep '%' | head -30 \
+            > "$OUTDIR/gw-1k.perf.txt" || true
+    fi
+    BENCH_EXE=$(ls -t "$CARGO_TARGET_DIR"/release/deps/stages-* 2>/dev/null | grep -v '\.d$' | head -1)
+    if command -v valgrind > /dev/null && [ -n "$BENCH_EXE" ]; then
+        say "callgrind on the GW up/down data benches (1M flows)"
+        for b in up down; do
+            valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/callgrind.$b.out" \
+                "$BENCH_EXE" --bench --profile-time 2 "gw data/$b/1000000 flows" > /dev/null 2>&1 || true
+            callgrind_annotate --inclusive=no "$OUTDIR/callgrind.$b.out" 2>/dev/null \
+                | grep -E '^ *[0-9,]+ \(' | head -14 > "$OUTDIR/callgrind.$b.txt" || true
+            echo "valgrind --tool=callgrind $(basename "$BENCH_EXE") --bench --profile-time 2 'gw data/$b/1000000 flows'; callgrind_annotate" \
+                > "$OUTDIR/callgrind.$b.cmd"
+        done
+    fi
+fi
+
+# ------------------------------------------------------------ report
+python3 perf/report.py "$OUTDIR" "$MODE" > "$RESULTS.tmp" || die "report failed"
+mv "$RESULTS.tmp" "$RESULTS"
+say "wrote $RESULTS"
+if [ "$MODE" = smoke ]; then
+    # It ran and reported: traffic went through pgw both ways, translated and
+    # answered correctly. No timing is asserted.
+    python3 - "$OUTDIR" <<'EOF' || die "smoke: the report shows no traffic through pgw"
+import json, sys
+d = json.load(open(sys.argv[1] + "/smoke-gw-1k.json"))
+t = d["totals"]
+assert t["acc_rx"] > 0 and t["srv_rx"] > 0, "no traffic"
+assert t["acc_mismatch"] == 0 and t["acc_bad_csum"] == 0, t
+c = json.load(open(sys.argv[1] + "/smoke-gw-cps.json"))["totals"]
+assert c["closed"] > 0 and c["finack_rx"] > 0 and c["udp_rx"] > 0, c
+print("bench smoke: ok")
+EOF
+fi
