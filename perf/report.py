@@ -166,17 +166,13 @@ P("")
 asis = w("gw-1k-asis", "dut_pps")
 wk = w("gw-1k", "dut_pps")
 if asis is not None and wk is not None:
-    P("> **Engine finding that dominates these figures.** The worker's drain tick "
-      "(`engine/src/worker.rs`, every `tx_drain_us`, default 100 µs) publishes counters through "
-      "`Pipeline::events` (`pipelines/src/pipeline.rs`), whose `gw_open_flows` calls "
-      "`GwWorker::open_flows()`: a scan of the whole key table (160 B × every key the worker owns: "
-      "10 MB for one pool address, 165 MB at 1 M keys). `perf` on the running pgw puts ~77 % of its "
-      f"CPU there. As committed, pgw forwards **{mpps(asis)} Mpps** (`gw-1k-asis`); with the drain "
-      f"tick made rare (`tx_drain_us = 100000`, the *W* runs) **{mpps(wk)} Mpps** (`gw-1k`). The "
-      "W variant is a measurement workaround, not a setting to ship: a partial TX burst then waits "
-      "up to 100 ms, so its latency at partial load is meaningless. Fix (pipelines/engine, not "
-      "perf/): keep an open-connection counter in `GwWorker` (+1 at start, −1 at close/expiry) "
-      "instead of scanning, or compute events only when stats are read.")
+    P("> **History.** The first run of this suite found the worker's drain tick scanning the whole "
+      "key table (`GwWorker::open_flows`, ~77 % of pgw's CPU in `perf`) and the up table refusing "
+      "inserts at a load of 0.34; both are fixed (O(1) count; two-choice buckets), and partial TX "
+      "bursts now go out at the end of an unsaturated loop turn. "
+      f"`gw-1k-asis` is the profile as committed ({mpps(asis)} Mpps); the *W* runs set "
+      f"`tx_drain_us = 100000` ({mpps(wk)} Mpps in `gw-1k`), which no longer helps and is kept only "
+      "for comparison with the first run.")
     P("")
 
 # ------------------------------------------------------------------ throughput
