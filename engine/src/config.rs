@@ -290,6 +290,11 @@ pub struct GwCfg {
     /// Static sessions (the RADIUS-driven session manager adds its own).
     #[serde(rename = "session", default)]
     pub sessions: Vec<SessionCfg>,
+    /// MAC of the router toward destinations that are not group members
+    /// (the "external" service: non-VIP destinations) and have no neighbour
+    /// entry.
+    #[serde(default)]
+    pub server_next_hop_mac: Option<String>,
     /// NAT64 for IPv6 subscribers (RFC 6146/7915): `{ prefix = "64:ff9b::/96", mtu4 = 1500, mtu6 = 1500 }`.
     #[serde(default)]
     pub nat64: Option<Nat64ProfileCfg>,

@@ -78,6 +78,10 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         timeouts,
         max_flows_per_worker: g.max_flows_per_worker,
         require_session: g.require_session,
+        server_next_hop_mac: match &g.server_next_hop_mac {
+            Some(m) => Some(parse_mac(m).map_err(|e| p.err("gw.server_next_hop_mac", e))?),
+            None => None,
+        },
         nat64: match &g.nat64 {
             Some(n) => {
                 let (a, l) = parse_v6_prefix(&n.prefix).map_err(|m| p.err("gw.nat64.prefix", m))?;

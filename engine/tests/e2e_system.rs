@@ -100,6 +100,8 @@ gateway = "gw{n}"
 access_port = "access"
 server_port = "servers"
 pool = ["10.80.0.10{n}"]
+external_service = "external"
+server_next_hop_mac = "02:00:00:00:ee:99"
 key_ports = [1024, 59999]
 probe_ports = [60000, 60999]
 timeouts = {{ close_hold_s = 2 }}
@@ -112,6 +114,9 @@ id = 2
 [[gw.service]]
 name = "chat"
 id = 3
+[[gw.service]]
+name = "external"
+id = 4
 [[gw.group]]
 name = "wap"
 service = "wap"
@@ -185,6 +190,9 @@ id = 2
 [[radius.service]]
 name = "chat"
 id = 3
+[[radius.service]]
+name = "external"
+id = 4
 [[radius.client]]
 address = "127.0.0.1"
 secret = "testing123"
@@ -192,7 +200,7 @@ secret = "testing123"
 user = "alice"
 password = "a-pass"
 device_id = "0901"
-services = ["wap", "mail"]
+services = ["wap", "mail", "external"]
 [[radius.user]]
 user = "bob"
 password = "b-pass"
@@ -231,7 +239,7 @@ control = "127.0.0.1:{c2}"
         (&lan, "br0", vec![format!("{t}l1"), format!("{t}l2"), format!("{t}g1a"), format!("{t}g2a")]),
         (&srv, "br1", vec![format!("{t}g1s"), format!("{t}g2s")]),
     ] {
-        sh(&format!("ip -n {ns} link add {br} type bridge && ip -n {ns} link set {br} up"));
+        sh(&format!("ip -n {ns} link add {br} type bridge && ip -n {ns} link set {br} address 02:00:00:00:ee:9{} && ip -n {ns} link set {br} up", if br == "br1" { 9 } else { 8 }));
         for (i, d) in devs.iter().enumerate() {
             sh(&format!("ip link set {d} netns {ns} && ip -n {ns} link set {d} address 02:00:00:00:ee:{i:02x}"));
             sh(&format!("ip -n {ns} link set {d} master {br} && ip -n {ns} link set {d} up"));
@@ -242,7 +250,7 @@ control = "127.0.0.1:{c2}"
         sh(&format!("ip link set {d} netns {sub} && ip -n {sub} link set {d} address 02:00:00:00:5{n}:02"));
         sh(&format!("ip -n {sub} addr add 10.60.{n}.2/24 dev {d} && ip -n {sub} link set {d} up"));
     }
-    let servers = [("wap1", "10.80.0.11"), ("wap2", "10.80.0.12"), ("mail1", "10.80.0.21"), ("mail2", "10.80.0.22"), ("chat1", "10.80.0.31"), ("chat2", "10.80.0.32")];
+    let servers = [("wap1", "10.80.0.11"), ("wap2", "10.80.0.12"), ("mail1", "10.80.0.21"), ("mail2", "10.80.0.22"), ("chat1", "10.80.0.31"), ("chat2", "10.80.0.32"), ("ext1", "10.80.0.41"), ("ext2", "10.80.0.42")];
     for (name, a) in servers {
         sh(&format!("ip -n {srv} addr add {a}/24 dev br1"));
         let d = lab.dir.join(name);
@@ -289,6 +297,16 @@ control = "127.0.0.1:{c2}"
     // 3. Service switch in the same session: the mail VIP reaches the mail group.
     let (ok, who) = curl("10.33.0.2");
     assert!(ok && who.starts_with("mail"), "{who}");
+
+    // The "external" service: destinations that are not representative
+    // addresses are translated without balancing (S41): each server answers
+    // for itself.
+    sh(&format!("ip -n {sub} route add 10.80.0.0/24 via 10.60.1.1 src {alice}"));
+    for ext in ["ext1", "ext2"] {
+        let addr = if ext == "ext1" { "10.80.0.41:8080" } else { "10.80.0.42:8080" };
+        let (ok, who) = curl(addr);
+        assert!(ok && who.starts_with(ext), "{ext}: {who}");
+    }
 
     // 4. Authorization: chat is not alice's: a reset at once, not a timeout.
     let (ok, code) = curl("10.33.0.3");
