@@ -17,8 +17,10 @@
 //!  "event":"session_start 0901 10.50.0.2",
 //!  "sessions":[{"addr":"10.50.0.2","device":"0901","device_key":901,"active":true,"allowed":2}]}  <hmac>
 //! ```
-//! Limit: one datagram (≈ 400 sessions per gateway at ~150 bytes each within
-//! 64 KiB); larger tables need chunking, not implemented.
+//! A table of more than [`CHUNK`] sessions is sent in parts (`table`, `part`,
+//! `parts`); the receiver applies it when every part of the newest table
+//! has arrived ([`Receiver::assemble`]); a lost part is healed by the next
+//! resync.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -44,7 +46,7 @@ pub struct SessionEntry {
     pub prefix6: Option<std::net::Ipv6Addr>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Message {
     pub v: u32,
     pub epoch: i64,
@@ -52,8 +54,24 @@ pub struct Message {
     pub ts: i64,
     pub gateway: String,
     pub event: String,
+    /// The table this datagram is a part of (the `seq` of its first part),
+    /// and which part of how many: a table larger than [`CHUNK`] entries
+    /// travels in several datagrams and is applied once all arrived.
+    #[serde(default)]
+    pub table: u64,
+    #[serde(default)]
+    pub part: u32,
+    #[serde(default = "one")]
+    pub parts: u32,
     pub sessions: Vec<SessionEntry>,
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// Session entries per datagram (≈ 150 bytes each: well under 64 KiB).
+pub const CHUNK: usize = 300;
 
 fn mac_hex(secret: &[u8], body: &[u8]) -> String {
     let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
@@ -79,18 +97,20 @@ pub enum Reject {
     WrongGateway,
 }
 
-/// The receiving end: verifies, refuses replays.
+/// The receiving end: verifies, refuses replays, assembles tables.
 pub struct Receiver {
     secret: Vec<u8>,
     gateway: String,
     last: HashMap<i64, u64>,
+    /// The table being assembled: (epoch, table id) and its parts.
+    pending: Option<((i64, u64), Vec<Option<Vec<SessionEntry>>>)>,
     pub accepted: u64,
     pub rejected: HashMap<String, u64>,
 }
 
 impl Receiver {
     pub fn new(secret: &[u8], gateway: &str) -> Receiver {
-        Receiver { secret: secret.to_vec(), gateway: gateway.into(), last: HashMap::new(), accepted: 0, rejected: HashMap::new() }
+        Receiver { secret: secret.to_vec(), gateway: gateway.into(), last: HashMap::new(), pending: None, accepted: 0, rejected: HashMap::new() }
     }
 
     pub fn accept(&mut self, datagram: &[u8], now_unix_ms: i64) -> Result<Message, Reject> {
@@ -100,6 +120,30 @@ impl Receiver {
             Err(e) => *self.rejected.entry(format!("{e:?}")).or_default() += 1,
         }
         r
+    }
+
+    /// Add an accepted message; the whole table once its last part is in.
+    /// Parts of an older table than the one being assembled are ignored.
+    pub fn assemble(&mut self, m: Message) -> Option<Vec<SessionEntry>> {
+        let parts = m.parts.clamp(1, 10_000) as usize;
+        let id = (m.epoch, m.table);
+        let newer = match &self.pending {
+            None => true,
+            Some((cur, _)) => id.0 != cur.0 || id.1 > cur.1,
+        };
+        if newer {
+            self.pending = Some((id, vec![None; parts]));
+        }
+        let (cur, slots) = self.pending.as_mut()?;
+        if *cur != id || slots.len() != parts || m.part as usize >= parts {
+            return None;
+        }
+        slots[m.part as usize] = Some(m.sessions);
+        if slots.iter().all(Option::is_some) {
+            let table = self.pending.take()?.1.into_iter().flatten().flatten().collect();
+            return Some(table);
+        }
+        None
     }
 
     fn check(&mut self, datagram: &[u8], now_unix_ms: i64) -> Result<Message, Reject> {
@@ -141,6 +185,9 @@ mod tests {
             ts,
             gateway: "gw1".into(),
             event: "session_start".into(),
+            table: seq,
+            part: 0,
+            parts: 1,
             sessions: vec![SessionEntry { addr: Ipv4Addr::new(10, 50, 0, 2), device: "0901".into(), device_key: 901, active: true, allowed: 2, prefix6: None }],
         }
     }
@@ -167,5 +214,22 @@ mod tests {
         m.epoch = 8;
         assert!(r.accept(&encode(&m, b"s3cret"), 1000).is_ok());
         assert_eq!(r.accepted, 3);
+    }
+
+    #[test]
+    fn a_table_in_parts_is_applied_when_complete_and_old_parts_are_ignored() {
+        let mut r = Receiver::new(b"s3cret", "gw1");
+        let entry = |i: u8| SessionEntry { addr: Ipv4Addr::new(10, 50, 1, i), device: format!("d{i}"), device_key: i as u64, active: true, allowed: 1, prefix6: None };
+        let part = |table: u64, p: u32, n: u32, e: Vec<SessionEntry>| Message { table, part: p, parts: n, sessions: e, ..msg(table + p as u64, 1000) };
+        assert_eq!(r.assemble(part(10, 0, 3, vec![entry(1), entry(2)])), None);
+        assert_eq!(r.assemble(part(10, 2, 3, vec![entry(5)])), None);
+        let t = r.assemble(part(10, 1, 3, vec![entry(3), entry(4)])).unwrap();
+        assert_eq!(t.iter().map(|e| e.addr.octets()[3]).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        // A newer table replaces a partial one; late parts of the old one do nothing.
+        assert_eq!(r.assemble(part(20, 0, 2, vec![entry(7)])), None);
+        assert_eq!(r.assemble(part(30, 0, 1, vec![entry(9)])).unwrap().len(), 1);
+        assert_eq!(r.assemble(part(20, 1, 2, vec![entry(8)])), None);
+        // An empty table is one part with no entries.
+        assert_eq!(r.assemble(part(40, 0, 1, vec![])), Some(vec![]));
     }
 }

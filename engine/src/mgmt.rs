@@ -418,7 +418,10 @@ impl State {
         let mut buf = [0u8; 65536];
         let mut changed = false;
         while let Ok((n, _from)) = sock.recv_from(&mut buf) {
-            if let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) {
+            let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) else { continue };
+            let Some(table) = rx.assemble(m) else { continue };
+            {
+                let m = crate::ctlproto::Message { sessions: table, ..Default::default() };
                 let sess = |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session { device_id: e.device_key, active: e.active, allowed: e.allowed };
                 self.remote_sessions = (
                     m.sessions.iter().map(|e| (e.addr.octets(), sess(e))).collect(),
@@ -442,7 +445,7 @@ impl State {
         let sessions = r.poll(now_ms);
         for rec in std::mem::take(&mut r.pending_log) {
             if let Some(log) = &self.acctlog {
-                let user = String::new();
+                let user = r.user_of(&rec.session.device_id);
                 log.submit_session(crate::acctlog::SessionLogRow::from_record(&rec, user, Vec::new(), self.wall_offset_ms));
             }
         }

@@ -352,6 +352,11 @@ impl RadiusSide {
         Ok(local_changed.then(|| self.local_sessions()))
     }
 
+    /// The user id of a device (for the session log).
+    pub fn user_of(&self, device: &str) -> String {
+        self.mgr.users().by_device(device).map(|u| u.user_id.clone()).unwrap_or_default()
+    }
+
     /// A gateway's health changed: a down gateway gets no new sessions.
     pub fn set_gw_up(&mut self, name: &str, up: bool) {
         if let Some(i) = self.gw_names.iter().position(|n| n == name) {
@@ -441,8 +446,7 @@ impl RadiusSide {
             if !(*dirty || due) {
                 continue;
             }
-            self.seq += 1;
-            let sessions = self
+            let sessions: Vec<crate::ctlproto::SessionEntry> = self
                 .gw_sessions
                 .get(gw)
                 .map(|t| {
@@ -458,17 +462,30 @@ impl RadiusSide {
                         .collect()
                 })
                 .unwrap_or_default();
-            let msg = crate::ctlproto::Message {
-                v: 1,
-                epoch: self.epoch,
-                seq: self.seq,
-                ts: crate::acctlog::unix_ms_now(),
-                gateway: self.gw_names.get(gw.0 as usize).cloned().unwrap_or_default(),
-                event: if *dirty { std::mem::take(event) } else { "resync".into() },
-                sessions,
-            };
-            if sock.send_to(&crate::ctlproto::encode(&msg, &self.control_secret), *addr).is_ok() {
+            let event = if *dirty { std::mem::take(event) } else { "resync".into() };
+            // One table, in parts of at most CHUNK entries (each its own datagram).
+            let chunks: Vec<&[crate::ctlproto::SessionEntry]> =
+                if sessions.is_empty() { vec![&[][..]] } else { sessions.chunks(crate::ctlproto::CHUNK).collect() };
+            let table = self.seq + 1;
+            let mut ok = true;
+            for (i, part) in chunks.iter().enumerate() {
+                self.seq += 1;
+                let msg = crate::ctlproto::Message {
+                    v: 1,
+                    epoch: self.epoch,
+                    seq: self.seq,
+                    ts: crate::acctlog::unix_ms_now(),
+                    gateway: self.gw_names.get(gw.0 as usize).cloned().unwrap_or_default(),
+                    event: event.clone(),
+                    table,
+                    part: i as u32,
+                    parts: chunks.len() as u32,
+                    sessions: part.to_vec(),
+                };
+                ok &= sock.send_to(&crate::ctlproto::encode(&msg, &self.control_secret), *addr).is_ok();
                 self.control_sent += 1;
+            }
+            if ok {
                 *dirty = false;
             }
         }
