@@ -177,8 +177,11 @@ impl Prober {
             let t = &mut self.targets[i];
             let frame = match t.kind {
                 ProbeKind::Tcp(dport) => {
+                    // Not resolved yet (start-up): no verdict either way; a
+                    // server that stops answering ARP keeps its last entry,
+                    // so its probes go out and time out.
                     let Some(dmac) = mac_of(t.ip4) else {
-                        Self::result(t, false, "next hop unresolved", &self.cfg, &mut changes);
+                        t.last_result = "next hop unresolved".into();
                         continue;
                     };
                     let mut spec = FrameSpec::tcp(port, dport, flags::SYN);
@@ -327,12 +330,13 @@ mod tests {
         let reply = build::arp([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1], 2, [2, 0, 0, 0, 0, 9], [10, 80, 0, 11], [2, 0, 0, 0, 0, 1], [10, 80, 0, 100]);
         p.on_frame(&reply, &mut send);
         assert_eq!(p.targets[0].passes, 1);
-        // TCP target with no MAC: a fail without sending.
+        // TCP target with no MAC yet: nothing sent, no verdict.
         let mut q = prober(ProbeKind::Tcp(80));
         let sent2 = RefCell::new(Vec::<(PortId, Vec<u8>)>::new());
         let mut send2 = |port: PortId, f: Vec<u8>| sent2.borrow_mut().push((port, f));
         q.tick(t0, |_| None, &mut send2);
         assert!(sent2.borrow().is_empty());
-        assert_eq!(q.targets[0].fails_in_row, 1);
+        assert_eq!(q.targets[0].fails_in_row, 0);
+        assert_eq!(q.targets[0].last_result, "next hop unresolved");
     }
 }
