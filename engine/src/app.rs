@@ -230,7 +230,9 @@ impl Engine {
         )?);
         let mgmt_tx = Arc::new(Ring::new(&format!("pgw_{inst}_mtx"), 1024, -1, true, true)?);
         let mut gw = match profile.instance.role {
-            Role::Gw | Role::LbGw => Some(gwcfg::build(&profile).map_err(|e| EngineError(e.to_string()))?),
+            Role::Gw | Role::LbGw => {
+                Some(gwcfg::build(&profile).map_err(|e| EngineError(e.to_string()))?)
+            }
             _ => None,
         };
         let lb = match profile.instance.role {
@@ -238,7 +240,8 @@ impl Engine {
                 let l = profile.lb.as_ref().expect("validated");
                 let lan = profile.port_index(&l.lan_port).expect("validated");
                 let access = profile.port_index(&l.access_port).expect("validated");
-                let mut b = gwcfg::build_lb(&profile, ports[lan].mac).map_err(|e| EngineError(e.to_string()))?;
+                let mut b = gwcfg::build_lb(&profile, ports[lan].mac)
+                    .map_err(|e| EngineError(e.to_string()))?;
                 b.cfg.access_mac = ports[access].mac;
                 b.cfg.lan_mac = ports[lan].mac;
                 Some(b)
@@ -343,30 +346,58 @@ impl Engine {
             Role::Lb => {
                 let b = self.lb.as_ref().expect("lb built at init");
                 let ports = &self.info().ports;
-                let arp = ArpResponder::new(b.arp_ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
-                let lb = LbStage::new(b.cfg.clone(), arp).map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
-                Ok(Pipeline::Lb { lb, lc: LbCounters::default() })
+                let arp = ArpResponder::new(
+                    b.arp_ips
+                        .iter()
+                        .map(|&(port, ip)| (port, ip, ports[port as usize].mac)),
+                );
+                let lb = LbStage::new(b.cfg.clone(), arp)
+                    .map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
+                Ok(Pipeline::Lb {
+                    lb,
+                    lc: LbCounters::default(),
+                })
             }
             Role::LbGw => {
                 let b = self.lb.as_ref().expect("lb built at init");
                 let (arp, ndp, gw) = self.gw_parts(w)?;
-                let lb = LbStage::new(b.cfg.clone(), arp.clone()).map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
+                let lb = LbStage::new(b.cfg.clone(), arp.clone())
+                    .map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
                 let server_port = gw.config().server_port;
-                Ok(Pipeline::LbGw { lb, lc: LbCounters::default(), arp, ndp, gw, server_port })
+                Ok(Pipeline::LbGw {
+                    lb,
+                    lc: LbCounters::default(),
+                    arp,
+                    ndp,
+                    gw,
+                    server_port,
+                })
             }
         }
     }
 
-    fn gw_parts(&self, w: usize) -> Result<(ArpResponder, NdpResponder, Box<GwWorker>), EngineError> {
+    fn gw_parts(
+        &self,
+        w: usize,
+    ) -> Result<(ArpResponder, NdpResponder, Box<GwWorker>), EngineError> {
         let g = self.gw.as_ref().expect("gw built at init");
         let ports = &self.info().ports;
         let mut ips = g.arp_ips.clone();
         if let Some(b) = &self.lb {
             ips.extend(b.arp_ips.iter().copied());
         }
-        let arp = ArpResponder::new(ips.iter().map(|&(port, ip)| (port, ip, ports[port as usize].mac)));
-        let ndp = NdpResponder::new(g.ndp_ips.iter().map(|&(port, ip)| NdpEntry { port, ip, mac: ports[port as usize].mac, router: true }));
-        let gw = GwWorker::new(&g.cfg, w as u16).map_err(|e| EngineError(format!("{}: gw: {e}", self.profile.source)))?;
+        let arp = ArpResponder::new(
+            ips.iter()
+                .map(|&(port, ip)| (port, ip, ports[port as usize].mac)),
+        );
+        let ndp = NdpResponder::new(g.ndp_ips.iter().map(|&(port, ip)| NdpEntry {
+            port,
+            ip,
+            mac: ports[port as usize].mac,
+            router: true,
+        }));
+        let gw = GwWorker::new(&g.cfg, w as u16)
+            .map_err(|e| EngineError(format!("{}: gw: {e}", self.profile.source)))?;
         Ok((arp, ndp, Box::new(gw)))
     }
 

@@ -711,37 +711,64 @@ impl Profile {
             Role::Lb => {}
         }
         if matches!(self.instance.role, Role::Lb | Role::LbGw) {
-            let l = self.lb.as_ref().ok_or_else(|| self.err("lb", "this role needs an [lb] section"))?;
-            for (k, n) in [("lb.access_port", &l.access_port), ("lb.lan_port", &l.lan_port)] {
+            let l = self
+                .lb
+                .as_ref()
+                .ok_or_else(|| self.err("lb", "this role needs an [lb] section"))?;
+            for (k, n) in [
+                ("lb.access_port", &l.access_port),
+                ("lb.lan_port", &l.lan_port),
+            ] {
                 if self.port_index(n).is_none() {
-                    return Err(self.err(k, format!("no [[port]] named {n:?} (ports: {})", self.port_names())));
+                    return Err(self.err(
+                        k,
+                        format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+                    ));
                 }
             }
             if self.instance.role == Role::LbGw {
                 let g = self.gw.as_ref().expect("checked above");
                 if g.access_port != l.access_port {
-                    return Err(self.err("gw.access_port", "with role \"lb+gw\" the GW's access port is the LB's access port"));
+                    return Err(self.err(
+                        "gw.access_port",
+                        "with role \"lb+gw\" the GW's access port is the LB's access port",
+                    ));
                 }
             }
             crate::gwcfg::build_lb(self, [0x02, 0, 0, 0, 0, 0]).map(|_| ())?;
         }
         crate::radius::build(self)?;
         if let Some(c) = &self.control {
-            c.listen.parse::<std::net::SocketAddr>().map_err(|_| self.err("control.listen", format!("{:?} is not address:port", c.listen)))?;
+            c.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.err(
+                    "control.listen",
+                    format!("{:?} is not address:port", c.listen),
+                )
+            })?;
             if c.secret.len() < 8 {
                 return Err(self.err("control.secret", "use a secret of at least 8 characters"));
             }
             if self.gw.is_none() {
-                return Err(self.err("control", "only a gateway (role gw or lb+gw) receives sessions"));
+                return Err(self.err(
+                    "control",
+                    "only a gateway (role gw or lb+gw) receives sessions",
+                ));
             }
         }
         if let Some(a) = &self.accounting {
             if let Some(c) = &a.ipfix_collector {
-                c.parse::<std::net::SocketAddr>()
-                    .map_err(|_| self.err("accounting.ipfix_collector", format!("{c:?} is not address:port")))?;
+                c.parse::<std::net::SocketAddr>().map_err(|_| {
+                    self.err(
+                        "accounting.ipfix_collector",
+                        format!("{c:?} is not address:port"),
+                    )
+                })?;
             }
             if a.sqlite.is_none() && a.ipfix_collector.is_none() {
-                return Err(self.err("accounting", "give sqlite = \"FILE\" and/or ipfix_collector = \"ADDR:PORT\""));
+                return Err(self.err(
+                    "accounting",
+                    "give sqlite = \"FILE\" and/or ipfix_collector = \"ADDR:PORT\"",
+                ));
             }
         }
         if let Some(g) = &self.gw {
@@ -752,7 +779,10 @@ impl Profile {
                 for (i, grp) in g.groups.iter().enumerate() {
                     for (j, m) in grp.members.iter().enumerate() {
                         if m.port.is_none() && h.port.is_none() {
-                            return Err(self.err(format!("gw.group[{i}].members[{j}]"), "no port to probe: give the member a port or set gw.health.port"));
+                            return Err(self.err(
+                                format!("gw.group[{i}].members[{j}]"),
+                                "no port to probe: give the member a port or set gw.health.port",
+                            ));
                         }
                     }
                 }
@@ -767,7 +797,12 @@ impl Profile {
             }
             for (i, g) in l.gateways.iter().enumerate() {
                 if let Some(a) = &g.ip {
-                    a.parse::<Ipv4Addr>().map_err(|_| self.err(format!("lb.gateway[{i}].ip"), format!("{a:?} is not an IPv4 address")))?;
+                    a.parse::<Ipv4Addr>().map_err(|_| {
+                        self.err(
+                            format!("lb.gateway[{i}].ip"),
+                            format!("{a:?} is not an IPv4 address"),
+                        )
+                    })?;
                 }
             }
         }

@@ -76,7 +76,11 @@ pub const CHUNK: usize = 300;
 fn mac_hex(secret: &[u8], body: &[u8]) -> String {
     let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
     m.update(body);
-    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Encode and sign.
@@ -110,7 +114,14 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn new(secret: &[u8], gateway: &str) -> Receiver {
-        Receiver { secret: secret.to_vec(), gateway: gateway.into(), last: HashMap::new(), pending: None, accepted: 0, rejected: HashMap::new() }
+        Receiver {
+            secret: secret.to_vec(),
+            gateway: gateway.into(),
+            last: HashMap::new(),
+            pending: None,
+            accepted: 0,
+            rejected: HashMap::new(),
+        }
     }
 
     pub fn accept(&mut self, datagram: &[u8], now_unix_ms: i64) -> Result<Message, Reject> {
@@ -140,18 +151,34 @@ impl Receiver {
         }
         slots[m.part as usize] = Some(m.sessions);
         if slots.iter().all(Option::is_some) {
-            let table = self.pending.take()?.1.into_iter().flatten().flatten().collect();
+            let table = self
+                .pending
+                .take()?
+                .1
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
             return Some(table);
         }
         None
     }
 
     fn check(&mut self, datagram: &[u8], now_unix_ms: i64) -> Result<Message, Reject> {
-        let sp = datagram.iter().rposition(|&b| b == b' ').ok_or(Reject::Malformed)?;
+        let sp = datagram
+            .iter()
+            .rposition(|&b| b == b' ')
+            .ok_or(Reject::Malformed)?;
         let (body, mac) = (&datagram[..sp], &datagram[sp + 1..]);
         let want = mac_hex(&self.secret, body);
         // Constant-time comparison.
-        if mac.len() != want.len() || mac.iter().zip(want.as_bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+        if mac.len() != want.len()
+            || mac
+                .iter()
+                .zip(want.as_bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                != 0
+        {
             return Err(Reject::BadMac);
         }
         let m: Message = serde_json::from_slice(body).map_err(|_| Reject::Malformed)?;
@@ -188,7 +215,14 @@ mod tests {
             table: seq,
             part: 0,
             parts: 1,
-            sessions: vec![SessionEntry { addr: Ipv4Addr::new(10, 50, 0, 2), device: "0901".into(), device_key: 901, active: true, allowed: 2, prefix6: None }],
+            sessions: vec![SessionEntry {
+                addr: Ipv4Addr::new(10, 50, 0, 2),
+                device: "0901".into(),
+                device_key: 901,
+                active: true,
+                allowed: 2,
+                prefix6: None,
+            }],
         }
     }
 
@@ -197,16 +231,29 @@ mod tests {
         let mut r = Receiver::new(b"s3cret", "gw1");
         let d = encode(&msg(1, 1000), b"s3cret");
         assert_eq!(r.accept(&d, 1000).unwrap(), msg(1, 1000));
-        assert_eq!(r.accept(&d, 1000), Err(Reject::Replay), "the same datagram twice");
-        assert_eq!(r.accept(&encode(&msg(2, 1000), b"other"), 1000), Err(Reject::BadMac));
+        assert_eq!(
+            r.accept(&d, 1000),
+            Err(Reject::Replay),
+            "the same datagram twice"
+        );
+        assert_eq!(
+            r.accept(&encode(&msg(2, 1000), b"other"), 1000),
+            Err(Reject::BadMac)
+        );
         let mut tampered = encode(&msg(3, 1000), b"s3cret");
         let i = tampered.windows(4).position(|w| w == b"true").unwrap();
         tampered[i..i + 4].copy_from_slice(b"fals");
         assert_eq!(r.accept(&tampered, 1000), Err(Reject::BadMac));
-        assert_eq!(r.accept(&encode(&msg(4, 1000), b"s3cret"), 1000 + MAX_AGE_MS + 1), Err(Reject::Stale));
+        assert_eq!(
+            r.accept(&encode(&msg(4, 1000), b"s3cret"), 1000 + MAX_AGE_MS + 1),
+            Err(Reject::Stale)
+        );
         let mut other = msg(5, 1000);
         other.gateway = "gw2".into();
-        assert_eq!(r.accept(&encode(&other, b"s3cret"), 1000), Err(Reject::WrongGateway));
+        assert_eq!(
+            r.accept(&encode(&other, b"s3cret"), 1000),
+            Err(Reject::WrongGateway)
+        );
         assert_eq!(r.accept(b"garbage", 1000), Err(Reject::Malformed));
         assert!(r.accept(&encode(&msg(6, 1000), b"s3cret"), 1000).is_ok());
         // A new sender epoch (a restarted management instance) starts over.
@@ -219,12 +266,30 @@ mod tests {
     #[test]
     fn a_table_in_parts_is_applied_when_complete_and_old_parts_are_ignored() {
         let mut r = Receiver::new(b"s3cret", "gw1");
-        let entry = |i: u8| SessionEntry { addr: Ipv4Addr::new(10, 50, 1, i), device: format!("d{i}"), device_key: i as u64, active: true, allowed: 1, prefix6: None };
-        let part = |table: u64, p: u32, n: u32, e: Vec<SessionEntry>| Message { table, part: p, parts: n, sessions: e, ..msg(table + p as u64, 1000) };
+        let entry = |i: u8| SessionEntry {
+            addr: Ipv4Addr::new(10, 50, 1, i),
+            device: format!("d{i}"),
+            device_key: i as u64,
+            active: true,
+            allowed: 1,
+            prefix6: None,
+        };
+        let part = |table: u64, p: u32, n: u32, e: Vec<SessionEntry>| Message {
+            table,
+            part: p,
+            parts: n,
+            sessions: e,
+            ..msg(table + p as u64, 1000)
+        };
         assert_eq!(r.assemble(part(10, 0, 3, vec![entry(1), entry(2)])), None);
         assert_eq!(r.assemble(part(10, 2, 3, vec![entry(5)])), None);
-        let t = r.assemble(part(10, 1, 3, vec![entry(3), entry(4)])).unwrap();
-        assert_eq!(t.iter().map(|e| e.addr.octets()[3]).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        let t = r
+            .assemble(part(10, 1, 3, vec![entry(3), entry(4)]))
+            .unwrap();
+        assert_eq!(
+            t.iter().map(|e| e.addr.octets()[3]).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
         // A newer table replaces a partial one; late parts of the old one do nothing.
         assert_eq!(r.assemble(part(20, 0, 2, vec![entry(7)])), None);
         assert_eq!(r.assemble(part(30, 0, 1, vec![entry(9)])).unwrap().len(), 1);

@@ -879,15 +879,30 @@ impl PortId {
     /// has none (virtual devices).
     pub fn rss_key(self) -> Result<Vec<u8>, DpdkError> {
         let info = self.info()?;
-        let len = if info.rss_offloads == 0 { 0 } else if info.hash_key_size == 0 { 40 } else { info.hash_key_size as usize };
+        let len = if info.rss_offloads == 0 {
+            0
+        } else if info.hash_key_size == 0 {
+            40
+        } else {
+            info.hash_key_size as usize
+        };
         if len == 0 {
-            return Err(DpdkError { what: format!("port {} does not hash (no RSS)", self.0), code: -libc::ENOTSUP });
+            return Err(DpdkError {
+                what: format!("port {} does not hash (no RSS)", self.0),
+                code: -libc::ENOTSUP,
+            });
         }
         let mut key = vec![0u8; len];
-        let mut conf = sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: len as u8, rss_hf: 0 };
+        let mut conf = sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: len as u8,
+            rss_hf: 0,
+        };
         // SAFETY: `key` outlives the call and is `rss_key_len` bytes long.
         let ret = unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.0, &mut conf) };
-        check(ret, || format!("rte_eth_dev_rss_hash_conf_get(port {})", self.0))?;
+        check(ret, || {
+            format!("rte_eth_dev_rss_hash_conf_get(port {})", self.0)
+        })?;
         key.truncate(conf.rss_key_len as usize);
         Ok(key)
     }
@@ -896,13 +911,28 @@ impl PortId {
     pub fn reta(self) -> Result<Vec<u16>, DpdkError> {
         let size = self.info()?.reta_size as usize;
         if size == 0 {
-            return Err(DpdkError { what: format!("port {} has no redirection table", self.0), code: -libc::ENOTSUP });
+            return Err(DpdkError {
+                what: format!("port {} has no redirection table", self.0),
+                code: -libc::ENOTSUP,
+            });
         }
-        let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = (0..size.div_ceil(64)).map(|_| sys::rte_eth_rss_reta_entry64 { mask: u64::MAX, reta: [0; 64] }).collect();
+        let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = (0..size.div_ceil(64))
+            .map(|_| sys::rte_eth_rss_reta_entry64 {
+                mask: u64::MAX,
+                reta: [0; 64],
+            })
+            .collect();
         // SAFETY: `conf` holds `reta_size` entries in groups of 64.
-        let ret = unsafe { sys::rte_eth_dev_rss_reta_query(self.0, conf.as_mut_ptr(), size as u16) };
-        check(ret, || format!("rte_eth_dev_rss_reta_query(port {})", self.0))?;
-        Ok(conf.iter().flat_map(|e| e.reta.iter().copied()).take(size).collect())
+        let ret =
+            unsafe { sys::rte_eth_dev_rss_reta_query(self.0, conf.as_mut_ptr(), size as u16) };
+        check(ret, || {
+            format!("rte_eth_dev_rss_reta_query(port {})", self.0)
+        })?;
+        Ok(conf
+            .iter()
+            .flat_map(|e| e.reta.iter().copied())
+            .take(size)
+            .collect())
     }
 }
 

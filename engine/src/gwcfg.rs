@@ -85,8 +85,15 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         nat64: match &g.nat64 {
             Some(n) => {
                 let (a, l) = parse_v6_prefix(&n.prefix).map_err(|m| p.err("gw.nat64.prefix", m))?;
-                let prefix = pgw_pipelines::xlat::rfc6052::Prefix::new(a, l).map_err(|m| p.err("gw.nat64.prefix", m))?;
-                Some(pgw_pipelines::gw::Nat64Cfg { prefix, xlat: pgw_pipelines::xlat::XlatConfig { mtu4: n.mtu4, mtu6: n.mtu6 } })
+                let prefix = pgw_pipelines::xlat::rfc6052::Prefix::new(a, l)
+                    .map_err(|m| p.err("gw.nat64.prefix", m))?;
+                Some(pgw_pipelines::gw::Nat64Cfg {
+                    prefix,
+                    xlat: pgw_pipelines::xlat::XlatConfig {
+                        mtu4: n.mtu4,
+                        mtu6: n.mtu6,
+                    },
+                })
             }
             None => None,
         },
@@ -178,12 +185,21 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let mut sessions6 = Vec::new();
     for (i, s) in g.sessions.iter().enumerate() {
         if let Some(v6) = &s.ipv6 {
-            let (a, l) = parse_v6_prefix(v6).map_err(|m| p.err(format!("gw.session[{i}].ipv6"), m))?;
+            let (a, l) =
+                parse_v6_prefix(v6).map_err(|m| p.err(format!("gw.session[{i}].ipv6"), m))?;
             let mut allowed = 0u64;
             for (j, n) in s.services.iter().enumerate() {
                 allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
             }
-            sessions6.push((a, l, Session { device_id: s.device_id, active: true, allowed }));
+            sessions6.push((
+                a,
+                l,
+                Session {
+                    device_id: s.device_id,
+                    active: true,
+                    allowed,
+                },
+            ));
         }
         let a = ip(p, format!("gw.session[{i}].ip"), &s.ip)?;
         let mut allowed = 0u64;
@@ -211,7 +227,8 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let mut ndp_ips = Vec::new();
     for (i, pc) in p.ports.iter().enumerate() {
         for (j, c) in pc.ipv6.iter().enumerate() {
-            let (a, _) = parse_v6_prefix(c).map_err(|m| p.err(format!("port[{i}].ipv6[{j}]"), m))?;
+            let (a, _) =
+                parse_v6_prefix(c).map_err(|m| p.err(format!("port[{i}].ipv6[{j}]"), m))?;
             ndp_ips.push((i as PortIdx, a));
         }
     }
@@ -256,26 +273,42 @@ pub struct LbBuild {
 /// Build the LB table; `local_mac` replaces gateways whose MAC is "local"
 /// (this box's LAN MAC with `lb+gw`).
 pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError> {
-    let l = p.lb.as_ref().ok_or_else(|| p.err("lb", "missing [lb] section"))?;
-    let access = p.port_index(&l.access_port).ok_or_else(|| p.err("lb.access_port", "no such port"))? as PortIdx;
-    let lan = p.port_index(&l.lan_port).ok_or_else(|| p.err("lb.lan_port", "no such port"))? as PortIdx;
+    let l =
+        p.lb.as_ref()
+            .ok_or_else(|| p.err("lb", "missing [lb] section"))?;
+    let access = p
+        .port_index(&l.access_port)
+        .ok_or_else(|| p.err("lb.access_port", "no such port"))? as PortIdx;
+    let lan = p
+        .port_index(&l.lan_port)
+        .ok_or_else(|| p.err("lb.lan_port", "no such port"))? as PortIdx;
     if access == lan {
         return Err(p.err("lb.lan_port", "must differ from lb.access_port"));
     }
     let mut gws = Vec::new();
     for (i, g) in l.gateways.iter().enumerate() {
         if l.gateways[..i].iter().any(|o| o.name == g.name) {
-            return Err(p.err(format!("lb.gateway[{i}].name"), format!("{:?} defined twice", g.name)));
+            return Err(p.err(
+                format!("lb.gateway[{i}].name"),
+                format!("{:?} defined twice", g.name),
+            ));
         }
         let mac = if g.mac == "local" {
             if p.instance.role != crate::config::Role::LbGw {
-                return Err(p.err(format!("lb.gateway[{i}].mac"), "\"local\" needs role = \"lb+gw\""));
+                return Err(p.err(
+                    format!("lb.gateway[{i}].mac"),
+                    "\"local\" needs role = \"lb+gw\"",
+                ));
             }
             local_mac
         } else {
             parse_mac(&g.mac).map_err(|m| p.err(format!("lb.gateway[{i}].mac"), m))?
         };
-        gws.push(Gw { id: i as u16, mac, up: g.up });
+        gws.push(Gw {
+            id: i as u16,
+            mac,
+            up: g.up,
+        });
     }
     let mut ranges = Vec::new();
     for (i, r) in l.ranges.iter().enumerate() {
@@ -287,14 +320,27 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
                 .gateways
                 .iter()
                 .position(|g| &g.name == n)
-                .ok_or_else(|| p.err(format!("lb.range[{i}].gateways[{j}]"), format!("no [[lb.gateway]] named {n:?}")))?;
+                .ok_or_else(|| {
+                    p.err(
+                        format!("lb.range[{i}].gateways[{j}]"),
+                        format!("no [[lb.gateway]] named {n:?}"),
+                    )
+                })?;
             chosen.push(gws[g]);
         }
         if chosen.is_empty() {
-            return Err(p.err(format!("lb.range[{i}].gateways"), "at least a primary gateway"));
+            return Err(p.err(
+                format!("lb.range[{i}].gateways"),
+                "at least a primary gateway",
+            ));
         }
         let primary = chosen.remove(0);
-        ranges.push(LbRange { first, last, primary, substitutes: chosen });
+        ranges.push(LbRange {
+            first,
+            last,
+            primary,
+            substitutes: chosen,
+        });
     }
     let table = LbTable::new(ranges).map_err(|e| p.err("lb.range", e.to_string()))?;
     let next_hop = match &l.access_next_hop_mac {
@@ -303,7 +349,10 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
     };
     let mut neigh = Vec::new();
     for (i, n) in p.neighbors.iter().enumerate() {
-        neigh.push((ip(p, format!("neighbor[{i}].ip"), &n.ip)?, parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?));
+        neigh.push((
+            ip(p, format!("neighbor[{i}].ip"), &n.ip)?,
+            parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?,
+        ));
     }
     let mut arp_ips = Vec::new();
     for (i, pc) in p.ports.iter().enumerate() {
@@ -313,8 +362,17 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
         }
     }
     Ok(LbBuild {
-        cfg: LbConfig { access_port: access, lan_port: lan, access_mac: [0; 6], lan_mac: [0; 6], access_next_hop_mac: next_hop },
-        snapshot: LbSnapshot { table, access_neighbors: Neighbors::new(neigh) },
+        cfg: LbConfig {
+            access_port: access,
+            lan_port: lan,
+            access_mac: [0; 6],
+            lan_mac: [0; 6],
+            access_next_hop_mac: next_hop,
+        },
+        snapshot: LbSnapshot {
+            table,
+            access_neighbors: Neighbors::new(neigh),
+        },
         gateway_names: l.gateways.iter().map(|g| g.name.clone()).collect(),
         arp_ips,
     })
@@ -323,10 +381,16 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
 /// Parse "2001:db8::1/64" (a bare address is /128).
 pub fn parse_v6_prefix(s: &str) -> Result<([u8; 16], u8), String> {
     let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a, l.parse::<u8>().map_err(|_| format!("{s:?}: bad prefix length"))?),
+        Some((a, l)) => (
+            a,
+            l.parse::<u8>()
+                .map_err(|_| format!("{s:?}: bad prefix length"))?,
+        ),
         None => (s, 128),
     };
-    let a: std::net::Ipv6Addr = a.parse().map_err(|_| format!("{s:?} is not an IPv6 address"))?;
+    let a: std::net::Ipv6Addr = a
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv6 address"))?;
     if l > 128 {
         return Err(format!("{s:?}: prefix length over 128"));
     }

@@ -105,7 +105,14 @@ pub type Change = (String, String, bool);
 
 impl Prober {
     pub fn new(cfg: HealthCfg, src: Source, probe_ports: (u16, u16)) -> Prober {
-        Prober { cfg, src, targets: Vec::new(), probe_ports, next_port: probe_ports.0, next_round: None }
+        Prober {
+            cfg,
+            src,
+            targets: Vec::new(),
+            probe_ports,
+            next_port: probe_ports.0,
+            next_round: None,
+        }
     }
 
     pub fn add(&mut self, group: &str, name: &str, ip: [u8; 4], kind: ProbeKind, up: bool) {
@@ -173,7 +180,11 @@ impl Prober {
         self.next_round = Some(now + Duration::from_secs_f64(self.cfg.interval_s));
         for i in 0..self.targets.len() {
             let port = self.next_port;
-            self.next_port = if port >= self.probe_ports.1 { self.probe_ports.0 } else { port + 1 };
+            self.next_port = if port >= self.probe_ports.1 {
+                self.probe_ports.0
+            } else {
+                port + 1
+            };
             let t = &mut self.targets[i];
             let frame = match t.kind {
                 ProbeKind::Tcp(dport) => {
@@ -196,7 +207,15 @@ impl Prober {
                     }
                     spec.build()
                 }
-                ProbeKind::Arp => build::arp(self.src.mac, [0xff; 6], 1, self.src.mac, self.src.ip, [0; 6], t.ip4),
+                ProbeKind::Arp => build::arp(
+                    self.src.mac,
+                    [0xff; 6],
+                    1,
+                    self.src.mac,
+                    self.src.ip,
+                    [0; 6],
+                    t.ip4,
+                ),
             };
             let mut frame = frame;
             if frame.len() < 60 {
@@ -210,11 +229,19 @@ impl Prober {
     }
 
     /// An answer from the data path. A SYN-ACK is reset (queued on `send`).
-    pub fn on_frame(&mut self, frame: &[u8], send: &mut impl FnMut(PortId, Vec<u8>)) -> Vec<Change> {
+    pub fn on_frame(
+        &mut self,
+        frame: &[u8],
+        send: &mut impl FnMut(PortId, Vec<u8>),
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
-        let Ok(eth) = EthernetFrame::new_checked(frame) else { return changes };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return changes;
+        };
         if eth.ethertype() == ethertype::ARP {
-            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else { return changes };
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                return changes;
+            };
             let ip = arp.sender_protocol_addr();
             for t in &mut self.targets {
                 if t.kind == ProbeKind::Arp && t.ip4 == ip && t.outstanding.is_some() {
@@ -223,15 +250,23 @@ impl Prober {
             }
             return changes;
         }
-        let Ok(p) = pgw_pipelines::wire::parse(frame) else { return changes };
+        let Ok(p) = pgw_pipelines::wire::parse(frame) else {
+            return changes;
+        };
         if p.proto != 6 || !p.is_ipv4() || p.dst_v4() != self.src.ip {
             return changes;
         }
         let src = p.src_v4();
-        let Ok(tcp) = TcpPacket::new_checked(&frame[p.l4_off as usize..]) else { return changes };
+        let Ok(tcp) = TcpPacket::new_checked(&frame[p.l4_off as usize..]) else {
+            return changes;
+        };
         for t in &mut self.targets {
-            let ProbeKind::Tcp(dport) = t.kind else { continue };
-            let Some((sport, _)) = t.outstanding else { continue };
+            let ProbeKind::Tcp(dport) = t.kind else {
+                continue;
+            };
+            let Some((sport, _)) = t.outstanding else {
+                continue;
+            };
             if t.ip4 != src || p.src_port != dport || p.dst_port != sport {
                 continue;
             }
@@ -265,8 +300,22 @@ mod tests {
     use std::cell::RefCell;
 
     fn prober(kind: ProbeKind) -> Prober {
-        let cfg = HealthCfg { interval_s: 1.0, timeout_s: 0.5, rise: 2, fall: 2, port: None };
-        let mut p = Prober::new(cfg, Source { port: PortId(1), mac: [2, 0, 0, 0, 0, 1], ip: [10, 80, 0, 100] }, (60000, 60009));
+        let cfg = HealthCfg {
+            interval_s: 1.0,
+            timeout_s: 0.5,
+            rise: 2,
+            fall: 2,
+            port: None,
+        };
+        let mut p = Prober::new(
+            cfg,
+            Source {
+                port: PortId(1),
+                mac: [2, 0, 0, 0, 0, 1],
+                ip: [10, 80, 0, 100],
+            },
+            (60000, 60009),
+        );
         p.add("wap", "w1", [10, 80, 0, 11], kind, true);
         p
     }
@@ -292,16 +341,22 @@ mod tests {
         assert_eq!(syn.dst_port, 8080);
         assert!(build::checksums_ok(&sent.borrow()[0].1));
         // RST: refused, one fail (fall = 2: still up).
-        assert!(p.on_frame(&answer(&p, flags::RST | flags::ACK), &mut send).is_empty());
+        assert!(p
+            .on_frame(&answer(&p, flags::RST | flags::ACK), &mut send)
+            .is_empty());
         assert!(p.targets[0].up);
         // Next round: no answer → timeout → down.
-        assert!(p.tick(t0 + Duration::from_millis(1000), mac, &mut send).is_empty());
+        assert!(p
+            .tick(t0 + Duration::from_millis(1000), mac, &mut send)
+            .is_empty());
         let ch = p.tick(t0 + Duration::from_millis(1600), mac, &mut send);
         assert_eq!(ch, vec![("wap".to_string(), "w1".to_string(), false)]);
         // Two SYN-ACKs → up again; each SYN-ACK is answered with a RST.
         p.tick(t0 + Duration::from_millis(2000), mac, &mut send);
         let n = sent.borrow().len();
-        assert!(p.on_frame(&answer(&p, flags::SYN | flags::ACK), &mut send).is_empty());
+        assert!(p
+            .on_frame(&answer(&p, flags::SYN | flags::ACK), &mut send)
+            .is_empty());
         assert_eq!(sent.borrow().len(), n + 1);
         let rst = pgw_pipelines::wire::parse(&sent.borrow()[n].1).unwrap();
         assert_eq!(rst.tcp_flags & flags::RST, flags::RST);
@@ -327,7 +382,15 @@ mod tests {
         let t0 = Instant::now();
         p.tick(t0, |_| None, &mut send);
         assert_eq!(sent.borrow().len(), 1, "ARP probes need no next hop");
-        let reply = build::arp([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1], 2, [2, 0, 0, 0, 0, 9], [10, 80, 0, 11], [2, 0, 0, 0, 0, 1], [10, 80, 0, 100]);
+        let reply = build::arp(
+            [2, 0, 0, 0, 0, 9],
+            [2, 0, 0, 0, 0, 1],
+            2,
+            [2, 0, 0, 0, 0, 9],
+            [10, 80, 0, 11],
+            [2, 0, 0, 0, 0, 1],
+            [10, 80, 0, 100],
+        );
         p.on_frame(&reply, &mut send);
         assert_eq!(p.targets[0].passes, 1);
         // TCP target with no MAC yet: nothing sent, no verdict.

@@ -164,26 +164,41 @@ fn main() -> ExitCode {
             profile,
             json,
         } => accounting(socket, profile, json),
-        Cmd::Set { socket, profile, what } => {
-            match socket_of(socket, profile).and_then(|p| control::request(&p, &what.join(" "))) {
-                Ok(reply) if reply.contains("\"ok\":true") => {
-                    println!("{reply}");
-                    ExitCode::SUCCESS
-                }
-                Ok(reply) => {
-                    eprintln!("error: {reply}");
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
+        Cmd::Set {
+            socket,
+            profile,
+            what,
+        } => match socket_of(socket, profile).and_then(|p| control::request(&p, &what.join(" "))) {
+            Ok(reply) if reply.contains("\"ok\":true") => {
+                println!("{reply}");
+                ExitCode::SUCCESS
             }
-        }
-        Cmd::Sessions { socket, profile, json } => sessions(socket, profile, json),
-        Cmd::Servers { socket, profile, json } => servers(socket, profile, json),
-        Cmd::Ctl { socket, profile, request } => {
-            match socket_of(socket, profile).and_then(|p| control::request(&p, &request.join(" "))) {
+            Ok(reply) => {
+                eprintln!("error: {reply}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Sessions {
+            socket,
+            profile,
+            json,
+        } => sessions(socket, profile, json),
+        Cmd::Servers {
+            socket,
+            profile,
+            json,
+        } => servers(socket, profile, json),
+        Cmd::Ctl {
+            socket,
+            profile,
+            request,
+        } => {
+            match socket_of(socket, profile).and_then(|p| control::request(&p, &request.join(" ")))
+            {
                 Ok(reply) => {
                     println!("{reply}");
                     ExitCode::SUCCESS
@@ -304,9 +319,16 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if json || v.get("error").is_some() {
         println!("{text}");
-        return if v.get("error").is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        return if v.get("error").is_some() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
     }
-    println!("{:>6} {:<16} {:<16} {:<8} {:<8} {}", "id", "device", "address", "gateway", "state", "acct session");
+    println!(
+        "{:>6} {:<16} {:<16} {:<8} {:<8} {}",
+        "id", "device", "address", "gateway", "state", "acct session"
+    );
     for r in v["sessions"].as_array().into_iter().flatten() {
         println!(
             "{:>6} {:<16} {:<16} {:<8} {:<8} {}",
@@ -318,7 +340,11 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
             r["acct_session_id"].as_str().unwrap_or("")
         );
     }
-    println!("session log: {} closed session(s); counters: {}", v["session_log_total"], v["counters"].as_str().unwrap_or(""));
+    println!(
+        "session log: {} closed session(s); counters: {}",
+        v["session_log_total"],
+        v["counters"].as_str().unwrap_or("")
+    );
     ExitCode::SUCCESS
 }
 
@@ -340,11 +366,23 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
         health
             .iter()
             .find(|h| h["group"] == group && h["name"] == name)
-            .map(|h| format!("{} probes, {} passes, last: {}", h["probes"], h["passes"], h["last_result"].as_str().unwrap_or("")))
+            .map(|h| {
+                format!(
+                    "{} probes, {} passes, last: {}",
+                    h["probes"],
+                    h["passes"],
+                    h["last_result"].as_str().unwrap_or("")
+                )
+            })
             .unwrap_or_else(|| "not checked".into())
     };
     for g in v["groups"].as_array().into_iter().flatten() {
-        println!("group {} (service {}, {})", g["group"].as_str().unwrap_or(""), g["service"].as_str().unwrap_or(""), g["policy"].as_str().unwrap_or(""));
+        println!(
+            "group {} (service {}, {})",
+            g["group"].as_str().unwrap_or(""),
+            g["service"].as_str().unwrap_or(""),
+            g["policy"].as_str().unwrap_or("")
+        );
         for m in g["members"].as_array().into_iter().flatten() {
             let name = m["name"].as_str().unwrap_or("");
             println!(
@@ -354,14 +392,27 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
                 m["port"],
                 m["weight"],
                 m["priority"],
-                if m["up"].as_bool() == Some(true) { "UP" } else { "DOWN" },
+                if m["up"].as_bool() == Some(true) {
+                    "UP"
+                } else {
+                    "DOWN"
+                },
                 check(g["group"].as_str().unwrap_or(""), name)
             );
         }
     }
     for g in v["gateways"].as_array().into_iter().flatten() {
         let name = g["gateway"].as_str().unwrap_or("");
-        println!("gateway {:<10} {:<5} {}", name, if g["up"].as_bool() == Some(true) { "UP" } else { "DOWN" }, check("gateway", name));
+        println!(
+            "gateway {:<10} {:<5} {}",
+            name,
+            if g["up"].as_bool() == Some(true) {
+                "UP"
+            } else {
+                "DOWN"
+            },
+            check("gateway", name)
+        );
     }
     ExitCode::SUCCESS
 }

@@ -173,7 +173,9 @@ impl State {
 
     /// Queue one frame for worker 0 to transmit on `port`.
     fn send_frame(&self, port: PortId, f: &[u8]) {
-        let Some(mut m) = self.info.pool.alloc() else { return };
+        let Some(mut m) = self.info.pool.alloc() else {
+            return;
+        };
         if !m.write(f) {
             return;
         }
@@ -215,7 +217,10 @@ impl State {
         } else {
             self.set_server(&group, &name, up)
         };
-        eprintln!("pgw: health: {group}/{name} is now {} ({r})", if up { "UP" } else { "DOWN" });
+        eprintln!(
+            "pgw: health: {group}/{name} is now {} ({r})",
+            if up { "UP" } else { "DOWN" }
+        );
     }
 
     fn publish_neighbours(&self) {
@@ -225,7 +230,10 @@ impl State {
         // Static entries win over learned ones.
         let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
         all.extend(g.static_neigh.iter().copied());
-        let next = Tables { gw: Some(gt.with_neighbours(Neighbours::new(all))), ..(**cur).clone() };
+        let next = Tables {
+            gw: Some(gt.with_neighbours(Neighbours::new(all))),
+            ..(**cur).clone()
+        };
         self.tables.store(Arc::new(next));
     }
 
@@ -279,7 +287,13 @@ impl State {
                         .or_else(|| self.remote_devices.get(&r.device_id).cloned())
                         .unwrap_or_else(|| r.device_id.to_string());
                     let svc = self.service_name(r.service.map(|s| s.0));
-                    log.submit(crate::acctlog::AcctRow::from_record(&r, dev, svc, self.wall_offset_ms, self.proxy_accounting));
+                    log.submit(crate::acctlog::AcctRow::from_record(
+                        &r,
+                        dev,
+                        svc,
+                        self.wall_offset_ms,
+                        self.proxy_accounting,
+                    ));
                 }
                 if self.acct_recent.len() == ACCT_KEEP {
                     self.acct_recent.pop_front();
@@ -318,14 +332,23 @@ impl State {
                         .iter()
                         .enumerate()
                         .map(|(i, n)| {
-                            let up = snap.table.ranges().flat_map(|(_, _, e)| std::iter::once(e.primary).chain(e.substitutes.iter().copied())).find(|g| g.id == i as u16).map(|g| g.up);
+                            let up = snap
+                                .table
+                                .ranges()
+                                .flat_map(|(_, _, e)| {
+                                    std::iter::once(e.primary).chain(e.substitutes.iter().copied())
+                                })
+                                .find(|g| g.id == i as u16)
+                                .map(|g| g.up);
                             serde_json::json!({ "gateway": n, "up": up })
                         })
                         .collect(),
                     _ => vec![],
                 };
-                let health: Vec<&crate::health::Target> = self.probers.iter().flat_map(|p| p.targets.iter()).collect();
-                serde_json::json!({ "groups": groups, "gateways": gateways, "health": health }).to_string()
+                let health: Vec<&crate::health::Target> =
+                    self.probers.iter().flat_map(|p| p.targets.iter()).collect();
+                serde_json::json!({ "groups": groups, "gateways": gateways, "health": health })
+                    .to_string()
             }
             "reload" => self.reload(),
             "sessions" => match &self.radius {
@@ -348,7 +371,9 @@ impl State {
                             .and_then(|x| x.devices.get(&r.device_id).cloned())
                             .unwrap_or_else(|| r.device_id.to_string()),
                         subscriber: match r.subscriber_ip6 {
-                            Some(a) => format!("[{}]:{}", std::net::Ipv6Addr::from(a), r.subscriber_port),
+                            Some(a) => {
+                                format!("[{}]:{}", std::net::Ipv6Addr::from(a), r.subscriber_port)
+                            }
                             None => format!("{}:{}", ipstr(r.subscriber_ip), r.subscriber_port),
                         },
                         representative: format!("{}:{}", ipstr(r.rep_ip), r.rep_port),
@@ -367,8 +392,12 @@ impl State {
                         close: format!("{:?}", r.close).to_lowercase(),
                     })
                     .collect();
-                let log = self.acctlog.as_ref().map(|l| serde_json::to_value(l.stats()).unwrap_or_default());
-                serde_json::json!({ "total": self.acct_total, "recent": rows, "writer": log }).to_string()
+                let log = self
+                    .acctlog
+                    .as_ref()
+                    .map(|l| serde_json::to_value(l.stats()).unwrap_or_default());
+                serde_json::json!({ "total": self.acct_total, "recent": rows, "writer": log })
+                    .to_string()
             }
             "neighbors" => {
                 let t = self.tables.load();
@@ -404,28 +433,54 @@ impl State {
     fn publish_sessions(&self) {
         let cur = self.tables.load();
         let Some(gt) = &cur.gw else { return };
-        let parts = [&self.static_sessions, &self.remote_sessions, &self.radius_sessions];
+        let parts = [
+            &self.static_sessions,
+            &self.remote_sessions,
+            &self.radius_sessions,
+        ];
         let v4 = parts.iter().flat_map(|p| p.0.iter()).cloned();
         let v6 = parts.iter().flat_map(|p| p.1.iter()).cloned();
         let sessions = pgw_pipelines::gw::tables::Sessions::new(v4).with_v6(v6);
-        let next = Tables { gw: Some(gt.with_sessions(sessions)), ..(**cur).clone() };
+        let next = Tables {
+            gw: Some(gt.with_sessions(sessions)),
+            ..(**cur).clone()
+        };
         self.tables.store(Arc::new(next));
     }
 
     /// Session tables from the management instance (control protocol).
     fn poll_control(&mut self) {
-        let Some((sock, rx)) = self.ctl.as_mut() else { return };
+        let Some((sock, rx)) = self.ctl.as_mut() else {
+            return;
+        };
         let mut buf = [0u8; 65536];
         let mut changed = false;
         while let Ok((n, _from)) = sock.recv_from(&mut buf) {
-            let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) else { continue };
-            let Some(table) = rx.assemble(m) else { continue };
+            let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) else {
+                continue;
+            };
+            let Some(table) = rx.assemble(m) else {
+                continue;
+            };
             {
-                let m = crate::ctlproto::Message { sessions: table, ..Default::default() };
-                let sess = |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session { device_id: e.device_key, active: e.active, allowed: e.allowed };
+                let m = crate::ctlproto::Message {
+                    sessions: table,
+                    ..Default::default()
+                };
+                let sess = |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session {
+                    device_id: e.device_key,
+                    active: e.active,
+                    allowed: e.allowed,
+                };
                 self.remote_sessions = (
-                    m.sessions.iter().map(|e| (e.addr.octets(), sess(e))).collect(),
-                    m.sessions.iter().filter_map(|e| e.prefix6.map(|p| (p.octets(), 64, sess(e)))).collect(),
+                    m.sessions
+                        .iter()
+                        .map(|e| (e.addr.octets(), sess(e)))
+                        .collect(),
+                    m.sessions
+                        .iter()
+                        .filter_map(|e| e.prefix6.map(|p| (p.octets(), 64, sess(e))))
+                        .collect(),
                 );
                 for e in &m.sessions {
                     self.remote_devices.insert(e.device_key, e.device.clone());
@@ -441,12 +496,19 @@ impl State {
     /// Serve RADIUS; publish the GW's session table when it changed.
     fn poll_radius(&mut self) {
         let now_ms = self.started.elapsed().as_millis() as u64;
-        let Some(r) = self.radius.as_mut() else { return };
+        let Some(r) = self.radius.as_mut() else {
+            return;
+        };
         let sessions = r.poll(now_ms);
         for rec in std::mem::take(&mut r.pending_log) {
             if let Some(log) = &self.acctlog {
                 let user = r.user_of(&rec.session.device_id);
-                log.submit_session(crate::acctlog::SessionLogRow::from_record(&rec, user, Vec::new(), self.wall_offset_ms));
+                log.submit_session(crate::acctlog::SessionLogRow::from_record(
+                    &rec,
+                    user,
+                    Vec::new(),
+                    self.wall_offset_ms,
+                ));
             }
         }
         let Some(sessions) = sessions else { return };
@@ -472,12 +534,16 @@ impl State {
                         let mut services = b.services.clone();
                         for t in self.probers.iter().flat_map(|pr| pr.targets.iter()) {
                             if t.group != "gateway" && !t.up {
-                                if let Ok(s) = services.with_member_state(&t.group, &t.name, false) {
+                                if let Ok(s) = services.with_member_state(&t.group, &t.name, false)
+                                {
                                     services = s;
                                 }
                             }
                         }
-                        self.tables.store(Arc::new(Tables { gw: Some(gt.with_services(services)), ..(**cur).clone() }));
+                        self.tables.store(Arc::new(Tables {
+                            gw: Some(gt.with_services(services)),
+                            ..(**cur).clone()
+                        }));
                         applied.push("gw groups, VIPs and services");
                     }
                     self.static_sessions = (b.static_sessions, b.static_sessions6);
@@ -513,7 +579,10 @@ impl State {
         };
         let mut next = snap.clone();
         let ranges = next.table.set_gw_up(id as u16, up);
-        self.tables.store(Arc::new(Tables { lb: Some(next), ..(**cur).clone() }));
+        self.tables.store(Arc::new(Tables {
+            lb: Some(next),
+            ..(**cur).clone()
+        }));
         format!("{{\"ok\":true,\"gateway\":{name:?},\"up\":{up},\"ranges\":{ranges}}}")
     }
 
@@ -525,7 +594,10 @@ impl State {
         };
         match gt.services.with_member_state(group, member, up) {
             Ok(s) => {
-                self.tables.store(Arc::new(Tables { gw: Some(gt.with_services(s)), ..(**cur).clone() }));
+                self.tables.store(Arc::new(Tables {
+                    gw: Some(gt.with_services(s)),
+                    ..(**cur).clone()
+                }));
                 format!("{{\"ok\":true,\"group\":{group:?},\"member\":{member:?},\"up\":{up}}}")
             }
             Err(e) => format!("{{\"error\":{e:?}}}"),
@@ -565,16 +637,25 @@ impl Management {
             arp_sent: 0,
             lb_gateways: e.lb.as_ref().map(|b| b.gateway_names.clone()),
             radius: crate::radius::RadiusSide::start(&e.profile).map_err(EngineError)?,
-            static_sessions: e.gw.as_ref().map(|g| (g.static_sessions.clone(), g.static_sessions6.clone())).unwrap_or_default(),
+            static_sessions: e
+                .gw
+                .as_ref()
+                .map(|g| (g.static_sessions.clone(), g.static_sessions6.clone()))
+                .unwrap_or_default(),
             radius_sessions: Default::default(),
             remote_sessions: Default::default(),
             remote_devices: HashMap::new(),
             ctl: match &e.profile.control {
                 Some(c) => {
-                    let s = std::net::UdpSocket::bind(&c.listen)
-                        .map_err(|err| EngineError(format!("control.listen {}: {err}", c.listen)))?;
-                    s.set_nonblocking(true).map_err(|err| EngineError(err.to_string()))?;
-                    Some((s, crate::ctlproto::Receiver::new(c.secret.as_bytes(), &c.gateway)))
+                    let s = std::net::UdpSocket::bind(&c.listen).map_err(|err| {
+                        EngineError(format!("control.listen {}: {err}", c.listen))
+                    })?;
+                    s.set_nonblocking(true)
+                        .map_err(|err| EngineError(err.to_string()))?;
+                    Some((
+                        s,
+                        crate::ctlproto::Receiver::new(c.secret.as_bytes(), &c.gateway),
+                    ))
                 }
                 None => None,
             },
@@ -594,7 +675,12 @@ impl Management {
                 None => None,
             },
             wall_offset_ms: crate::acctlog::unix_ms_now(),
-            proxy_accounting: e.profile.accounting.as_ref().map(|a| a.proxy_accounting).unwrap_or(true),
+            proxy_accounting: e
+                .profile
+                .accounting
+                .as_ref()
+                .map(|a| a.proxy_accounting)
+                .unwrap_or(true),
         };
         let core = e.profile.cores.management;
         let stop = Arc::new(AtomicBool::new(false));
@@ -650,7 +736,15 @@ fn build_probers(e: &Engine) -> Vec<Prober> {
     if let (Some(g), Some(gc)) = (&e.gw, e.profile.gw.as_ref()) {
         if let (Some(h), Some((lo, hi))) = (gc.health, g.cfg.reserved_ports) {
             let sp = &ports[g.cfg.server_port as usize];
-            let mut pr = Prober::new(h, Source { port: sp.id, mac: sp.mac, ip: g.cfg.pool[0] }, (lo, hi));
+            let mut pr = Prober::new(
+                h,
+                Source {
+                    port: sp.id,
+                    mac: sp.mac,
+                    ip: g.cfg.pool[0],
+                },
+                (lo, hi),
+            );
             for grp in g.services.groups() {
                 for m in &grp.members {
                     if let Some(port) = m.port.or(h.port) {
@@ -670,9 +764,21 @@ fn build_probers(e: &Engine) -> Vec<Prober> {
                 .and_then(|c| crate::config::parse_cidr(c).ok())
                 .map(|(a, _)| a.octets());
             if let Some(ip) = src_ip {
-                let mut pr = Prober::new(h, Source { port: ports[lan].id, mac: ports[lan].mac, ip }, (0, 0));
+                let mut pr = Prober::new(
+                    h,
+                    Source {
+                        port: ports[lan].id,
+                        mac: ports[lan].mac,
+                        ip,
+                    },
+                    (0, 0),
+                );
                 for gw in &lc.gateways {
-                    if let Some(a) = gw.ip.as_ref().and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()) {
+                    if let Some(a) = gw
+                        .ip
+                        .as_ref()
+                        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+                    {
                         pr.add("gateway", &gw.name, a.octets(), ProbeKind::Arp, gw.up);
                     }
                 }

@@ -18,7 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use pgw_pipelines::gw::tables::Session;
 use pgw_pipelines::mgmt::assign::{Assigner, GwConfig as AssignGw, GwId, Ipv4Range};
-use pgw_pipelines::mgmt::session::{Notification, SessionConfig, SessionLogRecord, SessionState, StatusChange};
+use pgw_pipelines::mgmt::session::{
+    Notification, SessionConfig, SessionLogRecord, SessionState, StatusChange,
+};
 use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
 use pgw_pipelines::mgmt::{Manager, ManagerConfig, RadiusClient};
 use serde::Deserialize;
@@ -138,7 +140,9 @@ pub fn device_key(id: &str) -> u64 {
     if let Ok(v) = id.parse::<u64>() {
         return v;
     }
-    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 pub struct RadiusSide {
@@ -170,9 +174,17 @@ pub struct RadiusSide {
 }
 
 fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigError> {
-    let (a, b) = s.split_once('-').ok_or_else(|| p.err(key.clone(), format!("{s:?}: write first-last")))?;
-    let a: Ipv4Addr = a.trim().parse().map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv4 address")))?;
-    let b: Ipv4Addr = b.trim().parse().map_err(|_| p.err(key.clone(), format!("{b:?} is not an IPv4 address")))?;
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| p.err(key.clone(), format!("{s:?}: write first-last")))?;
+    let a: Ipv4Addr = a
+        .trim()
+        .parse()
+        .map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv4 address")))?;
+    let b: Ipv4Addr = b
+        .trim()
+        .parse()
+        .map_err(|_| p.err(key.clone(), format!("{b:?} is not an IPv4 address")))?;
     if u32::from(a) > u32::from(b) {
         return Err(p.err(key, format!("{s:?}: first is after last")));
     }
@@ -181,24 +193,51 @@ fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigErr
 
 /// Build the manager from the profile (validation and start share this).
 #[allow(clippy::type_complexity)]
-pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Option<GwId>, Vec<String>, HashMap<IpAddr, RadiusClient>)>, ConfigError> {
-    let Some(r) = p.radius.clone() else { return Ok(None) };
-    r.listen.parse::<SocketAddr>().map_err(|_| p.err("radius.listen", format!("{:?} is not address:port", r.listen)))?;
-    r.acct_listen
-        .parse::<SocketAddr>()
-        .map_err(|_| p.err("radius.acct_listen", format!("{:?} is not address:port", r.acct_listen)))?;
+pub fn build(
+    p: &Profile,
+) -> Result<
+    Option<(
+        RadiusCfg,
+        Manager<SocketAddr>,
+        Option<GwId>,
+        Vec<String>,
+        HashMap<IpAddr, RadiusClient>,
+    )>,
+    ConfigError,
+> {
+    let Some(r) = p.radius.clone() else {
+        return Ok(None);
+    };
+    r.listen.parse::<SocketAddr>().map_err(|_| {
+        p.err(
+            "radius.listen",
+            format!("{:?} is not address:port", r.listen),
+        )
+    })?;
+    r.acct_listen.parse::<SocketAddr>().map_err(|_| {
+        p.err(
+            "radius.acct_listen",
+            format!("{:?} is not address:port", r.acct_listen),
+        )
+    })?;
     // Service ids: the GW's, so the bitmaps agree bit for bit.
     let gw_services: Vec<(u8, String)> = if !r.services.is_empty() {
         r.services.iter().map(|s| (s.id, s.name.clone())).collect()
     } else {
-        p.gw.as_ref().map(|g| g.services.iter().map(|s| (s.id, s.name.clone())).collect()).unwrap_or_default()
+        p.gw.as_ref()
+            .map(|g| g.services.iter().map(|s| (s.id, s.name.clone())).collect())
+            .unwrap_or_default()
     };
     for (i, sv) in r.services.iter().enumerate() {
         if sv.id > 63 {
             return Err(p.err(format!("radius.service[{i}].id"), format!("{} > 63", sv.id)));
         }
     }
-    let max = gw_services.iter().map(|(i, _)| *i as usize + 1).max().unwrap_or(0);
+    let max = gw_services
+        .iter()
+        .map(|(i, _)| *i as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut names: Vec<String> = (0..max).map(|i| format!("#unused{i}")).collect();
     for (i, n) in &gw_services {
         names[*i as usize] = n.clone();
@@ -208,37 +247,72 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Opti
     for (i, u) in r.users.iter().enumerate() {
         for (j, s) in u.services.iter().enumerate() {
             if !gw_services.iter().any(|(_, n)| n == s) {
-                return Err(p.err(format!("radius.user[{i}].services[{j}]"), format!("no service named {s:?} ([[radius.service]] or [[gw.service]])")));
+                return Err(p.err(
+                    format!("radius.user[{i}].services[{j}]"),
+                    format!("no service named {s:?} ([[radius.service]] or [[gw.service]])"),
+                ));
             }
         }
-        users.push(UserRecord { user_id: u.user.clone(), password: u.password.clone(), device_id: u.device_id.clone(), phone: u.phone.clone() });
-        orders.push(ServiceOrder { device_id: u.device_id.clone(), allowed: u.services.clone() });
+        users.push(UserRecord {
+            user_id: u.user.clone(),
+            password: u.password.clone(),
+            device_id: u.device_id.clone(),
+            phone: u.phone.clone(),
+        });
+        orders.push(ServiceOrder {
+            device_id: u.device_id.clone(),
+            allowed: u.services.clone(),
+        });
     }
     let users = UserTable::new(users).map_err(|e| p.err("radius.user", e.to_string()))?;
-    let services = ServiceOrderTable::new(names, orders).map_err(|e| p.err("radius.user", e.to_string()))?;
+    let services =
+        ServiceOrderTable::new(names, orders).map_err(|e| p.err("radius.user", e.to_string()))?;
     let mut gws = Vec::new();
     for (i, g) in r.gateways.iter().enumerate() {
         let mut ranges = Vec::new();
         for (j, s) in g.ranges.iter().enumerate() {
-            ranges.push(parse_range(p, format!("radius.gateway[{i}].ranges[{j}]"), s)?);
+            ranges.push(parse_range(
+                p,
+                format!("radius.gateway[{i}].ranges[{j}]"),
+                s,
+            )?);
         }
-        gws.push(AssignGw { id: GwId(i as u16), name: g.name.clone(), ranges, up: g.up });
+        gws.push(AssignGw {
+            id: GwId(i as u16),
+            name: g.name.clone(),
+            ranges,
+            up: g.up,
+        });
     }
     if gws.is_empty() {
-        return Err(p.err("radius.gateway", "at least one [[radius.gateway]] with address ranges"));
+        return Err(p.err(
+            "radius.gateway",
+            "at least one [[radius.gateway]] with address ranges",
+        ));
     }
     let gw_names: Vec<String> = r.gateways.iter().map(|g| g.name.clone()).collect();
     let this = match &r.this_gateway {
-        Some(n) => Some(GwId(
-            gw_names.iter().position(|g| g == n).ok_or_else(|| p.err("radius.this_gateway", format!("no [[radius.gateway]] named {n:?}")))? as u16,
-        )),
+        Some(n) => Some(GwId(gw_names.iter().position(|g| g == n).ok_or_else(|| {
+            p.err(
+                "radius.this_gateway",
+                format!("no [[radius.gateway]] named {n:?}"),
+            )
+        })? as u16)),
         None => None,
     };
     for (i, g) in r.gateways.iter().enumerate() {
         if let Some(c) = &g.control {
-            c.parse::<SocketAddr>().map_err(|_| p.err(format!("radius.gateway[{i}].control"), format!("{c:?} is not address:port")))?;
+            c.parse::<SocketAddr>().map_err(|_| {
+                p.err(
+                    format!("radius.gateway[{i}].control"),
+                    format!("{c:?} is not address:port"),
+                )
+            })?;
             if r.control_secret.as_deref().unwrap_or("").is_empty() {
-                return Err(p.err("radius.control_secret", "a secret is needed to send sessions to gateway instances"));
+                return Err(p.err(
+                    "radius.control_secret",
+                    "a secret is needed to send sessions to gateway instances",
+                ));
             }
         }
     }
@@ -247,9 +321,15 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Opti
     for (i, g) in r.gateways.iter().enumerate() {
         if let Some(s) = &g.ipv6_prefix {
             let key = format!("radius.gateway[{i}].ipv6_prefix");
-            let (a, l) = s.split_once('/').ok_or_else(|| p.err(key.clone(), format!("{s:?}: write address/length")))?;
-            let a: std::net::Ipv6Addr = a.parse().map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv6 address")))?;
-            let l: u8 = l.parse().map_err(|_| p.err(key.clone(), format!("{l:?} is not a prefix length")))?;
+            let (a, l) = s
+                .split_once('/')
+                .ok_or_else(|| p.err(key.clone(), format!("{s:?}: write address/length")))?;
+            let a: std::net::Ipv6Addr = a
+                .parse()
+                .map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv6 address")))?;
+            let l: u8 = l
+                .parse()
+                .map_err(|_| p.err(key.clone(), format!("{l:?} is not a prefix length")))?;
             if l > 64 {
                 return Err(p.err(key, "the block must be /64 or shorter (sessions get /64s)"));
             }
@@ -258,15 +338,30 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Opti
     }
     let mut clients = HashMap::new();
     for (i, c) in r.clients.iter().enumerate() {
-        let a: IpAddr = c.address.parse().map_err(|_| p.err(format!("radius.client[{i}].address"), format!("{:?} is not an IP address", c.address)))?;
+        let a: IpAddr = c.address.parse().map_err(|_| {
+            p.err(
+                format!("radius.client[{i}].address"),
+                format!("{:?} is not an IP address", c.address),
+            )
+        })?;
         if c.secret.is_empty() {
             return Err(p.err(format!("radius.client[{i}].secret"), "empty secret"));
         }
-        clients.insert(a, RadiusClient { secret: c.secret.as_bytes().to_vec(), require_message_authenticator: c.require_message_authenticator });
+        clients.insert(
+            a,
+            RadiusClient {
+                secret: c.secret.as_bytes().to_vec(),
+                require_message_authenticator: c.require_message_authenticator,
+            },
+        );
     }
     let ms = |s: f64| (s * 1000.0) as u64;
     let cfg = ManagerConfig {
-        session: SessionConfig { dormant_ms: r.dormant_s.map(ms), session_ms: ms(r.session_s), interim_monitor_ms: r.interim_monitor_s.map(ms) },
+        session: SessionConfig {
+            dormant_ms: r.dormant_s.map(ms),
+            session_ms: ms(r.session_s),
+            interim_monitor_ms: r.interim_monitor_s.map(ms),
+        },
         acct_interim_interval_s: r.interim_interval_s,
         ..ManagerConfig::default()
     };
@@ -279,7 +374,8 @@ pub fn build(p: &Profile) -> Result<Option<(RadiusCfg, Manager<SocketAddr>, Opti
 
 impl RadiusSide {
     pub fn start(p: &Profile) -> Result<Option<RadiusSide>, String> {
-        let Some((r, mgr, this_gw, gw_names, clients)) = build(p).map_err(|e| e.to_string())? else {
+        let Some((r, mgr, this_gw, gw_names, clients)) = build(p).map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
         let bind = |a: &str| -> Result<UdpSocket, String> {
@@ -292,7 +388,12 @@ impl RadiusSide {
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(GwId(*i as u16)) != this_gw)
-            .filter_map(|(i, g)| g.control.as_ref().and_then(|c| c.parse().ok()).map(|a| (GwId(i as u16), (a, true, "startup".to_string()))))
+            .filter_map(|(i, g)| {
+                g.control
+                    .as_ref()
+                    .and_then(|c| c.parse().ok())
+                    .map(|a| (GwId(i as u16), (a, true, "startup".to_string())))
+            })
             .collect();
         let ctl_sock = if remotes.is_empty() {
             None
@@ -333,11 +434,15 @@ impl RadiusSide {
         let Some((_, mgr, _, _, _)) = build(p).map_err(|e| e.to_string())? else {
             return Err("the new profile has no [radius] section".into());
         };
-        self.mgr.set_tables(mgr.users().clone(), mgr.services().clone());
+        self.mgr
+            .set_tables(mgr.users().clone(), mgr.services().clone());
         let mut local_changed = false;
         let gws: Vec<GwId> = self.gw_sessions.keys().copied().collect();
         for gw in gws {
-            let entries: Vec<([u8; 4], String)> = self.gw_sessions[&gw].iter().map(|(a, (d, _))| (*a, d.clone())).collect();
+            let entries: Vec<([u8; 4], String)> = self.gw_sessions[&gw]
+                .iter()
+                .map(|(a, (d, _))| (*a, d.clone()))
+                .collect();
             for (a, dev) in entries {
                 let allowed = self.mgr.services().services_of(&dev).0;
                 let e = self.gw_sessions.get_mut(&gw).unwrap().get_mut(&a).unwrap();
@@ -354,7 +459,11 @@ impl RadiusSide {
 
     /// The user id of a device (for the session log).
     pub fn user_of(&self, device: &str) -> String {
-        self.mgr.users().by_device(device).map(|u| u.user_id.clone()).unwrap_or_default()
+        self.mgr
+            .users()
+            .by_device(device)
+            .map(|u| u.user_id.clone())
+            .unwrap_or_default()
     }
 
     /// A gateway's health changed: a down gateway gets no new sessions.
@@ -379,7 +488,9 @@ impl RadiusSide {
                     self.unknown_client += 1;
                     continue;
                 };
-                let out = self.mgr.handle_radius(from, &client, &self.buf[..n], now_ms);
+                let out = self
+                    .mgr
+                    .handle_radius(from, &client, &self.buf[..n], now_ms);
                 if let Some(reply) = out.reply {
                     let s = if sock == 0 { &self.auth } else { &self.acct };
                     let _ = s.send_to(&reply, from);
@@ -394,13 +505,25 @@ impl RadiusSide {
             let n = notes[i].clone();
             i += 1;
             match n {
-                Notification::SessionStart(r) => changed |= self.install(&r.device_id, r.addr, r.gw, true, "session_start"),
+                Notification::SessionStart(r) => {
+                    changed |= self.install(&r.device_id, r.addr, r.gw, true, "session_start")
+                }
                 Notification::StatusChange { session: r, change } => match change {
-                    StatusChange::Start | StatusChange::Interim => changed |= self.install(&r.device_id, r.addr, r.gw, true, "status_change start"),
-                    StatusChange::Stop => changed |= self.install(&r.device_id, r.addr, r.gw, false, "status_change stop"),
-                    StatusChange::Close => changed |= self.remove(&r.device_id, r.addr, r.gw, "status_change close"),
+                    StatusChange::Start | StatusChange::Interim => {
+                        changed |=
+                            self.install(&r.device_id, r.addr, r.gw, true, "status_change start")
+                    }
+                    StatusChange::Stop => {
+                        changed |=
+                            self.install(&r.device_id, r.addr, r.gw, false, "status_change stop")
+                    }
+                    StatusChange::Close => {
+                        changed |= self.remove(&r.device_id, r.addr, r.gw, "status_change close")
+                    }
                 },
-                Notification::SessionTermination(r) => changed |= self.remove(&r.device_id, r.addr, r.gw, "session_termination"),
+                Notification::SessionTermination(r) => {
+                    changed |= self.remove(&r.device_id, r.addr, r.gw, "session_termination")
+                }
                 Notification::WriteSessionLog(rec) => {
                     // The session log is kept here (and by the accounting
                     // writer where one is configured); written → None.
@@ -424,12 +547,40 @@ impl RadiusSide {
 
     /// This instance's own gateway's sessions (IPv4, and IPv6 /64s).
     pub fn local_sessions(&self) -> Sessions4and6 {
-        let Some(gw) = self.this_gw else { return Default::default() };
-        let Some(t) = self.gw_sessions.get(&gw) else { return Default::default() };
-        let v4 = t.iter().map(|(a, (_, s))| (*a, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })).collect();
+        let Some(gw) = self.this_gw else {
+            return Default::default();
+        };
+        let Some(t) = self.gw_sessions.get(&gw) else {
+            return Default::default();
+        };
+        let v4 = t
+            .iter()
+            .map(|(a, (_, s))| {
+                (
+                    *a,
+                    Session {
+                        device_id: s.device_id,
+                        active: s.active,
+                        allowed: s.allowed,
+                    },
+                )
+            })
+            .collect();
         let v6 = t
             .values()
-            .filter_map(|(_, s)| s.prefix6.map(|p| (p, 64, Session { device_id: s.device_id, active: s.active, allowed: s.allowed })))
+            .filter_map(|(_, s)| {
+                s.prefix6.map(|p| {
+                    (
+                        p,
+                        64,
+                        Session {
+                            device_id: s.device_id,
+                            active: s.active,
+                            allowed: s.allowed,
+                        },
+                    )
+                })
+            })
             .collect();
         (v4, v6)
     }
@@ -462,10 +613,17 @@ impl RadiusSide {
                         .collect()
                 })
                 .unwrap_or_default();
-            let event = if *dirty { std::mem::take(event) } else { "resync".into() };
+            let event = if *dirty {
+                std::mem::take(event)
+            } else {
+                "resync".into()
+            };
             // One table, in parts of at most CHUNK entries (each its own datagram).
-            let chunks: Vec<&[crate::ctlproto::SessionEntry]> =
-                if sessions.is_empty() { vec![&[][..]] } else { sessions.chunks(crate::ctlproto::CHUNK).collect() };
+            let chunks: Vec<&[crate::ctlproto::SessionEntry]> = if sessions.is_empty() {
+                vec![&[][..]]
+            } else {
+                sessions.chunks(crate::ctlproto::CHUNK).collect()
+            };
             let table = self.seq + 1;
             let mut ok = true;
             for (i, part) in chunks.iter().enumerate() {
@@ -475,14 +633,20 @@ impl RadiusSide {
                     epoch: self.epoch,
                     seq: self.seq,
                     ts: crate::acctlog::unix_ms_now(),
-                    gateway: self.gw_names.get(gw.0 as usize).cloned().unwrap_or_default(),
+                    gateway: self
+                        .gw_names
+                        .get(gw.0 as usize)
+                        .cloned()
+                        .unwrap_or_default(),
                     event: event.clone(),
                     table,
                     part: i as u32,
                     parts: chunks.len() as u32,
                     sessions: part.to_vec(),
                 };
-                ok &= sock.send_to(&crate::ctlproto::encode(&msg, &self.control_secret), *addr).is_ok();
+                ok &= sock
+                    .send_to(&crate::ctlproto::encode(&msg, &self.control_secret), *addr)
+                    .is_ok();
                 self.control_sent += 1;
             }
             if ok {
@@ -492,7 +656,11 @@ impl RadiusSide {
     }
 
     fn remove(&mut self, device: &str, addr: Ipv4Addr, gw: GwId, event: &str) -> bool {
-        let removed = self.gw_sessions.get_mut(&gw).and_then(|t| t.remove(&addr.octets())).is_some();
+        let removed = self
+            .gw_sessions
+            .get_mut(&gw)
+            .and_then(|t| t.remove(&addr.octets()))
+            .is_some();
         if removed {
             self.mark(gw, format!("{event} {device} {addr}"));
         }
@@ -506,13 +674,31 @@ impl RadiusSide {
         }
     }
 
-    fn install(&mut self, device: &str, addr: Ipv4Addr, gw: GwId, active: bool, event: &str) -> bool {
+    fn install(
+        &mut self,
+        device: &str,
+        addr: Ipv4Addr,
+        gw: GwId,
+        active: bool,
+        event: &str,
+    ) -> bool {
         let key = device_key(device);
         self.devices.insert(key, device.to_string());
         let allowed = self.mgr.services().services_of(device).0;
-        let new = GwSession { device_id: key, active, allowed, prefix6: self.mgr.ipv6_prefix_of(addr) };
-        let old = self.gw_sessions.entry(gw).or_default().insert(addr.octets(), (device.to_string(), new));
-        let changed = old.map(|(_, o)| o.active != active || o.allowed != allowed).unwrap_or(true);
+        let new = GwSession {
+            device_id: key,
+            active,
+            allowed,
+            prefix6: self.mgr.ipv6_prefix_of(addr),
+        };
+        let old = self
+            .gw_sessions
+            .entry(gw)
+            .or_default()
+            .insert(addr.octets(), (device.to_string(), new));
+        let changed = old
+            .map(|(_, o)| o.active != active || o.allowed != allowed)
+            .unwrap_or(true);
         if changed {
             self.mark(gw, format!("{event} {device} {addr}"));
         }

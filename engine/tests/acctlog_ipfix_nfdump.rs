@@ -284,7 +284,12 @@ fn nfdump_reads_back_what_was_exported() {
 /// Send `sig` to our own child (nfcapd flushes its file on SIGTERM;
 /// `Child::kill` would send SIGKILL).
 fn send_signal(pid: i32, sig: i32) -> i32 {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if ok {
         0
     } else {

@@ -169,7 +169,8 @@ fn every_dpdk_command_in_scripts_keeps_off_pci() {
         for e in rd {
             let p = e.unwrap().path();
             // Shell scripts start processes; prose and other code do not.
-            let shell = p.extension().and_then(|x| x.to_str()) == Some("sh") || p.file_name().and_then(|x| x.to_str()) == Some("run");
+            let shell = p.extension().and_then(|x| x.to_str()) == Some("sh")
+                || p.file_name().and_then(|x| x.to_str()) == Some("run");
             if !p.is_file() || !shell {
                 continue;
             }
@@ -178,14 +179,21 @@ fn every_dpdk_command_in_scripts_keeps_off_pci() {
             };
             for (i, line) in text.lines().enumerate() {
                 let l = line.trim_start();
-                if l.starts_with('#') || l.starts_with("say ") || l.starts_with("echo ") || l.contains("command -v") {
+                if l.starts_with('#')
+                    || l.starts_with("say ")
+                    || l.starts_with("echo ")
+                    || l.contains("command -v")
+                {
                     continue;
                 }
                 // A line that starts testpmd (by name or through a variable):
                 // the program followed by an option.
-                let starts = ["dpdk-testpmd", "dpdk-test", "\"$TESTPMD\"", "$TESTPMD"].iter().any(|prog| {
-                    l.match_indices(prog).any(|(i, _)| l[i + prog.len()..].trim_start().starts_with('-'))
-                });
+                let starts = ["dpdk-testpmd", "dpdk-test", "\"$TESTPMD\"", "$TESTPMD"]
+                    .iter()
+                    .any(|prog| {
+                        l.match_indices(prog)
+                            .any(|(i, _)| l[i + prog.len()..].trim_start().starts_with('-'))
+                    });
                 if starts {
                     checked += 1;
                     assert!(

@@ -27,8 +27,15 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
     let db = lab.dir.join("acct.db");
     let flows = lab.dir.join("flows");
     std::fs::create_dir_all(&flows).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    lab.spawn("nfcapd", &format!("nfcapd -p {port} -b 127.0.0.1 -t 60 -w {}", flows.display()));
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    lab.spawn(
+        "nfcapd",
+        &format!("nfcapd -p {port} -b 127.0.0.1 -t 60 -w {}", flows.display()),
+    );
     let profile = format!(
         r#"
 [instance]
@@ -86,18 +93,31 @@ services = ["chat"]
         "echo.py",
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.80.0.21',9000))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n",
     );
-    lab.spawn("echo", &format!("ip netns exec {srv} python3 {}", echo.display()));
+    lab.spawn(
+        "echo",
+        &format!("ip netns exec {srv} python3 {}", echo.display()),
+    );
     wait_for("the echo server to listen", Duration::from_secs(10), || {
-        sh_ok(&format!("ip netns exec {srv} ss -ulnH | grep -q 10.80.0.21:9000"))
+        sh_ok(&format!(
+            "ip netns exec {srv} ss -ulnH | grep -q 10.80.0.21:9000"
+        ))
     });
     let client = lab.write(
         "client.py",
         "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.50.0.2',40001))\ns.settimeout(3)\nfor i in range(10):\n    s.sendto(bytes([65+i])*100,('10.33.0.3',5000))\n    d,a=s.recvfrom(2048)\n    assert d==bytes([65+i])*100 and a==('10.33.0.3',5000), (d,a)\nprint('ok')\n",
     );
     // The first exchange may wait for pgw to resolve the server's MAC.
-    wait_for("pgw to resolve the server's MAC", Duration::from_secs(10), || {
-        sh_ok(&format!("{} ctl --socket {} neighbors | grep -q 10.80.0.21", pgw_bin().display(), sock.display()))
-    });
+    wait_for(
+        "pgw to resolve the server's MAC",
+        Duration::from_secs(10),
+        || {
+            sh_ok(&format!(
+                "{} ctl --socket {} neighbors | grep -q 10.80.0.21",
+                pgw_bin().display(),
+                sock.display()
+            ))
+        },
+    );
     let out = sh(&format!("ip netns exec {sub} python3 {}", client.display()));
     assert_eq!(out.trim(), "ok");
 
@@ -121,7 +141,13 @@ services = ["chat"]
 
     // IPFIX: stop the collector (it writes its file) and read it back.
     std::thread::sleep(Duration::from_millis(300));
-    let pid = lab.children.iter().find(|(l, _)| l == "nfcapd").unwrap().1.id();
+    let pid = lab
+        .children
+        .iter()
+        .find(|(l, _)| l == "nfcapd")
+        .unwrap()
+        .1
+        .id();
     sh(&format!("kill -TERM {pid}"));
     wait_for("nfcapd to write its file", Duration::from_secs(10), || {
         std::fs::read_dir(&flows).unwrap().any(|e| {
@@ -135,8 +161,14 @@ services = ["chat"]
         .find(|p| !p.to_string_lossy().contains("current"))
         .unwrap();
     let json = sh(&format!("TZ=UTC nfdump -r {} -N -o json", file.display()));
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    let rec = v.as_array().unwrap().iter().find(|x| x["src_port"] == 40001).unwrap_or_else(|| panic!("{json}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let rec = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["src_port"] == 40001)
+        .unwrap_or_else(|| panic!("{json}"));
     assert_eq!(rec["src4_addr"], "10.50.0.2");
     assert_eq!(rec["dst4_addr"], "10.33.0.3");
     assert_eq!(rec["dst4_xlt_ip"], "10.80.0.21");
@@ -144,5 +176,10 @@ services = ["chat"]
     assert_eq!(rec["in_bytes"], 1280);
     assert_eq!(rec["out_packets"], 10);
     assert_eq!(rec["out_bytes"], 1280);
-    assert_eq!(lab.interrupt("gw", Duration::from_secs(10)), Some(0), "{}", lab.log("gw"));
+    assert_eq!(
+        lab.interrupt("gw", Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        lab.log("gw")
+    );
 }

@@ -223,11 +223,19 @@ services = ["wap"]
 
     // The service order changes without a restart: chat is granted in the
     // profile, `pgw ctl reload`, and the same subscriber now reaches chat.
-    let text = std::fs::read_to_string(&profile).unwrap().replace("services = [\"wap\"]", "services = [\"wap\", \"chat\"]");
+    let text = std::fs::read_to_string(&profile)
+        .unwrap()
+        .replace("services = [\"wap\"]", "services = [\"wap\", \"chat\"]");
     std::fs::write(&profile, text).unwrap();
-    let out = sh(&format!("{} ctl --socket {} reload", pgw_bin().display(), sock.display()));
+    let out = sh(&format!(
+        "{} ctl --socket {} reload",
+        pgw_bin().display(),
+        sock.display()
+    ));
     assert!(out.contains("\"ok\":true"), "{out}");
-    let who = sh(&format!("ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.3/who"));
+    let who = sh(&format!(
+        "ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.3/who"
+    ));
     assert_eq!(who.trim(), "c1");
 
     std::thread::sleep(Duration::from_millis(500));

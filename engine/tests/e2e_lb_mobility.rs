@@ -119,31 +119,57 @@ services = ["wap"]
     lab.start_pgw("gw", &gw, &sg, &[&format!("{t}ga"), &format!("{t}gs")]);
 
     // LAN: the LBs' lan taps and the GW's access tap on one bridge.
-    sh(&format!("ip -n {lan} link add br0 type bridge && ip -n {lan} link set br0 up"));
+    sh(&format!(
+        "ip -n {lan} link add br0 type bridge && ip -n {lan} link set br0 up"
+    ));
     // A tap's kernel side starts with the DPDK port's own MAC; a bridge would
     // take frames to that MAC for itself, so give the kernel sides others.
-    for (i, dev) in [format!("{t}l1"), format!("{t}l2"), format!("{t}ga")].iter().enumerate() {
+    for (i, dev) in [format!("{t}l1"), format!("{t}l2"), format!("{t}ga")]
+        .iter()
+        .enumerate()
+    {
         sh(&format!("ip link set {dev} netns {lan} && ip -n {lan} link set {dev} address 02:00:00:00:ff:0{i}"));
-        sh(&format!("ip -n {lan} link set {dev} master br0 && ip -n {lan} link set {dev} up"));
+        sh(&format!(
+            "ip -n {lan} link set {dev} master br0 && ip -n {lan} link set {dev} up"
+        ));
     }
     // Subscriber: its address on lo, a link to each LB.
     sh(&format!("ip -n {sub} addr add 10.50.0.2/32 dev lo"));
     for n in [1, 2] {
         let dev = format!("{t}a{n}");
         sh(&format!("ip link set {dev} netns {sub} && ip -n {sub} link set {dev} address 02:00:00:00:5{n}:02"));
-        sh(&format!("ip -n {sub} addr add 10.60.{n}.2/24 dev {dev} && ip -n {sub} link set {dev} up"));
+        sh(&format!(
+            "ip -n {sub} addr add 10.60.{n}.2/24 dev {dev} && ip -n {sub} link set {dev} up"
+        ));
     }
-    sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.60.1.1 src 10.50.0.2"));
+    sh(&format!(
+        "ip -n {sub} route add 10.33.0.0/24 via 10.60.1.1 src 10.50.0.2"
+    ));
     // Server.
     sh(&format!("ip link set {t}gs netns {srv} && ip -n {srv} addr add 10.80.0.11/24 dev {t}gs && ip -n {srv} link set {t}gs up"));
     let www = lab.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     let blob = www.join("blob.bin");
-    sh(&format!("head -c 12582912 /dev/urandom > {}", blob.display()));
-    lab.spawn("http", &format!("ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}", www.display()));
-    wait_for("a first answer through LB1 and the GW", Duration::from_secs(20), || {
-        sh_ok(&format!("ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/"))
-    });
+    sh(&format!(
+        "head -c 12582912 /dev/urandom > {}",
+        blob.display()
+    ));
+    lab.spawn(
+        "http",
+        &format!(
+            "ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}",
+            www.display()
+        ),
+    );
+    wait_for(
+        "a first answer through LB1 and the GW",
+        Duration::from_secs(20),
+        || {
+            sh_ok(&format!(
+                "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/"
+            ))
+        },
+    );
 
     // A long download (rate-limited so it lasts ~4 s); the subscriber moves
     // to LB2 after ~1.5 s.
@@ -154,31 +180,73 @@ services = ["wap"]
     );
     std::thread::sleep(Duration::from_millis(1500));
     let before1 = event(&stats_json(&s1), "lb_to_primary");
-    sh(&format!("ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"));
-    wait_for("download to finish", Duration::from_secs(60), || !lab.is_running("curl"));
-    assert!(lab.log("curl").trim().is_empty(), "curl: {}", lab.log("curl"));
+    sh(&format!(
+        "ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
+    ));
+    wait_for("download to finish", Duration::from_secs(60), || {
+        !lab.is_running("curl")
+    });
+    assert!(
+        lab.log("curl").trim().is_empty(),
+        "curl: {}",
+        lab.log("curl")
+    );
     assert_eq!(sha256(&got), sha256(&blob), "the file changed on the way");
 
     let r1 = stats_json(&s1);
     let r2 = stats_json(&s2);
     let rg = stats_json(&sg);
     let (up1, up2) = (event(&r1, "lb_to_primary"), event(&r2, "lb_to_primary"));
-    eprintln!("LB1 up {up1} (before the move {before1}), LB2 up {up2}, GW lb moves {}", event(&rg, "gw_lb_moves"));
-    assert!(before1 > 100, "LB1 carried only {before1} packets before the move");
+    eprintln!(
+        "LB1 up {up1} (before the move {before1}), LB2 up {up2}, GW lb moves {}",
+        event(&rg, "gw_lb_moves")
+    );
+    assert!(
+        before1 > 100,
+        "LB1 carried only {before1} packets before the move"
+    );
     assert!(up2 > 100, "LB2 carried only {up2} packets after the move");
-    assert!(event(&r2, "lb_down_path") > 100, "down packets did not follow to LB2");
-    assert!(event(&rg, "gw_lb_moves") >= 1, "the GW did not see the subscriber move");
+    assert!(
+        event(&r2, "lb_down_path") > 100,
+        "down packets did not follow to LB2"
+    );
+    assert!(
+        event(&rg, "gw_lb_moves") >= 1,
+        "the GW did not see the subscriber move"
+    );
     // Every connection is either still open or was closed exactly once.
-    let closed = event(&rg, "gw_closed_fin") + event(&rg, "gw_closed_rst") + event(&rg, "gw_expired");
-    assert_eq!(event(&rg, "gw_new_flows"), closed + event(&rg, "gw_open_flows"), "{rg}");
+    let closed =
+        event(&rg, "gw_closed_fin") + event(&rg, "gw_closed_rst") + event(&rg, "gw_expired");
+    assert_eq!(
+        event(&rg, "gw_new_flows"),
+        closed + event(&rg, "gw_open_flows"),
+        "{rg}"
+    );
 
     // GW down on the LB (no substitute configured): dropped and counted.
-    sh(&format!("{} set --socket {} gateway gw1 down", pgw_bin().display(), s2.display()));
-    assert!(!sh_ok(&format!("ip netns exec {sub} curl -s --max-time 2 -o /dev/null http://10.33.0.1/")));
+    sh(&format!(
+        "{} set --socket {} gateway gw1 down",
+        pgw_bin().display(),
+        s2.display()
+    ));
+    assert!(!sh_ok(&format!(
+        "ip netns exec {sub} curl -s --max-time 2 -o /dev/null http://10.33.0.1/"
+    )));
     assert!(drops(&stats_json(&s2), "lb_all_down") > 0);
-    sh(&format!("{} set --socket {} gateway gw1 up", pgw_bin().display(), s2.display()));
-    assert!(sh_ok(&format!("ip netns exec {sub} curl -s --fail --max-time 5 -o /dev/null http://10.33.0.1/")));
+    sh(&format!(
+        "{} set --socket {} gateway gw1 up",
+        pgw_bin().display(),
+        s2.display()
+    ));
+    assert!(sh_ok(&format!(
+        "ip netns exec {sub} curl -s --fail --max-time 5 -o /dev/null http://10.33.0.1/"
+    )));
     for l in ["lb1", "lb2", "gw"] {
-        assert_eq!(lab.interrupt(l, Duration::from_secs(10)), Some(0), "{l} did not stop cleanly:\n{}", lab.log(l));
+        assert_eq!(
+            lab.interrupt(l, Duration::from_secs(10)),
+            Some(0),
+            "{l} did not stop cleanly:\n{}",
+            lab.log(l)
+        );
     }
 }

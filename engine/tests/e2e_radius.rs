@@ -14,10 +14,19 @@ use std::time::Duration;
 fn radclient(port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("printf '%s\\n' '{attrs}' | radclient -x -r 1 -t 2 127.0.0.1:{port} {kind} {secret}"))
+        .arg(format!(
+            "printf '%s\\n' '{attrs}' | radclient -x -r 1 -t 2 127.0.0.1:{port} {kind} {secret}"
+        ))
         .output()
         .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -103,17 +112,42 @@ ranges = ["10.50.1.2-10.50.1.9"]
     let www = lab.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("hello"), "hello").unwrap();
-    lab.spawn("http", &format!("ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}", www.display()));
-    let curl = || sh_ok(&format!("ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/hello"));
+    lab.spawn(
+        "http",
+        &format!(
+            "ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}",
+            www.display()
+        ),
+    );
+    let curl = || {
+        sh_ok(&format!(
+            "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/hello"
+        ))
+    };
     let sessions = || -> serde_json::Value {
-        serde_json::from_str(&sh(&format!("{} sessions --socket {} --json", pgw_bin().display(), sock.display()))).unwrap()
+        serde_json::from_str(&sh(&format!(
+            "{} sessions --socket {} --json",
+            pgw_bin().display(),
+            sock.display()
+        )))
+        .unwrap()
     };
     let state_of = |dev: &str| -> Option<String> {
-        sessions()["sessions"].as_array().unwrap().iter().find(|s| s["device_id"] == dev).map(|s| s["state"].as_str().unwrap().to_string())
+        sessions()["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device_id"] == dev)
+            .map(|s| s["state"].as_str().unwrap().to_string())
     };
 
     // Wrong password → Reject.
-    let (_, out) = radclient(auth, "auth", "testing123", "User-Name=alice,User-Password=nope,Calling-Station-Id=09011112222");
+    let (_, out) = radclient(
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=alice,User-Password=nope,Calling-Station-Id=09011112222",
+    );
     assert!(out.contains("Access-Reject"), "{out}");
     // Wrong secret → no answer at all (radclient gives up), counted. (With a
     // Message-Authenticator the secret is checkable; without one a wrong
@@ -121,13 +155,36 @@ ranges = ["10.50.1.2-10.50.1.9"]
     // as FreeRADIUS does.)
     let (ok, out) = radclient(auth, "auth", "wrongsecret", "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222,Message-Authenticator=0x00");
     assert!(!ok && !out.contains("Received Access-"), "{out}");
-    assert!(sessions()["counters"].as_str().unwrap().contains("bad_authenticator: 1"), "{}", sessions());
+    assert!(
+        sessions()["counters"]
+            .as_str()
+            .unwrap()
+            .contains("bad_authenticator: 1"),
+        "{}",
+        sessions()
+    );
     // Accept: the first address of the least-loaded gateway (both empty: gw1).
-    let (ok, out) = radclient(auth, "auth", "testing123", "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222");
-    assert!(ok && out.contains("Access-Accept") && out.contains("10.50.0.2"), "{out}");
+    let (ok, out) = radclient(
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222",
+    );
+    assert!(
+        ok && out.contains("Access-Accept") && out.contains("10.50.0.2"),
+        "{out}"
+    );
     // Bob goes to gw2 now (gw1 has one address out).
-    let (ok, out) = radclient(auth, "auth", "testing123", "User-Name=bob,User-Password=builder,Calling-Station-Id=09033334444");
-    assert!(ok && out.contains("10.50.1.2"), "least-loaded gateway not chosen: {out}");
+    let (ok, out) = radclient(
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=bob,User-Password=builder,Calling-Station-Id=09033334444",
+    );
+    assert!(
+        ok && out.contains("10.50.1.2"),
+        "least-loaded gateway not chosen: {out}"
+    );
 
     // No session yet: the GW drops the subscriber's traffic.
     assert!(!curl(), "traffic passed before Accounting Start");
@@ -139,14 +196,31 @@ ranges = ["10.50.1.2-10.50.1.9"]
     let (ok, out) = radclient(acct, "acct", "testing123", &acct_attrs("Start", ""));
     assert!(ok && out.contains("Accounting-Response"), "{out}");
     assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
-    wait_for("traffic to pass once the session is active", Duration::from_secs(10), curl);
+    wait_for(
+        "traffic to pass once the session is active",
+        Duration::from_secs(10),
+        curl,
+    );
 
-    let (ok, _) = radclient(acct, "acct", "testing123", &acct_attrs("Interim-Update", ",Acct-Input-Octets=100,Acct-Output-Octets=200"));
+    let (ok, _) = radclient(
+        acct,
+        "acct",
+        "testing123",
+        &acct_attrs(
+            "Interim-Update",
+            ",Acct-Input-Octets=100,Acct-Output-Octets=200",
+        ),
+    );
     assert!(ok);
     assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
 
     // Stop with Idle-Timeout → Dormant: new connections are refused.
-    let (ok, _) = radclient(acct, "acct", "testing123", &acct_attrs("Stop", ",Acct-Terminate-Cause=Idle-Timeout"));
+    let (ok, _) = radclient(
+        acct,
+        "acct",
+        "testing123",
+        &acct_attrs("Stop", ",Acct-Terminate-Cause=Idle-Timeout"),
+    );
     assert!(ok);
     assert_eq!(state_of("09011112222").as_deref(), Some("Dormant"));
     assert!(!curl(), "a dormant session's traffic passed");
@@ -157,7 +231,12 @@ ranges = ["10.50.1.2-10.50.1.9"]
     assert!(curl());
 
     // Logout: Stop (User-Request) → Close → session log written → None.
-    let (ok, _) = radclient(acct, "acct", "testing123", &acct_attrs("Stop", ",Acct-Terminate-Cause=User-Request"));
+    let (ok, _) = radclient(
+        acct,
+        "acct",
+        "testing123",
+        &acct_attrs("Stop", ",Acct-Terminate-Cause=User-Request"),
+    );
     assert!(ok);
     let s = sessions();
     assert_eq!(state_of("09011112222"), None, "{s}");
@@ -167,5 +246,10 @@ ranges = ["10.50.1.2-10.50.1.9"]
     // Accounting with the wrong secret: no answer.
     let (ok, out) = radclient(acct, "acct", "bad", &acct_attrs("Start", ""));
     assert!(!ok && !out.contains("Accounting-Response"), "{out}");
-    assert_eq!(lab.interrupt("gw", Duration::from_secs(10)), Some(0), "{}", lab.log("gw"));
+    assert_eq!(
+        lab.interrupt("gw", Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        lab.log("gw")
+    );
 }

@@ -150,10 +150,16 @@ group = "chat"
 fn radclient(port: u16, kind: &str, attrs: &str) -> String {
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("printf '%s\\n' '{attrs}' | radclient -x -r 2 -t 2 127.0.0.1:{port} {kind} testing123"))
+        .arg(format!(
+            "printf '%s\\n' '{attrs}' | radclient -x -r 2 -t 2 127.0.0.1:{port} {kind} testing123"
+        ))
         .output()
         .unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn framed_ip(out: &str) -> String {
@@ -227,8 +233,18 @@ control = "127.0.0.1:{c2}"
     let p_gw2 = gw(&t, 2, &sg2, c2);
     lab.start_pgw("lb1", &p_lb1, &sl1, &[&format!("{t}a1"), &format!("{t}l1")]);
     lab.start_pgw("lb2", &p_lb2, &sl2, &[&format!("{t}a2"), &format!("{t}l2")]);
-    lab.start_pgw("gw1", &p_gw1, &sg1, &[&format!("{t}g1a"), &format!("{t}g1s")]);
-    lab.start_pgw("gw2", &p_gw2, &sg2, &[&format!("{t}g2a"), &format!("{t}g2s")]);
+    lab.start_pgw(
+        "gw1",
+        &p_gw1,
+        &sg1,
+        &[&format!("{t}g1a"), &format!("{t}g1s")],
+    );
+    lab.start_pgw(
+        "gw2",
+        &p_gw2,
+        &sg2,
+        &[&format!("{t}g2a"), &format!("{t}g2s")],
+    );
 
     let sub = lab.ns("sub");
     let lan = lab.ns("lan");
@@ -236,54 +252,119 @@ control = "127.0.0.1:{c2}"
     // LAN and server network: bridges; taps' kernel sides get MACs of their
     // own (a bridge keeps frames to a port's own MAC for itself).
     for (ns, br, devs) in [
-        (&lan, "br0", vec![format!("{t}l1"), format!("{t}l2"), format!("{t}g1a"), format!("{t}g2a")]),
+        (
+            &lan,
+            "br0",
+            vec![
+                format!("{t}l1"),
+                format!("{t}l2"),
+                format!("{t}g1a"),
+                format!("{t}g2a"),
+            ],
+        ),
         (&srv, "br1", vec![format!("{t}g1s"), format!("{t}g2s")]),
     ] {
         sh(&format!("ip -n {ns} link add {br} type bridge && ip -n {ns} link set {br} address 02:00:00:00:ee:9{} && ip -n {ns} link set {br} up", if br == "br1" { 9 } else { 8 }));
         for (i, d) in devs.iter().enumerate() {
             sh(&format!("ip link set {d} netns {ns} && ip -n {ns} link set {d} address 02:00:00:00:ee:{i:02x}"));
-            sh(&format!("ip -n {ns} link set {d} master {br} && ip -n {ns} link set {d} up"));
+            sh(&format!(
+                "ip -n {ns} link set {d} master {br} && ip -n {ns} link set {d} up"
+            ));
         }
     }
     for n in [1, 2] {
         let d = format!("{t}a{n}");
-        sh(&format!("ip link set {d} netns {sub} && ip -n {sub} link set {d} address 02:00:00:00:5{n}:02"));
-        sh(&format!("ip -n {sub} addr add 10.60.{n}.2/24 dev {d} && ip -n {sub} link set {d} up"));
+        sh(&format!(
+            "ip link set {d} netns {sub} && ip -n {sub} link set {d} address 02:00:00:00:5{n}:02"
+        ));
+        sh(&format!(
+            "ip -n {sub} addr add 10.60.{n}.2/24 dev {d} && ip -n {sub} link set {d} up"
+        ));
     }
-    let servers = [("wap1", "10.80.0.11"), ("wap2", "10.80.0.12"), ("mail1", "10.80.0.21"), ("mail2", "10.80.0.22"), ("chat1", "10.80.0.31"), ("chat2", "10.80.0.32"), ("ext1", "10.80.0.41"), ("ext2", "10.80.0.42")];
+    let servers = [
+        ("wap1", "10.80.0.11"),
+        ("wap2", "10.80.0.12"),
+        ("mail1", "10.80.0.21"),
+        ("mail2", "10.80.0.22"),
+        ("chat1", "10.80.0.31"),
+        ("chat2", "10.80.0.32"),
+        ("ext1", "10.80.0.41"),
+        ("ext2", "10.80.0.42"),
+    ];
     for (name, a) in servers {
         sh(&format!("ip -n {srv} addr add {a}/24 dev br1"));
         let d = lab.dir.join(name);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("who"), name).unwrap();
-        lab.spawn(name, &format!("ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}", d.display()));
+        lab.spawn(
+            name,
+            &format!(
+                "ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}",
+                d.display()
+            ),
+        );
     }
-    wait_for("both GWs healthy on both LBs", Duration::from_secs(20), || {
-        [&sl1, &sl2].iter().all(|s| {
-            let v: serde_json::Value = serde_json::from_str(&sh(&format!("{} servers --socket {} --json", pgw_bin().display(), s.display()))).unwrap();
-            v["health"].as_array().unwrap().iter().all(|h| h["up"] == true && h["passes"].as_u64().unwrap() >= 1)
-        })
-    });
+    wait_for(
+        "both GWs healthy on both LBs",
+        Duration::from_secs(20),
+        || {
+            [&sl1, &sl2].iter().all(|s| {
+                let v: serde_json::Value = serde_json::from_str(&sh(&format!(
+                    "{} servers --socket {} --json",
+                    pgw_bin().display(),
+                    s.display()
+                )))
+                .unwrap();
+                v["health"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h["up"] == true && h["passes"].as_u64().unwrap() >= 1)
+            })
+        },
+    );
 
     // 1. Session setup: RADIUS → address from the least-loaded GW (gw1).
-    let out = radclient(auth, "auth", "User-Name=alice,User-Password=a-pass,Calling-Station-Id=0901");
+    let out = radclient(
+        auth,
+        "auth",
+        "User-Name=alice,User-Password=a-pass,Calling-Station-Id=0901",
+    );
     assert!(out.contains("Access-Accept"), "{out}");
     let alice = framed_ip(&out);
     assert_eq!(alice, "10.50.0.2");
     sh(&format!("ip -n {sub} addr add {alice}/32 dev lo"));
-    sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.60.1.1 src {alice}"));
+    sh(&format!(
+        "ip -n {sub} route add 10.33.0.0/24 via 10.60.1.1 src {alice}"
+    ));
     let curl = |vip: &str| -> (bool, String) {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("ip netns exec {sub} curl -sS --fail --max-time 3 http://{vip}/who"))
+            .arg(format!(
+                "ip netns exec {sub} curl -sS --fail --max-time 3 http://{vip}/who"
+            ))
             .output()
             .unwrap();
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), out.status.code().unwrap_or(-1)))
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                out.status.code().unwrap_or(-1)
+            ),
+        )
     };
-    assert!(!curl("10.33.0.1").0, "traffic passed before Accounting Start");
+    assert!(
+        !curl("10.33.0.1").0,
+        "traffic passed before Accounting Start"
+    );
     let out = radclient(acct, "acct", "User-Name=alice,Acct-Status-Type=Start,Acct-Session-Id=a1,Calling-Station-Id=0901,Framed-IP-Address=10.50.0.2");
     assert!(out.contains("Accounting-Response"), "{out}");
-    wait_for("gw1 to receive alice's session and pass her traffic", Duration::from_secs(10), || curl("10.33.0.1").0);
+    wait_for(
+        "gw1 to receive alice's session and pass her traffic",
+        Duration::from_secs(10),
+        || curl("10.33.0.1").0,
+    );
     let mut seen = HashMap::new();
     for _ in 0..12 {
         let (ok, who) = curl("10.33.0.1");
@@ -292,7 +373,10 @@ control = "127.0.0.1:{c2}"
     }
     assert_eq!(seen.len(), 2, "both wap servers should answer: {seen:?}");
     assert!(seen.keys().all(|k| k.starts_with("wap")));
-    assert!(event(&stats_json(&sg1), "gw_new_flows") >= 12, "alice's connections did not go through gw1");
+    assert!(
+        event(&stats_json(&sg1), "gw_new_flows") >= 12,
+        "alice's connections did not go through gw1"
+    );
 
     // 3. Service switch in the same session: the mail VIP reaches the mail group.
     let (ok, who) = curl("10.33.0.2");
@@ -301,55 +385,127 @@ control = "127.0.0.1:{c2}"
     // The "external" service: destinations that are not representative
     // addresses are translated without balancing (S41): each server answers
     // for itself.
-    sh(&format!("ip -n {sub} route add 10.80.0.0/24 via 10.60.1.1 src {alice}"));
+    sh(&format!(
+        "ip -n {sub} route add 10.80.0.0/24 via 10.60.1.1 src {alice}"
+    ));
     for ext in ["ext1", "ext2"] {
-        let addr = if ext == "ext1" { "10.80.0.41:8080" } else { "10.80.0.42:8080" };
+        let addr = if ext == "ext1" {
+            "10.80.0.41:8080"
+        } else {
+            "10.80.0.42:8080"
+        };
         let (ok, who) = curl(addr);
         assert!(ok && who.starts_with(ext), "{ext}: {who}");
     }
 
     // 4. Authorization: chat is not alice's: a reset at once, not a timeout.
     let (ok, code) = curl("10.33.0.3");
-    assert!(!ok && code.ends_with('7'), "expected curl exit 7 (reset), got {code}");
+    assert!(
+        !ok && code.ends_with('7'),
+        "expected curl exit 7 (reset), got {code}"
+    );
     assert!(event(&stats_json(&sg1), "gw_rst_unauthorized") >= 1);
     for c in ["chat1", "chat2"] {
-        assert!(!lab.log(c).contains("10.80.0.10"), "{c} saw a request through a GW");
+        assert!(
+            !lab.log(c).contains("10.80.0.10"),
+            "{c} saw a request through a GW"
+        );
     }
 
     // 6. GW failure: gw1 dies; the LBs send its range to the substitute.
     let before = event(&stats_json(&sl1), "lb_to_substitute");
     assert_eq!(lab.interrupt("gw1", Duration::from_secs(10)), Some(0));
     wait_for("the LBs to mark gw1 down", Duration::from_secs(5), || {
-        let v: serde_json::Value = serde_json::from_str(&sh(&format!("{} servers --socket {} --json", pgw_bin().display(), sl1.display()))).unwrap();
-        v["gateways"].as_array().unwrap().iter().any(|g| g["gateway"] == "gw1" && g["up"] == false)
+        let v: serde_json::Value = serde_json::from_str(&sh(&format!(
+            "{} servers --socket {} --json",
+            pgw_bin().display(),
+            sl1.display()
+        )))
+        .unwrap();
+        v["gateways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["gateway"] == "gw1" && g["up"] == false)
     });
     let _ = curl("10.33.0.1");
-    assert!(event(&stats_json(&sl1), "lb_to_substitute") > before, "alice's packets were not sent to the substitute gw2");
+    assert!(
+        event(&stats_json(&sl1), "lb_to_substitute") > before,
+        "alice's packets were not sent to the substitute gw2"
+    );
     // New sessions get addresses from gw2's range while gw1 is down.
-    let out = radclient(auth, "auth", "User-Name=bob,User-Password=b-pass,Calling-Station-Id=0902");
+    let out = radclient(
+        auth,
+        "auth",
+        "User-Name=bob,User-Password=b-pass,Calling-Station-Id=0902",
+    );
     assert_eq!(framed_ip(&out), "10.51.0.2", "{out}");
     // gw1 comes back: marked up, its range goes to it again, new sessions too.
-    lab.start_pgw("gw1", &p_gw1, &sg1, &[&format!("{t}g1a"), &format!("{t}g1s")]);
-    sh(&format!("ip link set {t}g1a netns {lan} && ip -n {lan} link set {t}g1a address 02:00:00:00:ee:02"));
-    sh(&format!("ip -n {lan} link set {t}g1a master br0 && ip -n {lan} link set {t}g1a up"));
-    sh(&format!("ip link set {t}g1s netns {srv} && ip -n {srv} link set {t}g1s address 02:00:00:00:ee:10"));
-    sh(&format!("ip -n {srv} link set {t}g1s master br1 && ip -n {srv} link set {t}g1s up"));
-    wait_for("the LBs to mark gw1 up again", Duration::from_secs(10), || {
-        let v: serde_json::Value = serde_json::from_str(&sh(&format!("{} servers --socket {} --json", pgw_bin().display(), sl1.display()))).unwrap();
-        v["gateways"].as_array().unwrap().iter().any(|g| g["gateway"] == "gw1" && g["up"] == true)
-    });
+    lab.start_pgw(
+        "gw1",
+        &p_gw1,
+        &sg1,
+        &[&format!("{t}g1a"), &format!("{t}g1s")],
+    );
+    sh(&format!(
+        "ip link set {t}g1a netns {lan} && ip -n {lan} link set {t}g1a address 02:00:00:00:ee:02"
+    ));
+    sh(&format!(
+        "ip -n {lan} link set {t}g1a master br0 && ip -n {lan} link set {t}g1a up"
+    ));
+    sh(&format!(
+        "ip link set {t}g1s netns {srv} && ip -n {srv} link set {t}g1s address 02:00:00:00:ee:10"
+    ));
+    sh(&format!(
+        "ip -n {srv} link set {t}g1s master br1 && ip -n {srv} link set {t}g1s up"
+    ));
+    wait_for(
+        "the LBs to mark gw1 up again",
+        Duration::from_secs(10),
+        || {
+            let v: serde_json::Value = serde_json::from_str(&sh(&format!(
+                "{} servers --socket {} --json",
+                pgw_bin().display(),
+                sl1.display()
+            )))
+            .unwrap();
+            v["gateways"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["gateway"] == "gw1" && g["up"] == true)
+        },
+    );
     // The restarted gw1 gets alice's session again by the periodic resync.
-    wait_for("alice served by gw1 again", Duration::from_secs(15), || curl("10.33.0.1").0);
+    wait_for("alice served by gw1 again", Duration::from_secs(15), || {
+        curl("10.33.0.1").0
+    });
     assert!(event(&stats_json(&sg1), "gw_new_flows") >= 1);
-    let out = radclient(auth, "auth", "User-Name=carol,User-Password=c-pass,Calling-Station-Id=0903");
-    assert!(framed_ip(&out).starts_with("10.50.0."), "gw1 should be used again: {out}");
+    let out = radclient(
+        auth,
+        "auth",
+        "User-Name=carol,User-Password=c-pass,Calling-Station-Id=0903",
+    );
+    assert!(
+        framed_ip(&out).starts_with("10.50.0."),
+        "gw1 should be used again: {out}"
+    );
 
     // 8. Logout: Stop → Close → the GW drops the subscriber at once.
     let out = radclient(acct, "acct", "User-Name=alice,Acct-Status-Type=Stop,Acct-Session-Id=a1,Calling-Station-Id=0901,Framed-IP-Address=10.50.0.2,Acct-Terminate-Cause=User-Request");
     assert!(out.contains("Accounting-Response"), "{out}");
-    wait_for("gw1 to refuse alice after logout", Duration::from_secs(5), || !curl("10.33.0.1").0);
+    wait_for(
+        "gw1 to refuse alice after logout",
+        Duration::from_secs(5),
+        || !curl("10.33.0.1").0,
+    );
     assert!(drops(&stats_json(&sg1), "no_session") > 0);
     for l in ["lb1", "lb2", "gw1", "gw2"] {
-        assert_eq!(lab.interrupt(l, Duration::from_secs(10)), Some(0), "{l}:\n{}", lab.log(l));
+        assert_eq!(
+            lab.interrupt(l, Duration::from_secs(10)),
+            Some(0),
+            "{l}:\n{}",
+            lab.log(l)
+        );
     }
 }

@@ -17,7 +17,9 @@ use libfuzzer_sys::fuzz_target;
 use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
-use pgw_pipelines::gw::tables::{Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip};
+use pgw_pipelines::gw::tables::{
+    Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip,
+};
 use pgw_pipelines::gw::GwWorker;
 use pgw_pipelines::pipeline::{Pipeline, Tables};
 use pgw_pipelines::{Pkt, Verdict, WorkerCounters};
@@ -39,7 +41,14 @@ fn setup() -> (Pipeline, Tables) {
         key_port_last: 40063,
         reserved_ports: Some((40060, 40063)),
         workers: 2,
-        timeouts: GwTimeouts { syn_ms: 1000, established_ms: 3000, closing_ms: 1000, udp_ms: 1000, icmp_ms: 1000, close_hold_ms: 1500 },
+        timeouts: GwTimeouts {
+            syn_ms: 1000,
+            established_ms: 3000,
+            closing_ms: 1000,
+            udp_ms: 1000,
+            icmp_ms: 1000,
+            close_hold_ms: 1500,
+        },
         max_flows_per_worker: 64,
         require_session: true,
         mss_clamp_up: Some(1360),
@@ -48,20 +57,71 @@ fn setup() -> (Pipeline, Tables) {
         ..GwConfig::default()
     };
     let gw = GwWorker::new(&cfg, 0).expect("fixture config");
-    let member = |name: &str, ip: [u8; 4], up: bool| Member { name: name.into(), ip, port: Some(8080), weight: 2, priority: 0, up };
+    let member = |name: &str, ip: [u8; 4], up: bool| Member {
+        name: name.into(),
+        ip,
+        port: Some(8080),
+        weight: 2,
+        priority: 0,
+        up,
+    };
     let services = Services::new(
         vec![
-            Group { name: "wap".into(), service: ServiceId(1), policy: Policy::WeightedRoundRobin, members: vec![member("a", [10, 80, 0, 11], true), member("b", [10, 80, 0, 12], true)] },
-            Group { name: "chat".into(), service: ServiceId(3), policy: Policy::LeastConnections, members: vec![member("c", [10, 80, 0, 31], false)] },
+            Group {
+                name: "wap".into(),
+                service: ServiceId(1),
+                policy: Policy::WeightedRoundRobin,
+                members: vec![
+                    member("a", [10, 80, 0, 11], true),
+                    member("b", [10, 80, 0, 12], true),
+                ],
+            },
+            Group {
+                name: "chat".into(),
+                service: ServiceId(3),
+                policy: Policy::LeastConnections,
+                members: vec![member("c", [10, 80, 0, 31], false)],
+            },
         ],
-        vec![Vip { ip: VIP, port: None, group: "wap".into() }, Vip { ip: [10, 33, 0, 3], port: Some(80), group: "chat".into() }],
+        vec![
+            Vip {
+                ip: VIP,
+                port: None,
+                group: "wap".into(),
+            },
+            Vip {
+                ip: [10, 33, 0, 3],
+                port: Some(80),
+                group: "chat".into(),
+            },
+        ],
         None,
     )
     .expect("fixture services");
-    let sessions = Sessions::new([([10, 50, 0, 2], Session { device_id: 1, active: true, allowed: ServiceId(1).bit() })]);
-    let neigh = Neighbours::new([([10, 80, 0, 11], [2, 0, 0, 0, 0, 0x11]), ([10, 80, 0, 12], [2, 0, 0, 0, 0, 0x12])]);
+    let sessions = Sessions::new([(
+        [10, 50, 0, 2],
+        Session {
+            device_id: 1,
+            active: true,
+            allowed: ServiceId(1).bit(),
+        },
+    )]);
+    let neigh = Neighbours::new([
+        ([10, 80, 0, 11], [2, 0, 0, 0, 0, 0x11]),
+        ([10, 80, 0, 12], [2, 0, 0, 0, 0, 0x12]),
+    ]);
     let arp = ArpResponder::new([(0, VIP, ACCESS_MAC), (1, POOL, SERVER_MAC)]);
-    (Pipeline::Gw { arp, ndp: pgw_pipelines::ndp::NdpResponder::default(), gw: Box::new(gw) }, Tables { gw: Some(GwTables::new(services, sessions, neigh)), lb: None })
+    (
+        Pipeline::Gw {
+            arp,
+            ndp: pgw_pipelines::ndp::NdpResponder::default(),
+            gw: Box::new(gw),
+        },
+        Tables {
+            gw: Some(GwTables::new(services, sessions, neigh)),
+            lb: None,
+        },
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -106,8 +166,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(pkts[0].len <= ROOM);
         }
         match v[0] {
-            Verdict::Drop(_) => assert_eq!(c.total_drops(), before + 1, "a drop counted {} times", c.total_drops() - before),
-            _ => assert_eq!(c.total_drops(), before, "a forwarded frame was counted as a drop"),
+            Verdict::Drop(_) => assert_eq!(
+                c.total_drops(),
+                before + 1,
+                "a drop counted {} times",
+                c.total_drops() - before
+            ),
+            _ => assert_eq!(
+                c.total_drops(),
+                before,
+                "a forwarded frame was counted as a drop"
+            ),
         }
         pipe.poll(now, &mut acct, &mut c);
     }
@@ -117,6 +186,10 @@ fuzz_target!(|data: &[u8]| {
         pipe.poll(now, &mut acct, &mut c);
     }
     if let Pipeline::Gw { gw, .. } = &pipe {
-        assert_eq!(gw.open_flows(), 0, "connections left open after every timeout");
+        assert_eq!(
+            gw.open_flows(),
+            0,
+            "connections left open after every timeout"
+        );
     }
 });

@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 use pgw_pipelines::xlat::{v4_to_v6, v6_to_v4, To4, To6, XlatConfig};
 use pgw_pipelines::Pkt;
 
-const SRC6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const SRC6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+];
 const DST6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 10, 33, 0, 1];
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     let len = pkt.len;
     assert!(len <= room);
     match r {
-        Err(_) => assert_eq!(&buf[..frame.len()], &before[..frame.len()], "a refused frame was modified"),
+        Err(_) => assert_eq!(
+            &buf[..frame.len()],
+            &before[..frame.len()],
+            "a refused frame was modified"
+        ),
         Ok(()) if ctl & 1 == 1 => {
             // Back again: must not panic whatever it decides.
             let mut p = Pkt::new(&mut buf, len, 0);

@@ -748,7 +748,11 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
     // The opening rate counts until the last connection opened, not the
     // re-send rounds that followed.
     let open_s = (last_open_at.min(t0 + open_ticks).saturating_sub(t0)) as f64 / hz as f64;
-    let open_s = if open_s > 0.0 { open_s } else { open_ticks as f64 / hz as f64 };
+    let open_s = if open_s > 0.0 {
+        open_s
+    } else {
+        open_ticks as f64 / hz as f64
+    };
     json!({
         "mode": match cfg.mode { Mode::Established => "established", Mode::Cps{..} => "cps" },
         "connections": total,

@@ -205,11 +205,26 @@ impl Lab {
     /// in the root namespace (taps must be moved only after that).
     pub fn start_pgw(&mut self, label: &str, profile: &str, sock: &Path, taps: &[&str]) {
         let p = self.write(&format!("{label}.toml"), profile);
-        let out = Command::new(pgw_bin()).arg("check-config").arg(&p).output().unwrap();
-        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
-        self.spawn(label, &format!("{} run --profile {}", pgw_bin().display(), p.display()));
+        let out = Command::new(pgw_bin())
+            .arg("check-config")
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.spawn(
+            label,
+            &format!("{} run --profile {}", pgw_bin().display(), p.display()),
+        );
         let start = Instant::now();
-        while !(sock.exists() && taps.iter().all(|t| sh_ok(&format!("ip link show {t} | grep -q ',UP'")))) {
+        while !(sock.exists()
+            && taps
+                .iter()
+                .all(|t| sh_ok(&format!("ip link show {t} | grep -q ',UP'"))))
+        {
             if start.elapsed() > Duration::from_secs(30) || !self.is_running(label) {
                 panic!("{label} did not start:\n{}", self.log(label));
             }
@@ -220,7 +235,11 @@ impl Lab {
 
 /// A `pgw stats --json` report of the instance at `sock`.
 pub fn stats_json(sock: &Path) -> serde_json::Value {
-    let out = sh(&format!("{} stats --socket {} --json", pgw_bin().display(), sock.display()));
+    let out = sh(&format!(
+        "{} stats --socket {} --json",
+        pgw_bin().display(),
+        sock.display()
+    ));
     serde_json::from_str(&out).unwrap()
 }
 
