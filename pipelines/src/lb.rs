@@ -16,9 +16,14 @@
 //!   (broadcast is accepted for ARP only) → else `Drop(NotForUs)`.
 //! * ARP → [`ArpResponder::process`] (reply in place, `Control`, or
 //!   `Drop(ArpIgnored)`).
-//! * Not IPv4 (IPv6 comes later) → `Drop(UnsupportedEthertype)`; a bad IPv4
-//!   header → `Drop(BadIpv4)`. Fragments and every IP protocol pass: the LB
-//!   routes on the source address only.
+//! * Neither IPv4 nor IPv6 (after at most one 802.1Q tag) →
+//!   `Drop(UnsupportedEthertype)`; a bad IPv4 header → `Drop(BadIpv4)`, a bad
+//!   IPv6 fixed header → `Drop(BadIpv6)`. ICMPv6 neighbour discovery (types
+//!   133–137 right after the fixed header) is answered by the engine before
+//!   the stage; one that reaches the stage → `Drop(ArpIgnored)`. Fragments and
+//!   every IP protocol pass: the LB routes on the source address only.
+//! * IPv6 follows the same rules as IPv4 with the IPv6 ranges of the table
+//!   ([`LbTable::with_v6`]) and the IPv6 neighbours ([`Neighbors::with_v6`]).
 //! * Up path (arrival on `access_port`, S21–S29): source address → range
 //!   (S22–S23); the primary if up (S24–S25), else the first substitute that is
 //!   up (S27–S28), else `Drop(LbAllDown)` (S29); no range → `Drop(LbNoRange)`.
@@ -36,18 +41,20 @@
 //!
 //! # Cost
 //! Up path: one binary search over the range starts (`log2(ranges)` compares
-//! in a contiguous `u32` array), one entry read, a scan of the substitutes
-//! only when the primary is down. Down path: one binary search over the
+//! in a contiguous `u32` array; `u128` for IPv6), one entry read, a scan of
+//! the substitutes only when the primary is down. Down path: one binary search over the
 //! neighbour table. Memory: 8 bytes per range in the search arrays + an
-//! [`LbEntry`] (40 bytes) + 10 bytes per substitute; 12 bytes per neighbour.
+//! [`LbEntry`] (40 bytes) + 10 bytes per substitute; 12 bytes per neighbour
+//! (IPv6: 32 bytes per range in the search arrays, 24 bytes per neighbour).
 
 use crate::arp::ArpResponder;
 use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};
 use crate::wire::ether::{ethertype, is_broadcast, is_multicast, EthernetFrame};
 use crate::wire::ipv4::Ipv4Packet;
-use crate::wire::{ipv4_to_u32, MacAddr};
+use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::{ip_proto, ipv4_to_u32, MacAddr};
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A packet gateway as the LB sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +74,19 @@ pub struct LbRange {
     pub first: [u8; 4],
     /// Last subscriber address of the range (inclusive).
     pub last: [u8; 4],
+    pub primary: Gw,
+    /// Tried in order when the primary is down.
+    pub substitutes: Vec<Gw>,
+}
+
+/// One IPv6 row of the balancing policy table, as given to
+/// [`LbTable::with_v6`]. Same rules as [`LbRange`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbRange6 {
+    /// First subscriber address of the range (inclusive).
+    pub first: [u8; 16],
+    /// Last subscriber address of the range (inclusive).
+    pub last: [u8; 16],
     pub primary: Gw,
     /// Tried in order when the primary is down.
     pub substitutes: Vec<Gw>,
@@ -105,6 +125,13 @@ pub enum LbError {
     BadGwMac { id: u16, mac: MacAddr },
     /// `access_port == lan_port`.
     SamePort(PortIdx),
+    /// An IPv6 range whose first address is above its last.
+    EmptyRange6 { first: [u8; 16], last: [u8; 16] },
+    /// Two IPv6 ranges share addresses.
+    Overlap6 {
+        a: ([u8; 16], [u8; 16]),
+        b: ([u8; 16], [u8; 16]),
+    },
 }
 
 fn fmt_mac(m: &MacAddr) -> String {
@@ -117,6 +144,7 @@ fn fmt_mac(m: &MacAddr) -> String {
 impl fmt::Display for LbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ip = |a: &[u8; 4]| Ipv4Addr::from(*a);
+        let ip6 = |a: &[u8; 16]| Ipv6Addr::from(*a);
         match self {
             LbError::EmptyRange { first, last } => write!(
                 f,
@@ -142,6 +170,21 @@ impl fmt::Display for LbError {
                 f,
                 "LB access_port and lan_port are both port {p}; they must differ"
             ),
+            LbError::EmptyRange6 { first, last } => write!(
+                f,
+                "LB IPv6 range {}-{}: first address is above the last; swap them",
+                ip6(first),
+                ip6(last)
+            ),
+            LbError::Overlap6 { a, b } => write!(
+                f,
+                "LB IPv6 ranges {}-{} and {}-{} overlap; every subscriber address must \
+                 belong to one range only",
+                ip6(&a.0),
+                ip6(&a.1),
+                ip6(&b.0),
+                ip6(&b.1)
+            ),
         }
     }
 }
@@ -158,6 +201,23 @@ pub struct LbTable {
     /// Range ends, parallel to `firsts`.
     lasts: Vec<u32>,
     entries: Vec<LbEntry>,
+    /// IPv6 range starts, ascending (searched).
+    firsts6: Vec<u128>,
+    /// IPv6 range ends, parallel to `firsts6`.
+    lasts6: Vec<u128>,
+    entries6: Vec<LbEntry>,
+}
+
+fn check_gw_macs<'a>(gws: impl Iterator<Item = &'a Gw>) -> Result<(), LbError> {
+    for g in gws {
+        if g.mac == [0; 6] || is_multicast(&g.mac) {
+            return Err(LbError::BadGwMac {
+                id: g.id,
+                mac: g.mac,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl LbTable {
@@ -172,14 +232,7 @@ impl LbTable {
                     last: r.last,
                 });
             }
-            for g in core::iter::once(&r.primary).chain(r.substitutes.iter()) {
-                if g.mac == [0; 6] || is_multicast(&g.mac) {
-                    return Err(LbError::BadGwMac {
-                        id: g.id,
-                        mac: g.mac,
-                    });
-                }
-            }
+            check_gw_macs(core::iter::once(&r.primary).chain(r.substitutes.iter()))?;
         }
         ranges.sort_by_key(|r| ipv4_to_u32(r.first));
         for w in ranges.windows(2) {
@@ -194,6 +247,7 @@ impl LbTable {
             firsts: Vec::with_capacity(ranges.len()),
             lasts: Vec::with_capacity(ranges.len()),
             entries: Vec::with_capacity(ranges.len()),
+            ..LbTable::default()
         };
         for r in ranges {
             t.firsts.push(ipv4_to_u32(r.first));
@@ -206,13 +260,94 @@ impl LbTable {
         Ok(t)
     }
 
-    /// Number of ranges.
+    /// Replace the IPv6 ranges with `ranges`, validated like [`LbTable::new`]:
+    /// each range non-empty, no two IPv6 ranges overlapping, gateway MACs
+    /// unicast and non-zero.
+    pub fn with_v6(mut self, ranges: Vec<LbRange6>) -> Result<Self, LbError> {
+        let mut ranges = ranges;
+        let key = |a: &[u8; 16]| u128::from_be_bytes(*a);
+        for r in &ranges {
+            if key(&r.first) > key(&r.last) {
+                return Err(LbError::EmptyRange6 {
+                    first: r.first,
+                    last: r.last,
+                });
+            }
+            check_gw_macs(core::iter::once(&r.primary).chain(r.substitutes.iter()))?;
+        }
+        ranges.sort_by_key(|r| key(&r.first));
+        for w in ranges.windows(2) {
+            if key(&w[0].last) >= key(&w[1].first) {
+                return Err(LbError::Overlap6 {
+                    a: (w[0].first, w[0].last),
+                    b: (w[1].first, w[1].last),
+                });
+            }
+        }
+        self.firsts6 = Vec::with_capacity(ranges.len());
+        self.lasts6 = Vec::with_capacity(ranges.len());
+        self.entries6 = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            self.firsts6.push(key(&r.first));
+            self.lasts6.push(key(&r.last));
+            self.entries6.push(LbEntry {
+                primary: r.primary,
+                substitutes: r.substitutes,
+            });
+        }
+        Ok(self)
+    }
+
+    /// Number of ranges (IPv4 and IPv6).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.entries6.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.entries6.is_empty()
+    }
+
+    /// Number of IPv6 ranges.
+    pub fn len6(&self) -> usize {
+        self.entries6.len()
+    }
+
+    /// The IPv6 ranges in ascending order, as `(first, last, entry)`.
+    pub fn ranges6(&self) -> impl Iterator<Item = ([u8; 16], [u8; 16], &LbEntry)> + '_ {
+        self.firsts6
+            .iter()
+            .zip(&self.lasts6)
+            .zip(&self.entries6)
+            .map(|((&f, &l), e)| (f.to_be_bytes(), l.to_be_bytes(), e))
+    }
+
+    /// Every gateway occurrence (primary or substitute) in the IPv4 and the
+    /// IPv6 ranges, for reports (a gateway may appear in IPv6 ranges only).
+    pub fn gateways(&self) -> impl Iterator<Item = Gw> + '_ {
+        self.entries
+            .iter()
+            .chain(&self.entries6)
+            .flat_map(|e| core::iter::once(e.primary).chain(e.substitutes.iter().copied()))
+    }
+
+    /// The entry of the IPv6 range holding `src`.
+    #[inline]
+    pub fn find6(&self, src: [u8; 16]) -> Option<&LbEntry> {
+        let a = u128::from_be_bytes(src);
+        let i = self.firsts6.partition_point(|&f| f <= a);
+        if i == 0 || self.lasts6[i - 1] < a {
+            return None;
+        }
+        Some(&self.entries6[i - 1])
+    }
+
+    /// The gateway for the IPv6 subscriber `src`, as [`LbTable::select`].
+    #[inline]
+    pub fn select6(&self, src: [u8; 16]) -> Result<(Gw, bool), DropReason> {
+        self.find6(src)
+            .ok_or(DropReason::LbNoRange)?
+            .choose()
+            .ok_or(DropReason::LbAllDown)
     }
 
     /// The ranges in ascending order, as `(first, last, entry)`.
@@ -251,7 +386,7 @@ impl LbTable {
     /// snapshot, never on a published one.
     pub fn set_gw_up(&mut self, id: u16, up: bool) -> usize {
         let mut n = 0;
-        for e in &mut self.entries {
+        for e in self.entries.iter_mut().chain(self.entries6.iter_mut()) {
             for g in core::iter::once(&mut e.primary).chain(e.substitutes.iter_mut()) {
                 if g.id == id && g.up != up {
                     g.up = up;
@@ -269,20 +404,57 @@ impl LbTable {
 pub struct Neighbors {
     /// Sorted by address, one entry per address (the last given wins).
     entries: Vec<(u32, MacAddr)>,
+    /// IPv6 neighbours (from NDP), same rules.
+    entries6: Vec<(u128, MacAddr)>,
+}
+
+/// Sort by key, the last given entry of a key wins.
+fn sorted_last_wins<K: Ord + Copy>(mut v: Vec<(K, MacAddr)>) -> Vec<(K, MacAddr)> {
+    // Stable sort keeps the given order among equal keys.
+    v.sort_by_key(|e| e.0);
+    let mut out: Vec<(K, MacAddr)> = Vec::with_capacity(v.len());
+    for e in v {
+        match out.last_mut() {
+            Some(l) if l.0 == e.0 => *l = e,
+            _ => out.push(e),
+        }
+    }
+    out
 }
 
 impl Neighbors {
     pub fn new<I: IntoIterator<Item = ([u8; 4], MacAddr)>>(it: I) -> Self {
-        let mut v: Vec<(u32, MacAddr)> = it.into_iter().map(|(a, m)| (ipv4_to_u32(a), m)).collect();
-        v.sort_by_key(|e| e.0);
-        let mut out: Vec<(u32, MacAddr)> = Vec::with_capacity(v.len());
-        for e in v {
-            match out.last_mut() {
-                Some(l) if l.0 == e.0 => *l = e,
-                _ => out.push(e),
-            }
+        let v: Vec<(u32, MacAddr)> = it.into_iter().map(|(a, m)| (ipv4_to_u32(a), m)).collect();
+        Neighbors {
+            entries: sorted_last_wins(v),
+            entries6: Vec::new(),
         }
-        Neighbors { entries: out }
+    }
+
+    /// Replace the IPv6 neighbours (one entry per address, the last given
+    /// wins).
+    pub fn with_v6<I: IntoIterator<Item = ([u8; 16], MacAddr)>>(mut self, it: I) -> Self {
+        let v: Vec<(u128, MacAddr)> = it
+            .into_iter()
+            .map(|(a, m)| (u128::from_be_bytes(a), m))
+            .collect();
+        self.entries6 = sorted_last_wins(v);
+        self
+    }
+
+    /// The MAC of the IPv6 neighbour `ip`.
+    #[inline]
+    pub fn lookup6(&self, ip: [u8; 16]) -> Option<MacAddr> {
+        let a = u128::from_be_bytes(ip);
+        self.entries6
+            .binary_search_by_key(&a, |e| e.0)
+            .ok()
+            .map(|i| self.entries6[i].1)
+    }
+
+    /// Number of IPv6 neighbours.
+    pub fn len6(&self) -> usize {
+        self.entries6.len()
     }
 
     #[inline]
@@ -294,19 +466,24 @@ impl Neighbors {
             .map(|i| self.entries[i].1)
     }
 
+    /// Number of IPv4 neighbours.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// No neighbour of either family.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.entries6.is_empty()
     }
 }
 
 /// Everything the management side publishes for the LB, as one unit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LbSnapshot {
+    /// IPv4 and IPv6 ranges ([`LbTable::with_v6`]).
     pub table: LbTable,
+    /// IPv4 (ARP) and IPv6 (NDP, [`Neighbors::with_v6`]) neighbours on the
+    /// access side.
     pub access_neighbors: Neighbors,
 }
 
@@ -416,6 +593,7 @@ impl LbStage {
         }
         match et {
             ethertype::IPV4 => {}
+            ethertype::IPV6 => return self.process6(snap, pkt, l3, up, c, lc),
             ethertype::ARP => {
                 lc.arp += 1;
                 return LbVerdict::Done(self.arp.process(pkt, c));
@@ -460,13 +638,77 @@ impl LbStage {
             })
         }
     }
+
+    /// The IPv6 half of [`LbStage::process`]: the Ethernet header (and
+    /// destination MAC) is already checked, the IPv6 header starts at `l3`.
+    #[inline]
+    fn process6(
+        &self,
+        snap: &LbSnapshot,
+        pkt: &mut Pkt<'_>,
+        l3: usize,
+        up: bool,
+        c: &mut WorkerCounters,
+        lc: &mut LbCounters,
+    ) -> LbVerdict {
+        macro_rules! bail {
+            ($r:expr) => {{
+                c.drop($r);
+                return LbVerdict::Done(Verdict::Drop($r));
+            }};
+        }
+        let cfg = &self.cfg;
+        let frame = pkt.frame_mut();
+        let Ok(ip) = Ipv6Packet::new_checked(&frame[l3..]) else {
+            bail!(DropReason::BadIpv6)
+        };
+        // Neighbour discovery is answered by the engine before the stage;
+        // one that gets here is not ours to route.
+        if ip.next_header() == ip_proto::ICMPV6 && matches!(ip.payload().first(), Some(133..=137)) {
+            bail!(DropReason::ArpIgnored)
+        }
+        let (src_ip, dst_ip) = (ip.src_addr(), ip.dst_addr());
+        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        if up {
+            let (gw, substitute) = match snap.table.select6(src_ip) {
+                Ok(x) => x,
+                Err(r) => bail!(r),
+            };
+            if substitute {
+                lc.to_substitute += 1;
+            } else {
+                lc.to_primary += 1;
+            }
+            if gw.mac == cfg.lan_mac {
+                lc.local += 1;
+                return LbVerdict::Local;
+            }
+            eth.set_dst_addr(gw.mac);
+            eth.set_src_addr(cfg.lan_mac);
+            LbVerdict::Done(Verdict::Tx { port: cfg.lan_port })
+        } else {
+            let Some(mac) = snap
+                .access_neighbors
+                .lookup6(dst_ip)
+                .or(cfg.access_next_hop_mac)
+            else {
+                bail!(DropReason::NoNeighbor)
+            };
+            lc.down_path += 1;
+            eth.set_dst_addr(mac);
+            eth.set_src_addr(cfg.access_mac);
+            LbVerdict::Done(Verdict::Tx {
+                port: cfg.access_port,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::arp::{operation, ArpPacket};
-    use crate::wire::build::{self, FrameSpec, Ip6Spec, FILL};
+    use crate::wire::build::{self, FrameSpec, Ip6Spec, FILL, L4};
     use crate::wire::ether::BROADCAST;
     use crate::wire::tcp::flags;
     use proptest::prelude::*;
@@ -547,9 +789,85 @@ mod tests {
 
     fn snap(down: &[u16]) -> LbSnapshot {
         LbSnapshot {
-            table: table(down),
-            access_neighbors: Neighbors::new([([100, 64, 0, 77], NEIGH)]),
+            table: table6(down),
+            access_neighbors: Neighbors::new([([100, 64, 0, 77], NEIGH)])
+                .with_v6([(a6(1, 0x77), NEIGH)]),
         }
+    }
+
+    /// `2001:db8:<net>::<host>`.
+    fn a6(net: u16, host: u16) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        a[4..6].copy_from_slice(&net.to_be_bytes());
+        a[14..16].copy_from_slice(&host.to_be_bytes());
+        a
+    }
+
+    /// The IPv6 half of FIG. 14 in miniature: 2001:db8:1::/48 → GW1 (subs
+    /// GW2, GW3), 2001:db8:2::/48 → GW2 (sub GW1),
+    /// 2001:db8:3::-2001:db8:3::9 → this box.
+    fn table6(down: &[u16]) -> LbTable {
+        let end = |net: u16| {
+            let mut a = a6(net, 0);
+            a[6..].fill(0xff);
+            a
+        };
+        let mut t = table(&[])
+            .with_v6(vec![
+                LbRange6 {
+                    first: a6(2, 0),
+                    last: end(2),
+                    primary: GW2,
+                    substitutes: vec![GW1],
+                },
+                LbRange6 {
+                    first: a6(1, 0),
+                    last: end(1),
+                    primary: GW1,
+                    substitutes: vec![GW2, GW3],
+                },
+                LbRange6 {
+                    first: a6(3, 0),
+                    last: a6(3, 9),
+                    primary: GW_SELF,
+                    substitutes: vec![],
+                },
+            ])
+            .unwrap();
+        for &id in down {
+            t.set_gw_up(id, false);
+        }
+        t
+    }
+
+    fn up6_frame(src: [u8; 16], vlan: Option<u16>) -> Vec<u8> {
+        FrameSpec {
+            src_mac: SUB_MAC,
+            dst_mac: ACCESS_MAC,
+            vlan,
+            ip6: Some(Ip6Spec {
+                src,
+                dst: a6(0x33, 1),
+                fragment: false,
+            }),
+            ..FrameSpec::tcp(40000, 80, flags::SYN)
+        }
+        .build()
+    }
+
+    fn down6_frame(dst: [u8; 16]) -> Vec<u8> {
+        FrameSpec {
+            src_mac: GW1.mac,
+            dst_mac: LAN_MAC,
+            ip6: Some(Ip6Spec {
+                src: a6(0x33, 1),
+                dst,
+                fragment: false,
+            }),
+            ..FrameSpec::tcp(80, 40000, flags::SYN | flags::ACK)
+        }
+        .build()
     }
 
     fn up_frame(src: [u8; 4]) -> Vec<u8> {
@@ -638,6 +956,34 @@ mod tests {
             ..FrameSpec::default()
         }
         .build();
+        let sub6 = a6(1, 5);
+        let mut lldp = up_frame(sub);
+        lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
+        let icmp6 = |ty: u8, port_mac: MacAddr| {
+            FrameSpec {
+                src_mac: SUB_MAC,
+                dst_mac: port_mac,
+                ttl: 255,
+                ip6: Some(Ip6Spec {
+                    src: sub6,
+                    dst: a6(0x33, 1),
+                    fragment: false,
+                }),
+                l4: L4::Icmp {
+                    ty,
+                    code: 0,
+                    ident: 0,
+                    seq: 0,
+                },
+                ..FrameSpec::default()
+            }
+            .build()
+        };
+        let ns = icmp6(135, ACCESS_MAC);
+        let na = icmp6(136, LAN_MAC);
+        let ping6 = icmp6(128, ACCESS_MAC);
+        let mut bad_ip6 = up6_frame(sub6, None);
+        bad_ip6[18..20].copy_from_slice(&2000u16.to_be_bytes()); // payload length past the frame
         let frag = FrameSpec {
             src_mac: SUB_MAC,
             dst_mac: ACCESS_MAC,
@@ -836,12 +1182,165 @@ mod tests {
                 output: None,
             },
             Case {
-                name: "IPv6 unsupported (for now)",
+                name: "IPv6 outside every IPv6 range",
                 port: ACCESS,
                 down: &[],
                 next_hop: None,
                 input: v6,
+                verdict: dropped(DropReason::LbNoRange),
+                output: None,
+            },
+            Case {
+                name: "other ethertype (LLDP) unsupported",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: lldp,
                 verdict: dropped(DropReason::UnsupportedEthertype),
+                output: None,
+            },
+            Case {
+                name: "IPv6 primary up",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up6_frame(sub6, None),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up6_frame(sub6, None), GW1.mac, LAN_MAC)),
+            },
+            Case {
+                name: "IPv6 primary down -> first substitute",
+                port: ACCESS,
+                down: &[1],
+                next_hop: None,
+                input: up6_frame(sub6, None),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up6_frame(sub6, None), GW2.mac, LAN_MAC)),
+            },
+            Case {
+                name: "IPv6 primary and first substitute down -> second substitute",
+                port: ACCESS,
+                down: &[1, 2],
+                next_hop: None,
+                input: up6_frame(sub6, None),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up6_frame(sub6, None), GW3.mac, LAN_MAC)),
+            },
+            Case {
+                name: "IPv6 all down",
+                port: ACCESS,
+                down: &[1, 2, 3],
+                next_hop: None,
+                input: up6_frame(sub6, None),
+                verdict: dropped(DropReason::LbAllDown),
+                output: None,
+            },
+            Case {
+                name: "IPv6 other range, its own primary",
+                port: ACCESS,
+                down: &[1],
+                next_hop: None,
+                input: up6_frame(a6(2, 0xffff), None),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up6_frame(a6(2, 0xffff), None), GW2.mac, LAN_MAC)),
+            },
+            Case {
+                name: "IPv6 no range (just past a range end)",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up6_frame(a6(3, 10), None),
+                verdict: dropped(DropReason::LbNoRange),
+                output: None,
+            },
+            Case {
+                name: "IPv6 gateway is this box -> Local, unchanged",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up6_frame(a6(3, 9), None),
+                verdict: LbVerdict::Local,
+                output: None,
+            },
+            Case {
+                name: "IPv6 VLAN tag carried through",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: up6_frame(sub6, Some(0x0064)),
+                verdict: tx(LAN),
+                output: Some(with_macs(&up6_frame(sub6, Some(0x0064)), GW1.mac, LAN_MAC)),
+            },
+            Case {
+                name: "IPv6 down path via neighbour entry",
+                port: LAN,
+                down: &[],
+                next_hop: Some(NEXT_HOP),
+                input: down6_frame(a6(1, 0x77)),
+                verdict: tx(ACCESS),
+                output: Some(with_macs(&down6_frame(a6(1, 0x77)), NEIGH, ACCESS_MAC)),
+            },
+            Case {
+                name: "IPv6 down path via next hop",
+                port: LAN,
+                down: &[1, 2, 3],
+                next_hop: Some(NEXT_HOP),
+                input: down6_frame(sub6),
+                verdict: tx(ACCESS),
+                output: Some(with_macs(&down6_frame(sub6), NEXT_HOP, ACCESS_MAC)),
+            },
+            Case {
+                name: "IPv6 down path, no neighbour, no next hop",
+                port: LAN,
+                down: &[],
+                next_hop: None,
+                input: down6_frame(sub6),
+                verdict: dropped(DropReason::NoNeighbor),
+                output: None,
+            },
+            Case {
+                name: "IPv6 IPv4 neighbour of the same low bytes is not used",
+                port: LAN,
+                down: &[],
+                next_hop: None,
+                input: down6_frame(a6(0, 0x77)),
+                verdict: dropped(DropReason::NoNeighbor),
+                output: None,
+            },
+            Case {
+                name: "ICMPv6 neighbour solicitation reaching the stage",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: ns.clone(),
+                verdict: dropped(DropReason::ArpIgnored),
+                output: None,
+            },
+            Case {
+                name: "ICMPv6 neighbour advertisement on the LAN port",
+                port: LAN,
+                down: &[],
+                next_hop: Some(NEXT_HOP),
+                input: na,
+                verdict: dropped(DropReason::ArpIgnored),
+                output: None,
+            },
+            Case {
+                name: "ICMPv6 echo is routed",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: ping6.clone(),
+                verdict: tx(LAN),
+                output: Some(with_macs(&ping6, GW1.mac, LAN_MAC)),
+            },
+            Case {
+                name: "bad IPv6 header",
+                port: ACCESS,
+                down: &[],
+                next_hop: None,
+                input: bad_ip6,
+                verdict: dropped(DropReason::BadIpv6),
                 output: None,
             },
             Case {
@@ -1071,7 +1570,150 @@ mod tests {
         assert_eq!(n.lookup([1, 1, 1, 2]), None);
     }
 
+    #[test]
+    fn ipv6_primary_up_byte_by_byte() {
+        let input = up6_frame(a6(1, 5), None);
+        let mut buf = input.clone();
+        let mut c = WorkerCounters::default();
+        let mut lc = LbCounters::default();
+        let mut pkt = Pkt::new(&mut buf, input.len(), ACCESS);
+        let v = stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        assert_eq!(v, tx(LAN));
+        #[rustfmt::skip]
+        let head: [u8; 54] = [
+            0x02, 0x67, 0, 0, 0, 0x01, // GW1
+            0x02, 0x1b, 0, 0, 0, 0x1a, // our LAN MAC
+            0x86, 0xdd,
+            0x60, 0x01, 0x23, 0x45, // version 6, TC 0, flow label 0x12345 (builder's)
+            0, 28, 6, 64, // payload 28 (TCP 20 + 8), next header TCP, hop limit 64
+            0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, // 2001:db8:1::5
+            0x20, 0x01, 0x0d, 0xb8, 0, 0x33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // 2001:db8:33::1
+        ];
+        assert_eq!(pkt.frame()[..54], head[..]);
+        assert_eq!(&pkt.frame()[54..], &input[54..]);
+        assert!(build::checksums_ok(pkt.frame()));
+        assert_eq!(lc.to_primary, 1);
+    }
+
+    #[test]
+    fn ipv6_substitute_and_down_byte_by_byte() {
+        let st = stage(Some(NEXT_HOP));
+        let run = |sn: &LbSnapshot, f: &[u8], port| {
+            let mut b = f.to_vec();
+            let mut c = WorkerCounters::default();
+            let mut lc = LbCounters::default();
+            let v = st.process(sn, &mut Pkt::new(&mut b, f.len(), port), &mut c, &mut lc);
+            (v, b, lc)
+        };
+        // Primary (GW1) down: GW2, counted as a substitute.
+        let up = up6_frame(a6(1, 5), None);
+        let (v, out, lc) = run(&snap(&[1]), &up, ACCESS);
+        assert_eq!(v, tx(LAN));
+        assert_eq!(
+            out[..12],
+            [0x02, 0x67, 0, 0, 0, 0x02, 0x02, 0x1b, 0, 0, 0, 0x1a]
+        );
+        assert_eq!(out[12..], up[12..]);
+        assert_eq!(lc.to_substitute, 1);
+        // Down: neighbour entry of the destination, from our access MAC.
+        let down = down6_frame(a6(1, 0x77));
+        let (v, out, lc) = run(&snap(&[1, 2, 3]), &down, LAN);
+        assert_eq!(v, tx(ACCESS));
+        assert_eq!(
+            out[..12],
+            [0x02, 0x4e, 0, 0, 0, 0x77, 0x02, 0x1b, 0, 0, 0, 0xa0]
+        );
+        assert_eq!(out[12..], down[12..]);
+        assert!(build::checksums_ok(&out));
+        assert_eq!(lc.down_path, 1);
+    }
+
+    #[test]
+    fn ipv6_table_validation_and_state_changes() {
+        let r = |f: [u8; 16], l: [u8; 16]| LbRange6 {
+            first: f,
+            last: l,
+            primary: GW1,
+            substitutes: vec![],
+        };
+        let e = LbTable::default()
+            .with_v6(vec![r(a6(1, 0), a6(1, 10)), r(a6(1, 10), a6(1, 20))])
+            .unwrap_err();
+        assert_eq!(
+            e,
+            LbError::Overlap6 {
+                a: (a6(1, 0), a6(1, 10)),
+                b: (a6(1, 10), a6(1, 20)),
+            }
+        );
+        assert!(e.to_string().contains("2001:db8:1::-2001:db8:1::a"), "{e}");
+        assert!(LbTable::default()
+            .with_v6(vec![r(a6(1, 11), a6(1, 20)), r(a6(1, 0), a6(1, 10))])
+            .is_ok());
+        let e = LbTable::default()
+            .with_v6(vec![r(a6(1, 9), a6(1, 1))])
+            .unwrap_err();
+        assert!(matches!(e, LbError::EmptyRange6 { .. }));
+        assert!(e.to_string().contains("2001:db8:1::9-2001:db8:1::1"), "{e}");
+        let mut bad = r(a6(1, 0), a6(1, 1));
+        bad.primary.mac = [0; 6];
+        assert_eq!(
+            LbTable::default().with_v6(vec![bad]).unwrap_err(),
+            LbError::BadGwMac { id: 1, mac: [0; 6] }
+        );
+        // IPv4 and IPv6 ranges are separate address spaces: no overlap.
+        let mut t = table6(&[]);
+        assert_eq!((t.len(), t.len6()), (6, 3));
+        let firsts: Vec<_> = t.ranges6().map(|(f, _, _)| f).collect();
+        assert_eq!(firsts, vec![a6(1, 0), a6(2, 0), a6(3, 0)]);
+        assert_eq!(t.select6(a6(1, 0)), Ok((GW1, false)));
+        assert_eq!(t.select6(a6(0, 0xffff)), Err(DropReason::LbNoRange));
+        assert_eq!(t.select6([0xff; 16]), Err(DropReason::LbNoRange));
+        // GW1 is primary of one range and substitute of another, in each family.
+        assert_eq!(t.set_gw_up(1, false), 4);
+        assert_eq!(t.select6(a6(1, 1)).map(|(g, s)| (g.id, s)), Ok((2, true)));
+        assert_eq!(
+            t.select([100, 64, 0, 1]).map(|(g, s)| (g.id, s)),
+            Ok((2, true))
+        );
+        t.set_gw_up(1, true);
+        assert_eq!(t.select6(a6(1, 1)), Ok((GW1, false)));
+        let ids = |t: &LbTable| t.gateways().map(|g| g.id).collect::<Vec<_>>();
+        assert_eq!(ids(&t), vec![1, 2, 3, 2, 1, 9, 1, 2, 3, 2, 1, 9]);
+        // `new` keeps no IPv6 ranges; `with_v6` replaces them.
+        assert_eq!(table(&[]).len6(), 0);
+        assert_eq!(t.with_v6(vec![]).unwrap().len6(), 0);
+        let n = Neighbors::default().with_v6([(a6(1, 1), [1; 6]), (a6(1, 1), [2; 6])]);
+        assert_eq!((n.len(), n.len6()), (0, 1));
+        assert!(!n.is_empty());
+        assert_eq!(n.lookup6(a6(1, 1)), Some([2; 6]));
+        assert_eq!(n.lookup6(a6(1, 2)), None);
+    }
+
     proptest! {
+        #[test]
+        fn lookup6_matches_linear_scan(
+            bounds in proptest::collection::btree_set(any::<u128>(), 0..40),
+            probes in proptest::collection::vec(any::<u128>(), 1..50)) {
+            let b: Vec<u128> = bounds.into_iter().collect();
+            let ranges: Vec<(u128, u128)> = b.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+            let t = LbTable::default().with_v6(ranges.iter().enumerate().map(|(i, &(f, l))| LbRange6 {
+                first: f.to_be_bytes(),
+                last: l.to_be_bytes(),
+                primary: Gw { id: i as u16, mac: [2, 0, 0, 0, 0, i as u8], up: true },
+                substitutes: vec![],
+            }).collect()).unwrap();
+            let mut all_probes = probes;
+            for &(f, l) in &ranges { all_probes.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1)]); }
+            for a in all_probes {
+                let want = ranges.iter().position(|&(f, l)| f <= a && a <= l);
+                let got = t.find6(a.to_be_bytes()).map(|e| e.primary.id as usize);
+                prop_assert_eq!(got, want);
+                // The IPv4 table is not consulted for IPv6.
+                prop_assert!(t.find(((a >> 96) as u32).to_be_bytes()).is_none());
+            }
+        }
+
         #[test]
         fn lookup_matches_linear_scan(
             bounds in proptest::collection::btree_set(any::<u32>(), 0..40),
@@ -1097,7 +1739,7 @@ mod tests {
         #[test]
         fn never_panics_on_random_frames(port in 0u16..3, down in proptest::collection::vec(1u16..4, 0..3),
                                          mut frame in proptest::collection::vec(any::<u8>(), 0..120),
-                                         ours in any::<bool>(), et in prop::sample::select(vec![0x0800u16, 0x0806, 0x8100])) {
+                                         ours in any::<bool>(), et in prop::sample::select(vec![0x0800u16, 0x0806, 0x8100, 0x86dd])) {
             if ours && frame.len() >= 14 {
                 frame[..6].copy_from_slice(if port == LAN { &LAN_MAC } else { &ACCESS_MAC });
                 frame[12..14].copy_from_slice(&et.to_be_bytes());

@@ -114,7 +114,8 @@ pub struct AcctRecord {
     /// `subscriber_ip6`).
     pub subscriber_ip: [u8; 4],
     /// The IPv6 subscriber of a NAT64 connection (its destination was the
-    /// RFC 6052 embedding of `rep_ip`); `None` for IPv4 subscribers.
+    /// RFC 6052 embedding of `rep_ip`) or of a NAT66 connection (`rep_ip`
+    /// 0.0.0.0); `None` for IPv4 subscribers.
     pub subscriber_ip6: Option<[u8; 16]>,
     /// Subscriber port (ICMP: the echo identifier).
     pub subscriber_port: u16,

@@ -109,6 +109,10 @@ pub struct GwConfig {
     /// NAT64 of IPv6 subscribers (see the GW module docs). `None`: off,
     /// IPv6 frames are dropped as `unsupported_ethertype`.
     pub nat64: Option<Nat64Cfg>,
+    /// NAT66 source addresses, paired one to one with `pool`: a NAT66
+    /// connection on key (`pool[i]`, port) leaves from (`pool6[i]`, port),
+    /// so NAT66 and IPv4 connections share the keys. Empty: no NAT66.
+    pub pool6: Vec<[u8; 16]>,
 }
 
 /// How the NIC on `server_port` spreads down packets over RX queues, so a
@@ -197,6 +201,7 @@ impl Default for GwConfig {
             window_cap_down: None,
             rss: None,
             nat64: None,
+            pool6: Vec::new(),
         }
     }
 }
@@ -311,6 +316,21 @@ impl GwConfig {
                 return Err(format!(
                     "gw.nat64.mtu4: {} is below the IPv4 minimum 68; use the server link's MTU",
                     n.xlat.mtu4
+                ));
+            }
+        }
+        if !self.pool6.is_empty() && self.pool6.len() != self.pool.len() {
+            return Err(format!(
+                "gw.pool6: {} addresses for {} in gw.pool; NAT66 pairs them one to one, list as many",
+                self.pool6.len(),
+                self.pool.len()
+            ));
+        }
+        for (i, a) in self.pool6.iter().enumerate() {
+            if self.pool6[..i].contains(a) || *a == [0; 16] {
+                return Err(format!(
+                    "gw.pool6: address {} is :: or listed twice; fix or remove it",
+                    std::net::Ipv6Addr::from(*a)
                 ));
             }
         }

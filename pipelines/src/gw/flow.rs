@@ -20,7 +20,9 @@
 //! allocator's rings: about 200 bytes per possible connection, all allocated
 //! in [`GwWorker::new`](super::GwWorker::new). With NAT64 configured, 16
 //! more bytes per key (the IPv6 subscriber side table): about 216 bytes.
-//! (The `v6` flag sits in what was padding: `Flow` stays 160 bytes.)
+//! With NAT66 (`pool6`), 48 bytes per key (subscriber, VIP and server side
+//! tables): about 248 bytes. (The `v6` and `nat66` flags sit in what was
+//! padding: `Flow` stays 160 bytes.)
 
 use super::acct::Attr;
 use super::balance::{LoadSlot, NO_SLOT};
@@ -100,6 +102,11 @@ pub struct Flow {
     pub attr: Attr,
     /// A NAT64 flow: the subscriber is IPv6 (in the side table).
     pub v6: bool,
+    /// A NAT66 flow (also `v6`): the VIP and the server are IPv6 too (in
+    /// the worker's side tables); `dst_ip` holds the last 4 bytes of the
+    /// VIP, `srv_ip` the chosen member's IPv4 address (its load and health
+    /// identity).
+    pub nat66: bool,
 }
 
 /// Bits of [`Flow::tcp_opts`].
@@ -205,12 +212,20 @@ impl UpTable {
     #[inline]
     pub fn insert(&mut self, h: u64, key: u32) -> Option<u32> {
         let [a, b] = self.buckets(h);
-        let free = |t: &Self, x: usize| t.slots[x..x + BUCKET].iter().filter(|e| e.key == EMPTY).count();
+        let free = |t: &Self, x: usize| {
+            t.slots[x..x + BUCKET]
+                .iter()
+                .filter(|e| e.key == EMPTY)
+                .count()
+        };
         let first = if free(self, b) > free(self, a) { b } else { a };
         for bucket in [first, if first == a { b } else { a }] {
             for s in bucket..bucket + BUCKET {
                 if self.slots[s].key == EMPTY {
-                    self.slots[s] = Slot { tag: (h >> 32) as u32, key };
+                    self.slots[s] = Slot {
+                        tag: (h >> 32) as u32,
+                        key,
+                    };
                     self.used += 1;
                     return Some(s as u32);
                 }
@@ -271,8 +286,14 @@ mod tests {
         assert_eq!(t.insert(h, 99), None);
         // other buckets are untouched
         let [a, b] = t.buckets(h);
-        let other = (0..8u64).map(|i| i * 8).find(|&x| x as usize != a && x as usize != b).unwrap();
-        let h2 = (0..u64::MAX).map(|i| (i << 17) | other).find(|&g| !t.buckets(g).contains(&a) && !t.buckets(g).contains(&b)).unwrap();
+        let other = (0..8u64)
+            .map(|i| i * 8)
+            .find(|&x| x as usize != a && x as usize != b)
+            .unwrap();
+        let h2 = (0..u64::MAX)
+            .map(|i| (i << 17) | other)
+            .find(|&g| !t.buckets(g).contains(&a) && !t.buckets(g).contains(&b))
+            .unwrap();
         assert!(t.insert(h2, 100).is_some());
         for k in 0..WINDOW as u32 {
             assert!(t.lookup(h, |x| x == k).is_some());
@@ -299,8 +320,19 @@ mod load_tests {
         let mut t = UpTable::new(2 * n);
         for i in 0..n as u32 {
             // Subscribers and ports the way a traffic generator walks them.
-            let h = flow_hash(0x9e37_79b9_7f4a_7c15, 0x0a32_0000 + (i >> 6), 0x0a21_0001, 1024 + (i & 63) as u16, 80, 6);
-            assert!(t.insert(h, i).is_some(), "window full at {i} of {n} (load {:.2})", i as f64 / (2 * n) as f64);
+            let h = flow_hash(
+                0x9e37_79b9_7f4a_7c15,
+                0x0a32_0000 + (i >> 6),
+                0x0a21_0001,
+                1024 + (i & 63) as u16,
+                80,
+                6,
+            );
+            assert!(
+                t.insert(h, i).is_some(),
+                "window full at {i} of {n} (load {:.2})",
+                i as f64 / (2 * n) as f64
+            );
         }
         assert_eq!(t.len(), n);
     }

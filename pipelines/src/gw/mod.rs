@@ -28,7 +28,7 @@
 //!   (`close_hold_ms`) and is then reused last ([`keys`]).
 //!
 //! Not this stage's job: ARP (the engine runs `arp::ArpResponder` first),
-//! IPv6 other than NAT64 (`unsupported_ethertype`), IP fragments
+//! IPv6 other than NAT64 and NAT66 (`unsupported_ethertype`), IP fragments
 //! (`fragment`), ICMP errors of IPv4 connections and other protocols
 //! (`unsupported_proto`).
 //! Checksums are not verified: an incremental update keeps a bad checksum
@@ -82,9 +82,44 @@
 //!   set `mss_clamp_down` to the IPv6 link MTU − 60.
 //! * Accounting: the record carries `subscriber_ip6`; byte counts are IPv6
 //!   lengths (see [`acct`]).
-//! * Not done: NAT66 (IPv6 servers), IPv6 fragments, IPv4 fragmentation
+//! * Not done: IPv6 fragments, IPv4 fragmentation
 //!   of up packets (only when `mtu4 < mtu6 - 20`: dropped as `too_big`),
 //!   neighbour discovery (the engine's job, as ARP).
+//!
+//! ## NAT66 (`GwConfig::pool6`, off while empty)
+//! IPv6 subscribers to IPv6 VIPs ([`Services::with_v6`]: [`Vip6`], and the
+//! members' IPv6 addresses as [`Member6`]; a member keeps its IPv4 `ip` as
+//! its health and least-connections identity), on the same keys as IPv4:
+//! `pool6[i]` is paired with `pool[i]` (validated: as many), so key
+//! (`pool[i]`, port) of a NAT66 connection leaves from (`pool6[i]`, port)
+//! and the owner arithmetic and the key FIFO are shared with IPv4 and NAT64.
+//! * **Up**: an IPv6 TCP/UDP frame on `access_port`, destination not under
+//!   the NAT64 prefix and an IPv6 VIP (exact port, else any-port): session
+//!   by IPv6 prefix ([`Sessions::get6`], `require_session` applies),
+//!   authorization (TCP SYN → RST over IPv6, UDP → `unauthorized`), a member
+//!   of the group with an IPv6 address (none → `no_server`), its IPv6
+//!   neighbour ([`Neighbours::with_v6`], else `server_next_hop_mac`, else
+//!   `no_neighbor`), a key (not RSS-steered: the steering tables hash
+//!   IPv4). Per packet: source = (`pool6[i]`, key port), destination =
+//!   (member, member port or the VIP's), hop limit − 1, the TCP/UDP
+//!   checksum updated incrementally for both addresses (RFC 1624,
+//!   [`update_addr16`](crate::wire::checksum::update_addr16)) and the ports,
+//!   the MACs. The up table hashes (IPv6 source, VIP's last 4 bytes,
+//!   ports, protocol); the match compares the 16-byte subscriber and VIP in
+//!   side tables indexed by key (`nat66` flag in the flow entry, still 160
+//!   bytes).
+//! * **Down**: an IPv6 frame on `server_port` to a `pool6` address: key
+//!   (`pool[i]`, port) by direct index, another worker's key handed off
+//!   untouched, the server's 16 bytes and port checked, then source = VIP,
+//!   destination = subscriber, ports back, toward the learned LB MAC.
+//! * MSS clamping and the window cap apply as for IPv4 (IPv6 headers are
+//!   20 bytes longer: clamp to the link MTU − 60).
+//! * Accounting: `subscriber_ip6`; `nat_ip` is the paired IPv4 pool
+//!   address (the record has no IPv6 VIP/server fields: `rep_ip` is
+//!   0.0.0.0, `server_ip` the member's IPv4 identity); byte counts are IPv6
+//!   lengths. Counted in `nat66_flows`.
+//! * Not done for NAT66: ICMPv6 echo (`unsupported_proto`) and ICMPv6
+//!   errors about NAT66 connections, RSS steering of their keys.
 //!
 //! ## RSS-steered keys (`GwConfig::rss`, off by default)
 //! See [`rss`]: at connection start the worker takes, among the next
@@ -141,7 +176,9 @@
 //! address, ports 1024–65535, 2 workers → 32 256 keys per worker → 5.2 MB
 //! of entries + 0.5 MB up table + 0.65 MB rings ≈ 200 bytes per connection.
 //! NAT64 adds the IPv6 subscriber side table: 16 bytes per key (0.5 MB in
-//! the example, ≈ 216 bytes per connection); RSS steering 12 KiB per worker.
+//! the example, ≈ 216 bytes per connection); NAT66 (`pool6`) the same 16
+//! bytes plus 32 bytes per key for the VIP and server side tables (≈ 248
+//! bytes per connection); RSS steering 12 KiB per worker.
 //!
 //! ## Cost
 //! Release build, this 2-vCPU VM, 8 192 established flows, 64-byte frames
@@ -182,8 +219,8 @@ pub use config::{key_owner, GwConfig, GwTimeouts, KeyLoc, KeySpace, Nat64Cfg, Rs
 pub use flow::{Flow, FLOW_BYTES};
 pub use rss::{toeplitz, ToeplitzTable};
 pub use tables::{
-    Group, GroupIdx, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions,
-    Vip, SESSION6_PREFIX_LEN,
+    Group, GroupIdx, GwTables, Member, Member6, Neighbours, Policy, ServiceId, Services, Session,
+    Sessions, Vip, Vip6, SESSION6_PREFIX_LEN,
 };
 pub use tcp_state::{Dir, FlowState};
 
@@ -191,6 +228,7 @@ use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters};
 use crate::wire::ether::EthernetFrame;
 use crate::wire::icmp::{self, IcmpPacket};
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::tcp::TcpPacket;
 use crate::wire::udp::UdpPacket;
 use crate::wire::{self, ip_proto, Parsed};
@@ -259,6 +297,8 @@ pub struct GwCounters {
     pub rss_miss: u64,
     /// NAT64 connections created (also in `new_flows`).
     pub nat64_flows: u64,
+    /// NAT66 connections created (also in `new_flows`).
+    pub nat66_flows: u64,
     /// ICMPv4 errors about a NAT64 connection translated to ICMPv6 and
     /// sent to the subscriber.
     pub icmp_err_down: u64,
@@ -298,6 +338,10 @@ pub struct GwWorker {
     /// NAT64: the IPv6 subscriber of each key's flow (valid while the
     /// flow's `v6` is set); empty unless `cfg.nat64` is set.
     sub6: Vec<[u8; 16]>,
+    /// NAT66: the IPv6 VIP and the IPv6 server of each key's flow (valid
+    /// while the flow's `nat66` is set); empty unless `cfg.pool6` is set.
+    vip6: Vec<[u8; 16]>,
+    srv6: Vec<[u8; 16]>,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864: unique enough per address pair while a
     /// datagram may live; workers start 0x9e37 apart).
@@ -339,11 +383,27 @@ impl GwWorker {
             max_in_use,
             sweep: 0,
             rss: cfg.rss.as_ref().map(|r| Steer::new(r, &cfg.pool, id)),
-            sub6: if cfg.nat64.is_some() {
+            sub6: if cfg.nat64.is_some() || !cfg.pool6.is_empty() {
                 vec![[0; 16]; nkeys as usize]
             } else {
                 Vec::new()
             },
+            vip6: vec![
+                [0; 16];
+                if cfg.pool6.is_empty() {
+                    0
+                } else {
+                    nkeys as usize
+                }
+            ],
+            srv6: vec![
+                [0; 16];
+                if cfg.pool6.is_empty() {
+                    0
+                } else {
+                    nkeys as usize
+                }
+            ],
             xlat_ident: id.wrapping_mul(0x9e37),
             counters: GwCounters::default(),
             cfg: cfg.clone(),
@@ -366,7 +426,11 @@ impl GwWorker {
         let c = &self.counters;
         let n = (c.new_flows - c.closed_fin - c.closed_rst - c.expired) as usize;
         #[cfg(test)]
-        assert_eq!(n, self.flows.iter().filter(|f| f.state.is_open()).count(), "open-flow count drifted from the table");
+        assert_eq!(
+            n,
+            self.flows.iter().filter(|f| f.state.is_open()).count(),
+            "open-flow count drifted from the table"
+        );
         n
     }
     /// Keys in use (open connections and keys on hold).
@@ -441,19 +505,41 @@ impl GwWorker {
         };
         let dst_mac = EthernetFrame::new_unchecked(pkt.frame()).dst_addr();
         if p.is_ipv6() {
-            // NAT64: IPv6 subscribers on the access port, destination under
-            // the prefix; any other IPv6 is not ours.
-            let dst4 = match &self.cfg.nat64 {
-                Some(n) if pkt.port == self.cfg.access_port => n.prefix.extract(&p.dst),
-                _ => None,
-            };
-            let Some(dst4) = dst4 else {
-                return Verdict::Drop(DropReason::UnsupportedEthertype);
-            };
-            if dst_mac != self.cfg.access_mac {
-                return Verdict::Drop(DropReason::NotForUs);
+            // NAT66 down: a server's reply to a pool6 address.
+            if pkt.port == self.cfg.server_port {
+                if let Some(i) = self.cfg.pool6.iter().position(|a| *a == p.dst) {
+                    if dst_mac != self.cfg.server_mac {
+                        return Verdict::Drop(DropReason::NotForUs);
+                    }
+                    return self.down66(pkt, &p, i, now, acct);
+                }
             }
-            return self.up6(t, pkt, &p, dst4, now, acct);
+            // NAT64: IPv6 subscribers on the access port, destination under
+            // the prefix; NAT66: destination an IPv6 VIP; any other IPv6 is
+            // not ours.
+            if pkt.port != self.cfg.access_port {
+                return Verdict::Drop(DropReason::UnsupportedEthertype);
+            }
+            if let Some(dst4) = self
+                .cfg
+                .nat64
+                .as_ref()
+                .and_then(|n| n.prefix.extract(&p.dst))
+            {
+                if dst_mac != self.cfg.access_mac {
+                    return Verdict::Drop(DropReason::NotForUs);
+                }
+                return self.up6(t, pkt, &p, dst4, now, acct);
+            }
+            if !self.cfg.pool6.is_empty() && t.services.has_vips6() {
+                if let Some(g) = t.services.vip6(&p.dst, p.dst_port) {
+                    if dst_mac != self.cfg.access_mac {
+                        return Verdict::Drop(DropReason::NotForUs);
+                    }
+                    return self.up66(t, pkt, &p, g, now, acct);
+                }
+            }
+            return Verdict::Drop(DropReason::UnsupportedEthertype);
         }
         if !p.is_ipv4() {
             // ARP belongs to the responder before this stage.
@@ -505,7 +591,31 @@ impl GwWorker {
             && f.dst_port == dport
             && f.proto == proto
             && f.v6
+            && !f.nat66
             && s6 == src
+    }
+
+    /// Whether entry `f` (IPv6 subscriber `s6`, IPv6 VIP `v6`) is the flow
+    /// of this NAT66 up tuple.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn tuple66_is(
+        f: &Flow,
+        s6: &[u8; 16],
+        v6: &[u8; 16],
+        proto: u8,
+        src: &[u8; 16],
+        sport: u16,
+        dst: &[u8; 16],
+        dport: u16,
+    ) -> bool {
+        f.sub_ip == [src[12], src[13], src[14], src[15]]
+            && f.sub_port == sport
+            && f.dst_port == dport
+            && f.proto == proto
+            && f.nat66
+            && s6 == src
+            && v6 == dst
     }
 
     /// What an up-table hit means: `Some(k)` to forward on flow `k`, `None`
@@ -654,6 +764,157 @@ impl GwWorker {
             }
         };
         self.forward_up(t, pkt, p, k, now, acct)
+    }
+
+    /// An IPv6 up packet to IPv6 VIP `dst` of group `g` (NAT66). TCP and
+    /// UDP only.
+    fn up66(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        g: GroupIdx,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let proto = p.proto;
+        if proto != PROTO_TCP && proto != PROTO_UDP {
+            return Verdict::Drop(DropReason::UnsupportedProto);
+        }
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let (src6, dst6) = (p.src, p.dst);
+        let (sport, dport) = (p.src_port, p.dst_port);
+        let h = hash::flow_hash6(
+            self.cfg.hash_seed,
+            &src6,
+            u32::from_be_bytes([dst6[12], dst6[13], dst6[14], dst6[15]]) ^ 0x6666_6666,
+            sport,
+            dport,
+            proto,
+        );
+        let (flows, sub6, vip6) = (&self.flows, &self.sub6, &self.vip6);
+        let found = self.up.lookup(h, |k| {
+            let k = k as usize;
+            Self::tuple66_is(
+                &flows[k], &sub6[k], &vip6[k], proto, &src6, sport, &dst6, dport,
+            )
+        });
+        let syn = p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN;
+        let k = match self.on_hit(found, proto, syn, now, acct) {
+            Some(k) => k,
+            None => {
+                if proto == PROTO_TCP && !syn {
+                    return Verdict::Drop(DropReason::NoFlow);
+                }
+                match self.start66(t, pkt, p, h, g, now) {
+                    Ok(k) => k,
+                    Err(v) => return v,
+                }
+            }
+        };
+        self.forward_up(t, pkt, p, k, now, acct)
+    }
+
+    /// Start a NAT66 connection to group `gi`: as [`Self::start`] with IPv6
+    /// addresses (session by prefix, RST over IPv6, member's IPv6 address,
+    /// IPv6 neighbour). No RSS steering (the steering tables hash IPv4).
+    fn start66(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        h: u64,
+        gi: GroupIdx,
+        now: u64,
+    ) -> Result<u32, Verdict> {
+        let (src6, dst6, proto, sport, dport) = (p.src, p.dst, p.proto, p.src_port, p.dst_port);
+        let session = t.sessions.get6(&src6).filter(|s| s.active);
+        if session.is_none() && self.cfg.require_session {
+            return Err(Verdict::Drop(DropReason::NoSession));
+        }
+        let svc = &t.services;
+        let Some(g) = svc.group(gi) else {
+            return Err(Verdict::Drop(DropReason::NoServer));
+        };
+        let service = g.group.service;
+        if let Some(sess) = session {
+            if !sess.allows(service) {
+                if proto == PROTO_TCP {
+                    rst::syn_to_rst_v6(pkt, p, self.cfg.access_mac);
+                    self.counters.rst_unauthorized += 1;
+                    return Err(Verdict::Tx { port: pkt.port });
+                }
+                return Err(Verdict::Drop(DropReason::Unauthorized));
+            }
+        }
+        let Some(mi) = self.bal.choose(gi, g) else {
+            return Err(Verdict::Drop(DropReason::NoServer));
+        };
+        let Some(srv6) = svc.member_ip6(gi, mi) else {
+            return Err(Verdict::Drop(DropReason::NoServer));
+        };
+        let m = &g.group.members[mi as usize];
+        let (srv_ip, srv_port) = (m.ip, m.port.unwrap_or(dport));
+        let Some(srv_mac) = t.neighbours.get6(&srv6).or(self.cfg.server_next_hop_mac) else {
+            return Err(Verdict::Drop(DropReason::NoNeighbor));
+        };
+        self.recycle(now, RECYCLE_PER_START);
+        if self.keys.free_len() == 0 {
+            return Err(Verdict::Drop(DropReason::NatPoolExhausted));
+        }
+        if self.in_use >= self.max_in_use {
+            return Err(Verdict::Drop(DropReason::FlowTableFull));
+        }
+        let k = self.keys.alloc();
+        let Some(k) = k else {
+            return Err(Verdict::Drop(DropReason::NatPoolExhausted));
+        };
+        let Some(slot) = self.up.insert(h, k) else {
+            self.keys.free(k); // never used: straight back
+            return Err(Verdict::Drop(DropReason::FlowTableFull));
+        };
+        self.in_use += 1;
+        let load_slot = self.bal.open(srv_ip);
+        if load_slot == NO_SLOT {
+            self.counters.load_untracked += 1;
+        }
+        let ku = k as usize;
+        self.sub6[ku] = src6;
+        self.vip6[ku] = dst6;
+        self.srv6[ku] = srv6;
+        self.flows[ku] = Flow {
+            sub_ip: [src6[12], src6[13], src6[14], src6[15]],
+            dst_ip: [dst6[12], dst6[13], dst6[14], dst6[15]],
+            srv_ip,
+            sub_port: sport,
+            dst_port: dport,
+            srv_port,
+            proto,
+            v6: true,
+            nat66: true,
+            state: if proto == PROTO_TCP {
+                FlowState::SynSent
+            } else {
+                FlowState::Dgram
+            },
+            lb_mac: EthernetFrame::new_unchecked(pkt.frame()).src_addr(),
+            srv_mac,
+            nh_epoch: t.neighbours.epoch() as u32,
+            up_slot: slot,
+            last_ms: now,
+            start_ms: now,
+            device_id: session.map_or(0, |s| s.device_id),
+            group: gi,
+            load_slot,
+            service: service.0,
+            attr_done: proto != PROTO_TCP,
+            ..Flow::empty()
+        };
+        self.counters.new_flows += 1;
+        self.counters.nat66_flows += 1;
+        Ok(k)
     }
 
     /// Start a connection (S32–S44, S61–S67): the new key, or the verdict.
@@ -830,7 +1091,23 @@ impl GwWorker {
             }
         }
         let syn = p.proto == PROTO_TCP && p.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN;
-        let l4 = if f.v6 {
+        let l4 = if f.nat66 {
+            // NAT66: source = the pool6 address paired with the key's pool
+            // address, destination = the server; incremental checksums.
+            let pool_idx = self.ks.pool_index(nat_ip).unwrap_or(0) as usize;
+            let Some(&src6) = self.cfg.pool6.get(pool_idx) else {
+                return Verdict::Drop(DropReason::UnsupportedEthertype);
+            };
+            let (srv_mac, srv_port) = (f.srv_mac, f.srv_port);
+            rewrite6(
+                pkt,
+                p,
+                (srv_mac, self.cfg.server_mac),
+                (&src6, nat_port),
+                (&self.srv6[k as usize], srv_port),
+            );
+            p.l4_range()
+        } else if f.v6 {
             // NAT64: the IP header first (it cannot fail for a frame
             // `parse` accepted: no extension headers, L4 checked, hop
             // limit > 1; a failure is still dropped under its reason,
@@ -1005,6 +1282,87 @@ impl GwWorker {
         }
     }
 
+    /// A NAT66 down packet: an IPv6 server's reply to (`pool6[pool6_idx]`,
+    /// port). The key is (`pool[pool6_idx]`, port): handed off to its
+    /// owner like IPv4; restored to VIP → subscriber.
+    fn down66(
+        &mut self,
+        pkt: &mut Pkt<'_>,
+        p: &Parsed,
+        pool6_idx: usize,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let proto = p.proto;
+        if proto != PROTO_TCP && proto != PROTO_UDP {
+            // (ICMPv6 to a pool6 address: the gateway itself is asked.)
+            return Verdict::Control;
+        }
+        let Some(&pool4) = self.cfg.pool.get(pool6_idx) else {
+            return Verdict::Drop(DropReason::NotForUs);
+        };
+        let k = match self.ks.locate(pool4, p.dst_port) {
+            KeyLoc::NotPool => return Verdict::Drop(DropReason::NotForUs),
+            KeyLoc::Reserved => return Verdict::Control,
+            KeyLoc::Unowned => return Verdict::Drop(DropReason::NoKey),
+            KeyLoc::Key { owner, .. } if owner != self.id => {
+                return Verdict::Handoff { worker: owner }
+            }
+            KeyLoc::Key { pool_idx, off, .. } => self.ks.key_index(pool_idx, off),
+        };
+        let ku = k as usize;
+        let f = &self.flows[ku];
+        let live = f.state.is_open() || (f.state == FlowState::Closed && f.up_slot != UNLINKED);
+        if !live
+            || !f.nat66
+            || f.proto != proto
+            || self.srv6[ku] != p.src
+            || f.srv_port != p.src_port
+        {
+            return Verdict::Drop(DropReason::NoKey);
+        }
+        if f.state.is_open() && self.idle_expired(f, now) {
+            self.expire_flow(k, acct);
+            return Verdict::Drop(DropReason::NoKey);
+        }
+        if p.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let (lb_mac, dst_port, sub_port) = (f.lb_mac, f.dst_port, f.sub_port);
+        rewrite6(
+            pkt,
+            p,
+            (lb_mac, self.cfg.access_mac),
+            (&self.vip6[ku], dst_port),
+            (&self.sub6[ku], sub_port),
+        );
+        let l4 = p.l4_range();
+        if proto == PROTO_TCP {
+            self.tcp_down(pkt, l4, p.tcp_flags, k);
+        }
+        self.counters.down_pkts += 1;
+        let f = &mut self.flows[ku];
+        if f.state == FlowState::Closed {
+            self.counters.late_pkts += 1;
+            return Verdict::Tx {
+                port: self.cfg.access_port,
+            };
+        }
+        f.down_pkts += 1;
+        f.down_bytes += (p.ip_end() - p.l3_off as usize) as u64;
+        f.last_ms = now;
+        if f.proto == PROTO_TCP {
+            let (s, closed) = tcp_next(f.state, Dir::Down, p.tcp_flags);
+            f.state = s;
+            if let Some(r) = closed {
+                self.close_flow(k, r, acct);
+            }
+        }
+        Verdict::Tx {
+            port: self.cfg.access_port,
+        }
+    }
+
     /// A frame `parse` refused as an unsupported protocol, with NAT64 on:
     /// an ICMPv4 error to a pool address (down) or an ICMPv6 error to a
     /// NAT64 address (up) may be about a NAT64 flow; anything else stays
@@ -1103,7 +1461,7 @@ impl GwWorker {
         {
             return Verdict::Drop(DropReason::NoKey);
         }
-        if !fl.v6 {
+        if !fl.v6 || fl.nat66 {
             return Verdict::Drop(DropReason::UnsupportedProto);
         }
         if p.ttl <= 1 {
@@ -1218,10 +1576,12 @@ impl GwWorker {
         let nh_epoch = t.neighbours.epoch() as u32;
         let f = &mut self.flows[k as usize];
         if f.nh_epoch != nh_epoch {
-            f.srv_mac = t
-                .neighbours
-                .get(f.srv_ip)
-                .or(self.cfg.server_next_hop_mac)?;
+            let mac = if f.nat66 {
+                t.neighbours.get6(&self.srv6[k as usize])
+            } else {
+                t.neighbours.get(f.srv_ip)
+            };
+            f.srv_mac = mac.or(self.cfg.server_next_hop_mac)?;
             f.nh_epoch = nh_epoch;
         }
         Some(f.srv_mac)
@@ -1298,7 +1658,7 @@ impl GwWorker {
             subscriber_ip: if f.v6 { [0; 4] } else { f.sub_ip },
             subscriber_ip6: f.v6.then(|| self.sub6[k as usize]),
             subscriber_port: f.sub_port,
-            rep_ip: f.dst_ip,
+            rep_ip: if f.nat66 { [0; 4] } else { f.dst_ip },
             rep_port: f.dst_port,
             nat_ip,
             nat_port,
@@ -1440,6 +1800,43 @@ fn rewrite(
             };
             IcmpPacket::new_unchecked(seg).rewrite_echo_ident(ident);
         }
+    }
+}
+
+/// NAT66 rewrite of a TCP/UDP packet: MACs, hop limit − 1, addresses and
+/// ports, the L4 checksum updated incrementally (RFC 1624; IPv6 has no
+/// header checksum).
+fn rewrite6(
+    pkt: &mut Pkt<'_>,
+    p: &Parsed,
+    macs: ([u8; 6], [u8; 6]),
+    new_src: (&[u8; 16], u16),
+    new_dst: (&[u8; 16], u16),
+) {
+    let l3 = p.l3_off as usize;
+    let (l4, end) = (p.l4_off as usize, p.ip_end());
+    let data = &mut pkt.data[..pkt.len];
+    let mut eth = EthernetFrame::new_unchecked(&mut data[..l3]);
+    eth.set_dst_addr(macs.0);
+    eth.set_src_addr(macs.1);
+    let mut ip = Ipv6Packet::new_unchecked(&mut data[l3..end]);
+    let (old_src, old_dst) = (ip.src_addr(), ip.dst_addr());
+    ip.decrement_hop_limit();
+    ip.set_src_addr(*new_src.0);
+    ip.set_dst_addr(*new_dst.0);
+    let seg = &mut data[l4..end];
+    if p.proto == PROTO_TCP {
+        let mut t = TcpPacket::new_unchecked(seg);
+        t.adjust_checksum_addr_v6(&old_src, new_src.0);
+        t.adjust_checksum_addr_v6(&old_dst, new_dst.0);
+        t.rewrite_src_port(new_src.1);
+        t.rewrite_dst_port(new_dst.1);
+    } else {
+        let mut u = UdpPacket::new_unchecked(seg);
+        u.adjust_checksum_addr_v6(&old_src, new_src.0);
+        u.adjust_checksum_addr_v6(&old_dst, new_dst.0);
+        u.rewrite_src_port(new_src.1);
+        u.rewrite_dst_port(new_dst.1);
     }
 }
 

@@ -101,6 +101,28 @@ pub struct Vip {
     pub group: String,
 }
 
+/// An IPv6 representative address (NAT66, [`Services::with_v6`]): like
+/// [`Vip`], its group's members are reached at their IPv6 addresses
+/// ([`Member6`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip6 {
+    pub ip: [u8; 16],
+    /// `None`: every port.
+    pub port: Option<u16>,
+    /// Name of the group.
+    pub group: String,
+}
+
+/// The IPv6 address of member `member` of group `group` (NAT66). A member
+/// keeps its IPv4 `ip` (health checks, least-connections count); members
+/// without an IPv6 address are not chosen for NAT66 connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member6 {
+    pub group: String,
+    pub member: String,
+    pub ip6: [u8; 16],
+}
+
 /// Index of a group in [`Services`].
 pub type GroupIdx = u16;
 
@@ -181,6 +203,10 @@ pub struct Services {
     groups: Vec<GroupRt>,
     vips: FastMap<u64, GroupIdx>,
     any_port_vips: bool,
+    /// IPv6 VIPs: (address, port or `u32::MAX` for any) → group.
+    vips6: FastMap<(u128, u32), GroupIdx>,
+    /// Per group, per member: the IPv6 address (NAT66), if any.
+    ip6: Vec<Vec<Option<[u8; 16]>>>,
     /// Service of connections to non-VIP destinations ("external"): `Some`
     /// makes them subject to authorization too; `None` lets any session use
     /// them.
@@ -244,10 +270,13 @@ impl Services {
             }
             any_port |= v.port.is_none();
         }
+        let ip6 = groups.iter().map(|g| vec![None; g.members.len()]).collect();
         Ok(Services {
             groups: groups.into_iter().map(GroupRt::new).collect(),
             vips: map,
             any_port_vips: any_port,
+            vips6: FastMap::default(),
+            ip6,
             external_service,
             epoch: next_epoch(),
         })
@@ -278,6 +307,85 @@ impl Services {
         *g = GroupRt::new(grp);
         next.epoch = next_epoch();
         Ok(next)
+    }
+
+    /// Replace the IPv6 VIPs and member IPv6 addresses (NAT66). The error
+    /// names the VIP or member at fault.
+    pub fn with_v6(mut self, vips6: Vec<Vip6>, members6: Vec<Member6>) -> Result<Services, String> {
+        let mut map = FastMap::with_capacity_and_hasher(vips6.len(), FastBuild::default());
+        for v in &vips6 {
+            let ip = std::net::Ipv6Addr::from(v.ip);
+            let Some(g) = self.groups.iter().position(|g| g.group.name == v.group) else {
+                return Err(format!("gw.vips6: {ip} names unknown group {:?}", v.group));
+            };
+            if v.port == Some(0) {
+                return Err(format!("gw.vips6: {ip} port 0"));
+            }
+            let key = (
+                u128::from_be_bytes(v.ip),
+                v.port.map_or(u32::MAX, u32::from),
+            );
+            if map.insert(key, g as GroupIdx).is_some() {
+                return Err(format!("gw.vips6: {ip} port {:?} listed twice", v.port));
+            }
+        }
+        let mut ip6: Vec<Vec<Option<[u8; 16]>>> = self
+            .groups
+            .iter()
+            .map(|g| vec![None; g.group.members.len()])
+            .collect();
+        for m in &members6 {
+            let Some(g) = self.groups.iter().position(|g| g.group.name == m.group) else {
+                return Err(format!("gw.groups.{}.{}: no such group", m.group, m.member));
+            };
+            let Some(i) = self.groups[g]
+                .group
+                .members
+                .iter()
+                .position(|x| x.name == m.member)
+            else {
+                return Err(format!(
+                    "gw.groups.{}.{}: no such member",
+                    m.group, m.member
+                ));
+            };
+            if m.ip6 == [0; 16] {
+                return Err(format!(
+                    "gw.groups.{}.{}: IPv6 address ::",
+                    m.group, m.member
+                ));
+            }
+            ip6[g][i] = Some(m.ip6);
+        }
+        self.vips6 = map;
+        self.ip6 = ip6;
+        self.epoch = next_epoch();
+        Ok(self)
+    }
+
+    /// Group of IPv6 representative address `ip:port`, if it is one.
+    #[inline]
+    pub fn vip6(&self, ip: &[u8; 16], port: u16) -> Option<GroupIdx> {
+        if self.vips6.is_empty() {
+            return None;
+        }
+        let a = u128::from_be_bytes(*ip);
+        self.vips6
+            .get(&(a, port as u32))
+            .or_else(|| self.vips6.get(&(a, u32::MAX)))
+            .copied()
+    }
+
+    /// Whether any IPv6 VIP is configured.
+    #[inline]
+    pub fn has_vips6(&self) -> bool {
+        !self.vips6.is_empty()
+    }
+
+    /// The IPv6 address of member `m` of group `g` (NAT66), if it has one.
+    #[inline]
+    pub fn member_ip6(&self, g: GroupIdx, m: u16) -> Option<[u8; 16]> {
+        *self.ip6.get(g as usize)?.get(m as usize)?
     }
 
     /// Group of representative address `ip:port`, if it is one.
@@ -422,10 +530,11 @@ impl Sessions {
     }
 }
 
-/// IPv4 → MAC on the server side.
+/// IPv4 (and IPv6, [`Neighbours::with_v6`]) → MAC on the server side.
 #[derive(Clone, Debug)]
 pub struct Neighbours {
     map: FastMap<u32, [u8; 6]>,
+    map6: FastMap<u128, [u8; 6]>,
     epoch: u64,
 }
 
@@ -437,8 +546,23 @@ impl Neighbours {
         }
         Neighbours {
             map,
+            map6: FastMap::default(),
             epoch: next_epoch(),
         }
+    }
+    /// A copy with the IPv6 neighbours `entries` (the servers of NAT66
+    /// connections); a new epoch.
+    pub fn with_v6(mut self, entries: impl IntoIterator<Item = ([u8; 16], [u8; 6])>) -> Neighbours {
+        self.map6 = entries
+            .into_iter()
+            .map(|(ip, mac)| (u128::from_be_bytes(ip), mac))
+            .collect();
+        self.epoch = next_epoch();
+        self
+    }
+    #[inline]
+    pub fn get6(&self, ip: &[u8; 16]) -> Option<[u8; 6]> {
+        self.map6.get(&u128::from_be_bytes(*ip)).copied()
     }
     #[inline]
     pub fn get(&self, ip: [u8; 4]) -> Option<[u8; 6]> {

@@ -71,6 +71,7 @@ fn cfg() -> GwConfig {
         window_cap_down: None,
         rss: None,
         nat64: None,
+        pool6: Vec::new(),
     }
 }
 
@@ -1748,6 +1749,7 @@ proptest! {
 // ------------------------------------------------- RSS steering, NAT64 --
 
 mod nat64;
+mod nat66;
 mod steer;
 
 // ----------------------------------------------------------------- cost --

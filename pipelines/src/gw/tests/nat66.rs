@@ -1,0 +1,527 @@
+//! NAT66 in the GW stage: IPv6 subscriber → IPv6 VIP → IPv6 server. Literal
+//! fixtures (up and down, checksums recomputed independently), the round
+//! trip property, handoff, sessions and authorization, accounting, MSS
+//! clamping, and the drops of the path.
+
+use super::*;
+use crate::wire::build::Ip6Spec;
+use std::net::Ipv6Addr;
+
+fn v6(s: &str) -> [u8; 16] {
+    s.parse::<Ipv6Addr>().unwrap().octets()
+}
+
+// Subscribers: the IPv6 sessions of the fixture (`nat64::sessions6`):
+// 2001:db8:0:1::/64 wap + mail, 2001:db8:0:2::/64 wap only, none for :9::.
+fn sub_a() -> [u8; 16] {
+    v6("2001:db8:0:1::1")
+}
+fn sub_wap_only() -> [u8; 16] {
+    v6("2001:db8:0:2::2")
+}
+fn sub_none() -> [u8; 16] {
+    v6("2001:db8:0:9::9")
+}
+fn p6_0() -> [u8; 16] {
+    v6("2001:db8:ff::10")
+}
+fn p6_1() -> [u8; 16] {
+    v6("2001:db8:ff::11")
+}
+fn vip6_wap() -> [u8; 16] {
+    v6("2001:db8:33::1")
+}
+fn vip6_mail() -> [u8; 16] {
+    v6("2001:db8:33::2")
+}
+fn wap1_6() -> [u8; 16] {
+    v6("2001:db8:33:1::10")
+}
+fn wap2_6() -> [u8; 16] {
+    v6("2001:db8:33:1::11")
+}
+fn mail1_6() -> [u8; 16] {
+    v6("2001:db8:33:1::20")
+}
+fn mac6(a: [u8; 16]) -> [u8; 6] {
+    [0x02, 0x66, 0, 0, a[14], a[15]]
+}
+
+fn cfg66() -> GwConfig {
+    GwConfig {
+        pool6: vec![p6_0(), p6_1()],
+        ..cfg()
+    }
+}
+
+/// The fixture's tables plus IPv6 VIPs (wap: any port; mail: port 25),
+/// member IPv6 addresses (mail2 has none) and IPv6 neighbours.
+fn tables66() -> GwTables {
+    let t = tables();
+    let m6 = |g: &str, m: &str, ip6| Member6 {
+        group: g.into(),
+        member: m.into(),
+        ip6,
+    };
+    let svc = services(groups())
+        .with_v6(
+            vec![
+                Vip6 {
+                    ip: vip6_wap(),
+                    port: None,
+                    group: "wap".into(),
+                },
+                Vip6 {
+                    ip: vip6_mail(),
+                    port: Some(25),
+                    group: "mail".into(),
+                },
+            ],
+            vec![
+                m6("wap", "wap1", wap1_6()),
+                m6("wap", "wap2", wap2_6()),
+                m6("mail", "mail1", mail1_6()),
+            ],
+        )
+        .unwrap();
+    let n = Neighbours::new([WAP1, WAP2, MAIL1, MAIL2].map(|ip| (ip, mac_of(ip))))
+        .with_v6([wap1_6(), wap2_6(), mail1_6()].map(|a| (a, mac6(a))));
+    t.with_services(svc).with_neighbours(n)
+}
+
+fn h66() -> H {
+    let mut h = H::new(cfg66());
+    h.t = tables66();
+    h
+}
+
+fn as6(spec: FrameSpec, src: [u8; 16], dst: [u8; 16]) -> FrameSpec {
+    FrameSpec {
+        ip6: Some(Ip6Spec {
+            src,
+            dst,
+            fragment: false,
+        }),
+        ..spec
+    }
+}
+
+fn tcp6(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 16], u16),
+    dst: ([u8; 16], u16),
+    flags: u8,
+    payload: &[u8],
+) -> FrameSpec {
+    let s = tcp(macs, ([0; 4], src.1), ([0; 4], dst.1), flags, 7, 9, payload);
+    as6(s, src.0, dst.0)
+}
+
+fn udp6(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 16], u16),
+    dst: ([u8; 16], u16),
+    payload: &[u8],
+) -> FrameSpec {
+    as6(
+        udp(macs, ([0; 4], src.1), ([0; 4], dst.1), payload),
+        src.0,
+        dst.0,
+    )
+}
+
+/// `spec` (IPv6) as the GW must send it: MACs (src, dst), addresses, ports,
+/// hop limit − 1.
+fn natted6(
+    spec: &FrameSpec,
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 16], u16),
+    dst: ([u8; 16], u16),
+) -> Vec<u8> {
+    let mut s = spec.clone();
+    (s.src_mac, s.dst_mac) = macs;
+    s.ip6 = Some(Ip6Spec {
+        src: src.0,
+        dst: dst.0,
+        fragment: false,
+    });
+    s.ttl -= 1;
+    match &mut s.l4 {
+        L4::Tcp {
+            src_port, dst_port, ..
+        }
+        | L4::Udp {
+            src_port, dst_port, ..
+        } => (*src_port, *dst_port) = (src.1, dst.1),
+        _ => unreachable!(),
+    }
+    s.build()
+}
+
+#[test]
+fn syn_to_ipv6_vip_literal_bytes_and_reply() {
+    let mut h = h66();
+    let mut spec = tcp6(
+        (LB1, ACC_MAC),
+        (sub_a(), 40_000),
+        (vip6_wap(), 80),
+        SYN,
+        b"",
+    );
+    if let L4::Tcp { options, seq, .. } = &mut spec.l4 {
+        *options = vec![2, 4, 0x05, 0xa0];
+        *seq = 0x1122_3344;
+    }
+    let input = spec.build();
+    let (v, out) = h.run(&input, UP, 100);
+    assert_eq!(v, TX_UP);
+    #[rustfmt::skip]
+    let mut want: Vec<u8> = vec![
+        // Ethernet: wap1's IPv6 neighbour MAC <- our server-side MAC, IPv6
+        0x02, 0x66, 0, 0, 0, 0x10,   0x02, 0x5e, 0, 0, 0, 0x02,   0x86, 0xdd,
+        // IPv6: flow label as built, payload 24, TCP, hop limit 63
+        input[14], input[15], input[16], input[17], 0, 24, 6, 63,
+        // 2001:db8:ff::10 (pool6[0], paired with 192.0.2.10)
+        0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        // 2001:db8:33:1::10 (wap1)
+        0x20, 0x01, 0x0d, 0xb8, 0, 0x33, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        // TCP: 20000 -> 80, seq, ack 9, doff 6, SYN, window 29200, csum, urg 0
+        0x4e, 0x20, 0x00, 80,   0x11, 0x22, 0x33, 0x44,   0, 0, 0, 9,
+        0x60, SYN, 0x72, 0x10,   0, 0,   0, 0,
+        2, 4, 0x05, 0xa0,
+    ];
+    let c = rfc1071(&[
+        &p6_0(),
+        &wap1_6(),
+        &[0, 0, 0, 24, 0, 0, 0, 6],
+        &want[54..78],
+    ]);
+    want[70..72].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(out, want);
+    assert!(checksums_ok(&out));
+    assert_eq!(h.w[0].counters.nat66_flows, 1);
+    assert_eq!(h.w[0].counters.new_flows, 1);
+
+    // The reply: VIP and subscriber restored, toward the LB it came from.
+    let reply = tcp6(
+        (mac6(wap1_6()), SRV_MAC),
+        (wap1_6(), 80),
+        (p6_0(), 20_000),
+        SYN | ACK,
+        b"",
+    );
+    let (v, out) = h.run(&reply.build(), DOWN, 101);
+    assert_eq!(v, TX_DOWN);
+    #[rustfmt::skip]
+    let head: [u8; 54] = [
+        0x02, 0x1b, 0, 0, 0, 0x01,   0x02, 0xac, 0, 0, 0, 0x01,   0x86, 0xdd,
+        0x60, 0x01, 0x23, 0x45, 0, 20, 6, 63,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0x33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x01,
+    ];
+    assert_eq!(out[..54], head[..]);
+    assert_eq!(out[54..58], [0, 80, 0x9c, 0x40]);
+    let c = rfc1071(&[
+        &vip6_wap(),
+        &sub_a(),
+        &[0, 0, 0, 20, 0, 0, 0, 6],
+        &out[54..74],
+    ]);
+    assert_eq!(c, 0, "TCP checksum over the restored pseudo-header");
+    assert_eq!(
+        out,
+        natted6(&reply, (ACC_MAC, LB1), (vip6_wap(), 80), (sub_a(), 40_000))
+    );
+    assert_eq!(h.c.total_drops(), 0);
+}
+
+#[test]
+fn round_robin_port_vip_and_members_without_ipv6() {
+    let mut h = h66();
+    // wap: round robin over wap1, wap2.
+    for (i, srv) in [wap1_6(), wap2_6()].into_iter().enumerate() {
+        let syn = tcp6(
+            (LB1, ACC_MAC),
+            (sub_a(), 40_000 + i as u16),
+            (vip6_wap(), 443),
+            SYN,
+            b"",
+        );
+        let (v, out) = h.run(&syn.build(), UP, 0);
+        assert_eq!(v, TX_UP);
+        assert_eq!(out[38..54], srv);
+        assert_eq!(out[..6], mac6(srv));
+    }
+    // mail: port 25 only; member port 2525; mail2 has no IPv6 address.
+    let syn = tcp6(
+        (LB1, ACC_MAC),
+        (sub_a(), 41_000),
+        (vip6_mail(), 25),
+        SYN,
+        b"",
+    );
+    let (v, out) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(out[38..54], mail1_6());
+    assert_eq!(out[56..58], 2525u16.to_be_bytes());
+    let syn = tcp6(
+        (LB1, ACC_MAC),
+        (sub_a(), 41_001),
+        (vip6_mail(), 25),
+        SYN,
+        b"",
+    );
+    let (v, _) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::NoServer));
+    // mail on another port is not a VIP: not ours.
+    let syn = tcp6(
+        (LB1, ACC_MAC),
+        (sub_a(), 41_002),
+        (vip6_mail(), 80),
+        SYN,
+        b"",
+    );
+    let (v, _) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
+}
+
+#[test]
+fn no_session_unauthorized_and_drops() {
+    let mut h = h66();
+    let syn = |sub, dst, port| tcp6((LB1, ACC_MAC), (sub, 40_000), (dst, port), SYN, b"").build();
+    let (v, _) = h.run(&syn(sub_none(), vip6_wap(), 80), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::NoSession));
+    // wap only: a SYN to mail is answered with a RST over IPv6.
+    let (v, out) = h.run(&syn(sub_wap_only(), vip6_mail(), 25), UP, 0);
+    assert_eq!(v, Verdict::Tx { port: UP });
+    let o = crate::wire::parse(&out).unwrap();
+    assert!(o.is_ipv6());
+    assert_eq!((o.src, o.dst), (vip6_mail(), sub_wap_only()));
+    assert_eq!(o.tcp_flags & RST, RST);
+    assert!(checksums_ok(&out));
+    assert_eq!(h.w[0].counters.rst_unauthorized, 1);
+    // UDP: dropped as unauthorized.
+    let u = udp6(
+        (LB1, ACC_MAC),
+        (sub_wap_only(), 5000),
+        (vip6_mail(), 25),
+        b"x",
+    );
+    let (v, _) = h.run(&u.build(), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
+    // A data segment with no flow.
+    let d = tcp6(
+        (LB1, ACC_MAC),
+        (sub_a(), 40_000),
+        (vip6_wap(), 80),
+        ACK,
+        b"x",
+    );
+    let (v, _) = h.run(&d.build(), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
+    // No IPv6 neighbour and no next hop.
+    let mut h2 = H::new(GwConfig {
+        server_next_hop_mac: None,
+        ..cfg66()
+    });
+    h2.t = tables66().with_neighbours(Neighbours::new([]));
+    let (v, _) = h2.run(&syn(sub_a(), vip6_wap(), 80), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::NoNeighbor));
+    // A reply to a pool6 key with no flow; from the wrong server.
+    let r = tcp6(
+        (mac6(wap1_6()), SRV_MAC),
+        (wap1_6(), 80),
+        (p6_1(), 20_001),
+        ACK,
+        b"",
+    );
+    let (v, _) = h.run(&r.build(), DOWN, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::NoKey));
+    // Without pool6, IPv6 VIPs are not served.
+    let mut h3 = H::std();
+    h3.t = tables66();
+    let (v, _) = h3.run(&syn(sub_a(), vip6_wap(), 80), UP, 0);
+    assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
+    // Every drop counted once.
+    assert_eq!(h.c.total_drops(), 4);
+    assert_eq!((h2.c.total_drops(), h3.c.total_drops()), (1, 1));
+}
+
+#[test]
+fn down_packet_of_another_workers_key_is_handed_off_untouched() {
+    let mut h = h66();
+    let syn = tcp6(
+        (LB1, ACC_MAC),
+        (sub_a(), 40_000),
+        (vip6_wap(), 80),
+        SYN,
+        b"",
+    );
+    let (v, out) = h.run_on(1, &syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(out[22..38], p6_0());
+    assert_eq!(out[54..56], 20_045u16.to_be_bytes());
+    let reply = tcp6(
+        (mac6(wap1_6()), SRV_MAC),
+        (wap1_6(), 80),
+        (p6_0(), 20_045),
+        SYN | ACK,
+        b"hi",
+    )
+    .build();
+    let (v, out) = h.run_on(0, &reply, DOWN, 1);
+    assert_eq!(v, Verdict::Handoff { worker: 1 });
+    assert_eq!(out, reply);
+    let (v, out) = h.run_on(1, &reply, DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(out[22..38], vip6_wap());
+    assert_eq!(out[38..54], sub_a());
+    assert!(checksums_ok(&out));
+    assert_eq!(h.c.total_drops(), 0);
+}
+
+#[test]
+fn accounting_record_of_a_nat66_connection() {
+    let mut h = h66();
+    let up = |f, p: &[u8]| tcp6((LB1, ACC_MAC), (sub_a(), 40_000), (vip6_wap(), 80), f, p).build();
+    let down = |f, p: &[u8]| {
+        tcp6(
+            (mac6(wap1_6()), SRV_MAC),
+            (wap1_6(), 80),
+            (p6_0(), 20_000),
+            f,
+            p,
+        )
+        .build()
+    };
+    assert_eq!(h.run(&up(SYN, b""), UP, 10).0, TX_UP);
+    assert_eq!(h.run(&down(SYN | ACK, b""), DOWN, 11).0, TX_DOWN);
+    assert_eq!(
+        h.run(
+            &up(ACK, b"GET / HTTP/1.1\r\nHost: x.example\r\n\r\n"),
+            UP,
+            12
+        )
+        .0,
+        TX_UP
+    );
+    assert_eq!(h.run(&down(RST, b""), DOWN, 13).0, TX_DOWN);
+    assert_eq!(h.acct.len(), 1);
+    let r = h.acct[0];
+    assert_eq!(r.subscriber_ip6, Some(sub_a()));
+    assert_eq!(r.subscriber_ip, [0; 4]);
+    assert_eq!(r.device_id, 2001);
+    assert_eq!((r.subscriber_port, r.rep_port), (40_000, 80));
+    assert_eq!((r.nat_ip, r.nat_port), (POOL0, 20_000));
+    assert_eq!(r.rep_ip, [0; 4]);
+    assert_eq!((r.server_ip, r.server_port), (WAP1, 80));
+    assert_eq!(r.service, Some(SVC_WAP));
+    assert_eq!(r.close, CloseReason::Rst);
+    assert_eq!((r.up_pkts, r.down_pkts), (2, 2));
+    assert_eq!(r.up_bytes, 2 * 60 + 35);
+    assert_eq!(r.down_bytes, 2 * 60);
+}
+
+#[test]
+fn mss_is_clamped_both_ways() {
+    let mut h = H::new(GwConfig {
+        mss_clamp_up: Some(1200),
+        mss_clamp_down: Some(1100),
+        ..cfg66()
+    });
+    h.t = tables66();
+    let syn = with_tcp(
+        tcp6(
+            (LB1, ACC_MAC),
+            (sub_a(), 40_000),
+            (vip6_wap(), 80),
+            SYN,
+            b"",
+        ),
+        &MSS_1460,
+        100,
+    );
+    let (v, out) = h.run(&syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(out[74..78], [2, 4, 0x04, 0xb0]);
+    assert!(checksums_ok(&out));
+    let sa = with_tcp(
+        tcp6(
+            (mac6(wap1_6()), SRV_MAC),
+            (wap1_6(), 80),
+            (p6_0(), 20_000),
+            SYN | ACK,
+            b"",
+        ),
+        &MSS_1460,
+        100,
+    );
+    let (v, out) = h.run(&sa.build(), DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(out[74..78], [2, 4, 0x04, 0x4c]);
+    assert!(checksums_ok(&out));
+}
+
+#[test]
+fn config_and_table_errors() {
+    let mut c = cfg66();
+    c.pool6.pop();
+    assert!(c.validate().unwrap_err().contains("gw.pool6"));
+    c.pool6 = vec![p6_0(), p6_0()];
+    assert!(c.validate().unwrap_err().contains("twice"));
+    let bad = services(groups()).with_v6(
+        vec![Vip6 {
+            ip: vip6_wap(),
+            port: None,
+            group: "nope".into(),
+        }],
+        vec![],
+    );
+    assert!(bad.unwrap_err().contains("unknown group"));
+    let bad = services(groups()).with_v6(
+        vec![],
+        vec![Member6 {
+            group: "wap".into(),
+            member: "wap9".into(),
+            ip6: wap1_6(),
+        }],
+    );
+    assert!(bad.unwrap_err().contains("no such member"));
+}
+
+proptest! {
+    #[test]
+    fn nat66_round_trip_restores_the_tuple(
+        host in any::<u64>(),
+        sport in 1024u16..,
+        udp_p in any::<bool>(),
+        wi in 0usize..2,
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut h = h66();
+        let mut sub = sub_a();
+        sub[8..].copy_from_slice(&host.to_be_bytes());
+        let spec = if udp_p {
+            udp6((LB2, ACC_MAC), (sub, sport), (vip6_wap(), 53), &payload)
+        } else {
+            tcp6((LB2, ACC_MAC), (sub, sport), (vip6_wap(), 53), SYN, &payload)
+        };
+        let (v, out) = h.run_on(wi, &spec.build(), UP, 0);
+        prop_assert_eq!(v, TX_UP);
+        prop_assert!(checksums_ok(&out));
+        let o = crate::wire::parse(&out).unwrap();
+        prop_assert_eq!(o.src, if out[22..38] == p6_0() { p6_0() } else { p6_1() });
+        prop_assert_eq!(o.dst, wap1_6());
+        // The server answers the way it was asked.
+        let reply = if udp_p {
+            udp6((mac6(wap1_6()), SRV_MAC), (o.dst, o.dst_port), (o.src, o.src_port), &payload)
+        } else {
+            tcp6((mac6(wap1_6()), SRV_MAC), (o.dst, o.dst_port), (o.src, o.src_port), SYN | ACK, &payload)
+        };
+        let (v, back) = h.run_on(wi, &reply.build(), DOWN, 1);
+        prop_assert_eq!(v, TX_DOWN);
+        prop_assert!(checksums_ok(&back));
+        prop_assert_eq!(back, natted6(&reply, (ACC_MAC, LB2), (vip6_wap(), 53), (sub, sport)));
+        prop_assert_eq!(h.c.total_drops(), 0);
+    }
+}
