@@ -353,8 +353,15 @@ impl Engine {
                 );
                 let lb = LbStage::new(b.cfg.clone(), arp)
                     .map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
+                let ndp = NdpResponder::new(b.ndp_ips.iter().map(|&(port, ip)| NdpEntry {
+                    port,
+                    ip,
+                    mac: ports[port as usize].mac,
+                    router: true,
+                }));
                 Ok(Pipeline::Lb {
                     lb,
+                    ndp,
                     lc: LbCounters::default(),
                 })
             }
@@ -390,7 +397,11 @@ impl Engine {
             ips.iter()
                 .map(|&(port, ip)| (port, ip, ports[port as usize].mac)),
         );
-        let ndp = NdpResponder::new(g.ndp_ips.iter().map(|&(port, ip)| NdpEntry {
+        let mut ndp_ips = g.ndp_ips.clone();
+        if let Some(b) = &self.lb {
+            ndp_ips.extend(b.ndp_ips.iter().copied());
+        }
+        let ndp = NdpResponder::new(ndp_ips.iter().map(|&(port, ip)| NdpEntry {
             port,
             ip,
             mac: ports[port as usize].mac,

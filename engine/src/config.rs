@@ -225,6 +225,9 @@ pub struct LbCfg {
     pub gateways: Vec<LbGatewayCfg>,
     #[serde(rename = "range", default)]
     pub ranges: Vec<LbRangeCfg>,
+    /// IPv6 subscriber ranges (first/last IPv6 addresses).
+    #[serde(rename = "range6", default)]
+    pub ranges6: Vec<LbRangeCfg>,
     /// ARP health checks of the gateways that have an `ip` (from the LAN
     /// port's first address).
     #[serde(default)]
@@ -263,6 +266,10 @@ pub struct GwCfg {
     pub server_port: String,
     /// SNAT pool: source addresses of translated connections (answered by ARP on the server port).
     pub pool: Vec<String>,
+    /// IPv6 source addresses for NAT66, one per `pool` address (paired:
+    /// the same keys).
+    #[serde(default)]
+    pub pool6: Vec<String>,
     /// Key port range `[first, last]` on every pool address.
     #[serde(default = "d_key_ports")]
     pub key_ports: [u16; 2],
@@ -357,6 +364,9 @@ pub struct MemberCfg {
     pub priority: u32,
     #[serde(default = "d_true")]
     pub up: bool,
+    /// The member's IPv6 address (NAT66 to IPv6 VIPs).
+    #[serde(default)]
+    pub ip6: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -807,10 +817,10 @@ impl Profile {
             }
         }
         for (i, n) in self.neighbors.iter().enumerate() {
-            n.ip.parse::<Ipv4Addr>().map_err(|_| {
+            n.ip.parse::<std::net::IpAddr>().map_err(|_| {
                 self.err(
                     format!("neighbor[{i}].ip"),
-                    format!("{:?} is not an IPv4 address", n.ip),
+                    format!("{:?} is not an IP address", n.ip),
                 )
             })?;
             parse_mac(&n.mac).map_err(|m| self.err(format!("neighbor[{i}].mac"), m))?;

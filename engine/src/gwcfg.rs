@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 
 use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
 use pgw_pipelines::gw::tables::{
-    Group, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip,
+    Group, Member, Member6, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip, Vip6,
 };
-use pgw_pipelines::lb::{Gw, LbConfig, LbRange, LbSnapshot, LbTable, Neighbors};
+use pgw_pipelines::lb::{Gw, LbConfig, LbRange, LbRange6, LbSnapshot, LbTable, Neighbors};
 use pgw_pipelines::PortIdx;
 
 use crate::config::{parse_cidr, parse_mac, ConfigError, Profile};
@@ -26,6 +26,7 @@ pub struct GwBuild {
     pub ndp_ips: Vec<(PortIdx, [u8; 16])>,
     /// Static neighbours (`[[neighbor]]`).
     pub neighbours: Vec<([u8; 4], [u8; 6])>,
+    pub neighbours6: Vec<([u8; 16], [u8; 6])>,
     /// Addresses the gateway answers ARP for, per port (port addresses,
     /// VIPs on the access port, pool addresses on the server port).
     pub arp_ips: Vec<(PortIdx, [u8; 4])>,
@@ -78,6 +79,17 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         timeouts,
         max_flows_per_worker: g.max_flows_per_worker,
         require_session: g.require_session,
+        pool6: {
+            let mut v = Vec::new();
+            for (i, a) in g.pool6.iter().enumerate() {
+                v.push(
+                    parse_v6_prefix(a)
+                        .map_err(|e| p.err(format!("gw.pool6[{i}]"), e))?
+                        .0,
+                );
+            }
+            v
+        },
         server_next_hop_mac: match &g.server_next_hop_mac {
             Some(m) => Some(parse_mac(m).map_err(|e| p.err("gw.server_next_hop_mac", e))?),
             None => None,
@@ -131,6 +143,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             .ok_or_else(|| p.err(key, format!("no [[gw.service]] named {name:?}")))
     };
     let mut groups = Vec::new();
+    let mut members6 = Vec::new();
     let mut members_ips = Vec::new();
     for (i, gc) in g.groups.iter().enumerate() {
         let policy = match gc.policy.as_str() {
@@ -148,6 +161,15 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         let mut members = Vec::new();
         for (j, m) in gc.members.iter().enumerate() {
             let a = ip(p, format!("gw.group[{i}].members[{j}].ip"), &m.ip)?;
+            if let Some(v6) = &m.ip6 {
+                let (a6, _) = parse_v6_prefix(v6)
+                    .map_err(|e| p.err(format!("gw.group[{i}].members[{j}].ip6"), e))?;
+                members6.push(Member6 {
+                    group: gc.name.clone(),
+                    member: m.name.clone(),
+                    ip6: a6,
+                });
+            }
             members_ips.push(a);
             members.push(Member {
                 name: m.name.clone(),
@@ -167,7 +189,20 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     }
     let mut vips = Vec::new();
     let mut arp_ips = Vec::new();
+    let mut ndp_vips = Vec::new();
+    let mut vips6 = Vec::new();
     for (i, v) in g.vips.iter().enumerate() {
+        if v.ip.contains(':') {
+            let (a6, _) =
+                parse_v6_prefix(&v.ip).map_err(|e| p.err(format!("gw.vip[{i}].ip"), e))?;
+            vips6.push(Vip6 {
+                ip: a6,
+                port: v.port,
+                group: v.group.clone(),
+            });
+            ndp_vips.push((access, a6));
+            continue;
+        }
         let a = ip(p, format!("gw.vip[{i}].ip"), &v.ip)?;
         vips.push(Vip {
             ip: a,
@@ -180,7 +215,15 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         Some(n) => Some(service("gw.external_service".into(), n)?),
         None => None,
     };
-    let services = Services::new(groups, vips, external).map_err(|m| p.err("gw", m))?;
+    let services = Services::new(groups, vips, external)
+        .and_then(|s| {
+            if vips6.is_empty() && members6.is_empty() {
+                Ok(s)
+            } else {
+                s.with_v6(vips6, members6)
+            }
+        })
+        .map_err(|m| p.err("gw", m))?;
     let mut sessions = Vec::new();
     let mut sessions6 = Vec::new();
     for (i, s) in g.sessions.iter().enumerate() {
@@ -232,13 +275,21 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             ndp_ips.push((i as PortIdx, a));
         }
     }
+    ndp_ips.extend(ndp_vips);
+    for a in &cfg.pool6 {
+        ndp_ips.push((server, *a));
+    }
     let mut neighbours = Vec::new();
+    let mut neighbours6 = Vec::new();
     for (i, n) in p.neighbors.iter().enumerate() {
-        let a = ip(p, format!("neighbor[{i}].ip"), &n.ip)?;
-        neighbours.push((
-            a,
-            parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?,
-        ));
+        let mac = parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?;
+        if n.ip.contains(':') {
+            let (a6, _) =
+                parse_v6_prefix(&n.ip).map_err(|e| p.err(format!("neighbor[{i}].ip"), e))?;
+            neighbours6.push((a6, mac));
+        } else {
+            neighbours.push((ip(p, format!("neighbor[{i}].ip"), &n.ip)?, mac));
+        }
     }
     Ok(GwBuild {
         cfg,
@@ -248,6 +299,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         static_sessions6: sessions6,
         ndp_ips,
         neighbours,
+        neighbours6,
         arp_ips,
         members: members_ips,
         service_names,
@@ -256,7 +308,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
 
 /// The first neighbour table: the static entries.
 pub fn neighbours(b: &GwBuild) -> Neighbours {
-    Neighbours::new(b.neighbours.iter().copied())
+    Neighbours::new(b.neighbours.iter().copied()).with_v6(b.neighbours6.iter().copied())
 }
 
 /// The LB role's configuration and first snapshot.
@@ -268,6 +320,8 @@ pub struct LbBuild {
     pub gateway_names: Vec<String>,
     /// Addresses the LB answers ARP for, per port.
     pub arp_ips: Vec<(PortIdx, [u8; 4])>,
+    /// Addresses the LB answers neighbour discovery for, per port.
+    pub ndp_ips: Vec<(PortIdx, [u8; 16])>,
 }
 
 /// Build the LB table; `local_mac` replaces gateways whose MAC is "local"
@@ -342,23 +396,78 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
             substitutes: chosen,
         });
     }
-    let table = LbTable::new(ranges).map_err(|e| p.err("lb.range", e.to_string()))?;
+    let mut ranges6 = Vec::new();
+    for (i, r) in l.ranges6.iter().enumerate() {
+        let first = parse_v6_prefix(&r.first)
+            .map_err(|e| p.err(format!("lb.range6[{i}].first"), e))?
+            .0;
+        let last = parse_v6_prefix(&r.last)
+            .map_err(|e| p.err(format!("lb.range6[{i}].last"), e))?
+            .0;
+        let mut chosen = Vec::new();
+        for (j, n) in r.gateways.iter().enumerate() {
+            let g = l
+                .gateways
+                .iter()
+                .position(|g| &g.name == n)
+                .ok_or_else(|| {
+                    p.err(
+                        format!("lb.range6[{i}].gateways[{j}]"),
+                        format!("no [[lb.gateway]] named {n:?}"),
+                    )
+                })?;
+            chosen.push(gws[g]);
+        }
+        if chosen.is_empty() {
+            return Err(p.err(
+                format!("lb.range6[{i}].gateways"),
+                "at least a primary gateway",
+            ));
+        }
+        let primary = chosen.remove(0);
+        ranges6.push(LbRange6 {
+            first,
+            last,
+            primary,
+            substitutes: chosen,
+        });
+    }
+    let table = LbTable::new(ranges)
+        .and_then(|t| t.with_v6(ranges6))
+        .map_err(|e| p.err("lb.range", e.to_string()))?;
     let next_hop = match &l.access_next_hop_mac {
         Some(m) => Some(parse_mac(m).map_err(|e| p.err("lb.access_next_hop_mac", e))?),
         None => None,
     };
     let mut neigh = Vec::new();
+    let mut neigh6 = Vec::new();
     for (i, n) in p.neighbors.iter().enumerate() {
-        neigh.push((
-            ip(p, format!("neighbor[{i}].ip"), &n.ip)?,
-            parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?,
-        ));
+        let mac = parse_mac(&n.mac).map_err(|m| p.err(format!("neighbor[{i}].mac"), m))?;
+        if n.ip.contains(':') {
+            neigh6.push((
+                parse_v6_prefix(&n.ip)
+                    .map_err(|e| p.err(format!("neighbor[{i}].ip"), e))?
+                    .0,
+                mac,
+            ));
+        } else {
+            neigh.push((ip(p, format!("neighbor[{i}].ip"), &n.ip)?, mac));
+        }
     }
     let mut arp_ips = Vec::new();
+    let mut ndp_ips = Vec::new();
     for (i, pc) in p.ports.iter().enumerate() {
         for c in &pc.ipv4 {
             let (a, _) = parse_cidr(c).map_err(|m| p.err(format!("port[{i}].ipv4"), m))?;
             arp_ips.push((i as PortIdx, a.octets()));
+        }
+        for (j, c) in pc.ipv6.iter().enumerate() {
+            ndp_ips.push((
+                i as PortIdx,
+                parse_v6_prefix(c)
+                    .map_err(|e| p.err(format!("port[{i}].ipv6[{j}]"), e))?
+                    .0,
+            ));
         }
     }
     Ok(LbBuild {
@@ -371,10 +480,11 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
         },
         snapshot: LbSnapshot {
             table,
-            access_neighbors: Neighbors::new(neigh),
+            access_neighbors: Neighbors::new(neigh).with_v6(neigh6),
         },
         gateway_names: l.gateways.iter().map(|g| g.name.clone()).collect(),
         arp_ips,
+        ndp_ips,
     })
 }
 

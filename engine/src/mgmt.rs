@@ -48,6 +48,7 @@ struct GwMgmt {
     arp_src: [u8; 4],
     members: Vec<[u8; 4]>,
     static_neigh: Vec<([u8; 4], [u8; 6])>,
+    static_neigh6: Vec<([u8; 16], [u8; 6])>,
     learned: HashMap<[u8; 4], [u8; 6]>,
     last_arp: Option<Instant>,
     service_names: Vec<(u8, String)>,
@@ -231,7 +232,9 @@ impl State {
         let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
         all.extend(g.static_neigh.iter().copied());
         let next = Tables {
-            gw: Some(gt.with_neighbours(Neighbours::new(all))),
+            gw: Some(
+                gt.with_neighbours(Neighbours::new(all).with_v6(g.static_neigh6.iter().copied())),
+            ),
             ..(**cur).clone()
         };
         self.tables.store(Arc::new(next));
@@ -334,10 +337,7 @@ impl State {
                         .map(|(i, n)| {
                             let up = snap
                                 .table
-                                .ranges()
-                                .flat_map(|(_, _, e)| {
-                                    std::iter::once(e.primary).chain(e.substitutes.iter().copied())
-                                })
+                                .gateways()
                                 .find(|g| g.id == i as u16)
                                 .map(|g| g.up);
                             serde_json::json!({ "gateway": n, "up": up })
@@ -618,6 +618,7 @@ impl Management {
                 arp_src: g.cfg.pool.first().copied().unwrap_or([0; 4]),
                 members: g.members.clone(),
                 static_neigh: g.neighbours.clone(),
+                static_neigh6: g.neighbours6.clone(),
                 learned: HashMap::new(),
                 last_arp: None,
                 service_names: g.service_names.clone(),

@@ -47,7 +47,9 @@ pub fn is_nd(frame: &[u8]) -> bool {
 
 impl NdpResponder {
     pub fn new(entries: impl IntoIterator<Item = NdpEntry>) -> Self {
-        NdpResponder { entries: entries.into_iter().collect() }
+        NdpResponder {
+            entries: entries.into_iter().collect(),
+        }
     }
 
     pub fn entries(&self) -> &[NdpEntry] {
@@ -80,7 +82,11 @@ impl NdpResponder {
         }
         let mut target = [0u8; 16];
         target.copy_from_slice(&f[icmp + 8..icmp + 24]);
-        let Some(e) = self.entries.iter().find(|e| e.port == port && e.ip == target) else {
+        let Some(e) = self
+            .entries
+            .iter()
+            .find(|e| e.port == port && e.ip == target)
+        else {
             return Verdict::Drop(DropReason::ArpIgnored);
         };
         // A solicitation from the unspecified address (duplicate address
@@ -168,7 +174,12 @@ mod tests {
     }
 
     fn responder() -> NdpResponder {
-        NdpResponder::new([NdpEntry { port: 0, ip: OUR, mac: OUR_MAC, router: true }])
+        NdpResponder::new([NdpEntry {
+            port: 0,
+            ip: OUR,
+            mac: OUR_MAC,
+            router: true,
+        }])
     }
 
     #[test]
@@ -191,7 +202,10 @@ mod tests {
         assert_eq!(&f[i + 8..i + 24], &OUR);
         assert_eq!(&f[i + 24..i + 32], &[2, 1, 2, 0, 0, 0, 0, 1]);
         // (wire::parse takes only echo among ICMP types, so check directly.)
-        assert!(IcmpPacket::new_unchecked(&f[ETH + IP6..]).verify_checksum_v6(&OUR, &PEER), "ICMPv6 checksum");
+        assert!(
+            IcmpPacket::new_unchecked(&f[ETH + IP6..]).verify_checksum_v6(&OUR, &PEER),
+            "ICMPv6 checksum"
+        );
         assert_eq!(c.total_drops(), 0);
     }
 
@@ -204,16 +218,27 @@ mod tests {
         assert_eq!(responder().process(&mut p, &mut c), Verdict::Tx { port: 0 });
         assert_eq!(&p.frame()[0..6], &[0x33, 0x33, 0, 0, 0, 1]);
         assert_eq!(p.frame()[ETH + IP6 + 4] & 0x40, 0, "not solicited");
-        for (mut f, port) in [(ns(PEER, PEER, 255), 0), (ns(PEER, OUR, 64), 0), (ns(PEER, OUR, 255), 1), (vec![0u8; 30], 0)] {
+        for (mut f, port) in [
+            (ns(PEER, PEER, 255), 0),
+            (ns(PEER, OUR, 64), 0),
+            (ns(PEER, OUR, 255), 1),
+            (vec![0u8; 30], 0),
+        ] {
             let n = f.len();
             let mut p = Pkt::new(&mut f, n, port);
-            assert_eq!(responder().process(&mut p, &mut c), Verdict::Drop(DropReason::ArpIgnored));
+            assert_eq!(
+                responder().process(&mut p, &mut c),
+                Verdict::Drop(DropReason::ArpIgnored)
+            );
         }
         assert_eq!(c.total_drops(), 4);
         // An advertisement goes to the management thread.
         let mut na = ns(PEER, OUR, 255);
         na[ETH + IP6] = NA;
         let n = na.len();
-        assert_eq!(responder().process(&mut Pkt::new(&mut na, n, 0), &mut c), Verdict::Control);
+        assert_eq!(
+            responder().process(&mut Pkt::new(&mut na, n, 0), &mut c),
+            Verdict::Control
+        );
     }
 }

@@ -31,14 +31,29 @@ pub enum Pipeline {
     /// Plain forwarding between port pairs.
     Wire(WireFwd),
     /// The packet gateway: ARP for its own addresses, then the GW stage.
-    Gw { arp: ArpResponder, ndp: NdpResponder, gw: Box<GwWorker> },
+    Gw {
+        arp: ArpResponder,
+        ndp: NdpResponder,
+        gw: Box<GwWorker>,
+    },
     /// The first distribution stage alone (ARP is the LB stage's own).
-    Lb { lb: LbStage, lc: LbCounters },
+    Lb {
+        lb: LbStage,
+        ndp: NdpResponder,
+        lc: LbCounters,
+    },
     /// LB and GW chained in one box: subscribers' frames go through the LB;
     /// those whose gateway is this box continue to the GW stage; frames from
     /// the servers go to the GW stage; frames from other gateways on the LAN
     /// (destination not one of our pool addresses) take the LB's down path.
-    LbGw { lb: LbStage, lc: LbCounters, arp: ArpResponder, ndp: NdpResponder, gw: Box<GwWorker>, server_port: crate::PortIdx },
+    LbGw {
+        lb: LbStage,
+        lc: LbCounters,
+        arp: ArpResponder,
+        ndp: NdpResponder,
+        gw: Box<GwWorker>,
+        server_port: crate::PortIdx,
+    },
 }
 
 /// Slots for named event counters per worker.
@@ -80,11 +95,15 @@ impl Pipeline {
                     };
                 }
             }
-            Pipeline::Lb { lb, lc } => {
+            Pipeline::Lb { lb, ndp, lc } => {
                 let Some(snap) = t.lb.as_ref() else {
                     return drop_all(out, c);
                 };
                 for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
+                    if is_nd(&p.data[..p.len]) {
+                        *v = ndp.process(p, c);
+                        continue;
+                    }
                     *v = match lb.process(snap, p, c, lc) {
                         LbVerdict::Done(v) => v,
                         // No GW stage here: a range pointing at our own MAC is a
@@ -96,7 +115,14 @@ impl Pipeline {
                     };
                 }
             }
-            Pipeline::LbGw { lb, lc, arp, ndp, gw, server_port } => {
+            Pipeline::LbGw {
+                lb,
+                lc,
+                arp,
+                ndp,
+                gw,
+                server_port,
+            } => {
                 let (Some(snap), Some(tables)) = (t.lb.as_ref(), t.gw.as_ref()) else {
                     return drop_all(out, c);
                 };
@@ -106,7 +132,14 @@ impl Pipeline {
                         arp.process(p, c)
                     } else if is_nd(&p.data[..p.len]) {
                         ndp.process(p, c)
-                    } else if p.port == *server_port && (p.port != lan || to_pool(p, gw.config().pool.as_slice())) {
+                    } else if p.port == *server_port
+                        && (p.port != lan
+                            || to_pool(
+                                p,
+                                gw.config().pool.as_slice(),
+                                gw.config().pool6.as_slice(),
+                            ))
+                    {
                         gw.process(tables, p, now_ms, acct, c)
                     } else {
                         match lb.process(snap, p, c, lc) {
@@ -160,6 +193,7 @@ impl Pipeline {
                     ("gw_handoffs", g.handoffs),
                     ("gw_lb_moves", g.lb_moves),
                     ("gw_open_flows", gw.open_flows() as u64),
+                    ("gw_nat66_flows", g.nat66_flows),
                     ("gw_mss_clamped_up", g.mss_clamped_up),
                     ("gw_mss_clamped_down", g.mss_clamped_down),
                     ("gw_window_capped", g.window_capped),
@@ -167,7 +201,10 @@ impl Pipeline {
                     ("gw_rss_miss", g.rss_miss),
                     ("gw_nat64_flows", g.nat64_flows),
                     // ICMP errors translated both ways + Fragmentation Needed sent
-                    ("gw_nat64_icmp", g.icmp_err_up + g.icmp_err_down + g.frag_needed),
+                    (
+                        "gw_nat64_icmp",
+                        g.icmp_err_up + g.icmp_err_down + g.frag_needed,
+                    ),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()
@@ -183,8 +220,11 @@ fn is_arp(p: &Pkt<'_>) -> bool {
 
 /// Is the frame an (untagged) IPv4 packet to one of `pool`?
 #[inline]
-fn to_pool(p: &Pkt<'_>, pool: &[[u8; 4]]) -> bool {
-    p.len >= 34 && p.data[12..14] == [0x08, 0x00] && pool.iter().any(|a| p.data[30..34] == *a)
+fn to_pool(p: &Pkt<'_>, pool: &[[u8; 4]], pool6: &[[u8; 16]]) -> bool {
+    (p.len >= 34 && p.data[12..14] == [0x08, 0x00] && pool.iter().any(|a| p.data[30..34] == *a))
+        || (p.len >= 54
+            && p.data[12..14] == [0x86, 0xdd]
+            && pool6.iter().any(|a| p.data[38..54] == *a))
 }
 
 fn drop_all(out: &mut [Verdict], c: &mut WorkerCounters) {

@@ -648,12 +648,21 @@ mod ipv6_tests {
 
     #[test]
     fn session_prefixes_follow_the_ipv4_index() {
-        let base = [0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let base = [
+            0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         let p = ipv6_prefix_for(base, 48, 0x12).unwrap();
         assert_eq!(&p[..8], &[0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0x12]);
         assert_eq!(&p[8..], &[0; 8]);
-        assert_eq!(ipv6_prefix_for(base, 48, 0xffff).unwrap()[6..8], [0xff, 0xff]);
-        assert_eq!(ipv6_prefix_for(base, 48, 0x10000), None, "a /48 has 65536 /64s");
+        assert_eq!(
+            ipv6_prefix_for(base, 48, 0xffff).unwrap()[6..8],
+            [0xff, 0xff]
+        );
+        assert_eq!(
+            ipv6_prefix_for(base, 48, 0x10000),
+            None,
+            "a /48 has 65536 /64s"
+        );
         assert_eq!(ipv6_prefix_for(base, 64, 0).unwrap()[..8], base[..8]);
         assert_eq!(ipv6_prefix_for(base, 64, 1), None);
         assert_eq!(ipv6_prefix_for(base, 65, 0), None);
