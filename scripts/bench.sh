@@ -318,6 +318,7 @@ jget() {  # file python-expression-on-d
 P1K=configs/bench-gw-memif.toml
 P1M=configs/bench-gw-memif-1m.toml
 P4M=configs/bench-gw-memif-4m.toml
+P16M=configs/bench-gw-memif-16m.toml
 P2W=configs/bench-gw-memif-2w.toml
 K1=(--subs 1000 --conns 1)
 
@@ -335,6 +336,7 @@ else
     run_gw gw-1k "$P1K" W perf -- "${K1[@]}"
     run_gw gw-1m "$P1M" W -- --subs 1000 --conns 1000
     run_gw gw-4m "$P4M" W -- --subs 4000 --conns 1000
+    run_gw gw-16m "$P16M" W -- --subs 16000 --conns 1000
     run_gw gw-1k-2w "$P2W" W -- "${K1[@]}" --queues 2
     run_gw gw-1k-imix "$P1K" W -- "${K1[@]}" --size imix
     run_gw gw-1k-1518 "$P1K" W -- "${K1[@]}" --size 1518

@@ -202,10 +202,12 @@ services = ["wap"]
         event(&rg, "gw_lb_moves")
     );
     assert!(
-        before1 > 100,
+        before1 >= 20,
         "LB1 carried only {before1} packets before the move"
     );
-    assert!(up2 > 100, "LB2 carried only {up2} packets after the move");
+    // (ACKs: how many the subscriber sends depends on delayed/coalesced
+    // ACKs, so only a floor; the down path carries the data.)
+    assert!(up2 >= 20, "LB2 carried only {up2} packets after the move");
     assert!(
         event(&r2, "lb_down_path") > 100,
         "down packets did not follow to LB2"

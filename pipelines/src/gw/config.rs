@@ -208,7 +208,7 @@ impl Default for GwConfig {
 
 impl GwConfig {
     /// Most pool addresses a config may have (the down path scans the pool).
-    pub const MAX_POOL: usize = 64;
+    pub const MAX_POOL: usize = 256;
     /// Smallest MSS clamp accepted (the IPv4 minimum MTU, 68, minus 40
     /// bytes of headers is 28; anything this small is a typo).
     pub const MIN_MSS_CLAMP: u16 = 88;
@@ -351,6 +351,8 @@ pub struct KeySpace {
     last: u16,
     /// Reserved range clipped to `first..=last`, if not empty.
     rsv: Option<(u16, u16)>,
+    /// (address, index) sorted by address, for `pool_index` on large pools.
+    pool_sorted: Vec<(u32, u32)>,
     /// The probe range as configured (answers to it go to the management
     /// thread even when it lies outside the key range).
     probe: Option<(u16, u16)>,
@@ -394,6 +396,11 @@ impl KeySpace {
             first,
             last,
             rsv,
+            pool_sorted: {
+                let mut v: Vec<(u32, u32)> = cfg.pool.iter().enumerate().map(|(i, a)| (u32::from_be_bytes(*a), i as u32)).collect();
+                v.sort_unstable();
+                v
+            },
             probe: cfg.reserved_ports,
             usable,
             per_worker,
@@ -405,10 +412,16 @@ impl KeySpace {
         &self.pool
     }
 
-    /// Index of `addr` in the pool (a scan of at most `MAX_POOL` addresses).
+    /// Index of `addr` in the pool: a scan of small pools, a binary search
+    /// over the sorted addresses of large ones (at most 8 compares for
+    /// `MAX_POOL`); this is on every down packet.
     #[inline]
     pub fn pool_index(&self, addr: [u8; 4]) -> Option<u32> {
-        self.pool.iter().position(|a| *a == addr).map(|i| i as u32)
+        if self.pool.len() <= 8 {
+            return self.pool.iter().position(|a| *a == addr).map(|i| i as u32);
+        }
+        let a = u32::from_be_bytes(addr);
+        self.pool_sorted.binary_search_by_key(&a, |&(x, _)| x).ok().map(|i| self.pool_sorted[i].1)
     }
 
     /// Virtual index of a usable port.
@@ -520,6 +533,19 @@ pub fn key_owner(cfg: &GwConfig, pool_addr: [u8; 4], port: u16) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_pools_are_indexed_by_binary_search() {
+        let pool: Vec<[u8; 4]> = (0..256u32).rev().map(|i| [10, 81, (i >> 8) as u8 + 1, i as u8]).collect();
+        let cfg = GwConfig { pool: pool.clone(), ..GwConfig::default() };
+        cfg.validate().unwrap();
+        let ks = KeySpace::new(&cfg);
+        for (i, a) in pool.iter().enumerate() {
+            assert_eq!(ks.pool_index(*a), Some(i as u32));
+        }
+        assert_eq!(ks.pool_index([10, 81, 9, 9]), None);
+        assert!(GwConfig { pool: (0..257u32).map(|i| [10, 82, (i >> 8) as u8, i as u8]).collect(), ..GwConfig::default() }.validate().is_err());
+    }
 
     #[test]
     fn probe_range_outside_the_key_range_is_still_reserved() {
