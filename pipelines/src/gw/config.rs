@@ -397,7 +397,12 @@ impl KeySpace {
             last,
             rsv,
             pool_sorted: {
-                let mut v: Vec<(u32, u32)> = cfg.pool.iter().enumerate().map(|(i, a)| (u32::from_be_bytes(*a), i as u32)).collect();
+                let mut v: Vec<(u32, u32)> = cfg
+                    .pool
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (u32::from_be_bytes(*a), i as u32))
+                    .collect();
                 v.sort_unstable();
                 v
             },
@@ -421,7 +426,10 @@ impl KeySpace {
             return self.pool.iter().position(|a| *a == addr).map(|i| i as u32);
         }
         let a = u32::from_be_bytes(addr);
-        self.pool_sorted.binary_search_by_key(&a, |&(x, _)| x).ok().map(|i| self.pool_sorted[i].1)
+        self.pool_sorted
+            .binary_search_by_key(&a, |&(x, _)| x)
+            .ok()
+            .map(|i| self.pool_sorted[i].1)
     }
 
     /// Virtual index of a usable port.
@@ -536,15 +544,28 @@ mod tests {
 
     #[test]
     fn large_pools_are_indexed_by_binary_search() {
-        let pool: Vec<[u8; 4]> = (0..256u32).rev().map(|i| [10, 81, (i >> 8) as u8 + 1, i as u8]).collect();
-        let cfg = GwConfig { pool: pool.clone(), ..GwConfig::default() };
+        let pool: Vec<[u8; 4]> = (0..256u32)
+            .rev()
+            .map(|i| [10, 81, (i >> 8) as u8 + 1, i as u8])
+            .collect();
+        let cfg = GwConfig {
+            pool: pool.clone(),
+            ..GwConfig::default()
+        };
         cfg.validate().unwrap();
         let ks = KeySpace::new(&cfg);
         for (i, a) in pool.iter().enumerate() {
             assert_eq!(ks.pool_index(*a), Some(i as u32));
         }
         assert_eq!(ks.pool_index([10, 81, 9, 9]), None);
-        assert!(GwConfig { pool: (0..257u32).map(|i| [10, 82, (i >> 8) as u8, i as u8]).collect(), ..GwConfig::default() }.validate().is_err());
+        assert!(GwConfig {
+            pool: (0..257u32)
+                .map(|i| [10, 82, (i >> 8) as u8, i as u8])
+                .collect(),
+            ..GwConfig::default()
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]
