@@ -44,7 +44,9 @@ if [ "$MODE" = smoke ]; then
     DUR=1; WARM=0.2; PROFILE=0; SMOKE_ARGS=(--open-timeout 10)
 fi
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/target-perf}
+# A target directory of this checkout's own: a shared one would let another
+# checkout's build (a CI clone) stand in for this one's binaries.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/perf}
 BIN=$CARGO_TARGET_DIR/release
 GEN=$BIN/pgw-gen
 PGW=$BIN/pgw
@@ -372,7 +374,7 @@ if [ "$CRITERION" = 1 ]; then
         rm -rf "$CARGO_TARGET_DIR/criterion"
         cargo bench -q -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3 \
             > "$OUTDIR/criterion.log" 2>&1 || say "criterion failed (see $OUTDIR/criterion.log)"
-        echo "CARGO_TARGET_DIR=/tmp/target-perf cargo bench -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3" \
+        echo "CARGO_TARGET_DIR=target/perf cargo bench -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3" \
             > "$OUTDIR/criterion.cmd"
         rm -rf "$OUTDIR/criterion"
         cp -r "$CARGO_TARGET_DIR/criterion" "$OUTDIR/criterion" 2>/dev/null || true
