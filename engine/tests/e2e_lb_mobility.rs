@@ -171,18 +171,34 @@ services = ["wap"]
         },
     );
 
-    // A long download (rate-limited so it lasts ~4 s); the subscriber moves
-    // to LB2 after ~1.5 s.
+    // A long download (rate-limited so it lasts ~4 s). The subscriber's
+    // receive buffer is capped at RCVBUF_MAX: the server can never be more
+    // than one window ahead of what curl has read, so whatever is left when
+    // the subscriber moves must still cross the network afterwards, and its
+    // ACKs must take the new entry point. (Uncapped, Linux grows the window
+    // to 6 MiB and the rest of the file may already sit in the subscriber's
+    // socket buffer when the route changes: then no ACK needs to follow.)
+    const FILE: u64 = 12_582_912;
+    const RCVBUF_MAX: u64 = 131_072;
+    sh(&format!(
+        "ip netns exec {sub} sysctl -q -w net.ipv4.tcp_rmem='4096 65536 {RCVBUF_MAX}'"
+    ));
     let got = lab.dir.join("got.bin");
     lab.spawn(
         "curl",
         &format!("ip netns exec {sub} curl -sS --fail --max-time 60 --limit-rate 3M -o {} http://10.33.0.1/blob.bin", got.display()),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Move once 2 MiB have arrived (not after a fixed sleep).
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    wait_for("2 MiB through LB1", Duration::from_secs(20), || {
+        size(&got) >= 2 << 20
+    });
+    let read_before = size(&got);
     let before1 = event(&stats_json(&s1), "lb_to_primary");
     sh(&format!(
         "ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
     ));
+    let read_after = size(&got);
     wait_for("download to finish", Duration::from_secs(60), || {
         !lab.is_running("curl")
     });
@@ -197,17 +213,30 @@ services = ["wap"]
     let r2 = stats_json(&s2);
     let rg = stats_json(&sg);
     let (up1, up2) = (event(&r1, "lb_to_primary"), event(&r2, "lb_to_primary"));
+    // The server never has more than one window (<= RCVBUF_MAX) beyond the
+    // subscriber's last ACK, so successive ACK numbers differ by at most
+    // RCVBUF_MAX, whatever the ACK timing or coalescing. Before the move the
+    // ACK number reached at least read_before - RCVBUF_MAX; at the move it
+    // was at most read_after + RCVBUF_MAX (read, plus a full buffer), and the
+    // server needs one of at least FILE - RCVBUF_MAX to send the last byte.
+    let floor1 = read_before.saturating_sub(RCVBUF_MAX) / RCVBUF_MAX;
+    let floor2 = FILE.saturating_sub(read_after + 2 * RCVBUF_MAX) / RCVBUF_MAX;
     eprintln!(
-        "LB1 up {up1} (before the move {before1}), LB2 up {up2}, GW lb moves {}",
+        "LB1 up {up1} (before the move {before1}, floor {floor1}), LB2 up {up2} (floor {floor2}), read at the move {read_before}..{read_after} B, GW lb moves {}",
         event(&rg, "gw_lb_moves")
     );
     assert!(
-        before1 >= 20,
-        "LB1 carried only {before1} packets before the move"
+        floor2 >= 40,
+        "the move came too late: {read_after} B of {FILE} already read"
     );
-    // (ACKs: how many the subscriber sends depends on delayed/coalesced
-    // ACKs, so only a floor; the down path carries the data.)
-    assert!(up2 >= 20, "LB2 carried only {up2} packets after the move");
+    assert!(
+        before1 >= floor1,
+        "LB1 carried only {before1} up packets before the move (at least {floor1} ACKs were needed)"
+    );
+    assert!(
+        up2 >= floor2,
+        "LB2 carried only {up2} up packets after the move (at least {floor2} ACKs were needed)"
+    );
     assert!(
         event(&r2, "lb_down_path") > 100,
         "down packets did not follow to LB2"

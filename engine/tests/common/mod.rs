@@ -44,13 +44,51 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Skip (return false) when the test cannot create namespaces (not root).
+/// A test that cannot run here: under `CI=true` it fails with `why` (CI
+/// installs every tool and runs as root, so a missing one is a fault, not a
+/// reason to pass); elsewhere it says SKIP and is counted by
+/// `scripts/test.sh` (the line goes to `target/tmp/pgw-skipped.log`).
+pub fn cannot_run(why: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "cannot run: {why} (CI=true: a test may not skip; scripts/setup.sh installs the tools)"
+        );
+    }
+    eprintln!("SKIP: {why}");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgw-skipped.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write;
+        let name = std::thread::current().name().unwrap_or("?").to_string();
+        let _ = writeln!(f, "{name}: {why}");
+    }
+    false
+}
+
+/// Whether the test can create namespaces (root + iproute2); see
+/// [`cannot_run`] for what happens when it cannot.
 pub fn can_netns() -> bool {
     if is_root() && sh_ok("ip netns list") {
         return true;
     }
-    eprintln!("SKIP: needs root and iproute2 (network namespaces)");
-    false
+    cannot_run("needs root and iproute2 (network namespaces)")
+}
+
+/// Whether every command in `tools` is installed; see [`cannot_run`].
+pub fn have_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !sh_ok(&format!("command -v {t}")))
+        .collect();
+    missing.is_empty()
+        || cannot_run(&format!(
+            "{} not installed (scripts/setup.sh installs it)",
+            missing.join(", ")
+        ))
 }
 
 fn is_root() -> bool {
