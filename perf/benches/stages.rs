@@ -368,5 +368,64 @@ fn bench_gw_new(cr: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_lb, bench_gw_data, bench_gw_new);
+/// RFC 7915 header translation alone (the NAT64 path's extra work), TCP,
+/// both directions, a 64-byte and a 1500-byte IPv4 frame (and their IPv6
+/// forms); the copy of the frame into the buffer is included.
+fn bench_xlat(cr: &mut Criterion) {
+    use pgw_pipelines::wire::build::FrameSpec;
+    use pgw_pipelines::xlat::{v4_to_v6, v6_to_v4, Prefix, To4, To6, XlatConfig};
+    const POOL: [u8; 4] = [192, 0, 2, 33];
+    const SRV: [u8; 4] = [198, 51, 100, 7];
+    let sub6 = [
+        0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    ];
+    let cfg = XlatConfig::default();
+    let t6 = To6::new(Prefix::WELL_KNOWN.embed(SRV), sub6);
+    let t4 = To4::new(POOL, SRV);
+    let mut g = cr.benchmark_group("xlat");
+    g.throughput(Throughput::Elements(1));
+    for (name, payload) in [("64B", 6usize), ("1500B", 1446)] {
+        let f4 = FrameSpec {
+            src_ip: SRV,
+            dst_ip: POOL,
+            payload: vec![0x5a; payload],
+            ..FrameSpec::tcp(80, 40_000, flags::ACK)
+        }
+        .build();
+        let mut f6 = vec![0u8; 2048];
+        f6[..f4.len()].copy_from_slice(&f4);
+        let n6 = {
+            let mut pkt = Pkt::new(&mut f6, f4.len(), 0);
+            v4_to_v6(&mut pkt, &cfg, &t6).expect("v4 -> v6");
+            pkt.len
+        };
+        f6.truncate(n6);
+        for (dir, frame) in [("v4->v6", &f4), ("v6->v4", &f6)] {
+            g.bench_function(format!("{dir} TCP {name}"), |b| {
+                let mut buf = vec![0u8; 2048];
+                b.iter(|| {
+                    buf[..frame.len()].copy_from_slice(frame);
+                    let mut pkt = Pkt::new(&mut buf, frame.len(), 0);
+                    let r = if dir == "v4->v6" {
+                        v4_to_v6(&mut pkt, &cfg, &t6)
+                    } else {
+                        v6_to_v4(&mut pkt, &cfg, &t4)
+                    };
+                    debug_assert!(r.is_ok());
+                    black_box(pkt.len)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_parse,
+    bench_lb,
+    bench_gw_data,
+    bench_gw_new,
+    bench_xlat
+);
 criterion_main!(benches);

@@ -181,24 +181,10 @@
 //! bytes per connection); RSS steering 12 KiB per worker.
 //!
 //! ## Cost
-//! Release build, this 2-vCPU VM, 8 192 established flows, 64-byte frames
-//! (a 64-byte copy per packet included), one packet at a time: up data
-//! 85–125 ns/packet, down data 55–65 ns/packet, a connection (SYN: session,
-//! VIP, authorization, balancing, key, insert; then RST: record, hold)
-//! 375–585 ns. Measured with
-//! `CARGO_TARGET_DIR=/tmp/target-gw cargo test --release -p pgw-pipelines
-//! gw::tests::bench_ns_per_packet -- --ignored --nocapture` (ranges over
-//! runs; the VM is noisy). No prefetching across a burst yet.
-//!
-//! NAT64 data, same conditions (84-byte IPv6 frames up, 64-byte IPv4 down;
-//! measured on a loaded VM together with the IPv4 path for reference):
-//! up 134–225 ns/packet (IPv4 up 117–217 in the same runs), down 83–176
-//! (IPv4 down 78–154), with `CARGO_TARGET_DIR=/tmp/target-g2 cargo test
-//! --release -p pgw-pipelines gw::tests:: -- --ignored --nocapture
-//! --test-threads=1`. The translation itself is 38–43 ns
-//! (`xlat::tests::bench_ns_per_packet`); the port rewrite after it is two
-//! incremental checksum updates, so folding both into one step would save
-//! a few ns, below the noise: they stay two steps.
+//! Measured by the criterion benches of `perf/benches/stages.rs` (`gw data`
+//! up and down at 1 k and 1 M flows, `gw new connection`, `xlat`) and by
+//! the engine's runtime counters under `scripts/bench.sh`; the figures are
+//! in `perf/RESULTS.md` and `perf/RESULTS.json`.
 
 pub mod acct;
 pub mod balance;

@@ -68,14 +68,10 @@
 //! `mss_clamp_down`) to link MTU − 60.
 //!
 //! ## Cost
-//! Release build, this 2-vCPU VM (noisy: ranges over runs), one frame at a
-//! time, the copy of the frame into the buffer before each call included:
-//! TCP 64 bytes in, v4 → v6 31–66 ns/packet, v6 → v4 33–50 ns/packet;
-//! TCP 1500 bytes in, 69–94 ns and 83–88 ns (the `copy_within` of the L4
-//! part and the template copy dominate). Measured with
-//! `CARGO_TARGET_DIR=/tmp/target-x7 cargo test --release -p pgw-pipelines
-//! xlat::tests::bench_ns_per_packet -- --ignored --nocapture`. ICMP errors
-//! cost more (checksum over the whole message) and are rare.
+//! Measured by the criterion benches of `perf/benches/stages.rs` (`xlat`
+//! group: 64-byte and 1500-byte TCP, both directions), reported in
+//! `perf/RESULTS.md`; ICMP errors cost more (checksum over the whole
+//! message) and are rare.
 //!
 //! ## Use in the GW stage
 //! `GwWorker` (see the NAT64 section of [`crate::gw`]) keeps the stateful
