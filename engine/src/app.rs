@@ -441,6 +441,7 @@ impl Engine {
             tables: self.tables.clone(),
             acct: self.acct[w].clone(),
             mgmt_tx: if w == 0 { self.mgmt_tx.clone() } else { None },
+            runtime_stages: e.runtime_stages,
         })
     }
 

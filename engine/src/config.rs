@@ -129,6 +129,17 @@ pub struct EngineCfg {
     /// Slots in each worker's handoff ring (power of two).
     #[serde(default = "d_ring")]
     pub handoff_ring: u32,
+    /// Time every stage of the worker loop (`pgw stats --runtime`): one TSC
+    /// read per stage per burst. `false`: calls, packets and busy/idle
+    /// cycles are still counted, the per-stage cycles are not.
+    #[serde(default = "d_true")]
+    pub runtime_stages: bool,
+    /// How long the management thread sleeps when it found nothing to do
+    /// (control socket, control ring, RADIUS, accounting queues). Longer
+    /// keeps its CPU quieter (benchmarks); it bounds how late an ARP reply
+    /// or a control request is seen. 1..=1000.
+    #[serde(default = "d_mgmt_poll_ms")]
+    pub mgmt_poll_ms: u32,
 }
 
 impl Default for EngineCfg {
@@ -476,6 +487,9 @@ fn d_mbuf_cache() -> u32 {
 fn d_drain() -> u32 {
     100
 }
+fn d_mgmt_poll_ms() -> u32 {
+    1
+}
 fn d_idle_polls() -> u32 {
     256
 }
@@ -610,6 +624,12 @@ impl Profile {
             return Err(self.err(
                 "engine.handoff_ring",
                 format!("{} must be a power of two >= 64", e.handoff_ring),
+            ));
+        }
+        if !(1..=1000).contains(&e.mgmt_poll_ms) {
+            return Err(self.err(
+                "engine.mgmt_poll_ms",
+                format!("{} is not within 1..=1000 (milliseconds)", e.mgmt_poll_ms),
             ));
         }
         let min_mbufs = (self.ports.len() as u32 * self.cores.workers.len() as u32)

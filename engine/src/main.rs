@@ -120,6 +120,11 @@ enum Cmd {
         /// Refresh every N seconds until interrupted.
         #[arg(long)]
         watch: Option<f64>,
+        /// Runtime accounting instead (VPP's `show runtime`): per worker and
+        /// stage the calls, packets, cycles per packet; busy %, capacity.
+        /// Since start or `pgw ctl runtime-clear`.
+        #[arg(long)]
+        runtime: bool,
     },
 }
 
@@ -158,7 +163,8 @@ fn main() -> ExitCode {
             profile,
             json,
             watch,
-        } => stats(socket, profile, json, watch),
+            runtime,
+        } => stats(socket, profile, json, watch, runtime),
         Cmd::Accounting {
             socket,
             profile,
@@ -232,6 +238,7 @@ fn stats(
     profile: Option<PathBuf>,
     json: bool,
     watch: Option<f64>,
+    runtime: bool,
 ) -> ExitCode {
     let path = match socket_of(socket, profile) {
         Ok(p) => p,
@@ -241,10 +248,15 @@ fn stats(
         }
     };
     loop {
-        let out = if json {
-            control::request(&path, "stats")
-        } else {
-            control::fetch_stats(&path).map(|r| r.render())
+        let out = match (runtime, json) {
+            (false, true) => control::request(&path, "stats"),
+            (false, false) => control::fetch_stats(&path).map(|r| r.render()),
+            (true, true) => control::request(&path, "runtime"),
+            (true, false) => control::request(&path, "runtime").and_then(|t| {
+                serde_json::from_str::<pgw_engine::stats::RuntimeReport>(&t)
+                    .map(|r| r.render())
+                    .map_err(|e| format!("runtime report: {e}: {t}"))
+            }),
         };
         match out {
             Ok(s) => println!("{s}"),

@@ -106,6 +106,10 @@ struct State {
     /// The RADIUS server and session manager, when the profile has one.
     radius: Option<crate::radius::RadiusSide>,
     started: Instant,
+    /// Runtime counters at the last `runtime-clear` (per worker), and when.
+    runtime_base: Vec<pgw_pipelines::runtime::Runtime>,
+    runtime_since: Instant,
+    runtime_timed: bool,
 }
 
 fn ipstr(a: [u8; 4]) -> String {
@@ -113,6 +117,24 @@ fn ipstr(a: [u8; 4]) -> String {
 }
 
 impl State {
+    /// The workers' runtime counters since start or the last clear.
+    fn runtime_report(&self) -> crate::stats::RuntimeReport {
+        let now: Vec<(u32, pgw_pipelines::runtime::Runtime)> = self
+            .info
+            .shared
+            .iter()
+            .zip(self.info.lcores.iter())
+            .map(|(s, l)| (l.0, s.runtime()))
+            .collect();
+        crate::stats::RuntimeReport::new(
+            crate::dpdk::tsc_hz(),
+            self.runtime_since.elapsed().as_secs_f64(),
+            self.runtime_timed,
+            &now,
+            &self.runtime_base,
+        )
+    }
+
     fn service_name(&self, id: Option<u8>) -> String {
         let Some(id) = id else { return "-".into() };
         self.gw
@@ -359,6 +381,12 @@ impl State {
                 let mut r = self.info.report();
                 r.control_rx = self.info.control_rx.load(Relaxed);
                 serde_json::to_string(&r).unwrap_or_default()
+            }
+            "runtime" => serde_json::to_string(&self.runtime_report()).unwrap_or_default(),
+            "runtime-clear" => {
+                self.runtime_base = self.info.shared.iter().map(|s| s.runtime()).collect();
+                self.runtime_since = Instant::now();
+                "{\"ok\":true}".into()
             }
             "accounting" => {
                 let rows: Vec<AcctRow> = self
@@ -661,6 +689,9 @@ impl Management {
                 None => None,
             },
             started: Instant::now(),
+            runtime_base: Vec::new(),
+            runtime_since: Instant::now(),
+            runtime_timed: e.profile.engine.runtime_stages,
             probers: build_probers(e),
             acctlog: match &e.profile.accounting {
                 Some(a) => Some(
@@ -684,6 +715,7 @@ impl Management {
                 .unwrap_or(true),
         };
         let core = e.profile.cores.management;
+        let poll = Duration::from_millis(e.profile.engine.mgmt_poll_ms as u64);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let handle = std::thread::Builder::new()
@@ -703,7 +735,7 @@ impl Management {
                     st.drain_acct();
                     control::serve_pending(&listener, |req| st.answer(req));
                     if !busy {
-                        std::thread::sleep(Duration::from_millis(1));
+                        std::thread::sleep(poll);
                     }
                 }
                 st.drain_acct();

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use pgw_pipelines::runtime::{Runtime, Stage, StageCounters};
 use pgw_pipelines::{DropReason, WorkerCounters};
 use serde::{Deserialize, Serialize};
 
@@ -67,9 +68,51 @@ pub struct WorkerShared {
     drops: [AtomicU64; DropReason::COUNT],
     events: [AtomicU64; pgw_pipelines::pipeline::MAX_EVENTS],
     event_names: std::sync::OnceLock<Vec<&'static str>>,
+    /// Runtime accounting: per stage (calls, packets, cycles).
+    rt_stages: [[AtomicU64; 3]; Stage::COUNT],
+    /// turns, busy_turns, busy_cycles, idle_cycles, packets.
+    rt_loop: [AtomicU64; 5],
 }
 
 impl WorkerShared {
+    /// Publish the runtime counters (called by the owning worker only).
+    pub fn publish_runtime(&self, rt: &Runtime) {
+        for (a, s) in self.rt_stages.iter().zip(rt.stages.iter()) {
+            a[0].store(s.calls, Relaxed);
+            a[1].store(s.packets, Relaxed);
+            a[2].store(s.cycles, Relaxed);
+        }
+        let l = [
+            rt.turns,
+            rt.busy_turns,
+            rt.busy_cycles,
+            rt.idle_cycles,
+            rt.packets,
+        ];
+        for (a, v) in self.rt_loop.iter().zip(l) {
+            a.store(v, Relaxed);
+        }
+    }
+
+    /// The runtime counters as last published.
+    pub fn runtime(&self) -> Runtime {
+        let mut rt = Runtime::default();
+        for (s, a) in rt.stages.iter_mut().zip(self.rt_stages.iter()) {
+            *s = StageCounters {
+                calls: a[0].load(Relaxed),
+                packets: a[1].load(Relaxed),
+                cycles: a[2].load(Relaxed),
+            };
+        }
+        let l: Vec<u64> = self.rt_loop.iter().map(|a| a.load(Relaxed)).collect();
+        rt.turns = l[0];
+        rt.busy_turns = l[1];
+        rt.busy_cycles = l[2];
+        rt.idle_cycles = l[3];
+        rt.packets = l[4];
+        rt
+    }
+
     /// Publish `l` (called by the owning worker only).
     pub fn publish(&self, l: &WorkerLocal) {
         self.rx.store(l.rx, Relaxed);
@@ -321,6 +364,207 @@ impl Report {
         if !any {
             let _ = writeln!(s, "\ndrops by reason: none");
         }
+        s
+    }
+}
+
+/// One stage of a worker in `pgw stats --runtime` (VPP's `show runtime`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct StageReport {
+    pub name: String,
+    pub calls: u64,
+    pub packets: u64,
+    pub cycles: u64,
+    pub cycles_per_pkt: f64,
+    pub pkts_per_call: f64,
+}
+
+/// A worker's runtime accounting over a window.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct WorkerRuntime {
+    pub worker: usize,
+    pub lcore: u32,
+    pub turns: u64,
+    pub busy_turns: u64,
+    /// Every cycle of the window the loop ran (busy + idle).
+    pub cycles: u64,
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub busy_pct: f64,
+    /// Packets taken in (ports and handoff ring).
+    pub packets: u64,
+    pub busy_cycles_per_pkt: f64,
+    /// TSC Hz / busy cycles per packet: what this worker would carry busy
+    /// all the time, at this window's cost per packet (Mpps).
+    pub capacity_mpps: f64,
+    pub stages: Vec<StageReport>,
+}
+
+/// The instance's runtime accounting summed over workers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RuntimeTotal {
+    pub packets: u64,
+    pub busy_cycles: u64,
+    pub busy_cycles_per_pkt: f64,
+    /// Workers x TSC Hz / busy cycles per packet (Mpps).
+    pub capacity_mpps: f64,
+}
+
+/// `pgw stats --runtime`: per worker and stage, since start or the last
+/// `pgw ctl runtime-clear`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RuntimeReport {
+    pub tsc_hz: u64,
+    /// Seconds since the counters started (start or the last clear).
+    pub window_s: f64,
+    /// Stage cycles measured (`engine.runtime_stages`).
+    pub timed: bool,
+    pub workers: Vec<WorkerRuntime>,
+    pub total: RuntimeTotal,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn capacity_mpps(tsc_hz: u64, cycles_per_pkt: f64) -> f64 {
+    if cycles_per_pkt > 0.0 {
+        tsc_hz as f64 / cycles_per_pkt / 1e6
+    } else {
+        0.0
+    }
+}
+
+impl RuntimeReport {
+    /// The report of `now` minus `base` per worker (`(worker lcore, raw)`).
+    pub fn new(
+        tsc_hz: u64,
+        window_s: f64,
+        timed: bool,
+        now: &[(u32, Runtime)],
+        base: &[Runtime],
+    ) -> RuntimeReport {
+        let zero = Runtime::default();
+        let workers: Vec<WorkerRuntime> = now
+            .iter()
+            .enumerate()
+            .map(|(w, (lcore, n))| {
+                let b = base.get(w).unwrap_or(&zero);
+                let d = |x: u64, y: u64| x.saturating_sub(y);
+                let busy = d(n.busy_cycles, b.busy_cycles);
+                let idle = d(n.idle_cycles, b.idle_cycles);
+                let pkts = d(n.packets, b.packets);
+                let cpp = ratio(busy, pkts);
+                let stages = Stage::ALL
+                    .iter()
+                    .map(|&s| {
+                        let (x, y) = (n.stage(s), b.stage(s));
+                        let (calls, packets, cycles) = (
+                            d(x.calls, y.calls),
+                            d(x.packets, y.packets),
+                            d(x.cycles, y.cycles),
+                        );
+                        StageReport {
+                            name: s.name().to_string(),
+                            calls,
+                            packets,
+                            cycles,
+                            cycles_per_pkt: ratio(cycles, packets),
+                            pkts_per_call: ratio(packets, calls),
+                        }
+                    })
+                    .filter(|s| s.calls > 0)
+                    .collect();
+                WorkerRuntime {
+                    worker: w,
+                    lcore: *lcore,
+                    turns: d(n.turns, b.turns),
+                    busy_turns: d(n.busy_turns, b.busy_turns),
+                    cycles: busy + idle,
+                    busy_cycles: busy,
+                    idle_cycles: idle,
+                    busy_pct: 100.0 * ratio(busy, busy + idle),
+                    packets: pkts,
+                    busy_cycles_per_pkt: cpp,
+                    capacity_mpps: capacity_mpps(tsc_hz, cpp),
+                    stages,
+                }
+            })
+            .collect();
+        let packets = workers.iter().map(|w| w.packets).sum();
+        let busy_cycles = workers.iter().map(|w| w.busy_cycles).sum();
+        let cpp = ratio(busy_cycles, packets);
+        let total = RuntimeTotal {
+            packets,
+            busy_cycles,
+            busy_cycles_per_pkt: cpp,
+            capacity_mpps: workers.len() as f64 * capacity_mpps(tsc_hz, cpp),
+        };
+        RuntimeReport {
+            tsc_hz,
+            window_s,
+            timed,
+            workers,
+            total,
+        }
+    }
+
+    /// The table a person reads (`pgw stats --runtime`), in the manner of
+    /// VPP's `show runtime`.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "runtime over {:.1} s, TSC {:.3} GHz{}",
+            self.window_s,
+            self.tsc_hz as f64 / 1e9,
+            if self.timed {
+                ""
+            } else {
+                " (engine.runtime_stages = false: stage cycles not measured)"
+            }
+        );
+        for w in &self.workers {
+            let _ = writeln!(
+                s,
+                "
+worker {} (lcore {}): busy {:.1} % of {} turns ({} busy), {} packets, {:.1} cycles/packet busy, capacity {:.2} Mpps",
+                w.worker,
+                w.lcore,
+                w.busy_pct,
+                w.turns,
+                w.busy_turns,
+                w.packets,
+                w.busy_cycles_per_pkt,
+                w.capacity_mpps
+            );
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>12} {:>14} {:>16} {:>12} {:>12}",
+                "stage", "calls", "vectors", "cycles", "cycles/pkt", "vectors/call"
+            );
+            for st in &w.stages {
+                let _ = writeln!(
+                    s,
+                    "  {:<12} {:>12} {:>14} {:>16} {:>12.1} {:>12.1}",
+                    st.name, st.calls, st.packets, st.cycles, st.cycles_per_pkt, st.pkts_per_call
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "
+total: {} packets, {:.1} busy cycles/packet, capacity {:.2} Mpps ({} workers)",
+            self.total.packets,
+            self.total.busy_cycles_per_pkt,
+            self.total.capacity_mpps,
+            self.workers.len()
+        );
         s
     }
 }

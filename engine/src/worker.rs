@@ -16,6 +16,12 @@
 //! Idle back-off: after `idle_polls` empty turns in a row the worker flushes
 //! and sleeps `idle_sleep_us` between turns, so several instances can share
 //! two cores in tests. 0 disables it (benchmarks).
+//!
+//! Runtime accounting ([`Meter`], `pgw stats --runtime`): the TSC read at the
+//! top of each turn splits busy from idle turns; with
+//! `engine.runtime_stages` every stage of a burst (rx, the pipeline's own
+//! stages, dispatch, tx, handoff, expiry) takes one more TSC read when it
+//! ends — per burst, never per packet.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -25,6 +31,7 @@ use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 use pgw_pipelines::gw::acct::{AcctRecord, AcctSink};
 use pgw_pipelines::pipeline::{Pipeline, Tables};
+use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
 use crate::dpdk::{tsc, Burst, PortId, QueueId, Ring, MAX_BURST};
@@ -59,6 +66,19 @@ pub struct Worker {
     pub acct: Arc<ArrayQueue<AcctRecord>>,
     /// Frames the management thread wants sent (worker 0 drains it).
     pub mgmt_tx: Option<Arc<Ring>>,
+    /// Time each stage (`engine.runtime_stages`).
+    pub runtime_stages: bool,
+}
+
+/// The worker's stage clock: the TSC.
+#[derive(Clone, Copy)]
+struct Tsc;
+
+impl Clock for Tsc {
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        tsc()
+    }
 }
 
 /// The worker's end of its accounting queue: never blocks; a full queue is
@@ -80,7 +100,15 @@ struct Out {
 
 impl Worker {
     /// Run until the quit flag is set; flushes and publishes before returning.
-    pub fn run(mut self) -> i32 {
+    pub fn run(self) -> i32 {
+        if self.runtime_stages {
+            self.run_with(Meter::new(Tsc))
+        } else {
+            self.run_with(Meter::new(NoClock))
+        }
+    }
+
+    fn run_with<C: Clock>(mut self, mut m: Meter<C>) -> i32 {
         let mut local = WorkerLocal::default();
         // Per-destination buffers, allocated once before the loop.
         let mut out = Out {
@@ -95,22 +123,28 @@ impl Worker {
         let tables_src = self.tables.clone();
         let mut tables = Cache::new(tables_src);
         let acct_q = self.acct.clone();
+        let mut got = 0;
+        m.turn_start(tsc());
 
         while !self.quit.load(Relaxed) {
             let now = tsc();
+            m.turn_end(now, got);
+            m.turn_start(now);
             let now_ms = (now - self.tsc_start) / self.tsc_per_ms;
             if now - last_drain >= self.drain_tsc {
-                self.flush(&mut out, &mut local);
+                self.flush(&mut out, &mut local, &mut m);
                 local.nevents = self.pipeline.events(&mut local.events);
                 self.shared.publish(&local);
+                self.shared.publish_runtime(&m.rt);
                 last_drain = now;
             }
             let t: &Tables = tables.load();
             let mut sink = QueueSink(&acct_q);
             local.polls += 1;
-            let mut got = 0;
+            got = 0;
             for pi in 0..self.ports.len() {
                 let n = rx.rx(self.ports[pi], self.queue, self.burst);
+                m.lap(Stage::Rx, n);
                 if n == 0 {
                     continue;
                 }
@@ -126,10 +160,12 @@ impl Worker {
                     now_ms,
                     &mut out,
                     &mut local,
+                    &mut m,
                 );
             }
             let n = rx.dequeue(&self.handoff_in, self.burst);
             if n > 0 {
+                m.lap(Stage::HandoffIn, n);
                 got += n;
                 local.handoff_in += n as u64;
                 self.handle(
@@ -141,17 +177,23 @@ impl Worker {
                     now_ms,
                     &mut out,
                     &mut local,
+                    &mut m,
                 );
             }
             if let Some(ring) = &self.mgmt_tx {
-                got += self.send_mgmt(ring, &mut rx, &mut out, &mut local);
+                let n = self.send_mgmt(ring, &mut rx, &mut out, &mut local, &mut m);
+                if n > 0 {
+                    m.lap(Stage::MgmtTx, n);
+                }
+                got += n;
             }
-            self.pipeline.poll(now_ms, &mut sink, &mut local.pipe);
+            let expired = self.pipeline.poll(now_ms, &mut sink, &mut local.pipe);
+            m.lap(Stage::Expiry, expired);
             if got == 0 {
                 local.empty_polls += 1;
                 empty_run = empty_run.saturating_add(1);
                 if !self.idle_sleep.is_zero() && empty_run >= self.idle_polls {
-                    self.flush(&mut out, &mut local);
+                    self.flush(&mut out, &mut local, &mut m);
                     local.idle_sleeps += 1;
                     std::thread::sleep(self.idle_sleep);
                 }
@@ -162,30 +204,33 @@ impl Worker {
                 // latency at partial load is one loop turn, not tx_drain_us.
                 // Saturated, bursts fill and go out as they fill.
                 if got < self.burst {
-                    self.flush(&mut out, &mut local);
+                    self.flush(&mut out, &mut local, &mut m);
                 }
             }
         }
-        self.flush(&mut out, &mut local);
+        self.flush(&mut out, &mut local, &mut m);
+        m.turn_end(tsc(), got);
         local.nevents = self.pipeline.events(&mut local.events);
         self.shared.publish(&local);
+        self.shared.publish_runtime(&m.rt);
         0
     }
 
     /// Transmit what the management thread queued (ARP requests, probes):
     /// each mbuf's `port` field names its DPDK port.
-    fn send_mgmt(
+    fn send_mgmt<C: Clock>(
         &self,
         ring: &Ring,
         b: &mut Burst,
         out: &mut Out,
         local: &mut WorkerLocal,
+        m: &mut Meter<C>,
     ) -> usize {
         let n = b.dequeue(ring, self.burst);
-        for m in b.drain() {
+        for mb in b.drain() {
             let p = self
                 .port_of
-                .get(m.port() as usize)
+                .get(mb.port() as usize)
                 .copied()
                 .unwrap_or(PortIdx::MAX) as usize;
             if p >= out.tx.len() {
@@ -193,9 +238,9 @@ impl Worker {
                 continue;
             }
             local.port_tx[p] += 1;
-            if let Err(m) = out.tx[p].push(m) {
-                self.flush_port(p, out, local);
-                let _ = out.tx[p].push(m);
+            if let Err(mb) = out.tx[p].push(mb) {
+                self.flush_port(p, out, local, m, Stage::MgmtTx);
+                let _ = out.tx[p].push(mb);
             }
         }
         n
@@ -204,7 +249,7 @@ impl Worker {
     /// Pipeline over one burst, then move every mbuf where its verdict says.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    fn handle(
+    fn handle<C: Clock>(
         &mut self,
         t: &Tables,
         sink: &mut QueueSink<'_>,
@@ -214,14 +259,15 @@ impl Worker {
         now_ms: u64,
         out: &mut Out,
         local: &mut WorkerLocal,
+        m: &mut Meter<C>,
     ) {
         let n = rx.len();
         let pipeline = &mut self.pipeline;
         let pipe_counters = &mut local.pipe;
         rx.with_pkts(&self.port_of, arrival, |pkts| {
-            pipeline.process_burst(t, pkts, &mut verdicts[..n], now_ms, sink, pipe_counters)
+            pipeline.process_burst(t, pkts, &mut verdicts[..n], now_ms, sink, pipe_counters, m)
         });
-        for (m, v) in rx.drain().zip(verdicts[..n].iter()) {
+        for (mb, v) in rx.drain().zip(verdicts[..n].iter()) {
             match *v {
                 Verdict::Tx { port } => {
                     let p = port as usize;
@@ -230,12 +276,12 @@ impl Worker {
                         continue;
                     }
                     local.port_tx[p] += 1;
-                    if let Err(m) = out.tx[p].push(m) {
-                        self.flush_port(p, out, local);
-                        let _ = out.tx[p].push(m);
+                    if let Err(mb) = out.tx[p].push(mb) {
+                        self.flush_port(p, out, local, m, Stage::Dispatch);
+                        let _ = out.tx[p].push(mb);
                     }
                     if out.tx[p].len() >= self.burst {
-                        self.flush_port(p, out, local);
+                        self.flush_port(p, out, local, m, Stage::Dispatch);
                     }
                 }
                 Verdict::Handoff { worker } => {
@@ -246,24 +292,26 @@ impl Worker {
                         local.pipe.drop(DropReason::HandoffFull);
                         continue;
                     }
-                    let mut m = m;
+                    let mut mb = mb;
                     if let Some(p) = arrival {
                         // The owner needs the arrival port; not every PMD records it.
-                        m.set_port(self.ports[p as usize]);
+                        mb.set_port(self.ports[p as usize]);
                     }
-                    if let Err(m) = out.handoff[w].push(m) {
-                        Self::flush_ring(
+                    if let Err(mb) = out.handoff[w].push(mb) {
+                        m.charge(Stage::Dispatch);
+                        let sent = Self::flush_ring(
                             &mut out.handoff[w],
                             &self.handoff_out[w],
                             &mut local.handoff_out,
                             DropReason::HandoffFull,
                             &mut local.pipe.drops,
                         );
-                        let _ = out.handoff[w].push(m);
+                        m.lap(Stage::HandoffOut, sent);
+                        let _ = out.handoff[w].push(mb);
                     }
                 }
                 Verdict::Control => {
-                    if let Err(m) = out.control.push(m) {
+                    if let Err(mb) = out.control.push(mb) {
                         Self::flush_ring(
                             &mut out.control,
                             &self.control,
@@ -271,17 +319,32 @@ impl Worker {
                             DropReason::ControlFull,
                             &mut local.pipe.drops,
                         );
-                        let _ = out.control.push(m);
+                        let _ = out.control.push(mb);
                     }
                 }
                 // Counted by the stage that decided it; dropping frees the mbuf.
-                Verdict::Drop(_) => drop(m),
+                Verdict::Drop(_) => drop(mb),
             }
         }
+        m.lap(Stage::Dispatch, n);
     }
 
-    fn flush_port(&self, p: usize, out: &mut Out, local: &mut WorkerLocal) {
+    /// Send port `p`'s TX buffer; the time before it is charged to `before`,
+    /// the send itself to `tx`.
+    fn flush_port<C: Clock>(
+        &self,
+        p: usize,
+        out: &mut Out,
+        local: &mut WorkerLocal,
+        m: &mut Meter<C>,
+        before: Stage,
+    ) {
+        if out.tx[p].is_empty() {
+            return;
+        }
+        m.charge(before);
         let (sent, freed) = out.tx[p].tx(self.ports[p], self.queue);
+        m.lap(Stage::Tx, sent);
         local.tx += sent as u64;
         if freed > 0 {
             local.port_tx[p] -= freed as u64;
@@ -289,25 +352,38 @@ impl Worker {
         }
     }
 
-    fn flush_ring(b: &mut Burst, ring: &Ring, ok: &mut u64, reason: DropReason, drops: &mut [u64]) {
+    fn flush_ring(
+        b: &mut Burst,
+        ring: &Ring,
+        ok: &mut u64,
+        reason: DropReason,
+        drops: &mut [u64],
+    ) -> usize {
         let (sent, freed) = b.enqueue(ring);
         *ok += sent as u64;
         drops[reason as usize] += freed as u64;
+        sent
     }
 
-    fn flush(&self, out: &mut Out, local: &mut WorkerLocal) {
+    fn flush<C: Clock>(&self, out: &mut Out, local: &mut WorkerLocal, m: &mut Meter<C>) {
+        m.charge(Stage::Other);
         for p in 0..out.tx.len() {
-            self.flush_port(p, out, local);
+            self.flush_port(p, out, local, m, Stage::Other);
         }
         for w in 0..out.handoff.len() {
+            if out.handoff[w].is_empty() {
+                continue;
+            }
+            m.charge(Stage::Other);
             let (ok, drops) = (&mut local.handoff_out, &mut local.pipe.drops);
-            Self::flush_ring(
+            let sent = Self::flush_ring(
                 &mut out.handoff[w],
                 &self.handoff_out[w],
                 ok,
                 DropReason::HandoffFull,
                 drops,
             );
+            m.lap(Stage::HandoffOut, sent);
         }
         Self::flush_ring(
             &mut out.control,

@@ -9,7 +9,10 @@
 //! - per worker, rx == tx + drops (nothing vanished inside the loop);
 //! - the runts injected are exactly the `bad_ether` drops;
 //! - every injected mbuf is either back in a ring or was freed as a drop,
-//!   and the mempool's in-use count equals what the rings hold (no leak).
+//!   and the mempool's in-use count equals what the rings hold (no leak);
+//! - the runtime accounting (`pgw stats --runtime`) agrees with the
+//!   counters: its rx, wire and tx stages saw exactly the packets received
+//!   and sent, and its stages' cycles add up to the busy cycles.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use std::time::Duration;
 use pgw_engine::app::Engine;
 use pgw_engine::config::Profile;
 use pgw_engine::dpdk::{Burst, Ring};
+use pgw_engine::stats::RuntimeReport;
 use pgw_pipelines::DropReason;
 
 const VALID_PER_QUEUE: usize = 300;
@@ -132,5 +136,36 @@ fn every_packet_is_accounted_for_with_two_workers() {
     // Per-port counters add up to the totals.
     let port_tx: u64 = r.workers.iter().flat_map(|w| w.port_tx.iter()).sum();
     assert_eq!(port_tx, r.tx());
+
+    // Runtime accounting, as `pgw stats --runtime` reports it.
+    let info = engine.info();
+    let raw: Vec<(u32, _)> = info
+        .shared
+        .iter()
+        .zip(info.lcores.iter())
+        .map(|(s, l)| (l.0, s.runtime()))
+        .collect();
+    let rt = RuntimeReport::new(pgw_engine::dpdk::tsc_hz(), 0.4, true, &raw, &[]);
+    eprintln!("{}", rt.render());
+    for (w, wr) in r.workers.iter().zip(rt.workers.iter()) {
+        let stage = |n: &str| {
+            wr.stages
+                .iter()
+                .find(|s| s.name == n)
+                .unwrap_or_else(|| panic!("worker {}: no stage {n}: {wr:?}", w.worker))
+        };
+        assert_eq!(wr.packets, w.rx + w.handoff_in, "worker {}", w.worker);
+        assert_eq!(stage("rx").packets, w.rx, "worker {}", w.worker);
+        assert_eq!(stage("wire").packets, w.rx, "worker {}", w.worker);
+        assert_eq!(stage("tx").packets, w.tx, "worker {}", w.worker);
+        assert!(wr.busy_turns > 0 && wr.busy_cycles > 0 && wr.idle_cycles > 0);
+        let staged: u64 = wr.stages.iter().map(|s| s.cycles).sum();
+        assert_eq!(
+            staged, wr.busy_cycles,
+            "worker {}: stages vs busy",
+            w.worker
+        );
+        assert!(stage("wire").cycles > 0 && wr.capacity_mpps > 0.0);
+    }
     drop(engine);
 }

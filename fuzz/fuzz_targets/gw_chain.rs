@@ -22,6 +22,7 @@ use pgw_pipelines::gw::tables::{
 };
 use pgw_pipelines::gw::GwWorker;
 use pgw_pipelines::pipeline::{Pipeline, Tables};
+use pgw_pipelines::runtime::{Meter, NoClock};
 use pgw_pipelines::{Pkt, Verdict, WorkerCounters};
 
 const ACCESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa1];
@@ -128,6 +129,7 @@ fuzz_target!(|data: &[u8]| {
     let (mut pipe, tables) = setup();
     let mut acct: Vec<AcctRecord> = Vec::new();
     let mut c = WorkerCounters::default();
+    let mut meter = Meter::new(NoClock);
     let mut now = 0u64;
     let mut rest = data;
     while rest.len() >= 2 {
@@ -162,7 +164,7 @@ fuzz_target!(|data: &[u8]| {
         let mut v = [Verdict::Drop(pgw_pipelines::DropReason::NoRoute)];
         {
             let mut pkts = [Pkt::new(&mut buf, n, port)];
-            pipe.process_burst(&tables, &mut pkts, &mut v, now, &mut acct, &mut c);
+            pipe.process_burst(&tables, &mut pkts, &mut v, now, &mut acct, &mut c, &mut meter);
             assert!(pkts[0].len <= ROOM);
         }
         match v[0] {

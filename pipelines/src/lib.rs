@@ -14,6 +14,7 @@ pub mod lb;
 pub mod mgmt;
 pub mod ndp;
 pub mod pipeline;
+pub mod runtime;
 pub mod verdict;
 pub mod wire;
 pub mod xlat;

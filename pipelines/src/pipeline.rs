@@ -13,6 +13,7 @@ use crate::gw::tables::GwTables;
 use crate::gw::GwWorker;
 use crate::lb::{LbCounters, LbSnapshot, LbStage, LbVerdict};
 use crate::ndp::{is_nd, NdpResponder};
+use crate::runtime::{Clock, Meter, Stage};
 use crate::verdict::{Pkt, Verdict, WorkerCounters};
 
 /// Ethertype of ARP.
@@ -64,9 +65,37 @@ pub const EXPIRE_BUDGET: usize = 64;
 
 impl Pipeline {
     /// Process a burst: `out[i]` is the verdict on `pkts[i]`. Drops are
-    /// counted in `c` by the stage that decides them.
+    /// counted in `c` by the stage that decides them; each stage laps `m`
+    /// once it has handled the burst.
     #[inline]
-    pub fn process_burst(
+    #[allow(clippy::too_many_arguments)]
+    pub fn process_burst<C: Clock>(
+        &mut self,
+        t: &Tables,
+        pkts: &mut [Pkt<'_>],
+        out: &mut [Verdict],
+        now_ms: u64,
+        acct: &mut impl AcctSink,
+        c: &mut WorkerCounters,
+        m: &mut Meter<C>,
+    ) {
+        let n = pkts.len();
+        self.process_burst_inner(t, pkts, out, now_ms, acct, c);
+        m.lap(self.stage(), n);
+    }
+
+    /// The stage the whole burst is charged to (until the GW stage is split
+    /// into its own lookup/open/rewrite/accounting laps).
+    fn stage(&self) -> Stage {
+        match self {
+            Pipeline::Wire(_) => Stage::Wire,
+            Pipeline::Lb { .. } => Stage::Lb,
+            Pipeline::Gw { .. } | Pipeline::LbGw { .. } => Stage::Gw,
+        }
+    }
+
+    #[inline]
+    fn process_burst_inner(
         &mut self,
         t: &Tables,
         pkts: &mut [Pkt<'_>],
@@ -153,11 +182,14 @@ impl Pipeline {
     }
 
     /// Periodic work outside the packet path (the idle-expiry sweep);
-    /// called once per poll-loop turn.
+    /// called once per poll-loop turn. The connections it ended.
     #[inline]
-    pub fn poll(&mut self, now_ms: u64, acct: &mut impl AcctSink, c: &mut WorkerCounters) {
-        if let Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } = self {
-            gw.expire(now_ms, EXPIRE_BUDGET, acct, c);
+    pub fn poll(&mut self, now_ms: u64, acct: &mut impl AcctSink, c: &mut WorkerCounters) -> usize {
+        match self {
+            Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } => {
+                gw.expire(now_ms, EXPIRE_BUDGET, acct, c)
+            }
+            _ => 0,
         }
     }
 
