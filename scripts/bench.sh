@@ -7,6 +7,12 @@
 #   options: --duration S (measurement window per run, default 5), --no-criterion,
 #            --no-profile, --out FILE
 #
+# Per pgw run the engine's runtime accounting over the generator's window goes
+# to NAME.runtime.json (`pgw stats --runtime --json`: busy cycles per packet per
+# stage, capacity), the management thread's CPU and the worker's involuntary
+# context switches to NAME.mgmt.json; testpmd runs record testpmd's own busy
+# cycles per packet (--record-core-cycles) in the same shape.
+#
 # Topology (every DPDK process runs with --no-pci; traffic only over net_memif
 # unix sockets in /tmp):
 #
@@ -93,7 +99,7 @@ TESTPMD=$(command -v dpdk-testpmd || true)
 [ -n "$TESTPMD" ] || say "dpdk-testpmd not found: the ceiling runs are skipped"
 
 mkdir -p "$OUTDIR"
-rm -f "$OUTDIR"/*.json "$OUTDIR"/*.log "$OUTDIR"/*.cmd "$OUTDIR"/*.txt "$OUTDIR"/*.toml "$OUTDIR"/*.base "$OUTDIR"/*.idle "$OUTDIR"/*.busy "$OUTDIR"/*.foreign 2>/dev/null
+rm -f "$OUTDIR"/*.json "$OUTDIR"/*.log "$OUTDIR"/*.cmd "$OUTDIR"/*.txt "$OUTDIR"/*.toml "$OUTDIR"/*.base "$OUTDIR"/*.idle "$OUTDIR"/*.busy "$OUTDIR"/*.foreign "$OUTDIR"/*.fifo 2>/dev/null
 
 say "building (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 cargo build --release -q -p pgw-perf --bin pgw-gen || die "build of pgw-gen failed"
@@ -185,23 +191,37 @@ mem_sample() {  # pid -> "rss_kb hwm_kb"
     awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r+0, h+0}' "/proc/$1/status" 2>/dev/null || echo "0 0"
 }
 
-# The workaround variant of a profile: the same with tx_drain_us = 100000, so
-# the engine's drain tick (which publishes stats through Pipeline::events,
-# whose gw_open_flows scans the whole key table) runs 10 times a second
-# instead of 10 000. Written next to the results; the command names it.
-drain_variant() {  # NAME PROFILE -> path
+# A variant of a profile with one more [engine] key (e.g. runtime_stages =
+# false): written next to the results; the command names it.
+engine_variant() {  # NAME PROFILE 'key = value' -> path
     local out="$OUTDIR/$1.toml"
-    awk '{print} /^\[engine\]/ {print "tx_drain_us = 100000   # bench.sh workaround variant"}' "$2" > "$out"
+    awk -v kv="$3" '{print} /^\[engine\]/ {print kv "   # bench.sh variant"}' "$2" > "$out"
     echo "$out"
 }
 
-# run_gw NAME PROFILE [W] [perf] -- GEN ARGS...   (W: the drain workaround variant)
+# CPU time (ns) of the DUT's management thread, and the involuntary context
+# switches of its worker 0 (the main thread): the first shows the thread
+# stays quiet on the generator's CPU, the second that nothing else ran on
+# the worker's CPU during the window.
+mgmt_ns() {  # pid
+    local t
+    for t in /proc/"$1"/task/*; do
+        if [ "$(cat "$t/comm" 2>/dev/null)" = pgw-mgmt ]; then
+            awk '{print $1}' "$t/schedstat" 2>/dev/null; return
+        fi
+    done
+    echo 0
+}
+worker_nvcsw() {  # pid
+    awk '/^nonvoluntary_ctxt_switches/ {print $2}' "/proc/$1/task/$1/status" 2>/dev/null || echo 0
+}
+
+# run_gw NAME PROFILE [perf] -- GEN ARGS...
+# The generator says "window start" / "window end" around its measurement
+# window; the DUT's runtime counters are cleared at the start and read at the
+# end (NAME.runtime.json), so busy cycles per packet cover the same window.
 run_gw() {
     local name=$1 profile=$2; shift 2
-    if [ "$1" = W ]; then
-        echo "$profile" > "$OUTDIR/$name.base"
-        profile=$(drain_variant "$name" "$profile"); shift
-    fi
     local perfrec=0
     if [ "$1" = perf ]; then perfrec=$PROFILE; shift; fi
     rm -f "$OUTDIR/$name.perf.data"
@@ -215,8 +235,7 @@ run_gw() {
     "$PGW" run --profile "$profile" > "$OUTDIR/$name.dut.log" 2>&1 &
     local dpid=$!
     PIDS+=("$dpid")
-    local rss=0 hwm=0 ppid="" hpmin=$hp1 hpn
-    local t0=$SECONDS
+    local rss=0 hwm=0 ppid="" hpmin=$hp1 hpn win=0 m0=0 c0=0
     watch_begin "$GPID" "$dpid"
     while kill -0 "$GPID" 2>/dev/null; do
         watch_tick "$GPID" "$dpid"
@@ -224,14 +243,27 @@ run_gw() {
         read -r r h < <(mem_sample "$dpid")
         [ "$r" -gt "$rss" ] && rss=$r
         [ "$h" -gt "$hwm" ] && hwm=$h
-        if [ "$perfrec" = 1 ] && [ -z "$ppid" ] && grep -q "links up" "$OUTDIR/$name.gen.log" 2>/dev/null \
-            && [ $((SECONDS - t0)) -ge 3 ]; then
-            echo "perf record -e cpu-clock -g -p <pgw pid> -- sleep 3" >> "$OUTDIR/$name.cmd"
-            perf record -q -e cpu-clock -g -p "$dpid" -o "$OUTDIR/$name.perf.data" -- sleep 3 \
-                > /dev/null 2>&1 &
-            ppid=$!
+        if [ "$win" = 0 ] && grep -q "window start" "$OUTDIR/$name.gen.log" 2>/dev/null; then
+            win=1
+            "$PGW" ctl --profile "$profile" runtime-clear > /dev/null 2>&1
+            m0=$(mgmt_ns "$dpid"); c0=$(worker_nvcsw "$dpid")
+            if [ "$perfrec" = 1 ]; then
+                echo "perf record -e cpu-clock -g -p <pgw pid> -- sleep 3   (in the window)" >> "$OUTDIR/$name.cmd"
+                perf record -q -e cpu-clock -g -p "$dpid" -o "$OUTDIR/$name.perf.data" -- sleep 3 \
+                    > /dev/null 2>&1 &
+                ppid=$!
+            fi
         fi
-        sleep 0.25
+        if [ "$win" = 1 ] && grep -q "window end" "$OUTDIR/$name.gen.log" 2>/dev/null; then
+            win=2
+            "$PGW" stats --runtime --json --profile "$profile" > "$OUTDIR/$name.runtime.json" 2>/dev/null
+            local m1 c1; m1=$(mgmt_ns "$dpid"); c1=$(worker_nvcsw "$dpid")
+            printf '{"mgmt_cpu_ms": %s, "window_s": %s, "worker_nonvoluntary_switches": %s}\n' \
+                "$(awk -v a="$m0" -v b="$m1" 'BEGIN {printf "%.1f", (b - a) / 1e6}')" \
+                "$(jget "$OUTDIR/$name.runtime.json" 'd["window_s"]' || echo null)" \
+                "$((c1 - c0))" > "$OUTDIR/$name.mgmt.json"
+        fi
+        sleep 0.1
     done
     wait "$GPID"; local grc=$?
     watch_end "$name"
@@ -243,10 +275,15 @@ run_gw() {
     printf '{"hp_free_mb_before_gen": %s, "hp_free_mb_before_dut": %s, "hp_free_mb_min_during": %s, "hp_free_mb_end": %s, "dut_rss_kb": %s, "dut_hwm_kb": %s, "gen_rc": %s}\n' \
         "$hp0" "$hp1" "$hpmin" "$hp2" "$rss" "$hwm" "$grc" > "$OUTDIR/$name.mem.json"
     [ "$grc" = 0 ] || { say "$name: generator failed (rc $grc):"; tail -5 "$OUTDIR/$name.gen.log" >&2; }
+    [ "$win" = 2 ] || say "$name: no runtime window (the generator never reported one)"
     return 0
 }
 
-# run_testpmd NAME -- GEN ARGS...: the same generator against dpdk-testpmd io forwarding.
+# run_testpmd NAME -- GEN ARGS...: the same generator against dpdk-testpmd io
+# forwarding, the ceiling. testpmd runs interactive on a FIFO so that its
+# forwarding statistics are cleared at the generator's window start and shown
+# at its end: with --record-core-cycles they give testpmd's own busy cycles
+# per packet over the same window (NAME.runtime.json, in the shape of pgw's).
 run_testpmd() {
     local name=$1; shift; [ "$1" = -- ] && shift
     [ -n "$TESTPMD" ] || return 0
@@ -257,17 +294,49 @@ run_testpmd() {
         "--vdev=net_memif0,role=client,socket=$SOCK_ACC,socket-abstract=no,mac=$PGW_MAC_ACC"
         "--vdev=net_memif1,role=client,socket=$SOCK_SRV,socket-abstract=no,mac=$PGW_MAC_SRV"
         --log-level=pmd.net.memif:error
-        -- --forward-mode=io --auto-start --stats-period 1 --nb-cores=1 --burst=32
-        --rxd=1024 --txd=1024)
+        -- -i --forward-mode=io --auto-start --nb-cores=1 --burst=32
+        --rxd=1024 --txd=1024 --record-core-cycles)
     echo "${cmd[*]}" >> "$OUTDIR/$name.cmd"
-    "${cmd[@]}" < /dev/null > "$OUTDIR/$name.dut.log" 2>&1 &
+    echo "testpmd> clear fwd stats all   (at the generator's window start); show fwd stats all   (at its end)" >> "$OUTDIR/$name.cmd"
+    local fifo="$OUTDIR/$name.fifo"
+    rm -f "$fifo"; mkfifo "$fifo"
+    "${cmd[@]}" < "$fifo" > "$OUTDIR/$name.dut.log" 2>&1 &
     local dpid=$!
     PIDS+=("$dpid")
+    exec 7> "$fifo"
+    local win=0
     watch_begin "$GPID" "$dpid"
-    while kill -0 "$GPID" 2>/dev/null; do watch_tick "$GPID" "$dpid"; sleep 0.25; done
+    while kill -0 "$GPID" 2>/dev/null; do
+        watch_tick "$GPID" "$dpid"
+        if [ "$win" = 0 ] && grep -q "window start" "$OUTDIR/$name.gen.log" 2>/dev/null; then
+            win=1; echo "clear fwd stats all" >&7
+        fi
+        if [ "$win" = 1 ] && grep -q "window end" "$OUTDIR/$name.gen.log" 2>/dev/null; then
+            win=2; echo "show fwd stats all" >&7
+        fi
+        sleep 0.1
+    done
     wait "$GPID"; local grc=$?
     watch_end "$name"
+    echo "quit" >&7
+    exec 7>&-
+    for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
     stop_pid "$dpid"
+    rm -f "$fifo"
+    python3 - "$OUTDIR/$name.dut.log" "$(awk -v d="$DUR" 'BEGIN {print d}')" > "$OUTDIR/$name.runtime.json" <<'PY' || rm -f "$OUTDIR/$name.runtime.json"
+import re, sys, json
+t = open(sys.argv[1]).read()
+m = re.findall(r"CPU cycles/packet=([0-9.]+) \(total cycles=(\d+) / total \S+ packets=(\d+)\) at (\d+) MHz", t)
+if not m:
+    sys.exit(1)
+cpp, cyc, pkts, mhz = m[0]  # the window's "show fwd stats all" (quit prints more)
+hz = int(mhz) * 1_000_000
+cpp = float(cpp)
+print(json.dumps({"source": "dpdk-testpmd --record-core-cycles (busy cycles of its forwarding bursts)",
+                  "tsc_hz": hz, "window_s": float(sys.argv[2]), "timed": True, "workers": [],
+                  "total": {"packets": int(pkts), "busy_cycles": int(cyc), "busy_cycles_per_pkt": cpp,
+                            "capacity_mpps": hz / cpp / 1e6 if cpp else 0.0}}))
+PY
     [ "$grc" = 0 ] || { say "$name: generator failed (rc $grc)"; tail -5 "$OUTDIR/$name.gen.log" >&2; }
 }
 
@@ -326,40 +395,38 @@ K1=(--subs 1000 --conns 1)
 
 if [ "$MODE" = smoke ]; then
     run_loopback smoke-loopback "${K1[@]}" --verify
-    run_gw smoke-gw-1k "$P1K" W -- "${K1[@]}" --verify --udp-pct 20
-    run_gw smoke-gw-cps "$P1M" W -- --mode cps --subs 64 --conns 64 --data 2 --close fin \
+    run_gw smoke-gw-1k "$P1K" -- "${K1[@]}" --verify --udp-pct 20
+    run_gw smoke-gw-cps "$P1M" -- --mode cps --subs 64 --conns 64 --data 2 --close fin \
         --udp-pct 20 --size imix --verify
     run_testpmd smoke-testpmd -- "${K1[@]}"
 else
     run_loopback gen-loopback "${K1[@]}"
     run_testpmd testpmd-1k -- "${K1[@]}"
     run_testpmd_alone testpmd-alone
-    run_gw gw-1k-asis "$P1K" -- "${K1[@]}"
-    run_gw gw-1k "$P1K" W perf -- "${K1[@]}"
-    run_gw gw-1m "$P1M" W -- --subs 1000 --conns 1000
-    run_gw gw-4m "$P4M" W -- --subs 4000 --conns 1000
-    run_gw gw-16m "$P16M" W -- --subs 16000 --conns 1000
-    run_gw gw-1k-2w "$P2W" W -- "${K1[@]}" --queues 2
-    run_gw gw-1k-imix "$P1K" W -- "${K1[@]}" --size imix
-    run_gw gw-1k-1518 "$P1K" W -- "${K1[@]}" --size 1518
-    run_gw gw-cps "$P1M" W -- --mode cps --subs 256 --conns 256 --close rst
-    run_gw gw-mix "$P1M" W -- --mode cps --subs 256 --conns 256 --data 8 --close fin \
+    run_gw gw-1k "$P1K" perf -- "${K1[@]}"
+    # What the runtime accounting costs: the same run with stage timing off
+    # (busy cycles per packet are measured either way).
+    run_gw gw-1k-untimed "$(engine_variant gw-1k-untimed "$P1K" 'runtime_stages = false')" -- "${K1[@]}"
+    run_gw gw-1m "$P1M" -- --subs 1000 --conns 1000
+    run_gw gw-4m "$P4M" -- --subs 4000 --conns 1000
+    run_gw gw-16m "$P16M" -- --subs 16000 --conns 1000
+    run_gw gw-1k-2w "$P2W" -- "${K1[@]}" --queues 2
+    run_gw gw-1k-imix "$P1K" -- "${K1[@]}" --size imix
+    run_gw gw-1k-1518 "$P1K" -- "${K1[@]}" --size 1518
+    run_gw gw-cps "$P1M" -- --mode cps --subs 256 --conns 256 --close rst
+    run_gw gw-mix "$P1M" -- --mode cps --subs 256 --conns 256 --data 8 --close fin \
         --udp-pct 20 --size imix
     # Latency at 10 / 50 / 90 % of the up rate pgw sustained at full load,
-    # as-is (engine default drain) and with the workaround variant.
-    for v in asis W; do
-        base=gw-1k; [ "$v" = asis ] && base=gw-1k-asis
-        MAXUP=$(jget "$OUTDIR/$base.json" 'd["window"]["up_rx_pps"]/1e6')
-        [ -n "$MAXUP" ] || continue
+    # through pgw and, as the baseline of the harness itself, through
+    # dpdk-testpmd io at the same offered rates.
+    MAXUP=$(jget "$OUTDIR/gw-1k.json" 'd["window"]["up_rx_pps"]/1e6')
+    if [ -n "$MAXUP" ]; then
         for pct in 10 50 90; do
             rate=$(awk -v m="$MAXUP" -v p="$pct" 'BEGIN {printf "%.4f", m * p / 100}')
-            if [ "$v" = asis ]; then
-                run_gw "gw-lat-asis-$pct" "$P1K" -- "${K1[@]}" --rate "$rate"
-            else
-                run_gw "gw-lat-$pct" "$P1K" W -- "${K1[@]}" --rate "$rate"
-            fi
+            run_testpmd "testpmd-lat-$pct" -- "${K1[@]}" --rate "$rate"
+            run_gw "gw-lat-$pct" "$P1K" -- "${K1[@]}" --rate "$rate"
         done
-    done
+    fi
 fi
 
 # ------------------------------------------------------------ micro-benchmarks

@@ -578,6 +578,9 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
                     phase_since = now;
                     win.0 = g.c;
                     g.recording = true;
+                    // (once per run: scripts/bench.sh starts the DUT's
+                    // runtime window on this line)
+                    eprintln!("pgw-gen: window start");
                 }
             }
             Phase::Measure => {
@@ -587,6 +590,7 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
                     phase = Phase::Drain;
                     phase_since = now;
                     g.recording = false;
+                    eprintln!("pgw-gen: window end");
                 }
             }
             Phase::Drain => {
