@@ -884,9 +884,10 @@ P("*gen TX refused*: frames the memif ring toward the DUT had no room for — th
   "offered more than the DUT took, so a run with refusals is DUT-bound. The generator is one "
   "lcore doing both ends (subscribers and servers): "
   + (f"`{LOOP_NAME}` ({mpps(LOOP_MPPS)} Mpps) is its own ceiling with no DUT "
-     "(the same four memif operations per round trip as with a DUT); " if LOOP_NAME else "")
-  + "`testpmd-alone` is testpmd's per-core forwarding rate on memif with no generator in the loop. "
-  "*busy cycles/pkt*, *capacity*: pgw's runtime accounting (below); *mgmt CPU*: the share of one CPU "
+     "(the same four memif operations per round trip as with a DUT). " if LOOP_NAME else "")
+  + ("`testpmd-alone` is testpmd's per-core forwarding rate on memif with no generator in the loop. "
+     if ALONE_MPPS is not None else "")
+  + "*busy cycles/pkt*, *capacity*: pgw's runtime accounting (below); *mgmt CPU*: the share of one CPU "
   "pgw's management thread used during the run. *≥ x (generator-bound)*: the DUT carried all the "
   "generator could offer; read its capacity instead.")
 P("")
@@ -972,10 +973,11 @@ P("Up one-way = generator access TX → DUT → generator servers RX (one pass t
   "offered rate of `gw-lat-<pct>` (`testpmd-lat-<pct>`): what the generator, memif and a minimal "
   "forwarder take. **Added** = pgw's one-way percentile minus the baseline's: what pgw itself adds.")
 P("")
-P("| run | DUT / profile | load | up Mpps offered / through | one-way p50 / p99 / p99.9 / max µs | "
-  "baseline p50 / p99 / p99.9 µs | **added p50 / p99 / p99.9 µs** | round trip p50 / p99 / p99.9 / max µs | "
-  "idle before / others during |")
-P("|---|---|---|---|---|---|---|---|---|")
+if L_ROWS:
+    P("| run | DUT / profile | load | up Mpps offered / through | one-way p50 / p99 / p99.9 / max µs | "
+      "baseline p50 / p99 / p99.9 µs | **added p50 / p99 / p99.9 µs** | round trip p50 / p99 / p99.9 / max µs | "
+      "idle before / others during |")
+    P("|---|---|---|---|---|---|---|---|---|")
 VARIANT_DESC = {"asis": "pgw, as committed (drain 100 µs)", "W": "pgw W (drain 100 ms)", None: "dpdk-testpmd io (baseline)"}
 for r in L_ROWS:
     def q(keys):
@@ -987,7 +989,7 @@ for r in L_ROWS:
       f"{q(('added_p50_us', 'added_p99_us', 'added_p999_us'))} | "
       f"{q(('rtt_p50_us', 'rtt_p99_us', 'rtt_p999_us', 'rtt_max_us'))} | {load_note(r['name'])} |")
 if not L_ROWS:
-    P("| – | no latency runs in this report | | | | | | | |")
+    P("No latency runs in this report.")
 P("")
 lk = plot_link("latency.svg", "one-way latency percentiles against offered load, pgw and the testpmd baseline")
 if lk:
