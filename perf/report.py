@@ -23,6 +23,7 @@ import argparse
 import datetime
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -567,12 +568,21 @@ def criterion_rows():
             mean, med, ci = e["mean"]["point_estimate"], e["median"]["point_estimate"], e["mean"]["confidence_interval"]
         except (OSError, ValueError, KeyError):
             continue
-        fl = re.search(r"(\d+) flows", name or "")
+        if not name:
+            continue
+        fl = re.search(r"(\d+) flows", name)
         rows.append(mk("criterion", name=name, dut="none", date=mtime_iso(est), commit=COMMIT, command=cmd,
                        flows=int(fl.group(1)) if fl else None, workers=1, pkt_size=64,
                        mean_ns=mean, median_ns=med, ci_low_ns=ci["lower_bound"], ci_high_ns=ci["upper_bound"],
                        est_mpps=1e3 / mean if mean else None))
     return sorted(rows, key=lambda r: r["name"] or "")
+
+
+def as_str(v):
+    """A string field from someone else's file: strings as they are, anything else as JSON."""
+    if v is None or isinstance(v, str):
+        return v or None
+    return json.dumps(v)
 
 
 def e2e_rows():
@@ -605,11 +615,11 @@ def e2e_rows():
         if veth is not None or dd:
             lp = (veth or 0) + sum(v for v in (dd or {}).values() if isinstance(v, int))
         cmds = d.get("commands")
-        r = mk("e2e", name=f"e2e-{c}", dut=d.get("dut") or c, date=d.get("date") or mtime_iso(p),
-               commit=d.get("commit") or COMMIT,
-               command="\n".join(cmds) if isinstance(cmds, list) else (cmds if isinstance(cmds, str) else None),
-               config=c, reps=d.get("reps"), veth_drops=veth, dut_drops=dd,
-               loss_notes=loss.get("notes"), notes=d.get("notes"), loss_pkts=lp,
+        r = mk("e2e", name=f"e2e-{c}", dut=as_str(d.get("dut")) or c, date=as_str(d.get("date")) or mtime_iso(p),
+               commit=as_str(d.get("commit")) or COMMIT,
+               command="\n".join(map(str, cmds)) if isinstance(cmds, list) else as_str(cmds),
+               config=c, reps=d.get("reps") if isinstance(d.get("reps"), dict) else None, veth_drops=veth,
+               dut_drops=dd, loss_notes=as_str(loss.get("notes")), notes=as_str(d.get("notes")), loss_pkts=lp,
                new_conns_per_s=num(md.get("http_close_cps")),
                **{k: num(md.get(k)) for k, *_ in E2E_METRICS})
         if c == "pgw-afxdp":
@@ -731,11 +741,22 @@ META = {
 }
 
 
+def finite(v):
+    """JSON has no NaN or infinity: such a figure was not measured."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [finite(x) for x in v]
+    return v
+
+
 def write_json():
     os.makedirs(os.path.dirname(os.path.abspath(JSON_PATH)), exist_ok=True)
     tmp = JSON_PATH + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"meta": META, "rows": ALL_ROWS}, f, indent=1, ensure_ascii=False)
+        json.dump(finite({"meta": META, "rows": ALL_ROWS}), f, indent=1, ensure_ascii=False, allow_nan=False)
         f.write("\n")
     os.replace(tmp, JSON_PATH)
 
