@@ -486,4 +486,6 @@ c = json.load(open(sys.argv[1] + "/smoke-gw-cps.json"))["totals"]
 assert c["closed"] > 0 and c["finack_rx"] > 0 and c["udp_rx"] > 0, c
 print("bench smoke: ok")
 EOF
+    # RESULTS.json has every documented field in every row (no figures checked).
+    python3 perf/check_results.py "$OUTDIR/RESULTS.json" || die "smoke: RESULTS.json lacks documented fields"
 fi

@@ -12,10 +12,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # 1. Debian packages: DPDK (headers, PMDs, testpmd), bindgen's libclang, and
-#    the real peers the tests drive (radclient, nfcapd/nfdump, curl, iproute2).
+#    the real peers the tests drive (radclient, nfcapd/nfdump, curl, iproute2),
+#    matplotlib for the benchmark plots (perf/plots.py).
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config
       iproute2 ethtool curl iputils-ping tcpdump python3 procps
-      freeradius-utils nfdump)
+      freeradius-utils nfdump python3-matplotlib)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,6 +27,14 @@ set -e
 # the logs its lab printed), not just where it panicked.
 awk '/^failures:$/ {f = 1} f {print} /^test result:/ {f = 0}' /tmp/pgw-test.log
 
+# The benchmark report on made-up run files (nothing is a result): the
+# RESULTS.json layout, the generator-bound rule, added latency, the plots.
+if ! python3 perf/test_report.py >/tmp/pgw-report-test.log 2>&1; then
+  echo "report self-test FAILED"; tail -30 /tmp/pgw-report-test.log; status=1
+else
+  tail -1 /tmp/pgw-report-test.log
+fi
+
 # Benchmark smoke run: the suite's generator against pgw and testpmd over
 # net_memif for a few seconds; it asserts only that everything runs and
 # reports (no timing pass/fail: figures come from scripts/bench.sh).
