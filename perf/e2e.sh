@@ -185,8 +185,11 @@ build_topology || die "building the namespaces/veths failed (see above)"
 # Back to a neutral state between rows: no DUT addresses, routes, neighbours,
 # NAT table or conntrack entries.
 reset_topology() {
-    ip -n "$NSD" addr flush dev "$DC_IF"
-    ip -n "$NSD" addr flush dev "$DS_IF"
+    local d
+    for d in "$DC_IF" "$DS_IF"; do
+        ip -n "$NSD" addr flush dev "$d"
+        ip -n "$NSD" link set dev "$d" xdp off 2> /dev/null   # a DPDK process killed hard leaves its program
+    done
     nsx "$NSD" sysctl -qw net.ipv4.ip_forward=0
     nsx "$NSD" nft delete table ip pgwe2e 2> /dev/null
     nsx "$NSD" conntrack -F > /dev/null 2>&1
@@ -242,7 +245,8 @@ http {
 EOF
     cmd=(ip netns exec "$NSS" taskset -c "$CPU_LOAD" nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf")
     start_bg "$d/logs/stderr" "${cmd[@]}"
-    NGINX_CMDS+=("${cmd[*]}")
+    cp "$d/nginx.conf" "$OUTDIR/e2e-nginx-$i.conf"
+    NGINX_CMDS+=("${cmd[*]}  # (conf kept as e2e-nginx-$i.conf)")
 done
 # One iperf3 server on the wildcard address serves both server addresses:
 # the DUT balances a test's control and data connections over .11 and .12,
@@ -266,7 +270,7 @@ restart_iperf_server() {  # a failed test can leave iperf3 -s stuck
 }
 
 # ------------------------------------------------------------ quiet machine
-# This VM is shared: wait (at most 90 s) until its CPUs are >= 85 % idle
+# This VM is shared: wait (at most 60 s) until its CPUs are >= 85 % idle
 # before a row, so that another job's load does not end up in the figures;
 # what was seen goes into the row's notes.
 cpu_idle_pct() {
@@ -282,8 +286,8 @@ wait_quiet() {
     while :; do
         idle=$(cpu_idle_pct)
         [ "$idle" -ge 85 ] && break
-        if [ $((SECONDS - t0)) -ge 90 ]; then
-            NOTES+=("The machine was busy before this row (CPU idle ${idle} % after waiting 90 s; top: $(ps -eo pcpu,comm --sort=-pcpu | awk 'NR>1 && $1>5 {print $2" "$1"%"}' | head -3 | tr '\n' ' ')): figures may be low.")
+        if [ $((SECONDS - t0)) -ge 60 ]; then
+            NOTES+=("The machine was busy before this row (CPU idle ${idle} % after waiting 60 s; top: $(ps -eo pcpu,comm --sort=-pcpu | awk 'NR>1 && $1>5 {print $2" "$1"%"}' | head -3 | tr '\n' ' ')): figures may be low.")
             say "machine still busy (CPU idle ${idle} %): running anyway"
             break
         fi
@@ -306,7 +310,9 @@ setup_kernel_route() {
     ip -n "$NSC" route add default via "$DUT_CIP" || return 1
     ip -n "$NSS" route add default via "$DUT_SIP" || return 1
     DUT_CMDS+=("ip netns exec $NSD sysctl -w net.ipv4.ip_forward=1  # + addresses $DUT_CIP/24 on $DC_IF, $DUT_SIP/24 on $DS_IF; routes via them")
-    [ "$CONFIG" = kernel-route ] && NOTES+=("No VIP and no NAT: the client talks to server $SRV1 directly (routed through the dut netns), so every metric goes to nginx/iperf3 on $SRV1 only.")
+    if [ "$CONFIG" = kernel-route ]; then
+        NOTES+=("No VIP and no NAT: the client talks to server $SRV1 directly (routed through the dut netns), so every metric goes to nginx/iperf3 on $SRV1 only.")
+    fi
 }
 
 setup_kernel_nat() {
