@@ -222,7 +222,7 @@ def nonzero(d):
 
 KERNEL_DROP_KEYS = ["IpInDiscards", "IpOutDiscards", "IpInHdrErrors", "IpInAddrErrors",
                     "IpOutNoRoutes", "IpExtInNoRoutes", "IpExtInCsumErrors"]
-CT_DROP_KEYS = ["drop", "early_drop", "insert_failed", "error", "invalid"]
+CT_DROP_KEYS = ["drop", "early_drop", "insert_failed", "chaintoolong", "error", "invalid"]
 
 
 def pgw_flat(p):
@@ -254,7 +254,6 @@ def dut_delta(kind, s0, s1):
             c = diff_flat(s0.get("conntrack", {}), s1.get("conntrack", {}))
             for k in CT_DROP_KEYS:
                 drops["conntrack_" + k] = c.get(k, 0)
-            other["conntrack_insert"] = c.get("insert", 0)
             other["conntrack_count_after"] = s1.get("conntrack", {}).get("count")
     elif kind == "testpmd-afxdp":
         t0, t1 = s0.get("testpmd", {}), s1.get("testpmd", {})
@@ -382,7 +381,7 @@ def cmd_assemble(argv):
                 "veth_drops": r["veth_drops"],
                 "veth_drops_by_direction": r["veth_drops_by_direction"], "veth": r["veth"],
                 "softnet_dropped": r["softnet_dropped"],
-                "dut_drops": nonzero(r["dut_drops"]), "dut_counters": r["dut_other"],
+                "dut_drops": nonzero(r["dut_drops"]), "dut_counters": nonzero(r["dut_other"]),
                 **({"m536_from_bytes_pps": r["m536_from_bytes_pps"], "m536_gbps": r["m536_gbps"]}
                    if "m536_from_bytes_pps" in r else {}),
                 **({"wrk_socket_errors": r["tool"].get("socket_errors"),

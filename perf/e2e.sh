@@ -132,7 +132,7 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
     delete_topology
     rm -f "$PGW_SOCK"; rmdir "$(dirname "$PGW_SOCK")" 2> /dev/null
-    rm -rf "$TMP"
+    rm -rf "$TMP" /tmp/pgw-e2e.lock
 }
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
@@ -514,7 +514,7 @@ run_row() {
     # Metadata for the JSON.
     local loss_notes="veth_drops: frames lost between the ends of the veths $C_IF-$DC_IF and $DS_IF-$S_IF over all runs, from ip -s link rx_dropped/tx_dropped (rx_dropped includes ethtool rx_queue_0_drops: in the AF_XDP rows, frames the XDP program could not put in the socket's ring), each lost frame counted once (per direction in loss.per_run: a netif_rx backlog drop at a receiver without XDP is counted by the kernel on both ends). "
     case $CONFIG in
-        kernel-*) loss_notes+="dut_drops: the dut netns' Ip*Discards/NoRoutes/HdrErrors (/proc/net/snmp, netstat)$([ "$CONFIG" = kernel-nat ] && echo ', conntrack -S drop, early_drop, insert_failed, error and invalid (invalid = packets conntrack could not track, not necessarily dropped)'). " ;;
+        kernel-*) loss_notes+="dut_drops: the dut netns' Ip*Discards/NoRoutes/HdrErrors (/proc/net/snmp, netstat)$([ "$CONFIG" = kernel-nat ] && echo ', conntrack -S drop, early_drop, insert_failed, chaintoolong, error and invalid (invalid = packets conntrack could not track, not necessarily dropped)'). " ;;
         testpmd-afxdp) loss_notes+="dut_drops: testpmd's per-port RX-missed/RX-errors/RX-nombuf/TX-errors (its NIC statistics, printed each second; RX-missed of net_af_xdp is the socket's XDP rx_dropped, the same frames as the veth's rx_queue_0_drops, so it overlaps veth_drops) and tx_dropped_AtoB = RX-packets of port A minus TX-packets of port B over each run (io forwarding: what the TX queue refused, freed). Port 0 = $DC_IF (client side), port 1 = $DS_IF. " ;;
         pgw-afxdp) loss_notes+="dut_drops: pgw stats drops by reason (summed over workers) and the ports' PMD counters port.<name>.imissed/ierrors/oerrors/rx_nombuf, deltas over the runs (imissed of net_af_xdp is the socket's XDP rx_dropped, the same frames as the veth's rx_queue_0_drops, so it overlaps veth_drops); pgw stats --json after each run in e2e-pgw-afxdp-<run>-<rep>.pgw-stats.json. " ;;
     esac
