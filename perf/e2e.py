@@ -8,9 +8,11 @@ parsing and the e2e-<config>.json files.
       kernel-nat: /proc/net/snmp+netstat and conntrack -S of the dut netns;
       testpmd-afxdp: the last NIC-statistics block testpmd printed;
       pgw-afxdp: pgw stats --json).
-  e2e.py record RUNS CONFIG METRIC REP RAW SNAP0 SNAP1
-      Parse one tool output (iperf3 -J or wrk), diff the snapshots, append
-      one JSON line to RUNS.
+  e2e.py record OUT CONFIG METRIC REP RAW SNAP0 SNAP1
+      Parse one tool output (iperf3 -J or wrk), diff the snapshots, write
+      the run's record (one JSON line) to OUT; print a summary.
+  e2e.py foreign REC
+      The share of CPU other processes took during that run (percent).
   e2e.py assemble RUNS OUTDIR CONFIG META.json
       Write OUTDIR/e2e-CONFIG.json (the contract in perf/e2e.sh).
   e2e.py iperf-ok RAW | wrk-ok RAW
@@ -117,10 +119,54 @@ def testpmd_last(log):
     return ports
 
 
+def proc_ticks(pid, children=False):
+    """utime+stime (+ cutime+cstime of reaped children) of a process, in ticks."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    # after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    t = int(f[11]) + int(f[12])
+    return t + (int(f[13]) + int(f[14]) if children else 0)
+
+
+def cpu_sample(shell_pid):
+    """Machine CPU ticks and the ticks of what this benchmark runs: every
+    process in its namespaces (servers, DUT, tools still running) plus the
+    script itself with its reaped children (the tools that ran and exited)."""
+    cpu = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    inos = set()
+    for n in NS.values():
+        try:
+            inos.add(os.stat(f"/run/netns/{n}").st_ino)
+        except OSError:
+            pass
+    ours = proc_ticks(shell_pid, children=True) if shell_pid else 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino in inos:
+                    ours += proc_ticks(pid)
+            except OSError:
+                pass
+    return {"user": cpu[0], "nice": cpu[1], "system": cpu[2], "idle": cpu[3], "iowait": cpu[4],
+            "irq": cpu[5], "softirq": cpu[6], "steal": cpu[7], "ours": ours}
+
+
+def foreign_cpu(c0, c1):
+    """Share of the machine's CPU time (percent) used by processes that are not
+    this benchmark's while the run went on, and the hypervisor's steal."""
+    d = {k: c1[k] - c0[k] for k in c1}
+    total = sum(v for k, v in d.items() if k != "ours") or 1
+    foreign = max(0, d["user"] + d["nice"] + d["system"] - d["ours"])
+    return round(100.0 * foreign / total, 1), round(100.0 * d["steal"] / total, 1)
+
+
 def cmd_snap(argv):
     f, kind = argv[0], argv[1]
     opts = dict(zip(argv[2::2], argv[3::2]))
     s = {"t": time.time(), "softnet_dropped": softnet_dropped(),
+         "cpu": cpu_sample(opts.get("--shell-pid")),
          "veth": {dev: veth_counters(ns, dev) for ns, dev in VETHS}}
     if kind in ("kernel-route", "kernel-nat"):
         s["kernel"] = proc_snmp("dut")
@@ -283,7 +329,7 @@ def dut_delta(kind, s0, s1):
 
 # ------------------------------------------------------------ record / assemble
 def cmd_record(argv):
-    runs, config, run, rep, raw, f0, f1 = argv[:7]
+    out, config, run, rep, raw, f0, f1 = argv[:7]
     s0, s1 = json.load(open(f0)), json.load(open(f1))
     rec = {"config": config, "run": run, "rep": int(rep), "raw": os.path.basename(raw),
            "seconds_wall": round(s1["t"] - s0["t"], 2)}
@@ -298,6 +344,7 @@ def cmd_record(argv):
     rec["veth_drops"] = sum(by_dir.values())
     rec["veth_drops_by_direction"] = nonzero(by_dir)
     rec["softnet_dropped"] = s1["softnet_dropped"] - s0["softnet_dropped"]
+    rec["foreign_cpu_pct"], rec["steal_pct"] = foreign_cpu(s0["cpu"], s1["cpu"])
     drops, other = dut_delta(config, s0, s1)
     rec["dut_drops"] = drops
     rec["dut_other"] = other
@@ -318,12 +365,13 @@ def cmd_record(argv):
         elif run == "http_close":
             vals = {"http_close_cps": round(r["rps"]),
                     "http_close_p99_ms": None if r["p99_ms"] is None else round(r["p99_ms"], 2)}
-        # a wrk run whose requests all failed still prints Requests/sec
+        # wrk ran but no request completed (e.g. the DUT refused every new
+        # connection): that is a measured 0, with no latency sample.
         if not run.startswith("iperf") and r.get("requests", 1) == 0:
-            vals = {k: None for k in vals}
-            r["error"] = "no request completed: " + json.dumps(r.get("socket_errors"))
+            vals = {k: (None if k.endswith("_ms") else 0) for k in vals}
+            r["zero"] = True
     rec["values"] = vals
-    with open(runs, "a") as fh:
+    with open(out, "w") as fh:
         fh.write(json.dumps(rec) + "\n")
     short = ", ".join(f"{k}={v}" for k, v in vals.items()) or r.get("error", "?")
     extra = ""
@@ -332,7 +380,8 @@ def cmd_record(argv):
         if se or r.get("non_2xx"):
             extra = f" (wrk errors {se}, non-2xx {r.get('non_2xx')})"
     dd = nonzero(drops)
-    print(f"{short}{extra}; veth drops {rec['veth_drops']}; DUT drops {dd if dd else 0}")
+    print(f"{short}{extra}; veth drops {rec['veth_drops']}; DUT drops {dd if dd else 0}; "
+          f"foreign CPU {rec['foreign_cpu_pct']} %")
 
 
 def med(xs):
@@ -360,6 +409,11 @@ def cmd_assemble(argv):
             for m in ms:
                 reps[m] = [None] * meta.get("reps", 3)
             failed.setdefault(run, []).append(meta.get("skip_reason", {}).get(run, "not run"))
+    for r in recs:
+        if r["tool"].get("zero"):
+            notes.append(f"{r['run']} rep {r['rep']}: wrk completed no request in the whole run: "
+                         f"0 counted as the rate, no latency sample (p99 null) "
+                         f"(wrk socket errors {r['tool'].get('socket_errors')})")
     for run, why in failed.items():
         notes.append(f"{run} failed or null: " + "; ".join(why))
     median = {m: med(reps[m]) for m in METRICS}
@@ -372,6 +426,11 @@ def cmd_assemble(argv):
         se = {k: v for k, v in r["tool"].get("socket_errors", {}).items() if v}
         if se or r["tool"].get("non_2xx"):
             notes.append(f"{r['run']} rep {r['rep']}: wrk socket errors {se}, non-2xx {r['tool'].get('non_2xx', 0)}")
+    busy = [f"{r['run']} #{r['rep']} {r['foreign_cpu_pct']} %" for r in recs if r["foreign_cpu_pct"] >= 5]
+    if busy:
+        notes.append("Other processes on this shared VM took CPU during some runs (share of the machine's "
+                     "CPU not used by this benchmark's processes): " + ", ".join(busy)
+                     + "; those figures are low by an unknown amount.")
     vdrops = sum(r["veth_drops"] for r in recs)
     dd = {}
     for r in recs:
@@ -381,6 +440,7 @@ def cmd_assemble(argv):
                 "veth_drops": r["veth_drops"],
                 "veth_drops_by_direction": r["veth_drops_by_direction"], "veth": r["veth"],
                 "softnet_dropped": r["softnet_dropped"],
+                "foreign_cpu_pct": r["foreign_cpu_pct"], "steal_pct": r["steal_pct"],
                 "dut_drops": nonzero(r["dut_drops"]), "dut_counters": nonzero(r["dut_other"]),
                 **({"m536_from_bytes_pps": r["m536_from_bytes_pps"], "m536_gbps": r["m536_gbps"]}
                    if "m536_from_bytes_pps" in r else {}),
@@ -421,6 +481,8 @@ def main():
         cmd_record(argv)
     elif cmd == "assemble":
         cmd_assemble(argv)
+    elif cmd == "foreign":
+        print(json.loads(open(argv[0]).readline())["foreign_cpu_pct"])
     elif cmd == "iperf-ok":
         sys.exit(0 if "error" not in parse_iperf(argv[0]) else 1)
     elif cmd == "wrk-ok":
