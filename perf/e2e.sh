@@ -50,16 +50,20 @@
 # iperf3 client and server, both nginx (1 worker each), the endpoints' TCP
 # stacks (RPS on e2e-c/e2e-s -> CPU 0), testpmd's main lcore / pgw's
 # management thread, and, in the AF_XDP rows, the veth XDP redirect into the
-# socket (it runs where the sending endpoint runs). The machine's other load
-# shows in each run's wall time only; compare rows within one run.
+# socket (it runs where the sending endpoint runs). Compare rows within one
+# run: the figures move with the host and with other jobs on a shared VM.
 #
 # HOW TO READ: OUTDIR/e2e-<config>.json per row (median of the reps and every
 # rep; loss = drops the operator of the DUT would not see in the tools:
 # the veths' own rx/tx_dropped (ip -s link; ethtool -S rx_queue_0_drops is
 # part of rx_dropped; a frame dropped at the far end of a veth is counted
-# once per direction, see perf/e2e.py), and the DUT's counters: kernel Ip*Discards and
-# conntrack drop/insert_failed, testpmd's per-port missed/errors and
-# RX-minus-TX of io forwarding, pgw's drops by reason and PMD counters).
+# once per direction, see perf/e2e.py), and the DUT's counters: kernel
+# Ip*Discards and conntrack drop/insert_failed, testpmd's per-port
+# missed/errors and RX-minus-TX of io forwarding, pgw's drops by reason and
+# PMD counters). With one CPU for clients and servers together, the HTTP runs
+# saturate CPU 0 (seen in /proc/stat while developing this: ~1 % idle in a
+# kernel-route keep-alive run): an HTTP figure is a ceiling set by the load
+# side unless a DUT falls below the others; its p99 and drops still tell.
 # OUTDIR/e2e-<config>.cmd lists the commands; raw outputs are
 # OUTDIR/e2e-<config>-<metric>-<rep>.txt (+ .counters.json: every counter
 # after that run; pgw rows also .pgw-stats.json = `pgw stats --json`).
