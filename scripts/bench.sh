@@ -4,6 +4,9 @@
 #   scripts/bench.sh                 full suite (~5 min on 2 vCPUs) -> perf/RESULTS.md
 #   scripts/bench.sh --smoke         a few seconds: it runs and reports (CI); no timed
 #                                    pass/fail -> perf/out/smoke/RESULTS.md
+#   scripts/bench.sh --e2e           only perf/e2e.sh (~10 min): real TCP stacks (wrk,
+#                                    iperf3, nginx) through the kernel, testpmd and pgw
+#                                    -> perf/out/e2e/e2e-*.json (the full suite runs it too)
 #   options: --duration S (measurement window per run, default 5), --no-criterion,
 #            --no-profile, --out FILE
 #
@@ -37,11 +40,12 @@ OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) MODE=smoke ;;
+        --e2e) MODE=e2e ;;
         --duration) DUR=$2; shift ;;
         --no-criterion) CRITERION=0 ;;
         --no-profile) PROFILE=0 ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -102,8 +106,13 @@ mkdir -p "$OUTDIR"
 rm -f "$OUTDIR"/*.json "$OUTDIR"/*.log "$OUTDIR"/*.cmd "$OUTDIR"/*.txt "$OUTDIR"/*.toml "$OUTDIR"/*.base "$OUTDIR"/*.idle "$OUTDIR"/*.busy "$OUTDIR"/*.foreign "$OUTDIR"/*.fifo 2>/dev/null
 
 say "building (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --release -q -p pgw-perf --bin pgw-gen || die "build of pgw-gen failed"
+[ "$MODE" = e2e ] || cargo build --release -q -p pgw-perf --bin pgw-gen || die "build of pgw-gen failed"
 cargo build --release -q -p pgw-engine --bin pgw || die "build of pgw failed"
+
+# The end-to-end race (perf/e2e.sh, its own namespaces and cleanup): alone
+# with --e2e, at the end of the full suite otherwise.
+run_e2e() { PGW=$PGW perf/e2e.sh "$OUTDIR" || { local rc=$?; say "perf/e2e.sh failed (rc $rc)"; return $rc; }; }
+if [ "$MODE" = e2e ]; then run_e2e; exit $?; fi
 
 # ------------------------------------------------------------ helpers
 # Wait (at most 60 s) until the machine is quiet: CPU idle >= 85 % over 1 s,
@@ -468,6 +477,8 @@ if [ "$PROFILE" = 1 ]; then
         done
     fi
 fi
+
+[ "$MODE" = full ] && run_e2e
 
 # ------------------------------------------------------------ report
 python3 perf/report.py "$OUTDIR" "$MODE" > "$RESULTS.tmp" || die "report failed"

@@ -13,10 +13,14 @@ fi
 
 # 1. Debian packages: DPDK (headers, PMDs, testpmd), bindgen's libclang, and
 #    the real peers the tests drive (radclient, nfcapd/nfdump, curl, iproute2),
-#    matplotlib for the benchmark plots (perf/plots.py).
+#    matplotlib for the benchmark plots (perf/plots.py), and what
+#    perf/e2e.sh races pgw with (nginx, wrk, iperf3, and the kernel's own
+#    full NAT through nftables + conntrack). perf/e2e.sh runs its own nginx
+#    in a namespace; a service the nginx package may start is not used.
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config
       iproute2 ethtool curl iputils-ping tcpdump python3 procps
-      freeradius-utils nfdump python3-matplotlib)
+      freeradius-utils nfdump python3-matplotlib
+      nginx wrk iperf3 nftables conntrack)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
