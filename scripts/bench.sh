@@ -341,7 +341,7 @@ if not m:
 cpp, cyc, pkts, mhz = m[0]  # the window's "show fwd stats all" (quit prints more)
 hz = int(mhz) * 1_000_000
 cpp = float(cpp)
-print(json.dumps({"source": "dpdk-testpmd --record-core-cycles (busy cycles of its forwarding bursts)",
+print(json.dumps({"source": "testpmd --record-core-cycles (busy cycles of its forwarding bursts)",
                   "tsc_hz": hz, "window_s": float(sys.argv[2]), "timed": True, "workers": [],
                   "total": {"packets": int(pkts), "busy_cycles": int(cyc), "busy_cycles_per_pkt": cpp,
                             "capacity_mpps": hz / cpp / 1e6 if cpp else 0.0}}))

@@ -16,7 +16,7 @@ use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::fwd::WireFwd;
 use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::tables::GwTables;
-use pgw_pipelines::gw::GwWorker;
+use pgw_pipelines::gw::GwConfig;
 use pgw_pipelines::lb::{LbCounters, LbStage};
 use pgw_pipelines::ndp::{NdpEntry, NdpResponder};
 use pgw_pipelines::pipeline::{Pipeline, Tables};
@@ -27,7 +27,7 @@ use crate::dpdk::{self, LcoreId, Mempool, PortId, QueueId, Ring};
 use crate::gwcfg::{self, GwBuild, LbBuild};
 use crate::mgmt::Management;
 use crate::stats::{mac_string, PortReport, Report, WorkerShared, MAX_PORTS};
-use crate::worker::Worker;
+use crate::worker::{Seed, Worker};
 
 /// A started port.
 pub struct PortRt {
@@ -320,7 +320,9 @@ impl Engine {
         self.quit.clone()
     }
 
-    fn build_pipeline(&self, w: usize) -> Result<Pipeline, EngineError> {
+    /// What worker `w`'s pipeline is made of (its GW tables are allocated
+    /// by the worker itself, see [`Worker::build`]).
+    fn seed(&self, w: usize) -> Result<Seed, EngineError> {
         let p = &self.profile;
         match p.instance.role {
             Role::Wire => {
@@ -337,11 +339,19 @@ impl Engine {
                         )
                     })
                     .collect();
-                Ok(Pipeline::Wire(WireFwd::new(p.ports.len(), &pairs)))
+                Ok(Seed::Ready(Pipeline::Wire(WireFwd::new(
+                    p.ports.len(),
+                    &pairs,
+                ))))
             }
             Role::Gw => {
-                let (arp, ndp, gw) = self.gw_parts(w)?;
-                Ok(Pipeline::Gw { arp, ndp, gw })
+                let (arp, ndp, cfg) = self.gw_parts(w)?;
+                Ok(Seed::Gw {
+                    arp,
+                    ndp,
+                    cfg,
+                    worker: w as u16,
+                })
             }
             Role::Lb => {
                 let b = self.lb.as_ref().expect("lb built at init");
@@ -359,24 +369,24 @@ impl Engine {
                     mac: ports[port as usize].mac,
                     router: true,
                 }));
-                Ok(Pipeline::Lb {
+                Ok(Seed::Ready(Pipeline::Lb {
                     lb,
                     ndp,
                     lc: LbCounters::default(),
-                })
+                }))
             }
             Role::LbGw => {
                 let b = self.lb.as_ref().expect("lb built at init");
-                let (arp, ndp, gw) = self.gw_parts(w)?;
+                let (arp, ndp, cfg) = self.gw_parts(w)?;
                 let lb = LbStage::new(b.cfg.clone(), arp.clone())
                     .map_err(|e| EngineError(format!("{}: lb: {e}", p.source)))?;
-                let server_port = gw.config().server_port;
-                Ok(Pipeline::LbGw {
+                let server_port = cfg.server_port;
+                Ok(Seed::LbGw {
                     lb,
-                    lc: LbCounters::default(),
                     arp,
                     ndp,
-                    gw,
+                    cfg,
+                    worker: w as u16,
                     server_port,
                 })
             }
@@ -386,7 +396,7 @@ impl Engine {
     fn gw_parts(
         &self,
         w: usize,
-    ) -> Result<(ArpResponder, NdpResponder, Box<GwWorker>), EngineError> {
+    ) -> Result<(ArpResponder, NdpResponder, Box<GwConfig>), EngineError> {
         let g = self.gw.as_ref().expect("gw built at init");
         let ports = &self.info().ports;
         let mut ips = g.arp_ips.clone();
@@ -407,9 +417,13 @@ impl Engine {
             mac: ports[port as usize].mac,
             router: true,
         }));
-        let gw = GwWorker::new(&g.cfg, w as u16)
-            .map_err(|e| EngineError(format!("{}: gw: {e}", self.profile.source)))?;
-        Ok((arp, ndp, Box::new(gw)))
+        if w as u16 >= g.cfg.workers {
+            return Err(EngineError(format!(
+                "{}: gw: worker {w} of {}",
+                self.profile.source, g.cfg.workers
+            )));
+        }
+        Ok((arp, ndp, Box::new(g.cfg.clone())))
     }
 
     fn make_worker(&self, w: usize) -> Result<Worker, EngineError> {
@@ -426,7 +440,8 @@ impl Engine {
             ports: self.info().ports.iter().map(|p| p.id).collect(),
             port_of,
             queue: QueueId(w as u16),
-            pipeline: self.build_pipeline(w)?,
+            seed: Some(self.seed(w)?),
+            pipeline: None,
             handoff_in: self.handoff[w].clone(),
             handoff_out: self.handoff.clone(),
             control: self.control.clone().expect("control ring"),
@@ -455,11 +470,42 @@ impl Engine {
     pub fn run(&mut self) -> Result<Report, EngineError> {
         let mgmt = Management::start(self)?;
         let lcores = self.info().lcores.clone();
+        // Each worker builds its own tables on its lcore and says how it
+        // went; none polls before every one has.
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let go = Arc::new(AtomicBool::new(false));
         for (w, &l) in lcores.iter().enumerate().skip(1) {
-            let worker = self.make_worker(w)?;
-            dpdk::launch(l, move || worker.run())?;
+            let mut worker = self.make_worker(w)?;
+            let (tx, go, quit) = (tx.clone(), go.clone(), self.quit.clone());
+            dpdk::launch(l, move || {
+                let built = worker.build();
+                let ok = built.is_ok();
+                let _ = tx.send(built.map_err(|e| format!("worker {w}: {e}")));
+                if !ok {
+                    return 1;
+                }
+                while !go.load(Relaxed) && !quit.load(Relaxed) {
+                    std::hint::spin_loop();
+                }
+                worker.run()
+            })?;
         }
-        let w0 = self.make_worker(0)?;
+        let mut w0 = self.make_worker(0)?;
+        let mut err = w0.build().err().map(|e| format!("worker 0: {e}"));
+        for _ in 1..lcores.len() {
+            if let Ok(Err(e)) = rx.recv() {
+                err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = err {
+            self.quit.store(true, Relaxed);
+            for &l in lcores.iter().skip(1) {
+                dpdk::wait_lcore(l);
+            }
+            drop(mgmt);
+            return Err(EngineError(format!("{}: {e}", self.profile.source)));
+        }
+        go.store(true, Relaxed);
         w0.run();
         for &l in lcores.iter().skip(1) {
             dpdk::wait_lcore(l);

@@ -290,9 +290,19 @@ pub struct GwCfg {
     /// Drop traffic from addresses with no active session.
     #[serde(default = "d_true")]
     pub require_session: bool,
-    /// Preallocated connections per worker.
+    /// Preallocated connections per worker, open or on hold (a closed
+    /// connection keeps its entry for the hold): size it for the peak open
+    /// connections plus new connections/s × `close_hold_s`.
     #[serde(default = "d_flows")]
     pub max_flows_per_worker: u32,
+    /// Keep the subscriber's source port as the NAT key port when the
+    /// worker owns it and the destination does not hold it (as nf_nat).
+    #[serde(default = "d_true")]
+    pub preserve_port: bool,
+    /// Host/SNI attributes held at once per worker (0: an eighth of
+    /// `max_flows_per_worker`).
+    #[serde(default)]
+    pub attr_slots: u32,
     /// Service of connections to destinations that are not representative addresses.
     #[serde(default)]
     pub external_service: Option<String>,
@@ -340,7 +350,13 @@ pub struct TimeoutsCfg {
     pub closing_s: Option<f64>,
     pub udp_s: Option<f64>,
     pub icmp_s: Option<f64>,
+    /// Hold of a closed connection that reached Established: its (key,
+    /// server) tuple is given to no other connection before it ends, so it
+    /// must cover the servers' TIME_WAIT (60 s on Linux). Default 60.
     pub close_hold_s: Option<f64>,
+    /// Hold after a RST, a connection never established, UDP, ICMP
+    /// (nothing on the server remembers them). Default 2.
+    pub short_hold_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -564,6 +580,47 @@ impl Profile {
         p.source = file.to_string();
         p.validate()?;
         Ok(p)
+    }
+
+    /// What the profile implies that an operator should know, and warnings
+    /// (`warning: file: key: ...`) about settings that work but hurt:
+    /// printed by `pgw check-config` and at the start of `pgw run`.
+    pub fn notes(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let Some(g) = &self.gw else {
+            return v;
+        };
+        let Ok(b) = crate::gwcfg::build(self) else {
+            return v;
+        };
+        let c = &b.cfg;
+        let ks = pgw_pipelines::gw::KeySpace::new(c);
+        let workers = c.workers as u64;
+        let keys = ks.keys_per_worker() as u64 * workers;
+        let hold_s = c.timeouts.close_hold_ms as f64 / 1000.0;
+        let entries = c.max_flows_per_worker as u64 * workers;
+        v.push(format!(
+            "{}: gw: {} pool address(es) x {} key ports = {keys} keys; a key is unique per destination (server address, port, protocol), so each destination takes up to {keys} connections open or on hold",
+            self.source,
+            c.pool.len(),
+            ks.usable
+        ));
+        v.push(format!(
+            "{}: gw: sustainable new connections per destination from distinct subscriber 4-tuples: {keys} keys / close_hold {hold_s} s = {:.0}/s (a subscriber reusing its own port revives its binding and is not limited by the hold); across all destinations: {entries} entries ({} workers x max_flows_per_worker {}) / close_hold = {:.0}/s at most",
+            self.source,
+            keys as f64 / hold_s,
+            workers,
+            c.max_flows_per_worker,
+            entries as f64 / hold_s
+        ));
+        if c.timeouts.close_hold_ms < 60_000 {
+            v.push(format!(
+                "warning: {}: gw.timeouts.close_hold_s: {hold_s} s is shorter than a Linux server's TIME_WAIT (60 s): a (key, server) tuple may go to another subscriber connection while the server still holds it, and the server may refuse its SYN (PAWS); use at least 60 unless the servers' TIME_WAIT is shorter",
+                self.source
+            ));
+        }
+        let _ = g;
+        v
     }
 
     pub(crate) fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {

@@ -134,6 +134,17 @@ pub fn current_lcore() -> u32 {
     unsafe { sys::shim_lcore_id() }
 }
 
+/// The NUMA socket of the calling thread (its lcore's).
+pub fn current_socket() -> i32 {
+    // SAFETY: reads a thread-local set by EAL.
+    let s = unsafe { sys::rte_socket_id() } as i32;
+    if s < 0 || s as u32 == u32::MAX {
+        0
+    } else {
+        s
+    }
+}
+
 /// The OS CPU an lcore runs on.
 pub fn lcore_cpu(l: LcoreId) -> i32 {
     // SAFETY: reads EAL's lcore table.
@@ -332,6 +343,17 @@ unsafe fn room<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     }
 }
 
+/// The whole buffer of a single-segment mbuf: headroom, data, tailroom.
+#[inline]
+unsafe fn buffer<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
+    // SAFETY: caller guarantees `m` is a valid single-segment mbuf it owns:
+    // [buf_addr, buf_addr + buf_len) is its buffer, valid and not aliased.
+    unsafe {
+        let mb = &*m;
+        std::slice::from_raw_parts_mut(mb.buf_addr as *mut u8, mb.buf_len as usize)
+    }
+}
+
 #[inline]
 unsafe fn set_len(m: *mut sys::rte_mbuf, len: usize) {
     // SAFETY: caller owns `m`.
@@ -484,8 +506,10 @@ impl Burst {
     /// Run `f` over zero-copy views of every frame (the pipeline's input).
     /// The arrival port is `arrival` for a burst read from one port, else the
     /// mbuf's own `port` field mapped through `port_of` (DPDK port id → the
-    /// engine's port index): handed-off mbufs carry it (see [`Mbuf::set_port`]). The frames'
-    /// lengths as `f` leaves them are written back to the mbufs.
+    /// engine's port index): handed-off mbufs carry it (see [`Mbuf::set_port`]).
+    /// Each view is the whole buffer with the mbuf's headroom before the
+    /// frame, so a stage may grow the frame at the front; the frames'
+    /// offsets and lengths as `f` leaves them are written back to the mbufs.
     /// Multi-segment mbufs are presented with length 0 (stages drop them).
     #[inline]
     pub fn with_pkts<R>(
@@ -494,37 +518,40 @@ impl Burst {
         arrival: Option<PortIdx>,
         f: impl FnOnce(&mut [Pkt<'_>]) -> R,
     ) -> R {
-        let mut lens = [0usize; MAX_BURST];
+        let mut at = [(0u16, 0u16); MAX_BURST];
         let r;
         {
             let mut views: ArrayVec<Pkt<'_>, MAX_BURST> = ArrayVec::new();
             for &p in &self.ptrs[..self.len] {
-                // SAFETY: distinct owned mbufs: their data areas do not
+                // SAFETY: distinct owned mbufs: their buffers do not
                 // overlap, so the mutable slices do not alias; the borrow of
                 // `self` keeps them alive.
-                let (data, len, port) = unsafe {
+                let (buf, off, len, port) = unsafe {
                     let mb = &*p;
                     let len = if mb.nb_segs == 1 {
                         mb.data_len as usize
                     } else {
                         0
                     };
-                    (room(p), len, mb.port)
+                    (buffer(p), mb.data_off as usize, len, mb.port)
                 };
                 let idx = arrival
                     .unwrap_or_else(|| port_of.get(port as usize).copied().unwrap_or(PortIdx::MAX));
-                views.push(Pkt::new(data, len, idx));
+                views.push(Pkt::with_headroom(buf, off, len, idx));
             }
             r = f(&mut views);
             for (i, v) in views.iter().enumerate() {
-                lens[i] = v.len;
+                at[i] = (v.headroom() as u16, v.len as u16);
             }
         }
-        for i in 0..self.len {
+        for (i, &(off, len)) in at.iter().enumerate().take(self.len) {
             // SAFETY: owned mbufs; the views are gone.
             unsafe {
-                if (*self.ptrs[i]).nb_segs == 1 {
-                    set_len(self.ptrs[i], lens[i]);
+                let mb = &mut *self.ptrs[i];
+                if mb.nb_segs == 1 {
+                    mb.data_off = off;
+                    mb.data_len = len;
+                    mb.pkt_len = len as u32;
                 }
             }
         }
@@ -940,4 +967,111 @@ impl PortId {
 pub fn port_count() -> u16 {
     // SAFETY: reads EAL's port table.
     unsafe { sys::rte_eth_dev_count_avail() }
+}
+
+// ---------------------------------------------------------------- CPU and memory for the pipelines
+
+/// The CPU's prefetch instruction for the pipelines' batched lookups.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuPrefetch;
+
+impl pgw_pipelines::hw::Prefetch for CpuPrefetch {
+    #[inline(always)]
+    fn read<T>(&self, r: &T) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it never faults and neither reads
+        // nor writes the data architecturally; `r` is a valid reference.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                r as *const T as *const i8,
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = r;
+    }
+}
+
+/// An array in DPDK's hugepage memory (`rte_malloc_socket`), 64-byte
+/// aligned; freed with `rte_free` on drop.
+struct HugeArray<T> {
+    ptr: NonNull<T>,
+    n: usize,
+}
+
+// SAFETY: the array owns its elements like a Vec does.
+unsafe impl<T: Send> Send for HugeArray<T> {}
+
+impl<T> std::ops::Deref for HugeArray<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `n` initialised elements at `ptr`, owned by us.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.n) }
+    }
+}
+
+impl<T> std::ops::DerefMut for HugeArray<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as for `deref`, and `&mut self` is unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.n) }
+    }
+}
+
+impl<T> Drop for HugeArray<T> {
+    fn drop(&mut self) {
+        // SAFETY: allocated by rte_malloc_socket; the elements are `Copy`
+        // (no destructor to run).
+        unsafe { sys::rte_free(self.ptr.as_ptr() as *mut libc::c_void) }
+    }
+}
+
+/// The pipelines' table allocator: DPDK hugepage memory on `socket` (the
+/// worker's NUMA node), written through once by the calling thread — the
+/// worker itself — so every page is first touched where it is used. When
+/// EAL has no memory left (or runs `--no-huge` with a small `-m`), the
+/// table goes to the heap instead and `fallbacks` counts it (the engine
+/// says so at start).
+pub struct HugeAlloc {
+    pub socket: i32,
+    pub bytes: std::cell::Cell<usize>,
+    pub fallbacks: std::cell::Cell<usize>,
+}
+
+impl HugeAlloc {
+    pub fn new(socket: i32) -> HugeAlloc {
+        HugeAlloc {
+            socket,
+            bytes: std::cell::Cell::new(0),
+            fallbacks: std::cell::Cell::new(0),
+        }
+    }
+}
+
+impl pgw_pipelines::hw::TableAlloc for HugeAlloc {
+    fn alloc<T: Copy + Send + 'static>(
+        &self,
+        what: &str,
+        n: usize,
+        fill: T,
+    ) -> Result<pgw_pipelines::hw::Mem<T>, String> {
+        if n == 0 {
+            return Ok(Box::new(Vec::new()));
+        }
+        let size = n
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| format!("{what}: {n} entries overflow"))?;
+        let align = std::mem::align_of::<T>().max(64) as u32;
+        // SAFETY: a plain allocation request; NULL on failure.
+        let p = unsafe { sys::rte_malloc_socket(std::ptr::null(), size, align, self.socket) };
+        let Some(ptr) = NonNull::new(p as *mut T) else {
+            self.fallbacks.set(self.fallbacks.get() + 1);
+            return Ok(Box::new(vec![fill; n]));
+        };
+        for i in 0..n {
+            // SAFETY: `n` elements of room at `ptr`, aligned for T; each is
+            // written once before any read (the first touch of the page).
+            unsafe { ptr.as_ptr().add(i).write(fill) };
+        }
+        self.bytes.set(self.bytes.get() + size);
+        Ok(Box::new(HugeArray { ptr, n }))
+    }
 }

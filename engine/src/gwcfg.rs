@@ -42,6 +42,24 @@ fn ip(p: &Profile, key: String, s: &str) -> Result<[u8; 4], ConfigError> {
         .map_err(|_| p.err(key, format!("{s:?} is not an IPv4 address")))
 }
 
+/// 64 random bits from the OS (getrandom(2) via /dev/urandom), mixed with
+/// the time and the PID should that fail.
+pub fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    pgw_pipelines::gw::hash::fmix64(t ^ ((std::process::id() as u64) << 32))
+}
+
 pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let g =
         p.gw.as_ref()
@@ -66,6 +84,13 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             udp_ms: ms(t.udp_s, timeouts.udp_ms),
             icmp_ms: ms(t.icmp_s, timeouts.icmp_ms),
             close_hold_ms: ms(t.close_hold_s, timeouts.close_hold_ms),
+            // (never longer than the close hold unless both are given)
+            short_hold_ms: match t.short_hold_s {
+                Some(s) => (s * 1000.0) as u64,
+                None => timeouts
+                    .short_hold_ms
+                    .min(ms(t.close_hold_s, timeouts.close_hold_ms)),
+            },
         };
     }
     let cfg = GwConfig {
@@ -78,7 +103,12 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         workers: p.cores.workers.len() as u16,
         timeouts,
         max_flows_per_worker: g.max_flows_per_worker,
+        preserve_port: g.preserve_port,
+        attr_slots: g.attr_slots,
         require_session: g.require_session,
+        // A new seed at every start (the flow hash must not be predictable
+        // from the outside, nor the same across restarts).
+        hash_seed: random_seed(),
         pool6: {
             let mut v = Vec::new();
             for (i, a) in g.pool6.iter().enumerate() {

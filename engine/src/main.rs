@@ -141,6 +141,9 @@ fn main() -> ExitCode {
                     p.ports.len(),
                     p.cores.workers.len()
                 );
+                for n in p.notes() {
+                    println!("{n}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -438,6 +441,9 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
         }
     };
     let socket = profile.control_socket();
+    for n in profile.notes().iter().filter(|n| n.starts_with("warning")) {
+        eprintln!("pgw: {n}");
+    }
     let mut engine = match Engine::init(profile) {
         Ok(e) => e,
         Err(e) => {

@@ -29,12 +29,16 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
+use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::gw::acct::{AcctRecord, AcctSink};
-use pgw_pipelines::pipeline::{Pipeline, Tables};
+use pgw_pipelines::gw::{GwConfig, GwWorker};
+use pgw_pipelines::lb::{LbCounters, LbStage};
+use pgw_pipelines::ndp::NdpResponder;
+use pgw_pipelines::pipeline::{Pipeline, Tables, EXPIRE_BUDGET};
 use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
-use crate::dpdk::{tsc, Burst, PortId, QueueId, Ring, MAX_BURST};
+use crate::dpdk::{tsc, Burst, CpuPrefetch, HugeAlloc, PortId, QueueId, Ring, MAX_BURST};
 use crate::stats::{WorkerLocal, WorkerShared};
 
 /// Everything one worker owns. Built by the engine, moved to its lcore.
@@ -45,7 +49,11 @@ pub struct Worker {
     /// DPDK port id → `PortIdx` (`PortIdx::MAX` for ports not ours).
     pub port_of: Vec<PortIdx>,
     pub queue: QueueId,
-    pub pipeline: Pipeline,
+    /// What the pipeline is made of; the GW's tables are allocated by the
+    /// worker itself ([`Worker::build`]) so their pages are first touched on
+    /// its lcore, in its NUMA node's hugepages.
+    pub seed: Option<Seed>,
+    pub pipeline: Option<Pipeline>,
     /// This worker's handoff ring (many producers, this single consumer).
     pub handoff_in: Arc<Ring>,
     /// Every worker's handoff ring, by worker index.
@@ -68,6 +76,59 @@ pub struct Worker {
     pub mgmt_tx: Option<Arc<Ring>>,
     /// Time each stage (`engine.runtime_stages`).
     pub runtime_stages: bool,
+}
+
+/// A pipeline before the worker builds it.
+pub enum Seed {
+    Ready(Pipeline),
+    Gw {
+        arp: ArpResponder,
+        ndp: NdpResponder,
+        cfg: Box<GwConfig>,
+        worker: u16,
+    },
+    LbGw {
+        lb: LbStage,
+        arp: ArpResponder,
+        ndp: NdpResponder,
+        cfg: Box<GwConfig>,
+        worker: u16,
+        server_port: PortIdx,
+    },
+}
+
+impl Seed {
+    /// The pipeline, its GW tables from `alloc`.
+    pub fn build(self, alloc: &HugeAlloc) -> Result<Pipeline, String> {
+        Ok(match self {
+            Seed::Ready(p) => p,
+            Seed::Gw {
+                arp,
+                ndp,
+                cfg,
+                worker,
+            } => Pipeline::Gw {
+                arp,
+                ndp,
+                gw: Box::new(GwWorker::with_alloc(&cfg, worker, alloc)?),
+            },
+            Seed::LbGw {
+                lb,
+                arp,
+                ndp,
+                cfg,
+                worker,
+                server_port,
+            } => Pipeline::LbGw {
+                lb,
+                lc: LbCounters::default(),
+                arp,
+                ndp,
+                gw: Box::new(GwWorker::with_alloc(&cfg, worker, alloc)?),
+                server_port,
+            },
+        })
+    }
 }
 
 /// The worker's stage clock: the TSC.
@@ -99,6 +160,36 @@ struct Out {
 }
 
 impl Worker {
+    /// Build the pipeline on this thread (the GW's tables in hugepages of
+    /// this lcore's socket, first touched here). Says where they went.
+    pub fn build(&mut self) -> Result<(), String> {
+        let Some(seed) = self.seed.take() else {
+            return Ok(());
+        };
+        let alloc = HugeAlloc::new(crate::dpdk::current_socket());
+        self.pipeline = Some(seed.build(&alloc)?);
+        if let Some(Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. }) = &self.pipeline {
+            eprintln!(
+                "pgw: worker {}: {} connections, {} keys: {:.1} MiB of tables, {:.1} MiB in hugepages on socket {}{}",
+                self.index,
+                gw.capacity(),
+                gw.keys_total(),
+                gw.table_bytes() as f64 / (1 << 20) as f64,
+                alloc.bytes.get() as f64 / (1 << 20) as f64,
+                alloc.socket,
+                if alloc.fallbacks.get() > 0 {
+                    format!(
+                        " ({} table(s) on the heap: EAL had no hugepage memory left; raise eal.memory_mb or vm.nr_hugepages)",
+                        alloc.fallbacks.get()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(())
+    }
+
     /// Run until the quit flag is set; flushes and publishes before returning.
     pub fn run(self) -> i32 {
         if self.runtime_stages {
@@ -124,6 +215,10 @@ impl Worker {
         let mut tables = Cache::new(tables_src);
         let acct_q = self.acct.clone();
         let mut got = 0;
+        let Some(mut pipeline) = self.pipeline.take() else {
+            return 1;
+        };
+        let expire_tsc = self.tsc_per_ms / 100; // 10 us of timer work per turn at most
         m.turn_start(tsc());
 
         while !self.quit.load(Relaxed) {
@@ -133,7 +228,7 @@ impl Worker {
             let now_ms = (now - self.tsc_start) / self.tsc_per_ms;
             if now - last_drain >= self.drain_tsc {
                 self.flush(&mut out, &mut local, &mut m);
-                local.nevents = self.pipeline.events(&mut local.events);
+                local.nevents = pipeline.events(&mut local.events);
                 self.shared.publish(&local);
                 self.shared.publish_runtime(&m.rt);
                 last_drain = now;
@@ -152,6 +247,7 @@ impl Worker {
                 local.rx += n as u64;
                 local.port_rx[pi] += n as u64;
                 self.handle(
+                    &mut pipeline,
                     t,
                     &mut sink,
                     &mut rx,
@@ -169,6 +265,7 @@ impl Worker {
                 got += n;
                 local.handoff_in += n as u64;
                 self.handle(
+                    &mut pipeline,
                     t,
                     &mut sink,
                     &mut rx,
@@ -187,8 +284,17 @@ impl Worker {
                 }
                 got += n;
             }
-            let expired = self.pipeline.poll(now_ms, &mut sink, &mut local.pipe);
-            m.lap(Stage::Expiry, expired);
+            // Timer work, budgeted by time: more calls while each used its
+            // whole budget and 10 us have not passed.
+            let mut ended = 0;
+            loop {
+                let (looked, n) = pipeline.poll(now_ms, EXPIRE_BUDGET, &mut sink, &mut local.pipe);
+                ended += n;
+                if looked < EXPIRE_BUDGET || tsc() - now > expire_tsc {
+                    break;
+                }
+            }
+            m.lap(Stage::Expiry, ended);
             if got == 0 {
                 local.empty_polls += 1;
                 empty_run = empty_run.saturating_add(1);
@@ -210,7 +316,7 @@ impl Worker {
         }
         self.flush(&mut out, &mut local, &mut m);
         m.turn_end(tsc(), got);
-        local.nevents = self.pipeline.events(&mut local.events);
+        local.nevents = pipeline.events(&mut local.events);
         self.shared.publish(&local);
         self.shared.publish_runtime(&m.rt);
         0
@@ -251,6 +357,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn handle<C: Clock>(
         &mut self,
+        pipeline: &mut Pipeline,
         t: &Tables,
         sink: &mut QueueSink<'_>,
         rx: &mut Burst,
@@ -262,10 +369,18 @@ impl Worker {
         m: &mut Meter<C>,
     ) {
         let n = rx.len();
-        let pipeline = &mut self.pipeline;
         let pipe_counters = &mut local.pipe;
         rx.with_pkts(&self.port_of, arrival, |pkts| {
-            pipeline.process_burst(t, pkts, &mut verdicts[..n], now_ms, sink, pipe_counters, m)
+            pipeline.process_burst(
+                t,
+                pkts,
+                &mut verdicts[..n],
+                now_ms,
+                sink,
+                pipe_counters,
+                m,
+                &CpuPrefetch,
+            )
         });
         for (mb, v) in rx.drain().zip(verdicts[..n].iter()) {
             match *v {

@@ -22,6 +22,7 @@ use pgw_pipelines::gw::tables::{
 };
 use pgw_pipelines::gw::GwWorker;
 use pgw_pipelines::pipeline::{Pipeline, Tables};
+use pgw_pipelines::hw::NoPrefetch;
 use pgw_pipelines::runtime::{Meter, NoClock};
 use pgw_pipelines::{Pkt, Verdict, WorkerCounters};
 
@@ -49,6 +50,7 @@ fn setup() -> (Pipeline, Tables) {
             udp_ms: 1000,
             icmp_ms: 1000,
             close_hold_ms: 1500,
+            short_hold_ms: 500,
         },
         max_flows_per_worker: 64,
         require_session: true,
@@ -164,7 +166,7 @@ fuzz_target!(|data: &[u8]| {
         let mut v = [Verdict::Drop(pgw_pipelines::DropReason::NoRoute)];
         {
             let mut pkts = [Pkt::new(&mut buf, n, port)];
-            pipe.process_burst(&tables, &mut pkts, &mut v, now, &mut acct, &mut c, &mut meter);
+            pipe.process_burst(&tables, &mut pkts, &mut v, now, &mut acct, &mut c, &mut meter, &NoPrefetch);
             assert!(pkts[0].len <= ROOM);
         }
         match v[0] {
@@ -180,12 +182,12 @@ fuzz_target!(|data: &[u8]| {
                 "a forwarded frame was counted as a drop"
             ),
         }
-        pipe.poll(now, &mut acct, &mut c);
+        pipe.poll(now, 1 << 20, &mut acct, &mut c);
     }
     // Let everything expire: every connection ends with exactly one record.
     for _ in 0..64 {
         now += 10_000;
-        pipe.poll(now, &mut acct, &mut c);
+        pipe.poll(now, 1 << 20, &mut acct, &mut c);
     }
     if let Pipeline::Gw { gw, .. } = &pipe {
         assert_eq!(
@@ -193,5 +195,6 @@ fuzz_target!(|data: &[u8]| {
             0,
             "connections left open after every timeout"
         );
+        assert_eq!(gw.keys_in_use(), 0, "entries left after every hold");
     }
 });

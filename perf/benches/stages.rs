@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pgw_engine::dpdk::CpuPrefetch;
 use pgw_perf::frame::{flags, Template, PROTO_TCP};
 use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::gw::acct::{AcctRecord, AcctSink};
@@ -21,6 +22,7 @@ use pgw_pipelines::gw::{GwConfig, GwTimeouts, GwWorker};
 use pgw_pipelines::lb::{
     Gw, LbConfig, LbCounters, LbRange, LbSnapshot, LbStage, LbTable, Neighbors,
 };
+use pgw_pipelines::runtime::{Meter, NoClock};
 use pgw_pipelines::{wire, Pkt, Verdict, WorkerCounters};
 
 const ACC_MAC: [u8; 6] = [0x02, 0x50, 0x47, 0x57, 0, 1];
@@ -63,6 +65,7 @@ fn gw(pool: u32, flows: u32) -> (GwWorker, GwTables) {
         workers: 1,
         timeouts: GwTimeouts {
             close_hold_ms: 1,
+            short_hold_ms: 1,
             ..GwTimeouts::default()
         },
         max_flows_per_worker: flows,
@@ -115,17 +118,19 @@ fn gw(pool: u32, flows: u32) -> (GwWorker, GwTables) {
 }
 
 /// Open `n` connections (SYN up, SYN-ACK down) and return the frames of an
-/// up data packet and a down data packet of each that opened, back to back,
-/// and how many opened (a SYN refused as `flow_table_full` is skipped: the
-/// up table's bounded probe window fills before `max_flows_per_worker`).
-fn established(w: &mut GwWorker, t: &GwTables, n: u32) -> (Vec<u8>, Vec<u8>, u32) {
+/// up data packet and a down data packet of a strided sample of at most
+/// `sample` of them, back to back, and how many opened (a SYN refused as
+/// `flow_table_full` is skipped).
+fn established(w: &mut GwWorker, t: &GwTables, n: u32, sample: u32) -> (Vec<u8>, Vec<u8>, u32) {
     let tcp = Template::new(PROTO_TCP, 64, LB_MAC, ACC_MAC);
     let srv = Template::new(PROTO_TCP, 64, SERVER_MAC, SRV_MAC);
     let mut c = WorkerCounters::default();
     let mut sink = Discard(0);
-    let mut up = vec![0u8; FRAME * n as usize];
-    let mut down = vec![0u8; FRAME * n as usize];
+    let every = n.div_ceil(sample).max(1);
+    let mut up = Vec::with_capacity(FRAME * sample as usize);
+    let mut down = Vec::with_capacity(FRAME * sample as usize);
     let mut buf = vec![0u8; 2048];
+    let mut f = [0u8; FRAME];
     let mut ok = 0u32;
     for i in 0..n {
         let (s, p) = (sub_ip(i), sub_port(i));
@@ -152,24 +157,37 @@ fn established(w: &mut GwWorker, t: &GwTables, n: u32) -> (Vec<u8>, Vec<u8>, u32
             &mut c,
         );
         assert!(matches!(v, Verdict::Tx { port: UP }), "SYN-ACK {i}: {v:?}");
-        let k = ok as usize * FRAME;
-        tcp.write(&mut up[k..], (s, p), (VIP, 80), flags::PSH | flags::ACK, 1);
-        srv.write(
-            &mut down[k..],
-            (server, sport),
-            (nat, key),
-            flags::PSH | flags::ACK,
-            1,
-        );
+        if i % every == 0 {
+            tcp.write(&mut f, (s, p), (VIP, 80), flags::PSH | flags::ACK, 1);
+            up.extend_from_slice(&f);
+            srv.write(
+                &mut f,
+                (server, sport),
+                (nat, key),
+                flags::PSH | flags::ACK,
+                1,
+            );
+            down.extend_from_slice(&f);
+        }
         ok += 1;
     }
     if ok < n {
         eprintln!(
-            "stages: {} of {n} connections refused as flow_table_full (up table window full)",
+            "stages: {} of {n} connections refused as flow_table_full",
             n - ok
         );
     }
-    (up, down, ok)
+    // Visit the sample in a scattered order (as many subscribers would).
+    let m = up.len() / FRAME;
+    let stride = ((m * 618 / 1000) | 1).max(1);
+    let (mut su, mut sd) = (Vec::with_capacity(up.len()), Vec::with_capacity(down.len()));
+    let mut j = 0;
+    for _ in 0..m {
+        su.extend_from_slice(&up[j * FRAME..(j + 1) * FRAME]);
+        sd.extend_from_slice(&down[j * FRAME..(j + 1) * FRAME]);
+        j = (j + stride) % m;
+    }
+    (su, sd, ok)
 }
 
 fn bench_parse(cr: &mut Criterion) {
@@ -262,37 +280,69 @@ fn bench_lb(cr: &mut Criterion) {
     g.finish();
 }
 
+/// Flows whose frames a data bench cycles through: a strided sample of the
+/// open connections (the table holds them all, so lookups still miss the
+/// caches at scale; only the frame store is bounded).
+const SAMPLE: u32 = 1 << 16;
+/// Packets per burst, as the engine's default profile.
+const BURST: usize = 32;
+
+/// Table sizes of the data benches: 1 k and 1 M, and 16 M when
+/// `PGW_BENCH_16M=1` (opening 16 M connections takes a minute and ~2 GB).
+fn data_sizes() -> Vec<(u32, u32)> {
+    let mut v = vec![(1_000u32, 1u32), (1_000_000, 16)];
+    if std::env::var("PGW_BENCH_16M").as_deref() == Ok("1") {
+        v.push((16_000_000, 256));
+    }
+    v
+}
+
+/// The GW stage over bursts of 32 established-connection packets (the
+/// engine's path: parse, lookups with prefetch, rewrite), per packet.
 fn bench_gw_data(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("gw data");
-    g.throughput(Throughput::Elements(1));
+    g.throughput(Throughput::Elements(BURST as u64));
     g.sample_size(30);
-    for (flows, pool) in [(1_000u32, 1u32), (1_000_000, 16)] {
-        let (mut w, t) = gw(pool, flows.next_power_of_two());
-        let (up, down, opened) = established(&mut w, &t, flows);
+    for (flows, pool) in data_sizes() {
+        let (mut w, t) = gw(pool, flows + flows / 16);
+        let (up, down, opened) = established(&mut w, &t, flows, SAMPLE);
+        let n = (up.len() / FRAME) as u32;
         for (name, frames, port) in [("up", &up, UP), ("down", &down, DOWN)] {
-            let flows = opened;
             g.bench_with_input(
-                BenchmarkId::new(name, format!("{flows} flows")),
-                &flows,
+                BenchmarkId::new(name, format!("{opened} flows")),
+                &opened,
                 |b, _| {
-                    let mut buf = vec![0u8; 2048];
+                    let mut bufs = vec![[0u8; 128]; BURST];
+                    let mut out = [Verdict::Drop(pgw_pipelines::DropReason::NoRoute); BURST];
                     let mut c = WorkerCounters::default();
                     let mut sink = Discard(0);
-                    // Visit the flows in a strided order (as many subscribers would).
-                    let stride = (flows as usize * 618 / 1000) | 1;
+                    let mut m = Meter::new(NoClock);
                     let mut i = 0usize;
                     b.iter(|| {
-                        buf[..FRAME].copy_from_slice(&frames[i * FRAME..(i + 1) * FRAME]);
-                        i = (i + stride) % flows as usize;
-                        let v = w.process(
+                        for buf in bufs.iter_mut() {
+                            buf[..FRAME].copy_from_slice(&frames[i * FRAME..(i + 1) * FRAME]);
+                            i += 1;
+                            if i == n as usize {
+                                i = 0;
+                            }
+                        }
+                        let mut it = bufs.iter_mut();
+                        let mut pkts: [Pkt<'_>; BURST] = std::array::from_fn(|_| {
+                            Pkt::new(&mut it.next().expect("BURST buffers")[..], FRAME, port)
+                        });
+                        w.process_burst(
                             &t,
-                            &mut Pkt::new(&mut buf, FRAME, port),
+                            &mut pkts,
+                            u64::MAX >> (64 - BURST),
+                            &mut out,
                             2,
                             &mut sink,
                             &mut c,
+                            &mut m,
+                            &CpuPrefetch,
                         );
-                        debug_assert!(matches!(v, Verdict::Tx { .. }));
-                        black_box(v)
+                        debug_assert!(out.iter().all(|v| matches!(v, Verdict::Tx { .. })));
+                        black_box(&out);
                     })
                 },
             );

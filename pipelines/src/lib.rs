@@ -10,6 +10,7 @@
 pub mod arp;
 pub mod fwd;
 pub mod gw;
+pub mod hw;
 pub mod lb;
 pub mod mgmt;
 pub mod ndp;
@@ -19,4 +20,4 @@ pub mod verdict;
 pub mod wire;
 pub mod xlat;
 
-pub use verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};
+pub use verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters, MAX_BURST};

@@ -67,7 +67,7 @@ impl NdpResponder {
     fn decide(&self, pkt: &mut Pkt<'_>) -> Verdict {
         let len = pkt.len;
         let port = pkt.port;
-        let f = &mut pkt.data[..];
+        let f = &mut pkt.data_mut()[..];
         if !is_nd(&f[..len]) {
             return Verdict::Drop(DropReason::ArpIgnored);
         }

@@ -11,10 +11,11 @@ use crate::fwd::WireFwd;
 use crate::gw::acct::AcctSink;
 use crate::gw::tables::GwTables;
 use crate::gw::GwWorker;
+use crate::hw::Prefetch;
 use crate::lb::{LbCounters, LbSnapshot, LbStage, LbVerdict};
 use crate::ndp::{is_nd, NdpResponder};
 use crate::runtime::{Clock, Meter, Stage};
-use crate::verdict::{Pkt, Verdict, WorkerCounters};
+use crate::verdict::{Pkt, Verdict, WorkerCounters, MAX_BURST};
 
 /// Ethertype of ARP.
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
@@ -58,18 +59,18 @@ pub enum Pipeline {
 }
 
 /// Slots for named event counters per worker.
-pub const MAX_EVENTS: usize = 24;
+pub const MAX_EVENTS: usize = 32;
 
-/// Sweep budget of the GW's idle-expiry timer per poll-loop turn.
+/// Due connections the GW's timer looks at per [`Pipeline::poll`] call.
 pub const EXPIRE_BUDGET: usize = 64;
 
 impl Pipeline {
     /// Process a burst: `out[i]` is the verdict on `pkts[i]`. Drops are
     /// counted in `c` by the stage that decides them; each stage laps `m`
-    /// once it has handled the burst.
+    /// once it has handled the burst; `pf` prefetches the GW's lookups.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub fn process_burst<C: Clock>(
+    pub fn process_burst<C: Clock, P: Prefetch>(
         &mut self,
         t: &Tables,
         pkts: &mut [Pkt<'_>],
@@ -78,58 +79,45 @@ impl Pipeline {
         acct: &mut impl AcctSink,
         c: &mut WorkerCounters,
         m: &mut Meter<C>,
+        pf: &P,
     ) {
-        let n = pkts.len();
-        self.process_burst_inner(t, pkts, out, now_ms, acct, c);
-        m.lap(self.stage(), n);
-    }
-
-    /// The stage the whole burst is charged to (until the GW stage is split
-    /// into its own lookup/open/rewrite/accounting laps).
-    fn stage(&self) -> Stage {
-        match self {
-            Pipeline::Wire(_) => Stage::Wire,
-            Pipeline::Lb { .. } => Stage::Lb,
-            Pipeline::Gw { .. } | Pipeline::LbGw { .. } => Stage::Gw,
-        }
-    }
-
-    #[inline]
-    fn process_burst_inner(
-        &mut self,
-        t: &Tables,
-        pkts: &mut [Pkt<'_>],
-        out: &mut [Verdict],
-        now_ms: u64,
-        acct: &mut impl AcctSink,
-        c: &mut WorkerCounters,
-    ) {
+        let n = pkts.len().min(MAX_BURST);
         match self {
             Pipeline::Wire(f) => {
                 for (p, v) in pkts.iter().zip(out.iter_mut()) {
                     *v = f.process(p, c);
                 }
+                m.lap(Stage::Wire, n);
             }
             Pipeline::Gw { arp, ndp, gw } => {
                 let Some(tables) = t.gw.as_ref() else {
                     return drop_all(out, c);
                 };
-                for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-                    *v = if is_arp(p) {
-                        arp.process(p, c)
-                    } else if is_nd(&p.data[..p.len]) {
-                        ndp.process(p, c)
+                // ARP and NDP for our addresses first; the rest is the GW's.
+                let mut sel = 0u64;
+                let mut own = 0;
+                for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).take(n).enumerate() {
+                    if is_arp(p) {
+                        *v = arp.process(p, c);
+                        own += 1;
+                    } else if is_nd(p.frame()) {
+                        *v = ndp.process(p, c);
+                        own += 1;
                     } else {
-                        gw.process(tables, p, now_ms, acct, c)
-                    };
+                        sel |= 1 << i;
+                    }
                 }
+                if own > 0 {
+                    m.lap(Stage::Arp, own);
+                }
+                gw.process_burst(tables, pkts, sel, out, now_ms, acct, c, m, pf);
             }
             Pipeline::Lb { lb, ndp, lc } => {
                 let Some(snap) = t.lb.as_ref() else {
                     return drop_all(out, c);
                 };
                 for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-                    if is_nd(&p.data[..p.len]) {
+                    if is_nd(p.frame()) {
                         *v = ndp.process(p, c);
                         continue;
                     }
@@ -143,6 +131,7 @@ impl Pipeline {
                         }
                     };
                 }
+                m.lap(Stage::Lb, n);
             }
             Pipeline::LbGw {
                 lb,
@@ -156,11 +145,12 @@ impl Pipeline {
                     return drop_all(out, c);
                 };
                 let lan = lb.config().lan_port;
-                for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-                    *v = if is_arp(p) {
-                        arp.process(p, c)
-                    } else if is_nd(&p.data[..p.len]) {
-                        ndp.process(p, c)
+                let mut sel = 0u64;
+                for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).take(n).enumerate() {
+                    if is_arp(p) {
+                        *v = arp.process(p, c);
+                    } else if is_nd(p.frame()) {
+                        *v = ndp.process(p, c);
                     } else if p.port == *server_port
                         && (p.port != lan
                             || to_pool(
@@ -169,33 +159,43 @@ impl Pipeline {
                                 gw.config().pool6.as_slice(),
                             ))
                     {
-                        gw.process(tables, p, now_ms, acct, c)
+                        sel |= 1 << i;
                     } else {
                         match lb.process(snap, p, c, lc) {
-                            LbVerdict::Done(v) => v,
-                            LbVerdict::Local => gw.process(tables, p, now_ms, acct, c),
+                            LbVerdict::Done(x) => *v = x,
+                            LbVerdict::Local => sel |= 1 << i,
                         }
-                    };
+                    }
                 }
+                m.lap(Stage::Lb, n);
+                gw.process_burst(tables, pkts, sel, out, now_ms, acct, c, m, pf);
             }
         }
     }
 
-    /// Periodic work outside the packet path (the idle-expiry sweep);
-    /// called once per poll-loop turn. The connections it ended.
+    /// Timer work outside the packet path (idle expiry, the end of holds):
+    /// up to `budget` due connections looked at. `(looked at, ended)`: the
+    /// engine calls again while a call used its whole budget and its time
+    /// budget lasts.
     #[inline]
-    pub fn poll(&mut self, now_ms: u64, acct: &mut impl AcctSink, c: &mut WorkerCounters) -> usize {
+    pub fn poll(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        acct: &mut impl AcctSink,
+        c: &mut WorkerCounters,
+    ) -> (usize, usize) {
         match self {
             Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } => {
-                gw.expire(now_ms, EXPIRE_BUDGET, acct, c)
+                gw.expire_due(now_ms, budget, acct, c)
             }
-            _ => 0,
+            _ => (0, 0),
         }
     }
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // At most 4 LB + 19 GW names: fits the slots.
+        // At most 4 LB + 27 GW names: fits the slots.
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -237,6 +237,13 @@ impl Pipeline {
                         "gw_nat64_icmp",
                         g.icmp_err_up + g.icmp_err_down + g.frag_needed,
                     ),
+                    ("gw_held", gw.held() as u64),
+                    ("gw_entries_in_use", gw.keys_in_use() as u64),
+                    ("gw_revived", g.revived),
+                    ("gw_replaced", g.replaced),
+                    ("gw_keys_recycled", g.keys_recycled),
+                    ("gw_late_pkts", g.late_pkts),
+                    ("gw_attr_full", g.attr_full),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()
@@ -247,16 +254,18 @@ impl Pipeline {
 
 #[inline]
 fn is_arp(p: &Pkt<'_>) -> bool {
-    p.len >= 14 && p.data[12..14] == ETHERTYPE_ARP
+    p.len >= 14 && p.frame()[12..14] == ETHERTYPE_ARP
 }
 
 /// Is the frame an (untagged) IPv4 packet to one of `pool`?
 #[inline]
 fn to_pool(p: &Pkt<'_>, pool: &[[u8; 4]], pool6: &[[u8; 16]]) -> bool {
-    (p.len >= 34 && p.data[12..14] == [0x08, 0x00] && pool.iter().any(|a| p.data[30..34] == *a))
+    (p.len >= 34
+        && p.frame()[12..14] == [0x08, 0x00]
+        && pool.iter().any(|a| p.frame()[30..34] == *a))
         || (p.len >= 54
-            && p.data[12..14] == [0x86, 0xdd]
-            && pool6.iter().any(|a| p.data[38..54] == *a))
+            && p.frame()[12..14] == [0x86, 0xdd]
+            && pool6.iter().any(|a| p.frame()[38..54] == *a))
 }
 
 fn drop_all(out: &mut [Verdict], c: &mut WorkerCounters) {

@@ -3,29 +3,84 @@
 /// Index of a port in the engine's port list (profile order), not a DPDK port id.
 pub type PortIdx = u16;
 
+/// Most frames one burst carries (the engine's burst array).
+pub const MAX_BURST: usize = 64;
+
 /// One frame handed to a stage.
 ///
-/// `data` is the whole writable room of the buffer starting at the first byte
-/// of the frame (the mbuf's data area up to its end), so a stage may shrink or
-/// grow the frame up to `data.len()`; `len` is the frame's current length.
+/// `buf` is the whole buffer: `off` bytes of headroom, then the frame (`len`
+/// bytes), then the rest of the room. A stage may grow or shrink the frame
+/// at the end (up to the buffer's end) or at the front ([`Pkt::prepend`],
+/// [`Pkt::adj`]: into the headroom), as DPDK's `rte_pktmbuf_prepend` /
+/// `rte_pktmbuf_adj` do; the engine writes `off` and `len` back to the mbuf.
 pub struct Pkt<'a> {
-    pub data: &'a mut [u8],
+    buf: &'a mut [u8],
+    off: usize,
     pub len: usize,
     /// Port the frame arrived on.
     pub port: PortIdx,
 }
 
 impl<'a> Pkt<'a> {
+    /// A frame at the start of `data` (no headroom).
     pub fn new(data: &'a mut [u8], len: usize, port: PortIdx) -> Self {
-        let len = len.min(data.len());
-        Pkt { data, len, port }
+        Self::with_headroom(data, 0, len, port)
+    }
+    /// A frame `off` bytes into `buf`.
+    pub fn with_headroom(buf: &'a mut [u8], off: usize, len: usize, port: PortIdx) -> Self {
+        let off = off.min(buf.len());
+        let len = len.min(buf.len() - off);
+        Pkt {
+            buf,
+            off,
+            len,
+            port,
+        }
     }
     /// The frame's current bytes.
+    #[inline(always)]
     pub fn frame(&self) -> &[u8] {
-        &self.data[..self.len]
+        &self.buf[self.off..self.off + self.len]
     }
+    #[inline(always)]
     pub fn frame_mut(&mut self) -> &mut [u8] {
-        &mut self.data[..self.len]
+        &mut self.buf[self.off..self.off + self.len]
+    }
+    /// The room from the frame's first byte to the buffer's end.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.off..]
+    }
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.off..]
+    }
+    /// Bytes before the frame.
+    #[inline(always)]
+    pub fn headroom(&self) -> usize {
+        self.off
+    }
+    /// Grow the frame by `n` bytes at the front (its first `n` bytes are
+    /// then what was headroom); false, unchanged, without enough headroom.
+    #[inline]
+    pub fn prepend(&mut self, n: usize) -> bool {
+        if n > self.off {
+            return false;
+        }
+        self.off -= n;
+        self.len += n;
+        true
+    }
+    /// Remove `n` bytes from the front of the frame; false, unchanged, if
+    /// the frame is shorter.
+    #[inline]
+    pub fn adj(&mut self, n: usize) -> bool {
+        if n > self.len {
+            return false;
+        }
+        self.off += n;
+        self.len -= n;
+        true
     }
 }
 

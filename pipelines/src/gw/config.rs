@@ -1,18 +1,10 @@
-//! Static GW configuration (from the profile) and the NAT key space.
+//! Static GW configuration (from the profile).
 //!
 //! `GwConfig` is built once at start, validated, and shared read-only by
 //! every worker (each `GwWorker` keeps its own copy). Nothing in it changes
 //! while the engine runs; what changes (groups, sessions, neighbours) lives in
-//! [`GwTables`](super::tables::GwTables).
-//!
-//! ## Key space
-//! A NAT key is a (pool address, port) pair. The usable ports are the key
-//! port range minus the reserved health-probe range; they are numbered by a
-//! *virtual index* `v` in `0..usable`. Worker `w` of `n` owns the virtual
-//! indices `w * ppw .. (w + 1) * ppw` (`ppw = usable / n`, the remainder
-//! `usable % n` ports are unused) on **every** pool address. So the owner of
-//! a key is pure arithmetic: [`key_owner`]. Inside a worker, key `(pool_idx,
-//! v)` has the index `pool_idx * ppw + (v - w * ppw)` in its key table.
+//! [`GwTables`](super::tables::GwTables). The key space it implies is
+//! [`KeySpace`](super::keys::KeySpace).
 
 use crate::verdict::PortIdx;
 use crate::xlat::{Prefix, XlatConfig};
@@ -30,12 +22,18 @@ pub struct GwTimeouts {
     pub udp_ms: u64,
     /// ICMP echo flows.
     pub icmp_ms: u64,
-    /// After a connection closes (or expires) its key rests this long before
-    /// it can be handed out again, so that a server still in TIME_WAIT for
-    /// (pool address, key port) never sees the same 4-tuple reused early.
-    /// Late packets of a connection closed by FIN/RST are still translated
-    /// during the hold.
+    /// After a connection that reached Established closes (FIN, or idle
+    /// expiry), its binding rests this long before its (key, server) tuple
+    /// can be given to another connection: it covers the server's TIME_WAIT
+    /// (60 s on Linux), so the server never sees the tuple reused by a
+    /// different subscriber connection (RFC 7857 §2). The same subscriber
+    /// 4-tuple may revive the binding during the hold (same key, same
+    /// server). Late packets of a connection closed by FIN/RST are still
+    /// translated during the hold.
     pub close_hold_ms: u64,
+    /// The hold of a connection the server cannot remember: closed by a
+    /// RST, never established, UDP and ICMP. Long enough for late packets.
+    pub short_hold_ms: u64,
 }
 
 impl Default for GwTimeouts {
@@ -47,6 +45,7 @@ impl Default for GwTimeouts {
             udp_ms: 60_000,
             icmp_ms: 30_000,
             close_hold_ms: 60_000,
+            short_hold_ms: 2_000,
         }
     }
 }
@@ -77,9 +76,17 @@ pub struct GwConfig {
     /// Number of workers (each owns a slice of the key space).
     pub workers: u16,
     pub timeouts: GwTimeouts,
-    /// Maximum concurrent flows per worker (also bounded by the worker's
-    /// number of keys). The up table has `next_pow2(2 * limit)` slots.
+    /// Connections a worker holds at once, open or on hold: its entries
+    /// (64 + 32 bytes each, plus about 18 bytes of up table) are
+    /// preallocated for this many.
     pub max_flows_per_worker: u32,
+    /// Keep the subscriber's source port as the key port when this worker
+    /// owns it and the destination does not hold it (as nf_nat does).
+    pub preserve_port: bool,
+    /// Host/SNI attributes held at once (51 bytes each; a connection whose
+    /// attribute finds the pool full is accounted without it, counted as
+    /// `gw_attr_full`). 0: an eighth of `max_flows_per_worker`.
+    pub attr_slots: u32,
     /// Distinct server addresses a worker tracks connection counts for
     /// (least connections), `1..=16384`; the table has `next_pow2(2 x)`
     /// slots of 8 bytes.
@@ -192,6 +199,8 @@ impl Default for GwConfig {
             workers: 1,
             timeouts: GwTimeouts::default(),
             max_flows_per_worker: 65_536,
+            preserve_port: true,
+            attr_slots: 0,
             max_servers: 1024,
             require_session: true,
             server_next_hop_mac: None,
@@ -248,7 +257,7 @@ impl GwConfig {
         if self.workers == 0 {
             return Err("gw.workers: 0; need at least one worker".into());
         }
-        let ks = KeySpace::new(self);
+        let ks = super::keys::KeySpace::new(self);
         if ks.per_worker == 0 {
             return Err(format!(
                 "gw.key_ports: {} usable ports for {} workers, less than one each; widen the range or shrink gw.reserved_ports",
@@ -334,254 +343,41 @@ impl GwConfig {
                 ));
             }
         }
-        if self.timeouts.close_hold_ms == 0 {
+        if self.timeouts.close_hold_ms == 0 || self.timeouts.short_hold_ms == 0 {
             return Err(
-                "gw.timeouts.close_hold_ms: 0 would reuse a key at once; use e.g. 60000".into(),
+                "gw.timeouts.close_hold_s / short_hold_s: 0 would reuse a key at once; use e.g. 60 and 2".into(),
             );
+        }
+        if self.timeouts.short_hold_ms > self.timeouts.close_hold_ms {
+            return Err(format!(
+                "gw.timeouts.short_hold_s: {} s is longer than close_hold_s ({} s); the short hold is for connections the server forgot: make it shorter",
+                self.timeouts.short_hold_ms as f64 / 1000.0,
+                self.timeouts.close_hold_ms as f64 / 1000.0
+            ));
+        }
+        let longest = [
+            self.timeouts.syn_ms,
+            self.timeouts.established_ms,
+            self.timeouts.closing_ms,
+            self.timeouts.udp_ms,
+            self.timeouts.icmp_ms,
+            self.timeouts.close_hold_ms,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        if longest >= 1 << 31 {
+            return Err(format!(
+                "gw.timeouts: {longest} ms is too long (connection times are kept mod 2^32 ms); use at most 24 days"
+            ));
         }
         Ok(())
     }
 }
 
-/// The NAT key space derived from a config (see the module docs).
-#[derive(Clone, Debug)]
-pub struct KeySpace {
-    pool: Vec<[u8; 4]>,
-    first: u16,
-    last: u16,
-    /// Reserved range clipped to `first..=last`, if not empty.
-    rsv: Option<(u16, u16)>,
-    /// (address, index) sorted by address, for `pool_index` on large pools.
-    pool_sorted: Vec<(u32, u32)>,
-    /// The probe range as configured (answers to it go to the management
-    /// thread even when it lies outside the key range).
-    probe: Option<(u16, u16)>,
-    /// Usable ports (range minus reserved).
-    pub usable: u32,
-    /// Ports (virtual indices) per worker.
-    pub per_worker: u32,
-    workers: u16,
-}
-
-/// Where a (pool address, port) falls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyLoc {
-    /// Not one of our pool addresses.
-    NotPool,
-    /// A pool address, port in the reserved health-probe range.
-    Reserved,
-    /// A pool address, port outside the key range or in the unused remainder.
-    Unowned,
-    /// A key of worker `owner`: `pool_idx`, and `off` = its offset inside
-    /// the owner's port slice.
-    Key { owner: u16, pool_idx: u32, off: u32 },
-}
-
-impl KeySpace {
-    pub fn new(cfg: &GwConfig) -> KeySpace {
-        let (first, last) = (cfg.key_port_first, cfg.key_port_last);
-        let rsv = cfg.reserved_ports.and_then(|(lo, hi)| {
-            let (lo, hi) = (lo.max(first), hi.min(last));
-            (lo <= hi).then_some((lo, hi))
-        });
-        let total = if first <= last {
-            (last - first) as u32 + 1
-        } else {
-            0
-        };
-        let usable = total - rsv.map_or(0, |(lo, hi)| (hi - lo) as u32 + 1);
-        let per_worker = usable / (cfg.workers.max(1) as u32);
-        KeySpace {
-            pool: cfg.pool.clone(),
-            first,
-            last,
-            rsv,
-            pool_sorted: {
-                let mut v: Vec<(u32, u32)> = cfg
-                    .pool
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| (u32::from_be_bytes(*a), i as u32))
-                    .collect();
-                v.sort_unstable();
-                v
-            },
-            probe: cfg.reserved_ports,
-            usable,
-            per_worker,
-            workers: cfg.workers.max(1),
-        }
-    }
-
-    pub fn pool(&self) -> &[[u8; 4]] {
-        &self.pool
-    }
-
-    /// Index of `addr` in the pool: a scan of small pools, a binary search
-    /// over the sorted addresses of large ones (at most 8 compares for
-    /// `MAX_POOL`); this is on every down packet.
-    #[inline]
-    pub fn pool_index(&self, addr: [u8; 4]) -> Option<u32> {
-        if self.pool.len() <= 8 {
-            return self.pool.iter().position(|a| *a == addr).map(|i| i as u32);
-        }
-        let a = u32::from_be_bytes(addr);
-        self.pool_sorted
-            .binary_search_by_key(&a, |&(x, _)| x)
-            .ok()
-            .map(|i| self.pool_sorted[i].1)
-    }
-
-    /// Virtual index of a usable port.
-    #[inline]
-    fn vindex(&self, port: u16) -> Option<u32> {
-        if port < self.first || port > self.last {
-            return None;
-        }
-        let off = (port - self.first) as u32;
-        match self.rsv {
-            None => Some(off),
-            Some((lo, _)) if port < lo => Some(off),
-            Some((lo, hi)) if port > hi => Some(off - ((hi - lo) as u32 + 1)),
-            Some(_) => None,
-        }
-    }
-
-    /// Port of a virtual index (`v < usable`).
-    #[inline]
-    fn port_of(&self, v: u32) -> u16 {
-        let p = self.first as u32 + v;
-        match self.rsv {
-            Some((lo, hi)) if p >= lo as u32 => (p + (hi - lo) as u32 + 1) as u16,
-            _ => p as u16,
-        }
-    }
-
-    /// In the configured probe range (which may lie outside the key range).
-    fn is_reserved(&self, port: u16) -> bool {
-        matches!(self.probe, Some((lo, hi)) if (lo..=hi).contains(&port))
-    }
-
-    /// Locate a key. O(pool) for the address, O(1) for the port.
-    #[inline]
-    pub fn locate(&self, addr: [u8; 4], port: u16) -> KeyLoc {
-        let Some(pool_idx) = self.pool_index(addr) else {
-            return KeyLoc::NotPool;
-        };
-        if self.is_reserved(port) {
-            return KeyLoc::Reserved;
-        }
-        let Some(v) = self.vindex(port) else {
-            return KeyLoc::Unowned;
-        };
-        let owner = v / self.per_worker;
-        if owner >= self.workers as u32 {
-            return KeyLoc::Unowned;
-        }
-        KeyLoc::Key {
-            owner: owner as u16,
-            pool_idx,
-            off: v % self.per_worker,
-        }
-    }
-
-    /// Keys one worker owns.
-    pub fn keys_per_worker(&self) -> u32 {
-        self.per_worker * self.pool.len() as u32
-    }
-
-    /// Index of a key in its owner's key table.
-    #[inline]
-    pub fn key_index(&self, pool_idx: u32, off: u32) -> u32 {
-        pool_idx * self.per_worker + off
-    }
-
-    /// (pool address, port) of key `idx` of worker `worker`.
-    #[inline]
-    pub fn key_addr(&self, worker: u16, idx: u32) -> ([u8; 4], u16) {
-        let pool_idx = idx / self.per_worker;
-        let off = idx % self.per_worker;
-        let v = worker as u32 * self.per_worker + off;
-        (self.pool[pool_idx as usize], self.port_of(v))
-    }
-}
-
-/// Which worker owns key (`pool_addr`, `port`); `None` if it is no key
-/// (not a pool address, reserved, out of range or in the unused remainder).
-pub fn key_owner(cfg: &GwConfig, pool_addr: [u8; 4], port: u16) -> Option<u16> {
-    // Same arithmetic as `KeySpace::locate`, without building a KeySpace.
-    cfg.pool.iter().position(|a| *a == pool_addr)?;
-    let (first, last) = (cfg.key_port_first, cfg.key_port_last);
-    if port < first || port > last {
-        return None;
-    }
-    let mut v = (port - first) as u32;
-    let mut usable = (last - first) as u32 + 1;
-    if let Some((lo, hi)) = cfg.reserved_ports {
-        let (lo, hi) = (lo.max(first), hi.min(last));
-        if lo <= hi {
-            if (lo..=hi).contains(&port) {
-                return None;
-            }
-            let n = (hi - lo) as u32 + 1;
-            usable -= n;
-            if port > hi {
-                v -= n;
-            }
-        }
-    }
-    let ppw = usable / cfg.workers.max(1) as u32;
-    if ppw == 0 {
-        return None;
-    }
-    let owner = v / ppw;
-    (owner < cfg.workers as u32).then_some(owner as u16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_pools_are_indexed_by_binary_search() {
-        let pool: Vec<[u8; 4]> = (0..256u32)
-            .rev()
-            .map(|i| [10, 81, (i >> 8) as u8 + 1, i as u8])
-            .collect();
-        let cfg = GwConfig {
-            pool: pool.clone(),
-            ..GwConfig::default()
-        };
-        cfg.validate().unwrap();
-        let ks = KeySpace::new(&cfg);
-        for (i, a) in pool.iter().enumerate() {
-            assert_eq!(ks.pool_index(*a), Some(i as u32));
-        }
-        assert_eq!(ks.pool_index([10, 81, 9, 9]), None);
-        assert!(GwConfig {
-            pool: (0..257u32)
-                .map(|i| [10, 82, (i >> 8) as u8, i as u8])
-                .collect(),
-            ..GwConfig::default()
-        }
-        .validate()
-        .is_err());
-    }
-
-    #[test]
-    fn probe_range_outside_the_key_range_is_still_reserved() {
-        let cfg = GwConfig {
-            pool: vec![[10, 0, 0, 1]],
-            key_port_first: 1024,
-            key_port_last: 59999,
-            reserved_ports: Some((60000, 60999)),
-            ..GwConfig::default()
-        };
-        let ks = KeySpace::new(&cfg);
-        assert!(matches!(ks.locate([10, 0, 0, 1], 60500), KeyLoc::Reserved));
-        assert!(matches!(ks.locate([10, 0, 0, 1], 61000), KeyLoc::Unowned));
-        assert_eq!(ks.usable, 59999 - 1024 + 1);
-    }
 
     fn cfg(workers: u16, rsv: Option<(u16, u16)>) -> GwConfig {
         GwConfig {
@@ -592,53 +388,6 @@ mod tests {
             workers,
             ..GwConfig::default()
         }
-    }
-
-    #[test]
-    fn key_space_partitions_ports_and_skips_reserved() {
-        let c = cfg(3, Some((1010, 1019)));
-        c.validate().unwrap();
-        let ks = KeySpace::new(&c);
-        assert_eq!(ks.usable, 90);
-        assert_eq!(ks.per_worker, 30);
-        let mut seen = std::collections::HashSet::new();
-        for w in 0..3u16 {
-            for idx in 0..ks.keys_per_worker() {
-                let (a, p) = ks.key_addr(w, idx);
-                assert!(!(1010..=1019).contains(&p), "reserved port {p} handed out");
-                assert!((1000..=1099).contains(&p));
-                assert!(seen.insert((a, p)), "key {a:?}:{p} twice");
-                let loc = ks.locate(a, p);
-                let pool_idx = ks.pool_index(a).unwrap();
-                let off = idx % ks.per_worker;
-                assert_eq!(
-                    loc,
-                    KeyLoc::Key {
-                        owner: w,
-                        pool_idx,
-                        off
-                    }
-                );
-                assert_eq!(ks.key_index(pool_idx, off), idx);
-                assert_eq!(key_owner(&c, a, p), Some(w));
-            }
-        }
-        assert_eq!(seen.len(), 180);
-        assert_eq!(ks.locate([192, 0, 2, 1], 1015), KeyLoc::Reserved);
-        assert_eq!(key_owner(&c, [192, 0, 2, 1], 1015), None);
-        assert_eq!(ks.locate([192, 0, 2, 1], 999), KeyLoc::Unowned);
-        assert_eq!(ks.locate([192, 0, 2, 9], 1050), KeyLoc::NotPool);
-        assert_eq!(key_owner(&c, [192, 0, 2, 9], 1050), None);
-    }
-
-    #[test]
-    fn remainder_ports_are_unowned() {
-        let c = cfg(3, None); // 100 ports, 33 each, 1 left over
-        let ks = KeySpace::new(&c);
-        assert_eq!(ks.per_worker, 33);
-        assert_eq!(ks.locate([192, 0, 2, 1], 1099), KeyLoc::Unowned);
-        assert_eq!(key_owner(&c, [192, 0, 2, 1], 1099), None);
-        assert_eq!(key_owner(&c, [192, 0, 2, 1], 1098), Some(2));
     }
 
     #[test]

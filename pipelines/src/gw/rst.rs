@@ -36,17 +36,17 @@ pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     let (src_ip, dst_ip) = (p.src_v4(), p.dst_v4());
     let (sport, dport) = (p.src_port, p.dst_port);
     let seq = {
-        let t = TcpPacket::new_unchecked(&pkt.data[p.l4_off as usize..p.ip_end()]);
+        let t = TcpPacket::new_unchecked(&pkt.data()[p.l4_off as usize..p.ip_end()]);
         t.seq_number()
     };
     let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
 
-    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data[..l2]);
+    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..l2]);
     let peer_mac = eth.src_addr();
     eth.set_dst_addr(peer_mac);
     eth.set_src_addr(our_mac);
 
-    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data[l2..end]);
+    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l2..end]);
     ip.set_version_and_header_len(ipv4::HEADER_LEN);
     ip.set_dscp_ecn(0, 0);
     ip.set_total_len((ipv4::HEADER_LEN + tcp::HEADER_LEN) as u16);
@@ -58,7 +58,7 @@ pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     ip.set_dst_addr(src_ip);
     ip.fill_checksum();
 
-    let mut t = TcpPacket::new_unchecked(&mut pkt.data[l2 + ipv4::HEADER_LEN..end]);
+    let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l2 + ipv4::HEADER_LEN..end]);
     t.set_src_port(dport);
     t.set_dst_port(sport);
     t.set_seq_number(0);
@@ -70,8 +70,8 @@ pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     t.fill_checksum_v4(dst_ip, src_ip);
 
     let mut len = end;
-    if len < ETH_MIN_FRAME && pkt.data.len() >= ETH_MIN_FRAME {
-        pkt.data[len..ETH_MIN_FRAME].fill(0);
+    if len < ETH_MIN_FRAME && pkt.data().len() >= ETH_MIN_FRAME {
+        pkt.data_mut()[len..ETH_MIN_FRAME].fill(0);
         len = ETH_MIN_FRAME;
     }
     pkt.len = len;
@@ -94,18 +94,18 @@ pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     let (src_ip, dst_ip) = (p.src, p.dst);
     let (sport, dport) = (p.src_port, p.dst_port);
     let seq = {
-        let t = TcpPacket::new_unchecked(&pkt.data[p.l4_off as usize..p.ip_end()]);
+        let t = TcpPacket::new_unchecked(&pkt.data()[p.l4_off as usize..p.ip_end()]);
         t.seq_number()
     };
     let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
 
-    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data[..l2]);
+    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..l2]);
     let peer_mac = eth.src_addr();
     eth.set_dst_addr(peer_mac);
     eth.set_src_addr(our_mac);
     debug_assert_eq!(eth.ethertype(), ethertype::IPV6);
 
-    let mut ip = Ipv6Packet::new_unchecked(&mut pkt.data[l2..l4]);
+    let mut ip = Ipv6Packet::new_unchecked(&mut pkt.data_mut()[l2..l4]);
     ip.set_version_tc_flow(0, 0);
     ip.set_payload_len(tcp::HEADER_LEN as u16);
     ip.set_next_header(ip_proto::TCP);
@@ -113,7 +113,7 @@ pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     ip.set_src_addr(dst_ip);
     ip.set_dst_addr(src_ip);
 
-    let mut t = TcpPacket::new_unchecked(&mut pkt.data[l4..end]);
+    let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l4..end]);
     t.set_src_port(dport);
     t.set_dst_port(sport);
     t.set_seq_number(0);
@@ -150,15 +150,15 @@ pub fn frag_needed_v4(pkt: &mut Pkt<'_>, p: &Parsed, mtu: u16, our_mac: [u8; 6])
     let (src_ip, dst_ip) = (p.src_v4(), p.dst_v4());
     let icmp_at = l3 + ipv4::HEADER_LEN;
     let end = icmp_at + 8 + q;
-    debug_assert!(end <= pkt.data.len());
-    pkt.data.copy_within(l3..l3 + q, icmp_at + 8);
+    debug_assert!(end <= pkt.data().len());
+    pkt.data_mut().copy_within(l3..l3 + q, icmp_at + 8);
 
-    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data[..l3]);
+    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..l3]);
     let peer_mac = eth.src_addr();
     eth.set_dst_addr(peer_mac);
     eth.set_src_addr(our_mac);
 
-    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data[l3..icmp_at]);
+    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..icmp_at]);
     ip.set_version_and_header_len(ipv4::HEADER_LEN);
     ip.set_dscp_ecn(0, 0);
     ip.set_total_len((end - l3) as u16);
@@ -170,7 +170,7 @@ pub fn frag_needed_v4(pkt: &mut Pkt<'_>, p: &Parsed, mtu: u16, our_mac: [u8; 6])
     ip.set_dst_addr(src_ip);
     ip.fill_checksum();
 
-    let mut i = IcmpPacket::new_unchecked(&mut pkt.data[icmp_at..end]);
+    let mut i = IcmpPacket::new_unchecked(&mut pkt.data_mut()[icmp_at..end]);
     i.set_msg_type(crate::wire::icmp::v4::DEST_UNREACHABLE);
     i.set_msg_code(4);
     i.set_echo_ident(0);

@@ -159,6 +159,7 @@ mod tests {
             udp_ms: 4,
             icmp_ms: 5,
             close_hold_ms: 6,
+            short_hold_ms: 6,
         };
         assert_eq!(idle_timeout_ms(SynSent, PROTO_TCP, &t), 1);
         assert_eq!(idle_timeout_ms(Established, PROTO_TCP, &t), 2);

@@ -45,6 +45,7 @@ const TIMEOUTS: GwTimeouts = GwTimeouts {
     udp_ms: 3_000,
     icmp_ms: 4_000,
     close_hold_ms: 5_000,
+    short_hold_ms: 500,
 };
 
 /// 2 pool addresses, ports 20000..=20099 minus 20090..=20099 reserved,
@@ -62,6 +63,8 @@ fn cfg() -> GwConfig {
         workers: 2,
         timeouts: TIMEOUTS,
         max_flows_per_worker: 1 << 12,
+        preserve_port: true,
+        attr_slots: 0,
         max_servers: 64,
         require_session: true,
         server_next_hop_mac: Some(ROUTER),
@@ -199,16 +202,23 @@ impl H {
     /// byte past the frame (in or out) was touched, except the RST's
     /// zero padding up to 60 bytes.
     fn run_on(&mut self, wi: usize, frame: &[u8], port: u16, now: u64) -> (Verdict, Vec<u8>) {
-        let mut buf = with_room(frame, frame.len() + 64);
-        let mut pkt = Pkt::new(&mut buf, frame.len(), port);
+        // 64 bytes of headroom before the frame, as in an mbuf.
+        const HEAD: usize = 64;
+        let mut buf = vec![FILL; HEAD];
+        buf.extend(with_room(frame, frame.len() + 64));
+        let mut pkt = Pkt::with_headroom(&mut buf, HEAD, frame.len(), port);
         let v = self.w[wi].process(&self.t, &mut pkt, now, &mut self.acct, &mut self.c);
-        let len = pkt.len;
-        let end = len.max(frame.len());
+        let (off, len) = (pkt.headroom(), pkt.len);
+        let end = (off + len).max(HEAD + frame.len());
+        assert!(
+            buf[..off.min(HEAD)].iter().all(|&b| b == FILL),
+            "bytes before the frame were written"
+        );
         assert!(
             buf[end..].iter().all(|&b| b == FILL),
             "bytes past the frame were written"
         );
-        (v, buf[..len].to_vec())
+        (v, buf[off..off + len].to_vec())
     }
     fn run(&mut self, frame: &[u8], port: u16, now: u64) -> (Verdict, Vec<u8>) {
         self.run_on(0, frame, port, now)
@@ -592,7 +602,7 @@ fn non_vip_destination_is_translated_without_balancing() {
         natted(&reply, (ACC_MAC, LB1), (EXTERNAL, 443), (SUB2, 50_000))
     );
     let f = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
-    assert_eq!((f.group, f.service), (flow::NO_GROUP, flow::NO_SERVICE));
+    assert_eq!((f.group, f.service), (entry::NO_GROUP, entry::NO_SERVICE));
 }
 
 #[test]
@@ -675,16 +685,17 @@ fn service_switch_same_subscriber_other_vip_gets_other_group() {
         oa,
         natted(&a, (SRV_MAC, mac_of(WAP1)), (POOL0, 20_000), (WAP1, 80))
     );
-    // second key rotates to the second pool address; mail members listen on 2525
+    // the same subscriber keeps its pool address (paired pooling), the
+    // rotation gives the next port; mail members listen on 2525
     assert_eq!(
         ob,
-        natted(&b, (SRV_MAC, mac_of(MAIL1)), (POOL1, 20_000), (MAIL1, 2525))
+        natted(&b, (SRV_MAC, mac_of(MAIL1)), (POOL0, 20_001), (MAIL1, 2525))
     );
     // the mail reply comes back from the mail VIP, port 25
     let reply = tcp(
         (mac_of(MAIL1), SRV_MAC),
         (MAIL1, 2525),
-        (POOL1, 20_000),
+        (POOL0, 20_001),
         SYN | ACK,
         1,
         2,
@@ -696,8 +707,8 @@ fn service_switch_same_subscriber_other_vip_gets_other_group() {
         out,
         natted(&reply, (ACC_MAC, LB1), (VIP_MAIL, 25), (SUB1, 41_001))
     );
-    let fa = *h.w[0].flow_by_key(POOL0, 20_000).unwrap();
-    let fb = *h.w[0].flow_by_key(POOL1, 20_000).unwrap();
+    let fa = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+    let fb = h.w[0].flow_by_key(POOL0, 20_001).unwrap();
     assert_eq!((fa.group, fa.service), (0, SVC_WAP.0));
     assert_eq!((fb.group, fb.service), (1, SVC_MAIL.0));
 }
@@ -1098,9 +1109,10 @@ fn subscriber_moving_to_another_lb_gets_down_packets_there() {
 }
 
 #[test]
-fn flow_entry_bytes_are_as_documented() {
-    assert_eq!(std::mem::size_of::<Flow>(), FLOW_BYTES);
-    // and within 3 cache lines (checked at compile time in flow.rs)
+fn entry_bytes_are_as_documented() {
+    assert_eq!(std::mem::size_of::<entry::Hot>(), 64);
+    assert_eq!(std::mem::align_of::<entry::Hot>(), 64);
+    assert_eq!(std::mem::size_of::<entry::Cold>(), 32);
 }
 
 // -------------------------------------------------------------- handoff --
@@ -1166,7 +1178,8 @@ fn down_packet_of_another_workers_key_is_handed_off_untouched() {
 #[test]
 fn idle_expiry_per_state() {
     let mut h = H::std();
-    let key = |i: u16| (if i & 1 == 0 { POOL0 } else { POOL1 }, 20_000 + i / 2);
+    // (one subscriber: one pool address; the rotation gives the ports)
+    let key = |i: u16| (POOL0, 20_000 + i);
     let up = |sp, f| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), f, 1, 1, b"");
     // k0: SYN only (syn 1000)
     h.run(&up(1, SYN).build(), UP, 0);
@@ -1241,12 +1254,13 @@ fn lazy_expiry_on_lookup() {
         &20_000u16.to_be_bytes(),
         "not idle > 3000 yet"
     );
-    // idle 3001 ms: the old flow is recorded and a new one (new key) starts
+    // idle 3001 ms: the old flow is recorded and a new one (the next key
+    // of the subscriber's pool address) starts
     let (v, out) = h.run(&q.build(), UP, 6_001);
     assert_eq!(v, TX_UP);
     assert_eq!(
         (&out[26..30], &out[34..36]),
-        (&POOL1[..], &20_000u16.to_be_bytes()[..])
+        (&POOL0[..], &20_001u16.to_be_bytes()[..])
     );
     assert_eq!(h.acct.len(), 1);
     assert_eq!((h.acct[0].up_pkts, h.acct[0].end_ms), (2, 3_000));
@@ -1260,7 +1274,7 @@ fn lazy_expiry_on_lookup() {
     let late = tcp(
         (mac_of(WAP1), SRV_MAC),
         (WAP1, 80),
-        (POOL0, 20_001),
+        (POOL0, 20_002),
         SYN | ACK,
         1,
         2,
@@ -1286,86 +1300,186 @@ fn small_cfg() -> GwConfig {
     }
 }
 
-#[test]
-fn keys_are_reused_after_the_hold_in_fifo_order() {
-    let mut h = H::new(small_cfg());
-    let syn = |sp| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), SYN, 1, 0, b"").build();
-    let rst = |sp| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), RST, 2, 0, b"").build();
-    let port_of = |out: &[u8]| u16::from_be_bytes([out[34], out[35]]);
-    // keys 30000..30002 used, 30003 never
-    for sp in 1..=3 {
-        assert_eq!(port_of(&h.run(&syn(sp), UP, 0).1), 30_000 + sp - 1);
-    }
-    // close in the order 3, 1, 2 at t = 10, 20, 30
-    h.run(&rst(3), UP, 10);
-    h.run(&rst(1), UP, 20);
-    h.run(&rst(2), UP, 30);
-    assert_eq!(h.acct.len(), 3);
-    // the never-used key comes first
-    assert_eq!(port_of(&h.run(&syn(4), UP, 40).1), 30_003);
-    // nothing free before the first hold ends (10 + 5000)
-    assert_eq!(
-        h.run(&syn(5), UP, 5_009).0,
-        Verdict::Drop(DropReason::NatPoolExhausted)
-    );
-    // then in release order: 30002, 30000, 30001
-    assert_eq!(port_of(&h.run(&syn(5), UP, 5_010).1), 30_002);
-    assert_eq!(
-        h.run(&syn(6), UP, 5_019).0,
-        Verdict::Drop(DropReason::NatPoolExhausted)
-    );
-    assert_eq!(port_of(&h.run(&syn(6), UP, 5_020).1), 30_000);
-    assert_eq!(port_of(&h.run(&syn(7), UP, 5_030).1), 30_001);
-    assert_eq!(h.drops(DropReason::NatPoolExhausted), 2);
-    assert_eq!(h.w[0].counters.keys_recycled, 3);
+const EXT1: [u8; 4] = [198, 51, 100, 8];
+const EXT2: [u8; 4] = [198, 51, 100, 9];
+
+/// The NAT source (address, port) of an up frame the GW sent.
+fn nat_of(out: &[u8]) -> ([u8; 4], u16) {
+    (
+        [out[26], out[27], out[28], out[29]],
+        u16::from_be_bytes([out[34], out[35]]),
+    )
 }
 
 #[test]
-fn closed_tuple_reopened_by_a_new_syn_gets_a_new_key() {
+fn keys_are_unique_per_destination_and_held_after_close() {
+    let mut h = H::new(small_cfg());
+    let syn = |sp, d| tcp((LB1, ACC_MAC), (SUB1, sp), (d, 80), SYN, 1, 0, b"").build();
+    let rst = |sp, d| tcp((LB1, ACC_MAC), (SUB1, sp), (d, 80), RST, 2, 0, b"").build();
+    // 4 keys, all taken for EXT1 (subscriber ports outside the key range:
+    // the rotation, in port order)
+    for sp in 1..=4 {
+        assert_eq!(
+            nat_of(&h.run(&syn(sp, EXT1), UP, 0).1),
+            (POOL0, 29_999 + sp)
+        );
+    }
+    assert_eq!(
+        h.run(&syn(5, EXT1), UP, 0).0,
+        Verdict::Drop(DropReason::NatPoolExhausted)
+    );
+    // another destination: the same keys serve it
+    let (v, out) = h.run(&syn(6, EXT2), UP, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(nat_of(&out).0, POOL0);
+    // a RST-closed connection the server never answered: the short hold
+    // (500 ms), then its key serves EXT1 again
+    h.run(&rst(2, EXT1), UP, 10);
+    assert_eq!(h.w[0].held(), 1);
+    h.expire(0, 509);
+    assert_eq!(
+        h.run(&syn(7, EXT1), UP, 509).0,
+        Verdict::Drop(DropReason::NatPoolExhausted)
+    );
+    h.expire(0, 510);
+    assert_eq!(h.w[0].held(), 0);
+    assert_eq!(nat_of(&h.run(&syn(7, EXT1), UP, 510).1), (POOL0, 30_001));
+    assert_eq!(h.w[0].counters.keys_recycled, 1);
+    assert_eq!(h.drops(DropReason::NatPoolExhausted), 2);
+}
+
+/// Establish sp → EXT1:80 and close it by FIN both ways at `t`: the long
+/// hold (5000 ms) follows.
+fn fin_closed(h: &mut H, sp: u16, t: u64) -> ([u8; 4], u16) {
+    let up = |f| tcp((LB1, ACC_MAC), (SUB1, sp), (EXT1, 80), f, 1, 1, b"").build();
+    let key = nat_of(&h.run(&up(SYN), UP, t).1);
+    let down = |f| tcp((ROUTER, SRV_MAC), (EXT1, 80), key, f, 1, 2, b"").build();
+    assert_eq!(h.run(&down(SYN | ACK), DOWN, t).0, TX_DOWN);
+    h.run(&up(ACK), UP, t);
+    h.run(&up(FIN | ACK), UP, t);
+    assert_eq!(h.run(&down(FIN | ACK), DOWN, t).0, TX_DOWN);
+    key
+}
+
+#[test]
+fn established_connections_hold_their_key_for_the_time_wait() {
+    let mut h = H::new(small_cfg());
+    let keys: Vec<_> = (1..=4).map(|sp| fin_closed(&mut h, sp, 100)).collect();
+    assert_eq!(h.w[0].held(), 4);
+    assert_eq!(h.acct.len(), 4);
+    // a late last ACK is still translated during the hold
+    let ack = tcp((LB1, ACC_MAC), (SUB1, 1), (EXT1, 80), ACK, 2, 2, b"").build();
+    assert_eq!(h.run(&ack, UP, 200).0, TX_UP);
+    assert_eq!(h.w[0].counters.late_pkts, 1);
+    // another subscriber port to EXT1: nothing until the hold (5000 ms
+    // from the last packet) is over
+    let syn = tcp((LB1, ACC_MAC), (SUB1, 99), (EXT1, 80), SYN, 1, 0, b"").build();
+    h.expire(0, 5_099);
+    assert_eq!(
+        h.run(&syn, UP, 5_099).0,
+        Verdict::Drop(DropReason::NatPoolExhausted)
+    );
+    h.expire(0, 5_100);
+    assert_eq!(h.w[0].held(), 0);
+    let (v, out) = h.run(&syn, UP, 5_100);
+    assert_eq!(v, TX_UP);
+    assert!(keys.contains(&nat_of(&out)));
+}
+
+#[test]
+fn the_same_subscriber_tuple_revives_its_binding_on_hold() {
+    let mut h = H::new(small_cfg());
+    let key = fin_closed(&mut h, 1, 100);
+    // the same 4-tuple opens again within the hold: same key, same server
+    let syn = tcp((LB1, ACC_MAC), (SUB1, 1), (EXT1, 80), SYN, 9, 0, b"").build();
+    let (v, out) = h.run(&syn, UP, 1_000);
+    assert_eq!(v, TX_UP);
+    assert_eq!(nat_of(&out), key);
+    assert_eq!(h.w[0].counters.revived, 1);
+    assert_eq!((h.w[0].held(), h.w[0].open_flows()), (0, 1));
+    // a new connection: its own record, from its own start
+    let rst = tcp((LB1, ACC_MAC), (SUB1, 1), (EXT1, 80), RST, 10, 0, b"").build();
+    h.run(&rst, UP, 1_500);
+    assert_eq!(h.acct.len(), 2);
+    assert_eq!(
+        (h.acct[1].start_ms, h.acct[1].end_ms, h.acct[1].up_pkts),
+        (1_000, 1_500, 2)
+    );
+    assert_eq!((h.acct[1].nat_ip, h.acct[1].nat_port), key);
+}
+
+#[test]
+fn a_held_tuple_whose_server_went_down_gets_a_new_binding() {
     let mut h = H::new(small_cfg());
     let sub = (SUB1, 1234);
-    h.run(
-        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b"").build(),
-        UP,
-        0,
-    );
+    let syn = |seq| tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, seq, 0, b"").build();
+    let (_, out) = h.run(&syn(1), UP, 0);
+    let (key, srv) = (nat_of(&out), [out[30], out[31], out[32], out[33]]);
+    assert_eq!(srv, WAP1);
     h.run(
         &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 2, 0, b"").build(),
         UP,
         1,
     );
-    // a late non-SYN is still translated with the old key…
-    let (v, out) = h.run(
-        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), ACK, 2, 0, b"").build(),
-        UP,
-        2,
+    // wap1 is down: the tuple cannot keep its server
+    h.t = h.t.with_services(
+        h.t.services
+            .with_member_state("wap", "wap1", false)
+            .unwrap(),
     );
-    assert_eq!((v, &out[34..36]), (TX_UP, &30_000u16.to_be_bytes()[..]));
-    // …but a new SYN on the same 5-tuple is a new connection
-    let (v, out) = h.run(
-        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 99, 0, b"").build(),
-        UP,
-        3,
-    );
-    assert_eq!((v, &out[34..36]), (TX_UP, &30_001u16.to_be_bytes()[..]));
+    let (v, out) = h.run(&syn(99), UP, 2);
+    assert_eq!(v, TX_UP);
+    assert_eq!([out[30], out[31], out[32], out[33]], WAP2);
     assert_eq!(h.w[0].counters.replaced, 1);
-    // the old key is unlinked: its server's late packets are dropped
-    let old = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 30_000),
-        ACK,
-        1,
-        1,
-        b"",
-    );
+    // the old binding no longer answers the tuple, but still holds its key
+    // for wap1 until its hold ends: its server's late packets are dropped
+    let old = tcp((mac_of(WAP1), SRV_MAC), (WAP1, 80), key, ACK, 1, 1, b"");
     assert_eq!(
-        h.run(&old.build(), DOWN, 4).0,
+        h.run(&old.build(), DOWN, 3).0,
         Verdict::Drop(DropReason::NoKey)
     );
-    // the whole hold later, both keys are back: 2 free + 2 recycled
+    assert_eq!(h.w[0].held(), 1);
+    // the old binding's short hold is over: freed; the new connection's
+    // SYN was never answered: idle, on hold in its turn, then freed
     h.expire(0, 10_000);
-    assert_eq!(h.w[0].keys_in_use(), 1);
+    assert_eq!((h.w[0].held(), h.w[0].keys_in_use()), (1, 1));
+    h.expire(0, 10_001);
+    assert_eq!((h.w[0].held(), h.w[0].keys_in_use()), (0, 0));
+    assert_eq!(h.acct.len(), 2);
+}
+
+#[test]
+fn the_subscriber_port_is_kept_when_free_for_the_destination() {
+    let mut h = H::new(GwConfig {
+        key_port_first: 30_000,
+        key_port_last: 30_099,
+        ..small_cfg()
+    });
+    let syn = |s, sp, d| tcp((LB1, ACC_MAC), (s, sp), (d, 80), SYN, 1, 0, b"").build();
+    // kept
+    assert_eq!(
+        nat_of(&h.run(&syn(SUB1, 30_042, EXT1), UP, 0).1),
+        (POOL0, 30_042)
+    );
+    // another subscriber, the same port, the same destination: another key
+    let other = nat_of(&h.run(&syn(SUB2, 30_042, EXT1), UP, 0).1);
+    assert_ne!(other.1, 30_042);
+    // ... but for another destination the port is free again
+    assert_eq!(
+        nat_of(&h.run(&syn(SUB2, 30_042, EXT2), UP, 0).1),
+        (POOL0, 30_042)
+    );
+    // off: the rotation
+    let mut h = H::new(GwConfig {
+        key_port_first: 30_000,
+        key_port_last: 30_099,
+        preserve_port: false,
+        ..small_cfg()
+    });
+    assert_eq!(
+        nat_of(&h.run(&syn(SUB1, 30_042, EXT1), UP, 0).1),
+        (POOL0, 30_000)
+    );
 }
 
 #[test]

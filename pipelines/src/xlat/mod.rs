@@ -411,11 +411,16 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
     let seg_len = end - l4;
     let new_l4 = l3 + V6;
     let new_len = new_l4 + seg_len;
-    if new_len > pkt.data.len() {
+    // The header grows by `grow` bytes: into the headroom when there is
+    // room (the Ethernet header moves, the payload stays), else by moving
+    // the L4 segment back in the buffer.
+    let grow = new_l4.saturating_sub(l4);
+    let front = grow > 0 && pkt.headroom() >= grow;
+    if !front && new_len > pkt.data().len() {
         return Err(DropReason::TooBig);
     }
     // ---- no failure past this point ----
-    let data = &mut *pkt.data;
+    let data = pkt.data_mut();
     let (old_ph, new_ph) = (addr_sum4(src4, dst4), addr_sum6(&to.src, &to.dst));
     let mut udp_zero = false;
     let nh = match plan {
@@ -447,7 +452,15 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
             ip_proto::ICMPV6
         }
     };
-    data.copy_within(l4..end, new_l4);
+    let data = if front {
+        pkt.prepend(grow);
+        let data = pkt.data_mut();
+        data.copy_within(grow..grow + l3, 0);
+        data
+    } else {
+        data.copy_within(l4..end, new_l4);
+        pkt.data_mut()
+    };
     write_v6(
         &mut data[l3..],
         o.tc,
@@ -533,11 +546,11 @@ fn v4_error_to_v6(
     let quoted_l4 = (o.end - q - inner.ihl).min(IPV6_MIN_MTU - V6 - ICMP_HDR - V6);
     let (msg6, inner6, l4_6) = (o.l3 + V6, o.l3 + V6 + ICMP_HDR, o.l3 + V6 + ICMP_HDR + V6);
     let new_len = l4_6 + quoted_l4;
-    if new_len > pkt.data.len() {
+    if new_len > pkt.data().len() {
         return Err(DropReason::TooBig);
     }
     // ---- no failure past this point ----
-    let data = &mut *pkt.data;
+    let data = pkt.data_mut();
     let from = q + inner.ihl;
     data.copy_within(from..from + quoted_l4, l4_6);
     let inner_len = inner.total - inner.ihl as u16;
@@ -680,7 +693,7 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
         return Err(DropReason::TooBig);
     }
     // ---- no failure past this point ----
-    let data = &mut *pkt.data;
+    let data = pkt.data_mut();
     let (old_ph, new_ph) = (addr_sum6(&src6, &dst6), addr_sum4(to.src, to.dst));
     let proto = match plan {
         L4Plan::Tcp => {
@@ -704,8 +717,13 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
             ip_proto::ICMP
         }
     };
+    // The header shrinks: move the Ethernet header forward (a few bytes),
+    // not the payload back.
     let new_l4 = l3 + V4;
-    data.copy_within(l4..end, new_l4);
+    let shrink = l4 - new_l4;
+    data.copy_within(0..l3, shrink);
+    pkt.adj(shrink);
+    let data = pkt.data_mut();
     write_v4(
         &mut data[l3..],
         o.tc,
@@ -791,7 +809,7 @@ fn v6_error_to_v4(
     let (msg4, inner4, l4_4) = (o.l3 + V4, o.l3 + V4 + ICMP_HDR, o.l3 + V4 + ICMP_HDR + V4);
     let new_len = l4_4 + quoted_l4;
     // ---- no failure past this point (the frame only shrinks) ----
-    let data = &mut *pkt.data;
+    let data = pkt.data_mut();
     let from = q + V6;
     data.copy_within(from..from + quoted_l4, l4_4);
     let inner_proto = if inner.nh == ip_proto::ICMPV6 {

@@ -32,7 +32,7 @@ const ETH_V4: [u8; 14] = [2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 0x0a, 0x08, 0x00];
 /// past the frame was written and that an `Err` left the frame as it was.
 fn run(
     frame: &[u8],
-    f: impl FnOnce(&mut Pkt<'_>) -> Result<(), DropReason>,
+    f: impl Fn(&mut Pkt<'_>) -> Result<(), DropReason>,
 ) -> Result<Vec<u8>, DropReason> {
     run_room(frame, frame.len() + 64, f)
 }
@@ -40,24 +40,46 @@ fn run(
 fn run_room(
     frame: &[u8],
     room: usize,
-    f: impl FnOnce(&mut Pkt<'_>) -> Result<(), DropReason>,
+    f: impl Fn(&mut Pkt<'_>) -> Result<(), DropReason>,
 ) -> Result<Vec<u8>, DropReason> {
-    let mut buf = with_room(frame, room);
-    let (r, len) = {
-        let mut pkt = Pkt::new(&mut buf, frame.len(), 0);
+    // Once with the frame at the start of its buffer (a header that grows
+    // moves the payload), once behind 64 bytes of headroom (it grows at the
+    // front, as in an mbuf): both must give the same frame.
+    let plain = run_at(frame, 0, room, &f);
+    let headroom = run_at(frame, 64, room, &f);
+    assert_eq!(plain, headroom, "the headroom changed the result");
+    plain
+}
+
+fn run_at(
+    frame: &[u8],
+    head: usize,
+    room: usize,
+    f: &impl Fn(&mut Pkt<'_>) -> Result<(), DropReason>,
+) -> Result<Vec<u8>, DropReason> {
+    let mut buf = vec![FILL; head];
+    buf.extend(with_room(frame, room));
+    let (r, off, len) = {
+        let mut pkt = Pkt::with_headroom(&mut buf, head, frame.len(), 0);
         let r = f(&mut pkt);
-        (r, pkt.len)
+        (r, pkt.headroom(), pkt.len)
     };
-    let end = len.max(frame.len());
+    // Nothing written outside the frame: before it, and past the longer of
+    // the frame before and after.
+    let end = (off + len).max(head + frame.len());
+    assert!(
+        buf[..off.min(head)].iter().all(|&b| b == FILL),
+        "bytes before the frame were written"
+    );
     assert!(
         buf[end..].iter().all(|&b| b == FILL),
         "bytes past the frame were written"
     );
     match r {
-        Ok(()) => Ok(buf[..len].to_vec()),
+        Ok(()) => Ok(buf[off..off + len].to_vec()),
         Err(e) => {
-            assert_eq!(len, frame.len(), "{e:?}: length changed");
-            assert_eq!(&buf[..len], frame, "{e:?}: frame changed");
+            assert_eq!((off, len), (head, frame.len()), "{e:?}: frame moved");
+            assert_eq!(&buf[off..off + len], frame, "{e:?}: frame changed");
             Err(e)
         }
     }
@@ -446,12 +468,13 @@ fn drops_have_their_reason() {
     let mut t = FrameSpec::tcp(1, 2, ACK).build();
     t[14 + 20 + 12] = 0xf0;
     assert_eq!(to6(&t, &t6), Err(DropReason::BadL4));
-    // no room to grow by 20 bytes
+    // no room to grow by 20 bytes (no headroom, 19 bytes of tailroom)...
     let f = FrameSpec::udp(1, 2).build();
-    let r = run_room(&f, f.len() + 19, |p| {
-        v4_to_v6(p, &XlatConfig::default(), &t6)
-    });
-    assert_eq!(r, Err(DropReason::TooBig));
+    let grow = |p: &mut Pkt<'_>| v4_to_v6(p, &XlatConfig::default(), &t6);
+    assert_eq!(run_at(&f, 0, f.len() + 19, &grow), Err(DropReason::TooBig));
+    // ...but 20 bytes of headroom are room enough, whatever the tailroom
+    assert!(run_at(&f, 20, f.len(), &grow).is_ok());
+    assert_eq!(run_at(&f, 19, f.len() + 19, &grow), Err(DropReason::TooBig));
     assert!(run_room(&f, f.len() + 20, |p| v4_to_v6(
         p,
         &XlatConfig::default(),

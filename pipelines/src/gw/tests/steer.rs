@@ -94,10 +94,10 @@ fn steered_keys_land_on_the_own_queue() {
 }
 
 #[test]
-fn a_queue_missing_from_the_reta_takes_the_head_of_the_fifo() {
+fn a_queue_missing_from_the_reta_takes_the_first_free_key() {
     // every RETA entry names queue 0: worker 1 can never be steered
     let mut h = H::new(rss_cfg(Some(RssSteer::new(MS_KEY.to_vec(), vec![0; 8]))));
-    // probe 1: always the head, nothing moves (same initial order)
+    // probe 1: the first free key of the rotation whether it lands or not
     let mut h_plain = H::new(rss_cfg(Some(RssSteer {
         probe: 1,
         ..steer()
@@ -119,15 +119,17 @@ fn steering_never_hands_out_a_key_before_its_hold_is_over() {
         key_port_last: 30_015,
         rss: Some(steer()),
         timeouts: GwTimeouts {
-            syn_ms: 1 << 40,
+            syn_ms: 1 << 30,
             ..TIMEOUTS
         },
         ..rss_cfg(None)
     };
-    let hold = cfg.timeouts.close_hold_ms;
+    // (RST-closed connections never established: the short hold)
+    let hold = cfg.timeouts.short_hold_ms;
     let mut h = H::new(cfg);
-    let mut released: std::collections::HashMap<u16, u64> = Default::default();
-    let mut open: Vec<(u16, u16)> = Vec::new(); // (subscriber port, key port)
+    // a key is unique per server: (key port, server) → when released
+    let mut released: std::collections::HashMap<(u16, [u8; 4]), u64> = Default::default();
+    let mut open: Vec<(u16, u16, [u8; 4])> = Vec::new(); // (subscriber port, key port, server)
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
         rng ^= rng << 13;
@@ -138,26 +140,32 @@ fn steering_never_hands_out_a_key_before_its_hold_is_over() {
     let (mut now, mut sp, mut opened, mut exhausted) = (0u64, 1u16, 0, 0);
     for _ in 0..3000 {
         now += next() % 400;
+        // (the worker's timer runs every loop turn)
+        h.expire(0, now);
         if open.is_empty() || next() % 2 == 0 {
             sp += 1;
             let syn = tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), SYN, 1, 0, b"");
             match h.run(&syn.build(), UP, now) {
                 (TX_UP, out) => {
                     let kp = u16::from_be_bytes([out[34], out[35]]);
-                    if let Some(&t) = released.get(&kp) {
-                        assert!(now >= t + hold, "key {kp} reused at {now}, released at {t}");
+                    let srv = [out[30], out[31], out[32], out[33]];
+                    if let Some(&t) = released.get(&(kp, srv)) {
+                        assert!(
+                            now >= t + hold,
+                            "key {kp} reused for {srv:?} at {now}, released at {t}"
+                        );
                     }
-                    open.push((sp, kp));
+                    open.push((sp, kp, srv));
                     opened += 1;
                 }
                 (Verdict::Drop(DropReason::NatPoolExhausted), _) => exhausted += 1,
                 (v, _) => panic!("{v:?}"),
             }
         } else {
-            let (p, kp) = open.swap_remove((next() % open.len() as u64) as usize);
+            let (p, kp, srv) = open.swap_remove((next() % open.len() as u64) as usize);
             let rst = tcp((LB1, ACC_MAC), (SUB1, p), (VIP_WAP, 80), RST, 2, 0, b"");
             assert_eq!(h.run(&rst.build(), UP, now).0, TX_UP);
-            released.insert(kp, now);
+            released.insert((kp, srv), now);
         }
     }
     let c = &h.w[0].counters;
