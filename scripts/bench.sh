@@ -83,6 +83,9 @@ cleanup() {
         fi
     done
     rm -f "$SOCK_ACC" "$SOCK_SRV" /tmp/pgw-bench-lo.sock
+    if [ -n "${HP_RESTORE:-}" ]; then
+        sysctl -q -w vm.nr_hugepages="$HP_RESTORE" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -94,6 +97,16 @@ for s in "$SOCK_ACC" "$SOCK_SRV"; do
     [ -e "$s" ] && die "$s exists: another benchmark running? (remove it if not)"
 done
 hp_free_mb() { awk '/^HugePages_Free/ {f=$2} /^Hugepagesize/ {s=$2} END {print int(f*s/1024)}' /proc/meminfo; }
+# pgw keeps its connection tables in hugepages (the 16 M row needs about
+# 2 GiB of them besides the mbufs and the generator's): the full suite
+# reserves 3 GiB for its duration and gives back what it added at the end.
+if [ "$MODE" = full ]; then
+    hp_now=$(cat /proc/sys/vm/nr_hugepages)
+    if [ "$hp_now" -lt 1536 ]; then
+        HP_RESTORE=$hp_now
+        sysctl -q -w vm.nr_hugepages=1536 2>/dev/null || say "could not reserve 1536 hugepages: the 16 M row may fall back to the heap"
+    fi
+fi
 NOHUGE=()
 if [ "$(hp_free_mb)" -lt 1024 ]; then
     say "only $(hp_free_mb) MiB of hugepages free: generator runs --no-huge (slower; run scripts/setup.sh)"

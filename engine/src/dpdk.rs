@@ -991,11 +991,13 @@ impl pgw_pipelines::hw::Prefetch for CpuPrefetch {
     }
 }
 
-/// An array in DPDK's hugepage memory (`rte_malloc_socket`), 64-byte
-/// aligned; freed with `rte_free` on drop.
-struct HugeArray<T> {
+/// An array in DPDK's hugepage memory (`rte_malloc_socket`), or on the heap
+/// when EAL had none left; 64-byte aligned either way. Freed on drop.
+pub struct HugeArray<T> {
     ptr: NonNull<T>,
     n: usize,
+    /// Allocated with `std::alloc` (the fallback), not `rte_malloc`.
+    heap: bool,
 }
 
 // SAFETY: the array owns its elements like a Vec does.
@@ -1003,6 +1005,7 @@ unsafe impl<T: Send> Send for HugeArray<T> {}
 
 impl<T> std::ops::Deref for HugeArray<T> {
     type Target = [T];
+    #[inline(always)]
     fn deref(&self) -> &[T] {
         // SAFETY: `n` initialised elements at `ptr`, owned by us.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.n) }
@@ -1010,17 +1013,37 @@ impl<T> std::ops::Deref for HugeArray<T> {
 }
 
 impl<T> std::ops::DerefMut for HugeArray<T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as for `deref`, and `&mut self` is unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.n) }
     }
 }
 
+impl<T> HugeArray<T> {
+    fn layout(n: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(
+            (n * std::mem::size_of::<T>()).max(1),
+            std::mem::align_of::<T>().max(64),
+        )
+        .expect("table layout")
+    }
+}
+
 impl<T> Drop for HugeArray<T> {
     fn drop(&mut self) {
-        // SAFETY: allocated by rte_malloc_socket; the elements are `Copy`
-        // (no destructor to run).
-        unsafe { sys::rte_free(self.ptr.as_ptr() as *mut libc::c_void) }
+        if self.n == 0 {
+            return;
+        }
+        // SAFETY: allocated as `heap` says, with this layout; the elements
+        // are `Copy` (no destructor to run).
+        unsafe {
+            if self.heap {
+                std::alloc::dealloc(self.ptr.as_ptr() as *mut u8, Self::layout(self.n));
+            } else {
+                sys::rte_free(self.ptr.as_ptr() as *mut libc::c_void);
+            }
+        }
     }
 }
 
@@ -1047,31 +1070,47 @@ impl HugeAlloc {
 }
 
 impl pgw_pipelines::hw::TableAlloc for HugeAlloc {
+    type Mem<T: Copy + Send + 'static> = HugeArray<T>;
+
     fn alloc<T: Copy + Send + 'static>(
         &self,
         what: &str,
         n: usize,
         fill: T,
-    ) -> Result<pgw_pipelines::hw::Mem<T>, String> {
+    ) -> Result<HugeArray<T>, String> {
         if n == 0 {
-            return Ok(Box::new(Vec::new()));
+            return Ok(HugeArray {
+                ptr: NonNull::dangling(),
+                n: 0,
+                heap: true,
+            });
         }
         let size = n
             .checked_mul(std::mem::size_of::<T>())
             .ok_or_else(|| format!("{what}: {n} entries overflow"))?;
-        let align = std::mem::align_of::<T>().max(64) as u32;
+        let align = std::mem::align_of::<T>().max(64);
         // SAFETY: a plain allocation request; NULL on failure.
-        let p = unsafe { sys::rte_malloc_socket(std::ptr::null(), size, align, self.socket) };
-        let Some(ptr) = NonNull::new(p as *mut T) else {
-            self.fallbacks.set(self.fallbacks.get() + 1);
-            return Ok(Box::new(vec![fill; n]));
+        let p =
+            unsafe { sys::rte_malloc_socket(std::ptr::null(), size, align as u32, self.socket) };
+        let (ptr, heap) = match NonNull::new(p as *mut T) {
+            Some(p) => {
+                self.bytes.set(self.bytes.get() + size);
+                (p, false)
+            }
+            None => {
+                self.fallbacks.set(self.fallbacks.get() + 1);
+                // SAFETY: a non-zero layout.
+                let p = unsafe { std::alloc::alloc(HugeArray::<T>::layout(n)) } as *mut T;
+                let p = NonNull::new(p)
+                    .ok_or_else(|| format!("{what}: out of memory ({size} bytes)"))?;
+                (p, true)
+            }
         };
         for i in 0..n {
             // SAFETY: `n` elements of room at `ptr`, aligned for T; each is
             // written once before any read (the first touch of the page).
             unsafe { ptr.as_ptr().add(i).write(fill) };
         }
-        self.bytes.set(self.bytes.get() + size);
-        Ok(Box::new(HugeArray { ptr, n }))
+        Ok(HugeArray { ptr, n, heap })
     }
 }

@@ -53,7 +53,7 @@ pub struct Worker {
     /// worker itself ([`Worker::build`]) so their pages are first touched on
     /// its lcore, in its NUMA node's hugepages.
     pub seed: Option<Seed>,
-    pub pipeline: Option<Pipeline>,
+    pub pipeline: Option<Pipeline<HugeAlloc>>,
     /// This worker's handoff ring (many producers, this single consumer).
     pub handoff_in: Arc<Ring>,
     /// Every worker's handoff ring, by worker index.
@@ -80,7 +80,7 @@ pub struct Worker {
 
 /// A pipeline before the worker builds it.
 pub enum Seed {
-    Ready(Pipeline),
+    Ready(Pipeline<HugeAlloc>),
     Gw {
         arp: ArpResponder,
         ndp: NdpResponder,
@@ -99,7 +99,7 @@ pub enum Seed {
 
 impl Seed {
     /// The pipeline, its GW tables from `alloc`.
-    pub fn build(self, alloc: &HugeAlloc) -> Result<Pipeline, String> {
+    pub fn build(self, alloc: &HugeAlloc) -> Result<Pipeline<HugeAlloc>, String> {
         Ok(match self {
             Seed::Ready(p) => p,
             Seed::Gw {
@@ -357,7 +357,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn handle<C: Clock>(
         &mut self,
-        pipeline: &mut Pipeline,
+        pipeline: &mut Pipeline<HugeAlloc>,
         t: &Tables,
         sink: &mut QueueSink<'_>,
         rx: &mut Burst,

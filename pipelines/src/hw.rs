@@ -28,19 +28,19 @@ impl Prefetch for NoPrefetch {
     fn read<T>(&self, _r: &T) {}
 }
 
-/// An owned table of `T`: a `Vec` on the heap, or hugepage memory the
-/// engine allocated. Stages deref it once per burst, not per packet.
-pub type Mem<T> = Box<dyn DerefMut<Target = [T]> + Send>;
-
-/// Allocator of the per-worker tables.
+/// Allocator of the per-worker tables. The table type is the allocator's
+/// own (`Vec` on the heap, hugepage memory in the engine), so that every
+/// access compiles to a plain slice access: the GW is generic over it.
 pub trait TableAlloc {
+    /// An owned table of `T`.
+    type Mem<T: Copy + Send + 'static>: DerefMut<Target = [T]> + Send;
     /// `n` elements, each `fill`; `what` names the table in errors.
     fn alloc<T: Copy + Send + 'static>(
         &self,
         what: &str,
         n: usize,
         fill: T,
-    ) -> Result<Mem<T>, String>;
+    ) -> Result<Self::Mem<T>, String>;
 }
 
 /// Tables on the heap (`Vec`).
@@ -48,12 +48,13 @@ pub trait TableAlloc {
 pub struct HeapAlloc;
 
 impl TableAlloc for HeapAlloc {
+    type Mem<T: Copy + Send + 'static> = Vec<T>;
     fn alloc<T: Copy + Send + 'static>(
         &self,
         _what: &str,
         n: usize,
         fill: T,
-    ) -> Result<Mem<T>, String> {
-        Ok(Box::new(vec![fill; n]))
+    ) -> Result<Vec<T>, String> {
+        Ok(vec![fill; n])
     }
 }

@@ -11,7 +11,7 @@ use crate::fwd::WireFwd;
 use crate::gw::acct::AcctSink;
 use crate::gw::tables::GwTables;
 use crate::gw::GwWorker;
-use crate::hw::Prefetch;
+use crate::hw::{HeapAlloc, Prefetch, TableAlloc};
 use crate::lb::{LbCounters, LbSnapshot, LbStage, LbVerdict};
 use crate::ndp::{is_nd, NdpResponder};
 use crate::runtime::{Clock, Meter, Stage};
@@ -28,15 +28,15 @@ pub struct Tables {
     pub lb: Option<LbSnapshot>,
 }
 
-/// What a worker runs.
-pub enum Pipeline {
+/// What a worker runs (`A`: where the GW's tables live).
+pub enum Pipeline<A: TableAlloc = HeapAlloc> {
     /// Plain forwarding between port pairs.
     Wire(WireFwd),
     /// The packet gateway: ARP for its own addresses, then the GW stage.
     Gw {
         arp: ArpResponder,
         ndp: NdpResponder,
-        gw: Box<GwWorker>,
+        gw: Box<GwWorker<A>>,
     },
     /// The first distribution stage alone (ARP is the LB stage's own).
     Lb {
@@ -53,7 +53,7 @@ pub enum Pipeline {
         lc: LbCounters,
         arp: ArpResponder,
         ndp: NdpResponder,
-        gw: Box<GwWorker>,
+        gw: Box<GwWorker<A>>,
         server_port: crate::PortIdx,
     },
 }
@@ -64,7 +64,7 @@ pub const MAX_EVENTS: usize = 32;
 /// Due connections the GW's timer looks at per [`Pipeline::poll`] call.
 pub const EXPIRE_BUDGET: usize = 64;
 
-impl Pipeline {
+impl<A: TableAlloc> Pipeline<A> {
     /// Process a burst: `out[i]` is the verdict on `pkts[i]`. Drops are
     /// counted in `c` by the stage that decides them; each stage laps `m`
     /// once it has handled the burst; `pf` prefetches the GW's lookups.

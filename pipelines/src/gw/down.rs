@@ -6,13 +6,13 @@ use super::meta::{Kind, Meta};
 use super::rewrite::{nat4, nat6, ports, set_macs};
 use super::tcp_state::{flags, tcp_next, Dir, FlowState, PROTO_ICMP, PROTO_TCP};
 use super::{rst, AcctSink, GwWorker};
-use crate::hw::Prefetch;
+use crate::hw::{Prefetch, TableAlloc};
 use crate::verdict::{DropReason, Pkt, Verdict};
 use crate::wire::{self, tcp::TcpPacket};
 use crate::xlat::{self, To6};
 use core::ops::Range;
 
-impl GwWorker {
+impl<A: TableAlloc> GwWorker<A> {
     /// Find the key of down packet `i`: another worker's key → `Handoff`
     /// (frame untouched); a probe port → `Control`; else its key index, and
     /// prefetch the chain head.
@@ -78,8 +78,8 @@ impl GwWorker {
         if m.e == NONE {
             return Err(Verdict::Drop(DropReason::NoKey));
         }
-        let h = self.hot[m.e as usize];
-        if h.state.is_open() && self.idle_expired(&h, now) {
+        let h = &self.hot[m.e as usize];
+        if h.state.is_open() && self.idle_expired(h, now) {
             self.expire_entry(m.e, now, acct);
             return Err(Verdict::Drop(DropReason::NoKey));
         }
@@ -93,7 +93,9 @@ impl GwWorker {
     pub(super) fn forward_down(&mut self, pkt: &mut Pkt<'_>, i: usize, now: u64) -> Verdict {
         let m = self.meta[i];
         let e = m.e;
-        let h = self.hot[e as usize];
+        let h = &self.hot[e as usize];
+        let (dst_ip, dst_port, sub_ip, sub_port, v6) =
+            (h.dst_ip, h.dst_port, h.sub_ip, h.sub_port, h.has(flag::V6));
         let (lb_mac, access_mac) = (self.lbs.get(h.lb), self.cfg.access_mac);
         let (l4, ip_len): (Range<usize>, usize) = if m.kind == Kind::Down66 {
             let (vip6, sub6) = (self.vip6[e as usize], self.sub6[e as usize]);
@@ -106,7 +108,7 @@ impl GwWorker {
                 (&sub6, h.sub_port),
             );
             (m.l4 as usize..m.end as usize, m.ip_len())
-        } else if h.has(flag::V6) {
+        } else if v6 {
             // NAT64: IPv4 -> IPv6 toward the subscriber, then the ports.
             let Some(n64) = self.cfg.nat64 else {
                 return Verdict::Drop(DropReason::UnsupportedEthertype);
@@ -129,13 +131,13 @@ impl GwWorker {
                 self.counters.frag_needed += 1;
                 return Verdict::Tx { port: pkt.port };
             }
-            let to = To6::new(n64.prefix.embed(h.dst_ip), self.sub6[e as usize]);
+            let to = To6::new(n64.prefix.embed(dst_ip), self.sub6[e as usize]);
             if let Err(r) = xlat::v4_to_v6(pkt, &n64.xlat, &to) {
                 return Verdict::Drop(r);
             }
             let l4 = m.l3 as usize + wire::ipv6::HEADER_LEN;
             let f = pkt.data_mut();
-            ports(f, l4, m.proto, (h.dst_port, h.sub_port), h.sub_port);
+            ports(f, l4, m.proto, (dst_port, sub_port), sub_port);
             set_macs(f, lb_mac, access_mac);
             (l4..l4 + l4_len, ip_len)
         } else {
@@ -144,9 +146,9 @@ impl GwWorker {
                 f,
                 &m,
                 (lb_mac, access_mac),
-                (h.dst_ip, h.dst_port),
-                (h.sub_ip, h.sub_port),
-                h.sub_port,
+                (dst_ip, dst_port),
+                (sub_ip, sub_port),
+                sub_port,
             );
             (m.l4 as usize..m.end as usize, m.ip_len())
         };

@@ -9,11 +9,12 @@ use super::keys::KeyLoc;
 use super::rewrite::set_macs;
 use super::tcp_state::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use super::{last4, GwTables, GwWorker};
+use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Pkt, Verdict};
 use crate::wire::{self, icmp, ip_proto, Parsed};
 use crate::xlat::{self, To4, To6};
 
-impl GwWorker {
+impl<A: TableAlloc> GwWorker<A> {
     /// A frame `parse` refused as an unsupported protocol, with NAT64 on:
     /// an ICMPv4 error to a pool address (down) or an ICMPv6 error to a
     /// NAT64 address (up) may be about a NAT64 connection; anything else

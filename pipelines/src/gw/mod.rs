@@ -133,7 +133,7 @@ pub use tables::{
 };
 pub use tcp_state::{Dir, FlowState};
 
-use crate::hw::{HeapAlloc, Mem, NoPrefetch, Prefetch, TableAlloc};
+use crate::hw::{HeapAlloc, NoPrefetch, Prefetch, TableAlloc};
 use crate::runtime::{Clock, Meter, NoClock, Stage};
 use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters, MAX_BURST};
 use crate::wire::{self, ip_proto};
@@ -237,20 +237,22 @@ pub struct FlowView {
 }
 
 /// The GW stage of one worker. Owned and mutated only by that worker.
-pub struct GwWorker {
+/// Generic over where its tables live (`A`: the heap by default, hugepages
+/// in the engine), so that table accesses compile to slice accesses.
+pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     id: u16,
     cfg: GwConfig,
     ks: KeySpace,
-    hot: Mem<Hot>,
-    cold: Mem<Cold>,
+    hot: A::Mem<Hot>,
+    cold: A::Mem<Cold>,
     /// IPv6 subscribers (NAT64, NAT66), VIPs and servers (NAT66), by entry;
     /// empty when the profile has no NAT64 / NAT66.
-    sub6: Mem<[u8; 16]>,
-    vip6: Mem<[u8; 16]>,
-    srv6: Mem<[u8; 16]>,
-    up: FlowTable,
+    sub6: A::Mem<[u8; 16]>,
+    vip6: A::Mem<[u8; 16]>,
+    srv6: A::Mem<[u8; 16]>,
+    up: FlowTable<A>,
     /// First entry of each key's chain (key index → entry).
-    key_head: Mem<u32>,
+    key_head: A::Mem<u32>,
     /// Per pool address: the rotation over this worker's ports.
     rot: Vec<Rotation>,
     /// Free entries, threaded through `Cold::next`.
@@ -296,20 +298,18 @@ fn addr16(f: &[u8], at: usize) -> [u8; 16] {
     a
 }
 
-impl GwWorker {
+impl GwWorker<HeapAlloc> {
     /// Worker `id` of `cfg.workers`, its tables on the heap.
     pub fn new(cfg: &GwConfig, id: u16) -> Result<GwWorker, String> {
         Self::with_alloc(cfg, id, &HeapAlloc)
     }
+}
 
+impl<A: TableAlloc> GwWorker<A> {
     /// Worker `id` of `cfg.workers`; allocates everything it will ever use
     /// from `alloc` (the engine calls this on the worker's own lcore, so
     /// the memory is first touched there).
-    pub fn with_alloc(
-        cfg: &GwConfig,
-        id: u16,
-        alloc: &impl TableAlloc,
-    ) -> Result<GwWorker, String> {
+    pub fn with_alloc(cfg: &GwConfig, id: u16, alloc: &A) -> Result<GwWorker<A>, String> {
         cfg.validate()?;
         if id >= cfg.workers {
             return Err(format!(

@@ -9,6 +9,7 @@ use super::nh::mapped;
 use super::tables::{GroupIdx, Session};
 use super::tcp_state::{idle_timeout_ms, FlowState, PROTO_TCP};
 use super::{rst, t64, AcctRecord, AcctSink, CloseReason, GwTables, GwWorker, ServiceId};
+use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Pkt, Verdict};
 use crate::wire;
 
@@ -21,7 +22,7 @@ struct Dest {
     proto: u8,
 }
 
-impl GwWorker {
+impl<A: TableAlloc> GwWorker<A> {
     /// Start a connection for up packet `m` (its verdict if refused). `held`:
     /// the connection on hold with the same subscriber tuple, if any (a SYN
     /// on it revives it when its server can be kept).

@@ -26,7 +26,7 @@
 //! 18 bytes per connection of capacity.
 
 use super::entry::NONE;
-use crate::hw::{Mem, TableAlloc};
+use crate::hw::{HeapAlloc, TableAlloc};
 
 /// Slots per bucket.
 pub const SLOTS: usize = 7;
@@ -80,15 +80,15 @@ impl Bucket {
 const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
 
 /// Tuple hash → entry index.
-pub struct FlowTable {
-    buckets: Mem<Bucket>,
+pub struct FlowTable<A: TableAlloc = HeapAlloc> {
+    buckets: A::Mem<Bucket>,
     n: u64,
     used: usize,
 }
 
-impl FlowTable {
+impl<A: TableAlloc> FlowTable<A> {
     /// A table for `capacity` entries at the rated load.
-    pub fn new(alloc: &impl TableAlloc, capacity: usize) -> Result<FlowTable, String> {
+    pub fn new(alloc: &A, capacity: usize) -> Result<FlowTable<A>, String> {
         let n = ((capacity as u64 * 1000).div_ceil(SLOTS as u64 * LOAD_PER_MILLE)).max(2);
         Ok(FlowTable {
             buckets: alloc.alloc("gw up table", n as usize, Bucket::EMPTY)?,

@@ -6,7 +6,7 @@ use super::meta::{Kind, Meta};
 use super::rewrite::{nat4, nat6, ports, set_macs};
 use super::tcp_state::{flags, idle_timeout_ms, tcp_next, Dir, FlowState, PROTO_TCP};
 use super::{acct, addr16, last4, AcctSink, GwTables, GwWorker};
-use crate::hw::Prefetch;
+use crate::hw::{Prefetch, TableAlloc};
 use crate::verdict::{DropReason, Pkt, Verdict};
 use crate::wire::{self, tcp::TcpPacket};
 use crate::xlat::{self, To4};
@@ -15,7 +15,7 @@ use core::ops::Range;
 /// The hash offset of NAT66 tuples (their VIP is not an IPv4 address).
 const NAT66_TAG: u32 = 0x6666_6666;
 
-impl GwWorker {
+impl<A: TableAlloc> GwWorker<A> {
     /// Hash the up tuple of packet `i` and prefetch its bucket.
     #[inline(always)]
     pub(super) fn up_hash<P: Prefetch>(&mut self, pkt: &Pkt<'_>, i: usize, pf: &P) {
@@ -97,9 +97,9 @@ impl GwWorker {
             e = self.up_find(pkt, &m);
         }
         if e != NONE {
-            let h = self.hot[e as usize];
+            let h = &self.hot[e as usize];
             if h.state.is_open() {
-                if !self.idle_expired(&h, now) {
+                if !self.idle_expired(h, now) {
                     return Ok(());
                 }
                 self.expire_entry(e, now, acct);
@@ -156,8 +156,9 @@ impl GwWorker {
                 }
             }
         }
-        let h = self.hot[e as usize];
-        let pool_ip = self.ks.pool()[h.pool as usize];
+        let h = &self.hot[e as usize];
+        let (pool, key_port, srv_ip, srv_port) = (h.pool, h.key_port, h.srv_ip, h.srv_port);
+        let pool_ip = self.ks.pool()[pool as usize];
         let server_mac = self.cfg.server_mac;
         let l4 = match m.kind {
             Kind::Up4 => {
@@ -166,14 +167,14 @@ impl GwWorker {
                     f,
                     &m,
                     (srv_mac, server_mac),
-                    (pool_ip, h.key_port),
-                    (h.srv_ip, h.srv_port),
-                    h.key_port,
+                    (pool_ip, key_port),
+                    (srv_ip, srv_port),
+                    key_port,
                 );
                 m.l4 as usize..m.end as usize
             }
             Kind::Up66 => {
-                let Some(src6) = self.cfg.pool6.get(h.pool as usize).copied() else {
+                let Some(src6) = self.cfg.pool6.get(pool as usize).copied() else {
                     return Verdict::Drop(DropReason::UnsupportedEthertype);
                 };
                 let srv6 = self.srv6[e as usize];
@@ -182,8 +183,8 @@ impl GwWorker {
                     f,
                     &m,
                     (srv_mac, server_mac),
-                    (&src6, h.key_port),
-                    (&srv6, h.srv_port),
+                    (&src6, key_port),
+                    (&srv6, srv_port),
                 );
                 m.l4 as usize..m.end as usize
             }
@@ -201,14 +202,14 @@ impl GwWorker {
                 if wire::ipv4::HEADER_LEN + l4_len > n64.xlat.mtu4 as usize {
                     return Verdict::Drop(DropReason::TooBig);
                 }
-                let to = To4::new(pool_ip, h.srv_ip).ident(self.xlat_ident);
+                let to = To4::new(pool_ip, srv_ip).ident(self.xlat_ident);
                 if let Err(r) = xlat::v6_to_v4(pkt, &n64.xlat, &to) {
                     return Verdict::Drop(r);
                 }
                 self.xlat_ident = self.xlat_ident.wrapping_add(1);
                 let l4 = m.l3 as usize + wire::ipv4::HEADER_LEN;
                 let f = pkt.data_mut();
-                ports(f, l4, m.proto, (h.key_port, h.srv_port), h.key_port);
+                ports(f, l4, m.proto, (key_port, srv_port), key_port);
                 set_macs(f, srv_mac, server_mac);
                 l4..l4 + l4_len
             }
