@@ -412,7 +412,7 @@ setup_pgw_afxdp() {
     done
     kill -0 "$DUT_PID" 2> /dev/null && [ -s "$TMP/pgw-stats.json" ] \
         || { SETUP_ERR="pgw did not start: $(grep -v '^ *$' "$DUT_LOG" | tail -5 | tr '\n' ' ')"; return 1; }
-    NOTES+=("VIP $VIP:$HTTP_PORT and :$IPERF_PORT, round robin over $SRV1/$SRV2, pool $POOL, static session for $CLI_IP (authorization of services web+iperf), accounting records kept in memory (no [accounting] writer). GW timeouts are pgw's defaults (close_hold 60 s, key ports 1024-65535 on one pool address: ~64 k keys): the close test shows what that does to new-connection rate.")
+    NOTES+=("VIP $VIP:$HTTP_PORT and :$IPERF_PORT, round robin over $SRV1/$SRV2, pool $POOL, static session for $CLI_IP (authorization of services web+iperf), accounting records kept in memory (no [accounting] writer). GW timeouts are pgw's defaults (close_hold 60 s, key ports 1024-65535 on one pool address: ~64 k keys per destination; the client's reused ports revive their bindings).")
 }
 
 stop_dut() {

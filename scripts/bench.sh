@@ -461,9 +461,9 @@ if [ "$CRITERION" = 1 ]; then
     else
         say "criterion benches (perf/benches/stages.rs)"
         rm -rf "$CARGO_TARGET_DIR/criterion"
-        cargo bench -q -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3 \
+        PGW_BENCH_16M=1 cargo bench -q -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3 \
             > "$OUTDIR/criterion.log" 2>&1 || say "criterion failed (see $OUTDIR/criterion.log)"
-        echo "CARGO_TARGET_DIR=target/perf cargo bench -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3" \
+        echo "PGW_BENCH_16M=1 CARGO_TARGET_DIR=target/perf cargo bench -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3" \
             > "$OUTDIR/criterion.cmd"
         rm -rf "$OUTDIR/criterion"
         cp -r "$CARGO_TARGET_DIR/criterion" "$OUTDIR/criterion" 2>/dev/null || true

@@ -39,6 +39,27 @@ pub struct PortRt {
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub rss: bool,
+    /// The kernel interface behind the device (af_xdp, af_packet, tap).
+    pub iface: Option<String>,
+}
+
+/// A kernel interface's own drop counters (`/sys/class/net/IF/statistics`),
+/// which see what the PMD does not (af_xdp: frames the kernel could not put
+/// in the socket's ring; tap: its queue before a sleeping poller). `None`
+/// if the interface is not in this network namespace (a tap moved away).
+fn kernel_drops(iface: &str) -> Option<(u64, u64, u64)> {
+    let rd = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((
+        rd("rx_dropped")?,
+        rd("tx_dropped")?,
+        rd("rx_missed_errors").unwrap_or(0) + rd("rx_fifo_errors").unwrap_or(0),
+    ))
 }
 
 /// What the workers do not own and the management thread reads: ports,
@@ -189,8 +210,9 @@ impl Engine {
                     if info.driver.contains("af_packet") { " (add qpairs=N to the device string)" } else { "" }
                 )));
             }
+            let (rxd, txd) = profile.descriptors(i);
             let rss = id
-                .configure(nrxq, ntxq, e.rx_desc, e.tx_desc, &pool)
+                .configure(nrxq, ntxq, rxd, txd, &pool)
                 .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
             if let Some(m) = &pc.mac {
                 id.set_mac(parse_mac(m).expect("validated"))?;
@@ -208,6 +230,7 @@ impl Engine {
                 rx_queues: nrxq,
                 tx_queues: ntxq,
                 rss,
+                iface: pc.kernel_iface().map(str::to_string),
             });
         }
         let inst = &profile.instance.name;
@@ -534,6 +557,7 @@ impl Info {
                 .iter()
                 .map(|p| {
                     let s = p.id.stats();
+                    let k = p.iface.as_deref().and_then(kernel_drops);
                     PortReport {
                         name: p.name.clone(),
                         device: p.device.clone(),
@@ -552,6 +576,10 @@ impl Info {
                         ierrors: s.ierrors,
                         oerrors: s.oerrors,
                         rx_nombuf: s.rx_nombuf,
+                        kernel_iface: p.iface.clone(),
+                        kernel_rx_dropped: k.map(|k| k.0),
+                        kernel_tx_dropped: k.map(|k| k.1),
+                        kernel_rx_missed: k.map(|k| k.2),
                     }
                 })
                 .collect(),

@@ -484,6 +484,16 @@ impl Burst {
         got
     }
 
+    /// Free every mbuf held, in one bulk call.
+    #[inline]
+    pub fn free(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the first `len` pointers are owned mbufs.
+            unsafe { sys::shim_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+
     /// Append one mbuf; gives it back if the burst is full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {

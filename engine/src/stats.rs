@@ -246,6 +246,17 @@ pub struct PortReport {
     pub ierrors: u64,
     pub oerrors: u64,
     pub rx_nombuf: u64,
+    /// The kernel interface behind the device and its own drop counters
+    /// (drops before the PMD sees a frame); `None` when there is none or it
+    /// is not in pgw's network namespace.
+    #[serde(default)]
+    pub kernel_iface: Option<String>,
+    #[serde(default)]
+    pub kernel_rx_dropped: Option<u64>,
+    #[serde(default)]
+    pub kernel_tx_dropped: Option<u64>,
+    #[serde(default)]
+    pub kernel_rx_missed: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -302,13 +313,27 @@ impl Report {
         let _ = writeln!(s, "\nports");
         let _ = writeln!(
             s,
-            "  {:<10} {:<12} {:>4} {:<17} {:>5} {:>12} {:>12} {:>10} {:>8} {:>8}",
-            "name", "driver", "id", "mac", "link", "rx pkts", "tx pkts", "missed", "ierr", "oerr"
+            "  {:<10} {:<12} {:>4} {:<17} {:>5} {:>12} {:>12} {:>10} {:>8} {:>8} {:>10}",
+            "name",
+            "driver",
+            "id",
+            "mac",
+            "link",
+            "rx pkts",
+            "tx pkts",
+            "missed",
+            "ierr",
+            "oerr",
+            "kern drop"
         );
         for p in &self.ports {
+            let kern = match (p.kernel_rx_dropped, p.kernel_rx_missed) {
+                (Some(d), Some(m)) => (d + m).to_string(),
+                _ => "-".into(),
+            };
             let _ = writeln!(
                 s,
-                "  {:<10} {:<12} {:>4} {:<17} {:>5} {:>12} {:>12} {:>10} {:>8} {:>8}",
+                "  {:<10} {:<12} {:>4} {:<17} {:>5} {:>12} {:>12} {:>10} {:>8} {:>8} {:>10}",
                 p.name,
                 p.driver,
                 p.dpdk_port,
@@ -318,7 +343,8 @@ impl Report {
                 p.opackets,
                 p.imissed,
                 p.ierrors,
-                p.oerrors
+                p.oerrors,
+                kern
             );
         }
         let _ = writeln!(s, "\nworkers");

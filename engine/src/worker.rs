@@ -157,6 +157,8 @@ struct Out {
     tx: Vec<Burst>,
     handoff: Vec<Burst>,
     control: Burst,
+    /// Dropped mbufs, freed together at the end of the burst.
+    drops: Burst,
 }
 
 impl Worker {
@@ -206,6 +208,7 @@ impl Worker {
             tx: (0..self.ports.len()).map(|_| Burst::new()).collect(),
             handoff: (0..self.handoff_out.len()).map(|_| Burst::new()).collect(),
             control: Burst::new(),
+            drops: Burst::new(),
         };
         let mut verdicts = [Verdict::Drop(DropReason::NoRoute); MAX_BURST];
         let mut rx = Burst::new();
@@ -437,10 +440,15 @@ impl Worker {
                         let _ = out.control.push(mb);
                     }
                 }
-                // Counted by the stage that decided it; dropping frees the mbuf.
-                Verdict::Drop(_) => drop(mb),
+                // Counted by the stage that decided it; freed in bulk below.
+                Verdict::Drop(_) => {
+                    if let Err(mb) = out.drops.push(mb) {
+                        drop(mb);
+                    }
+                }
             }
         }
+        out.drops.free();
         m.lap(Stage::Dispatch, n);
     }
 

@@ -49,7 +49,6 @@ server_port = "servers"
 pool = ["10.80.0.100"]
 key_ports = [20000, 29999]
 max_flows_per_worker = 4096
-timeouts = {{ close_hold_s = 2 }}
 mss_clamp_up = 1360
 mss_clamp_down = 1300
 [[gw.service]]

@@ -104,7 +104,6 @@ external_service = "external"
 server_next_hop_mac = "02:00:00:00:ee:99"
 key_ports = [1024, 59999]
 probe_ports = [60000, 60999]
-timeouts = {{ close_hold_s = 2 }}
 [[gw.service]]
 name = "wap"
 id = 1

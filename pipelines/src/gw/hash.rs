@@ -148,6 +148,29 @@ mod tests {
         assert_ne!(h, flow_hash6(1, &src, 1, 2, 3, 6));
     }
 
+    /// Hash flooding: tuples an attacker crafted to share a bucket under
+    /// one seed (found here by search, as an attacker who knew the seed
+    /// would) are spread again under the next seed — the engine draws a
+    /// new one from the OS at every start.
+    #[test]
+    fn colliding_tuples_do_not_collide_under_another_seed() {
+        let bucket =
+            |seed: u64, p: u16| flow_hash(seed, 0x0a00_0001, 0x0a21_0001, p, 80, 6) & 0xfff;
+        let (a, b) = (0x1111_2222_3333_4444u64, 0x5555_6666_7777_8888u64);
+        let target = bucket(a, 1);
+        let crafted: Vec<u16> = (1..u16::MAX).filter(|&p| bucket(a, p) == target).collect();
+        assert!(crafted.len() >= 8, "enough collisions to attack with");
+        let mut under_b: Vec<u64> = crafted.iter().map(|&p| bucket(b, p)).collect();
+        under_b.sort_unstable();
+        under_b.dedup();
+        assert!(
+            under_b.len() * 10 >= crafted.len() * 9,
+            "{} crafted tuples fall in only {} buckets under another seed",
+            crafted.len(),
+            under_b.len()
+        );
+    }
+
     #[test]
     fn fast_map_works() {
         let mut m: FastMap<u64, u32> = FastMap::default();

@@ -87,6 +87,15 @@
 //! trusted view of the handshake the gateway may not have. The Window Scale
 //! option itself is never touched.
 //!
+//! ## Room for a standby
+//! A hot-standby GW needs each binding (subscriber tuple, key, server) when
+//! it opens and when it ends. Both happen in one place off the per-packet
+//! fast path — `gw_open` ([`open`]: `start`, `revive`) and the accounting
+//! lap / timer ([`open`]: `close_flow`, `free_entry`) — and the hot line
+//! holds the whole binding, so an export is a bounded per-worker ring those
+//! points append to and the management thread drains in batches, as it
+//! drains the accounting queues today.
+//!
 //! ## Memory (per worker, all from [`GwWorker::with_alloc`])
 //! Per connection of capacity: 64 (hot) + 32 (cold) + about 18 (up table)
 //! bytes, plus 16 bytes of IPv6 side table with NAT64 and 48 with NAT66;
@@ -532,6 +541,10 @@ impl<A: TableAlloc> GwWorker<A> {
         let mut cnt = 0;
         for i in Bits(sel) {
             cnt += 1;
+            // The headers of a packet a few ahead (as l3fwd does).
+            if let Some(b) = pkts.get(i + 4).and_then(|p| p.frame().first()) {
+                pf.read(b);
+            }
             match self.classify(t, &mut pkts[i], now) {
                 Ok(meta) => {
                     self.meta[i] = meta;
