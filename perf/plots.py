@@ -6,11 +6,13 @@ report.py calls it after writing RESULTS.json; by hand it redraws the plots of
 any RESULTS.json. Prints {"written": [files], "skipped": {file: why}} on
 stdout; exits 3 when matplotlib is missing.
 
-  table_size.svg  Mpps through pgw, capacity and busy cycles/packet against the
-                  number of connections (gw-1k, gw-1m, gw-4m, gw-16m), with the
-                  testpmd ceiling and the generator's loopback rate as lines
-  latency.svg     one-way p50 / p99 / p99.9 against offered load: pgw (both
-                  profile variants) and the testpmd baseline
+  table_size.svg  Mpps through pgw and capacity against the number of
+                  connections (gw-1k, gw-1m, gw-4m, gw-16m), with the testpmd
+                  ceiling and the generator's loopback rate as lines; below,
+                  busy and engine-only cycles/packet (device I/O excluded), with
+                  testpmd's own busy cycles/packet as a line
+  latency.svg     one-way p50 / p99 / p99.9 against offered load: pgw and the
+                  testpmd baseline at the same offered rates
   e2e.svg         the e2e medians per config, one panel per metric, bars with
                   the range of the repetitions
 """
@@ -97,15 +99,28 @@ def table_size(meta, rows, path):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     cyc = [r for r in pts if r.get("busy_cycles_per_pkt") is not None]
     if cyc:
-        ax2.plot([r["flows"] for r in cyc], [r["busy_cycles_per_pkt"] for r in cyc], "o-", color="C1")
+        ax2.plot([r["flows"] for r in cyc], [r["busy_cycles_per_pkt"] for r in cyc], "o-", color="C1",
+                 label="pgw busy (device I/O + engine)")
         for r in cyc:
             ax2.annotate(f"{r['busy_cycles_per_pkt']:.0f}", (r["flows"], r["busy_cycles_per_pkt"]),
                          textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+        eng = [r for r in cyc if r.get("engine_cycles_per_pkt") is not None]
+        if eng:
+            ax2.plot([r["flows"] for r in eng], [r["engine_cycles_per_pkt"] for r in eng], "s--", color="C4",
+                     label="pgw engine only (no rx/tx)")
+            for r in eng:
+                ax2.annotate(f"{r['engine_cycles_per_pkt']:.0f}", (r["flows"], r["engine_cycles_per_pkt"]),
+                             textcoords="offset points", xytext=(0, -12), ha="center", fontsize=8)
+        if meta.get("ceiling_busy_cycles_per_pkt") is not None:
+            ax2.axhline(meta["ceiling_busy_cycles_per_pkt"], color="C3", ls="-.",
+                        label=f"dpdk-testpmd io busy ({meta.get('ceiling_run')}): "
+                              f"{meta['ceiling_busy_cycles_per_pkt']:.0f}")
+        ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
         ax2.set_ylim(bottom=0)
     else:
         ax2.text(0.5, 0.5, "no runtime accounting (NAME.runtime.json) in this run", ha="center", va="center",
                  transform=ax2.transAxes)
-    ax2.set_ylabel("busy cycles / packet")
+    ax2.set_ylabel("cycles / packet")
     ax2.set_xlabel("connections (table size)")
     ax2.set_xscale("log")
     ax2.set_xticks(x)
@@ -123,9 +138,8 @@ def latency(meta, rows, path):
     if not lat:
         return "no latency rows"
     series = [
-        ("pgw W (tx_drain_us = 100000)", [r for r in lat if r["dut"] == "pgw" and r.get("variant") == "W"], "C0", "o-"),
-        ("pgw as committed", [r for r in lat if r["dut"] == "pgw" and r.get("variant") == "asis"], "C1", "^-"),
-        ("dpdk-testpmd io (baseline)", [r for r in lat if r["dut"] != "pgw"], "C3", "s--"),
+        ("pgw", [r for r in lat if r["dut"] == "pgw"], "C0", "o-"),
+        ("dpdk-testpmd io (baseline, same offered rate)", [r for r in lat if r["dut"] != "pgw"], "C3", "s--"),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True)
     for ax, (key, title) in zip(axes, (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"))):

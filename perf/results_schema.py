@@ -8,7 +8,7 @@ measure is null. Adding a field is compatible; renaming or removing one bumps
 SCHEMA.
 """
 
-SCHEMA = 1
+SCHEMA = 2  # 2: drain_variant and the latency variant (asis / W) removed
 
 # type tags: "str", "int", "num" (int or float), "bool", "size" (int or str),
 # "list", "dict"; every field may also be null.
@@ -28,8 +28,8 @@ COMMON = [
     ("pgw_mpps", "num", "Mpps", "Mpps through pgw (up frames that reached the servers port + down frames that reached the access port); null when the DUT is not pgw"),
     ("ceiling_mpps", "num", "Mpps", "dpdk-testpmd io on the same devices with the same generator, same run"),
     ("ratio", "num", "", "pgw_mpps / ceiling_mpps"),
-    ("busy_cycles_per_pkt", "num", "TSC cycles", "busy worker cycles per packet over the window (engine runtime accounting)"),
-    ("capacity_mpps", "num", "Mpps", "tsc_hz / busy_cycles_per_pkt / 1e6: what the worker(s) could carry if never idle"),
+    ("busy_cycles_per_pkt", "num", "TSC cycles", "busy worker cycles per packet over the window (pgw's runtime accounting; testpmd rows: testpmd --record-core-cycles)"),
+    ("capacity_mpps", "num", "Mpps", "workers x tsc_hz / busy_cycles_per_pkt / 1e6: what the worker(s) could carry if never idle"),
     ("new_conns_per_s", "num", "1/s", "new connections per second (handshakes through the DUT)"),
     ("p50_us", "num", "µs", "one-way latency (generator access TX -> DUT -> servers RX), median"),
     ("p99_us", "num", "µs", "one-way latency, 99th percentile"),
@@ -37,7 +37,7 @@ COMMON = [
     ("baseline_p99_us", "num", "µs", "p99 of the latency baseline (testpmd io, same generator, same offered rate)"),
     ("rss_bytes", "int", "bytes", "pgw's peak resident set (VmHWM) during the run"),
     ("hugepage_bytes", "int", "bytes", "hugepage memory pgw took (drop of HugePages_Free while it ran)"),
-    ("bytes_per_conn", "num", "bytes", "rss_bytes / connection capacity (keys)"),
+    ("bytes_per_conn", "num", "bytes", "(rss_bytes + hugepage_bytes) / connection capacity (capacity_conns)"),
     ("loss_pkts", "int", "packets", "frames lost, both directions (e2e: veth + DUT drops)"),
     ("generator_bound", "bool", "", "the generator, not the DUT, set the rate: DUT figures are lower bounds"),
 ]
@@ -68,12 +68,18 @@ PGW = [
     ("mgmt_cpu_pct", "num", "%", "CPU the management thread used during the run (mgmt_cpu_ms / window)"),
     ("drops", "dict", "packets", "pgw drops by reason (pgw stats)"),
     ("open_flows", "int", "connections", "flows pgw had open at the end"),
-    ("drain_variant", "bool", "", "profile run with tx_drain_us = 100000 (bench.sh's W variant)"),
+    ("runtime_timed", "bool", "", "stage cycles were measured (engine.runtime_stages; false: calls and packets only)"),
+    ("io_cycles_per_pkt", "num", "TSC cycles", "device I/O: cycles of the stages rx and tx per packet (the PMD's work)"),
+    ("engine_cycles_per_pkt", "num", "TSC cycles", "engine: cycles of every other stage per packet (~ busy_cycles_per_pkt - io_cycles_per_pkt: the stages, other included, add up to the busy cycles)"),
+    ("gw_cycles_per_pkt", "num", "TSC cycles", "the GW stages alone: parse + gw_lookup + gw_open + rewrite + accounting (older runs: parse + gw)"),
+    ("engine_capacity_mpps", "num", "Mpps", "workers x tsc_hz / engine_cycles_per_pkt / 1e6: capacity if device I/O cost nothing"),
 ]
 
 KIND_FIELDS = {
     "throughput": GEN + PGW + [
         ("ceiling_run", "str", "", "the ceiling row ceiling_mpps comes from"),
+        ("ceiling_busy_cycles_per_pkt", "num", "TSC cycles", "the ceiling's (testpmd's) own busy cycles per packet"),
+        ("busy_cycles_ratio", "num", "", "ceiling_busy_cycles_per_pkt / busy_cycles_per_pkt (1 = as cheap as testpmd io)"),
         ("ceiling_alone_mpps", "num", "Mpps", "testpmd io alone (memif pair looped inside testpmd, no generator)"),
         ("ratio_alone", "num", "", "pgw_mpps / ceiling_alone_mpps"),
     ],
@@ -84,9 +90,10 @@ KIND_FIELDS = {
         ("completed_per_s", "num", "1/s", "connections closed per second (churn)"),
         ("opened", "int", "connections", "connections opened (opening phase)"),
         ("open_seconds", "num", "s", "duration of the opening phase"),
+        ("busy_cycles_per_conn", "num", "TSC cycles", "busy cycles (all workers) per new connection: busy cycles per second of the runtime window / new_conns_per_s (churn)"),
+        ("conn_capacity_per_s", "num", "1/s", "tsc_hz / busy_cycles_per_conn: new connections/s of one worker busy all the time (churn)"),
     ],
     "latency": GEN + PGW + [
-        ("variant", "str", "", "asis (profile as committed) or W (tx_drain_us = 100000); null for a baseline"),
         ("load_pct", "int", "%", "offered up rate as a share of the rate pgw sustained flat out"),
         ("up_offered_mpps", "num", "Mpps", "up frames offered per second"),
         ("max_us", "num", "µs", "one-way latency, maximum"),
@@ -103,9 +110,11 @@ KIND_FIELDS = {
     ],
     "memory": [
         ("pool_addrs", "int", "", "pool addresses in the profile"),
-        ("keys", "int", "connections", "table capacity: pool addresses x 64 512 key ports"),
+        ("keys", "int", "", "NAT keys: pool addresses x 64 512 key ports"),
+        ("capacity_conns", "int", "connections", "connection capacity: gw.max_flows_per_worker x workers (older profiles: keys)"),
         ("open_flows", "int", "connections", "connections open when memory was sampled"),
-        ("marginal_bytes_per_conn", "num", "bytes", "RSS difference between the largest and smallest table over the difference in keys"),
+        ("total_bytes", "int", "bytes", "rss_bytes + hugepage_bytes"),
+        ("marginal_bytes_per_conn", "num", "bytes", "total_bytes of the largest capacity minus the smallest, over the difference in capacity_conns"),
     ],
     "e2e": [
         ("config", "str", "", "kernel-route | kernel-nat | testpmd-afxdp | pgw-afxdp"),
@@ -124,18 +133,20 @@ KIND_FIELDS = {
         ("vs_kernel_nat", "dict", "", "pgw-afxdp metric / kernel-nat metric, per metric (pgw-afxdp row only)"),
     ],
     "criterion": [
-        ("mean_ns", "num", "ns", "mean time per iteration (one packet, or one connection)"),
-        ("median_ns", "num", "ns", "median"),
-        ("ci_low_ns", "num", "ns", "95 % confidence interval of the mean, low"),
-        ("ci_high_ns", "num", "ns", "95 % confidence interval of the mean, high"),
-        ("est_mpps", "num", "Mpps", "1e3 / mean_ns: that stage alone on one core"),
+        ("elements", "int", "", "elements (packets, or connections) per iteration: criterion's Throughput::Elements (gw data: a burst of 32)"),
+        ("iter_mean_ns", "num", "ns", "criterion's mean time per iteration"),
+        ("mean_ns", "num", "ns", "mean time per element (packet, or connection): iter_mean_ns / elements"),
+        ("median_ns", "num", "ns", "median per element"),
+        ("ci_low_ns", "num", "ns", "95 % confidence interval of the mean per element, low"),
+        ("ci_high_ns", "num", "ns", "95 % confidence interval of the mean per element, high"),
+        ("est_mpps", "num", "Mpps", "1e3 / mean_ns: million elements/s of that stage alone on one core"),
     ],
 }
 
 KINDS = list(KIND_FIELDS)
 
 META = [
-    ("schema", "int", "", "layout version of this file (this is 1)"),
+    ("schema", "int", "", "layout version of this file (this is 2)"),
     ("mode", "str", "", "full or smoke"),
     ("written", "str", "ISO 8601", "when report.py wrote the file"),
     ("commit", "str", "", "git commit (short) of the tree"),
@@ -150,8 +161,11 @@ META = [
     ("ceiling_run", "str", "", "the ceiling row (testpmd with the same generator)"),
     ("ceiling_mpps", "num", "Mpps", "its rate"),
     ("ceiling_alone_mpps", "num", "Mpps", "testpmd alone"),
+    ("ceiling_busy_cycles_per_pkt", "num", "TSC cycles", "the ceiling's own busy cycles per packet (testpmd --record-core-cycles)"),
+    ("accounting_cost_cycles_per_pkt", "num", "TSC cycles", "what the runtime stage accounting costs: busy cycles/packet of gw-1k minus gw-1k-untimed"),
+    ("accounting_cost_pct", "num", "%", "the same as a share of gw-1k-untimed's busy cycles/packet"),
     ("marginal_bytes_per_conn", "num", "bytes", "memory per connection of capacity (see memory rows)"),
-    ("targets", "list", "", "the targets table: {target, measured, met}"),
+    ("targets", "list", "", "the targets table: {group, target, measured, value, rows, met}; met null = not measured"),
     ("plots", "list", "", "SVG files written, relative to this file's folder"),
     ("plots_note", "str", "", "why plots are missing, if they are"),
     ("fields", "dict", "", "field names: {common: [...], <kind>: [...]} (this layout)"),
