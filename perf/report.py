@@ -639,9 +639,13 @@ def e2e_rows():
     for p in glob.glob(os.path.join(OUT, "e2e-*.json")):
         cfg = os.path.basename(p)[4:-5]
         try:
-            found[cfg] = (p, json.load(open(p)))
+            d = json.load(open(p))
         except (OSError, ValueError):
             continue
+        # e2e.sh also leaves per-repetition side files (NAME-REP.counters.json,
+        # NAME-REP.pgw-stats.json): a config's summary is the one with medians.
+        if isinstance(d, dict) and isinstance(d.get("median"), dict):
+            found[cfg] = (p, d)
     order = [c for c in E2E_CONFIGS if c in found] + sorted(c for c in found if c not in E2E_CONFIGS)
     med = {c: found[c][1]["median"] for c in order
            if isinstance(found[c][1], dict) and isinstance(found[c][1].get("median"), dict)}
