@@ -6,7 +6,8 @@
 # or as part of the full `scripts/bench.sh`; by hand, as root after
 # scripts/setup.sh and a release build of pgw:
 #     perf/e2e.sh /tmp/e2e-out        (PGW=path/to/pgw to pick the binary)
-# E2E_CONFIGS="kernel-nat pgw-afxdp", E2E_REPS, E2E_DURATION narrow a run for
+# E2E_CONFIGS="kernel-nat pgw-afxdp", E2E_RUNS="iperf_m536", E2E_REPS,
+# E2E_DURATION narrow a run for
 # debugging (the defaults are what the results mean); E2E_RETRIES and
 # E2E_FOREIGN_MAX tune the re-runs of disturbed reps (see "quiet machine").
 # About 10 minutes on a quiet machine.
@@ -84,6 +85,7 @@ TESTPMD=$(command -v dpdk-testpmd || true)
 DUR=${E2E_DURATION:-10}
 REPS=${E2E_REPS:-3}
 CONFIGS=${E2E_CONFIGS:-kernel-route kernel-nat testpmd-afxdp pgw-afxdp}
+RUNS=${E2E_RUNS:-iperf iperf_m536 http_keepalive http_close}
 RETRIES=${E2E_RETRIES:-6}
 FOREIGN_MAX=${E2E_FOREIGN_MAX:-15}   # % of CPU other processes may take during a run before it is redone
 
@@ -492,7 +494,7 @@ run_row() {
         say "$CONFIG: $DUT_DESC; client -> $TARGET"
         snap "$row/s0.json"
         local prev=$row/s0.json run rep attempt foreign
-        for run in iperf iperf_m536 http_keepalive http_close; do
+        for run in $RUNS; do
             for rep in $(seq "$REPS"); do
                 for attempt in 1 2; do
                     local raw=$OUTDIR/e2e-$CONFIG-$run-$rep.txt cur=$row/$run-$rep.json rec=$row/$run-$rep.rec
