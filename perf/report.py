@@ -582,12 +582,19 @@ def memory_rows():
         mf = (read_profile(name).get("gw") or {}).get("max_flows_per_worker")
         cap = mf * (nw or 1) if isinstance(mf, int) and mf > 0 else keys
         hwm = int(mm.get("dut_hwm_kb", 0)) * 1024
-        hp = int(mm.get("hp_free_mb_before_dut", 0) - mm.get("hp_free_mb_min_during", mm.get("hp_free_mb_end", 0)))
-        hp = max(hp, 0) * 2**20
+        if int(mm.get("dut_hugetlb_kb") or 0) > 0:
+            # pgw's own hugepages (/proc/PID/smaps_rollup *_Hugetlb, peak)
+            hp, hp_src = int(mm["dut_hugetlb_kb"]) * 1024, "process"
+        else:
+            # older runs: the machine's HugePages_Free drop (may include others')
+            hp = int(mm.get("hp_free_mb_before_dut", 0) - mm.get("hp_free_mb_min_during", mm.get("hp_free_mb_end", 0)))
+            hp, hp_src = max(hp, 0) * 2**20, "machine"
+        hp_machine = int(mm.get("hp_free_mb_before_dut", 0) - mm.get("hp_free_mb_min_during", mm.get("hp_free_mb_end", 0)))
         _, prof = profile_path(name)
         rows.append(mk("memory", **base_fields(name, "memory", "pgw"), profile=prof, workers=nw, pool_addrs=npool,
                        keys=keys, capacity_conns=cap, open_flows=event(name, "gw_open_flows"), rss_bytes=hwm,
-                       hugepage_bytes=hp, total_bytes=hwm + hp, bytes_per_conn=(hwm + hp) / cap))
+                       hugepage_bytes=hp, hugepage_source=hp_src, machine_hugepage_drop_bytes=max(hp_machine, 0) * 2**20,
+                       total_bytes=hwm + hp, bytes_per_conn=(hwm + hp) / cap))
     marginal = None
     if len(rows) >= 2:
         a = min(rows, key=lambda r: r["capacity_conns"])
@@ -1267,17 +1274,21 @@ P("")
 P("pgw's worker allocates its tables once at start, sized by connection capacity "
   "(`gw.max_flows_per_worker` per worker; see `ARCHITECTURE.md`, *Memory*), in hugepages when EAL has "
   "them (the heap otherwise); mbufs and rings are in hugepages too. *RSS* is pgw's peak (VmHWM) while "
-  "the run's connections were open (hugepages are not part of it); *hugepages* = the drop of "
-  "HugePages_Free from just before pgw started to its lowest point during the run (the generator had "
-  "already taken its own); *total* = both. Bytes per connection = total ÷ capacity.")
+  "the run's connections were open (hugepages are not part of it); *hugepages* = pgw's own hugepages, "
+  "the peak of `Private_Hugetlb` + `Shared_Hugetlb` in `/proc/<pgw>/smaps_rollup` over the run (rows "
+  "marked † are from runs before that was recorded: the drop of the machine's HugePages_Free from just "
+  "before pgw started to its lowest point, which also counts what other processes took meanwhile); "
+  "*machine drop* = that drop, for comparison; *total* = RSS + pgw's hugepages. Bytes per connection = "
+  "total ÷ capacity.")
 P("")
 P("| run | pool addresses | keys | connection capacity | open connections | RSS peak MiB | hugepages MiB | "
-  "**total MiB** | bytes per connection |")
-P("|---|---|---|---|---|---|---|---|---|")
+  "**total MiB** | bytes per connection | machine drop MiB |")
+P("|---|---|---|---|---|---|---|---|---|---|")
 for r in M_ROWS:
+    mark = "" if r.get("hugepage_source") == "process" else " †"
     P(f"| `{r['name']}` | {r['pool_addrs']} | {r['keys']:,} | {r['capacity_conns']:,} | {ints(r['open_flows'])} | "
-      f"{r['rss_bytes'] / 2**20:.0f} | {r['hugepage_bytes'] / 2**20:.0f} | **{r['total_bytes'] / 2**20:.0f}** | "
-      f"{r['bytes_per_conn']:.0f} |")
+      f"{r['rss_bytes'] / 2**20:.0f} | {r['hugepage_bytes'] / 2**20:.0f}{mark} | **{r['total_bytes'] / 2**20:.0f}** | "
+      f"{r['bytes_per_conn']:.0f} | {r.get('machine_hugepage_drop_bytes', 0) / 2**20:.0f} |")
 if MARGINAL is not None:
     a = min(M_ROWS, key=lambda r: r["capacity_conns"])
     b = max(M_ROWS, key=lambda r: r["capacity_conns"])

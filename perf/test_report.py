@@ -130,8 +130,11 @@ def pgw_run(d, name, profile, g, bcpp=None, workers=1, mgmt=True, extras=True, v
     write(d, name, "idle", "99\n")
     write(d, name, "foreign", "3 0\n")
     write(d, name, "dut.json", dut_json(g["connections"]))
-    write(d, name, "mem.json", {"hp_free_mb_before_dut": 1000, "hp_free_mb_min_during": 922, "hp_free_mb_end": 1000,
-                                "dut_rss_kb": 66000, "dut_hwm_kb": 66000 + g["connections"] // 6, "gen_rc": 0})
+    mem = {"hp_free_mb_before_dut": 1000, "hp_free_mb_min_during": 922, "hp_free_mb_end": 1000,
+           "dut_rss_kb": 66000, "dut_hwm_kb": 66000 + g["connections"] // 6, "gen_rc": 0}
+    if name == "gw-16m":  # a run that recorded pgw's own hugepages
+        mem["dut_hugetlb_kb"] = 1900 * 1024
+    write(d, name, "mem.json", mem)
     if extras and bcpp:
         write(d, name, "runtime.json", runtime(bcpp, workers, timed, old_stages))
     if extras and mgmt:
@@ -313,12 +316,18 @@ def test_full(tmp):
     ok(get(doc, "gw-1m", "cps")["capacity_mpps"] is None, "opening phase carries no window figures")
     m16 = get(doc, "gw-16m", "memory")
     ok(m16["keys"] == 256 * 64512 and m16["pool_addrs"] == 256, "16 M profile has 256 pool addresses")
-    ok(m16["rss_bytes"] == (66000 + 16000000 // 6) * 1024 and m16["hugepage_bytes"] == 78 * 2**20, "memory")
-    ok(m16["total_bytes"] == m16["rss_bytes"] + 78 * 2**20, "memory total = RSS + hugepages")
-    ok(m16["capacity_conns"] == 16777216, f"capacity from max_flows_per_worker: {m16['capacity_conns']}")
-    close(m16["bytes_per_conn"], m16["total_bytes"] / 16777216, "bytes per connection of capacity")
+    ok(m16["rss_bytes"] == (66000 + 16000000 // 6) * 1024 and m16["hugepage_bytes"] == 1900 * 2**20, "memory")
+    ok(m16["hugepage_source"] == "process" and m16["machine_hugepage_drop_bytes"] == 78 * 2**20,
+       "pgw's own hugepages preferred over the machine's drop")
+    ok(m16["total_bytes"] == m16["rss_bytes"] + 1900 * 2**20, "memory total = RSS + hugepages")
+    import tomllib
+    cap16 = tomllib.load(open(os.path.join(ROOT, "configs", "bench-gw-memif-16m.toml"), "rb"))["gw"]["max_flows_per_worker"]
+    ok(m16["capacity_conns"] == cap16, f"capacity from max_flows_per_worker: {m16['capacity_conns']} != {cap16}")
+    close(m16["bytes_per_conn"], m16["total_bytes"] / cap16, "bytes per connection of capacity")
     m1k = get(doc, "gw-1k", "memory")
-    close(doc["meta"]["marginal_bytes_per_conn"], (m16["total_bytes"] - m1k["total_bytes"]) / (16777216 - 65536),
+    ok(m1k["hugepage_source"] == "machine" and m1k["hugepage_bytes"] == 78 * 2**20,
+       "runs without pgw's own hugepages fall back to the machine's drop")
+    close(doc["meta"]["marginal_bytes_per_conn"], (m16["total_bytes"] - m1k["total_bytes"]) / (cap16 - 65536),
           "marginal bytes per connection")
     pg = get(doc, "e2e-pgw-afxdp", "e2e")
     close(pg["vs_testpmd"]["iperf_gbps"], 0.5, "e2e pgw / testpmd")

@@ -8,7 +8,11 @@
 #                                    iperf3, nginx) through the kernel, testpmd and pgw
 #                                    -> perf/out/e2e/e2e-*.json (the full suite runs it too)
 #   options: --duration S (measurement window per run, default 5), --no-criterion,
-#            --no-profile, --out FILE
+#            --no-profile, --no-e2e, --out FILE,
+#            --only RUN[,RUN...]  re-run only these runs (names as in perf/out/full:
+#                                 gw-16m, testpmd-1k, criterion, callgrind, e2e, ...; shell
+#                                 patterns allowed: 'gw-lat-*'); the other runs'
+#                                 files stay and the report is rebuilt from all
 #
 # Per pgw run the engine's runtime accounting over the generator's window goes
 # to NAME.runtime.json (`pgw stats --runtime --json`: busy cycles per packet per
@@ -36,6 +40,8 @@ DUR=5
 WARM=1
 CRITERION=1
 PROFILE=1
+E2E=1
+ONLY=""
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,8 +50,10 @@ while [ $# -gt 0 ]; do
         --duration) DUR=$2; shift ;;
         --no-criterion) CRITERION=0 ;;
         --no-profile) PROFILE=0 ;;
+        --no-e2e) E2E=0 ;;
+        --only) ONLY=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -71,6 +79,16 @@ PGW_MAC_SRV=02:50:47:57:00:02
 
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
+
+wanted() {  # NAME: is this run part of this invocation (--only)?
+    [ -z "$ONLY" ] && return 0
+    local p IFS=,
+    for p in $ONLY; do
+        # shellcheck disable=SC2254
+        case $1 in $p) return 0 ;; esac
+    done
+    return 1
+}
 
 # ------------------------------------------------------------ cleanup
 PIDS=()
@@ -209,8 +227,11 @@ watch_end() {  # name
 }
 
 # Memory of a running process and of the machine's hugepages.
-mem_sample() {  # pid -> "rss_kb hwm_kb"
-    awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r+0, h+0}' "/proc/$1/status" 2>/dev/null || echo "0 0"
+mem_sample() {  # pid -> "rss_kb hwm_kb hugetlb_kb" (hugetlb: the process's own hugepages)
+    local rh ht
+    rh=$(awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r+0, h+0}' "/proc/$1/status" 2>/dev/null) || rh="0 0"
+    ht=$(awk '/_Hugetlb:/ {s+=$2} END {print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null) || ht=0
+    echo "$rh ${ht:-0}"
 }
 
 # A variant of a profile with one more [engine] key (e.g. runtime_stages =
@@ -244,6 +265,7 @@ worker_nvcsw() {  # pid
 # end (NAME.runtime.json), so busy cycles per packet cover the same window.
 run_gw() {
     local name=$1 profile=$2; shift 2
+    wanted "$name" || return 0
     local perfrec=0
     if [ "$1" = perf ]; then perfrec=$PROFILE; shift; fi
     rm -f "$OUTDIR/$name.perf.data"
@@ -257,14 +279,15 @@ run_gw() {
     "$PGW" run --profile "$profile" > "$OUTDIR/$name.dut.log" 2>&1 &
     local dpid=$!
     PIDS+=("$dpid")
-    local rss=0 hwm=0 ppid="" hpmin=$hp1 hpn win=0 m0=0 c0=0
+    local rss=0 hwm=0 htlb=0 ppid="" hpmin=$hp1 hpn win=0 m0=0 c0=0
     watch_begin "$GPID" "$dpid"
     while kill -0 "$GPID" 2>/dev/null; do
         watch_tick "$GPID" "$dpid"
         hpn=$(hp_free_mb); [ "$hpn" -lt "$hpmin" ] && hpmin=$hpn
-        read -r r h < <(mem_sample "$dpid")
+        read -r r h t < <(mem_sample "$dpid")
         [ "$r" -gt "$rss" ] && rss=$r
         [ "$h" -gt "$hwm" ] && hwm=$h
+        [ "$t" -gt "$htlb" ] && htlb=$t
         if [ "$win" = 0 ] && grep -q "window start" "$OUTDIR/$name.gen.log" 2>/dev/null; then
             win=1
             "$PGW" ctl --profile "$profile" runtime-clear > /dev/null 2>&1
@@ -290,12 +313,13 @@ run_gw() {
     wait "$GPID"; local grc=$?
     watch_end "$name"
     local hp2; hp2=$(hp_free_mb)
-    read -r r h < <(mem_sample "$dpid"); [ "$r" -gt "$rss" ] && rss=$r; [ "$h" -gt "$hwm" ] && hwm=$h
+    read -r r h t < <(mem_sample "$dpid"); [ "$r" -gt "$rss" ] && rss=$r; [ "$h" -gt "$hwm" ] && hwm=$h
+    [ "$t" -gt "$htlb" ] && htlb=$t
     "$PGW" stats --profile "$profile" --json > "$OUTDIR/$name.dut.json" 2>/dev/null || true
     stop_pid "$dpid"
     [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
-    printf '{"hp_free_mb_before_gen": %s, "hp_free_mb_before_dut": %s, "hp_free_mb_min_during": %s, "hp_free_mb_end": %s, "dut_rss_kb": %s, "dut_hwm_kb": %s, "gen_rc": %s}\n' \
-        "$hp0" "$hp1" "$hpmin" "$hp2" "$rss" "$hwm" "$grc" > "$OUTDIR/$name.mem.json"
+    printf '{"hp_free_mb_before_gen": %s, "hp_free_mb_before_dut": %s, "hp_free_mb_min_during": %s, "hp_free_mb_end": %s, "dut_rss_kb": %s, "dut_hwm_kb": %s, "dut_hugetlb_kb": %s, "gen_rc": %s}\n' \
+        "$hp0" "$hp1" "$hpmin" "$hp2" "$rss" "$hwm" "$htlb" "$grc" > "$OUTDIR/$name.mem.json"
     [ "$grc" = 0 ] || { say "$name: generator failed (rc $grc):"; tail -5 "$OUTDIR/$name.gen.log" >&2; }
     [ "$win" = 2 ] || say "$name: no runtime window (the generator never reported one)"
     return 0
@@ -308,6 +332,7 @@ run_gw() {
 # per packet over the same window (NAME.runtime.json, in the shape of pgw's).
 run_testpmd() {
     local name=$1; shift; [ "$1" = -- ] && shift
+    wanted "$name" || return 0
     [ -n "$TESTPMD" ] || return 0
     wait_quiet "$name"
     say "$name: dpdk-testpmd io <- pgw-gen $*"
@@ -366,6 +391,7 @@ PY
 # (--tx-first): testpmd's own per-core forwarding rate on this device.
 run_testpmd_alone() {
     local name=$1
+    wanted "$name" || return 0
     [ -n "$TESTPMD" ] || return 0
     wait_quiet "$name"
     say "$name: dpdk-testpmd io over a looped memif pair, alone"
@@ -391,6 +417,7 @@ run_testpmd_alone() {
 
 run_loopback() {  # NAME GEN ARGS...
     local name=$1; shift
+    wanted "$name" || return 0
     wait_quiet "$name"
     say "$name: pgw-gen loopback (no DUT) $*"
     local cmd=("$GEN" --loopback --cpu 0 "${common[@]}" "$@" --json "$OUTDIR/$name.json")
@@ -452,7 +479,7 @@ else
 fi
 
 # ------------------------------------------------------------ micro-benchmarks
-if [ "$CRITERION" = 1 ]; then
+if [ "$CRITERION" = 1 ] && wanted criterion; then
     wait_quiet criterion
     if [ "$MODE" = smoke ]; then
         say "criterion benches, test mode (each bench once)"
@@ -472,13 +499,13 @@ fi
 
 # ------------------------------------------------------------ profiles
 if [ "$PROFILE" = 1 ]; then
-    if [ -f "$OUTDIR/gw-1k.perf.data" ]; then
+    if [ -f "$OUTDIR/gw-1k.perf.data" ] && wanted gw-1k; then
         perf report -i "$OUTDIR/gw-1k.perf.data" --stdio --no-children --sort symbol \
             --percent-limit 1.5 2>/dev/null | grep -v '^$' | grep -v '^#' | grep '%' | head -30 \
             > "$OUTDIR/gw-1k.perf.txt" || true
     fi
     BENCH_EXE=$(ls -t "$CARGO_TARGET_DIR"/release/deps/stages-* 2>/dev/null | grep -v '\.d$' | head -1)
-    if command -v valgrind > /dev/null && [ -n "$BENCH_EXE" ]; then
+    if command -v valgrind > /dev/null && [ -n "$BENCH_EXE" ] && wanted callgrind; then
         say "callgrind on the GW up/down data benches (1M flows)"
         for b in up down; do
             valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/callgrind.$b.out" \
@@ -491,7 +518,7 @@ if [ "$PROFILE" = 1 ]; then
     fi
 fi
 
-[ "$MODE" = full ] && run_e2e
+[ "$MODE" = full ] && [ "$E2E" = 1 ] && wanted e2e && run_e2e
 
 # ------------------------------------------------------------ report
 python3 perf/report.py "$OUTDIR" "$MODE" > "$RESULTS.tmp" || die "report failed"

@@ -272,8 +272,10 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     bal: Balancer,
     nh: NextHops,
     lbs: LbMacs,
-    attrs: Vec<Attr>,
-    attr_free: Vec<u32>,
+    /// The Host/SNI attribute pool and its free stack (`attr_free[..attr_top]`).
+    attrs: A::Mem<Attr>,
+    attr_free: A::Mem<u32>,
+    attr_top: u32,
     rss: Option<Steer>,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864; workers start 0x9e37 apart).
@@ -340,6 +342,10 @@ impl<A: TableAlloc> GwWorker<A> {
         } else {
             cfg.attr_slots as usize
         };
+        let mut attr_free = alloc.alloc("gw attribute free list", attr_slots, NONE)?;
+        for (i, f) in attr_free.iter_mut().enumerate() {
+            *f = (attr_slots - 1 - i) as u32;
+        }
         let stride = if cfg.rss.is_some() {
             rss::key_stride(ks.per_worker)
         } else {
@@ -362,8 +368,9 @@ impl<A: TableAlloc> GwWorker<A> {
             bal: Balancer::new(cfg.max_servers),
             nh: NextHops::new(cfg.max_servers, cfg.server_next_hop_mac),
             lbs: LbMacs::default(),
-            attrs: vec![Attr::default(); attr_slots],
-            attr_free: (0..attr_slots as u32).rev().collect(),
+            attrs: alloc.alloc("gw attributes (Host/SNI)", attr_slots, Attr::default())?,
+            attr_free,
+            attr_top: attr_slots as u32,
             rss: cfg.rss.as_ref().map(|r| Steer::new(r, &cfg.pool, id)),
             xlat_ident: id.wrapping_mul(0x9e37),
             meta: [Meta::default(); MAX_BURST],
@@ -420,6 +427,23 @@ impl<A: TableAlloc> GwWorker<A> {
             + self.up.bytes()
             + self.key_head.len() * 4
             + self.attrs.len() * (size_of::<Attr>() + 4)
+    }
+
+    /// A free attribute slot, if any.
+    #[inline]
+    fn attr_take(&mut self) -> Option<u32> {
+        if self.attr_top == 0 {
+            return None;
+        }
+        self.attr_top -= 1;
+        Some(self.attr_free[self.attr_top as usize])
+    }
+
+    /// Give an attribute slot back.
+    #[inline]
+    fn attr_give(&mut self, s: u32) {
+        self.attr_free[self.attr_top as usize] = s;
+        self.attr_top += 1;
     }
 
     fn view(&self, e: u32) -> FlowView {

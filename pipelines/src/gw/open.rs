@@ -390,7 +390,7 @@ impl<A: TableAlloc> GwWorker<A> {
             close: reason,
         };
         if c.attr != NONE {
-            self.attr_free.push(c.attr);
+            self.attr_give(c.attr);
         }
         self.bal.close(c.load_slot);
         let long = h.has(flag::ESTABLISHED) && reason != CloseReason::Rst;
