@@ -185,7 +185,10 @@ wait_quiet() {
 gen_ports=(--access "net_memif0,role=server,socket=$SOCK_ACC,socket-abstract=no,mac=$GEN_MAC_ACC"
            --servers "net_memif1,role=server,socket=$SOCK_SRV,socket-abstract=no,mac=$GEN_MAC_SRV"
            --cpu 0 --gw-mac "$PGW_MAC_ACC")
-common=(--warmup "$WARM" --duration "$DUR" "${NOHUGE[@]}" "${SMOKE_ARGS[@]}")
+# --drain 1: a second after the window for in-flight answers, and for this
+# script to read the DUT's counters before the generator (the memif server)
+# leaves.
+common=(--warmup "$WARM" --duration "$DUR" --drain 1 "${NOHUGE[@]}" "${SMOKE_ARGS[@]}")
 
 start_gen() {  # name args...
     local name=$1; shift
@@ -317,6 +320,7 @@ run_gw() {
         if [ "$win" = 1 ] && grep -q "window end" "$OUTDIR/$name.gen.log" 2>/dev/null; then
             win=2
             "$PGW" stats --runtime --json --profile "$profile" > "$OUTDIR/$name.runtime.json" 2>/dev/null
+            "$PGW" stats --json --profile "$profile" > "$OUTDIR/$name.dut.json" 2>/dev/null
             local m1 c1; m1=$(mgmt_ns "$dpid"); c1=$(worker_nvcsw "$dpid")
             printf '{"mgmt_cpu_ms": %s, "window_s": %s, "worker_nonvoluntary_switches": %s}\n' \
                 "$(awk -v a="$m0" -v b="$m1" 'BEGIN {printf "%.1f", (b - a) / 1e6}')" \
@@ -330,7 +334,16 @@ run_gw() {
     local hp2; hp2=$(hp_free_mb)
     read -r r h t < <(mem_sample "$dpid"); [ "$r" -gt "$rss" ] && rss=$r; [ "$h" -gt "$hwm" ] && hwm=$h
     [ "$t" -gt "$htlb" ] && htlb=$t
-    "$PGW" stats --profile "$profile" --json > "$OUTDIR/$name.dut.json" 2>/dev/null || true
+    # The counters after the drain, if the DUT still answers (DPDK 22.11's
+    # memif PMD can crash a client whose server leaves mid-burst: the window's
+    # copy above stays then).
+    if "$PGW" stats --profile "$profile" --json > "$OUTDIR/$name.dut.json.end" 2>/dev/null \
+        && [ -s "$OUTDIR/$name.dut.json.end" ]; then
+        mv "$OUTDIR/$name.dut.json.end" "$OUTDIR/$name.dut.json"
+    else
+        rm -f "$OUTDIR/$name.dut.json.end"
+        kill -0 "$dpid" 2>/dev/null || say "$name: the DUT had exited when the generator left (see $name.dut.log; dmesg)"
+    fi
     stop_pid "$dpid"
     [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
     printf '{"hp_free_mb_before_gen": %s, "hp_free_mb_before_dut": %s, "hp_free_mb_min_during": %s, "hp_free_mb_end": %s, "dut_rss_kb": %s, "dut_hwm_kb": %s, "dut_hugetlb_kb": %s, "gen_rc": %s}\n' \
