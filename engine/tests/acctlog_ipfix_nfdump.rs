@@ -15,7 +15,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::have_tools;
+use common::{have_tools, nfdump_each, nfdump_records};
 use pgw_engine::acctlog::{ipfix, AcctLogConfig, AcctLogger, AcctRow};
 use pgw_pipelines::gw::acct::CloseReason;
 
@@ -190,29 +190,7 @@ fn nfdump_reads_back_what_was_exported() {
         "nfcapd log: {logtext}"
     );
 
-    let file = std::fs::read_dir(&flows)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let f = p.file_name().unwrap().to_string_lossy().into_owned();
-            f.starts_with("nfcapd.") && !f.contains("current")
-        })
-        .unwrap_or_else(|| panic!("no nfcapd file in {}: {logtext}", flows.display()));
-    let out = Command::new("nfdump")
-        .arg("-r")
-        .arg(&file)
-        .args(["-N", "-o", "json"])
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let recs = json.as_array().unwrap();
+    let (recs, _) = nfdump_records(&flows);
     assert_eq!(recs.len(), n as usize);
 
     let s = |v: &serde_json::Value, k: &str| -> String {
@@ -251,13 +229,7 @@ fn nfdump_reads_back_what_was_exported() {
     }
 
     // The end reason is in nfdump's raw output only.
-    let raw = Command::new("nfdump")
-        .arg("-r")
-        .arg(&file)
-        .args(["-o", "raw"])
-        .output()
-        .unwrap();
-    let raw = String::from_utf8_lossy(&raw.stdout);
+    let raw = nfdump_each(&flows, &["-o", "raw"]).concat();
     let reasons: Vec<&str> = raw
         .lines()
         .filter(|l| l.trim_start().starts_with("end reason"))

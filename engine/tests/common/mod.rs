@@ -304,3 +304,59 @@ pub fn drops(r: &serde_json::Value, reason: &str) -> u64 {
         .map(|e| e[1].as_u64().unwrap())
         .sum()
 }
+
+/// The output of `nfdump ARGS -r FILE` for every file a stopped `nfcapd -w
+/// dir` wrote, oldest first. nfcapd closes a file at each turn of its `-t`
+/// interval besides the one it writes on the way out, so a run that crosses
+/// a turn has its records in either.
+#[allow(dead_code)]
+pub fn nfdump_each(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let f = p.file_name().unwrap().to_string_lossy().into_owned();
+            f.starts_with("nfcapd.") && !f.contains("current")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no nfcapd file in {}", dir.display());
+    files
+        .iter()
+        .map(|f| {
+            let out = Command::new("nfdump")
+                .args(args)
+                .arg("-r")
+                .arg(f)
+                .env("TZ", "UTC")
+                .output()
+                .expect("nfdump");
+            assert!(
+                out.status.success(),
+                "nfdump -r {}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+/// Every record (`nfdump -N -o json`) in the files of a stopped nfcapd, and
+/// the text they came from for messages.
+#[allow(dead_code)]
+pub fn nfdump_records(dir: &Path) -> (Vec<serde_json::Value>, String) {
+    let mut records = Vec::new();
+    let mut text = String::new();
+    for json in nfdump_each(dir, &["-N", "-o", "json"]) {
+        text.push_str(&json);
+        // A file without records prints `[ No matching flows ]`: not JSON.
+        if json.contains("No matching flows") {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        records.extend(v.as_array().cloned().unwrap_or_default());
+    }
+    (records, text)
+}
