@@ -1,23 +1,18 @@
-//! pgw engine: the DPDK side of the gateway.
+//! pgw engine: the DPDK side of the gateway, in folders by plane.
 //!
-//! - [`dpdk`]: the only module with `unsafe` (safe wrappers over `rte-sys`);
-//! - [`config`]: profiles and the EAL argument list they imply;
-//! - [`app`]: set-up and tear-down of EAL, pool, ports, rings and threads;
-//! - [`worker`]: the per-core poll loop;
-//! - [`mgmt`]: the management thread; [`control`]: its socket;
-//! - [`stats`]: per-core and per-port counters and their report.
+//! - [`runtime`]: the data plane's machinery — the DPDK wrapper (the only
+//!   module with `unsafe`), the per-core worker loop, the engine's
+//!   lifecycle, counters and their reports;
+//! - [`mgmt`]: the management plane — the management thread, RADIUS, health
+//!   checks, the control socket and protocol, accounting export;
+//! - [`config`]: profiles, their validation, and building the pipelines'
+//!   tables from them;
+//! - the `pgw` command line is the binary in `src/cli/`.
+//!
+//! Imports go one way: `cli → mgmt → runtime → config` (and each may use
+//! `pgw-pipelines`); `scripts/check-layers.sh` holds the tree to it.
 #![deny(unsafe_code)]
 
-pub mod acctlog;
-pub mod app;
 pub mod config;
-pub mod control;
-pub mod ctlproto;
-#[allow(unsafe_code)]
-pub mod dpdk;
-pub mod gwcfg;
-pub mod health;
 pub mod mgmt;
-pub mod radius;
-pub mod stats;
-pub mod worker;
+pub mod runtime;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgw_engine::acctlog::{query_recent, AcctLogConfig, AcctLogger, AcctRow, Synchronous};
+use pgw_engine::mgmt::acctlog::{query_recent, AcctLogConfig, AcctLogger, AcctRow, Synchronous};
 use pgw_pipelines::gw::acct::CloseReason;
 
 const CHILD_ENV: &str = "PGW_ACCTLOG_CHILD_DB";

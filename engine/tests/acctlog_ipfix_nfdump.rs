@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{have_tools, nfdump_each, nfdump_records};
-use pgw_engine::acctlog::{ipfix, AcctLogConfig, AcctLogger, AcctRow};
+use pgw_engine::mgmt::acctlog::{ipfix, AcctLogConfig, AcctLogger, AcctRow};
 use pgw_pipelines::gw::acct::CloseReason;
 
 fn tempdir(tag: &str) -> PathBuf {

@@ -17,10 +17,10 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use pgw_engine::app::Engine;
 use pgw_engine::config::Profile;
-use pgw_engine::dpdk::{Burst, Ring};
-use pgw_engine::stats::RuntimeReport;
+use pgw_engine::runtime::dpdk::{Burst, Ring};
+use pgw_engine::runtime::engine::Engine;
+use pgw_engine::runtime::stats::RuntimeReport;
 use pgw_pipelines::DropReason;
 
 const VALID_PER_QUEUE: usize = 300;
@@ -145,7 +145,7 @@ fn every_packet_is_accounted_for_with_two_workers() {
         .zip(info.lcores.iter())
         .map(|(s, l)| (l.0, s.runtime()))
         .collect();
-    let rt = RuntimeReport::new(pgw_engine::dpdk::tsc_hz(), 0.4, true, &raw, &[]);
+    let rt = RuntimeReport::new(pgw_engine::runtime::dpdk::tsc_hz(), 0.4, true, &raw, &[]);
     eprintln!("{}", rt.render());
     for (w, wr) in r.workers.iter().zip(rt.workers.iter()) {
         let stage = |n: &str| {

@@ -121,7 +121,7 @@ services = ["chat"]
     // Idle timeout (1 s) + sweep + commit.
     let mut rows = Vec::new();
     wait_for("the SQLite row", Duration::from_secs(10), || {
-        rows = pgw_engine::acctlog::query_recent(&db, 10).unwrap_or_default();
+        rows = pgw_engine::mgmt::acctlog::query_recent(&db, 10).unwrap_or_default();
         rows.iter().any(|r| r.subscriber_port == 40001)
     });
     let r = rows.iter().find(|r| r.subscriber_port == 40001).unwrap();

@@ -165,7 +165,7 @@ ipv6_prefix = "2001:db8:50::/48"
     // Accounting: the row has the IPv6 subscriber, the service, the VIP.
     let mut rows = Vec::new();
     wait_for("the accounting row", Duration::from_secs(10), || {
-        rows = pgw_engine::acctlog::query_recent(&db, 10).unwrap_or_default();
+        rows = pgw_engine::mgmt::acctlog::query_recent(&db, 10).unwrap_or_default();
         rows.iter().any(|r| r.bytes_down > 3_145_728)
     });
     let r = rows.iter().find(|r| r.bytes_down > 3_145_728).unwrap();

@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pgw_engine::dpdk::CpuPrefetch;
+use pgw_engine::runtime::dpdk::CpuPrefetch;
 use pgw_perf::frame::{flags, Template, PROTO_TCP};
 use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::gw::acct::{AcctRecord, AcctSink};

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
-use pgw_engine::dpdk::{self, Burst, Mempool, PortId, QueueId, MAX_BURST};
+use pgw_engine::runtime::dpdk::{self, Burst, Mempool, PortId, QueueId, MAX_BURST};
 use pgw_pipelines::wire::build::checksums_ok;
 use pgw_pipelines::PortIdx;
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@
 //! The binary `pgw-gen` drives a running `pgw` GW instance (or
 //! `dpdk-testpmd`, or itself in loopback) over two `net_memif` links;
 //! `scripts/bench.sh` runs the suite and writes `perf/RESULTS.md`. All DPDK
-//! calls go through `pgw_engine::dpdk`'s safe wrappers.
+//! calls go through `pgw_engine::runtime::dpdk`'s safe wrappers.
 #![forbid(unsafe_code)]
 
 pub mod frame;

@@ -10,6 +10,7 @@
 pub mod arp;
 pub mod fwd;
 pub mod gw;
+pub mod health;
 pub mod hw;
 pub mod lb;
 pub mod mgmt;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use pgw_engine::config::parse_mac;
-use pgw_engine::dpdk::{self, Mempool, PortId};
+use pgw_engine::runtime::dpdk::{self, Mempool, PortId};
 use pgw_perf::frame::SizeMix;
 use pgw_perf::gen::{self, Close, GenCfg, Mode, Ports};
 use pgw_perf::plan::{parse_endpoints, Plan};

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use pgw_engine::app::Engine;
 use pgw_engine::config::Profile;
-use pgw_engine::control;
+use pgw_engine::mgmt::control;
+use pgw_engine::mgmt::Management;
+use pgw_engine::runtime::engine::Engine;
 
 // The control side allocates (profiles, reports, tables it rebuilds);
 // mimalloc serves it. The data path does not allocate at all.
@@ -256,7 +257,7 @@ fn stats(
             (false, false) => control::fetch_stats(&path).map(|r| r.render()),
             (true, true) => control::request(&path, "runtime"),
             (true, false) => control::request(&path, "runtime").and_then(|t| {
-                serde_json::from_str::<pgw_engine::stats::RuntimeReport>(&t)
+                serde_json::from_str::<pgw_engine::runtime::stats::RuntimeReport>(&t)
                     .map(|r| r.render())
                     .map_err(|e| format!("runtime report: {e}: {t}"))
             }),
@@ -499,7 +500,21 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
             }
         });
     }
-    match engine.run() {
+    let mgmt = match Management::start(
+        &engine.profile,
+        engine.mgmt_link(),
+        engine.gw.as_ref(),
+        engine.lb.as_ref(),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {}: {e}", engine.profile.source);
+            return ExitCode::from(1);
+        }
+    };
+    let result = engine.run();
+    mgmt.stop();
+    match result {
         Ok(r) => {
             println!("pgw: stopped; final counters\n{}", r.render());
             drop(engine);

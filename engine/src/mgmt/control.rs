@@ -12,7 +12,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::stats::Report;
+use crate::runtime::stats::Report;
 
 /// Bind the control socket, replacing a stale file (one nobody listens on).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {

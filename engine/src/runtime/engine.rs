@@ -1,9 +1,10 @@
-//! Engine set-up and tear-down: EAL, mempool, ports, rings, workers and the
-//! management thread, from a validated [`Profile`].
+//! Engine set-up and tear-down: EAL, mempool, ports, rings and workers,
+//! from a validated [`Profile`].
 //!
 //! Order: `Engine::init` (EAL up, ports configured and started, rings made,
-//! nothing running) → `Engine::run` (management thread + one worker per
-//! lcore, until the quit flag) → drop (ports stopped and closed, rings and
+//! nothing running) → the caller starts the management thread on
+//! `Engine::mgmt_link` → `Engine::run` (one worker per lcore, until the quit
+//! flag) → the caller stops the management thread → drop (ports stopped and closed, rings and
 //! pool freed, EAL cleaned up: no hugepage files are left behind).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -22,12 +23,12 @@ use pgw_pipelines::ndp::{NdpEntry, NdpResponder};
 use pgw_pipelines::pipeline::{Pipeline, Tables};
 use pgw_pipelines::PortIdx;
 
+use crate::config::gw::{self, GwBuild, LbBuild};
 use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
-use crate::dpdk::{self, LcoreId, Mempool, PortId, QueueId, Ring};
-use crate::gwcfg::{self, GwBuild, LbBuild};
-use crate::mgmt::Management;
-use crate::stats::{mac_string, PortReport, Report, WorkerShared, MAX_PORTS};
-use crate::worker::{Seed, Worker};
+use crate::runtime::dpdk::{self, LcoreId, Mempool, PortId, QueueId, Ring};
+use crate::runtime::link::MgmtLink;
+use crate::runtime::stats::{mac_string, PortReport, Report, WorkerShared, MAX_PORTS};
+use crate::runtime::worker::{Seed, Worker};
 
 /// A started port.
 pub struct PortRt {
@@ -254,7 +255,7 @@ impl Engine {
         let mgmt_tx = Arc::new(Ring::new(&format!("pgw_{inst}_mtx"), 1024, -1, true, true)?);
         let mut gw = match profile.instance.role {
             Role::Gw | Role::LbGw => {
-                Some(gwcfg::build(&profile).map_err(|e| EngineError(e.to_string()))?)
+                Some(gw::build(&profile).map_err(|e| EngineError(e.to_string()))?)
             }
             _ => None,
         };
@@ -263,7 +264,7 @@ impl Engine {
                 let l = profile.lb.as_ref().expect("validated");
                 let lan = profile.port_index(&l.lan_port).expect("validated");
                 let access = profile.port_index(&l.access_port).expect("validated");
-                let mut b = gwcfg::build_lb(&profile, ports[lan].mac)
+                let mut b = gw::build_lb(&profile, ports[lan].mac)
                     .map_err(|e| EngineError(e.to_string()))?;
                 b.cfg.access_mac = ports[access].mac;
                 b.cfg.lan_mac = ports[lan].mac;
@@ -282,7 +283,7 @@ impl Engine {
                 match (sp.id.rss_key(), sp.id.reta(), sp.id.info()) {
                     (Ok(key), Ok(reta), Ok(info)) if reta.len().is_power_of_two() => {
                         let mut steer = pgw_pipelines::gw::RssSteer::new(key, reta);
-                        let hf = crate::dpdk::RSS_HF & info.rss_offloads;
+                        let hf = crate::runtime::dpdk::RSS_HF & info.rss_offloads;
                         steer.ports_tcp = hf & (1 << 4) != 0;
                         steer.ports_udp = hf & (1 << 5) != 0;
                         g.cfg.rss = Some(steer);
@@ -293,7 +294,7 @@ impl Engine {
             tables.gw = Some(GwTables::new(
                 g.services.clone(),
                 g.sessions.clone(),
-                gwcfg::neighbours(g),
+                gw::neighbours(g),
             ));
         }
         tables.lb = lb.as_ref().map(|b| b.snapshot.clone());
@@ -488,10 +489,23 @@ impl Engine {
         self.info().report()
     }
 
-    /// Run workers and the management thread until the quit flag is set.
-    /// Worker 0 runs on the calling thread (EAL's main lcore), as in l3fwd.
+    /// The management plane's handle: what it may read and send while the
+    /// engine runs (see [`MgmtLink`]).
+    pub fn mgmt_link(&self) -> MgmtLink {
+        MgmtLink {
+            info: self.info().clone(),
+            control: self.control.clone().expect("control ring"),
+            mgmt_tx: self.mgmt_tx.clone().expect("mgmt tx ring"),
+            tables: self.tables.clone(),
+            acct: self.acct.clone(),
+        }
+    }
+
+    /// Run the workers until the quit flag is set. Worker 0 runs on the
+    /// calling thread (EAL's main lcore), as in l3fwd. The management
+    /// thread, if any, is the caller's: started on [`Engine::mgmt_link`]
+    /// before and stopped after.
     pub fn run(&mut self) -> Result<Report, EngineError> {
-        let mgmt = Management::start(self)?;
         let lcores = self.info().lcores.clone();
         // Each worker builds its own tables on its lcore and says how it
         // went; none polls before every one has.
@@ -525,7 +539,6 @@ impl Engine {
             for &l in lcores.iter().skip(1) {
                 dpdk::wait_lcore(l);
             }
-            drop(mgmt);
             return Err(EngineError(format!("{}: {e}", self.profile.source)));
         }
         go.store(true, Relaxed);
@@ -533,7 +546,6 @@ impl Engine {
         for &l in lcores.iter().skip(1) {
             dpdk::wait_lcore(l);
         }
-        mgmt.stop();
         Ok(self.report())
     }
 }

@@ -38,8 +38,8 @@ use pgw_pipelines::pipeline::{Pipeline, Tables, EXPIRE_BUDGET};
 use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
-use crate::dpdk::{tsc, Burst, CpuPrefetch, HugeAlloc, PortId, QueueId, Ring, MAX_BURST};
-use crate::stats::{WorkerLocal, WorkerShared};
+use crate::runtime::dpdk::{tsc, Burst, CpuPrefetch, HugeAlloc, PortId, QueueId, Ring, MAX_BURST};
+use crate::runtime::stats::{WorkerLocal, WorkerShared};
 
 /// Everything one worker owns. Built by the engine, moved to its lcore.
 pub struct Worker {
@@ -168,7 +168,7 @@ impl Worker {
         let Some(seed) = self.seed.take() else {
             return Ok(());
         };
-        let alloc = HugeAlloc::new(crate::dpdk::current_socket());
+        let alloc = HugeAlloc::new(crate::runtime::dpdk::current_socket());
         self.pipeline = Some(seed.build(&alloc)?);
         if let Some(Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. }) = &self.pipeline {
             eprintln!(

@@ -1,5 +1,7 @@
-//! Health checks, sent in-band through the DPDK ports (in production the
-//! kernel does not own them), run by the management thread.
+//! Health checks, sans I/O: the probe state machine, the probes it builds
+//! and the answers it matches. The engine's management thread runs it (time
+//! as an argument, frames in and out as bytes) and sends the probes in-band
+//! through the DPDK ports (in production the kernel does not own them).
 //!
 //! - Real servers (GW role): a TCP SYN from the first pool address and a
 //!   port of the reserved probe range (`gw.probe_ports`) to the member's
@@ -14,44 +16,24 @@
 //! management thread as `Verdict::Control` frames (the GW stage gives the
 //! probe port range, the ARP responder gives replies).
 
-use std::time::{Duration, Instant};
+use crate::wire::arp::ArpPacket;
+use crate::wire::build::{self, FrameSpec, L4};
+use crate::wire::ether::{ethertype, EthernetFrame};
+use crate::wire::tcp::{flags, TcpPacket};
+use crate::wire::MacAddr;
+use crate::PortIdx;
 
-use pgw_pipelines::wire::arp::ArpPacket;
-use pgw_pipelines::wire::build::{self, FrameSpec, L4};
-use pgw_pipelines::wire::ether::{ethertype, EthernetFrame};
-use pgw_pipelines::wire::tcp::{flags, TcpPacket};
-use pgw_pipelines::wire::MacAddr;
-use serde::{Deserialize, Serialize};
-
-use crate::dpdk::PortId;
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthCfg {
-    #[serde(default = "d_interval")]
-    pub interval_s: f64,
-    #[serde(default = "d_timeout")]
-    pub timeout_s: f64,
-    #[serde(default = "d_rise")]
+/// The timing of a prober (the profile's `health = {...}`, in ms).
+#[derive(Clone, Copy, Debug)]
+pub struct HealthParams {
+    /// A round of probes this often.
+    pub interval_ms: u64,
+    /// An unanswered probe fails after this long.
+    pub timeout_ms: u64,
+    /// Passes in a row that bring a target up.
     pub rise: u32,
-    #[serde(default = "d_fall")]
+    /// Fails in a row that bring a target down.
     pub fall: u32,
-    /// TCP port probed on members that have no port of their own.
-    #[serde(default)]
-    pub port: Option<u16>,
-}
-
-fn d_interval() -> f64 {
-    2.0
-}
-fn d_timeout() -> f64 {
-    1.0
-}
-fn d_rise() -> u32 {
-    2
-}
-fn d_fall() -> u32 {
-    3
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,16 +45,14 @@ pub enum ProbeKind {
 }
 
 /// One monitored target.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Target {
     /// Group (servers) or "gateway".
     pub group: String,
     pub name: String,
     pub ip: String,
-    #[serde(skip)]
-    ip4: [u8; 4],
-    #[serde(skip)]
-    kind: ProbeKind,
+    pub ip4: [u8; 4],
+    pub kind: ProbeKind,
     pub up: bool,
     pub passes_in_row: u32,
     pub fails_in_row: u32,
@@ -80,31 +60,31 @@ pub struct Target {
     pub passes: u64,
     pub changes: u64,
     pub last_result: String,
-    #[serde(skip)]
-    outstanding: Option<(u16, Instant)>,
+    /// The probe in flight: (source port, sent at ms).
+    outstanding: Option<(u16, u64)>,
 }
 
 /// What the prober sends from.
 pub struct Source {
-    pub port: PortId,
+    pub port: PortIdx,
     pub mac: MacAddr,
     pub ip: [u8; 4],
 }
 
 pub struct Prober {
-    cfg: HealthCfg,
+    cfg: HealthParams,
     src: Source,
     pub targets: Vec<Target>,
     probe_ports: (u16, u16),
     next_port: u16,
-    next_round: Option<Instant>,
+    next_round: Option<u64>,
 }
 
 /// A target whose state changed: (group, name, up).
 pub type Change = (String, String, bool);
 
 impl Prober {
-    pub fn new(cfg: HealthCfg, src: Source, probe_ports: (u16, u16)) -> Prober {
+    pub fn new(cfg: HealthParams, src: Source, probe_ports: (u16, u16)) -> Prober {
         Prober {
             cfg,
             src,
@@ -133,7 +113,13 @@ impl Prober {
         });
     }
 
-    fn result(t: &mut Target, pass: bool, why: &str, cfg: &HealthCfg, changes: &mut Vec<Change>) {
+    fn result(
+        t: &mut Target,
+        pass: bool,
+        why: &str,
+        cfg: &HealthParams,
+        changes: &mut Vec<Change>,
+    ) {
         t.outstanding = None;
         t.last_result = why.to_string();
         if pass {
@@ -161,23 +147,22 @@ impl Prober {
     /// frame on a port.
     pub fn tick(
         &mut self,
-        now: Instant,
+        now_ms: u64,
         mac_of: impl Fn([u8; 4]) -> Option<MacAddr>,
-        send: &mut impl FnMut(PortId, Vec<u8>),
+        send: &mut impl FnMut(PortIdx, Vec<u8>),
     ) -> Vec<Change> {
         let mut changes = Vec::new();
-        let timeout = Duration::from_secs_f64(self.cfg.timeout_s);
         for t in &mut self.targets {
             if let Some((_, sent)) = t.outstanding {
-                if now.duration_since(sent) >= timeout {
+                if now_ms.saturating_sub(sent) >= self.cfg.timeout_ms {
                     Self::result(t, false, "timeout", &self.cfg, &mut changes);
                 }
             }
         }
-        if self.next_round.is_some_and(|n| now < n) {
+        if self.next_round.is_some_and(|n| now_ms < n) {
             return changes;
         }
-        self.next_round = Some(now + Duration::from_secs_f64(self.cfg.interval_s));
+        self.next_round = Some(now_ms + self.cfg.interval_ms);
         for i in 0..self.targets.len() {
             let port = self.next_port;
             self.next_port = if port >= self.probe_ports.1 {
@@ -222,7 +207,7 @@ impl Prober {
                 frame.resize(60, 0);
             }
             t.probes += 1;
-            t.outstanding = Some((port, now));
+            t.outstanding = Some((port, now_ms));
             send(self.src.port, frame);
         }
         changes
@@ -232,7 +217,7 @@ impl Prober {
     pub fn on_frame(
         &mut self,
         frame: &[u8],
-        send: &mut impl FnMut(PortId, Vec<u8>),
+        send: &mut impl FnMut(PortIdx, Vec<u8>),
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
@@ -250,7 +235,7 @@ impl Prober {
             }
             return changes;
         }
-        let Ok(p) = pgw_pipelines::wire::parse(frame) else {
+        let Ok(p) = crate::wire::parse(frame) else {
             return changes;
         };
         if p.proto != 6 || !p.is_ipv4() || p.dst_v4() != self.src.ip {
@@ -300,17 +285,16 @@ mod tests {
     use std::cell::RefCell;
 
     fn prober(kind: ProbeKind) -> Prober {
-        let cfg = HealthCfg {
-            interval_s: 1.0,
-            timeout_s: 0.5,
+        let cfg = HealthParams {
+            interval_ms: 1000,
+            timeout_ms: 500,
             rise: 2,
             fall: 2,
-            port: None,
         };
         let mut p = Prober::new(
             cfg,
             Source {
-                port: PortId(1),
+                port: 1,
                 mac: [2, 0, 0, 0, 0, 1],
                 ip: [10, 80, 0, 100],
             },
@@ -333,11 +317,11 @@ mod tests {
         let mut p = prober(ProbeKind::Tcp(8080));
         let mac = |_| Some([2, 0, 0, 0, 0, 9]);
         let sent = RefCell::new(Vec::new());
-        let mut send = |port: PortId, f: Vec<u8>| sent.borrow_mut().push((port, f));
-        let t0 = Instant::now();
+        let mut send = |port: PortIdx, f: Vec<u8>| sent.borrow_mut().push((port, f));
+        let t0 = 7_000u64;
         assert!(p.tick(t0, mac, &mut send).is_empty());
         assert_eq!(sent.borrow().len(), 1);
-        let syn = pgw_pipelines::wire::parse(&sent.borrow()[0].1).unwrap();
+        let syn = crate::wire::parse(&sent.borrow()[0].1).unwrap();
         assert_eq!(syn.dst_port, 8080);
         assert!(build::checksums_ok(&sent.borrow()[0].1));
         // RST: refused, one fail (fall = 2: still up).
@@ -346,25 +330,23 @@ mod tests {
             .is_empty());
         assert!(p.targets[0].up);
         // Next round: no answer → timeout → down.
-        assert!(p
-            .tick(t0 + Duration::from_millis(1000), mac, &mut send)
-            .is_empty());
-        let ch = p.tick(t0 + Duration::from_millis(1600), mac, &mut send);
+        assert!(p.tick(t0 + (1000), mac, &mut send).is_empty());
+        let ch = p.tick(t0 + (1600), mac, &mut send);
         assert_eq!(ch, vec![("wap".to_string(), "w1".to_string(), false)]);
         // Two SYN-ACKs → up again; each SYN-ACK is answered with a RST.
-        p.tick(t0 + Duration::from_millis(2000), mac, &mut send);
+        p.tick(t0 + (2000), mac, &mut send);
         let n = sent.borrow().len();
         assert!(p
             .on_frame(&answer(&p, flags::SYN | flags::ACK), &mut send)
             .is_empty());
         assert_eq!(sent.borrow().len(), n + 1);
-        let rst = pgw_pipelines::wire::parse(&sent.borrow()[n].1).unwrap();
+        let rst = crate::wire::parse(&sent.borrow()[n].1).unwrap();
         assert_eq!(rst.tcp_flags & flags::RST, flags::RST);
-        p.tick(t0 + Duration::from_millis(3000), mac, &mut send);
+        p.tick(t0 + (3000), mac, &mut send);
         let ch = p.on_frame(&answer(&p, flags::SYN | flags::ACK), &mut send);
         assert_eq!(ch, vec![("wap".to_string(), "w1".to_string(), true)]);
         // Answers that match no outstanding probe change nothing.
-        p.tick(t0 + Duration::from_millis(4000), mac, &mut send);
+        p.tick(t0 + (4000), mac, &mut send);
         let passes = p.targets[0].passes;
         let mut stray = FrameSpec::tcp(8080, 1, flags::SYN | flags::ACK);
         stray.src_ip = [10, 80, 0, 11];
@@ -378,8 +360,8 @@ mod tests {
     fn arp_probe_and_unresolved_next_hop() {
         let mut p = prober(ProbeKind::Arp);
         let sent = RefCell::new(Vec::new());
-        let mut send = |port: PortId, f: Vec<u8>| sent.borrow_mut().push((port, f));
-        let t0 = Instant::now();
+        let mut send = |port: PortIdx, f: Vec<u8>| sent.borrow_mut().push((port, f));
+        let t0 = 7_000u64;
         p.tick(t0, |_| None, &mut send);
         assert_eq!(sent.borrow().len(), 1, "ARP probes need no next hop");
         let reply = build::arp(
@@ -395,8 +377,8 @@ mod tests {
         assert_eq!(p.targets[0].passes, 1);
         // TCP target with no MAC yet: nothing sent, no verdict.
         let mut q = prober(ProbeKind::Tcp(80));
-        let sent2 = RefCell::new(Vec::<(PortId, Vec<u8>)>::new());
-        let mut send2 = |port: PortId, f: Vec<u8>| sent2.borrow_mut().push((port, f));
+        let sent2 = RefCell::new(Vec::<(PortIdx, Vec<u8>)>::new());
+        let mut send2 = |port: PortIdx, f: Vec<u8>| sent2.borrow_mut().push((port, f));
         q.tick(t0, |_| None, &mut send2);
         assert!(sent2.borrow().is_empty());
         assert_eq!(q.targets[0].fails_in_row, 0);

@@ -9,6 +9,11 @@
 //! worker: workers only enqueue to its rings and queues (a full one is
 //! counted by the worker), and read its tables as whole snapshots.
 
+pub mod acctlog;
+pub mod control;
+pub mod ctlproto;
+pub mod radius;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -16,8 +21,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use crossbeam::queue::ArrayQueue;
 use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::tables::Neighbours;
 use pgw_pipelines::pipeline::Tables;
@@ -25,10 +28,12 @@ use pgw_pipelines::wire::arp::ArpPacket;
 use pgw_pipelines::wire::ether::{ethertype, EthernetFrame};
 use serde::Serialize;
 
-use crate::app::{Engine, EngineError, Info};
-use crate::control;
-use crate::dpdk::{Burst, PortId, Ring, MAX_BURST};
-use crate::health::{ProbeKind, Prober, Source};
+use pgw_pipelines::health::{HealthParams, ProbeKind, Prober, Source, Target};
+use pgw_pipelines::PortIdx;
+
+use crate::config::gw::{GwBuild, LbBuild};
+use crate::config::{HealthCfg, Profile};
+use crate::runtime::link::MgmtLink;
 
 /// How often unresolved next hops are asked for again.
 const ARP_RETRY: Duration = Duration::from_millis(250);
@@ -43,7 +48,7 @@ pub struct Management {
 
 /// The GW part of the management state.
 struct GwMgmt {
-    server_port: PortId,
+    server_port: PortIdx,
     server_mac: [u8; 6],
     arp_src: [u8; 4],
     members: Vec<[u8; 4]>,
@@ -76,11 +81,7 @@ struct AcctRow {
 struct State {
     /// The profile file, for `reload`.
     profile_path: PathBuf,
-    info: Arc<Info>,
-    control: Arc<Ring>,
-    mgmt_tx: Arc<Ring>,
-    tables: Arc<ArcSwap<Tables>>,
-    acct: Vec<Arc<ArrayQueue<AcctRecord>>>,
+    link: MgmtLink,
     gw: Option<GwMgmt>,
     acct_total: u64,
     acct_recent: VecDeque<AcctRecord>,
@@ -89,22 +90,22 @@ struct State {
     /// LB gateway names by id.
     lb_gateways: Option<Vec<String>>,
     /// Health checks (servers for the GW, gateways for the LB).
-    probers: Vec<crate::health::Prober>,
+    probers: Vec<Prober>,
     /// SQLite + IPFIX writer of accounting records and the session log.
-    acctlog: Option<crate::acctlog::AcctLogger>,
+    acctlog: Option<crate::mgmt::acctlog::AcctLogger>,
     /// Unix ms minus the workers' monotonic ms.
     wall_offset_ms: i64,
     proxy_accounting: bool,
     /// Sessions: the profile's static ones, this instance's RADIUS ones, and
     /// those a management instance sent (merged in that order).
-    static_sessions: crate::radius::Sessions4and6,
-    radius_sessions: crate::radius::Sessions4and6,
-    remote_sessions: crate::radius::Sessions4and6,
+    static_sessions: crate::mgmt::radius::Sessions4and6,
+    radius_sessions: crate::mgmt::radius::Sessions4and6,
+    remote_sessions: crate::mgmt::radius::Sessions4and6,
     remote_devices: HashMap<u64, String>,
     /// Control-protocol listener (a gateway instance).
-    ctl: Option<(std::net::UdpSocket, crate::ctlproto::Receiver)>,
+    ctl: Option<(std::net::UdpSocket, crate::mgmt::ctlproto::Receiver)>,
     /// The RADIUS server and session manager, when the profile has one.
-    radius: Option<crate::radius::RadiusSide>,
+    radius: Option<crate::mgmt::radius::RadiusSide>,
     started: Instant,
     /// Runtime counters at the last `runtime-clear` (per worker), and when.
     runtime_base: Vec<pgw_pipelines::runtime::Runtime>,
@@ -118,19 +119,12 @@ fn ipstr(a: [u8; 4]) -> String {
 
 impl State {
     /// The workers' runtime counters since start or the last clear.
-    fn runtime_report(&self) -> crate::stats::RuntimeReport {
-        let now: Vec<(u32, pgw_pipelines::runtime::Runtime)> = self
-            .info
-            .shared
-            .iter()
-            .zip(self.info.lcores.iter())
-            .map(|(s, l)| (l.0, s.runtime()))
-            .collect();
-        crate::stats::RuntimeReport::new(
-            crate::dpdk::tsc_hz(),
+    fn runtime_report(&self) -> crate::runtime::stats::RuntimeReport {
+        crate::runtime::stats::RuntimeReport::new(
+            self.link.tsc_hz(),
             self.runtime_since.elapsed().as_secs_f64(),
             self.runtime_timed,
-            &now,
+            &self.link.runtime(),
             &self.runtime_base,
         )
     }
@@ -150,63 +144,48 @@ impl State {
 
     /// Handle frames from the workers; true if any.
     fn control_frames(&mut self) -> bool {
-        let mut b = Burst::new();
-        let n = b.dequeue(&self.control, MAX_BURST);
-        if n == 0 {
-            return false;
-        }
-        self.info.control_rx.fetch_add(n as u64, Relaxed);
         let mut changed = false;
         let mut health_changes = Vec::new();
-        let mut out: Vec<(PortId, Vec<u8>)> = Vec::new();
-        for mut m in b.drain() {
-            let f = m.frame();
-            for pr in &mut self.probers {
+        let mut out: Vec<(PortIdx, Vec<u8>)> = Vec::new();
+        let (probers, gw, learned) = (
+            &mut self.probers,
+            &mut self.gw,
+            &mut self.neighbours_learned,
+        );
+        let n = self.link.recv(|f| {
+            for pr in probers.iter_mut() {
                 health_changes.extend(pr.on_frame(f, &mut |port, frame| out.push((port, frame))));
             }
             let Ok(eth) = EthernetFrame::new_checked(f) else {
-                continue;
+                return;
             };
             if eth.ethertype() != ethertype::ARP {
-                continue;
+                return;
             }
             let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
-                continue;
+                return;
             };
-            if let Some(g) = self.gw.as_mut() {
+            if let Some(g) = gw.as_mut() {
                 let (ip, mac) = (arp.sender_protocol_addr(), arp.sender_hardware_addr());
                 if g.learned.get(&ip) != Some(&mac) {
                     g.learned.insert(ip, mac);
-                    self.neighbours_learned += 1;
+                    *learned += 1;
                     changed = true;
                 }
             }
+        });
+        if n == 0 {
+            return false;
         }
         if changed {
             self.publish_neighbours();
         }
-        for (port, f) in out {
-            self.send_frame(port, &f);
-        }
+        self.link
+            .send(out.iter().map(|(port, f)| (*port, f.as_slice())));
         for c in health_changes {
             self.apply_health(c);
         }
         true
-    }
-
-    /// Queue one frame for worker 0 to transmit on `port`.
-    fn send_frame(&self, port: PortId, f: &[u8]) {
-        let Some(mut m) = self.info.pool.alloc() else {
-            return;
-        };
-        if !m.write(f) {
-            return;
-        }
-        m.set_port(port);
-        let mut b = Burst::new();
-        if b.push(m).is_ok() {
-            b.enqueue(&self.mgmt_tx);
-        }
     }
 
     /// Run the health checks' timers; publish what changed.
@@ -214,24 +193,23 @@ impl State {
         if self.probers.is_empty() {
             return;
         }
-        let now = Instant::now();
-        let cur = self.tables.load();
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let cur = self.link.tables.load();
         let neigh = cur.gw.as_ref().map(|g| g.neighbours.clone());
-        let mut out: Vec<(PortId, Vec<u8>)> = Vec::new();
+        let mut out: Vec<(PortIdx, Vec<u8>)> = Vec::new();
         let mut changes = Vec::new();
         for pr in &mut self.probers {
             let mac_of = |ip: [u8; 4]| neigh.as_ref().and_then(|n| n.get(ip));
-            changes.extend(pr.tick(now, mac_of, &mut |port, f| out.push((port, f))));
+            changes.extend(pr.tick(now_ms, mac_of, &mut |port, f| out.push((port, f))));
         }
-        for (port, f) in out {
-            self.send_frame(port, &f);
-        }
+        self.link
+            .send(out.iter().map(|(port, f)| (*port, f.as_slice())));
         for c in changes {
             self.apply_health(c);
         }
     }
 
-    fn apply_health(&mut self, (group, name, up): crate::health::Change) {
+    fn apply_health(&mut self, (group, name, up): pgw_pipelines::health::Change) {
         let r = if group == "gateway" {
             if let Some(rad) = self.radius.as_mut() {
                 rad.set_gw_up(&name, up);
@@ -248,7 +226,7 @@ impl State {
 
     fn publish_neighbours(&self) {
         let Some(g) = &self.gw else { return };
-        let cur = self.tables.load();
+        let cur = self.link.tables.load();
         let Some(gt) = &cur.gw else { return };
         // Static entries win over learned ones.
         let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
@@ -259,7 +237,7 @@ impl State {
             ),
             ..(**cur).clone()
         };
-        self.tables.store(Arc::new(next));
+        self.link.tables.store(Arc::new(next));
     }
 
     /// Ask (again) for every member whose MAC is unknown.
@@ -269,7 +247,7 @@ impl State {
             return;
         }
         g.last_arp = Some(Instant::now());
-        let mut b = Burst::new();
+        let mut frames = Vec::new();
         for ip in &g.members {
             if g.learned.contains_key(ip) || g.static_neigh.iter().any(|(a, _)| a == ip) {
                 continue;
@@ -283,25 +261,16 @@ impl State {
                 [0; 6],
                 *ip,
             );
-            let Some(mut m) = self.info.pool.alloc() else {
-                break;
-            };
             let mut padded = frame;
             padded.resize(60, 0);
-            if !m.write(&padded) {
-                continue;
-            }
-            m.set_port(g.server_port);
-            if b.push(m).is_err() {
-                break;
-            }
-            self.arp_sent += 1;
+            frames.push(padded);
         }
-        b.enqueue(&self.mgmt_tx);
+        let port = g.server_port;
+        self.arp_sent += self.link.send(frames.iter().map(|f| (port, f.as_slice()))) as u64;
     }
 
     fn drain_acct(&mut self) {
-        for q in &self.acct {
+        for q in &self.link.acct {
             while let Some(r) = q.pop() {
                 self.acct_total += 1;
                 if let Some(log) = &self.acctlog {
@@ -312,7 +281,7 @@ impl State {
                         .or_else(|| self.remote_devices.get(&r.device_id).cloned())
                         .unwrap_or_else(|| r.device_id.to_string());
                     let svc = self.service_name(r.service.map(|s| s.0));
-                    log.submit(crate::acctlog::AcctRow::from_record(
+                    log.submit(crate::mgmt::acctlog::AcctRow::from_record(
                         &r,
                         dev,
                         svc,
@@ -331,7 +300,7 @@ impl State {
     fn answer(&mut self, req: &str) -> String {
         match req {
             "servers" => {
-                let cur = self.tables.load();
+                let cur = self.link.tables.load();
                 let groups: Vec<serde_json::Value> = cur
                     .gw
                     .as_ref()
@@ -367,8 +336,12 @@ impl State {
                         .collect(),
                     _ => vec![],
                 };
-                let health: Vec<&crate::health::Target> =
-                    self.probers.iter().flat_map(|p| p.targets.iter()).collect();
+                let health: Vec<HealthRow> = self
+                    .probers
+                    .iter()
+                    .flat_map(|p| p.targets.iter())
+                    .map(HealthRow::from)
+                    .collect();
                 serde_json::json!({ "groups": groups, "gateways": gateways, "health": health })
                     .to_string()
             }
@@ -377,14 +350,10 @@ impl State {
                 Some(r) => r.sessions_json(),
                 None => "{\"error\":\"this instance has no [radius] section\"}".into(),
             },
-            "stats" => {
-                let mut r = self.info.report();
-                r.control_rx = self.info.control_rx.load(Relaxed);
-                serde_json::to_string(&r).unwrap_or_default()
-            }
+            "stats" => serde_json::to_string(&self.link.report()).unwrap_or_default(),
             "runtime" => serde_json::to_string(&self.runtime_report()).unwrap_or_default(),
             "runtime-clear" => {
-                self.runtime_base = self.info.shared.iter().map(|s| s.runtime()).collect();
+                self.runtime_base = self.link.runtime().into_iter().map(|(_, r)| r).collect();
                 self.runtime_since = Instant::now();
                 "{\"ok\":true}".into()
             }
@@ -428,14 +397,14 @@ impl State {
                     .to_string()
             }
             "neighbors" => {
-                let t = self.tables.load();
+                let t = self.link.tables.load();
                 let learned: Vec<(String, String)> = self
                     .gw
                     .as_ref()
                     .map(|g| {
                         g.learned
                             .iter()
-                            .map(|(ip, mac)| (ipstr(*ip), crate::stats::mac_string(*mac)))
+                            .map(|(ip, mac)| (ipstr(*ip), crate::runtime::stats::mac_string(*mac)))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -459,7 +428,7 @@ impl State {
 impl State {
     /// Publish the merged session table to the workers.
     fn publish_sessions(&self) {
-        let cur = self.tables.load();
+        let cur = self.link.tables.load();
         let Some(gt) = &cur.gw else { return };
         let parts = [
             &self.static_sessions,
@@ -473,7 +442,7 @@ impl State {
             gw: Some(gt.with_sessions(sessions)),
             ..(**cur).clone()
         };
-        self.tables.store(Arc::new(next));
+        self.link.tables.store(Arc::new(next));
     }
 
     /// Session tables from the management instance (control protocol).
@@ -484,22 +453,23 @@ impl State {
         let mut buf = [0u8; 65536];
         let mut changed = false;
         while let Ok((n, _from)) = sock.recv_from(&mut buf) {
-            let Ok(m) = rx.accept(&buf[..n], crate::acctlog::unix_ms_now()) else {
+            let Ok(m) = rx.accept(&buf[..n], crate::mgmt::acctlog::unix_ms_now()) else {
                 continue;
             };
             let Some(table) = rx.assemble(m) else {
                 continue;
             };
             {
-                let m = crate::ctlproto::Message {
+                let m = crate::mgmt::ctlproto::Message {
                     sessions: table,
                     ..Default::default()
                 };
-                let sess = |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session {
-                    device_id: e.device_key,
-                    active: e.active,
-                    allowed: e.allowed,
-                };
+                let sess =
+                    |e: &crate::mgmt::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session {
+                        device_id: e.device_key,
+                        active: e.active,
+                        allowed: e.allowed,
+                    };
                 self.remote_sessions = (
                     m.sessions
                         .iter()
@@ -531,7 +501,7 @@ impl State {
         for rec in std::mem::take(&mut r.pending_log) {
             if let Some(log) = &self.acctlog {
                 let user = r.user_of(&rec.session.device_id);
-                log.submit_session(crate::acctlog::SessionLogRow::from_record(
+                log.submit_session(crate::mgmt::acctlog::SessionLogRow::from_record(
                     &rec,
                     user,
                     Vec::new(),
@@ -554,9 +524,9 @@ impl State {
         };
         let mut applied = Vec::new();
         if p.gw.is_some() {
-            match crate::gwcfg::build(&p) {
+            match crate::config::gw::build(&p) {
                 Ok(b) => {
-                    let cur = self.tables.load();
+                    let cur = self.link.tables.load();
                     if let Some(gt) = &cur.gw {
                         // Keep the health checks' verdicts on members that still exist.
                         let mut services = b.services.clone();
@@ -568,7 +538,7 @@ impl State {
                                 }
                             }
                         }
-                        self.tables.store(Arc::new(Tables {
+                        self.link.tables.store(Arc::new(Tables {
                             gw: Some(gt.with_services(services)),
                             ..(**cur).clone()
                         }));
@@ -598,7 +568,7 @@ impl State {
 
     /// Mark an LB gateway up or down and publish the new LB table.
     fn set_gateway(&self, name: &str, up: bool) -> String {
-        let cur = self.tables.load();
+        let cur = self.link.tables.load();
         let (Some(snap), Some(names)) = (&cur.lb, &self.lb_gateways) else {
             return "{\"error\":\"this instance has no LB table\"}".into();
         };
@@ -607,7 +577,7 @@ impl State {
         };
         let mut next = snap.clone();
         let ranges = next.table.set_gw_up(id as u16, up);
-        self.tables.store(Arc::new(Tables {
+        self.link.tables.store(Arc::new(Tables {
             lb: Some(next),
             ..(**cur).clone()
         }));
@@ -616,13 +586,13 @@ impl State {
 
     /// Mark a server-group member up or down and publish the new services.
     fn set_server(&self, group: &str, member: &str, up: bool) -> String {
-        let cur = self.tables.load();
+        let cur = self.link.tables.load();
         let Some(gt) = &cur.gw else {
             return "{\"error\":\"this instance has no GW tables\"}".into();
         };
         match gt.services.with_member_state(group, member, up) {
             Ok(s) => {
-                self.tables.store(Arc::new(Tables {
+                self.link.tables.store(Arc::new(Tables {
                     gw: Some(gt.with_services(s)),
                     ..(**cur).clone()
                 }));
@@ -634,56 +604,55 @@ impl State {
 }
 
 impl Management {
-    pub fn start(e: &Engine) -> Result<Management, EngineError> {
-        let socket = e.profile.control_socket();
+    /// Start the management thread of an engine: `link` is its handle on
+    /// the running engine, `gw` and `lb` what the profile built for the
+    /// roles it runs. Errors name the profile key or the socket at fault.
+    pub fn start(
+        profile: &Profile,
+        link: MgmtLink,
+        gw: Option<&GwBuild>,
+        lb: Option<&LbBuild>,
+    ) -> Result<Management, String> {
+        let socket = profile.control_socket();
         let listener = control::bind(&socket)
-            .map_err(|err| EngineError(format!("control socket {}: {err}", socket.display())))?;
-        let gw = e.gw.as_ref().map(|g| {
-            let ports = &e.info().ports;
-            GwMgmt {
-                server_port: ports[g.cfg.server_port as usize].id,
-                server_mac: ports[g.cfg.server_port as usize].mac,
-                arp_src: g.cfg.pool.first().copied().unwrap_or([0; 4]),
-                members: g.members.clone(),
-                static_neigh: g.neighbours.clone(),
-                static_neigh6: g.neighbours6.clone(),
-                learned: HashMap::new(),
-                last_arp: None,
-                service_names: g.service_names.clone(),
-            }
+            .map_err(|err| format!("control socket {}: {err}", socket.display()))?;
+        let probers = build_probers(profile, &link, gw, lb);
+        let gw_static = gw;
+        let gw = gw.map(|g| GwMgmt {
+            server_port: g.cfg.server_port,
+            server_mac: link.port_mac(g.cfg.server_port),
+            arp_src: g.cfg.pool.first().copied().unwrap_or([0; 4]),
+            members: g.members.clone(),
+            static_neigh: g.neighbours.clone(),
+            static_neigh6: g.neighbours6.clone(),
+            learned: HashMap::new(),
+            last_arp: None,
+            service_names: g.service_names.clone(),
         });
         let mut st = State {
-            profile_path: PathBuf::from(&e.profile.source),
-            info: e.info().clone(),
-            control: e.control.clone().expect("control ring"),
-            mgmt_tx: e.mgmt_tx.clone().expect("mgmt tx ring"),
-            tables: e.tables.clone(),
-            acct: e.acct.clone(),
+            profile_path: PathBuf::from(&profile.source),
+            link,
             gw,
             acct_total: 0,
             acct_recent: VecDeque::new(),
             neighbours_learned: 0,
             arp_sent: 0,
-            lb_gateways: e.lb.as_ref().map(|b| b.gateway_names.clone()),
-            radius: crate::radius::RadiusSide::start(&e.profile).map_err(EngineError)?,
-            static_sessions: e
-                .gw
-                .as_ref()
+            lb_gateways: lb.map(|b| b.gateway_names.clone()),
+            radius: radius::RadiusSide::start(profile)?,
+            static_sessions: gw_static
                 .map(|g| (g.static_sessions.clone(), g.static_sessions6.clone()))
                 .unwrap_or_default(),
             radius_sessions: Default::default(),
             remote_sessions: Default::default(),
             remote_devices: HashMap::new(),
-            ctl: match &e.profile.control {
+            ctl: match &profile.control {
                 Some(c) => {
-                    let s = std::net::UdpSocket::bind(&c.listen).map_err(|err| {
-                        EngineError(format!("control.listen {}: {err}", c.listen))
-                    })?;
-                    s.set_nonblocking(true)
-                        .map_err(|err| EngineError(err.to_string()))?;
+                    let s = std::net::UdpSocket::bind(&c.listen)
+                        .map_err(|err| format!("control.listen {}: {err}", c.listen))?;
+                    s.set_nonblocking(true).map_err(|err| err.to_string())?;
                     Some((
                         s,
-                        crate::ctlproto::Receiver::new(c.secret.as_bytes(), &c.gateway),
+                        crate::mgmt::ctlproto::Receiver::new(c.secret.as_bytes(), &c.gateway),
                     ))
                 }
                 None => None,
@@ -691,31 +660,30 @@ impl Management {
             started: Instant::now(),
             runtime_base: Vec::new(),
             runtime_since: Instant::now(),
-            runtime_timed: e.profile.engine.runtime_stages,
-            probers: build_probers(e),
-            acctlog: match &e.profile.accounting {
+            runtime_timed: profile.engine.runtime_stages,
+            probers,
+            acctlog: match &profile.accounting {
                 Some(a) => Some(
-                    crate::acctlog::AcctLogger::start(crate::acctlog::AcctLogConfig {
+                    crate::mgmt::acctlog::AcctLogger::start(crate::mgmt::acctlog::AcctLogConfig {
                         sqlite_path: a.sqlite.clone(),
                         ipfix_collector: a.ipfix_collector.as_ref().and_then(|c| c.parse().ok()),
                         batch_rows: a.batch_rows,
                         batch_ms: a.batch_ms,
                         ..Default::default()
                     })
-                    .map_err(|err| EngineError(format!("accounting: {err}")))?,
+                    .map_err(|err| format!("accounting: {err}"))?,
                 ),
                 None => None,
             },
-            wall_offset_ms: crate::acctlog::unix_ms_now(),
-            proxy_accounting: e
-                .profile
+            wall_offset_ms: crate::mgmt::acctlog::unix_ms_now(),
+            proxy_accounting: profile
                 .accounting
                 .as_ref()
                 .map(|a| a.proxy_accounting)
                 .unwrap_or(true),
         };
-        let core = e.profile.cores.management;
-        let poll = Duration::from_millis(e.profile.engine.mgmt_poll_ms as u64);
+        let core = profile.cores.management;
+        let poll = Duration::from_millis(profile.engine.mgmt_poll_ms as u64);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let handle = std::thread::Builder::new()
@@ -740,7 +708,7 @@ impl Management {
                 }
                 st.drain_acct();
             })
-            .map_err(|err| EngineError(format!("spawning the management thread: {err}")))?;
+            .map_err(|err| format!("spawning the management thread: {err}"))?;
         Ok(Management {
             stop,
             handle: Some(handle),
@@ -748,11 +716,13 @@ impl Management {
         })
     }
 
-    pub fn stop(self) {}
-}
+    /// Stop the thread (it drains the accounting queues one last time and
+    /// flushes the accounting writer), wait for it, remove the socket.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
 
-impl Drop for Management {
-    fn drop(&mut self) {
+    fn shutdown(&mut self) {
         self.stop.store(true, Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -761,19 +731,71 @@ impl Drop for Management {
     }
 }
 
+impl Drop for Management {
+    /// A management side dropped without [`Management::stop`] (an error
+    /// path) stops the same way.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A health target as `pgw ctl servers` shows it.
+#[derive(Serialize)]
+struct HealthRow {
+    group: String,
+    name: String,
+    ip: String,
+    up: bool,
+    passes_in_row: u32,
+    fails_in_row: u32,
+    probes: u64,
+    passes: u64,
+    changes: u64,
+    last_result: String,
+}
+
+impl From<&Target> for HealthRow {
+    fn from(t: &Target) -> HealthRow {
+        HealthRow {
+            group: t.group.clone(),
+            name: t.name.clone(),
+            ip: t.ip.clone(),
+            up: t.up,
+            passes_in_row: t.passes_in_row,
+            fails_in_row: t.fails_in_row,
+            probes: t.probes,
+            passes: t.passes,
+            changes: t.changes,
+            last_result: t.last_result.clone(),
+        }
+    }
+}
+
+fn health_params(h: &HealthCfg) -> HealthParams {
+    HealthParams {
+        interval_ms: (h.interval_s * 1000.0) as u64,
+        timeout_ms: (h.timeout_s * 1000.0) as u64,
+        rise: h.rise,
+        fall: h.fall,
+    }
+}
+
 /// Health checks from the profile: TCP probes of every server-group member
 /// (GW), ARP probes of every gateway with an address (LB).
-fn build_probers(e: &Engine) -> Vec<Prober> {
+fn build_probers(
+    profile: &Profile,
+    link: &MgmtLink,
+    gw: Option<&GwBuild>,
+    lb: Option<&LbBuild>,
+) -> Vec<Prober> {
     let mut v = Vec::new();
-    let ports = &e.info().ports;
-    if let (Some(g), Some(gc)) = (&e.gw, e.profile.gw.as_ref()) {
+    if let (Some(g), Some(gc)) = (gw, profile.gw.as_ref()) {
         if let (Some(h), Some((lo, hi))) = (gc.health, g.cfg.reserved_ports) {
-            let sp = &ports[g.cfg.server_port as usize];
             let mut pr = Prober::new(
-                h,
+                health_params(&h),
                 Source {
-                    port: sp.id,
-                    mac: sp.mac,
+                    port: g.cfg.server_port,
+                    mac: link.port_mac(g.cfg.server_port),
                     ip: g.cfg.pool[0],
                 },
                 (lo, hi),
@@ -788,20 +810,20 @@ fn build_probers(e: &Engine) -> Vec<Prober> {
             v.push(pr);
         }
     }
-    if let (Some(b), Some(lc)) = (&e.lb, e.profile.lb.as_ref()) {
+    if let (Some(b), Some(lc)) = (lb, profile.lb.as_ref()) {
         if let Some(h) = lc.health {
             let lan = b.cfg.lan_port as usize;
-            let src_ip = e.profile.ports[lan]
+            let src_ip = profile.ports[lan]
                 .ipv4
                 .first()
                 .and_then(|c| crate::config::parse_cidr(c).ok())
                 .map(|(a, _)| a.octets());
             if let Some(ip) = src_ip {
                 let mut pr = Prober::new(
-                    h,
+                    health_params(&h),
                     Source {
-                        port: ports[lan].id,
-                        mac: ports[lan].mac,
+                        port: b.cfg.lan_port,
+                        mac: link.port_mac(b.cfg.lan_port),
                         ip,
                     },
                     (0, 0),

@@ -19,8 +19,7 @@ use arrayvec::ArrayVec;
 use pgw_pipelines::{Pkt, PortIdx};
 use rte_sys as sys;
 
-/// Largest burst the engine moves at once.
-pub const MAX_BURST: usize = 64;
+pub use pgw_pipelines::MAX_BURST;
 
 #[derive(Debug, Clone)]
 pub struct DpdkError {

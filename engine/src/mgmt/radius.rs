@@ -17,109 +17,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use pgw_pipelines::gw::tables::Session;
-use pgw_pipelines::mgmt::assign::{Assigner, GwConfig as AssignGw, GwId, Ipv4Range};
-use pgw_pipelines::mgmt::session::{
-    Notification, SessionConfig, SessionLogRecord, SessionState, StatusChange,
-};
-use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
-use pgw_pipelines::mgmt::{Manager, ManagerConfig, RadiusClient};
-use serde::Deserialize;
+use pgw_pipelines::mgmt::assign::GwId;
+use pgw_pipelines::mgmt::session::{Notification, SessionLogRecord, SessionState, StatusChange};
+use pgw_pipelines::mgmt::{Manager, RadiusClient};
 
-use crate::config::{ConfigError, Profile};
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RadiusCfg {
-    /// Authentication port (Access-Request), e.g. "127.0.0.1:1812".
-    pub listen: String,
-    /// Accounting port (Accounting-Request), e.g. "127.0.0.1:1813".
-    pub acct_listen: String,
-    /// Name of the `[[radius.gateway]]` this instance is.
-    #[serde(default)]
-    pub this_gateway: Option<String>,
-    /// Act → Dormant without traffic (seconds; absent: only on Stop).
-    #[serde(default)]
-    pub dormant_s: Option<f64>,
-    /// Dormant → Close after this long (seconds).
-    #[serde(default = "d_session_s")]
-    pub session_s: f64,
-    /// Act → Close without an Interim-Update for this long (absent: off).
-    #[serde(default)]
-    pub interim_monitor_s: Option<f64>,
-    /// Interval the NAS is told to send Interim-Updates at.
-    #[serde(default)]
-    pub interim_interval_s: Option<u32>,
-    /// Shared secret of the control protocol toward the gateway instances
-    /// (`[[radius.gateway]] control`), see `ctlproto`.
-    #[serde(default)]
-    pub control_secret: Option<String>,
-    /// Resend every remote gateway its session table this often (seconds).
-    #[serde(default = "d_resync_s")]
-    pub control_resync_s: f64,
-    /// Service ids (bits of the allowed-services bitmap), when this instance
-    /// has no `[gw]` section of its own; must match the gateways' ids.
-    #[serde(rename = "service", default)]
-    pub services: Vec<crate::config::ServiceCfg>,
-    #[serde(rename = "client", default)]
-    pub clients: Vec<ClientCfg>,
-    #[serde(rename = "user", default)]
-    pub users: Vec<UserCfg>,
-    #[serde(rename = "gateway", default)]
-    pub gateways: Vec<AssignGwCfg>,
-}
-
-fn d_session_s() -> f64 {
-    3600.0
-}
-fn d_resync_s() -> f64 {
-    2.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientCfg {
-    /// Source address of the NAS.
-    pub address: String,
-    pub secret: String,
-    #[serde(default)]
-    pub require_message_authenticator: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserCfg {
-    pub user: String,
-    pub password: String,
-    /// Mobile device id (the NAS sends it as Calling-Station-Id).
-    pub device_id: String,
-    #[serde(default)]
-    pub phone: String,
-    /// Services this device may use (`[[gw.service]]` names).
-    #[serde(default)]
-    pub services: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssignGwCfg {
-    pub name: String,
-    /// Address ranges "first-last" handed to this gateway's subscribers.
-    pub ranges: Vec<String>,
-    #[serde(default = "d_true")]
-    pub up: bool,
-    /// IPv6 block of this gateway ("2001:db8:50::/48"): session i gets its
-    /// i-th /64 as Framed-IPv6-Prefix (dual stack, NAT64 for IPv6 subscribers).
-    #[serde(default)]
-    pub ipv6_prefix: Option<String>,
-    /// Control listener of that gateway's pgw instance ("address:port"),
-    /// where its session table is sent (not needed for `this_gateway`).
-    #[serde(default)]
-    pub control: Option<String>,
-}
-
-fn d_true() -> bool {
-    true
-}
+use crate::config::radius::build;
+use crate::config::Profile;
 
 /// A gateway's session table: IPv4 entries and IPv6 prefixes.
 pub type Sessions4and6 = (Vec<([u8; 4], Session)>, Vec<([u8; 16], u8, Session)>);
@@ -173,205 +76,6 @@ pub struct RadiusSide {
     buf: Vec<u8>,
 }
 
-fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigError> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| p.err(key.clone(), format!("{s:?}: write first-last")))?;
-    let a: Ipv4Addr = a
-        .trim()
-        .parse()
-        .map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv4 address")))?;
-    let b: Ipv4Addr = b
-        .trim()
-        .parse()
-        .map_err(|_| p.err(key.clone(), format!("{b:?} is not an IPv4 address")))?;
-    if u32::from(a) > u32::from(b) {
-        return Err(p.err(key, format!("{s:?}: first is after last")));
-    }
-    Ok(Ipv4Range::new(a, b))
-}
-
-/// Build the manager from the profile (validation and start share this).
-#[allow(clippy::type_complexity)]
-pub fn build(
-    p: &Profile,
-) -> Result<
-    Option<(
-        RadiusCfg,
-        Manager<SocketAddr>,
-        Option<GwId>,
-        Vec<String>,
-        HashMap<IpAddr, RadiusClient>,
-    )>,
-    ConfigError,
-> {
-    let Some(r) = p.radius.clone() else {
-        return Ok(None);
-    };
-    r.listen.parse::<SocketAddr>().map_err(|_| {
-        p.err(
-            "radius.listen",
-            format!("{:?} is not address:port", r.listen),
-        )
-    })?;
-    r.acct_listen.parse::<SocketAddr>().map_err(|_| {
-        p.err(
-            "radius.acct_listen",
-            format!("{:?} is not address:port", r.acct_listen),
-        )
-    })?;
-    // Service ids: the GW's, so the bitmaps agree bit for bit.
-    let gw_services: Vec<(u8, String)> = if !r.services.is_empty() {
-        r.services.iter().map(|s| (s.id, s.name.clone())).collect()
-    } else {
-        p.gw.as_ref()
-            .map(|g| g.services.iter().map(|s| (s.id, s.name.clone())).collect())
-            .unwrap_or_default()
-    };
-    for (i, sv) in r.services.iter().enumerate() {
-        if sv.id > 63 {
-            return Err(p.err(format!("radius.service[{i}].id"), format!("{} > 63", sv.id)));
-        }
-    }
-    let max = gw_services
-        .iter()
-        .map(|(i, _)| *i as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let mut names: Vec<String> = (0..max).map(|i| format!("#unused{i}")).collect();
-    for (i, n) in &gw_services {
-        names[*i as usize] = n.clone();
-    }
-    let mut users = Vec::new();
-    let mut orders = Vec::new();
-    for (i, u) in r.users.iter().enumerate() {
-        for (j, s) in u.services.iter().enumerate() {
-            if !gw_services.iter().any(|(_, n)| n == s) {
-                return Err(p.err(
-                    format!("radius.user[{i}].services[{j}]"),
-                    format!("no service named {s:?} ([[radius.service]] or [[gw.service]])"),
-                ));
-            }
-        }
-        users.push(UserRecord {
-            user_id: u.user.clone(),
-            password: u.password.clone(),
-            device_id: u.device_id.clone(),
-            phone: u.phone.clone(),
-        });
-        orders.push(ServiceOrder {
-            device_id: u.device_id.clone(),
-            allowed: u.services.clone(),
-        });
-    }
-    let users = UserTable::new(users).map_err(|e| p.err("radius.user", e.to_string()))?;
-    let services =
-        ServiceOrderTable::new(names, orders).map_err(|e| p.err("radius.user", e.to_string()))?;
-    let mut gws = Vec::new();
-    for (i, g) in r.gateways.iter().enumerate() {
-        let mut ranges = Vec::new();
-        for (j, s) in g.ranges.iter().enumerate() {
-            ranges.push(parse_range(
-                p,
-                format!("radius.gateway[{i}].ranges[{j}]"),
-                s,
-            )?);
-        }
-        gws.push(AssignGw {
-            id: GwId(i as u16),
-            name: g.name.clone(),
-            ranges,
-            up: g.up,
-        });
-    }
-    if gws.is_empty() {
-        return Err(p.err(
-            "radius.gateway",
-            "at least one [[radius.gateway]] with address ranges",
-        ));
-    }
-    let gw_names: Vec<String> = r.gateways.iter().map(|g| g.name.clone()).collect();
-    let this = match &r.this_gateway {
-        Some(n) => Some(GwId(gw_names.iter().position(|g| g == n).ok_or_else(|| {
-            p.err(
-                "radius.this_gateway",
-                format!("no [[radius.gateway]] named {n:?}"),
-            )
-        })? as u16)),
-        None => None,
-    };
-    for (i, g) in r.gateways.iter().enumerate() {
-        if let Some(c) = &g.control {
-            c.parse::<SocketAddr>().map_err(|_| {
-                p.err(
-                    format!("radius.gateway[{i}].control"),
-                    format!("{c:?} is not address:port"),
-                )
-            })?;
-            if r.control_secret.as_deref().unwrap_or("").is_empty() {
-                return Err(p.err(
-                    "radius.control_secret",
-                    "a secret is needed to send sessions to gateway instances",
-                ));
-            }
-        }
-    }
-    let assigner = Assigner::new(gws).map_err(|e| p.err("radius.gateway", e.to_string()))?;
-    let mut v6 = Vec::new();
-    for (i, g) in r.gateways.iter().enumerate() {
-        if let Some(s) = &g.ipv6_prefix {
-            let key = format!("radius.gateway[{i}].ipv6_prefix");
-            let (a, l) = s
-                .split_once('/')
-                .ok_or_else(|| p.err(key.clone(), format!("{s:?}: write address/length")))?;
-            let a: std::net::Ipv6Addr = a
-                .parse()
-                .map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv6 address")))?;
-            let l: u8 = l
-                .parse()
-                .map_err(|_| p.err(key.clone(), format!("{l:?} is not a prefix length")))?;
-            if l > 64 {
-                return Err(p.err(key, "the block must be /64 or shorter (sessions get /64s)"));
-            }
-            v6.push((GwId(i as u16), a.octets(), l));
-        }
-    }
-    let mut clients = HashMap::new();
-    for (i, c) in r.clients.iter().enumerate() {
-        let a: IpAddr = c.address.parse().map_err(|_| {
-            p.err(
-                format!("radius.client[{i}].address"),
-                format!("{:?} is not an IP address", c.address),
-            )
-        })?;
-        if c.secret.is_empty() {
-            return Err(p.err(format!("radius.client[{i}].secret"), "empty secret"));
-        }
-        clients.insert(
-            a,
-            RadiusClient {
-                secret: c.secret.as_bytes().to_vec(),
-                require_message_authenticator: c.require_message_authenticator,
-            },
-        );
-    }
-    let ms = |s: f64| (s * 1000.0) as u64;
-    let cfg = ManagerConfig {
-        session: SessionConfig {
-            dormant_ms: r.dormant_s.map(ms),
-            session_ms: ms(r.session_s),
-            interim_monitor_ms: r.interim_monitor_s.map(ms),
-        },
-        acct_interim_interval_s: r.interim_interval_s,
-        ..ManagerConfig::default()
-    };
-    let mut mgr = Manager::new(cfg, users, services, assigner);
-    for (gw, base, len) in v6 {
-        mgr.set_ipv6_block(gw, base, len);
-    }
-    Ok(Some((r, mgr, this, gw_names, clients)))
-}
-
 impl RadiusSide {
     pub fn start(p: &Profile) -> Result<Option<RadiusSide>, String> {
         let Some((r, mgr, this_gw, gw_names, clients)) = build(p).map_err(|e| e.to_string())?
@@ -415,7 +119,7 @@ impl RadiusSide {
             resync: std::time::Duration::from_secs_f64(r.control_resync_s.max(0.1)),
             last_sync: None,
             ctl_sock,
-            epoch: crate::acctlog::unix_ms_now(),
+            epoch: crate::mgmt::acctlog::unix_ms_now(),
             seq: 0,
             control_sent: 0,
             devices: HashMap::new(),
@@ -597,12 +301,12 @@ impl RadiusSide {
             if !(*dirty || due) {
                 continue;
             }
-            let sessions: Vec<crate::ctlproto::SessionEntry> = self
+            let sessions: Vec<crate::mgmt::ctlproto::SessionEntry> = self
                 .gw_sessions
                 .get(gw)
                 .map(|t| {
                     t.iter()
-                        .map(|(a, (dev, s))| crate::ctlproto::SessionEntry {
+                        .map(|(a, (dev, s))| crate::mgmt::ctlproto::SessionEntry {
                             addr: Ipv4Addr::from(*a),
                             device: dev.clone(),
                             device_key: s.device_id,
@@ -619,20 +323,20 @@ impl RadiusSide {
                 "resync".into()
             };
             // One table, in parts of at most CHUNK entries (each its own datagram).
-            let chunks: Vec<&[crate::ctlproto::SessionEntry]> = if sessions.is_empty() {
+            let chunks: Vec<&[crate::mgmt::ctlproto::SessionEntry]> = if sessions.is_empty() {
                 vec![&[][..]]
             } else {
-                sessions.chunks(crate::ctlproto::CHUNK).collect()
+                sessions.chunks(crate::mgmt::ctlproto::CHUNK).collect()
             };
             let table = self.seq + 1;
             let mut ok = true;
             for (i, part) in chunks.iter().enumerate() {
                 self.seq += 1;
-                let msg = crate::ctlproto::Message {
+                let msg = crate::mgmt::ctlproto::Message {
                     v: 1,
                     epoch: self.epoch,
                     seq: self.seq,
-                    ts: crate::acctlog::unix_ms_now(),
+                    ts: crate::mgmt::acctlog::unix_ms_now(),
                     gateway: self
                         .gw_names
                         .get(gw.0 as usize)
@@ -645,7 +349,10 @@ impl RadiusSide {
                     sessions: part.to_vec(),
                 };
                 ok &= sock
-                    .send_to(&crate::ctlproto::encode(&msg, &self.control_secret), *addr)
+                    .send_to(
+                        &crate::mgmt::ctlproto::encode(&msg, &self.control_secret),
+                        *addr,
+                    )
                     .is_ok();
                 self.control_sent += 1;
             }

@@ -1,0 +1,213 @@
+//! Building the RADIUS side's session manager from a profile's `[radius]`:
+//! clients, users, service orders, gateways and their address ranges, into
+//! `pgw_pipelines::mgmt::Manager`. Validation (`pgw check-config`) and the
+//! management thread's start share it; the sockets are `mgmt::radius`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use pgw_pipelines::mgmt::assign::{Assigner, GwConfig as AssignGw, GwId, Ipv4Range};
+use pgw_pipelines::mgmt::session::SessionConfig;
+use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
+use pgw_pipelines::mgmt::{Manager, ManagerConfig, RadiusClient};
+
+use super::profile::{ConfigError, Profile, RadiusCfg};
+
+fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigError> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| p.err(key.clone(), format!("{s:?}: write first-last")))?;
+    let a: Ipv4Addr = a
+        .trim()
+        .parse()
+        .map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv4 address")))?;
+    let b: Ipv4Addr = b
+        .trim()
+        .parse()
+        .map_err(|_| p.err(key.clone(), format!("{b:?} is not an IPv4 address")))?;
+    if u32::from(a) > u32::from(b) {
+        return Err(p.err(key, format!("{s:?}: first is after last")));
+    }
+    Ok(Ipv4Range::new(a, b))
+}
+
+/// Build the manager from the profile (validation and start share this).
+#[allow(clippy::type_complexity)]
+pub fn build(
+    p: &Profile,
+) -> Result<
+    Option<(
+        RadiusCfg,
+        Manager<SocketAddr>,
+        Option<GwId>,
+        Vec<String>,
+        HashMap<IpAddr, RadiusClient>,
+    )>,
+    ConfigError,
+> {
+    let Some(r) = p.radius.clone() else {
+        return Ok(None);
+    };
+    r.listen.parse::<SocketAddr>().map_err(|_| {
+        p.err(
+            "radius.listen",
+            format!("{:?} is not address:port", r.listen),
+        )
+    })?;
+    r.acct_listen.parse::<SocketAddr>().map_err(|_| {
+        p.err(
+            "radius.acct_listen",
+            format!("{:?} is not address:port", r.acct_listen),
+        )
+    })?;
+    // Service ids: the GW's, so the bitmaps agree bit for bit.
+    let gw_services: Vec<(u8, String)> = if !r.services.is_empty() {
+        r.services.iter().map(|s| (s.id, s.name.clone())).collect()
+    } else {
+        p.gw.as_ref()
+            .map(|g| g.services.iter().map(|s| (s.id, s.name.clone())).collect())
+            .unwrap_or_default()
+    };
+    for (i, sv) in r.services.iter().enumerate() {
+        if sv.id > 63 {
+            return Err(p.err(format!("radius.service[{i}].id"), format!("{} > 63", sv.id)));
+        }
+    }
+    let max = gw_services
+        .iter()
+        .map(|(i, _)| *i as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut names: Vec<String> = (0..max).map(|i| format!("#unused{i}")).collect();
+    for (i, n) in &gw_services {
+        names[*i as usize] = n.clone();
+    }
+    let mut users = Vec::new();
+    let mut orders = Vec::new();
+    for (i, u) in r.users.iter().enumerate() {
+        for (j, s) in u.services.iter().enumerate() {
+            if !gw_services.iter().any(|(_, n)| n == s) {
+                return Err(p.err(
+                    format!("radius.user[{i}].services[{j}]"),
+                    format!("no service named {s:?} ([[radius.service]] or [[gw.service]])"),
+                ));
+            }
+        }
+        users.push(UserRecord {
+            user_id: u.user.clone(),
+            password: u.password.clone(),
+            device_id: u.device_id.clone(),
+            phone: u.phone.clone(),
+        });
+        orders.push(ServiceOrder {
+            device_id: u.device_id.clone(),
+            allowed: u.services.clone(),
+        });
+    }
+    let users = UserTable::new(users).map_err(|e| p.err("radius.user", e.to_string()))?;
+    let services =
+        ServiceOrderTable::new(names, orders).map_err(|e| p.err("radius.user", e.to_string()))?;
+    let mut gws = Vec::new();
+    for (i, g) in r.gateways.iter().enumerate() {
+        let mut ranges = Vec::new();
+        for (j, s) in g.ranges.iter().enumerate() {
+            ranges.push(parse_range(
+                p,
+                format!("radius.gateway[{i}].ranges[{j}]"),
+                s,
+            )?);
+        }
+        gws.push(AssignGw {
+            id: GwId(i as u16),
+            name: g.name.clone(),
+            ranges,
+            up: g.up,
+        });
+    }
+    if gws.is_empty() {
+        return Err(p.err(
+            "radius.gateway",
+            "at least one [[radius.gateway]] with address ranges",
+        ));
+    }
+    let gw_names: Vec<String> = r.gateways.iter().map(|g| g.name.clone()).collect();
+    let this = match &r.this_gateway {
+        Some(n) => Some(GwId(gw_names.iter().position(|g| g == n).ok_or_else(|| {
+            p.err(
+                "radius.this_gateway",
+                format!("no [[radius.gateway]] named {n:?}"),
+            )
+        })? as u16)),
+        None => None,
+    };
+    for (i, g) in r.gateways.iter().enumerate() {
+        if let Some(c) = &g.control {
+            c.parse::<SocketAddr>().map_err(|_| {
+                p.err(
+                    format!("radius.gateway[{i}].control"),
+                    format!("{c:?} is not address:port"),
+                )
+            })?;
+            if r.control_secret.as_deref().unwrap_or("").is_empty() {
+                return Err(p.err(
+                    "radius.control_secret",
+                    "a secret is needed to send sessions to gateway instances",
+                ));
+            }
+        }
+    }
+    let assigner = Assigner::new(gws).map_err(|e| p.err("radius.gateway", e.to_string()))?;
+    let mut v6 = Vec::new();
+    for (i, g) in r.gateways.iter().enumerate() {
+        if let Some(s) = &g.ipv6_prefix {
+            let key = format!("radius.gateway[{i}].ipv6_prefix");
+            let (a, l) = s
+                .split_once('/')
+                .ok_or_else(|| p.err(key.clone(), format!("{s:?}: write address/length")))?;
+            let a: std::net::Ipv6Addr = a
+                .parse()
+                .map_err(|_| p.err(key.clone(), format!("{a:?} is not an IPv6 address")))?;
+            let l: u8 = l
+                .parse()
+                .map_err(|_| p.err(key.clone(), format!("{l:?} is not a prefix length")))?;
+            if l > 64 {
+                return Err(p.err(key, "the block must be /64 or shorter (sessions get /64s)"));
+            }
+            v6.push((GwId(i as u16), a.octets(), l));
+        }
+    }
+    let mut clients = HashMap::new();
+    for (i, c) in r.clients.iter().enumerate() {
+        let a: IpAddr = c.address.parse().map_err(|_| {
+            p.err(
+                format!("radius.client[{i}].address"),
+                format!("{:?} is not an IP address", c.address),
+            )
+        })?;
+        if c.secret.is_empty() {
+            return Err(p.err(format!("radius.client[{i}].secret"), "empty secret"));
+        }
+        clients.insert(
+            a,
+            RadiusClient {
+                secret: c.secret.as_bytes().to_vec(),
+                require_message_authenticator: c.require_message_authenticator,
+            },
+        );
+    }
+    let ms = |s: f64| (s * 1000.0) as u64;
+    let cfg = ManagerConfig {
+        session: SessionConfig {
+            dormant_ms: r.dormant_s.map(ms),
+            session_ms: ms(r.session_s),
+            interim_monitor_ms: r.interim_monitor_s.map(ms),
+        },
+        acct_interim_interval_s: r.interim_interval_s,
+        ..ManagerConfig::default()
+    };
+    let mut mgr = Manager::new(cfg, users, services, assigner);
+    for (gw, base, len) in v6 {
+        mgr.set_ipv6_block(gw, base, len);
+    }
+    Ok(Some((r, mgr, this, gw_names, clients)))
+}
