@@ -113,16 +113,20 @@ group = "wap"
         }
         seen
     };
+    // A member whose first probes met no listener yet (RST) was marked down
+    // and is up again only after `rise` passes: wait for both to be up.
     wait_for(
-        "both members answered a probe",
+        "both members answered a probe and are up",
         Duration::from_secs(15),
         || {
             let v = servers(&sock);
-            v["health"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|h| h["passes"].as_u64().unwrap() >= 1)
+            member_up(&v, "w1")
+                && member_up(&v, "w2")
+                && v["health"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h["passes"].as_u64().unwrap() >= 1)
         },
     );
     let seen = who(10);
