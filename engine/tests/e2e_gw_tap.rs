@@ -113,6 +113,15 @@ group = "wap""#,
         seen.values().all(|&n| n >= 8),
         "round robin per worker should share: {seen:?}"
     );
+    // The SYNs the servers got carry the up clamp, the SYN-ACKs the
+    // subscriber got the down clamp (both kernels offered 1460).
+    wait_for("both tcpdumps", Duration::from_secs(5), || {
+        !lab.is_running("dump-srv") && !lab.is_running("dump-sub")
+    });
+    for (dump, mss) in [("dump-srv", "mss 1360"), ("dump-sub", "mss 1300")] {
+        let log = lab.log(dump);
+        assert_eq!(log.matches(mss).count(), 2, "{dump}: {log}");
+    }
 
     // A large transfer through the NAT, byte-identical.
     let got = lab.dir.join("got.bin");
