@@ -15,12 +15,9 @@ use std::time::Duration;
 
 #[test]
 fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
-    if !can_netns() || !have_tools(&["nfcapd", "nfdump"]) {
+    let Some(mut lab) = Lab::netns("pa", &["nfcapd", "nfdump"]) else {
         return;
-    }
-    let mut lab = Lab::new("pa");
-    let t = lab.tag.clone();
-    let sock = lab.dir.join("gw.sock");
+    };
     let db = lab.dir.join("acct.db");
     let flows = lab.dir.join("flows");
     std::fs::create_dir_all(&flows).unwrap();
@@ -33,59 +30,25 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
         "nfcapd",
         &format!("nfcapd -p {port} -b 127.0.0.1 -t 60 -w {}", flows.display()),
     );
-    let profile = format!(
-        r#"
-[instance]
-name = "{t}"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}a,iface={t}a"
-ipv4 = ["10.50.0.1/24"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}b,iface={t}b"
-[accounting]
-sqlite = "{db}"
-ipfix_collector = "127.0.0.1:{port}"
-batch_ms = 50
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-timeouts = {{ udp_s = 1 }}
-[[gw.service]]
-name = "chat"
-id = 3
-[[gw.group]]
-name = "chat"
-service = "chat"
-members = [{{ name = "c1", ip = "10.80.0.21", port = 9000 }}]
-[[gw.vip]]
-ip = "10.33.0.3"
-group = "chat"
-[[gw.session]]
-ip = "10.50.0.2"
-device_id = 9015550101
-services = ["chat"]
-"#,
-        sock = sock.display(),
-        db = db.display()
-    );
-    lab.start_pgw("gw", &profile, &sock, &[&format!("{t}a"), &format!("{t}b")]);
-    let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    sh(&format!("ip link set {t}a netns {sub} && ip -n {sub} addr add 10.50.0.2/24 dev {t}a && ip -n {sub} link set {t}a up"));
-    sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.50.0.1"));
-    sh(&format!("ip link set {t}b netns {srv} && ip -n {srv} addr add 10.80.0.21/24 dev {t}b && ip -n {srv} link set {t}b up"));
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&format!(
+            "[accounting]\nsqlite = \"{}\"\nipfix_collector = \"127.0.0.1:{port}\"\nbatch_ms = 50",
+            db.display()
+        ))
+        .with(&gw_section("timeouts = { udp_s = 1 }"))
+        .with(&gw_service(
+            "chat",
+            3,
+            &[member("c1", "10.80.0.21", 9000)],
+            "10.33.0.3",
+            None,
+        ))
+        .with(&gw_session("10.50.0.2", 9015550101, &["chat"]));
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.21/24"]);
     let echo = lab.write(
         "echo.py",
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.80.0.21',9000))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n",
@@ -94,27 +57,13 @@ services = ["chat"]
         "echo",
         &format!("ip netns exec {srv} python3 {}", echo.display()),
     );
-    wait_for("the echo server to listen", Duration::from_secs(10), || {
-        sh_ok(&format!(
-            "ip netns exec {srv} ss -ulnH | grep -q 10.80.0.21:9000"
-        ))
-    });
+    lab.wait_listen(&srv, "udp", "10.80.0.21:9000");
     let client = lab.write(
         "client.py",
         "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.50.0.2',40001))\ns.settimeout(3)\nfor i in range(10):\n    s.sendto(bytes([65+i])*100,('10.33.0.3',5000))\n    d,a=s.recvfrom(2048)\n    assert d==bytes([65+i])*100 and a==('10.33.0.3',5000), (d,a)\nprint('ok')\n",
     );
     // The first exchange may wait for pgw to resolve the server's MAC.
-    wait_for(
-        "pgw to resolve the server's MAC",
-        Duration::from_secs(10),
-        || {
-            sh_ok(&format!(
-                "{} ctl --socket {} neighbors | grep -q 10.80.0.21",
-                pgw_bin().display(),
-                sock.display()
-            ))
-        },
-    );
+    lab.wait_neighbours(&sock, &["10.80.0.21"]);
     let out = sh(&format!("ip netns exec {sub} python3 {}", client.display()));
     assert_eq!(out.trim(), "ok");
 
@@ -156,10 +105,5 @@ services = ["chat"]
     assert_eq!(rec["in_bytes"], 1280);
     assert_eq!(rec["out_packets"], 10);
     assert_eq!(rec["out_bytes"], 1280);
-    assert_eq!(
-        lab.interrupt("gw", Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        lab.log("gw")
-    );
+    lab.stop_pgw("gw");
 }

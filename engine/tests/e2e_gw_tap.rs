@@ -14,159 +14,94 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn gw_nat_balancing_authorization_accounting_with_two_workers() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("pg", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("pg");
-    let tag = lab.tag.clone();
-    let (ta, tb) = (format!("{tag}a"), format!("{tag}b"));
-    let sock = lab.dir.join("ctl.sock");
-    let profile = lab.write(
-        "gw.toml",
-        &format!(
-            r#"
-[instance]
-name = "{tag}"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0, 1]
-[engine]
-mbufs = 16383
-idle_sleep_us = 20
-[[port]]
-name = "access"
-device = "net_tap_{tag}a,iface={ta}"
-ipv4 = ["10.50.0.1/24"]
-[[port]]
-name = "servers"
-device = "net_tap_{tag}b,iface={tb}"
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-key_ports = [20000, 29999]
-max_flows_per_worker = 4096
-mss_clamp_up = 1360
-mss_clamp_down = 1300
-[[gw.service]]
+    };
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .engine(Engine {
+            workers: vec![0, 1],
+            mbufs: 16383,
+            idle_sleep_us: 20,
+            ..Engine::default()
+        })
+        .with(&gw_section(
+            "key_ports = [20000, 29999]\n\
+             max_flows_per_worker = 4096\n\
+             mss_clamp_up = 1360\n\
+             mss_clamp_down = 1300",
+        ))
+        .with(&format!(
+            r#"[[gw.service]]
 name = "wap"
 id = 1
-[[gw.service]]
-name = "chat"
-id = 2
 [[gw.group]]
 name = "wap"
 service = "wap"
 policy = "round-robin"
-members = [{{ name = "w1", ip = "10.80.0.11", port = 8080 }}, {{ name = "w2", ip = "10.80.0.12", port = 8080 }}]
-[[gw.group]]
-name = "chat"
-service = "chat"
-members = [{{ name = "c1", ip = "10.80.0.21", port = 8080 }}]
+members = [{}, {}]
 [[gw.vip]]
 ip = "10.33.0.1"
 port = 80
-group = "wap"
-[[gw.vip]]
-ip = "10.33.0.3"
-port = 80
-group = "chat"
-[[gw.session]]
-ip = "10.50.0.2"
-device_id = 1001
-services = ["wap"]
-"#,
-            sock = sock.display()
-        ),
-    );
-    let out = sh(&format!(
-        "{} check-config {}",
-        pgw_bin().display(),
-        profile.display()
-    ));
-    assert!(out.contains("ok"), "{out}");
-    let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    lab.spawn(
-        "pgw",
-        &format!(
-            "{} run --profile {}",
-            pgw_bin().display(),
-            profile.display()
-        ),
-    );
-    wait_for("pgw control socket", Duration::from_secs(20), || {
-        sock.exists()
-    });
-    wait_for("taps up", Duration::from_secs(10), || {
-        sh_ok(&format!("ip link show {ta} | grep -q ',UP'"))
-            && sh_ok(&format!("ip link show {tb} | grep -q ',UP'"))
-    });
-    sh(&format!(
-        "ip link set {ta} netns {sub} && ip link set {tb} netns {srv}"
-    ));
-    sh(&format!(
-        "ip -n {sub} addr add 10.50.0.2/24 dev {ta} && ip -n {sub} link set {ta} up"
-    ));
-    sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.50.0.1"));
-    sh(&format!("ip -n {srv} link set {tb} up"));
-    for a in ["10.80.0.11", "10.80.0.12", "10.80.0.21"] {
-        sh(&format!("ip -n {srv} addr add {a}/24 dev {tb}"));
-    }
+group = "wap""#,
+            member("w1", "10.80.0.11", 8080),
+            member("w2", "10.80.0.12", 8080)
+        ))
+        .with(&gw_service(
+            "chat",
+            2,
+            &[member("c1", "10.80.0.21", 8080)],
+            "10.33.0.3",
+            Some(80),
+        ))
+        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
+    let (ta, tb) = (profile.taps[0].clone(), profile.taps[1].clone());
+    let sock = lab.run_pgw("pgw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.11/24", "10.80.0.12/24", "10.80.0.21/24"]);
     // Three servers, each with its own content.
     let blob = lab.dir.join("blob.bin");
     sh(&format!(
         "head -c 4194304 /dev/urandom > {}",
         blob.display()
     ));
-    for (name, a) in [
-        ("w1", "10.80.0.11"),
-        ("w2", "10.80.0.12"),
-        ("c1", "10.80.0.21"),
-    ] {
-        let d = lab.dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("who"), name).unwrap();
-        sh(&format!("cp {} {}/blob.bin", blob.display(), d.display()));
-        lab.spawn(
-            name,
-            &format!(
-                "ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}",
-                d.display()
-            ),
-        );
+    let servers = ["10.80.0.11", "10.80.0.12", "10.80.0.21"];
+    for (name, a) in ["w1", "w2", "c1"].into_iter().zip(servers) {
+        let d = lab.serve_http(name, &srv, a);
+        std::fs::copy(&blob, d.join("blob.bin")).unwrap();
     }
     wait_for("servers listening", Duration::from_secs(10), || {
-        ["10.80.0.11", "10.80.0.12", "10.80.0.21"].iter().all(|a| {
-            sh_ok(&format!(
-                "ip netns exec {srv} curl -s -o /dev/null --max-time 1 http://{a}:8080/who"
-            ))
-        })
+        servers
+            .iter()
+            .all(|a| curl_ok(&srv, &format!("http://{a}:8080/who")))
     });
     // pgw resolves the members by ARP within its retry interval.
     wait_for(
         "first answer through the VIP",
         Duration::from_secs(15),
-        || {
-            sh_ok(&format!(
-                "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/who"
-            ))
-        },
+        || curl_ok(&sub, "http://10.33.0.1/who"),
     );
 
     // MSS clamping, seen by the real stacks: tcpdump on both sides.
-    lab.spawn("dump-srv", &format!("ip netns exec {srv} tcpdump -l -nn -v -c 2 -i {tb} 'tcp[tcpflags] & tcp-syn != 0 and dst port 8080'"));
-    lab.spawn("dump-sub", &format!("ip netns exec {sub} tcpdump -l -nn -v -c 2 -i {ta} 'tcp[tcpflags] & tcp-syn != 0 and src port 80'"));
-    std::thread::sleep(Duration::from_millis(700));
+    lab.tcpdump(
+        "dump-srv",
+        &srv,
+        &tb,
+        2,
+        "tcp[tcpflags] & tcp-syn != 0 and dst port 8080",
+    );
+    lab.tcpdump(
+        "dump-sub",
+        &sub,
+        &ta,
+        2,
+        "tcp[tcpflags] & tcp-syn != 0 and src port 80",
+    );
     // Balancing: many connections, both members answer.
     let mut seen = std::collections::HashMap::new();
     for _ in 0..40 {
-        let who = sh(&format!(
-            "ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.1/who"
-        ));
+        let who = curl(&sub, "http://10.33.0.1/who");
         *seen.entry(who.trim().to_string()).or_insert(0) += 1;
     }
     assert_eq!(
@@ -178,13 +113,19 @@ services = ["wap"]
         seen.values().all(|&n| n >= 8),
         "round robin per worker should share: {seen:?}"
     );
+    // The SYNs the servers got carry the up clamp, the SYN-ACKs the
+    // subscriber got the down clamp (both kernels offered 1460).
+    wait_for("both tcpdumps", Duration::from_secs(5), || {
+        !lab.is_running("dump-srv") && !lab.is_running("dump-sub")
+    });
+    for (dump, mss) in [("dump-srv", "mss 1360"), ("dump-sub", "mss 1300")] {
+        let log = lab.log(dump);
+        assert_eq!(log.matches(mss).count(), 2, "{dump}: {log}");
+    }
 
     // A large transfer through the NAT, byte-identical.
     let got = lab.dir.join("got.bin");
-    sh(&format!(
-        "ip netns exec {sub} curl -sS --fail --max-time 60 -o {} http://10.33.0.1/blob.bin",
-        got.display()
-    ));
+    download(&sub, "http://10.33.0.1/blob.bin", &got, 60);
     assert_eq!(sha256(&got), sha256(&blob));
 
     // Authorization: chat is not in the subscriber's services: a RST at once.
@@ -222,64 +163,19 @@ services = ["wap"]
 
     // The service order changes without a restart: chat is granted in the
     // profile, `pgw ctl reload`, and the same subscriber now reaches chat.
+    let profile = lab.dir.join("pgw.toml");
     let text = std::fs::read_to_string(&profile)
         .unwrap()
         .replace("services = [\"wap\"]", "services = [\"wap\", \"chat\"]");
     std::fs::write(&profile, text).unwrap();
-    let out = sh(&format!(
-        "{} ctl --socket {} reload",
-        pgw_bin().display(),
-        sock.display()
-    ));
+    let out = pgw_at(&sock, "ctl", "reload");
     assert!(out.contains("\"ok\":true"), "{out}");
-    let who = sh(&format!(
-        "ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.3/who"
-    ));
-    assert_eq!(who.trim(), "c1");
+    assert_eq!(curl(&sub, "http://10.33.0.3/who").trim(), "c1");
 
     std::thread::sleep(Duration::from_millis(500));
-    let stats = sh(&format!(
-        "{} stats --socket {} --json",
-        pgw_bin().display(),
-        sock.display()
-    ));
-    let r: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    let sum = |k: &str| -> u64 {
-        r["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w[k].as_u64().unwrap())
-            .sum()
-    };
-    let event = |k: &str| -> u64 {
-        r["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|w| w["events"].as_array().unwrap().iter())
-            .filter(|e| e[0] == k)
-            .map(|e| e[1].as_u64().unwrap())
-            .sum()
-    };
-    let drop = |k: &str| -> u64 {
-        r["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|w| w["drops"].as_array().unwrap().iter())
-            .filter(|e| e[0] == k)
-            .map(|e| e[1].as_u64().unwrap())
-            .sum()
-    };
-    eprintln!(
-        "{}",
-        sh(&format!(
-            "{} stats --socket {}",
-            pgw_bin().display(),
-            sock.display()
-        ))
-    );
+    let r = stats_json(&sock);
+    let event = |k: &str| event(&r, k);
+    eprintln!("{}", pgw_at(&sock, "stats", ""));
     assert!(
         event("gw_new_flows") >= 43,
         "new flows {}",
@@ -294,22 +190,17 @@ services = ["wap"]
         );
     }
     assert!(
-        sum("handoff_out") > 0,
+        worker_sum(&r, "handoff_out") > 0,
         "no down packet needed a handoff: the test did not exercise steering"
     );
     assert_eq!(
-        sum("handoff_out"),
-        sum("handoff_in"),
+        worker_sum(&r, "handoff_out"),
+        worker_sum(&r, "handoff_in"),
         "handed-off packets lost"
     );
-    assert_eq!(drop("handoff_full"), 0);
+    assert_eq!(drops(&r, "handoff_full"), 0);
     // Accounting: one record per closed connection, the big one exact in size.
-    let acct = sh(&format!(
-        "{} accounting --socket {} --json",
-        pgw_bin().display(),
-        sock.display()
-    ));
-    let a: serde_json::Value = serde_json::from_str(&acct).unwrap();
+    let a = pgw_json(&sock, "accounting");
     let rows = a["recent"].as_array().unwrap();
     assert!(rows.len() >= 42, "accounting rows {}", rows.len());
     let big = rows
@@ -324,11 +215,5 @@ services = ["wap"]
         "{big}"
     );
 
-    let code = lab.interrupt("pgw", Duration::from_secs(10));
-    assert_eq!(
-        code,
-        Some(0),
-        "pgw did not stop cleanly:\n{}",
-        lab.log("pgw")
-    );
+    lab.stop_pgw("pgw");
 }

@@ -12,33 +12,17 @@ use std::time::Duration;
 
 #[test]
 fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("p66", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("p66");
+    };
     let t = lab.tag.clone();
-    let sock = lab.dir.join("box.sock");
-    let profile = format!(
-        r#"
-[instance]
-name = "{t}"
-role = "lb+gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}a,iface={t}a"
-ipv6 = ["2001:db8:60::1/64"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}b,iface={t}b"
-[[neighbor]]
+    let w = |n: &str, i: &str| {
+        format!(r#"{{ name = "{n}", ip = "10.80.0.{i}", ip6 = "2001:db8:80::{i}", port = 8080 }}"#)
+    };
+    let profile = lab
+        .profile("lb+gw", "2001:db8:60::1/64")
+        .with(
+            r#"[[neighbor]]
 ip = "2001:db8:80::11"
 mac = "02:00:00:00:80:01"
 [[neighbor]]
@@ -46,85 +30,50 @@ ip = "2001:db8:80::12"
 mac = "02:00:00:00:80:01"
 [lb]
 access_port = "access"
-lan_port = "servers"
-[[lb.gateway]]
-name = "me"
-mac = "local"
-[[lb.range6]]
-first = "2001:db8:60::"
-last = "2001:db8:60::ffff"
-gateways = ["me"]
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-pool6 = ["2001:db8:80::100"]
-[[gw.service]]
-name = "wap"
-id = 1
-[[gw.group]]
-name = "wap"
-service = "wap"
-members = [{{ name = "w1", ip = "10.80.0.11", ip6 = "2001:db8:80::11", port = 8080 }}, {{ name = "w2", ip = "10.80.0.12", ip6 = "2001:db8:80::12", port = 8080 }}]
-[[gw.vip]]
-ip = "2001:db8:33::1"
-port = 80
-group = "wap"
-[[gw.session]]
+lan_port = "servers""#,
+        )
+        .with(&lb_gateway("me", "local", None))
+        .with(&lb_range(
+            "range6",
+            "2001:db8:60::",
+            "2001:db8:60::ffff",
+            &["me"],
+        ))
+        .with(&gw_section(r#"pool6 = ["2001:db8:80::100"]"#))
+        .with(&gw_service(
+            "wap",
+            1,
+            &[w("w1", "11"), w("w2", "12")],
+            "2001:db8:33::1",
+            Some(80),
+        ))
+        .with(
+            r#"[[gw.session]]
 ip = "10.50.0.2"
 ipv6 = "2001:db8:60::/64"
 device_id = 660
-services = ["wap"]
-"#,
-        sock = sock.display()
-    );
-    lab.start_pgw(
-        "box",
-        &profile,
-        &sock,
-        &[&format!("{t}a"), &format!("{t}b")],
-    );
-    let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    sh(&format!(
-        "ip link set {t}a netns {sub} && ip -n {sub} link set {t}a up"
-    ));
-    sh(&format!(
-        "ip -n {sub} -6 addr add 2001:db8:60::2/64 dev {t}a nodad"
-    ));
-    sh(&format!(
-        "ip -n {sub} -6 route add 2001:db8:33::/64 via 2001:db8:60::1"
-    ));
-    sh(&format!("ip link set {t}b netns {srv} && ip -n {srv} link set {t}b address 02:00:00:00:80:01 && ip -n {srv} link set {t}b up"));
-    for (n, a) in [("w1", "2001:db8:80::11"), ("w2", "2001:db8:80::12")] {
-        sh(&format!("ip -n {srv} -6 addr add {a}/64 dev {t}b nodad"));
-        let d = lab.dir.join(n);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("who"), n).unwrap();
-        lab.spawn(
-            n,
-            &format!(
-                "ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}",
-                d.display()
-            ),
+services = ["wap"]"#,
         );
-    }
-    wait_for("servers listening", Duration::from_secs(10), || {
-        sh_ok(&format!(
-            "ip netns exec {srv} ss -tlnH | grep -q '2001:db8:80::12\\]:8080'"
-        ))
-    });
-    let curl = || {
-        sh(&format!(
-            "ip netns exec {sub} curl -6 -g -sS --fail --max-time 5 http://[2001:db8:33::1]/who"
-        ))
-    };
+    let sock = lab.run_pgw("box", &profile);
+    let srv = lab.ns("srv");
+    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
+    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    lab.move_into_with_mac(
+        &format!("{t}b"),
+        &srv,
+        "02:00:00:00:80:01",
+        &["2001:db8:80::11/64", "2001:db8:80::12/64"],
+    );
+    lab.serve_http("w1", &srv, "2001:db8:80::11");
+    lab.serve_http("w2", &srv, "2001:db8:80::12");
     wait_for("a first answer", Duration::from_secs(15), || {
-        sh_ok(&format!("ip netns exec {sub} curl -6 -g -s --fail --max-time 2 -o /dev/null http://[2001:db8:33::1]/who"))
+        curl_ok(&sub, "http://[2001:db8:33::1]/who")
     });
     let mut seen = HashMap::new();
     for _ in 0..8 {
-        *seen.entry(curl()).or_insert(0) += 1;
+        *seen
+            .entry(curl(&sub, "http://[2001:db8:33::1]/who"))
+            .or_insert(0) += 1;
     }
     assert_eq!(seen.len(), 2, "both IPv6 members should answer: {seen:?}");
     assert!(
@@ -148,10 +97,5 @@ services = ["wap"]
             lab.log(l)
         );
     }
-    assert_eq!(
-        lab.interrupt("box", Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        lab.log("box")
-    );
+    lab.stop_pgw("box");
 }

@@ -17,52 +17,17 @@ use std::time::Duration;
 
 const GW_MAC: &str = "02:00:00:00:0a:01";
 
-fn lb_profile(tag: &str, n: u8, sock: &std::path::Path) -> String {
-    format!(
-        r#"
-[instance]
-name = "{tag}lb{n}"
-role = "lb"
-control_socket = "{sock}"
-[eal]
-memory_mb = 128
-[cores]
-workers = [{core}]
-[engine]
-mbufs = 4095
-rx_desc = 512
-tx_desc = 512
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{tag}a{n},iface={tag}a{n}"
-ipv4 = ["10.60.{n}.1/24"]
-[[port]]
-name = "lan"
-device = "net_tap_{tag}l{n},iface={tag}l{n}"
-[lb]
-access_port = "access"
-lan_port = "lan"
-access_next_hop_mac = "02:00:00:00:5{n}:02"
-[[lb.gateway]]
-name = "gw1"
-mac = "{GW_MAC}"
-[[lb.range]]
-first = "10.50.0.0"
-last = "10.50.0.255"
-gateways = ["gw1"]
-"#,
-        sock = sock.display(),
-        core = n % 2
-    )
+fn lb_profile(tag: &str, n: u8, sock: &std::path::Path) -> Profile {
+    lb_entry(tag, n, sock)
+        .with(&lb_gateway("gw1", GW_MAC, None))
+        .with(&lb_range("range", "10.50.0.0", "10.50.0.255", &["gw1"]))
 }
 
 #[test]
 fn subscriber_moves_between_lbs_mid_connection() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("pm", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("pm");
+    };
     let t = lab.tag.clone();
     let sub = lab.ns("sub");
     let lan = lab.ns("lan");
@@ -70,105 +35,42 @@ fn subscriber_moves_between_lbs_mid_connection() {
     let s1 = lab.dir.join("lb1.sock");
     let s2 = lab.dir.join("lb2.sock");
     let sg = lab.dir.join("gw.sock");
-    let p1 = lb_profile(&t, 1, &s1);
-    let p2 = lb_profile(&t, 2, &s2);
-    lab.start_pgw("lb1", &p1, &s1, &[&format!("{t}a1"), &format!("{t}l1")]);
-    lab.start_pgw("lb2", &p2, &s2, &[&format!("{t}a2"), &format!("{t}l2")]);
-    let gw = format!(
-        r#"
-[instance]
-name = "{t}gw"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}ga,iface={t}ga"
-mac = "{GW_MAC}"
-[[port]]
-name = "servers"
-device = "net_tap_{t}gs,iface={t}gs"
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-[[gw.service]]
-name = "wap"
-id = 1
-[[gw.group]]
-name = "wap"
-service = "wap"
-members = [{{ name = "w1", ip = "10.80.0.11", port = 8080 }}]
-[[gw.vip]]
-ip = "10.33.0.1"
-port = 80
-group = "wap"
-[[gw.session]]
-ip = "10.50.0.2"
-device_id = 1001
-services = ["wap"]
-"#,
-        sock = sg.display()
-    );
-    lab.start_pgw("gw", &gw, &sg, &[&format!("{t}ga"), &format!("{t}gs")]);
+    lab.run_pgw("lb1", &lb_profile(&t, 1, &s1));
+    lab.run_pgw("lb2", &lb_profile(&t, 2, &s2));
+    let gw = Profile::new(&format!("{t}gw"), "gw", &sg)
+        .tap("access", &format!("{t}ga"))
+        .mac(GW_MAC)
+        .tap("servers", &format!("{t}gs"))
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
+    lab.run_pgw("gw", &gw);
 
     // LAN: the LBs' lan taps and the GW's access tap on one bridge.
-    sh(&format!(
-        "ip -n {lan} link add br0 type bridge && ip -n {lan} link set br0 up"
-    ));
-    // A tap's kernel side starts with the DPDK port's own MAC; a bridge would
-    // take frames to that MAC for itself, so give the kernel sides others.
+    lab.bridge(&lan, "br0", None);
     for (i, dev) in [format!("{t}l1"), format!("{t}l2"), format!("{t}ga")]
         .iter()
         .enumerate()
     {
-        sh(&format!("ip link set {dev} netns {lan} && ip -n {lan} link set {dev} address 02:00:00:00:ff:0{i}"));
-        sh(&format!(
-            "ip -n {lan} link set {dev} master br0 && ip -n {lan} link set {dev} up"
-        ));
+        lab.enslave(dev, &lan, "br0", &format!("02:00:00:00:ff:0{i}"));
     }
     // Subscriber: its address on lo, a link to each LB.
     sh(&format!("ip -n {sub} addr add 10.50.0.2/32 dev lo"));
-    for n in [1, 2] {
-        let dev = format!("{t}a{n}");
-        sh(&format!("ip link set {dev} netns {sub} && ip -n {sub} link set {dev} address 02:00:00:00:5{n}:02"));
-        sh(&format!(
-            "ip -n {sub} addr add 10.60.{n}.2/24 dev {dev} && ip -n {sub} link set {dev} up"
-        ));
-    }
-    sh(&format!(
-        "ip -n {sub} route add 10.33.0.0/24 via 10.60.1.1 src 10.50.0.2"
-    ));
+    lab.plug_subscriber(1, &sub);
+    lab.plug_subscriber(2, &sub);
+    lab.route_from(&sub, "10.33.0.0/24", "10.60.1.1", "10.50.0.2");
     // Server.
-    sh(&format!("ip link set {t}gs netns {srv} && ip -n {srv} addr add 10.80.0.11/24 dev {t}gs && ip -n {srv} link set {t}gs up"));
-    let www = lab.dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
+    lab.move_into(&format!("{t}gs"), &srv, &["10.80.0.11/24"]);
+    let www = lab.serve_http("http", &srv, "10.80.0.11");
     let blob = www.join("blob.bin");
     sh(&format!(
         "head -c 12582912 /dev/urandom > {}",
         blob.display()
     ));
-    lab.spawn(
-        "http",
-        &format!(
-            "ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}",
-            www.display()
-        ),
-    );
     wait_for(
         "a first answer through LB1 and the GW",
         Duration::from_secs(20),
-        || {
-            sh_ok(&format!(
-                "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/"
-            ))
-        },
+        || curl_ok(&sub, "http://10.33.0.1/"),
     );
 
     // A long download (rate-limited so it lasts ~4 s). The subscriber's
@@ -255,29 +157,16 @@ services = ["wap"]
     );
 
     // GW down on the LB (no substitute configured): dropped and counted.
-    sh(&format!(
-        "{} set --socket {} gateway gw1 down",
-        pgw_bin().display(),
-        s2.display()
-    ));
+    pgw_at(&s2, "set", "gateway gw1 down");
     assert!(!sh_ok(&format!(
         "ip netns exec {sub} curl -s --max-time 2 -o /dev/null http://10.33.0.1/"
     )));
     assert!(drops(&stats_json(&s2), "lb_all_down") > 0);
-    sh(&format!(
-        "{} set --socket {} gateway gw1 up",
-        pgw_bin().display(),
-        s2.display()
-    ));
+    pgw_at(&s2, "set", "gateway gw1 up");
     assert!(sh_ok(&format!(
         "ip netns exec {sub} curl -s --fail --max-time 5 -o /dev/null http://10.33.0.1/"
     )));
     for l in ["lb1", "lb2", "gw"] {
-        assert_eq!(
-            lab.interrupt(l, Duration::from_secs(10)),
-            Some(0),
-            "{l} did not stop cleanly:\n{}",
-            lab.log(l)
-        );
+        lab.stop_pgw(l);
     }
 }

@@ -10,108 +10,40 @@ use std::time::Duration;
 
 #[test]
 fn lb_and_gw_chained_in_one_box() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("pc", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("pc");
+    };
     let t = lab.tag.clone();
-    let sock = lab.dir.join("box.sock");
-    let profile = format!(
-        r#"
-[instance]
-name = "{t}"
-role = "lb+gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}a,iface={t}a"
-ipv4 = ["10.50.0.1/24"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}b,iface={t}b"
-[lb]
+    let profile = lab
+        .profile("lb+gw", "10.50.0.1/24")
+        .with(
+            r#"[lb]
 access_port = "access"
 lan_port = "servers"
-access_next_hop_mac = "02:00:00:00:50:02"
-[[lb.gateway]]
-name = "me"
-mac = "local"
-[[lb.gateway]]
-name = "other"
-mac = "02:00:00:00:0a:09"
-[[lb.range]]
-first = "10.50.0.0"
-last = "10.50.0.127"
-gateways = ["me"]
-[[lb.range]]
-first = "10.50.0.128"
-last = "10.50.0.255"
-gateways = ["other"]
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-require_session = false
-[[gw.service]]
-name = "wap"
-id = 1
-[[gw.group]]
-name = "wap"
-service = "wap"
-members = [{{ name = "w1", ip = "10.80.0.11", port = 8080 }}]
-[[gw.vip]]
-ip = "10.33.0.1"
-port = 80
-group = "wap"
-"#,
-        sock = sock.display()
-    );
-    lab.start_pgw(
-        "box",
-        &profile,
-        &sock,
-        &[&format!("{t}a"), &format!("{t}b")],
-    );
+access_next_hop_mac = "02:00:00:00:50:02""#,
+        )
+        .with(&lb_gateway("me", "local", None))
+        .with(&lb_gateway("other", "02:00:00:00:0a:09", None))
+        .with(&lb_range("range", "10.50.0.0", "10.50.0.127", &["me"]))
+        .with(&lb_range("range", "10.50.0.128", "10.50.0.255", &["other"]))
+        .with(&gw_section("require_session = false"))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]));
+    let sock = lab.run_pgw("box", &profile);
     let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    sh(&format!(
-        "ip link set {t}a netns {sub} && ip -n {sub} link set {t}a address 02:00:00:00:50:02"
-    ));
-    sh(&format!("ip -n {sub} addr add 10.50.0.2/24 dev {t}a && ip -n {sub} addr add 10.50.0.200/24 dev {t}a && ip -n {sub} link set {t}a up"));
-    sh(&format!(
-        "ip -n {sub} route add 10.33.0.0/24 via 10.50.0.1 src 10.50.0.2"
-    ));
-    sh(&format!("ip link set {t}b netns {srv} && ip -n {srv} addr add 10.80.0.11/24 dev {t}b && ip -n {srv} link set {t}b up"));
-    let d = lab.dir.join("www");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("who"), "w1").unwrap();
-    lab.spawn(
-        "http",
-        &format!(
-            "ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}",
-            d.display()
-        ),
+    lab.move_into_with_mac(
+        &format!("{t}a"),
+        &sub,
+        "02:00:00:00:50:02",
+        &["10.50.0.2/24", "10.50.0.200/24"],
     );
+    lab.route_from(&sub, "10.33.0.0/24", "10.50.0.1", "10.50.0.2");
+    let srv = lab.servers(&["10.80.0.11/24"]);
+    lab.serve_http("w1", &srv, "10.80.0.11");
     wait_for("an answer through the box", Duration::from_secs(15), || {
-        sh_ok(&format!(
-            "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/who"
-        ))
+        curl_ok(&sub, "http://10.33.0.1/who")
     });
     for _ in 0..5 {
-        assert_eq!(
-            sh(&format!(
-                "ip netns exec {sub} curl -sS --fail --max-time 5 http://10.33.0.1/who"
-            ))
-            .trim(),
-            "w1"
-        );
+        assert_eq!(curl(&sub, "http://10.33.0.1/who").trim(), "w1");
     }
     let r = stats_json(&sock);
     assert!(
@@ -122,13 +54,13 @@ group = "wap"
     assert!(event(&r, "gw_new_flows") >= 5);
 
     // The other range goes to the other gateway's MAC, out of the LAN port.
-    lab.spawn(
+    lab.tcpdump(
         "dump",
-        &format!(
-            "ip netns exec {srv} tcpdump -l -nn -e -c 1 -i {t}b 'ether dst 02:00:00:00:0a:09'"
-        ),
+        &srv,
+        &format!("{t}b"),
+        1,
+        "ether dst 02:00:00:00:0a:09",
     );
-    std::thread::sleep(Duration::from_millis(700));
     let _ = sh_ok(&format!("ip netns exec {sub} curl -s --max-time 1 --interface 10.50.0.200 -o /dev/null http://10.33.0.1/who"));
     wait_for(
         "tcpdump to see the frame for the other gateway",
@@ -141,10 +73,5 @@ group = "wap"
         lab.log("dump")
     );
     assert!(event(&stats_json(&sock), "lb_to_primary") > event(&r, "lb_to_primary"));
-    assert_eq!(
-        lab.interrupt("box", Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        lab.log("box")
-    );
+    lab.stop_pgw("box");
 }

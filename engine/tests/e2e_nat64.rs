@@ -14,104 +14,48 @@ use std::time::Duration;
 
 #[test]
 fn ipv6_only_subscriber_downloads_from_ipv4_servers() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("p6", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("p6");
+    };
     let t = lab.tag.clone();
-    let sock = lab.dir.join("gw.sock");
     let db = lab.dir.join("acct.db");
     let auth = 26000 + (std::process::id() % 15000) as u16;
-    let profile = format!(
-        r#"
-[instance]
-name = "{t}"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}a,iface={t}a"
-ipv6 = ["2001:db8:50::1/64"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}b,iface={t}b"
-[accounting]
-sqlite = "{db}"
-batch_ms = 50
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-nat64 = {{ prefix = "64:ff9b::/96", mtu4 = 1500, mtu6 = 1500 }}
-mss_clamp_down = 1440
-[[gw.service]]
-name = "wap"
-id = 1
-[[gw.group]]
-name = "wap"
-service = "wap"
-members = [{{ name = "w1", ip = "10.80.0.11", port = 8080 }}, {{ name = "w2", ip = "10.80.0.12", port = 8080 }}]
-[[gw.vip]]
-ip = "10.33.0.1"
-port = 80
-group = "wap"
-[radius]
-listen = "127.0.0.1:{auth}"
-acct_listen = "127.0.0.1:{acct}"
-this_gateway = "gw1"
-[[radius.client]]
-address = "127.0.0.1"
-secret = "testing123"
-[[radius.user]]
-user = "v6user"
-password = "pw6"
-device_id = "0906"
-services = ["wap"]
-[[radius.gateway]]
+    let profile = lab
+        .profile("gw", "2001:db8:50::1/64")
+        .with(&format!(
+            "[accounting]\nsqlite = \"{}\"\nbatch_ms = 50",
+            db.display()
+        ))
+        .with(&gw_section(
+            "nat64 = { prefix = \"64:ff9b::/96\", mtu4 = 1500, mtu6 = 1500 }\n\
+             mss_clamp_down = 1440",
+        ))
+        .with(&wap(&[
+            member("w1", "10.80.0.11", 8080),
+            member("w2", "10.80.0.12", 8080),
+        ]))
+        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_user("v6user", "pw6", "0906", &["wap"]))
+        .with(
+            r#"[[radius.gateway]]
 name = "gw1"
 ranges = ["10.50.0.2-10.50.0.9"]
-ipv6_prefix = "2001:db8:50::/48"
-"#,
-        sock = sock.display(),
-        db = db.display(),
-        acct = auth + 1
-    );
-    lab.start_pgw("gw", &profile, &sock, &[&format!("{t}a"), &format!("{t}b")]);
-    let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    sh(&format!(
-        "ip link set {t}b netns {srv} && ip -n {srv} link set {t}b up"
-    ));
+ipv6_prefix = "2001:db8:50::/48""#,
+        );
+    let sock = lab.run_pgw("gw", &profile);
+    let srv = lab.servers(&["10.80.0.11/24", "10.80.0.12/24"]);
     let blob = lab.dir.join("blob.bin");
     sh(&format!(
         "head -c 3145728 /dev/urandom > {}",
         blob.display()
     ));
     for (n, a) in [("w1", "10.80.0.11"), ("w2", "10.80.0.12")] {
-        sh(&format!("ip -n {srv} addr add {a}/24 dev {t}b"));
-        let d = lab.dir.join(n);
-        std::fs::create_dir_all(&d).unwrap();
-        sh(&format!("cp {} {}/blob.bin", blob.display(), d.display()));
-        lab.spawn(
-            n,
-            &format!(
-                "ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}",
-                d.display()
-            ),
-        );
+        let d = lab.serve_http(n, &srv, a);
+        std::fs::copy(&blob, d.join("blob.bin")).unwrap();
     }
 
     // RADIUS: the Accept carries the IPv6 /64 of the session.
-    let rad = |kind: &str, port: u16, attrs: &str| {
-        sh(&format!("printf '%s\\n' '{attrs}' | radclient -x -r 2 -t 2 127.0.0.1:{port} {kind} testing123 || true"))
-    };
+    let rad = |kind: &str, port: u16, attrs: &str| radclient(2, port, kind, "testing123", attrs).1;
     let out = rad(
         "auth",
         auth,
@@ -125,31 +69,18 @@ ipv6_prefix = "2001:db8:50::/48"
     assert!(out.contains("Accounting-Response"), "{out}");
 
     // The IPv6-only subscriber: its address in that /64, nothing IPv4.
-    sh(&format!(
-        "ip link set {t}a netns {sub} && ip -n {sub} link set {t}a up"
-    ));
-    sh(&format!(
-        "ip -n {sub} -6 addr add 2001:db8:50::2/64 dev {t}a nodad"
-    ));
-    sh(&format!(
-        "ip -n {sub} -6 route add 64:ff9b::/96 via 2001:db8:50::1"
-    ));
-    wait_for(
-        "pgw to resolve the servers",
-        Duration::from_secs(10),
-        || {
-            let n = sh(&format!(
-                "{} ctl --socket {} neighbors",
-                pgw_bin().display(),
-                sock.display()
-            ));
-            n.contains("10.80.0.11") && n.contains("10.80.0.12")
-        },
+    let sub = lab.subscriber(&["2001:db8:50::2/64"]);
+    lab.route(&sub, "64:ff9b::/96", "2001:db8:50::1");
+    lab.wait_neighbours(&sock, &["10.80.0.11", "10.80.0.12"]);
+    lab.tcpdump(
+        "dump",
+        &sub,
+        &format!("{t}a"),
+        1,
+        "ip6 and tcp and src port 80 and ip6[53] & 2 != 0",
     );
-    lab.spawn("dump", &format!("ip netns exec {sub} tcpdump -l -nn -v -c 1 -i {t}a 'ip6 and tcp and src port 80 and ip6[53] & 2 != 0'"));
-    std::thread::sleep(Duration::from_millis(700));
     let got = lab.dir.join("got.bin");
-    sh(&format!("ip netns exec {sub} curl -6 -g -sS --fail --max-time 30 -o {} http://[64:ff9b::a21:1]/blob.bin", got.display()));
+    download(&sub, "http://[64:ff9b::a21:1]/blob.bin", &got, 30);
     assert_eq!(
         sha256(&got),
         sha256(&blob),
@@ -181,10 +112,5 @@ ipv6_prefix = "2001:db8:50::/48"
     assert!(r.packets_up > 10 && r.packets_down > 2000, "{r:?}");
     let st = stats_json(&sock);
     assert!(event(&st, "gw_nat64_flows") >= 1);
-    assert_eq!(
-        lab.interrupt("gw", Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        lab.log("gw")
-    );
+    lab.stop_pgw("gw");
 }

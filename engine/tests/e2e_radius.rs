@@ -11,124 +11,41 @@ mod common;
 use common::*;
 use std::time::Duration;
 
+/// One try: a request with a wrong secret must be counted exactly once.
 fn radclient(port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "printf '%s\\n' '{attrs}' | radclient -x -r 1 -t 2 127.0.0.1:{port} {kind} {secret}"
-        ))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    common::radclient(1, port, kind, secret, attrs)
 }
 
 #[test]
 fn radclient_drives_sessions_and_the_data_path() {
-    if !can_netns() || !have_tools(&["radclient"]) {
+    let Some(mut lab) = Lab::netns("pr", &["radclient"]) else {
         return;
-    }
-    let mut lab = Lab::new("pr");
-    let t = lab.tag.clone();
-    let sock = lab.dir.join("gw.sock");
+    };
     let auth = 21000 + (std::process::id() % 20000) as u16;
     let acct = auth + 1;
-    let profile = format!(
-        r#"
-[instance]
-name = "{t}"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}a,iface={t}a"
-ipv4 = ["10.50.0.1/24"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}b,iface={t}b"
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-[[gw.service]]
-name = "wap"
-id = 1
-[[gw.group]]
-name = "wap"
-service = "wap"
-members = [{{ name = "w1", ip = "10.80.0.11", port = 8080 }}]
-[[gw.vip]]
-ip = "10.33.0.1"
-port = 80
-group = "wap"
-[radius]
-listen = "127.0.0.1:{auth}"
-acct_listen = "127.0.0.1:{acct}"
-this_gateway = "gw1"
-[[radius.client]]
-address = "127.0.0.1"
-secret = "testing123"
-[[radius.user]]
-user = "alice"
-password = "wonderland"
-device_id = "09011112222"
-services = ["wap"]
-[[radius.user]]
-user = "bob"
-password = "builder"
-device_id = "09033334444"
-services = ["wap"]
-[[radius.gateway]]
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with(&radius_user("bob", "builder", "09033334444", &["wap"]))
+        .with(
+            r#"[[radius.gateway]]
 name = "gw1"
 ranges = ["10.50.0.2-10.50.0.9"]
 [[radius.gateway]]
 name = "gw2"
-ranges = ["10.50.1.2-10.50.1.9"]
-"#,
-        sock = sock.display()
-    );
-    lab.start_pgw("gw", &profile, &sock, &[&format!("{t}a"), &format!("{t}b")]);
-    let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    sh(&format!("ip link set {t}a netns {sub} && ip -n {sub} addr add 10.50.0.2/24 dev {t}a && ip -n {sub} link set {t}a up"));
-    sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.50.0.1"));
-    sh(&format!("ip link set {t}b netns {srv} && ip -n {srv} addr add 10.80.0.11/24 dev {t}b && ip -n {srv} link set {t}b up"));
-    let www = lab.dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
+ranges = ["10.50.1.2-10.50.1.9"]"#,
+        );
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.11/24"]);
+    let www = lab.serve_http("www", &srv, "10.80.0.11");
     std::fs::write(www.join("hello"), "hello").unwrap();
-    lab.spawn(
-        "http",
-        &format!(
-            "ip netns exec {srv} python3 -m http.server --bind 10.80.0.11 8080 --directory {}",
-            www.display()
-        ),
-    );
-    let curl = || {
-        sh_ok(&format!(
-            "ip netns exec {sub} curl -s --fail --max-time 2 -o /dev/null http://10.33.0.1/hello"
-        ))
-    };
-    let sessions = || -> serde_json::Value {
-        serde_json::from_str(&sh(&format!(
-            "{} sessions --socket {} --json",
-            pgw_bin().display(),
-            sock.display()
-        )))
-        .unwrap()
-    };
+    let curl = || curl_ok(&sub, "http://10.33.0.1/hello");
+    let sessions = || pgw_json(&sock, "sessions");
     let state_of = |dev: &str| -> Option<String> {
         sessions()["sessions"]
             .as_array()
@@ -190,7 +107,10 @@ ranges = ["10.50.1.2-10.50.1.9"]
     let acct_attrs = |status: &str, extra: &str| {
         format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}")
     };
-    let (ok, out) = radclient(acct, "acct", "testing123", &acct_attrs("Start", ""));
+    let acct_send = |status: &str, extra: &str| {
+        radclient(acct, "acct", "testing123", &acct_attrs(status, extra))
+    };
+    let (ok, out) = acct_send("Start", "");
     assert!(ok && out.contains("Accounting-Response"), "{out}");
     assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
     wait_for(
@@ -199,41 +119,26 @@ ranges = ["10.50.1.2-10.50.1.9"]
         curl,
     );
 
-    let (ok, _) = radclient(
-        acct,
-        "acct",
-        "testing123",
-        &acct_attrs(
-            "Interim-Update",
-            ",Acct-Input-Octets=100,Acct-Output-Octets=200",
-        ),
+    let (ok, _) = acct_send(
+        "Interim-Update",
+        ",Acct-Input-Octets=100,Acct-Output-Octets=200",
     );
     assert!(ok);
     assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
 
     // Stop with Idle-Timeout → Dormant: new connections are refused.
-    let (ok, _) = radclient(
-        acct,
-        "acct",
-        "testing123",
-        &acct_attrs("Stop", ",Acct-Terminate-Cause=Idle-Timeout"),
-    );
+    let (ok, _) = acct_send("Stop", ",Acct-Terminate-Cause=Idle-Timeout");
     assert!(ok);
     assert_eq!(state_of("09011112222").as_deref(), Some("Dormant"));
     assert!(!curl(), "a dormant session's traffic passed");
     // Start → Act again.
-    let (ok, _) = radclient(acct, "acct", "testing123", &acct_attrs("Start", ""));
+    let (ok, _) = acct_send("Start", "");
     assert!(ok);
     assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
     assert!(curl());
 
     // Logout: Stop (User-Request) → Close → session log written → None.
-    let (ok, _) = radclient(
-        acct,
-        "acct",
-        "testing123",
-        &acct_attrs("Stop", ",Acct-Terminate-Cause=User-Request"),
-    );
+    let (ok, _) = acct_send("Stop", ",Acct-Terminate-Cause=User-Request");
     assert!(ok);
     let s = sessions();
     assert_eq!(state_of("09011112222"), None, "{s}");
@@ -243,10 +148,5 @@ ranges = ["10.50.1.2-10.50.1.9"]
     // Accounting with the wrong secret: no answer.
     let (ok, out) = radclient(acct, "acct", "bad", &acct_attrs("Start", ""));
     assert!(!ok && !out.contains("Accounting-Response"), "{out}");
-    assert_eq!(
-        lab.interrupt("gw", Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        lab.log("gw")
-    );
+    lab.stop_pgw("gw");
 }

@@ -18,147 +18,71 @@ use std::time::Duration;
 
 const SECRET: &str = "control-secret-1";
 
-fn lb(t: &str, n: u8, sock: &std::path::Path, radius: &str) -> String {
-    format!(
-        r#"
-[instance]
-name = "{t}lb{n}"
-role = "lb"
-control_socket = "{sock}"
-[eal]
-memory_mb = 128
-[cores]
-workers = [{core}]
-[engine]
-mbufs = 4095
-rx_desc = 512
-tx_desc = 512
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}a{n},iface={t}a{n}"
-ipv4 = ["10.60.{n}.1/24"]
-[[port]]
-name = "lan"
-device = "net_tap_{t}l{n},iface={t}l{n}"
-ipv4 = ["10.70.0.{n}/24"]
-[lb]
-access_port = "access"
-lan_port = "lan"
-access_next_hop_mac = "02:00:00:00:5{n}:02"
-health = {{ interval_s = 0.3, timeout_s = 0.25, rise = 2, fall = 2 }}
-[[lb.gateway]]
-name = "gw1"
-mac = "02:00:00:00:0a:01"
-ip = "10.70.0.11"
-[[lb.gateway]]
-name = "gw2"
-mac = "02:00:00:00:0a:02"
-ip = "10.70.0.12"
-[[lb.range]]
-first = "10.50.0.0"
-last = "10.50.0.255"
-gateways = ["gw1", "gw2"]
-[[lb.range]]
-first = "10.51.0.0"
-last = "10.51.0.255"
-gateways = ["gw2", "gw1"]
-{radius}
-"#,
-        sock = sock.display(),
-        core = n % 2
-    )
+fn lb(t: &str, n: u8, sock: &std::path::Path, radius: &str) -> Profile {
+    lb_entry(t, n, sock)
+        .addr(&format!("10.70.0.{n}/24"))
+        .with("health = { interval_s = 0.3, timeout_s = 0.25, rise = 2, fall = 2 }")
+        .with(&lb_gateway("gw1", "02:00:00:00:0a:01", Some("10.70.0.11")))
+        .with(&lb_gateway("gw2", "02:00:00:00:0a:02", Some("10.70.0.12")))
+        .with(&lb_range(
+            "range",
+            "10.50.0.0",
+            "10.50.0.255",
+            &["gw1", "gw2"],
+        ))
+        .with(&lb_range(
+            "range",
+            "10.51.0.0",
+            "10.51.0.255",
+            &["gw2", "gw1"],
+        ))
+        .with(radius)
 }
 
-fn gw(t: &str, n: u8, sock: &std::path::Path, ctl_port: u16) -> String {
-    format!(
-        r#"
-[instance]
-name = "{t}gw{n}"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [{core}]
-[engine]
-mbufs = 8191
-idle_sleep_us = 50
-[[port]]
-name = "access"
-device = "net_tap_{t}g{n}a,iface={t}g{n}a"
-mac = "02:00:00:00:0a:0{n}"
-ipv4 = ["10.70.0.1{n}/24"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}g{n}s,iface={t}g{n}s"
-[control]
-listen = "127.0.0.1:{ctl_port}"
-secret = "{SECRET}"
-gateway = "gw{n}"
-[gw]
+fn gw(t: &str, n: u8, sock: &std::path::Path, ctl_port: u16) -> Profile {
+    let m = |name: &str, i: u8| member(name, &format!("10.80.0.{i}"), 8080);
+    Profile::new(&format!("{t}gw{n}"), "gw", sock)
+        .engine(Engine {
+            workers: vec![u32::from(n % 2)],
+            ..Engine::default()
+        })
+        .tap("access", &format!("{t}g{n}a"))
+        .mac(&format!("02:00:00:00:0a:0{n}"))
+        .addr(&format!("10.70.0.1{n}/24"))
+        .tap("servers", &format!("{t}g{n}s"))
+        .with(&format!(
+            "[control]\nlisten = \"127.0.0.1:{ctl_port}\"\nsecret = \"{SECRET}\"\ngateway = \"gw{n}\""
+        ))
+        .with(&format!(
+            r#"[gw]
 access_port = "access"
 server_port = "servers"
 pool = ["10.80.0.10{n}"]
 external_service = "external"
 server_next_hop_mac = "02:00:00:00:ee:99"
 key_ports = [1024, 59999]
-probe_ports = [60000, 60999]
-[[gw.service]]
-name = "wap"
-id = 1
-[[gw.service]]
-name = "mail"
-id = 2
-[[gw.service]]
-name = "chat"
-id = 3
-[[gw.service]]
-name = "external"
-id = 4
-[[gw.group]]
-name = "wap"
-service = "wap"
-members = [{{ name = "wap1", ip = "10.80.0.11", port = 8080 }}, {{ name = "wap2", ip = "10.80.0.12", port = 8080 }}]
-[[gw.group]]
-name = "mail"
-service = "mail"
-members = [{{ name = "mail1", ip = "10.80.0.21", port = 8080 }}, {{ name = "mail2", ip = "10.80.0.22", port = 8080 }}]
-[[gw.group]]
-name = "chat"
-service = "chat"
-members = [{{ name = "chat1", ip = "10.80.0.31", port = 8080 }}, {{ name = "chat2", ip = "10.80.0.32", port = 8080 }}]
-[[gw.vip]]
-ip = "10.33.0.1"
-port = 80
-group = "wap"
-[[gw.vip]]
-ip = "10.33.0.2"
-port = 80
-group = "mail"
-[[gw.vip]]
-ip = "10.33.0.3"
-port = 80
-group = "chat"
-"#,
-        sock = sock.display(),
-        core = n % 2
-    )
+probe_ports = [60000, 60999]"#
+        ))
+        .with(&wap(&[m("wap1", 11), m("wap2", 12)]))
+        .with(&gw_service(
+            "mail",
+            2,
+            &[m("mail1", 21), m("mail2", 22)],
+            "10.33.0.2",
+            Some(80),
+        ))
+        .with(&gw_service(
+            "chat",
+            3,
+            &[m("chat1", 31), m("chat2", 32)],
+            "10.33.0.3",
+            Some(80),
+        ))
+        .with("[[gw.service]]\nname = \"external\"\nid = 4")
 }
 
 fn radclient(port: u16, kind: &str, attrs: &str) -> String {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "printf '%s\\n' '{attrs}' | radclient -x -r 2 -t 2 127.0.0.1:{port} {kind} testing123"
-        ))
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::radclient(2, port, kind, "testing123", attrs).1
 }
 
 fn framed_ip(out: &str) -> String {
@@ -171,52 +95,19 @@ fn framed_ip(out: &str) -> String {
 
 #[test]
 fn fig2_sessions_services_authorization_and_gateway_failover() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("ps", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("ps");
+    };
     let t = lab.tag.clone();
     let base = 22000 + (std::process::id() % 15000) as u16;
     let (auth, acct, c1, c2) = (base, base + 1, base + 2, base + 3);
     let s = |n: &str| lab.dir.join(format!("{n}.sock"));
     let (sl1, sl2, sg1, sg2) = (s("lb1"), s("lb2"), s("gw1"), s("gw2"));
-    let radius = format!(
-        r#"[radius]
-listen = "127.0.0.1:{auth}"
-acct_listen = "127.0.0.1:{acct}"
-control_secret = "{SECRET}"
-control_resync_s = 0.5
-[[radius.service]]
-name = "wap"
-id = 1
-[[radius.service]]
-name = "mail"
-id = 2
-[[radius.service]]
-name = "chat"
-id = 3
-[[radius.service]]
-name = "external"
-id = 4
-[[radius.client]]
-address = "127.0.0.1"
-secret = "testing123"
-[[radius.user]]
-user = "alice"
-password = "a-pass"
-device_id = "0901"
-services = ["wap", "mail", "external"]
-[[radius.user]]
-user = "bob"
-password = "b-pass"
-device_id = "0902"
-services = ["wap"]
-[[radius.user]]
-user = "carol"
-password = "c-pass"
-device_id = "0903"
-services = ["wap"]
-[[radius.gateway]]
+    let radius = radius_head(
+        auth,
+        &format!("control_secret = \"{SECRET}\"\ncontrol_resync_s = 0.5"),
+    ) + &format!(
+        r#"[[radius.gateway]]
 name = "gw1"
 ranges = ["10.50.0.2-10.50.0.200"]
 control = "127.0.0.1:{c1}"
@@ -225,25 +116,20 @@ name = "gw2"
 ranges = ["10.51.0.2-10.51.0.200"]
 control = "127.0.0.1:{c2}"
 "#
-    );
-    let p_lb1 = lb(&t, 1, &sl1, &radius);
-    let p_lb2 = lb(&t, 2, &sl2, "");
+    ) + &radius_user("alice", "a-pass", "0901", &["wap", "mail", "external"])
+        + &radius_user("bob", "b-pass", "0902", &["wap"])
+        + &radius_user("carol", "c-pass", "0903", &["wap"]);
+    let radius = ["wap", "mail", "chat", "external"]
+        .iter()
+        .zip(1..)
+        .fold(radius, |r, (name, id)| {
+            r + &format!("[[radius.service]]\nname = \"{name}\"\nid = {id}\n")
+        });
     let p_gw1 = gw(&t, 1, &sg1, c1);
-    let p_gw2 = gw(&t, 2, &sg2, c2);
-    lab.start_pgw("lb1", &p_lb1, &sl1, &[&format!("{t}a1"), &format!("{t}l1")]);
-    lab.start_pgw("lb2", &p_lb2, &sl2, &[&format!("{t}a2"), &format!("{t}l2")]);
-    lab.start_pgw(
-        "gw1",
-        &p_gw1,
-        &sg1,
-        &[&format!("{t}g1a"), &format!("{t}g1s")],
-    );
-    lab.start_pgw(
-        "gw2",
-        &p_gw2,
-        &sg2,
-        &[&format!("{t}g2a"), &format!("{t}g2s")],
-    );
+    lab.run_pgw("lb1", &lb(&t, 1, &sl1, &radius));
+    lab.run_pgw("lb2", &lb(&t, 2, &sl2, ""));
+    lab.run_pgw("gw1", &p_gw1);
+    lab.run_pgw("gw2", &gw(&t, 2, &sg2, c2));
 
     let sub = lab.ns("sub");
     let lan = lab.ns("lan");
@@ -263,23 +149,14 @@ control = "127.0.0.1:{c2}"
         ),
         (&srv, "br1", vec![format!("{t}g1s"), format!("{t}g2s")]),
     ] {
-        sh(&format!("ip -n {ns} link add {br} type bridge && ip -n {ns} link set {br} address 02:00:00:00:ee:9{} && ip -n {ns} link set {br} up", if br == "br1" { 9 } else { 8 }));
+        let mac = if br == "br1" { "99" } else { "98" };
+        lab.bridge(ns, br, Some(&format!("02:00:00:00:ee:{mac}")));
         for (i, d) in devs.iter().enumerate() {
-            sh(&format!("ip link set {d} netns {ns} && ip -n {ns} link set {d} address 02:00:00:00:ee:{i:02x}"));
-            sh(&format!(
-                "ip -n {ns} link set {d} master {br} && ip -n {ns} link set {d} up"
-            ));
+            lab.enslave(d, ns, br, &format!("02:00:00:00:ee:{i:02x}"));
         }
     }
-    for n in [1, 2] {
-        let d = format!("{t}a{n}");
-        sh(&format!(
-            "ip link set {d} netns {sub} && ip -n {sub} link set {d} address 02:00:00:00:5{n}:02"
-        ));
-        sh(&format!(
-            "ip -n {sub} addr add 10.60.{n}.2/24 dev {d} && ip -n {sub} link set {d} up"
-        ));
-    }
+    lab.plug_subscriber(1, &sub);
+    lab.plug_subscriber(2, &sub);
     let servers = [
         ("wap1", "10.80.0.11"),
         ("wap2", "10.80.0.12"),
@@ -292,29 +169,22 @@ control = "127.0.0.1:{c2}"
     ];
     for (name, a) in servers {
         sh(&format!("ip -n {srv} addr add {a}/24 dev br1"));
-        let d = lab.dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("who"), name).unwrap();
-        lab.spawn(
-            name,
-            &format!(
-                "ip netns exec {srv} python3 -m http.server --bind {a} 8080 --directory {}",
-                d.display()
-            ),
-        );
+        lab.serve_http(name, &srv, a);
     }
+    // Whether LB1 has gw1 marked `up`.
+    let gw1_up = |up: bool| {
+        pgw_json(&sl1, "servers")["gateways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["gateway"] == "gw1" && g["up"] == up)
+    };
     wait_for(
         "both GWs healthy on both LBs",
         Duration::from_secs(20),
         || {
             [&sl1, &sl2].iter().all(|s| {
-                let v: serde_json::Value = serde_json::from_str(&sh(&format!(
-                    "{} servers --socket {} --json",
-                    pgw_bin().display(),
-                    s.display()
-                )))
-                .unwrap();
-                v["health"]
+                pgw_json(s, "servers")["health"]
                     .as_array()
                     .unwrap()
                     .iter()
@@ -333,17 +203,11 @@ control = "127.0.0.1:{c2}"
     let alice = framed_ip(&out);
     assert_eq!(alice, "10.50.0.2");
     sh(&format!("ip -n {sub} addr add {alice}/32 dev lo"));
-    sh(&format!(
-        "ip -n {sub} route add 10.33.0.0/24 via 10.60.1.1 src {alice}"
-    ));
+    lab.route_from(&sub, "10.33.0.0/24", "10.60.1.1", &alice);
     let curl = |vip: &str| -> (bool, String) {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ip netns exec {sub} curl -sS --fail --max-time 3 http://{vip}/who"
-            ))
-            .output()
-            .unwrap();
+        let out = sh_output(&format!(
+            "ip netns exec {sub} curl -sS --fail --max-time 3 http://{vip}/who"
+        ));
         (
             out.status.success(),
             format!(
@@ -384,9 +248,7 @@ control = "127.0.0.1:{c2}"
     // The "external" service: destinations that are not representative
     // addresses are translated without balancing (S41): each server answers
     // for itself.
-    sh(&format!(
-        "ip -n {sub} route add 10.80.0.0/24 via 10.60.1.1 src {alice}"
-    ));
+    lab.route_from(&sub, "10.80.0.0/24", "10.60.1.1", &alice);
     for ext in ["ext1", "ext2"] {
         let addr = if ext == "ext1" {
             "10.80.0.41:8080"
@@ -413,19 +275,9 @@ control = "127.0.0.1:{c2}"
 
     // 6. GW failure: gw1 dies; the LBs send its range to the substitute.
     let before = event(&stats_json(&sl1), "lb_to_substitute");
-    assert_eq!(lab.interrupt("gw1", Duration::from_secs(10)), Some(0));
+    lab.stop_pgw("gw1");
     wait_for("the LBs to mark gw1 down", Duration::from_secs(5), || {
-        let v: serde_json::Value = serde_json::from_str(&sh(&format!(
-            "{} servers --socket {} --json",
-            pgw_bin().display(),
-            sl1.display()
-        )))
-        .unwrap();
-        v["gateways"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|g| g["gateway"] == "gw1" && g["up"] == false)
+        gw1_up(false)
     });
     let _ = curl("10.33.0.1");
     assert!(
@@ -440,40 +292,13 @@ control = "127.0.0.1:{c2}"
     );
     assert_eq!(framed_ip(&out), "10.51.0.2", "{out}");
     // gw1 comes back: marked up, its range goes to it again, new sessions too.
-    lab.start_pgw(
-        "gw1",
-        &p_gw1,
-        &sg1,
-        &[&format!("{t}g1a"), &format!("{t}g1s")],
-    );
-    sh(&format!(
-        "ip link set {t}g1a netns {lan} && ip -n {lan} link set {t}g1a address 02:00:00:00:ee:02"
-    ));
-    sh(&format!(
-        "ip -n {lan} link set {t}g1a master br0 && ip -n {lan} link set {t}g1a up"
-    ));
-    sh(&format!(
-        "ip link set {t}g1s netns {srv} && ip -n {srv} link set {t}g1s address 02:00:00:00:ee:10"
-    ));
-    sh(&format!(
-        "ip -n {srv} link set {t}g1s master br1 && ip -n {srv} link set {t}g1s up"
-    ));
+    lab.run_pgw("gw1", &p_gw1);
+    lab.enslave(&format!("{t}g1a"), &lan, "br0", "02:00:00:00:ee:02");
+    lab.enslave(&format!("{t}g1s"), &srv, "br1", "02:00:00:00:ee:10");
     wait_for(
         "the LBs to mark gw1 up again",
         Duration::from_secs(10),
-        || {
-            let v: serde_json::Value = serde_json::from_str(&sh(&format!(
-                "{} servers --socket {} --json",
-                pgw_bin().display(),
-                sl1.display()
-            )))
-            .unwrap();
-            v["gateways"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|g| g["gateway"] == "gw1" && g["up"] == true)
-        },
+        || gw1_up(true),
     );
     // The restarted gw1 gets alice's session again by the periodic resync.
     wait_for("alice served by gw1 again", Duration::from_secs(15), || {
@@ -500,11 +325,6 @@ control = "127.0.0.1:{c2}"
     );
     assert!(drops(&stats_json(&sg1), "no_session") > 0);
     for l in ["lb1", "lb2", "gw1", "gw2"] {
-        assert_eq!(
-            lab.interrupt(l, Duration::from_secs(10)),
-            Some(0),
-            "{l}:\n{}",
-            lab.log(l)
-        );
+        lab.stop_pgw(l);
     }
 }

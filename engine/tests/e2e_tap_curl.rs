@@ -11,92 +11,38 @@ use std::time::Duration;
 
 #[test]
 fn curl_downloads_through_pgw_on_net_tap() {
-    if !can_netns() {
+    let Some(mut lab) = Lab::netns("pt", &[]) else {
         return;
-    }
-    let mut lab = Lab::new("pt");
+    };
     let tag = lab.tag.clone();
     let (ta, tb) = (format!("{tag}a"), format!("{tag}b"));
     let sock = lab.dir.join("ctl.sock");
-    let profile = lab.write(
-        "profile.toml",
-        &format!(
-            r#"
-[instance]
-name = "{tag}"
-role = "wire"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [0]
-[engine]
-mbufs = 8191
-idle_sleep_us = 20
-[[port]]
-name = "a"
-device = "net_tap_{tag}a,iface={ta}"
-[[port]]
-name = "b"
-device = "net_tap_{tag}b,iface={tb}"
-[wire]
-pairs = [["a", "b"]]
-"#,
-            sock = sock.display()
-        ),
-    );
+    let profile = Profile::new(&tag, "wire", &sock)
+        .engine(Engine {
+            idle_sleep_us: 20,
+            ..Engine::default()
+        })
+        .tap("a", &ta)
+        .tap("b", &tb)
+        .with("[wire]\npairs = [[\"a\", \"b\"]]");
+    lab.run_pgw("pgw", &profile);
     let nsa = lab.ns("cli");
     let nsb = lab.ns("srv");
-    lab.spawn(
-        "pgw",
-        &format!(
-            "{} run --profile {}",
-            pgw_bin().display(),
-            profile.display()
-        ),
-    );
-    // Move the taps only once their DPDK ports are started and UP.
-    wait_for("pgw control socket", Duration::from_secs(20), || {
-        sock.exists()
-    });
-    wait_for("taps up", Duration::from_secs(10), || {
-        sh_ok(&format!("ip link show {ta} | grep -q ',UP'"))
-            && sh_ok(&format!("ip link show {tb} | grep -q ',UP'"))
-    });
-    sh(&format!("ip link set {ta} netns {nsa}"));
-    sh(&format!("ip link set {tb} netns {nsb}"));
-    sh(&format!(
-        "ip -n {nsa} addr add 10.77.0.1/24 dev {ta} && ip -n {nsa} link set {ta} up"
-    ));
-    sh(&format!(
-        "ip -n {nsb} addr add 10.77.0.2/24 dev {tb} && ip -n {nsb} link set {tb} up"
-    ));
+    lab.move_into(&ta, &nsa, &["10.77.0.1/24"]);
+    lab.move_into(&tb, &nsb, &["10.77.0.2/24"]);
 
-    let www = lab.dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
+    let www = lab.serve_http("http", &nsb, "10.77.0.2");
     let file = www.join("blob.bin");
     sh(&format!(
         "head -c 8388608 /dev/urandom > {}",
         file.display()
     ));
-    lab.spawn(
-        "http",
-        &format!(
-            "ip netns exec {nsb} python3 -m http.server --bind 10.77.0.2 8080 --directory {}",
-            www.display()
-        ),
-    );
     wait_for("http server", Duration::from_secs(10), || {
-        sh_ok(&format!(
-            "ip netns exec {nsa} curl -s -o /dev/null --max-time 2 http://10.77.0.2:8080/"
-        ))
+        curl_ok(&nsa, "http://10.77.0.2:8080/")
     });
 
     let got = lab.dir.join("got.bin");
-    sh(&format!(
-        "ip netns exec {nsa} curl -sS --fail --max-time 60 -o {} http://10.77.0.2:8080/blob.bin",
-        got.display()
-    ));
+    download(&nsa, "http://10.77.0.2:8080/blob.bin", &got, 60);
     assert_eq!(std::fs::metadata(&got).unwrap().len(), 8388608);
     assert_eq!(
         sha256(&got),
@@ -105,37 +51,17 @@ pairs = [["a", "b"]]
     );
 
     // The engine's own counters saw the transfer: > 8 MB / 1500 B frames one way.
-    let stats = sh(&format!(
-        "{} stats --socket {} --json",
-        pgw_bin().display(),
-        sock.display()
-    ));
-    let r: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    let tx: u64 = r["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["tx"].as_u64().unwrap())
-        .sum();
+    let tx = worker_sum(&stats_json(&sock), "tx");
     assert!(tx > 5000, "pgw forwarded only {tx} frames");
-    assert!(sh(&format!(
-        "{} stats --socket {}",
-        pgw_bin().display(),
-        sock.display()
-    ))
-    .contains("workers"));
+    assert!(pgw_at(&sock, "stats", "").contains("workers"));
 
     // Runtime accounting: the worker's rx and tx stages saw the transfer,
     // the stages add up to the busy cycles; a clear starts a new window.
-    let pgw = |args: &str| {
-        sh(&format!(
-            "{} {args} --socket {}",
-            pgw_bin().display(),
-            sock.display()
-        ))
+    let rt = || -> serde_json::Value {
+        serde_json::from_str(&pgw_at(&sock, "stats", "--runtime --json")).unwrap()
     };
-    let rt: serde_json::Value = serde_json::from_str(&pgw("stats --runtime --json")).unwrap();
-    let w0 = &rt["workers"][0];
+    let rt0 = rt();
+    let w0 = &rt0["workers"][0];
     let stage = |w: &serde_json::Value, n: &str| {
         w["stages"]
             .as_array()
@@ -145,26 +71,25 @@ pairs = [["a", "b"]]
             .map(|s| s["packets"].as_u64().unwrap())
             .unwrap_or(0)
     };
-    assert!(stage(w0, "rx") >= tx, "{rt}");
-    assert!(stage(w0, "wire") >= tx && stage(w0, "tx") >= tx, "{rt}");
+    assert!(stage(w0, "rx") >= tx, "{rt0}");
+    assert!(stage(w0, "wire") >= tx && stage(w0, "tx") >= tx, "{rt0}");
     let staged: u64 = w0["stages"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["cycles"].as_u64().unwrap())
         .sum();
-    assert_eq!(staged, w0["busy_cycles"].as_u64().unwrap(), "{rt}");
-    assert!(rt["total"]["capacity_mpps"].as_f64().unwrap() > 0.0, "{rt}");
-    assert!(pgw("stats --runtime").contains("cycles/pkt"));
-    sh(&format!(
-        "{} ctl --socket {} runtime-clear",
-        pgw_bin().display(),
-        sock.display()
-    ));
-    let rt: serde_json::Value = serde_json::from_str(&pgw("stats --runtime --json")).unwrap();
+    assert_eq!(staged, w0["busy_cycles"].as_u64().unwrap(), "{rt0}");
     assert!(
-        stage(&rt["workers"][0], "rx") < tx / 100,
-        "runtime-clear did not start a new window: {rt}"
+        rt0["total"]["capacity_mpps"].as_f64().unwrap() > 0.0,
+        "{rt0}"
+    );
+    assert!(pgw_at(&sock, "stats", "--runtime").contains("cycles/pkt"));
+    pgw_at(&sock, "ctl", "runtime-clear");
+    let rt1 = rt();
+    assert!(
+        stage(&rt1["workers"][0], "rx") < tx / 100,
+        "runtime-clear did not start a new window: {rt1}"
     );
 
     let code = lab.interrupt("pgw", Duration::from_secs(10));

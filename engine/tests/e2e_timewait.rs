@@ -55,64 +55,34 @@ fn nstat(ns: &str, name: &str) -> u64 {
 
 #[test]
 fn sixty_seconds_of_new_connections_through_one_pool_address() {
-    if !can_netns() || !have_tools(&["wrk", "nginx", "nstat"]) {
+    let Some(mut lab) = Lab::netns("pw", &["wrk", "nginx", "nstat"]) else {
         return;
-    }
-    let mut lab = Lab::new("pw");
-    let t = lab.tag.clone();
-    let sock = lab.dir.join("gw.sock");
+    };
     let db = lab.dir.join("acct.db");
-    let profile = format!(
-        r#"
-[instance]
-name = "{t}"
-role = "gw"
-control_socket = "{sock}"
-[eal]
-memory_mb = 256
-[cores]
-workers = [1]
-[engine]
-mbufs = 16383
-idle_sleep_us = 20
-[[port]]
-name = "access"
-device = "net_tap_{t}a,iface={t}a"
-ipv4 = ["10.50.0.1/24"]
-[[port]]
-name = "servers"
-device = "net_tap_{t}b,iface={t}b"
-[accounting]
-sqlite = "{db}"
-[gw]
-access_port = "access"
-server_port = "servers"
-pool = ["10.80.0.100"]
-max_flows_per_worker = 262144
-[[gw.service]]
-name = "web"
-id = 1
-[[gw.group]]
-name = "web"
-service = "web"
-members = [{{ name = "n1", ip = "10.80.0.11", port = 80 }}, {{ name = "n2", ip = "10.80.0.12", port = 80 }}]
-[[gw.vip]]
-ip = "10.33.0.1"
-port = 80
-group = "web"
-[[gw.session]]
-ip = "10.50.0.2"
-device_id = 4242
-services = ["web"]
-"#,
-        sock = sock.display(),
-        db = db.display()
-    );
-    lab.start_pgw("gw", &profile, &sock, &[&format!("{t}a"), &format!("{t}b")]);
-    let sub = lab.ns("sub");
-    let srv = lab.ns("srv");
-    sh(&format!("ip link set {t}a netns {sub} && ip -n {sub} addr add 10.50.0.2/24 dev {t}a && ip -n {sub} link set {t}a up"));
-    sh(&format!("ip -n {sub} route add 10.33.0.0/24 via 10.50.0.1"));
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .engine(Engine {
+            workers: vec![1],
+            mbufs: 16383,
+            idle_sleep_us: 20,
+            ..Engine::default()
+        })
+        .with(&format!("[accounting]\nsqlite = \"{}\"", db.display()))
+        .with(&gw_section("max_flows_per_worker = 262144"))
+        .with(&gw_service(
+            "web",
+            1,
+            &[
+                member("n1", "10.80.0.11", 80),
+                member("n2", "10.80.0.12", 80),
+            ],
+            "10.33.0.1",
+            Some(80),
+        ))
+        .with(&gw_session("10.50.0.2", 4242, &["web"]));
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
     // Through the gateway the response often arrives a loop turn before
     // the server's FIN, so wrk closes first and the *client* holds TIME_WAIT
     // too; without reuse its 28 k ephemeral ports run out in half a minute
@@ -123,12 +93,7 @@ services = ["web"]
     sh(&format!(
         "ip netns exec {sub} sysctl -q -w net.ipv4.tcp_tw_reuse=1"
     ));
-    sh(&format!(
-        "ip link set {t}b netns {srv} && ip -n {srv} link set {t}b up"
-    ));
-    for a in ["10.80.0.11", "10.80.0.12"] {
-        sh(&format!("ip -n {srv} addr add {a}/24 dev {t}b"));
-    }
+    let srv = lab.servers(&["10.80.0.11/24", "10.80.0.12/24"]);
     // nginx: one worker, both addresses, a tiny answer, no access log.
     let ngx = lab.dir.join("nginx");
     std::fs::create_dir_all(ngx.join("logs")).unwrap();
@@ -153,15 +118,9 @@ services = ["web"]
             conf.display()
         ),
     );
-    wait_for("nginx", Duration::from_secs(10), || {
-        sh_ok(&format!(
-            "ip netns exec {srv} curl -s --fail --max-time 1 http://10.80.0.11/"
-        ))
-    });
+    lab.wait_listen(&srv, "tcp", "10.80.0.11:80");
     wait_for("the VIP through pgw", Duration::from_secs(15), || {
-        sh_ok(&format!(
-            "ip netns exec {sub} curl -s --fail --max-time 2 http://10.33.0.1/"
-        ))
+        curl_ok(&sub, "http://10.33.0.1/")
     });
     let paws0 = nstat(&srv, "TcpExtPAWSTimewait");
     let gw = |r: &serde_json::Value, n: &str| event(r, n);
@@ -228,12 +187,7 @@ services = ["web"]
     );
     assert_eq!(gw(&r, "gw_acct_records"), closed);
     assert_eq!(gw(&r, "gw_acct_queue_full"), 0);
-    assert_eq!(
-        lab.interrupt("gw", Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        lab.log("gw")
-    );
+    lab.stop_pgw_within("gw", Duration::from_secs(20));
     let rows: u64 = rusqlite::Connection::open(&db)
         .and_then(|c| c.query_row("select count(*) from accounting", [], |r| r.get(0)))
         .unwrap();

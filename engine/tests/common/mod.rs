@@ -21,6 +21,11 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Run a command; its exit status and output, whatever they are.
+pub fn sh_output(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
 /// Run a command; its success.
 pub fn sh_ok(cmd: &str) -> bool {
     Command::new("sh")
@@ -119,6 +124,14 @@ impl Lab {
         }
     }
 
+    /// A lab for a test that needs network namespaces and every command in
+    /// `tools`: `None` (the test returns) where it cannot run, see
+    /// [`can_netns`] and [`have_tools`].
+    pub fn netns(prefix: &str, tools: &[&str]) -> Option<Lab> {
+        (can_netns() && have_tools(tools)).then(|| Lab::new(prefix))
+    }
+
+    /// A network namespace `{tag}-{name}` with `lo` up, deleted on drop.
     pub fn ns(&mut self, name: &str) -> String {
         let full = format!("{}-{}", self.tag, name);
         let _ = sh_ok(&format!("ip netns del {full}"));
@@ -249,7 +262,7 @@ impl Lab {
             .output()
             .unwrap();
         assert!(
-            out.status.success(),
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
             "{label}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -269,38 +282,432 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// [`Lab::start_pgw`] on a [`Profile`] (written as `<label>.toml`): its
+    /// control socket.
+    pub fn run_pgw(&mut self, label: &str, profile: &Profile) -> PathBuf {
+        let taps: Vec<&str> = profile.taps.iter().map(String::as_str).collect();
+        self.start_pgw(label, &profile.to_string(), &profile.sock, &taps);
+        profile.sock.clone()
+    }
+
+    /// The [`Profile`] of a gateway box named by the lab's tag in `role`,
+    /// its control socket `pgw.sock` in the lab's directory: port `access`
+    /// on tap `{tag}a` with the address `access_cidr` (IPv4 or IPv6), port
+    /// `servers` on tap `{tag}b`; see [`Lab::subscriber`], [`Lab::servers`].
+    pub fn profile(&self, role: &str, access_cidr: &str) -> Profile {
+        Profile::new(&self.tag, role, &self.dir.join("pgw.sock"))
+            .tap("access", &format!("{}a", self.tag))
+            .addr(access_cidr)
+            .tap("servers", &format!("{}b", self.tag))
+    }
+
+    /// Namespace `sub` with the access tap of [`Lab::profile`] moved in,
+    /// its addresses `cidrs`.
+    pub fn subscriber(&mut self, cidrs: &[&str]) -> String {
+        let ns = self.ns("sub");
+        self.move_into(&format!("{}a", self.tag), &ns, cidrs);
+        ns
+    }
+
+    /// Namespace `srv` with the server tap of [`Lab::profile`] moved in,
+    /// its addresses `cidrs`.
+    pub fn servers(&mut self, cidrs: &[&str]) -> String {
+        let ns = self.ns("srv");
+        self.move_into(&format!("{}b", self.tag), &ns, cidrs);
+        ns
+    }
+
+    /// Stop the `pgw` labelled `label` with SIGINT; assert it exits with 0
+    /// within 10 s.
+    pub fn stop_pgw(&mut self, label: &str) {
+        self.stop_pgw_within(label, Duration::from_secs(10));
+    }
+
+    /// [`Lab::stop_pgw`] with a deadline of `timeout`.
+    pub fn stop_pgw_within(&mut self, label: &str, timeout: Duration) {
+        let code = self.interrupt(label, timeout);
+        assert_eq!(
+            code,
+            Some(0),
+            "{label} did not stop cleanly:\n{}",
+            self.log(label)
+        );
+    }
+
+    /// Move `iface` (a tap pgw has brought up) into namespace `ns`, add each
+    /// of `cidrs` to it (IPv6 ones without duplicate address detection) and
+    /// bring it up.
+    pub fn move_into(&self, iface: &str, ns: &str, cidrs: &[&str]) {
+        sh(&format!("ip link set {iface} netns {ns}"));
+        self.up(iface, ns, cidrs);
+    }
+
+    /// [`Lab::move_into`], the kernel side's MAC set to `mac` first.
+    pub fn move_into_with_mac(&self, iface: &str, ns: &str, mac: &str, cidrs: &[&str]) {
+        sh(&format!(
+            "ip link set {iface} netns {ns} && ip -n {ns} link set {iface} address {mac}"
+        ));
+        self.up(iface, ns, cidrs);
+    }
+
+    fn up(&self, iface: &str, ns: &str, cidrs: &[&str]) {
+        for c in cidrs {
+            let nodad = if c.contains(':') { " nodad" } else { "" };
+            sh(&format!("ip -n {ns} addr add {c} dev {iface}{nodad}"));
+        }
+        sh(&format!("ip -n {ns} link set {iface} up"));
+    }
+
+    /// Create bridge `br` in `ns` (its own MAC `mac` if given) and bring it up.
+    pub fn bridge(&self, ns: &str, br: &str, mac: Option<&str>) {
+        sh(&format!("ip -n {ns} link add {br} type bridge"));
+        if let Some(mac) = mac {
+            sh(&format!("ip -n {ns} link set {br} address {mac}"));
+        }
+        sh(&format!("ip -n {ns} link set {br} up"));
+    }
+
+    /// Move `iface` into `ns` and make it a port of bridge `br` there. A
+    /// tap's kernel side starts with the DPDK port's own MAC, which a bridge
+    /// would keep frames to for itself: it gets `mac` instead.
+    pub fn enslave(&self, iface: &str, ns: &str, br: &str, mac: &str) {
+        sh(&format!(
+            "ip link set {iface} netns {ns} && ip -n {ns} link set {iface} address {mac}"
+        ));
+        sh(&format!(
+            "ip -n {ns} link set {iface} master {br} && ip -n {ns} link set {iface} up"
+        ));
+    }
+
+    /// In `ns`, route `dst` via `via`.
+    pub fn route(&self, ns: &str, dst: &str, via: &str) {
+        sh(&format!("ip -n {ns} route add {dst} via {via}"));
+    }
+
+    /// In `ns`, route `dst` via `via` with source address `src`.
+    pub fn route_from(&self, ns: &str, dst: &str, via: &str, src: &str) {
+        sh(&format!("ip -n {ns} route add {dst} via {via} src {src}"));
+    }
+
+    /// Wait (10 s at most) until the `pgw` at `sock` has resolved the MAC of
+    /// each of `ips` (`pgw ctl neighbors`).
+    pub fn wait_neighbours(&self, sock: &Path, ips: &[&str]) {
+        wait_for(
+            &format!("pgw to resolve {ips:?}"),
+            Duration::from_secs(10),
+            || {
+                let n = pgw_at(sock, "ctl", "neighbors");
+                ips.iter().all(|ip| n.contains(ip))
+            },
+        );
+    }
+
+    /// Wait (10 s at most) until something in `ns` listens on `addr`
+    /// (`ss` notation, IPv6 in brackets) over `proto` (`"tcp"` or `"udp"`).
+    pub fn wait_listen(&self, ns: &str, proto: &str, addr: &str) {
+        let flag = match proto {
+            "tcp" => "t",
+            "udp" => "u",
+            _ => panic!("proto {proto}"),
+        };
+        wait_for(
+            &format!("{proto} {addr} listening in {ns}"),
+            Duration::from_secs(10),
+            || {
+                sh_ok(&format!(
+                    "ip netns exec {ns} ss -{flag}lnH | grep -qF '{addr}'"
+                ))
+            },
+        );
+    }
+
+    /// A directory `name` under the lab's, with a file `who` that holds `name`.
+    pub fn site(&self, name: &str) -> PathBuf {
+        let d = self.dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("who"), name).unwrap();
+        d
+    }
+
+    /// Serve [`Lab::site`] `name` over HTTP on `addr` port 8080 in `ns`
+    /// (python's http.server, labelled `name`) and wait until it listens;
+    /// the directory served.
+    pub fn serve_http(&mut self, name: &str, ns: &str, addr: &str) -> PathBuf {
+        let d = self.site(name);
+        self.spawn(
+            name,
+            &format!(
+                "ip netns exec {ns} python3 -m http.server --bind {addr} 8080 --directory {}",
+                d.display()
+            ),
+        );
+        let listen = if addr.contains(':') {
+            format!("[{addr}]:8080")
+        } else {
+            format!("{addr}:8080")
+        };
+        self.wait_listen(ns, "tcp", &listen);
+        d
+    }
+
+    /// Start `tcpdump -c count -i iface filter` in `ns` (labelled `label`)
+    /// and wait until it captures.
+    pub fn tcpdump(&mut self, label: &str, ns: &str, iface: &str, count: u32, filter: &str) {
+        self.spawn(
+            label,
+            &format!("ip netns exec {ns} tcpdump -l -nn -e -v -c {count} -i {iface} '{filter}'"),
+        );
+        wait_for(
+            &format!("{label} to listen"),
+            Duration::from_secs(5),
+            || self.log(label).contains("listening on"),
+        );
+    }
+}
+
+/// `pgw CMD --socket SOCK REST`: its output (panics if it fails).
+pub fn pgw_at(sock: &Path, cmd: &str, rest: &str) -> String {
+    sh(&format!(
+        "{} {cmd} --socket {} {rest}",
+        pgw_bin().display(),
+        sock.display()
+    ))
+}
+
+/// `pgw CMD --socket SOCK --json`, parsed.
+pub fn pgw_json(sock: &Path, cmd: &str) -> serde_json::Value {
+    let out = pgw_at(sock, cmd, "--json");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("pgw {cmd}: {e}: {out}"))
 }
 
 /// A `pgw stats --json` report of the instance at `sock`.
 pub fn stats_json(sock: &Path) -> serde_json::Value {
-    let out = sh(&format!(
-        "{} stats --socket {} --json",
-        pgw_bin().display(),
-        sock.display()
+    pgw_json(sock, "stats")
+}
+
+/// A counter of every worker (`rx`, `tx`, `handoff_out`, ...) summed over
+/// the workers of a stats report.
+pub fn worker_sum(r: &serde_json::Value, key: &str) -> u64 {
+    r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[key].as_u64().unwrap())
+        .sum()
+}
+
+/// Whether `curl` in `ns` gets `url` (2 s at most, any 2xx).
+pub fn curl_ok(ns: &str, url: &str) -> bool {
+    sh_ok(&format!(
+        "ip netns exec {ns} curl -g -s --fail --max-time 2 -o /dev/null '{url}'"
+    ))
+}
+
+/// The body of `url` fetched by `curl` in `ns` (5 s at most; panics unless 2xx).
+pub fn curl(ns: &str, url: &str) -> String {
+    sh(&format!(
+        "ip netns exec {ns} curl -g -sS --fail --max-time 5 '{url}'"
+    ))
+}
+
+/// Download `url` with `curl` in `ns` to `dest` (`max_s` seconds at most;
+/// panics unless 2xx).
+pub fn download(ns: &str, url: &str, dest: &Path, max_s: u32) {
+    sh(&format!(
+        "ip netns exec {ns} curl -g -sS --fail --max-time {max_s} -o {} '{url}'",
+        dest.display()
     ));
-    serde_json::from_str(&out).unwrap()
+}
+
+/// `radclient` (FreeRADIUS) sending one request of `kind` (`auth`, `acct`)
+/// with `attrs` to 127.0.0.1:`port` under `secret`, trying `tries` times:
+/// whether it got an answer, and what it printed (stdout and stderr).
+pub fn radclient(tries: u32, port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
+    let out = sh_output(&format!(
+        "printf '%s\\n' '{attrs}' | radclient -x -r {tries} -t 2 127.0.0.1:{port} {kind} {secret}"
+    ));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The `[eal]`, `[cores]` and `[engine]` keys of a [`Profile`]; the
+/// defaults (256 MB, worker core 0, 8191 mbufs, DPDK's descriptor counts,
+/// 50 µs idle sleep) suit a test instance on net_tap.
+pub struct Engine {
+    pub memory_mb: u32,
+    pub workers: Vec<u32>,
+    pub mbufs: u32,
+    /// `rx_desc` and `tx_desc`, if not DPDK's.
+    pub desc: Option<u32>,
+    pub idle_sleep_us: u32,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine {
+            memory_mb: 256,
+            workers: vec![0],
+            mbufs: 8191,
+            desc: None,
+            idle_sleep_us: 50,
+        }
+    }
+}
+
+/// A test profile: `[instance]`, the [`Engine`] sections and net_tap
+/// `[[port]]`s, then the role's own sections as TOML text.
+pub struct Profile {
+    name: String,
+    role: String,
+    pub sock: PathBuf,
+    engine: Engine,
+    ports: String,
+    /// The taps' interface names, in port order.
+    pub taps: Vec<String>,
+    body: String,
+}
+
+impl Profile {
+    /// Instance `name` in `role` with its control socket at `sock`.
+    pub fn new(name: &str, role: &str, sock: &Path) -> Profile {
+        Profile {
+            name: name.into(),
+            role: role.into(),
+            sock: sock.into(),
+            engine: Engine::default(),
+            ports: String::new(),
+            taps: vec![],
+            body: String::new(),
+        }
+    }
+
+    /// Other engine settings than the defaults.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// A port `name` on a net_tap whose interface is `iface`; [`Profile::addr`]
+    /// and [`Profile::mac`] add to the last one.
+    pub fn tap(mut self, name: &str, iface: &str) -> Self {
+        self.ports +=
+            &format!("[[port]]\nname = \"{name}\"\ndevice = \"net_tap_{iface},iface={iface}\"\n");
+        self.taps.push(iface.into());
+        self
+    }
+
+    /// The last port's address `cidr`, IPv4 or IPv6.
+    pub fn addr(mut self, cidr: &str) -> Self {
+        let family = if cidr.contains(':') { "ipv6" } else { "ipv4" };
+        self.ports += &format!("{family} = [\"{cidr}\"]\n");
+        self
+    }
+
+    /// The last port's MAC address.
+    pub fn mac(mut self, mac: &str) -> Self {
+        self.ports += &format!("mac = \"{mac}\"\n");
+        self
+    }
+
+    /// Append `toml` (the role's sections) after the ports.
+    pub fn with(mut self, toml: &str) -> Self {
+        self.body += toml;
+        if !self.body.ends_with('\n') {
+            self.body.push('\n');
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.engine;
+        let workers: Vec<String> = e.workers.iter().map(u32::to_string).collect();
+        let desc = e
+            .desc
+            .map(|n| format!("rx_desc = {n}\ntx_desc = {n}\n"))
+            .unwrap_or_default();
+        write!(
+            f,
+            "[instance]\nname = \"{}\"\nrole = \"{}\"\ncontrol_socket = \"{}\"\n\
+             [eal]\nmemory_mb = {}\n[cores]\nworkers = [{}]\n\
+             [engine]\nmbufs = {}\n{desc}idle_sleep_us = {}\n{}{}",
+            self.name,
+            self.role,
+            self.sock.display(),
+            e.memory_mb,
+            workers.join(", "),
+            e.mbufs,
+            e.idle_sleep_us,
+            self.ports,
+            self.body
+        )
+    }
+}
+
+/// The `[gw]` section of a GW on ports `access` and `servers` with pool
+/// 10.80.0.100, then `extra` (more `[gw]` keys, one a line).
+pub fn gw_section(extra: &str) -> String {
+    format!(
+        "[gw]\naccess_port = \"access\"\nserver_port = \"servers\"\npool = [\"10.80.0.100\"]\n{extra}\n"
+    )
+}
+
+/// Service `name` (id `id`), its group of the same name over `members`,
+/// and its representative address `vip` (on `port`, or on every port).
+pub fn gw_service(name: &str, id: u32, members: &[String], vip: &str, port: Option<u16>) -> String {
+    let port = port.map(|p| format!("port = {p}\n")).unwrap_or_default();
+    format!(
+        "[[gw.service]]\nname = \"{name}\"\nid = {id}\n\
+         [[gw.group]]\nname = \"{name}\"\nservice = \"{name}\"\nmembers = [{}]\n\
+         [[gw.vip]]\nip = \"{vip}\"\n{port}group = \"{name}\"\n",
+        members.join(", ")
+    )
+}
+
+/// The `wap` service (id 1) of most tests, over `members`, at 10.33.0.1:80.
+pub fn wap(members: &[String]) -> String {
+    gw_service("wap", 1, members, "10.33.0.1", Some(80))
+}
+
+/// A server-group member, as a TOML inline table.
+pub fn member(name: &str, ip: &str, port: u16) -> String {
+    format!("{{ name = \"{name}\", ip = \"{ip}\", port = {port} }}")
+}
+
+/// A static `[[gw.session]]`: subscriber `ip`, its device id and services.
+pub fn gw_session(ip: &str, device_id: u64, services: &[&str]) -> String {
+    format!(
+        "[[gw.session]]\nip = \"{ip}\"\ndevice_id = {device_id}\nservices = {}\n",
+        toml_list(services)
+    )
 }
 
 /// An event counter summed over the workers of a stats report.
 pub fn event(r: &serde_json::Value, name: &str) -> u64 {
-    r["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|w| w["events"].as_array().unwrap().iter())
-        .filter(|e| e[0] == name)
-        .map(|e| e[1].as_u64().unwrap())
-        .sum()
+    named_counter(r, "events", name)
 }
 
 /// A drop counter summed over the workers of a stats report.
 pub fn drops(r: &serde_json::Value, reason: &str) -> u64 {
+    named_counter(r, "drops", reason)
+}
+
+/// Counter `name` of every worker's `[name, count]` list `list`, summed.
+fn named_counter(r: &serde_json::Value, list: &str, name: &str) -> u64 {
     r["workers"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|w| w["drops"].as_array().unwrap().iter())
-        .filter(|e| e[0] == reason)
+        .flat_map(|w| w[list].as_array().unwrap().iter())
+        .filter(|e| e[0] == name)
         .map(|e| e[1].as_u64().unwrap())
         .sum()
 }
@@ -359,4 +766,82 @@ pub fn nfdump_records(dir: &Path) -> (Vec<serde_json::Value>, String) {
         records.extend(v.as_array().cloned().unwrap_or_default());
     }
     (records, text)
+}
+
+/// The `[radius]` section of a RADIUS server on 127.0.0.1, authentication on
+/// `auth` and accounting on `auth + 1`, then `extra` (more `[radius]` keys),
+/// and its one client, 127.0.0.1 with the secret `testing123`.
+pub fn radius_head(auth: u16, extra: &str) -> String {
+    format!(
+        "[radius]\nlisten = \"127.0.0.1:{auth}\"\nacct_listen = \"127.0.0.1:{}\"\n{extra}\n\
+         [[radius.client]]\naddress = \"127.0.0.1\"\nsecret = \"testing123\"\n",
+        auth + 1
+    )
+}
+
+/// LB `n` (1 or 2) of a test with two entry points: instance `{tag}lb{n}`
+/// on worker core `n % 2`, its access tap `{tag}a{n}` at 10.60.`n`.1/24
+/// whose subscriber side has the MAC 02:00:00:00:5`n`:02, its LAN tap
+/// `{tag}l{n}` last (for [`Profile::addr`]), and the `[lb]` keys naming
+/// them; the gateways and ranges are the caller's.
+pub fn lb_entry(tag: &str, n: u8, sock: &Path) -> Profile {
+    Profile::new(&format!("{tag}lb{n}"), "lb", sock)
+        .engine(Engine {
+            memory_mb: 128,
+            workers: vec![u32::from(n % 2)],
+            mbufs: 4095,
+            desc: Some(512),
+            ..Engine::default()
+        })
+        .tap("access", &format!("{tag}a{n}"))
+        .addr(&format!("10.60.{n}.1/24"))
+        .tap("lan", &format!("{tag}l{n}"))
+        .with(&format!(
+            "[lb]\naccess_port = \"access\"\nlan_port = \"lan\"\n\
+             access_next_hop_mac = \"02:00:00:00:5{n}:02\""
+        ))
+}
+
+impl Lab {
+    /// The subscriber side of [`lb_entry`] `n`: its tap moved into `ns` with
+    /// the MAC the LB sends to and the address 10.60.`n`.2/24.
+    pub fn plug_subscriber(&self, n: u8, ns: &str) {
+        self.move_into_with_mac(
+            &format!("{}a{n}", self.tag),
+            ns,
+            &format!("02:00:00:00:5{n}:02"),
+            &[&format!("10.60.{n}.2/24")],
+        );
+    }
+}
+
+/// A `[[radius.user]]`: `user` with `password`, its device id and services.
+pub fn radius_user(user: &str, password: &str, device_id: &str, services: &[&str]) -> String {
+    format!(
+        "[[radius.user]]\nuser = \"{user}\"\npassword = \"{password}\"\n\
+         device_id = \"{device_id}\"\nservices = {}\n",
+        toml_list(services)
+    )
+}
+
+/// An `[[lb.gateway]]` `name` at `mac` (`"local"`: this box's GW stage),
+/// with the address `ip` its health is checked on if given.
+pub fn lb_gateway(name: &str, mac: &str, ip: Option<&str>) -> String {
+    let ip = ip.map(|ip| format!("ip = \"{ip}\"\n")).unwrap_or_default();
+    format!("[[lb.gateway]]\nname = \"{name}\"\nmac = \"{mac}\"\n{ip}")
+}
+
+/// An LB range (`table`: `range` or `range6`) from `first` to `last`, sent to
+/// `gateways` in order of preference.
+pub fn lb_range(table: &str, first: &str, last: &str, gateways: &[&str]) -> String {
+    format!(
+        "[[lb.{table}]]\nfirst = \"{first}\"\nlast = \"{last}\"\ngateways = {}\n",
+        toml_list(gateways)
+    )
+}
+
+/// `["a", "b"]`.
+fn toml_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", quoted.join(", "))
 }
