@@ -495,11 +495,12 @@ impl State {
                     sessions: table,
                     ..Default::default()
                 };
-                let sess = |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session {
-                    device_id: e.device_key,
-                    active: e.active,
-                    allowed: e.allowed,
-                };
+                let sess =
+                    |e: &crate::ctlproto::SessionEntry| pgw_pipelines::gw::tables::SubscriberAuth {
+                        device_id: e.device_key,
+                        active: e.active,
+                        allowed: e.allowed,
+                    };
                 self.remote_sessions = (
                     m.sessions
                         .iter()

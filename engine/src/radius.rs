@@ -16,8 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
-use pgw_pipelines::gw::tables::Session;
-use pgw_pipelines::mgmt::assign::{Assigner, GwConfig as AssignGw, GwId, Ipv4Range};
+use pgw_pipelines::gw::tables::SubscriberAuth;
+use pgw_pipelines::mgmt::assign::{Assigner, GwAddrRow, GwId, Ipv4Range};
 use pgw_pipelines::mgmt::session::{
     Notification, SessionConfig, SessionLogRecord, SessionState, StatusChange,
 };
@@ -122,7 +122,10 @@ fn d_true() -> bool {
 }
 
 /// A gateway's session table: IPv4 entries and IPv6 prefixes.
-pub type Sessions4and6 = (Vec<([u8; 4], Session)>, Vec<([u8; 16], u8, Session)>);
+pub type Sessions4and6 = (
+    Vec<([u8; 4], SubscriberAuth)>,
+    Vec<([u8; 16], u8, SubscriberAuth)>,
+);
 
 /// The GW's view of one session.
 #[derive(Clone, Copy)]
@@ -277,7 +280,7 @@ pub fn build(
                 s,
             )?);
         }
-        gws.push(AssignGw {
+        gws.push(GwAddrRow {
             id: GwId(i as u16),
             name: g.name.clone(),
             ranges,
@@ -558,7 +561,7 @@ impl RadiusSide {
             .map(|(a, (_, s))| {
                 (
                     *a,
-                    Session {
+                    SubscriberAuth {
                         device_id: s.device_id,
                         active: s.active,
                         allowed: s.allowed,
@@ -573,7 +576,7 @@ impl RadiusSide {
                     (
                         p,
                         64,
-                        Session {
+                        SubscriberAuth {
                             device_id: s.device_id,
                             active: s.active,
                             allowed: s.allowed,

@@ -23,7 +23,7 @@
 //!   the stage; one that reaches the stage → `Drop(ArpIgnored)`. Fragments and
 //!   every IP protocol pass: the LB routes on the source address only.
 //! * IPv6 follows the same rules as IPv4 with the IPv6 ranges of the table
-//!   ([`LbTable::with_v6`]) and the IPv6 neighbours ([`Neighbors::with_v6`]).
+//!   ([`LbTable::with_v6`]) and the IPv6 neighbours ([`AccessNeighbours::with_v6`]).
 //! * Up path (arrival on `access_port`, S21–S29): source address → range
 //!   (S22–S23); the primary if up (S24–S25), else the first substitute that is
 //!   up (S27–S28), else `Drop(LbAllDown)` (S29); no range → `Drop(LbNoRange)`.
@@ -401,7 +401,7 @@ impl LbTable {
 /// Access-side neighbours (IPv4 → MAC), learned by the management thread
 /// from ARP and published with the table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Neighbors {
+pub struct AccessNeighbours {
     /// Sorted by address, one entry per address (the last given wins).
     entries: Vec<(u32, MacAddr)>,
     /// IPv6 neighbours (from NDP), same rules.
@@ -422,10 +422,10 @@ fn sorted_last_wins<K: Ord + Copy>(mut v: Vec<(K, MacAddr)>) -> Vec<(K, MacAddr)
     out
 }
 
-impl Neighbors {
+impl AccessNeighbours {
     pub fn new<I: IntoIterator<Item = ([u8; 4], MacAddr)>>(it: I) -> Self {
         let v: Vec<(u32, MacAddr)> = it.into_iter().map(|(a, m)| (ipv4_to_u32(a), m)).collect();
-        Neighbors {
+        AccessNeighbours {
             entries: sorted_last_wins(v),
             entries6: Vec::new(),
         }
@@ -482,9 +482,9 @@ impl Neighbors {
 pub struct LbSnapshot {
     /// IPv4 and IPv6 ranges ([`LbTable::with_v6`]).
     pub table: LbTable,
-    /// IPv4 (ARP) and IPv6 (NDP, [`Neighbors::with_v6`]) neighbours on the
+    /// IPv4 (ARP) and IPv6 (NDP, [`AccessNeighbours::with_v6`]) neighbours on the
     /// access side.
-    pub access_neighbors: Neighbors,
+    pub access_neighbours: AccessNeighbours,
 }
 
 /// Static configuration of the LB stage (from the profile).
@@ -624,7 +624,7 @@ impl LbStage {
             LbVerdict::Done(Verdict::Tx { port: cfg.lan_port })
         } else {
             let Some(mac) = snap
-                .access_neighbors
+                .access_neighbours
                 .lookup(dst_ip)
                 .or(cfg.access_next_hop_mac)
             else {
@@ -688,7 +688,7 @@ impl LbStage {
             LbVerdict::Done(Verdict::Tx { port: cfg.lan_port })
         } else {
             let Some(mac) = snap
-                .access_neighbors
+                .access_neighbours
                 .lookup6(dst_ip)
                 .or(cfg.access_next_hop_mac)
             else {
@@ -790,7 +790,7 @@ mod tests {
     fn snap(down: &[u16]) -> LbSnapshot {
         LbSnapshot {
             table: table6(down),
-            access_neighbors: Neighbors::new([([100, 64, 0, 77], NEIGH)])
+            access_neighbours: AccessNeighbours::new([([100, 64, 0, 77], NEIGH)])
                 .with_v6([(a6(1, 0x77), NEIGH)]),
         }
     }
@@ -1564,7 +1564,7 @@ mod tests {
             LbTable::default().select([1, 2, 3, 4]),
             Err(DropReason::LbNoRange)
         );
-        let n = Neighbors::new([([1, 1, 1, 1], [1; 6]), ([1, 1, 1, 1], [2; 6])]);
+        let n = AccessNeighbours::new([([1, 1, 1, 1], [1; 6]), ([1, 1, 1, 1], [2; 6])]);
         assert_eq!(n.len(), 1);
         assert_eq!(n.lookup([1, 1, 1, 1]), Some([2; 6]));
         assert_eq!(n.lookup([1, 1, 1, 2]), None);
@@ -1683,7 +1683,7 @@ mod tests {
         // `new` keeps no IPv6 ranges; `with_v6` replaces them.
         assert_eq!(table(&[]).len6(), 0);
         assert_eq!(t.with_v6(vec![]).unwrap().len6(), 0);
-        let n = Neighbors::default().with_v6([(a6(1, 1), [1; 6]), (a6(1, 1), [2; 6])]);
+        let n = AccessNeighbours::default().with_v6([(a6(1, 1), [1; 6]), (a6(1, 1), [2; 6])]);
         assert_eq!((n.len(), n.len6()), (0, 1));
         assert!(!n.is_empty());
         assert_eq!(n.lookup6(a6(1, 1)), Some([2; 6]));

@@ -137,8 +137,8 @@ pub use config::{GwConfig, GwTimeouts, Nat64Cfg, RssSteer};
 pub use keys::{key_owner, KeyLoc, KeySpace};
 pub use rss::{toeplitz, ToeplitzTable};
 pub use tables::{
-    Group, GroupIdx, GwTables, Member, Member6, Neighbours, Policy, ServiceId, Services, Session,
-    Sessions, Vip, Vip6, SESSION6_PREFIX_LEN,
+    Group, GroupIdx, GwTables, Member, Member6, Neighbours, Policy, ServiceId, Services, Sessions,
+    SubscriberAuth, Vip, Vip6, SESSION6_PREFIX_LEN,
 };
 pub use tcp_state::{Dir, FlowState};
 

@@ -133,7 +133,7 @@ fn tables() -> GwTables {
     let sessions = Sessions::new([
         (
             SUB1,
-            Session {
+            SubscriberAuth {
                 device_id: 1001,
                 active: true,
                 allowed: SVC_WAP.bit() | SVC_MAIL.bit(),
@@ -141,7 +141,7 @@ fn tables() -> GwTables {
         ),
         (
             SUB2,
-            Session {
+            SubscriberAuth {
                 device_id: 1002,
                 active: true,
                 allowed: SVC_WAP.bit(),
@@ -149,7 +149,7 @@ fn tables() -> GwTables {
         ),
         (
             SUB_DORMANT,
-            Session {
+            SubscriberAuth {
                 device_id: 1003,
                 active: false,
                 allowed: u64::MAX,
@@ -626,7 +626,7 @@ fn external_service_applies_to_non_vip_destinations() {
     );
     assert_eq!(v, TX_DOWN, "RST back on the access port");
     assert_eq!(out[47] & RST, RST);
-    let mut sess = Session {
+    let mut sess = SubscriberAuth {
         device_id: 1,
         active: true,
         allowed: ServiceId(7).bit(),

@@ -36,8 +36,8 @@ fn sub6_none() -> [u8; 16] {
 }
 
 /// The IPv6 sessions of the fixture's tables.
-pub(super) fn sessions6() -> Vec<([u8; 16], u8, Session)> {
-    let s = |device_id, active, allowed| Session {
+pub(super) fn sessions6() -> Vec<([u8; 16], u8, SubscriberAuth)> {
+    let s = |device_id, active, allowed| SubscriberAuth {
         device_id,
         active,
         allowed,
@@ -475,7 +475,7 @@ fn nat64_without_a_session_is_dropped_unless_not_required() {
     h.t = h.t.with_sessions(
         Sessions::new([(
             v4_twin,
-            Session {
+            SubscriberAuth {
                 device_id: 9,
                 active: true,
                 allowed: u64::MAX,
