@@ -12,7 +12,7 @@
 //! place):
 //!
 //! * Port filter: a frame on a port other than `access_port`/`lan_port` →
-//!   `Drop(NoRoute)`. Destination MAC must be the MAC of the arrival port
+//!   `Drop(UnexpectedPort)`. Destination MAC must be the MAC of the arrival port
 //!   (broadcast is accepted for ARP only) → else `Drop(NotForUs)`.
 //! * ARP → [`ArpResponder::process`] (reply in place, `Control`, or
 //!   `Drop(ArpIgnored)`).
@@ -575,7 +575,7 @@ impl LbStage {
         } else if port == cfg.lan_port {
             (cfg.lan_mac, false)
         } else {
-            bail!(DropReason::NoRoute)
+            bail!(DropReason::UnexpectedPort)
         };
         let frame = pkt.frame_mut();
         let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
@@ -1367,7 +1367,7 @@ mod tests {
                 down: &[],
                 next_hop: None,
                 input: up_frame(sub),
-                verdict: dropped(DropReason::NoRoute),
+                verdict: dropped(DropReason::UnexpectedPort),
                 output: None,
             },
         ]

@@ -813,7 +813,7 @@ impl<A: TableAlloc> GwWorker<A> {
             m.kind = Kind::Up4;
             Ok(())
         } else {
-            Err(Verdict::Drop(DropReason::NoRoute))
+            Err(Verdict::Drop(DropReason::UnexpectedPort))
         }
     }
 

@@ -961,7 +961,7 @@ fn drop_reasons_of_the_stage() {
     // unknown port
     assert_eq!(
         h.run(&syn(SUB1, 6).build(), 7, 0).0,
-        Verdict::Drop(DropReason::NoRoute)
+        Verdict::Drop(DropReason::UnexpectedPort)
     );
     // down: unknown key, not a pool address, wrong source, reserved port
     let d = |src: ([u8; 4], u16), dst: ([u8; 4], u16)| {
@@ -1010,7 +1010,7 @@ fn drop_reasons_of_the_stage() {
         (DropReason::TtlExceeded, 1),
         (DropReason::Fragment, 1),
         (DropReason::UnsupportedEthertype, 1),
-        (DropReason::NoRoute, 1),
+        (DropReason::UnexpectedPort, 1),
         (DropReason::NoKey, 5),
     ] {
         assert_eq!(h.drops(r), n, "{r:?}");
