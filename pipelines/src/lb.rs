@@ -900,6 +900,21 @@ mod tests {
         output: Option<Vec<u8>>,
     }
 
+    /// One frame `f` through `st` on `port`: the verdict, the frame as it
+    /// leaves (the whole buffer) and the LB's counters.
+    fn run(
+        st: &LbStage,
+        sn: &LbSnapshot,
+        f: &[u8],
+        port: PortIdx,
+    ) -> (LbVerdict, Vec<u8>, LbCounters) {
+        let mut b = f.to_vec();
+        let mut c = WorkerCounters::default();
+        let mut lc = LbCounters::default();
+        let v = st.process(sn, &mut Pkt::new(&mut b, f.len(), port), &mut c, &mut lc);
+        (v, b, lc)
+    }
+
     fn tx(port: PortIdx) -> LbVerdict {
         LbVerdict::Done(Verdict::Tx { port })
     }
@@ -1395,11 +1410,7 @@ mod tests {
     #[test]
     fn primary_up_byte_by_byte() {
         let input = up_frame([100, 64, 0, 5]);
-        let mut buf = input.clone();
-        let mut c = WorkerCounters::default();
-        let mut lc = LbCounters::default();
-        let mut pkt = Pkt::new(&mut buf, input.len(), ACCESS);
-        let v = stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        let (v, out, _) = run(&stage(None), &snap(&[]), &input, ACCESS);
         assert_eq!(v, tx(LAN));
         #[rustfmt::skip]
         let head: [u8; 14] = [
@@ -1407,9 +1418,9 @@ mod tests {
             0x02, 0x1b, 0, 0, 0, 0x1a, // our LAN MAC
             0x08, 0x00,
         ];
-        assert_eq!(&pkt.frame()[..14], &head);
-        assert_eq!(&pkt.frame()[14..], &input[14..]);
-        assert!(build::checksums_ok(pkt.frame()));
+        assert_eq!(&out[..14], &head);
+        assert_eq!(&out[14..], &input[14..]);
+        assert!(build::checksums_ok(&out));
     }
 
     #[test]
@@ -1562,11 +1573,7 @@ mod tests {
     #[test]
     fn ipv6_primary_up_byte_by_byte() {
         let input = up6_frame(a6(1, 5), None);
-        let mut buf = input.clone();
-        let mut c = WorkerCounters::default();
-        let mut lc = LbCounters::default();
-        let mut pkt = Pkt::new(&mut buf, input.len(), ACCESS);
-        let v = stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        let (v, out, lc) = run(&stage(None), &snap(&[]), &input, ACCESS);
         assert_eq!(v, tx(LAN));
         #[rustfmt::skip]
         let head: [u8; 54] = [
@@ -1578,22 +1585,16 @@ mod tests {
             0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, // 2001:db8:1::5
             0x20, 0x01, 0x0d, 0xb8, 0, 0x33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // 2001:db8:33::1
         ];
-        assert_eq!(pkt.frame()[..54], head[..]);
-        assert_eq!(&pkt.frame()[54..], &input[54..]);
-        assert!(build::checksums_ok(pkt.frame()));
+        assert_eq!(out[..54], head[..]);
+        assert_eq!(&out[54..], &input[54..]);
+        assert!(build::checksums_ok(&out));
         assert_eq!(lc.to_primary, 1);
     }
 
     #[test]
     fn ipv6_substitute_and_down_byte_by_byte() {
         let st = stage(Some(NEXT_HOP));
-        let run = |sn: &LbSnapshot, f: &[u8], port| {
-            let mut b = f.to_vec();
-            let mut c = WorkerCounters::default();
-            let mut lc = LbCounters::default();
-            let v = st.process(sn, &mut Pkt::new(&mut b, f.len(), port), &mut c, &mut lc);
-            (v, b, lc)
-        };
+        let run = |sn: &LbSnapshot, f: &[u8], port| run(&st, sn, f, port);
         // Primary (GW1) down: GW2, counted as a substitute.
         let up = up6_frame(a6(1, 5), None);
         let (v, out, lc) = run(&snap(&[1]), &up, ACCESS);
