@@ -18,7 +18,7 @@ use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
 use pgw_pipelines::gw::tables::{
-    Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip,
+    Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, SubscriberAuth, Sessions, Vip,
 };
 use pgw_pipelines::gw::GwWorker;
 use pgw_pipelines::pipeline::{Pipeline, Tables};
@@ -103,7 +103,7 @@ fn setup() -> (Pipeline, Tables) {
     .expect("fixture services");
     let sessions = Sessions::new([(
         [10, 50, 0, 2],
-        Session {
+        SubscriberAuth {
             device_id: 1,
             active: true,
             allowed: ServiceId(1).bit(),

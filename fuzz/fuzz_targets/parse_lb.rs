@@ -13,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::lb::{
-    Gw, LbConfig, LbCounters, LbRange, LbSnapshot, LbStage, LbTable, LbVerdict, Neighbors,
+    Gw, LbConfig, LbCounters, LbRange, LbSnapshot, LbStage, LbTable, LbVerdict, AccessNeighbours,
 };
 use pgw_pipelines::wire::{self, Parsed};
 use pgw_pipelines::{Pkt, Verdict, WorkerCounters};
@@ -78,7 +78,7 @@ fn fixture() -> &'static Fixture {
                 }
                 LbSnapshot {
                     table: t,
-                    access_neighbors: Neighbors::new([([100, 64, 0, 7], [0x02, 0x4e, 0, 0, 0, 7])]),
+                    access_neighbours: AccessNeighbours::new([([100, 64, 0, 7], [0x02, 0x4e, 0, 0, 0, 7])]),
                 }
             })
             .collect();

@@ -16,11 +16,11 @@ use pgw_perf::frame::{flags, Template, PROTO_TCP};
 use pgw_pipelines::arp::ArpResponder;
 use pgw_pipelines::gw::acct::{AcctRecord, AcctSink};
 use pgw_pipelines::gw::tables::{
-    Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip,
+    Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, Sessions, SubscriberAuth, Vip,
 };
 use pgw_pipelines::gw::{GwConfig, GwTimeouts, GwWorker};
 use pgw_pipelines::lb::{
-    Gw, LbConfig, LbCounters, LbRange, LbSnapshot, LbStage, LbTable, Neighbors,
+    AccessNeighbours, Gw, LbConfig, LbCounters, LbRange, LbSnapshot, LbStage, LbTable,
 };
 use pgw_pipelines::runtime::{Meter, NoClock};
 use pgw_pipelines::{wire, Pkt, Verdict, WorkerCounters};
@@ -103,7 +103,7 @@ fn gw(pool: u32, flows: u32) -> (GwWorker, GwTables) {
     let sessions = Sessions::new((0..nsubs).map(|s| {
         (
             sub_ip(s * 1000),
-            Session {
+            SubscriberAuth {
                 device_id: s as u64,
                 active: true,
                 allowed: ServiceId(1).bit(),
@@ -230,7 +230,7 @@ fn bench_lb(cr: &mut Criterion) {
         .collect();
     let snap = LbSnapshot {
         table: LbTable::new(ranges).unwrap(),
-        access_neighbors: Neighbors::new((0..4096u32).map(|i| {
+        access_neighbours: AccessNeighbours::new((0..4096u32).map(|i| {
             (
                 (u32::from_be_bytes([10, 0, 0, 0]) + i * 251).to_be_bytes(),
                 LB_MAC,

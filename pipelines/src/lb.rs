@@ -12,7 +12,7 @@
 //! place):
 //!
 //! * Port filter: a frame on a port other than `access_port`/`lan_port` →
-//!   `Drop(NoRoute)`. Destination MAC must be the MAC of the arrival port
+//!   `Drop(UnexpectedPort)`. Destination MAC must be the MAC of the arrival port
 //!   (broadcast is accepted for ARP only) → else `Drop(NotForUs)`.
 //! * ARP → [`ArpResponder::process`] (reply in place, `Control`, or
 //!   `Drop(ArpIgnored)`).
@@ -23,7 +23,7 @@
 //!   the stage; one that reaches the stage → `Drop(ArpIgnored)`. Fragments and
 //!   every IP protocol pass: the LB routes on the source address only.
 //! * IPv6 follows the same rules as IPv4 with the IPv6 ranges of the table
-//!   ([`LbTable::with_v6`]) and the IPv6 neighbours ([`Neighbors::with_v6`]).
+//!   ([`LbTable::with_v6`]) and the IPv6 neighbours ([`AccessNeighbours::with_v6`]).
 //! * Up path (arrival on `access_port`, S21–S29): source address → range
 //!   (S22–S23); the primary if up (S24–S25), else the first substitute that is
 //!   up (S27–S28), else `Drop(LbAllDown)` (S29); no range → `Drop(LbNoRange)`.
@@ -66,31 +66,24 @@ pub struct Gw {
     pub up: bool,
 }
 
-/// One row of the balancing policy table (FIG. 14), as given to
-/// [`LbTable::new`].
+/// One row of the balancing policy table (FIG. 14) of addresses `A`:
+/// [`LbRange`] as given to [`LbTable::new`], [`LbRange6`] to
+/// [`LbTable::with_v6`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LbRange {
+pub struct LbRangeOf<A> {
     /// First subscriber address of the range (inclusive).
-    pub first: [u8; 4],
+    pub first: A,
     /// Last subscriber address of the range (inclusive).
-    pub last: [u8; 4],
+    pub last: A,
     pub primary: Gw,
     /// Tried in order when the primary is down.
     pub substitutes: Vec<Gw>,
 }
 
-/// One IPv6 row of the balancing policy table, as given to
-/// [`LbTable::with_v6`]. Same rules as [`LbRange`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LbRange6 {
-    /// First subscriber address of the range (inclusive).
-    pub first: [u8; 16],
-    /// Last subscriber address of the range (inclusive).
-    pub last: [u8; 16],
-    pub primary: Gw,
-    /// Tried in order when the primary is down.
-    pub substitutes: Vec<Gw>,
-}
+/// An IPv4 row of the balancing policy table.
+pub type LbRange = LbRangeOf<[u8; 4]>;
+/// An IPv6 row of the balancing policy table; same rules as [`LbRange`].
+pub type LbRange6 = LbRangeOf<[u8; 16]>;
 
 /// What a range maps to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,26 +134,43 @@ fn fmt_mac(m: &MacAddr) -> String {
         .join(":")
 }
 
+/// "LB range a-b: first address is above the last" for either family.
+fn fmt_empty(
+    f: &mut fmt::Formatter<'_>,
+    family: &str,
+    first: impl fmt::Display,
+    last: impl fmt::Display,
+) -> fmt::Result {
+    write!(
+        f,
+        "LB {family}range {first}-{last}: first address is above the last; swap them"
+    )
+}
+
+/// "LB ranges a-b and c-d overlap" for either family.
+fn fmt_overlap<A: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    family: &str,
+    a: (A, A),
+    b: (A, A),
+) -> fmt::Result {
+    write!(
+        f,
+        "LB {family}ranges {}-{} and {}-{} overlap; every subscriber address must \
+         belong to one range only",
+        a.0, a.1, b.0, b.1
+    )
+}
+
 impl fmt::Display for LbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ip = |a: &[u8; 4]| Ipv4Addr::from(*a);
         let ip6 = |a: &[u8; 16]| Ipv6Addr::from(*a);
         match self {
-            LbError::EmptyRange { first, last } => write!(
-                f,
-                "LB range {}-{}: first address is above the last; swap them",
-                ip(first),
-                ip(last)
-            ),
-            LbError::Overlap { a, b } => write!(
-                f,
-                "LB ranges {}-{} and {}-{} overlap; every subscriber address must \
-                 belong to one range only",
-                ip(&a.0),
-                ip(&a.1),
-                ip(&b.0),
-                ip(&b.1)
-            ),
+            LbError::EmptyRange { first, last } => fmt_empty(f, "", ip(first), ip(last)),
+            LbError::Overlap { a, b } => {
+                fmt_overlap(f, "", (ip(&a.0), ip(&a.1)), (ip(&b.0), ip(&b.1)))
+            }
             LbError::BadGwMac { id, mac } => write!(
                 f,
                 "gateway {id}: MAC {} is zero or multicast; give the gateway's unicast LAN MAC",
@@ -170,21 +180,10 @@ impl fmt::Display for LbError {
                 f,
                 "LB access_port and lan_port are both port {p}; they must differ"
             ),
-            LbError::EmptyRange6 { first, last } => write!(
-                f,
-                "LB IPv6 range {}-{}: first address is above the last; swap them",
-                ip6(first),
-                ip6(last)
-            ),
-            LbError::Overlap6 { a, b } => write!(
-                f,
-                "LB IPv6 ranges {}-{} and {}-{} overlap; every subscriber address must \
-                 belong to one range only",
-                ip6(&a.0),
-                ip6(&a.1),
-                ip6(&b.0),
-                ip6(&b.1)
-            ),
+            LbError::EmptyRange6 { first, last } => fmt_empty(f, "IPv6 ", ip6(first), ip6(last)),
+            LbError::Overlap6 { a, b } => {
+                fmt_overlap(f, "IPv6 ", (ip6(&a.0), ip6(&a.1)), (ip6(&b.0), ip6(&b.1)))
+            }
         }
     }
 }
@@ -196,16 +195,19 @@ impl std::error::Error for LbError {}
 /// `clone()` + [`LbTable::set_gw_up`]) and publishes it as a whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LbTable {
+    v4: Ranges<u32>,
+    v6: Ranges<u128>,
+}
+
+/// The ranges of one address family, disjoint and sorted; an address is its
+/// big-endian integer (`u32`, `u128`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Ranges<K> {
     /// Range starts, ascending (searched).
-    firsts: Vec<u32>,
+    firsts: Vec<K>,
     /// Range ends, parallel to `firsts`.
-    lasts: Vec<u32>,
+    lasts: Vec<K>,
     entries: Vec<LbEntry>,
-    /// IPv6 range starts, ascending (searched).
-    firsts6: Vec<u128>,
-    /// IPv6 range ends, parallel to `firsts6`.
-    lasts6: Vec<u128>,
-    entries6: Vec<LbEntry>,
 }
 
 fn check_gw_macs<'a>(gws: impl Iterator<Item = &'a Gw>) -> Result<(), LbError> {
@@ -220,149 +222,46 @@ fn check_gw_macs<'a>(gws: impl Iterator<Item = &'a Gw>) -> Result<(), LbError> {
     Ok(())
 }
 
-impl LbTable {
-    /// Validate and sort the ranges: each range non-empty, no two ranges
-    /// overlapping, gateway MACs unicast and non-zero.
-    pub fn new(ranges: Vec<LbRange>) -> Result<Self, LbError> {
-        let mut ranges = ranges;
-        for r in &ranges {
-            if ipv4_to_u32(r.first) > ipv4_to_u32(r.last) {
-                return Err(LbError::EmptyRange {
-                    first: r.first,
-                    last: r.last,
-                });
+impl<K: Ord + Copy> Ranges<K> {
+    /// Validate and sort `rows`: each range non-empty (else `empty`), no two
+    /// ranges overlapping (else `overlap`), gateway MACs unicast and non-zero.
+    fn build<A: Copy>(
+        mut rows: Vec<LbRangeOf<A>>,
+        key: impl Fn(A) -> K,
+        empty: impl Fn(A, A) -> LbError,
+        overlap: impl Fn((A, A), (A, A)) -> LbError,
+    ) -> Result<Self, LbError> {
+        for r in &rows {
+            if key(r.first) > key(r.last) {
+                return Err(empty(r.first, r.last));
             }
             check_gw_macs(core::iter::once(&r.primary).chain(r.substitutes.iter()))?;
         }
-        ranges.sort_by_key(|r| ipv4_to_u32(r.first));
-        for w in ranges.windows(2) {
-            if ipv4_to_u32(w[0].last) >= ipv4_to_u32(w[1].first) {
-                return Err(LbError::Overlap {
-                    a: (w[0].first, w[0].last),
-                    b: (w[1].first, w[1].last),
-                });
+        rows.sort_by_key(|r| key(r.first));
+        for w in rows.windows(2) {
+            if key(w[0].last) >= key(w[1].first) {
+                return Err(overlap((w[0].first, w[0].last), (w[1].first, w[1].last)));
             }
         }
-        let mut t = LbTable {
-            firsts: Vec::with_capacity(ranges.len()),
-            lasts: Vec::with_capacity(ranges.len()),
-            entries: Vec::with_capacity(ranges.len()),
-            ..LbTable::default()
+        let mut r = Ranges {
+            firsts: Vec::with_capacity(rows.len()),
+            lasts: Vec::with_capacity(rows.len()),
+            entries: Vec::with_capacity(rows.len()),
         };
-        for r in ranges {
-            t.firsts.push(ipv4_to_u32(r.first));
-            t.lasts.push(ipv4_to_u32(r.last));
-            t.entries.push(LbEntry {
-                primary: r.primary,
-                substitutes: r.substitutes,
+        for row in rows {
+            r.firsts.push(key(row.first));
+            r.lasts.push(key(row.last));
+            r.entries.push(LbEntry {
+                primary: row.primary,
+                substitutes: row.substitutes,
             });
         }
-        Ok(t)
+        Ok(r)
     }
 
-    /// Replace the IPv6 ranges with `ranges`, validated like [`LbTable::new`]:
-    /// each range non-empty, no two IPv6 ranges overlapping, gateway MACs
-    /// unicast and non-zero.
-    pub fn with_v6(mut self, ranges: Vec<LbRange6>) -> Result<Self, LbError> {
-        let mut ranges = ranges;
-        let key = |a: &[u8; 16]| u128::from_be_bytes(*a);
-        for r in &ranges {
-            if key(&r.first) > key(&r.last) {
-                return Err(LbError::EmptyRange6 {
-                    first: r.first,
-                    last: r.last,
-                });
-            }
-            check_gw_macs(core::iter::once(&r.primary).chain(r.substitutes.iter()))?;
-        }
-        ranges.sort_by_key(|r| key(&r.first));
-        for w in ranges.windows(2) {
-            if key(&w[0].last) >= key(&w[1].first) {
-                return Err(LbError::Overlap6 {
-                    a: (w[0].first, w[0].last),
-                    b: (w[1].first, w[1].last),
-                });
-            }
-        }
-        self.firsts6 = Vec::with_capacity(ranges.len());
-        self.lasts6 = Vec::with_capacity(ranges.len());
-        self.entries6 = Vec::with_capacity(ranges.len());
-        for r in ranges {
-            self.firsts6.push(key(&r.first));
-            self.lasts6.push(key(&r.last));
-            self.entries6.push(LbEntry {
-                primary: r.primary,
-                substitutes: r.substitutes,
-            });
-        }
-        Ok(self)
-    }
-
-    /// Number of ranges (IPv4 and IPv6).
-    pub fn len(&self) -> usize {
-        self.entries.len() + self.entries6.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.entries6.is_empty()
-    }
-
-    /// Number of IPv6 ranges.
-    pub fn len6(&self) -> usize {
-        self.entries6.len()
-    }
-
-    /// The IPv6 ranges in ascending order, as `(first, last, entry)`.
-    pub fn ranges6(&self) -> impl Iterator<Item = ([u8; 16], [u8; 16], &LbEntry)> + '_ {
-        self.firsts6
-            .iter()
-            .zip(&self.lasts6)
-            .zip(&self.entries6)
-            .map(|((&f, &l), e)| (f.to_be_bytes(), l.to_be_bytes(), e))
-    }
-
-    /// Every gateway occurrence (primary or substitute) in the IPv4 and the
-    /// IPv6 ranges, for reports (a gateway may appear in IPv6 ranges only).
-    pub fn gateways(&self) -> impl Iterator<Item = Gw> + '_ {
-        self.entries
-            .iter()
-            .chain(&self.entries6)
-            .flat_map(|e| core::iter::once(e.primary).chain(e.substitutes.iter().copied()))
-    }
-
-    /// The entry of the IPv6 range holding `src`.
+    /// The entry of the range holding `a`.
     #[inline]
-    pub fn find6(&self, src: [u8; 16]) -> Option<&LbEntry> {
-        let a = u128::from_be_bytes(src);
-        let i = self.firsts6.partition_point(|&f| f <= a);
-        if i == 0 || self.lasts6[i - 1] < a {
-            return None;
-        }
-        Some(&self.entries6[i - 1])
-    }
-
-    /// The gateway for the IPv6 subscriber `src`, as [`LbTable::select`].
-    #[inline]
-    pub fn select6(&self, src: [u8; 16]) -> Result<(Gw, bool), DropReason> {
-        self.find6(src)
-            .ok_or(DropReason::LbNoRange)?
-            .choose()
-            .ok_or(DropReason::LbAllDown)
-    }
-
-    /// The ranges in ascending order, as `(first, last, entry)`.
-    pub fn ranges(&self) -> impl Iterator<Item = ([u8; 4], [u8; 4], &LbEntry)> + '_ {
-        self.firsts
-            .iter()
-            .zip(&self.lasts)
-            .zip(&self.entries)
-            .map(|((&f, &l), e)| (f.to_be_bytes(), l.to_be_bytes(), e))
-    }
-
-    /// The entry of the range holding `src` (S22–S23).
-    #[inline]
-    pub fn find(&self, src: [u8; 4]) -> Option<&LbEntry> {
-        let a = ipv4_to_u32(src);
+    fn find(&self, a: K) -> Option<&LbEntry> {
         // Index of the first range starting above `a`; the candidate is the one before.
         let i = self.firsts.partition_point(|&f| f <= a);
         if i == 0 || self.lasts[i - 1] < a {
@@ -371,14 +270,114 @@ impl LbTable {
         Some(&self.entries[i - 1])
     }
 
+    /// The gateway for `a`: `Err(LbNoRange)` or `Err(LbAllDown)`; the flag
+    /// says whether a substitute was chosen.
+    #[inline]
+    fn select(&self, a: K) -> Result<(Gw, bool), DropReason> {
+        self.find(a)
+            .ok_or(DropReason::LbNoRange)?
+            .choose()
+            .ok_or(DropReason::LbAllDown)
+    }
+
+    /// `(first, last, entry)` in ascending order, the addresses as `addr` gives them.
+    fn iter<'a, A: 'a>(
+        &'a self,
+        addr: fn(K) -> A,
+    ) -> impl Iterator<Item = (A, A, &'a LbEntry)> + 'a {
+        self.firsts
+            .iter()
+            .zip(&self.lasts)
+            .zip(&self.entries)
+            .map(move |((&f, &l), e)| (addr(f), addr(l), e))
+    }
+}
+
+impl LbTable {
+    /// Validate and sort the ranges: each range non-empty, no two ranges
+    /// overlapping, gateway MACs unicast and non-zero.
+    pub fn new(ranges: Vec<LbRange>) -> Result<Self, LbError> {
+        Ok(LbTable {
+            v4: Ranges::build(
+                ranges,
+                ipv4_to_u32,
+                |first, last| LbError::EmptyRange { first, last },
+                |a, b| LbError::Overlap { a, b },
+            )?,
+            v6: Ranges::default(),
+        })
+    }
+
+    /// Replace the IPv6 ranges with `ranges`, validated like [`LbTable::new`]:
+    /// each range non-empty, no two IPv6 ranges overlapping, gateway MACs
+    /// unicast and non-zero.
+    pub fn with_v6(mut self, ranges: Vec<LbRange6>) -> Result<Self, LbError> {
+        self.v6 = Ranges::build(
+            ranges,
+            u128::from_be_bytes,
+            |first, last| LbError::EmptyRange6 { first, last },
+            |a, b| LbError::Overlap6 { a, b },
+        )?;
+        Ok(self)
+    }
+
+    /// Number of ranges (IPv4 and IPv6).
+    pub fn len(&self) -> usize {
+        self.v4.entries.len() + self.v6.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of IPv6 ranges.
+    pub fn len6(&self) -> usize {
+        self.v6.entries.len()
+    }
+
+    /// The ranges in ascending order, as `(first, last, entry)`.
+    pub fn ranges(&self) -> impl Iterator<Item = ([u8; 4], [u8; 4], &LbEntry)> + '_ {
+        self.v4.iter(u32::to_be_bytes)
+    }
+
+    /// The IPv6 ranges in ascending order, as `(first, last, entry)`.
+    pub fn ranges6(&self) -> impl Iterator<Item = ([u8; 16], [u8; 16], &LbEntry)> + '_ {
+        self.v6.iter(u128::to_be_bytes)
+    }
+
+    /// Every gateway occurrence (primary or substitute) in the IPv4 and the
+    /// IPv6 ranges, for reports (a gateway may appear in IPv6 ranges only).
+    pub fn gateways(&self) -> impl Iterator<Item = Gw> + '_ {
+        self.v4
+            .entries
+            .iter()
+            .chain(&self.v6.entries)
+            .flat_map(|e| core::iter::once(e.primary).chain(e.substitutes.iter().copied()))
+    }
+
+    /// The entry of the range holding `src` (S22–S23).
+    #[inline]
+    pub fn find(&self, src: [u8; 4]) -> Option<&LbEntry> {
+        self.v4.find(ipv4_to_u32(src))
+    }
+
+    /// The entry of the IPv6 range holding `src`.
+    #[inline]
+    pub fn find6(&self, src: [u8; 16]) -> Option<&LbEntry> {
+        self.v6.find(u128::from_be_bytes(src))
+    }
+
     /// The gateway for `src` (S22–S29): `Err(LbNoRange)` or `Err(LbAllDown)`;
     /// the flag says whether a substitute was chosen.
     #[inline]
     pub fn select(&self, src: [u8; 4]) -> Result<(Gw, bool), DropReason> {
-        self.find(src)
-            .ok_or(DropReason::LbNoRange)?
-            .choose()
-            .ok_or(DropReason::LbAllDown)
+        self.v4.select(ipv4_to_u32(src))
+    }
+
+    /// The gateway for the IPv6 subscriber `src`, as [`LbTable::select`].
+    #[inline]
+    pub fn select6(&self, src: [u8; 16]) -> Result<(Gw, bool), DropReason> {
+        self.v6.select(u128::from_be_bytes(src))
     }
 
     /// Set the state of gateway `id` everywhere it appears (primary or
@@ -386,7 +385,7 @@ impl LbTable {
     /// snapshot, never on a published one.
     pub fn set_gw_up(&mut self, id: u16, up: bool) -> usize {
         let mut n = 0;
-        for e in self.entries.iter_mut().chain(self.entries6.iter_mut()) {
+        for e in self.v4.entries.iter_mut().chain(self.v6.entries.iter_mut()) {
             for g in core::iter::once(&mut e.primary).chain(e.substitutes.iter_mut()) {
                 if g.id == id && g.up != up {
                     g.up = up;
@@ -401,7 +400,7 @@ impl LbTable {
 /// Access-side neighbours (IPv4 → MAC), learned by the management thread
 /// from ARP and published with the table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Neighbors {
+pub struct AccessNeighbours {
     /// Sorted by address, one entry per address (the last given wins).
     entries: Vec<(u32, MacAddr)>,
     /// IPv6 neighbours (from NDP), same rules.
@@ -422,10 +421,16 @@ fn sorted_last_wins<K: Ord + Copy>(mut v: Vec<(K, MacAddr)>) -> Vec<(K, MacAddr)
     out
 }
 
-impl Neighbors {
+/// The MAC of key `k` in a table sorted by [`sorted_last_wins`].
+#[inline]
+fn lookup_sorted<K: Ord + Copy>(v: &[(K, MacAddr)], k: K) -> Option<MacAddr> {
+    v.binary_search_by_key(&k, |e| e.0).ok().map(|i| v[i].1)
+}
+
+impl AccessNeighbours {
     pub fn new<I: IntoIterator<Item = ([u8; 4], MacAddr)>>(it: I) -> Self {
         let v: Vec<(u32, MacAddr)> = it.into_iter().map(|(a, m)| (ipv4_to_u32(a), m)).collect();
-        Neighbors {
+        AccessNeighbours {
             entries: sorted_last_wins(v),
             entries6: Vec::new(),
         }
@@ -442,33 +447,25 @@ impl Neighbors {
         self
     }
 
+    #[inline]
+    pub fn lookup(&self, ip: [u8; 4]) -> Option<MacAddr> {
+        lookup_sorted(&self.entries, ipv4_to_u32(ip))
+    }
+
     /// The MAC of the IPv6 neighbour `ip`.
     #[inline]
     pub fn lookup6(&self, ip: [u8; 16]) -> Option<MacAddr> {
-        let a = u128::from_be_bytes(ip);
-        self.entries6
-            .binary_search_by_key(&a, |e| e.0)
-            .ok()
-            .map(|i| self.entries6[i].1)
-    }
-
-    /// Number of IPv6 neighbours.
-    pub fn len6(&self) -> usize {
-        self.entries6.len()
-    }
-
-    #[inline]
-    pub fn lookup(&self, ip: [u8; 4]) -> Option<MacAddr> {
-        let a = ipv4_to_u32(ip);
-        self.entries
-            .binary_search_by_key(&a, |e| e.0)
-            .ok()
-            .map(|i| self.entries[i].1)
+        lookup_sorted(&self.entries6, u128::from_be_bytes(ip))
     }
 
     /// Number of IPv4 neighbours.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Number of IPv6 neighbours.
+    pub fn len6(&self) -> usize {
+        self.entries6.len()
     }
 
     /// No neighbour of either family.
@@ -482,9 +479,9 @@ impl Neighbors {
 pub struct LbSnapshot {
     /// IPv4 and IPv6 ranges ([`LbTable::with_v6`]).
     pub table: LbTable,
-    /// IPv4 (ARP) and IPv6 (NDP, [`Neighbors::with_v6`]) neighbours on the
+    /// IPv4 (ARP) and IPv6 (NDP, [`AccessNeighbours::with_v6`]) neighbours on the
     /// access side.
-    pub access_neighbors: Neighbors,
+    pub access_neighbours: AccessNeighbours,
 }
 
 /// Static configuration of the LB stage (from the profile).
@@ -536,6 +533,15 @@ pub struct LbStage {
     arp: ArpResponder,
 }
 
+/// Count the drop reason `$r` in `$c` and return the LB's drop verdict.
+macro_rules! bail {
+    ($c:expr, $r:expr) => {{
+        let r = $r;
+        $c.drop(r);
+        return LbVerdict::Done(Verdict::Drop(r));
+    }};
+}
+
 impl LbStage {
     /// `arp` lists the addresses the LB answers ARP for, per port.
     pub fn new(cfg: LbConfig, arp: ArpResponder) -> Result<Self, LbError> {
@@ -562,12 +568,6 @@ impl LbStage {
         c: &mut WorkerCounters,
         lc: &mut LbCounters,
     ) -> LbVerdict {
-        macro_rules! bail {
-            ($r:expr) => {{
-                c.drop($r);
-                return LbVerdict::Done(Verdict::Drop($r));
-            }};
-        }
         let cfg = &self.cfg;
         let port = pkt.port;
         let (our_mac, up) = if port == cfg.access_port {
@@ -575,11 +575,11 @@ impl LbStage {
         } else if port == cfg.lan_port {
             (cfg.lan_mac, false)
         } else {
-            bail!(DropReason::NoRoute)
+            bail!(c, DropReason::UnexpectedPort)
         };
         let frame = pkt.frame_mut();
         let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
-            bail!(DropReason::BadEther)
+            bail!(c, DropReason::BadEther)
         };
         let dst_mac = eth.dst_addr();
         let et = eth.ethertype();
@@ -589,7 +589,7 @@ impl LbStage {
                 lc.arp += 1;
                 return LbVerdict::Done(self.arp.process(pkt, c));
             }
-            bail!(DropReason::NotForUs)
+            bail!(c, DropReason::NotForUs)
         }
         match et {
             ethertype::IPV4 => {}
@@ -598,45 +598,20 @@ impl LbStage {
                 lc.arp += 1;
                 return LbVerdict::Done(self.arp.process(pkt, c));
             }
-            _ => bail!(DropReason::UnsupportedEthertype),
+            _ => bail!(c, DropReason::UnsupportedEthertype),
         }
         let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
-            bail!(DropReason::BadIpv4)
+            bail!(c, DropReason::BadIpv4)
         };
         let (src_ip, dst_ip) = (ip.src_addr(), ip.dst_addr());
-        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-        if up {
-            let (gw, substitute) = match snap.table.select(src_ip) {
-                Ok(x) => x,
-                Err(r) => bail!(r),
-            };
-            if substitute {
-                lc.to_substitute += 1;
-            } else {
-                lc.to_primary += 1;
-            }
-            if gw.mac == cfg.lan_mac {
-                lc.local += 1;
-                return LbVerdict::Local;
-            }
-            eth.set_dst_addr(gw.mac);
-            eth.set_src_addr(cfg.lan_mac);
-            LbVerdict::Done(Verdict::Tx { port: cfg.lan_port })
-        } else {
-            let Some(mac) = snap
-                .access_neighbors
-                .lookup(dst_ip)
-                .or(cfg.access_next_hop_mac)
-            else {
-                bail!(DropReason::NoNeighbor)
-            };
-            lc.down_path += 1;
-            eth.set_dst_addr(mac);
-            eth.set_src_addr(cfg.access_mac);
-            LbVerdict::Done(Verdict::Tx {
-                port: cfg.access_port,
-            })
-        }
+        self.route(
+            frame,
+            up,
+            || snap.table.select(src_ip),
+            || snap.access_neighbours.lookup(dst_ip),
+            c,
+            lc,
+        )
     }
 
     /// The IPv6 half of [`LbStage::process`]: the Ethernet header (and
@@ -651,28 +626,46 @@ impl LbStage {
         c: &mut WorkerCounters,
         lc: &mut LbCounters,
     ) -> LbVerdict {
-        macro_rules! bail {
-            ($r:expr) => {{
-                c.drop($r);
-                return LbVerdict::Done(Verdict::Drop($r));
-            }};
-        }
-        let cfg = &self.cfg;
         let frame = pkt.frame_mut();
         let Ok(ip) = Ipv6Packet::new_checked(&frame[l3..]) else {
-            bail!(DropReason::BadIpv6)
+            bail!(c, DropReason::BadIpv6)
         };
         // Neighbour discovery is answered by the engine before the stage;
         // one that gets here is not ours to route.
         if ip.next_header() == ip_proto::ICMPV6 && matches!(ip.payload().first(), Some(133..=137)) {
-            bail!(DropReason::ArpIgnored)
+            bail!(c, DropReason::ArpIgnored)
         }
         let (src_ip, dst_ip) = (ip.src_addr(), ip.dst_addr());
-        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        self.route(
+            frame,
+            up,
+            || snap.table.select6(src_ip),
+            || snap.access_neighbours.lookup6(dst_ip),
+            c,
+            lc,
+        )
+    }
+
+    /// The end of [`LbStage::process`] for either family, the IP header
+    /// read: up, to the gateway `select` chooses (or [`LbVerdict::Local`]);
+    /// down, to the access neighbour `neighbour` finds, else the default
+    /// next hop. Only the frame's two MAC addresses are written.
+    #[inline(always)]
+    fn route(
+        &self,
+        frame: &mut [u8],
+        up: bool,
+        select: impl FnOnce() -> Result<(Gw, bool), DropReason>,
+        neighbour: impl FnOnce() -> Option<MacAddr>,
+        c: &mut WorkerCounters,
+        lc: &mut LbCounters,
+    ) -> LbVerdict {
+        let cfg = &self.cfg;
+        let mut eth = EthernetFrame::new_unchecked(frame);
         if up {
-            let (gw, substitute) = match snap.table.select6(src_ip) {
+            let (gw, substitute) = match select() {
                 Ok(x) => x,
-                Err(r) => bail!(r),
+                Err(r) => bail!(c, r),
             };
             if substitute {
                 lc.to_substitute += 1;
@@ -687,12 +680,8 @@ impl LbStage {
             eth.set_src_addr(cfg.lan_mac);
             LbVerdict::Done(Verdict::Tx { port: cfg.lan_port })
         } else {
-            let Some(mac) = snap
-                .access_neighbors
-                .lookup6(dst_ip)
-                .or(cfg.access_next_hop_mac)
-            else {
-                bail!(DropReason::NoNeighbor)
+            let Some(mac) = neighbour().or(cfg.access_next_hop_mac) else {
+                bail!(c, DropReason::NoNeighbor)
             };
             lc.down_path += 1;
             eth.set_dst_addr(mac);
@@ -790,7 +779,7 @@ mod tests {
     fn snap(down: &[u16]) -> LbSnapshot {
         LbSnapshot {
             table: table6(down),
-            access_neighbors: Neighbors::new([([100, 64, 0, 77], NEIGH)])
+            access_neighbours: AccessNeighbours::new([([100, 64, 0, 77], NEIGH)])
                 .with_v6([(a6(1, 0x77), NEIGH)]),
         }
     }
@@ -909,6 +898,21 @@ mod tests {
         verdict: LbVerdict,
         /// `None`: the frame must come out unchanged.
         output: Option<Vec<u8>>,
+    }
+
+    /// One frame `f` through `st` on `port`: the verdict, the frame as it
+    /// leaves (the whole buffer) and the LB's counters.
+    fn run(
+        st: &LbStage,
+        sn: &LbSnapshot,
+        f: &[u8],
+        port: PortIdx,
+    ) -> (LbVerdict, Vec<u8>, LbCounters) {
+        let mut b = f.to_vec();
+        let mut c = WorkerCounters::default();
+        let mut lc = LbCounters::default();
+        let v = st.process(sn, &mut Pkt::new(&mut b, f.len(), port), &mut c, &mut lc);
+        (v, b, lc)
     }
 
     fn tx(port: PortIdx) -> LbVerdict {
@@ -1367,7 +1371,7 @@ mod tests {
                 down: &[],
                 next_hop: None,
                 input: up_frame(sub),
-                verdict: dropped(DropReason::NoRoute),
+                verdict: dropped(DropReason::UnexpectedPort),
                 output: None,
             },
         ]
@@ -1406,11 +1410,7 @@ mod tests {
     #[test]
     fn primary_up_byte_by_byte() {
         let input = up_frame([100, 64, 0, 5]);
-        let mut buf = input.clone();
-        let mut c = WorkerCounters::default();
-        let mut lc = LbCounters::default();
-        let mut pkt = Pkt::new(&mut buf, input.len(), ACCESS);
-        let v = stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        let (v, out, _) = run(&stage(None), &snap(&[]), &input, ACCESS);
         assert_eq!(v, tx(LAN));
         #[rustfmt::skip]
         let head: [u8; 14] = [
@@ -1418,9 +1418,9 @@ mod tests {
             0x02, 0x1b, 0, 0, 0, 0x1a, // our LAN MAC
             0x08, 0x00,
         ];
-        assert_eq!(&pkt.frame()[..14], &head);
-        assert_eq!(&pkt.frame()[14..], &input[14..]);
-        assert!(build::checksums_ok(pkt.frame()));
+        assert_eq!(&out[..14], &head);
+        assert_eq!(&out[14..], &input[14..]);
+        assert!(build::checksums_ok(&out));
     }
 
     #[test]
@@ -1564,7 +1564,7 @@ mod tests {
             LbTable::default().select([1, 2, 3, 4]),
             Err(DropReason::LbNoRange)
         );
-        let n = Neighbors::new([([1, 1, 1, 1], [1; 6]), ([1, 1, 1, 1], [2; 6])]);
+        let n = AccessNeighbours::new([([1, 1, 1, 1], [1; 6]), ([1, 1, 1, 1], [2; 6])]);
         assert_eq!(n.len(), 1);
         assert_eq!(n.lookup([1, 1, 1, 1]), Some([2; 6]));
         assert_eq!(n.lookup([1, 1, 1, 2]), None);
@@ -1573,11 +1573,7 @@ mod tests {
     #[test]
     fn ipv6_primary_up_byte_by_byte() {
         let input = up6_frame(a6(1, 5), None);
-        let mut buf = input.clone();
-        let mut c = WorkerCounters::default();
-        let mut lc = LbCounters::default();
-        let mut pkt = Pkt::new(&mut buf, input.len(), ACCESS);
-        let v = stage(None).process(&snap(&[]), &mut pkt, &mut c, &mut lc);
+        let (v, out, lc) = run(&stage(None), &snap(&[]), &input, ACCESS);
         assert_eq!(v, tx(LAN));
         #[rustfmt::skip]
         let head: [u8; 54] = [
@@ -1589,22 +1585,16 @@ mod tests {
             0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, // 2001:db8:1::5
             0x20, 0x01, 0x0d, 0xb8, 0, 0x33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // 2001:db8:33::1
         ];
-        assert_eq!(pkt.frame()[..54], head[..]);
-        assert_eq!(&pkt.frame()[54..], &input[54..]);
-        assert!(build::checksums_ok(pkt.frame()));
+        assert_eq!(out[..54], head[..]);
+        assert_eq!(&out[54..], &input[54..]);
+        assert!(build::checksums_ok(&out));
         assert_eq!(lc.to_primary, 1);
     }
 
     #[test]
     fn ipv6_substitute_and_down_byte_by_byte() {
         let st = stage(Some(NEXT_HOP));
-        let run = |sn: &LbSnapshot, f: &[u8], port| {
-            let mut b = f.to_vec();
-            let mut c = WorkerCounters::default();
-            let mut lc = LbCounters::default();
-            let v = st.process(sn, &mut Pkt::new(&mut b, f.len(), port), &mut c, &mut lc);
-            (v, b, lc)
-        };
+        let run = |sn: &LbSnapshot, f: &[u8], port| run(&st, sn, f, port);
         // Primary (GW1) down: GW2, counted as a substitute.
         let up = up6_frame(a6(1, 5), None);
         let (v, out, lc) = run(&snap(&[1]), &up, ACCESS);
@@ -1683,7 +1673,7 @@ mod tests {
         // `new` keeps no IPv6 ranges; `with_v6` replaces them.
         assert_eq!(table(&[]).len6(), 0);
         assert_eq!(t.with_v6(vec![]).unwrap().len6(), 0);
-        let n = Neighbors::default().with_v6([(a6(1, 1), [1; 6]), (a6(1, 1), [2; 6])]);
+        let n = AccessNeighbours::default().with_v6([(a6(1, 1), [1; 6]), (a6(1, 1), [2; 6])]);
         assert_eq!((n.len(), n.len6()), (0, 1));
         assert!(!n.is_empty());
         assert_eq!(n.lookup6(a6(1, 1)), Some([2; 6]));

@@ -126,8 +126,8 @@ impl<A: TableAlloc> Pipeline<A> {
                         // No GW stage here: a range pointing at our own MAC is a
                         // configuration error, counted rather than looped.
                         LbVerdict::Local => {
-                            c.drop(crate::DropReason::NoRoute);
-                            Verdict::Drop(crate::DropReason::NoRoute)
+                            c.drop(crate::DropReason::LbLocalNoGw);
+                            Verdict::Drop(crate::DropReason::LbLocalNoGw)
                         }
                     };
                 }
@@ -272,7 +272,7 @@ fn drop_all(out: &mut [Verdict], c: &mut WorkerCounters) {
     // No snapshot published yet (the engine publishes one before starting
     // the workers, so this does not happen in practice).
     for v in out.iter_mut() {
-        *v = Verdict::Drop(crate::DropReason::NoRoute);
-        c.drop(crate::DropReason::NoRoute);
+        *v = Verdict::Drop(crate::DropReason::NoTables);
+        c.drop(crate::DropReason::NoTables);
     }
 }

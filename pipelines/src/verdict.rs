@@ -101,7 +101,8 @@ pub enum Verdict {
 
 macro_rules! drop_reasons {
     ($($(#[$m:meta])* $v:ident = $name:literal,)*) => {
-        /// Every reason a packet can be dropped. Each has its own counter.
+        /// Every reason a packet can be dropped. Each has its own counter. At most
+        /// 32 (the engine's counter arrays derive `Default`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum DropReason { $($(#[$m])* $v,)* }
@@ -163,8 +164,23 @@ drop_reasons! {
     HandoffFull = "handoff_full",
     /// Engine: the control ring to the management thread was full.
     ControlFull = "control_full",
-    /// Engine: no route for the frame in wire-forwarding mode.
+    /// Engine: the frame's destination does not exist: a `Tx` verdict (or a
+    /// frame from the management thread) naming a port the worker does not
+    /// transmit on, a `Handoff` verdict naming no other worker (out of range
+    /// or the worker itself). A bug upstream, counted rather than sent or
+    /// looped.
+    BadDestination = "bad_destination",
+    /// Wire forwarding: the frame arrived on a port that has no peer.
     NoRoute = "no_route",
+    /// LB/GW: the frame arrived on a port the stage does not serve (neither
+    /// its access nor its LAN/server port).
+    UnexpectedPort = "unexpected_port",
+    /// LB without a GW stage: the range's gateway is this box's own LAN MAC
+    /// (a configuration error), counted rather than looped.
+    LbLocalNoGw = "lb_local_no_gw",
+    /// No table snapshot published yet (the engine publishes one before
+    /// starting the workers).
+    NoTables = "no_tables",
     /// Frame too large to be rewritten within the buffer.
     TooBig = "too_big",
     /// NAT64: an IPv4 fragment or an IPv6 Fragment header (also inside an
@@ -179,6 +195,10 @@ drop_reasons! {
     /// ICMP error).
     XlatIcmpInner = "xlat_icmp_inner",
 }
+
+// The engine's per-worker counter arrays derive `Default` (arrays of at
+// most 32).
+const _: () = assert!(DropReason::COUNT <= 32);
 
 /// Plain per-worker counters, owned and written only by that worker.
 /// The engine copies them to shared atomics on its drain timer.

@@ -5,9 +5,10 @@ use std::net::Ipv4Addr;
 
 use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
 use pgw_pipelines::gw::tables::{
-    Group, Member, Member6, Neighbours, Policy, ServiceId, Services, Session, Sessions, Vip, Vip6,
+    Group, Member, Member6, Neighbours, Policy, ServiceId, Services, Sessions, SubscriberAuth, Vip,
+    Vip6,
 };
-use pgw_pipelines::lb::{Gw, LbConfig, LbRange, LbRange6, LbSnapshot, LbTable, Neighbors};
+use pgw_pipelines::lb::{AccessNeighbours, Gw, LbConfig, LbRange, LbRange6, LbSnapshot, LbTable};
 use pgw_pipelines::PortIdx;
 
 use crate::config::{parse_cidr, parse_mac, ConfigError, Profile};
@@ -19,9 +20,9 @@ pub struct GwBuild {
     pub services: Services,
     pub sessions: Sessions,
     /// The static sessions (`[[gw.session]]`) the RADIUS side keeps beside its own.
-    pub static_sessions: Vec<([u8; 4], Session)>,
+    pub static_sessions: Vec<([u8; 4], SubscriberAuth)>,
     /// Their IPv6 prefixes (NAT64 subscribers).
-    pub static_sessions6: Vec<([u8; 16], u8, Session)>,
+    pub static_sessions6: Vec<([u8; 16], u8, SubscriberAuth)>,
     /// IPv6 addresses answered by neighbour discovery, per port.
     pub ndp_ips: Vec<(PortIdx, [u8; 16])>,
     /// Static neighbours (`[[neighbor]]`).
@@ -267,7 +268,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             sessions6.push((
                 a,
                 l,
-                Session {
+                SubscriberAuth {
                     device_id: s.device_id,
                     active: true,
                     allowed,
@@ -281,7 +282,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         }
         sessions.push((
             a,
-            Session {
+            SubscriberAuth {
                 device_id: s.device_id,
                 active: true,
                 allowed,
@@ -510,7 +511,7 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
         },
         snapshot: LbSnapshot {
             table,
-            access_neighbors: Neighbors::new(neigh).with_v6(neigh6),
+            access_neighbours: AccessNeighbours::new(neigh).with_v6(neigh6),
         },
         gateway_names: l.gateways.iter().map(|g| g.name.clone()).collect(),
         arp_ips,

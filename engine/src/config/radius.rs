@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use pgw_pipelines::mgmt::assign::{Assigner, GwConfig as AssignGw, GwId, Ipv4Range};
+use pgw_pipelines::mgmt::assign::{Assigner, GwAddrRow, GwId, Ipv4Range};
 use pgw_pipelines::mgmt::session::SessionConfig;
 use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
 use pgw_pipelines::mgmt::{Manager, ManagerConfig, RadiusClient};
@@ -117,7 +117,7 @@ pub fn build(
                 s,
             )?);
         }
-        gws.push(AssignGw {
+        gws.push(GwAddrRow {
             id: GwId(i as u16),
             name: g.name.clone(),
             ranges,

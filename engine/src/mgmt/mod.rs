@@ -464,12 +464,13 @@ impl State {
                     sessions: table,
                     ..Default::default()
                 };
-                let sess =
-                    |e: &crate::mgmt::ctlproto::SessionEntry| pgw_pipelines::gw::tables::Session {
+                let sess = |e: &crate::mgmt::ctlproto::SessionEntry| {
+                    pgw_pipelines::gw::tables::SubscriberAuth {
                         device_id: e.device_key,
                         active: e.active,
                         allowed: e.allowed,
-                    };
+                    }
+                };
                 self.remote_sessions = (
                     m.sessions
                         .iter()

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
-use pgw_pipelines::gw::tables::Session;
+use pgw_pipelines::gw::tables::SubscriberAuth;
 use pgw_pipelines::mgmt::assign::GwId;
 use pgw_pipelines::mgmt::session::{Notification, SessionLogRecord, SessionState, StatusChange};
 use pgw_pipelines::mgmt::{Manager, RadiusClient};
@@ -25,7 +25,10 @@ use crate::config::radius::build;
 use crate::config::Profile;
 
 /// A gateway's session table: IPv4 entries and IPv6 prefixes.
-pub type Sessions4and6 = (Vec<([u8; 4], Session)>, Vec<([u8; 16], u8, Session)>);
+pub type Sessions4and6 = (
+    Vec<([u8; 4], SubscriberAuth)>,
+    Vec<([u8; 16], u8, SubscriberAuth)>,
+);
 
 /// The GW's view of one session.
 #[derive(Clone, Copy)]
@@ -262,7 +265,7 @@ impl RadiusSide {
             .map(|(a, (_, s))| {
                 (
                     *a,
-                    Session {
+                    SubscriberAuth {
                         device_id: s.device_id,
                         active: s.active,
                         allowed: s.allowed,
@@ -277,7 +280,7 @@ impl RadiusSide {
                     (
                         p,
                         64,
-                        Session {
+                        SubscriberAuth {
                             device_id: s.device_id,
                             active: s.active,
                             allowed: s.allowed,

@@ -343,7 +343,7 @@ impl Worker {
                 .copied()
                 .unwrap_or(PortIdx::MAX) as usize;
             if p >= out.tx.len() {
-                local.pipe.drop(DropReason::NoRoute);
+                local.pipe.drop(DropReason::BadDestination);
                 continue;
             }
             local.port_tx[p] += 1;
@@ -390,7 +390,7 @@ impl Worker {
                 Verdict::Tx { port } => {
                     let p = port as usize;
                     if p >= out.tx.len() {
-                        local.pipe.drop(DropReason::NoRoute);
+                        local.pipe.drop(DropReason::BadDestination);
                         continue;
                     }
                     local.port_tx[p] += 1;
@@ -407,7 +407,7 @@ impl Worker {
                     if w >= out.handoff.len() || w == self.index {
                         // A stage asking to hand off to itself or to no worker: a bug
                         // upstream, counted rather than looped.
-                        local.pipe.drop(DropReason::HandoffFull);
+                        local.pipe.drop(DropReason::BadDestination);
                         continue;
                     }
                     let mut mb = mb;

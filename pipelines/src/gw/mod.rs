@@ -137,8 +137,8 @@ pub use config::{GwConfig, GwTimeouts, Nat64Cfg, RssSteer};
 pub use keys::{key_owner, KeyLoc, KeySpace};
 pub use rss::{toeplitz, ToeplitzTable};
 pub use tables::{
-    Group, GroupIdx, GwTables, Member, Member6, Neighbours, Policy, ServiceId, Services, Session,
-    Sessions, Vip, Vip6, SESSION6_PREFIX_LEN,
+    Group, GroupIdx, GwTables, Member, Member6, Neighbours, Policy, ServiceId, Services, Sessions,
+    SubscriberAuth, Vip, Vip6, SESSION6_PREFIX_LEN,
 };
 pub use tcp_state::{Dir, FlowState};
 
@@ -813,7 +813,7 @@ impl<A: TableAlloc> GwWorker<A> {
             m.kind = Kind::Up4;
             Ok(())
         } else {
-            Err(Verdict::Drop(DropReason::NoRoute))
+            Err(Verdict::Drop(DropReason::UnexpectedPort))
         }
     }
 

@@ -6,7 +6,7 @@ use super::entry::{flag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
 use super::hash::fmix64;
 use super::meta::{Kind, Meta};
 use super::nh::mapped;
-use super::tables::{GroupIdx, Session};
+use super::tables::{GroupIdx, SubscriberAuth};
 use super::tcp_state::{idle_timeout_ms, FlowState, PROTO_TCP};
 use super::{rst, t64, AcctRecord, AcctSink, CloseReason, GwTables, GwWorker, ServiceId};
 use crate::hw::TableAlloc;
@@ -233,7 +233,7 @@ impl<A: TableAlloc> GwWorker<A> {
         &mut self,
         e: u32,
         pkt: &Pkt<'_>,
-        session: Option<Session>,
+        session: Option<SubscriberAuth>,
         service: Option<ServiceId>,
         now: u64,
     ) {

@@ -55,32 +55,42 @@ pub fn nat4(
     // L4: the pseudo-header's addresses and the ports (TCP, UDP), or the
     // echo identifier (ICMP: no pseudo-header).
     match m.proto {
-        PROTO_ICMP => {
-            let mut d = Delta::default();
-            d.word(m.sport, ident);
-            wr16(f, l4 + 4, ident);
-            let c = rd16(f, l4 + 2);
-            wr16(f, l4 + 2, d.apply(c));
-        }
-        proto => {
-            let mut d = addrs;
-            d.word(m.sport, src.1);
-            d.word(m.dport, dst.1);
-            wr16(f, l4, src.1);
-            wr16(f, l4 + 2, dst.1);
-            let at = if proto == PROTO_TCP { l4 + 16 } else { l4 + 6 };
-            let c = rd16(f, at);
-            wr16(
-                f,
-                at,
-                if proto == PROTO_TCP {
-                    d.apply(c)
-                } else {
-                    d.apply_udp(c)
-                },
-            );
-        }
+        PROTO_ICMP => echo_ident(f, l4, m.sport, ident),
+        proto => l4_ports(f, l4, proto, addrs, (m.sport, m.dport), (src.1, dst.1)),
     }
+}
+
+/// Write the ports of the TCP/UDP segment at `l4`, `old` → `new`
+/// (`(source, destination)`), and update its checksum by `d` (the
+/// pseudo-header's change, if any) and the ports' change.
+#[inline(always)]
+fn l4_ports(f: &mut [u8], l4: usize, proto: u8, mut d: Delta, old: (u16, u16), new: (u16, u16)) {
+    d.word(old.0, new.0);
+    d.word(old.1, new.1);
+    wr16(f, l4, new.0);
+    wr16(f, l4 + 2, new.1);
+    let at = if proto == PROTO_TCP { l4 + 16 } else { l4 + 6 };
+    let c = rd16(f, at);
+    wr16(
+        f,
+        at,
+        if proto == PROTO_TCP {
+            d.apply(c)
+        } else {
+            d.apply_udp(c)
+        },
+    );
+}
+
+/// Write the identifier of the ICMP/ICMPv6 echo at `l4`, `old` → `new`, and
+/// update its checksum (no pseudo-header change).
+#[inline(always)]
+fn echo_ident(f: &mut [u8], l4: usize, old: u16, new: u16) {
+    let mut d = Delta::default();
+    d.word(old, new);
+    wr16(f, l4 + 4, new);
+    let c = rd16(f, l4 + 2);
+    wr16(f, l4 + 2, d.apply(c));
 }
 
 /// NAT66 rewrite of a TCP/UDP packet: MACs, hop limit − 1, addresses and
@@ -104,25 +114,7 @@ pub fn nat6(
     d.addr16(&old, dst.0);
     f[l3 + 8..l3 + 24].copy_from_slice(src.0);
     f[l3 + 24..l3 + 40].copy_from_slice(dst.0);
-    d.word(m.sport, src.1);
-    d.word(m.dport, dst.1);
-    wr16(f, l4, src.1);
-    wr16(f, l4 + 2, dst.1);
-    let at = if m.proto == ip_proto::TCP {
-        l4 + 16
-    } else {
-        l4 + 6
-    };
-    let c = rd16(f, at);
-    wr16(
-        f,
-        at,
-        if m.proto == ip_proto::TCP {
-            d.apply(c)
-        } else {
-            d.apply_udp(c)
-        },
-    );
+    l4_ports(f, l4, m.proto, d, (m.sport, m.dport), (src.1, dst.1));
 }
 
 /// Rewrite the ports of a TCP/UDP segment at `l4` (`(source, destination)`)
@@ -131,34 +123,11 @@ pub fn nat6(
 /// the new addresses).
 #[inline]
 pub fn ports(f: &mut [u8], l4: usize, proto: u8, (sport, dport): (u16, u16), ident: u16) {
-    let mut d = Delta::default();
     match proto {
         ip_proto::TCP | ip_proto::UDP => {
-            d.word(rd16(f, l4), sport);
-            d.word(rd16(f, l4 + 2), dport);
-            wr16(f, l4, sport);
-            wr16(f, l4 + 2, dport);
-            let at = if proto == ip_proto::TCP {
-                l4 + 16
-            } else {
-                l4 + 6
-            };
-            let c = rd16(f, at);
-            wr16(
-                f,
-                at,
-                if proto == ip_proto::TCP {
-                    d.apply(c)
-                } else {
-                    d.apply_udp(c)
-                },
-            );
+            let old = (rd16(f, l4), rd16(f, l4 + 2));
+            l4_ports(f, l4, proto, Delta::default(), old, (sport, dport));
         }
-        _ => {
-            d.word(rd16(f, l4 + 4), ident);
-            wr16(f, l4 + 4, ident);
-            let c = rd16(f, l4 + 2);
-            wr16(f, l4 + 2, d.apply(c));
-        }
+        _ => echo_ident(f, l4, rd16(f, l4 + 4), ident),
     }
 }

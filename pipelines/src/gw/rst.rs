@@ -16,6 +16,53 @@ use crate::wire::{ip_proto, Parsed};
 /// when the buffer has room (not every NIC pads).
 pub const ETH_MIN_FRAME: usize = 60;
 
+/// Address the Ethernet header `eth` (tag included) back to its sender, from
+/// `our_mac`.
+fn back_to_sender(eth: &mut [u8], our_mac: [u8; 6]) {
+    let mut eth = EthernetFrame::new_unchecked(eth);
+    let peer_mac = eth.src_addr();
+    eth.set_dst_addr(peer_mac);
+    eth.set_src_addr(our_mac);
+}
+
+/// Write the option-less IPv4 header of a reply in `ip`: TOS 0, id 0, DF if
+/// `df`, TTL 64, checksum computed.
+fn reply_ipv4(ip: &mut [u8], total: usize, df: bool, proto: u8, src: [u8; 4], dst: [u8; 4]) {
+    let mut ip = Ipv4Packet::new_unchecked(ip);
+    ip.set_version_and_header_len(ipv4::HEADER_LEN);
+    ip.set_dscp_ecn(0, 0);
+    ip.set_total_len(total as u16);
+    ip.set_ident(0);
+    ip.set_flags_and_frag_offset(df, false, 0);
+    ip.set_ttl(64);
+    ip.set_protocol(proto);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+}
+
+/// The acknowledgment number of the RST refusing the SYN in `pkt`: the SYN's
+/// sequence number + SYN (1) + payload length (+ 1 with FIN).
+fn ack_of_syn(pkt: &Pkt<'_>, p: &Parsed) -> u32 {
+    let seq = TcpPacket::new_unchecked(&pkt.data()[p.l4_off as usize..p.ip_end()]).seq_number();
+    let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
+    seq.wrapping_add(seg_len)
+}
+
+/// Write the option-less TCP header of the RST refusing the SYN `p`: ports
+/// swapped, seq 0, `ack`, flags RST|ACK, window 0 (the checksum is the
+/// caller's).
+fn rst_of_syn(t: &mut TcpPacket<&mut [u8]>, p: &Parsed, ack: u32) {
+    t.set_src_port(p.dst_port);
+    t.set_dst_port(p.src_port);
+    t.set_seq_number(0);
+    t.set_ack_number(ack);
+    t.set_header_len(tcp::HEADER_LEN);
+    t.set_flags(flags::RST | flags::ACK);
+    t.set_window_len(0);
+    t.set_urgent_at(0);
+}
+
 /// Rewrite the SYN in `pkt` (parsed as `p`, IPv4/TCP) into the RST that
 /// refuses it (RFC 9293 §3.10.7.1, "no connection"):
 ///
@@ -34,39 +81,18 @@ pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     let end = l2 + ipv4::HEADER_LEN + tcp::HEADER_LEN;
     debug_assert!(pkt.len >= end);
     let (src_ip, dst_ip) = (p.src_v4(), p.dst_v4());
-    let (sport, dport) = (p.src_port, p.dst_port);
-    let seq = {
-        let t = TcpPacket::new_unchecked(&pkt.data()[p.l4_off as usize..p.ip_end()]);
-        t.seq_number()
-    };
-    let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
-
-    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..l2]);
-    let peer_mac = eth.src_addr();
-    eth.set_dst_addr(peer_mac);
-    eth.set_src_addr(our_mac);
-
-    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l2..end]);
-    ip.set_version_and_header_len(ipv4::HEADER_LEN);
-    ip.set_dscp_ecn(0, 0);
-    ip.set_total_len((ipv4::HEADER_LEN + tcp::HEADER_LEN) as u16);
-    ip.set_ident(0);
-    ip.set_flags_and_frag_offset(true, false, 0);
-    ip.set_ttl(64);
-    ip.set_protocol(ip_proto::TCP);
-    ip.set_src_addr(dst_ip);
-    ip.set_dst_addr(src_ip);
-    ip.fill_checksum();
-
+    let ack = ack_of_syn(pkt, p);
+    back_to_sender(&mut pkt.data_mut()[..l2], our_mac);
+    reply_ipv4(
+        &mut pkt.data_mut()[l2..end],
+        end - l2,
+        true,
+        ip_proto::TCP,
+        dst_ip,
+        src_ip,
+    );
     let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l2 + ipv4::HEADER_LEN..end]);
-    t.set_src_port(dport);
-    t.set_dst_port(sport);
-    t.set_seq_number(0);
-    t.set_ack_number(seq.wrapping_add(seg_len));
-    t.set_header_len(tcp::HEADER_LEN);
-    t.set_flags(flags::RST | flags::ACK);
-    t.set_window_len(0);
-    t.set_urgent_at(0);
+    rst_of_syn(&mut t, p, ack);
     t.fill_checksum_v4(dst_ip, src_ip);
 
     let mut len = end;
@@ -92,18 +118,12 @@ pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     let end = l4 + tcp::HEADER_LEN;
     debug_assert!(pkt.len >= end && p.l4_off as usize == l4);
     let (src_ip, dst_ip) = (p.src, p.dst);
-    let (sport, dport) = (p.src_port, p.dst_port);
-    let seq = {
-        let t = TcpPacket::new_unchecked(&pkt.data()[p.l4_off as usize..p.ip_end()]);
-        t.seq_number()
-    };
-    let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
-
-    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..l2]);
-    let peer_mac = eth.src_addr();
-    eth.set_dst_addr(peer_mac);
-    eth.set_src_addr(our_mac);
-    debug_assert_eq!(eth.ethertype(), ethertype::IPV6);
+    let ack = ack_of_syn(pkt, p);
+    back_to_sender(&mut pkt.data_mut()[..l2], our_mac);
+    debug_assert_eq!(
+        EthernetFrame::new_unchecked(&pkt.data()[..l2]).ethertype(),
+        ethertype::IPV6
+    );
 
     let mut ip = Ipv6Packet::new_unchecked(&mut pkt.data_mut()[l2..l4]);
     ip.set_version_tc_flow(0, 0);
@@ -114,14 +134,7 @@ pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     ip.set_dst_addr(src_ip);
 
     let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l4..end]);
-    t.set_src_port(dport);
-    t.set_dst_port(sport);
-    t.set_seq_number(0);
-    t.set_ack_number(seq.wrapping_add(seg_len));
-    t.set_header_len(tcp::HEADER_LEN);
-    t.set_flags(flags::RST | flags::ACK);
-    t.set_window_len(0);
-    t.set_urgent_at(0);
+    rst_of_syn(&mut t, p, ack);
     t.fill_checksum_v6(&dst_ip, &src_ip);
     pkt.len = end;
 }
@@ -153,22 +166,15 @@ pub fn frag_needed_v4(pkt: &mut Pkt<'_>, p: &Parsed, mtu: u16, our_mac: [u8; 6])
     debug_assert!(end <= pkt.data().len());
     pkt.data_mut().copy_within(l3..l3 + q, icmp_at + 8);
 
-    let mut eth = EthernetFrame::new_unchecked(&mut pkt.data_mut()[..l3]);
-    let peer_mac = eth.src_addr();
-    eth.set_dst_addr(peer_mac);
-    eth.set_src_addr(our_mac);
-
-    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..icmp_at]);
-    ip.set_version_and_header_len(ipv4::HEADER_LEN);
-    ip.set_dscp_ecn(0, 0);
-    ip.set_total_len((end - l3) as u16);
-    ip.set_ident(0);
-    ip.set_flags_and_frag_offset(false, false, 0);
-    ip.set_ttl(64);
-    ip.set_protocol(ip_proto::ICMP);
-    ip.set_src_addr(dst_ip);
-    ip.set_dst_addr(src_ip);
-    ip.fill_checksum();
+    back_to_sender(&mut pkt.data_mut()[..l3], our_mac);
+    reply_ipv4(
+        &mut pkt.data_mut()[l3..icmp_at],
+        end - l3,
+        false,
+        ip_proto::ICMP,
+        dst_ip,
+        src_ip,
+    );
 
     let mut i = IcmpPacket::new_unchecked(&mut pkt.data_mut()[icmp_at..end]);
     i.set_msg_type(crate::wire::icmp::v4::DEST_UNREACHABLE);

@@ -36,7 +36,8 @@ fn next_epoch() -> u64 {
 }
 
 /// A service type (mail, chat, wap, ...). `0..=63`: a bit of
-/// [`Session::allowed`].
+/// [`SubscriberAuth::allowed`] and of the management side's
+/// [`crate::mgmt::users::ServiceSet`]; its index in the service list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceId(pub u8);
 
@@ -417,9 +418,11 @@ impl Services {
     }
 }
 
-/// A subscriber session as the GW sees it.
+/// A subscriber session as the GW sees it: whose it is, whether it is
+/// active and the services it may use (the management side keeps the full
+/// session row, [`crate::mgmt::session::Session`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Session {
+pub struct SubscriberAuth {
     /// Mobile device identification.
     pub device_id: u64,
     /// `Act` (true) or `Dormant`/`Close` (false).
@@ -428,7 +431,7 @@ pub struct Session {
     pub allowed: u64,
 }
 
-impl Session {
+impl SubscriberAuth {
     #[inline]
     pub fn allows(&self, s: ServiceId) -> bool {
         self.allowed & s.bit() != 0
@@ -450,8 +453,8 @@ pub const SESSION6_PREFIX_LEN: u8 = 64;
 /// so it costs one hash probe per distinct length (one with only /64s).
 #[derive(Clone, Debug)]
 pub struct Sessions {
-    map: FastMap<u32, Session>,
-    map6: FastMap<(u128, u8), Session>,
+    map: FastMap<u32, SubscriberAuth>,
+    map6: FastMap<(u128, u8), SubscriberAuth>,
     /// Distinct prefix lengths of `map6`, longest first.
     lens6: Vec<u8>,
     epoch: u64,
@@ -468,7 +471,7 @@ fn mask6(a: u128, len: u8) -> u128 {
 
 impl Sessions {
     /// IPv4 sessions only.
-    pub fn new(entries: impl IntoIterator<Item = ([u8; 4], Session)>) -> Sessions {
+    pub fn new(entries: impl IntoIterator<Item = ([u8; 4], SubscriberAuth)>) -> Sessions {
         let mut map = FastMap::default();
         for (ip, s) in entries {
             map.insert(u32::from_be_bytes(ip), s);
@@ -486,7 +489,7 @@ impl Sessions {
     /// last entry wins. A new epoch.
     pub fn with_v6(
         mut self,
-        entries: impl IntoIterator<Item = ([u8; 16], u8, Session)>,
+        entries: impl IntoIterator<Item = ([u8; 16], u8, SubscriberAuth)>,
     ) -> Sessions {
         self.map6.clear();
         self.lens6.clear();
@@ -503,12 +506,12 @@ impl Sessions {
         self
     }
     #[inline]
-    pub fn get(&self, ip: [u8; 4]) -> Option<&Session> {
+    pub fn get(&self, ip: [u8; 4]) -> Option<&SubscriberAuth> {
         self.map.get(&u32::from_be_bytes(ip))
     }
     /// The session of the longest prefix holding `ip`.
     #[inline]
-    pub fn get6(&self, ip: &[u8; 16]) -> Option<&Session> {
+    pub fn get6(&self, ip: &[u8; 16]) -> Option<&SubscriberAuth> {
         let a = u128::from_be_bytes(*ip);
         self.lens6
             .iter()
@@ -729,7 +732,7 @@ mod tests {
     #[test]
     fn ipv6_sessions_match_by_prefix_longest_first() {
         let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
-        let sess = |d| Session {
+        let sess = |d| SubscriberAuth {
             device_id: d,
             active: true,
             allowed: 1,

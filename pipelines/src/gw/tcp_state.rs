@@ -17,20 +17,12 @@
 
 use super::acct::CloseReason;
 use super::config::GwTimeouts;
-
-/// TCP flag bits (byte 13 of the TCP header).
-pub mod flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-}
+use crate::wire::tcp::flags;
 
 /// IP protocol numbers handled by the GW.
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
+pub const PROTO_ICMP: u8 = crate::wire::ip_proto::ICMP;
+pub const PROTO_TCP: u8 = crate::wire::ip_proto::TCP;
+pub const PROTO_UDP: u8 = crate::wire::ip_proto::UDP;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(u8)]

@@ -133,7 +133,7 @@ fn tables() -> GwTables {
     let sessions = Sessions::new([
         (
             SUB1,
-            Session {
+            SubscriberAuth {
                 device_id: 1001,
                 active: true,
                 allowed: SVC_WAP.bit() | SVC_MAIL.bit(),
@@ -141,7 +141,7 @@ fn tables() -> GwTables {
         ),
         (
             SUB2,
-            Session {
+            SubscriberAuth {
                 device_id: 1002,
                 active: true,
                 allowed: SVC_WAP.bit(),
@@ -149,7 +149,7 @@ fn tables() -> GwTables {
         ),
         (
             SUB_DORMANT,
-            Session {
+            SubscriberAuth {
                 device_id: 1003,
                 active: false,
                 allowed: u64::MAX,
@@ -315,19 +315,112 @@ fn natted(
     (s.src_mac, s.dst_mac) = macs;
     (s.src_ip, s.dst_ip) = (src.0, dst.0);
     s.ttl -= 1;
-    match &mut s.l4 {
+    set_ports(&mut s.l4, src.1, dst.1, |ty, ident| {
+        *ident = if *ty == ECHO_REQUEST { src.1 } else { dst.1 }
+    });
+    s.build()
+}
+
+/// Set the TCP/UDP ports of `l4` to `src` and `dst`; an ICMP echo's type
+/// and identifier are `echo`'s to set.
+fn set_ports(l4: &mut L4, src: u16, dst: u16, echo: impl FnOnce(&mut u8, &mut u16)) {
+    match l4 {
         L4::Tcp {
             src_port, dst_port, ..
         }
         | L4::Udp {
             src_port, dst_port, ..
-        } => {
-            (*src_port, *dst_port) = (src.1, dst.1);
-        }
-        L4::Icmp { ty, ident, .. } => *ident = if *ty == ECHO_REQUEST { src.1 } else { dst.1 },
+        } => (*src_port, *dst_port) = (src, dst),
+        L4::Icmp { ty, ident, .. } => echo(ty, ident),
         L4::Raw { .. } => unreachable!(),
     }
-    s.build()
+}
+
+fn v6(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+/// `spec` as IPv6 from `src` to `dst`.
+fn as6(spec: FrameSpec, src: [u8; 16], dst: [u8; 16]) -> FrameSpec {
+    FrameSpec {
+        ip6: Some(crate::wire::build::Ip6Spec {
+            src,
+            dst,
+            fragment: false,
+        }),
+        ..spec
+    }
+}
+
+fn tcp6(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 16], u16),
+    dst: ([u8; 16], u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> FrameSpec {
+    let s = tcp(
+        macs,
+        ([0; 4], src.1),
+        ([0; 4], dst.1),
+        flags,
+        seq,
+        ack,
+        payload,
+    );
+    as6(s, src.0, dst.0)
+}
+
+fn udp6(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 16], u16),
+    dst: ([u8; 16], u16),
+    payload: &[u8],
+) -> FrameSpec {
+    as6(
+        udp(macs, ([0; 4], src.1), ([0; 4], dst.1), payload),
+        src.0,
+        dst.0,
+    )
+}
+
+/// The IPv4 SYN 192.0.2.10:20000 → wap1 10.33.1.10:80 (seq 0x11223344,
+/// MSS 1460, TTL 63) the up fixtures expect, with IPv4 Identification and
+/// flags `id_flags`; checksums by an independent RFC 1071 sum.
+fn want_syn_to_wap1(id_flags: [u8; 4]) -> Vec<u8> {
+    #[rustfmt::skip]
+    let mut want: Vec<u8> = vec![
+        // Ethernet: wap1's MAC <- our server-side MAC, IPv4
+        0x02, 0x5e, 10, 33, 1, 10,   0x02, 0x5e, 0, 0, 0, 0x02,   0x08, 0x00,
+        // IPv4: 20 + 24 bytes, id and flags, TTL 63, TCP, csum, 192.0.2.10 -> 10.33.1.10
+        0x45, 0x00, 0x00, 44, id_flags[0], id_flags[1], id_flags[2], id_flags[3], 63, 6, 0, 0,
+        192, 0, 2, 10,   10, 33, 1, 10,
+        // TCP: 20000 -> 80, seq, ack 0, doff 6, SYN, window 29200, csum, urg 0
+        0x4e, 0x20, 0x00, 80,   0x11, 0x22, 0x33, 0x44,   0, 0, 0, 0,
+        0x60, SYN, 0x72, 0x10,   0, 0,   0, 0,
+        2, 4, 0x05, 0xb4,
+    ];
+    let ipc = rfc1071(&[&want[14..34]]);
+    want[24..26].copy_from_slice(&ipc.to_be_bytes());
+    let tcpc = rfc1071(&[&POOL0, &WAP1, &[0, 6, 0, 24], &want[34..58]]);
+    want[50..52].copy_from_slice(&tcpc.to_be_bytes());
+    want
+}
+
+/// A round-trip property's server answer (`proto` 0: SYN-ACK, 1: UDP,
+/// else an echo reply) from `srv` to the NAT key `nat`, carrying `reply`.
+fn server_reply(proto: u8, srv: ([u8; 4], u16), nat: ([u8; 4], u16), reply: &[u8]) -> FrameSpec {
+    let rmacs = (ROUTER, SRV_MAC);
+    match proto {
+        0 => tcp(rmacs, srv, nat, SYN | ACK, 5, 78, reply),
+        1 => udp(rmacs, srv, nat, reply),
+        _ => FrameSpec {
+            payload: reply.to_vec(),
+            ..ping(rmacs, srv.0, nat.0, ECHO_REPLY, nat.1, 3)
+        },
+    }
 }
 
 const UP: u16 = 0;
@@ -370,27 +463,12 @@ fn syn_to_vip_literal_bytes() {
         b"",
     );
     if let L4::Tcp { options, .. } = &mut spec.l4 {
-        *options = vec![2, 4, 0x05, 0xb4];
+        *options = MSS_1460.to_vec();
     }
     let (v, out) = h.run(&spec.build(), UP, 100);
     assert_eq!(v, TX_UP);
-    #[rustfmt::skip]
-    let mut want: Vec<u8> = vec![
-        // Ethernet: wap1's MAC <- our server-side MAC, IPv4
-        0x02, 0x5e, 10, 33, 1, 10,   0x02, 0x5e, 0, 0, 0, 0x02,   0x08, 0x00,
-        // IPv4: 20 + 24 bytes, id 0x1234, DF, TTL 63, TCP, csum, 192.0.2.10 -> 10.33.1.10
-        0x45, 0x00, 0x00, 44, 0x12, 0x34, 0x40, 0x00, 63, 6, 0, 0,
-        192, 0, 2, 10,   10, 33, 1, 10,
-        // TCP: 20000 -> 80, seq, ack 0, doff 6, SYN, window 29200, csum, urg 0
-        0x4e, 0x20, 0x00, 80,   0x11, 0x22, 0x33, 0x44,   0, 0, 0, 0,
-        0x60, SYN, 0x72, 0x10,   0, 0,   0, 0,
-        2, 4, 0x05, 0xb4,
-    ];
-    let ipc = rfc1071(&[&want[14..34]]);
-    want[24..26].copy_from_slice(&ipc.to_be_bytes());
-    let tcpc = rfc1071(&[&POOL0, &WAP1, &[0, 6, 0, 24], &want[34..58]]);
-    want[50..52].copy_from_slice(&tcpc.to_be_bytes());
-    assert_eq!(out, want);
+    // id 0x1234, DF
+    assert_eq!(out, want_syn_to_wap1([0x12, 0x34, 0x40, 0x00]));
     assert!(checksums_ok(&out));
     assert_eq!(h.w[0].counters.new_flows, 1);
 }
@@ -626,7 +704,7 @@ fn external_service_applies_to_non_vip_destinations() {
     );
     assert_eq!(v, TX_DOWN, "RST back on the access port");
     assert_eq!(out[47] & RST, RST);
-    let mut sess = Session {
+    let mut sess = SubscriberAuth {
         device_id: 1,
         active: true,
         allowed: ServiceId(7).bit(),
@@ -961,7 +1039,7 @@ fn drop_reasons_of_the_stage() {
     // unknown port
     assert_eq!(
         h.run(&syn(SUB1, 6).build(), 7, 0).0,
-        Verdict::Drop(DropReason::NoRoute)
+        Verdict::Drop(DropReason::UnexpectedPort)
     );
     // down: unknown key, not a pool address, wrong source, reserved port
     let d = |src: ([u8; 4], u16), dst: ([u8; 4], u16)| {
@@ -1010,7 +1088,7 @@ fn drop_reasons_of_the_stage() {
         (DropReason::TtlExceeded, 1),
         (DropReason::Fragment, 1),
         (DropReason::UnsupportedEthertype, 1),
-        (DropReason::NoRoute, 1),
+        (DropReason::UnexpectedPort, 1),
         (DropReason::NoKey, 5),
     ] {
         assert_eq!(h.drops(r), n, "{r:?}");
@@ -1769,12 +1847,7 @@ proptest! {
             prop_assert_eq!(srv_ip, ext);
         }
         // the server answers
-        let rmacs = (ROUTER, SRV_MAC);
-        let mut down = match proto {
-            0 => tcp(rmacs, (srv_ip, srv_port), (nat_ip, nat_port), SYN | ACK, 5, 78, &reply),
-            1 => udp(rmacs, (srv_ip, srv_port), (nat_ip, nat_port), &reply),
-            _ => FrameSpec { payload: reply.clone(), ..ping(rmacs, srv_ip, nat_ip, ECHO_REPLY, nat_port, 3) },
-        };
+        let mut down = server_reply(proto, (srv_ip, srv_port), (nat_ip, nat_port), &reply);
         down.vlan = vlan;
         // the reply may land on any worker; the other one hands it off
         let other = 1 - worker;

@@ -54,7 +54,7 @@ impl Ipv4Range {
 
 /// One GW row of the address information table, as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GwConfig {
+pub struct GwAddrRow {
     pub id: GwId,
     pub name: String,
     pub ranges: Vec<Ipv4Range>,
@@ -150,8 +150,9 @@ impl fmt::Display for AssignConfigError {
 
 impl std::error::Error for AssignConfigError {}
 
+/// A GW row inside the assigner: its ranges and how much of them is handed out.
 #[derive(Debug)]
-struct Gw {
+struct GwAddrState {
     id: GwId,
     name: String,
     up: bool,
@@ -165,7 +166,7 @@ struct Gw {
     free: VecDeque<Ipv4Addr>,
 }
 
-impl Gw {
+impl GwAddrState {
     fn owns(&self, a: Ipv4Addr) -> bool {
         self.ranges.iter().any(|r| r.contains(a))
     }
@@ -199,15 +200,15 @@ impl Gw {
 #[derive(Debug)]
 pub struct Assigner {
     /// Sorted by id.
-    gws: Vec<Gw>,
+    gws: Vec<GwAddrState>,
     by_device: HashMap<String, Assignment>,
     by_addr: HashMap<Ipv4Addr, String>,
 }
 
 impl Assigner {
-    pub fn new(gws: Vec<GwConfig>) -> Result<Self, AssignConfigError> {
+    pub fn new(gws: Vec<GwAddrRow>) -> Result<Self, AssignConfigError> {
         let mut all: Vec<(GwId, Ipv4Range)> = Vec::new();
-        let mut out: Vec<Gw> = Vec::with_capacity(gws.len());
+        let mut out: Vec<GwAddrState> = Vec::with_capacity(gws.len());
         for g in gws {
             if out.iter().any(|o| o.id == g.id) {
                 return Err(AssignConfigError::DuplicateGw(g.id));
@@ -225,7 +226,7 @@ impl Assigner {
                 .ranges
                 .first()
                 .map_or(0, |r| u64::from(u32::from(r.first)));
-            out.push(Gw {
+            out.push(GwAddrState {
                 id: g.id,
                 name: g.name,
                 up: g.up,
@@ -403,8 +404,8 @@ mod tests {
         Ipv4Range::new(ip(a), ip(b))
     }
 
-    fn gw(id: u16, ranges: Vec<Ipv4Range>) -> GwConfig {
-        GwConfig {
+    fn gw(id: u16, ranges: Vec<Ipv4Range>) -> GwAddrRow {
+        GwAddrRow {
             id: GwId(id),
             name: format!("Pgw{id}"),
             ranges,
@@ -666,7 +667,7 @@ mod ipv6_tests {
         assert_eq!(ipv6_prefix_for(base, 64, 0).unwrap()[..8], base[..8]);
         assert_eq!(ipv6_prefix_for(base, 64, 1), None);
         assert_eq!(ipv6_prefix_for(base, 65, 0), None);
-        let a = Assigner::new(vec![GwConfig {
+        let a = Assigner::new(vec![GwAddrRow {
             id: GwId(0),
             name: "gw".into(),
             ranges: vec![

@@ -49,7 +49,7 @@ use std::hash::Hash;
 use std::net::Ipv4Addr;
 
 pub use assign::{
-    AssignConfigError, AssignError, Assigner, Assignment, GwConfig, GwId, GwStatus, Ipv4Range,
+    AssignConfigError, AssignError, Assigner, Assignment, GwAddrRow, GwId, GwStatus, Ipv4Range,
 };
 pub use radius::{Code, DupCache, DupKey, MessageAuth, Packet, ParseError};
 pub use session::{

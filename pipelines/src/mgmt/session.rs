@@ -385,9 +385,7 @@ impl SessionTable {
         acct_session_id: Option<&str>,
         now_ms: u64,
     ) -> Result<Out, SessionError> {
-        let s = self.expect(device_id, SessionState::Dormant, SessionEvent::Start)?;
-        Self::new_nas_session(s, acct_session_id);
-        self.enter_act(device_id, now_ms);
+        self.nas_start(device_id, SessionState::Dormant, acct_session_id, now_ms)?;
         Ok(vec![self.status(device_id, StatusChange::Start)])
     }
 
@@ -400,10 +398,23 @@ impl SessionTable {
         acct_session_id: Option<&str>,
         now_ms: u64,
     ) -> Result<Out, SessionError> {
-        let s = self.expect(device_id, SessionState::Act, SessionEvent::Start)?;
+        self.nas_start(device_id, SessionState::Act, acct_session_id, now_ms)?;
+        Ok(Vec::new())
+    }
+
+    /// A NAS accounting start for a session in `state`: its Acct-Session-Id
+    /// adopted, the Act timers (re)started.
+    fn nas_start(
+        &mut self,
+        device_id: &str,
+        state: SessionState,
+        acct_session_id: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), SessionError> {
+        let s = self.expect(device_id, state, SessionEvent::Start)?;
         Self::new_nas_session(s, acct_session_id);
         self.enter_act(device_id, now_ms);
-        Ok(Vec::new())
+        Ok(())
     }
 
     fn new_nas_session(s: &mut Session, acct_session_id: Option<&str>) {

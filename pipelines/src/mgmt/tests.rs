@@ -47,13 +47,13 @@ fn manager_with(tweak: impl FnOnce(&mut ManagerConfig)) -> Manager<SocketAddr> {
         })
         .collect();
     let gws = vec![
-        GwConfig {
+        GwAddrRow {
             id: GwId(1),
             name: "Pgw1".into(),
             ranges: vec![Ipv4Range::new(ip("10.0.0.1"), ip("10.0.0.4"))],
             up: true,
         },
-        GwConfig {
+        GwAddrRow {
             id: GwId(2),
             name: "Pgw2".into(),
             ranges: vec![Ipv4Range::new(ip("10.32.0.1"), ip("10.32.0.4"))],

@@ -116,9 +116,9 @@ impl UserRecord {
 /// At most 64 services: one bit each.
 pub const MAX_SERVICES: usize = 64;
 
-/// A service type's index in the service list (FIG. 26 columns, FIG. 27 rows).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceId(pub u8);
+/// A service type's index in the service list (FIG. 26 columns, FIG. 27
+/// rows): the same id the GW checks against a subscriber's allowed set.
+pub use crate::gw::tables::ServiceId;
 
 /// A set of services (bit i = service i allowed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -31,25 +31,12 @@ mod field {
     pub const TPA: Field = 24..28;
 }
 
-/// Zero-copy view of an ARP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ArpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of an ARP packet.
+    ArpPacket
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        ArpPacket { buffer }
-    }
-
-    #[inline]
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         if self.buffer.as_ref().len() < PACKET_LEN {
@@ -57,11 +44,6 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]

@@ -48,27 +48,12 @@ pub fn is_multicast(mac: &MacAddr) -> bool {
     mac[0] & 1 != 0
 }
 
-/// Zero-copy view of an Ethernet frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EthernetFrame<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of an Ethernet frame.
+    EthernetFrame
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    /// Wrap without checks: accessors may panic on a short buffer.
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        EthernetFrame { buffer }
-    }
-
-    /// Wrap after [`check_len`](Self::check_len).
-    #[inline]
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let f = Self::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
-
     /// `Truncated` if the buffer cannot hold the header, tag included.
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
@@ -80,11 +65,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
             return Err(WireError::Truncated);
         }
         Ok(())
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]

@@ -39,25 +39,12 @@ mod field {
     pub const ECHO_SEQNO: usize = 6;
 }
 
-/// Zero-copy view of an ICMPv4 or ICMPv6 message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IcmpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of an ICMPv4 or ICMPv6 message.
+    IcmpPacket
 }
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        IcmpPacket { buffer }
-    }
-
-    #[inline]
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         if self.buffer.as_ref().len() < HEADER_LEN {
@@ -65,11 +52,6 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]

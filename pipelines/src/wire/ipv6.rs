@@ -87,25 +87,12 @@ pub fn walk_extension_headers(payload: &[u8], mut nh: u8) -> ExtWalk {
     ExtWalk::Malformed
 }
 
-/// Zero-copy view of an IPv6 packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv6Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of an IPv6 packet.
+    Ipv6Packet
 }
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv6Packet { buffer }
-    }
-
-    #[inline]
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// `Truncated` when shorter than the header or the payload length says;
     /// `Malformed` for a version other than 6.
     #[inline]
@@ -121,11 +108,6 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             return Err(WireError::Truncated);
         }
         Ok(())
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]

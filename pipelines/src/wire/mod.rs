@@ -25,6 +25,40 @@
 //! Cost: views are a pointer and a length; `new_checked` is a handful of
 //! compares; `parse` touches only the headers (a few tens of ns).
 
+/// A zero-copy view `$name<T: AsRef<[u8]>> { buffer: T }` and what every
+/// view has the same: `new_unchecked`, `new_checked` (through the view's own
+/// `check_len`) and `into_inner`.
+macro_rules! view {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wrap without checks: accessors may panic on a short buffer.
+            #[inline]
+            pub const fn new_unchecked(buffer: T) -> Self {
+                $name { buffer }
+            }
+
+            /// Wrap `buffer` once `check_len` accepts it.
+            #[inline]
+            pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+                let p = Self::new_unchecked(buffer);
+                p.check_len()?;
+                Ok(p)
+            }
+
+            #[inline]
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod build;
 pub mod checksum;

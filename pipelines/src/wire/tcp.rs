@@ -138,25 +138,12 @@ impl<'a> Iterator for TcpOptions<'a> {
     }
 }
 
-/// Zero-copy view of a TCP segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of a TCP segment.
+    TcpPacket
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        TcpPacket { buffer }
-    }
-
-    #[inline]
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// `Truncated` when shorter than 20 bytes or the data offset;
     /// `Malformed` for a data offset < 5.
     #[inline]
@@ -173,11 +160,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
             return Err(WireError::Truncated);
         }
         Ok(())
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]

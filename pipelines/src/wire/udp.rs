@@ -18,25 +18,12 @@ mod field {
     pub const CHECKSUM: usize = 6;
 }
 
-/// Zero-copy view of a UDP datagram.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// Zero-copy view of a UDP datagram.
+    UdpPacket
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        UdpPacket { buffer }
-    }
-
-    #[inline]
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// `Truncated` when shorter than 8 bytes or the length field;
     /// `Malformed` for a length field < 8.
     #[inline]
@@ -53,11 +40,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return Err(WireError::Truncated);
         }
         Ok(())
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]

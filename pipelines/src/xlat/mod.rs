@@ -202,6 +202,62 @@ enum L4Plan {
     Echo(u8),
 }
 
+/// What to do with an L4 segment: rewrite it in place, or translate an ICMP
+/// error (new type, code and rest of header).
+enum Plan {
+    Rewrite(L4Plan),
+    IcmpError(u8, u8, Rest),
+}
+
+/// The plan for the segment `seg` of protocol `proto`, checked: TCP, UDP, or
+/// `icmp_proto` (the family's ICMP) whose type `map` translates.
+#[inline]
+fn plan_l4(
+    proto: u8,
+    seg: &[u8],
+    icmp_proto: u8,
+    map: impl FnOnce(&IcmpPacket<&[u8]>) -> Option<Map>,
+) -> Result<Plan, DropReason> {
+    match proto {
+        ip_proto::TCP => {
+            TcpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
+            Ok(Plan::Rewrite(L4Plan::Tcp))
+        }
+        ip_proto::UDP => {
+            UdpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
+            Ok(Plan::Rewrite(L4Plan::Udp))
+        }
+        p if p == icmp_proto => {
+            let i = IcmpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
+            match map(&i) {
+                Some(Map::Echo(t)) => Ok(Plan::Rewrite(L4Plan::Echo(t))),
+                Some(Map::Error { ty, code, rest }) => Ok(Plan::IcmpError(ty, code, rest)),
+                None => Err(DropReason::XlatUntranslatable),
+            }
+        }
+        _ => Err(DropReason::UnsupportedProto),
+    }
+}
+
+/// The new type of the echo an ICMP error quotes (`l4`: the quoted ICMP
+/// header, `map` the type map); any other quoted ICMP message is refused.
+#[inline]
+fn quoted_echo(l4: &[u8], map: impl FnOnce(u8) -> Option<Map>) -> Result<u8, DropReason> {
+    match l4.first().and_then(|&t| map(t)) {
+        Some(Map::Echo(t)) if l4.len() >= 4 => Ok(t),
+        _ => Err(DropReason::XlatIcmpInner),
+    }
+}
+
+/// Write the first 8 bytes of a translated ICMP error (the checksum is
+/// filled afterwards).
+#[inline]
+fn set_icmp_head(m: &mut [u8], ty: u8, code: u8, rest: [u8; 4]) {
+    m[0] = ty;
+    m[1] = code;
+    m[4..8].copy_from_slice(&rest);
+}
+
 #[inline]
 fn addr_sum4(a: [u8; 4], b: [u8; 4]) -> u16 {
     checksum::combine(&[data_sum(&a), data_sum(&b)])
@@ -387,26 +443,13 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
         hop: p.ttl - 1,
     };
     let seg = &f[l4..end];
-    let plan = match p.proto {
-        ip_proto::TCP => {
-            TcpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
-            L4Plan::Tcp
+    let plan = match plan_l4(p.proto, seg, ip_proto::ICMP, |i| {
+        icmp::map_4to6(i.msg_type(), i.msg_code(), seg[4])
+    })? {
+        Plan::Rewrite(plan) => plan,
+        Plan::IcmpError(ty, code, rest) => {
+            return v4_error_to_v6(pkt, cfg, to, o, (ty, code, rest))
         }
-        ip_proto::UDP => {
-            UdpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
-            L4Plan::Udp
-        }
-        ip_proto::ICMP => {
-            let i = IcmpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
-            match icmp::map_4to6(i.msg_type(), i.msg_code(), seg[4]) {
-                Some(Map::Echo(t)) => L4Plan::Echo(t),
-                Some(Map::Error { ty, code, rest }) => {
-                    return v4_error_to_v6(pkt, cfg, to, o, (ty, code, rest))
-                }
-                None => return Err(DropReason::XlatUntranslatable),
-            }
-        }
-        _ => return Err(DropReason::UnsupportedProto),
     };
     let seg_len = end - l4;
     let new_l4 = l3 + V6;
@@ -504,14 +547,11 @@ fn inner_v4(q: &[u8]) -> Result<Inner4, DropReason> {
     if ip.is_fragment() {
         return Err(DropReason::XlatFragment);
     }
-    let mut echo_ty = None;
-    if ip.protocol() == ip_proto::ICMP {
-        let l4 = &q[ihl..];
-        match l4.first().and_then(|&t| icmp::map_4to6(t, 0, 0)) {
-            Some(Map::Echo(t)) if l4.len() >= 4 => echo_ty = Some(t),
-            _ => return Err(BAD),
-        }
-    }
+    let echo_ty = if ip.protocol() == ip_proto::ICMP {
+        Some(quoted_echo(&q[ihl..], |t| icmp::map_4to6(t, 0, 0))?)
+    } else {
+        None
+    };
     Ok(Inner4 {
         ihl,
         total: ip.total_len(),
@@ -586,10 +626,7 @@ fn v4_error_to_v6(
             )
         }),
     );
-    let m = &mut data[msg6..msg6 + ICMP_HDR];
-    m[0] = ty;
-    m[1] = code;
-    m[4..8].copy_from_slice(&rest4.to_be_bytes());
+    set_icmp_head(&mut data[msg6..], ty, code, rest4.to_be_bytes());
     IcmpPacket::new_unchecked(&mut data[msg6..new_len]).fill_checksum_v6(&to.src, &to.dst);
     let payload = (new_len - msg6) as u16;
     write_v6(
@@ -666,26 +703,13 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
         hop: p.ttl - 1,
     };
     let seg = &f[l4..end];
-    let plan = match nh {
-        ip_proto::TCP => {
-            TcpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
-            L4Plan::Tcp
+    let plan = match plan_l4(nh, seg, ip_proto::ICMPV6, |i| {
+        icmp::map_6to4(i.msg_type(), i.msg_code(), rd32(seg, 4))
+    })? {
+        Plan::Rewrite(plan) => plan,
+        Plan::IcmpError(ty, code, rest) => {
+            return v6_error_to_v4(pkt, cfg, to, o, (src6, dst6), (ty, code, rest))
         }
-        ip_proto::UDP => {
-            UdpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
-            L4Plan::Udp
-        }
-        ip_proto::ICMPV6 => {
-            let i = IcmpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
-            match icmp::map_6to4(i.msg_type(), i.msg_code(), rd32(seg, 4)) {
-                Some(Map::Echo(t)) => L4Plan::Echo(t),
-                Some(Map::Error { ty, code, rest }) => {
-                    return v6_error_to_v4(pkt, cfg, to, o, (src6, dst6), (ty, code, rest))
-                }
-                None => return Err(DropReason::XlatUntranslatable),
-            }
-        }
-        _ => return Err(DropReason::UnsupportedProto),
     };
     let seg_len = end - l4;
     let total = V4 + seg_len;
@@ -763,14 +787,11 @@ fn inner_v6(q: &[u8]) -> Result<Inner6, DropReason> {
     if ipv6::is_extension_header(nh) || V4 + ip.payload_len() as usize > u16::MAX as usize {
         return Err(BAD);
     }
-    let mut echo_ty = None;
-    if nh == ip_proto::ICMPV6 {
-        let l4 = &q[V6..];
-        match l4.first().and_then(|&t| icmp::map_6to4(t, 0, 0)) {
-            Some(Map::Echo(t)) if l4.len() >= 4 => echo_ty = Some(t),
-            _ => return Err(BAD),
-        }
-    }
+    let echo_ty = if nh == ip_proto::ICMPV6 {
+        Some(quoted_echo(&q[V6..], |t| icmp::map_6to4(t, 0, 0))?)
+    } else {
+        None
+    };
     Ok(Inner6 {
         payload_len: ip.payload_len(),
         nh,
@@ -842,10 +863,7 @@ fn v6_error_to_v4(
             (t, ph, 0)
         }),
     );
-    let m = &mut data[msg4..msg4 + ICMP_HDR];
-    m[0] = ty;
-    m[1] = code;
-    m[4..8].copy_from_slice(&rest4);
+    set_icmp_head(&mut data[msg4..], ty, code, rest4);
     IcmpPacket::new_unchecked(&mut data[msg4..new_len]).fill_checksum_v4();
     let total = (new_len - o.l3) as u16;
     write_v4(

@@ -3,14 +3,8 @@
 //! errors both ways, MSS clamping, and the drops of the IPv6 path.
 
 use super::*;
-use crate::wire::build::Ip6Spec;
 use crate::wire::icmp::v6 as icmp6;
 use crate::xlat::Prefix;
-use std::net::Ipv6Addr;
-
-fn v6(s: &str) -> [u8; 16] {
-    s.parse::<Ipv6Addr>().unwrap().octets()
-}
 
 /// `64:ff9b::a.b.c.d`.
 fn wkp(a: [u8; 4]) -> [u8; 16] {
@@ -36,8 +30,8 @@ fn sub6_none() -> [u8; 16] {
 }
 
 /// The IPv6 sessions of the fixture's tables.
-pub(super) fn sessions6() -> Vec<([u8; 16], u8, Session)> {
-    let s = |device_id, active, allowed| Session {
+pub(super) fn sessions6() -> Vec<([u8; 16], u8, SubscriberAuth)> {
+    let s = |device_id, active, allowed| SubscriberAuth {
         device_id,
         active,
         allowed,
@@ -66,51 +60,6 @@ fn cfg64() -> GwConfig {
 
 fn h64() -> H {
     H::new(cfg64())
-}
-
-fn as6(spec: FrameSpec, src: [u8; 16], dst: [u8; 16]) -> FrameSpec {
-    FrameSpec {
-        ip6: Some(Ip6Spec {
-            src,
-            dst,
-            fragment: false,
-        }),
-        ..spec
-    }
-}
-
-fn tcp6(
-    macs: ([u8; 6], [u8; 6]),
-    src: ([u8; 16], u16),
-    dst: ([u8; 16], u16),
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    payload: &[u8],
-) -> FrameSpec {
-    let s = tcp(
-        macs,
-        ([0; 4], src.1),
-        ([0; 4], dst.1),
-        flags,
-        seq,
-        ack,
-        payload,
-    );
-    as6(s, src.0, dst.0)
-}
-
-fn udp6(
-    macs: ([u8; 6], [u8; 6]),
-    src: ([u8; 16], u16),
-    dst: ([u8; 16], u16),
-    payload: &[u8],
-) -> FrameSpec {
-    as6(
-        udp(macs, ([0; 4], src.1), ([0; 4], dst.1), payload),
-        src.0,
-        dst.0,
-    )
 }
 
 fn ping6(
@@ -150,19 +99,10 @@ fn up4(
     (s.src_ip, s.dst_ip) = (src.0, dst.0);
     s.ttl -= 1;
     s.ident = ident;
-    match &mut s.l4 {
-        L4::Tcp {
-            src_port, dst_port, ..
-        }
-        | L4::Udp {
-            src_port, dst_port, ..
-        } => (*src_port, *dst_port) = (src.1, dst.1),
-        L4::Icmp { ty, ident, .. } => {
-            *ty = ECHO_REQUEST;
-            *ident = src.1;
-        }
-        L4::Raw { .. } => unreachable!(),
-    }
+    set_ports(&mut s.l4, src.1, dst.1, |ty, ident| {
+        *ty = ECHO_REQUEST;
+        *ident = src.1;
+    });
     s.dont_frag = false;
     let f = s.build();
     assert!(f.len() - 14 <= 1260, "fixture with DF rule");
@@ -180,19 +120,10 @@ fn down6(
     let mut s = spec4.clone();
     (s.src_mac, s.dst_mac) = macs;
     s.ttl -= 1;
-    match &mut s.l4 {
-        L4::Tcp {
-            src_port, dst_port, ..
-        }
-        | L4::Udp {
-            src_port, dst_port, ..
-        } => (*src_port, *dst_port) = (src.1, dst.1),
-        L4::Icmp { ty, ident, .. } => {
-            *ty = icmp6::ECHO_REPLY;
-            *ident = dst.1;
-        }
-        L4::Raw { .. } => unreachable!(),
-    }
+    set_ports(&mut s.l4, src.1, dst.1, |ty, ident| {
+        *ty = icmp6::ECHO_REPLY;
+        *ident = dst.1;
+    });
     build6(&as6(s, src.0, dst.0))
 }
 
@@ -218,29 +149,13 @@ fn nat64_syn_and_syn_ack_literal_bytes() {
         b"",
     );
     if let L4::Tcp { options, .. } = &mut syn.l4 {
-        *options = vec![2, 4, 0x05, 0xb4];
+        *options = MSS_1460.to_vec();
     }
     let (v, out) = h.run(&syn.build(), UP, 100);
     assert_eq!(v, TX_UP);
-    #[rustfmt::skip]
-    let mut want: Vec<u8> = vec![
-        // Ethernet: wap1's MAC <- our server-side MAC, IPv4
-        0x02, 0x5e, 10, 33, 1, 10,   0x02, 0x5e, 0, 0, 0, 0x02,   0x08, 0x00,
-        // IPv4: TOS 0 (traffic class), 44 bytes, id 0 (worker 0's first),
-        // no DF (<= 1260), TTL 63 (hop limit 64 - 1), TCP, csum,
-        // 192.0.2.10 -> 10.33.1.10
-        0x45, 0x00, 0x00, 44, 0x00, 0x00, 0x00, 0x00, 63, 6, 0, 0,
-        192, 0, 2, 10,   10, 33, 1, 10,
-        // TCP: 20000 -> 80, seq, ack 0, doff 6, SYN, window 29200, csum, urg
-        0x4e, 0x20, 0x00, 80,   0x11, 0x22, 0x33, 0x44,   0, 0, 0, 0,
-        0x60, SYN, 0x72, 0x10,   0, 0,   0, 0,
-        2, 4, 0x05, 0xb4,
-    ];
-    let ipc = rfc1071(&[&want[14..34]]);
-    want[24..26].copy_from_slice(&ipc.to_be_bytes());
-    let tcpc = rfc1071(&[&POOL0, &WAP1, &[0, 6, 0, 24], &want[34..58]]);
-    want[50..52].copy_from_slice(&tcpc.to_be_bytes());
-    assert_eq!(out, want);
+    // TOS 0 (traffic class), id 0 (worker 0's first), no DF (<= 1260),
+    // TTL 63 (hop limit 64 - 1)
+    assert_eq!(out, want_syn_to_wap1([0; 4]));
     assert!(checksums_ok(&out));
     assert_eq!(
         (h.w[0].counters.new_flows, h.w[0].counters.nat64_flows),
@@ -475,7 +390,7 @@ fn nat64_without_a_session_is_dropped_unless_not_required() {
     h.t = h.t.with_sessions(
         Sessions::new([(
             v4_twin,
-            Session {
+            SubscriberAuth {
                 device_id: 9,
                 active: true,
                 allowed: u64::MAX,
@@ -1078,12 +993,7 @@ proptest! {
         } else {
             prop_assert_eq!(srv_ip, ext);
         }
-        let rmacs = (ROUTER, SRV_MAC);
-        let mut down = match proto {
-            0 => tcp(rmacs, (srv_ip, srv_port), (nat_ip, nat_port), SYN | ACK, 5, 78, &reply),
-            1 => udp(rmacs, (srv_ip, srv_port), (nat_ip, nat_port), &reply),
-            _ => FrameSpec { payload: reply.clone(), ..ping(rmacs, srv_ip, nat_ip, ECHO_REPLY, nat_port, 3) },
-        };
+        let mut down = server_reply(proto, (srv_ip, srv_port), (nat_ip, nat_port), &reply);
         down.vlan = vlan;
         let (v, _) = h.run_on(1 - worker, &down.build(), DOWN, 1);
         prop_assert_eq!(v, Verdict::Handoff { worker: worker as u16 });

@@ -4,12 +4,6 @@
 //! clamping, and the drops of the path.
 
 use super::*;
-use crate::wire::build::Ip6Spec;
-use std::net::Ipv6Addr;
-
-fn v6(s: &str) -> [u8; 16] {
-    s.parse::<Ipv6Addr>().unwrap().octets()
-}
 
 // Subscribers: the IPv6 sessions of the fixture (`nat64::sessions6`):
 // 2001:db8:0:1::/64 wap + mail, 2001:db8:0:2::/64 wap only, none for :9::.
@@ -95,17 +89,7 @@ fn h66() -> H {
     h
 }
 
-fn as6(spec: FrameSpec, src: [u8; 16], dst: [u8; 16]) -> FrameSpec {
-    FrameSpec {
-        ip6: Some(Ip6Spec {
-            src,
-            dst,
-            fragment: false,
-        }),
-        ..spec
-    }
-}
-
+/// [`super::tcp6`] with seq 7, ack 9.
 fn tcp6(
     macs: ([u8; 6], [u8; 6]),
     src: ([u8; 16], u16),
@@ -113,21 +97,7 @@ fn tcp6(
     flags: u8,
     payload: &[u8],
 ) -> FrameSpec {
-    let s = tcp(macs, ([0; 4], src.1), ([0; 4], dst.1), flags, 7, 9, payload);
-    as6(s, src.0, dst.0)
-}
-
-fn udp6(
-    macs: ([u8; 6], [u8; 6]),
-    src: ([u8; 16], u16),
-    dst: ([u8; 16], u16),
-    payload: &[u8],
-) -> FrameSpec {
-    as6(
-        udp(macs, ([0; 4], src.1), ([0; 4], dst.1), payload),
-        src.0,
-        dst.0,
-    )
+    super::tcp6(macs, src, dst, flags, 7, 9, payload)
 }
 
 /// `spec` (IPv6) as the GW must send it: MACs (src, dst), addresses, ports,
@@ -140,22 +110,9 @@ fn natted6(
 ) -> Vec<u8> {
     let mut s = spec.clone();
     (s.src_mac, s.dst_mac) = macs;
-    s.ip6 = Some(Ip6Spec {
-        src: src.0,
-        dst: dst.0,
-        fragment: false,
-    });
     s.ttl -= 1;
-    match &mut s.l4 {
-        L4::Tcp {
-            src_port, dst_port, ..
-        }
-        | L4::Udp {
-            src_port, dst_port, ..
-        } => (*src_port, *dst_port) = (src.1, dst.1),
-        _ => unreachable!(),
-    }
-    s.build()
+    set_ports(&mut s.l4, src.1, dst.1, |_, _| unreachable!());
+    as6(s, src.0, dst.0).build()
 }
 
 #[test]
