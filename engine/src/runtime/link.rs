@@ -22,7 +22,7 @@ use pgw_pipelines::wire::MacAddr;
 use pgw_pipelines::{PortIdx, MAX_BURST};
 
 use super::dpdk::{self, Burst, Ring};
-use super::engine::Info;
+use super::info::Info;
 use super::stats::Report;
 
 pub struct MgmtLink {

@@ -7,6 +7,7 @@
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod engine;
+pub mod info;
 pub mod link;
 pub mod stats;
 pub mod worker;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, Row};
 
-use super::{AcctRow, SessionLogRow, SessionStateChange};
+use super::rows::{AcctRow, SessionLogRow, SessionStateChange};
 use pgw_pipelines::gw::acct::CloseReason;
 
 /// The schema's version (`PRAGMA user_version`).

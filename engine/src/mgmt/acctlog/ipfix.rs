@@ -49,7 +49,7 @@
 //! [`ExporterConfig::template_every_msgs`] messages went out since the last
 //! one.
 
-use super::AcctRow;
+use super::rows::AcctRow;
 use pgw_pipelines::gw::acct::CloseReason;
 
 /// IPFIX version number.

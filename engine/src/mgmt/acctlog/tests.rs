@@ -1,8 +1,11 @@
 use super::*;
+use pgw_pipelines::gw::acct::{AcctRecord, CloseReason};
 use pgw_pipelines::gw::acct::{Attr, AttrKind};
 use pgw_pipelines::gw::tables::ServiceId;
 use pgw_pipelines::mgmt::assign::GwId;
+use pgw_pipelines::mgmt::session::{CloseCause, SessionLogRecord};
 use pgw_pipelines::mgmt::session::{NasInfo, SessionRef, Usage};
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 /// A fresh directory under the system temp dir, removed on drop.

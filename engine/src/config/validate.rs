@@ -1,0 +1,467 @@
+//! Reading a profile and holding it to its rules: `Profile::load`/`parse`
+//! (serde, then every check that names the file and the key at fault, the
+//! GW, LB and RADIUS tables built once to prove they can be) and
+//! `Profile::notes` (what `pgw check-config` tells an operator).
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::profile::*;
+use super::{gw, radius};
+
+/// EAL options a profile may not pass in `extra_args`, with where they belong.
+const FORBIDDEN_EAL: &[(&str, &str)] = &[
+    ("-a", "[[port]] device = \"<PCI address>\""),
+    ("--allow", "[[port]] device = \"<PCI address>\""),
+    ("-w", "[[port]] device = \"<PCI address>\""),
+    (
+        "-b",
+        "nothing: pgw never probes PCI devices it is not given",
+    ),
+    (
+        "--block",
+        "nothing: pgw never probes PCI devices it is not given",
+    ),
+    ("--vdev", "[[port]] device = \"net_...\""),
+    ("--no-pci", "nothing: it is the default without PCI ports"),
+    ("-l", "[cores] workers"),
+    ("-c", "[cores] workers"),
+    ("--lcores", "[cores] workers"),
+    (
+        "--main-lcore",
+        "[cores] workers (the first is the main lcore)",
+    ),
+    ("--no-huge", "[eal] hugepages = \"off\""),
+    ("--in-memory", "[eal] hugepages"),
+    ("-m", "[eal] memory_mb"),
+    ("--file-prefix", "[instance] name"),
+];
+
+impl Profile {
+    /// Read and validate a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            msg: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parse and validate profile text; `file` is used in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Profile, ConfigError> {
+        let mut p: Profile = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            key: String::new(),
+            msg: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        p.source = file.to_string();
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// What the profile implies that an operator should know, and warnings
+    /// (`warning: file: key: ...`) about settings that work but hurt:
+    /// printed by `pgw check-config` and at the start of `pgw run`.
+    pub fn notes(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let Some(g) = &self.gw else {
+            return v;
+        };
+        let Ok(b) = gw::build(self) else {
+            return v;
+        };
+        let c = &b.cfg;
+        let ks = pgw_pipelines::gw::KeySpace::new(c);
+        let workers = c.workers as u64;
+        let keys = ks.keys_per_worker() as u64 * workers;
+        let hold_s = c.timeouts.close_hold_ms as f64 / 1000.0;
+        let entries = c.max_flows_per_worker as u64 * workers;
+        v.push(format!(
+            "{}: gw: {} pool address(es) x {} key ports = {keys} keys; a key is unique per destination (server address, port, protocol), so each destination takes up to {keys} connections open or on hold",
+            self.source,
+            c.pool.len(),
+            ks.usable
+        ));
+        v.push(format!(
+            "{}: gw: sustainable new connections per destination from distinct subscriber 4-tuples: {keys} keys / close_hold {hold_s} s = {:.0}/s (a subscriber reusing its own port revives its binding and is not limited by the hold); across all destinations: {entries} entries ({} workers x max_flows_per_worker {}) / close_hold = {:.0}/s at most",
+            self.source,
+            keys as f64 / hold_s,
+            workers,
+            c.max_flows_per_worker,
+            entries as f64 / hold_s
+        ));
+        if c.timeouts.close_hold_ms < 60_000 {
+            v.push(format!(
+                "warning: {}: gw.timeouts.close_hold_s: {hold_s} s is shorter than a Linux server's TIME_WAIT (60 s): a (key, server) tuple may go to another subscriber connection while the server still holds it, and the server may refuse its SYN (PAWS); use at least 60 unless the servers' TIME_WAIT is shorter",
+                self.source
+            ));
+        }
+        let _ = g;
+        v
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let name = &self.instance.name;
+        if name.is_empty()
+            || name.len() > 24
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(self.err("instance.name", format!("{name:?}: use 1-24 letters, digits, '-' or '_' (it names DPDK objects and files)")));
+        }
+        if self.cores.workers.is_empty() {
+            return Err(self.err("cores.workers", "at least one worker CPU is needed"));
+        }
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as u32;
+        let mut seen = HashSet::new();
+        for (i, &c) in self.cores.workers.iter().enumerate() {
+            if c >= 128 {
+                return Err(self.err(
+                    format!("cores.workers[{i}]"),
+                    format!("CPU {c} is out of range"),
+                ));
+            }
+            if !seen.insert(c) {
+                return Err(self.err(
+                    format!("cores.workers[{i}]"),
+                    format!("CPU {c} is listed twice"),
+                ));
+            }
+        }
+        if let Some(m) = self.cores.management {
+            if m >= ncpu.max(1) {
+                return Err(self.err(
+                    "cores.management",
+                    format!("CPU {m} does not exist on this machine ({ncpu} CPUs)"),
+                ));
+            }
+        }
+        let e = &self.engine;
+        if e.burst == 0 || e.burst as usize > pgw_pipelines::MAX_BURST {
+            return Err(self.err(
+                "engine.burst",
+                format!("{} is not within 1..={}", e.burst, pgw_pipelines::MAX_BURST),
+            ));
+        }
+        if !e.handoff_ring.is_power_of_two() || e.handoff_ring < 64 {
+            return Err(self.err(
+                "engine.handoff_ring",
+                format!("{} must be a power of two >= 64", e.handoff_ring),
+            ));
+        }
+        if !(1..=1000).contains(&e.mgmt_poll_ms) {
+            return Err(self.err(
+                "engine.mgmt_poll_ms",
+                format!("{} is not within 1..=1000 (milliseconds)", e.mgmt_poll_ms),
+            ));
+        }
+        let descs: u32 = (0..self.ports.len())
+            .map(|i| {
+                let (r, t) = self.descriptors(i);
+                r as u32 + t as u32
+            })
+            .sum();
+        let min_mbufs = self.cores.workers.len() as u32 * descs + 1024;
+        if e.mbufs < min_mbufs {
+            return Err(self.err("engine.mbufs", format!("{} is too few for {} workers x {descs} descriptors over {} ports (engine.rx_desc / tx_desc, or the devices' defaults): use at least {min_mbufs}", e.mbufs, self.cores.workers.len(), self.ports.len())));
+        }
+        if self.eal.memory_mb < 64 {
+            return Err(self.err("eal.memory_mb", "at least 64 MiB"));
+        }
+        for (i, a) in self.eal.extra_args.iter().enumerate() {
+            let flag = a.split('=').next().unwrap_or("");
+            if let Some((_, instead)) = FORBIDDEN_EAL.iter().find(|(f, _)| {
+                *f == flag || (f.len() == 2 && flag.starts_with(f) && !flag.starts_with("--"))
+            }) {
+                return Err(self.err(
+                    format!("eal.extra_args[{i}]"),
+                    format!("{a:?} is set by the profile itself; use {instead}"),
+                ));
+            }
+        }
+        if self.ports.is_empty() {
+            return Err(self.err("port", "no [[port]]: a gateway needs at least one port"));
+        }
+        let mut names = HashSet::new();
+        let mut devs = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let k = format!("port[{i}]");
+            if p.name.is_empty() || !names.insert(p.name.as_str()) {
+                return Err(self.err(
+                    format!("{k}.name"),
+                    format!("{:?} is empty or used twice", p.name),
+                ));
+            }
+            let dev = p.device.split(',').next().unwrap_or("");
+            if dev.is_empty() {
+                return Err(self.err(format!("{k}.device"), "empty device"));
+            }
+            if !is_pci(&p.device) && !dev.starts_with("net_") {
+                return Err(self.err(format!("{k}.device"), format!("{:?} is neither a PCI address (0000:03:00.0) nor a DPDK virtual device (net_tap0, net_ring0, ...)", p.device)));
+            }
+            if !devs.insert(dev.to_string()) {
+                return Err(self.err(
+                    format!("{k}.device"),
+                    format!("device {dev:?} is used by two ports"),
+                ));
+            }
+            if let Some(m) = &p.mac {
+                parse_mac(m).map_err(|msg| self.err(format!("{k}.mac"), msg))?;
+            }
+            for (j, a) in p.ipv4.iter().enumerate() {
+                parse_cidr(a).map_err(|msg| self.err(format!("{k}.ipv4[{j}]"), msg))?;
+            }
+        }
+        match self.instance.role {
+            Role::Wire => {
+                let w = self.wire.as_ref().ok_or_else(|| {
+                    self.err(
+                        "wire",
+                        "role \"wire\" needs a [wire] section with pairs = [[\"a\", \"b\"]]",
+                    )
+                })?;
+                let mut used = HashSet::new();
+                for (i, [a, b]) in w.pairs.iter().enumerate() {
+                    for (j, n) in [a, b].into_iter().enumerate() {
+                        if self.port_index(n).is_none() {
+                            return Err(self.err(
+                                format!("wire.pairs[{i}][{j}]"),
+                                format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+                            ));
+                        }
+                        if !used.insert(n.as_str()) {
+                            return Err(self.err(
+                                format!("wire.pairs[{i}][{j}]"),
+                                format!("port {n:?} is in two pairs"),
+                            ));
+                        }
+                    }
+                    if a == b {
+                        return Err(self.err(
+                            format!("wire.pairs[{i}]"),
+                            "a port cannot be paired with itself",
+                        ));
+                    }
+                }
+            }
+            Role::Gw | Role::LbGw => {
+                let g = self
+                    .gw
+                    .as_ref()
+                    .ok_or_else(|| self.err("gw", "this role needs a [gw] section"))?;
+                for (k, n) in [
+                    ("gw.access_port", &g.access_port),
+                    ("gw.server_port", &g.server_port),
+                ] {
+                    if self.port_index(n).is_none() {
+                        return Err(self.err(
+                            k,
+                            format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+                        ));
+                    }
+                }
+                if g.access_port == g.server_port {
+                    return Err(self.err("gw.server_port", "must differ from gw.access_port"));
+                }
+                gw::build(self).map(|_| ())?;
+            }
+            Role::Lb => {}
+        }
+        if matches!(self.instance.role, Role::Lb | Role::LbGw) {
+            let l = self
+                .lb
+                .as_ref()
+                .ok_or_else(|| self.err("lb", "this role needs an [lb] section"))?;
+            for (k, n) in [
+                ("lb.access_port", &l.access_port),
+                ("lb.lan_port", &l.lan_port),
+            ] {
+                if self.port_index(n).is_none() {
+                    return Err(self.err(
+                        k,
+                        format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+                    ));
+                }
+            }
+            if self.instance.role == Role::LbGw {
+                let g = self.gw.as_ref().expect("checked above");
+                if g.access_port != l.access_port {
+                    return Err(self.err(
+                        "gw.access_port",
+                        "with role \"lb+gw\" the GW's access port is the LB's access port",
+                    ));
+                }
+            }
+            gw::build_lb(self, [0x02, 0, 0, 0, 0, 0]).map(|_| ())?;
+        }
+        radius::build(self)?;
+        if let Some(c) = &self.control {
+            c.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.err(
+                    "control.listen",
+                    format!("{:?} is not address:port", c.listen),
+                )
+            })?;
+            if c.secret.len() < 8 {
+                return Err(self.err("control.secret", "use a secret of at least 8 characters"));
+            }
+            if self.gw.is_none() {
+                return Err(self.err(
+                    "control",
+                    "only a gateway (role gw or lb+gw) receives sessions",
+                ));
+            }
+        }
+        if let Some(a) = &self.accounting {
+            if let Some(c) = &a.ipfix_collector {
+                c.parse::<std::net::SocketAddr>().map_err(|_| {
+                    self.err(
+                        "accounting.ipfix_collector",
+                        format!("{c:?} is not address:port"),
+                    )
+                })?;
+            }
+            if a.sqlite.is_none() && a.ipfix_collector.is_none() {
+                return Err(self.err(
+                    "accounting",
+                    "give sqlite = \"FILE\" and/or ipfix_collector = \"ADDR:PORT\"",
+                ));
+            }
+        }
+        if let Some(g) = &self.gw {
+            if let Some(h) = &g.health {
+                if g.probe_ports.is_none() {
+                    return Err(self.err("gw.health", "health checks need gw.probe_ports (a port range kept out of the NAT keys for the probes)"));
+                }
+                for (i, grp) in g.groups.iter().enumerate() {
+                    for (j, m) in grp.members.iter().enumerate() {
+                        if m.port.is_none() && h.port.is_none() {
+                            return Err(self.err(
+                                format!("gw.group[{i}].members[{j}]"),
+                                "no port to probe: give the member a port or set gw.health.port",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(l) = &self.lb {
+            if l.health.is_some() {
+                let lan = self.port_index(&l.lan_port);
+                if lan.map(|i| self.ports[i].ipv4.is_empty()).unwrap_or(true) {
+                    return Err(self.err("lb.health", "ARP health checks need an ipv4 address on the LAN port (the probes' source)"));
+                }
+            }
+            for (i, g) in l.gateways.iter().enumerate() {
+                if let Some(a) = &g.ip {
+                    a.parse::<Ipv4Addr>().map_err(|_| {
+                        self.err(
+                            format!("lb.gateway[{i}].ip"),
+                            format!("{a:?} is not an IPv4 address"),
+                        )
+                    })?;
+                }
+            }
+        }
+        for (i, n) in self.neighbors.iter().enumerate() {
+            n.ip.parse::<std::net::IpAddr>().map_err(|_| {
+                self.err(
+                    format!("neighbor[{i}].ip"),
+                    format!("{:?} is not an IP address", n.ip),
+                )
+            })?;
+            parse_mac(&n.mac).map_err(|m| self.err(format!("neighbor[{i}].mac"), m))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[instance]
+name = "t"
+role = "wire"
+[cores]
+workers = [0, 1]
+[engine]
+mbufs = 16383
+[[port]]
+name = "a"
+device = "net_ring0"
+[[port]]
+name = "b"
+device = "net_ring1"
+[wire]
+pairs = [["a", "b"]]
+"#;
+
+    #[test]
+    fn good_profile_gives_no_pci() {
+        let p = Profile::parse(GOOD, "good.toml").unwrap();
+        let a = p.eal_args(false);
+        assert!(a.contains(&"--no-pci".to_string()));
+        assert!(a.contains(&"--vdev=net_ring0".to_string()));
+        assert!(!a.iter().any(|x| x == "-a"));
+        assert!(a.contains(&"--no-huge".to_string()));
+        assert!(p.eal_args(true).contains(&"--in-memory".to_string()));
+    }
+
+    #[test]
+    fn pci_port_gives_allow_list_only() {
+        let t = GOOD.replace("net_ring1", "0000:03:00.0");
+        let p = Profile::parse(&t, "pci.toml").unwrap();
+        let a = p.eal_args(true);
+        assert!(!a.contains(&"--no-pci".to_string()));
+        let i = a.iter().position(|x| x == "-a").unwrap();
+        assert_eq!(a[i + 1], "0000:03:00.0");
+        assert_eq!(a.iter().filter(|x| *x == "-a").count(), 1);
+    }
+
+    #[test]
+    fn pci_detection() {
+        assert!(is_pci("0000:03:00.0"));
+        assert!(is_pci("03:00.1"));
+        assert!(is_pci("0000:af:00.7,rxq=2"));
+        assert!(!is_pci("net_tap0,iface=x"));
+        assert!(!is_pci("03:00.8"));
+        assert!(!is_pci("net_pcap0,rx_pcap=a:b.0"));
+    }
+
+    fn err_of(text: &str) -> String {
+        Profile::parse(text, "bad.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = err_of(&GOOD.replace("[engine]", "[engine]\nburts = 3"));
+        assert!(e.starts_with("bad.toml"), "{e}");
+        assert!(e.contains("burts"), "{e}");
+        let e = err_of(&GOOD.replace(
+            "device = \"net_ring1\"",
+            "device = \"net_ring1\"\nipv4 = [\"10.0.0.300/24\"]",
+        ));
+        assert!(e.contains("port[1].ipv4[0]"), "{e}");
+        let e = err_of(&GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"c\"]"));
+        assert!(e.contains("wire.pairs[0][1]") && e.contains("\"c\""), "{e}");
+        let e = err_of(&GOOD.replace("device = \"net_ring1\"", "device = \"eth0\""));
+        assert!(e.contains("port[1].device"), "{e}");
+        let e = err_of(&GOOD.replace(
+            "[engine]",
+            "[eal]\nextra_args = [\"-b\", \"00:01.0\"]\n[engine]",
+        ));
+        assert!(e.contains("eal.extra_args[0]"), "{e}");
+        let e = err_of(&GOOD.replace("mbufs = 16383", "mbufs = 100"));
+        assert!(e.contains("engine.mbufs"), "{e}");
+        let e = err_of(&GOOD.replace("role = \"wire\"", "role = \"router\""));
+        assert!(e.contains("role") && e.contains("router"), "{e}");
+    }
+}

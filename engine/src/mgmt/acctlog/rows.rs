@@ -1,0 +1,172 @@
+//! The rows of the accounting log: a connection's record and a session log
+//! record as the database and the IPFIX exporter write them.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use pgw_pipelines::gw::acct::{AcctRecord, CloseReason};
+use pgw_pipelines::mgmt::session::{CloseCause, SessionLogRecord};
+
+/// One connection's accounting record as logged (FIG. 29): who (device id,
+/// subscriber address), what (service, representative address, server name
+/// attribute, proxy accounting), where it went (real server, NAT key), when
+/// and how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcctRow {
+    /// Mobile device id of the session ("" without a session).
+    pub device_id: String,
+    pub subscriber_ip: Ipv4Addr,
+    /// Subscriber port (ICMP: the echo identifier).
+    pub subscriber_port: u16,
+    /// The IPv6 subscriber of a NAT64 connection (then `subscriber_ip` is 0.0.0.0).
+    pub subscriber_ip6: Option<std::net::Ipv6Addr>,
+    /// Service type name ("" if none).
+    pub service: String,
+    pub representative_ip: Ipv4Addr,
+    pub representative_port: u16,
+    /// The service is accounted by the gateway on behalf of the provider.
+    pub proxy_accounting: bool,
+    /// HTTP Host / TLS SNI attribute, or "".
+    pub server_name: String,
+    pub real_server_ip: Ipv4Addr,
+    pub real_server_port: u16,
+    pub nat_ip: Ipv4Addr,
+    pub nat_port: u16,
+    pub protocol: u8,
+    pub start_unix_ms: i64,
+    pub end_unix_ms: i64,
+    pub packets_up: u64,
+    /// IPv4 total length summed (see `pgw_pipelines::gw::acct`).
+    pub bytes_up: u64,
+    pub packets_down: u64,
+    pub bytes_down: u64,
+    pub close_reason: CloseReason,
+}
+
+impl AcctRow {
+    /// Resolve a worker's record (S79). `wall_clock_offset_ms` is Unix ms
+    /// minus the engine's monotonic ms, taken once by the caller.
+    pub fn from_record(
+        r: &AcctRecord,
+        device_id: String,
+        service_name: String,
+        wall_clock_offset_ms: i64,
+        proxy_accounting: bool,
+    ) -> AcctRow {
+        let unix = |ms: u64| {
+            i64::try_from(ms)
+                .unwrap_or(i64::MAX)
+                .saturating_add(wall_clock_offset_ms)
+        };
+        AcctRow {
+            device_id,
+            subscriber_ip: Ipv4Addr::from(r.subscriber_ip),
+            subscriber_port: r.subscriber_port,
+            subscriber_ip6: r.subscriber_ip6.map(std::net::Ipv6Addr::from),
+            service: service_name,
+            representative_ip: Ipv4Addr::from(r.rep_ip),
+            representative_port: r.rep_port,
+            proxy_accounting,
+            server_name: r.attr.as_str().to_owned(),
+            real_server_ip: Ipv4Addr::from(r.server_ip),
+            real_server_port: r.server_port,
+            nat_ip: Ipv4Addr::from(r.nat_ip),
+            nat_port: r.nat_port,
+            protocol: r.proto,
+            start_unix_ms: unix(r.start_ms),
+            end_unix_ms: unix(r.end_ms),
+            packets_up: r.up_pkts,
+            bytes_up: r.up_bytes,
+            packets_down: r.down_pkts,
+            bytes_down: r.down_bytes,
+            close_reason: r.close,
+        }
+    }
+}
+
+/// One entry of a session's state history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStateChange {
+    /// "act", "dormant", "close" (FIG. 11).
+    pub state: String,
+    pub at_unix_ms: i64,
+}
+
+/// One closed session (the session log, FIG. 11 ④), filled by the session
+/// manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionLogRow {
+    pub session_id: u64,
+    pub device_id: String,
+    /// User name (RADIUS User-Name), "" if unknown.
+    pub user: String,
+    /// The address assigned to the device.
+    pub address: Ipv4Addr,
+    /// The GW that carried the session.
+    pub gw: u16,
+    pub nas_ip: Option<Ipv4Addr>,
+    pub acct_session_id: String,
+    pub start_unix_ms: i64,
+    pub end_unix_ms: i64,
+    /// States entered, in order (stored as JSON).
+    pub state_history: Vec<SessionStateChange>,
+    /// Why it closed: "status_close", "status_close:<Acct-Terminate-Cause>",
+    /// "session_timer", "interim_monitor_timer" (see [`close_cause_text`]).
+    pub close_cause: String,
+    /// NAS-reported usage.
+    pub in_octets: u64,
+    pub out_octets: u64,
+    pub in_packets: u64,
+    pub out_packets: u64,
+    pub session_time_s: u64,
+}
+
+impl SessionLogRow {
+    /// From the session table's record (`Notification::WriteSessionLog`).
+    /// `user` and `state_history` are what the manager kept beside it.
+    pub fn from_record(
+        r: &SessionLogRecord,
+        user: String,
+        state_history: Vec<SessionStateChange>,
+        wall_clock_offset_ms: i64,
+    ) -> SessionLogRow {
+        let unix = |ms: u64| {
+            i64::try_from(ms)
+                .unwrap_or(i64::MAX)
+                .saturating_add(wall_clock_offset_ms)
+        };
+        SessionLogRow {
+            session_id: r.session.session_id,
+            device_id: r.session.device_id.clone(),
+            user,
+            address: r.session.addr,
+            gw: r.session.gw.0,
+            nas_ip: r.nas.ip,
+            acct_session_id: r.acct_session_id.clone(),
+            start_unix_ms: unix(r.started_ms),
+            end_unix_ms: unix(r.closed_ms),
+            state_history,
+            close_cause: close_cause_text(&r.cause),
+            in_octets: r.usage.in_octets,
+            out_octets: r.usage.out_octets,
+            in_packets: r.usage.in_packets,
+            out_packets: r.usage.out_packets,
+            session_time_s: r.usage.session_time_s,
+        }
+    }
+}
+
+/// The `close_cause` column's text for a [`CloseCause`].
+pub fn close_cause_text(c: &CloseCause) -> String {
+    match c {
+        CloseCause::StatusClose {
+            terminate_cause: None,
+        } => "status_close".into(),
+        CloseCause::StatusClose {
+            terminate_cause: Some(t),
+        } => format!("status_close:{t}"),
+        CloseCause::SessionTimer => "session_timer".into(),
+        CloseCause::InterimMonitorTimer => "interim_monitor_timer".into(),
+    }
+}

@@ -1,0 +1,114 @@
+//! What the workers do not own and the management thread reads while the
+//! engine runs: the started ports, each worker's shared counters, the
+//! mbuf pool, and the report of every counter built from them.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Role;
+use crate::runtime::dpdk::{self, LcoreId, Mempool, PortId};
+use crate::runtime::stats::{mac_string, PortReport, Report, WorkerShared};
+
+/// A started port.
+pub struct PortRt {
+    pub name: String,
+    pub device: String,
+    pub id: PortId,
+    pub driver: String,
+    pub mac: [u8; 6],
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rss: bool,
+    /// The kernel interface behind the device (af_xdp, af_packet, tap).
+    pub iface: Option<String>,
+}
+
+/// A kernel interface's own drop counters (`/sys/class/net/IF/statistics`),
+/// which see what the PMD does not (af_xdp: frames the kernel could not put
+/// in the socket's ring; tap: its queue before a sleeping poller). `None`
+/// if the interface is not in this network namespace (a tap moved away).
+fn kernel_drops(iface: &str) -> Option<(u64, u64, u64)> {
+    let rd = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((
+        rd("rx_dropped")?,
+        rd("tx_dropped")?,
+        rd("rx_missed_errors").unwrap_or(0) + rd("rx_fifo_errors").unwrap_or(0),
+    ))
+}
+
+/// What the workers do not own and the management thread reads: ports,
+/// counters, the pool. Shared read-only after start.
+pub struct Info {
+    pub instance: String,
+    pub role: Role,
+    pub hugepages: bool,
+    pub started: Instant,
+    pub lcores: Vec<LcoreId>,
+    pub ports: Vec<PortRt>,
+    pub shared: Vec<Arc<WorkerShared>>,
+    pub pool: Mempool,
+    /// Frames the management thread took off the control ring.
+    pub control_rx: std::sync::atomic::AtomicU64,
+}
+
+impl Info {
+    /// Every counter now.
+    pub fn report(&self) -> Report {
+        let e = self;
+        let nports = e.ports.len();
+        Report {
+            instance: e.instance.clone(),
+            role: format!("{:?}", e.role).to_lowercase(),
+            dpdk: dpdk::version(),
+            hugepages: e.hugepages,
+            uptime_ms: e.started.elapsed().as_millis() as u64,
+            mbufs_in_use: e.pool.in_use(),
+            mbufs_available: e.pool.available(),
+            control_rx: e.control_rx.load(Relaxed),
+            ports: e
+                .ports
+                .iter()
+                .map(|p| {
+                    let s = p.id.stats();
+                    let k = p.iface.as_deref().and_then(kernel_drops);
+                    PortReport {
+                        name: p.name.clone(),
+                        device: p.device.clone(),
+                        driver: p.driver.clone(),
+                        dpdk_port: p.id.0,
+                        mac: mac_string(p.mac),
+                        link_up: p.id.link().up,
+                        rx_queues: p.rx_queues,
+                        tx_queues: p.tx_queues,
+                        rss: p.rss,
+                        ipackets: s.ipackets,
+                        opackets: s.opackets,
+                        ibytes: s.ibytes,
+                        obytes: s.obytes,
+                        imissed: s.imissed,
+                        ierrors: s.ierrors,
+                        oerrors: s.oerrors,
+                        rx_nombuf: s.rx_nombuf,
+                        kernel_iface: p.iface.clone(),
+                        kernel_rx_dropped: k.map(|k| k.0),
+                        kernel_tx_dropped: k.map(|k| k.1),
+                        kernel_rx_missed: k.map(|k| k.2),
+                    }
+                })
+                .collect(),
+            workers: e
+                .shared
+                .iter()
+                .enumerate()
+                .map(|(w, s)| s.report(w, e.lcores[w].0, nports))
+                .collect(),
+        }
+    }
+}
