@@ -178,7 +178,7 @@ fn main() -> ExitCode {
             socket,
             profile,
             what,
-        } => match socket_of(socket, profile).and_then(|p| control::request(&p, &what.join(" "))) {
+        } => match ask(socket, profile, &what.join(" ")) {
             Ok(reply) if reply.contains("\"ok\":true") => {
                 println!("{reply}");
                 ExitCode::SUCCESS
@@ -187,10 +187,7 @@ fn main() -> ExitCode {
                 eprintln!("error: {reply}");
                 ExitCode::from(1)
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
+            Err(code) => code,
         },
         Cmd::Sessions {
             socket,
@@ -206,19 +203,13 @@ fn main() -> ExitCode {
             socket,
             profile,
             request,
-        } => {
-            match socket_of(socket, profile).and_then(|p| control::request(&p, &request.join(" ")))
-            {
-                Ok(reply) => {
-                    println!("{reply}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
+        } => match ask(socket, profile, &request.join(" ")) {
+            Ok(reply) => {
+                println!("{reply}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(code) => code,
+        },
         Cmd::Run {
             profile,
             duration,
@@ -235,6 +226,21 @@ fn socket_of(socket: Option<PathBuf>, profile: Option<PathBuf>) -> Result<PathBu
             .map_err(|e| e.to_string()),
         (None, None) => Err("say which instance: --socket PATH or --profile FILE".into()),
     }
+}
+
+/// One request to an instance's control socket (named by `--socket` or
+/// by its profile): the reply, or the error said and the exit code.
+fn ask(
+    socket: Option<PathBuf>,
+    profile: Option<PathBuf>,
+    request: &str,
+) -> Result<String, ExitCode> {
+    socket_of(socket, profile)
+        .and_then(|p| control::request(&p, request))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        })
 }
 
 fn stats(
@@ -277,13 +283,9 @@ fn stats(
 }
 
 fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let out = socket_of(socket, profile).and_then(|p| control::request(&p, "accounting"));
-    let text = match out {
+    let text = match ask(socket, profile, "accounting") {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     if json {
         println!("{text}");
@@ -325,12 +327,9 @@ fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> 
 }
 
 fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let text = match socket_of(socket, profile).and_then(|p| control::request(&p, "sessions")) {
+    let text = match ask(socket, profile, "sessions") {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if json || v.get("error").is_some() {
@@ -365,12 +364,9 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
 }
 
 fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let text = match socket_of(socket, profile).and_then(|p| control::request(&p, "servers")) {
+    let text = match ask(socket, profile, "servers") {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     if json {
         println!("{text}");

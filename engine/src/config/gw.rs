@@ -395,72 +395,54 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
             up: g.up,
         });
     }
+    // A range's gateway names → (primary, substitutes in order).
+    let chosen = |key: String, names: &[String]| {
+        let mut v = Vec::new();
+        for (j, n) in names.iter().enumerate() {
+            let g = l
+                .gateways
+                .iter()
+                .position(|g| &g.name == n)
+                .ok_or_else(|| {
+                    p.err(
+                        format!("{key}.gateways[{j}]"),
+                        format!("no [[lb.gateway]] named {n:?}"),
+                    )
+                })?;
+            v.push(gws[g]);
+        }
+        if v.is_empty() {
+            return Err(p.err(format!("{key}.gateways"), "at least a primary gateway"));
+        }
+        let primary = v.remove(0);
+        Ok((primary, v))
+    };
     let mut ranges = Vec::new();
     for (i, r) in l.ranges.iter().enumerate() {
         let first = ip(p, format!("lb.range[{i}].first"), &r.first)?;
         let last = ip(p, format!("lb.range[{i}].last"), &r.last)?;
-        let mut chosen = Vec::new();
-        for (j, n) in r.gateways.iter().enumerate() {
-            let g = l
-                .gateways
-                .iter()
-                .position(|g| &g.name == n)
-                .ok_or_else(|| {
-                    p.err(
-                        format!("lb.range[{i}].gateways[{j}]"),
-                        format!("no [[lb.gateway]] named {n:?}"),
-                    )
-                })?;
-            chosen.push(gws[g]);
-        }
-        if chosen.is_empty() {
-            return Err(p.err(
-                format!("lb.range[{i}].gateways"),
-                "at least a primary gateway",
-            ));
-        }
-        let primary = chosen.remove(0);
+        let (primary, substitutes) = chosen(format!("lb.range[{i}]"), &r.gateways)?;
         ranges.push(LbRange {
             first,
             last,
             primary,
-            substitutes: chosen,
+            substitutes,
         });
     }
     let mut ranges6 = Vec::new();
     for (i, r) in l.ranges6.iter().enumerate() {
-        let first = parse_v6_prefix(&r.first)
-            .map_err(|e| p.err(format!("lb.range6[{i}].first"), e))?
-            .0;
-        let last = parse_v6_prefix(&r.last)
-            .map_err(|e| p.err(format!("lb.range6[{i}].last"), e))?
-            .0;
-        let mut chosen = Vec::new();
-        for (j, n) in r.gateways.iter().enumerate() {
-            let g = l
-                .gateways
-                .iter()
-                .position(|g| &g.name == n)
-                .ok_or_else(|| {
-                    p.err(
-                        format!("lb.range6[{i}].gateways[{j}]"),
-                        format!("no [[lb.gateway]] named {n:?}"),
-                    )
-                })?;
-            chosen.push(gws[g]);
-        }
-        if chosen.is_empty() {
-            return Err(p.err(
-                format!("lb.range6[{i}].gateways"),
-                "at least a primary gateway",
-            ));
-        }
-        let primary = chosen.remove(0);
+        let v6 = |k: &str, s: &str| {
+            parse_v6_prefix(s)
+                .map(|x| x.0)
+                .map_err(|e| p.err(format!("lb.range6[{i}].{k}"), e))
+        };
+        let (first, last) = (v6("first", &r.first)?, v6("last", &r.last)?);
+        let (primary, substitutes) = chosen(format!("lb.range6[{i}]"), &r.gateways)?;
         ranges6.push(LbRange6 {
             first,
             last,
             primary,
-            substitutes: chosen,
+            substitutes,
         });
     }
     let table = LbTable::new(ranges)
