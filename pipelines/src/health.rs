@@ -213,13 +213,19 @@ impl Prober {
         changes
     }
 
-    /// An answer from the data path. A SYN-ACK is reset (queued on `send`).
+    /// An answer from the data path, with the port it arrived on. Only
+    /// frames from the prober's own port count (a reply forged on another
+    /// port changes nothing). A SYN-ACK is reset (queued on `send`).
     pub fn on_frame(
         &mut self,
+        port: Option<PortIdx>,
         frame: &[u8],
         send: &mut impl FnMut(PortIdx, Vec<u8>),
     ) -> Vec<Change> {
         let mut changes = Vec::new();
+        if port != Some(self.src.port) {
+            return changes;
+        }
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return changes;
         };
@@ -326,32 +332,32 @@ mod tests {
         assert!(build::checksums_ok(&sent.borrow()[0].1));
         // RST: refused, one fail (fall = 2: still up).
         assert!(p
-            .on_frame(&answer(&p, flags::RST | flags::ACK), &mut send)
+            .on_frame(Some(1), &answer(&p, flags::RST | flags::ACK), &mut send)
             .is_empty());
         assert!(p.targets[0].up);
         // Next round: no answer → timeout → down.
-        assert!(p.tick(t0 + (1000), mac, &mut send).is_empty());
-        let ch = p.tick(t0 + (1600), mac, &mut send);
+        assert!(p.tick(t0 + 1000, mac, &mut send).is_empty());
+        let ch = p.tick(t0 + 1600, mac, &mut send);
         assert_eq!(ch, vec![("wap".to_string(), "w1".to_string(), false)]);
         // Two SYN-ACKs → up again; each SYN-ACK is answered with a RST.
-        p.tick(t0 + (2000), mac, &mut send);
+        p.tick(t0 + 2000, mac, &mut send);
         let n = sent.borrow().len();
         assert!(p
-            .on_frame(&answer(&p, flags::SYN | flags::ACK), &mut send)
+            .on_frame(Some(1), &answer(&p, flags::SYN | flags::ACK), &mut send)
             .is_empty());
         assert_eq!(sent.borrow().len(), n + 1);
         let rst = crate::wire::parse(&sent.borrow()[n].1).unwrap();
         assert_eq!(rst.tcp_flags & flags::RST, flags::RST);
-        p.tick(t0 + (3000), mac, &mut send);
-        let ch = p.on_frame(&answer(&p, flags::SYN | flags::ACK), &mut send);
+        p.tick(t0 + 3000, mac, &mut send);
+        let ch = p.on_frame(Some(1), &answer(&p, flags::SYN | flags::ACK), &mut send);
         assert_eq!(ch, vec![("wap".to_string(), "w1".to_string(), true)]);
         // Answers that match no outstanding probe change nothing.
-        p.tick(t0 + (4000), mac, &mut send);
+        p.tick(t0 + 4000, mac, &mut send);
         let passes = p.targets[0].passes;
         let mut stray = FrameSpec::tcp(8080, 1, flags::SYN | flags::ACK);
         stray.src_ip = [10, 80, 0, 11];
         stray.dst_ip = [10, 80, 0, 100];
-        assert!(p.on_frame(&stray.build(), &mut send).is_empty());
+        assert!(p.on_frame(Some(1), &stray.build(), &mut send).is_empty());
         assert_eq!(p.targets[0].passes, passes);
         assert!(p.targets[0].outstanding.is_some());
     }
@@ -373,7 +379,11 @@ mod tests {
             [2, 0, 0, 0, 0, 1],
             [10, 80, 0, 100],
         );
-        p.on_frame(&reply, &mut send);
+        // The same reply arriving on another port (forged there) is no pass.
+        assert!(p.on_frame(Some(0), &reply, &mut send).is_empty());
+        assert!(p.on_frame(None, &reply, &mut send).is_empty());
+        assert_eq!(p.targets[0].passes, 0);
+        p.on_frame(Some(1), &reply, &mut send);
         assert_eq!(p.targets[0].passes, 1);
         // TCP target with no MAC yet: nothing sent, no verdict.
         let mut q = prober(ProbeKind::Tcp(80));

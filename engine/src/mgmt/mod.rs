@@ -86,6 +86,9 @@ struct State {
     acct_total: u64,
     acct_recent: VecDeque<AcctRecord>,
     neighbours_learned: u64,
+    /// ARP frames not learned from: wrong port or an address not resolved
+    /// there (neighbour poisoning attempts among them).
+    neighbours_refused: u64,
     arp_sent: u64,
     /// LB gateway names by id.
     lb_gateways: Option<Vec<String>>,
@@ -147,14 +150,12 @@ impl State {
         let mut changed = false;
         let mut health_changes = Vec::new();
         let mut out: Vec<(PortIdx, Vec<u8>)> = Vec::new();
-        let (probers, gw, learned) = (
-            &mut self.probers,
-            &mut self.gw,
-            &mut self.neighbours_learned,
-        );
-        let n = self.link.recv(|f| {
+        let (probers, gw) = (&mut self.probers, &mut self.gw);
+        let (learned, refused) = (&mut self.neighbours_learned, &mut self.neighbours_refused);
+        let n = self.link.recv(|port, f| {
             for pr in probers.iter_mut() {
-                health_changes.extend(pr.on_frame(f, &mut |port, frame| out.push((port, frame))));
+                health_changes
+                    .extend(pr.on_frame(port, f, &mut |port, frame| out.push((port, frame))));
             }
             let Ok(eth) = EthernetFrame::new_checked(f) else {
                 return;
@@ -167,6 +168,13 @@ impl State {
             };
             if let Some(g) = gw.as_mut() {
                 let (ip, mac) = (arp.sender_protocol_addr(), arp.sender_hardware_addr());
+                // Server-side entries come only from the server port and
+                // only for the members resolved there: an ARP reply from
+                // the access side (or for another address) changes nothing.
+                if port != Some(g.server_port) || !g.members.contains(&ip) {
+                    *refused += 1;
+                    return;
+                }
                 if g.learned.get(&ip) != Some(&mac) {
                     g.learned.insert(ip, mac);
                     *learned += 1;
@@ -408,7 +416,7 @@ impl State {
                             .collect()
                     })
                     .unwrap_or_default();
-                serde_json::json!({ "learned": learned, "arp_requests_sent": self.arp_sent, "has_gw_tables": t.gw.is_some() })
+                serde_json::json!({ "learned": learned, "neighbours_learned": self.neighbours_learned, "neighbours_refused": self.neighbours_refused, "arp_requests_sent": self.arp_sent, "has_gw_tables": t.gw.is_some() })
                     .to_string()
             }
             other => {
@@ -637,6 +645,7 @@ impl Management {
             acct_total: 0,
             acct_recent: VecDeque::new(),
             neighbours_learned: 0,
+            neighbours_refused: 0,
             arp_sent: 0,
             lb_gateways: lb.map(|b| b.gateway_names.clone()),
             radius: radius::RadiusSide::start(profile)?,

@@ -41,8 +41,9 @@ pub struct MgmtLink {
 
 impl MgmtLink {
     /// Take up to one burst of the frames the workers handed over and give
-    /// each to `f`; how many there were.
-    pub fn recv(&self, mut f: impl FnMut(&[u8])) -> usize {
+    /// each to `f` with the port (profile index) it arrived on; how many
+    /// there were.
+    pub fn recv(&self, mut f: impl FnMut(Option<PortIdx>, &[u8])) -> usize {
         let mut b = Burst::new();
         let n = b.dequeue(&self.control, MAX_BURST);
         if n == 0 {
@@ -50,7 +51,9 @@ impl MgmtLink {
         }
         self.info.control_rx.fetch_add(n as u64, Relaxed);
         for mut m in b.drain() {
-            f(m.frame());
+            let id = m.port();
+            let port = self.info.ports.iter().position(|p| p.id.0 == id);
+            f(port.map(|p| p as PortIdx), m.frame());
         }
         n
     }

@@ -429,6 +429,11 @@ impl Worker {
                     }
                 }
                 Verdict::Control => {
+                    let mut mb = mb;
+                    if let Some(p) = arrival {
+                        // The management side judges a frame by its port.
+                        mb.set_port(self.ports[p as usize]);
+                    }
                     if let Err(mb) = out.control.push(mb) {
                         Self::flush_ring(
                             &mut out.control,
