@@ -223,6 +223,14 @@ impl H {
     fn run(&mut self, frame: &[u8], port: u16, now: u64) -> (Verdict, Vec<u8>) {
         self.run_on(0, frame, port, now)
     }
+    /// Run `spec` in from the access side on worker 0.
+    fn up(&mut self, spec: &FrameSpec, now: u64) -> (Verdict, Vec<u8>) {
+        self.run(&spec.build(), UP, now)
+    }
+    /// Run `spec` in from the server side on worker 0.
+    fn down(&mut self, spec: &FrameSpec, now: u64) -> (Verdict, Vec<u8>) {
+        self.run(&spec.build(), DOWN, now)
+    }
     fn drops(&self, r: DropReason) -> u64 {
         self.c.drops[r as usize]
     }
@@ -257,6 +265,16 @@ fn tcp(
         payload: payload.to_vec(),
         ..FrameSpec::default()
     }
+}
+
+/// A bare SYN (seq 1, no payload) from the access side.
+fn bare_syn(src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> FrameSpec {
+    tcp((LB1, ACC_MAC), src, dst, SYN, 1, 0, b"")
+}
+
+/// A bare SYN-ACK (seq 1, ack 2, no payload) from `mac` on the server side.
+fn bare_syn_ack(mac: [u8; 6], src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> FrameSpec {
+    tcp((mac, SRV_MAC), src, dst, SYN | ACK, 1, 2, b"")
 }
 
 fn udp(
@@ -465,7 +483,7 @@ fn syn_to_vip_literal_bytes() {
     if let L4::Tcp { options, .. } = &mut spec.l4 {
         *options = MSS_1460.to_vec();
     }
-    let (v, out) = h.run(&spec.build(), UP, 100);
+    let (v, out) = h.up(&spec, 100);
     assert_eq!(v, TX_UP);
     // id 0x1234, DF
     assert_eq!(out, want_syn_to_wap1([0x12, 0x34, 0x40, 0x00]));
@@ -556,9 +574,8 @@ fn tcp_connection_fixture_table() {
     );
     assert_eq!(h.c.total_drops(), 0);
     // a late retransmitted FIN from the server is translated too
-    let (v, _) = h.run(
-        &tcp((mac_of(WAP1), SRV_MAC), srv, key, FIN | ACK, 5301, 0, b"").build(),
-        DOWN,
+    let (v, _) = h.down(
+        &tcp((mac_of(WAP1), SRV_MAC), srv, key, FIN | ACK, 5301, 0, b""),
         20,
     );
     assert_eq!(v, TX_DOWN);
@@ -567,11 +584,7 @@ fn tcp_connection_fixture_table() {
     assert_eq!(h.acct.len(), 1);
     assert_eq!(h.w[0].keys_in_use(), 0);
     // and now the flow is gone
-    let (v, _) = h.run(
-        &tcp((LB1, ACC_MAC), sub, vip, ACK, 1, 1, b"x").build(),
-        UP,
-        100_001,
-    );
+    let (v, _) = h.up(&tcp((LB1, ACC_MAC), sub, vip, ACK, 1, 1, b"x"), 100_001);
     assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
 }
 
@@ -581,12 +594,8 @@ fn rst_from_server_tears_down_and_tls_sni_is_recorded() {
     let sub = (SUB1, 40_001);
     let vip = (VIP_WAP, 443);
     let ch = crate::gw::acct::tests::client_hello(b"secure.wap.example");
-    h.run(
-        &tcp((LB1, ACC_MAC), sub, vip, SYN, 7, 0, b"").build(),
-        UP,
-        0,
-    );
-    let (v, _) = h.run(
+    h.up(&tcp((LB1, ACC_MAC), sub, vip, SYN, 7, 0, b""), 0);
+    let (v, _) = h.down(
         &tcp(
             (mac_of(WAP1), SRV_MAC),
             (WAP1, 443),
@@ -595,17 +604,11 @@ fn rst_from_server_tears_down_and_tls_sni_is_recorded() {
             9,
             8,
             b"",
-        )
-        .build(),
-        DOWN,
+        ),
         1,
     );
     assert_eq!(v, TX_DOWN);
-    h.run(
-        &tcp((LB1, ACC_MAC), sub, vip, ACK | PSH, 8, 10, &ch).build(),
-        UP,
-        2,
-    );
+    h.up(&tcp((LB1, ACC_MAC), sub, vip, ACK | PSH, 8, 10, &ch), 2);
     let rst = tcp(
         (mac_of(WAP1), SRV_MAC),
         (WAP1, 443),
@@ -615,7 +618,7 @@ fn rst_from_server_tears_down_and_tls_sni_is_recorded() {
         8,
         b"",
     );
-    let (v, out) = h.run(&rst.build(), DOWN, 3);
+    let (v, out) = h.down(&rst, 3);
     assert_eq!(v, TX_DOWN);
     assert_eq!(out, natted(&rst, (ACC_MAC, LB1), vip, sub));
     assert_eq!(h.acct.len(), 1);
@@ -627,16 +630,8 @@ fn rst_from_server_tears_down_and_tls_sni_is_recorded() {
     assert_eq!(h.w[0].counters.closed_rst, 1);
     // a RST from the subscriber closes the same way
     let sub2 = (SUB1, 40_002);
-    h.run(
-        &tcp((LB1, ACC_MAC), sub2, vip, SYN, 7, 0, b"").build(),
-        UP,
-        4,
-    );
-    let (v, _) = h.run(
-        &tcp((LB1, ACC_MAC), sub2, vip, RST, 8, 0, b"").build(),
-        UP,
-        5,
-    );
+    h.up(&tcp((LB1, ACC_MAC), sub2, vip, SYN, 7, 0, b""), 4);
+    let (v, _) = h.up(&tcp((LB1, ACC_MAC), sub2, vip, RST, 8, 0, b""), 5);
     assert_eq!(v, TX_UP);
     assert_eq!(h.acct.len(), 2);
     assert_eq!(
@@ -648,32 +643,16 @@ fn rst_from_server_tears_down_and_tls_sni_is_recorded() {
 #[test]
 fn non_vip_destination_is_translated_without_balancing() {
     let mut h = H::std();
-    let syn = tcp(
-        (LB1, ACC_MAC),
-        (SUB2, 50_000),
-        (EXTERNAL, 443),
-        SYN,
-        1,
-        0,
-        b"",
-    );
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let syn = bare_syn((SUB2, 50_000), (EXTERNAL, 443));
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     // no neighbour entry for the destination: the router's MAC
     assert_eq!(
         out,
         natted(&syn, (SRV_MAC, ROUTER), (POOL0, 20_000), (EXTERNAL, 443))
     );
-    let reply = tcp(
-        (ROUTER, SRV_MAC),
-        (EXTERNAL, 443),
-        (POOL0, 20_000),
-        SYN | ACK,
-        1,
-        2,
-        b"",
-    );
-    let (v, out) = h.run(&reply.build(), DOWN, 1);
+    let reply = bare_syn_ack(ROUTER, (EXTERNAL, 443), (POOL0, 20_000));
+    let (v, out) = h.down(&reply, 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
         out,
@@ -688,20 +667,7 @@ fn external_service_applies_to_non_vip_destinations() {
     let mut h = H::std();
     let s = Services::new(groups(), vec![], Some(ServiceId(7))).unwrap();
     h.t = h.t.with_services(s);
-    let (v, out) = h.run(
-        &tcp(
-            (LB1, ACC_MAC),
-            (SUB2, 50_000),
-            (EXTERNAL, 80),
-            SYN,
-            1,
-            0,
-            b"",
-        )
-        .build(),
-        UP,
-        0,
-    );
+    let (v, out) = h.up(&bare_syn((SUB2, 50_000), (EXTERNAL, 80)), 0);
     assert_eq!(v, TX_DOWN, "RST back on the access port");
     assert_eq!(out[47] & RST, RST);
     let mut sess = SubscriberAuth {
@@ -710,54 +676,21 @@ fn external_service_applies_to_non_vip_destinations() {
         allowed: ServiceId(7).bit(),
     };
     h.t = h.t.with_sessions(Sessions::new([(SUB2, sess)]));
-    let (v, _) = h.run(
-        &tcp(
-            (LB1, ACC_MAC),
-            (SUB2, 50_001),
-            (EXTERNAL, 80),
-            SYN,
-            1,
-            0,
-            b"",
-        )
-        .build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn((SUB2, 50_001), (EXTERNAL, 80)), 0);
     assert_eq!(v, TX_UP);
     sess.allowed = 0;
     h.t = h.t.with_sessions(Sessions::new([(SUB2, sess)]));
-    let (v, _) = h.run(
-        &udp((LB1, ACC_MAC), (SUB2, 5353), (EXTERNAL, 53), b"q").build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&udp((LB1, ACC_MAC), (SUB2, 5353), (EXTERNAL, 53), b"q"), 0);
     assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
 }
 
 #[test]
 fn service_switch_same_subscriber_other_vip_gets_other_group() {
     let mut h = H::std();
-    let a = tcp(
-        (LB1, ACC_MAC),
-        (SUB1, 41_000),
-        (VIP_WAP, 80),
-        SYN,
-        1,
-        0,
-        b"",
-    );
-    let b = tcp(
-        (LB1, ACC_MAC),
-        (SUB1, 41_001),
-        (VIP_MAIL, 25),
-        SYN,
-        1,
-        0,
-        b"",
-    );
-    let (va, oa) = h.run(&a.build(), UP, 0);
-    let (vb, ob) = h.run(&b.build(), UP, 1);
+    let a = bare_syn((SUB1, 41_000), (VIP_WAP, 80));
+    let b = bare_syn((SUB1, 41_001), (VIP_MAIL, 25));
+    let (va, oa) = h.up(&a, 0);
+    let (vb, ob) = h.up(&b, 1);
     assert_eq!((va, vb), (TX_UP, TX_UP));
     assert_eq!(
         oa,
@@ -770,16 +703,8 @@ fn service_switch_same_subscriber_other_vip_gets_other_group() {
         natted(&b, (SRV_MAC, mac_of(MAIL1)), (POOL0, 20_001), (MAIL1, 2525))
     );
     // the mail reply comes back from the mail VIP, port 25
-    let reply = tcp(
-        (mac_of(MAIL1), SRV_MAC),
-        (MAIL1, 2525),
-        (POOL0, 20_001),
-        SYN | ACK,
-        1,
-        2,
-        b"",
-    );
-    let (v, out) = h.run(&reply.build(), DOWN, 2);
+    let reply = bare_syn_ack(mac_of(MAIL1), (MAIL1, 2525), (POOL0, 20_001));
+    let (v, out) = h.down(&reply, 2);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
         out,
@@ -810,7 +735,7 @@ fn unauthorized_syn_is_answered_with_exact_rst() {
     if let L4::Tcp { options, .. } = &mut syn.l4 {
         *options = vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7];
     }
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, Verdict::Tx { port: UP });
     let want_spec = FrameSpec {
         src_mac: ACC_MAC,
@@ -851,22 +776,14 @@ fn unauthorized_syn_is_answered_with_exact_rst() {
         0,
         b"",
     );
-    let (_, out) = h.run(&syn.build(), UP, 0);
+    let (_, out) = h.up(&syn, 0);
     assert_eq!(out.len(), 60);
     assert!(out[54..].iter().all(|&b| b == 0));
     assert!(checksums_ok(&out));
     // UDP and ICMP to a refused service are dropped
-    let (v, _) = h.run(
-        &udp((LB1, ACC_MAC), (SUB2, 999), (VIP_MAIL, 25), b"x").build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&udp((LB1, ACC_MAC), (SUB2, 999), (VIP_MAIL, 25), b"x"), 0);
     assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
-    let (v, _) = h.run(
-        &ping((LB1, ACC_MAC), SUB2, VIP_MAIL, ECHO_REQUEST, 1, 1).build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&ping((LB1, ACC_MAC), SUB2, VIP_MAIL, ECHO_REQUEST, 1, 1), 0);
     assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
     assert_eq!(h.drops(DropReason::Unauthorized), 2);
 }
@@ -875,17 +792,9 @@ fn unauthorized_syn_is_answered_with_exact_rst() {
 fn no_session_is_dropped_unless_not_required() {
     let mut h = H::std();
     for sub in [SUB_NONE, SUB_DORMANT] {
-        let (v, _) = h.run(
-            &tcp((LB1, ACC_MAC), (sub, 1), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
-            UP,
-            0,
-        );
+        let (v, _) = h.up(&bare_syn((sub, 1), (VIP_WAP, 80)), 0);
         assert_eq!(v, Verdict::Drop(DropReason::NoSession));
-        let (v, _) = h.run(
-            &udp((LB1, ACC_MAC), (sub, 1), (VIP_WAP, 53), b"x").build(),
-            UP,
-            0,
-        );
+        let (v, _) = h.up(&udp((LB1, ACC_MAC), (sub, 1), (VIP_WAP, 53), b"x"), 0);
         assert_eq!(v, Verdict::Drop(DropReason::NoSession));
     }
     assert_eq!(h.drops(DropReason::NoSession), 4);
@@ -893,20 +802,7 @@ fn no_session_is_dropped_unless_not_required() {
         require_session: false,
         ..cfg()
     });
-    let (v, _) = h.run(
-        &tcp(
-            (LB1, ACC_MAC),
-            (SUB_NONE, 1),
-            (VIP_MAIL, 25),
-            SYN,
-            1,
-            0,
-            b"",
-        )
-        .build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn((SUB_NONE, 1), (VIP_MAIL, 25)), 0);
     assert_eq!(v, TX_UP);
     assert_eq!(h.w[0].flow_by_key(POOL0, 20_000).unwrap().device_id, 0);
 }
@@ -920,7 +816,7 @@ fn udp_round_trip() {
         (VIP_WAP, 53),
         b"\x12\x34query",
     );
-    let (v, out) = h.run(&q.build(), UP, 0);
+    let (v, out) = h.up(&q, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(
         out,
@@ -932,11 +828,11 @@ fn udp_round_trip() {
         (POOL0, 20_000),
         b"\x12\x34answer!",
     );
-    let (v, out) = h.run(&a.build(), DOWN, 1);
+    let (v, out) = h.down(&a, 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(out, natted(&a, (ACC_MAC, LB1), (VIP_WAP, 53), (SUB1, 5353)));
     // second datagram uses the same flow
-    let (_, out2) = h.run(&q.build(), UP, 2);
+    let (_, out2) = h.up(&q, 2);
     assert_eq!(out2, out_of(&q, 20_000));
     // a UDP datagram without checksum keeps 0
     let mut nock = q.clone();
@@ -945,7 +841,7 @@ fn udp_round_trip() {
         dst_port: 53,
         checksum: false,
     };
-    let (_, out) = h.run(&nock.build(), UP, 3);
+    let (_, out) = h.up(&nock, 3);
     assert_eq!(&out[40..42], &[0, 0]);
     assert_eq!(h.w[0].counters.new_flows, 2);
 
@@ -958,7 +854,7 @@ fn udp_round_trip() {
 fn icmp_echo_round_trip() {
     let mut h = H::std();
     let req = ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 0x4242, 7);
-    let (v, out) = h.run(&req.build(), UP, 0);
+    let (v, out) = h.up(&req, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(
         out,
@@ -966,7 +862,7 @@ fn icmp_echo_round_trip() {
     );
     assert!(checksums_ok(&out));
     let rep = ping((mac_of(WAP1), SRV_MAC), WAP1, POOL0, ECHO_REPLY, 20_000, 7);
-    let (v, out) = h.run(&rep.build(), DOWN, 1);
+    let (v, out) = h.down(&rep, 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
         out,
@@ -974,18 +870,10 @@ fn icmp_echo_round_trip() {
     );
     assert!(checksums_ok(&out));
     // an echo request to a pool address is for the management thread
-    let (v, _) = h.run(
-        &ping((ROUTER, SRV_MAC), WAP1, POOL0, ECHO_REQUEST, 1, 1).build(),
-        DOWN,
-        2,
-    );
+    let (v, _) = h.down(&ping((ROUTER, SRV_MAC), WAP1, POOL0, ECHO_REQUEST, 1, 1), 2);
     assert_eq!(v, Verdict::Control);
     // an echo reply from the subscriber side is not translated
-    let (v, _) = h.run(
-        &ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REPLY, 1, 1).build(),
-        UP,
-        2,
-    );
+    let (v, _) = h.up(&ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REPLY, 1, 1), 2);
     assert_eq!(v, Verdict::Drop(DropReason::UnsupportedProto));
     h.expire(0, 1 + TIMEOUTS.icmp_ms + 1);
     assert_eq!(h.acct.len(), 1);
@@ -1000,40 +888,30 @@ fn icmp_echo_round_trip() {
 #[test]
 fn drop_reasons_of_the_stage() {
     let mut h = H::std();
-    let syn = |sub, sp| tcp((LB1, ACC_MAC), (sub, sp), (VIP_WAP, 80), SYN, 1, 0, b"");
+    let syn = |sub, sp| bare_syn((sub, sp), (VIP_WAP, 80));
     // non-SYN without a flow
-    let (v, _) = h.run(
-        &tcp((LB1, ACC_MAC), (SUB1, 1), (VIP_WAP, 80), ACK, 1, 1, b"d").build(),
-        UP,
+    let (v, _) = h.up(
+        &tcp((LB1, ACC_MAC), (SUB1, 1), (VIP_WAP, 80), ACK, 1, 1, b"d"),
         0,
     );
     assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
     // wrong destination MAC
     let mut f = syn(SUB1, 2);
     f.dst_mac = [0x02, 9, 9, 9, 9, 9];
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::NotForUs)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::NotForUs));
     // TTL 1
     let mut f = syn(SUB1, 3);
     f.ttl = 1;
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::TtlExceeded)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::TtlExceeded));
     // fragment
     let mut f = udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"frag");
     f.more_frags = true;
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::Fragment)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::Fragment));
     // IPv6
     let mut f = syn(SUB1, 5);
     f.ip6 = Some(Default::default());
     assert_eq!(
-        h.run(&f.build(), UP, 0).0,
+        h.up(&f, 0).0,
         Verdict::Drop(DropReason::UnsupportedEthertype)
     );
     // unknown port
@@ -1046,41 +924,37 @@ fn drop_reasons_of_the_stage() {
         tcp((mac_of(WAP1), SRV_MAC), src, dst, ACK, 1, 1, b"")
     };
     assert_eq!(
-        h.run(&d((WAP1, 80), (POOL0, 20_001)).build(), DOWN, 0).0,
+        h.down(&d((WAP1, 80), (POOL0, 20_001)), 0).0,
         Verdict::Drop(DropReason::NoKey)
     );
     assert_eq!(
-        h.run(&d((WAP1, 80), (POOL0, 19_999)).build(), DOWN, 0).0,
+        h.down(&d((WAP1, 80), (POOL0, 19_999)), 0).0,
         Verdict::Drop(DropReason::NoKey)
     );
     assert_eq!(
-        h.run(&d((WAP1, 80), ([192, 0, 2, 99], 20_000)).build(), DOWN, 0)
-            .0,
+        h.down(&d((WAP1, 80), ([192, 0, 2, 99], 20_000)), 0).0,
         Verdict::Drop(DropReason::NotForUs)
     );
     assert_eq!(
-        h.run(&d((WAP1, 80), (POOL0, 20_095)).build(), DOWN, 0).0,
+        h.down(&d((WAP1, 80), (POOL0, 20_095)), 0).0,
         Verdict::Control
     );
-    assert_eq!(h.run(&syn(SUB1, 7).build(), UP, 0).0, TX_UP); // key POOL0:20000
+    assert_eq!(h.up(&syn(SUB1, 7), 0).0, TX_UP); // key POOL0:20000
     assert_eq!(
-        h.run(&d((WAP2, 80), (POOL0, 20_000)).build(), DOWN, 0).0,
+        h.down(&d((WAP2, 80), (POOL0, 20_000)), 0).0,
         Verdict::Drop(DropReason::NoKey)
     );
     assert_eq!(
-        h.run(&d((WAP1, 81), (POOL0, 20_000)).build(), DOWN, 0).0,
+        h.down(&d((WAP1, 81), (POOL0, 20_000)), 0).0,
         Verdict::Drop(DropReason::NoKey)
     );
     let u = udp((mac_of(WAP1), SRV_MAC), (WAP1, 80), (POOL0, 20_000), b"");
     assert_eq!(
-        h.run(&u.build(), DOWN, 0).0,
+        h.down(&u, 0).0,
         Verdict::Drop(DropReason::NoKey),
         "protocol differs"
     );
-    assert_eq!(
-        h.run(&d((WAP1, 80), (POOL0, 20_000)).build(), DOWN, 0).0,
-        TX_DOWN
-    );
+    assert_eq!(h.down(&d((WAP1, 80), (POOL0, 20_000)), 0).0, TX_DOWN);
     // every drop counted once under its reason
     for (r, n) in [
         (DropReason::NoFlow, 1),
@@ -1108,17 +982,9 @@ fn no_server_and_no_neighbour() {
         m.up = false;
     }
     h.t = h.t.with_services(services(g));
-    let (v, _) = h.run(
-        &tcp((LB1, ACC_MAC), (SUB1, 1), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn((SUB1, 1), (VIP_WAP, 80)), 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoServer));
-    let (v, _) = h.run(
-        &tcp((LB1, ACC_MAC), (SUB1, 1), (EXTERNAL, 80), SYN, 1, 0, b"").build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn((SUB1, 1), (EXTERNAL, 80)), 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoNeighbor));
     assert_eq!(h.w[0].keys_in_use(), 0, "refused connections take no key");
 }
@@ -1130,28 +996,14 @@ fn member_down_is_skipped_and_neighbour_change_is_picked_up() {
     g[0].members[0].up = false;
     h.t = h.t.with_services(services(g));
     for sp in 0..4 {
-        let (_, out) = h.run(
-            &tcp(
-                (LB1, ACC_MAC),
-                (SUB1, 100 + sp),
-                (VIP_WAP, 80),
-                SYN,
-                1,
-                0,
-                b"",
-            )
-            .build(),
-            UP,
-            0,
-        );
+        let (_, out) = h.up(&bare_syn((SUB1, 100 + sp), (VIP_WAP, 80)), 0);
         assert_eq!(&out[30..34], &WAP2);
     }
     // wap2 moves to a new MAC: published neighbours are re-read once
     let new_mac = [0x02, 0x99, 0, 0, 0, 0x11];
     h.t = h.t.with_neighbours(Neighbours::new([(WAP2, new_mac)]));
-    let (_, out) = h.run(
-        &tcp((LB1, ACC_MAC), (SUB1, 100), (VIP_WAP, 80), ACK, 2, 1, b"").build(),
-        UP,
+    let (_, out) = h.up(
+        &tcp((LB1, ACC_MAC), (SUB1, 100), (VIP_WAP, 80), ACK, 2, 1, b""),
         1,
     );
     assert_eq!(&out[0..6], &new_mac);
@@ -1161,27 +1013,10 @@ fn member_down_is_skipped_and_neighbour_change_is_picked_up() {
 fn subscriber_moving_to_another_lb_gets_down_packets_there() {
     let mut h = H::std();
     let sub = (SUB1, 40_000);
-    h.run(
-        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b"").build(),
-        UP,
-        0,
-    );
-    let down = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 20_000),
-        SYN | ACK,
-        1,
-        2,
-        b"",
-    )
-    .build();
+    h.up(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b""), 0);
+    let down = bare_syn_ack(mac_of(WAP1), (WAP1, 80), (POOL0, 20_000)).build();
     assert_eq!(&h.run(&down, DOWN, 1).1[0..6], &LB1);
-    h.run(
-        &tcp((LB2, ACC_MAC), sub, (VIP_WAP, 80), ACK, 2, 2, b"").build(),
-        UP,
-        2,
-    );
+    h.up(&tcp((LB2, ACC_MAC), sub, (VIP_WAP, 80), ACK, 2, 2, b""), 2);
     assert_eq!(&h.run(&down, DOWN, 3).1[0..6], &LB2);
     assert_eq!(h.w[0].counters.lb_moves, 1);
 }
@@ -1199,15 +1034,7 @@ fn entry_bytes_are_as_documented() {
 fn down_packet_of_another_workers_key_is_handed_off_untouched() {
     let mut h = H::std();
     // worker 1 opens a connection: its first key is POOL0:20045
-    let syn = tcp(
-        (LB1, ACC_MAC),
-        (SUB1, 40_000),
-        (VIP_WAP, 80),
-        SYN,
-        1,
-        0,
-        b"",
-    );
+    let syn = bare_syn((SUB1, 40_000), (VIP_WAP, 80));
     let (v, out) = h.run_on(1, &syn.build(), UP, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(&out[34..36], &20_045u16.to_be_bytes());
@@ -1260,25 +1087,17 @@ fn idle_expiry_per_state() {
     let key = |i: u16| (POOL0, 20_000 + i);
     let up = |sp, f| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), f, 1, 1, b"");
     // k0: SYN only (syn 1000)
-    h.run(&up(1, SYN).build(), UP, 0);
+    h.up(&up(1, SYN), 0);
     // k1: established (10000)
-    h.run(&up(2, SYN).build(), UP, 0);
-    h.run(&up(2, ACK).build(), UP, 0);
+    h.up(&up(2, SYN), 0);
+    h.up(&up(2, ACK), 0);
     // k2: FIN up (closing 2000)
-    h.run(&up(3, SYN).build(), UP, 0);
-    h.run(&up(3, ACK).build(), UP, 0);
-    h.run(&up(3, FIN | ACK).build(), UP, 0);
+    h.up(&up(3, SYN), 0);
+    h.up(&up(3, ACK), 0);
+    h.up(&up(3, FIN | ACK), 0);
     // k3: UDP (3000), k4: ICMP (4000)
-    h.run(
-        &udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"q").build(),
-        UP,
-        0,
-    );
-    h.run(
-        &ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 5, 1).build(),
-        UP,
-        0,
-    );
+    h.up(&udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"q"), 0);
+    h.up(&ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 5, 1), 0);
     assert_eq!(h.w[0].open_flows(), 5);
     let mut ended = vec![];
     for (now, expect_port) in [
@@ -1308,14 +1127,11 @@ fn idle_expiry_per_state() {
     assert_eq!(h.w[0].counters.expired, 5);
     // expired flows no longer match: data → NoFlow, down → NoKey
     assert_eq!(
-        h.run(&up(2, ACK).build(), UP, 10_002).0,
+        h.up(&up(2, ACK), 10_002).0,
         Verdict::Drop(DropReason::NoFlow)
     );
     let d = tcp((mac_of(WAP2), SRV_MAC), (WAP2, 80), key(1), ACK, 1, 1, b"");
-    assert_eq!(
-        h.run(&d.build(), DOWN, 10_002).0,
-        Verdict::Drop(DropReason::NoKey)
-    );
+    assert_eq!(h.down(&d, 10_002).0, Verdict::Drop(DropReason::NoKey));
     assert_eq!(h.acct.len(), 5, "records exactly once");
 }
 
@@ -1323,18 +1139,15 @@ fn idle_expiry_per_state() {
 fn lazy_expiry_on_lookup() {
     let mut h = H::std();
     let q = udp((LB1, ACC_MAC), (SUB1, 777), (VIP_WAP, 53), b"q");
+    assert_eq!(&h.up(&q, 0).1[34..36], &20_000u16.to_be_bytes());
     assert_eq!(
-        &h.run(&q.build(), UP, 0).1[34..36],
-        &20_000u16.to_be_bytes()
-    );
-    assert_eq!(
-        &h.run(&q.build(), UP, 3_000).1[34..36],
+        &h.up(&q, 3_000).1[34..36],
         &20_000u16.to_be_bytes(),
         "not idle > 3000 yet"
     );
     // idle 3001 ms: the old flow is recorded and a new one (the next key
     // of the subscriber's pool address) starts
-    let (v, out) = h.run(&q.build(), UP, 6_001);
+    let (v, out) = h.up(&q, 6_001);
     assert_eq!(v, TX_UP);
     assert_eq!(
         (&out[26..30], &out[34..36]),
@@ -1343,25 +1156,10 @@ fn lazy_expiry_on_lookup() {
     assert_eq!(h.acct.len(), 1);
     assert_eq!((h.acct[0].up_pkts, h.acct[0].end_ms), (2, 3_000));
     // down path: a SYN never answered, reply arrives too late
-    h.run(
-        &tcp((LB1, ACC_MAC), (SUB1, 9), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
-        UP,
-        10_000,
-    );
+    h.up(&bare_syn((SUB1, 9), (VIP_WAP, 80)), 10_000);
     // (round robin: WAP1, WAP2, then WAP1 again)
-    let late = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 20_002),
-        SYN | ACK,
-        1,
-        2,
-        b"",
-    );
-    assert_eq!(
-        h.run(&late.build(), DOWN, 11_001).0,
-        Verdict::Drop(DropReason::NoKey)
-    );
+    let late = bare_syn_ack(mac_of(WAP1), (WAP1, 80), (POOL0, 20_002));
+    assert_eq!(h.down(&late, 11_001).0, Verdict::Drop(DropReason::NoKey));
     assert_eq!(h.acct.len(), 2);
     assert_eq!(h.acct[1].close, CloseReason::IdleTimeout);
 }
@@ -1392,7 +1190,7 @@ fn nat_of(out: &[u8]) -> ([u8; 4], u16) {
 #[test]
 fn keys_are_unique_per_destination_and_held_after_close() {
     let mut h = H::new(small_cfg());
-    let syn = |sp, d| tcp((LB1, ACC_MAC), (SUB1, sp), (d, 80), SYN, 1, 0, b"").build();
+    let syn = |sp, d| bare_syn((SUB1, sp), (d, 80)).build();
     let rst = |sp, d| tcp((LB1, ACC_MAC), (SUB1, sp), (d, 80), RST, 2, 0, b"").build();
     // 4 keys, all taken for EXT1 (subscriber ports outside the key range:
     // the rotation, in port order)
@@ -1451,7 +1249,7 @@ fn established_connections_hold_their_key_for_the_time_wait() {
     assert_eq!(h.w[0].counters.late_pkts, 1);
     // another subscriber port to EXT1: nothing until the hold (5000 ms
     // from the last packet) is over
-    let syn = tcp((LB1, ACC_MAC), (SUB1, 99), (EXT1, 80), SYN, 1, 0, b"").build();
+    let syn = bare_syn((SUB1, 99), (EXT1, 80)).build();
     h.expire(0, 5_099);
     assert_eq!(
         h.run(&syn, UP, 5_099).0,
@@ -1494,11 +1292,7 @@ fn a_held_tuple_whose_server_went_down_gets_a_new_binding() {
     let (_, out) = h.run(&syn(1), UP, 0);
     let (key, srv) = (nat_of(&out), [out[30], out[31], out[32], out[33]]);
     assert_eq!(srv, WAP1);
-    h.run(
-        &tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 2, 0, b"").build(),
-        UP,
-        1,
-    );
+    h.up(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 2, 0, b""), 1);
     // wap1 is down: the tuple cannot keep its server
     h.t = h.t.with_services(
         h.t.services
@@ -1512,10 +1306,7 @@ fn a_held_tuple_whose_server_went_down_gets_a_new_binding() {
     // the old binding no longer answers the tuple, but still holds its key
     // for wap1 until its hold ends: its server's late packets are dropped
     let old = tcp((mac_of(WAP1), SRV_MAC), (WAP1, 80), key, ACK, 1, 1, b"");
-    assert_eq!(
-        h.run(&old.build(), DOWN, 3).0,
-        Verdict::Drop(DropReason::NoKey)
-    );
+    assert_eq!(h.down(&old, 3).0, Verdict::Drop(DropReason::NoKey));
     assert_eq!(h.w[0].held(), 1);
     // the old binding's short hold is over: freed; the new connection's
     // SYN was never answered: idle, on hold in its turn, then freed
@@ -1533,7 +1324,7 @@ fn the_subscriber_port_is_kept_when_free_for_the_destination() {
         key_port_last: 30_099,
         ..small_cfg()
     });
-    let syn = |s, sp, d| tcp((LB1, ACC_MAC), (s, sp), (d, 80), SYN, 1, 0, b"").build();
+    let syn = |s, sp, d| bare_syn((s, sp), (d, 80)).build();
     // kept
     assert_eq!(
         nat_of(&h.run(&syn(SUB1, 30_042, EXT1), UP, 0).1),
@@ -1567,11 +1358,7 @@ fn flow_table_full_and_acct_queue_full_are_counted() {
         ..small_cfg()
     });
     for sp in 1..=3 {
-        h.run(
-            &udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q").build(),
-            UP,
-            0,
-        );
+        h.up(&udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q"), 0);
     }
     assert_eq!(h.drops(DropReason::FlowTableFull), 1);
     let mut sink = Bounded { v: vec![], cap: 1 };
@@ -1586,11 +1373,7 @@ fn flow_table_full_and_acct_queue_full_are_counted() {
 fn expire_budget_bounds_the_sweep() {
     let mut h = H::new(small_cfg());
     for sp in 1..=4 {
-        h.run(
-            &udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q").build(),
-            UP,
-            0,
-        );
+        h.up(&udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q"), 0);
     }
     let mut total = 0;
     for _ in 0..4 {
@@ -1620,7 +1403,7 @@ const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
 /// Run an up SYN; the output, the NAT key and the server it went to.
 #[allow(clippy::type_complexity)]
 fn open_syn(h: &mut H, syn: &FrameSpec, now: u64) -> (Vec<u8>, ([u8; 4], u16), ([u8; 4], u16)) {
-    let (v, out) = h.run(&syn.build(), UP, now);
+    let (v, out) = h.up(&syn, now);
     assert_eq!(v, TX_UP);
     let o = crate::wire::parse(&out).unwrap();
     (out, (o.src_v4(), o.src_port), (o.dst_v4(), o.dst_port))
@@ -1644,7 +1427,7 @@ fn mss_is_clamped_on_syn_up_and_syn_ack_down() {
         &MSS_1460,
         29_200,
     );
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     // MSS option at 54..58 of the output, value 1360 = 0x0550
     assert_eq!(&out[54..58], &[2, 4, 0x05, 0x50]);
@@ -1652,14 +1435,14 @@ fn mss_is_clamped_on_syn_up_and_syn_ack_down() {
     let want = with_tcp(syn.clone(), &[2, 4, 0x05, 0x50], 29_200);
     assert_eq!(out, natted(&want, (SRV_MAC, mac_of(WAP1)), key, srv));
     // a retransmitted SYN is clamped again
-    let (_, out2) = h.run(&syn.build(), UP, 1);
+    let (_, out2) = h.up(&syn, 1);
     assert_eq!(out2, out);
     let syn_ack = with_tcp(
         tcp((mac_of(WAP1), SRV_MAC), srv, key, SYN | ACK, 9, 2, b""),
         &MSS_1460,
         29_200,
     );
-    let (v, out) = h.run(&syn_ack.build(), DOWN, 2);
+    let (v, out) = h.down(&syn_ack, 2);
     assert_eq!(v, TX_DOWN);
     assert_eq!(&out[54..58], &[2, 4, 0x05, 0x78]); // 1400
     assert!(checksums_ok(&out));
@@ -1676,7 +1459,7 @@ fn mss_is_clamped_on_syn_up_and_syn_ack_down() {
         &MSS_1460,
         500,
     );
-    let (_, out) = h.run(&data.build(), UP, 3);
+    let (_, out) = h.up(&data, 3);
     assert_eq!(out, natted(&data, (SRV_MAC, mac_of(WAP1)), key, srv));
 }
 
@@ -1706,7 +1489,7 @@ fn mss_clamp_leaves_small_or_missing_mss_alone() {
             opts,
             1000,
         );
-        let (v, out) = h.run(&syn_ack.build(), DOWN, 1);
+        let (v, out) = h.down(&syn_ack, 1);
         assert_eq!(v, TX_DOWN);
         assert_eq!(
             out,
@@ -1757,14 +1540,14 @@ fn window_cap_applies_only_without_window_scaling() {
             &[],
             30_000,
         );
-        let (_, out) = h.run(&early.build(), DOWN, 1);
+        let (_, out) = h.down(&early, 1);
         assert_eq!(out, natted(&early, down_macs, vip, sub), "case {i}");
         let syn_ack = with_tcp(
             tcp((mac_of(srv.0), SRV_MAC), srv, key, SYN | ACK, 9, 2, b""),
             o_down,
             29_200,
         );
-        let (_, out) = h.run(&syn_ack.build(), DOWN, 2);
+        let (_, out) = h.down(&syn_ack, 2);
         let want = with_tcp(syn_ack.clone(), o_down, if capped { 8192 } else { 29_200 });
         assert_eq!(out, natted(&want, down_macs, vip, sub), "case {i}");
         assert!(checksums_ok(&out));
@@ -1781,16 +1564,16 @@ fn window_cap_applies_only_without_window_scaling() {
             &[],
             40_000,
         );
-        let (_, out) = h.run(&data.build(), DOWN, 3);
+        let (_, out) = h.down(&data, 3);
         let want = with_tcp(data.clone(), &[], if capped { 8192 } else { 40_000 });
         assert_eq!(out, natted(&want, down_macs, vip, sub), "case {i}");
         assert!(checksums_ok(&out));
         // a window already below the cap, and every up segment: untouched
         let small = with_tcp(data.clone(), &[], 4096);
-        let (_, out) = h.run(&small.build(), DOWN, 4);
+        let (_, out) = h.down(&small, 4);
         assert_eq!(out, natted(&small, down_macs, vip, sub));
         let up = with_tcp(tcp((LB1, ACC_MAC), sub, vip, ACK, 2, 10, b""), &[], 60_000);
-        let (_, out) = h.run(&up.build(), UP, 5);
+        let (_, out) = h.up(&up, 5);
         assert_eq!(out, natted(&up, up_macs, key, srv));
     }
     assert_eq!(h.w[0].counters.window_capped, 3 * 2);
@@ -1876,7 +1659,7 @@ proptest! {
     ) {
         let mut h = H::std();
         let sub = (SUB1, 40_000);
-        let (v, _) = h.run(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b"").build(), UP, 0);
+        let (v, _) = h.up(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 1, 0, b""), 0);
         prop_assert_eq!(v, TX_UP);
         let (mut up_b, mut down_b, mut up_n, mut down_n) = (40u64, 0u64, 1u64, 0u64);
         for (i, (is_up, fl, data)) in pkts.iter().enumerate() {
@@ -1891,7 +1674,7 @@ proptest! {
             prop_assert!(checksums_ok(&out));
             if *is_up { up_n += 1; up_b += 40 + data.len() as u64 } else { down_n += 1; down_b += 40 + data.len() as u64 }
         }
-        h.run(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 0, 0, b"").build(), UP, 1_000);
+        h.up(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 0, 0, b""), 1_000);
         up_n += 1;
         up_b += 40;
         prop_assert_eq!(h.acct.len(), 1);
@@ -1911,12 +1694,12 @@ proptest! {
         let with = |m: u16| { let mut o = opts.clone(); let n = o.len(); o[n - 2..].copy_from_slice(&m.to_be_bytes()); o };
         let (sub, vip, key, srv) = ((SUB1, 40_000), (VIP_WAP, 80), (POOL0, 20_000), (WAP1, 80));
         let syn = with_tcp(tcp((LB1, ACC_MAC), sub, vip, SYN, 1, 0, &payload), &opts, 1000);
-        let (_, out) = h.run(&syn.build(), UP, 0);
+        let (_, out) = h.up(&syn, 0);
         prop_assert!(checksums_ok(&out));
         let want = with_tcp(syn.clone(), &with(mss.min(up)), 1000);
         prop_assert_eq!(out, natted(&want, (SRV_MAC, mac_of(WAP1)), key, srv));
         let sa = with_tcp(tcp((mac_of(WAP1), SRV_MAC), srv, key, SYN | ACK, 5, 2, &payload), &opts, 1000);
-        let (_, out) = h.run(&sa.build(), DOWN, 1);
+        let (_, out) = h.down(&sa, 1);
         prop_assert!(checksums_ok(&out));
         let want = with_tcp(sa.clone(), &with(mss.min(down)), 1000);
         prop_assert_eq!(out, natted(&want, (ACC_MAC, LB1), vip, sub));

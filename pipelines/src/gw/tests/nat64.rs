@@ -130,6 +130,11 @@ fn down6(
 const UP_MACS: ([u8; 6], [u8; 6]) = (LB1, ACC_MAC);
 const DOWN_MACS: ([u8; 6], [u8; 6]) = (ACC_MAC, LB1);
 
+/// A bare IPv6 SYN (seq 1, no payload) from the access side.
+fn bare_syn6(src: ([u8; 16], u16), dst: ([u8; 16], u16)) -> FrameSpec {
+    tcp6(UP_MACS, src, dst, SYN, 1, 0, b"")
+}
+
 // --------------------------------------------------------------- fixtures --
 
 /// IPv6 SYN to `64:ff9b::10.33.0.1` → IPv4 SYN from the pool to the
@@ -151,7 +156,7 @@ fn nat64_syn_and_syn_ack_literal_bytes() {
     if let L4::Tcp { options, .. } = &mut syn.l4 {
         *options = MSS_1460.to_vec();
     }
-    let (v, out) = h.run(&syn.build(), UP, 100);
+    let (v, out) = h.up(&syn, 100);
     assert_eq!(v, TX_UP);
     // TOS 0 (traffic class), id 0 (worker 0's first), no DF (<= 1260),
     // TTL 63 (hop limit 64 - 1)
@@ -176,7 +181,7 @@ fn nat64_syn_and_syn_ack_literal_bytes() {
     if let L4::Tcp { options, .. } = &mut sa.l4 {
         *options = vec![2, 4, 0x05, 0xb4];
     }
-    let (v, out) = h.run(&sa.build(), DOWN, 101);
+    let (v, out) = h.down(&sa, 101);
     assert_eq!(v, TX_DOWN);
     let (src6, dst6) = (wkp(VIP_WAP), sub6_1());
     #[rustfmt::skip]
@@ -284,7 +289,7 @@ fn nat64_connection_and_its_accounting_record() {
     );
     // a NAT64 UDP flow ends by idle expiry with its record too
     let q = udp6(UP_MACS, (sub6_2(), 5353), (wkp(EXTERNAL), 53), b"q?");
-    let (v, _) = h.run(&q.build(), UP, 100);
+    let (v, _) = h.up(&q, 100);
     assert_eq!(v, TX_UP);
     h.expire(0, 100 + TIMEOUTS.udp_ms + 1);
     let r = h.acct[1];
@@ -309,7 +314,7 @@ fn nat64_connection_and_its_accounting_record() {
 fn nat64_udp_and_echo_round_trips() {
     let mut h = h64();
     let q = udp6(UP_MACS, (sub6_1(), 5353), (wkp(VIP_WAP), 53), b"\x12\x34q");
-    let (v, out) = h.run(&q.build(), UP, 0);
+    let (v, out) = h.up(&q, 0);
     assert_eq!(v, TX_UP);
     let up_macs = (SRV_MAC, mac_of(WAP1));
     assert_eq!(out, up4(&q, up_macs, (POOL0, 20_000), (WAP1, 53), 0));
@@ -319,7 +324,7 @@ fn nat64_udp_and_echo_round_trips() {
         (POOL0, 20_000),
         b"\x12\x34ans",
     );
-    let (v, out) = h.run(&a.build(), DOWN, 1);
+    let (v, out) = h.down(&a, 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
         out,
@@ -332,7 +337,7 @@ fn nat64_udp_and_echo_round_trips() {
         dst_port: 20_000,
         checksum: false,
     };
-    let (v, out) = h.run(&nock.build(), DOWN, 2);
+    let (v, out) = h.down(&nock, 2);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
         out,
@@ -348,7 +353,7 @@ fn nat64_udp_and_echo_round_trips() {
         0x4242,
         7,
     );
-    let (v, out) = h.run(&req.build(), UP, 3);
+    let (v, out) = h.up(&req, 3);
     assert_eq!(v, TX_UP);
     // (round robin: the second connection goes to wap2; the same
     // subscriber keeps its pool address, the rotation gives the next port)
@@ -356,7 +361,7 @@ fn nat64_udp_and_echo_round_trips() {
     assert_eq!(out, up4(&req, (SRV_MAC, mac_of(WAP2)), key, (WAP2, 0), 1));
     assert!(checksums_ok(&out));
     let rep = ping((mac_of(WAP2), SRV_MAC), WAP2, POOL0, ECHO_REPLY, 20_001, 7);
-    let (v, out) = h.run(&rep.build(), DOWN, 4);
+    let (v, out) = h.down(&rep, 4);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
         out,
@@ -372,17 +377,9 @@ fn nat64_udp_and_echo_round_trips() {
 fn nat64_without_a_session_is_dropped_unless_not_required() {
     let mut h = h64();
     for sub in [sub6_none(), sub6_dormant()] {
-        let (v, _) = h.run(
-            &tcp6(UP_MACS, (sub, 1), (wkp(VIP_WAP), 80), SYN, 1, 0, b"").build(),
-            UP,
-            0,
-        );
+        let (v, _) = h.up(&bare_syn6((sub, 1), (wkp(VIP_WAP), 80)), 0);
         assert_eq!(v, Verdict::Drop(DropReason::NoSession));
-        let (v, _) = h.run(
-            &udp6(UP_MACS, (sub, 1), (wkp(VIP_WAP), 53), b"x").build(),
-            UP,
-            0,
-        );
+        let (v, _) = h.up(&udp6(UP_MACS, (sub, 1), (wkp(VIP_WAP), 53), b"x"), 0);
         assert_eq!(v, Verdict::Drop(DropReason::NoSession));
     }
     // an IPv4 session of the same low 32 bits is no IPv6 session
@@ -398,20 +395,7 @@ fn nat64_without_a_session_is_dropped_unless_not_required() {
         )])
         .with_v6(sessions6()),
     );
-    let (v, _) = h.run(
-        &tcp6(
-            UP_MACS,
-            (sub6_none(), 2),
-            (wkp(VIP_WAP), 80),
-            SYN,
-            1,
-            0,
-            b"",
-        )
-        .build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn6((sub6_none(), 2), (wkp(VIP_WAP), 80)), 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoSession));
     assert_eq!(h.drops(DropReason::NoSession), 5);
     assert_eq!(h.w[0].keys_in_use(), 0);
@@ -419,20 +403,7 @@ fn nat64_without_a_session_is_dropped_unless_not_required() {
         require_session: false,
         ..cfg64()
     });
-    let (v, _) = h.run(
-        &tcp6(
-            UP_MACS,
-            (sub6_none(), 1),
-            (wkp(VIP_MAIL), 25),
-            SYN,
-            1,
-            0,
-            b"",
-        )
-        .build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn6((sub6_none(), 1), (wkp(VIP_MAIL), 25)), 0);
     assert_eq!(v, TX_UP);
     assert_eq!(h.w[0].flow_by_key(POOL0, 20_000).unwrap().device_id, 0);
 }
@@ -454,7 +425,7 @@ fn unauthorized_nat64_syn_is_answered_with_an_ipv6_rst() {
     if let L4::Tcp { options, .. } = &mut syn.l4 {
         *options = vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7];
     }
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, Verdict::Tx { port: UP });
     let want = FrameSpec {
         src_mac: ACC_MAC,
@@ -481,33 +452,15 @@ fn unauthorized_nat64_syn_is_answered_with_an_ipv6_rst() {
     assert_eq!(h.w[0].keys_in_use(), 0);
     assert_eq!(h.c.total_drops(), 0);
     // UDP and echo to a refused service are dropped
-    let (v, _) = h.run(
-        &udp6(UP_MACS, (sub6_2(), 9), (wkp(VIP_MAIL), 25), b"x").build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&udp6(UP_MACS, (sub6_2(), 9), (wkp(VIP_MAIL), 25), b"x"), 0);
     assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
-    let (v, _) = h.run(
-        &ping6(UP_MACS, sub6_2(), wkp(VIP_MAIL), icmp6::ECHO_REQUEST, 1, 1).build(),
-        UP,
+    let (v, _) = h.up(
+        &ping6(UP_MACS, sub6_2(), wkp(VIP_MAIL), icmp6::ECHO_REQUEST, 1, 1),
         0,
     );
     assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
     // the allowed service passes
-    let (v, _) = h.run(
-        &tcp6(
-            UP_MACS,
-            (sub6_2(), 40_001),
-            (wkp(VIP_WAP), 80),
-            SYN,
-            1,
-            0,
-            b"",
-        )
-        .build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&bare_syn6((sub6_2(), 40_001), (wkp(VIP_WAP), 80)), 0);
     assert_eq!(v, TX_UP);
 }
 
@@ -516,15 +469,7 @@ fn unauthorized_nat64_syn_is_answered_with_an_ipv6_rst() {
 #[test]
 fn nat64_down_packet_is_handed_to_the_owner() {
     let mut h = h64();
-    let syn = tcp6(
-        UP_MACS,
-        (sub6_1(), 40_000),
-        (wkp(VIP_WAP), 80),
-        SYN,
-        1,
-        0,
-        b"",
-    );
+    let syn = bare_syn6((sub6_1(), 40_000), (wkp(VIP_WAP), 80));
     let (v, out) = h.run_on(1, &syn.build(), UP, 0);
     assert_eq!(v, TX_UP);
     // worker 1's first key; worker 1's identification counter
@@ -586,14 +531,14 @@ fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
         0,
         b"",
     );
-    let (_, out4) = h.run(&syn.build(), UP, 0);
+    let (_, out4) = h.up(&syn, 0);
     // A router on the server side: Fragmentation Needed, next-hop MTU
     // 1400, quoting our IPv4 SYN whole (a modern router) or its first 28
     // bytes (RFC 792).
     for quote_len in [out4.len() - 14, 28] {
         let quoted = &out4[14..14 + quote_len];
         let e = err4(ROUTER4, POOL0, 3, 4, 1400, quoted);
-        let (v, out) = h.run(&e.build(), DOWN, 1);
+        let (v, out) = h.down(&e, 1);
         assert_eq!(v, TX_DOWN, "quote {quote_len}");
         // Packet Too Big, MTU 1400 + 20, from the router's address under
         // the prefix, quoting the SYN as the subscriber sent it (hop limit
@@ -633,11 +578,11 @@ fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
         0x77,
         1,
     );
-    let (_, o) = h.run(&req.build(), UP, 2);
+    let (_, o) = h.up(&req, 2);
     let key = (POOL0, 20_001);
     assert_eq!(&o[26..30], &key.0);
     let e = err4(ROUTER4, key.0, 11, 0, 0, &o[14..]);
-    let (v, out) = h.run(&e.build(), DOWN, 3);
+    let (v, out) = h.down(&e, 3);
     assert_eq!(v, TX_DOWN);
     let mut q6 = req.clone();
     q6.ttl = 63;
@@ -656,29 +601,22 @@ fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
     };
     assert_eq!(out, build6(&want));
     // errors quoting no live flow, or an IPv4 flow, are dropped
-    let (_, o4) = h.run(
-        &tcp(UP_MACS, (SUB1, 1234), (VIP_WAP, 80), SYN, 1, 0, b"").build(),
-        UP,
+    let (_, o4) = h.up(
+        &tcp(UP_MACS, (SUB1, 1234), (VIP_WAP, 80), SYN, 1, 0, b""),
         4,
     );
     let e = err4(ROUTER4, POOL0, 3, 4, 1400, &o4[14..]);
     assert_eq!(
-        h.run(&e.build(), DOWN, 5).0,
+        h.down(&e, 5).0,
         Verdict::Drop(DropReason::UnsupportedProto),
         "IPv4 flows' errors are not translated"
     );
     let mut stale = out4[14..].to_vec();
     stale[20..22].copy_from_slice(&20_001u16.to_be_bytes()); // a free key
     let e = err4(ROUTER4, POOL0, 3, 4, 1400, &stale);
-    assert_eq!(
-        h.run(&e.build(), DOWN, 5).0,
-        Verdict::Drop(DropReason::NoKey)
-    );
+    assert_eq!(h.down(&e, 5).0, Verdict::Drop(DropReason::NoKey));
     let e = err4(ROUTER4, POOL0, 3, 4, 1400, &out4[14..30]); // short quote
-    assert_eq!(
-        h.run(&e.build(), DOWN, 5).0,
-        Verdict::Drop(DropReason::XlatIcmpInner)
-    );
+    assert_eq!(h.down(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
     assert_eq!(h.w[0].counters.icmp_err_down, 3);
 }
 
@@ -694,7 +632,7 @@ fn icmpv6_errors_for_nat64_flows_reach_the_server_as_icmpv4() {
         0,
         b"",
     );
-    assert_eq!(h.run(&syn.build(), UP, 0).0, TX_UP); // id 0
+    assert_eq!(h.up(&syn, 0).0, TX_UP); // id 0
     let sa = tcp(
         (mac_of(WAP1), SRV_MAC),
         (WAP1, 80),
@@ -704,7 +642,7 @@ fn icmpv6_errors_for_nat64_flows_reach_the_server_as_icmpv4() {
         8,
         b"",
     );
-    let (_, sa6) = h.run(&sa.build(), DOWN, 1);
+    let (_, sa6) = h.down(&sa, 1);
     // A router on the subscriber side: port unreachable (ICMPv6 1/4) to
     // the NAT64 address, quoting the SYN-ACK as delivered.
     let router6 = v6("2001:db8:ffff::1");
@@ -720,7 +658,7 @@ fn icmpv6_errors_for_nat64_flows_reach_the_server_as_icmpv4() {
         payload: sa6[14..].to_vec(),
         ..as6(FrameSpec::default(), router6, wkp(VIP_WAP))
     };
-    let (v, out) = h.run(&e.build(), UP, 2);
+    let (v, out) = h.up(&e, 2);
     assert_eq!(v, TX_UP);
     // ICMPv4 port unreachable, pool address -> server, quoting the SYN-ACK
     // as the server sent it (TTL as quoted: 63; id 0, no DF: RFC 7915).
@@ -752,10 +690,7 @@ fn icmpv6_errors_for_nat64_flows_reach_the_server_as_icmpv4() {
         payload: other,
         ..e
     };
-    assert_eq!(
-        h.run(&e.build(), UP, 3).0,
-        Verdict::Drop(DropReason::NoFlow)
-    );
+    assert_eq!(h.up(&e, 3).0, Verdict::Drop(DropReason::NoFlow));
 }
 
 // ------------------------------------------------------------ MSS clamp --
@@ -773,7 +708,7 @@ fn mss_is_clamped_on_nat64_syn_and_syn_ack() {
         (WAP1, 80),
     );
     let syn = with_tcp(tcp6(UP_MACS, sub, vip6, SYN, 1, 0, b""), &MSS_1460, 29_200);
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     let want = with_tcp(syn.clone(), &[2, 4, 0x05, 0x50], 29_200);
     assert_eq!(out, up4(&want, (SRV_MAC, mac_of(WAP1)), key, srv, 0));
@@ -783,7 +718,7 @@ fn mss_is_clamped_on_nat64_syn_and_syn_ack() {
         &MSS_1460,
         29_200,
     );
-    let (v, out) = h.run(&sa.build(), DOWN, 1);
+    let (v, out) = h.down(&sa, 1);
     assert_eq!(v, TX_DOWN);
     let want = with_tcp(sa.clone(), &[2, 4, 0x05, 0x64], 29_200); // 1380
     assert_eq!(out, down6(&want, DOWN_MACS, vip6, sub));
@@ -797,50 +732,35 @@ fn mss_is_clamped_on_nat64_syn_and_syn_ack() {
 #[test]
 fn ipv6_drops_of_the_stage() {
     let mut h = h64();
-    let syn = |dst: [u8; 16]| tcp6(UP_MACS, (sub6_1(), 1), (dst, 80), SYN, 1, 0, b"");
+    let syn = |dst: [u8; 16]| bare_syn6((sub6_1(), 1), (dst, 80));
     // not under the prefix
-    let (v, _) = h.run(&syn(v6("2001:db8:aaaa::1")).build(), UP, 0);
+    let (v, _) = h.up(&syn(v6("2001:db8:aaaa::1")), 0);
     assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
     // on the server port
-    let (v, _) = h.run(&syn(wkp(VIP_WAP)).build(), DOWN, 0);
+    let (v, _) = h.down(&syn(wkp(VIP_WAP)), 0);
     assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
     // not our MAC
     let mut f = syn(wkp(VIP_WAP));
     f.dst_mac = [2, 9, 9, 9, 9, 9];
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::NotForUs)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::NotForUs));
     // hop limit 1
     let mut f = syn(wkp(VIP_WAP));
     f.ttl = 1;
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::TtlExceeded)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::TtlExceeded));
     // a fragment
     let mut f = udp6(UP_MACS, (sub6_1(), 1), (wkp(VIP_WAP), 53), b"x");
     f.ip6.as_mut().unwrap().fragment = true;
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::Fragment)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::Fragment));
     // an echo reply from the subscriber side; a non-SYN with no flow
     let f = ping6(UP_MACS, sub6_1(), wkp(VIP_WAP), icmp6::ECHO_REPLY, 1, 1);
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::UnsupportedProto)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::UnsupportedProto));
     let f = tcp6(UP_MACS, (sub6_1(), 1), (wkp(VIP_WAP), 80), ACK, 1, 1, b"");
-    assert_eq!(
-        h.run(&f.build(), UP, 0).0,
-        Verdict::Drop(DropReason::NoFlow)
-    );
+    assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::NoFlow));
     // A down packet that would exceed the IPv6 MTU (1500): a 1500-byte
     // IPv4 reply becomes 1520 bytes of IPv6. Without DF: dropped; with DF:
     // answered with Fragmentation Needed, MTU 1480. 1480 bytes pass.
     let q = udp6(UP_MACS, (sub6_1(), 7), (wkp(VIP_WAP), 53), b"q");
-    assert_eq!(h.run(&q.build(), UP, 0).0, TX_UP);
+    assert_eq!(h.up(&q, 0).0, TX_UP);
     let big = |n, df| FrameSpec {
         dont_frag: df,
         ..udp(
@@ -851,7 +771,7 @@ fn ipv6_drops_of_the_stage() {
         )
     };
     assert_eq!(
-        h.run(&big(1500 - 28, false).build(), DOWN, 1).0,
+        h.down(&big(1500 - 28, false), 1).0,
         Verdict::Drop(DropReason::TooBig)
     );
     let orig = big(1500 - 28, true).build();
@@ -877,7 +797,7 @@ fn ipv6_drops_of_the_stage() {
     assert_eq!(out, want.build());
     assert_eq!(out.len(), 14 + 576);
     assert_eq!(h.w[0].counters.frag_needed, 1);
-    let (v, out) = h.run(&big(1480 - 28, true).build(), DOWN, 1);
+    let (v, out) = h.down(&big(1480 - 28, true), 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(out.len(), 14 + 1500);
     // up: an IPv6 packet whose IPv4 form exceeds mtu4 (only when mtu4 <
@@ -893,11 +813,8 @@ fn ipv6_drops_of_the_stage() {
         ..cfg()
     });
     let q = |n| udp6(UP_MACS, (sub6_1(), 8), (wkp(VIP_WAP), 53), &vec![1u8; n]);
-    assert_eq!(h4.run(&q(1280 - 28).build(), UP, 0).0, TX_UP);
-    assert_eq!(
-        h4.run(&q(1280 - 27).build(), UP, 0).0,
-        Verdict::Drop(DropReason::TooBig)
-    );
+    assert_eq!(h4.up(&q(1280 - 28), 0).0, TX_UP);
+    assert_eq!(h4.up(&q(1280 - 27), 0).0, Verdict::Drop(DropReason::TooBig));
     for (r, n) in [
         (DropReason::UnsupportedEthertype, 2),
         (DropReason::NotForUs, 1),
@@ -923,24 +840,12 @@ fn ipv4_and_ipv6_tuples_do_not_mix() {
     });
     let s6 = sub6_1(); // ends in 0.0.0.1
     let twin = [0, 0, 0, 1];
-    let (v, _) = h.run(
-        &udp6(UP_MACS, (s6, 5000), (wkp(VIP_WAP), 53), b"6").build(),
-        UP,
-        0,
-    );
+    let (v, _) = h.up(&udp6(UP_MACS, (s6, 5000), (wkp(VIP_WAP), 53), b"6"), 0);
     assert_eq!(v, TX_UP);
-    let (v, _) = h.run(
-        &udp(UP_MACS, (twin, 5000), (VIP_WAP, 53), b"4").build(),
-        UP,
-        1,
-    );
+    let (v, _) = h.up(&udp(UP_MACS, (twin, 5000), (VIP_WAP, 53), b"4"), 1);
     assert_eq!(v, TX_UP);
     assert_eq!(h.w[0].counters.new_flows, 2, "a new flow, not the IPv6 one");
-    let (_, out) = h.run(
-        &udp6(UP_MACS, (s6, 5000), (wkp(VIP_WAP), 53), b"6").build(),
-        UP,
-        2,
-    );
+    let (_, out) = h.up(&udp6(UP_MACS, (s6, 5000), (wkp(VIP_WAP), 53), b"6"), 2);
     assert_eq!(&out[26..30], &POOL0, "the NAT64 flow again");
     assert_eq!(h.w[0].counters.new_flows, 2);
 }

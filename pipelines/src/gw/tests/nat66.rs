@@ -167,7 +167,7 @@ fn syn_to_ipv6_vip_literal_bytes_and_reply() {
         SYN | ACK,
         b"",
     );
-    let (v, out) = h.run(&reply.build(), DOWN, 101);
+    let (v, out) = h.down(&reply, 101);
     assert_eq!(v, TX_DOWN);
     #[rustfmt::skip]
     let head: [u8; 54] = [
@@ -204,7 +204,7 @@ fn round_robin_port_vip_and_members_without_ipv6() {
             SYN,
             b"",
         );
-        let (v, out) = h.run(&syn.build(), UP, 0);
+        let (v, out) = h.up(&syn, 0);
         assert_eq!(v, TX_UP);
         assert_eq!(out[38..54], srv);
         assert_eq!(out[..6], mac6(srv));
@@ -217,7 +217,7 @@ fn round_robin_port_vip_and_members_without_ipv6() {
         SYN,
         b"",
     );
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(out[38..54], mail1_6());
     assert_eq!(out[56..58], 2525u16.to_be_bytes());
@@ -228,7 +228,7 @@ fn round_robin_port_vip_and_members_without_ipv6() {
         SYN,
         b"",
     );
-    let (v, _) = h.run(&syn.build(), UP, 0);
+    let (v, _) = h.up(&syn, 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoServer));
     // mail on another port is not a VIP: not ours.
     let syn = tcp6(
@@ -238,7 +238,7 @@ fn round_robin_port_vip_and_members_without_ipv6() {
         SYN,
         b"",
     );
-    let (v, _) = h.run(&syn.build(), UP, 0);
+    let (v, _) = h.up(&syn, 0);
     assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
 }
 
@@ -264,7 +264,7 @@ fn no_session_unauthorized_and_drops() {
         (vip6_mail(), 25),
         b"x",
     );
-    let (v, _) = h.run(&u.build(), UP, 0);
+    let (v, _) = h.up(&u, 0);
     assert_eq!(v, Verdict::Drop(DropReason::Unauthorized));
     // A data segment with no flow.
     let d = tcp6(
@@ -274,7 +274,7 @@ fn no_session_unauthorized_and_drops() {
         ACK,
         b"x",
     );
-    let (v, _) = h.run(&d.build(), UP, 0);
+    let (v, _) = h.up(&d, 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
     // No IPv6 neighbour and no next hop.
     let mut h2 = H::new(GwConfig {
@@ -292,7 +292,7 @@ fn no_session_unauthorized_and_drops() {
         ACK,
         b"",
     );
-    let (v, _) = h.run(&r.build(), DOWN, 0);
+    let (v, _) = h.down(&r, 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoKey));
     // Without pool6, IPv6 VIPs are not served.
     let mut h3 = H::std();
@@ -398,7 +398,7 @@ fn mss_is_clamped_both_ways() {
         &MSS_1460,
         100,
     );
-    let (v, out) = h.run(&syn.build(), UP, 0);
+    let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(out[74..78], [2, 4, 0x04, 0xb0]);
     assert!(checksums_ok(&out));
@@ -413,7 +413,7 @@ fn mss_is_clamped_both_ways() {
         &MSS_1460,
         100,
     );
-    let (v, out) = h.run(&sa.build(), DOWN, 1);
+    let (v, out) = h.down(&sa, 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(out[74..78], [2, 4, 0x04, 0x4c]);
     assert!(checksums_ok(&out));

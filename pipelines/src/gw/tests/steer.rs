@@ -51,7 +51,7 @@ fn landed(h: &mut H, n: u16, udp: bool) -> [u32; 2] {
             let f = if udp {
                 super::udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q")
             } else {
-                tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), SYN, 1, 0, b"")
+                bare_syn((SUB1, sp), (VIP_WAP, 80))
             };
             let (v, out) = h.run_on(w, &f.build(), UP, 0);
             assert_eq!(v, TX_UP);
@@ -103,7 +103,7 @@ fn a_queue_missing_from_the_reta_takes_the_first_free_key() {
         ..steer()
     })));
     for sp in 0..20 {
-        let f = tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), SYN, 1, 0, b"").build();
+        let f = bare_syn((SUB1, sp), (VIP_WAP, 80)).build();
         assert_eq!(h.run_on(1, &f, UP, 0).1, h_plain.run_on(1, &f, UP, 0).1);
     }
     let c = &h.w[1].counters;
@@ -144,8 +144,8 @@ fn steering_never_hands_out_a_key_before_its_hold_is_over() {
         h.expire(0, now);
         if open.is_empty() || next() % 2 == 0 {
             sp += 1;
-            let syn = tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), SYN, 1, 0, b"");
-            match h.run(&syn.build(), UP, now) {
+            let syn = bare_syn((SUB1, sp), (VIP_WAP, 80));
+            match h.up(&syn, now) {
                 (TX_UP, out) => {
                     let kp = u16::from_be_bytes([out[34], out[35]]);
                     let srv = [out[30], out[31], out[32], out[33]];
@@ -164,7 +164,7 @@ fn steering_never_hands_out_a_key_before_its_hold_is_over() {
         } else {
             let (p, kp, srv) = open.swap_remove((next() % open.len() as u64) as usize);
             let rst = tcp((LB1, ACC_MAC), (SUB1, p), (VIP_WAP, 80), RST, 2, 0, b"");
-            assert_eq!(h.run(&rst.build(), UP, now).0, TX_UP);
+            assert_eq!(h.up(&rst, now).0, TX_UP);
             released.insert((kp, srv), now);
         }
     }
