@@ -234,6 +234,15 @@ impl H {
     fn drops(&self, r: DropReason) -> u64 {
         self.c.drops[r as usize]
     }
+    /// Every drop counted once under its reason: each of `want`'s counts,
+    /// and `total` drops in all.
+    #[track_caller]
+    fn assert_drops(&self, want: &[(DropReason, u64)], total: u64) {
+        for &(r, n) in want {
+            assert_eq!(self.drops(r), n, "{r:?}");
+        }
+        assert_eq!(self.c.total_drops(), total);
+    }
     fn expire(&mut self, wi: usize, now: u64) -> usize {
         self.w[wi].expire(now, 1 << 20, &mut self.acct, &mut self.c)
     }
@@ -956,18 +965,18 @@ fn drop_reasons_of_the_stage() {
     );
     assert_eq!(h.down(&d((WAP1, 80), (POOL0, 20_000)), 0).0, TX_DOWN);
     // every drop counted once under its reason
-    for (r, n) in [
-        (DropReason::NoFlow, 1),
-        (DropReason::NotForUs, 2),
-        (DropReason::TtlExceeded, 1),
-        (DropReason::Fragment, 1),
-        (DropReason::UnsupportedEthertype, 1),
-        (DropReason::UnexpectedPort, 1),
-        (DropReason::NoKey, 5),
-    ] {
-        assert_eq!(h.drops(r), n, "{r:?}");
-    }
-    assert_eq!(h.c.total_drops(), 12);
+    h.assert_drops(
+        &[
+            (DropReason::NoFlow, 1),
+            (DropReason::NotForUs, 2),
+            (DropReason::TtlExceeded, 1),
+            (DropReason::Fragment, 1),
+            (DropReason::UnsupportedEthertype, 1),
+            (DropReason::UnexpectedPort, 1),
+            (DropReason::NoKey, 5),
+        ],
+        12,
+    );
     assert_eq!(h.w[0].counters.control, 1);
 }
 
@@ -1030,16 +1039,30 @@ fn entry_bytes_are_as_documented() {
 
 // -------------------------------------------------------------- handoff --
 
+/// `syn` opens a flow on worker 1; the server's `reply` lands on worker 0,
+/// which hands it off untouched, and worker 1 sends it down; nothing is
+/// dropped. The frames worker 1 sent up and down.
+fn handed_off(h: &mut H, syn: &FrameSpec, reply: &FrameSpec) -> (Vec<u8>, Vec<u8>) {
+    let (v, up) = h.run_on(1, &syn.build(), UP, 0);
+    assert_eq!(v, TX_UP);
+    let reply = reply.build();
+    let (v, out) = h.run_on(0, &reply, DOWN, 1);
+    assert_eq!(v, Verdict::Handoff { worker: 1 });
+    assert_eq!(out, reply, "handed off untouched");
+    assert_eq!(h.w[0].counters.handoffs, 1);
+    let (v, down) = h.run_on(1, &reply, DOWN, 1);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(h.c.total_drops(), 0);
+    (up, down)
+}
+
 #[test]
 fn down_packet_of_another_workers_key_is_handed_off_untouched() {
     let mut h = H::std();
-    // worker 1 opens a connection: its first key is POOL0:20045
+    // worker 1 opens a connection: its first key is POOL0:20045; its
+    // reply lands on worker 0 (RSS): handed off, byte for byte the same;
+    // the owner translates it
     let syn = bare_syn((SUB1, 40_000), (VIP_WAP, 80));
-    let (v, out) = h.run_on(1, &syn.build(), UP, 0);
-    assert_eq!(v, TX_UP);
-    assert_eq!(&out[34..36], &20_045u16.to_be_bytes());
-    assert_eq!(key_owner(&cfg(), POOL0, 20_045), Some(1));
-    // its reply lands on worker 0 (RSS): handed off, byte for byte the same
     let reply = tcp(
         (mac_of(WAP1), SRV_MAC),
         (WAP1, 80),
@@ -1048,16 +1071,10 @@ fn down_packet_of_another_workers_key_is_handed_off_untouched() {
         1,
         2,
         b"hi",
-    )
-    .build();
-    let (v, out) = h.run_on(0, &reply, DOWN, 1);
-    assert_eq!(v, Verdict::Handoff { worker: 1 });
-    assert_eq!(out, reply);
-    assert_eq!(h.w[0].counters.handoffs, 1);
-    assert_eq!(h.c.total_drops(), 0);
-    // the owner translates it
-    let (v, out) = h.run_on(1, &reply, DOWN, 1);
-    assert_eq!(v, TX_DOWN);
+    );
+    let (out_up, out) = handed_off(&mut h, &syn, &reply);
+    assert_eq!(&out_up[34..36], &20_045u16.to_be_bytes());
+    assert_eq!(key_owner(&cfg(), POOL0, 20_045), Some(1));
     assert_eq!(&out[26..30], &VIP_WAP);
     // and worker 1 hands worker 0's keys back
     let (v, _) = h.run_on(
@@ -1585,6 +1602,66 @@ fn arb_sub() -> impl Strategy<Value = [u8; 4]> {
     prop_oneof![Just(SUB1), Just(SUB2)]
 }
 
+/// The round-trip properties' checks of an up packet `o` sent out by
+/// `worker`: the NAT key is a pool address owned by `worker`, the server
+/// a wap member (`to_vip`) or `ext`. The NAT key and the server.
+fn served(
+    o: &crate::wire::Parsed,
+    worker: usize,
+    to_vip: bool,
+    ext: [u8; 4],
+) -> Result<(([u8; 4], u16), ([u8; 4], u16)), TestCaseError> {
+    let (nat_ip, nat_port) = (o.src_v4(), o.src_port);
+    let (srv_ip, srv_port) = (o.dst_v4(), o.dst_port);
+    prop_assert!(nat_ip == POOL0 || nat_ip == POOL1);
+    prop_assert_eq!(key_owner(&cfg(), nat_ip, nat_port), Some(worker as u16));
+    if to_vip {
+        prop_assert!(srv_ip == WAP1 || srv_ip == WAP2);
+    } else {
+        prop_assert_eq!(srv_ip, ext);
+    }
+    Ok(((nat_ip, nat_port), (srv_ip, srv_port)))
+}
+
+/// The server's answer `down` to a flow of `worker` lands on the other
+/// worker, which hands it off; `worker` sends it down with valid
+/// checksums. The frame sent down.
+fn answered(h: &mut H, worker: usize, down: &FrameSpec) -> Result<Vec<u8>, TestCaseError> {
+    let (v, _) = h.run_on(1 - worker, &down.build(), DOWN, 1);
+    prop_assert_eq!(
+        v,
+        Verdict::Handoff {
+            worker: worker as u16
+        }
+    );
+    let (v, back) = h.run_on(worker, &down.build(), DOWN, 1);
+    prop_assert_eq!(v, TX_DOWN);
+    prop_assert!(checksums_ok(&back));
+    Ok(back)
+}
+
+/// The answer `back` (parsed: `b`) reaches the subscriber as it asked:
+/// ports `sport`/`dport` (or an echo `proto` 2's identifier), the access
+/// MACs, `vlan` and the server's `reply` payload.
+fn restored(
+    back: &[u8],
+    b: &crate::wire::Parsed,
+    proto: u8,
+    (sport, dport): (u16, u16),
+    vlan: Option<u16>,
+    reply: &[u8],
+) -> Result<(), TestCaseError> {
+    if proto == 2 {
+        prop_assert_eq!(b.dst_port, sport, "identifier restored");
+    } else {
+        prop_assert_eq!((b.src_port, b.dst_port), (dport, sport));
+    }
+    prop_assert_eq!(&back[0..12], &[LB1, ACC_MAC].concat()[..]);
+    prop_assert_eq!(b.vlan_tci, vlan);
+    prop_assert_eq!(&back[b.payload_range()], reply);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -1620,35 +1697,14 @@ proptest! {
         prop_assert!(checksums_ok(&out));
         let o = crate::wire::parse(&out).unwrap();
         prop_assert_eq!(o.ttl, ttl - 1);
-        let (nat_ip, nat_port) = (o.src_v4(), o.src_port);
-        let (srv_ip, srv_port) = (o.dst_v4(), o.dst_port);
-        prop_assert!(nat_ip == POOL0 || nat_ip == POOL1);
-        prop_assert_eq!(key_owner(&cfg(), nat_ip, nat_port), Some(worker as u16));
-        if to_vip {
-            prop_assert!(srv_ip == WAP1 || srv_ip == WAP2);
-        } else {
-            prop_assert_eq!(srv_ip, ext);
-        }
+        let (nat, srv) = served(&o, worker, to_vip, ext)?;
         // the server answers
-        let mut down = server_reply(proto, (srv_ip, srv_port), (nat_ip, nat_port), &reply);
+        let mut down = server_reply(proto, srv, nat, &reply);
         down.vlan = vlan;
-        // the reply may land on any worker; the other one hands it off
-        let other = 1 - worker;
-        let (v, _) = h.run_on(other, &down.build(), DOWN, 1);
-        prop_assert_eq!(v, Verdict::Handoff { worker: worker as u16 });
-        let (v, back) = h.run_on(worker, &down.build(), DOWN, 1);
-        prop_assert_eq!(v, TX_DOWN);
-        prop_assert!(checksums_ok(&back));
+        let back = answered(&mut h, worker, &down)?;
         let b = crate::wire::parse(&back).unwrap();
         prop_assert_eq!((b.src_v4(), b.dst_v4()), (dst, sub));
-        if proto == 2 {
-            prop_assert_eq!(b.dst_port, sport, "identifier restored");
-        } else {
-            prop_assert_eq!((b.src_port, b.dst_port), (dport, sport));
-        }
-        prop_assert_eq!(&back[0..12], &[LB1, ACC_MAC].concat()[..]);
-        prop_assert_eq!(b.vlan_tci, vlan);
-        prop_assert_eq!(&back[b.payload_range()], &reply[..]);
+        restored(&back, &b, proto, (sport, dport), vlan, &reply)?;
     }
 
     /// Data packets with any flags and payload on an open flow: checksums

@@ -470,11 +470,6 @@ fn unauthorized_nat64_syn_is_answered_with_an_ipv6_rst() {
 fn nat64_down_packet_is_handed_to_the_owner() {
     let mut h = h64();
     let syn = bare_syn6((sub6_1(), 40_000), (wkp(VIP_WAP), 80));
-    let (v, out) = h.run_on(1, &syn.build(), UP, 0);
-    assert_eq!(v, TX_UP);
-    // worker 1's first key; worker 1's identification counter
-    assert_eq!(&out[34..36], &20_045u16.to_be_bytes());
-    assert_eq!(&out[18..20], &0x9e37u16.to_be_bytes());
     let reply = tcp(
         (mac_of(WAP1), SRV_MAC),
         (WAP1, 80),
@@ -484,17 +479,14 @@ fn nat64_down_packet_is_handed_to_the_owner() {
         2,
         b"hi",
     );
-    let (v, out) = h.run_on(0, &reply.build(), DOWN, 1);
-    assert_eq!(v, Verdict::Handoff { worker: 1 });
-    assert_eq!(out, reply.build(), "handed off untouched");
-    assert_eq!(h.w[0].counters.handoffs, 1);
-    let (v, out) = h.run_on(1, &reply.build(), DOWN, 1);
-    assert_eq!(v, TX_DOWN);
+    let (out, down) = handed_off(&mut h, &syn, &reply);
+    // worker 1's first key; worker 1's identification counter
+    assert_eq!(&out[34..36], &20_045u16.to_be_bytes());
+    assert_eq!(&out[18..20], &0x9e37u16.to_be_bytes());
     assert_eq!(
-        out,
+        down,
         down6(&reply, DOWN_MACS, (wkp(VIP_WAP), 80), (sub6_1(), 40_000))
     );
-    assert_eq!(h.c.total_drops(), 0);
 }
 
 // ------------------------------------------------------------ ICMP errors --
@@ -815,18 +807,18 @@ fn ipv6_drops_of_the_stage() {
     let q = |n| udp6(UP_MACS, (sub6_1(), 8), (wkp(VIP_WAP), 53), &vec![1u8; n]);
     assert_eq!(h4.up(&q(1280 - 28), 0).0, TX_UP);
     assert_eq!(h4.up(&q(1280 - 27), 0).0, Verdict::Drop(DropReason::TooBig));
-    for (r, n) in [
-        (DropReason::UnsupportedEthertype, 2),
-        (DropReason::NotForUs, 1),
-        (DropReason::TtlExceeded, 1),
-        (DropReason::Fragment, 1),
-        (DropReason::UnsupportedProto, 1),
-        (DropReason::NoFlow, 1),
-        (DropReason::TooBig, 1),
-    ] {
-        assert_eq!(h.drops(r), n, "{r:?}");
-    }
-    assert_eq!(h.c.total_drops(), 8);
+    h.assert_drops(
+        &[
+            (DropReason::UnsupportedEthertype, 2),
+            (DropReason::NotForUs, 1),
+            (DropReason::TtlExceeded, 1),
+            (DropReason::Fragment, 1),
+            (DropReason::UnsupportedProto, 1),
+            (DropReason::NoFlow, 1),
+            (DropReason::TooBig, 1),
+        ],
+        8,
+    );
 }
 
 /// An IPv4 subscriber whose address equals an IPv6 subscriber's last 32
@@ -890,34 +882,18 @@ proptest! {
         prop_assert_eq!(o.ttl, hop - 1);
         prop_assert_eq!(o.vlan_tci, vlan);
         prop_assert_eq!(&out[o.payload_range()], &payload[..]);
-        let (nat_ip, nat_port) = (o.src_v4(), o.src_port);
-        let (srv_ip, srv_port) = (o.dst_v4(), o.dst_port);
-        prop_assert_eq!(key_owner(&cfg(), nat_ip, nat_port), Some(worker as u16));
-        if to_vip {
-            prop_assert!(srv_ip == WAP1 || srv_ip == WAP2);
-        } else {
-            prop_assert_eq!(srv_ip, ext);
-        }
-        let mut down = server_reply(proto, (srv_ip, srv_port), (nat_ip, nat_port), &reply);
+        let (nat, srv) = served(&o, worker, to_vip, ext)?;
+        let mut down = server_reply(proto, srv, nat, &reply);
         down.vlan = vlan;
-        let (v, _) = h.run_on(1 - worker, &down.build(), DOWN, 1);
-        prop_assert_eq!(v, Verdict::Handoff { worker: worker as u16 });
-        let (v, back) = h.run_on(worker, &down.build(), DOWN, 1);
-        prop_assert_eq!(v, TX_DOWN);
-        prop_assert!(checksums_ok(&back));
+        let back = answered(&mut h, worker, &down)?;
         let b = crate::wire::parse(&back).unwrap();
         prop_assert!(b.is_ipv6());
         prop_assert_eq!((b.src, b.dst), (wkp(dst), sub));
         if proto == 2 {
             prop_assert_eq!(b.icmp_type, icmp6::ECHO_REPLY);
-            prop_assert_eq!(b.dst_port, sport, "identifier restored");
-        } else {
-            prop_assert_eq!((b.src_port, b.dst_port), (dport, sport));
         }
-        prop_assert_eq!(&back[0..12], &[LB1, ACC_MAC].concat()[..]);
-        prop_assert_eq!(b.vlan_tci, vlan);
+        restored(&back, &b, proto, (sport, dport), vlan, &reply)?;
         prop_assert_eq!(b.ttl, 63);
-        prop_assert_eq!(&back[b.payload_range()], &reply[..]);
-        prop_assert_eq!(h.w[worker].subscriber6(nat_ip, nat_port), Some(sub));
+        prop_assert_eq!(h.w[worker].subscriber6(nat.0, nat.1), Some(sub));
     }
 }
