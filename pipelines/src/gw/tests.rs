@@ -1418,9 +1418,8 @@ fn with_tcp(mut spec: FrameSpec, opts: &[u8], win: u16) -> FrameSpec {
 const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
 
 /// Run an up SYN; the output, the NAT key and the server it went to.
-#[allow(clippy::type_complexity)]
-fn open_syn(h: &mut H, syn: &FrameSpec, now: u64) -> (Vec<u8>, ([u8; 4], u16), ([u8; 4], u16)) {
-    let (v, out) = h.up(&syn, now);
+fn open_syn(h: &mut H, syn: &FrameSpec, now: u64) -> (Vec<u8>, Ep4, Ep4) {
+    let (v, out) = h.up(syn, now);
     assert_eq!(v, TX_UP);
     let o = crate::wire::parse(&out).unwrap();
     (out, (o.src_v4(), o.src_port), (o.dst_v4(), o.dst_port))
@@ -1602,6 +1601,9 @@ fn arb_sub() -> impl Strategy<Value = [u8; 4]> {
     prop_oneof![Just(SUB1), Just(SUB2)]
 }
 
+/// An IPv4 address and port.
+type Ep4 = ([u8; 4], u16);
+
 /// The round-trip properties' checks of an up packet `o` sent out by
 /// `worker`: the NAT key is a pool address owned by `worker`, the server
 /// a wap member (`to_vip`) or `ext`. The NAT key and the server.
@@ -1610,7 +1612,7 @@ fn served(
     worker: usize,
     to_vip: bool,
     ext: [u8; 4],
-) -> Result<(([u8; 4], u16), ([u8; 4], u16)), TestCaseError> {
+) -> Result<(Ep4, Ep4), TestCaseError> {
     let (nat_ip, nat_port) = (o.src_v4(), o.src_port);
     let (srv_ip, srv_port) = (o.dst_v4(), o.dst_port);
     prop_assert!(nat_ip == POOL0 || nat_ip == POOL1);
