@@ -194,6 +194,13 @@ fn acct_ok(m: &mut Manager<SocketAddr>, req: &[u8], now: u64) -> Outcome {
     o
 }
 
+/// `o` is accounted with `outcome` and the status changes `want`.
+#[track_caller]
+fn assert_accounted(o: &Outcome, outcome: AcctOutcome, want: &[StatusChange]) {
+    assert_eq!(o.disposition, Disposition::Accounted(outcome));
+    assert_eq!(changes(&o.notifications), want);
+}
+
 fn changes(o: &[Notification]) -> Vec<StatusChange> {
     o.iter()
         .filter_map(|n| match n {
@@ -497,8 +504,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         &nas.acct(acct_status::INTERIM_UPDATE, Some(&d), "S1", &traffic),
         200,
     );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Interim));
-    assert_eq!(changes(&o.notifications), [StatusChange::Interim]);
+    assert_accounted(&o, AcctOutcome::Interim, &[StatusChange::Interim]);
     assert_eq!(m.sessions().state(&d), SessionState::Act);
 
     // Stop with Idle-Timeout (FIG. 31): Act → Dormant, status change (stop).
@@ -511,8 +517,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         &nas.acct(acct_status::STOP, Some(&d), "S1", &idle),
         300,
     );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Stopped));
-    assert_eq!(changes(&o.notifications), [StatusChange::Stop]);
+    assert_accounted(&o, AcctOutcome::Stopped, &[StatusChange::Stop]);
     assert_eq!(m.sessions().state(&d), SessionState::Dormant);
 
     // Start again (new NAS accounting session): Dormant → Act, status change (start).
@@ -521,8 +526,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         &nas.acct(acct_status::START, Some(&d), "S2", &[]),
         400,
     );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Started));
-    assert_eq!(changes(&o.notifications), [StatusChange::Start]);
+    assert_accounted(&o, AcctOutcome::Started, &[StatusChange::Start]);
     assert_eq!(m.sessions().get(&d).unwrap().acct_session_id, "S2");
 
     // An interim of the old NAS session is not this session's.
@@ -547,8 +551,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         &nas.acct(acct_status::STOP, Some(&d), "S2", &logout),
         500,
     );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Closed));
-    assert_eq!(changes(&o.notifications), [StatusChange::Close]);
+    assert_accounted(&o, AcctOutcome::Closed, &[StatusChange::Close]);
     assert!(matches!(
         o.notifications[1],
         Notification::SessionTermination(_)
