@@ -1680,23 +1680,53 @@ mod tests {
         assert_eq!(n.lookup6(a6(1, 2)), None);
     }
 
+    /// A probe value and the index of the range holding it, if any.
+    type Probe<T> = (T, Option<usize>);
+
+    /// Linear-scan oracle of the lookup properties: the sorted `bounds`
+    /// paired into disjoint ranges, and the probes (`probes`, each range's
+    /// ends and the values just outside them: `prev` / `next`, wrapping),
+    /// each with the index of the range holding it by a linear scan.
+    fn scan_oracle<T: Copy + Ord>(
+        bounds: std::collections::BTreeSet<T>,
+        mut probes: Vec<T>,
+        prev: fn(T) -> T,
+        next: fn(T) -> T,
+    ) -> (Vec<(T, T)>, Vec<Probe<T>>) {
+        let b: Vec<T> = bounds.into_iter().collect();
+        let ranges: Vec<(T, T)> = b.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+        for &(f, l) in &ranges {
+            probes.extend([f, l, prev(f), next(l)]);
+        }
+        let probes = probes
+            .into_iter()
+            .map(|a| (a, ranges.iter().position(|&(f, l)| f <= a && a <= l)))
+            .collect();
+        (ranges, probes)
+    }
+
+    /// The scan properties' primary gateway of range `i`: id `i`.
+    fn scan_gw(i: usize) -> Gw {
+        Gw {
+            id: i as u16,
+            mac: [2, 0, 0, 0, 0, i as u8],
+            up: true,
+        }
+    }
+
     proptest! {
         #[test]
         fn lookup6_matches_linear_scan(
             bounds in proptest::collection::btree_set(any::<u128>(), 0..40),
             probes in proptest::collection::vec(any::<u128>(), 1..50)) {
-            let b: Vec<u128> = bounds.into_iter().collect();
-            let ranges: Vec<(u128, u128)> = b.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+            let (ranges, probes) = scan_oracle(bounds, probes, |a| a.wrapping_sub(1), |a| a.wrapping_add(1));
             let t = LbTable::default().with_v6(ranges.iter().enumerate().map(|(i, &(f, l))| LbRange6 {
                 first: f.to_be_bytes(),
                 last: l.to_be_bytes(),
-                primary: Gw { id: i as u16, mac: [2, 0, 0, 0, 0, i as u8], up: true },
+                primary: scan_gw(i),
                 substitutes: vec![],
             }).collect()).unwrap();
-            let mut all_probes = probes;
-            for &(f, l) in &ranges { all_probes.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1)]); }
-            for a in all_probes {
-                let want = ranges.iter().position(|&(f, l)| f <= a && a <= l);
+            for (a, want) in probes {
                 let got = t.find6(a.to_be_bytes()).map(|e| e.primary.id as usize);
                 prop_assert_eq!(got, want);
                 // The IPv4 table is not consulted for IPv6.
@@ -1709,18 +1739,14 @@ mod tests {
             bounds in proptest::collection::btree_set(any::<u32>(), 0..40),
             probes in proptest::collection::vec(any::<u32>(), 1..50)) {
             // Pair consecutive distinct values into disjoint ranges.
-            let b: Vec<u32> = bounds.into_iter().collect();
-            let ranges: Vec<(u32, u32)> = b.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+            let (ranges, probes) = scan_oracle(bounds, probes, |a| a.wrapping_sub(1), |a| a.wrapping_add(1));
             let t = LbTable::new(ranges.iter().enumerate().map(|(i, &(f, l))| LbRange {
                 first: f.to_be_bytes(),
                 last: l.to_be_bytes(),
-                primary: Gw { id: i as u16, mac: [2, 0, 0, 0, 0, i as u8], up: true },
+                primary: scan_gw(i),
                 substitutes: vec![],
             }).collect()).unwrap();
-            let mut all_probes = probes;
-            for &(f, l) in &ranges { all_probes.extend([f, l, f.wrapping_sub(1), l.wrapping_add(1)]); }
-            for a in all_probes {
-                let want = ranges.iter().position(|&(f, l)| f <= a && a <= l);
+            for (a, want) in probes {
                 let got = t.find(a.to_be_bytes()).map(|e| e.primary.id as usize);
                 prop_assert_eq!(got, want);
             }
