@@ -59,6 +59,41 @@ macro_rules! view {
     };
 }
 
+/// The port and pseudo-header address rewrites of a TCP or UDP view (in
+/// its `AsMut` impl), each an incremental checksum update by `$port`,
+/// `$addr4` and `$addr16` from [`checksum`]; `$note` ends their docs.
+macro_rules! port_rewrites {
+    ($port:ident, $addr4:ident, $addr16:ident, $note:literal) => {
+        #[doc = concat!("Replace the source port, updating the checksum incrementally", $note, ".")]
+        #[inline]
+        pub fn rewrite_src_port(&mut self, new: u16) {
+            let c = checksum::$port(self.checksum(), self.src_port(), new);
+            self.set_src_port(new);
+            self.set_checksum(c);
+        }
+        #[doc = concat!("Replace the destination port, updating the checksum incrementally", $note, ".")]
+        #[inline]
+        pub fn rewrite_dst_port(&mut self, new: u16) {
+            let c = checksum::$port(self.checksum(), self.dst_port(), new);
+            self.set_dst_port(new);
+            self.set_checksum(c);
+        }
+        #[doc = concat!("Update the checksum for an IPv4 pseudo-header address change", $note, "")]
+        /// (call alongside `Ipv4Packet::rewrite_src_addr`/`rewrite_dst_addr`).
+        #[inline]
+        pub fn adjust_checksum_addr_v4(&mut self, old: [u8; 4], new: [u8; 4]) {
+            let c = checksum::$addr4(self.checksum(), old, new);
+            self.set_checksum(c);
+        }
+        #[doc = concat!("Update the checksum for an IPv6 pseudo-header address change", $note, ".")]
+        #[inline]
+        pub fn adjust_checksum_addr_v6(&mut self, old: &[u8; 16], new: &[u8; 16]) {
+            let c = checksum::$addr16(self.checksum(), old, new);
+            self.set_checksum(c);
+        }
+    };
+}
+
 pub mod arp;
 pub mod build;
 pub mod checksum;

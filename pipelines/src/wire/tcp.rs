@@ -346,33 +346,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let c = checksum::l4_checksum_v6(src, dst, ip_proto::TCP, self.buffer.as_ref());
         self.set_checksum(c);
     }
-    /// Replace the source port, updating the checksum incrementally.
-    #[inline]
-    pub fn rewrite_src_port(&mut self, new: u16) {
-        let c = checksum::update16(self.checksum(), self.src_port(), new);
-        self.set_src_port(new);
-        self.set_checksum(c);
-    }
-    /// Replace the destination port, updating the checksum incrementally.
-    #[inline]
-    pub fn rewrite_dst_port(&mut self, new: u16) {
-        let c = checksum::update16(self.checksum(), self.dst_port(), new);
-        self.set_dst_port(new);
-        self.set_checksum(c);
-    }
-    /// Update the checksum for an IPv4 pseudo-header address change
-    /// (call alongside `Ipv4Packet::rewrite_src_addr`/`rewrite_dst_addr`).
-    #[inline]
-    pub fn adjust_checksum_addr_v4(&mut self, old: [u8; 4], new: [u8; 4]) {
-        let c = checksum::update_addr4(self.checksum(), old, new);
-        self.set_checksum(c);
-    }
-    /// Update the checksum for an IPv6 pseudo-header address change.
-    #[inline]
-    pub fn adjust_checksum_addr_v6(&mut self, old: &[u8; 16], new: &[u8; 16]) {
-        let c = checksum::update_addr16(self.checksum(), old, new);
-        self.set_checksum(c);
-    }
+    port_rewrites!(update16, update_addr4, update_addr16, "");
     /// If the segment carries an MSS option larger than `max`, lower it to
     /// `max` with an incremental checksum update and return the old value.
     /// (Callers apply it to SYN segments only.)

@@ -122,32 +122,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let c = checksum::l4_checksum_v6(src, dst, ip_proto::UDP, &self.buffer.as_ref()[..l]);
         self.set_checksum(checksum::udp_final(c));
     }
-    /// Replace the source port; the checksum is updated (0 stays 0).
-    #[inline]
-    pub fn rewrite_src_port(&mut self, new: u16) {
-        let c = checksum::udp_update16(self.checksum(), self.src_port(), new);
-        self.set_src_port(new);
-        self.set_checksum(c);
-    }
-    /// Replace the destination port; the checksum is updated (0 stays 0).
-    #[inline]
-    pub fn rewrite_dst_port(&mut self, new: u16) {
-        let c = checksum::udp_update16(self.checksum(), self.dst_port(), new);
-        self.set_dst_port(new);
-        self.set_checksum(c);
-    }
-    /// Update the checksum for an IPv4 pseudo-header address change (0 stays 0).
-    #[inline]
-    pub fn adjust_checksum_addr_v4(&mut self, old: [u8; 4], new: [u8; 4]) {
-        let c = checksum::udp_update_addr4(self.checksum(), old, new);
-        self.set_checksum(c);
-    }
-    /// Update the checksum for an IPv6 pseudo-header address change.
-    #[inline]
-    pub fn adjust_checksum_addr_v6(&mut self, old: &[u8; 16], new: &[u8; 16]) {
-        let c = checksum::udp_update_addr16(self.checksum(), old, new);
-        self.set_checksum(c);
-    }
+    port_rewrites!(
+        udp_update16,
+        udp_update_addr4,
+        udp_update_addr16,
+        " (a zero checksum, none, stays 0)"
+    );
 }
 
 #[cfg(test)]
