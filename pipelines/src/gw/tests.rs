@@ -69,12 +69,8 @@ fn cfg() -> GwConfig {
         require_session: true,
         server_next_hop_mac: Some(ROUTER),
         hash_seed: 0x1234_5678_9abc_def0,
-        mss_clamp_up: None,
-        mss_clamp_down: None,
-        window_cap_down: None,
-        rss: None,
-        nat64: None,
-        pool6: Vec::new(),
+        // no clamps, window cap, RSS steering, NAT64 or IPv6 pool
+        ..GwConfig::default()
     }
 }
 

@@ -84,7 +84,7 @@
 pub mod icmp;
 pub mod rfc6052;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use rfc6052::Prefix;
 

@@ -506,8 +506,15 @@ fn dont_fragment_follows_the_1260_byte_rule() {
 // ------------------------------------------------------------ ICMP errors --
 
 /// An IPv4 frame with an ICMP error quoting `quoted` (IP bytes); `rest`
-/// fills bytes 4..8.
-fn err4(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, rest: u32, quoted: &[u8]) -> FrameSpec {
+/// fills bytes 4..8. (The GW's NAT64 tests use it too.)
+pub(crate) fn err4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ty: u8,
+    code: u8,
+    rest: u32,
+    quoted: &[u8],
+) -> FrameSpec {
     FrameSpec {
         src_ip: src,
         dst_ip: dst,

@@ -498,16 +498,7 @@ fn err4(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, rest: u32, quoted: &[u8]) 
     FrameSpec {
         src_mac: ROUTER,
         dst_mac: SRV_MAC,
-        src_ip: src,
-        dst_ip: dst,
-        l4: L4::Icmp {
-            ty,
-            code,
-            ident: (rest >> 16) as u16,
-            seq: rest as u16,
-        },
-        payload: quoted.to_vec(),
-        ..FrameSpec::default()
+        ..crate::xlat::tests::err4(src, dst, ty, code, rest, quoted)
     }
 }
 
