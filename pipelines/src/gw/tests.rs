@@ -1621,6 +1621,20 @@ fn served(
     Ok(((nat_ip, nat_port), (srv_ip, srv_port)))
 }
 
+/// `up` sent in on `worker` goes out (up) with valid checksums: the frame
+/// sent and its parse.
+fn sent_up(
+    h: &mut H,
+    worker: usize,
+    up: &FrameSpec,
+) -> Result<(Vec<u8>, crate::wire::Parsed), TestCaseError> {
+    let (v, out) = h.run_on(worker, &up.build(), UP, 0);
+    prop_assert_eq!(v, TX_UP);
+    prop_assert!(checksums_ok(&out));
+    let o = crate::wire::parse(&out).unwrap();
+    Ok((out, o))
+}
+
 /// The server's answer `down` to a flow of `worker` lands on the other
 /// worker, which hands it off; `worker` sends it down with valid
 /// checksums. The frame sent down.
@@ -1690,10 +1704,7 @@ proptest! {
         };
         up.ttl = ttl;
         up.vlan = vlan;
-        let (v, out) = h.run_on(worker, &up.build(), UP, 0);
-        prop_assert_eq!(v, TX_UP);
-        prop_assert!(checksums_ok(&out));
-        let o = crate::wire::parse(&out).unwrap();
+        let (_, o) = sent_up(&mut h, worker, &up)?;
         prop_assert_eq!(o.ttl, ttl - 1);
         let (nat, srv) = served(&o, worker, to_vip, ext)?;
         // the server answers

@@ -865,10 +865,7 @@ proptest! {
         };
         up.ttl = hop;
         up.vlan = vlan;
-        let (v, out) = h.run_on(worker, &up.build(), UP, 0);
-        prop_assert_eq!(v, TX_UP);
-        prop_assert!(checksums_ok(&out));
-        let o = crate::wire::parse(&out).unwrap();
+        let (out, o) = sent_up(&mut h, worker, &up)?;
         prop_assert!(o.is_ipv4());
         prop_assert_eq!(o.ttl, hop - 1);
         prop_assert_eq!(o.vlan_tci, vlan);

@@ -455,10 +455,7 @@ proptest! {
         } else {
             tcp6((LB2, ACC_MAC), (sub, sport), (vip6_wap(), 53), SYN, &payload)
         };
-        let (v, out) = h.run_on(wi, &spec.build(), UP, 0);
-        prop_assert_eq!(v, TX_UP);
-        prop_assert!(checksums_ok(&out));
-        let o = crate::wire::parse(&out).unwrap();
+        let (out, o) = sent_up(&mut h, wi, &spec)?;
         prop_assert_eq!(o.src, if out[22..38] == p6_0() { p6_0() } else { p6_1() });
         prop_assert_eq!(o.dst, wap1_6());
         // The server answers the way it was asked.
