@@ -243,6 +243,28 @@ fn ask(
         })
 }
 
+/// A request whose answer is shown as a table: the parsed answer; or, with
+/// `--json` or when the instance answers an error, the answer printed as
+/// it came and the exit code (an error answer exits 1).
+fn ask_for_table(
+    socket: Option<PathBuf>,
+    profile: Option<PathBuf>,
+    request: &str,
+    json: bool,
+) -> Result<serde_json::Value, ExitCode> {
+    let text = ask(socket, profile, request)?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if v.get("error").is_some() {
+        println!("{text}");
+        return Err(ExitCode::from(1));
+    }
+    if json {
+        println!("{text}");
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(v)
+}
+
 fn stats(
     socket: Option<PathBuf>,
     profile: Option<PathBuf>,
@@ -283,15 +305,10 @@ fn stats(
 }
 
 fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let text = match ask(socket, profile, "accounting") {
-        Ok(t) => t,
+    let v = match ask_for_table(socket, profile, "accounting", json) {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    if json {
-        println!("{text}");
-        return ExitCode::SUCCESS;
-    }
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     println!("{} records in total; most recent:", v["total"]);
     println!(
         "{:>8} {:<21} {:<21} {:<8} {:<21} {:>8} {:>10} {:>8} {:>10} {:<6} {}",
@@ -327,19 +344,10 @@ fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> 
 }
 
 fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let text = match ask(socket, profile, "sessions") {
-        Ok(t) => t,
+    let v = match ask_for_table(socket, profile, "sessions", json) {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    if json || v.get("error").is_some() {
-        println!("{text}");
-        return if v.get("error").is_some() {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        };
-    }
     println!(
         "{:>6} {:<16} {:<16} {:<8} {:<8} {}",
         "id", "device", "address", "gateway", "state", "acct session"
@@ -364,15 +372,10 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
 }
 
 fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let text = match ask(socket, profile, "servers") {
-        Ok(t) => t,
+    let v = match ask_for_table(socket, profile, "servers", json) {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    if json {
-        println!("{text}");
-        return ExitCode::SUCCESS;
-    }
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let health = v["health"].as_array().cloned().unwrap_or_default();
     let check = |group: &str, name: &str| -> String {
         health
