@@ -215,3 +215,23 @@ fn stats_without_a_running_instance_says_how_to_fix() {
     assert_ne!(code, 0);
     assert!(err.contains("is it running"), "{err}");
 }
+
+/// A worker CPU the machine does not have is refused by `pgw run` before
+/// DPDK starts, naming the file and the key (check-config cannot know the
+/// machine a profile will run on).
+#[test]
+fn run_refuses_a_worker_cpu_the_machine_lacks() {
+    let p = broken("cpu127", |s| {
+        s.replace("workers = [0, 1]", "workers = [127]")
+    });
+    let (code, out, err) = pgw(&["run", "--profile", p.to_str().unwrap()]);
+    assert_ne!(code, 0, "ran:\n{out}\n{err}");
+    assert!(
+        err.contains(p.to_str().unwrap())
+            && err.contains("cores.workers[0]")
+            && err.contains("CPU 127"),
+        "{err}"
+    );
+    assert!(!err.contains("EAL"), "failed inside DPDK instead: {err}");
+    let _ = std::fs::remove_file(p);
+}

@@ -189,9 +189,27 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                 ))
             }
         };
+        if gc.members.is_empty() {
+            return Err(p.err(
+                format!("gw.group[{i}].members"),
+                format!(
+                    "group {:?} has no member: connections to its representative addresses could only be dropped; add members = [{{ name = ..., ip = ... }}]",
+                    gc.name
+                ),
+            ));
+        }
         let mut members = Vec::new();
         for (j, m) in gc.members.iter().enumerate() {
             let a = ip(p, format!("gw.group[{i}].members[{j}].ip"), &m.ip)?;
+            if m.weight == 0 {
+                return Err(p.err(
+                    format!("gw.group[{i}].members[{j}].weight"),
+                    format!(
+                        "0: member {:?} would never be chosen; use a weight of 1 or more (to take a member out, set up = false)",
+                        m.name
+                    ),
+                ));
+            }
             if let Some(v6) = &m.ip6 {
                 let (a6, _) = parse_v6_prefix(v6)
                     .map_err(|e| p.err(format!("gw.group[{i}].members[{j}].ip6"), e))?;
@@ -276,6 +294,15 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             ));
         }
         let a = ip(p, format!("gw.session[{i}].ip"), &s.ip)?;
+        if pool.contains(&a) {
+            return Err(p.err(
+                format!("gw.session[{i}].ip"),
+                format!(
+                    "{} is also a pool address (gw.pool): a subscriber and the NAT source cannot share an address; use another address for one of them",
+                    s.ip
+                ),
+            ));
+        }
         let mut allowed = 0u64;
         for (j, n) in s.services.iter().enumerate() {
             allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();

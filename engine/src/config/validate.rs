@@ -464,4 +464,33 @@ pairs = [["a", "b"]]
         let e = err_of(&GOOD.replace("role = \"wire\"", "role = \"router\""));
         assert!(e.contains("role") && e.contains("router"), "{e}");
     }
+
+    /// Profiles that parse but cannot work are refused, naming the key.
+    #[test]
+    fn gw_profiles_that_cannot_work_are_refused() {
+        let gw = include_str!("../../../configs/tap-gw.toml");
+        assert!(Profile::parse(gw, "gw.toml").is_ok());
+        let cases = [
+            (
+                gw.replace("weight = 3", "weight = 0"),
+                "gw.group[1].members[0].weight",
+            ),
+            (
+                gw.replace(
+                    "members = [{ name = \"chat1\", ip = \"10.80.0.31\", priority = 0 }, { name = \"chat2\", ip = \"10.80.0.32\", priority = 1 }]",
+                    "members = []",
+                ),
+                "gw.group[2].members",
+            ),
+            (
+                gw.replace("pool = [\"10.80.0.100\"]", "pool = [\"10.50.0.2\"]"),
+                "gw.session[0].ip",
+            ),
+        ];
+        for (text, key) in cases {
+            assert_ne!(text, gw, "{key}: the edit did not apply");
+            let e = err_of(&text);
+            assert!(e.starts_with("bad.toml") && e.contains(key), "{key}: {e}");
+        }
+    }
 }

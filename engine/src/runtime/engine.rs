@@ -106,6 +106,19 @@ impl Engine {
         if let Some(n) = note {
             eprintln!("{n}");
         }
+        // A CPU this process may not run on would fail inside EAL's start-up
+        // without naming the profile; say which key is at fault first.
+        if let Some(ids) = core_affinity::get_core_ids() {
+            let have: Vec<usize> = ids.iter().map(|c| c.id).collect();
+            for (i, &c) in profile.cores.workers.iter().enumerate() {
+                if !have.contains(&(c as usize)) {
+                    return Err(EngineError(format!(
+                        "{}: cores.workers[{i}]: CPU {c} is not one this machine lets pgw run on (CPUs {have:?}); list those CPUs",
+                        profile.source
+                    )));
+                }
+            }
+        }
         let args = profile.eal_args(hugepages);
         dpdk::eal_init(&args)
             .map_err(|e| EngineError(format!("{e}\n  EAL arguments: {}", args.join(" "))))?;
