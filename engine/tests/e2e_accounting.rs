@@ -8,6 +8,8 @@
 //! Header arithmetic: every datagram carries 100 bytes of payload; the GW
 //! counts IP total length, so each packet is 100 + 8 (UDP) + 20 (IPv4) = 128
 //! bytes: 10 datagrams up = 10 packets / 1280 bytes, 10 echoes down the same.
+//! The record's start and end times lie, to the millisecond, within the
+//! wall-clock interval of the first and the last exchange.
 
 mod common;
 use common::*;
@@ -60,12 +62,16 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
     lab.wait_listen(&srv, "udp", "10.80.0.21:9000");
     let client = lab.write(
         "client.py",
-        "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.50.0.2',40001))\ns.settimeout(3)\nfor i in range(10):\n    s.sendto(bytes([65+i])*100,('10.33.0.3',5000))\n    d,a=s.recvfrom(2048)\n    assert d==bytes([65+i])*100 and a==('10.33.0.3',5000), (d,a)\nprint('ok')\n",
+        "import socket,sys,time\nms=lambda: time.time_ns()//1000000\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.50.0.2',40001))\ns.settimeout(3)\nfor i in range(10):\n    if i==0: t0=ms()\n    if i==9: t9=ms()\n    s.sendto(bytes([65+i])*100,('10.33.0.3',5000))\n    d,a=s.recvfrom(2048)\n    if i==0: t0r=ms()\n    assert d==bytes([65+i])*100 and a==('10.33.0.3',5000), (d,a)\nprint('ok',t0,t0r,t9,ms())\n",
     );
     // The first exchange may wait for pgw to resolve the server's MAC.
     lab.wait_neighbours(&sock, &["10.80.0.21"]);
     let out = sh(&format!("ip netns exec {sub} python3 {}", client.display()));
-    assert_eq!(out.trim(), "ok");
+    let w: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(w.first(), Some(&"ok"), "{out}");
+    // Wall-clock ms: before the first datagram left, after its echo came
+    // back, before the last one left, after the last echo came back.
+    let t: Vec<i64> = w[1..].iter().map(|x| x.parse().unwrap()).collect();
 
     // Idle timeout (1 s) + sweep + commit.
     let mut rows = Vec::new();
@@ -84,6 +90,23 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
     assert_eq!((r.packets_up, r.bytes_up), (10, 1280), "{r:?}");
     assert_eq!((r.packets_down, r.bytes_down), (10, 1280), "{r:?}");
     assert!(r.proxy_accounting);
+    // The record's times are the wall clock's: the first packet passed the
+    // GW between its send and its echo, the last one between the last send
+    // and its echo (to the millisecond: both clocks round down, hence -1).
+    assert!(
+        (t[0] - 1..=t[1]).contains(&r.start_unix_ms),
+        "start {} not within the first exchange [{}, {}]",
+        r.start_unix_ms,
+        t[0],
+        t[1]
+    );
+    assert!(
+        (t[2] - 1..=t[3]).contains(&r.end_unix_ms),
+        "end {} not within the last exchange [{}, {}]",
+        r.end_unix_ms,
+        t[2],
+        t[3]
+    );
 
     // IPFIX: stop the collector (it writes its file on the way out) and read
     // every file it wrote: with `-t 60` it also rotates at each minute, so a

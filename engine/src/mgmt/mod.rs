@@ -96,8 +96,6 @@ struct State {
     probers: Vec<Prober>,
     /// SQLite + IPFIX writer of accounting records and the session log.
     acctlog: Option<crate::mgmt::acctlog::AcctLogger>,
-    /// Unix ms minus the workers' monotonic ms.
-    wall_offset_ms: i64,
     proxy_accounting: bool,
     /// Sessions: the profile's static ones, this instance's RADIUS ones, and
     /// those a management instance sent (merged in that order).
@@ -109,7 +107,6 @@ struct State {
     ctl: Option<(std::net::UdpSocket, crate::mgmt::ctlproto::Receiver)>,
     /// The RADIUS server and session manager, when the profile has one.
     radius: Option<crate::mgmt::radius::RadiusSide>,
-    started: Instant,
     /// Runtime counters at the last `runtime-clear` (per worker), and when.
     runtime_base: Vec<pgw_pipelines::runtime::Runtime>,
     runtime_since: Instant,
@@ -201,7 +198,7 @@ impl State {
         if self.probers.is_empty() {
             return;
         }
-        let now_ms = self.started.elapsed().as_millis() as u64;
+        let now_ms = self.link.timebase().now_ms();
         let cur = self.link.tables.load();
         let neigh = cur.gw.as_ref().map(|g| g.neighbours.clone());
         let mut out: Vec<(PortIdx, Vec<u8>)> = Vec::new();
@@ -277,7 +274,17 @@ impl State {
         self.arp_sent += self.link.send(frames.iter().map(|f| (port, f.as_slice()))) as u64;
     }
 
+    /// The engine's clock on the wall clock, measured now.
+    fn wall_clock(&self) -> crate::mgmt::acctlog::WallClock {
+        let (us_per_ms, at_zero_us) = self.link.timebase().wall();
+        crate::mgmt::acctlog::WallClock {
+            us_per_ms,
+            at_zero_us,
+        }
+    }
+
     fn drain_acct(&mut self) {
+        let wall = self.wall_clock();
         for q in &self.link.acct {
             while let Some(r) = q.pop() {
                 self.acct_total += 1;
@@ -293,7 +300,7 @@ impl State {
                         &r,
                         dev,
                         svc,
-                        self.wall_offset_ms,
+                        &wall,
                         self.proxy_accounting,
                     ));
                 }
@@ -502,7 +509,8 @@ impl State {
 
     /// Serve RADIUS; publish the GW's session table when it changed.
     fn poll_radius(&mut self) {
-        let now_ms = self.started.elapsed().as_millis() as u64;
+        let now_ms = self.link.timebase().now_ms();
+        let wall = self.wall_clock();
         let Some(r) = self.radius.as_mut() else {
             return;
         };
@@ -514,7 +522,7 @@ impl State {
                     &rec,
                     user,
                     Vec::new(),
-                    self.wall_offset_ms,
+                    &wall,
                 ));
             }
         }
@@ -667,7 +675,6 @@ impl Management {
                 }
                 None => None,
             },
-            started: Instant::now(),
             runtime_base: Vec::new(),
             runtime_since: Instant::now(),
             runtime_timed: profile.engine.runtime_stages,
@@ -685,7 +692,6 @@ impl Management {
                 ),
                 None => None,
             },
-            wall_offset_ms: crate::mgmt::acctlog::unix_ms_now(),
             proxy_accounting: profile
                 .accounting
                 .as_ref()

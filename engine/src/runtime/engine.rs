@@ -26,7 +26,7 @@ use pgw_pipelines::PortIdx;
 use crate::config::gw::{self, GwBuild, LbBuild};
 use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
 use crate::runtime::dpdk::{self, Mempool, PortId, QueueId, Ring};
-use crate::runtime::info::{Info, PortRt};
+use crate::runtime::info::{Info, PortRt, Timebase};
 use crate::runtime::link::MgmtLink;
 use crate::runtime::stats::{Report, WorkerShared, MAX_PORTS};
 use crate::runtime::worker::{Seed, Worker};
@@ -275,6 +275,7 @@ impl Engine {
             role: profile.instance.role,
             hugepages,
             started: Instant::now(),
+            timebase: Timebase::start(),
             lcores,
             ports,
             shared,
@@ -439,8 +440,7 @@ impl Engine {
             quit: self.quit.clone(),
             burst: e.burst as usize,
             drain_tsc: (hz / 1_000_000).max(1) * e.tx_drain_us.max(1) as u64,
-            tsc_per_ms: (hz / 1000).max(1),
-            tsc_start: dpdk::tsc(),
+            timebase: self.info().timebase,
             idle_sleep: Duration::from_micros(e.idle_sleep_us as u64),
             idle_polls: e.idle_polls,
             tables: self.tables.clone(),

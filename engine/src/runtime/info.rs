@@ -43,6 +43,57 @@ fn kernel_drops(iface: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
+/// The engine's one clock base: every worker's `now_ms` and the management
+/// thread's are milliseconds of the TSC since the same start, so times of
+/// flows (worker) and of sessions (management) share one scale.
+/// [`Timebase::wall`] maps that scale to the wall clock.
+///
+/// DPDK's TSC rate is an estimate (rounded to 10 MHz where the CPU does
+/// not report it: up to 0.5 % off, milliseconds per second); timers do
+/// not mind, record times do. So the mapping measures the rate against
+/// the monotonic clock since the start, at each conversion.
+#[derive(Clone, Copy, Debug)]
+pub struct Timebase {
+    pub tsc_start: u64,
+    /// DPDK's nominal TSC cycles per millisecond (what workers divide by).
+    pub tsc_per_ms: u64,
+    mono_start: Instant,
+}
+
+impl Timebase {
+    pub fn start() -> Timebase {
+        Timebase {
+            tsc_start: dpdk::tsc(),
+            tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1),
+            mono_start: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the start (what workers pass their pipelines).
+    pub fn now_ms(&self) -> u64 {
+        dpdk::tsc().saturating_sub(self.tsc_start) / self.tsc_per_ms
+    }
+
+    /// The wall clock against this one, measured now: (real microseconds
+    /// per engine millisecond, Unix microseconds at engine time 0). An
+    /// engine time `ms` was Unix µs `at_zero + ms * us_per_ms`.
+    pub fn wall(&self) -> (f64, f64) {
+        let tsc = dpdk::tsc().saturating_sub(self.tsc_start);
+        let mono_us = self.mono_start.elapsed().as_secs_f64() * 1e6;
+        let unix_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1e6)
+            .unwrap_or(0.0);
+        // Too short a baseline to measure the rate: take DPDK's.
+        let us_per_ms = if mono_us >= 100_000.0 && tsc > 0 {
+            self.tsc_per_ms as f64 * mono_us / tsc as f64
+        } else {
+            1000.0
+        };
+        (us_per_ms, unix_us - mono_us)
+    }
+}
+
 /// What the workers do not own and the management thread reads: ports,
 /// counters, the pool. Shared read-only after start.
 pub struct Info {
@@ -50,6 +101,7 @@ pub struct Info {
     pub role: Role,
     pub hugepages: bool,
     pub started: Instant,
+    pub timebase: Timebase,
     pub lcores: Vec<LcoreId>,
     pub ports: Vec<PortRt>,
     pub shared: Vec<Arc<WorkerShared>>,

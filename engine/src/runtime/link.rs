@@ -103,6 +103,12 @@ impl MgmtLink {
     }
 
     /// TSC ticks per second (the unit of the runtime counters' cycles).
+    /// The engine's clock base: the management thread's `now_ms` is on
+    /// the workers' scale.
+    pub fn timebase(&self) -> super::info::Timebase {
+        self.info.timebase
+    }
+
     pub fn tsc_hz(&self) -> u64 {
         dpdk::tsc_hz()
     }

@@ -39,6 +39,7 @@ use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
 use crate::runtime::dpdk::{tsc, Burst, CpuPrefetch, HugeAlloc, PortId, QueueId, Ring, MAX_BURST};
+use crate::runtime::info::Timebase;
 use crate::runtime::stats::{WorkerLocal, WorkerShared};
 
 /// Everything one worker owns. Built by the engine, moved to its lcore.
@@ -64,8 +65,8 @@ pub struct Worker {
     pub quit: Arc<AtomicBool>,
     pub burst: usize,
     pub drain_tsc: u64,
-    pub tsc_per_ms: u64,
-    pub tsc_start: u64,
+    /// The engine's clock base (shared with the management thread).
+    pub timebase: Timebase,
     pub idle_sleep: Duration,
     pub idle_polls: u32,
     /// The management side's published tables (loaded once per burst).
@@ -221,14 +222,14 @@ impl Worker {
         let Some(mut pipeline) = self.pipeline.take() else {
             return 1;
         };
-        let expire_tsc = self.tsc_per_ms / 100; // 10 us of timer work per turn at most
+        let expire_tsc = self.timebase.tsc_per_ms / 100; // 10 us of timer work per turn at most
         m.turn_start(tsc());
 
         while !self.quit.load(Relaxed) {
             let now = tsc();
             m.turn_end(now, got);
             m.turn_start(now);
-            let now_ms = (now - self.tsc_start) / self.tsc_per_ms;
+            let now_ms = (now - self.timebase.tsc_start) / self.timebase.tsc_per_ms;
             if now - last_drain >= self.drain_tsc {
                 self.flush(&mut out, &mut local, &mut m);
                 local.nevents = pipeline.events(&mut local.events);

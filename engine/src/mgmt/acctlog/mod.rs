@@ -43,7 +43,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError}
 use serde::Serialize;
 
 pub use db::{query_recent, query_recent_sessions, Synchronous};
-pub use rows::{close_cause_text, AcctRow, SessionLogRow, SessionStateChange};
+pub use rows::{close_cause_text, AcctRow, SessionLogRow, SessionStateChange, WallClock};
 
 /// Where and how the log is written.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,21 +44,40 @@ pub struct AcctRow {
     pub close_reason: CloseReason,
 }
 
+/// The engine's clock (ms since its start) on the wall clock: engine time
+/// `ms` was Unix µs `at_zero_us + ms * us_per_ms` (`Timebase::wall`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WallClock {
+    pub us_per_ms: f64,
+    pub at_zero_us: f64,
+}
+
+impl WallClock {
+    /// Unix ms `offset_ms` ahead of the engine's clock, at the nominal rate.
+    pub fn offset_ms(offset_ms: i64) -> WallClock {
+        WallClock {
+            us_per_ms: 1000.0,
+            at_zero_us: offset_ms as f64 * 1000.0,
+        }
+    }
+
+    /// Engine ms as Unix ms, rounded down like the engine's own.
+    pub fn unix_ms(&self, engine_ms: u64) -> i64 {
+        ((self.at_zero_us + engine_ms as f64 * self.us_per_ms) / 1000.0).floor() as i64
+    }
+}
+
 impl AcctRow {
-    /// Resolve a worker's record (S79). `wall_clock_offset_ms` is Unix ms
-    /// minus the engine's monotonic ms, taken once by the caller.
+    /// Resolve a worker's record (S79); `wall` maps the engine's clock to
+    /// Unix time (measured by the caller when it converts).
     pub fn from_record(
         r: &AcctRecord,
         device_id: String,
         service_name: String,
-        wall_clock_offset_ms: i64,
+        wall: &WallClock,
         proxy_accounting: bool,
     ) -> AcctRow {
-        let unix = |ms: u64| {
-            i64::try_from(ms)
-                .unwrap_or(i64::MAX)
-                .saturating_add(wall_clock_offset_ms)
-        };
+        let unix = |ms| wall.unix_ms(ms);
         AcctRow {
             device_id,
             subscriber_ip: Ipv4Addr::from(r.subscriber_ip),
@@ -129,13 +148,9 @@ impl SessionLogRow {
         r: &SessionLogRecord,
         user: String,
         state_history: Vec<SessionStateChange>,
-        wall_clock_offset_ms: i64,
+        wall: &WallClock,
     ) -> SessionLogRow {
-        let unix = |ms: u64| {
-            i64::try_from(ms)
-                .unwrap_or(i64::MAX)
-                .saturating_add(wall_clock_offset_ms)
-        };
+        let unix = |ms| wall.unix_ms(ms);
         SessionLogRow {
             session_id: r.session.session_id,
             device_id: r.session.device_id.clone(),

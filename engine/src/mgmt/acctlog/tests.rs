@@ -213,7 +213,13 @@ fn from_record_resolves_and_shifts_times() {
         close: CloseReason::Rst,
         subscriber_ip6: None,
     };
-    let a = AcctRow::from_record(&r, "dev-42".into(), "web".into(), 1_700_000_000_000, true);
+    let a = AcctRow::from_record(
+        &r,
+        "dev-42".into(),
+        "web".into(),
+        &WallClock::offset_ms(1_700_000_000_000),
+        true,
+    );
     assert_eq!(
         a,
         AcctRow {
@@ -267,11 +273,23 @@ fn session_row_from_record() {
             session_time_s: 5,
         },
     };
-    let s = SessionLogRow::from_record(&rec, "u".into(), vec![], 10_000);
+    // 10 000.4 ms at engine time 0: times round down, as the engine's do.
+    let wall = WallClock {
+        us_per_ms: 1000.0,
+        at_zero_us: 10_000_400.0,
+    };
+    let s = SessionLogRow::from_record(&rec, "u".into(), vec![], &wall);
     assert_eq!(
         (s.session_id, s.gw, s.start_unix_ms, s.end_unix_ms),
         (7, 1, 10_100, 10_900)
     );
+    assert_eq!(WallClock::offset_ms(0).unix_ms(0), 0);
+    // A TSC 0.2 % fast: 1000 engine ms were 998 real ones.
+    let fast = WallClock {
+        us_per_ms: 998.0,
+        at_zero_us: 0.0,
+    };
+    assert_eq!(fast.unix_ms(1000), 998);
     assert_eq!(s.close_cause, "session_timer");
     assert_eq!(s.nas_ip, Some(Ipv4Addr::new(127, 4, 0, 1)));
     assert_eq!((s.in_octets, s.out_packets, s.session_time_s), (1, 4, 5));
