@@ -235,3 +235,24 @@ fn run_refuses_a_worker_cpu_the_machine_lacks() {
     assert!(!err.contains("EAL"), "failed inside DPDK instead: {err}");
     let _ = std::fs::remove_file(p);
 }
+
+#[test]
+fn version_names_pgw_and_the_dpdk_it_links() {
+    let (code, out, err) = pgw(&["version"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().next() == Some(format!("pgw {}", env!("CARGO_PKG_VERSION")).as_str()),
+        "{out}"
+    );
+    // The DPDK the binary links is the system's (pkg-config's libdpdk).
+    let sys = Command::new("pkg-config")
+        .args(["--modversion", "libdpdk"])
+        .output()
+        .expect("pkg-config");
+    let sys = String::from_utf8_lossy(&sys.stdout).trim().to_string();
+    assert!(!sys.is_empty());
+    assert!(
+        out.lines().any(|l| l == format!("dpdk DPDK {sys}")),
+        "{out} (system DPDK {sys})"
+    );
+}

@@ -59,7 +59,7 @@ pub enum Pipeline<A: TableAlloc = HeapAlloc> {
 }
 
 /// Slots for named event counters per worker.
-pub const MAX_EVENTS: usize = 32;
+pub const MAX_EVENTS: usize = 48;
 
 /// Due connections the GW's timer looks at per [`Pipeline::poll`] call.
 pub const EXPIRE_BUDGET: usize = 64;
@@ -193,9 +193,26 @@ impl<A: TableAlloc> Pipeline<A> {
         }
     }
 
+    /// Drain: the GW stage refuses new connections (see
+    /// [`GwWorker::set_draining`]); other roles have none to refuse.
+    pub fn set_draining(&mut self, on: bool) {
+        if let Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } = self {
+            gw.set_draining(on);
+        }
+    }
+
+    /// The worker stops: every open connection's record (see
+    /// [`GwWorker::close_all`]); how many.
+    pub fn close_all(&mut self, now_ms: u64, acct: &mut impl AcctSink) -> usize {
+        match self {
+            Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } => gw.close_all(now_ms, acct),
+            _ => 0,
+        }
+    }
+
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // At most 4 LB + 27 GW names: fits the slots.
+        // At most 4 LB + 28 GW names: fits the slots.
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -219,6 +236,7 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_closed_fin", g.closed_fin),
                     ("gw_closed_rst", g.closed_rst),
                     ("gw_expired", g.expired),
+                    ("gw_closed_shutdown", g.closed_shutdown),
                     ("gw_rst_unauthorized", g.rst_unauthorized),
                     ("gw_acct_records", g.acct_records),
                     ("gw_acct_queue_full", g.acct_queue_full),

@@ -152,6 +152,9 @@ drop_reasons! {
     NatPoolExhausted = "nat_pool_exhausted",
     /// GW: flow table full.
     FlowTableFull = "flow_table_full",
+    /// GW: a new connection while the instance drains (SIGTERM): refused
+    /// so that established ones finish; the client retries elsewhere.
+    Draining = "draining",
     /// GW: up packet that is not a connection start and matches no flow.
     NoFlow = "no_flow",
     /// GW: down packet whose key holds no connection (or a different peer).
@@ -196,15 +199,19 @@ drop_reasons! {
     XlatIcmpInner = "xlat_icmp_inner",
 }
 
-// The engine's per-worker counter arrays derive `Default` (arrays of at
-// most 32).
-const _: () = assert!(DropReason::COUNT <= 32);
-
 /// Plain per-worker counters, owned and written only by that worker.
 /// The engine copies them to shared atomics on its drain timer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WorkerCounters {
     pub drops: [u64; DropReason::COUNT],
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl WorkerCounters {

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+mod lifecycle;
+
 use clap::{Parser, Subcommand};
 use pgw_engine::config::Profile;
 use pgw_engine::mgmt::control;
@@ -35,7 +37,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run an instance until SIGINT/SIGTERM; prints final counters on exit.
+    /// Run an instance: SIGINT stops it, SIGTERM drains it first (new
+    /// connections refused, up to `engine.drain_timeout_s`), SIGHUP reloads
+    /// the profile; prints final counters on exit.
     Run {
         /// Profile (TOML) to run.
         #[arg(long, short)]
@@ -98,6 +102,8 @@ enum Cmd {
         #[arg(required = true, num_args = 1..)]
         request: Vec<String>,
     },
+    /// pgw's version, the DPDK it runs on, and what it was built with.
+    Version,
     /// Validate a profile; errors name the file, the key and the fix.
     CheckConfig { profile: PathBuf },
     /// Print the EAL arguments a profile implies (shows --no-pci / the allow-list).
@@ -132,6 +138,15 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Version => {
+            println!("pgw {}", env!("CARGO_PKG_VERSION"));
+            println!("dpdk {}", pgw_engine::runtime::dpdk::version());
+            println!("sqlite {}", pgw_engine::mgmt::acctlog::sqlite_version());
+            println!(
+                "roles: wire lb gw lb+gw; nat: nat44 nat64 nat66; radius; accounting: sqlite ipfix; systemd: notify watchdog"
+            );
+            ExitCode::SUCCESS
+        }
         Cmd::CheckConfig { profile } => match Profile::load(&profile) {
             Ok(p) => {
                 println!(
@@ -452,12 +467,13 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
         }
     };
     let quit = engine.quit_flag();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, quit.clone()) {
-            eprintln!("error: installing the signal handler: {e}");
+    let signals = match lifecycle::install(&quit) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(1);
         }
-    }
+    };
     {
         let r = engine.report();
         eprintln!(
@@ -474,31 +490,6 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
             socket.display()
         );
     }
-    if duration.is_some() || stats_every.is_some() {
-        let q = quit.clone();
-        let sock = socket.clone();
-        std::thread::spawn(move || {
-            let start = std::time::Instant::now();
-            let tick = Duration::from_millis(100);
-            let mut next_stats = stats_every.map(Duration::from_secs_f64);
-            while !q.load(Relaxed) {
-                std::thread::sleep(tick);
-                if let Some(d) = duration {
-                    if start.elapsed().as_secs_f64() >= d {
-                        q.store(true, Relaxed);
-                    }
-                }
-                if let (Some(n), Some(every)) = (next_stats, stats_every) {
-                    if start.elapsed() >= n {
-                        if let Ok(r) = control::fetch_stats(&sock) {
-                            println!("{}", r.render());
-                        }
-                        next_stats = Some(n + Duration::from_secs_f64(every));
-                    }
-                }
-            }
-        });
-    }
     let mgmt = match Management::start(
         &engine.profile,
         engine.mgmt_link(),
@@ -511,7 +502,21 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
             return ExitCode::from(1);
         }
     };
+    let life = lifecycle::Lifecycle {
+        quit: quit.clone(),
+        drain: engine.drain_flag(),
+        info: engine.info().clone(),
+        socket: socket.clone(),
+        drain_timeout: Duration::from_secs_f64(engine.profile.engine.drain_timeout_s),
+        duration,
+        stats_every,
+    }
+    .spawn(signals);
     let result = engine.run();
+    // (the workers closed every open connection's record; the management
+    // thread drains them, flushes the writer and IPFIX, then stops)
+    quit.store(true, Relaxed);
+    let _ = life.join();
     mgmt.stop();
     match result {
         Ok(r) => {

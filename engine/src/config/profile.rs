@@ -141,6 +141,12 @@ pub struct EngineCfg {
     /// or a control request is seen. 1..=1000.
     #[serde(default = "d_mgmt_poll_ms")]
     pub mgmt_poll_ms: u32,
+    /// SIGTERM drains: new connections are refused (`draining` drops),
+    /// established ones are served until none is left or this many seconds
+    /// have passed; then every open connection's record is closed and the
+    /// instance exits 0. 0..=3600; 0 stops at once (records still closed).
+    #[serde(default = "d_drain_timeout_s")]
+    pub drain_timeout_s: f64,
 }
 
 impl Default for EngineCfg {
@@ -534,6 +540,9 @@ fn d_drain() -> u32 {
 }
 fn d_mgmt_poll_ms() -> u32 {
     1
+}
+fn d_drain_timeout_s() -> f64 {
+    10.0
 }
 fn d_idle_polls() -> u32 {
     256

@@ -155,6 +155,12 @@ impl Profile {
                 format!("{} must be a power of two >= 64", e.handoff_ring),
             ));
         }
+        if !(0.0..=3600.0).contains(&e.drain_timeout_s) {
+            return Err(self.err(
+                "engine.drain_timeout_s",
+                format!("{} is not within 0..=3600 (seconds)", e.drain_timeout_s),
+            ));
+        }
         if !(1..=1000).contains(&e.mgmt_poll_ms) {
             return Err(self.err(
                 "engine.mgmt_poll_ms",

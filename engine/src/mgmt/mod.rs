@@ -561,6 +561,10 @@ impl State {
                         }));
                         applied.push("gw groups, VIPs and services");
                     }
+                    if let Some(g) = self.gw.as_mut() {
+                        // (records and `pgw accounting` name services by these)
+                        g.service_names = b.service_names.clone();
+                    }
                     self.static_sessions = (b.static_sessions, b.static_sessions6);
                     self.publish_sessions();
                     applied.push("static sessions");

@@ -39,6 +39,7 @@ pub struct Engine {
     /// Frames the management thread sends; worker 0 transmits them.
     pub mgmt_tx: Option<Arc<Ring>>,
     pub quit: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
     /// The published snapshot workers read (RCU style).
     pub tables: Arc<ArcSwap<Tables>>,
     /// One accounting queue per worker (single producer: that worker).
@@ -289,6 +290,7 @@ impl Engine {
             control: Some(control),
             mgmt_tx: Some(mgmt_tx),
             quit: Arc::new(AtomicBool::new(false)),
+            draining: Arc::new(AtomicBool::new(false)),
             tables: Arc::new(ArcSwap::from_pointee(tables)),
             acct,
             gw,
@@ -309,6 +311,12 @@ impl Engine {
     /// The flag that stops every loop (set by SIGINT/SIGTERM or by a test).
     pub fn quit_flag(&self) -> Arc<AtomicBool> {
         self.quit.clone()
+    }
+
+    /// The flag that makes every worker refuse new connections (the drain
+    /// before a graceful stop); established ones are still served.
+    pub fn drain_flag(&self) -> Arc<AtomicBool> {
+        self.draining.clone()
     }
 
     /// What worker `w`'s pipeline is made of (its GW tables are allocated
@@ -438,6 +446,7 @@ impl Engine {
             control: self.control.clone().expect("control ring"),
             shared: self.info().shared[w].clone(),
             quit: self.quit.clone(),
+            draining: self.draining.clone(),
             burst: e.burst as usize,
             drain_tsc: (hz / 1_000_000).max(1) * e.tx_drain_us.max(1) as u64,
             timebase: self.info().timebase,

@@ -53,7 +53,6 @@ impl Default for WorkerLocal {
 
 /// The published copy of a worker's counters.
 #[repr(align(64))]
-#[derive(Default)]
 pub struct WorkerShared {
     rx: AtomicU64,
     tx: AtomicU64,
@@ -72,6 +71,31 @@ pub struct WorkerShared {
     rt_stages: [[AtomicU64; 3]; Stage::COUNT],
     /// turns, busy_turns, busy_cycles, idle_cycles, packets.
     rt_loop: [AtomicU64; 5],
+}
+
+impl Default for WorkerShared {
+    fn default() -> Self {
+        fn zeros<const N: usize>() -> [AtomicU64; N] {
+            std::array::from_fn(|_| AtomicU64::new(0))
+        }
+        WorkerShared {
+            rx: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+            empty_polls: AtomicU64::new(0),
+            idle_sleeps: AtomicU64::new(0),
+            handoff_in: AtomicU64::new(0),
+            handoff_out: AtomicU64::new(0),
+            control_out: AtomicU64::new(0),
+            port_rx: zeros(),
+            port_tx: zeros(),
+            drops: zeros(),
+            events: zeros(),
+            event_names: std::sync::OnceLock::new(),
+            rt_stages: std::array::from_fn(|_| zeros()),
+            rt_loop: zeros(),
+        }
+    }
 }
 
 impl WorkerShared {

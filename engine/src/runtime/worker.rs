@@ -63,6 +63,8 @@ pub struct Worker {
     pub control: Arc<Ring>,
     pub shared: Arc<WorkerShared>,
     pub quit: Arc<AtomicBool>,
+    /// Set while the instance drains: the pipeline refuses new connections.
+    pub draining: Arc<AtomicBool>,
     pub burst: usize,
     pub drain_tsc: u64,
     /// The engine's clock base (shared with the management thread).
@@ -145,12 +147,36 @@ impl Clock for Tsc {
 
 /// The worker's end of its accounting queue: never blocks; a full queue is
 /// reported to the stage, which counts it.
+/// How long a stopping worker waits for room in its accounting queue.
+const CLOSE_ALL_WAIT: Duration = Duration::from_secs(5);
+
 struct QueueSink<'a>(&'a ArrayQueue<AcctRecord>);
 
 impl AcctSink for QueueSink<'_> {
     #[inline]
     fn push(&mut self, r: &AcctRecord) -> bool {
         self.0.push(*r).is_ok()
+    }
+}
+
+/// At the end: wait for room in the queue (the management thread still
+/// drains it) rather than lose a record, up to a deadline.
+struct PatientSink<'a> {
+    q: &'a ArrayQueue<AcctRecord>,
+    deadline: std::time::Instant,
+}
+
+impl AcctSink for PatientSink<'_> {
+    fn push(&mut self, r: &AcctRecord) -> bool {
+        loop {
+            if self.q.push(*r).is_ok() {
+                return true;
+            }
+            if std::time::Instant::now() >= self.deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 }
 
@@ -225,7 +251,12 @@ impl Worker {
         let expire_tsc = self.timebase.tsc_per_ms / 100; // 10 us of timer work per turn at most
         m.turn_start(tsc());
 
+        let mut draining = false;
         while !self.quit.load(Relaxed) {
+            if self.draining.load(Relaxed) != draining {
+                draining = !draining;
+                pipeline.set_draining(draining);
+            }
             let now = tsc();
             m.turn_end(now, got);
             m.turn_start(now);
@@ -320,6 +351,12 @@ impl Worker {
         }
         self.flush(&mut out, &mut local, &mut m);
         m.turn_end(tsc(), got);
+        // Every connection still open ends with its record.
+        let mut sink = PatientSink {
+            q: &acct_q,
+            deadline: std::time::Instant::now() + CLOSE_ALL_WAIT,
+        };
+        pipeline.close_all(self.timebase.now_ms(), &mut sink);
         local.nevents = pipeline.events(&mut local.events);
         self.shared.publish(&local);
         self.shared.publish_runtime(&m.rt);

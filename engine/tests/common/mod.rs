@@ -163,12 +163,30 @@ impl Lab {
 
     /// Send SIGINT to a child and wait for it; its exit code.
     pub fn interrupt(&mut self, label: &str, timeout: Duration) -> Option<i32> {
+        self.signal(label, "INT");
+        self.wait_exit(label, timeout)
+    }
+
+    /// Send signal `sig` (`TERM`, `HUP`, ...) to a child.
+    pub fn signal(&self, label: &str, sig: &str) {
+        let (_, c) = self
+            .children
+            .iter()
+            .find(|(l, _)| l == label)
+            .unwrap_or_else(|| panic!("no process {label}"));
+        assert!(Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(c.id().to_string())
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Wait up to `timeout` for a child to exit (killed after that): its
+    /// exit code, `None` if it had to be killed or no child has that label.
+    pub fn wait_exit(&mut self, label: &str, timeout: Duration) -> Option<i32> {
         let i = self.children.iter().position(|(l, _)| l == label)?;
         let (_, mut c) = self.children.remove(i);
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(c.id().to_string())
-            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(s)) = c.try_wait() {
@@ -255,6 +273,18 @@ impl Lab {
     /// until its control socket answers and every tap named in `taps` is UP
     /// in the root namespace (taps must be moved only after that).
     pub fn start_pgw(&mut self, label: &str, profile: &str, sock: &Path, taps: &[&str]) {
+        self.start_pgw_env(label, profile, sock, taps, "")
+    }
+
+    /// [`Lab::start_pgw`] with environment variables `env` (`K=V K2=V2`).
+    pub fn start_pgw_env(
+        &mut self,
+        label: &str,
+        profile: &str,
+        sock: &Path,
+        taps: &[&str],
+        env: &str,
+    ) {
         let p = self.write(&format!("{label}.toml"), profile);
         let out = Command::new(pgw_bin())
             .arg("check-config")
@@ -268,7 +298,11 @@ impl Lab {
         );
         self.spawn(
             label,
-            &format!("{} run --profile {}", pgw_bin().display(), p.display()),
+            &format!(
+                "env {env} {} run --profile {}",
+                pgw_bin().display(),
+                p.display()
+            ),
         );
         let start = Instant::now();
         while !(sock.exists()
@@ -547,6 +581,8 @@ pub struct Engine {
     /// `rx_desc` and `tx_desc`, if not DPDK's.
     pub desc: Option<u32>,
     pub idle_sleep_us: u32,
+    /// More `[engine]` keys, one a line.
+    pub extra: String,
 }
 
 impl Default for Engine {
@@ -557,6 +593,7 @@ impl Default for Engine {
             mbufs: 8191,
             desc: None,
             idle_sleep_us: 50,
+            extra: String::new(),
         }
     }
 }
@@ -638,7 +675,7 @@ impl std::fmt::Display for Profile {
             f,
             "[instance]\nname = \"{}\"\nrole = \"{}\"\ncontrol_socket = \"{}\"\n\
              [eal]\nmemory_mb = {}\n[cores]\nworkers = [{}]\n\
-             [engine]\nmbufs = {}\n{desc}idle_sleep_us = {}\n{}{}",
+             [engine]\nmbufs = {}\n{desc}idle_sleep_us = {}\n{}{}{}",
             self.name,
             self.role,
             self.sock.display(),
@@ -646,6 +683,11 @@ impl std::fmt::Display for Profile {
             workers.join(", "),
             e.mbufs,
             e.idle_sleep_us,
+            if e.extra.is_empty() || e.extra.ends_with('\n') {
+                e.extra.clone()
+            } else {
+                format!("{}\n", e.extra)
+            },
             self.ports,
             self.body
         )

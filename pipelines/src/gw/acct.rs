@@ -103,6 +103,9 @@ pub enum CloseReason {
     Rst,
     /// No packet for the state's idle timeout (UDP and ICMP always end so).
     IdleTimeout,
+    /// Still open when the instance stopped (after its drain, or at once
+    /// on SIGINT): the record covers the connection up to then.
+    Shutdown,
 }
 
 /// One connection's accounting record.

@@ -172,6 +172,8 @@ pub struct GwCounters {
     pub closed_rst: u64,
     /// Connections ended by idle timeout.
     pub expired: u64,
+    /// Connections still open when the instance stopped.
+    pub closed_shutdown: u64,
     /// SYNs refused by authorization and answered with a RST.
     pub rst_unauthorized: u64,
     /// Accounting records accepted by the sink.
@@ -287,6 +289,8 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     nclosing: usize,
     /// Connections the burst in progress opened (or tried to).
     opened: usize,
+    /// New connections refused: the instance drains.
+    draining: bool,
     pub counters: GwCounters,
 }
 
@@ -377,10 +381,17 @@ impl<A: TableAlloc> GwWorker<A> {
             closing: [(NONE, CloseReason::Fin); MAX_BURST],
             nclosing: 0,
             opened: 0,
+            draining: false,
             counters: GwCounters::default(),
             ks,
             cfg: cfg.clone(),
         })
+    }
+
+    /// Drain (SIGTERM): refuse new connections (`draining` drops), keep
+    /// serving the established ones.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
     }
 
     pub fn id(&self) -> u16 {
@@ -393,7 +404,8 @@ impl<A: TableAlloc> GwWorker<A> {
     /// once, each counted); tests check it against the entries.
     pub fn open_flows(&self) -> usize {
         let c = &self.counters;
-        let n = (c.new_flows - c.closed_fin - c.closed_rst - c.expired) as usize;
+        let n =
+            (c.new_flows - c.closed_fin - c.closed_rst - c.expired - c.closed_shutdown) as usize;
         #[cfg(test)]
         assert_eq!(
             n,

@@ -50,6 +50,9 @@ impl<A: TableAlloc> GwWorker<A> {
         if session.is_none() && self.cfg.require_session {
             return Err(Verdict::Drop(DropReason::NoSession));
         }
+        if self.draining {
+            return Err(Verdict::Drop(DropReason::Draining));
+        }
         let svc = &t.services;
         let (group, service) = if m.kind == Kind::Up66 {
             let gi = m.aux as GroupIdx;
@@ -407,6 +410,7 @@ impl<A: TableAlloc> GwWorker<A> {
             CloseReason::Fin => self.counters.closed_fin += 1,
             CloseReason::Rst => self.counters.closed_rst += 1,
             CloseReason::IdleTimeout => self.counters.expired += 1,
+            CloseReason::Shutdown => self.counters.closed_shutdown += 1,
         }
         if acct.push(&r) {
             self.counters.acct_records += 1;
@@ -433,6 +437,21 @@ impl<A: TableAlloc> GwWorker<A> {
     pub(super) fn expire_entry(&mut self, e: u32, now: u64, acct: &mut impl AcctSink) {
         self.close_flow(e, CloseReason::IdleTimeout, now, acct);
         self.unlink_up(e);
+    }
+
+    /// The instance stops: close every open connection with a record
+    /// ([`CloseReason::Shutdown`]) and stop answering its tuple. O(capacity):
+    /// once, at the end. How many were closed.
+    pub fn close_all(&mut self, now: u64, acct: &mut impl AcctSink) -> usize {
+        let mut n = 0;
+        for e in 0..self.hot.len() as u32 {
+            if self.hot[e as usize].state.is_open() {
+                self.close_flow(e, CloseReason::Shutdown, now, acct);
+                self.unlink_up(e);
+                n += 1;
+            }
+        }
+        n
     }
 
     pub(super) fn unlink_up(&mut self, e: u32) {

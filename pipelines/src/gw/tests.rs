@@ -1149,6 +1149,47 @@ fn idle_expiry_per_state() {
 }
 
 #[test]
+fn draining_refuses_new_connections_and_close_all_records_the_open_ones() {
+    let mut h = H::std();
+    let up = |sp, f| tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 80), f, 1, 1, b"");
+    // An established connection, a UDP one, a SYN alone.
+    h.up(&up(1, SYN), 0);
+    h.up(&up(1, ACK), 0);
+    h.up(&udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"q"), 0);
+    h.up(&up(3, SYN), 0);
+    assert_eq!((h.w[0].open_flows(), h.acct.len()), (3, 0));
+
+    h.w[0].set_draining(true);
+    // A new connection is refused; the established one still passes.
+    assert_eq!(h.up(&up(9, SYN), 5).0, Verdict::Drop(DropReason::Draining));
+    assert_eq!(h.up(&up(1, ACK), 5).0, TX_UP);
+    let open = h.w[0].open_flows();
+    let n = h.w[0].close_all(7, &mut h.acct);
+    assert_eq!((n, open), (3, 3));
+    assert_eq!(h.w[0].open_flows(), 0);
+    let shut: Vec<_> = h.acct.clone();
+    assert_eq!(shut.len(), open, "one record per open connection");
+    assert!(
+        shut.iter().all(|r| r.close == CloseReason::Shutdown),
+        "{shut:?}"
+    );
+    let mut ends: Vec<(u8, u64)> = shut.iter().map(|r| (r.proto, r.end_ms)).collect();
+    ends.sort();
+    assert_eq!(
+        ends,
+        [(6, 0), (6, 5), (17, 0)],
+        "ends at each one's last packet"
+    );
+    assert_eq!(h.w[0].counters.closed_shutdown, open as u64);
+    // Closed ones no longer match, and a second call finds nothing.
+    assert_eq!(h.up(&up(1, ACK), 8).0, Verdict::Drop(DropReason::NoFlow));
+    assert_eq!(h.w[0].close_all(9, &mut h.acct), 0);
+    // Drain over (a reload without stopping): new connections again.
+    h.w[0].set_draining(false);
+    assert_eq!(h.up(&up(10, SYN), 10).0, TX_UP);
+}
+
+#[test]
 fn lazy_expiry_on_lookup() {
     let mut h = H::std();
     let q = udp((LB1, ACC_MAC), (SUB1, 777), (VIP_WAP, 53), b"q");

@@ -218,6 +218,7 @@ fn close_text(c: CloseReason) -> &'static str {
         CloseReason::Fin => "fin",
         CloseReason::Rst => "rst",
         CloseReason::IdleTimeout => "idle",
+        CloseReason::Shutdown => "shutdown",
     }
 }
 
@@ -226,11 +227,17 @@ fn close_parse(s: &str) -> Option<CloseReason> {
         "fin" => Some(CloseReason::Fin),
         "rst" => Some(CloseReason::Rst),
         "idle" => Some(CloseReason::IdleTimeout),
+        "shutdown" => Some(CloseReason::Shutdown),
         _ => None,
     }
 }
 
 /// A column that must hold something this module wrote.
+/// The SQLite library the accounting database is written with.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}
+
 fn bad(i: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         i,

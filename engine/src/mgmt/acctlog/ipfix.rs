@@ -99,6 +99,7 @@ pub mod iana {
 pub mod end_reason {
     pub const IDLE_TIMEOUT: u8 = 1;
     pub const END_OF_FLOW: u8 = 3;
+    pub const FORCED_END: u8 = 4;
 }
 
 /// One template field: element id, length, enterprise number (0: IANA).
@@ -346,6 +347,7 @@ pub fn encode_record(r: &AcctRow, out: &mut Vec<u8>) {
     out.push(match r.close_reason {
         CloseReason::IdleTimeout => end_reason::IDLE_TIMEOUT,
         CloseReason::Fin | CloseReason::Rst => end_reason::END_OF_FLOW,
+        CloseReason::Shutdown => end_reason::FORCED_END,
     });
     out.push(u8::from(r.proxy_accounting));
     put_string(out, &r.device_id);

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 
-pub use db::{query_recent, query_recent_sessions, Synchronous};
+pub use db::{query_recent, query_recent_sessions, sqlite_version, Synchronous};
 pub use rows::{close_cause_text, AcctRow, SessionLogRow, SessionStateChange, WallClock};
 
 /// Where and how the log is written.

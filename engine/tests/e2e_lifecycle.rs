@@ -1,0 +1,186 @@
+//! A running GW's life as systemd and an operator see it: `READY=1` on
+//! `$NOTIFY_SOCKET` once it serves, SIGHUP reloads the profile (a service
+//! added to the file appears), and SIGTERM drains — new connections are
+//! refused (`draining` drops) while a download in progress finishes; one
+//! still running at the drain timeout is cut, and every connection ends
+//! with exactly one accounting record in SQLite (`fin` for the one that
+//! finished, `shutdown` for the one cut); `STOPPING=1`, exit code 0.
+
+mod common;
+use common::*;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+const BIG: u64 = 8 << 20;
+const SMALL: u64 = 1 << 20;
+
+/// The notifications received so far (each datagram's text).
+fn notes(sock: &UnixDatagram, into: &mut Vec<String>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        into.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+}
+
+#[test]
+fn sigterm_drains_then_closes_every_record() {
+    let Some(mut lab) = Lab::netns("lc", &["curl", "python3"]) else {
+        return;
+    };
+    let db = lab.dir.join("acct.db");
+    let notify_path = lab.dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_nonblocking(true).unwrap();
+    let base = |extra: &str| {
+        lab.profile("gw", "10.50.0.1/24")
+            .engine(Engine {
+                extra: "drain_timeout_s = 4".into(),
+                ..Engine::default()
+            })
+            .with(&format!(
+                "[accounting]\nsqlite = \"{}\"\nbatch_ms = 50",
+                db.display()
+            ))
+            .with(&gw_section(""))
+            .with(&wap(&[member("w1", "10.80.0.21", 8080)]))
+            .with(extra)
+    };
+    let first = base(&gw_session("10.50.0.2", 9015550101, &["wap"]));
+    // The same with a second service the subscriber may use.
+    let reloaded = base(&format!(
+        "{}{}",
+        gw_service(
+            "mail",
+            2,
+            &[member("m1", "10.80.0.21", 8080)],
+            "10.33.0.2",
+            Some(80),
+        ),
+        gw_session("10.50.0.2", 9015550101, &["wap", "mail"])
+    ));
+    let base = first;
+    let sock = base.sock.clone();
+    let taps: Vec<String> = vec![format!("{}a", lab.tag), format!("{}b", lab.tag)];
+    let taps: Vec<&str> = taps.iter().map(String::as_str).collect();
+    lab.start_pgw_env(
+        "gw",
+        &base.to_string(),
+        &sock,
+        &taps,
+        &format!("NOTIFY_SOCKET={}", notify_path.display()),
+    );
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.21/24"]);
+    let www = lab.serve_http("www", &srv, "10.80.0.21");
+    for (name, len) in [("big.bin", BIG), ("small.bin", SMALL)] {
+        sh(&format!(
+            "head -c {len} /dev/urandom > {}",
+            www.join(name).display()
+        ));
+    }
+    lab.wait_neighbours(&sock, &["10.80.0.21"]);
+    wait_for("the VIP to answer", Duration::from_secs(10), || {
+        curl_ok(&sub, "http://10.33.0.1/who")
+    });
+    let mut got = Vec::new();
+    wait_for("READY=1", Duration::from_secs(10), || {
+        notes(&notify, &mut got);
+        got.iter().any(|n| n.lines().any(|l| l == "READY=1"))
+    });
+
+    // SIGHUP: the profile file gains a service; the running instance has it.
+    lab.write("gw.toml", &reloaded.to_string());
+    lab.signal("gw", "HUP");
+    wait_for("the reloaded group", Duration::from_secs(10), || {
+        pgw_json(&sock, "servers")["groups"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|g| g["group"] == "mail"))
+    });
+    assert!(curl_ok(&sub, "http://10.33.0.2/who"), "the reloaded VIP");
+
+    // Two downloads: one that ends within the drain (1 MB at 1 MB/s), one
+    // that cannot (8 MB at 256 kB/s).
+    let small = lab.dir.join("small.got");
+    let big = lab.dir.join("big.got");
+    lab.spawn(
+        "small",
+        &format!(
+            "ip netns exec {sub} curl -sS --fail --local-port 41001 --limit-rate 1M -o {} http://10.33.0.1/small.bin",
+            small.display()
+        ),
+    );
+    lab.spawn(
+        "big",
+        &format!(
+            "ip netns exec {sub} curl -sS --fail --local-port 41002 --limit-rate 256k -o {} http://10.33.0.1/big.bin",
+            big.display()
+        ),
+    );
+    wait_for("both downloads under way", Duration::from_secs(10), || {
+        event(&stats_json(&sock), "gw_open_flows") >= 2
+    });
+    let records_before = pgw_engine::mgmt::acctlog::query_recent(&db, 100)
+        .unwrap_or_default()
+        .len();
+
+    let term_at = Instant::now();
+    lab.signal("gw", "TERM");
+    // While it drains: a new connection is refused and counted.
+    wait_for("a refused new connection", Duration::from_secs(3), || {
+        !curl_ok(&sub, "http://10.33.0.1/who") && drops(&stats_json(&sock), "draining") > 0
+    });
+    // The small download finishes whole, through the drain.
+    assert_eq!(lab.wait_exit("small", Duration::from_secs(10)), Some(0));
+    assert_eq!(sha256(&small), sha256(&www.join("small.bin")));
+    // The instance stops at the drain timeout (4 s), with 0.
+    let code = lab.wait_exit("gw", Duration::from_secs(15));
+    let took = term_at.elapsed();
+    assert_eq!(code, Some(0), "{}", lab.log("gw"));
+    assert!(
+        took >= Duration::from_secs(3),
+        "stopped after {took:?}, before the drain timeout, with a download open"
+    );
+    let log = lab.log("gw");
+    assert!(log.contains("SIGTERM: draining"), "{log}");
+    notes(&notify, &mut got);
+    assert!(
+        got.iter().any(|n| n.lines().any(|l| l == "STOPPING=1")),
+        "{got:?}"
+    );
+    let cut = std::fs::metadata(&big).map(|m| m.len()).unwrap_or(0);
+    assert!(cut > 0 && cut < BIG, "the big download got {cut} bytes");
+
+    // Exactly one record per connection: the small one by FIN, the big one
+    // at shutdown with the bytes it carried.
+    let rows = pgw_engine::mgmt::acctlog::query_recent(&db, 100).unwrap();
+    let of = |port: u16| -> Vec<_> { rows.iter().filter(|r| r.subscriber_port == port).collect() };
+    let (s, b) = (of(41001), of(41002));
+    assert_eq!((s.len(), b.len()), (1, 1), "{rows:?}");
+    assert_eq!(
+        s[0].close_reason,
+        pgw_pipelines::gw::acct::CloseReason::Fin,
+        "{:?}",
+        s[0]
+    );
+    assert!(s[0].bytes_down > SMALL, "{:?}", s[0]);
+    assert_eq!(
+        b[0].close_reason,
+        pgw_pipelines::gw::acct::CloseReason::Shutdown,
+        "{:?}",
+        b[0]
+    );
+    assert!(
+        b[0].bytes_down >= cut && b[0].bytes_down < BIG + BIG / 10,
+        "{:?} (curl got {cut})",
+        b[0]
+    );
+    assert!(rows.len() >= records_before + 2);
+    // The reloaded service's records carry its name.
+    assert!(
+        rows.iter()
+            .filter(|r| r.representative_ip.to_string() == "10.33.0.2")
+            .all(|r| r.service == "mail"),
+        "{rows:?}"
+    );
+}
