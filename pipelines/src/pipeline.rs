@@ -250,11 +250,13 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_rss_steered", g.rss_steered),
                     ("gw_rss_miss", g.rss_miss),
                     ("gw_nat64_flows", g.nat64_flows),
-                    // ICMP errors translated both ways + Fragmentation Needed sent
+                    // ICMP errors translated both ways (NAT44, NAT64) + NAT64's
+                    // Fragmentation Needed sent
                     (
-                        "gw_nat64_icmp",
+                        "gw_icmp_errors",
                         g.icmp_err_up + g.icmp_err_down + g.frag_needed,
                     ),
+                    ("gw_vip_echo_replies", g.vip_echo_replies),
                     ("gw_held", gw.held() as u64),
                     ("gw_entries_in_use", gw.keys_in_use() as u64),
                     ("gw_revived", g.revived),

@@ -193,9 +193,9 @@ drop_reasons! {
     /// RFC 7915 says to drop silently, an unexpired IPv4 source route, an
     /// IPv6 Routing header with segments left).
     XlatUntranslatable = "xlat_untranslatable",
-    /// NAT64: an ICMP error whose quoted packet cannot be translated (too
-    /// short, malformed, a fragment, extension headers, an ICMP error in an
-    /// ICMP error).
+    /// GW (NAT44, NAT64): an ICMP error whose quoted packet cannot be
+    /// translated (too short, malformed, a fragment, extension headers, an
+    /// ICMP error in an ICMP error).
     XlatIcmpInner = "xlat_icmp_inner",
 }
 

@@ -143,6 +143,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         mss_clamp_up: g.mss_clamp_up,
         mss_clamp_down: g.mss_clamp_down,
         window_cap_down: g.window_cap_down,
+        answer_ping: g.answer_ping,
         ..GwConfig::default()
     };
     cfg.validate().map_err(|m| p.err("gw", m))?;

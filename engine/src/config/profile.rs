@@ -343,6 +343,11 @@ pub struct GwCfg {
     /// without window scaling).
     #[serde(default)]
     pub window_cap_down: Option<u16>,
+    /// Answer ICMP / ICMPv6 echo requests to the representative addresses
+    /// (VIPs) from the gateway itself (default on; off: they are balanced
+    /// like a connection to an any-port VIP, or dropped).
+    #[serde(default = "d_true")]
+    pub answer_ping: bool,
     /// TCP health checks of the group members (sent from the first pool
     /// address and the `probe_ports` range).
     #[serde(default)]

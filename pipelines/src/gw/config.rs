@@ -120,6 +120,11 @@ pub struct GwConfig {
     /// connection on key (`pool[i]`, port) leaves from (`pool6[i]`, port),
     /// so NAT66 and IPv4 connections share the keys. Empty: no NAT66.
     pub pool6: Vec<[u8; 16]>,
+    /// ICMP (ICMPv6) echo requests from the access side to a representative
+    /// address (any port of it, IPv4 or IPv6) are answered by the gateway
+    /// itself (`vip_echo_replies`). Off: they are balanced to a member of
+    /// the VIP's group like any connection (an any-port VIP), or go nowhere.
+    pub answer_ping: bool,
 }
 
 /// How the NIC on `server_port` spreads down packets over RX queues, so a
@@ -211,6 +216,7 @@ impl Default for GwConfig {
             rss: None,
             nat64: None,
             pool6: Vec::new(),
+            answer_ping: true,
         }
     }
 }

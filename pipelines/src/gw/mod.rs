@@ -4,8 +4,9 @@
 //! ## A burst's path (one lap of the runtime accounting each)
 //! 1. **parse** ([`meta`]): each frame becomes a [`meta::Meta`]; the
 //!    direction is its port and destination; malformed and foreign frames
-//!    get their verdict here. ICMP errors about NAT64 connections are
-//!    translated here too ([`icmp`], rare).
+//!    get their verdict here. ICMP errors about connections (NAT44, NAT64)
+//!    are translated here too, and echo requests to a VIP answered
+//!    ([`icmp`], rare: off the TCP/UDP fast path).
 //! 2. **gw_lookup** ([`up`], [`down`]): hash every up tuple and prefetch its
 //!    bucket of the up table ([`table`]); find every down key's owner
 //!    (another worker's: `Handoff`, frame untouched) and prefetch its chain
@@ -48,8 +49,7 @@
 //! because the subscriber's own ISN and timestamps keep increasing.
 //!
 //! Not this stage's job: ARP and NDP (the pipeline answers them first), IP
-//! fragments (`fragment`), ICMP errors of IPv4 connections
-//! (`unsupported_proto`). Checksums are not verified: an incremental
+//! fragments (`fragment`). Checksums are not verified: an incremental
 //! update keeps a bad checksum bad. VLAN tags pass through unchanged.
 //! Authorization is checked when a connection starts; a connection keeps
 //! its server for its life even if the server is later marked down.
@@ -216,10 +216,13 @@ pub struct GwCounters {
     pub nat64_flows: u64,
     /// NAT66 connections created (also in `new_flows`).
     pub nat66_flows: u64,
-    /// ICMPv4 errors about a NAT64 connection sent to the subscriber.
+    /// ICMP errors about a connection (NAT44 or NAT64) sent to the
+    /// subscriber.
     pub icmp_err_down: u64,
-    /// ICMPv6 errors about a NAT64 connection sent to the server.
+    /// ICMP errors about a connection (NAT44 or NAT64) sent to the server.
     pub icmp_err_up: u64,
+    /// Echo requests to a VIP answered by the gateway (`answer_ping`).
+    pub vip_echo_replies: u64,
     /// NAT64 down packets with DF too big for the IPv6 MTU, answered with
     /// an ICMPv4 Fragmentation Needed.
     pub frag_needed: u64,
@@ -710,12 +713,12 @@ impl<A: TableAlloc> GwWorker<A> {
         const DROP: fn(DropReason) -> Verdict = Verdict::Drop;
         let port = pkt.port;
         if let Some(mut m) = meta::fast_v4(pkt.frame()) {
-            return self.direct_v4(pkt, &mut m).map(|_| m);
+            return self.direct_v4(t, pkt, &mut m).map(|_| m);
         }
         let p = match wire::parse(pkt.frame()) {
             Ok(p) => p,
-            // (ICMP errors, among others: NAT64 translates those of its flows)
-            Err(DropReason::UnsupportedProto) if self.cfg.nat64.is_some() => {
+            // (ICMP errors, among others: those about connections are translated)
+            Err(DropReason::UnsupportedProto) => {
                 return Err(self.icmp_error(t, pkt, now));
             }
             Err(r) => return Err(DROP(r)),
@@ -766,6 +769,16 @@ impl<A: TableAlloc> GwWorker<A> {
                 m.dst = dst4;
                 return Ok(m);
             }
+            if p.proto == ip_proto::ICMPV6
+                && p.icmp_type == wire::icmp::v6::ECHO_REQUEST
+                && self.cfg.answer_ping
+                && t.services.is_vip6(&p.dst)
+            {
+                if dst_mac != self.cfg.access_mac {
+                    return Err(DROP(DropReason::NotForUs));
+                }
+                return Err(self.vip_echo6(pkt, &m));
+            }
             if !self.cfg.pool6.is_empty() && t.services.has_vips6() {
                 if let Some(g) = t.services.vip6(&p.dst, p.dst_port) {
                     if dst_mac != self.cfg.access_mac {
@@ -788,13 +801,14 @@ impl<A: TableAlloc> GwWorker<A> {
             // ARP belongs to the responder before this stage.
             return Err(DROP(DropReason::UnsupportedEthertype));
         }
-        self.direct_v4(pkt, &mut m)?;
+        self.direct_v4(t, pkt, &mut m)?;
         Ok(m)
     }
 
-    /// Direction and checks of an IPv4 packet (up or down).
+    /// Direction and checks of an IPv4 packet (up or down). An echo
+    /// request to a VIP with `answer_ping` is answered here.
     #[inline]
-    fn direct_v4(&self, pkt: &Pkt<'_>, m: &mut Meta) -> Result<(), Verdict> {
+    fn direct_v4(&mut self, t: &GwTables, pkt: &mut Pkt<'_>, m: &mut Meta) -> Result<(), Verdict> {
         let port = pkt.port;
         let f = pkt.frame();
         let down = port == self.cfg.server_port
@@ -816,6 +830,9 @@ impl<A: TableAlloc> GwWorker<A> {
             if m.proto == PROTO_ICMP {
                 if m.icmp_type != wire::icmp::v4::ECHO_REQUEST {
                     return Err(Verdict::Drop(DropReason::UnsupportedProto));
+                }
+                if self.cfg.answer_ping && t.services.is_vip(m.dst) {
+                    return Err(self.vip_echo(pkt, m));
                 }
                 m.dport = 0;
             }

@@ -5,6 +5,7 @@
 use super::meta::Meta;
 use super::tcp_state::{PROTO_ICMP, PROTO_TCP};
 use crate::wire::checksum::Delta;
+use crate::wire::icmp::IcmpPacket;
 use crate::wire::ip_proto;
 
 #[inline(always)]
@@ -130,4 +131,116 @@ pub fn ports(f: &mut [u8], l4: usize, proto: u8, (sport, dport): (u16, u16), ide
         }
         _ => echo_ident(f, l4, rd16(f, l4 + 4), ident),
     }
+}
+
+/// Rewrite an ICMPv4 error about a NAT44 connection in place (RFC 5508
+/// §4.2): `f` is the IP packet's frame up to its end, the outer header at
+/// `l3`, the ICMP header at `l4`, the quoted packet's L4 header at `ql4`
+/// (its protocol `qproto`; the caller checked `f.len() >= ql4 + 8`).
+/// Outer addresses → `outer` (source, destination) and TTL − 1, the outer
+/// checksum by one delta; the quoted addresses → `qsrc.0` / `qdst.0` with
+/// the quoted IPv4 checksum, the quoted TCP/UDP checksum when the quote
+/// holds it (pseudo-header and ports; a UDP 0 stays 0), the quoted ports →
+/// `qsrc.1` / `qdst.1` (an echo: the identifier → `qsrc.1`), and the ICMP
+/// checksum for every quoted word changed, so every checksum that verified
+/// still does. The caller checked `ttl > 1`.
+#[allow(clippy::too_many_arguments)]
+pub fn icmp_error4(
+    f: &mut [u8],
+    l3: usize,
+    l4: usize,
+    ql4: usize,
+    qproto: u8,
+    outer: ([u8; 4], [u8; 4]),
+    qsrc: ([u8; 4], u16),
+    qdst: ([u8; 4], u16),
+) {
+    let q = l4 + 8;
+    let end = f.len();
+    let addr = |f: &[u8], at: usize| [f[at], f[at + 1], f[at + 2], f[at + 3]];
+    // The quoted IPv4 header: its addresses and checksum.
+    let mut qa = Delta::default();
+    qa.addr4(addr(f, q + 12), qsrc.0);
+    qa.addr4(addr(f, q + 16), qdst.0);
+    let mut icmp = qa; // the ICMP checksum covers the quote
+    let oc = rd16(f, q + 10);
+    let nc = qa.apply(oc);
+    icmp.word(oc, nc);
+    wr16(f, q + 10, nc);
+    f[q + 12..q + 16].copy_from_slice(&qsrc.0);
+    f[q + 16..q + 20].copy_from_slice(&qdst.0);
+    // The quoted TCP/UDP checksum, if quoted: the pseudo-header's addresses.
+    let at = match qproto {
+        PROTO_TCP => ql4 + 16,
+        ip_proto::UDP => ql4 + 6,
+        _ => usize::MAX,
+    };
+    if at < end && end - at >= 2 {
+        let c = rd16(f, at);
+        let n = if qproto == PROTO_TCP {
+            qa.apply(c)
+        } else {
+            qa.apply_udp(c)
+        };
+        icmp.word(c, n);
+        wr16(f, at, n);
+    }
+    let c = rd16(f, l4 + 2);
+    wr16(f, l4 + 2, icmp.apply(c));
+    // The quoted ports (their checksum and the ICMP checksum follow).
+    crate::xlat::rewrite_quoted_ports(&mut f[l4..], ql4 - l4, qproto, qsrc.1, qdst.1);
+    // The outer header: addresses and TTL (ICMPv4 has no pseudo-header).
+    let mut ip = Delta::default();
+    ip.addr4(addr(f, l3 + 12), outer.0);
+    ip.addr4(addr(f, l3 + 16), outer.1);
+    let ttl_word = rd16(f, l3 + 8);
+    let new_ttl_word = ttl_word.wrapping_sub(0x100);
+    ip.word(ttl_word, new_ttl_word);
+    wr16(f, l3 + 8, new_ttl_word);
+    f[l3 + 12..l3 + 16].copy_from_slice(&outer.0);
+    f[l3 + 16..l3 + 20].copy_from_slice(&outer.1);
+    let c = rd16(f, l3 + 10);
+    wr16(f, l3 + 10, ip.apply(c));
+}
+
+/// TTL / hop limit of the echo replies the gateway sends itself.
+pub const ECHO_TTL: u8 = 64;
+
+/// Turn the ICMP echo request (IPv4 header at `l3`, ICMP at `l4`) into the
+/// gateway's reply in place: back to the sender's MAC from `our_mac`,
+/// addresses swapped (the header checksum does not change), TTL
+/// [`ECHO_TTL`], type 0; identifier, sequence and data kept.
+#[inline]
+pub fn echo_reply4(f: &mut [u8], l3: usize, l4: usize, our_mac: [u8; 6]) {
+    let mut peer = [0u8; 6];
+    peer.copy_from_slice(&f[6..12]);
+    set_macs(f, peer, our_mac);
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&f[l3 + 12..l3 + 20]);
+    f[l3 + 12..l3 + 16].copy_from_slice(&a[4..]);
+    f[l3 + 16..l3 + 20].copy_from_slice(&a[..4]);
+    let old = rd16(f, l3 + 8);
+    let new = ((ECHO_TTL as u16) << 8) | (old & 0xff);
+    let mut d = Delta::default();
+    d.word(old, new);
+    wr16(f, l3 + 8, new);
+    let c = rd16(f, l3 + 10);
+    wr16(f, l3 + 10, d.apply(c));
+    IcmpPacket::new_unchecked(&mut f[l4..]).echo_request_to_reply(false);
+}
+
+/// [`echo_reply4`] for ICMPv6 (IPv6 header at `l3`): addresses swapped
+/// (the pseudo-header's sum does not change), hop limit [`ECHO_TTL`], type
+/// 129.
+#[inline]
+pub fn echo_reply6(f: &mut [u8], l3: usize, l4: usize, our_mac: [u8; 6]) {
+    let mut peer = [0u8; 6];
+    peer.copy_from_slice(&f[6..12]);
+    set_macs(f, peer, our_mac);
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&f[l3 + 8..l3 + 40]);
+    f[l3 + 8..l3 + 24].copy_from_slice(&a[16..]);
+    f[l3 + 24..l3 + 40].copy_from_slice(&a[..16]);
+    f[l3 + 7] = ECHO_TTL;
+    IcmpPacket::new_unchecked(&mut f[l4..]).echo_request_to_reply(true);
 }

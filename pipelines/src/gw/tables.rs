@@ -204,6 +204,9 @@ pub struct Services {
     groups: Vec<GroupRt>,
     vips: FastMap<u64, GroupIdx>,
     any_port_vips: bool,
+    /// The distinct IPv4 / IPv6 VIP addresses, sorted (echo answers).
+    vip_addrs: Vec<[u8; 4]>,
+    vip6_addrs: Vec<[u8; 16]>,
     /// IPv6 VIPs: (address, port or `u32::MAX` for any) → group.
     vips6: FastMap<(u128, u32), GroupIdx>,
     /// Per group, per member: the IPv6 address (NAT66), if any.
@@ -272,10 +275,15 @@ impl Services {
             any_port |= v.port.is_none();
         }
         let ip6 = groups.iter().map(|g| vec![None; g.members.len()]).collect();
+        let mut vip_addrs: Vec<[u8; 4]> = vips.iter().map(|v| v.ip).collect();
+        vip_addrs.sort_unstable();
+        vip_addrs.dedup();
         Ok(Services {
             groups: groups.into_iter().map(GroupRt::new).collect(),
             vips: map,
             any_port_vips: any_port,
+            vip_addrs,
+            vip6_addrs: Vec::new(),
             vips6: FastMap::default(),
             ip6,
             external_service,
@@ -360,6 +368,9 @@ impl Services {
         }
         self.vips6 = map;
         self.ip6 = ip6;
+        self.vip6_addrs = vips6.iter().map(|v| v.ip).collect();
+        self.vip6_addrs.sort_unstable();
+        self.vip6_addrs.dedup();
         self.epoch = next_epoch();
         Ok(self)
     }
@@ -375,6 +386,18 @@ impl Services {
             .get(&(a, port as u32))
             .or_else(|| self.vips6.get(&(a, u32::MAX)))
             .copied()
+    }
+
+    /// Whether `ip` is a representative address (on any of its ports).
+    #[inline]
+    pub fn is_vip(&self, ip: [u8; 4]) -> bool {
+        self.vip_addrs.binary_search(&ip).is_ok()
+    }
+
+    /// Whether `ip` is an IPv6 representative address (on any port).
+    #[inline]
+    pub fn is_vip6(&self, ip: &[u8; 16]) -> bool {
+        self.vip6_addrs.binary_search(ip).is_ok()
     }
 
     /// Whether any IPv6 VIP is configured.

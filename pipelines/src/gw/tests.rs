@@ -69,6 +69,9 @@ fn cfg() -> GwConfig {
         require_session: true,
         server_next_hop_mac: Some(ROUTER),
         hash_seed: 0x1234_5678_9abc_def0,
+        // pings to the VIPs go to their members here (the echo flows under
+        // test); `icmp::vip_echo_*` turn the answer on
+        answer_ping: false,
         // no clamps, window cap, RSS steering, NAT64 or IPv6 pool
         ..GwConfig::default()
     }
@@ -1824,6 +1827,7 @@ proptest! {
 
 // ------------------------------------------------- RSS steering, NAT64 --
 
+mod icmp4;
 mod nat64;
 mod nat66;
 mod steer;

@@ -583,16 +583,19 @@ fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
         ..as6(FrameSpec::default(), wkp(ROUTER4), sub6_1())
     };
     assert_eq!(out, build6(&want));
-    // errors quoting no live flow, or an IPv4 flow, are dropped
+    // errors quoting no live flow are dropped; an IPv4 flow's stay IPv4
+    // (tests/icmp4.rs)
     let (_, o4) = h.up(
         &tcp(UP_MACS, (SUB1, 1234), (VIP_WAP, 80), SYN, 1, 0, b""),
         4,
     );
     let e = err4(ROUTER4, POOL0, 3, 4, 1400, &o4[14..]);
+    let (v, out) = h.down(&e, 5);
+    assert_eq!(v, TX_DOWN);
     assert_eq!(
-        h.down(&e, 5).0,
-        Verdict::Drop(DropReason::UnsupportedProto),
-        "IPv4 flows' errors are not translated"
+        &out[12..14],
+        &[0x08, 0x00],
+        "an IPv4 flow's error stays IPv4"
     );
     let mut stale = out4[14..].to_vec();
     stale[20..22].copy_from_slice(&20_001u16.to_be_bytes()); // a free key
@@ -600,7 +603,7 @@ fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
     assert_eq!(h.down(&e, 5).0, Verdict::Drop(DropReason::NoKey));
     let e = err4(ROUTER4, POOL0, 3, 4, 1400, &out4[14..30]); // short quote
     assert_eq!(h.down(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
-    assert_eq!(h.w[0].counters.icmp_err_down, 3);
+    assert_eq!(h.w[0].counters.icmp_err_down, 4);
 }
 
 #[test]

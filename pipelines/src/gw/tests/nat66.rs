@@ -412,6 +412,45 @@ fn mss_is_clamped_both_ways() {
 }
 
 #[test]
+fn echo_to_an_ipv6_vip_is_answered_by_the_gateway_when_asked() {
+    use crate::wire::icmp::v6::{ECHO_REPLY as REPLY6, ECHO_REQUEST as REQUEST6};
+    let mut h = H::new(GwConfig {
+        answer_ping: true,
+        ..cfg66()
+    });
+    h.t = tables66();
+    let req = |vip| {
+        as6(
+            ping((LB1, ACC_MAC), [0; 4], [0; 4], REQUEST6, 0x77, 3),
+            sub_a(),
+            vip,
+        )
+    };
+    // (mail's VIP is on port 25 only: still the gateway's address)
+    for vip in [vip6_wap(), vip6_mail()] {
+        let (v, got) = h.up(&req(vip), 0);
+        assert_eq!(v, TX_DOWN);
+        // Back where it came from: MACs and addresses swapped, hop limit
+        // 64, type 129; identifier, sequence and data kept.
+        let want = FrameSpec {
+            ttl: 64,
+            ..ping((ACC_MAC, LB1), [0; 4], [0; 4], REPLY6, 0x77, 3)
+        };
+        assert_eq!(got, as6(want, vip, sub_a()).build());
+        assert!(checksums_ok(&got));
+    }
+    assert_eq!(h.w[0].counters.vip_echo_replies, 2);
+    assert_eq!(h.w[0].open_flows(), 0);
+    // Switched off: not answered (NAT66 carries TCP and UDP only).
+    let mut h = h66();
+    assert_eq!(
+        h.up(&req(vip6_wap()), 0).0,
+        Verdict::Drop(DropReason::UnsupportedProto)
+    );
+    assert_eq!(h.w[0].counters.vip_echo_replies, 0);
+}
+
+#[test]
 fn config_and_table_errors() {
     let mut c = cfg66();
     c.pool6.pop();

@@ -1,0 +1,439 @@
+//! ICMP about NAT44 connections: errors translated both ways with the
+//! connection's binding (every rewritten field, and the outer IPv4, ICMP,
+//! quoted IPv4 and quoted TCP/UDP checksums verified on their own), errors
+//! of no connection counted, echo requests to a VIP answered by the GW.
+
+use super::*;
+use crate::wire::icmp::v4::{DEST_UNREACHABLE, TIME_EXCEEDED};
+use crate::wire::{IcmpPacket, Ipv4Packet, TcpPacket, UdpPacket};
+
+/// A router on the server side, and one on the subscriber side.
+const ROUTER_SRV: [u8; 4] = [203, 0, 113, 1];
+const ROUTER_SUB: [u8; 4] = [10, 0, 0, 254];
+const FRAG_NEEDED: u8 = 4;
+const UP_MACS: ([u8; 6], [u8; 6]) = (LB1, ACC_MAC);
+
+/// An ICMPv4 error from `src` to `dst` (MACs `macs`), quoting `quoted` (IP
+/// bytes); `rest` is the 4 bytes after the checksum (the next-hop MTU of
+/// Fragmentation Needed in the low 16 bits).
+fn err(
+    macs: ([u8; 6], [u8; 6]),
+    (src, dst): ([u8; 4], [u8; 4]),
+    ty: u8,
+    code: u8,
+    rest: u32,
+    quoted: &[u8],
+) -> FrameSpec {
+    FrameSpec {
+        src_mac: macs.0,
+        dst_mac: macs.1,
+        ..crate::xlat::tests::err4(src, dst, ty, code, rest, quoted)
+    }
+}
+
+/// Every checksum of an ICMPv4 error frame (no options, untagged) verifies:
+/// the outer IPv4 header's, the ICMP message's, the quoted IPv4 header's,
+/// and the quoted TCP/UDP segment's when it is quoted whole.
+#[track_caller]
+fn assert_error_checksums(f: &[u8]) {
+    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+    assert!(ip.verify_checksum(), "outer IPv4 checksum");
+    let end = 14 + ip.total_len() as usize;
+    let msg = &f[34..end];
+    assert!(
+        IcmpPacket::new_unchecked(msg).verify_checksum_v4(),
+        "ICMP checksum"
+    );
+    // (a quote is often truncated: its total length says more)
+    let q = Ipv4Packet::new_unchecked(&msg[8..]);
+    assert!(q.verify_checksum(), "quoted IPv4 checksum");
+    let seg = &msg[8 + q.header_len()..];
+    if seg.len() == q.total_len() as usize - q.header_len() {
+        let (s, d) = (q.src_addr(), q.dst_addr());
+        let ok = match q.protocol() {
+            ip_proto::TCP => TcpPacket::new_unchecked(seg).verify_checksum_v4(s, d),
+            ip_proto::UDP => UdpPacket::new_unchecked(seg).verify_checksum_v4(s, d),
+            _ => IcmpPacket::new_unchecked(seg).verify_checksum_v4(),
+        };
+        assert!(ok, "quoted L4 checksum");
+    }
+}
+
+/// SUB1:40000 → VIP_WAP:80 established on worker 0 (key POOL0:20000, server
+/// WAP1:80); the data segment it then sent up, as the subscriber sent it
+/// and as the GW sent it.
+fn established(h: &mut H) -> (FrameSpec, Vec<u8>) {
+    let sub = (SUB1, 40_000);
+    let key = (POOL0, 20_000);
+    let srv = (WAP1, 80);
+    assert_eq!(h.up(&bare_syn(sub, (VIP_WAP, 80)), 0).0, TX_UP);
+    let sa = bare_syn_ack(mac_of(WAP1), srv, key);
+    assert_eq!(h.down(&sa, 1).0, TX_DOWN);
+    let data = tcp(UP_MACS, sub, (VIP_WAP, 80), ACK | PSH, 2, 2, &[0x5a; 1400]);
+    let (v, out) = h.up(&data, 2);
+    assert_eq!(v, TX_UP);
+    assert_eq!(
+        out,
+        natted(&data, (SRV_MAC, mac_of(WAP1)), key, srv),
+        "the data segment's NAT"
+    );
+    (data, out)
+}
+
+#[test]
+fn frag_needed_from_the_server_side_reaches_the_subscriber() {
+    let mut h = H::std();
+    let (data, out) = established(&mut h);
+    // The data segment as the subscriber sent it, TTL as the GW sent it:
+    // what the subscriber must find quoted.
+    let mut sent = data.clone();
+    sent.ttl -= 1;
+    let sent = sent.build();
+    // A router between the GW and the server: Fragmentation Needed,
+    // next-hop MTU 1280, quoting our segment whole (as Linux does up to
+    // 576 bytes: here the whole, to check the quoted TCP checksum) or its
+    // first 28 bytes (RFC 792).
+    for quote_len in [out.len() - 14, 548, 28] {
+        let e = err(
+            (ROUTER, SRV_MAC),
+            (ROUTER_SRV, POOL0),
+            DEST_UNREACHABLE,
+            FRAG_NEEDED,
+            1280,
+            &out[14..14 + quote_len],
+        );
+        let (v, got) = h.down(&e, 3);
+        assert_eq!(v, TX_DOWN, "quote {quote_len}");
+        // To the subscriber through its LB, from the router (its address
+        // kept), TTL − 1, the MTU kept, the quote translated back.
+        let want = err(
+            (ACC_MAC, LB1),
+            (ROUTER_SRV, SUB1),
+            DEST_UNREACHABLE,
+            FRAG_NEEDED,
+            1280,
+            &sent[14..14 + quote_len],
+        );
+        let want = FrameSpec { ttl: 63, ..want }.build();
+        assert_eq!(got, want, "quote {quote_len}");
+        assert_eq!(&got[34 + 6..34 + 8], &1280u16.to_be_bytes(), "next-hop MTU");
+        assert_error_checksums(&got);
+    }
+    assert_eq!(h.w[0].counters.icmp_err_down, 3);
+    // Errors are not the connection's traffic.
+    let f = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+    assert_eq!((f.down_pkts, f.state), (1, FlowState::Established));
+    // Another worker's key: handed to its owner untouched.
+    let e = err(
+        (ROUTER, SRV_MAC),
+        (ROUTER_SRV, POOL0),
+        DEST_UNREACHABLE,
+        FRAG_NEEDED,
+        1280,
+        &out[14..],
+    )
+    .build();
+    assert_eq!(
+        h.run_on(1, &e, DOWN, 3),
+        (Verdict::Handoff { worker: 0 }, e)
+    );
+    assert_eq!(h.c.total_drops(), 0);
+}
+
+#[test]
+fn time_exceeded_and_port_unreachable_of_udp_and_echo_reach_the_subscriber() {
+    let mut h = H::std();
+    let q = udp(UP_MACS, (SUB1, 5353), (VIP_WAP, 53), b"query");
+    let (v, out) = h.up(&q, 0);
+    assert_eq!(v, TX_UP);
+    let key = (POOL0, 20_000);
+    assert_eq!(out, natted(&q, (SRV_MAC, mac_of(WAP1)), key, (WAP1, 53)));
+    let mut sent = q.clone();
+    sent.ttl -= 1;
+    let sent = sent.build();
+    // Time exceeded from a router: its address kept.
+    let e = err(
+        (ROUTER, SRV_MAC),
+        (ROUTER_SRV, POOL0),
+        TIME_EXCEEDED,
+        0,
+        0,
+        &out[14..],
+    );
+    let (v, got) = h.down(&e, 1);
+    assert_eq!(v, TX_DOWN);
+    let want = err(
+        (ACC_MAC, LB1),
+        (ROUTER_SRV, SUB1),
+        TIME_EXCEEDED,
+        0,
+        0,
+        &sent[14..],
+    );
+    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
+    assert_error_checksums(&got);
+    // Port unreachable from the server itself: it comes from the VIP the
+    // subscriber talks to.
+    let e = err(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, POOL0),
+        DEST_UNREACHABLE,
+        3,
+        0,
+        &out[14..],
+    );
+    let (v, got) = h.down(&e, 1);
+    assert_eq!(v, TX_DOWN);
+    let want = err(
+        (ACC_MAC, LB1),
+        (VIP_WAP, SUB1),
+        DEST_UNREACHABLE,
+        3,
+        0,
+        &sent[14..],
+    );
+    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
+    assert_error_checksums(&got);
+    // An echo connection: time exceeded quoting the request (identifier =
+    // key port) quotes the subscriber's own request (its identifier).
+    let req = ping(UP_MACS, SUB1, EXTERNAL, ECHO_REQUEST, 0x4242, 9);
+    let (v, out) = h.up(&req, 2);
+    assert_eq!(v, TX_UP);
+    let key_port = u16::from_be_bytes([out[38], out[39]]);
+    assert_ne!(
+        key_port, 0x4242,
+        "the identifier is the key (20000 is taken)"
+    );
+    let e = err(
+        (ROUTER, SRV_MAC),
+        (ROUTER_SRV, POOL0),
+        TIME_EXCEEDED,
+        0,
+        0,
+        &out[14..],
+    );
+    let (v, got) = h.down(&e, 3);
+    assert_eq!(v, TX_DOWN);
+    let mut sent = req.clone();
+    sent.ttl -= 1;
+    let want = err(
+        (ACC_MAC, LB1),
+        (ROUTER_SRV, SUB1),
+        TIME_EXCEEDED,
+        0,
+        0,
+        &sent.build()[14..],
+    );
+    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
+    assert_error_checksums(&got);
+    assert_eq!(h.w[0].counters.icmp_err_down, 3);
+    assert_eq!(h.c.total_drops(), 0);
+}
+
+#[test]
+fn frag_needed_from_the_subscriber_side_reaches_the_server() {
+    let mut h = H::std();
+    established(&mut h);
+    // A big segment down, as the server sent it and as delivered.
+    let key = (POOL0, 20_000);
+    let big = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        key,
+        ACK | PSH,
+        2,
+        1402,
+        &[0xa5; 1400],
+    );
+    let (v, delivered) = h.down(&big, 4);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(
+        delivered,
+        natted(&big, (ACC_MAC, LB1), (VIP_WAP, 80), (SUB1, 40_000))
+    );
+    // The server's segment with the TTL it was delivered with.
+    let mut sent = big.clone();
+    sent.ttl -= 1;
+    let sent = sent.build();
+    // A router between the GW and the subscriber: Fragmentation Needed,
+    // MTU 1280, to the segment's source (the VIP), quoting it whole or 28
+    // bytes of it.
+    for quote_len in [delivered.len() - 14, 28] {
+        let e = err(
+            (LB1, ACC_MAC),
+            (ROUTER_SUB, VIP_WAP),
+            DEST_UNREACHABLE,
+            FRAG_NEEDED,
+            1280,
+            &delivered[14..14 + quote_len],
+        );
+        let (v, got) = h.up(&e, 5);
+        assert_eq!(v, TX_UP, "quote {quote_len}");
+        // To the server through its next hop, from the pool address (the
+        // router's address is the subscriber side's), the quote as the
+        // server sent it.
+        let want = err(
+            (SRV_MAC, mac_of(WAP1)),
+            (POOL0, WAP1),
+            DEST_UNREACHABLE,
+            FRAG_NEEDED,
+            1280,
+            &sent[14..14 + quote_len],
+        );
+        assert_eq!(
+            got,
+            FrameSpec { ttl: 63, ..want }.build(),
+            "quote {quote_len}"
+        );
+        assert_error_checksums(&got);
+    }
+    // Time exceeded from the subscriber side, quoting an echo reply: the
+    // identifier becomes the key port again.
+    let req = ping(UP_MACS, SUB1, EXTERNAL, ECHO_REQUEST, 0x4242, 9);
+    let (_, out) = h.up(&req, 6);
+    let key_port = u16::from_be_bytes([out[38], out[39]]);
+    let rep = ping((ROUTER, SRV_MAC), EXTERNAL, POOL0, ECHO_REPLY, key_port, 9);
+    let (v, delivered) = h.down(&rep, 7);
+    assert_eq!(v, TX_DOWN);
+    let e = err(
+        (LB1, ACC_MAC),
+        (SUB1, EXTERNAL),
+        TIME_EXCEEDED,
+        0,
+        0,
+        &delivered[14..],
+    );
+    let (v, got) = h.up(&e, 8);
+    assert_eq!(v, TX_UP);
+    let mut sent = rep.clone();
+    sent.ttl -= 1;
+    let want = err(
+        (SRV_MAC, ROUTER),
+        (POOL0, EXTERNAL),
+        TIME_EXCEEDED,
+        0,
+        0,
+        &sent.build()[14..],
+    );
+    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
+    assert_error_checksums(&got);
+    assert_eq!(h.w[0].counters.icmp_err_up, 3);
+    assert_eq!(h.c.total_drops(), 0);
+}
+
+#[test]
+fn errors_of_no_connection_are_dropped_and_counted() {
+    let mut h = H::std();
+    let (_, out) = established(&mut h);
+    // Down: a quote whose key holds no connection, then one whose key holds
+    // a connection to another server.
+    let mut stale = out[14..].to_vec();
+    stale[20..22].copy_from_slice(&20_001u16.to_be_bytes());
+    let e = err(
+        (ROUTER, SRV_MAC),
+        (ROUTER_SRV, POOL0),
+        DEST_UNREACHABLE,
+        FRAG_NEEDED,
+        1280,
+        &stale,
+    );
+    assert_eq!(h.down(&e, 3).0, Verdict::Drop(DropReason::NoKey));
+    let mut other = out[14..].to_vec();
+    other[16..20].copy_from_slice(&WAP2);
+    let e = FrameSpec {
+        payload: other,
+        ..e
+    };
+    assert_eq!(h.down(&e, 3).0, Verdict::Drop(DropReason::NoKey));
+    // Up: a quote of a down packet to another subscriber port.
+    let big = tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        (POOL0, 20_000),
+        ACK,
+        2,
+        1402,
+        &[1; 100],
+    );
+    let (_, delivered) = h.down(&big, 4);
+    let mut q = delivered[14..].to_vec();
+    q[22..24].copy_from_slice(&40_001u16.to_be_bytes());
+    let e = err(
+        (LB1, ACC_MAC),
+        (ROUTER_SUB, VIP_WAP),
+        DEST_UNREACHABLE,
+        FRAG_NEEDED,
+        1280,
+        &q,
+    );
+    assert_eq!(h.up(&e, 5).0, Verdict::Drop(DropReason::NoFlow));
+    // A quote too short to hold the ports.
+    let e = err(
+        (LB1, ACC_MAC),
+        (ROUTER_SUB, VIP_WAP),
+        DEST_UNREACHABLE,
+        FRAG_NEEDED,
+        1280,
+        &delivered[14..14 + 24],
+    );
+    assert_eq!(h.up(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
+    // After the connection's idle timeout, its errors are no connection's.
+    let e = err(
+        (ROUTER, SRV_MAC),
+        (ROUTER_SRV, POOL0),
+        DEST_UNREACHABLE,
+        FRAG_NEEDED,
+        1280,
+        &out[14..],
+    );
+    assert_eq!(
+        h.down(&e, 4 + TIMEOUTS.established_ms + 1).0,
+        Verdict::Drop(DropReason::NoKey)
+    );
+    h.assert_drops(
+        &[
+            (DropReason::NoKey, 3),
+            (DropReason::NoFlow, 1),
+            (DropReason::XlatIcmpInner, 1),
+        ],
+        5,
+    );
+    assert_eq!(
+        h.w[0].counters.icmp_err_down + h.w[0].counters.icmp_err_up,
+        0
+    );
+}
+
+#[test]
+fn echo_to_a_vip_is_answered_by_the_gateway_when_asked() {
+    let mut h = H::new(GwConfig {
+        answer_ping: true,
+        ..cfg()
+    });
+    for vip in [VIP_WAP, VIP_MAIL] {
+        let req = ping(UP_MACS, SUB2, vip, ECHO_REQUEST, 0x77, 3);
+        let (v, got) = h.up(&req, 0);
+        // Back where it came from: MACs and addresses swapped, TTL 64,
+        // type 0; identifier, sequence and data kept.
+        assert_eq!(v, TX_DOWN);
+        let want = FrameSpec {
+            ttl: 64,
+            ..ping((ACC_MAC, LB1), vip, SUB2, ECHO_REPLY, 0x77, 3)
+        };
+        assert_eq!(got, want.build());
+        assert!(checksums_ok(&got));
+    }
+    assert_eq!(h.w[0].counters.vip_echo_replies, 2);
+    assert_eq!(h.w[0].open_flows(), 0, "no connection for the answers");
+    // Not a VIP: a connection as before.
+    let req = ping(UP_MACS, SUB1, EXTERNAL, ECHO_REQUEST, 0x77, 3);
+    assert_eq!(h.up(&req, 0).0, TX_UP);
+    assert_eq!(h.w[0].counters.vip_echo_replies, 2);
+    // Switched off: the VIP's echo is balanced to a member.
+    let mut h = H::std();
+    let req = ping(UP_MACS, SUB1, VIP_WAP, ECHO_REQUEST, 0x77, 3);
+    let (v, got) = h.up(&req, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(&got[30..34], &WAP1);
+    assert_eq!(h.w[0].counters.vip_echo_replies, 0);
+}
