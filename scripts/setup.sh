@@ -17,8 +17,9 @@ fi
 #    perf/e2e.sh races pgw with (nginx, wrk, iperf3, and the kernel's own
 #    full NAT through nftables + conntrack). perf/e2e.sh runs its own nginx
 #    in a namespace; a service the nginx package may start is not used.
+#    traceroute shows a router hop through the GW (engine/tests/e2e_pmtud.rs).
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config
-      iproute2 ethtool curl iputils-ping tcpdump python3 procps
+      iproute2 ethtool curl iputils-ping tcpdump traceroute python3 procps
       freeradius-utils nfdump python3-matplotlib
       nginx wrk iperf3 nftables conntrack)
 missing=()
