@@ -471,6 +471,30 @@ pairs = [["a", "b"]]
         assert!(e.contains("role") && e.contains("router"), "{e}");
     }
 
+    /// `gw.answer_ping`: on by default, off when set so, a boolean.
+    #[test]
+    fn gw_answer_ping() {
+        let gw = include_str!("../../../configs/tap-gw.toml");
+        let built = |text: &str| {
+            crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
+                .unwrap()
+                .cfg
+                .answer_ping
+        };
+        assert!(built(gw));
+        let unset = gw.replace("answer_ping = true", "");
+        assert_ne!(unset, gw);
+        assert!(built(&unset), "the default");
+        assert!(!built(
+            &gw.replace("answer_ping = true", "answer_ping = false")
+        ));
+        let e = err_of(&gw.replace("answer_ping = true", "answer_ping = \"yes\""));
+        assert!(
+            e.starts_with("bad.toml") && e.contains("answer_ping") && e.contains("boolean"),
+            "{e}"
+        );
+    }
+
     /// Profiles that parse but cannot work are refused, naming the key.
     #[test]
     fn gw_profiles_that_cannot_work_are_refused() {
