@@ -15,8 +15,9 @@
 //!   that crosses the GW down to the subscriber; `curl -T` of 10 MB
 //!   arrives whole. `traceroute -T` from the subscriber to the VIP shows
 //!   the server-side router: its Time Exceeded comes back through the GW.
-//! - `ping` to the VIP is answered by the GW (`gw.answer_ping`, on by
-//!   default) and counted, and not at all when it is off.
+//! - `ping` to the VIP (IPv4, and an IPv6 VIP of NAT66) is answered by
+//!   the GW (`gw.answer_ping`, on by default) and counted, and not at all
+//!   when it is off.
 
 mod common;
 use common::*;
@@ -164,6 +165,40 @@ fn vip_does_not_answer_ping_when_switched_off() {
     assert_eq!(pings(&sub, "10.33.0.1"), 0);
     let r = stats_json(&sock);
     assert_eq!(event(&r, "gw_vip_echo_replies"), 0, "{r}");
+    lab.stop_pgw("gw");
+}
+
+#[test]
+fn ping_to_an_ipv6_vip_is_answered_by_the_gw() {
+    let Some(mut lab) = Lab::netns("p6p", &["ping"]) else {
+        return;
+    };
+    let member = r#"{ name = "w1", ip = "10.80.0.11", ip6 = "2001:db8:80::11", port = 8080 }"#;
+    let profile = lab
+        .profile("gw", "2001:db8:60::1/64")
+        .with(&gw_section(r#"pool6 = ["2001:db8:80::100"]"#))
+        .with(&gw_service(
+            "wap",
+            1,
+            &[member.to_string()],
+            "2001:db8:33::1",
+            Some(80),
+        ));
+    let sock = lab.run_pgw("gw", &profile);
+    lab.servers(&[]);
+    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
+    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    // (neighbour discovery first, at its own pace)
+    wait_for("a first echo reply", Duration::from_secs(15), || {
+        sh_ok(&format!(
+            "ip netns exec {sub} ping -n -c 1 -W 1 2001:db8:33::1"
+        ))
+    });
+    let before = event(&stats_json(&sock), "gw_vip_echo_replies");
+    assert!(before >= 1);
+    assert_eq!(pings(&sub, "2001:db8:33::1"), 3);
+    let r = stats_json(&sock);
+    assert_eq!(event(&r, "gw_vip_echo_replies"), before + 3, "{r}");
     lab.stop_pgw("gw");
 }
 
