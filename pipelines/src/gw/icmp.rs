@@ -397,11 +397,16 @@ struct Quote {
 }
 
 /// The IPv4 packet quoted by the ICMPv4 error at `l4` (IP end `end`), with
-/// 8 bytes of its L4 header at least; else `xlat_icmp_inner`.
+/// 8 bytes of its L4 header at least; else `xlat_icmp_inner` (a fragment
+/// too: the gateway sends none, so none is about a connection).
 fn quote4(f: &[u8], l4: usize, end: usize) -> Result<Quote, Verdict> {
     const INNER: Verdict = Verdict::Drop(DropReason::XlatIcmpInner);
     let q = l4 + 8;
     if end < q + wire::ipv4::HEADER_LEN + 8 || f[q] >> 4 != 4 {
+        return Err(INNER);
+    }
+    // MF or a fragment offset
+    if f[q + 6] & 0x3f != 0 || f[q + 7] != 0 {
         return Err(INNER);
     }
     let ihl = (f[q] & 0x0f) as usize * 4;

@@ -377,6 +377,18 @@ fn errors_of_no_connection_are_dropped_and_counted() {
         &delivered[14..14 + 24],
     );
     assert_eq!(h.up(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
+    // A quoted fragment (the GW sends none).
+    let mut frag = out[14..].to_vec();
+    frag[6] |= 0x20; // MF
+    let e = err(
+        (ROUTER, SRV_MAC),
+        (ROUTER_SRV, POOL0),
+        DEST_UNREACHABLE,
+        FRAG_NEEDED,
+        1280,
+        &frag,
+    );
+    assert_eq!(h.down(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
     // After the connection's idle timeout, its errors are no connection's.
     let e = err(
         (ROUTER, SRV_MAC),
@@ -394,9 +406,9 @@ fn errors_of_no_connection_are_dropped_and_counted() {
         &[
             (DropReason::NoKey, 3),
             (DropReason::NoFlow, 1),
-            (DropReason::XlatIcmpInner, 1),
+            (DropReason::XlatIcmpInner, 2),
         ],
-        5,
+        6,
     );
     assert_eq!(
         h.w[0].counters.icmp_err_down + h.w[0].counters.icmp_err_up,
