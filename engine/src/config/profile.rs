@@ -201,6 +201,16 @@ pub struct ControlCfg {
     pub gateway: String,
 }
 
+/// The Prometheus endpoint (`GET /metrics`), served by the management
+/// thread; absent: no listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsCfg {
+    /// "address:port" of the HTTP listener ("127.0.0.1:9464"; the port
+    /// Prometheus' exporter list gives pgw's kind of exporter).
+    pub listen: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountingCfg {
@@ -489,6 +499,9 @@ pub struct Profile {
     /// RADIUS server for the NAS (sessions, address assignment).
     #[serde(default)]
     pub radius: Option<RadiusCfg>,
+    /// Prometheus metrics over HTTP (off when absent).
+    #[serde(default)]
+    pub metrics: Option<MetricsCfg>,
     /// Static neighbours (next hops whose MAC is known), any role.
     #[serde(rename = "neighbor", default)]
     pub neighbors: Vec<NeighborCfg>,

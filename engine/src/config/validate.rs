@@ -324,6 +324,17 @@ impl Profile {
                 ));
             }
         }
+        if let Some(m) = &self.metrics {
+            m.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.err(
+                    "metrics.listen",
+                    format!(
+                        "{:?} is not address:port (e.g. \"127.0.0.1:9464\")",
+                        m.listen
+                    ),
+                )
+            })?;
+        }
         if let Some(a) = &self.accounting {
             if let Some(c) = &a.ipfix_collector {
                 c.parse::<std::net::SocketAddr>().map_err(|_| {
@@ -493,6 +504,25 @@ pairs = [["a", "b"]]
             e.starts_with("bad.toml") && e.contains("answer_ping") && e.contains("boolean"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address() {
+        let ok = format!("{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+        let p = Profile::parse(&ok, "m.toml").unwrap();
+        assert_eq!(p.metrics.unwrap().listen, "127.0.0.1:9464");
+        assert!(Profile::parse(GOOD, "m.toml").unwrap().metrics.is_none());
+        for bad in ["localhost", "127.0.0.1", "127.0.0.1:99999", ""] {
+            let e = err_of(&format!("{GOOD}[metrics]\nlisten = \"{bad}\"\n"));
+            assert!(
+                e.starts_with("bad.toml: metrics.listen: ") && e.contains(&format!("{bad:?}")),
+                "{bad}: {e}"
+            );
+        }
+        let e = err_of(&format!(
+            "{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\nport = 1\n"
+        ));
+        assert!(e.contains("port"), "{e}");
     }
 
     /// Profiles that parse but cannot work are refused, naming the key.

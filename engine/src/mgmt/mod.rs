@@ -12,6 +12,7 @@
 pub mod acctlog;
 pub mod control;
 pub mod ctlproto;
+pub mod metrics;
 pub mod radius;
 
 use std::collections::{HashMap, VecDeque};
@@ -111,6 +112,11 @@ struct State {
     runtime_base: Vec<pgw_pipelines::runtime::Runtime>,
     runtime_since: Instant,
     runtime_timed: bool,
+    /// The Prometheus endpoint (`[metrics]`).
+    metrics: Option<metrics::Server>,
+    /// `reload` requests applied, and refused (nothing changed).
+    reloads_ok: u64,
+    reloads_failed: u64,
 }
 
 fn ipstr(a: [u8; 4]) -> String {
@@ -441,6 +447,113 @@ impl State {
 }
 
 impl State {
+    /// Serve the Prometheus endpoint, if any.
+    fn poll_metrics(&mut self) {
+        let Some(mut srv) = self.metrics.take() else {
+            return;
+        };
+        srv.poll(|http| metrics::render(self.metrics_snapshot(http)));
+        self.metrics = Some(srv);
+    }
+
+    /// What a scrape shows: the counters and levels the other requests read.
+    fn metrics_snapshot(&self, http: metrics::HttpCounters) -> metrics::Snapshot {
+        let cur = self.link.tables.load();
+        let members = cur
+            .gw
+            .as_ref()
+            .map(|g| {
+                g.services
+                    .groups()
+                    .flat_map(|grp| {
+                        grp.members
+                            .iter()
+                            .map(|m| (grp.name.clone(), m.name.clone(), m.up))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lb_gateways = match (&cur.lb, &self.lb_gateways) {
+            (Some(snap), Some(names)) => names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    snap.table
+                        .gateways()
+                        .find(|g| g.id == i as u16)
+                        .map(|g| (n.clone(), g.up))
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let health = self
+            .probers
+            .iter()
+            .flat_map(|p| p.targets.iter())
+            .map(|t| metrics::HealthMetric {
+                group: t.group.clone(),
+                name: t.name.clone(),
+                up: t.up,
+                probes: t.probes,
+                passes: t.passes,
+                changes: t.changes,
+            })
+            .collect();
+        let gw_sessions = if self.gw.is_some() {
+            vec![
+                ("static", self.static_sessions.0.len() as u64),
+                ("radius", self.radius_sessions.0.len() as u64),
+                ("control", self.remote_sessions.0.len() as u64),
+            ]
+        } else {
+            vec![]
+        };
+        let (ctl_accepted, ctl_rejected) = match &self.ctl {
+            Some((_, rx)) => {
+                let mut rej: Vec<(String, u64)> =
+                    rx.rejected.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                rej.sort();
+                (Some(rx.accepted), rej)
+            }
+            None => (None, vec![]),
+        };
+        metrics::Snapshot {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            report: self.link.report(),
+            runtime: crate::runtime::stats::RuntimeReport::new(
+                self.link.tsc_hz(),
+                self.started.elapsed().as_secs_f64(),
+                self.runtime_timed,
+                &self.link.runtime(),
+                &[],
+            ),
+            runtime_window: self.runtime_report(),
+            acct_records: self.acct_total,
+            acctlog: self.acctlog.as_ref().map(|l| l.stats()),
+            radius: self.radius.as_ref().map(|r| metrics::RadiusMetrics {
+                counters: r.counters().clone(),
+                unknown_client: r.unknown_client,
+                send_errors: r.send_errors,
+                session_log: r.session_log_total,
+                control_sent: r.control_sent,
+                sessions_by_state: r.sessions_by_state(),
+            }),
+            gw_sessions,
+            members,
+            lb_gateways,
+            health,
+            neighbours: self.gw.as_ref().map_or(0, |g| g.learned.len() as u64),
+            neighbours_learned: self.neighbours_learned,
+            neighbours_refused: self.neighbours_refused,
+            arp_requests: self.arp_sent,
+            reloads_ok: self.reloads_ok,
+            reloads_failed: self.reloads_failed,
+            ctl_accepted,
+            ctl_rejected,
+            http,
+        }
+    }
+
     /// Publish the merged session table to the workers.
     fn publish_sessions(&self) {
         let cur = self.link.tables.load();
@@ -535,9 +648,19 @@ impl State {
     /// sessions (GW), users and service orders (RADIUS) change without a
     /// restart; anything else that differs is reported as needing one.
     fn reload(&mut self) -> String {
+        let r = self.try_reload();
+        match &r {
+            Ok(_) => self.reloads_ok += 1,
+            Err(_) => self.reloads_failed += 1,
+        }
+        r.unwrap_or_else(|e| e)
+    }
+
+    /// [`State::reload`]: its answer, or the error answer.
+    fn try_reload(&mut self) -> Result<String, String> {
         let p = match crate::config::Profile::load(&self.profile_path) {
             Ok(p) => p,
-            Err(e) => return serde_json::json!({ "error": e.to_string() }).to_string(),
+            Err(e) => return Err(serde_json::json!({ "error": e.to_string() }).to_string()),
         };
         let mut applied = Vec::new();
         if p.gw.is_some() {
@@ -569,7 +692,7 @@ impl State {
                     self.publish_sessions();
                     applied.push("static sessions");
                 }
-                Err(e) => return serde_json::json!({ "error": e.to_string() }).to_string(),
+                Err(e) => return Err(serde_json::json!({ "error": e.to_string() }).to_string()),
             }
         }
         if let Some(r) = self.radius.as_mut() {
@@ -581,10 +704,10 @@ impl State {
                     }
                     applied.push("RADIUS users and service orders");
                 }
-                Err(e) => return serde_json::json!({ "error": e }).to_string(),
+                Err(e) => return Err(serde_json::json!({ "error": e }).to_string()),
             }
         }
-        serde_json::json!({ "ok": true, "applied": applied, "restart_needed_for": "ports, cores, EAL, pool, key ranges, LB ranges, RADIUS listeners and address ranges" }).to_string()
+        Ok(serde_json::json!({ "ok": true, "applied": applied, "restart_needed_for": "ports, cores, EAL, pool, key ranges, LB ranges, RADIUS listeners and address ranges" }).to_string())
     }
 
     /// Mark an LB gateway up or down and publish the new LB table.
@@ -682,6 +805,12 @@ impl Management {
             runtime_base: Vec::new(),
             runtime_since: Instant::now(),
             runtime_timed: profile.engine.runtime_stages,
+            metrics: match &profile.metrics {
+                Some(m) => Some(metrics::Server::bind(&m.listen)?),
+                None => None,
+            },
+            reloads_ok: 0,
+            reloads_failed: 0,
             probers,
             acctlog: match &profile.accounting {
                 Some(a) => Some(
@@ -722,6 +851,7 @@ impl Management {
                     st.resolve();
                     st.drain_acct();
                     control::serve_pending(&listener, |req| st.answer(req));
+                    st.poll_metrics();
                     if !busy {
                         std::thread::sleep(poll);
                     }

@@ -72,6 +72,8 @@ pub struct RadiusSide {
     /// device key → device id string (for accounting records).
     pub devices: HashMap<u64, String>,
     pub unknown_client: u64,
+    /// Replies the socket refused to send.
+    pub send_errors: u64,
     pub session_log: VecDeque<SessionLogRecord>,
     pub session_log_total: u64,
     /// Session log records not yet handed to the accounting writer.
@@ -127,6 +129,7 @@ impl RadiusSide {
             control_sent: 0,
             devices: HashMap::new(),
             unknown_client: 0,
+            send_errors: 0,
             session_log: VecDeque::new(),
             session_log_total: 0,
             pending_log: Vec::new(),
@@ -200,7 +203,9 @@ impl RadiusSide {
                     .handle_radius(from, &client, &self.buf[..n], now_ms);
                 if let Some(reply) = out.reply {
                     let s = if sock == 0 { &self.auth } else { &self.acct };
-                    let _ = s.send_to(&reply, from);
+                    if s.send_to(&reply, from).is_err() {
+                        self.send_errors += 1;
+                    }
                 }
                 notes.extend(out.notifications);
             }
@@ -413,6 +418,33 @@ impl RadiusSide {
             self.mark(gw, format!("{event} {device} {addr}"));
         }
         changed && Some(gw) == self.this_gw
+    }
+
+    /// The session manager's counters (requests by type and result).
+    pub fn counters(&self) -> &pgw_pipelines::mgmt::MgmtCounters {
+        self.mgr.counters()
+    }
+
+    /// Sessions by FIG. 11 state (every state, zeros included).
+    pub fn sessions_by_state(&self) -> Vec<(&'static str, u64)> {
+        let states = [
+            (SessionState::None, "none"),
+            (SessionState::Act, "act"),
+            (SessionState::Dormant, "dormant"),
+            (SessionState::Close, "close"),
+        ];
+        states
+            .iter()
+            .map(|(st, name)| {
+                let n = self
+                    .mgr
+                    .sessions()
+                    .iter()
+                    .filter(|s| s.state == *st)
+                    .count();
+                (*name, n as u64)
+            })
+            .collect()
     }
 
     /// `pgw sessions`: every session with its state, and the counters.
