@@ -12,15 +12,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # 1. Debian packages: DPDK (headers, PMDs, testpmd), bindgen's libclang, and
-#    the real peers the tests drive (radclient, nfcapd/nfdump, curl, iproute2),
+#    the real peers the tests drive (radclient, nfcapd/nfdump, curl, iproute2,
+#    prometheus and promtool for the metrics endpoint),
 #    matplotlib for the benchmark plots (perf/plots.py), and what
 #    perf/e2e.sh races pgw with (nginx, wrk, iperf3, and the kernel's own
 #    full NAT through nftables + conntrack). perf/e2e.sh runs its own nginx
-#    in a namespace; a service the nginx package may start is not used.
+#    in a namespace and e2e_metrics its own prometheus on a free port; a
+#    service either package may start is not used.
 #    traceroute shows a router hop through the GW (engine/tests/e2e_pmtud.rs).
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config
       iproute2 ethtool curl iputils-ping tcpdump traceroute python3 procps
-      freeradius-utils nfdump python3-matplotlib
+      freeradius-utils nfdump prometheus python3-matplotlib
       nginx wrk iperf3 nftables conntrack)
 missing=()
 for p in "${PKGS[@]}"; do

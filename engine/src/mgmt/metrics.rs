@@ -111,6 +111,25 @@ pub struct HttpCounters {
     pub timeouts: u64,
 }
 
+/// The stages' named values that are levels, not counts: (event, gauge, help).
+const LEVELS: [(&str, &str, &str); 3] = [
+    (
+        "gw_open_flows",
+        "gw_open_flows",
+        "Connections a worker has open.",
+    ),
+    (
+        "gw_held",
+        "gw_held_flows",
+        "Closed connections a worker holds (their key and server kept for the close hold).",
+    ),
+    (
+        "gw_entries_in_use",
+        "gw_entries_in_use",
+        "Flow entries a worker uses (open or on hold) of gw.max_flows_per_worker.",
+    ),
+];
+
 type Labels = Vec<(&'static str, String)>;
 /// A family read off one row type: name, help, the value of a row.
 type Field<T, V> = (&'static str, &'static str, fn(&T) -> V);
@@ -403,17 +422,31 @@ impl Collector for Snapshot {
         family(
             &mut e,
             "events",
-            "Events of the pipeline's stages (GW connections opened, closed, held, ...), by worker.",
+            "Events of the pipeline's stages (GW connections opened, closed, revived, ...), by worker.",
             None,
             r.workers
                 .iter()
                 .flat_map(|w| {
                     w.events
                         .iter()
+                        .filter(|(ev, _)| !LEVELS.iter().any(|(l, _, _)| l == ev))
                         .map(|(ev, v)| counter(l2("worker", w.worker, "event", ev), *v))
                 })
                 .collect(),
         )?;
+        for (ev, name, help) in LEVELS {
+            let rows = r
+                .workers
+                .iter()
+                .filter_map(|w| {
+                    w.events
+                        .iter()
+                        .find(|(n, _)| n == ev)
+                        .map(|(_, v)| gauge(l1("worker", w.worker), *v as i64))
+                })
+                .collect();
+            family(&mut e, name, help, None, rows)?;
+        }
 
         // Runtime accounting (`pgw stats --runtime`).
         let rt = &self.runtime;
@@ -1064,7 +1097,7 @@ mod tests {
             port_rx: vec![60, 40],
             port_tx: vec![40, 50],
             drops: vec![("no_route".into(), 7), ("no_session".into(), 3)],
-            events: vec![("gw_opened".into(), 5)],
+            events: vec![("gw_new_flows".into(), 5), ("gw_open_flows".into(), 2)],
             ..Default::default()
         };
         let port = |name: &str, rx: u64| PortReport {
@@ -1198,7 +1231,11 @@ mod tests {
         assert_eq!(ty("pgw_drops_total"), "counter");
         has(r#"pgw_drops_total{worker="0",reason="no_route"} 7"#);
         has(r#"pgw_drops_total{worker="0",reason="no_session"} 3"#);
-        has(r#"pgw_events_total{worker="0",event="gw_opened"} 5"#);
+        has(r#"pgw_events_total{worker="0",event="gw_new_flows"} 5"#);
+        // A level among the events is a gauge of its own, not a counter.
+        assert!(!text.contains(r#"event="gw_open_flows""#), "{text}");
+        assert_eq!(ty("pgw_gw_open_flows"), "gauge");
+        has(r#"pgw_gw_open_flows{worker="0"} 2"#);
         has(r#"pgw_worker_busy_cycles_total{worker="0"} 9000"#);
         has(r#"pgw_stage_cycles_total{worker="0",stage="rx"} 3000"#);
         assert_eq!(ty("pgw_worker_busy_ratio"), "gauge");
