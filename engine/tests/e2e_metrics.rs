@@ -10,6 +10,9 @@
 //! pgw runs in the root namespace (its taps are moved out), so the listener
 //! on 127.0.0.1 and prometheus, also in the root namespace, reach each other
 //! on loopback; every address the test picks is a free loopback port.
+//!
+//! A second test drives the management side with `radclient` and reads
+//! RADIUS requests by result and sessions by state off the scrape.
 
 mod common;
 use common::*;
@@ -280,5 +283,105 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
     );
     let _ = lab.interrupt("traffic", Duration::from_secs(5));
     std::fs::remove_dir_all(&data).unwrap();
+    lab.stop_pgw("gw");
+}
+
+/// The management side's metrics with a real RADIUS client: `radclient`
+/// (FreeRADIUS) logs a subscriber in and out of a GW that runs `[radius]`;
+/// each scrape counts the requests by type and result and the sessions by
+/// FIG. 11 state as they change, and passes `promtool check metrics`.
+#[test]
+fn radius_requests_and_sessions_by_state_in_the_scrape() {
+    let Some(mut lab) = Lab::netns("pq", &["curl", "promtool", "radclient"]) else {
+        return;
+    };
+    let mport = free_port();
+    let auth = 21000 + (std::process::id() % 20000) as u16;
+    let acct = auth + 1;
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{mport}\""))
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    lab.run_pgw("gw", &profile);
+    let url = format!("http://127.0.0.1:{mport}/metrics");
+    let scrape = |lab: &Lab| -> String {
+        let (status, _, body) = get(&url);
+        assert_eq!(status.trim(), "HTTP/1.1 200 OK", "{body}");
+        let f = lab.write("scrape.txt", &body);
+        let out = sh_output(&format!("promtool check metrics < {}", f.display()));
+        assert!(
+            out.status.success(),
+            "promtool check metrics failed:\n{}{}\n{body}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        body
+    };
+    let req = |body: &str, ty: &str, result: &str| {
+        sample(
+            body,
+            &format!(r#"pgw_radius_requests_total{{type="{ty}",result="{result}"}}"#),
+        )
+        .unwrap_or_else(|| panic!("no {ty}/{result} in\n{body}"))
+    };
+    let state = |body: &str, st: &str| {
+        sample(body, &format!(r#"pgw_sessions{{state="{st}"}}"#))
+            .unwrap_or_else(|| panic!("no state {st} in\n{body}"))
+    };
+
+    let body = scrape(&lab);
+    assert_eq!(req(&body, "access", "accept"), 0.0);
+    assert_eq!(state(&body, "act"), 0.0);
+
+    let rad = |kind: &str, attrs: &str| common::radclient(3, auth, kind, "testing123", attrs);
+    let (_, out) = rad(
+        "auth",
+        "User-Name=alice,User-Password=nope,Calling-Station-Id=09011112222",
+    );
+    assert!(out.contains("Access-Reject"), "{out}");
+    let (ok, out) = rad(
+        "auth",
+        "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222",
+    );
+    assert!(ok && out.contains("Access-Accept"), "{out}");
+    let acct_send = |status: &str, extra: &str| {
+        let (ok, out) = common::radclient(
+            3,
+            acct,
+            "acct",
+            "testing123",
+            &format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}"),
+        );
+        assert!(ok && out.contains("Accounting-Response"), "{out}");
+    };
+    acct_send("Start", "");
+    let body = scrape(&lab);
+    assert_eq!(req(&body, "access", "accept"), 1.0);
+    assert_eq!(req(&body, "access", "bad_password"), 1.0);
+    assert_eq!(req(&body, "accounting", "entered"), 1.0);
+    assert_eq!(state(&body, "act"), 1.0);
+    assert_eq!(state(&body, "dormant"), 0.0);
+    assert_eq!(
+        sample(&body, r#"pgw_gw_sessions{source="radius"}"#),
+        Some(1.0)
+    );
+
+    // Stop (idle) → Dormant; Start → Act again.
+    acct_send("Stop", ",Acct-Terminate-Cause=Idle-Timeout");
+    let body = scrape(&lab);
+    assert_eq!(req(&body, "accounting", "stopped"), 1.0);
+    assert_eq!((state(&body, "act"), state(&body, "dormant")), (0.0, 1.0));
+    acct_send("Start", "");
+    let body = scrape(&lab);
+    assert_eq!(req(&body, "accounting", "started"), 1.0);
+    assert_eq!((state(&body, "act"), state(&body, "dormant")), (1.0, 0.0));
+    assert_eq!(
+        sample(&body, "pgw_radius_unknown_client_datagrams_total"),
+        Some(0.0)
+    );
     lab.stop_pgw("gw");
 }
