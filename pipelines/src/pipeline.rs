@@ -212,7 +212,7 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // At most 4 LB + 28 GW names: fits the slots.
+        // 4 LB + 29 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [

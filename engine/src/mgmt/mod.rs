@@ -522,7 +522,7 @@ impl State {
             report: self.link.report(),
             runtime: crate::runtime::stats::RuntimeReport::new(
                 self.link.tsc_hz(),
-                self.started.elapsed().as_secs_f64(),
+                self.link.timebase().now_ms() as f64 / 1000.0,
                 self.runtime_timed,
                 &self.link.runtime(),
                 &[],
