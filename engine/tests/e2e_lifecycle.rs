@@ -184,3 +184,81 @@ fn sigterm_drains_then_closes_every_record() {
         "{rows:?}"
     );
 }
+
+/// `[log]`: JSON lines with fields, the level filter in `RUST_LOG` syntax
+/// (`info,pgw_engine::runtime=warn`: info lines but the runtime's), and a repeated event (50 new flows refused as `no_server`)
+/// logged at most once per `repeat_every_s` with its count, not 50 times.
+#[test]
+fn logs_are_json_filtered_and_repeats_rate_limited() {
+    let Some(mut lab) = Lab::netns("lg", &["python3"]) else {
+        return;
+    };
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with("[log]\nlevel = \"info,pgw_engine::runtime=warn\"\nformat = \"json\"\nrepeat_every_s = 1")
+        .with(&gw_section(""))
+        .with(&gw_service(
+            "wap",
+            1,
+            &[member("w1", "10.80.0.21", 8080)],
+            "10.33.0.1",
+            None,
+        ))
+        .with(&gw_session("10.50.0.2", 9015550101, &["wap"]));
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let _srv = lab.servers(&["10.80.0.21/24"]);
+    pgw_at(&sock, "set", "server wap w1 down");
+    let send = lab.write(
+        "send.py",
+        "import socket\nfor p in range(42000, 42050):\n    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n    s.bind(('10.50.0.2',p))\n    s.sendto(b'x',('10.33.0.1',53))\n    s.close()\n",
+    );
+    sh(&format!("ip netns exec {sub} python3 {}", send.display()));
+    wait_for("50 no_server drops", Duration::from_secs(5), || {
+        drops(&stats_json(&sock), "no_server") >= 50
+    });
+    let json_lines = |lab: &Lab| -> Vec<serde_json::Value> {
+        lab.log("gw")
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    };
+    let warned = |lines: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .filter(|v| v["fields"]["counter"] == "no_server")
+            .cloned()
+            .collect()
+    };
+    wait_for("the no_server warning", Duration::from_secs(5), || {
+        !warned(&json_lines(&lab)).is_empty()
+    });
+    // Two more intervals: nothing new happened, nothing more is said.
+    std::thread::sleep(Duration::from_millis(2500));
+    let lines = json_lines(&lab);
+    let w = warned(&lines);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0]["level"], "WARN");
+    assert_eq!(w[0]["fields"]["delta"], 50, "{:?}", w[0]);
+    // The binary's info line, with its fields; no info line of the runtime's.
+    let running = lines
+        .iter()
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("running on"))
+        })
+        .unwrap_or_else(|| panic!("no start line in {lines:?}"));
+    assert_eq!(running["level"], "INFO");
+    assert_eq!(running["fields"]["role"], "gw");
+    assert!(
+        lines.iter().all(|v| v["level"] != "INFO"
+            || !v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("pgw_engine::runtime"))),
+        "a runtime info line passed the filter: {lines:?}"
+    );
+    lab.stop_pgw("gw");
+}

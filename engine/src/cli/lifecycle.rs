@@ -69,7 +69,7 @@ pub fn notify(state: &str) {
         sock.send_to(state.as_bytes(), std::path::Path::new(&addr))
     };
     if let Err(e) = sent {
-        eprintln!("pgw: sd_notify {state:?}: {e}");
+        tracing::warn!("sd_notify {state:?}: {e}");
     }
 }
 
@@ -136,8 +136,8 @@ impl Lifecycle {
             }
             if sig.hup.swap(false, Relaxed) {
                 match control::request(&self.socket, "reload") {
-                    Ok(answer) => eprintln!("pgw: SIGHUP: reload: {answer}"),
-                    Err(e) => eprintln!("pgw: SIGHUP: reload: {e}"),
+                    Ok(answer) => tracing::info!("SIGHUP: reload: {answer}"),
+                    Err(e) => tracing::error!("SIGHUP: reload: {e}"),
                 }
             }
             if sig.term.swap(false, Relaxed) {
@@ -147,8 +147,9 @@ impl Lifecycle {
                     break;
                 }
                 let open = self.open_flows();
-                eprintln!(
-                    "pgw: SIGTERM: draining: new connections refused, {open} open; stopping when none is left or in {:.1} s",
+                tracing::warn!(
+                    open,
+                    "SIGTERM: draining: new connections refused, {open} open; stopping when none is left or in {:.1} s",
                     self.drain_timeout.as_secs_f64()
                 );
                 notify(&format!(
@@ -160,7 +161,10 @@ impl Lifecycle {
             if let Some(until) = drain_until {
                 let open = self.open_flows();
                 if open == 0 || Instant::now() >= until {
-                    eprintln!("pgw: drain over: {open} connection(s) still open are closed now");
+                    tracing::warn!(
+                        open,
+                        "drain over: {open} connection(s) still open are closed now"
+                    );
                     self.quit.store(true, Relaxed);
                     break;
                 }

@@ -456,13 +456,14 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
         }
     };
     let socket = profile.control_socket();
+    pgw_engine::config::log::init(&profile.log);
     for n in profile.notes().iter().filter(|n| n.starts_with("warning")) {
-        eprintln!("pgw: {n}");
+        tracing::warn!("{n}");
     }
     let mut engine = match Engine::init(profile) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -470,14 +471,16 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
     let signals = match lifecycle::install(&quit) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(1);
         }
     };
     {
         let r = engine.report();
-        eprintln!(
-            "pgw: instance {} ({}) running on {} worker(s), {}; ports: {}; control socket {}",
+        tracing::info!(
+            instance = %r.instance,
+            role = %r.role,
+            "instance {} ({}) running on {} worker(s), {}; ports: {}; control socket {}",
             r.instance,
             r.role,
             r.workers.len(),
@@ -498,7 +501,7 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
     ) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {}: {e}", engine.profile.source);
+            tracing::error!("{}: {e}", engine.profile.source);
             return ExitCode::from(1);
         }
     };
@@ -525,7 +528,7 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("{e}");
             ExitCode::from(1)
         }
     }

@@ -7,6 +7,7 @@
 //! allow-list (`-a`) of exactly those addresses.
 
 pub mod gw;
+pub mod log;
 pub mod profile;
 pub mod radius;
 pub mod validate;

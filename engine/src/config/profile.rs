@@ -203,6 +203,42 @@ pub struct ControlCfg {
 
 /// The Prometheus endpoint (`GET /metrics`), served by the management
 /// thread; absent: no listener.
+/// `[log]`: what `pgw run` logs (to stderr: journald under systemd).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogCfg {
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a filter in
+    /// `RUST_LOG` syntax (`info,pgw_engine::mgmt=debug`); `RUST_LOG`, when
+    /// set, wins.
+    #[serde(default = "d_log_level")]
+    pub level: String,
+    /// `text` (one line an event, `key=value` fields) or `json` (one
+    /// object a line).
+    #[serde(default = "d_log_format")]
+    pub format: String,
+    /// Repeated events (exhaustion drops, full queues, refused RADIUS
+    /// clients) are logged at most once per this many seconds each, with
+    /// how many there were. 1..=3600.
+    #[serde(default = "d_repeat_every_s")]
+    pub repeat_every_s: u32,
+}
+
+impl Default for LogCfg {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+fn d_log_level() -> String {
+    "info".into()
+}
+fn d_repeat_every_s() -> u32 {
+    10
+}
+fn d_log_format() -> String {
+    "text".into()
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsCfg {
@@ -502,6 +538,9 @@ pub struct Profile {
     /// Prometheus metrics over HTTP (off when absent).
     #[serde(default)]
     pub metrics: Option<MetricsCfg>,
+    /// Logging of `pgw run`.
+    #[serde(default)]
+    pub log: LogCfg,
     /// Static neighbours (next hops whose MAC is known), any role.
     #[serde(rename = "neighbor", default)]
     pub neighbors: Vec<NeighborCfg>,

@@ -324,6 +324,23 @@ impl Profile {
                 ));
             }
         }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(self.err(
+                "log.format",
+                format!("{:?} is neither \"text\" nor \"json\"", self.log.format),
+            ));
+        }
+        if !(1..=3600).contains(&self.log.repeat_every_s) {
+            return Err(self.err(
+                "log.repeat_every_s",
+                format!(
+                    "{} is not within 1..=3600 (seconds)",
+                    self.log.repeat_every_s
+                ),
+            ));
+        }
+        crate::config::log::filter(&self.log.level)
+            .map_err(|e| self.err("log.level", format!("{:?}: {e}", self.log.level)))?;
         if let Some(m) = &self.metrics {
             m.listen.parse::<std::net::SocketAddr>().map_err(|_| {
                 self.err(

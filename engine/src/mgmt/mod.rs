@@ -36,6 +36,55 @@ use crate::config::gw::{GwBuild, LbBuild};
 use crate::config::{HealthCfg, Profile};
 use crate::runtime::link::MgmtLink;
 
+/// Drop reasons an operator must hear of when they happen (resources
+/// exhausted, queues full), beyond the counters.
+const WARN_DROPS: [pgw_pipelines::DropReason; 6] = [
+    pgw_pipelines::DropReason::NatPoolExhausted,
+    pgw_pipelines::DropReason::FlowTableFull,
+    pgw_pipelines::DropReason::TxFull,
+    pgw_pipelines::DropReason::HandoffFull,
+    pgw_pipelines::DropReason::ControlFull,
+    pgw_pipelines::DropReason::NoServer,
+];
+
+/// The rate limit of repeated-event warnings: counters seen at the last
+/// look; a counter that grew is logged once with its growth.
+struct RepeatLog {
+    every: Duration,
+    last: Instant,
+    seen: HashMap<&'static str, u64>,
+}
+
+impl RepeatLog {
+    fn new(every: Duration) -> RepeatLog {
+        RepeatLog {
+            every,
+            last: Instant::now(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Log each of `counters` that grew since the last call (the first
+    /// call only records them).
+    fn look(&mut self, counters: impl IntoIterator<Item = (&'static str, u64)>) {
+        for (name, v) in counters {
+            let before = self.seen.insert(name, v);
+            if let Some(b) = before {
+                if v > b {
+                    tracing::warn!(
+                        counter = name,
+                        delta = v - b,
+                        total = v,
+                        "{name}: {} more in the last {} s (total {v})",
+                        v - b,
+                        self.every.as_secs()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// How often unresolved next hops are asked for again.
 const ARP_RETRY: Duration = Duration::from_millis(250);
 /// Accounting records kept in memory for `pgw accounting`.
@@ -117,6 +166,7 @@ struct State {
     /// `reload` requests applied, and refused (nothing changed).
     reloads_ok: u64,
     reloads_failed: u64,
+    repeat_log: RepeatLog,
 }
 
 fn ipstr(a: [u8; 4]) -> String {
@@ -229,8 +279,11 @@ impl State {
         } else {
             self.set_server(&group, &name, up)
         };
-        eprintln!(
-            "pgw: health: {group}/{name} is now {} ({r})",
+        tracing::warn!(
+            group = %group,
+            member = %name,
+            state = if up { "UP" } else { "DOWN" },
+            "health: {group}/{name} is now {} ({r})",
             if up { "UP" } else { "DOWN" }
         );
     }
@@ -278,6 +331,27 @@ impl State {
         }
         let port = g.server_port;
         self.arp_sent += self.link.send(frames.iter().map(|f| (port, f.as_slice()))) as u64;
+    }
+
+    /// Warn, at most once per `log.repeat_every_s` each, of exhaustion
+    /// drops, lost accounting records and refused RADIUS clients.
+    fn log_repeats(&mut self) {
+        if self.repeat_log.last.elapsed() < self.repeat_log.every
+            && !self.repeat_log.seen.is_empty()
+        {
+            return;
+        }
+        self.repeat_log.last = Instant::now();
+        let r = self.link.report();
+        let mut c: Vec<(&'static str, u64)> = WARN_DROPS
+            .iter()
+            .map(|&d| (d.name(), r.drop_count(d)))
+            .collect();
+        c.push(("gw_acct_queue_full", r.event("gw_acct_queue_full")));
+        if let Some(rad) = &self.radius {
+            c.push(("radius_unknown_client", rad.unknown_client));
+        }
+        self.repeat_log.look(c);
     }
 
     /// The engine's clock on the wall clock, measured now.
@@ -805,6 +879,7 @@ impl Management {
             runtime_base: Vec::new(),
             runtime_since: Instant::now(),
             runtime_timed: profile.engine.runtime_stages,
+            repeat_log: RepeatLog::new(Duration::from_secs(profile.log.repeat_every_s as u64)),
             metrics: match &profile.metrics {
                 Some(m) => Some(metrics::Server::bind(&m.listen)?),
                 None => None,
@@ -840,7 +915,7 @@ impl Management {
             .spawn(move || {
                 if let Some(c) = core {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: c as usize }) {
-                        eprintln!("pgw: could not pin the management thread to CPU {c}");
+                        tracing::warn!(cpu = c, "could not pin the management thread");
                     }
                 }
                 while !stop2.load(Relaxed) {
@@ -850,6 +925,7 @@ impl Management {
                     st.health_tick();
                     st.resolve();
                     st.drain_acct();
+                    st.log_repeats();
                     control::serve_pending(&listener, |req| st.answer(req));
                     st.poll_metrics();
                     if !busy {

@@ -105,7 +105,7 @@ impl Engine {
     pub fn init(profile: Profile) -> Result<Engine, EngineError> {
         let (hugepages, note) = choose_hugepages(&profile)?;
         if let Some(n) = note {
-            eprintln!("{n}");
+            tracing::warn!("{n}");
         }
         // A CPU this process may not run on would fail inside EAL's start-up
         // without naming the profile; say which key is at fault first.
@@ -255,7 +255,9 @@ impl Engine {
                         steer.ports_udp = hf & (1 << 5) != 0;
                         g.cfg.rss = Some(steer);
                     }
-                    _ => eprintln!("pgw: port {}: RSS key/RETA not readable: down packets use the handoff rings", sp.name),
+                    _ => {
+                        tracing::info!(port = %sp.name, "RSS key/RETA not readable: down packets use the handoff rings")
+                    }
                 }
             }
             tables.gw = Some(GwTables::new(

@@ -198,9 +198,9 @@ impl Worker {
         let alloc = HugeAlloc::new(crate::runtime::dpdk::current_socket());
         self.pipeline = Some(seed.build(&alloc)?);
         if let Some(Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. }) = &self.pipeline {
-            eprintln!(
-                "pgw: worker {}: {} connections, {} keys: {:.1} MiB of tables, {:.1} MiB in hugepages on socket {}{}",
-                self.index,
+            tracing::info!(
+                worker = self.index,
+                "{} connections, {} keys: {:.1} MiB of tables, {:.1} MiB in hugepages on socket {}{}",
                 gw.capacity(),
                 gw.keys_total(),
                 gw.table_bytes() as f64 / (1 << 20) as f64,

@@ -439,10 +439,10 @@ impl Writer {
             if let Err(e) = db.insert(&self.acct, &self.sessions) {
                 let n = c.db_errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    eprintln!(
-                        "accounting log: commit of {} rows failed (error #{}; retrying): {e}",
-                        self.pending(),
-                        n + 1
+                    tracing::error!(
+                        rows = self.pending(),
+                        errors = n + 1,
+                        "accounting log: commit failed, retrying: {e}"
                     );
                 }
                 self.retry_at = Some(Instant::now() + self.batch.max(RETRY_MIN));
