@@ -148,8 +148,13 @@ pub fn fast_v4(f: &[u8]) -> Option<Meta> {
     };
     match proto {
         ip_proto::TCP => {
+            // The TCP header must be within the IP length before its data
+            // offset is read (a frame may end right after 8 bytes of it).
+            if total < 20 + 20 {
+                return None;
+            }
             let doff = (f[34 + 12] >> 4) as usize * 4;
-            if total < 20 + 20 || doff < 20 || 34 + doff > end {
+            if doff < 20 || 34 + doff > end {
                 return None;
             }
             m.tcp_flags = f[34 + 13];
@@ -189,6 +194,23 @@ mod tests {
             let mut want = Meta::from_parsed(&p);
             want.e = m.e;
             assert_eq!(m, want, "fast path and parse disagree on {f:02x?}");
+        }
+    }
+
+    /// Found by the fuzz harness (gw_chain): an IPv4/TCP frame of 44 bytes
+    /// whose IP total length (30) covers only 10 bytes of TCP header made
+    /// the fast path read the data offset at byte 46, past the frame.
+    #[test]
+    fn a_frame_ending_inside_the_tcp_header_is_refused_not_read_past() {
+        let full = FrameSpec::tcp(1000, 80, 0x02).build();
+        for ip_total in 28u16..40 {
+            for extra in 0..(40 - ip_total as usize) {
+                let n = 14 + ip_total as usize + extra;
+                let mut f = full[..n].to_vec();
+                f[16..18].copy_from_slice(&ip_total.to_be_bytes());
+                assert_eq!(fast_v4(&f), None, "{n} bytes, IP total {ip_total}");
+                agree(&f);
+            }
         }
     }
 
