@@ -11,7 +11,6 @@
 
 pub mod acctlog;
 pub mod control;
-pub mod ctlproto;
 pub mod metrics;
 pub mod radius;
 
@@ -154,7 +153,7 @@ struct State {
     remote_sessions: crate::mgmt::radius::Sessions4and6,
     remote_devices: HashMap<u64, String>,
     /// Control-protocol listener (a gateway instance).
-    ctl: Option<(std::net::UdpSocket, crate::mgmt::ctlproto::Receiver)>,
+    ctl: Option<(std::net::UdpSocket, pgw_pipelines::mgmt::ctlproto::Receiver)>,
     /// The RADIUS server and session manager, when the profile has one.
     radius: Option<crate::mgmt::radius::RadiusSide>,
     /// Runtime counters at the last `runtime-clear` (per worker), and when.
@@ -662,11 +661,11 @@ impl State {
                 continue;
             };
             {
-                let m = crate::mgmt::ctlproto::Message {
+                let m = pgw_pipelines::mgmt::ctlproto::Message {
                     sessions: table,
                     ..Default::default()
                 };
-                let sess = |e: &crate::mgmt::ctlproto::SessionEntry| {
+                let sess = |e: &pgw_pipelines::mgmt::ctlproto::SessionEntry| {
                     pgw_pipelines::gw::tables::SubscriberAuth {
                         device_id: e.device_key,
                         active: e.active,
@@ -871,7 +870,10 @@ impl Management {
                     s.set_nonblocking(true).map_err(|err| err.to_string())?;
                     Some((
                         s,
-                        crate::mgmt::ctlproto::Receiver::new(c.secret.as_bytes(), &c.gateway),
+                        pgw_pipelines::mgmt::ctlproto::Receiver::new(
+                            c.secret.as_bytes(),
+                            &c.gateway,
+                        ),
                     ))
                 }
                 None => None,

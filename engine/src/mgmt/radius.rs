@@ -309,19 +309,21 @@ impl RadiusSide {
             if !(*dirty || due) {
                 continue;
             }
-            let sessions: Vec<crate::mgmt::ctlproto::SessionEntry> = self
+            let sessions: Vec<pgw_pipelines::mgmt::ctlproto::SessionEntry> = self
                 .gw_sessions
                 .get(gw)
                 .map(|t| {
                     t.iter()
-                        .map(|(a, (dev, s))| crate::mgmt::ctlproto::SessionEntry {
-                            addr: Ipv4Addr::from(*a),
-                            device: dev.clone(),
-                            device_key: s.device_id,
-                            active: s.active,
-                            allowed: s.allowed,
-                            prefix6: s.prefix6.map(std::net::Ipv6Addr::from),
-                        })
+                        .map(
+                            |(a, (dev, s))| pgw_pipelines::mgmt::ctlproto::SessionEntry {
+                                addr: Ipv4Addr::from(*a),
+                                device: dev.clone(),
+                                device_key: s.device_id,
+                                active: s.active,
+                                allowed: s.allowed,
+                                prefix6: s.prefix6.map(std::net::Ipv6Addr::from),
+                            },
+                        )
                         .collect()
                 })
                 .unwrap_or_default();
@@ -331,16 +333,19 @@ impl RadiusSide {
                 "resync".into()
             };
             // One table, in parts of at most CHUNK entries (each its own datagram).
-            let chunks: Vec<&[crate::mgmt::ctlproto::SessionEntry]> = if sessions.is_empty() {
+            let chunks: Vec<&[pgw_pipelines::mgmt::ctlproto::SessionEntry]> = if sessions.is_empty()
+            {
                 vec![&[][..]]
             } else {
-                sessions.chunks(crate::mgmt::ctlproto::CHUNK).collect()
+                sessions
+                    .chunks(pgw_pipelines::mgmt::ctlproto::CHUNK)
+                    .collect()
             };
             let table = self.seq + 1;
             let mut ok = true;
             for (i, part) in chunks.iter().enumerate() {
                 self.seq += 1;
-                let msg = crate::mgmt::ctlproto::Message {
+                let msg = pgw_pipelines::mgmt::ctlproto::Message {
                     v: 1,
                     epoch: self.epoch,
                     seq: self.seq,
@@ -358,7 +363,7 @@ impl RadiusSide {
                 };
                 ok &= sock
                     .send_to(
-                        &crate::mgmt::ctlproto::encode(&msg, &self.control_secret),
+                        &pgw_pipelines::mgmt::ctlproto::encode(&msg, &self.control_secret),
                         *addr,
                     )
                     .is_ok();

@@ -36,6 +36,7 @@
 //!   Close → None (④).
 
 pub mod assign;
+pub mod ctlproto;
 pub mod radius;
 pub mod session;
 mod timer;

@@ -85,10 +85,14 @@ fn mac_hex(secret: &[u8], body: &[u8]) -> String {
 
 /// Encode and sign.
 pub fn encode(msg: &Message, secret: &[u8]) -> Vec<u8> {
-    let body = serde_json::to_vec(msg).expect("serializable");
-    let mut out = body.clone();
+    sign(&serde_json::to_vec(msg).expect("serializable"), secret)
+}
+
+/// A datagram of `body` signed with `secret`: the body, a space, the MAC.
+pub fn sign(body: &[u8], secret: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
     out.push(b' ');
-    out.extend_from_slice(mac_hex(secret, &body).as_bytes());
+    out.extend_from_slice(mac_hex(secret, body).as_bytes());
     out
 }
 
@@ -101,13 +105,16 @@ pub enum Reject {
     WrongGateway,
 }
 
+/// A table being assembled: its sender's epoch and its id.
+type TableId = (i64, u64);
+
 /// The receiving end: verifies, refuses replays, assembles tables.
 pub struct Receiver {
     secret: Vec<u8>,
     gateway: String,
     last: HashMap<i64, u64>,
     /// The table being assembled: (epoch, table id) and its parts.
-    pending: Option<((i64, u64), Vec<Option<Vec<SessionEntry>>>)>,
+    pending: Option<(TableId, Vec<Option<Vec<SessionEntry>>>)>,
     pub accepted: u64,
     pub rejected: HashMap<String, u64>,
 }
@@ -188,7 +195,8 @@ impl Receiver {
         if m.gateway != self.gateway {
             return Err(Reject::WrongGateway);
         }
-        if (now_unix_ms - m.ts).abs() > MAX_AGE_MS {
+        // abs_diff: a timestamp near i64::MIN or MAX must not overflow.
+        if now_unix_ms.abs_diff(m.ts) > MAX_AGE_MS.unsigned_abs() {
             return Err(Reject::Stale);
         }
         let last = self.last.entry(m.epoch).or_insert(0);
@@ -261,6 +269,22 @@ mod tests {
         m.epoch = 8;
         assert!(r.accept(&encode(&m, b"s3cret"), 1000).is_ok());
         assert_eq!(r.accepted, 3);
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        let mut r = Receiver::new(b"s3cret", "gw1");
+        for (i, ts) in [i64::MIN, i64::MAX, i64::MIN + 1].into_iter().enumerate() {
+            let d = encode(&msg(i as u64 + 1, ts), b"s3cret");
+            assert_eq!(r.accept(&d, 1000), Err(Reject::Stale), "ts {ts}");
+        }
+        let d = encode(&msg(8, i64::MAX), b"s3cret");
+        assert_eq!(r.accept(&d, i64::MIN), Err(Reject::Stale));
+        let d = encode(&msg(9, i64::MIN), b"s3cret");
+        assert!(
+            r.accept(&d, i64::MIN).is_ok(),
+            "same instant, even at the limit"
+        );
     }
 
     #[test]
