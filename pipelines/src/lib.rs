@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod arp;
+pub mod fuzz;
 pub mod fwd;
 pub mod gw;
 pub mod health;

@@ -1,0 +1,255 @@
+//! The GW role's whole chain as a worker runs it: `Pipeline::Gw` (ARP
+//! responder, then the GW stage: parse, sessions, authorization, NAT,
+//! balancing, accounting, expiry) over a *sequence* of frames, so that
+//! connections are created, answered, closed and expired across inputs.
+//!
+//! Input: a sequence of records `[len: u8][ctl: u8][frame: len bytes]`;
+//! `ctl` bit 0 picks the arrival port (access / servers), bits 1-3 advance
+//! the fake clock (0..=7 × 700 ms, so idle timeouts and the close hold
+//! fire), bit 4 stamps our MAC as the Ethernet destination, bit 5 turns the
+//! frame into an IPv4/TCP frame toward the VIP or the pool (so the NAT paths
+//! are reached, not only the parser). After each frame the expiry sweep runs.
+//! Invariants checked: no panic; a Tx verdict's frame length stays within
+//! the buffer; every drop is counted exactly once; every connection ends.
+use crate::arp::ArpResponder;
+use crate::gw::acct::AcctRecord;
+use crate::gw::config::{GwConfig, GwTimeouts};
+use crate::gw::tables::{
+    Group, GwTables, Member, Neighbours, Policy, ServiceId, Services, Sessions, SubscriberAuth, Vip,
+};
+use crate::gw::GwWorker;
+use crate::hw::NoPrefetch;
+use crate::pipeline::{Pipeline, Tables};
+use crate::runtime::{Meter, NoClock};
+use crate::{Pkt, Verdict, WorkerCounters};
+
+const ACCESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa1];
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb1];
+const POOL: [u8; 4] = [10, 80, 0, 100];
+const VIP: [u8; 4] = [10, 33, 0, 1];
+const ROOM: usize = 2048;
+
+fn setup() -> (Pipeline, Tables) {
+    let cfg = GwConfig {
+        access_port: 0,
+        server_port: 1,
+        access_mac: ACCESS_MAC,
+        server_mac: SERVER_MAC,
+        pool: vec![POOL],
+        key_port_first: 40000,
+        key_port_last: 40063,
+        reserved_ports: Some((40060, 40063)),
+        workers: 2,
+        timeouts: GwTimeouts {
+            syn_ms: 1000,
+            established_ms: 3000,
+            closing_ms: 1000,
+            udp_ms: 1000,
+            icmp_ms: 1000,
+            close_hold_ms: 1500,
+            short_hold_ms: 500,
+        },
+        max_flows_per_worker: 64,
+        require_session: true,
+        mss_clamp_up: Some(1360),
+        mss_clamp_down: Some(1300),
+        window_cap_down: Some(8192),
+        ..GwConfig::default()
+    };
+    let gw = GwWorker::new(&cfg, 0).expect("fixture config");
+    let member = |name: &str, ip: [u8; 4], up: bool| Member {
+        name: name.into(),
+        ip,
+        port: Some(8080),
+        weight: 2,
+        priority: 0,
+        up,
+    };
+    let services = Services::new(
+        vec![
+            Group {
+                name: "wap".into(),
+                service: ServiceId(1),
+                policy: Policy::WeightedRoundRobin,
+                members: vec![
+                    member("a", [10, 80, 0, 11], true),
+                    member("b", [10, 80, 0, 12], true),
+                ],
+            },
+            Group {
+                name: "chat".into(),
+                service: ServiceId(3),
+                policy: Policy::LeastConnections,
+                members: vec![member("c", [10, 80, 0, 31], false)],
+            },
+        ],
+        vec![
+            Vip {
+                ip: VIP,
+                port: None,
+                group: "wap".into(),
+            },
+            Vip {
+                ip: [10, 33, 0, 3],
+                port: Some(80),
+                group: "chat".into(),
+            },
+        ],
+        None,
+    )
+    .expect("fixture services");
+    let sessions = Sessions::new([(
+        [10, 50, 0, 2],
+        SubscriberAuth {
+            device_id: 1,
+            active: true,
+            allowed: ServiceId(1).bit(),
+        },
+    )]);
+    let neigh = Neighbours::new([
+        ([10, 80, 0, 11], [2, 0, 0, 0, 0, 0x11]),
+        ([10, 80, 0, 12], [2, 0, 0, 0, 0, 0x12]),
+    ]);
+    let arp = ArpResponder::new([(0, VIP, ACCESS_MAC), (1, POOL, SERVER_MAC)]);
+    (
+        Pipeline::Gw {
+            arp,
+            ndp: crate::ndp::NdpResponder::default(),
+            gw: Box::new(gw),
+        },
+        Tables {
+            gw: Some(GwTables::new(services, sessions, neigh)),
+            lb: None,
+        },
+    )
+}
+
+/// Run one input (layout in this module's doc).
+pub fn gw_chain(data: &[u8]) {
+    let (mut pipe, tables) = setup();
+    let mut acct: Vec<AcctRecord> = Vec::new();
+    let mut c = WorkerCounters::default();
+    let mut meter = Meter::new(NoClock);
+    let mut now = 0u64;
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let (len, ctl) = (rest[0] as usize, rest[1]);
+        let take = len.min(rest.len() - 2);
+        let frame = &rest[2..2 + take];
+        rest = &rest[2 + take..];
+        now += ((ctl >> 1) & 7) as u64 * 700;
+        let port = (ctl & 1) as u16;
+        let mut buf = vec![0xa5u8; ROOM];
+        let n = frame.len().min(ROOM);
+        buf[..n].copy_from_slice(&frame[..n]);
+        if ctl & 0x10 != 0 && n >= 6 {
+            buf[..6].copy_from_slice(if port == 0 { &ACCESS_MAC } else { &SERVER_MAC });
+        }
+        if ctl & 0x20 != 0 && n >= 40 {
+            // IPv4 + TCP skeleton toward the VIP (up) or the pool (down);
+            // the fuzzer keeps control of everything else.
+            buf[12] = 0x08;
+            buf[13] = 0x00;
+            buf[14] = 0x45;
+            buf[23] = 6;
+            if port == 0 {
+                buf[26..30].copy_from_slice(&[10, 50, 0, 2]);
+                buf[30..34].copy_from_slice(&VIP);
+            } else {
+                buf[26..30].copy_from_slice(&[10, 80, 0, 11]);
+                buf[30..34].copy_from_slice(&POOL);
+            }
+        }
+        let before = c.total_drops();
+        let mut v = [Verdict::Drop(crate::DropReason::NoRoute)];
+        {
+            let mut pkts = [Pkt::new(&mut buf, n, port)];
+            pipe.process_burst(
+                &tables,
+                &mut pkts,
+                &mut v,
+                now,
+                &mut acct,
+                &mut c,
+                &mut meter,
+                &NoPrefetch,
+            );
+            assert!(pkts[0].len <= ROOM);
+        }
+        match v[0] {
+            Verdict::Drop(_) => assert_eq!(
+                c.total_drops(),
+                before + 1,
+                "a drop counted {} times",
+                c.total_drops() - before
+            ),
+            _ => assert_eq!(
+                c.total_drops(),
+                before,
+                "a forwarded frame was counted as a drop"
+            ),
+        }
+        pipe.poll(now, 1 << 20, &mut acct, &mut c);
+    }
+    // Let everything expire (16 s: past the longest timeout plus the
+    // close hold; the wheel walks every millisecond, so not more): every
+    // connection ends.
+    for _ in 0..16 {
+        now += 1_000;
+        pipe.poll(now, 1 << 20, &mut acct, &mut c);
+    }
+    if let Pipeline::Gw { gw, .. } = &pipe {
+        assert_eq!(
+            gw.open_flows(),
+            0,
+            "connections left open after every timeout"
+        );
+        assert_eq!(gw.keys_in_use(), 0, "entries left after every hold");
+    }
+}
+
+/// A connection's frames: SYN up to the VIP, SYN-ACK and data down to the
+/// pool's first key ports, FIN and RST; UDP and ICMP up.
+pub(super) fn seeds() -> Vec<Vec<u8>> {
+    use crate::wire::build::FrameSpec;
+    let rec = |ctl: u8, frame: Vec<u8>| {
+        let mut v = vec![frame.len() as u8, ctl];
+        v.extend(frame);
+        v
+    };
+    let up = |f: FrameSpec| FrameSpec {
+        dst_mac: ACCESS_MAC,
+        src_ip: [10, 50, 0, 2],
+        dst_ip: VIP,
+        ..f
+    };
+    let down = |port: u16, flags: u8| FrameSpec {
+        dst_mac: SERVER_MAC,
+        src_ip: [10, 80, 0, 11],
+        dst_ip: POOL,
+        ..FrameSpec::tcp(8080, port, flags)
+    };
+    let (syn, synack, ack, fin, rst) = (0x02, 0x12, 0x10, 0x11, 0x04);
+    let mut conn = Vec::new();
+    conn.extend(rec(0x10, up(FrameSpec::tcp(33000, 80, syn)).build()));
+    conn.extend(rec(0x11, down(40000, synack).build()));
+    conn.extend(rec(0x11, down(40001, synack).build()));
+    conn.extend(rec(0x10, up(FrameSpec::tcp(33000, 80, ack)).build()));
+    conn.extend(rec(0x12, up(FrameSpec::tcp(33000, 80, fin)).build()));
+    conn.extend(rec(0x13, down(40000, fin).build()));
+    let mut misc = Vec::new();
+    misc.extend(rec(0x10, up(FrameSpec::udp(33001, 53)).build()));
+    misc.extend(rec(0x10, up(FrameSpec::ping(7, 1)).build()));
+    misc.extend(rec(0x1e, up(FrameSpec::tcp(33002, 80, syn)).build()));
+    misc.extend(rec(0x11, down(40002, rst).build()));
+    // Inputs that once panicked (kept so every run replays them): a
+    // 44-byte TCP frame ending inside its header (gw/meta.rs fast path).
+    let found = super::from_hex(
+        "32100200000000a102000000000a08004500002412344080401114400a3200020a21000180e9003500109aeb\
+         7067772d7465737432100200000000a102000000000a02004500002412344000400114500a3200020a210001\
+         08002889000700017067772d746573743e1e0200000000a102000000000a08004500001d123440004006143f\
+         0a3200020a21000180ea0050000003e80000",
+    )
+    .expect("hex");
+    vec![conn, misc, rec(0x30, vec![0u8; 60]), found]
+}
