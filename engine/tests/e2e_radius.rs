@@ -150,3 +150,98 @@ ranges = ["10.50.1.2-10.50.1.9"]"#,
     assert!(!ok && !out.contains("Accounting-Response"), "{out}");
     lab.stop_pgw("gw");
 }
+
+/// The RADIUS server's first line of defence, with the real `radclient`:
+/// the server listens on the IPv6 wildcard (dual stack), its only client is
+/// 127.0.0.1 (seen as `::ffff:127.0.0.1`, matched as 127.0.0.1). A request
+/// from `::1`, a source that is no client, gets no answer and is counted
+/// (`radius.unknown_client`) while the client's requests are answered; a
+/// burst above the client's rate (`rate_per_s = 1`, `burst = 4`) is cut to
+/// what the bucket holds, the rest dropped and counted
+/// (`radius.rate_limited`), and the client is answered again once the
+/// bucket refills.
+#[test]
+fn unknown_clients_and_requests_over_the_rate_get_no_answer_and_are_counted() {
+    let Some(mut lab) = Lab::netns("rl", &["radclient"]) else {
+        return;
+    };
+    let auth = 21000 + ((std::process::id() + 7000) % 20000) as u16;
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&format!(
+            "[radius]\nlisten = \"[::]:{auth}\"\nacct_listen = \"[::]:{}\"\n\
+             this_gateway = \"gw1\"\nduplicate_cache = 64\n\
+             [[radius.client]]\naddress = \"127.0.0.1\"\nsecret = \"testing123\"\n\
+             rate_per_s = 1\nburst = 4\n",
+            auth + 1
+        ))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]\n");
+    let sock = lab.run_pgw("gw", &profile);
+    let radius = || pgw_json(&sock, "sessions")["radius"].clone();
+    let alice = "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222";
+    let ask = |server: &str, body: &str| {
+        let out = sh_output(&format!(
+            "printf '%b' '{body}' | radclient -x -r 1 -t 2 -p 20 {server}:{auth} auth testing123"
+        ));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let out = ask("127.0.0.1", alice);
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    let r = radius();
+    assert_eq!(r["unknown_client"], 0, "{r}");
+    assert_eq!(r["duplicate_cache_capacity"], 64, "{r}");
+
+    // From ::1: the same secret, the same request, but not a client.
+    let out = ask("[::1]", alice);
+    assert!(
+        out.contains("Sent Access-Request"),
+        "radclient did not send: {out}"
+    );
+    assert!(
+        !out.contains("Received Access-"),
+        "an unknown client was answered: {out}"
+    );
+    let r = radius();
+    assert_eq!(r["unknown_client"], 1, "{r}");
+    // The client is still served.
+    let out = ask("127.0.0.1", alice);
+    assert!(out.contains("Received Access-Accept"), "{out}");
+
+    // 12 requests at once: the bucket holds 4 (it refilled during the
+    // 2 s radclient waited above), plus one a second while they arrive.
+    let before = radius();
+    let flood = [alice; 12].join("\\n\\n");
+    let t0 = std::time::Instant::now();
+    let out = ask("127.0.0.1", &flood);
+    let secs = t0.elapsed().as_secs();
+    let answered = out.matches("Received Access-Accept").count() as u64;
+    let r = radius();
+    let limited = r["rate_limited"].as_u64().unwrap() - before["rate_limited"].as_u64().unwrap();
+    assert!(answered >= 1, "nothing answered: {out}");
+    assert!(
+        answered <= 4 + secs + 1,
+        "{answered} answered in {secs} s at 1/s with a burst of 4: {out}"
+    );
+    assert_eq!(
+        answered + limited,
+        12,
+        "every request answered or counted: {r}\n{out}"
+    );
+    assert_eq!(r["clients"][0]["address"], "127.0.0.1", "{r}");
+    assert_eq!(r["clients"][0]["rate_limited"], r["rate_limited"], "{r}");
+    assert_eq!(r["unknown_client"], 1, "{r}");
+
+    // The bucket refills: answered again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = ask("127.0.0.1", alice);
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    lab.stop_pgw("gw");
+}

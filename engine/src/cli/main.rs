@@ -383,6 +383,15 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
         v["session_log_total"],
         v["counters"].as_str().unwrap_or("")
     );
+    let r = &v["radius"];
+    println!(
+        "radius: dropped from unknown clients {}, over a client's rate {}; duplicate cache {}/{} (evicted {})",
+        r["unknown_client"],
+        r["rate_limited"],
+        r["duplicate_cache_entries"],
+        r["duplicate_cache_capacity"],
+        r["duplicate_cache_evicted"]
+    );
     ExitCode::SUCCESS
 }
 

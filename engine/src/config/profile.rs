@@ -788,6 +788,10 @@ pub struct RadiusCfg {
     /// Resend every remote gateway its session table this often (seconds).
     #[serde(default = "d_resync_s")]
     pub control_resync_s: f64,
+    /// Replies kept for retransmitted requests (entries; the oldest is
+    /// evicted when full). Default 4096.
+    #[serde(default)]
+    pub duplicate_cache: Option<usize>,
     /// Service ids (bits of the allowed-services bitmap), when this instance
     /// has no `[gw]` section of its own; must match the gateways' ids.
     #[serde(rename = "service", default)]
@@ -815,6 +819,14 @@ pub struct ClientCfg {
     pub secret: String,
     #[serde(default)]
     pub require_message_authenticator: bool,
+    /// Requests a second this NAS may send on average (a token bucket;
+    /// over it, requests are dropped and counted). Default 200.
+    #[serde(default)]
+    pub rate_per_s: Option<u32>,
+    /// Requests it may send at once (the bucket's size). Default twice
+    /// `rate_per_s`.
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,10 +3,10 @@
 //! `pgw_pipelines::mgmt::Manager`. Validation (`pgw check-config`) and the
 //! management thread's start share it; the sockets are `mgmt::radius`.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use pgw_pipelines::mgmt::assign::{Assigner, GwAddrRow, GwId, Ipv4Range};
+use pgw_pipelines::mgmt::radius::{Clients, RateLimit};
 use pgw_pipelines::mgmt::session::SessionConfig;
 use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
 use pgw_pipelines::mgmt::{Manager, ManagerConfig, RadiusClient};
@@ -31,6 +31,11 @@ fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigErr
     Ok(Ipv4Range::new(a, b))
 }
 
+/// Highest `radius.client[i].rate_per_s` and `burst`.
+const MAX_RATE: u32 = 1_000_000;
+/// Most `radius.duplicate_cache` entries (replies are up to 4 KiB each).
+const MAX_DUP_CACHE: usize = 1 << 20;
+
 /// Build the manager from the profile (validation and start share this).
 #[allow(clippy::type_complexity)]
 pub fn build(
@@ -41,7 +46,7 @@ pub fn build(
         Manager<SocketAddr>,
         Option<GwId>,
         Vec<String>,
-        HashMap<IpAddr, RadiusClient>,
+        Clients<IpAddr, RadiusClient>,
     )>,
     ConfigError,
 > {
@@ -176,7 +181,8 @@ pub fn build(
             v6.push((GwId(i as u16), a.octets(), l));
         }
     }
-    let mut clients = HashMap::new();
+    let mut clients = Clients::default();
+    let mut seen: Vec<IpAddr> = Vec::new();
     for (i, c) in r.clients.iter().enumerate() {
         let a: IpAddr = c.address.parse().map_err(|_| {
             p.err(
@@ -184,8 +190,32 @@ pub fn build(
                 format!("{:?} is not an IP address", c.address),
             )
         })?;
+        // An IPv4-mapped IPv6 address is the IPv4 client (datagrams are
+        // matched on their canonical source address).
+        let a = a.to_canonical();
+        if let Some(j) = seen.iter().position(|s| *s == a) {
+            return Err(p.err(
+                format!("radius.client[{i}].address"),
+                format!("{a} is already radius.client[{j}]"),
+            ));
+        }
+        seen.push(a);
         if c.secret.is_empty() {
             return Err(p.err(format!("radius.client[{i}].secret"), "empty secret"));
+        }
+        let per_s = c.rate_per_s.unwrap_or(RateLimit::default().per_s);
+        if !(1..=MAX_RATE).contains(&per_s) {
+            return Err(p.err(
+                format!("radius.client[{i}].rate_per_s"),
+                format!("{per_s}: must be 1..={MAX_RATE} requests a second"),
+            ));
+        }
+        let burst = c.burst.unwrap_or(per_s.saturating_mul(2));
+        if !(1..=MAX_RATE).contains(&burst) {
+            return Err(p.err(
+                format!("radius.client[{i}].burst"),
+                format!("{burst}: must be 1..={MAX_RATE} requests"),
+            ));
         }
         clients.insert(
             a,
@@ -193,7 +223,18 @@ pub fn build(
                 secret: c.secret.as_bytes().to_vec(),
                 require_message_authenticator: c.require_message_authenticator,
             },
+            RateLimit { per_s, burst },
+            0,
         );
+    }
+    let dup_cache_capacity = r
+        .duplicate_cache
+        .unwrap_or(ManagerConfig::default().dup_cache_capacity);
+    if !(1..=MAX_DUP_CACHE).contains(&dup_cache_capacity) {
+        return Err(p.err(
+            "radius.duplicate_cache",
+            format!("{dup_cache_capacity}: must be 1..={MAX_DUP_CACHE} entries"),
+        ));
     }
     let ms = |s: f64| (s * 1000.0) as u64;
     let cfg = ManagerConfig {
@@ -203,6 +244,7 @@ pub fn build(
             interim_monitor_ms: r.interim_monitor_s.map(ms),
         },
         acct_interim_interval_s: r.interim_interval_s,
+        dup_cache_capacity,
         ..ManagerConfig::default()
     };
     let mut mgr = Manager::new(cfg, users, services, assigner);

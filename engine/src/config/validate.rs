@@ -570,4 +570,47 @@ pairs = [["a", "b"]]
             assert!(e.starts_with("bad.toml") && e.contains(key), "{key}: {e}");
         }
     }
+
+    fn demo(name: &str) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo");
+        std::fs::read_to_string(dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn radius_client_limits_and_cache_are_validated_naming_the_key() {
+        let lb = demo("lb1.toml");
+        let client = "address = \"127.0.0.1\"\nsecret = \"testing123\"\n";
+        assert!(lb.contains(client));
+        let p = Profile::parse(
+            &lb.replace(client, &format!("{client}rate_per_s = 5\nburst = 9\n")),
+            "ok.toml",
+        )
+        .unwrap();
+        let (_, mgr, _, _, clients) = radius::build(&p).unwrap().unwrap();
+        assert_eq!(clients.len(), 1);
+        assert_eq!(mgr.dup_cache().capacity(), 4096, "the default");
+        for (extra, key) in [
+            ("rate_per_s = 0\n", "radius.client[0].rate_per_s"),
+            ("rate_per_s = 2000000\n", "radius.client[0].rate_per_s"),
+            ("burst = 0\n", "radius.client[0].burst"),
+            (
+                "[[radius.client]]\naddress = \"::ffff:127.0.0.1\"\nsecret = \"x\"\n",
+                "radius.client[1].address",
+            ),
+        ] {
+            let e = err_of(&lb.replace(client, &format!("{client}{extra}")));
+            assert!(e.starts_with("bad.toml: ") && e.contains(key), "{key}: {e}");
+        }
+        let with_cache = |n: &str| {
+            lb.replace(
+                "control_resync_s = 1\n",
+                &format!("control_resync_s = 1\nduplicate_cache = {n}\n"),
+            )
+        };
+        let e = err_of(&with_cache("0"));
+        assert!(e.starts_with("bad.toml: radius.duplicate_cache"), "{e}");
+        let p = Profile::parse(&with_cache("128"), "ok.toml").unwrap();
+        let (_, mgr, _, _, _) = radius::build(&p).unwrap().unwrap();
+        assert_eq!(mgr.dup_cache().capacity(), 128);
+    }
 }

@@ -348,7 +348,7 @@ impl State {
             .collect();
         c.push(("gw_acct_queue_full", r.event("gw_acct_queue_full")));
         if let Some(rad) = &self.radius {
-            c.push(("radius_unknown_client", rad.unknown_client));
+            c.push(("radius_unknown_client", rad.unknown_client()));
         }
         self.repeat_log.look(c);
     }
@@ -605,7 +605,7 @@ impl State {
             acctlog: self.acctlog.as_ref().map(|l| l.stats()),
             radius: self.radius.as_ref().map(|r| metrics::RadiusMetrics {
                 counters: r.counters().clone(),
-                unknown_client: r.unknown_client,
+                unknown_client: r.unknown_client(),
                 send_errors: r.send_errors,
                 session_log: r.session_log_total,
                 control_sent: r.control_sent,

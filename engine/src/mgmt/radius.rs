@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use pgw_pipelines::gw::tables::SubscriberAuth;
 use pgw_pipelines::mgmt::assign::GwId;
+use pgw_pipelines::mgmt::radius::Clients;
 use pgw_pipelines::mgmt::session::{Notification, SessionLogRecord, SessionState, StatusChange};
 use pgw_pipelines::mgmt::{Manager, RadiusClient};
 
@@ -54,7 +55,8 @@ pub fn device_key(id: &str) -> u64 {
 pub struct RadiusSide {
     auth: UdpSocket,
     acct: UdpSocket,
-    clients: HashMap<IpAddr, RadiusClient>,
+    /// The NAS clients by (canonical) source address, with their rate limits.
+    clients: Clients<IpAddr, RadiusClient>,
     mgr: Manager<SocketAddr>,
     this_gw: Option<GwId>,
     gw_names: Vec<String>,
@@ -71,7 +73,6 @@ pub struct RadiusSide {
     pub control_sent: u64,
     /// device key → device id string (for accounting records).
     pub devices: HashMap<u64, String>,
-    pub unknown_client: u64,
     /// Replies the socket refused to send.
     pub send_errors: u64,
     pub session_log: VecDeque<SessionLogRecord>,
@@ -128,7 +129,6 @@ impl RadiusSide {
             seq: 0,
             control_sent: 0,
             devices: HashMap::new(),
-            unknown_client: 0,
             send_errors: 0,
             session_log: VecDeque::new(),
             session_log_total: 0,
@@ -194,13 +194,13 @@ impl RadiusSide {
                     Ok(x) => x,
                     Err(_) => break,
                 };
-                let Some(client) = self.clients.get(&from.ip()).cloned() else {
-                    self.unknown_client += 1;
+                // Unknown sources and clients over their rate: dropped
+                // before any parsing, counted in `self.clients`. A listener
+                // on an IPv6 wildcard sees IPv4 clients as mapped addresses.
+                let Ok(client) = self.clients.admit(&from.ip().to_canonical(), now_ms) else {
                     continue;
                 };
-                let out = self
-                    .mgr
-                    .handle_radius(from, &client, &self.buf[..n], now_ms);
+                let out = self.mgr.handle_radius(from, client, &self.buf[..n], now_ms);
                 if let Some(reply) = out.reply {
                     let s = if sock == 0 { &self.auth } else { &self.acct };
                     if s.send_to(&reply, from).is_err() {
@@ -452,6 +452,53 @@ impl RadiusSide {
             .collect()
     }
 
+    /// Datagrams from addresses that are no client of the profile.
+    pub fn unknown_client(&self) -> u64 {
+        self.clients.unknown_client
+    }
+
+    /// Datagrams of clients over their request rate.
+    pub fn rate_limited(&self) -> u64 {
+        self.clients.rate_limited
+    }
+
+    /// The RADIUS server's refusals and duplicate cache, and each client's
+    /// counters (`pgw sessions --json`, key `radius`).
+    pub fn radius_json(&self) -> serde_json::Value {
+        let mut clients: Vec<(String, serde_json::Value)> = self
+            .clients
+            .iter()
+            .map(|(a, c)| {
+                (
+                    a.to_string(),
+                    serde_json::json!({
+                        "address": a.to_string(),
+                        "admitted": c.admitted,
+                        "rate_limited": c.rate_limited,
+                    }),
+                )
+            })
+            .collect();
+        clients.sort_by(|a, b| a.0.cmp(&b.0));
+        let dup = self.mgr.dup_cache();
+        let c = self.mgr.counters();
+        serde_json::json!({
+            "unknown_client": self.clients.unknown_client,
+            "rate_limited": self.clients.rate_limited,
+            "clients": clients.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            "duplicate": c.duplicate,
+            "duplicate_cache_entries": dup.len(),
+            "duplicate_cache_capacity": dup.capacity(),
+            "duplicate_cache_evicted": dup.evicted,
+            "malformed": c.malformed,
+            "bad_authenticator": c.bad_authenticator,
+            "missing_message_authenticator": c.missing_message_authenticator,
+            "unsupported_code": c.unsupported_code,
+            "access_accept": c.access_accept,
+            "access_reject": c.access_reject(),
+        })
+    }
+
     /// `pgw sessions`: every session with its state, and the counters.
     pub fn sessions_json(&self) -> String {
         let state = |s: SessionState| format!("{s:?}");
@@ -491,8 +538,9 @@ impl RadiusSide {
             "sessions": rows,
             "session_log_total": self.session_log_total,
             "session_log": log,
-            "unknown_client": self.unknown_client,
+            "unknown_client": self.clients.unknown_client,
             "counters": format!("{:?}", self.mgr.counters()),
+            "radius": self.radius_json(),
             "gw_table_entries": self.gw_sessions.values().map(|t| t.len()).sum::<usize>(),
             "control_sent": self.control_sent,
         })

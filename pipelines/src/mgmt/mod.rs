@@ -608,6 +608,11 @@ impl<K: Eq + Hash + Clone> Manager<K> {
         &self.counters
     }
 
+    /// The replies kept for retransmissions (size, evictions).
+    pub fn dup_cache(&self) -> &DupCache<K> {
+        &self.dup
+    }
+
     /// Give gateway `gw`'s subscribers IPv6 too: session `i` of the gateway
     /// (its IPv4 address's position in the gateway's ranges) gets the `i`-th
     /// /64 of `base/len`, sent as Framed-IPv6-Prefix (RFC 3162, RFC 6911).

@@ -800,9 +800,13 @@ impl<K> DupKey<K> {
 }
 
 /// Replies already sent, so a retransmitted request gets the same bytes
-/// again without being processed twice. At most `capacity` entries (the
-/// oldest is evicted first); an entry lives `ttl_ms` after its insertion.
-/// Memory: about `capacity * (size_of K + 60 + reply length)` bytes.
+/// again without being processed twice. A fixed-capacity structure: both
+/// tables are allocated for `capacity` entries at construction and never
+/// grow; when full, the oldest entry is evicted (counted in `evicted`); an
+/// entry lives `ttl_ms` after its insertion. Replies are at most
+/// [`MAX_PACKET_LEN`] bytes, so memory stays under
+/// `capacity * (2 * size_of DupKey<K> + 40 + MAX_PACKET_LEN)` bytes
+/// whatever a client sends (a flood of distinct identifiers only evicts).
 #[derive(Debug)]
 pub struct DupCache<K> {
     capacity: usize,
@@ -810,6 +814,8 @@ pub struct DupCache<K> {
     map: HashMap<DupKey<K>, (u64, Vec<u8>)>,
     /// Keys in insertion order with their insertion time; one per map entry.
     order: VecDeque<(u64, DupKey<K>)>,
+    /// Entries pushed out by newer ones before their time.
+    pub evicted: u64,
 }
 
 impl<K: Eq + Hash + Clone> DupCache<K> {
@@ -817,9 +823,22 @@ impl<K: Eq + Hash + Clone> DupCache<K> {
         DupCache {
             capacity,
             ttl_ms,
-            map: HashMap::new(),
-            order: VecDeque::new(),
+            map: HashMap::with_capacity(capacity),
+            order: VecDeque::with_capacity(capacity),
+            evicted: 0,
         }
+    }
+
+    /// The most entries it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Slots allocated in its tables: the map's (which varies a little as
+    /// deleted slots are reclaimed, never growing past what `new` sized it
+    /// for) and the order queue's.
+    pub fn allocated(&self) -> (usize, usize) {
+        (self.map.capacity(), self.order.capacity())
     }
 
     /// The cached reply, if the entry exists and has not expired at `now_ms`.
@@ -841,10 +860,14 @@ impl<K: Eq + Hash + Clone> DupCache<K> {
             e.1 = reply;
             return;
         }
+        if reply.len() > MAX_PACKET_LEN {
+            return;
+        }
         while self.map.len() >= self.capacity {
             match self.order.pop_front() {
                 Some((_, old)) => {
                     self.map.remove(&old);
+                    self.evicted += 1;
                 }
                 None => break,
             }
@@ -878,6 +901,155 @@ impl<K: Eq + Hash + Clone> DupCache<K> {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// A per-client request rate: `per_s` requests a second on average, up to
+/// `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_s: u32,
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    /// 200 requests a second, bursts of 400: far above what one NAS sends
+    /// in normal operation (a login is two or three requests), low enough
+    /// that one client cannot monopolise the management thread.
+    fn default() -> Self {
+        RateLimit {
+            per_s: 200,
+            burst: 400,
+        }
+    }
+}
+
+/// A token bucket in integer milli-tokens, time from the caller (ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBucket {
+    limit: RateLimit,
+    /// Milli-tokens available (at most `burst * 1000`).
+    milli: u64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(limit: RateLimit, now_ms: u64) -> Self {
+        TokenBucket {
+            limit,
+            milli: u64::from(limit.burst) * 1000,
+            last_ms: now_ms,
+        }
+    }
+
+    /// Takes one token if there is one at `now_ms`. A clock that goes back
+    /// adds nothing.
+    pub fn take(&mut self, now_ms: u64) -> bool {
+        let cap = u64::from(self.limit.burst) * 1000;
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        // per_s tokens a second = per_s milli-tokens a millisecond.
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(self.limit.per_s)))
+            .min(cap);
+        self.last_ms = self.last_ms.max(now_ms);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why a datagram was refused before the RADIUS logic saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its source address is no configured client: dropped (RFC 2865 §3:
+    /// silently discarded), no reply.
+    UnknownClient,
+    /// Its client is over its request rate: dropped, no reply (the NAS
+    /// retransmits later).
+    RateLimited,
+}
+
+/// One configured NAS: its settings, its bucket, its counters.
+#[derive(Clone, Debug)]
+pub struct ClientState<C> {
+    pub client: C,
+    bucket: TokenBucket,
+    /// Requests let through.
+    pub admitted: u64,
+    /// Requests dropped over the rate.
+    pub rate_limited: u64,
+}
+
+/// The NAS clients of a RADIUS server by source address `A`, each with
+/// its request rate limit: the first check on every datagram.
+#[derive(Clone, Debug)]
+pub struct Clients<A, C> {
+    clients: HashMap<A, ClientState<C>>,
+    /// Datagrams from an address that is no client.
+    pub unknown_client: u64,
+    /// Datagrams over their client's rate (all clients).
+    pub rate_limited: u64,
+}
+
+impl<A: Eq + Hash, C> Default for Clients<A, C> {
+    fn default() -> Self {
+        Clients {
+            clients: HashMap::new(),
+            unknown_client: 0,
+            rate_limited: 0,
+        }
+    }
+}
+
+impl<A: Eq + Hash, C> Clients<A, C> {
+    /// Adds (or replaces) the client at `addr`; its bucket starts full.
+    pub fn insert(&mut self, addr: A, client: C, limit: RateLimit, now_ms: u64) {
+        self.clients.insert(
+            addr,
+            ClientState {
+                client,
+                bucket: TokenBucket::new(limit, now_ms),
+                admitted: 0,
+                rate_limited: 0,
+            },
+        );
+    }
+
+    /// The client a datagram from `from` at `now_ms` belongs to, if it is
+    /// one and under its rate; every refusal is counted.
+    pub fn admit(&mut self, from: &A, now_ms: u64) -> Result<&C, Refusal> {
+        let Some(c) = self.clients.get_mut(from) else {
+            self.unknown_client += 1;
+            return Err(Refusal::UnknownClient);
+        };
+        if !c.bucket.take(now_ms) {
+            c.rate_limited += 1;
+            self.rate_limited += 1;
+            return Err(Refusal::RateLimited);
+        }
+        c.admitted += 1;
+        Ok(&c.client)
+    }
+
+    pub fn get(&self, addr: &A) -> Option<&ClientState<C>> {
+        self.clients.get(addr)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&A, &ClientState<C>)> {
+        self.clients.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
     }
 }
 
@@ -1365,6 +1537,122 @@ mod tests {
         let mut z = DupCache::new(0, 1000);
         z.insert(key(1), vec![1], 0);
         assert!(z.is_empty());
+    }
+
+    #[test]
+    fn dup_cache_flooded_with_distinct_identifiers_stays_bounded() {
+        let mut c = DupCache::new(256, 30_000);
+        let allocated = c.allocated();
+        assert!(allocated.0 >= 256 && allocated.1 >= 256);
+        // 100 000 distinct requests (identifier and authenticator differ)
+        // from one client within the TTL: nothing expires, so only the
+        // capacity bounds it.
+        for i in 0..100_000u32 {
+            let mut authenticator = [0u8; 16];
+            authenticator[..4].copy_from_slice(&i.to_be_bytes());
+            let key = DupKey {
+                client: 1u8,
+                code: 1,
+                identifier: i as u8,
+                authenticator,
+            };
+            c.insert(key, vec![0u8; 64], u64::from(i % 1000));
+            assert!(c.len() <= 256);
+        }
+        assert_eq!(c.len(), 256);
+        assert_eq!(c.evicted, 100_000 - 256);
+        // The map's reported capacity moves a little as deleted slots are
+        // reclaimed, but a growth would double it.
+        let now = c.allocated();
+        assert!(
+            now.0 < 2 * allocated.0 && now.1 == allocated.1,
+            "the tables grew: {allocated:?} -> {now:?}"
+        );
+        // The newest are the ones kept.
+        let mut authenticator = [0u8; 16];
+        authenticator[..4].copy_from_slice(&99_999u32.to_be_bytes());
+        let newest = DupKey {
+            client: 1u8,
+            code: 1,
+            identifier: 99_999u32 as u8,
+            authenticator,
+        };
+        assert!(c.get(&newest, 999).is_some());
+        // A reply longer than a RADIUS packet is not kept.
+        c.insert(
+            DupKey {
+                client: 2u8,
+                ..newest.clone()
+            },
+            vec![0u8; MAX_PACKET_LEN + 1],
+            999,
+        );
+        assert_eq!(c.len(), 256);
+    }
+
+    #[test]
+    fn token_bucket_rate_burst_and_clock() {
+        let mut b = TokenBucket::new(
+            RateLimit {
+                per_s: 10,
+                burst: 3,
+            },
+            1_000,
+        );
+        // The burst at once, then nothing.
+        assert!((0..3).all(|_| b.take(1_000)));
+        assert!(!b.take(1_000));
+        // One token per 100 ms.
+        assert!(!b.take(1_099));
+        assert!(b.take(1_100));
+        assert!(!b.take(1_150));
+        // A long pause refills to the burst, not beyond.
+        let granted = (0..10).filter(|_| b.take(60_000)).count();
+        assert_eq!(granted, 3);
+        // A clock that goes back gives nothing and does not stall the refill.
+        assert!(!b.take(50_000));
+        assert!(b.take(60_100));
+        // Over a long run: rate * time + burst, no more.
+        let mut b = TokenBucket::new(
+            RateLimit {
+                per_s: 50,
+                burst: 5,
+            },
+            0,
+        );
+        let n = (0..10_000u64).filter(|t| b.take(t * 2)).count();
+        assert_eq!(n, 5 + (19_998 * 50 / 1000));
+        // Extreme values neither overflow nor panic.
+        let mut b = TokenBucket::new(
+            RateLimit {
+                per_s: u32::MAX,
+                burst: u32::MAX,
+            },
+            0,
+        );
+        assert!(b.take(u64::MAX));
+        let mut z = TokenBucket::new(RateLimit { per_s: 0, burst: 0 }, 0);
+        assert!(!z.take(u64::MAX));
+    }
+
+    #[test]
+    fn clients_unknown_dropped_and_over_rate_dropped_and_counted() {
+        let mut c: Clients<&str, &str> = Clients::default();
+        c.insert("10.0.0.1", "nas1", RateLimit { per_s: 1, burst: 2 }, 0);
+        c.insert("10.0.0.2", "nas2", RateLimit::default(), 0);
+        assert_eq!(c.admit(&"10.9.9.9", 0), Err(Refusal::UnknownClient));
+        assert_eq!(c.admit(&"10.0.0.1", 0), Ok(&"nas1"));
+        assert_eq!(c.admit(&"10.0.0.1", 0), Ok(&"nas1"));
+        assert_eq!(c.admit(&"10.0.0.1", 10), Err(Refusal::RateLimited));
+        assert_eq!(c.admit(&"10.0.0.1", 20), Err(Refusal::RateLimited));
+        // The other client is not affected by the first one's flood.
+        assert_eq!(c.admit(&"10.0.0.2", 20), Ok(&"nas2"));
+        assert_eq!(c.admit(&"10.0.0.1", 1_010), Ok(&"nas1"));
+        assert_eq!((c.unknown_client, c.rate_limited), (1, 2));
+        let s = c.get(&"10.0.0.1").unwrap();
+        assert_eq!((s.admitted, s.rate_limited), (3, 2));
+        assert_eq!(c.get(&"10.0.0.2").unwrap().rate_limited, 0);
+        assert_eq!(c.len(), 2);
     }
 
     proptest! {
