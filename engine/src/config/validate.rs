@@ -613,4 +613,19 @@ pairs = [["a", "b"]]
         let (_, mgr, _, _, _) = radius::build(&p).unwrap().unwrap();
         assert_eq!(mgr.dup_cache().capacity(), 128);
     }
+
+    /// Hash flooding: the GW's flow-hash seed is drawn from the OS at every
+    /// build (every start), never the constant of `GwConfig::default()`.
+    #[test]
+    fn every_gw_build_draws_a_new_flow_hash_seed() {
+        let p = Profile::parse(&demo("gw1.toml"), "gw1.toml").unwrap();
+        let seeds: Vec<u64> = (0..4)
+            .map(|_| gw::build(&p).unwrap().cfg.hash_seed)
+            .collect();
+        let fixed = pgw_pipelines::gw::config::GwConfig::default().hash_seed;
+        for (i, s) in seeds.iter().enumerate() {
+            assert_ne!(*s, fixed, "the default seed");
+            assert!(!seeds[..i].contains(s), "seed repeated: {seeds:x?}");
+        }
+    }
 }

@@ -208,6 +208,41 @@ mod tests {
     use crate::gw::hash::flow_hash;
     use crate::hw::HeapAlloc;
 
+    /// Hash flooding: tuples crafted (by search, as an attacker who knew
+    /// the seed would) to share both home buckets under one seed fill those
+    /// two buckets and the rest are refused; under another seed the same
+    /// tuples spread and all fit. With a constant seed the crafted set would
+    /// work against every start; the engine draws the seed from the OS.
+    #[test]
+    fn tuples_crafted_for_one_seed_fill_two_buckets_but_not_under_another() {
+        let (seed_a, seed_b) = (0x0123_4567_89ab_cdefu64, 0xfedc_ba98_7654_3210u64);
+        let probe = FlowTable::new(&HeapAlloc, 64).unwrap();
+        let h = |seed: u64, src: u32, p: u16| flow_hash(seed, src, 0x0a21_0001, p, 80, 6);
+        let target = probe.homes(h(seed_a, 0x0a32_0001, 1000));
+        let mut crafted = Vec::new();
+        'search: for src in 0x0a32_0001u32..0x0a32_0100 {
+            for p in 1000..u16::MAX {
+                if probe.homes(h(seed_a, src, p)) == target {
+                    crafted.push((src, p));
+                    if crafted.len() == 40 {
+                        break 'search;
+                    }
+                }
+            }
+        }
+        assert_eq!(crafted.len(), 40, "the search found too few");
+        let fill = |seed: u64| {
+            let mut t = FlowTable::new(&HeapAlloc, 64).unwrap();
+            crafted
+                .iter()
+                .enumerate()
+                .filter(|(i, (src, p))| t.insert(h(seed, *src, *p), *i as u32))
+                .count()
+        };
+        assert_eq!(fill(seed_a), 2 * SLOTS, "under the seed they were made for");
+        assert_eq!(fill(seed_b), crafted.len(), "under another seed");
+    }
+
     #[test]
     fn insert_find_remove_and_tag_collisions() {
         let mut t = FlowTable::new(&HeapAlloc, 64).unwrap();
