@@ -801,11 +801,12 @@ impl<K> DupKey<K> {
 
 /// Replies already sent, so a retransmitted request gets the same bytes
 /// again without being processed twice. A fixed-capacity structure: both
-/// tables are allocated for `capacity` entries at construction and never
-/// grow; when full, the oldest entry is evicted (counted in `evicted`); an
-/// entry lives `ttl_ms` after its insertion. Replies are at most
+/// tables are allocated at construction (the map for twice `capacity`, so
+/// that churn rehashes it in place) and never grow; when full, the oldest
+/// entry is evicted (counted in `evicted`); an entry lives `ttl_ms` after
+/// its insertion. Replies are at most
 /// [`MAX_PACKET_LEN`] bytes, so memory stays under
-/// `capacity * (2 * size_of DupKey<K> + 40 + MAX_PACKET_LEN)` bytes
+/// `capacity * (3 * size_of DupKey<K> + 80 + MAX_PACKET_LEN)` bytes
 /// whatever a client sends (a flood of distinct identifiers only evicts).
 #[derive(Debug)]
 pub struct DupCache<K> {
@@ -823,7 +824,9 @@ impl<K: Eq + Hash + Clone> DupCache<K> {
         DupCache {
             capacity,
             ttl_ms,
-            map: HashMap::with_capacity(capacity),
+            // Twice the entries: a map at most half full rehashes in place
+            // when deleted slots run out, instead of growing.
+            map: HashMap::with_capacity(capacity.saturating_mul(2)),
             order: VecDeque::with_capacity(capacity),
             evicted: 0,
         }
@@ -1562,7 +1565,8 @@ mod tests {
         assert_eq!(c.len(), 256);
         assert_eq!(c.evicted, 100_000 - 256);
         // The map's reported capacity moves a little as deleted slots are
-        // reclaimed, but a growth would double it.
+        // reclaimed, but a growth would double it (a map sized for only
+        // `capacity` entries did grow here once).
         let now = c.allocated();
         assert!(
             now.0 < 2 * allocated.0 && now.1 == allocated.1,
