@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 mod lifecycle;
+mod top;
 
 use clap::{Parser, Subcommand};
 use pgw_engine::config::Profile;
@@ -101,6 +102,25 @@ enum Cmd {
         profile: Option<PathBuf>,
         #[arg(required = true, num_args = 1..)]
         request: Vec<String>,
+    },
+    /// A live view of a running instance, refreshed every interval (like
+    /// htop and VPP's `show runtime`): workers (busy %, Mpps, cycles per
+    /// packet, capacity), ports (pps, bps, missed, errors, kernel drops),
+    /// drops by reason, connections, sessions by state, health. Rates are
+    /// the difference of two successive looks. On a terminal `q` or Ctrl-C
+    /// quits; otherwise frames are printed one after another, separated
+    /// by a blank line (`pgw top -n 3 > file`).
+    Top {
+        #[arg(long, conflicts_with = "profile")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Seconds between frames.
+        #[arg(long, short = 'd', default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many frames.
+        #[arg(long, short = 'n')]
+        iterations: Option<u64>,
     },
     /// pgw's version, the DPDK it runs on, and what it was built with.
     Version,
@@ -209,6 +229,18 @@ fn main() -> ExitCode {
             profile,
             json,
         } => sessions(socket, profile, json),
+        Cmd::Top {
+            socket,
+            profile,
+            interval,
+            iterations,
+        } => match socket_of(socket, profile) {
+            Ok(path) => top::run(&path, interval, iterations),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Servers {
             socket,
             profile,
