@@ -19,9 +19,10 @@ fi
 #    full NAT through nftables + conntrack). perf/e2e.sh runs its own nginx
 #    in a namespace and e2e_metrics its own prometheus on a free port; a
 #    service either package may start is not used.
-#    traceroute shows a router hop through the GW (engine/tests/e2e_pmtud.rs).
+#    traceroute shows a router hop through the GW (engine/tests/e2e_pmtud.rs);
+#    script (bsdutils) gives `pgw top` a pseudo-terminal (e2e_top.rs).
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config
-      iproute2 ethtool curl iputils-ping tcpdump traceroute python3 procps
+      iproute2 ethtool curl iputils-ping tcpdump traceroute python3 procps bsdutils
       freeradius-utils nfdump prometheus python3-matplotlib
       nginx wrk iperf3 nftables conntrack)
 missing=()

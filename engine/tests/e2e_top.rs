@@ -1,0 +1,199 @@
+//! `pgw top` end to end: a GW carries real TCP (curl downloads through a
+//! VIP, rate-limited so they last) and refuses a subscriber address without
+//! a session, both going on while `pgw top` watches it.
+//!
+//! Batch mode (stdout a pipe): `pgw top -n 3 --interval 0.5` prints three
+//! frames, each with the worker, a non-zero packet rate on the access port,
+//! the refusals under `no_session`, the connections and the health of the
+//! server; no sessions section (the GW has no `[radius]`).
+//!
+//! On a terminal: `script` (util-linux) gives `pgw top` a pseudo-terminal;
+//! the frames come with the alternate screen and a clear before each, `q`
+//! typed on the terminal ends it, and the screen and cursor are put back.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+/// The frames of `pgw top` output (each starts with its header line).
+fn frames(out: &str) -> Vec<String> {
+    let mut v: Vec<String> = vec![];
+    for l in out.lines() {
+        if l.contains("pgw top — instance") || v.is_empty() {
+            v.push(String::new());
+        }
+        let last = v.last_mut().unwrap();
+        last.push_str(l);
+        last.push('\n');
+    }
+    v.retain(|f| f.contains("pgw top — instance"));
+    v
+}
+
+/// The whitespace-separated columns of the first line of `frame` whose
+/// first column is `first`.
+fn row(frame: &str, first: &str) -> Option<Vec<String>> {
+    frame
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .find(|c| c.first().map(String::as_str) == Some(first))
+}
+
+/// A number as `pgw top` writes it (`12`, `3.4k`, `1.2M`).
+fn num(s: &str) -> f64 {
+    let (n, m) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1e3),
+        Some('M') => (&s[..s.len() - 1], 1e6),
+        Some('G') => (&s[..s.len() - 1], 1e9),
+        _ => (s, 1.0),
+    };
+    n.parse::<f64>()
+        .unwrap_or_else(|_| panic!("not a number: {s:?}"))
+        * m
+}
+
+#[test]
+fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
+    let Some(mut lab) = Lab::netns("tp", &["curl", "script", "timeout"]) else {
+        return;
+    };
+    let w1 = member("w1", "10.80.0.11", 8080);
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(
+            "key_ports = [1024, 59999]\n\
+             probe_ports = [60000, 60999]\n\
+             health = { interval_s = 0.3, timeout_s = 0.25, rise = 2, fall = 2 }",
+        ))
+        .with(&wap(&[w1]))
+        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24", "10.50.0.3/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.11/24"]);
+    let www = lab.serve_http("w1", &srv, "10.80.0.11");
+    sh(&format!(
+        "head -c 8388608 /dev/urandom > {}",
+        www.join("blob.bin").display()
+    ));
+    wait_for("w1 up by its health check", Duration::from_secs(20), || {
+        pgw_json(&sock, "servers")["groups"][0]["members"][0]["up"] == true
+    });
+    lab.wait_neighbours(&sock, &["10.80.0.11"]);
+
+    // Traffic that lasts: downloads at 2 MB/s from the subscriber with a
+    // session, and attempts from the address without one (no_session).
+    lab.spawn(
+        "downloads",
+        &format!(
+            "ip netns exec {sub} sh -c 'while true; do curl -s -o /dev/null --max-time 20 --limit-rate 2M --interface 10.50.0.2 http://10.33.0.1/blob.bin; done'"
+        ),
+    );
+    lab.spawn(
+        "refused",
+        &format!(
+            "ip netns exec {sub} sh -c 'while true; do curl -s -o /dev/null --max-time 0.3 --interface 10.50.0.3 http://10.33.0.1/who; done'"
+        ),
+    );
+    wait_for(
+        "downloads and refusals under way",
+        Duration::from_secs(20),
+        || {
+            let r = stats_json(&sock);
+            event(&r, "gw_new_flows") >= 1 && drops(&r, "no_session") >= 1
+        },
+    );
+
+    // Batch mode: three frames, half a second apart.
+    let t0 = Instant::now();
+    let out = sh(&format!(
+        "{} top --socket {} -n 3 --interval 0.5",
+        pgw_bin().display(),
+        sock.display()
+    ));
+    let took = t0.elapsed();
+    assert!(!out.contains('\x1b'), "escapes in batch mode:\n{out}");
+    eprintln!("pgw top -n 3 --interval 0.5:\n{out}");
+    let fs = frames(&out);
+    assert_eq!(fs.len(), 3, "{out}");
+    // 3 intervals of 0.5 s (and the first look before them).
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    // Frames are separated by a blank line.
+    assert_eq!(out.matches("\n\npgw top — instance").count(), 2, "{out}");
+    let mut drop_rates = vec![];
+    for f in &fs {
+        assert!(
+            f.starts_with(&format!("pgw top — instance {} (gw)", lab.tag)),
+            "{f}"
+        );
+        // The worker: #, lcore, busy %, Mpps, rx pps, ...; it took packets in.
+        let w = row(f, "0").unwrap_or_else(|| panic!("no worker row in\n{f}"));
+        assert_eq!(w.len(), 9, "{f}");
+        let busy: f64 = w[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("busy % {:?}\n{f}", w[2]));
+        assert!((0.0..=100.0).contains(&busy), "{f}");
+        assert!(num(&w[4]) > 0.0, "worker rx rate 0 while traffic runs\n{f}");
+        // The access port: up-going packets (ACKs, SYNs) and the download
+        // going down.
+        let a = row(f, "access").unwrap_or_else(|| panic!("no access row in\n{f}"));
+        assert!(num(&a[2]) > 0.0, "access rx pps 0 while traffic runs\n{f}");
+        assert!(num(&a[3]) > 0.0, "access rx bps 0\n{f}");
+        assert!(
+            num(&a[4]) > 0.0,
+            "access tx pps 0 while a download runs\n{f}"
+        );
+        assert!(row(f, "servers").is_some(), "{f}");
+        // The refusals, by reason: rate and total.
+        let d = row(f, "no_session").unwrap_or_else(|| panic!("no no_session row in\n{f}"));
+        assert!(d[2].parse::<u64>().unwrap() >= 1, "{f}");
+        drop_rates.push(num(&d[1]));
+        let c = f
+            .lines()
+            .find(|l| l.starts_with("connections"))
+            .unwrap_or_else(|| panic!("no connections line in\n{f}"));
+        assert!(c.contains("new "), "{c}");
+        assert!(
+            f.contains("health  members 1 up, 0 down"),
+            "health of w1 not shown\n{f}"
+        );
+        assert!(!f.contains("\nsessions"), "a GW without [radius]\n{f}");
+    }
+    // Attempts every ~0.3 s: refusals counted within the 1.5 s watched.
+    assert!(
+        drop_rates.iter().any(|r| *r > 0.0),
+        "no_session rate 0 in every frame while refusals go on\n{out}"
+    );
+
+    // On a pseudo-terminal: alternate screen, a clear before each frame,
+    // `q` quits (no -n), the terminal put back.
+    let tty_out = lab.dir.join("tty.out");
+    let t0 = Instant::now();
+    let status = sh_output(&format!(
+        "(sleep 3; printf q) | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+        pgw_bin().display(),
+        sock.display(),
+        tty_out.display()
+    ));
+    assert!(
+        status.status.success(),
+        "pgw top on a terminal: {:?} {}",
+        status.status,
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let tty = String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap()).into_owned();
+    assert!(tty.contains("\x1b[?1049h"), "no alternate screen:\n{tty:?}");
+    let clears = tty.matches("\x1b[H\x1b[2Jpgw top — instance").count();
+    assert!(clears >= 2, "{clears} cleared frames in\n{tty:?}");
+    let restored = tty
+        .rfind("\x1b[?25h\x1b[?1049l")
+        .unwrap_or_else(|| panic!("terminal not restored:\n{tty:?}"));
+    assert!(
+        restored > tty.rfind("pgw top — instance").unwrap(),
+        "{tty:?}"
+    );
+    assert!(tty.contains("access"), "{tty:?}");
+
+    lab.stop_pgw("gw");
+}
