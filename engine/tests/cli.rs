@@ -214,6 +214,16 @@ fn stats_without_a_running_instance_says_how_to_fix() {
     let (code, _, err) = pgw(&["stats", "--socket", "/tmp/pgw-nobody-here.sock"]);
     assert_ne!(code, 0);
     assert!(err.contains("is it running"), "{err}");
+    // `pgw top` too, at once and with nothing drawn; and it needs an instance.
+    let (code, out, err) = pgw(&["top", "--socket", "/tmp/pgw-nobody-here.sock", "-n", "1"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("is it running") && out.is_empty(),
+        "{out}{err}"
+    );
+    let (code, _, err) = pgw(&["top", "-n", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--socket PATH or --profile FILE"), "{err}");
 }
 
 /// A worker CPU the machine does not have is refused by `pgw run` before
