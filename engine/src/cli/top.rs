@@ -768,6 +768,42 @@ mod tests {
     }
 
     #[test]
+    fn two_workers_and_their_sum() {
+        let (mut a, mut b) = pair();
+        for s in [&mut a, &mut b] {
+            let mut w1 = s.stats["workers"][0].clone();
+            w1["worker"] = json!(1);
+            w1["lcore"] = json!(2);
+            s.stats["workers"].as_array_mut().unwrap().push(w1);
+            let rt = s.runtime.as_mut().unwrap();
+            let mut r1 = rt["workers"][0].clone();
+            r1["worker"] = json!(1);
+            r1["lcore"] = json!(2);
+            // Worker 1 idle all the time.
+            r1["busy_cycles"] = json!(0);
+            r1["packets"] = json!(0);
+            rt["workers"].as_array_mut().unwrap().push(r1);
+        }
+        let f = render(&a, &b, &Options::default());
+        assert_eq!(
+            cols(line(&f, "1 ")),
+            ["1", "2", "0.0", "0.000", "10.0k", "10.0k", "3", "-", "-"]
+        );
+        // All: 20 000 pps each way, 6 drops/s, 4M cycles over 20 000
+        // packets, 2 workers at 10 Mpps each; the busy column left empty.
+        let all = line(&f, "all");
+        assert_eq!(
+            cols(all),
+            ["all", "0.010", "20.0k", "20.0k", "6", "200.0", "20.00"]
+        );
+        let w0 = line(&f, "0 ");
+        assert_eq!(all.find("0.010"), w0.find("0.010"), "columns:\n{f}");
+        // Drops and events summed over both.
+        assert_eq!(cols(line(&f, "no_session")), ["no_session", "6", "22"]);
+        assert!(line(&f, "connections").contains("open 8  held 4"), "{f}");
+    }
+
+    #[test]
     fn numbers_as_people_read_them() {
         assert_eq!(si(0.0), "0");
         assert_eq!(si(2.5), "2.5");
