@@ -11,6 +11,9 @@
 //! the frames come with the alternate screen and a clear before each, `q`
 //! typed on the terminal ends it, and so does Ctrl-C (exit 0, not killed
 //! by the signal), each time with the screen and cursor put back.
+//!
+//! With `[radius]`: `radclient` logs a subscriber in and out idle; `pgw top`
+//! shows its session Act, then Dormant.
 
 mod common;
 use common::*;
@@ -225,5 +228,77 @@ fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
         "{tty:?}"
     );
 
+    lab.stop_pgw("gw");
+}
+
+/// With `[radius]`: `radclient` logs a subscriber in, then out idle, and
+/// `pgw top` shows the session by its FIG. 11 state each time.
+#[test]
+fn top_shows_sessions_by_state_of_a_gw_with_radius() {
+    let Some(mut lab) = Lab::netns("tq", &["radclient"]) else {
+        return;
+    };
+    let auth = 21000 + (std::process::id() % 20000) as u16;
+    let acct = auth + 1;
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    let sock = lab.run_pgw("gw", &profile);
+    let top = || {
+        let out = sh(&format!(
+            "{} top --socket {} -n 1 --interval 0.2",
+            pgw_bin().display(),
+            sock.display()
+        ));
+        let fs = frames(&out);
+        assert_eq!(fs.len(), 1, "{out}");
+        fs[0].clone()
+    };
+    let sessions = |f: &str| -> String {
+        f.lines()
+            .find(|l| l.starts_with("sessions"))
+            .unwrap_or_else(|| panic!("no sessions line in\n{f}"))
+            .to_string()
+    };
+    assert!(
+        sessions(&top()).starts_with("sessions  0 total: Act 0  Dormant 0  Close 0"),
+        "{}",
+        top()
+    );
+
+    let (ok, out) = radclient(
+        3,
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222",
+    );
+    assert!(ok && out.contains("Access-Accept"), "{out}");
+    let acct_send = |status: &str, extra: &str| {
+        let (ok, out) = radclient(
+            3,
+            acct,
+            "acct",
+            "testing123",
+            &format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}"),
+        );
+        assert!(ok && out.contains("Accounting-Response"), "{out}");
+    };
+    acct_send("Start", "");
+    let f = top();
+    assert!(
+        sessions(&f).starts_with("sessions  1 total: Act 1  Dormant 0  Close 0"),
+        "{f}"
+    );
+    acct_send("Stop", ",Acct-Terminate-Cause=Idle-Timeout");
+    let f = top();
+    assert!(
+        sessions(&f).starts_with("sessions  1 total: Act 0  Dormant 1  Close 0"),
+        "{f}"
+    );
     lab.stop_pgw("gw");
 }
