@@ -25,6 +25,7 @@ fn row(i: u64) -> AcctRow {
         subscriber_ip: Ipv4Addr::new(127, 1, 0, 1),
         subscriber_port: i as u16,
         subscriber_ip6: None,
+        representative_ip6: None,
         service: "web".into(),
         representative_ip: Ipv4Addr::new(127, 0, 0, 80),
         representative_port: 80,

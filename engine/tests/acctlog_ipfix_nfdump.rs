@@ -5,11 +5,13 @@
 //! (sequence numbers = data records sent before each message) although the
 //! template is repeated and the variable-length enterprise fields (device
 //! id, service, server name; one longer than 255 bytes) are present.
+//! NAT64 records (IPv6 subscriber, template 257) in the same messages show
+//! their IPv6 source and their NAT translation.
 //!
 //! Without nfcapd/nfdump it fails under `CI=true` and skips, saying so,
 //! elsewhere (scripts/setup.sh installs them).
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -49,6 +51,7 @@ fn row(i: u32) -> AcctRow {
         subscriber_ip: Ipv4Addr::new(127, 1, 0, 1 + i as u8),
         subscriber_port: 40_000 + i as u16,
         subscriber_ip6: None,
+        representative_ip6: None,
         service: if i.is_multiple_of(2) { "web" } else { "mail" }.into(),
         representative_ip: Ipv4Addr::new(127, 0, 0, 80 + (i % 3) as u8),
         representative_port: if i.is_multiple_of(2) { 80 } else { 25 },
@@ -75,6 +78,22 @@ fn row(i: u32) -> AcctRow {
             CloseReason::Fin
         },
     }
+}
+
+/// A NAT64 connection's record: IPv6 subscriber, IPv4 representative
+/// (the address embedded in its RFC 6052 destination).
+fn row6(i: u32) -> AcctRow {
+    let mut r = row(i);
+    r.subscriber_ip = Ipv4Addr::UNSPECIFIED;
+    r.subscriber_ip6 = Some(Ipv6Addr::new(0x2001, 0xdb8, 0, 6, 0, 0, 0, i as u16));
+    let prefix = pgw_pipelines::xlat::rfc6052::Prefix::WELL_KNOWN;
+    r = r.with_nat64_prefix(Some(&prefix));
+    assert_eq!(
+        r.representative_ip6,
+        Some(Ipv6Addr::from(prefix.embed(r.representative_ip.octets())))
+    );
+    r.device_id = format!("dev6-{i}");
+    r
 }
 
 /// "YYYY-MM-DDTHH:MM:SS.mmm" in UTC (nfdump's JSON time, with TZ=UTC).
@@ -147,7 +166,9 @@ fn nfdump_reads_back_what_was_exported() {
     );
     wait_bound(port, &mut nfcapd.0, &log);
 
-    let n = 50u32;
+    let n4 = 50u32;
+    let n6 = 3u32;
+    let n = n4 + n6;
     let collector: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut l = AcctLogger::start(AcctLogConfig {
         ipfix_collector: Some(collector),
@@ -161,14 +182,15 @@ fn nfdump_reads_back_what_was_exported() {
         ..AcctLogConfig::default()
     })
     .unwrap();
-    let rows: Vec<AcctRow> = (0..n).map(row).collect();
+    // The NAT64 rows come last: the last message mixes both templates.
+    let rows: Vec<AcctRow> = (0..n4).map(row).chain((n4..n).map(row6)).collect();
     for r in &rows {
         assert!(l.submit(r.clone()));
     }
     let st = l.stop();
     assert_eq!(st.ipfix_records, u64::from(n));
     assert_eq!(st.ipfix_errors, 0);
-    assert_eq!(st.ipfix_messages, 8); // ceil(50 / 7)
+    assert_eq!(st.ipfix_messages, 8); // ceil(53 / 7)
     assert_eq!(st.ipfix_templates, 3); // messages 1, 4, 7
 
     // Give nfcapd the datagrams, then SIGTERM: it writes and closes its file.
@@ -205,9 +227,16 @@ fn nfdump_reads_back_what_was_exported() {
             .iter()
             .find(|v| s(v, "src_port") == r.subscriber_port.to_string())
             .unwrap_or_else(|| panic!("no record for {}", r.subscriber_port));
+        let (src, dst) = match (r.subscriber_ip6, r.representative_ip6) {
+            (Some(a), Some(d)) => (("src6_addr", a.to_string()), ("dst6_addr", d.to_string())),
+            _ => (
+                ("src4_addr", r.subscriber_ip.to_string()),
+                ("dst4_addr", r.representative_ip.to_string()),
+            ),
+        };
         let want = [
-            ("src4_addr", r.subscriber_ip.to_string()),
-            ("dst4_addr", r.representative_ip.to_string()),
+            src,
+            dst,
             ("src_port", r.subscriber_port.to_string()),
             ("dst_port", r.representative_port.to_string()),
             ("proto", r.protocol.to_string()),
@@ -242,6 +271,12 @@ fn nfdump_reads_back_what_was_exported() {
         .filter(|r| r.close_reason == CloseReason::IdleTimeout)
         .count();
     assert_eq!((idle, eof), (want_idle, n as usize - want_idle), "{raw}");
+    // The IPv6 records are really there as IPv6 (not an IPv4 0.0.0.0 source).
+    let v6: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|v| v.get("src6_addr").is_some())
+        .collect();
+    assert_eq!(v6.len(), n6 as usize, "{recs:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

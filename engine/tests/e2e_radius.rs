@@ -5,11 +5,36 @@
 //! secret → no answer, counted; Accounting Start / Interim / Stop drive the
 //! session states `pgw sessions` shows, and the data path follows them:
 //! no session → dropped; Act → forwarded; Dormant → dropped; Close → logged,
-//! then gone.
+//! then gone. `pgw sessions --history DEVICE` lists the FIG. 11
+//! transitions with their wall-clock times and causes, and the session log
+//! row in SQLite carries the same history.
 
 mod common;
 use common::*;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// (from, to, cause, at_unix_ms) of each entry of a history array.
+fn transitions(h: &serde_json::Value) -> Vec<(String, String, String, i64)> {
+    h.as_array()
+        .unwrap_or_else(|| panic!("no history array: {h}"))
+        .iter()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().to_string(),
+                t["state"].as_str().unwrap().to_string(),
+                t["cause"].as_str().unwrap().to_string(),
+                t["at_unix_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
 
 /// One try: a request with a wrong secret must be counted exactly once.
 fn radclient(port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
@@ -23,6 +48,7 @@ fn radclient_drives_sessions_and_the_data_path() {
     };
     let auth = 21000 + (std::process::id() % 20000) as u16;
     let acct = auth + 1;
+    let db = lab.dir.join("acct.sqlite");
     let profile = lab
         .profile("gw", "10.50.0.1/24")
         .with(&gw_section(""))
@@ -37,7 +63,11 @@ ranges = ["10.50.0.2-10.50.0.9"]
 [[radius.gateway]]
 name = "gw2"
 ranges = ["10.50.1.2-10.50.1.9"]"#,
-        );
+        )
+        .with(&format!(
+            "[accounting]\nsqlite = \"{}\"\nbatch_ms = 50",
+            db.display()
+        ));
     let sock = lab.run_pgw("gw", &profile);
     let sub = lab.subscriber(&["10.50.0.2/24"]);
     lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
@@ -110,6 +140,7 @@ ranges = ["10.50.1.2-10.50.1.9"]"#,
     let acct_send = |status: &str, extra: &str| {
         radclient(acct, "acct", "testing123", &acct_attrs(status, extra))
     };
+    let t0 = unix_ms();
     let (ok, out) = acct_send("Start", "");
     assert!(ok && out.contains("Accounting-Response"), "{out}");
     assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
@@ -130,6 +161,22 @@ ranges = ["10.50.1.2-10.50.1.9"]"#,
     let (ok, _) = acct_send("Stop", ",Acct-Terminate-Cause=Idle-Timeout");
     assert!(ok);
     assert_eq!(state_of("09011112222").as_deref(), Some("Dormant"));
+    // The live session's history so far: entry, then the NAS's stop.
+    let h = pgw_at(&sock, "sessions", "--history 09011112222 --json");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap_or_else(|e| panic!("{e}: {h}"));
+    assert_eq!(h["device_id"], "09011112222", "{h}");
+    assert_eq!(h["sessions"].as_array().unwrap().len(), 1, "{h}");
+    assert_eq!(h["sessions"][0]["state"], "Dormant", "{h}");
+    let live: Vec<(String, String, String)> = transitions(&h["sessions"][0]["history"])
+        .into_iter()
+        .map(|(f, t, c, _)| (f, t, c))
+        .collect();
+    let s3 = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        live,
+        [s3("none", "act", "entry"), s3("act", "dormant", "nas_stop")],
+        "{h}"
+    );
     assert!(!curl(), "a dormant session's traffic passed");
     // Start → Act again.
     let (ok, _) = acct_send("Start", "");
@@ -144,7 +191,83 @@ ranges = ["10.50.1.2-10.50.1.9"]"#,
     assert_eq!(state_of("09011112222"), None, "{s}");
     assert_eq!(s["session_log_total"], 1, "{s}");
     assert_eq!(s["session_log"][0]["device_id"], "09011112222");
+    let t1 = unix_ms();
     assert!(!curl(), "traffic passed after logout");
+
+    // The whole history of the closed session, in order, with causes and
+    // wall-clock times inside the test's window (the engine's clock is
+    // mapped to Unix time; allow its rounding and calibration a little).
+    let h = pgw_at(&sock, "sessions", "--history 09011112222 --json");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap_or_else(|e| panic!("{e}: {h}"));
+    let sess = &h["sessions"][0];
+    assert_eq!(h["sessions"].as_array().unwrap().len(), 1, "{h}");
+    assert_eq!(sess["state"], "None", "{h}");
+    assert_eq!(sess["close_cause"], "status_close:1", "{h}");
+    let all = transitions(&sess["history"]);
+    let steps: Vec<(String, String, String)> = all
+        .iter()
+        .map(|(f, t, c, _)| (f.clone(), t.clone(), c.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            s3("none", "act", "entry"),
+            s3("act", "dormant", "nas_stop"),
+            s3("dormant", "act", "nas_start"),
+            s3("act", "close", "status_close:1"), // User-Request
+        ],
+        "{h}"
+    );
+    let times: Vec<i64> = all.iter().map(|x| x.3).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    const SLACK_MS: i64 = 250;
+    assert!(
+        times[0] >= t0 - SLACK_MS && times[3] <= t1 + SLACK_MS,
+        "{times:?} outside [{t0}, {t1}]"
+    );
+    // The text form names the same transitions.
+    let text = pgw_at(&sock, "sessions", "--history 09011112222");
+    for want in [
+        "none     -> act",
+        "act      -> dormant  nas_stop",
+        "status_close:1",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    // An unknown device is an error answer, not an empty list.
+    let e = sh_output(&format!(
+        "{} sessions --socket {} --history 09099999999 --json",
+        pgw_bin().display(),
+        sock.display()
+    ));
+    let text = String::from_utf8_lossy(&e.stdout);
+    assert!(!e.status.success() && text.contains("no session"), "{text}");
+
+    // The session log row in SQLite carries the same history.
+    let mut logged = Vec::new();
+    wait_for(
+        "the session log row in SQLite",
+        Duration::from_secs(10),
+        || {
+            logged = pgw_engine::mgmt::acctlog::query_recent_sessions(&db, 10).unwrap_or_default();
+            !logged.is_empty()
+        },
+    );
+    let row = &logged[0];
+    assert_eq!(row.device_id, "09011112222");
+    let db_steps: Vec<(String, String, String, i64)> = row
+        .state_history
+        .iter()
+        .map(|c| {
+            (
+                c.from.clone(),
+                c.state.clone(),
+                c.cause.clone(),
+                c.at_unix_ms,
+            )
+        })
+        .collect();
+    assert_eq!(db_steps, all, "{row:?}");
     // Accounting with the wrong secret: no answer.
     let (ok, out) = radclient(acct, "acct", "bad", &acct_attrs("Start", ""));
     assert!(!ok && !out.contains("Accounting-Response"), "{out}");

@@ -83,6 +83,10 @@ enum Cmd {
         profile: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// The state transitions (wall-clock time, cause) of DEVICE's
+        /// current session and of its sessions in the recent session log.
+        #[arg(long, value_name = "DEVICE")]
+        history: Option<String>,
     },
     /// Server groups and gateways of a running instance, with their health.
     Servers {
@@ -228,6 +232,13 @@ fn main() -> ExitCode {
             socket,
             profile,
             json,
+            history: Some(dev),
+        } => session_history(socket, profile, &dev, json),
+        Cmd::Sessions {
+            socket,
+            profile,
+            json,
+            history: None,
         } => sessions(socket, profile, json),
         Cmd::Top {
             socket,
@@ -425,6 +436,72 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
         r["duplicate_cache_evicted"]
     );
     ExitCode::SUCCESS
+}
+
+fn session_history(
+    socket: Option<PathBuf>,
+    profile: Option<PathBuf>,
+    device: &str,
+    json: bool,
+) -> ExitCode {
+    if device.is_empty() || device.chars().any(char::is_whitespace) {
+        eprintln!("error: --history: {device:?} is not a device id (no spaces)");
+        return ExitCode::from(2);
+    }
+    let v = match ask_for_table(socket, profile, &format!("session-history {device}"), json) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let time = |ms: i64| {
+        let secs = ms.div_euclid(1000);
+        let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, dd) = civil_from_days(d);
+        format!(
+            "{y:04}-{m:02}-{dd:02} {:02}:{:02}:{:02}.{:03}Z",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            ms.rem_euclid(1000)
+        )
+    };
+    for s in v["sessions"].as_array().into_iter().flatten() {
+        println!(
+            "session {} of {} ({}), now {}{}",
+            s["session_id"],
+            device,
+            s["address"].as_str().unwrap_or(""),
+            s["state"].as_str().unwrap_or(""),
+            match s["history_dropped"].as_u64() {
+                Some(n) if n > 0 => format!(", {n} older transition(s) dropped"),
+                _ => String::new(),
+            }
+        );
+        for h in s["history"].as_array().into_iter().flatten() {
+            println!(
+                "  {}  {:<8} -> {:<8} {}",
+                time(h["at_unix_ms"].as_i64().unwrap_or(0)),
+                h["from"].as_str().unwrap_or(""),
+                h["state"].as_str().unwrap_or(""),
+                h["cause"].as_str().unwrap_or("")
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (H. Hinnant's civil_from_days).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {

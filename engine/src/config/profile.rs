@@ -256,6 +256,10 @@ pub struct AccountingCfg {
     /// IPFIX (RFC 7011) collector, "address:port" (UDP).
     #[serde(default)]
     pub ipfix_collector: Option<String>,
+    /// Resend the IPFIX templates every this many seconds (RFC 7011 §8.4;
+    /// with records flowing they also go out every 100 messages), 1..=3600.
+    #[serde(default = "d_ipfix_template_s")]
+    pub ipfix_template_s: u64,
     /// Commit after this many rows ...
     #[serde(default = "d_batch_rows")]
     pub batch_rows: usize,
@@ -267,6 +271,9 @@ pub struct AccountingCfg {
     pub proxy_accounting: bool,
 }
 
+fn d_ipfix_template_s() -> u64 {
+    30
+}
 fn d_batch_rows() -> usize {
     512
 }

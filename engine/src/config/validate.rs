@@ -361,6 +361,15 @@ impl Profile {
                     )
                 })?;
             }
+            if !(1..=3600).contains(&a.ipfix_template_s) {
+                return Err(self.err(
+                    "accounting.ipfix_template_s",
+                    format!(
+                        "{} is out of range 1..=3600 (seconds between IPFIX template refreshes)",
+                        a.ipfix_template_s
+                    ),
+                ));
+            }
             if a.sqlite.is_none() && a.ipfix_collector.is_none() {
                 return Err(self.err(
                     "accounting",
@@ -540,6 +549,25 @@ pairs = [["a", "b"]]
             "{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\nport = 1\n"
         ));
         assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn ipfix_template_s_defaults_and_is_range_checked() {
+        let acct = |extra: &str| {
+            format!("{GOOD}[accounting]\nipfix_collector = \"127.0.0.1:4739\"\n{extra}")
+        };
+        let p = Profile::parse(&acct(""), "a.toml").unwrap();
+        assert_eq!(p.accounting.unwrap().ipfix_template_s, 30);
+        let p = Profile::parse(&acct("ipfix_template_s = 5\n"), "a.toml").unwrap();
+        assert_eq!(p.accounting.unwrap().ipfix_template_s, 5);
+        for bad in [0, 3601] {
+            let e = err_of(&acct(&format!("ipfix_template_s = {bad}\n")));
+            assert!(
+                e.starts_with("bad.toml: accounting.ipfix_template_s: ")
+                    && e.contains(&bad.to_string()),
+                "{bad}: {e}"
+            );
+        }
     }
 
     /// Profiles that parse but cannot work are refused, naming the key.

@@ -106,6 +106,8 @@ struct GwMgmt {
     learned: HashMap<[u8; 4], [u8; 6]>,
     last_arp: Option<Instant>,
     service_names: Vec<(u8, String)>,
+    /// `gw.nat64.prefix` (accounting rows of NAT64 connections).
+    nat64_prefix: Option<pgw_pipelines::xlat::rfc6052::Prefix>,
 }
 
 #[derive(Serialize)]
@@ -375,13 +377,17 @@ impl State {
                         .or_else(|| self.remote_devices.get(&r.device_id).cloned())
                         .unwrap_or_else(|| r.device_id.to_string());
                     let svc = self.service_name(r.service.map(|s| s.0));
-                    log.submit(crate::mgmt::acctlog::AcctRow::from_record(
-                        &r,
-                        dev,
-                        svc,
-                        &wall,
-                        self.proxy_accounting,
-                    ));
+                    let nat64 = self.gw.as_ref().and_then(|g| g.nat64_prefix.as_ref());
+                    log.submit(
+                        crate::mgmt::acctlog::AcctRow::from_record(
+                            &r,
+                            dev,
+                            svc,
+                            &wall,
+                            self.proxy_accounting,
+                        )
+                        .with_nat64_prefix(nat64),
+                    );
                 }
                 if self.acct_recent.len() == ACCT_KEEP {
                     self.acct_recent.pop_front();
@@ -441,7 +447,7 @@ impl State {
             }
             "reload" => self.reload(),
             "sessions" => match &self.radius {
-                Some(r) => r.sessions_json(),
+                Some(r) => r.sessions_json(&self.wall_clock()),
                 None => "{\"error\":\"this instance has no [radius] section\"}".into(),
             },
             "stats" => serde_json::to_string(&self.link.report()).unwrap_or_default(),
@@ -510,8 +516,12 @@ impl State {
                 match w.as_slice() {
                     ["gateway", name, st @ ("up" | "down")] => self.set_gateway(name, *st == "up"),
                     ["server", group, member, st @ ("up" | "down")] => self.set_server(group, member, *st == "up"),
+                    ["session-history", device] => match &self.radius {
+                        Some(r) => r.session_history_json(device, &self.wall_clock()),
+                        None => "{\"error\":\"this instance has no [radius] section\"}".into(),
+                    },
                     _ => format!(
-                        "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors, gateway NAME up|down, server GROUP MEMBER up|down\"}}"
+                        "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors, sessions, session-history DEVICE, gateway NAME up|down, server GROUP MEMBER up|down\"}}"
                     ),
                 }
             }
@@ -707,7 +717,7 @@ impl State {
                 log.submit_session(crate::mgmt::acctlog::SessionLogRow::from_record(
                     &rec,
                     user,
-                    Vec::new(),
+                    crate::mgmt::acctlog::history_rows(&rec.history, &wall),
                     &wall,
                 ));
             }
@@ -845,6 +855,7 @@ impl Management {
             learned: HashMap::new(),
             last_arp: None,
             service_names: g.service_names.clone(),
+            nat64_prefix: g.cfg.nat64.map(|n| n.prefix),
         });
         let mut st = State {
             profile_path: PathBuf::from(&profile.source),
@@ -896,6 +907,10 @@ impl Management {
                         ipfix_collector: a.ipfix_collector.as_ref().and_then(|c| c.parse().ok()),
                         batch_rows: a.batch_rows,
                         batch_ms: a.batch_ms,
+                        ipfix: crate::mgmt::acctlog::ipfix::ExporterConfig {
+                            template_every_ms: a.ipfix_template_s.saturating_mul(1000),
+                            ..Default::default()
+                        },
                         ..Default::default()
                     })
                     .map_err(|err| format!("accounting: {err}"))?,

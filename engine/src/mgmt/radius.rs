@@ -16,6 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
+use crate::mgmt::acctlog::{close_cause_text, history_rows, WallClock};
 use pgw_pipelines::gw::tables::SubscriberAuth;
 use pgw_pipelines::mgmt::assign::GwId;
 use pgw_pipelines::mgmt::radius::Clients;
@@ -499,8 +500,48 @@ impl RadiusSide {
         })
     }
 
-    /// `pgw sessions`: every session with its state, and the counters.
-    pub fn sessions_json(&self) -> String {
+    /// `pgw sessions --history DEVICE`: the device's current session (if
+    /// any) and its sessions still in the in-memory session log, oldest
+    /// first, each with its state transitions (wall-clock times, causes).
+    pub fn session_history_json(&self, device_id: &str, wall: &WallClock) -> String {
+        let mut rows: Vec<serde_json::Value> = self
+            .session_log
+            .iter()
+            .filter(|r| r.session.device_id == device_id)
+            .map(|r| {
+                serde_json::json!({
+                    "session_id": r.session.session_id,
+                    "address": r.session.addr.to_string(),
+                    "state": "None",
+                    "started_unix_ms": wall.unix_ms(r.started_ms),
+                    "closed_unix_ms": wall.unix_ms(r.closed_ms),
+                    "close_cause": close_cause_text(&r.cause),
+                    "history": history_rows(&r.history, wall),
+                })
+            })
+            .collect();
+        if let Some(s) = self.mgr.sessions().get(device_id) {
+            rows.push(serde_json::json!({
+                "session_id": s.session_id,
+                "address": s.addr.to_string(),
+                "state": format!("{:?}", s.state),
+                "started_unix_ms": wall.unix_ms(s.started_ms),
+                "history_dropped": s.history_dropped,
+                "history": history_rows(s.history(), wall),
+            }));
+        }
+        if rows.is_empty() {
+            return serde_json::json!({
+                "error": format!("no session and no logged session for device {device_id:?}")
+            })
+            .to_string();
+        }
+        serde_json::json!({ "device_id": device_id, "sessions": rows }).to_string()
+    }
+
+    /// `pgw sessions`: every session with its state and history, and the
+    /// counters.
+    pub fn sessions_json(&self, wall: &WallClock) -> String {
         let state = |s: SessionState| format!("{s:?}");
         let rows: Vec<serde_json::Value> = self
             .mgr
@@ -516,6 +557,7 @@ impl RadiusSide {
                     "acct_session_id": s.acct_session_id,
                     "started_ms": s.started_ms,
                     "state_since_ms": s.state_since_ms,
+                    "history": history_rows(s.history(), wall),
                 })
             })
             .collect();
@@ -531,6 +573,7 @@ impl RadiusSide {
                     "cause": format!("{:?}", r.cause),
                     "in_octets": r.usage.in_octets,
                     "out_octets": r.usage.out_octets,
+                    "history": history_rows(&r.history, wall),
                 })
             })
             .collect();

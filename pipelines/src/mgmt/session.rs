@@ -27,10 +27,16 @@
 //! - Dormant: the session timer (`session_ms` after entering Dormant).
 //! - Close: none; the record waits for the session log.
 //!
+//! History: every session keeps its last [`HISTORY_LEN`] transitions
+//! ([`Transition`]: from, to, when, why) in a bounded ring, oldest dropped
+//! first ([`Session::history_dropped`] counts them); the session log record
+//! carries them. ④ removes the record, so a history ends at Close.
+//!
 //! Cost: O(log n) per event (a hash lookup and an ordered timer set).
-//! Memory: about 300 bytes + the strings per session.
+//! Memory: about 300 bytes + the strings + up to [`HISTORY_LEN`] × 40 bytes
+//! of history per session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -76,6 +82,38 @@ pub enum CloseCause {
     SessionTimer,
     /// ⑧ no interim update within the interim-monitor time in Act.
     InterimMonitorTimer,
+}
+
+/// Transitions a session keeps (the oldest are dropped first).
+pub const HISTORY_LEN: usize = 32;
+
+/// Why a session changed state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransitionCause {
+    /// ① session information entry (Accounting Start after Access-Accept).
+    Entry,
+    /// ② the NAS's accounting stop (Acct-Terminate-Cause Idle-Timeout).
+    NasStop,
+    /// ② our own dormant timer (no traffic for `dormant_ms`).
+    DormantTimer,
+    /// ⑤ the NAS's accounting start after a dormant period.
+    NasStart,
+    /// ⑤ an interim update whose counters grew, in Dormant reached by our
+    /// own dormant timer.
+    InterimTraffic,
+    /// ③ ⑦ ⑧ Close, and why.
+    Close(CloseCause),
+}
+
+/// One state transition of a session (FIG. 11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Transition {
+    pub from: SessionState,
+    pub to: SessionState,
+    /// When it took effect (ms, caller's clock; a timer's deadline for
+    /// timer transitions).
+    pub at_ms: u64,
+    pub cause: TransitionCause,
 }
 
 /// Timer values. All in milliseconds of the caller's clock.
@@ -183,6 +221,10 @@ pub struct Session {
     pub nas_acct_open: bool,
     pub interim_count: u32,
     pub close_cause: Option<CloseCause>,
+    /// The last [`HISTORY_LEN`] transitions, oldest first.
+    history: VecDeque<Transition>,
+    /// Transitions dropped from the front of `history`.
+    pub history_dropped: u64,
     dormant_at: Option<u64>,
     interim_at: Option<u64>,
     session_at: Option<u64>,
@@ -192,6 +234,26 @@ impl Session {
     /// Total usage of the session.
     pub fn usage(&self) -> Usage {
         self.usage_done + self.usage_current
+    }
+
+    /// The last [`HISTORY_LEN`] transitions, oldest first.
+    pub fn history(&self) -> impl ExactSizeIterator<Item = &Transition> + '_ {
+        self.history.iter()
+    }
+
+    /// Record a transition to `to` (from the current state); the caller
+    /// sets `state` after.
+    fn record(&mut self, to: SessionState, at_ms: u64, cause: TransitionCause) {
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+            self.history_dropped += 1;
+        }
+        self.history.push_back(Transition {
+            from: self.state,
+            to,
+            at_ms,
+            cause,
+        });
     }
 
     pub fn to_ref(&self) -> SessionRef {
@@ -234,6 +296,8 @@ pub struct SessionLogRecord {
     pub closed_ms: u64,
     pub cause: CloseCause,
     pub usage: Usage,
+    /// The session's last [`HISTORY_LEN`] transitions, the Close included.
+    pub history: Vec<Transition>,
 }
 
 /// FIG. 6 messages the engine carries out.
@@ -364,6 +428,8 @@ impl SessionTable {
             nas_acct_open: true,
             interim_count: 0,
             close_cause: None,
+            history: VecDeque::with_capacity(4),
+            history_dropped: 0,
             dormant_at: self.cfg.dormant_ms.map(|d| now_ms.saturating_add(d)),
             interim_at: self
                 .cfg
@@ -371,6 +437,10 @@ impl SessionTable {
                 .map(|d| now_ms.saturating_add(d)),
             session_at: None,
         };
+        let mut s = s;
+        s.state = SessionState::None;
+        s.record(SessionState::Act, now_ms, TransitionCause::Entry);
+        s.state = SessionState::Act;
         let out = vec![Notification::SessionStart(s.to_ref())];
         self.sessions.insert(new.device_id.clone(), s);
         self.reschedule(&new.device_id);
@@ -413,7 +483,7 @@ impl SessionTable {
     ) -> Result<(), SessionError> {
         let s = self.expect(device_id, state, SessionEvent::Start)?;
         Self::new_nas_session(s, acct_session_id);
-        self.enter_act(device_id, now_ms);
+        self.enter_act(device_id, now_ms, TransitionCause::NasStart);
         Ok(())
     }
 
@@ -461,7 +531,7 @@ impl SessionTable {
         s.nas_acct_open = false;
         let mut out = Vec::new();
         if act {
-            self.enter_dormant(device_id, now_ms, &mut out);
+            self.enter_dormant(device_id, now_ms, TransitionCause::NasStop, &mut out);
         }
         Ok(out)
     }
@@ -496,7 +566,7 @@ impl SessionTable {
                 if !traffic {
                     return Ok(Vec::new());
                 }
-                self.enter_act(device_id, now_ms);
+                self.enter_act(device_id, now_ms, TransitionCause::InterimTraffic);
                 let mut out = vec![self.status(device_id, StatusChange::Start)];
                 out.extend(self.interim(device_id, None, now_ms)?);
                 return Ok(out);
@@ -609,7 +679,9 @@ impl SessionTable {
                 SessionState::Act if due(s.interim_at) => {
                     self.enter_close(&dev, CloseCause::InterimMonitorTimer, at, &mut out)
                 }
-                SessionState::Act if due(s.dormant_at) => self.enter_dormant(&dev, at, &mut out),
+                SessionState::Act if due(s.dormant_at) => {
+                    self.enter_dormant(&dev, at, TransitionCause::DormantTimer, &mut out)
+                }
                 SessionState::Dormant if due(s.session_at) => {
                     self.enter_close(&dev, CloseCause::SessionTimer, at, &mut out)
                 }
@@ -651,9 +723,12 @@ impl SessionTable {
         self.timers.set(&device_id.to_owned(), d);
     }
 
-    fn enter_act(&mut self, device_id: &str, now_ms: u64) {
+    fn enter_act(&mut self, device_id: &str, now_ms: u64, cause: TransitionCause) {
         let cfg = self.cfg;
         if let Some(s) = self.sessions.get_mut(device_id) {
+            if s.state != SessionState::Act {
+                s.record(SessionState::Act, now_ms, cause);
+            }
             s.state = SessionState::Act;
             s.state_since_ms = now_ms;
             s.last_update_ms = now_ms;
@@ -665,9 +740,16 @@ impl SessionTable {
         self.reschedule(device_id);
     }
 
-    fn enter_dormant(&mut self, device_id: &str, now_ms: u64, out: &mut Out) {
+    fn enter_dormant(
+        &mut self,
+        device_id: &str,
+        now_ms: u64,
+        cause: TransitionCause,
+        out: &mut Out,
+    ) {
         let cfg = self.cfg;
         if let Some(s) = self.sessions.get_mut(device_id) {
+            s.record(SessionState::Dormant, now_ms, cause);
             s.state = SessionState::Dormant;
             s.state_since_ms = now_ms;
             s.dormant_at = None;
@@ -682,6 +764,7 @@ impl SessionTable {
         let Some(s) = self.sessions.get_mut(device_id) else {
             return;
         };
+        s.record(SessionState::Close, now_ms, TransitionCause::Close(cause));
         s.state = SessionState::Close;
         s.state_since_ms = now_ms;
         s.close_cause = Some(cause);
@@ -697,6 +780,7 @@ impl SessionTable {
             closed_ms: now_ms,
             cause,
             usage: s.usage(),
+            history: s.history.iter().copied().collect(),
         };
         self.reschedule(device_id);
         out.push(Notification::StatusChange {
@@ -768,6 +852,111 @@ mod tests {
         t.stop(DEV, None, ms).unwrap();
         assert_eq!(t.state(DEV), SessionState::Dormant);
         t
+    }
+
+    fn hist(t: &SessionTable) -> Vec<(SessionState, SessionState, u64, TransitionCause)> {
+        t.get(DEV)
+            .unwrap()
+            .history()
+            .map(|x| (x.from, x.to, x.at_ms, x.cause))
+            .collect()
+    }
+
+    #[test]
+    fn history_records_each_transition_with_time_and_cause() {
+        use SessionState::{Act, Close, Dormant};
+        use TransitionCause as C;
+        const NONE: SessionState = SessionState::None;
+        let mut t = act(cfg());
+        assert_eq!(hist(&t), [(NONE, Act, 0, C::Entry)]);
+        // Interim and restart in Act: no transition, nothing recorded.
+        t.interim(DEV, None, 100).unwrap();
+        t.restart(DEV, Some("A2"), 150).unwrap();
+        assert_eq!(hist(&t).len(), 1);
+        t.stop(DEV, None, 200).unwrap();
+        t.start(DEV, Some("A3"), 300).unwrap();
+        // Our own dormant timer fires at its deadline (300 + DORMANT), not
+        // at the late call.
+        t.handle_timeout(300 + DORMANT + 50);
+        // Counters grew while the NAS session stayed open: back to Act.
+        let u = Usage {
+            in_octets: 5,
+            ..Usage::default()
+        };
+        t.interim(DEV, Some(u), 1_500).unwrap();
+        let out = t.close(DEV, None, Some(1), 1_600).unwrap();
+        let want = vec![
+            (NONE, Act, 0, C::Entry),
+            (Act, Dormant, 200, C::NasStop),
+            (Dormant, Act, 300, C::NasStart),
+            (Act, Dormant, 300 + DORMANT, C::DormantTimer),
+            (Dormant, Act, 1_500, C::InterimTraffic),
+            (
+                Act,
+                Close,
+                1_600,
+                C::Close(CloseCause::StatusClose {
+                    terminate_cause: Some(1),
+                }),
+            ),
+        ];
+        assert_eq!(hist(&t), want);
+        assert_eq!(t.get(DEV).unwrap().history_dropped, 0);
+        // The session log record carries the same history.
+        let rec = out
+            .iter()
+            .find_map(|n| match n {
+                Notification::WriteSessionLog(r) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        let got: Vec<_> = rec
+            .history
+            .iter()
+            .map(|x| (x.from, x.to, x.at_ms, x.cause))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn history_is_bounded_and_drops_the_oldest() {
+        let mut t = act(SessionConfig {
+            dormant_ms: None,
+            interim_monitor_ms: None,
+            ..cfg()
+        });
+        // 1 entry + 2 per stop/start cycle.
+        let cycles = HISTORY_LEN as u64;
+        for k in 0..cycles {
+            t.stop(DEV, None, 10 * k + 1).unwrap();
+            t.start(DEV, None, 10 * k + 2).unwrap();
+        }
+        let s = t.get(DEV).unwrap();
+        let total = 1 + 2 * cycles;
+        assert_eq!(s.history().len(), HISTORY_LEN);
+        assert_eq!(s.history_dropped, total - HISTORY_LEN as u64);
+        let h: Vec<&Transition> = s.history().collect();
+        // Oldest kept first, newest last, in time order.
+        assert!(h.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
+        let last = h[HISTORY_LEN - 1];
+        assert_eq!(
+            (last.from, last.to, last.at_ms, last.cause),
+            (
+                SessionState::Dormant,
+                SessionState::Act,
+                10 * (cycles - 1) + 2,
+                TransitionCause::NasStart
+            )
+        );
+        assert_eq!(h[0].at_ms, 10 * (cycles - HISTORY_LEN as u64 / 2) + 1);
+        // The log record gets at most HISTORY_LEN, the Close last.
+        let out = t.close(DEV, None, None, 10_000).unwrap();
+        let Some(Notification::WriteSessionLog(rec)) = out.last() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(rec.history.len(), HISTORY_LEN);
+        assert_eq!(rec.history[HISTORY_LEN - 1].to, SessionState::Close);
+        assert_eq!(rec.history[HISTORY_LEN - 1].at_ms, 10_000);
     }
 
     fn assert_closed(out: &[Notification], cause: CloseCause, at: u64) {

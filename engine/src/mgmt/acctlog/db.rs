@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS session_log (
 CREATE INDEX IF NOT EXISTS session_log_device_start ON session_log (device_id, start_unix_ms);
 ";
 
+/// Schema version 1 → 2 (one transaction: all or nothing).
+const MIGRATE_1_TO_2: &str = "BEGIN;
+ALTER TABLE accounting ADD COLUMN subscriber_ip6 TEXT NOT NULL DEFAULT '';
+PRAGMA user_version=2;
+COMMIT;";
+
 /// How hard a commit waits for the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Synchronous {
@@ -133,7 +139,12 @@ impl Db {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| err(path, "user_version", e))?;
-        if version != 0 && version != SCHEMA_VERSION {
+        if version == 1 {
+            // Version 1 had no subscriber_ip6 column: add it (old rows get
+            // '', as IPv4 subscribers' rows do).
+            conn.execute_batch(MIGRATE_1_TO_2)
+                .map_err(|e| err(path, "migrating the schema from version 1", e))?;
+        } else if version != 0 && version != SCHEMA_VERSION {
             return Err(err(
                 path,
                 "schema",
@@ -287,6 +298,7 @@ fn acct_from_row(r: &Row) -> rusqlite::Result<AcctRow> {
                 Some(s.parse().map_err(|_| bad(20, "an IPv6 address"))?)
             }
         },
+        representative_ip6: None,
     })
 }
 

@@ -34,6 +34,23 @@
 //! | 19 | pgw serviceName (PEN/2) | var | service type name |
 //! | 20 | pgw serverName (PEN/3) | var | HTTP Host / TLS SNI, or empty |
 //!
+//! Template 257 ([`TEMPLATE_ID_V6`]) is the same with fields 1 and 2
+//! replaced by sourceIPv6Address (27) and destinationIPv6Address (28), 16
+//! bytes each: records of IPv6 subscribers (`AcctRow::subscriber_ip6`).
+//! NAT64: the destination is the subscriber's RFC 6052 destination
+//! (`AcctRow::representative_ip6`, the representative address under the
+//! NAT64 prefix); post-NAT source and destination are the IPv4 NAT key and
+//! server, as in template 256. (Collectors keep one address family per
+//! flow: nfdump drops an IPv6 source paired with an IPv4 destination, so
+//! the destination is given as IPv6.) NAT66: the accounting record carries
+//! neither the IPv6 VIP nor the server's IPv6 address, so the destination
+//! is `::` and postNATDestinationIPv4Address the member's IPv4 identity;
+//! postNATSourceIPv6Address (281) / postNATDestinationIPv6Address (282) are
+//! not exported.
+//!
+//! Both templates go in one Template Set; a message holds one Data Set per
+//! run of records of the same template.
+//!
 //! PEN is the private enterprise number of the pgw elements, by default
 //! 32473, the number IANA reserves for documentation (RFC 5612): a
 //! deployment that has its own PEN sets it in [`ExporterConfig::enterprise`].
@@ -47,7 +64,10 @@
 //! (RFC 7011 §8.4): in the first message, then whenever
 //! [`ExporterConfig::template_every_ms`] has passed or
 //! [`ExporterConfig::template_every_msgs`] messages went out since the last
-//! one.
+//! one; and when no records flow, [`Exporter::refresh`] sends the templates
+//! alone every `template_every_ms` (profile key `accounting.ipfix_template_s`)
+//! once they were first sent, so a collector that restarts learns them
+//! again without waiting for data it would have to drop.
 
 use super::rows::AcctRow;
 use pgw_pipelines::gw::acct::CloseReason;
@@ -58,8 +78,11 @@ pub const VERSION: u16 = 10;
 pub const HEADER_LEN: usize = 16;
 /// Set id of a Template Set.
 pub const TEMPLATE_SET_ID: u16 = 2;
-/// The template of accounting records (data sets carry this id).
+/// The template of accounting records of IPv4 subscribers (data sets carry
+/// this id).
 pub const TEMPLATE_ID: u16 = 256;
+/// The template of accounting records of IPv6 subscribers (NAT64, NAT66).
+pub const TEMPLATE_ID_V6: u16 = 257;
 /// RFC 5103 reverse information element PEN.
 pub const REVERSE_PEN: u32 = 29305;
 /// IANA's documentation PEN (RFC 5612), the default for pgw elements.
@@ -84,6 +107,8 @@ pub mod iana {
     pub const PROTOCOL_IDENTIFIER: u16 = 4;
     pub const SOURCE_TRANSPORT_PORT: u16 = 7;
     pub const SOURCE_IPV4_ADDRESS: u16 = 8;
+    pub const SOURCE_IPV6_ADDRESS: u16 = 27;
+    pub const DESTINATION_IPV6_ADDRESS: u16 = 28;
     pub const DESTINATION_TRANSPORT_PORT: u16 = 11;
     pub const DESTINATION_IPV4_ADDRESS: u16 = 12;
     pub const FLOW_END_REASON: u16 = 136;
@@ -139,6 +164,20 @@ pub fn template_fields(enterprise: u32) -> [Field; 20] {
     ]
 }
 
+/// The fields of [`TEMPLATE_ID_V6`]: those of [`TEMPLATE_ID`] with
+/// IPv6 source and destination addresses first.
+pub fn template_fields_v6(enterprise: u32) -> [Field; 20] {
+    let mut f = template_fields(enterprise);
+    let v6 = |id| Field {
+        id,
+        len: 16,
+        pen: 0,
+    };
+    f[0] = v6(iana::SOURCE_IPV6_ADDRESS);
+    f[1] = v6(iana::DESTINATION_IPV6_ADDRESS);
+    f
+}
+
 /// Exporter settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExporterConfig {
@@ -192,9 +231,12 @@ pub struct Encoded {
 impl Exporter {
     /// # Panics
     /// If `max_message` cannot hold a template and the largest record
-    /// ([`min_message`], 984 bytes; checked by `AcctLogger::start`).
+    /// ([`min_message`], 1116 bytes; checked by `AcctLogger::start`).
     pub fn new(cfg: ExporterConfig) -> Exporter {
-        let template_set = template_set(&template_fields(cfg.enterprise));
+        let template_set = template_set(&[
+            (TEMPLATE_ID, &template_fields(cfg.enterprise)),
+            (TEMPLATE_ID_V6, &template_fields_v6(cfg.enterprise)),
+        ]);
         assert!(
             cfg.max_message >= HEADER_LEN + template_set.len() + 4 + MAX_RECORD_LEN,
             "ipfix max_message {} too small (minimum {})",
@@ -229,22 +271,33 @@ impl Exporter {
             if with_template {
                 msg.extend_from_slice(&self.template_set);
             }
-            let set_start = msg.len();
-            msg.extend_from_slice(&TEMPLATE_ID.to_be_bytes());
-            msg.extend_from_slice(&[0, 0]);
+            // The open data set: (its start, its template).
+            let mut set: Option<(usize, u16)> = None;
             let mut n = 0u32;
             while i < rows.len() {
                 rec.clear();
                 encode_record(&rows[i], &mut rec);
-                if msg.len() + rec.len() > self.cfg.max_message {
+                let tid = record_template(&rows[i]);
+                let new_set = set.map(|(_, t)| t) != Some(tid);
+                let need = rec.len() + if new_set { 4 } else { 0 };
+                if msg.len() + need > self.cfg.max_message {
                     break;
+                }
+                if new_set {
+                    if let Some((start, _)) = set {
+                        close_set(&mut msg, start);
+                    }
+                    set = Some((msg.len(), tid));
+                    msg.extend_from_slice(&tid.to_be_bytes());
+                    msg.extend_from_slice(&[0, 0]);
                 }
                 msg.extend_from_slice(&rec);
                 n += 1;
                 i += 1;
             }
-            let set_len = (msg.len() - set_start) as u16;
-            msg[set_start + 2..set_start + 4].copy_from_slice(&set_len.to_be_bytes());
+            if let Some((start, _)) = set {
+                close_set(&mut msg, start);
+            }
             let export_s = (now_unix_ms / 1000) as u32;
             write_header(
                 &mut msg,
@@ -265,6 +318,37 @@ impl Exporter {
         out
     }
 
+    /// The template refresh timer (RFC 7011 §8.4): a message holding only
+    /// the template set when `template_every_ms` passed since the templates
+    /// were last sent (by [`Exporter::encode`] or here); `None` before
+    /// they were first sent or when not due. Its sequence number is the
+    /// next record's (no data records in it).
+    pub fn refresh(&mut self, now_unix_ms: u64) -> Option<Vec<u8>> {
+        let t = self.last_template_ms?;
+        if now_unix_ms.saturating_sub(t) < self.cfg.template_every_ms {
+            return None;
+        }
+        let mut msg = Vec::with_capacity(HEADER_LEN + self.template_set.len());
+        msg.extend_from_slice(&[0; HEADER_LEN]);
+        msg.extend_from_slice(&self.template_set);
+        write_header(
+            &mut msg,
+            (now_unix_ms / 1000) as u32,
+            self.sequence,
+            self.cfg.observation_domain,
+        );
+        self.last_template_ms = Some(now_unix_ms);
+        self.msgs_since_template = 1;
+        Some(msg)
+    }
+
+    /// When [`Exporter::refresh`] is next due (Unix ms), once the templates
+    /// were sent.
+    pub fn refresh_at(&self) -> Option<u64> {
+        self.last_template_ms
+            .map(|t| t.saturating_add(self.cfg.template_every_ms))
+    }
+
     fn template_due(&self, now_ms: u64) -> bool {
         match self.last_template_ms {
             None => true,
@@ -276,36 +360,61 @@ impl Exporter {
     }
 }
 
-/// Largest encoded data record: fixed part + three strings of
-/// [`MAX_STRING`] bytes with 3-byte length prefixes.
-pub const MAX_RECORD_LEN: usize = FIXED_RECORD_LEN + 3 * (3 + MAX_STRING);
-/// Bytes of the fixed-length fields of a record.
+/// Set a set's length field: the set runs from `start` to the end of `msg`.
+fn close_set(msg: &mut [u8], start: usize) {
+    let len = (msg.len() - start) as u16;
+    msg[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The template a row's record uses.
+pub fn record_template(r: &AcctRow) -> u16 {
+    if r.subscriber_ip6.is_some() {
+        TEMPLATE_ID_V6
+    } else {
+        TEMPLATE_ID
+    }
+}
+
+/// Largest encoded data record (template 257): fixed part + three strings
+/// of [`MAX_STRING`] bytes with 3-byte length prefixes.
+pub const MAX_RECORD_LEN: usize = FIXED_RECORD_LEN_V6 + 3 * (3 + MAX_STRING);
+/// Bytes of the fixed-length fields of a record of [`TEMPLATE_ID`].
 pub const FIXED_RECORD_LEN: usize = 4 + 4 + 2 + 2 + 1 + 4 + 4 + 2 + 2 + 8 * 6 + 1 + 1;
+/// ... of [`TEMPLATE_ID_V6`] (16-byte addresses).
+pub const FIXED_RECORD_LEN_V6: usize = FIXED_RECORD_LEN + 24;
 
 /// Smallest `max_message` [`Exporter::new`] accepts.
 pub fn min_message() -> usize {
-    HEADER_LEN + template_set(&template_fields(EXAMPLE_PEN)).len() + 4 + MAX_RECORD_LEN
+    HEADER_LEN
+        + template_set(&[
+            (TEMPLATE_ID, &template_fields(EXAMPLE_PEN)),
+            (TEMPLATE_ID_V6, &template_fields_v6(EXAMPLE_PEN)),
+        ])
+        .len()
+        + 4
+        + MAX_RECORD_LEN
 }
 
-/// A Template Set holding one template record ([`TEMPLATE_ID`]).
-pub fn template_set(fields: &[Field]) -> Vec<u8> {
+/// A Template Set holding one template record per `(id, fields)`.
+pub fn template_set(templates: &[(u16, &[Field])]) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&TEMPLATE_SET_ID.to_be_bytes());
     v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&TEMPLATE_ID.to_be_bytes());
-    v.extend_from_slice(&(fields.len() as u16).to_be_bytes());
-    for f in fields {
-        if f.pen == 0 {
-            v.extend_from_slice(&f.id.to_be_bytes());
-            v.extend_from_slice(&f.len.to_be_bytes());
-        } else {
-            v.extend_from_slice(&(f.id | 0x8000).to_be_bytes());
-            v.extend_from_slice(&f.len.to_be_bytes());
-            v.extend_from_slice(&f.pen.to_be_bytes());
+    for (id, fields) in templates {
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+        for f in *fields {
+            if f.pen == 0 {
+                v.extend_from_slice(&f.id.to_be_bytes());
+                v.extend_from_slice(&f.len.to_be_bytes());
+            } else {
+                v.extend_from_slice(&(f.id | 0x8000).to_be_bytes());
+                v.extend_from_slice(&f.len.to_be_bytes());
+                v.extend_from_slice(&f.pen.to_be_bytes());
+            }
         }
     }
-    let len = v.len() as u16;
-    v[2..4].copy_from_slice(&len.to_be_bytes());
+    close_set(&mut v, 0);
     v
 }
 
@@ -324,13 +433,25 @@ fn has_ports(proto: u8) -> bool {
     proto == 6 || proto == 17
 }
 
-/// One data record of [`TEMPLATE_ID`], appended to `out`.
+/// One data record of [`record_template`]`(r)` ([`TEMPLATE_ID`], or
+/// [`TEMPLATE_ID_V6`] for an IPv6 subscriber), appended to `out`.
 pub fn encode_record(r: &AcctRow, out: &mut Vec<u8>) {
     let ports = has_ports(r.protocol);
     let port = |p: u16| if ports { p } else { 0 };
     let ms = |t: i64| u64::try_from(t).unwrap_or(0);
-    out.extend_from_slice(&r.subscriber_ip.octets());
-    out.extend_from_slice(&r.representative_ip.octets());
+    match r.subscriber_ip6 {
+        Some(a) => {
+            out.extend_from_slice(&a.octets());
+            let dst = r
+                .representative_ip6
+                .unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
+            out.extend_from_slice(&dst.octets());
+        }
+        None => {
+            out.extend_from_slice(&r.subscriber_ip.octets());
+            out.extend_from_slice(&r.representative_ip.octets());
+        }
+    }
     out.extend_from_slice(&port(r.subscriber_port).to_be_bytes());
     out.extend_from_slice(&port(r.representative_port).to_be_bytes());
     out.push(r.protocol);
@@ -392,6 +513,7 @@ mod tests {
             subscriber_ip: Ipv4Addr::new(127, 1, 2, 3),
             subscriber_port: 0x9c41,
             subscriber_ip6: None,
+            representative_ip6: None,
             service: "web".into(),
             representative_ip: Ipv4Addr::new(127, 0, 0, 80),
             representative_port: 80,
@@ -423,11 +545,7 @@ mod tests {
         assert_eq!(out.messages.len(), 1);
         assert_eq!((out.records, out.templates), (1, 1));
         #[rustfmt::skip]
-        let template: Vec<u8> = vec![
-            0x00, 0x02, 0x00, 0x70,             // template set, length 112
-            0x01, 0x00, 0x00, 0x14,             // template 256, 20 fields
-            0x00, 0x08, 0x00, 0x04,             // sourceIPv4Address
-            0x00, 0x0c, 0x00, 0x04,             // destinationIPv4Address
+        let fields_after_addresses: Vec<u8> = vec![
             0x00, 0x07, 0x00, 0x02,             // sourceTransportPort
             0x00, 0x0b, 0x00, 0x02,             // destinationTransportPort
             0x00, 0x04, 0x00, 0x01,             // protocolIdentifier
@@ -447,6 +565,20 @@ mod tests {
             0x80, 0x02, 0xff, 0xff, 0x00, 0x00, 0x7e, 0xd9, // pgw serviceName
             0x80, 0x03, 0xff, 0xff, 0x00, 0x00, 0x7e, 0xd9, // pgw serverName
         ];
+        let mut template: Vec<u8> = vec![
+            0x00, 0x02, 0x00, 0xdc, // template set, length 220
+            0x01, 0x00, 0x00, 0x14, // template 256, 20 fields
+            0x00, 0x08, 0x00, 0x04, // sourceIPv4Address
+            0x00, 0x0c, 0x00, 0x04, // destinationIPv4Address
+        ];
+        template.extend_from_slice(&fields_after_addresses);
+        template.extend_from_slice(&[
+            0x01, 0x01, 0x00, 0x14, // template 257, 20 fields
+            0x00, 0x1b, 0x00, 0x10, // sourceIPv6Address, 16 bytes
+            0x00, 0x1c, 0x00, 0x10, // destinationIPv6Address, 16 bytes
+        ]);
+        template.extend_from_slice(&fields_after_addresses);
+        assert_eq!(template.len(), 220);
         #[rustfmt::skip]
         let data: Vec<u8> = vec![
             0x01, 0x00, 0x00, 0x63,             // data set 256, length 99
@@ -470,10 +602,10 @@ mod tests {
             9, b'a', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e',
         ];
         let total = 16 + template.len() + data.len();
-        assert_eq!(total, 227);
+        assert_eq!(total, 335);
         #[rustfmt::skip]
         let mut want: Vec<u8> = vec![
-            0x00, 0x0a, 0x00, 0xe3,             // version 10, length 227
+            0x00, 0x0a, 0x01, 0x4f,             // version 10, length 335
             0x65, 0x53, 0xf1, 0x00,             // export time 1700000000 s
             0x00, 0x00, 0x00, 0x00,             // sequence: no record before
             0x0a, 0x0b, 0x0c, 0x0d,             // observation domain
@@ -490,6 +622,71 @@ mod tests {
         assert_eq!(&m[0..4], &[0x00, 0x0a, 0x00, 16 + 99]);
         assert_eq!(&m[8..12], &[0, 0, 0, 1]);
         assert_eq!(&m[16..], &data[..]);
+    }
+
+    /// NAT64 records (IPv6 subscriber) in template 257, byte by byte, and
+    /// one data set per run of records of the same template.
+    #[test]
+    fn ipv6_subscriber_records_use_template_257_in_their_own_sets() {
+        let sub6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
+        let mut r6 = row();
+        r6.subscriber_ip = Ipv4Addr::UNSPECIFIED;
+        r6.subscriber_ip6 = Some(sub6);
+        r6.representative_ip6 = Some("64:ff9b::7f00:50".parse().unwrap());
+        r6.device_id = "d6".into();
+        r6.service = String::new();
+        r6.server_name = String::new();
+        let mut v = Vec::new();
+        encode_record(&r6, &mut v);
+        #[rustfmt::skip]
+        let want6: Vec<u8> = vec![
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07, // subscriber
+            0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 80, // its destination
+            0x9c, 0x41, 0x00, 0x50,             // ports
+            0x06,                               // TCP
+            127, 0, 0, 9,                       // postNATSourceIPv4Address
+            127, 0, 0, 99,                      // postNATDestinationIPv4Address
+            0x04, 0x01, 0x1f, 0x90,             // post-NAPT ports
+            0, 0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+            0, 0, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x0b,
+            0, 0, 0, 0, 0, 0, 0, 0x11,
+            0, 0, 0, 0, 0, 0, 0x22, 0x33,
+            0, 0, 0, 0, 0, 0, 0, 0x44,
+            0, 0, 0, 0, 0x55, 0x66, 0x77, 0x88,
+            0x03, 0x01,
+            2, b'd', b'6', 0, 0,
+        ];
+        assert_eq!(v, want6);
+        assert_eq!(v.len(), FIXED_RECORD_LEN_V6 + 5);
+        assert_eq!(record_template(&r6), TEMPLATE_ID_V6);
+
+        let mut x = Exporter::new(ExporterConfig::default());
+        let out = x.encode(&[row(), r6.clone(), r6.clone(), row()], 1_000);
+        assert_eq!((out.messages.len(), out.records), (1, 4));
+        let m = &out.messages[0];
+        assert_eq!(u16::from_be_bytes([m[2], m[3]]) as usize, m.len());
+        // Walk the sets: template set, then 256 (1 record), 257 (2), 256 (1).
+        let mut sets = vec![];
+        let mut off = HEADER_LEN;
+        while off < m.len() {
+            let id = u16::from_be_bytes([m[off], m[off + 1]]);
+            let len = u16::from_be_bytes([m[off + 2], m[off + 3]]) as usize;
+            sets.push((id, len));
+            off += len;
+        }
+        assert_eq!(off, m.len());
+        assert_eq!(
+            sets,
+            [
+                (TEMPLATE_SET_ID, 220),
+                (TEMPLATE_ID, 4 + 95),
+                (TEMPLATE_ID_V6, 4 + 2 * want6.len()),
+                (TEMPLATE_ID, 4 + 95),
+            ]
+        );
+        let d6 = HEADER_LEN + 220 + 99 + 4;
+        assert_eq!(&m[d6..d6 + want6.len()], &want6[..]);
+        assert_eq!(x.sequence(), 4);
     }
 
     #[test]
@@ -510,6 +707,34 @@ mod tests {
         let out = x.encode(&[row()], t0 + 6 + 1000); // time passed
         assert!(has_t(&out.messages[0]));
         assert_eq!(x.sequence(), 8);
+    }
+
+    #[test]
+    fn refresh_timer_sends_the_template_set_alone() {
+        let mut x = Exporter::new(ExporterConfig {
+            template_every_ms: 5_000,
+            ..ExporterConfig::default()
+        });
+        // Nothing sent yet: no refresh (the first data message carries it).
+        assert_eq!(x.refresh(1_000_000), None);
+        assert_eq!(x.refresh_at(), None);
+        let out = x.encode(&[row(), row()], 1_000_000);
+        assert_eq!(out.templates, 1);
+        assert_eq!(x.refresh_at(), Some(1_005_000));
+        assert_eq!(x.refresh(1_004_999), None);
+        let m = x.refresh(1_005_000).unwrap();
+        assert_eq!(m.len(), HEADER_LEN + 220);
+        assert_eq!(&m[0..4], &[0x00, 0x0a, 0x00, 0xec]); // length 236
+        assert_eq!(&m[4..8], &1_005u32.to_be_bytes()); // export time, s
+        assert_eq!(&m[8..12], &[0, 0, 0, 2]); // two records before it
+        assert_eq!(&m[16..20], &[0x00, 0x02, 0x00, 0xdc]); // the template set
+        assert_eq!(&m[20..24], &[0x01, 0x00, 0x00, 0x14], "template 256 first");
+        assert_eq!(x.refresh_at(), Some(1_010_000));
+        assert_eq!(x.refresh(1_006_000), None);
+        // A data message right after a refresh needs no template.
+        let out = x.encode(&[row()], 1_006_000);
+        assert_eq!(out.templates, 0);
+        assert_eq!(x.sequence(), 3);
     }
 
     #[test]

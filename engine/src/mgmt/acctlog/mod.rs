@@ -43,7 +43,10 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError}
 use serde::Serialize;
 
 pub use db::{query_recent, query_recent_sessions, sqlite_version, Synchronous};
-pub use rows::{close_cause_text, AcctRow, SessionLogRow, SessionStateChange, WallClock};
+pub use rows::{
+    close_cause_text, history_rows, state_text, transition_cause_text, AcctRow, SessionLogRow,
+    SessionStateChange, WallClock,
+};
 
 /// Where and how the log is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -379,12 +382,32 @@ impl Writer {
         self.retry_at.or(self.oldest.map(|t| t + self.batch))
     }
 
+    /// The IPFIX template refresh timer: send the templates alone when due.
+    /// Returns how long until it is due next (`None`: no timer yet).
+    fn refresh_templates(&mut self) -> Option<Duration> {
+        let out = self.ipfix.as_mut()?;
+        let now_ms = u64::try_from(unix_ms_now()).unwrap_or(0);
+        if let Some(m) = out.exporter.refresh(now_ms) {
+            let c = &self.counters;
+            match out.sock.send(&m) {
+                Ok(_) => {
+                    add(&c.ipfix_messages, 1);
+                    add(&c.ipfix_templates, 1);
+                }
+                Err(_) => add(&c.ipfix_errors, 1),
+            }
+        }
+        let at = out.exporter.refresh_at()?;
+        Some(Duration::from_millis(at.saturating_sub(now_ms)))
+    }
+
     fn run(mut self) {
         loop {
             let now = Instant::now();
             if self.due(now) {
                 self.commit();
             }
+            let refresh_in = self.refresh_templates();
             let failing = self.retry_at.is_some();
             if failing && self.pending() >= self.cap() {
                 // Hold back: the queue fills, `submit` refuses and counts.
@@ -397,7 +420,8 @@ impl Writer {
             let wait = self
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or(IDLE_WAIT);
+                .unwrap_or(IDLE_WAIT)
+                .min(refresh_in.unwrap_or(IDLE_WAIT).max(RETRY_MIN));
             match self.rx.recv_timeout(wait) {
                 Ok(m) => {
                     self.take(m);

@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use pgw_pipelines::gw::acct::{AcctRecord, CloseReason};
-use pgw_pipelines::mgmt::session::{CloseCause, SessionLogRecord};
+use pgw_pipelines::mgmt::session::{
+    CloseCause, SessionLogRecord, SessionState, Transition, TransitionCause,
+};
 
 /// One connection's accounting record as logged (FIG. 29): who (device id,
 /// subscriber address), what (service, representative address, server name
@@ -21,6 +23,11 @@ pub struct AcctRow {
     pub subscriber_port: u16,
     /// The IPv6 subscriber of a NAT64 connection (then `subscriber_ip` is 0.0.0.0).
     pub subscriber_ip6: Option<std::net::Ipv6Addr>,
+    /// NAT64: the subscriber's IPv6 destination, `representative_ip` under
+    /// the NAT64 prefix (RFC 6052; set by [`AcctRow::with_nat64_prefix`]).
+    /// Exported over IPFIX, not stored in the database (it follows from
+    /// `representative_ip` and the profile's `gw.nat64.prefix`).
+    pub representative_ip6: Option<std::net::Ipv6Addr>,
     /// Service type name ("" if none).
     pub service: String,
     pub representative_ip: Ipv4Addr,
@@ -83,6 +90,7 @@ impl AcctRow {
             subscriber_ip: Ipv4Addr::from(r.subscriber_ip),
             subscriber_port: r.subscriber_port,
             subscriber_ip6: r.subscriber_ip6.map(std::net::Ipv6Addr::from),
+            representative_ip6: None,
             service: service_name,
             representative_ip: Ipv4Addr::from(r.rep_ip),
             representative_port: r.rep_port,
@@ -104,12 +112,81 @@ impl AcctRow {
     }
 }
 
-/// One entry of a session's state history.
+impl AcctRow {
+    /// Fill `representative_ip6` of a NAT64 row (an IPv6 subscriber and an
+    /// IPv4 representative; NAT66 rows have 0.0.0.0 there and stay `None`).
+    pub fn with_nat64_prefix(
+        mut self,
+        prefix: Option<&pgw_pipelines::xlat::rfc6052::Prefix>,
+    ) -> AcctRow {
+        if let (Some(p), Some(_)) = (prefix, self.subscriber_ip6) {
+            if !self.representative_ip.is_unspecified() {
+                let a = p.embed(self.representative_ip.octets());
+                self.representative_ip6 = Some(std::net::Ipv6Addr::from(a));
+            }
+        }
+        self
+    }
+}
+
+/// One entry of a session's state history (a FIG. 11 transition).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStateChange {
-    /// "act", "dormant", "close" (FIG. 11).
+    /// The state entered: "act", "dormant", "close" (FIG. 11).
     pub state: String,
     pub at_unix_ms: i64,
+    /// The state left: "none", "act", "dormant" ("" in rows written before
+    /// transitions carried it).
+    #[serde(default)]
+    pub from: String,
+    /// Why ([`transition_cause_text`]; "" in older rows).
+    #[serde(default)]
+    pub cause: String,
+}
+
+impl SessionStateChange {
+    /// A transition of the session table, its time on the wall clock.
+    pub fn from_transition(t: &Transition, wall: &WallClock) -> SessionStateChange {
+        SessionStateChange {
+            state: state_text(t.to).into(),
+            at_unix_ms: wall.unix_ms(t.at_ms),
+            from: state_text(t.from).into(),
+            cause: transition_cause_text(&t.cause),
+        }
+    }
+}
+
+/// A session's history as logged and shown (`pgw sessions --history`).
+pub fn history_rows<'a>(
+    h: impl IntoIterator<Item = &'a Transition>,
+    wall: &WallClock,
+) -> Vec<SessionStateChange> {
+    h.into_iter()
+        .map(|t| SessionStateChange::from_transition(t, wall))
+        .collect()
+}
+
+/// "none", "act", "dormant", "close".
+pub fn state_text(s: SessionState) -> &'static str {
+    match s {
+        SessionState::None => "none",
+        SessionState::Act => "act",
+        SessionState::Dormant => "dormant",
+        SessionState::Close => "close",
+    }
+}
+
+/// Why a session changed state: "entry", "nas_stop", "dormant_timer",
+/// "nas_start", "interim_traffic", or a close cause ([`close_cause_text`]).
+pub fn transition_cause_text(c: &TransitionCause) -> String {
+    match c {
+        TransitionCause::Entry => "entry".into(),
+        TransitionCause::NasStop => "nas_stop".into(),
+        TransitionCause::DormantTimer => "dormant_timer".into(),
+        TransitionCause::NasStart => "nas_start".into(),
+        TransitionCause::InterimTraffic => "interim_traffic".into(),
+        TransitionCause::Close(c) => close_cause_text(c),
+    }
 }
 
 /// One closed session (the session log, FIG. 11 ④), filled by the session

@@ -3,7 +3,9 @@ use pgw_pipelines::gw::acct::{AcctRecord, CloseReason};
 use pgw_pipelines::gw::acct::{Attr, AttrKind};
 use pgw_pipelines::gw::tables::ServiceId;
 use pgw_pipelines::mgmt::assign::GwId;
-use pgw_pipelines::mgmt::session::{CloseCause, SessionLogRecord};
+use pgw_pipelines::mgmt::session::{
+    CloseCause, SessionLogRecord, SessionState, Transition, TransitionCause,
+};
 use pgw_pipelines::mgmt::session::{NasInfo, SessionRef, Usage};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -43,6 +45,7 @@ fn row(i: u32) -> AcctRow {
         subscriber_ip: Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8),
         subscriber_port: 40_000 + (i % 20_000) as u16,
         subscriber_ip6: None,
+        representative_ip6: None,
         service: if i.is_multiple_of(2) {
             "web".into()
         } else {
@@ -91,14 +94,20 @@ fn session(i: u32) -> SessionLogRow {
             SessionStateChange {
                 state: "act".into(),
                 at_unix_ms: 1_700_000_000_000,
+                from: "none".into(),
+                cause: "entry".into(),
             },
             SessionStateChange {
                 state: "dormant".into(),
                 at_unix_ms: 1_700_000_200_000,
+                from: "act".into(),
+                cause: "nas_stop".into(),
             },
             SessionStateChange {
                 state: "close".into(),
                 at_unix_ms: 1_700_000_500_000,
+                from: "dormant".into(),
+                cause: "status_close:1".into(),
             },
         ],
         close_cause: "status_close:1".into(),
@@ -161,8 +170,74 @@ fn sqlite_round_trip_keeps_every_value() {
         .unwrap();
     assert_eq!(
         hist,
-        r#"[{"state":"act","at_unix_ms":1700000000000},{"state":"dormant","at_unix_ms":1700000200000},{"state":"close","at_unix_ms":1700000500000}]"#
+        concat!(
+            r#"[{"state":"act","at_unix_ms":1700000000000,"from":"none","cause":"entry"},"#,
+            r#"{"state":"dormant","at_unix_ms":1700000200000,"from":"act","cause":"nas_stop"},"#,
+            r#"{"state":"close","at_unix_ms":1700000500000,"from":"dormant","cause":"status_close:1"}]"#
+        )
     );
+}
+
+/// A database of schema version 1 (no subscriber_ip6 column) is migrated
+/// on open: its rows stay readable, new rows carry the IPv6 subscriber.
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_rows() {
+    let d = TempDir::new("migrate");
+    let path = d.path().join("v1.sqlite");
+    let v1_schema = db::SCHEMA.replace(
+        "NOT NULL,   -- 'fin', 'rst', 'idle'\n    \
+         subscriber_ip6      TEXT    NOT NULL DEFAULT ''  -- NAT64: the IPv6 subscriber",
+        "NOT NULL    -- 'fin', 'rst', 'idle'",
+    );
+    assert_ne!(v1_schema, db::SCHEMA);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&v1_schema).unwrap();
+        c.execute_batch(
+            "INSERT INTO accounting (device_id, subscriber_ip, subscriber_port, service, \
+             representative_ip, representative_port, proxy_accounting, server_name, \
+             real_server_ip, real_server_port, nat_ip, nat_port, protocol, start_unix_ms, \
+             end_unix_ms, packets_up, bytes_up, packets_down, bytes_down, close_reason) VALUES \
+             ('old', '127.9.0.1', 1000, 'web', '127.0.0.80', 80, 1, '', '127.0.1.10', 8080, \
+             '127.0.2.1', 2000, 6, 10, 20, 1, 2, 3, 4, 'fin'); PRAGMA user_version=1;",
+        )
+        .unwrap();
+        // (the column really is missing in version 1)
+        assert!(c.prepare("SELECT subscriber_ip6 FROM accounting").is_err());
+    }
+    let mut new = row(5);
+    new.subscriber_ip = Ipv4Addr::UNSPECIFIED;
+    new.subscriber_ip6 = Some("2001:db8::5".parse().unwrap());
+    db::Db::open(&path, Synchronous::Full, BUSY)
+        .unwrap()
+        .insert(std::slice::from_ref(&new), &[])
+        .unwrap();
+    let back = query_recent(&path, 10).unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0], new);
+    assert_eq!(
+        (back[1].device_id.as_str(), back[1].subscriber_ip6),
+        ("old", None)
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, db::SCHEMA_VERSION);
+    let ip6: String = c
+        .query_row(
+            "SELECT subscriber_ip6 FROM accounting WHERE device_id = 'dev-5'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ip6, "2001:db8::5");
+    // Reopening a migrated database changes nothing; an unknown version is
+    // refused, naming the file.
+    drop(db::Db::open(&path, Synchronous::Full, BUSY).unwrap());
+    c.execute_batch("PRAGMA user_version=9;").unwrap();
+    let e = db::Db::open(&path, Synchronous::Full, BUSY).err().unwrap();
+    assert!(e.contains("v1.sqlite") && e.contains("version 9"), "{e}");
 }
 
 #[test]
@@ -227,6 +302,7 @@ fn from_record_resolves_and_shifts_times() {
             subscriber_ip: Ipv4Addr::new(127, 1, 0, 2),
             subscriber_port: 40001,
             subscriber_ip6: None,
+            representative_ip6: None,
             service: "web".into(),
             representative_ip: Ipv4Addr::new(127, 0, 0, 80),
             representative_port: 443,
@@ -272,13 +348,57 @@ fn session_row_from_record() {
             out_packets: 4,
             session_time_s: 5,
         },
+        history: vec![
+            Transition {
+                from: SessionState::None,
+                to: SessionState::Act,
+                at_ms: 100,
+                cause: TransitionCause::Entry,
+            },
+            Transition {
+                from: SessionState::Act,
+                to: SessionState::Dormant,
+                at_ms: 400,
+                cause: TransitionCause::DormantTimer,
+            },
+            Transition {
+                from: SessionState::Dormant,
+                to: SessionState::Close,
+                at_ms: 900,
+                cause: TransitionCause::Close(CloseCause::SessionTimer),
+            },
+        ],
     };
     // 10 000.4 ms at engine time 0: times round down, as the engine's do.
     let wall = WallClock {
         us_per_ms: 1000.0,
         at_zero_us: 10_000_400.0,
     };
-    let s = SessionLogRow::from_record(&rec, "u".into(), vec![], &wall);
+    let s = SessionLogRow::from_record(&rec, "u".into(), history_rows(&rec.history, &wall), &wall);
+    let h: Vec<_> = s
+        .state_history
+        .iter()
+        .map(|c| {
+            (
+                c.from.as_str(),
+                c.state.as_str(),
+                c.at_unix_ms,
+                c.cause.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        h,
+        [
+            ("none", "act", 10_100, "entry"),
+            ("act", "dormant", 10_400, "dormant_timer"),
+            ("dormant", "close", 10_900, "session_timer"),
+        ]
+    );
+    // Rows written before transitions carried `from` and `cause` still read.
+    let old: Vec<SessionStateChange> =
+        serde_json::from_str(r#"[{"state":"act","at_unix_ms":5}]"#).unwrap();
+    assert_eq!((old[0].from.as_str(), old[0].cause.as_str()), ("", ""));
     assert_eq!(
         (s.session_id, s.gw, s.start_unix_ms, s.end_unix_ms),
         (7, 1, 10_100, 10_900)
