@@ -581,3 +581,28 @@ fn a_locked_database_is_retried_and_a_full_queue_refuses() {
     assert_eq!(back.len() as u64, accepted);
     assert_eq!(back.last(), Some(&row(0)));
 }
+
+/// NAT64 rows get their IPv6 destination (the representative under the
+/// prefix); NAT66 rows (representative 0.0.0.0) and IPv4 rows do not.
+#[test]
+fn nat64_rows_get_the_rfc6052_destination() {
+    use pgw_pipelines::xlat::rfc6052::Prefix;
+    let p = Prefix::WELL_KNOWN;
+    let mut r = row(1);
+    assert_eq!(
+        r.clone().with_nat64_prefix(Some(&p)).representative_ip6,
+        None
+    );
+    r.subscriber_ip = Ipv4Addr::UNSPECIFIED;
+    r.subscriber_ip6 = Some("2001:db8::1".parse().unwrap());
+    r.representative_ip = Ipv4Addr::new(192, 0, 2, 33);
+    let want: std::net::Ipv6Addr = "64:ff9b::c000:221".parse().unwrap();
+    assert_eq!(
+        r.clone().with_nat64_prefix(Some(&p)).representative_ip6,
+        Some(want)
+    );
+    assert_eq!(r.clone().with_nat64_prefix(None).representative_ip6, None);
+    let mut nat66 = r;
+    nat66.representative_ip = Ipv4Addr::UNSPECIFIED;
+    assert_eq!(nat66.with_nat64_prefix(Some(&p)).representative_ip6, None);
+}
