@@ -6,7 +6,9 @@
 //! from the IPv4 servers byte-identical; pgw answers neighbour discovery for
 //! its own IPv6 address; the SQLite accounting row has the IPv6 subscriber,
 //! the service and the connection's counts; the MSS toward the IPv6 side is
-//! clamped.
+//! clamped. The same record exported over IPFIX to a real `nfcapd` reads
+//! back with `nfdump` as an IPv6 flow (the subscriber, its NAT64
+//! destination) with the IPv4 NAT translation (pool address, real server).
 
 mod common;
 use common::*;
@@ -14,16 +16,31 @@ use std::time::Duration;
 
 #[test]
 fn ipv6_only_subscriber_downloads_from_ipv4_servers() {
-    let Some(mut lab) = Lab::netns("p6", &[]) else {
+    let Some(mut lab) = Lab::netns("p6", &["nfcapd", "nfdump"]) else {
         return;
     };
     let t = lab.tag.clone();
     let db = lab.dir.join("acct.db");
+    let flows = lab.dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let ipfix_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    lab.spawn(
+        "nfcapd",
+        &format!(
+            "nfcapd -p {ipfix_port} -b 127.0.0.1 -t 60 -w {}",
+            flows.display()
+        ),
+    );
     let auth = 26000 + (std::process::id() % 15000) as u16;
     let profile = lab
         .profile("gw", "2001:db8:50::1/64")
         .with(&format!(
-            "[accounting]\nsqlite = \"{}\"\nbatch_ms = 50",
+            "[accounting]\nsqlite = \"{}\"\nbatch_ms = 50\n\
+             ipfix_collector = \"127.0.0.1:{ipfix_port}\"\nipfix_template_s = 5",
             db.display()
         ))
         .with(&gw_section(
@@ -112,5 +129,40 @@ ipv6_prefix = "2001:db8:50::/48""#,
     assert!(r.packets_up > 10 && r.packets_down > 2000, "{r:?}");
     let st = stats_json(&sock);
     assert!(event(&st, "gw_nat64_flows") >= 1);
+
+    // IPFIX (template 257): stop the collector (it writes its file on the
+    // way out), read every file it wrote.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        lab.interrupt("nfcapd", Duration::from_secs(10)).is_some(),
+        "nfcapd did not stop"
+    );
+    let (records, dump) = nfdump_records(&flows);
+    let rec = records
+        .iter()
+        .find(|x| x["src_port"] == r.subscriber_port)
+        .unwrap_or_else(|| {
+            panic!(
+                "no record of port {} in {flows:?}: {dump}",
+                r.subscriber_port
+            )
+        });
+    assert_eq!(rec["src6_addr"], "2001:db8:50::2", "{rec}");
+    assert_eq!(rec["dst6_addr"], "64:ff9b::a21:1", "{rec}");
+    assert_eq!(rec["dst_port"], 80, "{rec}");
+    assert_eq!(rec["src4_xlt_ip"], r.nat_ip.to_string(), "{rec}");
+    assert_eq!(rec["dst4_xlt_ip"], r.real_server_ip.to_string(), "{rec}");
+    assert_eq!(
+        rec["src_xlt_port"].to_string().trim_matches('"'),
+        r.nat_port.to_string(),
+        "{rec}"
+    );
+    assert_eq!(
+        rec["dst_xlt_port"].to_string().trim_matches('"'),
+        "8080",
+        "{rec}"
+    );
+    assert_eq!(rec["in_packets"], r.packets_up, "{rec}");
+    assert_eq!(rec["out_bytes"], r.bytes_down, "{rec}");
     lab.stop_pgw("gw");
 }
