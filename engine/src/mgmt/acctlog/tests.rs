@@ -518,6 +518,45 @@ fn ipfix_only_logger_exports_to_a_udp_socket() {
     assert_eq!(seqs, [0, 4, 8]);
 }
 
+/// With no records flowing, the writer resends the templates alone on the
+/// refresh timer (RFC 7011 §8.4), sequence number unchanged.
+#[test]
+fn the_writer_refreshes_templates_on_its_timer_while_idle() {
+    let coll = UdpSocket::bind("127.0.0.1:0").unwrap();
+    coll.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut l = AcctLogger::start(AcctLogConfig {
+        ipfix_collector: Some(coll.local_addr().unwrap()),
+        batch_rows: 1,
+        ipfix: ipfix::ExporterConfig {
+            template_every_ms: 300,
+            ..ipfix::ExporterConfig::default()
+        },
+        ..AcctLogConfig::default()
+    })
+    .unwrap();
+    l.submit(row(1));
+    let mut buf = [0u8; 2048];
+    let n = coll.recv(&mut buf).unwrap();
+    assert!(n > 16 + 220, "the data message carries the templates");
+    let t0 = std::time::Instant::now();
+    // Two refreshes without any record: template set only, sequence 1.
+    for _ in 0..2 {
+        let n = coll.recv(&mut buf).unwrap();
+        assert_eq!(n, 16 + 220);
+        assert_eq!(&buf[8..12], &[0, 0, 0, 1]);
+        assert_eq!(&buf[16..18], &[0, 2]);
+    }
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "refreshed too early: {waited:?}"
+    );
+    let st = l.stop();
+    assert!(st.ipfix_templates >= 3, "{st:?}");
+    assert_eq!((st.ipfix_records, st.ipfix_errors), (1, 0));
+}
+
 #[test]
 fn start_refuses_bad_configurations() {
     let e = |c: AcctLogConfig| AcctLogger::start(c).err().unwrap();
