@@ -13,6 +13,7 @@ pub mod acctlog;
 pub mod control;
 pub mod metrics;
 pub mod radius;
+pub mod telemetry;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -844,6 +845,7 @@ impl Management {
         let listener = control::bind(&socket)
             .map_err(|err| format!("control socket {}: {err}", socket.display()))?;
         let probers = build_probers(profile, &link, gw, lb);
+        let telemetry = telemetry::register()?;
         let gw_static = gw;
         let gw = gw.map(|g| GwMgmt {
             server_port: g.cfg.server_port,
@@ -944,6 +946,9 @@ impl Management {
                     st.drain_acct();
                     st.log_repeats();
                     control::serve_pending(&listener, |req| st.answer(req));
+                    while let Ok(r) = telemetry.try_recv() {
+                        let _ = r.reply.try_send(st.answer(r.control));
+                    }
                     st.poll_metrics();
                     if !busy {
                         std::thread::sleep(poll);
@@ -966,6 +971,7 @@ impl Management {
     }
 
     fn shutdown(&mut self) {
+        telemetry::stop();
         self.stop.store(true, Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();

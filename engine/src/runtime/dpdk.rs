@@ -1123,3 +1123,236 @@ impl pgw_pipelines::hw::TableAlloc for HugeAlloc {
         Ok(HugeArray { ptr, n, heap })
     }
 }
+
+// ---------------------------------------------------------------- telemetry
+
+/// A value in a telemetry answer (DPDK 22.11's `rte_tel_data`): a string
+/// (at most [`TEL_MAX_STRING`] bytes; longer ones are cut), an unsigned or
+/// a signed 32-bit number.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TelScalar {
+    Str(String),
+    U64(u64),
+    Int(i32),
+}
+
+/// An entry of a telemetry answer's top-level dict: a value, or a container
+/// of values (a dict, or an array). DPDK 22.11 nests no deeper.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TelItem {
+    Scalar(TelScalar),
+    Dict(Vec<(String, TelScalar)>),
+    Array(Vec<TelScalar>),
+}
+
+/// A telemetry answer: DPDK prints it as one JSON object.
+pub type TelAnswer = Vec<(String, TelItem)>;
+
+/// `RTE_TEL_MAX_STRING_LEN` minus the NUL: the longest string value or name.
+pub const TEL_MAX_STRING: usize = sys::RTE_TEL_MAX_STRING_LEN as usize - 1;
+
+type TelHandler = std::sync::Arc<dyn Fn(&str, &str) -> TelAnswer + Send + Sync>;
+
+/// The answerer of every command pgw registered (none: not running).
+static TEL_HANDLER: std::sync::Mutex<Option<TelHandler>> = std::sync::Mutex::new(None);
+/// Commands registered with DPDK so far (22.11 cannot unregister one).
+static TEL_COMMANDS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Register `cmds` (name, help) with DPDK's telemetry, all answered by
+/// `handler(command, parameters)` on DPDK's telemetry thread (one thread per
+/// connected client): it must not touch workers or ports. A later call
+/// replaces the handler; [`telemetry_stop`] removes it (the commands then
+/// answer an error).
+pub fn telemetry_register(
+    cmds: &[(&str, &str)],
+    handler: impl Fn(&str, &str) -> TelAnswer + Send + Sync + 'static,
+) -> Result<(), DpdkError> {
+    *TEL_HANDLER.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(handler));
+    let mut done = TEL_COMMANDS.lock().unwrap_or_else(|e| e.into_inner());
+    for (cmd, help) in cmds {
+        if done.iter().any(|c| c == cmd) {
+            continue;
+        }
+        let c = cstring(cmd)?;
+        let h = cstring(help)?;
+        // SAFETY: DPDK copies both strings into its command table; the
+        // callback is a plain function that lives as long as the process.
+        let ret = unsafe {
+            sys::rte_telemetry_register_cmd(c.as_ptr(), Some(telemetry_callback), h.as_ptr())
+        };
+        check(ret, || format!("rte_telemetry_register_cmd {cmd}"))?;
+        done.push(cmd.to_string());
+    }
+    Ok(())
+}
+
+/// Remove the handler: pgw's commands answer `{"error": ...}` from now on.
+pub fn telemetry_stop() {
+    *TEL_HANDLER.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// The callback DPDK runs for every pgw command.
+///
+/// # Safety
+///
+/// DPDK calls it with `cmd` a NUL-terminated string, `params` NULL or a
+/// NUL-terminated string, and `d` the fresh `rte_tel_data` of this request.
+unsafe extern "C" fn telemetry_callback(
+    cmd: *const libc::c_char,
+    params: *const libc::c_char,
+    d: *mut sys::rte_tel_data,
+) -> libc::c_int {
+    if d.is_null() {
+        return -libc::EINVAL;
+    }
+    // No panic may unwind into DPDK's thread.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let text = |p: *const libc::c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                // SAFETY: non-NULL, NUL-terminated (DPDK's contract above).
+                unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+            }
+        };
+        let (cmd, params) = (text(cmd), text(params));
+        let handler = TEL_HANDLER
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let answer = match handler {
+            Some(h) => h(&cmd, &params),
+            None => vec![(
+                "error".to_string(),
+                TelItem::Scalar(TelScalar::Str("pgw is not running".into())),
+            )],
+        };
+        // SAFETY: `d` is this request's data (contract above).
+        unsafe { tel_write(d, &answer) }
+    }))
+    .unwrap_or(-libc::EINVAL)
+}
+
+/// A name or string value as DPDK 22.11 takes it: at most
+/// [`TEL_MAX_STRING`] bytes, no NUL, and none of the characters its JSON
+/// writer does not escape (quote, backslash, controls).
+fn tel_cstring(s: &str) -> CString {
+    let mut out = String::with_capacity(s.len().min(TEL_MAX_STRING));
+    for ch in s.chars() {
+        let ch = if ch == '"' || ch == '\\' || ch.is_control() {
+            '_'
+        } else {
+            ch
+        };
+        if out.len() + ch.len_utf8() > TEL_MAX_STRING {
+            break;
+        }
+        out.push(ch);
+    }
+    CString::new(out).unwrap_or_default()
+}
+
+/// A dict key as DPDK 22.11.x takes it: letters, digits, `_` and `/` (it
+/// refuses any other name); other characters become `_`.
+pub fn tel_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '/' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(TEL_MAX_STRING)
+        .collect()
+}
+
+/// Put one value into dict `d` under `name`.
+///
+/// # Safety
+///
+/// `d` is a valid `rte_tel_data` started as a dict.
+unsafe fn tel_dict_scalar(d: *mut sys::rte_tel_data, name: &CString, v: &TelScalar) -> i32 {
+    // SAFETY: `d` is valid (caller); DPDK copies `name` and string values.
+    unsafe {
+        match v {
+            TelScalar::Str(s) => {
+                sys::rte_tel_data_add_dict_string(d, name.as_ptr(), tel_cstring(s).as_ptr())
+            }
+            TelScalar::U64(x) => sys::rte_tel_data_add_dict_u64(d, name.as_ptr(), *x),
+            TelScalar::Int(x) => sys::rte_tel_data_add_dict_int(d, name.as_ptr(), *x),
+        }
+    }
+}
+
+/// Write `answer` into the request's data `d`. Entries past DPDK's limits
+/// (256 per dict, 512 per array) are left out, as DPDK's own commands do.
+///
+/// # Safety
+///
+/// `d` is the `rte_tel_data` DPDK passed to the running callback.
+unsafe fn tel_write(d: *mut sys::rte_tel_data, answer: &TelAnswer) -> libc::c_int {
+    // SAFETY: `d` is valid (caller). Every container is either handed to
+    // DPDK (keep = 0: DPDK frees it with `d`) or freed here when refused.
+    unsafe {
+        sys::rte_tel_data_start_dict(d);
+        for (name, item) in answer {
+            let name = tel_cstring(&tel_name(name));
+            let c = match item {
+                TelItem::Scalar(v) => {
+                    tel_dict_scalar(d, &name, v);
+                    continue;
+                }
+                TelItem::Dict(entries) => {
+                    let c = sys::rte_tel_data_alloc();
+                    if c.is_null() {
+                        continue;
+                    }
+                    sys::rte_tel_data_start_dict(c);
+                    for (k, v) in entries {
+                        tel_dict_scalar(c, &tel_cstring(&tel_name(k)), v);
+                    }
+                    c
+                }
+                TelItem::Array(values) => {
+                    let c = sys::rte_tel_data_alloc();
+                    if c.is_null() {
+                        continue;
+                    }
+                    let all_u64 = values.iter().all(|v| matches!(v, TelScalar::U64(_)));
+                    let all_int = values.iter().all(|v| matches!(v, TelScalar::Int(_)));
+                    let ty = if all_u64 {
+                        sys::rte_tel_value_type_RTE_TEL_U64_VAL
+                    } else if all_int {
+                        sys::rte_tel_value_type_RTE_TEL_INT_VAL
+                    } else {
+                        sys::rte_tel_value_type_RTE_TEL_STRING_VAL
+                    };
+                    sys::rte_tel_data_start_array(c, ty);
+                    for v in values {
+                        match v {
+                            TelScalar::U64(x) if all_u64 => sys::rte_tel_data_add_array_u64(c, *x),
+                            TelScalar::Int(x) if all_int => sys::rte_tel_data_add_array_int(c, *x),
+                            TelScalar::Str(s) => {
+                                sys::rte_tel_data_add_array_string(c, tel_cstring(s).as_ptr())
+                            }
+                            TelScalar::U64(x) => sys::rte_tel_data_add_array_string(
+                                c,
+                                tel_cstring(&x.to_string()).as_ptr(),
+                            ),
+                            TelScalar::Int(x) => sys::rte_tel_data_add_array_string(
+                                c,
+                                tel_cstring(&x.to_string()).as_ptr(),
+                            ),
+                        };
+                    }
+                    c
+                }
+            };
+            if sys::rte_tel_data_add_dict_container(d, name.as_ptr(), c, 0) < 0 {
+                sys::rte_tel_data_free(c);
+            }
+        }
+    }
+    0
+}

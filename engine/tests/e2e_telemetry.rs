@@ -1,0 +1,179 @@
+//! DPDK's own telemetry client against a running pgw: a GW on two net_tap
+//! ports carries a few curl requests through a VIP, then `dpdk-telemetry.py
+//! -f pgw-NAME` (commands on its stdin, one JSON answer a line) lists pgw's
+//! commands beside DPDK's under `/`, answers `/ethdev/list` with the GW's
+//! two ports and `/pgw/stats` with the counters `pgw stats --json` shows
+//! (totals, drops by reason, per port and per worker, as flat telemetry
+//! dicts), `/pgw/servers` with the service group and `/pgw/sessions` with
+//! the error a GW without `[radius]` gives. Once pgw has stopped, the
+//! socket is gone. Both memory modes pgw runs DPDK in are covered:
+//! hugepages (`--in-memory`) and `--no-huge --no-shconf`.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+/// `dpdk-telemetry.py -f PREFIX` fed `cmds` on stdin: one answer per command.
+fn telemetry(prefix: &str, cmds: &[&str]) -> Vec<Value> {
+    let input: String = cmds.iter().map(|c| format!("{c}\n")).collect();
+    let out = sh_output(&format!(
+        "printf '{input}' | timeout 20 dpdk-telemetry.py -f {prefix}"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let answers: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        answers.len(),
+        cmds.len(),
+        "dpdk-telemetry.py -f {prefix} answered {} of {cmds:?}:\n{text}\n{}",
+        answers.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    answers
+}
+
+fn gw_with_telemetry(prefix: &str, hugepages: &str) {
+    let Some(mut lab) = Lab::netns(prefix, &["curl", "dpdk-telemetry.py"]) else {
+        return;
+    };
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .engine(Engine {
+            idle_sleep_us: 20,
+            ..Engine::default()
+        })
+        .with(&gw_section("max_flows_per_worker = 1024"))
+        .with(&gw_service(
+            "wap",
+            1,
+            &[member("w1", "10.80.0.11", 8080)],
+            "10.33.0.1",
+            Some(80),
+        ))
+        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
+    let text = profile
+        .to_string()
+        .replace("[eal]\n", &format!("[eal]\nhugepages = \"{hugepages}\"\n"));
+    let sock = profile.sock.clone();
+    let taps: Vec<&str> = profile.taps.iter().map(String::as_str).collect();
+    lab.start_pgw("pgw", &text, &sock, &taps);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.11/24"]);
+    lab.serve_http("w1", &srv, "10.80.0.11");
+    wait_for("server listening", Duration::from_secs(10), || {
+        curl_ok(&srv, "http://10.80.0.11:8080/who")
+    });
+    wait_for("an answer through the VIP", Duration::from_secs(20), || {
+        curl_ok(&sub, "http://10.33.0.1/who")
+    });
+    for _ in 0..5 {
+        assert!(curl(&sub, "http://10.33.0.1/who").contains("w1"));
+    }
+
+    let fp = format!("pgw-{}", lab.tag);
+    let ctl = stats_json(&sock);
+    assert_eq!(
+        ctl["hugepages"],
+        Value::Bool(hugepages == "required"),
+        "{ctl}"
+    );
+    let (rx, tx) = (worker_sum(&ctl, "rx"), worker_sum(&ctl, "tx"));
+    let a = telemetry(
+        &fp,
+        &[
+            "/",
+            "/ethdev/list",
+            "/pgw/stats",
+            "/pgw/servers",
+            "/pgw/sessions",
+            "/pgw/runtime",
+        ],
+    );
+
+    // `/` lists pgw's commands beside DPDK's.
+    let list = a[0]["/"].as_array().expect("/ answers a list");
+    for c in [
+        "/pgw/stats",
+        "/pgw/runtime",
+        "/pgw/sessions",
+        "/pgw/servers",
+        "/pgw/accounting",
+        "/pgw/neighbors",
+        "/ethdev/list",
+    ] {
+        assert!(list.iter().any(|x| x == c), "{c} not in {}", a[0]);
+    }
+    assert_eq!(a[1]["/ethdev/list"], serde_json::json!([0, 1]), "{}", a[1]);
+
+    // `/pgw/stats`: the control socket's counters (read just before; they
+    // only grow), as telemetry dicts.
+    let s = &a[2]["/pgw/stats"];
+    let n = |v: &Value| {
+        v.as_u64()
+            .unwrap_or_else(|| panic!("not a number: {v} in {s}"))
+    };
+    assert!(
+        n(&s["rx"]) >= rx && rx > 10,
+        "telemetry rx {} vs pgw stats rx {rx}",
+        s["rx"]
+    );
+    assert!(
+        n(&s["tx"]) >= tx && tx > 10,
+        "telemetry tx {} vs pgw stats tx {tx}",
+        s["tx"]
+    );
+    assert_eq!(s["instance"], Value::String(lab.tag.clone()), "{s}");
+    assert_eq!(s["role"], ctl["role"], "{s}");
+    let reasons = s["drops_by_reason"]
+        .as_object()
+        .expect("drops_by_reason dict");
+    assert!(
+        reasons.len() > 5 && reasons.values().all(Value::is_u64),
+        "{s}"
+    );
+    assert_eq!(
+        reasons.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        n(&s["drops"]),
+        "{s}"
+    );
+    for (i, name) in ["access", "servers"].into_iter().enumerate() {
+        let p = &s[format!("ports/{i}")];
+        assert_eq!(p["name"], name, "{s}");
+        assert!(n(&p["ipackets"]) >= n(&ctl["ports"][i]["ipackets"]), "{s}");
+        assert!(n(&p["ipackets"]) > 5 && n(&p["opackets"]) > 5, "{s}");
+    }
+    let w0 = &s["workers/0"];
+    assert!(n(&w0["rx"]) >= rx && w0["drops/no_session"].is_u64(), "{s}");
+
+    // Other commands: the service group; the error a GW without [radius] gives.
+    let g = &a[3]["/pgw/servers"]["groups/0"];
+    assert_eq!(g["group"], "wap", "{}", a[3]);
+    assert_eq!(g["members/0/name"], "w1", "{}", a[3]);
+    let e = a[4]["/pgw/sessions"]["error"].as_str().unwrap_or_default();
+    assert!(e.contains("[radius]"), "{}", a[4]);
+    assert!(a[5]["/pgw/runtime"]["workers/0"].is_object(), "{}", a[5]);
+
+    let runtime_dir = std::path::PathBuf::from(format!("/var/run/dpdk/{fp}"));
+    assert!(runtime_dir.join("dpdk_telemetry.v2").exists());
+    lab.stop_pgw("pgw");
+    assert!(
+        !runtime_dir.join("dpdk_telemetry.v2").exists(),
+        "telemetry socket left behind"
+    );
+    // DPDK leaves its (empty) runtime directory; the test's own instance.
+    let _ = std::fs::remove_dir(&runtime_dir);
+}
+
+#[test]
+fn telemetry_with_hugepages() {
+    gw_with_telemetry("tm", "required");
+}
+
+#[test]
+fn telemetry_without_hugepages() {
+    gw_with_telemetry("tn", "off");
+}
