@@ -14,6 +14,7 @@
 #include <rte_eth_ring.h>
 #include <rte_version.h>
 #include <rte_telemetry.h>
+#include <rte_pdump.h>
 
 /* static inline fast-path functions, given a symbol by shim.c */
 uint16_t shim_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);

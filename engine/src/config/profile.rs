@@ -77,6 +77,12 @@ pub struct Eal {
     /// options are refused here: they come from the rest of the profile.
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// Live capture with `dpdk-dumpcap --file-prefix=pgw-NAME`: a shared
+    /// configuration (hugepage files under the prefix, not `--in-memory`)
+    /// and `rte_pdump_init`. Needs hugepages: a secondary process cannot
+    /// attach to `--no-huge` memory.
+    #[serde(default)]
+    pub capture: bool,
 }
 
 impl Default for Eal {
@@ -85,6 +91,7 @@ impl Default for Eal {
             hugepages: HugepageMode::Auto,
             memory_mb: d_memory_mb(),
             extra_args: vec![],
+            capture: false,
         }
     }
 }
@@ -679,7 +686,11 @@ impl Profile {
             format!("--file-prefix=pgw-{}", self.instance.name),
         ];
         if use_huge {
-            a.push("--in-memory".into());
+            // `--in-memory` keeps no shared configuration: no secondary
+            // process (dpdk-dumpcap) can attach to it.
+            if !self.eal.capture {
+                a.push("--in-memory".into());
+            }
         } else {
             a.extend([
                 "--no-huge".into(),

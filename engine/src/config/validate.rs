@@ -180,6 +180,12 @@ impl Profile {
         if self.eal.memory_mb < 64 {
             return Err(self.err("eal.memory_mb", "at least 64 MiB"));
         }
+        if self.eal.capture && self.eal.hugepages == HugepageMode::Off {
+            return Err(self.err(
+                "eal.capture",
+                "needs hugepages: dpdk-dumpcap is a secondary process and cannot attach to --no-huge memory; set eal.hugepages = \"required\" (or \"auto\")",
+            ));
+        }
         for (i, a) in self.eal.extra_args.iter().enumerate() {
             let flag = a.split('=').next().unwrap_or("");
             if let Some((_, instead)) = FORBIDDEN_EAL.iter().find(|(f, _)| {
@@ -456,6 +462,18 @@ pairs = [["a", "b"]]
         assert!(!a.iter().any(|x| x == "-a"));
         assert!(a.contains(&"--no-huge".to_string()));
         assert!(p.eal_args(true).contains(&"--in-memory".to_string()));
+    }
+
+    #[test]
+    fn capture_keeps_a_shared_configuration_and_needs_hugepages() {
+        let t = GOOD.replace("[cores]", "[eal]\ncapture = true\n[cores]");
+        let p = Profile::parse(&t, "cap.toml").unwrap();
+        let a = p.eal_args(true);
+        assert!(!a.contains(&"--in-memory".to_string()), "{a:?}");
+        assert!(a.contains(&"--file-prefix=pgw-t".to_string()), "{a:?}");
+        assert!(a.contains(&"--no-pci".to_string()));
+        let e = err_of(&t.replace("capture = true", "capture = true\nhugepages = \"off\""));
+        assert!(e.contains("eal.capture") && e.contains("--no-huge"), "{e}");
     }
 
     #[test]

@@ -99,6 +99,24 @@ pub fn eal_cleanup() {
     }
 }
 
+/// Serve `dpdk-dumpcap` (a secondary process): it asks over DPDK's
+/// multi-process channel, and only then are RX/TX callbacks installed on
+/// the ports it captures (removed when it stops). Needs a shared
+/// configuration (not `--in-memory`, not `--no-shconf`).
+pub fn pdump_init() -> Result<(), DpdkError> {
+    // SAFETY: called once after rte_eal_init, on the main thread.
+    let ret = unsafe { sys::rte_pdump_init() };
+    check(ret, || "rte_pdump_init".into()).map(|_| ())
+}
+
+/// Stop serving `dpdk-dumpcap` (before [`eal_cleanup`]).
+pub fn pdump_uninit() {
+    // SAFETY: after pdump_init; the workers have stopped.
+    unsafe {
+        sys::rte_pdump_uninit();
+    }
+}
+
 /// DPDK's version string, e.g. "DPDK 22.11.11".
 pub fn version() -> String {
     // SAFETY: static string.

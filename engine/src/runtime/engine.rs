@@ -48,6 +48,9 @@ pub struct Engine {
     pub gw: Option<GwBuild>,
     /// The LB role's configuration, with the started ports' MACs.
     pub lb: Option<LbBuild>,
+    /// `eal.capture` with hugepages: pdump is served, and the hugepage
+    /// files of the instance's prefix are removed at the end.
+    capture: bool,
 }
 
 /// Slots of each worker's accounting queue.
@@ -120,9 +123,20 @@ impl Engine {
                 }
             }
         }
+        let capture = profile.eal.capture && hugepages;
+        if profile.eal.capture && !hugepages {
+            eprintln!("pgw: eal.capture is off: dpdk-dumpcap cannot attach to --no-huge memory");
+        }
         let args = profile.eal_args(hugepages);
         dpdk::eal_init(&args)
             .map_err(|e| EngineError(format!("{e}\n  EAL arguments: {}", args.join(" "))))?;
+        if capture {
+            dpdk::pdump_init()?;
+            eprintln!(
+                "pgw: live capture: dpdk-dumpcap --file-prefix=pgw-{} -i PORT",
+                profile.instance.name
+            );
+        }
         let lcores = dpdk::lcores();
         let nworkers = profile.cores.workers.len();
         if lcores.len() != nworkers {
@@ -297,6 +311,7 @@ impl Engine {
             acct,
             gw,
             lb,
+            capture,
         })
     }
 
@@ -541,7 +556,37 @@ impl Drop for Engine {
         self.mgmt_tx.take();
         // The last reference: frees the pool (every mbuf is back by now).
         self.info.take();
+        if self.capture {
+            dpdk::pdump_uninit();
+        }
         dpdk::eal_cleanup();
+        if self.capture {
+            remove_hugepage_files(&format!("pgw-{}", self.profile.instance.name));
+        }
+    }
+}
+
+/// Remove the hugepage files of file prefix `prefix` (`<prefix>map_N` in
+/// every hugetlbfs mount) that a shared configuration leaves behind. Only
+/// this instance uses its prefix; a secondary still attached keeps its
+/// mappings until it exits.
+fn remove_hugepage_files(prefix: &str) {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let want = format!("{prefix}map_");
+    for dir in mounts.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 2 && f[2] == "hugetlbfs").then(|| f[1].to_string())
+    }) {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name
+                .strip_prefix(&want)
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
