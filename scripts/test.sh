@@ -67,5 +67,11 @@ if [ "$skipped" -gt 0 ]; then
   echo "skipped (they count as passed by cargo, not here):"; sed 's/^/  /' "$SKIPLOG"
   passed=$((passed - skipped))
 fi
+if [ "${failed:-0}" -gt 0 ]; then
+  # Where each failing test panicked, once more at the end (the reports
+  # above can be long; a CI page keeps the tail).
+  echo "failed tests, where they panicked:"
+  grep -A4 "panicked at" /tmp/pgw-test.log | cut -c1-400 | head -60 | sed 's/^/  /'
+fi
 echo "summary: passed ${passed:-0}, failed ${failed:-0}, skipped ${skipped}"
 exit "$status"

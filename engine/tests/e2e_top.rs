@@ -56,6 +56,16 @@ fn num(s: &str) -> f64 {
         * m
 }
 
+/// A shell command that waits (up to 15 s) until `script` has written
+/// `n` frames of `pgw top` into `file`, and half a second more: keys are
+/// typed once `pgw top` draws, whatever the machine's load.
+fn after_frames(file: &std::path::Path, n: usize) -> String {
+    format!(
+        "for i in $(seq 150); do [ \"$(grep -c 'pgw top — instance' {f} 2>/dev/null)\" -ge {n} ] && break; sleep 0.1; done; sleep 0.5",
+        f = file.display()
+    )
+}
+
 #[test]
 fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
     let Some(mut lab) = Lab::netns("tp", &["curl", "script", "timeout"]) else {
@@ -177,18 +187,20 @@ fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
     let tty_out = lab.dir.join("tty.out");
     let t0 = Instant::now();
     let status = sh_output(&format!(
-        "(sleep 3; printf q) | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+        "({}; printf q) | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+        after_frames(&tty_out, 2),
         pgw_bin().display(),
         sock.display(),
         tty_out.display()
     ));
     assert!(
         status.status.success(),
-        "pgw top on a terminal: {:?} {}",
+        "pgw top on a terminal: {:?} {}\n{:?}",
         status.status,
-        String::from_utf8_lossy(&status.stderr)
+        String::from_utf8_lossy(&status.stderr),
+        String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap_or_default())
     );
-    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(19), "{:?}", t0.elapsed());
     let tty = String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap()).into_owned();
     assert!(tty.contains("\x1b[?1049h"), "no alternate screen:\n{tty:?}");
     let clears = tty.matches("\x1b[H\x1b[2Jpgw top — instance").count();
@@ -206,16 +218,18 @@ fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
     // SIGINT) and puts the terminal back.
     let tty_out = lab.dir.join("tty-intr.out");
     let status = sh_output(&format!(
-        "(sleep 3; printf '\\003') | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+        "({}; printf '\\003') | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+        after_frames(&tty_out, 1),
         pgw_bin().display(),
         sock.display(),
         tty_out.display()
     ));
     assert!(
         status.status.success(),
-        "pgw top on a terminal, Ctrl-C: {:?} {}",
+        "pgw top on a terminal, Ctrl-C: {:?} {}\n{:?}",
         status.status,
-        String::from_utf8_lossy(&status.stderr)
+        String::from_utf8_lossy(&status.stderr),
+        String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap_or_default())
     );
     let tty = String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap()).into_owned();
     assert!(tty.contains("\x1b[H\x1b[2Jpgw top — instance"), "{tty:?}");
