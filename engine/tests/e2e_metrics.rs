@@ -167,8 +167,31 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
     // 3 MB down to the subscriber: > 2000 full-size frames out of the access port.
     at_least(r#"pgw_port_tx_packets_total{port="access"}"#, 2000.0);
     at_least(r#"pgw_port_tx_bytes_total{port="access"}"#, 3.0 * 1048576.0);
-    // (net_tap reports its link down once the tap left pgw's namespace.)
-    assert!(sample(&body, r#"pgw_port_up{port="access",driver="net_tap"}"#).is_some());
+    // Both taps live in other namespaces now (DPDK's tap PMD would say
+    // down); pgw asks the kernel there: up, and its drop counters read.
+    for (port, iface) in [
+        ("access", format!("{}a", lab.tag)),
+        ("servers", format!("{}b", lab.tag)),
+    ] {
+        assert_eq!(
+            sample(
+                &body,
+                &format!(r#"pgw_port_up{{port="{port}",driver="net_tap"}}"#)
+            ),
+            Some(1.0),
+            "{port} link\n{body}"
+        );
+        assert!(
+            sample(
+                &body,
+                &format!(
+                    r#"pgw_port_kernel_rx_dropped_packets_total{{port="{port}",iface="{iface}"}}"#
+                )
+            )
+            .is_some(),
+            "{port}: no kernel counters of {iface}\n{body}"
+        );
+    }
     let tx_before = worker_sum(&before, "tx") as f64;
     let tx = sum(&body, "pgw_worker_tx_packets_total", &[]);
     assert!(
@@ -283,6 +306,36 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
     );
     let _ = lab.interrupt("traffic", Duration::from_secs(5));
     std::fs::remove_dir_all(&data).unwrap();
+
+    // The servers' side of the link taken down in its namespace: the port
+    // is down in the scrape and in `pgw stats`; up again, up again.
+    let srv_tap = format!("{}b", lab.tag);
+    let link = |up: bool| {
+        sh(&format!(
+            "ip -n {srv} link set {srv_tap} {}",
+            if up { "up" } else { "down" }
+        ));
+        let want = if up { 1.0 } else { 0.0 };
+        wait_for(
+            &format!(
+                "servers port {} in the scrape",
+                if up { "up" } else { "down" }
+            ),
+            Duration::from_secs(10),
+            || {
+                sample(
+                    &get(&metrics_url).2,
+                    r#"pgw_port_up{port="servers",driver="net_tap"}"#,
+                ) == Some(want)
+            },
+        );
+        let ports = stats_json(&sock)["ports"].clone();
+        assert_eq!(ports[1]["name"], "servers");
+        assert_eq!(ports[1]["link_up"], up, "{ports}");
+        assert_eq!(ports[0]["link_up"], true, "{ports}");
+    };
+    link(false);
+    link(true);
     lab.stop_pgw("gw");
 }
 

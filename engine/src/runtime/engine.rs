@@ -28,6 +28,7 @@ use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
 use crate::runtime::dpdk::{self, Mempool, PortId, QueueId, Ring};
 use crate::runtime::info::{Info, PortRt, Timebase};
 use crate::runtime::link::MgmtLink;
+use crate::runtime::netlink;
 use crate::runtime::stats::{Report, WorkerShared, MAX_PORTS};
 use crate::runtime::worker::{Seed, Worker};
 
@@ -213,6 +214,7 @@ impl Engine {
                 tx_queues: ntxq,
                 rss,
                 iface: pc.kernel_iface().map(str::to_string),
+                iface_index: pc.kernel_iface().and_then(netlink::index_of),
             });
         }
         let inst = &profile.instance.name;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::config::Role;
 use crate::runtime::dpdk::{self, LcoreId, Mempool, PortId};
+use crate::runtime::netlink;
 use crate::runtime::stats::{mac_string, PortReport, Report, WorkerShared};
 
 /// A started port.
@@ -20,27 +21,11 @@ pub struct PortRt {
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub rss: bool,
-    /// The kernel interface behind the device (af_xdp, af_packet, tap).
+    /// The kernel interface behind the device (af_xdp, af_packet, tap),
+    /// and its index when the port started (to tell it from another of
+    /// the same name once moved to another namespace).
     pub iface: Option<String>,
-}
-
-/// A kernel interface's own drop counters (`/sys/class/net/IF/statistics`),
-/// which see what the PMD does not (af_xdp: frames the kernel could not put
-/// in the socket's ring; tap: its queue before a sleeping poller). `None`
-/// if the interface is not in this network namespace (a tap moved away).
-fn kernel_drops(iface: &str) -> Option<(u64, u64, u64)> {
-    let rd = |f: &str| -> Option<u64> {
-        std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{f}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    Some((
-        rd("rx_dropped")?,
-        rd("tx_dropped")?,
-        rd("rx_missed_errors").unwrap_or(0) + rd("rx_fifo_errors").unwrap_or(0),
-    ))
+    pub iface_index: Option<u32>,
 }
 
 /// The engine's one clock base: every worker's `now_ms` and the management
@@ -129,14 +114,20 @@ impl Info {
                 .iter()
                 .map(|p| {
                     let s = p.id.stats();
-                    let k = p.iface.as_deref().and_then(kernel_drops);
+                    // The kernel's word on ports over a kernel interface
+                    // (DPDK's tap PMD says down once the tap has moved to
+                    // another namespace); DPDK's on the others.
+                    let k = p
+                        .iface
+                        .as_deref()
+                        .and_then(|i| netlink::kernel_link(i, p.iface_index));
                     PortReport {
                         name: p.name.clone(),
                         device: p.device.clone(),
                         driver: p.driver.clone(),
                         dpdk_port: p.id.0,
                         mac: mac_string(p.mac),
-                        link_up: p.id.link().up,
+                        link_up: k.map_or_else(|| p.id.link().up, |k| k.up),
                         rx_queues: p.rx_queues,
                         tx_queues: p.tx_queues,
                         rss: p.rss,
@@ -149,9 +140,9 @@ impl Info {
                         oerrors: s.oerrors,
                         rx_nombuf: s.rx_nombuf,
                         kernel_iface: p.iface.clone(),
-                        kernel_rx_dropped: k.map(|k| k.0),
-                        kernel_tx_dropped: k.map(|k| k.1),
-                        kernel_rx_missed: k.map(|k| k.2),
+                        kernel_rx_dropped: k.map(|k| k.rx_dropped),
+                        kernel_tx_dropped: k.map(|k| k.tx_dropped),
+                        kernel_rx_missed: k.map(|k| k.rx_missed),
                     }
                 })
                 .collect(),

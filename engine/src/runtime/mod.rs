@@ -9,5 +9,6 @@ pub mod dpdk;
 pub mod engine;
 pub mod info;
 pub mod link;
+pub mod netlink;
 pub mod stats;
 pub mod worker;
