@@ -442,6 +442,7 @@ THROUGHPUT_RUNS = [
     ("testpmd-1k", "dpdk-testpmd io (the ceiling)"),
     ("gw-1k", "pgw"),
     ("gw-1k-untimed", "pgw, `engine.runtime_stages = false`"),
+    ("gw-1k-scraped", "pgw, `/metrics` scraped every second"),
     ("gw-1m", "pgw, 1 M table"),
     ("gw-4m", "pgw, 4 M table"),
     ("gw-16m", "pgw, 16 M table"),
@@ -745,6 +746,12 @@ _timed, _untimed = val("gw-1k", "throughput", "busy_cycles_per_pkt"), val("gw-1k
 ACCT_COST = sub(_timed, _untimed)
 ACCT_COST_PCT = 100 * ACCT_COST / _untimed if ACCT_COST is not None and _untimed else None
 
+# Metrics cost: the same run with Prometheus's endpoint scraped once a
+# second (gw-1k-scraped) and without (gw-1k).
+_scraped = val("gw-1k-scraped", "throughput", "busy_cycles_per_pkt")
+SCRAPE_COST = sub(_scraped, _timed)
+SCRAPE_COST_PCT = 100 * SCRAPE_COST / _timed if SCRAPE_COST is not None and _timed else None
+
 NOT_RUN = "not in this run: "
 
 
@@ -903,6 +910,8 @@ META = {
     "ceiling_busy_cycles_per_pkt": CEIL_BCPP,
     "accounting_cost_cycles_per_pkt": ACCT_COST,
     "accounting_cost_pct": ACCT_COST_PCT,
+    "scrape_cost_cycles_per_pkt": SCRAPE_COST,
+    "scrape_cost_pct": SCRAPE_COST_PCT,
     "marginal_bytes_per_conn": MARGINAL,
     "targets": TARGETS,
     "plots": [],
@@ -1139,6 +1148,14 @@ if ACCT_COST is not None:
       "Two separate runs: a difference within a few % is run-to-run noise, not a cost.")
 else:
     P("Cost of the runtime accounting: not measured (needs `gw-1k` and `gw-1k-untimed` with their runtime files).")
+P("")
+if SCRAPE_COST is not None:
+    signed = f"{SCRAPE_COST:+.1f} cycles/packet ({SCRAPE_COST_PCT:+.1f} %)".replace("-", "−")
+    P(f"**Cost of a Prometheus scrape every second** (`gw-1k-scraped`, the `gw-1k` profile with `[metrics]` and "
+      f"`curl` fetching `/metrics` once a second, vs `gw-1k`): {fnum(_scraped, 1)} − {fnum(_timed, 1)} = **{signed}**. "
+      "The management thread answers the scrape; a difference within a few % is run-to-run noise, not a cost.")
+else:
+    P("Cost of a Prometheus scrape every second: not measured (needs `gw-1k` and `gw-1k-scraped`).")
 P("")
 if any(r["kind"] == "throughput" and len(r.get("runtime_workers") or []) > 1 for r in T_ROWS):
     P("*capacity* of a row with several workers is workers × TSC Hz ÷ the busy cycles per packet of them all "

@@ -166,6 +166,8 @@ META = [
     ("ceiling_busy_cycles_per_pkt", "num", "TSC cycles", "the ceiling's own busy cycles per packet (testpmd --record-core-cycles)"),
     ("accounting_cost_cycles_per_pkt", "num", "TSC cycles", "what the runtime stage accounting costs: busy cycles/packet of gw-1k minus gw-1k-untimed"),
     ("accounting_cost_pct", "num", "%", "the same as a share of gw-1k-untimed's busy cycles/packet"),
+    ("scrape_cost_cycles_per_pkt", "num", "TSC cycles", "what a Prometheus scrape every second costs the worker: busy cycles/packet of gw-1k-scraped minus gw-1k"),
+    ("scrape_cost_pct", "num", "%", "the same as a share of gw-1k's busy cycles/packet"),
     ("marginal_bytes_per_conn", "num", "bytes", "memory per connection of capacity (see memory rows)"),
     ("targets", "list", "", "the targets table: {group, target, measured, value, rows, met}; met null = not measured"),
     ("plots", "list", "", "SVG files written, relative to this file's folder"),

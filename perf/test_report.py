@@ -177,6 +177,7 @@ def make_full(d):
     pgw_run(d, "gw-1k", "configs/bench-gw-memif.toml", gen(through=3.19e6, lat=lat(577, 2534, 4997)), bcpp=450.0)
     pgw_run(d, "gw-1k-untimed", "configs/bench-gw-memif.toml", gen(through=3.3e6), bcpp=460.0,
             variant="runtime_stages = false", timed=False)
+    pgw_run(d, "gw-1k-scraped", "configs/bench-gw-memif.toml", gen(through=3.2e6), bcpp=455.0)
     # flat out, no refusals, at the generator's loopback rate: generator-bound
     pgw_run(d, "gw-1m", "configs/bench-gw-memif-1m.toml", gen(1000000, through=14.0e6, refused=0), bcpp=700.0)
     # the stages of older code (one `gw` stage)
@@ -277,6 +278,9 @@ def test_full(tmp):
     close(doc["meta"]["accounting_cost_cycles_per_pkt"], -10.0, "accounting cost (timed - untimed)")
     close(doc["meta"]["accounting_cost_pct"], -1000 / 460, "accounting cost %")
     ok("**−10.0 cycles/packet (−2.2 %)**" in md, "RESULTS.md: accounting cost line")
+    close(doc["meta"]["scrape_cost_cycles_per_pkt"], 5.0, "scrape cost (scraped - gw-1k)")
+    close(doc["meta"]["scrape_cost_pct"], 500 / 450, "scrape cost %")
+    ok("**+5.0 cycles/packet (+1.1 %)**" in md, "RESULTS.md: scrape cost line")
     g4 = get(doc, "gw-4m", "throughput")
     close(g4["gw_cycles_per_pkt"], 800.0, "older stages: the GW stage is `gw`")
     close(g4["engine_cycles_per_pkt"], 820.0 + 1e6 / PK, "older stages: engine = gw + dispatch + other")

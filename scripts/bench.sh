@@ -276,7 +276,15 @@ worker_nvcsw() {  # pid
     awk '/^nonvoluntary_ctxt_switches/ {print $2}' "/proc/$1/task/$1/status" 2>/dev/null || echo 0
 }
 
-# run_gw NAME PROFILE [perf] -- GEN ARGS...
+metrics_variant() {  # NAME PROFILE PORT -> path: PROFILE with a Prometheus endpoint
+    local out="$OUTDIR/$1.toml"
+    { cat "$2"; printf '\n[metrics]   # bench.sh variant\nlisten = "127.0.0.1:%s"\n' "$3"; } > "$out"
+    echo "$out"
+}
+
+# run_gw NAME PROFILE [perf] [scrape=URL] -- GEN ARGS...
+# scrape=URL: curl fetches URL once a second from the DUT's start to its end
+# (Prometheus's scrape interval in the demo), on whichever CPU is free.
 # The generator says "window start" / "window end" around its measurement
 # window; the DUT's runtime counters are cleared at the start and read at the
 # end (NAME.runtime.json), so busy cycles per packet cover the same window.
@@ -286,6 +294,8 @@ run_gw() {
     fresh "$name"
     local perfrec=0
     if [ "$1" = perf ]; then perfrec=$PROFILE; shift; fi
+    local scrape=""
+    case "$1" in scrape=*) scrape=${1#scrape=}; shift ;; esac
     rm -f "$OUTDIR/$name.perf.data"
     [ "$1" = -- ] && shift
     wait_quiet "$name"
@@ -297,6 +307,15 @@ run_gw() {
     "$PGW" run --profile "$profile" > "$OUTDIR/$name.dut.log" 2>&1 &
     local dpid=$!
     PIDS+=("$dpid")
+    local spid=""
+    if [ -n "$scrape" ]; then
+        echo "while true; do curl -s -o /dev/null $scrape; sleep 1; done   (beside the DUT)" >> "$OUTDIR/$name.cmd"
+        (while kill -0 "$dpid" 2>/dev/null; do
+            curl -s -o /dev/null -w '%{http_code}\n' --max-time 1 "$scrape" >> "$OUTDIR/$name.scrapes"; sleep 1
+         done) &
+        spid=$!
+        PIDS+=("$spid")
+    fi
     local rss=0 hwm=0 htlb=0 ppid="" hpmin=$hp1 hpn win=0 m0=0 c0=0
     watch_begin "$GPID" "$dpid"
     while kill -0 "$GPID" 2>/dev/null; do
@@ -345,6 +364,7 @@ run_gw() {
         kill -0 "$dpid" 2>/dev/null || say "$name: the DUT had exited when the generator left (see $name.dut.log; dmesg)"
     fi
     stop_pid "$dpid"
+    [ -n "$spid" ] && { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; }
     [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
     printf '{"hp_free_mb_before_gen": %s, "hp_free_mb_before_dut": %s, "hp_free_mb_min_during": %s, "hp_free_mb_end": %s, "dut_rss_kb": %s, "dut_hwm_kb": %s, "dut_hugetlb_kb": %s, "gen_rc": %s}\n' \
         "$hp0" "$hp1" "$hpmin" "$hp2" "$rss" "$hwm" "$htlb" "$grc" > "$OUTDIR/$name.mem.json"
@@ -502,6 +522,10 @@ else
     # What the runtime accounting costs: the same run with stage timing off
     # (busy cycles per packet are measured either way).
     run_gw gw-1k-untimed "$(engine_variant gw-1k-untimed "$P1K" 'runtime_stages = false')" -- "${K1[@]}"
+    # What a Prometheus scrape once a second costs the worker: gw-1k with
+    # [metrics] and curl fetching /metrics every second.
+    run_gw gw-1k-scraped "$(metrics_variant gw-1k-scraped "$P1K" 19464)" scrape=http://127.0.0.1:19464/metrics \
+        -- "${K1[@]}"
     run_gw gw-1m "$P1M" -- --subs 1000 --conns 1000
     run_gw gw-4m "$P4M" -- --subs 4000 --conns 1000
     run_gw gw-16m "$P16M" -- --subs 16000 --conns 1000
