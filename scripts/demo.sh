@@ -18,19 +18,38 @@ PGW=$PWD/target/release/pgw
 CFG=$PWD/configs/demo
 WORK=/tmp/pgw-demo
 NS_SUB=pgwdemo-sub NS_LAN=pgwdemo-lan NS_SRV=pgwdemo-srv
-PIDS=()
+PIDS=() PGW_PIDS=() TRAFFIC=""
 INSTANCES=(lb1 lb2 gw1 gw2)
 
-cleanup() {
-  trap - EXIT INT TERM
-  echo; echo "demo: stopping"
-  for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+stop_pids() { # signal timeout_s pids...: signal each, wait, then KILL
+  local sig=$1 t=$2; shift 2
+  for p in "$@"; do kill "-$sig" "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    for _ in $(seq $((t * 10))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
+}
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "demo: stopping: traffic first, then SIGTERM to every instance (the gateways drain and write an accounting record for every connection)"
+  [ -n "$TRAFFIC" ] && stop_pids TERM 3 "$TRAFFIC"
+  [ ${#PGW_PIDS[@]} -gt 0 ] && stop_pids TERM 20 "${PGW_PIDS[@]}"
+  [ ${#PIDS[@]} -gt 0 ] && stop_pids INT 5 "${PIDS[@]}"
   for i in "${INSTANCES[@]}"; do
     [ -f "$WORK/$i.log" ] && { echo "--- $i final counters"; sed -n '/final counters/,$p' "$WORK/$i.log" | grep -E "^(instance|  [a-z_]+ +[0-9]+$)" | head -20; }
+  done
+  for g in gw1 gw2; do
+    [ -f "$WORK/$g.db" ] || continue
+    python3 - "$WORK/$g.log" "$WORK/$g.db" "$g" <<'PY' || true
+import re, sqlite3, sys
+log, db, g = sys.argv[1:]
+new = sum(int(m) for m in re.findall(r"^  gw_new_flows +(\d+)$", open(log).read(), re.M))
+rows = sqlite3.connect(db).execute("select close_reason, count(*) from accounting group by 1").fetchall()
+n = sum(c for _, c in rows)
+by = ", ".join(f"{r} {c}" for r, c in sorted(rows))
+print(f"--- {g} accounting: {new} connections, {n} records in {g}.db ({by or 'none'})"
+      + ("" if n == new else "  MISSING RECORDS"))
+PY
   done
   for n in $NS_SUB $NS_LAN $NS_SRV; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -45,7 +64,7 @@ start() { # instance, taps...
   local i=$1; shift
   $PGW check-config "$CFG/$i.toml" >/dev/null
   $PGW run --profile "$CFG/$i.toml" >"$WORK/$i.log" 2>&1 &
-  PIDS+=($!)
+  PGW_PIDS+=($!)
   for _ in $(seq 200); do
     local ok=1
     [ -S "/tmp/pgw-demo-$i.sock" ] || ok=0
@@ -82,6 +101,22 @@ for s in wap1:10.80.0.11 wap2:10.80.0.12 mail1:10.80.0.21 mail2:10.80.0.22 chat1
   ip netns exec $NS_SRV python3 -m http.server --bind $addr 8080 --directory "$WORK/www/$name" >/dev/null 2>&1 &
   PIDS+=($!)
 done
+# Prometheus scrapes every instance each second (README "Monitoring with
+# Prometheus"); the live table ends with what it answers.
+PROM=127.0.0.1:19090
+{
+  echo "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}"
+  echo "scrape_configs:"
+  echo "  - job_name: pgw"
+  echo "    static_configs:"
+  for t in lb1:9464 lb2:9466 gw1:9465 gw2:9467; do
+    echo "      - {targets: ['127.0.0.1:${t##*:}'], labels: {pgw: ${t%%:*}}}"
+  done
+} >"$WORK/prometheus.yml"
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus" \
+  --web.listen-address=$PROM >"$WORK/prometheus.log" 2>&1 &
+PIDS+=($!)
+
 echo "demo: topology up; waiting for the LBs to see both gateways healthy"
 for _ in $(seq 100); do
   $PGW servers --socket /tmp/pgw-demo-lb1.sock --json | grep -q '"up":false' || break; sleep 0.2; done
@@ -119,12 +154,12 @@ ip -n $NS_SUB route add 10.33.0.0/24 via 10.60.1.1
     sleep 0.5
   done
 ) &
-PIDS+=($!)
+TRAFFIC=$!
 
 summary() {
-  python3 - "$PGW" <<'PY'
-import json, subprocess, sys
-pgw = sys.argv[1]
+  python3 - "$PGW" "$PROM" <<'PY'
+import json, subprocess, sys, urllib.parse, urllib.request
+pgw, prom = sys.argv[1], sys.argv[2]
 def q(sock, what):
     try:
         return json.loads(subprocess.run([pgw, "ctl", "--socket", sock, what], capture_output=True, text=True, timeout=3).stdout)
@@ -157,6 +192,20 @@ for inst in ["lb1", "lb2", "gw1", "gw2"]:
 ss = q("/tmp/pgw-demo-lb1.sock", "sessions") or {}
 for x in ss.get("sessions", []):
     print(f"session  {x['device_id']:<12} {x['address']:<12} {x['gateway']:<4} {x['state']}")
+def promq(expr):
+    url = f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return {x["metric"].get("pgw", "?"): float(x["value"][1]) for x in json.load(r)["data"]["result"]}
+    except Exception:
+        return None
+up = promq('up{job="pgw"}')
+if up is None:
+    print(f"prometheus http://{prom}: not answering yet")
+else:
+    rate = promq('sum by (pgw) (rate(pgw_port_rx_packets_total[10s]))') or {}
+    print(f"prometheus http://{prom}: {sum(1 for v in up.values() if v == 1)}/{len(up)} targets up; rx packets/s: "
+          + ", ".join(f"{k} {rate.get(k, 0):.0f}" for k in sorted(up)))
 PY
 }
 end=$(( $(date +%s) + ${DEMO_SECONDS:-3600} ))
