@@ -4,34 +4,33 @@
 //! same port keys), and both sides resolve pgw by neighbour discovery.
 //! Real IPv6 stacks on both sides; both members answer; counters show the
 //! LB's local hand-over and the NAT66 connections.
+//!
+//! The servers' MACs either come from `[[neighbor]]` entries or, without
+//! them, from neighbour discovery: the management thread solicits each
+//! IPv6 member from the first pool6 address and learns the advertisements
+//! that arrive on the server port for those addresses; one sent from the
+//! subscriber side naming a member is refused and counted.
 
 mod common;
 use common::*;
 use std::collections::HashMap;
 use std::time::Duration;
 
-#[test]
-fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
-    let Some(mut lab) = Lab::netns("p66", &[]) else {
-        return;
-    };
-    let t = lab.tag.clone();
+/// The box's profile; `neighbours`: static MACs for both members.
+fn profile(lab: &Lab, neighbours: bool) -> Profile {
     let w = |n: &str, i: &str| {
         format!(r#"{{ name = "{n}", ip = "10.80.0.{i}", ip6 = "2001:db8:80::{i}", port = 8080 }}"#)
     };
-    let profile = lab
-        .profile("lb+gw", "2001:db8:60::1/64")
-        .with(
-            r#"[[neighbor]]
-ip = "2001:db8:80::11"
-mac = "02:00:00:00:80:01"
-[[neighbor]]
-ip = "2001:db8:80::12"
-mac = "02:00:00:00:80:01"
-[lb]
-access_port = "access"
-lan_port = "servers""#,
-        )
+    let statics = if neighbours {
+        "[[neighbor]]\nip = \"2001:db8:80::11\"\nmac = \"02:00:00:00:80:01\"\n\
+         [[neighbor]]\nip = \"2001:db8:80::12\"\nmac = \"02:00:00:00:80:01\"\n"
+    } else {
+        ""
+    };
+    lab.profile("lb+gw", "2001:db8:60::1/64")
+        .with(&format!(
+            "{statics}[lb]\naccess_port = \"access\"\nlan_port = \"servers\""
+        ))
         .with(&lb_gateway("me", "local", None))
         .with(&lb_range(
             "range6",
@@ -53,7 +52,30 @@ ip = "10.50.0.2"
 ipv6 = "2001:db8:60::/64"
 device_id = 660
 services = ["wap"]"#,
-        );
+        )
+}
+
+/// Eight requests to the IPv6 VIP are answered by both members.
+fn both_members_answer(sub: &str) {
+    wait_for("a first answer", Duration::from_secs(15), || {
+        curl_ok(sub, "http://[2001:db8:33::1]/who")
+    });
+    let mut seen = HashMap::new();
+    for _ in 0..8 {
+        *seen
+            .entry(curl(sub, "http://[2001:db8:33::1]/who"))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both IPv6 members should answer: {seen:?}");
+}
+
+#[test]
+fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
+    let Some(mut lab) = Lab::netns("p66", &[]) else {
+        return;
+    };
+    let t = lab.tag.clone();
+    let profile = profile(&lab, true);
     let sock = lab.run_pgw("box", &profile);
     let srv = lab.ns("srv");
     let sub = lab.subscriber(&["2001:db8:60::2/64"]);
@@ -66,16 +88,7 @@ services = ["wap"]"#,
     );
     lab.serve_http("w1", &srv, "2001:db8:80::11");
     lab.serve_http("w2", &srv, "2001:db8:80::12");
-    wait_for("a first answer", Duration::from_secs(15), || {
-        curl_ok(&sub, "http://[2001:db8:33::1]/who")
-    });
-    let mut seen = HashMap::new();
-    for _ in 0..8 {
-        *seen
-            .entry(curl(&sub, "http://[2001:db8:33::1]/who"))
-            .or_insert(0) += 1;
-    }
-    assert_eq!(seen.len(), 2, "both IPv6 members should answer: {seen:?}");
+    both_members_answer(&sub);
     assert!(
         sh(&format!("ip -n {sub} -6 neigh show 2001:db8:60::1")).contains("lladdr"),
         "NDP not answered"
@@ -97,5 +110,112 @@ services = ["wap"]"#,
             lab.log(l)
         );
     }
+    lab.stop_pgw("box");
+}
+
+#[test]
+fn ipv6_members_are_resolved_by_neighbour_discovery_not_from_the_access_side() {
+    let Some(mut lab) = Lab::netns("p6n", &["python3"]) else {
+        return;
+    };
+    let t = lab.tag.clone();
+    let profile = profile(&lab, false);
+    let sock = lab.run_pgw("box", &profile);
+    let srv = lab.ns("srv");
+    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
+    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    // The kernel's own MAC for the server side (no fixed one).
+    lab.move_into(
+        &format!("{t}b"),
+        &srv,
+        &["2001:db8:80::11/64", "2001:db8:80::12/64"],
+    );
+    let real_mac = sh(&format!("ip -n {srv} -br link show {t}b"))
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    lab.serve_http("w1", &srv, "2001:db8:80::11");
+    lab.serve_http("w2", &srv, "2001:db8:80::12");
+    let neighbours = || -> serde_json::Value {
+        serde_json::from_str(&pgw_at(&sock, "ctl", "neighbors")).unwrap()
+    };
+    let learned6 = || -> HashMap<String, String> {
+        neighbours()["learned6"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e[0].as_str().unwrap().to_string(),
+                    e[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    wait_for("both members learnt by ND", Duration::from_secs(15), || {
+        learned6().len() == 2
+    });
+    for m in ["2001:db8:80::11", "2001:db8:80::12"] {
+        assert_eq!(learned6()[m], real_mac, "{m}");
+    }
+    assert!(
+        neighbours()["neighbor_solicitations_sent"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    both_members_answer(&sub);
+
+    // The spoof: "2001:db8:80::11 is at <the subscriber's MAC>" (override),
+    // to all-nodes and to pgw's access MAC, five times each, valid ND.
+    let spoof = lab.write(
+        "spoof6.py",
+        &format!(
+            r#"import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("{t}a", 0))
+me = s.getsockname()[4]
+gw = bytes.fromhex(sys.argv[1].replace(":", ""))
+src = socket.inet_pton(socket.AF_INET6, "2001:db8:60::2")
+target = socket.inet_pton(socket.AF_INET6, "2001:db8:80::11")
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+for dmac, dst in ((b"\x33\x33\x00\x00\x00\x01", socket.inet_pton(socket.AF_INET6, "ff02::1")),
+                  (gw, socket.inet_pton(socket.AF_INET6, "2001:db8:60::1"))):
+    na = struct.pack("!BBHI16sBB6s", 136, 0, 0, 0x20000000, target, 2, 1, me)
+    pseudo = src + dst + struct.pack("!I3xB", len(na), 58)
+    na = na[:2] + struct.pack("!H", csum(pseudo + na)) + na[4:]
+    ip6 = struct.pack("!IHBB16s16s", 0x60000000, len(na), 58, 255, src, dst)
+    for _ in range(5):
+        s.send(dmac + me + b"\x86\xdd" + ip6 + na)
+print("sent")
+"#
+        ),
+    );
+    let gw_mac = pgw_json(&sock, "stats")["ports"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refused0 = neighbours()["neighbours_refused"].as_u64().unwrap();
+    let out = sh(&format!(
+        "ip netns exec {sub} python3 {} {gw_mac}",
+        spoof.display()
+    ));
+    assert_eq!(out.trim(), "sent");
+    wait_for(
+        "pgw to count the refused advertisements",
+        Duration::from_secs(5),
+        || neighbours()["neighbours_refused"].as_u64().unwrap_or(0) >= refused0 + 10,
+    );
+    assert_eq!(
+        learned6()["2001:db8:80::11"],
+        real_mac,
+        "a spoofed advertisement re-pointed w1"
+    );
+    both_members_answer(&sub);
     lab.stop_pgw("box");
 }

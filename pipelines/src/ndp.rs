@@ -135,6 +135,82 @@ impl NdpResponder {
     }
 }
 
+/// The solicited-node multicast address of `target` (RFC 4291 §2.7.1)
+/// and its Ethernet address (RFC 2464 §7).
+pub fn solicited_node(target: &[u8; 16]) -> ([u8; 16], MacAddr) {
+    let mut ip = [0u8; 16];
+    ip[0] = 0xff;
+    ip[1] = 0x02;
+    ip[11] = 1;
+    ip[12] = 0xff;
+    ip[13..16].copy_from_slice(&target[13..16]);
+    (ip, [0x33, 0x33, ip[12], ip[13], ip[14], ip[15]])
+}
+
+/// A Neighbor Solicitation for `target` from `src_ip`/`src_mac` to its
+/// solicited-node address, with our Source Link-Layer Address option: what
+/// the management thread sends to resolve an IPv6 server (RFC 4861 §7.2.2).
+pub fn solicitation(src_mac: MacAddr, src_ip: [u8; 16], target: [u8; 16]) -> Vec<u8> {
+    let (dst_ip, dst_mac) = solicited_node(&target);
+    let mut f = vec![0u8; ETH + IP6 + 32];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[ETH] = 0x60;
+    f[ETH + 4..ETH + 6].copy_from_slice(&32u16.to_be_bytes());
+    f[ETH + 6] = NH_ICMPV6;
+    f[ETH + 7] = 255;
+    f[ETH + 8..ETH + 24].copy_from_slice(&src_ip);
+    f[ETH + 24..ETH + 40].copy_from_slice(&dst_ip);
+    let i = ETH + IP6;
+    f[i] = NS;
+    f[i + 8..i + 24].copy_from_slice(&target);
+    f[i + 24] = 1;
+    f[i + 25] = 1;
+    f[i + 26..i + 32].copy_from_slice(&src_mac);
+    let ck = l4_checksum_v6(&src_ip, &dst_ip, NH_ICMPV6, &f[i..i + 32]);
+    f[i + 2..i + 4].copy_from_slice(&ck.to_be_bytes());
+    f
+}
+
+/// The (target, link-layer address) a Neighbor Advertisement announces:
+/// its Target Link-Layer Address option, else the frame's Ethernet source.
+/// `None` unless it is a well-formed NA (RFC 4861 §7.1.2: hop limit 255,
+/// code 0, length ≥ 24, a valid checksum, options of non-zero length).
+pub fn advertisement(frame: &[u8]) -> Option<([u8; 16], MacAddr)> {
+    if !is_nd(frame) || frame[ETH + IP6] != NA {
+        return None;
+    }
+    let plen = u16::from_be_bytes([frame[ETH + 4], frame[ETH + 5]]) as usize;
+    let i = ETH + IP6;
+    if plen < 24 || i + plen > frame.len() || frame[ETH + 7] != 255 || frame[i + 1] != 0 {
+        return None;
+    }
+    let icmp = &frame[i..i + plen];
+    let src: [u8; 16] = frame[ETH + 8..ETH + 24].try_into().ok()?;
+    let dst: [u8; 16] = frame[ETH + 24..ETH + 40].try_into().ok()?;
+    let mut zeroed = icmp.to_vec();
+    zeroed[2] = 0;
+    zeroed[3] = 0;
+    if l4_checksum_v6(&src, &dst, NH_ICMPV6, &zeroed) != u16::from_be_bytes([icmp[2], icmp[3]]) {
+        return None;
+    }
+    let target: [u8; 16] = icmp[8..24].try_into().ok()?;
+    let mut mac: MacAddr = frame[6..12].try_into().ok()?;
+    let mut at = 24;
+    while at + 2 <= icmp.len() {
+        let len = icmp[at + 1] as usize * 8;
+        if len == 0 || at + len > icmp.len() {
+            return None;
+        }
+        if icmp[at] == 2 && len >= 8 {
+            mac.copy_from_slice(&icmp[at + 2..at + 8]);
+        }
+        at += len;
+    }
+    Some((target, mac))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,30 +222,9 @@ mod tests {
     const PEER_MAC: MacAddr = [2, 0, 0, 0, 0, 2];
 
     fn ns(src: [u8; 16], target: [u8; 16], hop: u8) -> Vec<u8> {
-        let mut f = vec![0u8; ETH + IP6 + 32];
-        f[0..6].copy_from_slice(&[0x33, 0x33, 0xff, 0, 0, 1]);
-        f[6..12].copy_from_slice(&PEER_MAC);
-        f[12..14].copy_from_slice(&[0x86, 0xdd]);
-        f[ETH] = 0x60;
-        f[ETH + 4..ETH + 6].copy_from_slice(&32u16.to_be_bytes());
-        f[ETH + 6] = 58;
+        let mut f = solicitation(PEER_MAC, src, target);
+        // (the checksum does not cover the hop limit)
         f[ETH + 7] = hop;
-        f[ETH + 8..ETH + 24].copy_from_slice(&src);
-        let mut sol = [0u8; 16];
-        sol[0] = 0xff;
-        sol[1] = 2;
-        sol[11] = 1;
-        sol[12] = 0xff;
-        sol[15] = 1;
-        f[ETH + 24..ETH + 40].copy_from_slice(&sol);
-        let i = ETH + IP6;
-        f[i] = NS;
-        f[i + 8..i + 24].copy_from_slice(&target);
-        f[i + 24] = 1;
-        f[i + 25] = 1;
-        f[i + 26..i + 32].copy_from_slice(&PEER_MAC);
-        let ck = l4_checksum_v6(&src, &sol, 58, &f[i..i + 32]);
-        f[i + 2..i + 4].copy_from_slice(&ck.to_be_bytes());
         f
     }
 
@@ -240,5 +295,78 @@ mod tests {
             responder().process(&mut Pkt::new(&mut na, n, 0), &mut c),
             Verdict::Control
         );
+    }
+
+    /// The management thread's solicitation, answered by a responder (as a
+    /// server's stack would), gives back the target and its MAC.
+    #[test]
+    fn solicitation_bytes_and_the_advertisement_it_draws() {
+        let target = [
+            0x20, 0x01, 0x0d, 0xb8, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd, 0x11,
+        ];
+        let f = solicitation(OUR_MAC, OUR, target);
+        assert_eq!(f.len(), 86);
+        assert_eq!(&f[0..6], &[0x33, 0x33, 0xff, 0xab, 0xcd, 0x11]);
+        assert_eq!(&f[6..12], &OUR_MAC);
+        assert_eq!(
+            &f[ETH + 24..ETH + 40],
+            &[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xab, 0xcd, 0x11]
+        );
+        assert_eq!(f[ETH + 7], 255);
+        let i = ETH + IP6;
+        assert_eq!((f[i], f[i + 1]), (NS, 0));
+        assert_eq!(&f[i + 8..i + 24], &target);
+        assert_eq!(&f[i + 24..i + 32], &[1, 1, 2, 0, 0, 0, 0, 1]);
+        let mut z = f[i..].to_vec();
+        z[2] = 0;
+        z[3] = 0;
+        let dst: [u8; 16] = f[ETH + 24..ETH + 40].try_into().unwrap();
+        assert_eq!(
+            l4_checksum_v6(&OUR, &dst, 58, &z),
+            u16::from_be_bytes([f[i + 2], f[i + 3]])
+        );
+        // The server (here a responder for `target`) answers with its MAC.
+        let server = NdpResponder::new([NdpEntry {
+            port: 1,
+            ip: target,
+            mac: PEER_MAC,
+            router: false,
+        }]);
+        let mut b = f.clone();
+        let n = b.len();
+        let mut p = Pkt::new(&mut b, n, 1);
+        let mut c = WorkerCounters::default();
+        assert_eq!(server.process(&mut p, &mut c), Verdict::Tx { port: 1 });
+        let na = p.frame().to_vec();
+        assert_eq!(advertisement(&na), Some((target, PEER_MAC)));
+        // The ICMPv6 checksum of an edited frame, made right again.
+        let resum = |mut g: Vec<u8>| {
+            let src: [u8; 16] = g[ETH + 8..ETH + 24].try_into().unwrap();
+            let dst: [u8; 16] = g[ETH + 24..ETH + 40].try_into().unwrap();
+            g[i + 2] = 0;
+            g[i + 3] = 0;
+            let ck = l4_checksum_v6(&src, &dst, 58, &g[i..]);
+            g[i + 2..i + 4].copy_from_slice(&ck.to_be_bytes());
+            g
+        };
+        // Without the option: the Ethernet source.
+        let mut bare = na[..ETH + IP6 + 24].to_vec();
+        bare[ETH + 4..ETH + 6].copy_from_slice(&24u16.to_be_bytes());
+        let mut bare = resum(bare);
+        bare[6..12].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+        assert_eq!(advertisement(&bare), Some((target, [2, 9, 9, 9, 9, 9])));
+        // Refused: a solicitation, hop limit 64, a bad checksum, an option
+        // of length 0, cut short.
+        assert_eq!(advertisement(&f), None);
+        let mut hop = na.clone();
+        hop[ETH + 7] = 64;
+        assert_eq!(advertisement(&hop), None);
+        let mut sum = na.clone();
+        sum[i + 2] ^= 1;
+        assert_eq!(advertisement(&sum), None);
+        let mut zero = na.clone();
+        zero[i + 25] = 0;
+        assert_eq!(advertisement(&resum(zero)), None);
+        assert_eq!(advertisement(&na[..na.len() - 1]), None);
     }
 }

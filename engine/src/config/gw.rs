@@ -31,8 +31,10 @@ pub struct GwBuild {
     /// Addresses the gateway answers ARP for, per port (port addresses,
     /// VIPs on the access port, pool addresses on the server port).
     pub arp_ips: Vec<(PortIdx, [u8; 4])>,
-    /// Addresses of every group member: the management thread resolves them.
+    /// Addresses of every group member: the management thread resolves them
+    /// (ARP, and neighbour discovery for their IPv6 addresses).
     pub members: Vec<[u8; 4]>,
+    pub members6: Vec<[u8; 16]>,
     /// Service names by id (for reports).
     pub service_names: Vec<(u8, String)>,
 }
@@ -177,6 +179,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let mut groups = Vec::new();
     let mut members6 = Vec::new();
     let mut members_ips = Vec::new();
+    let mut members6_ips: Vec<[u8; 16]> = Vec::new();
     for (i, gc) in g.groups.iter().enumerate() {
         let policy = match gc.policy.as_str() {
             "round-robin" => Policy::RoundRobin,
@@ -219,6 +222,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                     member: m.name.clone(),
                     ip6: a6,
                 });
+                members6_ips.push(a6);
             }
             members_ips.push(a);
             members.push(Member {
@@ -361,6 +365,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         neighbours6,
         arp_ips,
         members: members_ips,
+        members6: members6_ips,
         service_names,
     })
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use pgw_pipelines::gw::acct::AcctRecord;
 use pgw_pipelines::gw::tables::Neighbours;
+use pgw_pipelines::ndp;
 use pgw_pipelines::pipeline::Tables;
 use pgw_pipelines::wire::arp::ArpPacket;
 use pgw_pipelines::wire::ether::{ethertype, EthernetFrame};
@@ -105,6 +106,11 @@ struct GwMgmt {
     static_neigh: Vec<([u8; 4], [u8; 6])>,
     static_neigh6: Vec<([u8; 16], [u8; 6])>,
     learned: HashMap<[u8; 4], [u8; 6]>,
+    /// IPv6 members resolved by neighbour discovery, from the first
+    /// `gw.pool6` address (none: no solicitations).
+    members6: Vec<[u8; 16]>,
+    ns_src: Option<[u8; 16]>,
+    learned6: HashMap<[u8; 16], [u8; 6]>,
     last_arp: Option<Instant>,
     service_names: Vec<(u8, String)>,
     /// `gw.nat64.prefix` (accounting rows of NAT64 connections).
@@ -142,6 +148,8 @@ struct State {
     /// there (neighbour poisoning attempts among them).
     neighbours_refused: u64,
     arp_sent: u64,
+    /// Neighbor Solicitations sent for IPv6 members.
+    ns_sent: u64,
     /// LB gateway names by id.
     lb_gateways: Option<Vec<String>>,
     /// Health checks (servers for the GW, gateways for the LB).
@@ -215,6 +223,18 @@ impl State {
             let Ok(eth) = EthernetFrame::new_checked(f) else {
                 return;
             };
+            if let (Some(g), Some((ip, mac))) = (gw.as_mut(), ndp::advertisement(f)) {
+                // The same rule as for ARP: IPv6 members are learnt only
+                // from the server port and only for their own addresses.
+                if port != Some(g.server_port) || !g.members6.contains(&ip) {
+                    *refused += 1;
+                } else if g.learned6.get(&ip) != Some(&mac) {
+                    g.learned6.insert(ip, mac);
+                    *learned += 1;
+                    changed = true;
+                }
+                return;
+            }
             if eth.ethertype() != ethertype::ARP {
                 return;
             }
@@ -297,10 +317,10 @@ impl State {
         // Static entries win over learned ones.
         let mut all: HashMap<[u8; 4], [u8; 6]> = g.learned.clone();
         all.extend(g.static_neigh.iter().copied());
+        let mut all6: HashMap<[u8; 16], [u8; 6]> = g.learned6.clone();
+        all6.extend(g.static_neigh6.iter().copied());
         let next = Tables {
-            gw: Some(
-                gt.with_neighbours(Neighbours::new(all).with_v6(g.static_neigh6.iter().copied())),
-            ),
+            gw: Some(gt.with_neighbours(Neighbours::new(all).with_v6(all6))),
             ..(**cur).clone()
         };
         self.link.tables.store(Arc::new(next));
@@ -333,6 +353,15 @@ impl State {
         }
         let port = g.server_port;
         self.arp_sent += self.link.send(frames.iter().map(|f| (port, f.as_slice()))) as u64;
+        let Some(src) = g.ns_src else { return };
+        let solicit: Vec<Vec<u8>> = g
+            .members6
+            .iter()
+            .filter(|ip| !g.learned6.contains_key(*ip))
+            .filter(|ip| !g.static_neigh6.iter().any(|(a, _)| a == *ip))
+            .map(|ip| ndp::solicitation(g.server_mac, src, *ip))
+            .collect();
+        self.ns_sent += self.link.send(solicit.iter().map(|f| (port, f.as_slice()))) as u64;
     }
 
     /// Warn, at most once per `log.repeat_every_s` each, of exhaustion
@@ -499,17 +528,25 @@ impl State {
             }
             "neighbors" => {
                 let t = self.link.tables.load();
-                let learned: Vec<(String, String)> = self
+                let mac = crate::runtime::stats::mac_string;
+                type Pairs = Vec<(String, String)>;
+                let (learned, learned6): (Pairs, Pairs) = self
                     .gw
                     .as_ref()
                     .map(|g| {
-                        g.learned
-                            .iter()
-                            .map(|(ip, mac)| (ipstr(*ip), crate::runtime::stats::mac_string(*mac)))
-                            .collect()
+                        (
+                            g.learned
+                                .iter()
+                                .map(|(ip, m)| (ipstr(*ip), mac(*m)))
+                                .collect(),
+                            g.learned6
+                                .iter()
+                                .map(|(ip, m)| (std::net::Ipv6Addr::from(*ip).to_string(), mac(*m)))
+                                .collect(),
+                        )
                     })
                     .unwrap_or_default();
-                serde_json::json!({ "learned": learned, "neighbours_learned": self.neighbours_learned, "neighbours_refused": self.neighbours_refused, "arp_requests_sent": self.arp_sent, "has_gw_tables": t.gw.is_some() })
+                serde_json::json!({ "learned": learned, "learned6": learned6, "neighbours_learned": self.neighbours_learned, "neighbours_refused": self.neighbours_refused, "arp_requests_sent": self.arp_sent, "neighbor_solicitations_sent": self.ns_sent, "has_gw_tables": t.gw.is_some() })
                     .to_string()
             }
             other => {
@@ -855,6 +892,9 @@ impl Management {
             static_neigh: g.neighbours.clone(),
             static_neigh6: g.neighbours6.clone(),
             learned: HashMap::new(),
+            members6: g.members6.clone(),
+            ns_src: g.cfg.pool6.first().copied(),
+            learned6: HashMap::new(),
             last_arp: None,
             service_names: g.service_names.clone(),
             nat64_prefix: g.cfg.nat64.map(|n| n.prefix),
@@ -868,6 +908,7 @@ impl Management {
             neighbours_learned: 0,
             neighbours_refused: 0,
             arp_sent: 0,
+            ns_sent: 0,
             lb_gateways: lb.map(|b| b.gateway_names.clone()),
             radius: radius::RadiusSide::start(profile)?,
             static_sessions: gw_static
