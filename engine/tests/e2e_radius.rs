@@ -368,3 +368,103 @@ fn unknown_clients_and_requests_over_the_rate_get_no_answer_and_are_counted() {
     assert!(out.contains("Received Access-Accept"), "{out}");
     lab.stop_pgw("gw");
 }
+
+/// `radclient` with CHAP-Password (it sends the MD5 response to the
+/// Request Authenticator): accepted with the right password, rejected with
+/// a wrong one. Then Accounting-On from the NAS (it restarted): every
+/// session that NAS carried is closed (session log written with cause
+/// NAS-Reboot) and its subscriber's traffic no longer passes, while the
+/// session of another NAS stays.
+#[test]
+fn chap_logins_and_accounting_on_from_radclient() {
+    let Some(mut lab) = Lab::netns("pc", &["radclient", "curl"]) else {
+        return;
+    };
+    let auth = 21000 + (std::process::id() % 20000) as u16;
+    let acct = auth + 1;
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with(&radius_user("bob", "builder", "09033334444", &["wap"]))
+        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["10.50.0.2/24"]);
+    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
+    let srv = lab.servers(&["10.80.0.11/24"]);
+    let www = lab.serve_http("www", &srv, "10.80.0.11");
+    std::fs::write(www.join("hello"), "hello").unwrap();
+    let state_of = |dev: &str| -> Option<String> {
+        pgw_json(&sock, "sessions")["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device_id"] == dev)
+            .map(|s| s["state"].as_str().unwrap().to_string())
+    };
+
+    let (_, out) = radclient(
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=alice,CHAP-Password=wrong,Calling-Station-Id=09011112222",
+    );
+    assert!(out.contains("Access-Reject"), "{out}");
+    let (ok, out) = radclient(
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=alice,CHAP-Password=wonderland,Calling-Station-Id=09011112222",
+    );
+    assert!(
+        ok && out.contains("Access-Accept") && out.contains("10.50.0.2"),
+        "{out}"
+    );
+    let (ok, out) = radclient(
+        auth,
+        "auth",
+        "testing123",
+        "User-Name=bob,CHAP-Password=builder,Calling-Station-Id=09033334444",
+    );
+    assert!(ok && out.contains("10.50.0.3"), "{out}");
+    let start = |user: &str, dev: &str, addr: &str, nas: &str| {
+        let (ok, out) = radclient(
+            acct,
+            "acct",
+            "testing123",
+            &format!("User-Name={user},Acct-Status-Type=Start,Acct-Session-Id=s-{user},Calling-Station-Id={dev},Framed-IP-Address={addr},NAS-IP-Address={nas}"),
+        );
+        assert!(ok && out.contains("Accounting-Response"), "{out}");
+    };
+    start("alice", "09011112222", "10.50.0.2", "127.0.0.1");
+    start("bob", "09033334444", "10.50.0.3", "127.0.0.2");
+    assert_eq!(state_of("09011112222").as_deref(), Some("Act"));
+    assert_eq!(state_of("09033334444").as_deref(), Some("Act"));
+    wait_for("alice's traffic passes", Duration::from_secs(10), || {
+        curl_ok(&sub, "http://10.33.0.1/hello")
+    });
+
+    // NAS 127.0.0.1 restarted.
+    let (ok, out) = radclient(
+        acct,
+        "acct",
+        "testing123",
+        "Acct-Status-Type=Accounting-On,Acct-Session-Id=on-1,NAS-IP-Address=127.0.0.1",
+    );
+    assert!(ok && out.contains("Accounting-Response"), "{out}");
+    let s = pgw_json(&sock, "sessions");
+    assert_eq!(state_of("09011112222"), None, "{s}");
+    assert_eq!(state_of("09033334444").as_deref(), Some("Act"), "{s}");
+    assert_eq!(s["session_log_total"], 1, "{s}");
+    assert_eq!(s["session_log"][0]["device_id"], "09011112222", "{s}");
+    let h = pgw_at(&sock, "sessions", "--history 09011112222 --json");
+    // (Acct-Terminate-Cause 11: NAS-Reboot.)
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["sessions"][0]["close_cause"], "status_close:11", "{h}");
+    wait_for("alice's traffic refused", Duration::from_secs(10), || {
+        !curl_ok(&sub, "http://10.33.0.1/hello")
+    });
+    lab.stop_pgw("gw");
+}

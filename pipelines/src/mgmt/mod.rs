@@ -109,7 +109,7 @@ pub enum RejectReason {
     BadPassword,
     /// Calling-Station-Id absent or not the user's registered device.
     DeviceMismatch,
-    /// No User-Password (CHAP, EAP: not supported).
+    /// Neither User-Password (PAP) nor CHAP-Password (EAP: not supported).
     NoPassword,
     /// No operating GW with a free address.
     NoAddress,
@@ -183,6 +183,8 @@ pub struct MgmtCounters {
     pub acct_stopped: u64,
     pub acct_closed: u64,
     pub acct_nas_on_off: u64,
+    /// Sessions closed by an Accounting-On/Off of their NAS.
+    pub nas_on_off_closed: u64,
     pub acct_no_device: u64,
     pub acct_no_address: u64,
     pub acct_unknown_session: u64,
@@ -353,12 +355,28 @@ impl<K: Eq + Hash + Clone> Manager<K> {
             Ok(r) => (Some(r), Disposition::Rejected(reason)),
             Err(_) => (None, Disposition::Malformed),
         };
-        let Some(hidden) = pkt.attr(attr::USER_PASSWORD) else {
+        // PAP (User-Password) or CHAP (CHAP-Password: identifier and
+        // response; the challenge is CHAP-Challenge or the authenticator).
+        enum Credential {
+            Pap(Vec<u8>),
+            Chap(u8, [u8; 16]),
+        }
+        let cred = if let Some(hidden) = pkt.attr(attr::USER_PASSWORD) {
+            match radius::decrypt_user_password(hidden, secret, &pkt.authenticator()) {
+                Ok(p) => Credential::Pap(p),
+                Err(_) => return (None, Disposition::Malformed),
+            }
+        } else if let Some(chap) = pkt.attr(attr::CHAP_PASSWORD) {
+            // (RFC 2865 §5.3: one octet of identifier, 16 of response.)
+            let [ident, response @ ..] = chap else {
+                return (None, Disposition::Malformed);
+            };
+            let Ok(response) = <[u8; 16]>::try_from(response) else {
+                return (None, Disposition::Malformed);
+            };
+            Credential::Chap(*ident, response)
+        } else {
             return reject(RejectReason::NoPassword);
-        };
-        let Ok(password) = radius::decrypt_user_password(hidden, secret, &pkt.authenticator())
-        else {
-            return (None, Disposition::Malformed);
         };
         let Some(user) = pkt
             .attr_str(attr::USER_NAME)
@@ -366,7 +384,15 @@ impl<K: Eq + Hash + Clone> Manager<K> {
         else {
             return reject(RejectReason::UnknownUser);
         };
-        if !user.password_matches(&password) {
+        let auth = pkt.authenticator();
+        let ok = match &cred {
+            Credential::Pap(password) => user.password_matches(password),
+            Credential::Chap(ident, response) => {
+                let challenge = pkt.attr(attr::CHAP_CHALLENGE).unwrap_or(&auth);
+                user.chap_matches(*ident, response, challenge)
+            }
+        };
+        if !ok {
             return reject(RejectReason::BadPassword);
         }
         let device = user.device_id.clone();
@@ -416,7 +442,35 @@ impl<K: Eq + Hash + Clone> Manager<K> {
             return (None, Disposition::Malformed);
         };
         let outcome = match status {
-            acct_status::ACCOUNTING_ON | acct_status::ACCOUNTING_OFF => AcctOutcome::NasOnOff,
+            acct_status::ACCOUNTING_ON | acct_status::ACCOUNTING_OFF => {
+                // The NAS (re)started or leaves service: every session it
+                // carried ends (RFC 2866 §5.1), found by NAS-IP-Address or
+                // NAS-Identifier, whichever the request names.
+                let cause = if status == acct_status::ACCOUNTING_ON {
+                    radius::terminate_cause::NAS_REBOOT
+                } else {
+                    radius::terminate_cause::NAS_REQUEST
+                };
+                let ip = pkt.attr_ipv4(attr::NAS_IP_ADDRESS);
+                let ident = pkt.attr_str(attr::NAS_IDENTIFIER);
+                let of_nas: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .filter(|s| matches!(s.state, SessionState::Act | SessionState::Dormant))
+                    .filter(|s| {
+                        (ip.is_some() && s.nas.ip == ip)
+                            || (ident.is_some() && s.nas.identifier.as_deref() == ident)
+                    })
+                    .map(|s| s.device_id.clone())
+                    .collect();
+                for dev in of_nas {
+                    if let Ok(n) = self.sessions.close(&dev, None, Some(cause), now_ms) {
+                        out.extend(n);
+                        self.counters.nas_on_off_closed += 1;
+                    }
+                }
+                AcctOutcome::NasOnOff
+            }
             acct_status::START | acct_status::INTERIM_UPDATE | acct_status::STOP => {
                 match pkt.attr_str(attr::CALLING_STATION_ID) {
                     None => AcctOutcome::NoDevice,

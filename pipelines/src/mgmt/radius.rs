@@ -541,6 +541,13 @@ fn hmac_md5(key: &[u8], data: &[u8]) -> [u8; 16] {
     mac.finalize().into_bytes().into()
 }
 
+/// The CHAP response a peer that knows `password` gives (RFC 1994 §4.1,
+/// RFC 2865 §5.3): MD5 over the CHAP identifier, the password and the
+/// challenge (CHAP-Challenge, else the Request Authenticator).
+pub fn chap_response(ident: u8, password: &[u8], challenge: &[u8]) -> [u8; 16] {
+    md5_of(&[&[ident], password, challenge])
+}
+
 /// Equality in time independent of where the inputs differ.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

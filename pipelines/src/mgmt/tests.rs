@@ -307,11 +307,11 @@ fn unknown_user_device_mismatch_and_no_password_rejected() {
             Code::AccessReject
         );
     }
-    // CHAP instead of PAP.
+    // Neither PAP nor CHAP.
     let (id, ra) = nas.next();
     let mut b = Builder::new(Code::AccessRequest, id);
     b.attr_str(attr::USER_NAME, "E0658").unwrap();
-    b.attr(attr::CHAP_PASSWORD, &[1u8; 17]).unwrap();
+    b.attr_str(attr::CALLING_STATION_ID, "F50200001").unwrap();
     let req = b.finish_access_request(&ra, SECRET);
     let o = m.handle_radius(nas_addr(), &client(), &req, 0);
     assert_eq!(
@@ -319,6 +319,130 @@ fn unknown_user_device_mismatch_and_no_password_rejected() {
         Disposition::Rejected(RejectReason::NoPassword)
     );
     assert_eq!(m.counters().access_reject(), 4);
+}
+
+/// CHAP-Password (RFC 2865 §5.3): the response to CHAP-Challenge, or to
+/// the Request Authenticator when there is none, checked against the
+/// user's password; a wrong response is a bad password, a CHAP-Password
+/// that is not 17 octets is malformed (no reply).
+#[test]
+fn chap_password_with_and_without_a_challenge() {
+    let mut m = manager();
+    let mut nas = Nas::new();
+    let mut chap = |nas: &mut Nas, password: &str, challenge: Option<&[u8]>, len: usize| {
+        let (id, ra) = nas.next();
+        let mut b = Builder::new(Code::AccessRequest, id);
+        b.attr_str(attr::USER_NAME, "E0658").unwrap();
+        b.attr_str(attr::CALLING_STATION_ID, "F50200001").unwrap();
+        let ident = 7u8;
+        let mut v = vec![ident];
+        v.extend(radius::chap_response(
+            ident,
+            password.as_bytes(),
+            challenge.unwrap_or(&ra),
+        ));
+        v.truncate(len);
+        b.attr(attr::CHAP_PASSWORD, &v).unwrap();
+        if let Some(c) = challenge {
+            b.attr(attr::CHAP_CHALLENGE, c).unwrap();
+        }
+        let req = b.finish_access_request(&ra, SECRET);
+        (m.handle_radius(nas_addr(), &client(), &req, 0), req)
+    };
+    let (o, req) = chap(&mut nas, "E0658aaaa", None, 17);
+    assert_eq!(o.disposition, Disposition::Accepted);
+    assert_eq!(
+        check_reply(o.reply.as_deref().unwrap(), &req),
+        (Code::AccessAccept, Some(ip("10.0.0.1")))
+    );
+    let (o, _) = chap(&mut nas, "E0658aaaa", Some(b"a challenge of 24 octets"), 17);
+    assert_eq!(o.disposition, Disposition::Accepted);
+    let (o, _) = chap(&mut nas, "E0658aaab", None, 17);
+    assert_eq!(
+        o.disposition,
+        Disposition::Rejected(RejectReason::BadPassword)
+    );
+    let (o, _) = chap(&mut nas, "E0658aaab", Some(b"0123456789abcdef"), 17);
+    assert_eq!(
+        o.disposition,
+        Disposition::Rejected(RejectReason::BadPassword)
+    );
+    let (o, _) = chap(&mut nas, "E0658aaaa", None, 16);
+    assert_eq!((o.disposition, o.reply), (Disposition::Malformed, None));
+    assert_eq!(m.counters().access_accept, 2);
+    assert_eq!(m.counters().reject_bad_password, 2);
+}
+
+/// Accounting-On (the NAS restarted) and Accounting-Off (it leaves
+/// service) close every session of that NAS, named by NAS-IP-Address or by
+/// NAS-Identifier; other NASes' sessions stay.
+#[test]
+fn accounting_on_and_off_close_the_sessions_of_that_nas() {
+    let mut m = manager();
+    let mut nas = Nas::new();
+    for i in 1..=3 {
+        login(&mut m, &mut nas, i, 0);
+    }
+    // Sessions 1 and 2 from NAS 192.0.2.1 (the test NAS), 3 from 192.0.2.9
+    // which also calls itself "nas-9".
+    for i in 1..=2 {
+        acct_ok(
+            &mut m,
+            &nas.acct(acct_status::START, Some(&dev(i)), &format!("S{i}"), &[]),
+            0,
+        );
+    }
+    let other = |nas: &mut Nas, status: u32, device: Option<&str>, by_name: bool| {
+        let (id, _) = nas.next();
+        let mut b = Builder::new(Code::AccountingRequest, id);
+        b.attr_u32(attr::ACCT_STATUS_TYPE, status).unwrap();
+        b.attr_str(attr::ACCT_SESSION_ID, "S3").unwrap();
+        if let Some(d) = device {
+            b.attr_str(attr::CALLING_STATION_ID, d).unwrap();
+        }
+        if by_name {
+            b.attr_str(attr::NAS_IDENTIFIER, "nas-9").unwrap();
+        } else {
+            b.attr_ipv4(attr::NAS_IP_ADDRESS, ip("192.0.2.9")).unwrap();
+            b.attr_str(attr::NAS_IDENTIFIER, "nas-9").unwrap();
+        }
+        b.finish_accounting_request(SECRET)
+    };
+    acct_ok(
+        &mut m,
+        &other(&mut nas, acct_status::START, Some(&dev(3)), false),
+        0,
+    );
+    for i in 1..=3 {
+        assert_eq!(m.sessions().state(&dev(i)), SessionState::Act, "{i}");
+    }
+    let o = acct_ok(
+        &mut m,
+        &nas.acct(acct_status::ACCOUNTING_ON, None, "on", &[]),
+        10,
+    );
+    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::NasOnOff));
+    for i in 1..=2 {
+        assert_eq!(m.sessions().state(&dev(i)), SessionState::Close, "{i}");
+        assert_eq!(
+            m.sessions().get(&dev(i)).unwrap().close_cause,
+            Some(CloseCause::StatusClose {
+                terminate_cause: Some(radius::terminate_cause::NAS_REBOOT)
+            }),
+            "{i}"
+        );
+    }
+    assert_eq!(m.sessions().state(&dev(3)), SessionState::Act);
+    assert_eq!(m.counters().nas_on_off_closed, 2);
+    // Accounting-Off of "nas-9", by its identifier alone.
+    acct_ok(
+        &mut m,
+        &other(&mut nas, acct_status::ACCOUNTING_OFF, None, true),
+        20,
+    );
+    assert_eq!(m.sessions().state(&dev(3)), SessionState::Close);
+    assert_eq!(m.counters().nas_on_off_closed, 3);
+    assert_eq!(m.counters().acct_nas_on_off, 2);
 }
 
 #[test]

@@ -111,6 +111,15 @@ impl UserRecord {
     pub fn password_matches(&self, presented: &[u8]) -> bool {
         ct_eq(self.password.as_bytes(), presented)
     }
+
+    /// Constant-time check of a CHAP response (identifier, 16-byte
+    /// response) to `challenge`.
+    pub fn chap_matches(&self, ident: u8, response: &[u8], challenge: &[u8]) -> bool {
+        ct_eq(
+            &crate::mgmt::radius::chap_response(ident, self.password.as_bytes(), challenge),
+            response,
+        )
+    }
 }
 
 /// At most 64 services: one bit each.
