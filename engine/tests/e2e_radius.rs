@@ -370,8 +370,8 @@ fn unknown_clients_and_requests_over_the_rate_get_no_answer_and_are_counted() {
 }
 
 /// `radclient` with CHAP-Password (it sends the MD5 response to the
-/// Request Authenticator): accepted with the right password, rejected with
-/// a wrong one. Then Accounting-On from the NAS (it restarted): every
+/// Request Authenticator): accepted with the right password (Session-Timeout
+/// and Idle-Timeout in the Accept), rejected with a wrong one. Then Accounting-On from the NAS (it restarted): every
 /// session that NAS carried is closed (session log written with cause
 /// NAS-Reboot) and its subscriber's traffic no longer passes, while the
 /// session of another NAS stays.
@@ -386,7 +386,10 @@ fn chap_logins_and_accounting_on_from_radclient() {
         .profile("gw", "10.50.0.1/24")
         .with(&gw_section(""))
         .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_head(
+            auth,
+            "this_gateway = \"gw1\"\nsession_timeout_s = 3600\ndormant_s = 90.5",
+        ))
         .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
         .with(&radius_user("bob", "builder", "09033334444", &["wap"]))
         .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
@@ -422,6 +425,10 @@ fn chap_logins_and_accounting_on_from_radclient() {
         ok && out.contains("Access-Accept") && out.contains("10.50.0.2"),
         "{out}"
     );
+    // The profile's session limit, and its dormant time (rounded up) as
+    // the NAS's idle limit.
+    assert!(out.contains("Session-Timeout = 3600"), "{out}");
+    assert!(out.contains("Idle-Timeout = 91"), "{out}");
     let (ok, out) = radclient(
         auth,
         "auth",

@@ -799,6 +799,15 @@ pub struct RadiusCfg {
     /// Interval the NAS is told to send Interim-Updates at.
     #[serde(default)]
     pub interim_interval_s: Option<u32>,
+    /// Session-Timeout in Access-Accept (RFC 2865 §5.27): the NAS ends the
+    /// session after this many seconds (absent: not sent).
+    #[serde(default)]
+    pub session_timeout_s: Option<u32>,
+    /// Idle-Timeout in Access-Accept (RFC 2865 §5.28), seconds. Absent:
+    /// `dormant_s` rounded up when that is set (the NAS's idle timer and
+    /// the dormant timer agree), else not sent.
+    #[serde(default)]
+    pub idle_timeout_s: Option<u32>,
     /// Shared secret of the control protocol toward the gateway instances
     /// (`[[radius.gateway]] control`), see `ctlproto`.
     #[serde(default)]

@@ -236,6 +236,17 @@ pub fn build(
             format!("{dup_cache_capacity}: must be 1..={MAX_DUP_CACHE} entries"),
         ));
     }
+    for (key, v) in [
+        ("radius.session_timeout_s", r.session_timeout_s),
+        ("radius.idle_timeout_s", r.idle_timeout_s),
+    ] {
+        if v == Some(0) {
+            return Err(p.err(
+                key,
+                "0: must be at least 1 second (leave it out to send none)",
+            ));
+        }
+    }
     let ms = |s: f64| (s * 1000.0) as u64;
     let cfg = ManagerConfig {
         session: SessionConfig {
@@ -244,6 +255,10 @@ pub fn build(
             interim_monitor_ms: r.interim_monitor_s.map(ms),
         },
         acct_interim_interval_s: r.interim_interval_s,
+        session_timeout_s: r.session_timeout_s,
+        idle_timeout_s: r
+            .idle_timeout_s
+            .or(r.dormant_s.map(|d| (d.ceil() as u32).max(1))),
         dup_cache_capacity,
         ..ManagerConfig::default()
     };

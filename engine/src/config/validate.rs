@@ -658,6 +658,10 @@ pairs = [["a", "b"]]
         let p = Profile::parse(&with_cache("128"), "ok.toml").unwrap();
         let (_, mgr, _, _, _) = radius::build(&p).unwrap().unwrap();
         assert_eq!(mgr.dup_cache().capacity(), 128);
+        for key in ["session_timeout_s", "idle_timeout_s"] {
+            let e = err_of(&lb.replace("session_timeout_s = 86400\n", &format!("{key} = 0\n")));
+            assert!(e.starts_with(&format!("bad.toml: radius.{key}")), "{e}");
+        }
     }
 
     /// Hash flooding: the GW's flow-hash seed is drawn from the OS at every
