@@ -119,9 +119,33 @@ fn every_repository_profile_is_valid_and_stays_off_pci() {
             continue;
         }
         n += 1;
-        let text = std::fs::read_to_string(&p).unwrap();
+        let mut text = std::fs::read_to_string(&p).unwrap();
         let (code, _, err) = pgw(&["check-config", p.to_str().unwrap()]);
-        assert_eq!(code, 0, "{}: {err}", p.display());
+        // A profile written for a bigger machine (bare-metal.toml's
+        // isolated CPUs 2 and 3) is refused here naming the CPU; the rest is
+        // checked on a copy with this machine's first CPU.
+        let copy = std::env::temp_dir().join(format!(
+            "pgw-cli-{}-{}",
+            std::process::id(),
+            p.file_name().unwrap().to_str().unwrap()
+        ));
+        let p = if code != 0 && err.contains(": cores.workers[") {
+            assert!(
+                err.contains("does not exist on this machine (online CPUs: "),
+                "{}: {err}",
+                p.display()
+            );
+            let start = text.find("\nworkers = [").expect("a workers line") + 1;
+            let end = start + text[start..].find('\n').unwrap();
+            text.replace_range(start..end, "workers = [0]");
+            std::fs::write(&copy, &text).unwrap();
+            let (code, _, err) = pgw(&["check-config", copy.to_str().unwrap()]);
+            assert_eq!(code, 0, "{} with workers = [0]: {err}", p.display());
+            copy.clone()
+        } else {
+            assert_eq!(code, 0, "{}: {err}", p.display());
+            p
+        };
         for no_huge in [false, true] {
             let mut args = vec!["eal-args", p.to_str().unwrap()];
             if no_huge {
@@ -153,6 +177,7 @@ fn every_repository_profile_is_valid_and_stays_off_pci() {
             }
             assert!(!words.iter().any(|w| *w == "-b" || w.starts_with("--block")));
         }
+        let _ = std::fs::remove_file(&copy);
     }
     assert!(n >= 4, "expected the profiles of the repository, found {n}");
 }

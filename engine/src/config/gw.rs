@@ -75,7 +75,39 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         .ok_or_else(|| p.err("gw.server_port", "no such port"))? as PortIdx;
     let mut pool = Vec::new();
     for (i, a) in g.pool.iter().enumerate() {
-        pool.push(ip(p, format!("gw.pool[{i}]"), a)?);
+        let addr = ip(p, format!("gw.pool[{i}]"), a)?;
+        if let Some(j) = pool.iter().position(|o| *o == addr) {
+            return Err(p.err(
+                format!("gw.pool[{i}]"),
+                format!("{a} is listed twice (also gw.pool[{j}]); remove the duplicate"),
+            ));
+        }
+        pool.push(addr);
+    }
+    // A pool address is the source of translated connections: if it is
+    // also a subscriber address (an LB range of this profile), the answers
+    // to one would be taken for the other's.
+    if let Some(l) = &p.lb {
+        for (r, lr) in l.ranges.iter().enumerate() {
+            let (Ok(first), Ok(last)) = (lr.first.parse::<Ipv4Addr>(), lr.last.parse::<Ipv4Addr>())
+            else {
+                continue; // build_lb names the key
+            };
+            for (i, a) in pool.iter().enumerate() {
+                let v = u32::from_be_bytes(*a);
+                if (u32::from(first)..=u32::from(last)).contains(&v) {
+                    return Err(p.err(
+                        format!("gw.pool[{i}]"),
+                        format!(
+                            "{} is inside the subscriber range lb.range[{r}] ({}-{}): the NAT source cannot be a subscriber address; take a pool address outside every subscriber range",
+                            Ipv4Addr::from(*a),
+                            lr.first,
+                            lr.last
+                        ),
+                    ));
+                }
+            }
+        }
     }
     let mut timeouts = GwTimeouts::default();
     if let Some(t) = &g.timeouts {
@@ -246,6 +278,36 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let mut ndp_vips = Vec::new();
     let mut vips6 = Vec::new();
     for (i, v) in g.vips.iter().enumerate() {
+        if !g.groups.iter().any(|gc| gc.name == v.group) {
+            return Err(p.err(
+                format!("gw.vip[{i}].group"),
+                format!(
+                    "no [[gw.group]] named {:?} (groups: {})",
+                    v.group,
+                    g.groups
+                        .iter()
+                        .map(|gc| format!("{:?}", gc.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if let Some(j) = g.vips[..i]
+            .iter()
+            .position(|o| o.ip == v.ip && o.port == v.port)
+        {
+            let port = match v.port {
+                Some(n) => format!("port {n}"),
+                None => "any port".to_string(),
+            };
+            return Err(p.err(
+                format!("gw.vip[{i}]"),
+                format!(
+                    "{} {port} is already gw.vip[{j}]; a VIP and port lead to one group: remove one",
+                    v.ip
+                ),
+            ));
+        }
         if v.ip.contains(':') {
             let (a6, _) =
                 parse_v6_prefix(&v.ip).map_err(|e| p.err(format!("gw.vip[{i}].ip"), e))?;
@@ -284,6 +346,15 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         if let Some(v6) = &s.ipv6 {
             let (a, l) =
                 parse_v6_prefix(v6).map_err(|m| p.err(format!("gw.session[{i}].ipv6"), m))?;
+            if let Some(k) = cfg.pool6.iter().position(|x| v6_in(x, &a, l)) {
+                return Err(p.err(
+                    format!("gw.session[{i}].ipv6"),
+                    format!(
+                        "{v6} contains the pool address gw.pool6[{k}] ({}): a subscriber prefix and the NAT66 source cannot overlap; use another prefix or pool6 address",
+                        std::net::Ipv6Addr::from(cfg.pool6[k])
+                    ),
+                ));
+            }
             let mut allowed = 0u64;
             for (j, n) in s.services.iter().enumerate() {
                 allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
@@ -535,6 +606,16 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
 }
 
 /// Parse "2001:db8::1/64" (a bare address is /128).
+/// Whether `x` is inside `prefix`/`len`.
+fn v6_in(x: &[u8; 16], prefix: &[u8; 16], len: u8) -> bool {
+    let m = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len.min(128) as u32)
+    };
+    u128::from_be_bytes(*x) & m == u128::from_be_bytes(*prefix) & m
+}
+
 pub fn parse_v6_prefix(s: &str) -> Result<([u8; 16], u8), String> {
     let (a, l) = match s.split_once('/') {
         Some((a, l)) => (

@@ -116,11 +116,25 @@ pub fn build(
     for (i, g) in r.gateways.iter().enumerate() {
         let mut ranges = Vec::new();
         for (j, s) in g.ranges.iter().enumerate() {
-            ranges.push(parse_range(
-                p,
-                format!("radius.gateway[{i}].ranges[{j}]"),
-                s,
-            )?);
+            let key = format!("radius.gateway[{i}].ranges[{j}]");
+            let range = parse_range(p, key.clone(), s)?;
+            // A subscriber address equal to this profile's NAT pool: the
+            // servers' answers to it would be taken for NAT traffic.
+            let pool = p.gw.as_ref().map(|g| g.pool.as_slice()).unwrap_or(&[]);
+            for (k, a) in pool.iter().enumerate() {
+                let Ok(a) = a.parse::<Ipv4Addr>() else {
+                    continue; // the GW's build names the key
+                };
+                if (u32::from(range.first)..=u32::from(range.last)).contains(&u32::from(a)) {
+                    return Err(p.err(
+                        key,
+                        format!(
+                            "{s} contains the pool address gw.pool[{k}] ({a}): subscribers would be given the NAT source address; leave the pool out of every subscriber range"
+                        ),
+                    ));
+                }
+            }
+            ranges.push(range);
         }
         gws.push(GwAddrRow {
             id: GwId(i as u16),

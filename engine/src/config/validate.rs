@@ -38,6 +38,28 @@ const FORBIDDEN_EAL: &[(&str, &str)] = &[
     ("--file-prefix", "[instance] name"),
 ];
 
+/// This machine's online CPUs (`/sys/devices/system/cpu/online`, e.g.
+/// "0-3,6"): the list as written and the CPU numbers; None if unreadable.
+fn online_cpus() -> Option<(String, HashSet<u32>)> {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    let list = list.trim().to_string();
+    Some((list.clone(), parse_cpu_list(&list)?))
+}
+
+/// "0-3,6" → {0, 1, 2, 3, 6}.
+fn parse_cpu_list(list: &str) -> Option<HashSet<u32>> {
+    let mut set = HashSet::new();
+    for part in list.split(',').filter(|x| !x.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if b < a || b - a > 4096 {
+            return None;
+        }
+        set.extend(a..=b);
+    }
+    Some(set)
+}
+
 impl Profile {
     /// Read and validate a profile file.
     pub fn load(path: &Path) -> Result<Profile, ConfigError> {
@@ -119,6 +141,7 @@ impl Profile {
         let ncpu = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as u32;
+        let online = online_cpus();
         let mut seen = HashSet::new();
         for (i, &c) in self.cores.workers.iter().enumerate() {
             if c >= 128 {
@@ -126,6 +149,14 @@ impl Profile {
                     format!("cores.workers[{i}]"),
                     format!("CPU {c} is out of range"),
                 ));
+            }
+            if let Some((list, set)) = &online {
+                if !set.contains(&c) {
+                    return Err(self.err(
+                        format!("cores.workers[{i}]"),
+                        format!("CPU {c} does not exist on this machine (online CPUs: {list}); list CPUs of this machine (DPDK would fail to start its lcore)"),
+                    ));
+                }
             }
             if !seen.insert(c) {
                 return Err(self.err(
@@ -615,6 +646,110 @@ pairs = [["a", "b"]]
             let e = err_of(&text);
             assert!(e.starts_with("bad.toml") && e.contains(key), "{key}: {e}");
         }
+    }
+
+    /// More profiles that parse but cannot work: each edit of a good
+    /// profile is refused naming the key, in the profile's notation
+    /// (dotted quads, port numbers, names; no Rust debug output).
+    #[test]
+    fn bad_edits_name_the_key_in_profile_notation() {
+        let gw = include_str!("../../../configs/tap-gw.toml");
+        let radius = |ranges: &str| {
+            format!(
+                "{gw}\n[radius]\nlisten = \"127.0.0.1:18120\"\nacct_listen = \"127.0.0.1:18130\"\n\
+                 [[radius.client]]\naddress = \"127.0.0.1\"\nsecret = \"testing123\"\n\
+                 [[radius.gateway]]\nname = \"gw1\"\nranges = [{ranges}]\n"
+            )
+        };
+        let lbgw = |first: &str, last: &str| {
+            format!(
+                "{}\n[lb]\naccess_port = \"access\"\nlan_port = \"servers\"\n\
+                 [[lb.gateway]]\nname = \"g1\"\nmac = \"local\"\n\
+                 [[lb.range]]\nfirst = \"{first}\"\nlast = \"{last}\"\ngateways = [\"g1\"]\n",
+                gw.replace("role = \"gw\"", "role = \"lb+gw\"")
+            )
+        };
+        let v6 = |session: &str| {
+            gw.replace(
+                "pool = [\"10.80.0.100\"]",
+                "pool = [\"10.80.0.100\"]\npool6 = [\"2001:db8:50::1\"]",
+            )
+            .replace(
+                "device_id = 1001",
+                &format!("ipv6 = \"{session}\"\ndevice_id = 1001"),
+            )
+        };
+        // The good variants of the edits below are accepted.
+        for ok in [
+            radius("\"10.50.0.2-10.50.0.200\""),
+            lbgw("10.50.0.0", "10.50.0.255"),
+            v6("2001:db8:51::/64"),
+        ] {
+            Profile::parse(&ok, "ok.toml").unwrap_or_else(|e| panic!("{e}\n{ok}"));
+        }
+        let cases: [(String, &str, &str); 8] = [
+            (
+                gw.replace("workers = [0, 1]", "workers = [0, 127]"),
+                "cores.workers[1]",
+                "CPU 127 does not exist",
+            ),
+            (
+                gw.replace("group = \"chat\"", "group = \"chats\""),
+                "gw.vip[2].group",
+                "no [[gw.group]] named \"chats\"",
+            ),
+            (
+                format!("{gw}\n[[gw.vip]]\nip = \"10.33.0.1\"\nport = 80\ngroup = \"mail\"\n"),
+                "gw.vip[3]",
+                "10.33.0.1 port 80 is already gw.vip[0]",
+            ),
+            (
+                gw.replace(
+                    "pool = [\"10.80.0.100\"]",
+                    "pool = [\"10.80.0.100\", \"10.80.0.100\"]",
+                ),
+                "gw.pool[1]",
+                "10.80.0.100 is listed twice",
+            ),
+            (
+                gw.replace("pool = [\"10.80.0.100\"]", "pool = [\"10.50.0.2\"]"),
+                "gw.session[0].ip",
+                "10.50.0.2 is also a pool address",
+            ),
+            (
+                radius("\"10.50.0.2-10.50.0.200\", \"10.80.0.50-10.80.0.150\""),
+                "radius.gateway[0].ranges[1]",
+                "contains the pool address gw.pool[0] (10.80.0.100)",
+            ),
+            (
+                lbgw("10.80.0.0", "10.80.0.255"),
+                "gw.pool[0]",
+                "10.80.0.100 is inside the subscriber range lb.range[0] (10.80.0.0-10.80.0.255)",
+            ),
+            (
+                v6("2001:db8:50::/64"),
+                "gw.session[0].ipv6",
+                "contains the pool address gw.pool6[0] (2001:db8:50::1)",
+            ),
+        ];
+        for (text, key, says) in cases {
+            assert_ne!(text, gw, "{key}: the edit did not apply");
+            let e = err_of(&text);
+            assert!(
+                e.starts_with(&format!("bad.toml: {key}: ")) && e.contains(says),
+                "{key}: {e}"
+            );
+            assert!(!e.contains("Some(") && !e.contains(", 0, "), "{key}: {e}");
+        }
+        assert_eq!(
+            parse_cpu_list("0-3,6").map(|s| {
+                let mut v: Vec<u32> = s.into_iter().collect();
+                v.sort_unstable();
+                v
+            }),
+            Some(vec![0, 1, 2, 3, 6])
+        );
+        assert_eq!(parse_cpu_list("3-1"), None);
     }
 
     fn demo(name: &str) -> String {
