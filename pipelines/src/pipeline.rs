@@ -212,7 +212,7 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // 4 LB + 29 GW names: fits the slots (MAX_EVENTS).
+        // 4 LB + 30 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -238,6 +238,7 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_expired", g.expired),
                     ("gw_closed_shutdown", g.closed_shutdown),
                     ("gw_rst_unauthorized", g.rst_unauthorized),
+                    ("gw_rst_exhausted", g.rst_exhausted),
                     ("gw_acct_records", g.acct_records),
                     ("gw_acct_queue_full", g.acct_queue_full),
                     ("gw_handoffs", g.handoffs),

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use pgw_pipelines::gw::config::{GwConfig, GwTimeouts};
+use pgw_pipelines::gw::config::{ExhaustionReply, GwConfig, GwTimeouts};
 use pgw_pipelines::gw::tables::{
     Group, Member, Member6, Neighbours, Policy, ServiceId, Services, Sessions, SubscriberAuth, Vip,
     Vip6,
@@ -178,6 +178,16 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         mss_clamp_down: g.mss_clamp_down,
         window_cap_down: g.window_cap_down,
         answer_ping: g.answer_ping,
+        exhaustion_reply: match g.exhaustion_reply.as_str() {
+            "drop" => ExhaustionReply::Drop,
+            "rst" => ExhaustionReply::Rst,
+            other => {
+                return Err(p.err(
+                    "gw.exhaustion_reply",
+                    format!("{other:?}: use \"drop\" (the default) or \"rst\""),
+                ))
+            }
+        },
         ..GwConfig::default()
     };
     cfg.validate().map_err(|m| p.err("gw", m))?;

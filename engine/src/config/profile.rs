@@ -408,6 +408,11 @@ pub struct GwCfg {
     /// like a connection to an any-port VIP, or dropped).
     #[serde(default = "d_true")]
     pub answer_ping: bool,
+    /// A subscriber's TCP SYN refused because no key or no table entry is
+    /// left: "drop" (the default; counted `nat_pool_exhausted` /
+    /// `flow_table_full`) or "rst" (answered by a TCP RST, `gw_rst_exhausted`).
+    #[serde(default = "d_exhaustion_reply")]
+    pub exhaustion_reply: String,
     /// TCP health checks of the group members (sent from the first pool
     /// address and the `probe_ports` range).
     #[serde(default)]
@@ -517,6 +522,9 @@ fn d_flows() -> u32 {
 }
 fn d_policy() -> String {
     "round-robin".into()
+}
+fn d_exhaustion_reply() -> String {
+    "drop".into()
 }
 fn d_weight() -> u32 {
     1

@@ -581,6 +581,33 @@ pairs = [["a", "b"]]
         );
     }
 
+    /// `gw.exhaustion_reply`: "drop" by default, "rst", nothing else.
+    #[test]
+    fn gw_exhaustion_reply() {
+        use pgw_pipelines::gw::ExhaustionReply;
+        let gw = include_str!("../../../configs/tap-gw.toml");
+        let with = |v: &str| {
+            gw.replace(
+                "answer_ping = true",
+                &format!("answer_ping = true\nexhaustion_reply = {v}"),
+            )
+        };
+        let built = |text: &str| {
+            crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
+                .unwrap()
+                .cfg
+                .exhaustion_reply
+        };
+        assert_eq!(built(gw), ExhaustionReply::Drop, "the default");
+        assert_eq!(built(&with("\"drop\"")), ExhaustionReply::Drop);
+        assert_eq!(built(&with("\"rst\"")), ExhaustionReply::Rst);
+        let e = err_of(&with("\"reset\""));
+        assert!(
+            e.starts_with("bad.toml: gw.exhaustion_reply: \"reset\": use \"drop\""),
+            "{e}"
+        );
+    }
+
     #[test]
     fn metrics_listen_is_an_address() {
         let ok = format!("{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\n");

@@ -125,6 +125,23 @@ pub struct GwConfig {
     /// itself (`vip_echo_replies`). Off: they are balanced to a member of
     /// the VIP's group like any connection (an any-port VIP), or go nowhere.
     pub answer_ping: bool,
+    /// What a subscriber's TCP SYN refused for exhaustion (no key left for
+    /// its destination, `nat_pool_exhausted`; no table entry left,
+    /// `flow_table_full`) gets: dropped and counted under that reason, or a
+    /// TCP RST built in place (`rst_exhausted`), so the client fails at once
+    /// instead of retransmitting into the full gateway. Other protocols are
+    /// always dropped.
+    pub exhaustion_reply: ExhaustionReply,
+}
+
+/// [`GwConfig::exhaustion_reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExhaustionReply {
+    /// Drop the SYN (counted as `nat_pool_exhausted` / `flow_table_full`).
+    #[default]
+    Drop,
+    /// Answer it with a RST (counted as `rst_exhausted`).
+    Rst,
 }
 
 /// How the NIC on `server_port` spreads down packets over RX queues, so a
@@ -217,6 +234,7 @@ impl Default for GwConfig {
             nat64: None,
             pool6: Vec::new(),
             answer_ping: true,
+            exhaustion_reply: ExhaustionReply::Drop,
         }
     }
 }

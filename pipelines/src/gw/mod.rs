@@ -133,7 +133,7 @@ pub mod wheel;
 mod tests;
 
 pub use acct::{AcctRecord, AcctSink, Attr, AttrKind, CloseReason, ATTR_MAX};
-pub use config::{GwConfig, GwTimeouts, Nat64Cfg, RssSteer};
+pub use config::{ExhaustionReply, GwConfig, GwTimeouts, Nat64Cfg, RssSteer};
 pub use keys::{key_owner, KeyLoc, KeySpace};
 pub use rss::{toeplitz, ToeplitzTable};
 pub use tables::{
@@ -176,6 +176,9 @@ pub struct GwCounters {
     pub closed_shutdown: u64,
     /// SYNs refused by authorization and answered with a RST.
     pub rst_unauthorized: u64,
+    /// SYNs refused for exhaustion (no key, no table entry) and answered
+    /// with a RST (`exhaustion_reply = Rst`).
+    pub rst_exhausted: u64,
     /// Accounting records accepted by the sink.
     pub acct_records: u64,
     /// Accounting records lost because the sink was full.

@@ -2,6 +2,7 @@
 //! FIG. 28–29), and the timer that drives idle expiry and the end of holds.
 
 use super::balance::NO_SLOT as NO_LOAD;
+use super::config::ExhaustionReply;
 use super::entry::{flag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
 use super::hash::fmix64;
 use super::meta::{Kind, Meta};
@@ -23,6 +24,27 @@ struct Dest {
 }
 
 impl<A: TableAlloc> GwWorker<A> {
+    /// The verdict of a connection start refused for exhaustion (`reason`):
+    /// a drop, or with [`ExhaustionReply::Rst`] the TCP SYN turned into a
+    /// RST in place (`v6`: an IPv6 subscriber's). Only SYNs reach
+    /// [`GwWorker::start`] over TCP.
+    fn refuse_exhausted(&mut self, pkt: &mut Pkt<'_>, v6: bool, reason: DropReason) -> Verdict {
+        if self.cfg.exhaustion_reply == ExhaustionReply::Rst {
+            if let Ok(p) = wire::parse(pkt.frame()) {
+                if p.proto == PROTO_TCP {
+                    if v6 {
+                        rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
+                    } else {
+                        rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
+                    }
+                    self.counters.rst_exhausted += 1;
+                    return Verdict::Tx { port: pkt.port };
+                }
+            }
+        }
+        Verdict::Drop(reason)
+    }
+
     /// Start a connection for up packet `m` (its verdict if refused). `held`:
     /// the connection on hold with the same subscriber tuple, if any (a SYN
     /// on it revives it when its server can be kept).
@@ -124,7 +146,7 @@ impl<A: TableAlloc> GwWorker<A> {
             return Err(Verdict::Drop(DropReason::NoNeighbor));
         };
         if self.free == NONE {
-            return Err(Verdict::Drop(DropReason::FlowTableFull));
+            return Err(self.refuse_exhausted(pkt, v6, DropReason::FlowTableFull));
         }
         let sub_h = if v6 {
             // (the /64: a device's addresses in its prefix share a pool address)
@@ -133,11 +155,11 @@ impl<A: TableAlloc> GwWorker<A> {
             fmix64(u32::from_be_bytes(m.src) as u64 ^ self.cfg.hash_seed) as u32
         };
         let Some((pool, key_port, k)) = self.alloc_key(m.sport, sub_h, &dest) else {
-            return Err(Verdict::Drop(DropReason::NatPoolExhausted));
+            return Err(self.refuse_exhausted(pkt, v6, DropReason::NatPoolExhausted));
         };
         let e = self.free;
         if !self.up.insert(m.h, e) {
-            return Err(Verdict::Drop(DropReason::FlowTableFull));
+            return Err(self.refuse_exhausted(pkt, v6, DropReason::FlowTableFull));
         }
         self.free = self.cold[e as usize].next;
         self.in_use += 1;

@@ -1827,6 +1827,7 @@ proptest! {
 
 // ------------------------------------------------- RSS steering, NAT64 --
 
+mod exhaust;
 mod icmp4;
 mod nat64;
 mod nat66;
