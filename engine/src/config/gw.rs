@@ -247,6 +247,15 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         let mut members = Vec::new();
         for (j, m) in gc.members.iter().enumerate() {
             let a = ip(p, format!("gw.group[{i}].members[{j}].ip"), &m.ip)?;
+            if let Some(k) = pool.iter().position(|x| *x == a) {
+                return Err(p.err(
+                    format!("gw.group[{i}].members[{j}].ip"),
+                    format!(
+                        "{} is also the pool address gw.pool[{k}]: the GW answers ARP for its pool on the server port, so member {:?} could not be reached; use the server's own address",
+                        m.ip, m.name
+                    ),
+                ));
+            }
             if m.weight == 0 {
                 return Err(p.err(
                     format!("gw.group[{i}].members[{j}].weight"),

@@ -714,7 +714,12 @@ pairs = [["a", "b"]]
         ] {
             Profile::parse(&ok, "ok.toml").unwrap_or_else(|e| panic!("{e}\n{ok}"));
         }
-        let cases: [(String, &str, &str); 8] = [
+        let cases: [(String, &str, &str); 9] = [
+            (
+                gw.replace("pool = [\"10.80.0.100\"]", "pool = [\"10.80.0.12\"]"),
+                "gw.group[0].members[1].ip",
+                "10.80.0.12 is also the pool address gw.pool[0]",
+            ),
             (
                 gw.replace("workers = [0, 1]", "workers = [0, 127]"),
                 "cores.workers[1]",
