@@ -78,6 +78,8 @@ set -uo pipefail
 
 OUTDIR=${1:?usage: perf/e2e.sh OUTDIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../scripts/machine.sh
+. "$ROOT/scripts/machine.sh"
 HELPER=$ROOT/perf/e2e.py
 PGW=${PGW:-${CARGO_TARGET_DIR:-$ROOT/target/perf}/release/pgw}
 PROFILE=$ROOT/configs/bench-gw-afxdp.toml
@@ -287,21 +289,13 @@ restart_iperf_server() {  # a failed test can leave iperf3 -s stuck
 # (loss.per_run[].foreign_cpu_pct); a rep where that reached 15 % is run
 # again once (at most E2E_RETRIES = 6 times in all), the first output kept
 # as ...-<rep>.discarded.txt and said in the notes.
-cpu_idle_pct() {
-    local a b
-    read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ < /proc/stat
-    sleep 1
-    read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ < /proc/stat
-    local ta=$((a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8)) tb=$((b1 + b2 + b3 + b4 + b5 + b6 + b7 + b8))
-    echo $((100 * (b4 - a4) / (tb - ta > 0 ? tb - ta : 1)))
-}
 wait_quiet() {  # MAX_SECONDS WHAT
     local idle t0=$SECONDS
     while :; do
         idle=$(cpu_idle_pct)
         [ "$idle" -ge 85 ] && break
         if [ $((SECONDS - t0)) -ge "$1" ]; then
-            NOTES+=("The machine was busy before $2 (CPU idle ${idle} % after waiting $1 s; top: $(ps -eo pcpu,comm --sort=-pcpu | awk 'NR>1 && $1>5 {print $2" "$1"%"}' | head -3 | tr '\n' ' ')).")
+            NOTES+=("The machine was busy before $2 (CPU idle ${idle} % after waiting $1 s; top: $(busiest_processes)).")
             say "machine still busy (CPU idle ${idle} %): running anyway"
             break
         fi

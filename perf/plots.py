@@ -99,18 +99,17 @@ def table_size(meta, rows, path):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     cyc = [r for r in pts if r.get("busy_cycles_per_pkt") is not None]
     if cyc:
-        ax2.plot([r["flows"] for r in cyc], [r["busy_cycles_per_pkt"] for r in cyc], "o-", color="C1",
-                 label="pgw busy (device I/O + engine)")
-        for r in cyc:
-            ax2.annotate(f"{r['busy_cycles_per_pkt']:.0f}", (r["flows"], r["busy_cycles_per_pkt"]),
-                         textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+        def cycles(rs, key, style, color, label, dy):
+            """One cycles-per-packet series against the table size, each point labelled."""
+            ax2.plot([r["flows"] for r in rs], [r[key] for r in rs], style, color=color, label=label)
+            for r in rs:
+                ax2.annotate(f"{r[key]:.0f}", (r["flows"], r[key]),
+                             textcoords="offset points", xytext=(0, dy), ha="center", fontsize=8)
+
+        cycles(cyc, "busy_cycles_per_pkt", "o-", "C1", "pgw busy (device I/O + engine)", 6)
         eng = [r for r in cyc if r.get("engine_cycles_per_pkt") is not None]
         if eng:
-            ax2.plot([r["flows"] for r in eng], [r["engine_cycles_per_pkt"] for r in eng], "s--", color="C4",
-                     label="pgw engine only (no rx/tx)")
-            for r in eng:
-                ax2.annotate(f"{r['engine_cycles_per_pkt']:.0f}", (r["flows"], r["engine_cycles_per_pkt"]),
-                             textcoords="offset points", xytext=(0, -12), ha="center", fontsize=8)
+            cycles(eng, "engine_cycles_per_pkt", "s--", "C4", "pgw engine only (no rx/tx)", -12)
         if meta.get("ceiling_busy_cycles_per_pkt") is not None:
             ax2.axhline(meta["ceiling_busy_cycles_per_pkt"], color="C3", ls="-.",
                         label=f"dpdk-testpmd io busy ({meta.get('ceiling_run')}): "

@@ -1141,22 +1141,28 @@ for r in T_ROWS:
           f"{mpps(r.get('capacity_mpps'))} | {mpps(r.get('engine_capacity_mpps'))} | "
           f"{fnum(r.get('ceiling_busy_cycles_per_pkt'), 0)} | {fnum(r.get('busy_cycles_ratio'), 2)} |")
 P("")
-if ACCT_COST is not None:
-    signed = f"{ACCT_COST:+.1f} cycles/packet ({ACCT_COST_PCT:+.1f} %)".replace("-", "−")
-    P(f"**Cost of the runtime accounting** (`gw-1k` timed vs `gw-1k-untimed`, `engine.runtime_stages = false`; "
-      f"busy cycles per packet are measured either way): {fnum(_timed, 1)} − {fnum(_untimed, 1)} = **{signed}**. "
-      "Two separate runs: a difference within a few % is run-to-run noise, not a cost.")
-else:
-    P("Cost of the runtime accounting: not measured (needs `gw-1k` and `gw-1k-untimed` with their runtime files).")
-P("")
-if SCRAPE_COST is not None:
-    signed = f"{SCRAPE_COST:+.1f} cycles/packet ({SCRAPE_COST_PCT:+.1f} %)".replace("-", "−")
-    P(f"**Cost of a Prometheus scrape every second** (`gw-1k-scraped`, the `gw-1k` profile with `[metrics]` and "
-      f"`curl` fetching `/metrics` once a second, vs `gw-1k`): {fnum(_scraped, 1)} − {fnum(_timed, 1)} = **{signed}**. "
-      "The management thread answers the scrape; a difference within a few % is run-to-run noise, not a cost.")
-else:
-    P("Cost of a Prometheus scrape every second: not measured (needs `gw-1k` and `gw-1k-scraped`).")
-P("")
+
+
+def cost_paragraph(what, cost, pct, how, minuend, subtrahend, caveat, missing):
+    """A measured cost per packet (signed, with its share) in bold, or what measuring it needs."""
+    if cost is None:
+        P(f"{what}: not measured ({missing}).")
+    else:
+        signed = f"{cost:+.1f} cycles/packet ({pct:+.1f} %)".replace("-", "−")
+        P(f"**{what}** ({how}): {fnum(minuend, 1)} − {fnum(subtrahend, 1)} = **{signed}**. {caveat}")
+    P("")
+
+
+cost_paragraph("Cost of the runtime accounting", ACCT_COST, ACCT_COST_PCT,
+               "`gw-1k` timed vs `gw-1k-untimed`, `engine.runtime_stages = false`; "
+               "busy cycles per packet are measured either way", _timed, _untimed,
+               "Two separate runs: a difference within a few % is run-to-run noise, not a cost.",
+               "needs `gw-1k` and `gw-1k-untimed` with their runtime files")
+cost_paragraph("Cost of a Prometheus scrape every second", SCRAPE_COST, SCRAPE_COST_PCT,
+               "`gw-1k-scraped`, the `gw-1k` profile with `[metrics]` and "
+               "`curl` fetching `/metrics` once a second, vs `gw-1k`", _scraped, _timed,
+               "The management thread answers the scrape; a difference within a few % is run-to-run noise, not a cost.",
+               "needs `gw-1k` and `gw-1k-scraped`")
 if any(r["kind"] == "throughput" and len(r.get("runtime_workers") or []) > 1 for r in T_ROWS):
     P("*capacity* of a row with several workers is workers × TSC Hz ÷ the busy cycles per packet of them all "
       "(the engine's `total.capacity_mpps`).")

@@ -33,6 +33,8 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=machine.sh
+. "$ROOT/scripts/machine.sh"
 
 MODE=full
 SMOKE_ARGS=()
@@ -163,14 +165,6 @@ if [ "$MODE" = e2e ]; then run_e2e; exit $?; fi
 # Wait (at most 60 s) until the machine is quiet: CPU idle >= 85 % over 1 s,
 # so that another job on this shared VM does not end up in the figures. The
 # idle share seen last is recorded with each run.
-cpu_idle_pct() {
-    local a b
-    read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ < /proc/stat
-    sleep 1
-    read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ < /proc/stat
-    local ta=$((a1+a2+a3+a4+a5+a6+a7+a8)) tb=$((b1+b2+b3+b4+b5+b6+b7+b8))
-    echo $(( 100 * (b4 - a4) / (tb - ta > 0 ? tb - ta : 1) ))
-}
 wait_quiet() {
     local name=$1 idle t0=$SECONDS
     while :; do
@@ -179,7 +173,7 @@ wait_quiet() {
         say "machine busy (CPU idle ${idle} %): waiting before $name"
     done
     echo "$idle" > "$OUTDIR/$name.idle"
-    ps -eo pcpu,comm --sort=-pcpu | awk 'NR>1 && $1>5 {print $2" "$1"%"}' | head -3 | tr '\n' ' ' > "$OUTDIR/$name.busy"
+    busiest_processes > "$OUTDIR/$name.busy"
 }
 
 gen_ports=(--access "net_memif0,role=server,socket=$SOCK_ACC,socket-abstract=no,mac=$GEN_MAC_ACC"
