@@ -387,23 +387,20 @@ fn bench_gw_new(cr: &mut Criterion) {
         let mut now = 10u64;
         b.iter(|| {
             let k = i * FRAME;
-            buf[..FRAME].copy_from_slice(&syn[k..k + FRAME]);
-            let v = w.process(
-                &t,
-                &mut Pkt::new(&mut buf, FRAME, UP),
-                now,
-                &mut sink,
-                &mut c,
-            );
+            // Connection i's frame of `frames` through the GW.
+            let mut step = |frames: &[u8]| {
+                buf[..FRAME].copy_from_slice(&frames[k..k + FRAME]);
+                w.process(
+                    &t,
+                    &mut Pkt::new(&mut buf, FRAME, UP),
+                    now,
+                    &mut sink,
+                    &mut c,
+                )
+            };
+            let v = step(&syn);
             debug_assert!(matches!(v, Verdict::Tx { .. }), "{v:?}");
-            buf[..FRAME].copy_from_slice(&rst[k..k + FRAME]);
-            let v2 = w.process(
-                &t,
-                &mut Pkt::new(&mut buf, FRAME, UP),
-                now,
-                &mut sink,
-                &mut c,
-            );
+            let v2 = step(&rst);
             i += 1;
             if i == n as usize {
                 i = 0;

@@ -103,6 +103,16 @@ const KIND_NAMES: [&str; KINDS] = [
     "udp",
 ];
 
+/// The kind of connection `c`'s first packet: a SYN, or its first UDP datagram.
+#[inline]
+fn first_kind(plan: &Plan, c: u32) -> u8 {
+    if plan.is_udp(c) {
+        K_UDP_FIRST
+    } else {
+        K_SYN
+    }
+}
+
 fn tcp_flags_of(kind: u8) -> u8 {
     match kind {
         K_SYN => flags::SYN,
@@ -549,11 +559,7 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
                     g.inflight = 0;
                     for c in 0..total {
                         if g.st[c as usize] == SYN_SENT {
-                            let k = if cfg.plan.is_udp(c) {
-                                K_UDP_FIRST
-                            } else {
-                                K_SYN
-                            };
+                            let k = first_kind(&cfg.plan, c);
                             g.pending.push_back((c, k));
                             resent += 1;
                         }
@@ -696,11 +702,7 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
             match phase {
                 Phase::Open => {
                     while sent < want && next_open < total && g.inflight < cfg.window {
-                        let kind = if cfg.plan.is_udp(next_open) {
-                            K_UDP_FIRST
-                        } else {
-                            K_SYN
-                        };
+                        let kind = first_kind(&cfg.plan, next_open);
                         g.emit(next_open, kind, now);
                         next_open += 1;
                         sent += 1;
@@ -712,11 +714,7 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
                             g.c.starved += 1;
                             break;
                         };
-                        let kind = if cfg.plan.is_udp(c) {
-                            K_UDP_FIRST
-                        } else {
-                            K_SYN
-                        };
+                        let kind = first_kind(&cfg.plan, c);
                         g.emit(c, kind, now);
                         sent += 1;
                     }

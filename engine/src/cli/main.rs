@@ -489,6 +489,15 @@ fn session_history(
     ExitCode::SUCCESS
 }
 
+/// `UP` for a JSON `true`, else `DOWN`.
+fn up_down(v: &serde_json::Value) -> &'static str {
+    if v.as_bool() == Some(true) {
+        "UP"
+    } else {
+        "DOWN"
+    }
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
 /// (H. Hinnant's civil_from_days).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -540,11 +549,7 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
                 m["port"],
                 m["weight"],
                 m["priority"],
-                if m["up"].as_bool() == Some(true) {
-                    "UP"
-                } else {
-                    "DOWN"
-                },
+                up_down(&m["up"]),
                 check(g["group"].as_str().unwrap_or(""), name)
             );
         }
@@ -554,11 +559,7 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
         println!(
             "gateway {:<10} {:<5} {}",
             name,
-            if g["up"].as_bool() == Some(true) {
-                "UP"
-            } else {
-                "DOWN"
-            },
+            up_down(&g["up"]),
             check("gateway", name)
         );
     }

@@ -134,7 +134,9 @@ type Labels = Vec<(&'static str, String)>;
 /// A family read off one row type: name, help, the value of a row.
 type Field<T, V> = (&'static str, &'static str, fn(&T) -> V);
 /// The same with a unit.
-type UnitField<T> = (&'static str, &'static str, Option<Unit>, fn(&T) -> u64);
+type UnitField<T, V> = (&'static str, &'static str, Option<Unit>, fn(&T) -> V);
+/// A family read off one row type whose value is a list (one per port).
+type ListField<T> = (&'static str, &'static str, fn(&T) -> &[u64]);
 
 /// One metric family: its descriptor, then a sample per label set (none:
 /// the family is left out).
@@ -151,6 +153,42 @@ fn family<M: EncodeMetric>(
     let mut m = enc.encode_descriptor(name, help, unit.as_ref(), first.1.metric_type())?;
     for (labels, v) in &rows {
         v.encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// A family per field, its samples what `samples` makes of the field's
+/// getter.
+fn per_field<T, V, M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    fields: &[Field<T, V>],
+    samples: impl Fn(fn(&T) -> V) -> Vec<(Labels, M)>,
+) -> Result<(), std::fmt::Error> {
+    for (name, help, f) in fields {
+        family(enc, name, help, None, samples(*f))?;
+    }
+    Ok(())
+}
+
+/// A counter family per field, a sample per row (labelled by `labels`).
+fn counters<T>(
+    enc: &mut DescriptorEncoder,
+    rows: &[T],
+    labels: impl Fn(&T) -> Labels,
+    fields: &[Field<T, u64>],
+) -> Result<(), std::fmt::Error> {
+    per_field(enc, fields, |f| {
+        rows.iter().map(|r| counter(labels(r), f(r))).collect()
+    })
+}
+
+/// Families of one unlabelled counter each: (name, help, value).
+fn scalar_counters(
+    enc: &mut DescriptorEncoder,
+    rows: &[(&str, &str, u64)],
+) -> Result<(), std::fmt::Error> {
+    for (name, help, v) in rows {
+        family(enc, name, help, None, vec![counter(vec![], *v)])?;
     }
     Ok(())
 }
@@ -240,7 +278,7 @@ impl Collector for Snapshot {
                 .collect(),
         )?;
         type P = crate::runtime::stats::PortReport;
-        let ports: [UnitField<P>; 8] = [
+        let ports: [UnitField<P, u64>; 8] = [
             (
                 "port_rx_packets",
                 "Packets received by a port (PMD).",
@@ -310,26 +348,15 @@ impl Collector for Snapshot {
                 |p| p.kernel_rx_missed,
             ),
         ];
-        for (name, help, f) in kernel {
-            let rows = r
-                .ports
+        per_field(&mut e, &kernel, |f| {
+            r.ports
                 .iter()
                 .filter_map(|p| {
-                    f(p).map(|v| {
-                        counter(
-                            l2(
-                                "port",
-                                &p.name,
-                                "iface",
-                                p.kernel_iface.as_deref().unwrap_or(""),
-                            ),
-                            v,
-                        )
-                    })
+                    let iface = p.kernel_iface.as_deref().unwrap_or("");
+                    f(p).map(|v| counter(l2("port", &p.name, "iface", iface), v))
                 })
-                .collect();
-            family(&mut e, name, help, None, rows)?;
-        }
+                .collect()
+        })?;
 
         // Workers: their published counters.
         type W = crate::runtime::stats::WorkerReport;
@@ -367,44 +394,31 @@ impl Collector for Snapshot {
                 |w| w.idle_sleeps,
             ),
         ];
-        for (name, help, f) in workers {
+        counters(&mut e, &r.workers, |w| l1("worker", w.worker), &workers)?;
+        let worker_ports: [ListField<W>; 2] = [
+            (
+                "worker_port_rx_packets",
+                "Packets a worker received on a port.",
+                |w| &w.port_rx,
+            ),
+            (
+                "worker_port_tx_packets",
+                "Packets a worker sent on a port.",
+                |w| &w.port_tx,
+            ),
+        ];
+        for (name, help, f) in worker_ports {
             let rows = r
                 .workers
                 .iter()
-                .map(|w| counter(l1("worker", w.worker), f(w)))
+                .flat_map(|w| {
+                    f(w).iter()
+                        .zip(&r.ports)
+                        .map(|(v, p)| counter(l2("worker", w.worker, "port", &p.name), *v))
+                })
                 .collect();
             family(&mut e, name, help, None, rows)?;
         }
-        family(
-            &mut e,
-            "worker_port_rx_packets",
-            "Packets a worker received on a port.",
-            None,
-            r.workers
-                .iter()
-                .flat_map(|w| {
-                    w.port_rx
-                        .iter()
-                        .zip(&r.ports)
-                        .map(|(v, p)| counter(l2("worker", w.worker, "port", &p.name), *v))
-                })
-                .collect(),
-        )?;
-        family(
-            &mut e,
-            "worker_port_tx_packets",
-            "Packets a worker sent on a port.",
-            None,
-            r.workers
-                .iter()
-                .flat_map(|w| {
-                    w.port_tx
-                        .iter()
-                        .zip(&r.ports)
-                        .map(|(v, p)| counter(l2("worker", w.worker, "port", &p.name), *v))
-                })
-                .collect(),
-        )?;
         family(
             &mut e,
             "drops",
@@ -481,14 +495,7 @@ impl Collector for Snapshot {
                 |w| w.packets,
             ),
         ];
-        for (name, help, f) in loops {
-            let rows = rt
-                .workers
-                .iter()
-                .map(|w| counter(l1("worker", w.worker), f(w)))
-                .collect();
-            family(&mut e, name, help, None, rows)?;
-        }
+        counters(&mut e, &rt.workers, |w| l1("worker", w.worker), &loops)?;
         type S = crate::runtime::stats::StageReport;
         let stages: [Field<S, u64>; 3] = [
             ("stage_calls", "Calls of a worker's stage.", |s| s.calls),
@@ -501,39 +508,45 @@ impl Collector for Snapshot {
                 |s| s.cycles,
             ),
         ];
-        for (name, help, f) in stages {
-            let rows = rt
-                .workers
+        per_field(&mut e, &stages, |f| {
+            rt.workers
                 .iter()
                 .flat_map(|w| {
                     w.stages
                         .iter()
                         .map(move |s| counter(l2("worker", w.worker, "stage", &s.name), f(s)))
                 })
-                .collect();
-            family(&mut e, name, help, None, rows)?;
-        }
+                .collect()
+        })?;
         let win = &self.runtime_window;
-        family(
-            &mut e,
-            "worker_busy",
-            "Busy share of a worker's cycles over the runtime window (since start or pgw ctl runtime-clear); rate() of the cycle counters gives it over any window.",
-            Some(Unit::Other("ratio".into())),
-            win.workers
+        let window: [UnitField<R, f64>; 3] = [
+            (
+                "worker_busy",
+                "Busy share of a worker's cycles over the runtime window (since start or pgw ctl runtime-clear); rate() of the cycle counters gives it over any window.",
+                Some(Unit::Other("ratio".into())),
+                |w| w.busy_pct / 100.0,
+            ),
+            (
+                "worker_busy_cycles_per_packet",
+                "Busy TSC cycles per packet of a worker over the runtime window.",
+                None,
+                |w| w.busy_cycles_per_pkt,
+            ),
+            (
+                "worker_capacity_mpps",
+                "What a worker would carry busy all the time at its cost per packet over the runtime window (millions of packets per second).",
+                None,
+                |w| w.capacity_mpps,
+            ),
+        ];
+        for (name, help, unit, f) in window {
+            let rows = win
+                .workers
                 .iter()
-                .map(|w| gauge(l1("worker", w.worker), w.busy_pct / 100.0))
-                .collect(),
-        )?;
-        family(
-            &mut e,
-            "worker_busy_cycles_per_packet",
-            "Busy TSC cycles per packet of a worker over the runtime window.",
-            None,
-            win.workers
-                .iter()
-                .map(|w| gauge(l1("worker", w.worker), w.busy_cycles_per_pkt))
-                .collect(),
-        )?;
+                .map(|w| gauge(l1("worker", w.worker), f(w)))
+                .collect();
+            family(&mut e, name, help, unit, rows)?;
+        }
         family(
             &mut e,
             "stage_cycles_per_packet",
@@ -546,16 +559,6 @@ impl Collector for Snapshot {
                         gauge(l2("worker", w.worker, "stage", &s.name), s.cycles_per_pkt)
                     })
                 })
-                .collect(),
-        )?;
-        family(
-            &mut e,
-            "worker_capacity_mpps",
-            "What a worker would carry busy all the time at its cost per packet over the runtime window (millions of packets per second).",
-            None,
-            win.workers
-                .iter()
-                .map(|w| gauge(l1("worker", w.worker), w.capacity_mpps))
                 .collect(),
         )?;
 
@@ -620,9 +623,7 @@ impl Collector for Snapshot {
                     a.lost_on_stop,
                 ),
             ];
-            for (name, help, v) in rows {
-                family(&mut e, name, help, None, vec![counter(vec![], v)])?;
-            }
+            scalar_counters(&mut e, &rows)?;
         }
 
         // RADIUS and sessions (a management instance).
@@ -699,9 +700,7 @@ impl Collector for Snapshot {
                     rad.control_sent,
                 ),
             ];
-            for (name, help, v) in more {
-                family(&mut e, name, help, None, vec![counter(vec![], v)])?;
-            }
+            scalar_counters(&mut e, &more)?;
             family(
                 &mut e,
                 "sessions",
@@ -771,36 +770,22 @@ impl Collector for Snapshot {
                 .map(|h| gauge(hl(h), flag(h.up)))
                 .collect(),
         )?;
-        family(
-            &mut e,
-            "health_probes",
-            "Health probes sent to a target.",
-            None,
-            self.health
-                .iter()
-                .map(|h| counter(hl(h), h.probes))
-                .collect(),
-        )?;
-        family(
-            &mut e,
-            "health_probe_passes",
-            "Health probes a target answered in time.",
-            None,
-            self.health
-                .iter()
-                .map(|h| counter(hl(h), h.passes))
-                .collect(),
-        )?;
-        family(
-            &mut e,
-            "health_changes",
-            "Up/down changes of a target's verdict.",
-            None,
-            self.health
-                .iter()
-                .map(|h| counter(hl(h), h.changes))
-                .collect(),
-        )?;
+        let health: [Field<HealthMetric, u64>; 3] = [
+            ("health_probes", "Health probes sent to a target.", |h| {
+                h.probes
+            }),
+            (
+                "health_probe_passes",
+                "Health probes a target answered in time.",
+                |h| h.passes,
+            ),
+            (
+                "health_changes",
+                "Up/down changes of a target's verdict.",
+                |h| h.changes,
+            ),
+        ];
+        counters(&mut e, &self.health, hl, &health)?;
 
         // Neighbours, reloads, this endpoint.
         let rest: [(&str, &str, u64); 3] = [
@@ -820,9 +805,7 @@ impl Collector for Snapshot {
                 self.arp_requests,
             ),
         ];
-        for (name, help, v) in rest {
-            family(&mut e, name, help, None, vec![counter(vec![], v)])?;
-        }
+        scalar_counters(&mut e, &rest)?;
         family(
             &mut e,
             "neighbours",
@@ -856,19 +839,20 @@ impl Collector for Snapshot {
             .map(|(code, v)| counter(l1("code", code), v))
             .collect(),
         )?;
-        family(
+        scalar_counters(
             &mut e,
-            "metrics_http_refused_connections",
-            "Connections to this endpoint closed at accept (too many open).",
-            None,
-            vec![counter(vec![], h.refused)],
-        )?;
-        family(
-            &mut e,
-            "metrics_http_timeouts",
-            "Connections to this endpoint closed for sending or reading too slowly.",
-            None,
-            vec![counter(vec![], h.timeouts)],
+            &[
+                (
+                    "metrics_http_refused_connections",
+                    "Connections to this endpoint closed at accept (too many open).",
+                    h.refused,
+                ),
+                (
+                    "metrics_http_timeouts",
+                    "Connections to this endpoint closed for sending or reading too slowly.",
+                    h.timeouts,
+                ),
+            ],
         )?;
         Ok(())
     }

@@ -38,7 +38,9 @@ use pgw_pipelines::pipeline::{Pipeline, Tables, EXPIRE_BUDGET};
 use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
-use crate::runtime::dpdk::{tsc, Burst, CpuPrefetch, HugeAlloc, PortId, QueueId, Ring, MAX_BURST};
+use crate::runtime::dpdk::{
+    tsc, Burst, CpuPrefetch, HugeAlloc, Mbuf, PortId, QueueId, Ring, MAX_BURST,
+};
 use crate::runtime::info::Timebase;
 use crate::runtime::stats::{WorkerLocal, WorkerShared};
 
@@ -380,17 +382,44 @@ impl Worker {
                 .get(mb.port() as usize)
                 .copied()
                 .unwrap_or(PortIdx::MAX) as usize;
-            if p >= out.tx.len() {
-                local.pipe.drop(DropReason::BadDestination);
-                continue;
-            }
-            local.port_tx[p] += 1;
-            if let Err(mb) = out.tx[p].push(mb) {
-                self.flush_port(p, out, local, m, Stage::MgmtTx);
-                let _ = out.tx[p].push(mb);
-            }
+            self.queue_tx(p, mb, out, local, m, Stage::MgmtTx);
         }
         n
+    }
+
+    /// Queue `mb` on port `p`'s TX buffer, sending the buffer first when it
+    /// is full (the time before that charged to `before`); false, counted,
+    /// when `p` is no port of this worker.
+    #[inline(always)]
+    fn queue_tx<C: Clock>(
+        &self,
+        p: usize,
+        mb: Mbuf,
+        out: &mut Out,
+        local: &mut WorkerLocal,
+        m: &mut Meter<C>,
+        before: Stage,
+    ) -> bool {
+        if p >= out.tx.len() {
+            local.pipe.drop(DropReason::BadDestination);
+            return false;
+        }
+        local.port_tx[p] += 1;
+        if let Err(mb) = out.tx[p].push(mb) {
+            self.flush_port(p, out, local, m, before);
+            let _ = out.tx[p].push(mb);
+        }
+        true
+    }
+
+    /// `mb` with its port field set to the DPDK port it arrived on, for a
+    /// reader on another core (not every PMD records it).
+    #[inline(always)]
+    fn stamp_arrival(&self, mut mb: Mbuf, arrival: Option<PortIdx>) -> Mbuf {
+        if let Some(p) = arrival {
+            mb.set_port(self.ports[p as usize]);
+        }
+        mb
     }
 
     /// Pipeline over one burst, then move every mbuf where its verdict says.
@@ -427,16 +456,9 @@ impl Worker {
             match *v {
                 Verdict::Tx { port } => {
                     let p = port as usize;
-                    if p >= out.tx.len() {
-                        local.pipe.drop(DropReason::BadDestination);
-                        continue;
-                    }
-                    local.port_tx[p] += 1;
-                    if let Err(mb) = out.tx[p].push(mb) {
-                        self.flush_port(p, out, local, m, Stage::Dispatch);
-                        let _ = out.tx[p].push(mb);
-                    }
-                    if out.tx[p].len() >= self.burst {
+                    if self.queue_tx(p, mb, out, local, m, Stage::Dispatch)
+                        && out.tx[p].len() >= self.burst
+                    {
                         self.flush_port(p, out, local, m, Stage::Dispatch);
                     }
                 }
@@ -448,12 +470,8 @@ impl Worker {
                         local.pipe.drop(DropReason::BadDestination);
                         continue;
                     }
-                    let mut mb = mb;
-                    if let Some(p) = arrival {
-                        // The owner needs the arrival port; not every PMD records it.
-                        mb.set_port(self.ports[p as usize]);
-                    }
-                    if let Err(mb) = out.handoff[w].push(mb) {
+                    // The owner needs the arrival port.
+                    if let Err(mb) = out.handoff[w].push(self.stamp_arrival(mb, arrival)) {
                         m.charge(Stage::Dispatch);
                         let sent = Self::flush_ring(
                             &mut out.handoff[w],
@@ -467,19 +485,9 @@ impl Worker {
                     }
                 }
                 Verdict::Control => {
-                    let mut mb = mb;
-                    if let Some(p) = arrival {
-                        // The management side judges a frame by its port.
-                        mb.set_port(self.ports[p as usize]);
-                    }
-                    if let Err(mb) = out.control.push(mb) {
-                        Self::flush_ring(
-                            &mut out.control,
-                            &self.control,
-                            &mut local.control_out,
-                            DropReason::ControlFull,
-                            &mut local.pipe.drops,
-                        );
+                    // The management side judges a frame by its port.
+                    if let Err(mb) = out.control.push(self.stamp_arrival(mb, arrival)) {
+                        self.flush_control(out, local);
                         let _ = out.control.push(mb);
                     }
                 }
@@ -551,6 +559,11 @@ impl Worker {
             );
             m.lap(Stage::HandoffOut, sent);
         }
+        self.flush_control(out, local);
+    }
+
+    /// Hand the frames queued for the management thread to its ring.
+    fn flush_control(&self, out: &mut Out, local: &mut WorkerLocal) {
         Self::flush_ring(
             &mut out.control,
             &self.control,

@@ -345,26 +345,30 @@ fn open_existing(path: &Path) -> Result<Connection, String> {
 
 /// The `limit` most recent accounting rows (last written first).
 pub fn query_recent(path: &Path, limit: usize) -> Result<Vec<AcctRow>, String> {
-    let conn = open_existing(path)?;
-    let mut st = conn
-        .prepare(&format!("{SELECT_ACCT} ORDER BY id DESC LIMIT ?1"))
-        .map_err(|e| err(path, "accounting", e))?;
-    let rows = st
-        .query_map([sql_u64(limit as u64)], acct_from_row)
-        .map_err(|e| err(path, "accounting", e))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(path, "accounting", e))
+    query_latest(path, "accounting", SELECT_ACCT, limit, acct_from_row)
 }
 
 /// The `limit` most recent session log rows (last written first).
 pub fn query_recent_sessions(path: &Path, limit: usize) -> Result<Vec<SessionLogRow>, String> {
+    query_latest(path, "session_log", SELECT_SESSION, limit, session_from_row)
+}
+
+/// The `limit` rows of `select` (a query of `table`) with the highest ids,
+/// last written first; errors name the file and the table.
+fn query_latest<T>(
+    path: &Path,
+    table: &str,
+    select: &str,
+    limit: usize,
+    from_row: fn(&Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, String> {
     let conn = open_existing(path)?;
     let mut st = conn
-        .prepare(&format!("{SELECT_SESSION} ORDER BY id DESC LIMIT ?1"))
-        .map_err(|e| err(path, "session_log", e))?;
+        .prepare(&format!("{select} ORDER BY id DESC LIMIT ?1"))
+        .map_err(|e| err(path, table, e))?;
     let rows = st
-        .query_map([sql_u64(limit as u64)], session_from_row)
-        .map_err(|e| err(path, "session_log", e))?;
+        .query_map([sql_u64(limit as u64)], from_row)
+        .map_err(|e| err(path, table, e))?;
     rows.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(path, "session_log", e))
+        .map_err(|e| err(path, table, e))
 }
