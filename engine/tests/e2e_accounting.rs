@@ -21,17 +21,7 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
         return;
     };
     let db = lab.dir.join("acct.db");
-    let flows = lab.dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    lab.spawn(
-        "nfcapd",
-        &format!("nfcapd -p {port} -b 127.0.0.1 -t 60 -w {}", flows.display()),
-    );
+    let (flows, port) = lab.nfcapd();
     let profile = lab
         .profile("gw", "10.50.0.1/24")
         .with(&format!(
@@ -93,30 +83,19 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
     // The record's times are the wall clock's: the first packet passed the
     // GW between its send and its echo, the last one between the last send
     // and its echo (to the millisecond: both clocks round down, hence -1).
-    assert!(
-        (t[0] - 1..=t[1]).contains(&r.start_unix_ms),
-        "start {} not within the first exchange [{}, {}]",
-        r.start_unix_ms,
-        t[0],
-        t[1]
-    );
-    assert!(
-        (t[2] - 1..=t[3]).contains(&r.end_unix_ms),
-        "end {} not within the last exchange [{}, {}]",
-        r.end_unix_ms,
-        t[2],
-        t[3]
-    );
+    let within = |what: &str, ms: i64, exchange: &str, sent: i64, echoed: i64| {
+        assert!(
+            (sent - 1..=echoed).contains(&ms),
+            "{what} {ms} not within the {exchange} exchange [{sent}, {echoed}]"
+        )
+    };
+    within("start", r.start_unix_ms, "first", t[0], t[1]);
+    within("end", r.end_unix_ms, "last", t[2], t[3]);
 
     // IPFIX: stop the collector (it writes its file on the way out) and read
     // every file it wrote: with `-t 60` it also rotates at each minute, so a
     // run that crosses one leaves the record in either file.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        lab.interrupt("nfcapd", Duration::from_secs(10)).is_some(),
-        "nfcapd did not stop"
-    );
-    let (records, dump) = nfdump_records(&flows);
+    let (records, dump) = lab.nfcapd_records(&flows);
     let rec = records
         .iter()
         .find(|x| x["src_port"] == 40001)

@@ -89,26 +89,10 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
         return;
     };
     let mport = free_port();
-    let w1 = member("w1", "10.80.0.11", 8080);
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{mport}\""))
-        .with(&gw_section(
-            "key_ports = [1024, 59999]\n\
-             probe_ports = [60000, 60999]\n\
-             health = { interval_s = 0.3, timeout_s = 0.25, rise = 2, fall = 2 }",
-        ))
-        .with(&wap(&[w1]))
-        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
-    let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24", "10.50.0.3/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
-    let www = lab.serve_http("w1", &srv, "10.80.0.11");
-    sh(&format!(
-        "head -c 1048576 /dev/urandom > {}",
-        www.join("blob.bin").display()
-    ));
+    let CheckedGw { sock, sub, srv } = lab.checked_gw(
+        &format!("[metrics]\nlisten = \"127.0.0.1:{mport}\""),
+        1048576,
+    );
     let metrics_url = format!("http://127.0.0.1:{mport}/metrics");
     // Probes met no listener before the server namespace existed: wait
     // until w1 answered some and is up.
@@ -349,16 +333,9 @@ fn radius_requests_and_sessions_by_state_in_the_scrape() {
         return;
     };
     let mport = free_port();
-    let auth = 21000 + (std::process::id() % 20000) as u16;
+    let auth = radius_port(0);
     let acct = auth + 1;
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{mport}\""))
-        .with(&gw_section(""))
-        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&radius_head(auth, "this_gateway = \"gw1\""))
-        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
-        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    let profile = radius_gw(&lab, auth).with(&format!("[metrics]\nlisten = \"127.0.0.1:{mport}\""));
     lab.run_pgw("gw", &profile);
     let url = format!("http://127.0.0.1:{mport}/metrics");
     let scrape = |lab: &Lab| -> String {
@@ -390,27 +367,11 @@ fn radius_requests_and_sessions_by_state_in_the_scrape() {
     assert_eq!(req(&body, "access", "accept"), 0.0);
     assert_eq!(state(&body, "act"), 0.0);
 
-    let rad = |kind: &str, attrs: &str| common::radclient(3, auth, kind, "testing123", attrs);
-    let (_, out) = rad(
-        "auth",
-        "User-Name=alice,User-Password=nope,Calling-Station-Id=09011112222",
-    );
+    let (_, out) = alice_auth(auth, "nope");
     assert!(out.contains("Access-Reject"), "{out}");
-    let (ok, out) = rad(
-        "auth",
-        "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222",
-    );
+    let (ok, out) = alice_auth(auth, "wonderland");
     assert!(ok && out.contains("Access-Accept"), "{out}");
-    let acct_send = |status: &str, extra: &str| {
-        let (ok, out) = common::radclient(
-            3,
-            acct,
-            "acct",
-            "testing123",
-            &format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}"),
-        );
-        assert!(ok && out.contains("Accounting-Response"), "{out}");
-    };
+    let acct_send = |status: &str, extra: &str| alice_acct(acct, status, extra);
     acct_send("Start", "");
     let body = scrape(&lab);
     assert_eq!(req(&body, "access", "accept"), 1.0);

@@ -21,20 +21,7 @@ fn ipv6_only_subscriber_downloads_from_ipv4_servers() {
     };
     let t = lab.tag.clone();
     let db = lab.dir.join("acct.db");
-    let flows = lab.dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let ipfix_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    lab.spawn(
-        "nfcapd",
-        &format!(
-            "nfcapd -p {ipfix_port} -b 127.0.0.1 -t 60 -w {}",
-            flows.display()
-        ),
-    );
+    let (flows, ipfix_port) = lab.nfcapd();
     let auth = 26000 + (std::process::id() % 15000) as u16;
     let profile = lab
         .profile("gw", "2001:db8:50::1/64")
@@ -132,12 +119,7 @@ ipv6_prefix = "2001:db8:50::/48""#,
 
     // IPFIX (template 257): stop the collector (it writes its file on the
     // way out), read every file it wrote.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        lab.interrupt("nfcapd", Duration::from_secs(10)).is_some(),
-        "nfcapd did not stop"
-    );
-    let (records, dump) = nfdump_records(&flows);
+    let (records, dump) = lab.nfcapd_records(&flows);
     let rec = records
         .iter()
         .find(|x| x["src_port"] == r.subscriber_port)

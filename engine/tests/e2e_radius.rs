@@ -46,24 +46,12 @@ fn radclient_drives_sessions_and_the_data_path() {
     let Some(mut lab) = Lab::netns("pr", &["radclient"]) else {
         return;
     };
-    let auth = 21000 + (std::process::id() % 20000) as u16;
+    let auth = radius_port(0);
     let acct = auth + 1;
     let db = lab.dir.join("acct.sqlite");
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(""))
-        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&radius_head(auth, "this_gateway = \"gw1\""))
-        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+    let profile = radius_gw(&lab, auth)
         .with(&radius_user("bob", "builder", "09033334444", &["wap"]))
-        .with(
-            r#"[[radius.gateway]]
-name = "gw1"
-ranges = ["10.50.0.2-10.50.0.9"]
-[[radius.gateway]]
-name = "gw2"
-ranges = ["10.50.1.2-10.50.1.9"]"#,
-        )
+        .with("[[radius.gateway]]\nname = \"gw2\"\nranges = [\"10.50.1.2-10.50.1.9\"]")
         .with(&format!(
             "[accounting]\nsqlite = \"{}\"\nbatch_ms = 50",
             db.display()
@@ -288,7 +276,7 @@ fn unknown_clients_and_requests_over_the_rate_get_no_answer_and_are_counted() {
     let Some(mut lab) = Lab::netns("rl", &["radclient"]) else {
         return;
     };
-    let auth = 21000 + ((std::process::id() + 7000) % 20000) as u16;
+    let auth = radius_port(7000);
     let profile = lab
         .profile("gw", "10.50.0.1/24")
         .with(&gw_section(""))

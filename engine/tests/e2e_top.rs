@@ -71,25 +71,7 @@ fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
     let Some(mut lab) = Lab::netns("tp", &["curl", "script", "timeout"]) else {
         return;
     };
-    let w1 = member("w1", "10.80.0.11", 8080);
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(
-            "key_ports = [1024, 59999]\n\
-             probe_ports = [60000, 60999]\n\
-             health = { interval_s = 0.3, timeout_s = 0.25, rise = 2, fall = 2 }",
-        ))
-        .with(&wap(&[w1]))
-        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
-    let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24", "10.50.0.3/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
-    let www = lab.serve_http("w1", &srv, "10.80.0.11");
-    sh(&format!(
-        "head -c 8388608 /dev/urandom > {}",
-        www.join("blob.bin").display()
-    ));
+    let CheckedGw { sock, sub, .. } = lab.checked_gw("", 8388608);
     wait_for("w1 up by its health check", Duration::from_secs(20), || {
         pgw_json(&sock, "servers")["groups"][0]["members"][0]["up"] == true
     });
@@ -184,63 +166,48 @@ fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
 
     // On a pseudo-terminal: alternate screen, a clear before each frame,
     // `q` quits (no -n), the terminal put back.
-    let tty_out = lab.dir.join("tty.out");
+    // `pgw top` on a pseudo-terminal (`script`, its output in `file`),
+    // `key` typed once it drew `frames` frames: what the terminal showed.
+    let on_tty = |file: &str, frames: usize, key: &str, what: &str| -> String {
+        let tty_out = lab.dir.join(file);
+        let status = sh_output(&format!(
+            "({}; printf {key}) | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+            after_frames(&tty_out, frames),
+            pgw_bin().display(),
+            sock.display(),
+            tty_out.display()
+        ));
+        assert!(
+            status.status.success(),
+            "pgw top on a terminal{what}: {:?} {}\n{:?}",
+            status.status,
+            String::from_utf8_lossy(&status.stderr),
+            String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap_or_default())
+        );
+        let tty = String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap()).into_owned();
+        // The terminal put back after the last frame (script writes its
+        // own trailer line after the session).
+        let restored = tty
+            .rfind("\x1b[?25h\x1b[?1049l")
+            .unwrap_or_else(|| panic!("terminal not restored:\n{tty:?}"));
+        assert!(
+            restored > tty.rfind("pgw top — instance").unwrap(),
+            "{tty:?}"
+        );
+        tty
+    };
     let t0 = Instant::now();
-    let status = sh_output(&format!(
-        "({}; printf q) | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
-        after_frames(&tty_out, 2),
-        pgw_bin().display(),
-        sock.display(),
-        tty_out.display()
-    ));
-    assert!(
-        status.status.success(),
-        "pgw top on a terminal: {:?} {}\n{:?}",
-        status.status,
-        String::from_utf8_lossy(&status.stderr),
-        String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap_or_default())
-    );
+    let tty = on_tty("tty.out", 2, "q", "");
     assert!(t0.elapsed() < Duration::from_secs(19), "{:?}", t0.elapsed());
-    let tty = String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap()).into_owned();
     assert!(tty.contains("\x1b[?1049h"), "no alternate screen:\n{tty:?}");
     let clears = tty.matches("\x1b[H\x1b[2Jpgw top — instance").count();
     assert!(clears >= 2, "{clears} cleared frames in\n{tty:?}");
-    let restored = tty
-        .rfind("\x1b[?25h\x1b[?1049l")
-        .unwrap_or_else(|| panic!("terminal not restored:\n{tty:?}"));
-    assert!(
-        restored > tty.rfind("pgw top — instance").unwrap(),
-        "{tty:?}"
-    );
     assert!(tty.contains("access"), "{tty:?}");
 
     // Ctrl-C on the terminal: pgw top ends by itself with 0 (not killed by
     // SIGINT) and puts the terminal back.
-    let tty_out = lab.dir.join("tty-intr.out");
-    let status = sh_output(&format!(
-        "({}; printf '\\003') | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
-        after_frames(&tty_out, 1),
-        pgw_bin().display(),
-        sock.display(),
-        tty_out.display()
-    ));
-    assert!(
-        status.status.success(),
-        "pgw top on a terminal, Ctrl-C: {:?} {}\n{:?}",
-        status.status,
-        String::from_utf8_lossy(&status.stderr),
-        String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap_or_default())
-    );
-    let tty = String::from_utf8_lossy(&std::fs::read(&tty_out).unwrap()).into_owned();
+    let tty = on_tty("tty-intr.out", 1, "'\\003'", ", Ctrl-C");
     assert!(tty.contains("\x1b[H\x1b[2Jpgw top — instance"), "{tty:?}");
-    // (script writes its own trailer line after the session.)
-    let restored = tty
-        .rfind("\x1b[?25h\x1b[?1049l")
-        .unwrap_or_else(|| panic!("terminal not restored:\n{tty:?}"));
-    assert!(
-        restored > tty.rfind("pgw top — instance").unwrap(),
-        "{tty:?}"
-    );
 
     lab.stop_pgw("gw");
 }
@@ -252,15 +219,9 @@ fn top_shows_sessions_by_state_of_a_gw_with_radius() {
     let Some(mut lab) = Lab::netns("tq", &["radclient"]) else {
         return;
     };
-    let auth = 21000 + (std::process::id() % 20000) as u16;
+    let auth = radius_port(0);
     let acct = auth + 1;
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(""))
-        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&radius_head(auth, "this_gateway = \"gw1\""))
-        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
-        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    let profile = radius_gw(&lab, auth);
     let sock = lab.run_pgw("gw", &profile);
     let top = || {
         let out = sh(&format!(
@@ -284,24 +245,9 @@ fn top_shows_sessions_by_state_of_a_gw_with_radius() {
         top()
     );
 
-    let (ok, out) = radclient(
-        3,
-        auth,
-        "auth",
-        "testing123",
-        "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222",
-    );
+    let (ok, out) = alice_auth(auth, "wonderland");
     assert!(ok && out.contains("Access-Accept"), "{out}");
-    let acct_send = |status: &str, extra: &str| {
-        let (ok, out) = radclient(
-            3,
-            acct,
-            "acct",
-            "testing123",
-            &format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}"),
-        );
-        assert!(ok && out.contains("Accounting-Response"), "{out}");
-    };
+    let acct_send = |status: &str, extra: &str| alice_acct(acct, status, extra);
     acct_send("Start", "");
     let f = top();
     assert!(

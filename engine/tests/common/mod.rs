@@ -464,6 +464,60 @@ impl Lab {
         d
     }
 
+    /// A GW whose one member w1 (10.80.0.11:8080, python's HTTP server
+    /// with a file `blob.bin` of `blob_bytes` random bytes) it health-checks
+    /// ([`checked_gw_section`]), service `wap` at 10.33.0.1:80, a static
+    /// session of subscriber 10.50.0.2 (device 1001); `extra` ends the
+    /// profile. The subscriber's namespace also has 10.50.0.3 (no session)
+    /// and a route to 10.33.0.0/24 through the GW.
+    pub fn checked_gw(&mut self, extra: &str, blob_bytes: usize) -> CheckedGw {
+        let profile = self
+            .profile("gw", "10.50.0.1/24")
+            .with(&checked_gw_section(""))
+            .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+            .with(&gw_session("10.50.0.2", 1001, &["wap"]))
+            .with(extra);
+        let sock = self.run_pgw("gw", &profile);
+        let sub = self.subscriber(&["10.50.0.2/24", "10.50.0.3/24"]);
+        self.route(&sub, "10.33.0.0/24", "10.50.0.1");
+        let srv = self.servers(&["10.80.0.11/24"]);
+        let www = self.serve_http("w1", &srv, "10.80.0.11");
+        sh(&format!(
+            "head -c {blob_bytes} /dev/urandom > {}",
+            www.join("blob.bin").display()
+        ));
+        CheckedGw { sock, sub, srv }
+    }
+
+    /// An IPFIX collector: `nfcapd` on a free UDP port of 127.0.0.1 writing
+    /// to the lab's `flows` folder (read them with [`nfdump_records`]);
+    /// (that folder, the port).
+    pub fn nfcapd(&mut self) -> (PathBuf, u16) {
+        let flows = self.dir.join("flows");
+        std::fs::create_dir_all(&flows).unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        self.spawn(
+            "nfcapd",
+            &format!("nfcapd -p {port} -b 127.0.0.1 -t 60 -w {}", flows.display()),
+        );
+        (flows, port)
+    }
+
+    /// Stop [`Lab::nfcapd`] (it writes its file on the way out) and read
+    /// every file it wrote in `flows` ([`nfdump_records`]).
+    pub fn nfcapd_records(&mut self, flows: &Path) -> (Vec<serde_json::Value>, String) {
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            self.interrupt("nfcapd", Duration::from_secs(10)).is_some(),
+            "nfcapd did not stop"
+        );
+        nfdump_records(flows)
+    }
+
     /// Serve [`Lab::site`] `name` over HTTP on `addr` port 8080 in `ns`
     /// (python's http.server, labelled `name`) and wait until it listens;
     /// the directory served.
@@ -724,6 +778,28 @@ pub fn member(name: &str, ip: &str, port: u16) -> String {
     format!("{{ name = \"{name}\", ip = \"{ip}\", port = {port} }}")
 }
 
+/// What [`Lab::checked_gw`] set up: pgw's control socket, the
+/// subscriber's and the server's namespaces.
+pub struct CheckedGw {
+    pub sock: PathBuf,
+    pub sub: String,
+    pub srv: String,
+}
+
+/// Health checks quick enough for a test: every 0.3 s, up after two
+/// passes, down after two failures (a `[gw]` or `[lb]` key).
+pub const QUICK_HEALTH: &str =
+    "health = { interval_s = 0.3, timeout_s = 0.25, rise = 2, fall = 2 }";
+
+/// The `[gw]` section of a GW that health-checks its members
+/// ([`QUICK_HEALTH`], probes from ports 60000-60999, keys on 1024-59999),
+/// then `extra` (more `[gw]` keys).
+pub fn checked_gw_section(extra: &str) -> String {
+    gw_section(&format!(
+        "key_ports = [1024, 59999]\nprobe_ports = [60000, 60999]\n{QUICK_HEALTH}\n{extra}"
+    ))
+}
+
 /// A static `[[gw.session]]`: subscriber `ip`, its device id and services.
 pub fn gw_session(ip: &str, device_id: u64, services: &[&str]) -> String {
     format!(
@@ -819,6 +895,51 @@ pub fn radius_head(auth: u16, extra: &str) -> String {
          [[radius.client]]\naddress = \"127.0.0.1\"\nsecret = \"testing123\"\n",
         auth + 1
     )
+}
+
+/// The RADIUS authentication port of this test process (accounting: the
+/// next), `salt` apart from another test's of the same binary.
+pub fn radius_port(salt: u32) -> u16 {
+    21000 + ((std::process::id() + salt) % 20000) as u16
+}
+
+/// A GW whose sessions RADIUS makes: service `wap` over member w1
+/// (10.80.0.11:8080), `[radius]` on `auth` (accounting `auth + 1`) with
+/// user alice (password wonderland, device 09011112222, service wap),
+/// this gateway gw1 handing out 10.50.0.2-10.50.0.9.
+pub fn radius_gw(lab: &Lab, auth: u16) -> Profile {
+    lab.profile("gw", "10.50.0.1/24")
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]")
+}
+
+/// alice's Access-Request with `password` to [`radius_gw`]'s server on
+/// `auth`: (answered, `radclient`'s output).
+pub fn alice_auth(auth: u16, password: &str) -> (bool, String) {
+    radclient(
+        3,
+        auth,
+        "auth",
+        "testing123",
+        &format!("User-Name=alice,User-Password={password},Calling-Station-Id=09011112222"),
+    )
+}
+
+/// alice's Accounting-Request `status` (session s1, address 10.50.0.2),
+/// `extra` attributes after, to [`radius_gw`]'s server on `acct`; it must
+/// be answered.
+pub fn alice_acct(acct: u16, status: &str, extra: &str) {
+    let (ok, out) = radclient(
+        3,
+        acct,
+        "acct",
+        "testing123",
+        &format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}"),
+    );
+    assert!(ok && out.contains("Accounting-Response"), "{out}");
 }
 
 /// LB `n` (1 or 2) of a test with two entry points: instance `{tag}lb{n}`
