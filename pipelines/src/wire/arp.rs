@@ -5,7 +5,7 @@
 //! assume `hlen = 6, plen = 4`, so check [`ArpPacket::is_ethernet_ipv4`]
 //! before trusting the addresses.
 
-use super::{arr, field::Field, rd16, wr16, MacAddr, WireError};
+use super::{rd16, wr16, MacAddr, WireError};
 
 /// Length of an Ethernet/IPv4 ARP packet.
 pub const PACKET_LEN: usize = 28;
@@ -19,21 +19,22 @@ pub mod operation {
 }
 
 mod field {
-    use super::Field;
     pub const HTYPE: usize = 0;
     pub const PTYPE: usize = 2;
     pub const HLEN: usize = 4;
     pub const PLEN: usize = 5;
-    pub const OPER: usize = 6;
-    pub const SHA: Field = 8..14;
-    pub const SPA: Field = 14..18;
-    pub const THA: Field = 18..24;
-    pub const TPA: Field = 24..28;
 }
 
 view! {
     /// Zero-copy view of an ARP packet.
-    ArpPacket
+    ArpPacket {
+        /// [`operation::REQUEST`] or [`operation::REPLY`] (others exist: RARP...).
+        operation / set_operation: u16 = 6;
+        sender_hardware_addr / set_sender_hardware_addr: MacAddr = 8;
+        sender_protocol_addr / set_sender_protocol_addr: [u8; 4] = 14;
+        target_hardware_addr / set_target_hardware_addr: MacAddr = 18;
+        target_protocol_addr / set_target_protocol_addr: [u8; 4] = 24;
+    }
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
@@ -62,27 +63,6 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     pub fn protocol_len(&self) -> u8 {
         self.buffer.as_ref()[field::PLEN]
     }
-    /// [`operation::REQUEST`] or [`operation::REPLY`] (others exist: RARP...).
-    #[inline]
-    pub fn operation(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::OPER)
-    }
-    #[inline]
-    pub fn sender_hardware_addr(&self) -> MacAddr {
-        arr(self.buffer.as_ref(), field::SHA)
-    }
-    #[inline]
-    pub fn sender_protocol_addr(&self) -> [u8; 4] {
-        arr(self.buffer.as_ref(), field::SPA)
-    }
-    #[inline]
-    pub fn target_hardware_addr(&self) -> MacAddr {
-        arr(self.buffer.as_ref(), field::THA)
-    }
-    #[inline]
-    pub fn target_protocol_addr(&self) -> [u8; 4] {
-        arr(self.buffer.as_ref(), field::TPA)
-    }
 
     /// `htype = 1, ptype = 0x0800, hlen = 6, plen = 4`.
     #[inline]
@@ -103,26 +83,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
         wr16(b, field::PTYPE, super::ether::ethertype::IPV4);
         b[field::HLEN] = 6;
         b[field::PLEN] = 4;
-    }
-    #[inline]
-    pub fn set_operation(&mut self, op: u16) {
-        wr16(self.buffer.as_mut(), field::OPER, op);
-    }
-    #[inline]
-    pub fn set_sender_hardware_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[field::SHA].copy_from_slice(&a);
-    }
-    #[inline]
-    pub fn set_sender_protocol_addr(&mut self, a: [u8; 4]) {
-        self.buffer.as_mut()[field::SPA].copy_from_slice(&a);
-    }
-    #[inline]
-    pub fn set_target_hardware_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[field::THA].copy_from_slice(&a);
-    }
-    #[inline]
-    pub fn set_target_protocol_addr(&mut self, a: [u8; 4]) {
-        self.buffer.as_mut()[field::TPA].copy_from_slice(&a);
     }
 }
 

@@ -9,7 +9,7 @@
 //! not unwrapped: `ethertype()` then returns `0x8100`/`0x88a8`, which callers
 //! treat as unsupported.
 
-use super::{arr, field::Field, rd16, wr16, MacAddr, WireError};
+use super::{rd16, wr16, MacAddr, WireError};
 
 /// Ethertypes.
 pub mod ethertype {
@@ -28,9 +28,6 @@ pub const VLAN_TAG_LEN: usize = 4;
 pub const BROADCAST: MacAddr = [0xff; 6];
 
 mod field {
-    use super::Field;
-    pub const DST: Field = 0..6;
-    pub const SRC: Field = 6..12;
     pub const ETHERTYPE: usize = 12;
     pub const TCI: usize = 14;
     pub const INNER_ETHERTYPE: usize = 16;
@@ -50,7 +47,10 @@ pub fn is_multicast(mac: &MacAddr) -> bool {
 
 view! {
     /// Zero-copy view of an Ethernet frame.
-    EthernetFrame
+    EthernetFrame {
+        dst_addr / set_dst_addr: MacAddr = 0;
+        src_addr / set_src_addr: MacAddr = 6;
+    }
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
@@ -65,16 +65,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
             return Err(WireError::Truncated);
         }
         Ok(())
-    }
-
-    #[inline]
-    pub fn dst_addr(&self) -> MacAddr {
-        arr(self.buffer.as_ref(), field::DST)
-    }
-
-    #[inline]
-    pub fn src_addr(&self) -> MacAddr {
-        arr(self.buffer.as_ref(), field::SRC)
     }
 
     /// The ethertype field right after the addresses (`0x8100` when tagged).
@@ -133,16 +123,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    #[inline]
-    pub fn set_dst_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[field::DST].copy_from_slice(&a);
-    }
-
-    #[inline]
-    pub fn set_src_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[field::SRC].copy_from_slice(&a);
-    }
-
     /// Set the payload's ethertype (the inner one when tagged).
     #[inline]
     pub fn set_ethertype(&mut self, t: u16) {

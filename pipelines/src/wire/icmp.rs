@@ -7,7 +7,7 @@
 //! `new_checked` guarantees a buffer of at least 8 bytes.
 
 use super::checksum;
-use super::{ip_proto, rd16, wr16, WireError};
+use super::{ip_proto, WireError};
 
 /// Header length (echo identifier and sequence included).
 pub const HEADER_LEN: usize = 8;
@@ -31,17 +31,17 @@ pub mod v6 {
     pub const NEIGHBOR_ADVERT: u8 = 136;
 }
 
-mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const ECHO_IDENT: usize = 4;
-    pub const ECHO_SEQNO: usize = 6;
-}
-
 view! {
     /// Zero-copy view of an ICMPv4 or ICMPv6 message.
-    IcmpPacket
+    IcmpPacket {
+        msg_type / set_msg_type: u8 = 0;
+        msg_code / set_msg_code: u8 = 1;
+        checksum / set_checksum: u16 = 2;
+        /// Echo identifier (meaningful for echo request/reply only).
+        echo_ident / set_echo_ident: u16 = 4;
+        /// Echo sequence number (meaningful for echo request/reply only).
+        echo_seq_no / set_echo_seq_no: u16 = 6;
+    }
 }
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
@@ -54,28 +54,6 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         }
     }
 
-    #[inline]
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[field::TYPE]
-    }
-    #[inline]
-    pub fn msg_code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
-    }
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-    /// Echo identifier (meaningful for echo request/reply only).
-    #[inline]
-    pub fn echo_ident(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::ECHO_IDENT)
-    }
-    /// Echo sequence number (meaningful for echo request/reply only).
-    #[inline]
-    pub fn echo_seq_no(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::ECHO_SEQNO)
-    }
     /// ICMPv4 echo request or reply.
     #[inline]
     pub fn is_echo_v4(&self) -> bool {
@@ -104,26 +82,6 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
-    #[inline]
-    pub fn set_msg_type(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TYPE] = v;
-    }
-    #[inline]
-    pub fn set_msg_code(&mut self, v: u8) {
-        self.buffer.as_mut()[field::CODE] = v;
-    }
-    #[inline]
-    pub fn set_checksum(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
-    #[inline]
-    pub fn set_echo_ident(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::ECHO_IDENT, v);
-    }
-    #[inline]
-    pub fn set_echo_seq_no(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::ECHO_SEQNO, v);
-    }
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]

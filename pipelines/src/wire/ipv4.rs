@@ -6,7 +6,7 @@
 //! the total length.
 
 use super::checksum;
-use super::{arr, field::Field, rd16, wr16, WireError};
+use super::{rd16, wr16, WireError};
 
 /// Minimum (option-less) header length.
 pub const HEADER_LEN: usize = 20;
@@ -14,17 +14,9 @@ pub const HEADER_LEN: usize = 20;
 pub const MAX_HEADER_LEN: usize = 60;
 
 mod field {
-    use super::Field;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;
-    pub const LENGTH: usize = 2;
-    pub const IDENT: usize = 4;
     pub const FLG_OFF: usize = 6;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: usize = 10;
-    pub const SRC: Field = 12..16;
-    pub const DST: Field = 16..20;
 }
 
 const FLAG_DF: u16 = 0x4000;
@@ -33,7 +25,16 @@ const OFFSET_MASK: u16 = 0x1fff;
 
 view! {
     /// Zero-copy view of an IPv4 packet.
-    Ipv4Packet
+    Ipv4Packet {
+        /// Total length field (header + payload).
+        total_len / set_total_len: u16 = 2;
+        ident / set_ident: u16 = 4;
+        ttl / set_ttl: u8 = 8;
+        protocol / set_protocol: u8 = 9;
+        checksum / set_checksum: u16 = 10;
+        src_addr / set_src_addr: [u8; 4] = 12;
+        dst_addr / set_dst_addr: [u8; 4] = 16;
+    }
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
@@ -83,15 +84,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN] & 0x03
     }
-    /// Total length field (header + payload).
-    #[inline]
-    pub fn total_len(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::LENGTH)
-    }
-    #[inline]
-    pub fn ident(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::IDENT)
-    }
     #[inline]
     pub fn dont_frag(&self) -> bool {
         rd16(self.buffer.as_ref(), field::FLG_OFF) & FLAG_DF != 0
@@ -109,26 +101,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn is_fragment(&self) -> bool {
         rd16(self.buffer.as_ref(), field::FLG_OFF) & (FLAG_MF | OFFSET_MASK) != 0
-    }
-    #[inline]
-    pub fn ttl(&self) -> u8 {
-        self.buffer.as_ref()[field::TTL]
-    }
-    #[inline]
-    pub fn protocol(&self) -> u8 {
-        self.buffer.as_ref()[field::PROTOCOL]
-    }
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-    #[inline]
-    pub fn src_addr(&self) -> [u8; 4] {
-        arr(self.buffer.as_ref(), field::SRC)
-    }
-    #[inline]
-    pub fn dst_addr(&self) -> [u8; 4] {
-        arr(self.buffer.as_ref(), field::DST)
     }
     /// The option bytes (empty when IHL = 5).
     #[inline]
@@ -157,14 +129,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_dscp_ecn(&mut self, dscp: u8, ecn: u8) {
         self.buffer.as_mut()[field::DSCP_ECN] = (dscp << 2) | (ecn & 3);
     }
-    #[inline]
-    pub fn set_total_len(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::LENGTH, v);
-    }
-    #[inline]
-    pub fn set_ident(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::IDENT, v);
-    }
     /// Flags and fragment offset (`offset` in bytes, a multiple of 8).
     #[inline]
     pub fn set_flags_and_frag_offset(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
@@ -176,26 +140,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
             v |= FLAG_MF;
         }
         wr16(self.buffer.as_mut(), field::FLG_OFF, v);
-    }
-    #[inline]
-    pub fn set_ttl(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TTL] = v;
-    }
-    #[inline]
-    pub fn set_protocol(&mut self, v: u8) {
-        self.buffer.as_mut()[field::PROTOCOL] = v;
-    }
-    #[inline]
-    pub fn set_checksum(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
-    #[inline]
-    pub fn set_src_addr(&mut self, a: [u8; 4]) {
-        self.buffer.as_mut()[field::SRC].copy_from_slice(&a);
-    }
-    #[inline]
-    pub fn set_dst_addr(&mut self, a: [u8; 4]) {
-        self.buffer.as_mut()[field::DST].copy_from_slice(&a);
     }
     #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {

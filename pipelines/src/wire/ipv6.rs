@@ -6,19 +6,13 @@
 //! `new_checked` guarantees: buffer >= 40 bytes, version 6,
 //! 40 + payload length <= buffer length. Jumbograms are not supported.
 
-use super::{arr, field::Field, ip_proto, rd16, rd32, wr16, wr32, WireError};
+use super::{ip_proto, rd32, wr32, WireError};
 
 /// Fixed header length.
 pub const HEADER_LEN: usize = 40;
 
 mod field {
-    use super::Field;
     pub const VER_TC_FLOW: usize = 0;
-    pub const LENGTH: usize = 4;
-    pub const NXT_HDR: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: Field = 8..24;
-    pub const DST: Field = 24..40;
 }
 
 /// Whether `nh` names an extension header (hop-by-hop, routing, fragment,
@@ -89,7 +83,14 @@ pub fn walk_extension_headers(payload: &[u8], mut nh: u8) -> ExtWalk {
 
 view! {
     /// Zero-copy view of an IPv6 packet.
-    Ipv6Packet
+    Ipv6Packet {
+        /// Payload length field (extension headers included).
+        payload_len / set_payload_len: u16 = 4;
+        next_header / set_next_header: u8 = 6;
+        hop_limit / set_hop_limit: u8 = 7;
+        src_addr / set_src_addr: [u8; 16] = 8;
+        dst_addr / set_dst_addr: [u8; 16] = 24;
+    }
 }
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
@@ -122,31 +123,10 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn flow_label(&self) -> u32 {
         rd32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
     }
-    /// Payload length field (extension headers included).
-    #[inline]
-    pub fn payload_len(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::LENGTH)
-    }
     /// 40 + payload length.
     #[inline]
     pub fn total_len(&self) -> usize {
         HEADER_LEN + self.payload_len() as usize
-    }
-    #[inline]
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[field::NXT_HDR]
-    }
-    #[inline]
-    pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[field::HOP_LIMIT]
-    }
-    #[inline]
-    pub fn src_addr(&self) -> [u8; 16] {
-        arr(self.buffer.as_ref(), field::SRC)
-    }
-    #[inline]
-    pub fn dst_addr(&self) -> [u8; 16] {
-        arr(self.buffer.as_ref(), field::DST)
     }
     /// Next header is a Fragment header (44).
     #[inline]
@@ -166,26 +146,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     pub fn set_version_tc_flow(&mut self, traffic_class: u8, flow_label: u32) {
         let v = (6u32 << 28) | ((traffic_class as u32) << 20) | (flow_label & 0x000f_ffff);
         wr32(self.buffer.as_mut(), field::VER_TC_FLOW, v);
-    }
-    #[inline]
-    pub fn set_payload_len(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::LENGTH, v);
-    }
-    #[inline]
-    pub fn set_next_header(&mut self, v: u8) {
-        self.buffer.as_mut()[field::NXT_HDR] = v;
-    }
-    #[inline]
-    pub fn set_hop_limit(&mut self, v: u8) {
-        self.buffer.as_mut()[field::HOP_LIMIT] = v;
-    }
-    #[inline]
-    pub fn set_src_addr(&mut self, a: [u8; 16]) {
-        self.buffer.as_mut()[field::SRC].copy_from_slice(&a);
-    }
-    #[inline]
-    pub fn set_dst_addr(&mut self, a: [u8; 16]) {
-        self.buffer.as_mut()[field::DST].copy_from_slice(&a);
     }
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {

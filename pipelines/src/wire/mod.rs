@@ -7,8 +7,9 @@
 //! * `new_checked(buf)` validates lengths (and the fields lengths depend on:
 //!   version, IHL, total length, data offset, ...) **once**; after it returned
 //!   `Ok`, no getter or setter of that view can panic.
-//! * getters need `T: AsRef<[u8]>`, setters `T: AsMut<[u8]>`; a `mod field`
-//!   names the byte ranges.
+//! * getters need `T: AsRef<[u8]>`, setters `T: AsMut<[u8]>`; the `view!`
+//!   declaration names each plain field's type and byte offset once, a
+//!   `mod field` the offsets of the others (bits, lengths).
 //!
 //! Addresses are plain byte arrays: `[u8; 6]` (MAC), `[u8; 4]` (IPv4),
 //! `[u8; 16]` (IPv6), in network order. Use [`ipv4_to_u32`] / [`u32_to_ipv4`]
@@ -25,11 +26,22 @@
 //! Cost: views are a pointer and a length; `new_checked` is a handful of
 //! compares; `parse` touches only the headers (a few tens of ns).
 
-/// A zero-copy view `$name<T: AsRef<[u8]>> { buffer: T }` and what every
-/// view has the same: `new_unchecked`, `new_checked` (through the view's own
-/// `check_len`) and `into_inner`.
+/// A zero-copy view `$name<T: AsRef<[u8]>> { buffer: T }`, what every view
+/// has the same (`new_unchecked`, `new_checked` through the view's own
+/// `check_len`, `into_inner`) and its plain fields: for each
+/// `getter / setter: Type = OFFSET;` a getter (for `T: AsRef<[u8]>`) and a
+/// setter (for `T: AsMut<[u8]>` too) that read and write the big-endian
+/// `Type` at byte `OFFSET` through [`Be`]. Attributes before a field go on
+/// its getter. Fields that are bits of a byte or need more than a load or a
+/// store have hand-written accessors and their offsets in the file's
+/// `mod field`.
 macro_rules! view {
-    ($(#[$m:meta])* $name:ident) => {
+    (
+        $(#[$m:meta])*
+        $name:ident {
+            $($(#[$fm:meta])* $get:ident / $set:ident: $ty:ty = $at:expr;)*
+        }
+    ) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct $name<T: AsRef<[u8]>> {
@@ -55,6 +67,24 @@ macro_rules! view {
             pub fn into_inner(self) -> T {
                 self.buffer
             }
+
+            $(
+                $(#[$fm])*
+                #[inline]
+                pub fn $get(&self) -> $ty {
+                    <$ty as super::Be>::read(self.buffer.as_ref(), $at)
+                }
+            )*
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+            $(
+                #[doc = concat!("Set what [`", stringify!($get), "`](Self::", stringify!($get), ") reads.")]
+                #[inline]
+                pub fn $set(&mut self, v: $ty) {
+                    super::Be::write(v, self.buffer.as_mut(), $at);
+                }
+            )*
         }
     };
 }
@@ -175,11 +205,6 @@ pub const fn ipv4_mapped(a: [u8; 4]) -> [u8; 16] {
     ]
 }
 
-/// Byte ranges of header fields.
-pub(crate) mod field {
-    pub type Field = core::ops::Range<usize>;
-}
-
 // Fixed-position big-endian accessors. Callers guarantee the range (views do
 // so through `new_checked`).
 #[inline]
@@ -198,9 +223,57 @@ pub(crate) fn wr16(b: &mut [u8], at: usize, v: u16) {
 pub(crate) fn wr32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
-#[inline]
-pub(crate) fn arr<const N: usize>(b: &[u8], r: field::Field) -> [u8; N] {
-    let mut a = [0u8; N];
-    a.copy_from_slice(&b[r]);
-    a
+
+/// A header field's type: read and written big-endian at a fixed byte offset
+/// (the plain fields `view!` declares). Callers guarantee the bytes are there.
+pub(crate) trait Be: Sized {
+    fn read(b: &[u8], at: usize) -> Self;
+    fn write(self, b: &mut [u8], at: usize);
+}
+
+impl Be for u8 {
+    #[inline]
+    fn read(b: &[u8], at: usize) -> u8 {
+        b[at]
+    }
+    #[inline]
+    fn write(self, b: &mut [u8], at: usize) {
+        b[at] = self;
+    }
+}
+
+impl Be for u16 {
+    #[inline]
+    fn read(b: &[u8], at: usize) -> u16 {
+        rd16(b, at)
+    }
+    #[inline]
+    fn write(self, b: &mut [u8], at: usize) {
+        wr16(b, at, self);
+    }
+}
+
+impl Be for u32 {
+    #[inline]
+    fn read(b: &[u8], at: usize) -> u32 {
+        rd32(b, at)
+    }
+    #[inline]
+    fn write(self, b: &mut [u8], at: usize) {
+        wr32(b, at, self);
+    }
+}
+
+/// Addresses: `N` bytes from `at`, as they stand.
+impl<const N: usize> Be for [u8; N] {
+    #[inline]
+    fn read(b: &[u8], at: usize) -> [u8; N] {
+        let mut a = [0u8; N];
+        a.copy_from_slice(&b[at..at + N]);
+        a
+    }
+    #[inline]
+    fn write(self, b: &mut [u8], at: usize) {
+        b[at..at + N].copy_from_slice(&self);
+    }
 }

@@ -6,7 +6,7 @@
 //! length <= buffer length.
 
 use super::checksum;
-use super::{ip_proto, rd16, rd32, wr16, wr32, WireError};
+use super::{ip_proto, wr16, WireError};
 
 /// Minimum (option-less) header length.
 pub const HEADER_LEN: usize = 20;
@@ -35,15 +35,7 @@ pub mod option_kind {
 }
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
     pub const DATA_OFF: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WINDOW: usize = 14;
-    pub const CHECKSUM: usize = 16;
-    pub const URGENT: usize = 18;
 }
 
 /// One TCP option.
@@ -140,7 +132,17 @@ impl<'a> Iterator for TcpOptions<'a> {
 
 view! {
     /// Zero-copy view of a TCP segment.
-    TcpPacket
+    TcpPacket {
+        src_port / set_src_port: u16 = 0;
+        dst_port / set_dst_port: u16 = 2;
+        seq_number / set_seq_number: u32 = 4;
+        ack_number / set_ack_number: u32 = 8;
+        /// The flag byte (see [`flags`]).
+        flags / set_flags: u8 = 13;
+        window_len / set_window_len: u16 = 14;
+        checksum / set_checksum: u16 = 16;
+        urgent_at / set_urgent_at: u16 = 18;
+    }
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
@@ -162,31 +164,10 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         Ok(())
     }
 
-    #[inline]
-    pub fn src_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-    #[inline]
-    pub fn dst_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::DST_PORT)
-    }
-    #[inline]
-    pub fn seq_number(&self) -> u32 {
-        rd32(self.buffer.as_ref(), field::SEQ)
-    }
-    #[inline]
-    pub fn ack_number(&self) -> u32 {
-        rd32(self.buffer.as_ref(), field::ACK)
-    }
     /// Header length in bytes (data offset x 4).
     #[inline]
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
-    }
-    /// The flag byte (see [`flags`]).
-    #[inline]
-    pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
     }
     #[inline]
     pub fn fin(&self) -> bool {
@@ -219,18 +200,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn cwr(&self) -> bool {
         self.flags() & flags::CWR != 0
-    }
-    #[inline]
-    pub fn window_len(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::WINDOW)
-    }
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-    #[inline]
-    pub fn urgent_at(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::URGENT)
     }
     /// The raw options area.
     #[inline]
@@ -284,43 +253,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
-    #[inline]
-    pub fn set_src_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::SRC_PORT, v);
-    }
-    #[inline]
-    pub fn set_dst_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::DST_PORT, v);
-    }
-    #[inline]
-    pub fn set_seq_number(&mut self, v: u32) {
-        wr32(self.buffer.as_mut(), field::SEQ, v);
-    }
-    #[inline]
-    pub fn set_ack_number(&mut self, v: u32) {
-        wr32(self.buffer.as_mut(), field::ACK, v);
-    }
     /// Set the data offset from a header length in bytes (multiple of 4,
     /// 20..=60); the 4 reserved bits are cleared.
     #[inline]
     pub fn set_header_len(&mut self, len: usize) {
         self.buffer.as_mut()[field::DATA_OFF] = (((len / 4) as u8) & 0x0f) << 4;
-    }
-    #[inline]
-    pub fn set_flags(&mut self, f: u8) {
-        self.buffer.as_mut()[field::FLAGS] = f;
-    }
-    #[inline]
-    pub fn set_window_len(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::WINDOW, v);
-    }
-    #[inline]
-    pub fn set_checksum(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
-    #[inline]
-    pub fn set_urgent_at(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::URGENT, v);
     }
     #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {

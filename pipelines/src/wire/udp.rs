@@ -6,21 +6,21 @@
 //! accepts it and every rewrite keeps it 0; a computed 0 is stored as 0xffff.
 
 use super::checksum;
-use super::{ip_proto, rd16, wr16, WireError};
+use super::{ip_proto, WireError};
 
 /// Header length.
 pub const HEADER_LEN: usize = 8;
 
-mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const LENGTH: usize = 4;
-    pub const CHECKSUM: usize = 6;
-}
-
 view! {
     /// Zero-copy view of a UDP datagram.
-    UdpPacket
+    UdpPacket {
+        src_port / set_src_port: u16 = 0;
+        dst_port / set_dst_port: u16 = 2;
+        /// Length field (header + payload).
+        #[allow(clippy::len_without_is_empty)]
+        len / set_len: u16 = 4;
+        checksum / set_checksum: u16 = 6;
+    }
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
@@ -42,24 +42,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(())
     }
 
-    #[inline]
-    pub fn src_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-    #[inline]
-    pub fn dst_port(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::DST_PORT)
-    }
-    /// Length field (header + payload).
-    #[inline]
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::LENGTH)
-    }
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        rd16(self.buffer.as_ref(), field::CHECKSUM)
-    }
     #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.len() as usize]
@@ -85,22 +67,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    #[inline]
-    pub fn set_src_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::SRC_PORT, v);
-    }
-    #[inline]
-    pub fn set_dst_port(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::DST_PORT, v);
-    }
-    #[inline]
-    pub fn set_len(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::LENGTH, v);
-    }
-    #[inline]
-    pub fn set_checksum(&mut self, v: u16) {
-        wr16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let l = self.len() as usize;
