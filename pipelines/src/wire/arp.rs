@@ -5,7 +5,7 @@
 //! assume `hlen = 6, plen = 4`, so check [`ArpPacket::is_ethernet_ipv4`]
 //! before trusting the addresses.
 
-use super::{rd16, wr16, MacAddr, WireError};
+use super::{need_len, rd16, wr16, MacAddr, WireError};
 
 /// Length of an Ethernet/IPv4 ARP packet.
 pub const PACKET_LEN: usize = 28;
@@ -40,11 +40,7 @@ view! {
 impl<T: AsRef<[u8]>> ArpPacket<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
-        if self.buffer.as_ref().len() < PACKET_LEN {
-            Err(WireError::Truncated)
-        } else {
-            Ok(())
-        }
+        need_len(self.buffer.as_ref().len(), PACKET_LEN)
     }
 
     #[inline]

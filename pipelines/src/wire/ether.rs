@@ -9,7 +9,7 @@
 //! not unwrapped: `ethertype()` then returns `0x8100`/`0x88a8`, which callers
 //! treat as unsupported.
 
-use super::{rd16, wr16, MacAddr, WireError};
+use super::{need_len, rd16, wr16, MacAddr, WireError};
 
 /// Ethertypes.
 pub mod ethertype {
@@ -58,11 +58,9 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        if rd16(b, field::ETHERTYPE) == ethertype::VLAN && b.len() < HEADER_LEN + VLAN_TAG_LEN {
-            return Err(WireError::Truncated);
+        need_len(b.len(), HEADER_LEN)?;
+        if rd16(b, field::ETHERTYPE) == ethertype::VLAN {
+            need_len(b.len(), HEADER_LEN + VLAN_TAG_LEN)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! `new_checked` guarantees a buffer of at least 8 bytes.
 
 use super::checksum;
-use super::{ip_proto, WireError};
+use super::{ip_proto, need_len, WireError};
 
 /// Header length (echo identifier and sequence included).
 pub const HEADER_LEN: usize = 8;
@@ -47,11 +47,7 @@ view! {
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(WireError::Truncated)
-        } else {
-            Ok(())
-        }
+        need_len(self.buffer.as_ref().len(), HEADER_LEN)
     }
 
     /// ICMPv4 echo request or reply.

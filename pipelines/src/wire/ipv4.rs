@@ -6,7 +6,7 @@
 //! the total length.
 
 use super::checksum;
-use super::{rd16, wr16, WireError};
+use super::{length_in, need_len, rd16, wr16, WireError};
 
 /// Minimum (option-less) header length.
 pub const HEADER_LEN: usize = 20;
@@ -44,27 +44,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+        need_len(len, HEADER_LEN)?;
         if self.version() != 4 {
             return Err(WireError::Malformed);
         }
         let hl = self.header_len();
-        if hl < HEADER_LEN {
-            return Err(WireError::Malformed);
-        }
-        if hl > len {
-            return Err(WireError::Truncated);
-        }
-        let tl = self.total_len() as usize;
-        if tl < hl {
-            return Err(WireError::Malformed);
-        }
-        if tl > len {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
+        length_in(hl, HEADER_LEN, len)?;
+        length_in(self.total_len() as usize, hl, len)
     }
 
     #[inline]

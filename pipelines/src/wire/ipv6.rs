@@ -6,7 +6,7 @@
 //! `new_checked` guarantees: buffer >= 40 bytes, version 6,
 //! 40 + payload length <= buffer length. Jumbograms are not supported.
 
-use super::{ip_proto, rd32, wr32, WireError};
+use super::{ip_proto, need_len, rd32, wr32, WireError};
 
 /// Fixed header length.
 pub const HEADER_LEN: usize = 40;
@@ -99,16 +99,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+        need_len(len, HEADER_LEN)?;
         if self.version() != 6 {
             return Err(WireError::Malformed);
         }
-        if HEADER_LEN + self.payload_len() as usize > len {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
+        need_len(len, self.total_len())
     }
 
     #[inline]

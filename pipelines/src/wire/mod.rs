@@ -167,6 +167,25 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
+/// `Truncated` when a buffer of `len` bytes is shorter than `need`.
+#[inline]
+pub(crate) fn need_len(len: usize, need: usize) -> Result<(), WireError> {
+    if len < need {
+        return Err(WireError::Truncated);
+    }
+    Ok(())
+}
+
+/// A length field's value `v` against its floor `min` (`Malformed` below
+/// it) and the buffer's `len` (`Truncated` beyond it).
+#[inline]
+pub(crate) fn length_in(v: usize, min: usize, len: usize) -> Result<(), WireError> {
+    if v < min {
+        return Err(WireError::Malformed);
+    }
+    need_len(len, v)
+}
+
 /// A MAC address in network order.
 pub type MacAddr = [u8; 6];
 

@@ -6,7 +6,7 @@
 //! length <= buffer length.
 
 use super::checksum;
-use super::{ip_proto, wr16, WireError};
+use super::{ip_proto, length_in, need_len, wr16, WireError};
 
 /// Minimum (option-less) header length.
 pub const HEADER_LEN: usize = 20;
@@ -151,17 +151,8 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        let hl = self.header_len();
-        if hl < HEADER_LEN {
-            return Err(WireError::Malformed);
-        }
-        if hl > len {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
+        need_len(len, HEADER_LEN)?;
+        length_in(self.header_len(), HEADER_LEN, len)
     }
 
     /// Header length in bytes (data offset x 4).

@@ -6,7 +6,7 @@
 //! accepts it and every rewrite keeps it 0; a computed 0 is stored as 0xffff.
 
 use super::checksum;
-use super::{ip_proto, WireError};
+use super::{ip_proto, length_in, need_len, WireError};
 
 /// Header length.
 pub const HEADER_LEN: usize = 8;
@@ -29,17 +29,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     #[inline]
     pub fn check_len(&self) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        let l = self.len() as usize;
-        if l < HEADER_LEN {
-            return Err(WireError::Malformed);
-        }
-        if l > len {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
+        need_len(len, HEADER_LEN)?;
+        length_in(self.len() as usize, HEADER_LEN, len)
     }
 
     #[inline]
