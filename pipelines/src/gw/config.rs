@@ -400,10 +400,12 @@ impl GwConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cfg(workers: u16, rsv: Option<(u16, u16)>) -> GwConfig {
+    /// Two pool addresses, key ports 1000..=1099, `workers` workers and the
+    /// reserved port range `rsv` (the key space tests use it too).
+    pub(crate) fn cfg(workers: u16, rsv: Option<(u16, u16)>) -> GwConfig {
         GwConfig {
             pool: vec![[192, 0, 2, 1], [192, 0, 2, 2]],
             key_port_first: 1000,

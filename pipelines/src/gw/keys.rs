@@ -302,6 +302,7 @@ impl Rotation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gw::config::tests::cfg;
 
     #[test]
     fn owner_by_multiply_shift_is_exact_for_every_port() {
@@ -360,17 +361,6 @@ mod tests {
         assert!(matches!(ks.locate([10, 0, 0, 1], 60500), KeyLoc::Reserved));
         assert!(matches!(ks.locate([10, 0, 0, 1], 61000), KeyLoc::Unowned));
         assert_eq!(ks.usable, 59999 - 1024 + 1);
-    }
-
-    fn cfg(workers: u16, rsv: Option<(u16, u16)>) -> GwConfig {
-        GwConfig {
-            pool: vec![[192, 0, 2, 1], [192, 0, 2, 2]],
-            key_port_first: 1000,
-            key_port_last: 1099,
-            reserved_ports: rsv,
-            workers,
-            ..GwConfig::default()
-        }
     }
 
     #[test]

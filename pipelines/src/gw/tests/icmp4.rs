@@ -13,22 +13,57 @@ const ROUTER_SUB: [u8; 4] = [10, 0, 0, 254];
 const FRAG_NEEDED: u8 = 4;
 const UP_MACS: ([u8; 6], [u8; 6]) = (LB1, ACC_MAC);
 
-/// An ICMPv4 error from `src` to `dst` (MACs `macs`), quoting `quoted` (IP
-/// bytes); `rest` is the 4 bytes after the checksum (the next-hop MTU of
-/// Fragmentation Needed in the low 16 bits).
+/// What an ICMPv4 error says: type, code, and the 4 bytes after the
+/// checksum (the next-hop MTU of Fragmentation Needed in the low 16 bits).
+type Kind = (u8, u8, u32);
+/// Fragmentation Needed, next-hop MTU 1280.
+const FRAG_1280: Kind = (DEST_UNREACHABLE, FRAG_NEEDED, 1280);
+const TTL_EXCEEDED: Kind = (TIME_EXCEEDED, 0, 0);
+const PORT_UNREACHABLE: Kind = (DEST_UNREACHABLE, 3, 0);
+
+/// An ICMPv4 error `kind` from `src` to `dst` (MACs `macs`), quoting
+/// `quoted` (IP bytes).
 fn err(
     macs: ([u8; 6], [u8; 6]),
     (src, dst): ([u8; 4], [u8; 4]),
-    ty: u8,
-    code: u8,
-    rest: u32,
+    kind: Kind,
     quoted: &[u8],
 ) -> FrameSpec {
+    let (ty, code, rest) = kind;
     FrameSpec {
         src_mac: macs.0,
         dst_mac: macs.1,
         ..crate::xlat::tests::err4(src, dst, ty, code, rest, quoted)
     }
+}
+
+/// `spec` as the GW forwarded it, before its NAT: one hop older (what an
+/// error about the forwarded packet must quote once translated back).
+fn hop_older(spec: &FrameSpec) -> Vec<u8> {
+    FrameSpec {
+        ttl: spec.ttl - 1,
+        ..spec.clone()
+    }
+    .build()
+}
+
+/// The error `e`, sent in on `port` (UP or DOWN) of worker 0 at `now`, goes
+/// out the other side as `want` one hop older (TTL 63), every checksum
+/// verifying; the frame that went out.
+#[track_caller]
+fn assert_relayed(
+    h: &mut H,
+    port: u16,
+    e: &FrameSpec,
+    now: u64,
+    want: FrameSpec,
+    what: &str,
+) -> Vec<u8> {
+    let (v, got) = h.run(&e.build(), port, now);
+    assert_eq!(v, if port == UP { TX_UP } else { TX_DOWN }, "{what}");
+    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build(), "{what}");
+    assert_error_checksums(&got);
+    got
 }
 
 /// Every checksum of an ICMPv4 error frame (no options, untagged) verifies:
@@ -80,44 +115,37 @@ fn established(h: &mut H) -> (FrameSpec, Vec<u8>) {
     (data, out)
 }
 
+/// SUB1's echo request to EXTERNAL (identifier 0x4242) sent up at `now`:
+/// the request, the frame the GW sent, and the identifier it sent (the key
+/// port).
+fn echo_up(h: &mut H, now: u64) -> (FrameSpec, Vec<u8>, u16) {
+    let req = ping(UP_MACS, SUB1, EXTERNAL, ECHO_REQUEST, 0x4242, 9);
+    let (v, out) = h.up(&req, now);
+    assert_eq!(v, TX_UP);
+    let key_port = u16::from_be_bytes([out[38], out[39]]);
+    (req, out, key_port)
+}
+
 #[test]
 fn frag_needed_from_the_server_side_reaches_the_subscriber() {
     let mut h = H::std();
     let (data, out) = established(&mut h);
     // The data segment as the subscriber sent it, TTL as the GW sent it:
     // what the subscriber must find quoted.
-    let mut sent = data.clone();
-    sent.ttl -= 1;
-    let sent = sent.build();
+    let sent = hop_older(&data);
     // A router between the GW and the server: Fragmentation Needed,
     // next-hop MTU 1280, quoting our segment whole (as Linux does up to
     // 576 bytes: here the whole, to check the quoted TCP checksum) or its
     // first 28 bytes (RFC 792).
     for quote_len in [out.len() - 14, 548, 28] {
-        let e = err(
-            (ROUTER, SRV_MAC),
-            (ROUTER_SRV, POOL0),
-            DEST_UNREACHABLE,
-            FRAG_NEEDED,
-            1280,
-            &out[14..14 + quote_len],
-        );
-        let (v, got) = h.down(&e, 3);
-        assert_eq!(v, TX_DOWN, "quote {quote_len}");
+        let quote = &out[14..14 + quote_len];
+        let e = err((ROUTER, SRV_MAC), (ROUTER_SRV, POOL0), FRAG_1280, quote);
         // To the subscriber through its LB, from the router (its address
         // kept), TTL − 1, the MTU kept, the quote translated back.
-        let want = err(
-            (ACC_MAC, LB1),
-            (ROUTER_SRV, SUB1),
-            DEST_UNREACHABLE,
-            FRAG_NEEDED,
-            1280,
-            &sent[14..14 + quote_len],
-        );
-        let want = FrameSpec { ttl: 63, ..want }.build();
-        assert_eq!(got, want, "quote {quote_len}");
+        let quote = &sent[14..14 + quote_len];
+        let want = err((ACC_MAC, LB1), (ROUTER_SRV, SUB1), FRAG_1280, quote);
+        let got = assert_relayed(&mut h, DOWN, &e, 3, want, &format!("quote {quote_len}"));
         assert_eq!(&got[34 + 6..34 + 8], &1280u16.to_be_bytes(), "next-hop MTU");
-        assert_error_checksums(&got);
     }
     assert_eq!(h.w[0].counters.icmp_err_down, 3);
     // Errors are not the connection's traffic.
@@ -127,9 +155,7 @@ fn frag_needed_from_the_server_side_reaches_the_subscriber() {
     let e = err(
         (ROUTER, SRV_MAC),
         (ROUTER_SRV, POOL0),
-        DEST_UNREACHABLE,
-        FRAG_NEEDED,
-        1280,
+        FRAG_1280,
         &out[14..],
     )
     .build();
@@ -148,58 +174,39 @@ fn time_exceeded_and_port_unreachable_of_udp_and_echo_reach_the_subscriber() {
     assert_eq!(v, TX_UP);
     let key = (POOL0, 20_000);
     assert_eq!(out, natted(&q, (SRV_MAC, mac_of(WAP1)), key, (WAP1, 53)));
-    let mut sent = q.clone();
-    sent.ttl -= 1;
-    let sent = sent.build();
+    let sent = hop_older(&q);
     // Time exceeded from a router: its address kept.
     let e = err(
         (ROUTER, SRV_MAC),
         (ROUTER_SRV, POOL0),
-        TIME_EXCEEDED,
-        0,
-        0,
+        TTL_EXCEEDED,
         &out[14..],
     );
-    let (v, got) = h.down(&e, 1);
-    assert_eq!(v, TX_DOWN);
     let want = err(
         (ACC_MAC, LB1),
         (ROUTER_SRV, SUB1),
-        TIME_EXCEEDED,
-        0,
-        0,
+        TTL_EXCEEDED,
         &sent[14..],
     );
-    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
-    assert_error_checksums(&got);
+    assert_relayed(&mut h, DOWN, &e, 1, want, "");
     // Port unreachable from the server itself: it comes from the VIP the
     // subscriber talks to.
     let e = err(
         (mac_of(WAP1), SRV_MAC),
         (WAP1, POOL0),
-        DEST_UNREACHABLE,
-        3,
-        0,
+        PORT_UNREACHABLE,
         &out[14..],
     );
-    let (v, got) = h.down(&e, 1);
-    assert_eq!(v, TX_DOWN);
     let want = err(
         (ACC_MAC, LB1),
         (VIP_WAP, SUB1),
-        DEST_UNREACHABLE,
-        3,
-        0,
+        PORT_UNREACHABLE,
         &sent[14..],
     );
-    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
-    assert_error_checksums(&got);
+    assert_relayed(&mut h, DOWN, &e, 1, want, "");
     // An echo connection: time exceeded quoting the request (identifier =
     // key port) quotes the subscriber's own request (its identifier).
-    let req = ping(UP_MACS, SUB1, EXTERNAL, ECHO_REQUEST, 0x4242, 9);
-    let (v, out) = h.up(&req, 2);
-    assert_eq!(v, TX_UP);
-    let key_port = u16::from_be_bytes([out[38], out[39]]);
+    let (req, out, key_port) = echo_up(&mut h, 2);
     assert_ne!(
         key_port, 0x4242,
         "the identifier is the key (20000 is taken)"
@@ -207,25 +214,12 @@ fn time_exceeded_and_port_unreachable_of_udp_and_echo_reach_the_subscriber() {
     let e = err(
         (ROUTER, SRV_MAC),
         (ROUTER_SRV, POOL0),
-        TIME_EXCEEDED,
-        0,
-        0,
+        TTL_EXCEEDED,
         &out[14..],
     );
-    let (v, got) = h.down(&e, 3);
-    assert_eq!(v, TX_DOWN);
-    let mut sent = req.clone();
-    sent.ttl -= 1;
-    let want = err(
-        (ACC_MAC, LB1),
-        (ROUTER_SRV, SUB1),
-        TIME_EXCEEDED,
-        0,
-        0,
-        &sent.build()[14..],
-    );
-    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
-    assert_error_checksums(&got);
+    let quote = &hop_older(&req)[14..];
+    let want = err((ACC_MAC, LB1), (ROUTER_SRV, SUB1), TTL_EXCEEDED, quote);
+    assert_relayed(&mut h, DOWN, &e, 3, want, "");
     assert_eq!(h.w[0].counters.icmp_err_down, 3);
     assert_eq!(h.c.total_drops(), 0);
 }
@@ -236,15 +230,8 @@ fn frag_needed_from_the_subscriber_side_reaches_the_server() {
     established(&mut h);
     // A big segment down, as the server sent it and as delivered.
     let key = (POOL0, 20_000);
-    let big = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        key,
-        ACK | PSH,
-        2,
-        1402,
-        &[0xa5; 1400],
-    );
+    let srv = (mac_of(WAP1), SRV_MAC);
+    let big = tcp(srv, (WAP1, 80), key, ACK | PSH, 2, 1402, &[0xa5; 1400]);
     let (v, delivered) = h.down(&big, 4);
     assert_eq!(v, TX_DOWN);
     assert_eq!(
@@ -252,71 +239,35 @@ fn frag_needed_from_the_subscriber_side_reaches_the_server() {
         natted(&big, (ACC_MAC, LB1), (VIP_WAP, 80), (SUB1, 40_000))
     );
     // The server's segment with the TTL it was delivered with.
-    let mut sent = big.clone();
-    sent.ttl -= 1;
-    let sent = sent.build();
+    let sent = hop_older(&big);
     // A router between the GW and the subscriber: Fragmentation Needed,
     // MTU 1280, to the segment's source (the VIP), quoting it whole or 28
     // bytes of it.
     for quote_len in [delivered.len() - 14, 28] {
-        let e = err(
-            (LB1, ACC_MAC),
-            (ROUTER_SUB, VIP_WAP),
-            DEST_UNREACHABLE,
-            FRAG_NEEDED,
-            1280,
-            &delivered[14..14 + quote_len],
-        );
-        let (v, got) = h.up(&e, 5);
-        assert_eq!(v, TX_UP, "quote {quote_len}");
+        let quote = &delivered[14..14 + quote_len];
+        let e = err((LB1, ACC_MAC), (ROUTER_SUB, VIP_WAP), FRAG_1280, quote);
         // To the server through its next hop, from the pool address (the
         // router's address is the subscriber side's), the quote as the
         // server sent it.
-        let want = err(
-            (SRV_MAC, mac_of(WAP1)),
-            (POOL0, WAP1),
-            DEST_UNREACHABLE,
-            FRAG_NEEDED,
-            1280,
-            &sent[14..14 + quote_len],
-        );
-        assert_eq!(
-            got,
-            FrameSpec { ttl: 63, ..want }.build(),
-            "quote {quote_len}"
-        );
-        assert_error_checksums(&got);
+        let quote = &sent[14..14 + quote_len];
+        let want = err((SRV_MAC, mac_of(WAP1)), (POOL0, WAP1), FRAG_1280, quote);
+        assert_relayed(&mut h, UP, &e, 5, want, &format!("quote {quote_len}"));
     }
     // Time exceeded from the subscriber side, quoting an echo reply: the
     // identifier becomes the key port again.
-    let req = ping(UP_MACS, SUB1, EXTERNAL, ECHO_REQUEST, 0x4242, 9);
-    let (_, out) = h.up(&req, 6);
-    let key_port = u16::from_be_bytes([out[38], out[39]]);
+    let (_, _, key_port) = echo_up(&mut h, 6);
     let rep = ping((ROUTER, SRV_MAC), EXTERNAL, POOL0, ECHO_REPLY, key_port, 9);
     let (v, delivered) = h.down(&rep, 7);
     assert_eq!(v, TX_DOWN);
     let e = err(
         (LB1, ACC_MAC),
         (SUB1, EXTERNAL),
-        TIME_EXCEEDED,
-        0,
-        0,
+        TTL_EXCEEDED,
         &delivered[14..],
     );
-    let (v, got) = h.up(&e, 8);
-    assert_eq!(v, TX_UP);
-    let mut sent = rep.clone();
-    sent.ttl -= 1;
-    let want = err(
-        (SRV_MAC, ROUTER),
-        (POOL0, EXTERNAL),
-        TIME_EXCEEDED,
-        0,
-        0,
-        &sent.build()[14..],
-    );
-    assert_eq!(got, FrameSpec { ttl: 63, ..want }.build());
-    assert_error_checksums(&got);
+    let quote = &hop_older(&rep)[14..];
+    let want = err((SRV_MAC, ROUTER), (POOL0, EXTERNAL), TTL_EXCEEDED, quote);
+    assert_relayed(&mut h, UP, &e, 8, want, "");
     assert_eq!(h.w[0].counters.icmp_err_up, 3);
     assert_eq!(h.c.total_drops(), 0);
 }
@@ -325,81 +276,38 @@ fn frag_needed_from_the_subscriber_side_reaches_the_server() {
 fn errors_of_no_connection_are_dropped_and_counted() {
     let mut h = H::std();
     let (_, out) = established(&mut h);
+    // Errors down from a router on the server side, up from one on the
+    // subscriber side, each Fragmentation Needed quoting `q`.
+    let down = |q: &[u8]| err((ROUTER, SRV_MAC), (ROUTER_SRV, POOL0), FRAG_1280, q);
+    let up = |q: &[u8]| err((LB1, ACC_MAC), (ROUTER_SUB, VIP_WAP), FRAG_1280, q);
     // Down: a quote whose key holds no connection, then one whose key holds
     // a connection to another server.
     let mut stale = out[14..].to_vec();
     stale[20..22].copy_from_slice(&20_001u16.to_be_bytes());
-    let e = err(
-        (ROUTER, SRV_MAC),
-        (ROUTER_SRV, POOL0),
-        DEST_UNREACHABLE,
-        FRAG_NEEDED,
-        1280,
-        &stale,
-    );
-    assert_eq!(h.down(&e, 3).0, Verdict::Drop(DropReason::NoKey));
+    assert_eq!(h.down(&down(&stale), 3).0, Verdict::Drop(DropReason::NoKey));
     let mut other = out[14..].to_vec();
     other[16..20].copy_from_slice(&WAP2);
-    let e = FrameSpec {
-        payload: other,
-        ..e
-    };
-    assert_eq!(h.down(&e, 3).0, Verdict::Drop(DropReason::NoKey));
+    assert_eq!(h.down(&down(&other), 3).0, Verdict::Drop(DropReason::NoKey));
     // Up: a quote of a down packet to another subscriber port.
-    let big = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 20_000),
-        ACK,
-        2,
-        1402,
-        &[1; 100],
-    );
+    let srv = (mac_of(WAP1), SRV_MAC);
+    let big = tcp(srv, (WAP1, 80), (POOL0, 20_000), ACK, 2, 1402, &[1; 100]);
     let (_, delivered) = h.down(&big, 4);
     let mut q = delivered[14..].to_vec();
     q[22..24].copy_from_slice(&40_001u16.to_be_bytes());
-    let e = err(
-        (LB1, ACC_MAC),
-        (ROUTER_SUB, VIP_WAP),
-        DEST_UNREACHABLE,
-        FRAG_NEEDED,
-        1280,
-        &q,
-    );
-    assert_eq!(h.up(&e, 5).0, Verdict::Drop(DropReason::NoFlow));
+    assert_eq!(h.up(&up(&q), 5).0, Verdict::Drop(DropReason::NoFlow));
     // A quote too short to hold the ports.
-    let e = err(
-        (LB1, ACC_MAC),
-        (ROUTER_SUB, VIP_WAP),
-        DEST_UNREACHABLE,
-        FRAG_NEEDED,
-        1280,
-        &delivered[14..14 + 24],
-    );
-    assert_eq!(h.up(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
+    let short = up(&delivered[14..14 + 24]);
+    assert_eq!(h.up(&short, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
     // A quoted fragment (the GW sends none).
     let mut frag = out[14..].to_vec();
     frag[6] |= 0x20; // MF
-    let e = err(
-        (ROUTER, SRV_MAC),
-        (ROUTER_SRV, POOL0),
-        DEST_UNREACHABLE,
-        FRAG_NEEDED,
-        1280,
-        &frag,
-    );
-    assert_eq!(h.down(&e, 5).0, Verdict::Drop(DropReason::XlatIcmpInner));
-    // After the connection's idle timeout, its errors are no connection's.
-    let e = err(
-        (ROUTER, SRV_MAC),
-        (ROUTER_SRV, POOL0),
-        DEST_UNREACHABLE,
-        FRAG_NEEDED,
-        1280,
-        &out[14..],
-    );
     assert_eq!(
-        h.down(&e, 4 + TIMEOUTS.established_ms + 1).0,
+        h.down(&down(&frag), 5).0,
+        Verdict::Drop(DropReason::XlatIcmpInner)
+    );
+    // After the connection's idle timeout, its errors are no connection's.
+    assert_eq!(
+        h.down(&down(&out[14..]), 4 + TIMEOUTS.established_ms + 1).0,
         Verdict::Drop(DropReason::NoKey)
     );
     h.assert_drops(
