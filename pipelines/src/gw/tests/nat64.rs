@@ -847,44 +847,29 @@ proptest! {
     #[test]
     fn nat64_round_trip_restores_the_ipv6_tuple(
         sub in prop_oneof![Just(sub6_1()), Just(sub6_1b()), Just(sub6_2())],
-        sport in 1u16..,
-        to_vip in any::<bool>(),
-        ext in any::<[u8; 4]>(),
-        dport in 1u16..,
-        proto in 0u8..3,
-        hop in 2u8..,
-        vlan in proptest::option::of(0u16..4096),
-        payload in proptest::collection::vec(any::<u8>(), 0..200),
-        reply in proptest::collection::vec(any::<u8>(), 0..200),
-        worker in 0usize..2,
+        rt in arb_round_trip(),
     ) {
-        prop_assume!(ext[0] != 10 && ext[0] != 192 && ext != [0; 4]);
         let mut h = h64();
-        let dst = if to_vip { VIP_WAP } else { ext };
-        let mut up = match proto {
-            0 => tcp6(UP_MACS, (sub, sport), (wkp(dst), dport), SYN, 77, 0, &payload),
-            1 => udp6(UP_MACS, (sub, sport), (wkp(dst), dport), &payload),
-            _ => FrameSpec { payload: payload.clone(), ..ping6(UP_MACS, sub, wkp(dst), icmp6::ECHO_REQUEST, sport, 3) },
-        };
-        up.ttl = hop;
-        up.vlan = vlan;
-        let (out, o) = sent_up(&mut h, worker, &up)?;
+        let dst = wkp(rt.dst());
+        let (sport, dport, payload) = (rt.sport, rt.dport, &rt.payload);
+        let up = rt.dressed(match rt.proto {
+            0 => tcp6(UP_MACS, (sub, sport), (dst, dport), SYN, 77, 0, payload),
+            1 => udp6(UP_MACS, (sub, sport), (dst, dport), payload),
+            _ => FrameSpec { payload: payload.clone(), ..ping6(UP_MACS, sub, dst, icmp6::ECHO_REQUEST, sport, 3) },
+        });
+        let (out, o) = sent_up(&mut h, rt.worker, &up)?;
         prop_assert!(o.is_ipv4());
-        prop_assert_eq!(o.ttl, hop - 1);
-        prop_assert_eq!(o.vlan_tci, vlan);
+        prop_assert_eq!(o.ttl, rt.ttl - 1);
+        prop_assert_eq!(o.vlan_tci, rt.vlan);
         prop_assert_eq!(&out[o.payload_range()], &payload[..]);
-        let (nat, srv) = served(&o, worker, to_vip, ext)?;
-        let mut down = server_reply(proto, srv, nat, &reply);
-        down.vlan = vlan;
-        let back = answered(&mut h, worker, &down)?;
-        let b = crate::wire::parse(&back).unwrap();
+        let (nat, back, b) = rt.reply_back(&mut h, &o)?;
         prop_assert!(b.is_ipv6());
-        prop_assert_eq!((b.src, b.dst), (wkp(dst), sub));
-        if proto == 2 {
+        prop_assert_eq!((b.src, b.dst), (dst, sub));
+        if rt.proto == 2 {
             prop_assert_eq!(b.icmp_type, icmp6::ECHO_REPLY);
         }
-        restored(&back, &b, proto, (sport, dport), vlan, &reply)?;
+        rt.restored(&back, &b)?;
         prop_assert_eq!(b.ttl, 63);
-        prop_assert_eq!(h.w[worker].subscriber6(nat.0, nat.1), Some(sub));
+        prop_assert_eq!(h.w[rt.worker].subscriber6(nat.0, nat.1), Some(sub));
     }
 }
