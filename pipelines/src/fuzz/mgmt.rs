@@ -33,26 +33,17 @@ fn manager() -> Manager<u8> {
         phone: "1".into(),
     }])
     .expect("fixture users");
-    let gws = vec![
-        GwAddrRow {
-            id: GwId(0),
-            name: "gw1".into(),
-            ranges: vec![Ipv4Range::new(
-                Ipv4Addr::new(10, 50, 0, 2),
-                Ipv4Addr::new(10, 50, 0, 3),
-            )],
-            up: true,
-        },
-        GwAddrRow {
-            id: GwId(1),
-            name: "gw2".into(),
-            ranges: vec![Ipv4Range::new(
-                Ipv4Addr::new(10, 50, 1, 2),
-                Ipv4Addr::new(10, 50, 1, 2),
-            )],
-            up: true,
-        },
-    ];
+    // GW `id` named gw<id + 1>, up, with the addresses 10.50.<id>.2..=<last>.
+    let gw = |id: u8, last: u8| GwAddrRow {
+        id: GwId(id.into()),
+        name: format!("gw{}", id + 1),
+        ranges: vec![Ipv4Range::new(
+            Ipv4Addr::new(10, 50, id, 2),
+            Ipv4Addr::new(10, 50, id, last),
+        )],
+        up: true,
+    };
+    let gws = vec![gw(0, 3), gw(1, 2)];
     let cfg = ManagerConfig {
         session: SessionConfig {
             dormant_ms: Some(3_000),

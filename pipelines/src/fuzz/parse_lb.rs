@@ -9,7 +9,7 @@ use crate::arp::ArpResponder;
 use crate::lb::{
     AccessNeighbours, Gw, LbConfig, LbCounters, LbRange, LbSnapshot, LbStage, LbTable, LbVerdict,
 };
-use crate::wire::{self, Parsed};
+use crate::wire;
 use crate::{Pkt, Verdict, WorkerCounters};
 use std::sync::OnceLock;
 
@@ -94,16 +94,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn check_parsed(frame: &[u8], p: &Parsed) {
-    assert!(p.l3_off == 14 || p.l3_off == 18);
-    assert!(p.l3_off <= p.l4_off);
-    assert!(p.ip_end() <= frame.len());
-    assert!(p.l4_off <= p.payload_off);
-    assert!(p.payload_range().end <= p.ip_end());
-    let _ = &frame[p.l3_range()];
-    let _ = &frame[p.payload_range()];
-}
-
 /// Fuzz `wire::parse`/`parse_l3`, the ARP responder and the LB stage (the
 /// input layout is in this module's doc).
 pub fn parse_lb(data: &[u8]) {
@@ -122,7 +112,7 @@ pub fn parse_lb(data: &[u8]) {
         .into_iter()
         .flatten()
     {
-        check_parsed(&frame, &p);
+        p.assert_invariants(&frame);
     }
 
     // ARP responder: never changes the length or writes past the frame.
@@ -186,31 +176,15 @@ pub(super) fn seeds() -> Vec<Vec<u8>> {
         dst_ip: [100, 64, 0, 7],
         ..FrameSpec::udp(53, 40000)
     };
+    // A broadcast ARP request in on `port` from host 02:00:00:00:00:<host> at `spa`
+    // for `tpa`.
+    let who_has = |port, host, spa, tpa| {
+        let mac = [2, 0, 0, 0, 0, host];
+        with(port, arp(mac, [0xff; 6], 1, mac, spa, [0; 6], tpa))
+    };
     vec![
-        with(
-            0,
-            arp(
-                [2, 0, 0, 0, 0, 1],
-                [0xff; 6],
-                1,
-                [2, 0, 0, 0, 0, 1],
-                [192, 0, 2, 9],
-                [0; 6],
-                [192, 0, 2, 1],
-            ),
-        ),
-        with(
-            1,
-            arp(
-                [2, 0, 0, 0, 0, 2],
-                [0xff; 6],
-                1,
-                [2, 0, 0, 0, 0, 2],
-                [198, 51, 100, 9],
-                [0; 6],
-                [198, 51, 100, 1],
-            ),
-        ),
+        who_has(0, 1, [192, 0, 2, 9], [192, 0, 2, 1]),
+        who_has(1, 2, [198, 51, 100, 9], [198, 51, 100, 1]),
         with(4, up.build()),
         with(4 | 8, up.build()),
         with(

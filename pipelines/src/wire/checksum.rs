@@ -352,6 +352,15 @@ mod tests {
         assert_eq!(inc, full, "data {data:02x?} at {at} new {new:02x?}");
     }
 
+    /// An even offset in `data` (first padded to an even length) where `n`
+    /// bytes fit, picked by `pos`.
+    fn even_at(data: &mut Vec<u8>, pos: prop::sample::Index, n: usize) -> usize {
+        if data.len() & 1 == 1 {
+            data.push(0x5a);
+        }
+        pos.index((data.len() - n) / 2 + 1) * 2
+    }
+
     proptest! {
         #[test]
         fn incremental16_equals_full(data in proptest::collection::vec(any::<u8>(), 2..64),
@@ -365,8 +374,7 @@ mod tests {
         fn incremental32_equals_full(mut data in proptest::collection::vec(any::<u8>(), 4..64),
                                      pos in any::<prop::sample::Index>(),
                                      new in any::<[u8; 4]>()) {
-            if data.len() & 1 == 1 { data.push(0x5a); }
-            let at = pos.index((data.len() - 4) / 2 + 1) * 2;
+            let at = even_at(&mut data, pos, 4);
             check_incremental(&data, at, &new);
         }
 
@@ -374,8 +382,7 @@ mod tests {
         fn incremental_addr16_equals_full(mut data in proptest::collection::vec(any::<u8>(), 16..80),
                                           pos in any::<prop::sample::Index>(),
                                           new in any::<[u8; 16]>()) {
-            if data.len() & 1 == 1 { data.push(0x5a); }
-            let at = pos.index((data.len() - 16) / 2 + 1) * 2;
+            let at = even_at(&mut data, pos, 16);
             check_incremental(&data, at, &new);
         }
 

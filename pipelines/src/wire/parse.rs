@@ -60,6 +60,20 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Panics unless this parse of `frame` keeps the invariants every
+    /// successful parse keeps: offsets in order and within the frame, the
+    /// ranges indexing it (fuzzing and the property tests check them).
+    pub fn assert_invariants(&self, frame: &[u8]) {
+        assert!(self.l3_off == 14 || self.l3_off == 18);
+        assert!(self.l3_off <= self.l4_off);
+        assert!(self.ip_end() <= frame.len());
+        assert!(self.l4_off <= self.payload_off);
+        assert!(self.payload_range().end <= self.ip_end());
+        let _ = &frame[self.l3_range()];
+        let _ = &frame[self.l4_range()];
+        let _ = &frame[self.payload_range()];
+    }
+
     /// Length of the L2 header.
     #[inline]
     pub fn l2_len(&self) -> usize {
@@ -459,19 +473,6 @@ mod tests {
         assert_eq!(parse(&f6[..f6.len() - 1]), Err(DropReason::BadIpv6));
     }
 
-    fn check_invariants(frame: &[u8], p: &Parsed) -> Result<(), TestCaseError> {
-        prop_assert!(p.l3_off == 14 || p.l3_off == 18);
-        prop_assert!(p.l3_off <= p.l4_off);
-        prop_assert!(p.ip_end() <= frame.len());
-        prop_assert!(p.l4_off <= p.payload_off);
-        prop_assert!(p.payload_range().end <= p.ip_end());
-        // The ranges index without panicking.
-        let _ = &frame[p.l3_range()];
-        let _ = &frame[p.l4_range()];
-        let _ = &frame[p.payload_range()];
-        Ok(())
-    }
-
     fn valid_frames() -> Vec<Vec<u8>> {
         let mut v = vec![
             tcp_spec().build(),
@@ -520,7 +521,7 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..200)) {
             for p in [parse(&frame), parse_l3(&frame)].into_iter().flatten() {
-                check_invariants(&frame, &p)?;
+                p.assert_invariants(&frame);
             }
         }
 
@@ -537,7 +538,7 @@ mod tests {
             frame.push(vhl);
             frame.extend_from_slice(&rest);
             for p in [parse(&frame), parse_l3(&frame)].into_iter().flatten() {
-                check_invariants(&frame, &p)?;
+                p.assert_invariants(&frame);
             }
         }
 
@@ -552,7 +553,7 @@ mod tests {
             let len = cut.index(f.len() + 1);
             let f = &f[..len.max(f.len() * 3 / 4)];
             for p in [parse(f), parse_l3(f)].into_iter().flatten() {
-                check_invariants(f, &p)?;
+                p.assert_invariants(f);
             }
         }
 
@@ -569,7 +570,7 @@ mod tests {
             let spec = FrameSpec { src_ip: src, dst_ip: dst, vlan, l4, payload: payload.clone(), ..FrameSpec::default() };
             let f = spec.build();
             let p = parse(&f).unwrap();
-            check_invariants(&f, &p)?;
+            p.assert_invariants(&f);
             prop_assert_eq!((p.src_v4(), p.dst_v4(), p.src_port, p.dst_port), (src, dst, sp, dp));
             prop_assert_eq!(&f[p.payload_range()], &payload[..]);
             prop_assert_eq!(p.vlan_tci, vlan);
