@@ -274,25 +274,38 @@ mod tests {
         }
     }
 
+    /// A turn of `m` from cycle `start`: for each `(at, stage, n)` of
+    /// `laps` the hand clock `t` reaches `at`, where `stage` laps with `n`
+    /// packets; the turn ends at `end.0` having handled `end.1` packets.
+    fn turn(
+        m: &mut Meter<Hand<'_>>,
+        t: &Cell<u64>,
+        start: u64,
+        laps: &[(u64, Stage, usize)],
+        end: (u64, usize),
+    ) {
+        m.turn_start(start);
+        for &(at, stage, n) in laps {
+            t.set(at);
+            m.lap(stage, n);
+        }
+        m.turn_end(end.0, end.1);
+    }
+
     #[test]
     fn busy_turns_charge_stages_and_other_idle_turns_charge_nothing() {
         let t = Cell::new(1000);
         let mut m = Meter::new(Hand(&t));
         // A busy turn: rx 32 packets (50 cycles), parse (30), tx (20), then
         // 10 cycles of loop overhead before the next turn.
-        m.turn_start(1000);
-        t.set(1050);
-        m.lap(Stage::Rx, 32);
-        t.set(1080);
-        m.lap(Stage::Parse, 32);
-        t.set(1100);
-        m.lap(Stage::Tx, 32);
-        m.turn_end(1110, 32);
+        let busy = [
+            (1050, Stage::Rx, 32),
+            (1080, Stage::Parse, 32),
+            (1100, Stage::Tx, 32),
+        ];
+        turn(&mut m, &t, 1000, &busy, (1110, 32));
         // An idle turn: rx polled nothing for 40 cycles.
-        m.turn_start(1110);
-        t.set(1150);
-        m.lap(Stage::Rx, 0);
-        m.turn_end(1150, 0);
+        turn(&mut m, &t, 1110, &[(1150, Stage::Rx, 0)], (1150, 0));
         let rt = &m.rt;
         assert_eq!((rt.turns, rt.busy_turns), (2, 1));
         assert_eq!((rt.busy_cycles, rt.idle_cycles, rt.packets), (110, 40, 32));
@@ -315,12 +328,13 @@ mod tests {
     fn a_turn_that_only_flushes_tx_is_busy() {
         let t = Cell::new(0);
         let mut m = Meter::new(Hand(&t));
-        m.turn_start(0);
-        t.set(5);
-        m.lap(Stage::Rx, 0);
-        t.set(25);
-        m.lap(Stage::Tx, 4);
-        m.turn_end(30, 0);
+        turn(
+            &mut m,
+            &t,
+            0,
+            &[(5, Stage::Rx, 0), (25, Stage::Tx, 4)],
+            (30, 0),
+        );
         assert_eq!(
             (m.rt.busy_turns, m.rt.busy_cycles, m.rt.packets),
             (1, 30, 0)

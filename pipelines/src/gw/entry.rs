@@ -123,17 +123,22 @@ impl Hot {
     /// Count an up packet of `bytes` (IP length).
     #[inline(always)]
     pub fn count_up(&mut self, bytes: usize) {
-        let (v, o) = self.up_pkts.overflowing_add(1);
-        self.up_pkts = v;
-        self.up_pkts_hi = self.up_pkts_hi.wrapping_add(o as u8);
-        self.up_bytes += bytes as u64;
+        count(
+            &mut self.up_pkts,
+            &mut self.up_pkts_hi,
+            &mut self.up_bytes,
+            bytes,
+        );
     }
+    /// Count a down packet of `bytes` (IP length).
     #[inline(always)]
     pub fn count_down(&mut self, bytes: usize) {
-        let (v, o) = self.down_pkts.overflowing_add(1);
-        self.down_pkts = v;
-        self.down_pkts_hi = self.down_pkts_hi.wrapping_add(o as u8);
-        self.down_bytes += bytes as u64;
+        count(
+            &mut self.down_pkts,
+            &mut self.down_pkts_hi,
+            &mut self.down_bytes,
+            bytes,
+        );
     }
     pub fn up_packets(&self) -> u64 {
         (self.up_pkts_hi as u64) << 32 | self.up_pkts as u64
@@ -146,6 +151,16 @@ impl Hot {
         (self.up_pkts, self.up_pkts_hi, self.up_bytes) = (0, 0, 0);
         (self.down_pkts, self.down_pkts_hi, self.down_bytes) = (0, 0, 0);
     }
+}
+
+/// One more packet of `bytes` on a direction's counters: the packet count
+/// in 32 bits with its carries in `hi`, and the byte count.
+#[inline(always)]
+fn count(pkts: &mut u32, hi: &mut u8, total: &mut u64, bytes: usize) {
+    let (v, o) = pkts.overflowing_add(1);
+    *pkts = v;
+    *hi = hi.wrapping_add(o as u8);
+    *total += bytes as u64;
 }
 
 /// "No group" (not balanced: the destination is no representative address).

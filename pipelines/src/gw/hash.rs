@@ -50,6 +50,16 @@ pub struct FastHasher {
     h: u64,
 }
 
+/// `Hasher` methods that hash a narrower integer as its `u64` value.
+macro_rules! widened_to_u64 {
+    ($($f:ident: $t:ty,)*) => {$(
+        #[inline]
+        fn $f(&mut self, v: $t) {
+            self.write_u64(v as u64)
+        }
+    )*};
+}
+
 impl Hasher for FastHasher {
     #[inline]
     fn finish(&self) -> u64 {
@@ -67,21 +77,11 @@ impl Hasher for FastHasher {
     fn write_u64(&mut self, v: u64) {
         self.h = (self.h.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
-    #[inline]
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(v as u64)
-    }
-    #[inline]
-    fn write_u16(&mut self, v: u16) {
-        self.write_u64(v as u64)
-    }
-    #[inline]
-    fn write_u8(&mut self, v: u8) {
-        self.write_u64(v as u64)
-    }
-    #[inline]
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64)
+    widened_to_u64! {
+        write_u32: u32,
+        write_u16: u16,
+        write_u8: u8,
+        write_usize: usize,
     }
 }
 

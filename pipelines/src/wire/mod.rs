@@ -261,26 +261,25 @@ impl Be for u8 {
     }
 }
 
-impl Be for u16 {
-    #[inline]
-    fn read(b: &[u8], at: usize) -> u16 {
-        rd16(b, at)
-    }
-    #[inline]
-    fn write(self, b: &mut [u8], at: usize) {
-        wr16(b, at, self);
-    }
+/// The integers wider than a byte, through their `rdNN`/`wrNN`.
+macro_rules! be_int {
+    ($($t:ty: $rd:ident, $wr:ident;)*) => {$(
+        impl Be for $t {
+            #[inline]
+            fn read(b: &[u8], at: usize) -> $t {
+                $rd(b, at)
+            }
+            #[inline]
+            fn write(self, b: &mut [u8], at: usize) {
+                $wr(b, at, self);
+            }
+        }
+    )*};
 }
 
-impl Be for u32 {
-    #[inline]
-    fn read(b: &[u8], at: usize) -> u32 {
-        rd32(b, at)
-    }
-    #[inline]
-    fn write(self, b: &mut [u8], at: usize) {
-        wr32(b, at, self);
-    }
+be_int! {
+    u16: rd16, wr16;
+    u32: rd32, wr32;
 }
 
 /// Addresses: `N` bytes from `at`, as they stand.
