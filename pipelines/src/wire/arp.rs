@@ -30,9 +30,13 @@ view! {
     ArpPacket {
         /// [`operation::REQUEST`] or [`operation::REPLY`] (others exist: RARP...).
         operation / set_operation: u16 = 6;
+        /// Sender MAC.
         sender_hardware_addr / set_sender_hardware_addr: MacAddr = 8;
+        /// Sender IPv4 address.
         sender_protocol_addr / set_sender_protocol_addr: [u8; 4] = 14;
+        /// Target MAC (zero in a request).
         target_hardware_addr / set_target_hardware_addr: MacAddr = 18;
+        /// Target IPv4 address.
         target_protocol_addr / set_target_protocol_addr: [u8; 4] = 24;
     }
 }

@@ -48,7 +48,9 @@ pub fn is_multicast(mac: &MacAddr) -> bool {
 view! {
     /// Zero-copy view of an Ethernet frame.
     EthernetFrame {
+        /// Destination MAC.
         dst_addr / set_dst_addr: MacAddr = 0;
+        /// Source MAC.
         src_addr / set_src_addr: MacAddr = 6;
     }
 }

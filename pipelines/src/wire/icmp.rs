@@ -34,8 +34,11 @@ pub mod v6 {
 view! {
     /// Zero-copy view of an ICMPv4 or ICMPv6 message.
     IcmpPacket {
+        /// Message type (see [`v4`], [`v6`]).
         msg_type / set_msg_type: u8 = 0;
+        /// Code, by type.
         msg_code / set_msg_code: u8 = 1;
+        /// Checksum (over a pseudo-header too for ICMPv6).
         checksum / set_checksum: u16 = 2;
         /// Echo identifier (meaningful for echo request/reply only).
         echo_ident / set_echo_ident: u16 = 4;

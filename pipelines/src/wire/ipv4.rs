@@ -28,11 +28,17 @@ view! {
     Ipv4Packet {
         /// Total length field (header + payload).
         total_len / set_total_len: u16 = 2;
+        /// Identification (fragments of one datagram share it).
         ident / set_ident: u16 = 4;
+        /// Time to live.
         ttl / set_ttl: u8 = 8;
+        /// Payload protocol (see [`super::ip_proto`]).
         protocol / set_protocol: u8 = 9;
+        /// Header checksum.
         checksum / set_checksum: u16 = 10;
+        /// Source address.
         src_addr / set_src_addr: [u8; 4] = 12;
+        /// Destination address.
         dst_addr / set_dst_addr: [u8; 4] = 16;
     }
 }

@@ -86,9 +86,13 @@ view! {
     Ipv6Packet {
         /// Payload length field (extension headers included).
         payload_len / set_payload_len: u16 = 4;
+        /// Protocol or extension header after the fixed header.
         next_header / set_next_header: u8 = 6;
+        /// Hop limit (IPv4's TTL).
         hop_limit / set_hop_limit: u8 = 7;
+        /// Source address.
         src_addr / set_src_addr: [u8; 16] = 8;
+        /// Destination address.
         dst_addr / set_dst_addr: [u8; 16] = 24;
     }
 }

@@ -133,14 +133,21 @@ impl<'a> Iterator for TcpOptions<'a> {
 view! {
     /// Zero-copy view of a TCP segment.
     TcpPacket {
+        /// Source port.
         src_port / set_src_port: u16 = 0;
+        /// Destination port.
         dst_port / set_dst_port: u16 = 2;
+        /// Sequence number of the first data byte (of the SYN when set).
         seq_number / set_seq_number: u32 = 4;
+        /// Next sequence number the sender expects (with ACK).
         ack_number / set_ack_number: u32 = 8;
         /// The flag byte (see [`flags`]).
         flags / set_flags: u8 = 13;
+        /// Window field, as carried (no window scale applied).
         window_len / set_window_len: u16 = 14;
+        /// Checksum over the pseudo-header and the segment.
         checksum / set_checksum: u16 = 16;
+        /// Urgent pointer (with URG).
         urgent_at / set_urgent_at: u16 = 18;
     }
 }

@@ -14,11 +14,14 @@ pub const HEADER_LEN: usize = 8;
 view! {
     /// Zero-copy view of a UDP datagram.
     UdpPacket {
+        /// Source port (0: none).
         src_port / set_src_port: u16 = 0;
+        /// Destination port.
         dst_port / set_dst_port: u16 = 2;
         /// Length field (header + payload).
         #[allow(clippy::len_without_is_empty)]
         len / set_len: u16 = 4;
+        /// Checksum over the pseudo-header and the datagram (0: none, IPv4 only).
         checksum / set_checksum: u16 = 6;
     }
 }
