@@ -61,7 +61,7 @@ fn num(s: &str) -> f64 {
 /// typed once `pgw top` draws, whatever the machine's load.
 fn after_frames(file: &std::path::Path, n: usize) -> String {
     format!(
-        "for i in $(seq 150); do [ \"$(grep -c 'pgw top — instance' {f} 2>/dev/null)\" -ge {n} ] && break; sleep 0.1; done; sleep 0.5",
+        "for i in $(seq 150); do c=$(grep -c 'pgw top — instance' {f} 2>/dev/null); [ \"${{c:-0}}\" -ge {n} ] && break; sleep 0.1; done; sleep 0.5",
         f = file.display()
     )
 }
@@ -171,7 +171,7 @@ fn top_shows_rates_drops_and_health_of_a_gw_carrying_traffic() {
     let on_tty = |file: &str, frames: usize, key: &str, what: &str| -> String {
         let tty_out = lab.dir.join(file);
         let status = sh_output(&format!(
-            "({}; printf {key}) | timeout 20 script -qfec '{} top --socket {} --interval 0.5' {} > /dev/null",
+            "({}; printf {key}) | timeout 20 script -qfec 'exec {} top --socket {} --interval 0.5' {} > /dev/null",
             after_frames(&tty_out, frames),
             pgw_bin().display(),
             sock.display(),
