@@ -442,7 +442,7 @@ THROUGHPUT_RUNS = [
     ("testpmd-1k", "dpdk-testpmd io (the ceiling)"),
     ("gw-1k", "pgw"),
     ("gw-1k-untimed", "pgw, `engine.runtime_stages = false`"),
-    ("gw-1k-scraped", "pgw, `/metrics` scraped every second"),
+    ("gw-1k-scraped", "pgw, `[metrics]`, `/metrics` scraped every other second"),
     ("gw-1m", "pgw, 1 M table"),
     ("gw-4m", "pgw, 4 M table"),
     ("gw-16m", "pgw, 16 M table"),
@@ -746,11 +746,48 @@ _timed, _untimed = val("gw-1k", "throughput", "busy_cycles_per_pkt"), val("gw-1k
 ACCT_COST = sub(_timed, _untimed)
 ACCT_COST_PCT = 100 * ACCT_COST / _untimed if ACCT_COST is not None and _untimed else None
 
-# Metrics cost: the same run with Prometheus's endpoint scraped once a
-# second (gw-1k-scraped) and without (gw-1k).
-_scraped = val("gw-1k-scraped", "throughput", "busy_cycles_per_pkt")
-SCRAPE_COST = sub(_scraped, _timed)
-SCRAPE_COST_PCT = 100 * SCRAPE_COST / _timed if SCRAPE_COST is not None and _timed else None
+# Metrics cost: gw-1k with [metrics], its window cut into 1-s segments,
+# not scraped (even) and scraped at their start (odd); a segment's figures
+# are the differences of the runtime counters read at its ends
+# (gw-1k-scraped.segN.json). Each pair's scraped minus not scraped, the
+# median over the pairs: the machine's drift is common to both halves.
+def median(xs):
+    xs = sorted(x for x in xs if num(x) is not None)
+    if not xs:
+        return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
+def scrape_segments(name="gw-1k-scraped"):
+    """[{segment, scraped, packets, busy_cycles_per_pkt, io_cycles_per_pkt, engine_cycles_per_pkt}]."""
+    snaps = []
+    while isinstance(load(name, f"seg{len(snaps)}.json"), dict):
+        snaps.append(load(name, f"seg{len(snaps)}.json"))
+    tot = []
+    for sn in snaps:
+        wks = [x for x in sn.get("workers") or [] if isinstance(x, dict)]
+        io = sum(num(st.get("cycles")) or 0 for x in wks for st in x.get("stages") or []
+                 if isinstance(st, dict) and st.get("name") in IO_STAGES)
+        tot.append((sum(num(x.get("packets")) or 0 for x in wks), sum(num(x.get("busy_cycles")) or 0 for x in wks), io))
+    segs = []
+    for i in range(len(tot) - 1):
+        pk, bc, io = (tot[i + 1][k] - tot[i][k] for k in range(3))
+        if pk <= 0:
+            continue
+        segs.append(dict(segment=i, scraped=i % 2 == 1, packets=int(pk), busy_cycles_per_pkt=bc / pk,
+                         io_cycles_per_pkt=io / pk, engine_cycles_per_pkt=(bc - io) / pk))
+    return segs
+
+
+SCRAPE_SEGMENTS = scrape_segments()
+_by_seg = {x["segment"]: x for x in SCRAPE_SEGMENTS}
+SCRAPE_PAIRS = [(_by_seg[i], _by_seg[i + 1]) for i in sorted(_by_seg) if i % 2 == 0 and i + 1 in _by_seg]
+_unscraped = median(a["engine_cycles_per_pkt"] for a, _ in SCRAPE_PAIRS)
+_scraped = median(b["engine_cycles_per_pkt"] for _, b in SCRAPE_PAIRS)
+SCRAPE_COST = median(b["engine_cycles_per_pkt"] - a["engine_cycles_per_pkt"] for a, b in SCRAPE_PAIRS)
+SCRAPE_COST_PCT = 100 * SCRAPE_COST / _unscraped if SCRAPE_COST is not None and _unscraped else None
+SCRAPE_BUSY_COST = median(b["busy_cycles_per_pkt"] - a["busy_cycles_per_pkt"] for a, b in SCRAPE_PAIRS)
 
 NOT_RUN = "not in this run: "
 
@@ -912,6 +949,9 @@ META = {
     "accounting_cost_pct": ACCT_COST_PCT,
     "scrape_cost_cycles_per_pkt": SCRAPE_COST,
     "scrape_cost_pct": SCRAPE_COST_PCT,
+    "scrape_cost_busy_cycles_per_pkt": SCRAPE_BUSY_COST,
+    "scrape_pairs": len(SCRAPE_PAIRS),
+    "scrape_segments": SCRAPE_SEGMENTS or None,
     "marginal_bytes_per_conn": MARGINAL,
     "targets": TARGETS,
     "plots": [],
@@ -1149,7 +1189,8 @@ def cost_paragraph(what, cost, pct, how, minuend, subtrahend, caveat, missing):
         P(f"{what}: not measured ({missing}).")
     else:
         signed = f"{cost:+.1f} cycles/packet ({pct:+.1f} %)".replace("-", "−")
-        P(f"**{what}** ({how}): {fnum(minuend, 1)} − {fnum(subtrahend, 1)} = **{signed}**. {caveat}")
+        eq = f"{fnum(minuend, 1)} − {fnum(subtrahend, 1)} = " if minuend is not None else ""
+        P(f"**{what}** ({how}): {eq}**{signed}**. {caveat}")
     P("")
 
 
@@ -1158,11 +1199,19 @@ cost_paragraph("Cost of the runtime accounting", ACCT_COST, ACCT_COST_PCT,
                "busy cycles per packet are measured either way", _timed, _untimed,
                "Two separate runs: a difference within a few % is run-to-run noise, not a cost.",
                "needs `gw-1k` and `gw-1k-untimed` with their runtime files")
+_pairs_txt = ", ".join(f"{fnum(a['engine_cycles_per_pkt'], 0)} / {fnum(b['engine_cycles_per_pkt'], 0)}"
+                      for a, b in SCRAPE_PAIRS)
 cost_paragraph("Cost of a Prometheus scrape every second", SCRAPE_COST, SCRAPE_COST_PCT,
-               "`gw-1k-scraped`, the `gw-1k` profile with `[metrics]` and "
-               "`curl` fetching `/metrics` once a second, vs `gw-1k`", _scraped, _timed,
-               "The management thread answers the scrape; a difference within a few % is run-to-run noise, not a cost.",
-               "needs `gw-1k` and `gw-1k-scraped`")
+               f"`gw-1k-scraped`: the `gw-1k` profile with `[metrics]`, its window cut into 1-s segments, "
+               "alternately not scraped and scraped by `curl` fetching `/metrics` at the segment's start; engine "
+               f"cycles per packet (busy minus device I/O) of each segment; the median over {len(SCRAPE_PAIRS)} "
+               "pairs of scraped minus not scraped", None, None,
+               f"Pairs, not scraped / scraped: {_pairs_txt}; medians {fnum(_unscraped, 1)} / {fnum(_scraped, 1)}. "
+               "The same in whole busy cycles, device I/O included: "
+               f"{fnum(SCRAPE_BUSY_COST, 1)} cycles/packet. The management thread (pinned to CPU 0 by the bench "
+               "profiles, as is `curl`) answers the scrape from the counters the workers publish; a difference "
+               "within the pairs' spread is noise, not a cost.",
+               "needs `gw-1k-scraped` with its segment files (`scripts/bench.sh --only gw-1k-scraped`)")
 if any(r["kind"] == "throughput" and len(r.get("runtime_workers") or []) > 1 for r in T_ROWS):
     P("*capacity* of a row with several workers is workers × TSC Hz ÷ the busy cycles per packet of them all "
       "(the engine's `total.capacity_mpps`).")

@@ -8,7 +8,7 @@
 #                                    iperf3, nginx) through the kernel, testpmd and pgw
 #                                    -> perf/out/e2e/e2e-*.json (the full suite runs it too)
 #   options: --duration S (measurement window per run, default 5), --no-criterion,
-#            --no-profile, --no-e2e, --out FILE,
+#            --no-profile, --no-e2e, --out FILE, --scrape-pairs N (default 6),
 #            --only RUN[,RUN...]  re-run only these runs (names as in perf/out/full:
 #                                 gw-16m, testpmd-1k, criterion, callgrind, e2e, ...; shell
 #                                 patterns allowed: 'gw-lat-*'); the other runs'
@@ -43,6 +43,7 @@ WARM=1
 CRITERION=1
 PROFILE=1
 E2E=1
+SCRAPE_PAIRS=6
 ONLY=""
 OUT=""
 while [ $# -gt 0 ]; do
@@ -54,6 +55,7 @@ while [ $# -gt 0 ]; do
         --no-profile) PROFILE=0 ;;
         --no-e2e) E2E=0 ;;
         --only) ONLY=$2; shift ;;
+        --scrape-pairs) SCRAPE_PAIRS=$2; shift ;;
         --out) OUT=$2; shift ;;
         -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -182,7 +184,10 @@ gen_ports=(--access "net_memif0,role=server,socket=$SOCK_ACC,socket-abstract=no,
 # --drain 1: a second after the window for in-flight answers, and for this
 # script to read the DUT's counters before the generator (the memif server)
 # leaves.
-common=(--warmup "$WARM" --duration "$DUR" --drain 1 "${NOHUGE[@]}" "${SMOKE_ARGS[@]}")
+set_common() {  # WINDOW_S: the generator's options common to every run
+    common=(--warmup "$WARM" --duration "$1" --drain 1 "${NOHUGE[@]}" "${SMOKE_ARGS[@]}")
+}
+set_common "$DUR"
 
 start_gen() {  # name args...
     local name=$1; shift
@@ -277,8 +282,13 @@ metrics_variant() {  # NAME PROFILE PORT -> path: PROFILE with a Prometheus endp
 }
 
 # run_gw NAME PROFILE [perf] [scrape=URL] -- GEN ARGS...
-# scrape=URL: curl fetches URL once a second from the DUT's start to its end
-# (Prometheus's scrape interval in the demo), on whichever CPU is free.
+# scrape=URL: the generator's window cut into 1-s segments at whose
+# boundaries the DUT's runtime counters are read (NAME.segN.json, N from 0);
+# curl fetches URL (Prometheus's scrape, once a second in the demo) at the
+# start of every odd segment, so not scraped and scraped segments alternate
+# within one run (the report compares each pair). curl runs on CPU 0: the
+# bench profiles' management CPU (pgw-gen's too), not the worker's; a
+# Prometheus server runs elsewhere, pgw's management thread answers it.
 # The generator says "window start" / "window end" around its measurement
 # window; the DUT's runtime counters are cleared at the start and read at the
 # end (NAME.runtime.json), so busy cycles per packet cover the same window.
@@ -302,14 +312,6 @@ run_gw() {
     local dpid=$!
     PIDS+=("$dpid")
     local spid=""
-    if [ -n "$scrape" ]; then
-        echo "while true; do curl -s -o /dev/null $scrape; sleep 1; done   (beside the DUT)" >> "$OUTDIR/$name.cmd"
-        (while kill -0 "$dpid" 2>/dev/null; do
-            curl -s -o /dev/null -w '%{http_code}\n' --max-time 1 "$scrape" >> "$OUTDIR/$name.scrapes"; sleep 1
-         done) &
-        spid=$!
-        PIDS+=("$spid")
-    fi
     local rss=0 hwm=0 htlb=0 ppid="" hpmin=$hp1 hpn win=0 m0=0 c0=0
     watch_begin "$GPID" "$dpid"
     while kill -0 "$GPID" 2>/dev/null; do
@@ -323,6 +325,18 @@ run_gw() {
             win=1
             "$PGW" ctl --profile "$profile" runtime-clear > /dev/null 2>&1
             m0=$(mgmt_ns "$dpid"); c0=$(worker_nvcsw "$dpid")
+            if [ -n "$scrape" ]; then
+                echo "every 1 s in the window: pgw stats --runtime --json > NAME.segN.json; at odd N then: taskset -c 0 curl -s -o /dev/null $scrape" >> "$OUTDIR/$name.cmd"
+                (for i in $(seq 0 $((2 * SCRAPE_PAIRS))); do
+                    "$PGW" stats --runtime --json --profile "$profile" > "$OUTDIR/$name.seg$i.json" 2>/dev/null
+                    if [ $((i % 2)) = 1 ] && [ "$i" -lt $((2 * SCRAPE_PAIRS)) ]; then
+                        taskset -c 0 curl -s -o /dev/null -w '%{http_code}\n' --max-time 1 "$scrape" >> "$OUTDIR/$name.scrapes"
+                    fi
+                    sleep 1
+                 done) &
+                spid=$!
+                PIDS+=("$spid")
+            fi
             if [ "$perfrec" = 1 ]; then
                 echo "perf record -e cpu-clock -g -p <pgw pid> -- sleep 3   (in the window)" >> "$OUTDIR/$name.cmd"
                 perf record -q -e cpu-clock -g -p "$dpid" -o "$OUTDIR/$name.perf.data" -- sleep 3 \
@@ -517,9 +531,12 @@ else
     # (busy cycles per packet are measured either way).
     run_gw gw-1k-untimed "$(engine_variant gw-1k-untimed "$P1K" 'runtime_stages = false')" -- "${K1[@]}"
     # What a Prometheus scrape once a second costs the worker: gw-1k with
-    # [metrics] and curl fetching /metrics every second.
+    # [metrics], its window cut into 1-s segments alternately not scraped and
+    # scraped (run_gw scrape=); a window long enough for SCRAPE_PAIRS pairs.
+    set_common $((2 * SCRAPE_PAIRS + 3))
     run_gw gw-1k-scraped "$(metrics_variant gw-1k-scraped "$P1K" 19464)" scrape=http://127.0.0.1:19464/metrics \
         -- "${K1[@]}"
+    set_common "$DUR"
     run_gw gw-1m "$P1M" -- --subs 1000 --conns 1000
     run_gw gw-4m "$P4M" -- --subs 4000 --conns 1000
     run_gw gw-16m "$P16M" -- --subs 16000 --conns 1000
