@@ -38,9 +38,7 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
         ))
         .with(&gw_session("10.50.0.2", 9015550101, &["chat"]));
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.21/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
     let echo = lab.write(
         "echo.py",
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.80.0.21',9000))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n",

@@ -22,9 +22,7 @@ fn syn_refused_for_exhaustion_gets_a_rst() {
         .with(&wap(&[member("wap1", "10.80.0.11", 8080)]))
         .with(&gw_session("10.50.0.2", 9015550101, &["wap"]));
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
     lab.serve_http("http", &srv, "10.80.0.11");
     lab.wait_neighbours(&sock, &["10.80.0.11"]);
     for _ in 0..2 {

@@ -57,9 +57,7 @@ group = "wap""#,
         .with(&gw_session("10.50.0.2", 1001, &["wap"]));
     let (ta, tb) = (profile.taps[0].clone(), profile.taps[1].clone());
     let sock = lab.run_pgw("pgw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24", "10.80.0.12/24", "10.80.0.21/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24", "10.80.0.12/24", "10.80.0.21/24"]);
     // Three servers, each with its own content.
     let blob = lab.dir.join("blob.bin");
     sh(&format!(

@@ -25,9 +25,7 @@ fn a_server_that_stops_listening_is_avoided_then_used_again() {
         ))
         .with(&wap(&[w("w1", "10.80.0.11"), w("w2", "10.80.0.12")]));
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24", "10.80.0.12/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24", "10.80.0.12/24"]);
     lab.serve_http("w1", &srv, "10.80.0.11");
     lab.serve_http("w2", &srv, "10.80.0.12");
     let servers = |sock: &std::path::Path| pgw_json(sock, "servers");

@@ -69,9 +69,7 @@ fn sigterm_drains_then_closes_every_record() {
         &taps,
         &format!("NOTIFY_SOCKET={}", notify_path.display()),
     );
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.21/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
     let www = lab.serve_http("www", &srv, "10.80.0.21");
     for (name, len) in [("big.bin", BIG), ("small.bin", SMALL)] {
         sh(&format!(
@@ -206,9 +204,7 @@ fn logs_are_json_filtered_and_repeats_rate_limited() {
         ))
         .with(&gw_session("10.50.0.2", 9015550101, &["wap"]));
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let _srv = lab.servers(&["10.80.0.21/24"]);
+    let (sub, _srv) = lab.gw_sides(&["10.80.0.21/24"]);
     pgw_at(&sock, "set", "server wap w1 down");
     let send = lab.write(
         "send.py",

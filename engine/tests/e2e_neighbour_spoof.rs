@@ -22,9 +22,7 @@ fn arp_replies_from_the_access_side_cannot_repoint_a_server() {
         .with(&wap(&[member("w1", "10.80.0.11", 8080)]));
     let sock = lab.run_pgw("gw", &profile);
     let t = lab.tag.clone();
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
     lab.serve_http("w1", &srv, "10.80.0.11");
     lab.wait_neighbours(&sock, &["10.80.0.11"]);
     let real_mac = sh(&format!("ip -n {srv} -br link show {t}b"))

@@ -152,9 +152,7 @@ fn vip_does_not_answer_ping_when_switched_off() {
     };
     let profile = gw_profile(&lab, "10.50.0.2", "10.80.0.11", "answer_ping = false");
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
     lab.serve_http("w1", &srv, "10.80.0.11");
     wait_for(
         "first answer through the VIP",

@@ -41,6 +41,25 @@ fn radclient(port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String)
     common::radclient(1, port, kind, secret, attrs)
 }
 
+/// The subscriber namespace (10.50.0.2, the VIPs routed through the GW at
+/// 10.50.0.1) and server `www` on 10.80.0.11:8080 serving `hello`.
+fn subscriber_and_www(lab: &mut Lab) -> String {
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
+    let www = lab.serve_http("www", &srv, "10.80.0.11");
+    std::fs::write(www.join("hello"), "hello").unwrap();
+    sub
+}
+
+/// The FIG. 11 state of device `dev`'s session at `sock`, if it has one.
+fn state_of(sock: &std::path::Path, dev: &str) -> Option<String> {
+    pgw_json(sock, "sessions")["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["device_id"] == dev)
+        .map(|s| s["state"].as_str().unwrap().to_string())
+}
+
 #[test]
 fn radclient_drives_sessions_and_the_data_path() {
     let Some(mut lab) = Lab::netns("pr", &["radclient"]) else {
@@ -57,21 +76,10 @@ fn radclient_drives_sessions_and_the_data_path() {
             db.display()
         ));
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
-    let www = lab.serve_http("www", &srv, "10.80.0.11");
-    std::fs::write(www.join("hello"), "hello").unwrap();
+    let sub = subscriber_and_www(&mut lab);
     let curl = || curl_ok(&sub, "http://10.33.0.1/hello");
     let sessions = || pgw_json(&sock, "sessions");
-    let state_of = |dev: &str| -> Option<String> {
-        sessions()["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device_id"] == dev)
-            .map(|s| s["state"].as_str().unwrap().to_string())
-    };
+    let state_of = |dev: &str| state_of(&sock, dev);
 
     // Wrong password → Reject.
     let (_, out) = radclient(
@@ -382,19 +390,8 @@ fn chap_logins_and_accounting_on_from_radclient() {
         .with(&radius_user("bob", "builder", "09033334444", &["wap"]))
         .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
     let sock = lab.run_pgw("gw", &profile);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
-    let www = lab.serve_http("www", &srv, "10.80.0.11");
-    std::fs::write(www.join("hello"), "hello").unwrap();
-    let state_of = |dev: &str| -> Option<String> {
-        pgw_json(&sock, "sessions")["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device_id"] == dev)
-            .map(|s| s["state"].as_str().unwrap().to_string())
-    };
+    let sub = subscriber_and_www(&mut lab);
+    let state_of = |dev: &str| state_of(&sock, dev);
 
     let (_, out) = radclient(
         auth,

@@ -79,9 +79,7 @@ fn gw_lab(prefix: &str, tools: &[&str], eal: &str) -> Option<(Lab, std::path::Pa
     let sock = profile.sock.clone();
     let taps: Vec<&str> = profile.taps.iter().map(String::as_str).collect();
     lab.start_pgw("pgw", &text, &sock, &taps);
-    let sub = lab.subscriber(&["10.50.0.2/24"]);
-    lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
-    let srv = lab.servers(&["10.80.0.11/24"]);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
     lab.serve_http("w1", &srv, "10.80.0.11");
     wait_for("server listening", Duration::from_secs(10), || {
         curl_ok(&srv, "http://10.80.0.11:8080/who")

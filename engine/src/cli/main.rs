@@ -368,37 +368,62 @@ fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> 
         Err(code) => return code,
     };
     println!("{} records in total; most recent:", v["total"]);
-    println!(
-        "{:>8} {:<21} {:<21} {:<8} {:<21} {:>8} {:>10} {:>8} {:>10} {:<6} {}",
-        "device",
-        "subscriber",
-        "representative",
-        "service",
-        "server",
-        "up pkts",
-        "up bytes",
-        "dn pkts",
-        "dn bytes",
-        "close",
-        "attribute"
+    print!(
+        "{}",
+        table(
+            &[
+                Col(">8", "device", "device_id"),
+                Col("<21", "subscriber", "subscriber"),
+                Col("<21", "representative", "representative"),
+                Col("<8", "service", "service"),
+                Col("<21", "server", "server"),
+                Col(">8", "up pkts", "up_pkts"),
+                Col(">10", "up bytes", "up_bytes"),
+                Col(">8", "dn pkts", "down_pkts"),
+                Col(">10", "dn bytes", "down_bytes"),
+                Col("<6", "close", "close"),
+                Col("", "attribute", "attribute"),
+            ],
+            &v["recent"],
+        )
     );
-    for r in v["recent"].as_array().into_iter().flatten() {
-        println!(
-            "{:>8} {:<21} {:<21} {:<8} {:<21} {:>8} {:>10} {:>8} {:>10} {:<6} {}",
-            r["device_id"],
-            r["subscriber"].as_str().unwrap_or(""),
-            r["representative"].as_str().unwrap_or(""),
-            r["service"].as_str().unwrap_or(""),
-            r["server"].as_str().unwrap_or(""),
-            r["up_pkts"],
-            r["up_bytes"],
-            r["down_pkts"],
-            r["down_bytes"],
-            r["close"].as_str().unwrap_or(""),
-            r["attribute"].as_str().unwrap_or("")
+    ExitCode::SUCCESS
+}
+
+/// A column of a client table: alignment and width (`>8` right in 8,
+/// `<21` left in 21, empty: as it is, for the last), header, and the
+/// field of each row shown in it.
+struct Col(&'static str, &'static str, &'static str);
+
+/// The header and one line per row of the JSON array `rows` (strings
+/// unquoted, a missing field empty), in the columns `cols`.
+fn table(cols: &[Col], rows: &serde_json::Value) -> String {
+    let cell = |c: &Col, text: &str| -> String {
+        let w: usize = c.0.get(1..).and_then(|w| w.parse().ok()).unwrap_or(0);
+        if c.0.starts_with('>') {
+            format!("{text:>w$}")
+        } else {
+            format!("{text:<w$}")
+        }
+    };
+    let line = |cells: Vec<String>| cells.join(" ").trim_end().to_string() + "\n";
+    let mut out = line(cols.iter().map(|c| cell(c, c.1)).collect());
+    for r in rows.as_array().into_iter().flatten() {
+        out += &line(
+            cols.iter()
+                .map(|c| {
+                    let v = &r[c.2];
+                    let text = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => String::new(),
+                        v => v.to_string(),
+                    };
+                    cell(c, &text)
+                })
+                .collect(),
         );
     }
-    ExitCode::SUCCESS
+    out
 }
 
 fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
@@ -406,21 +431,20 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
         Ok(v) => v,
         Err(code) => return code,
     };
-    println!(
-        "{:>6} {:<16} {:<16} {:<8} {:<8} {}",
-        "id", "device", "address", "gateway", "state", "acct session"
+    print!(
+        "{}",
+        table(
+            &[
+                Col(">6", "id", "session_id"),
+                Col("<16", "device", "device_id"),
+                Col("<16", "address", "address"),
+                Col("<8", "gateway", "gateway"),
+                Col("<8", "state", "state"),
+                Col("", "acct session", "acct_session_id"),
+            ],
+            &v["sessions"],
+        )
     );
-    for r in v["sessions"].as_array().into_iter().flatten() {
-        println!(
-            "{:>6} {:<16} {:<16} {:<8} {:<8} {}",
-            r["session_id"],
-            r["device_id"].as_str().unwrap_or(""),
-            r["address"].as_str().unwrap_or(""),
-            r["gateway"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or(""),
-            r["acct_session_id"].as_str().unwrap_or("")
-        );
-    }
     println!(
         "session log: {} closed session(s); counters: {}",
         v["session_log_total"],
@@ -650,5 +674,29 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
             tracing::error!("{e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_pad_numbers_and_strings_alike_and_leave_missing_fields_empty() {
+        let cols = [
+            Col(">6", "id", "session_id"),
+            Col("<8", "device", "device_id"),
+            Col("", "state", "state"),
+        ];
+        let rows = json!([
+            {"session_id": 7, "device_id": "0901", "state": "Act"},
+            {"session_id": 12345, "state": null},
+        ]);
+        assert_eq!(
+            table(&cols, &rows),
+            "    id device   state\n     7 0901     Act\n 12345\n"
+        );
+        assert_eq!(table(&cols, &json!(null)), "    id device   state\n");
     }
 }

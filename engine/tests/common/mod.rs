@@ -352,6 +352,15 @@ impl Lab {
         ns
     }
 
+    /// Both sides of a GW of [`Lab::profile`] at 10.50.0.1/24: the
+    /// subscriber 10.50.0.2 with the VIPs 10.33.0.0/24 routed through the
+    /// GW, and the servers with the addresses `servers`; (sub, srv).
+    pub fn gw_sides(&mut self, servers: &[&str]) -> (String, String) {
+        let sub = self.subscriber(&["10.50.0.2/24"]);
+        self.route(&sub, "10.33.0.0/24", "10.50.0.1");
+        (sub, self.servers(servers))
+    }
+
     /// Stop the `pgw` labelled `label` with SIGINT; assert it exits with 0
     /// within 10 s.
     pub fn stop_pgw(&mut self, label: &str) {
