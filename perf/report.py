@@ -1197,7 +1197,8 @@ def cost_paragraph(what, cost, pct, how, minuend, subtrahend, caveat, missing):
 cost_paragraph("Cost of the runtime accounting", ACCT_COST, ACCT_COST_PCT,
                "`gw-1k` timed vs `gw-1k-untimed`, `engine.runtime_stages = false`; "
                "busy cycles per packet are measured either way", _timed, _untimed,
-               "Two separate runs: a difference within a few % is run-to-run noise, not a cost.",
+               "Two separate runs: the device I/O over memif alone moves between runs by up to 4× on this VM "
+               "(see the scrape cost below), so only a difference that repeats across runs is a cost.",
                "needs `gw-1k` and `gw-1k-untimed` with their runtime files")
 _pairs_txt = ", ".join(f"{fnum(a['engine_cycles_per_pkt'], 0)} / {fnum(b['engine_cycles_per_pkt'], 0)}"
                       for a, b in SCRAPE_PAIRS)
