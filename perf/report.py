@@ -284,6 +284,11 @@ def mk(kind, **kw):
 
 COMMIT = sh("git rev-parse --short HEAD") or None
 DIRTY = bool(sh("git status --porcelain -uno"))
+
+
+def run_commit(name):
+    """The commit NAME's binaries were built from (NAME.commit), else the report's."""
+    return text(name, "commit") or COMMIT
 LOOP_NAME = next((n for n in ("gen-loopback", "smoke-loopback") if isinstance(load(n), dict)), None)
 LOOP_MPPS = m(w(LOOP_NAME, "dut_pps")) if LOOP_NAME else None
 CEIL_NAME = next((n for n in ("testpmd-1k", "smoke-testpmd") if isinstance(load(n), dict)), None)
@@ -307,7 +312,7 @@ def generator_bound(d, offered, through, refused):
 def base_fields(name, kind, dut):
     d = load(name)
     d = d if isinstance(d, dict) else {}
-    return dict(name=name, dut=dut, date=run_date(name), commit=COMMIT,
+    return dict(name=name, dut=dut, date=run_date(name), commit=run_commit(name),
                 command=text(name, "cmd") or None, flows=d.get("connections"), pkt_size=pkt_size(d))
 
 
@@ -478,7 +483,7 @@ def throughput_rows():
     if ALONE_MPPS is not None:
         idle, other, _ = load_figures("testpmd-alone")
         rows.append(mk("ceiling", name="testpmd-alone", dut="dpdk-testpmd", date=run_date("testpmd-alone"),
-                       commit=COMMIT, command=text("testpmd-alone", "cmd") or None, workers=1, pkt_size=64,
+                       commit=run_commit("testpmd-alone"), command=text("testpmd-alone", "cmd") or None, workers=1, pkt_size=64,
                        ceiling_mpps=ALONE_MPPS, dut_mpps=ALONE_MPPS, idle_before_pct=idle,
                        others_during_pct=other, contaminated=(other >= 5) if other is not None else None))
     return rows
@@ -628,7 +633,7 @@ def criterion_rows():
         n = tp.get("Elements")
         n = n if isinstance(n, int) and n > 0 else 1
         fl = re.search(r"(\d+) flows", name)
-        rows.append(mk("criterion", name=name, dut="none", date=mtime_iso(est), commit=COMMIT, command=cmd,
+        rows.append(mk("criterion", name=name, dut="none", date=mtime_iso(est), commit=run_commit("criterion"), command=cmd,
                        flows=int(fl.group(1)) if fl else None, workers=1, pkt_size=64, elements=n,
                        iter_mean_ns=mean, mean_ns=mean / n, median_ns=med / n, ci_low_ns=ci["lower_bound"] / n,
                        ci_high_ns=ci["upper_bound"] / n, est_mpps=1e3 * n / mean if mean else None))
@@ -677,7 +682,7 @@ def e2e_rows():
             lp = (veth or 0) + sum(v for v in (dd or {}).values() if isinstance(v, int))
         cmds = d.get("commands")
         r = mk("e2e", name=f"e2e-{c}", dut=as_str(d.get("dut")) or c, date=as_str(d.get("date")) or mtime_iso(p),
-               commit=as_str(d.get("commit")) or COMMIT,
+               commit=as_str(d.get("commit")) or run_commit("e2e"),
                command="\n".join(map(str, cmds)) if isinstance(cmds, list) else as_str(cmds),
                config=c, reps=d.get("reps") if isinstance(d.get("reps"), dict) else None, veth_drops=veth,
                dut_drops=dd, loss_notes=as_str(loss.get("notes")), notes=as_str(d.get("notes")), loss_pkts=lp,
@@ -1046,7 +1051,9 @@ P(f"| machine | {cpu}, {ncpu} vCPUs ({hyp + ' VM' if hyp else 'no hypervisor rep
   f"{ram_gib} GiB RAM, kernel {platform.release()} |")
 P(f"| DPDK | {dpdk} (Debian packages), every process `--no-pci`, virtual devices only |")
 P(f"| rustc | {rustc} |")
-P(f"| commit | {COMMIT}{' (work tree modified)' if DIRTY else ''} |")
+_built = sorted({r["commit"] for r in ALL_ROWS if r.get("commit") and r["commit"] != COMMIT})
+P(f"| commit | report at {COMMIT}{' (work tree modified)' if DIRTY else ''}"
+  + (f"; runs built from {', '.join(_built)} (each row's `commit`)" if _built else "") + " |")
 P(f"| hugepages | {hp_total} x {hp_size} |")
 if META["plots"]:
     P("| plots | " + ", ".join(f"[{os.path.basename(p)}]({p})" for p in META["plots"]) + " |")

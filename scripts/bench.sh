@@ -149,16 +149,22 @@ fresh() {  # NAME: remove what an earlier run of NAME left (not its profile vari
     for f in "$OUTDIR/$1".*; do
         case $f in *.toml) ;; *) rm -f "$f" ;; esac
     done
+    # The commit the binaries of this run were built from (--only mixes runs).
+    echo "$BUILT_FROM" > "$OUTDIR/$1.commit"
 }
 
 say "building (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 [ "$MODE" = e2e ] || cargo build --release -q -p pgw-perf --bin pgw-gen || die "build of pgw-gen failed"
 cargo build --release -q -p pgw-engine --bin pgw || die "build of pgw failed"
+# (source files changed against HEAD mark it; the report's own outputs do not)
+BUILT_FROM=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- . \
+    ':!perf/RESULTS.*' ':!perf/plots' ':!perf/HISTORY.md' || echo "+modified")
 
 # The end-to-end race (perf/e2e.sh, its own namespaces and cleanup): alone
 # with --e2e, at the end of the full suite otherwise.
 run_e2e() {
     rm -f "$OUTDIR"/e2e-* 2>/dev/null
+    echo "$BUILT_FROM" > "$OUTDIR/e2e.commit"
     PGW=$PGW perf/e2e.sh "$OUTDIR" || { local rc=$?; say "perf/e2e.sh failed (rc $rc)"; return $rc; }
 }
 if [ "$MODE" = e2e ]; then run_e2e; exit $?; fi
@@ -569,6 +575,7 @@ if [ "$CRITERION" = 1 ] && wanted criterion; then
     else
         say "criterion benches (perf/benches/stages.rs)"
         rm -rf "$CARGO_TARGET_DIR/criterion"
+        echo "$BUILT_FROM" > "$OUTDIR/criterion.commit"
         PGW_BENCH_16M=1 cargo bench -q -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3 \
             > "$OUTDIR/criterion.log" 2>&1 || say "criterion failed (see $OUTDIR/criterion.log)"
         echo "PGW_BENCH_16M=1 CARGO_TARGET_DIR=target/perf cargo bench -p pgw-perf --bench stages -- --warm-up-time 1 --measurement-time 3" \
