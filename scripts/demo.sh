@@ -156,6 +156,44 @@ ip -n $NS_SUB route add 10.33.0.0/24 via 10.60.1.1
 ) &
 TRAFFIC=$!
 
+# The operators' own tools against gw1 once traffic flows (README
+# "Telemetry and capture"): promtool lints a scrape, DPDK's telemetry client asks
+# pgw's /pgw/stats, dpdk-dumpcap (a DPDK secondary process on gw1's file
+# prefix; eal.capture = true in gw1.toml) records an HTTP exchange on the
+# server port that tcpdump decodes. The lines stay at the live table's top.
+operations() {
+  local m
+  if m=$(curl -s --max-time 2 http://127.0.0.1:9465/metrics) && [ -n "$m" ] \
+      && echo "$m" | promtool check metrics >"$WORK/promtool.txt" 2>&1; then
+    echo "promtool check metrics (gw1's /metrics, $(echo "$m" | grep -c '^pgw_') samples): ok"
+  else
+    echo "promtool check metrics (gw1's /metrics): FAILED: $(head -c 300 "$WORK/promtool.txt" 2>/dev/null)"
+  fi
+  printf '/pgw/stats\n' | timeout 10 dpdk-telemetry.py -f pgw-demo-gw1 >"$WORK/telemetry.txt" 2>&1 || true
+  python3 - "$WORK/telemetry.txt" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+s = a[-1].get("/pgw/stats") if a else None
+if s:
+    print(f"dpdk-telemetry.py -f pgw-demo-gw1 /pgw/stats: rx {s['rx']}, tx {s['tx']}, drops {s['drops']}")
+else:
+    print("dpdk-telemetry.py -f pgw-demo-gw1: no answer: " + open(sys.argv[1]).read()[-300:])
+PY
+  # The secondary must not scan this machine's PCI bus: its PCI scan
+  # looks at an empty folder (dumpcap takes no EAL options).
+  mkdir -p "$WORK/no-pci"
+  env SYSFS_PCI_DEVICES="$WORK/no-pci" timeout 20 dpdk-dumpcap --file-prefix=pgw-demo-gw1 \
+    -i net_tap_dg1s -f 'tcp port 8080' -c 20 -w "$WORK/gw1-servers.pcapng" >"$WORK/dumpcap.log" 2>&1 || true
+  local got
+  got=$(tcpdump -nn -r "$WORK/gw1-servers.pcapng" 2>/dev/null | grep -c 'IP ' || true)
+  if [ "${got:-0}" -gt 0 ]; then
+    echo "dpdk-dumpcap -i net_tap_dg1s (gw1's server port): $got packets, tcpdump -r reads e.g.:"
+    tcpdump -nn -r "$WORK/gw1-servers.pcapng" 2>/dev/null | grep -m 2 'HTTP\|Flags \[S\]' | sed 's/^[0-9:.]* /    /' | cut -c 1-110
+  else
+    echo "dpdk-dumpcap on gw1: nothing captured: $(tail -2 "$WORK/dumpcap.log" | tr '\n' ' ')"
+  fi
+}
+
 summary() {
   python3 - "$PGW" "$PROM" <<'PY'
 import json, subprocess, sys, urllib.parse, urllib.request
@@ -208,10 +246,14 @@ else:
           + ", ".join(f"{k} {rate.get(k, 0):.0f}" for k in sorted(up)))
 PY
 }
+echo "demo: traffic flows; operators' tools against gw1 (promtool, dpdk-telemetry.py, dpdk-dumpcap)"
+sleep 2
+{ operations || echo "demo: an operators' tool failed (see above)"; } | tee "$WORK/operations.txt"
 end=$(( $(date +%s) + ${DEMO_SECONDS:-3600} ))
 while [ "$(date +%s)" -lt "$end" ]; do
   sleep 3
   clear 2>/dev/null || true
   echo "pgw demo — FIG. 2 on net_tap: 2 LBs (LB1 = management/RADIUS), 2 GWs, 6 servers   (Ctrl-C to stop)"
   summary
+  echo; cat "$WORK/operations.txt"
 done
