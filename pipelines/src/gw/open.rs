@@ -123,7 +123,15 @@ impl<A: TableAlloc> GwWorker<A> {
             proto: m.proto,
         };
         if let Some(gi) = group {
-            let g = svc.group(gi).expect("checked above");
+            // NAT66 balances over the members whose IPv6 side is up.
+            let g = if m.kind == Kind::Up66 {
+                svc.group6(gi)
+            } else {
+                svc.group(gi)
+            };
+            let Some(g) = g else {
+                return Err(Verdict::Drop(DropReason::NoServer));
+            };
             let Some(mi) = self.bal.choose(gi, g) else {
                 return Err(Verdict::Drop(DropReason::NoServer));
             };
@@ -243,7 +251,12 @@ impl<A: TableAlloc> GwWorker<A> {
         let Some(gi) = group else {
             return true; // not balanced: the server is the destination itself
         };
-        let Some(g) = t.services.group(gi) else {
+        let g = if h.has(flag::NAT66) {
+            t.services.group6(gi)
+        } else {
+            t.services.group(gi)
+        };
+        let Some(g) = g else {
             return false;
         };
         g.group

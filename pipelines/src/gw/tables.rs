@@ -115,8 +115,10 @@ pub struct Vip6 {
 }
 
 /// The IPv6 address of member `member` of group `group` (NAT66). A member
-/// keeps its IPv4 `ip` (health checks, least-connections count); members
-/// without an IPv6 address are not chosen for NAT66 connections.
+/// keeps its IPv4 `ip` (least-connections count); members without an IPv6
+/// address are not chosen for NAT66 connections. Its IPv6 side has its own
+/// health ([`Services::with_member_state6`]): NAT66 balancing takes the
+/// members that are up, have an IPv6 address and whose IPv6 side is up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member6 {
     pub group: String,
@@ -211,6 +213,11 @@ pub struct Services {
     vips6: FastMap<(u128, u32), GroupIdx>,
     /// Per group, per member: the IPv6 address (NAT66), if any.
     ip6: Vec<Vec<Option<[u8; 16]>>>,
+    /// Per group, per member: whether its IPv6 side is up (health checks of
+    /// the IPv6 address; true until one says otherwise).
+    up6: Vec<Vec<bool>>,
+    /// The groups as NAT66 balances them (see [`Services::group6`]).
+    groups6: Vec<GroupRt>,
     /// Service of connections to non-VIP destinations ("external"): `Some`
     /// makes them subject to authorization too; `None` lets any session use
     /// them.
@@ -275,6 +282,7 @@ impl Services {
             any_port |= v.port.is_none();
         }
         let ip6 = groups.iter().map(|g| vec![None; g.members.len()]).collect();
+        let up6 = groups.iter().map(|g| vec![true; g.members.len()]).collect();
         let mut vip_addrs: Vec<[u8; 4]> = vips.iter().map(|v| v.ip).collect();
         vip_addrs.sort_unstable();
         vip_addrs.dedup();
@@ -286,9 +294,78 @@ impl Services {
             vip6_addrs: Vec::new(),
             vips6: FastMap::default(),
             ip6,
+            up6,
+            groups6: Vec::new(),
             external_service,
             epoch: next_epoch(),
-        })
+        }
+        .rebuild6())
+    }
+
+    /// `groups6` from `groups`, `ip6` and `up6`: a member is up for NAT66
+    /// if it is up, has an IPv6 address and its IPv6 side is up.
+    fn rebuild6(mut self) -> Services {
+        self.groups6 = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, rt)| {
+                let mut grp = rt.group.clone();
+                for (i, m) in grp.members.iter_mut().enumerate() {
+                    m.up &= self.ip6[g][i].is_some() && self.up6[g][i];
+                }
+                GroupRt::new(grp)
+            })
+            .collect();
+        self
+    }
+
+    /// (group index, member index) of `group`/`member`; Err names what was
+    /// not found.
+    fn find_member(&self, group: &str, member: &str) -> Result<(usize, usize), String> {
+        let g = self
+            .groups
+            .iter()
+            .position(|g| g.group.name == group)
+            .ok_or_else(|| format!("no group {group:?}"))?;
+        let m = self.groups[g]
+            .group
+            .members
+            .iter()
+            .position(|m| m.name == member)
+            .ok_or_else(|| format!("no member {member:?} in group {group:?}"))?;
+        Ok((g, m))
+    }
+
+    /// A copy with the IPv6 side of member `member` of group `group` marked
+    /// up or down (the health check of its IPv6 address): only NAT66
+    /// connections stop choosing it; IPv4 and NAT64 ones keep it. Err names
+    /// what was not found, or a member without an IPv6 address.
+    pub fn with_member_state6(
+        &self,
+        group: &str,
+        member: &str,
+        up: bool,
+    ) -> Result<Services, String> {
+        let (g, m) = self.find_member(group, member)?;
+        if self.ip6[g][m].is_none() {
+            return Err(format!(
+                "member {member:?} of group {group:?} has no IPv6 address"
+            ));
+        }
+        let mut next = self.clone();
+        next.up6[g][m] = up;
+        next.epoch = next_epoch();
+        Ok(next.rebuild6())
+    }
+
+    /// Whether the IPv6 side of member `m` of group `g` is up.
+    pub fn member_up6(&self, g: GroupIdx, m: u16) -> bool {
+        self.up6
+            .get(g as usize)
+            .and_then(|v| v.get(m as usize))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// A copy with member `member` of group `group` marked up or down (what
@@ -300,22 +377,13 @@ impl Services {
         member: &str,
         up: bool,
     ) -> Result<Services, String> {
+        let (g, m) = self.find_member(group, member)?;
         let mut next = self.clone();
-        let g = next
-            .groups
-            .iter_mut()
-            .find(|g| g.group.name == group)
-            .ok_or_else(|| format!("no group {group:?}"))?;
-        let mut grp = g.group.clone();
-        let m = grp
-            .members
-            .iter_mut()
-            .find(|m| m.name == member)
-            .ok_or_else(|| format!("no member {member:?} in group {group:?}"))?;
-        m.up = up;
-        *g = GroupRt::new(grp);
+        let mut grp = next.groups[g].group.clone();
+        grp.members[m].up = up;
+        next.groups[g] = GroupRt::new(grp);
         next.epoch = next_epoch();
-        Ok(next)
+        Ok(next.rebuild6())
     }
 
     /// Replace the IPv6 VIPs and member IPv6 addresses (NAT66). The error
@@ -372,7 +440,7 @@ impl Services {
         self.vip6_addrs.sort_unstable();
         self.vip6_addrs.dedup();
         self.epoch = next_epoch();
-        Ok(self)
+        Ok(self.rebuild6())
     }
 
     /// Group of IPv6 representative address `ip:port`, if it is one.
@@ -430,6 +498,13 @@ impl Services {
     #[inline]
     pub fn group(&self, g: GroupIdx) -> Option<&GroupRt> {
         self.groups.get(g as usize)
+    }
+
+    /// Group `g` as NAT66 balances it: the same members (same indexes),
+    /// up only if up, with an IPv6 address and its IPv6 side up.
+    #[inline]
+    pub fn group6(&self, g: GroupIdx) -> Option<&GroupRt> {
+        self.groups6.get(g as usize)
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &Group> {

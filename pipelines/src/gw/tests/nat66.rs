@@ -228,8 +228,10 @@ fn round_robin_port_vip_and_members_without_ipv6() {
         SYN,
         b"",
     );
-    let (v, _) = h.up(&syn, 0);
-    assert_eq!(v, Verdict::Drop(DropReason::NoServer));
+    // mail2 (no IPv6 address) is never chosen: mail1 again.
+    let (v, out) = h.up(&syn, 0);
+    assert_eq!(v, TX_UP);
+    assert_eq!(out[38..54], mail1_6());
     // mail on another port is not a VIP: not ours.
     let syn = tcp6(
         (LB1, ACC_MAC),
@@ -240,6 +242,95 @@ fn round_robin_port_vip_and_members_without_ipv6() {
     );
     let (v, _) = h.up(&syn, 0);
     assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
+}
+
+#[test]
+fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
+    let mut h = h66();
+    h.t = h.t.with_services(
+        h.t.services
+            .with_member_state6("wap", "wap1", false)
+            .unwrap(),
+    );
+    // NAT66: wap2 only, whatever the cursor.
+    for i in 0..4u16 {
+        let syn = tcp6(
+            (LB1, ACC_MAC),
+            (sub_a(), 42_000 + i),
+            (vip6_wap(), 80),
+            SYN,
+            b"",
+        );
+        let (v, out) = h.up(&syn, 0);
+        assert_eq!(v, TX_UP);
+        assert_eq!(out[38..54], wap2_6(), "SYN {i}");
+    }
+    // IPv4 keeps both members (round robin).
+    let mut seen = Vec::new();
+    for i in 0..2u16 {
+        let (v, out) = h.up(&bare_syn((SUB1, 43_000 + i), (VIP_WAP, 80)), 0);
+        assert_eq!(v, TX_UP);
+        seen.push(<[u8; 4]>::try_from(&out[30..34]).unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, vec![WAP1, WAP2]);
+    // Back up: wap1 is chosen again for NAT66.
+    h.t = h.t.with_services(
+        h.t.services
+            .with_member_state6("wap", "wap1", true)
+            .unwrap(),
+    );
+    let mut seen6 = Vec::new();
+    for i in 0..2u16 {
+        let syn = tcp6(
+            (LB1, ACC_MAC),
+            (sub_a(), 44_000 + i),
+            (vip6_wap(), 80),
+            SYN,
+            b"",
+        );
+        seen6.push(<[u8; 16]>::try_from(&h.up(&syn, 0).1[38..54]).unwrap());
+    }
+    seen6.sort();
+    assert_eq!(seen6, vec![wap1_6(), wap2_6()]);
+    // A member without an IPv6 address has no IPv6 side.
+    assert!(h
+        .t
+        .services
+        .with_member_state6("mail", "mail2", false)
+        .is_err());
+    // A server's answer over IPv6 to a pool6 address and a probe port
+    // (20090..=20099) is for the management thread, untouched.
+    let ans = tcp6(
+        (mac6(wap1_6()), SRV_MAC),
+        (wap1_6(), 80),
+        (p6_0(), 20_093),
+        SYN | ACK,
+        b"",
+    )
+    .build();
+    let (v, out) = h.run(&ans, DOWN, 0);
+    assert_eq!(v, Verdict::Control);
+    assert_eq!(out, ans);
+    let rst = tcp6(
+        (mac6(wap2_6()), SRV_MAC),
+        (wap2_6(), 80),
+        (p6_1(), 20_099),
+        RST | ACK,
+        b"",
+    )
+    .build();
+    assert_eq!(h.run(&rst, DOWN, 0).0, Verdict::Control);
+    // Just outside the range: an ordinary key (worker 1's), not a probe's.
+    let other = tcp6(
+        (mac6(wap1_6()), SRV_MAC),
+        (wap1_6(), 80),
+        (p6_0(), 20_089),
+        SYN | ACK,
+        b"",
+    )
+    .build();
+    assert_ne!(h.run(&other, DOWN, 0).0, Verdict::Control);
 }
 
 #[test]
