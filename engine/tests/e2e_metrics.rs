@@ -98,10 +98,13 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
     // until w1 answered some and is up.
     wait_for("w1 up by its health check", Duration::from_secs(20), || {
         let (_, _, body) = get(&metrics_url);
-        sample(&body, r#"pgw_health_up{group="wap",member="w1"}"#) == Some(1.0)
+        sample(
+            &body,
+            r#"pgw_health_up{group="wap",member="w1",family="ipv4"}"#,
+        ) == Some(1.0)
             && sample(
                 &body,
-                r#"pgw_health_probe_passes_total{group="wap",member="w1"}"#,
+                r#"pgw_health_probe_passes_total{group="wap",member="w1",family="ipv4"}"#,
             )
             .is_some_and(|n| n >= 2.0)
     });
@@ -195,7 +198,7 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
     at_least(r#"pgw_worker_busy_cycles_per_packet{worker="0"}"#, 1.0);
     at_least(r#"pgw_server_member_up{group="wap",member="w1"}"#, 1.0);
     at_least(
-        r#"pgw_health_probe_passes_total{group="wap",member="w1"}"#,
+        r#"pgw_health_probe_passes_total{group="wap",member="w1",family="ipv4"}"#,
         2.0,
     );
     assert_eq!(

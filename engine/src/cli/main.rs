@@ -63,8 +63,9 @@ enum Cmd {
         json: bool,
     },
     /// Change a running instance's state: `gateway NAME up|down` (LB table),
-    /// `server GROUP MEMBER up|down` (GW server groups). Takes effect for new
-    /// connections at once.
+    /// `server GROUP MEMBER up|down` (GW server groups), `server6 GROUP
+    /// MEMBER up|down` (a member's IPv6 side: NAT66 only). Takes effect for
+    /// new connections at once.
     Set {
         #[arg(long, conflicts_with = "profile")]
         socket: Option<PathBuf>,
@@ -543,10 +544,10 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
         Err(code) => return code,
     };
     let health = v["health"].as_array().cloned().unwrap_or_default();
-    let check = |group: &str, name: &str| -> String {
+    let check_of = |group: &str, name: &str, family: &str| -> String {
         health
             .iter()
-            .find(|h| h["group"] == group && h["name"] == name)
+            .find(|h| h["group"] == group && h["name"] == name && h["family"] == family)
             .map(|h| {
                 format!(
                     "{} probes, {} passes, last: {}",
@@ -557,6 +558,7 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
             })
             .unwrap_or_else(|| "not checked".into())
     };
+    let check = |group: &str, name: &str| check_of(group, name, "ipv4");
     for g in v["groups"].as_array().into_iter().flatten() {
         println!(
             "group {} (service {}, {})",
@@ -576,6 +578,17 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
                 up_down(&m["up"]),
                 check(g["group"].as_str().unwrap_or(""), name)
             );
+            // The member's IPv6 side (NAT66), with its own verdict.
+            if let Some(ip6) = m["ip6"].as_str() {
+                println!(
+                    "  {:<10} {:<15} ipv6 side{:>29} {:<5} {}",
+                    "",
+                    ip6,
+                    "",
+                    up_down(&m["up6"]),
+                    check_of(g["group"].as_str().unwrap_or(""), name, "ipv6")
+                );
+            }
         }
     }
     for g in v["gateways"].as_array().into_iter().flatten() {

@@ -61,6 +61,8 @@ pub struct RadiusMetrics {
 pub struct HealthMetric {
     pub group: String,
     pub name: String,
+    /// "ipv4" or "ipv6": a member's side (LB gateways: "ipv4").
+    pub family: &'static str,
     pub up: bool,
     pub probes: u64,
     pub passes: u64,
@@ -759,7 +761,11 @@ impl Collector for Snapshot {
                 .map(|(g, up)| gauge(l1("gateway", g), flag(*up)))
                 .collect(),
         )?;
-        let hl = |h: &HealthMetric| l2("group", &h.group, "member", &h.name);
+        let hl = |h: &HealthMetric| {
+            let mut l = l2("group", &h.group, "member", &h.name);
+            l.push(("family", h.family.to_string()));
+            l
+        };
         family(
             &mut e,
             "health_up",
@@ -1147,14 +1153,26 @@ mod tests {
             gw_sessions: vec![("static", 1), ("radius", 2)],
             members: vec![("wap".into(), "w1".into(), true)],
             lb_gateways: vec![("gw2".into(), false)],
-            health: vec![HealthMetric {
-                group: "wap".into(),
-                name: "w1".into(),
-                up: true,
-                probes: 10,
-                passes: 9,
-                changes: 1,
-            }],
+            health: vec![
+                HealthMetric {
+                    group: "wap".into(),
+                    name: "w1".into(),
+                    family: "ipv4",
+                    up: true,
+                    probes: 10,
+                    passes: 9,
+                    changes: 1,
+                },
+                HealthMetric {
+                    group: "wap".into(),
+                    name: "w1".into(),
+                    family: "ipv6",
+                    up: false,
+                    probes: 7,
+                    passes: 3,
+                    changes: 2,
+                },
+            ],
             reloads_ok: 1,
             reloads_failed: 2,
             ctl_accepted: Some(3),
@@ -1238,8 +1256,11 @@ mod tests {
         has(r#"pgw_control_messages_received_total{result="bad_hmac"} 1"#);
         has(r#"pgw_server_member_up{group="wap",member="w1"} 1"#);
         has(r#"pgw_lb_gateway_up{gateway="gw2"} 0"#);
-        has(r#"pgw_health_up{group="wap",member="w1"} 1"#);
-        has(r#"pgw_health_probes_total{group="wap",member="w1"} 10"#);
+        has(r#"pgw_health_up{group="wap",member="w1",family="ipv4"} 1"#);
+        has(r#"pgw_health_probes_total{group="wap",member="w1",family="ipv4"} 10"#);
+        // A member's IPv6 side is a series of its own.
+        has(r#"pgw_health_up{group="wap",member="w1",family="ipv6"} 0"#);
+        has(r#"pgw_health_changes_total{group="wap",member="w1",family="ipv6"} 2"#);
         has(r#"pgw_config_reloads_total{result="ok"} 1"#);
         has(r#"pgw_config_reloads_total{result="error"} 2"#);
         has(r#"pgw_metrics_http_requests_total{code="200"} 0"#);

@@ -30,7 +30,7 @@ use pgw_pipelines::wire::arp::ArpPacket;
 use pgw_pipelines::wire::ether::{ethertype, EthernetFrame};
 use serde::Serialize;
 
-use pgw_pipelines::health::{HealthParams, ProbeKind, Prober, Source, Target};
+use pgw_pipelines::health::{Addr, HealthParams, ProbeKind, Prober, Source, Target};
 use pgw_pipelines::PortIdx;
 
 use crate::config::gw::{GwBuild, LbBuild};
@@ -282,7 +282,12 @@ impl State {
         let mut out: Vec<(PortIdx, Vec<u8>)> = Vec::new();
         let mut changes = Vec::new();
         for pr in &mut self.probers {
-            let mac_of = |ip: [u8; 4]| neigh.as_ref().and_then(|n| n.get(ip));
+            let mac_of = |a: Addr| {
+                neigh.as_ref().and_then(|n| match a {
+                    Addr::V4(ip) => n.get(ip),
+                    Addr::V6(ip) => n.get6(&ip),
+                })
+            };
             changes.extend(pr.tick(now_ms, mac_of, &mut |port, f| out.push((port, f))));
         }
         self.link
@@ -292,20 +297,25 @@ impl State {
         }
     }
 
-    fn apply_health(&mut self, (group, name, up): pgw_pipelines::health::Change) {
+    fn apply_health(&mut self, c: pgw_pipelines::health::Change) {
+        let (group, name, up) = (&c.group, &c.name, c.up);
         let r = if group == "gateway" {
             if let Some(rad) = self.radius.as_mut() {
-                rad.set_gw_up(&name, up);
+                rad.set_gw_up(name, up);
             }
-            self.set_gateway(&name, up)
+            self.set_gateway(name, up)
+        } else if c.v6 {
+            self.set_server6(group, name, up)
         } else {
-            self.set_server(&group, &name, up)
+            self.set_server(group, name, up)
         };
+        let family = if c.v6 { "ipv6" } else { "ipv4" };
         tracing::warn!(
             group = %group,
             member = %name,
+            family,
             state = if up { "UP" } else { "DOWN" },
-            "health: {group}/{name} is now {} ({r})",
+            "health: {group}/{name} ({family}) is now {} ({r})",
             if up { "UP" } else { "DOWN" }
         );
     }
@@ -437,15 +447,22 @@ impl State {
                     .map(|g| {
                         g.services
                             .groups()
-                            .map(|grp| {
+                            .enumerate()
+                            .map(|(gi, grp)| {
+                                let svc = &g.services;
                                 serde_json::json!({
                                     "group": grp.name,
                                     "service": self.service_name(Some(grp.service.0)),
                                     "policy": format!("{:?}", grp.policy),
-                                    "members": grp.members.iter().map(|m| serde_json::json!({
-                                        "name": m.name, "ip": ipstr(m.ip), "port": m.port, "weight": m.weight,
-                                        "priority": m.priority, "up": m.up,
-                                    })).collect::<Vec<_>>(),
+                                    "members": grp.members.iter().enumerate().map(|(mi, m)| {
+                                        let ip6 = svc.member_ip6(gi as u16, mi as u16);
+                                        serde_json::json!({
+                                            "name": m.name, "ip": ipstr(m.ip), "port": m.port, "weight": m.weight,
+                                            "priority": m.priority, "up": m.up,
+                                            "ip6": ip6.map(|a| std::net::Ipv6Addr::from(a).to_string()),
+                                            "up6": ip6.map(|_| svc.member_up6(gi as u16, mi as u16)),
+                                        })
+                                    }).collect::<Vec<_>>(),
                                 })
                             })
                             .collect()
@@ -554,12 +571,13 @@ impl State {
                 match w.as_slice() {
                     ["gateway", name, st @ ("up" | "down")] => self.set_gateway(name, *st == "up"),
                     ["server", group, member, st @ ("up" | "down")] => self.set_server(group, member, *st == "up"),
+                    ["server6", group, member, st @ ("up" | "down")] => self.set_server6(group, member, *st == "up"),
                     ["session-history", device] => match &self.radius {
                         Some(r) => r.session_history_json(device, &self.wall_clock()),
                         None => "{\"error\":\"this instance has no [radius] section\"}".into(),
                     },
                     _ => format!(
-                        "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors, sessions, session-history DEVICE, gateway NAME up|down, server GROUP MEMBER up|down\"}}"
+                        "{{\"error\":\"unknown request {other:?}; try: stats, accounting, neighbors, sessions, session-history DEVICE, gateway NAME up|down, server GROUP MEMBER up|down, server6 GROUP MEMBER up|down\"}}"
                     ),
                 }
             }
@@ -614,6 +632,7 @@ impl State {
             .map(|t| metrics::HealthMetric {
                 group: t.group.clone(),
                 name: t.name.clone(),
+                family: t.addr.family(),
                 up: t.up,
                 probes: t.probes,
                 passes: t.passes,
@@ -793,8 +812,15 @@ impl State {
                         let mut services = b.services.clone();
                         for t in self.probers.iter().flat_map(|pr| pr.targets.iter()) {
                             if t.group != "gateway" && !t.up {
-                                if let Ok(s) = services.with_member_state(&t.group, &t.name, false)
-                                {
+                                let s = match t.addr {
+                                    Addr::V4(_) => {
+                                        services.with_member_state(&t.group, &t.name, false)
+                                    }
+                                    Addr::V6(_) => {
+                                        services.with_member_state6(&t.group, &t.name, false)
+                                    }
+                                };
+                                if let Ok(s) = s {
                                     services = s;
                                 }
                             }
@@ -851,17 +877,33 @@ impl State {
 
     /// Mark a server-group member up or down and publish the new services.
     fn set_server(&self, group: &str, member: &str, up: bool) -> String {
+        self.set_member(group, member, up, false)
+    }
+
+    /// Mark a member's IPv6 side up or down (NAT66 balancing only) and
+    /// publish the new services.
+    fn set_server6(&self, group: &str, member: &str, up: bool) -> String {
+        self.set_member(group, member, up, true)
+    }
+
+    fn set_member(&self, group: &str, member: &str, up: bool, v6: bool) -> String {
         let cur = self.link.tables.load();
         let Some(gt) = &cur.gw else {
             return "{\"error\":\"this instance has no GW tables\"}".into();
         };
-        match gt.services.with_member_state(group, member, up) {
+        let next = if v6 {
+            gt.services.with_member_state6(group, member, up)
+        } else {
+            gt.services.with_member_state(group, member, up)
+        };
+        match next {
             Ok(s) => {
                 self.link.tables.store(Arc::new(Tables {
                     gw: Some(gt.with_services(s)),
                     ..(**cur).clone()
                 }));
-                format!("{{\"ok\":true,\"group\":{group:?},\"member\":{member:?},\"up\":{up}}}")
+                let family = if v6 { "ipv6" } else { "ipv4" };
+                format!("{{\"ok\":true,\"group\":{group:?},\"member\":{member:?},\"family\":{family:?},\"up\":{up}}}")
             }
             Err(e) => format!("{{\"error\":{e:?}}}"),
         }
@@ -1034,6 +1076,8 @@ impl Drop for Management {
 struct HealthRow {
     group: String,
     name: String,
+    /// "ipv4" or "ipv6": which side of a member the target checks.
+    family: &'static str,
     ip: String,
     up: bool,
     passes_in_row: u32,
@@ -1049,6 +1093,7 @@ impl From<&Target> for HealthRow {
         HealthRow {
             group: t.group.clone(),
             name: t.name.clone(),
+            family: t.addr.family(),
             ip: t.ip.clone(),
             up: t.up,
             passes_in_row: t.passes_in_row,
@@ -1071,7 +1116,9 @@ fn health_params(h: &HealthCfg) -> HealthParams {
 }
 
 /// Health checks from the profile: TCP probes of every server-group member
-/// (GW), ARP probes of every gateway with an address (LB).
+/// (GW) at its IPv4 address and, with `gw.pool6`, at its IPv6 address if it
+/// has one (from the first `gw.pool6` address, the source of its NAT66
+/// connections); ARP probes of every gateway with an address (LB).
 fn build_probers(
     profile: &Profile,
     link: &MgmtLink,
@@ -1087,13 +1134,27 @@ fn build_probers(
                     port: g.cfg.server_port,
                     mac: link.port_mac(g.cfg.server_port),
                     ip: g.cfg.pool[0],
+                    ip6: g.cfg.pool6.first().copied(),
                 },
                 (lo, hi),
             );
-            for grp in g.services.groups() {
-                for m in &grp.members {
-                    if let Some(port) = m.port.or(h.port) {
-                        pr.add(&grp.name, &m.name, m.ip, ProbeKind::Tcp(port), m.up);
+            let svc = &g.services;
+            for (gi, grp) in svc.groups().enumerate() {
+                for (mi, m) in grp.members.iter().enumerate() {
+                    let Some(port) = m.port.or(h.port) else {
+                        continue;
+                    };
+                    pr.add(
+                        &grp.name,
+                        &m.name,
+                        Addr::V4(m.ip),
+                        ProbeKind::Tcp(port),
+                        m.up,
+                    );
+                    let (gi, mi) = (gi as u16, mi as u16);
+                    if let (Some(ip6), false) = (svc.member_ip6(gi, mi), g.cfg.pool6.is_empty()) {
+                        let up6 = svc.member_up6(gi, mi);
+                        pr.add(&grp.name, &m.name, Addr::V6(ip6), ProbeKind::Tcp(port), up6);
                     }
                 }
             }
@@ -1115,6 +1176,7 @@ fn build_probers(
                         port: b.cfg.lan_port,
                         mac: link.port_mac(b.cfg.lan_port),
                         ip,
+                        ip6: None,
                     },
                     (0, 0),
                 );
@@ -1124,7 +1186,13 @@ fn build_probers(
                         .as_ref()
                         .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
                     {
-                        pr.add("gateway", &gw.name, a.octets(), ProbeKind::Arp, gw.up);
+                        pr.add(
+                            "gateway",
+                            &gw.name,
+                            Addr::V4(a.octets()),
+                            ProbeKind::Arp,
+                            gw.up,
+                        );
                     }
                 }
                 v.push(pr);
