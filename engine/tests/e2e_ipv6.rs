@@ -10,14 +10,21 @@
 //! IPv6 member from the first pool6 address and learns the advertisements
 //! that arrive on the server port for those addresses; one sent from the
 //! subscriber side naming a member is refused and counted.
+//!
+//! Health checks over IPv6: with `gw.health`, each member is probed at its
+//! IPv4 and at its IPv6 address (a SYN from the first pool6 address). A
+//! member whose IPv6 listener stops is taken out of NAT66 balancing only
+//! (its IPv4 side stays up), within interval × fall, and comes back after
+//! `rise` passes.
 
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The box's profile; `neighbours`: static MACs for both members.
-fn profile(lab: &Lab, neighbours: bool) -> Profile {
+/// The box's profile; `neighbours`: static MACs for both members; `gw`:
+/// more `[gw]` keys.
+fn profile(lab: &Lab, neighbours: bool, gw: &str) -> Profile {
     let w = |n: &str, i: &str| {
         format!(r#"{{ name = "{n}", ip = "10.80.0.{i}", ip6 = "2001:db8:80::{i}", port = 8080 }}"#)
     };
@@ -38,7 +45,9 @@ fn profile(lab: &Lab, neighbours: bool) -> Profile {
             "2001:db8:60::ffff",
             &["me"],
         ))
-        .with(&gw_section(r#"pool6 = ["2001:db8:80::100"]"#))
+        .with(&gw_section(&format!(
+            "pool6 = [\"2001:db8:80::100\"]\n{gw}"
+        )))
         .with(&gw_service(
             "wap",
             1,
@@ -55,17 +64,23 @@ services = ["wap"]"#,
         )
 }
 
+/// Who answers `n` requests to the IPv6 VIP (new connections each).
+fn who6(sub: &str, n: usize) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        *seen
+            .entry(curl(sub, "http://[2001:db8:33::1]/who"))
+            .or_insert(0) += 1;
+    }
+    seen
+}
+
 /// Eight requests to the IPv6 VIP are answered by both members.
 fn both_members_answer(sub: &str) {
     wait_for("a first answer", Duration::from_secs(15), || {
         curl_ok(sub, "http://[2001:db8:33::1]/who")
     });
-    let mut seen = HashMap::new();
-    for _ in 0..8 {
-        *seen
-            .entry(curl(sub, "http://[2001:db8:33::1]/who"))
-            .or_insert(0) += 1;
-    }
+    let seen = who6(sub, 8);
     assert_eq!(seen.len(), 2, "both IPv6 members should answer: {seen:?}");
 }
 
@@ -75,7 +90,7 @@ fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
         return;
     };
     let t = lab.tag.clone();
-    let profile = profile(&lab, true);
+    let profile = profile(&lab, true, "");
     let sock = lab.run_pgw("box", &profile);
     let srv = lab.ns("srv");
     let sub = lab.subscriber(&["2001:db8:60::2/64"]);
@@ -119,7 +134,7 @@ fn ipv6_members_are_resolved_by_neighbour_discovery_not_from_the_access_side() {
         return;
     };
     let t = lab.tag.clone();
-    let profile = profile(&lab, false);
+    let profile = profile(&lab, false, "");
     let sock = lab.run_pgw("box", &profile);
     let srv = lab.ns("srv");
     let sub = lab.subscriber(&["2001:db8:60::2/64"]);
@@ -217,5 +232,131 @@ print("sent")
         "a spoofed advertisement re-pointed w1"
     );
     both_members_answer(&sub);
+    lab.stop_pgw("box");
+}
+
+#[test]
+fn an_ipv6_member_that_stops_listening_leaves_nat66_then_comes_back() {
+    let Some(mut lab) = Lab::netns("p6h", &["python3", "curl"]) else {
+        return;
+    };
+    let t = lab.tag.clone();
+    let profile = profile(
+        &lab,
+        false,
+        &format!("key_ports = [1024, 59999]\nprobe_ports = [60000, 60999]\n{QUICK_HEALTH}"),
+    );
+    let sock = lab.run_pgw("box", &profile);
+    let srv = lab.ns("srv");
+    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
+    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    // Dual-stack members: both families answer on 8080, each its own
+    // listener (w1 and w2 over IPv4, w1v6 and w2v6 over IPv6).
+    lab.move_into(
+        &format!("{t}b"),
+        &srv,
+        &[
+            "10.80.0.11/24",
+            "10.80.0.12/24",
+            "2001:db8:80::11/64",
+            "2001:db8:80::12/64",
+        ],
+    );
+    lab.serve_http("w1", &srv, "10.80.0.11");
+    lab.serve_http("w2", &srv, "10.80.0.12");
+    lab.serve_http("w1v6", &srv, "2001:db8:80::11");
+    lab.serve_http("w2v6", &srv, "2001:db8:80::12");
+    let servers = || pgw_json(&sock, "servers");
+    // (up, up6) of a member as the tables have them.
+    let state = |v: &serde_json::Value, name: &str| -> (bool, bool) {
+        let m = v["groups"][0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+            .clone();
+        (m["up"].as_bool().unwrap(), m["up6"].as_bool().unwrap())
+    };
+    let health = |v: &serde_json::Value, name: &str, family: &str| -> serde_json::Value {
+        v["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name && h["family"] == family)
+            .unwrap_or_else(|| panic!("no {family} health row for {name}: {v}"))
+            .clone()
+    };
+    wait_for(
+        "both members' IPv4 and IPv6 sides answered a probe and are up",
+        Duration::from_secs(20),
+        || {
+            let v = servers();
+            let rows = v["health"].as_array().unwrap();
+            rows.len() == 4
+                && rows
+                    .iter()
+                    .all(|h| h["up"] == true && h["passes"].as_u64().unwrap() >= 1)
+                && state(&v, "w1") == (true, true)
+                && state(&v, "w2") == (true, true)
+        },
+    );
+    let v = servers();
+    let h6 = health(&v, "w2", "ipv6");
+    assert_eq!(h6["ip"], "2001:db8:80::12", "{h6}");
+    assert_eq!(h6["last_result"], "SYN-ACK", "{h6}");
+    both_members_answer(&sub);
+
+    // w2 stops listening on its IPv6 address only: its kernel answers the
+    // IPv6 probes with RST.
+    lab.interrupt("w2v6", Duration::from_secs(5));
+    let t0 = Instant::now();
+    wait_for("w2's IPv6 side marked down", Duration::from_secs(5), || {
+        state(&servers(), "w2") == (true, false)
+    });
+    let took = t0.elapsed();
+    // interval × fall = 0.6 s, plus one interval of phase.
+    assert!(
+        took < Duration::from_millis(1500),
+        "w2's IPv6 side marked down after {took:?}"
+    );
+    let v = servers();
+    assert_eq!(health(&v, "w2", "ipv6")["up"], false);
+    assert_eq!(health(&v, "w2", "ipv6")["last_result"], "refused (RST)");
+    assert_eq!(
+        health(&v, "w2", "ipv4")["up"],
+        true,
+        "the IPv4 side is fine"
+    );
+    let seen = who6(&sub, 12);
+    assert_eq!(
+        seen.get("w1v6"),
+        Some(&12),
+        "new IPv6 connections must avoid w2: {seen:?}"
+    );
+    let text = pgw_at(&sock, "servers", "");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("2001:db8:80::12") && l.contains("DOWN")),
+        "pgw servers does not show w2's IPv6 side down:\n{text}"
+    );
+
+    // It listens again: up after `rise` passes, used again.
+    lab.serve_http("w2v6", &srv, "2001:db8:80::12");
+    wait_for("w2's IPv6 side marked up", Duration::from_secs(10), || {
+        state(&servers(), "w2") == (true, true)
+    });
+    let seen = who6(&sub, 10);
+    assert!(
+        seen.get("w2v6").copied().unwrap_or(0) >= 3,
+        "w2 not used again over IPv6: {seen:?}"
+    );
+    let h6 = health(&servers(), "w2", "ipv6");
+    assert!(h6["changes"].as_u64().unwrap() >= 2, "{h6}");
+    assert!(
+        lab.log("w2v6").contains("2001:db8:80::100"),
+        "w2v6 did not see the pool6 source:\n{}",
+        lab.log("w2v6")
+    );
     lab.stop_pgw("box");
 }
