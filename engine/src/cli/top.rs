@@ -381,8 +381,22 @@ pub fn render(prev: &Snapshot, cur: &Snapshot, opt: &Options) -> String {
     // Health: server group members (GW), gateways (LB).
     if let Some(srv) = &cur.servers {
         let mut members = (0, 0, Vec::new());
+        // Members' IPv6 sides (those with an `ip6`), NAT66 only.
+        let mut sides6 = (0, 0, Vec::new());
         for g in arr(srv, "groups") {
             for m in arr(g, "members") {
+                match m["up6"].as_bool() {
+                    Some(true) => sides6.0 += 1,
+                    Some(false) => {
+                        sides6.1 += 1;
+                        sides6.2.push(format!(
+                            "{}/{}",
+                            g["group"].as_str().unwrap_or("?"),
+                            m["name"].as_str().unwrap_or("?")
+                        ));
+                    }
+                    None => {}
+                }
                 if m["up"].as_bool() == Some(true) {
                     members.0 += 1;
                 } else {
@@ -420,6 +434,9 @@ pub fn render(prev: &Snapshot, cur: &Snapshot, opt: &Options) -> String {
         let mut parts = Vec::new();
         if members.0 + members.1 > 0 {
             parts.push(line("members", &members));
+        }
+        if sides6.0 + sides6.1 > 0 {
+            parts.push(line("ipv6 sides", &sides6));
         }
         if gws.0 + gws.1 > 0 {
             parts.push(line("gateways", &gws));
@@ -733,7 +750,8 @@ mod tests {
             }));
             s.servers = Some(json!({
                 "groups": [{"group": "wap", "members": [
-                    {"name": "w1", "up": true}, {"name": "w2", "up": false}]}],
+                    {"name": "w1", "up": true, "up6": false}, {"name": "w2", "up": false},
+                    {"name": "w3", "up": true, "up6": true}]}],
                 "gateways": [{"gateway": "gw1", "up": true}, {"gateway": "gw2", "up": null}]
             }));
         }
@@ -743,7 +761,9 @@ mod tests {
             "{f}"
         );
         assert!(
-            f.contains("health  members 1 up, 1 down (wap/w2)  gateways 1 up, 1 down (gw2)"),
+            f.contains(
+                "health  members 2 up, 1 down (wap/w2)  ipv6 sides 1 up, 1 down (wap/w1)  gateways 1 up, 1 down (gw2)"
+            ),
             "{f}"
         );
     }

@@ -414,7 +414,8 @@ pub struct GwCfg {
     #[serde(default = "d_exhaustion_reply")]
     pub exhaustion_reply: String,
     /// TCP health checks of the group members (sent from the first pool
-    /// address and the `probe_ports` range).
+    /// address and the `probe_ports` range; a member's `ip6`, with `pool6`,
+    /// is checked too, from the first pool6 address, as its IPv6 side).
     #[serde(default)]
     pub health: Option<HealthCfg>,
 }
@@ -468,7 +469,8 @@ pub struct MemberCfg {
     pub priority: u32,
     #[serde(default = "d_true")]
     pub up: bool,
-    /// The member's IPv6 address (NAT66 to IPv6 VIPs).
+    /// The member's IPv6 address (NAT66 to IPv6 VIPs); health-checked on
+    /// its own with `gw.health` (a failure leaves NAT66 balancing only).
     #[serde(default)]
     pub ip6: Option<String>,
 }

@@ -70,7 +70,10 @@
 //! IPv6 subscribers to IPv6 VIPs: `pool6[i]` is paired with `pool[i]`, so
 //! NAT66 connections share the keys, owners and handoffs of IPv4. The
 //! entry keeps the IPv6 subscriber, VIP and server in side tables; a
-//! member's IPv4 address stays its health and load identity.
+//! member's IPv4 address stays its load identity. NAT66 balances over the
+//! members that are up, have an IPv6 address and whose IPv6 side is up
+//! (`Services::group6`: the health check of the IPv6 address), so a
+//! member whose IPv6 address stops answering keeps its IPv4 connections.
 //!
 //! ## RSS-steered keys (`GwConfig::rss`, off by default)
 //! See [`rss`]: among the candidate keys of a new connection the first
