@@ -340,6 +340,10 @@ fn an_ipv6_member_that_stops_listening_leaves_nat66_then_comes_back() {
             .any(|l| l.contains("2001:db8:80::12") && l.contains("DOWN")),
         "pgw servers does not show w2's IPv6 side down:\n{text}"
     );
+    // A reload keeps the health checks' verdicts, the IPv6 side's too.
+    let out = pgw_at(&sock, "ctl", "reload");
+    assert!(out.contains(r#""ok":true"#), "{out}");
+    assert_eq!(state(&servers(), "w2"), (true, false), "after reload");
 
     // It listens again: up after `rise` passes, used again.
     lab.serve_http("w2v6", &srv, "2001:db8:80::12");
@@ -358,5 +362,14 @@ fn an_ipv6_member_that_stops_listening_leaves_nat66_then_comes_back() {
         "w2v6 did not see the pool6 source:\n{}",
         lab.log("w2v6")
     );
+
+    // By hand: w1's IPv6 side down leaves w2 for NAT66; w1 stays up.
+    let out = pgw_at(&sock, "set", "server6 wap w1 down");
+    assert!(out.contains(r#""family":"ipv6""#), "{out}");
+    assert_eq!(state(&servers(), "w1"), (true, false));
+    let seen = who6(&sub, 6);
+    assert_eq!(seen.get("w2v6"), Some(&6), "{seen:?}");
+    pgw_at(&sock, "set", "server6 wap w1 up");
+    assert_eq!(state(&servers(), "w1"), (true, true));
     lab.stop_pgw("box");
 }
