@@ -581,10 +581,9 @@ fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Exi
             // The member's IPv6 side (NAT66), with its own verdict.
             if let Some(ip6) = m["ip6"].as_str() {
                 println!(
-                    "  {:<10} {:<15} ipv6 side{:>29} {:<5} {}",
+                    "  {:<10} {:<15} ipv6 side {:<5} {}",
                     "",
                     ip6,
-                    "",
                     up_down(&m["up6"]),
                     check_of(g["group"].as_str().unwrap_or(""), name, "ipv6")
                 );
