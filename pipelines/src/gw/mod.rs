@@ -117,6 +117,7 @@ pub mod entry;
 pub mod hash;
 mod icmp;
 pub mod keys;
+pub mod limit;
 pub mod meta;
 pub mod nh;
 mod open;
@@ -149,6 +150,7 @@ use crate::wire::{self, ip_proto};
 use balance::Balancer;
 use entry::{flag, Cold, Hot, NONE};
 use keys::Rotation;
+use limit::SubLimits;
 use meta::{Kind, Meta};
 use nh::{LbMacs, NextHops};
 use rss::Steer;
@@ -229,6 +231,9 @@ pub struct GwCounters {
     /// NAT64 down packets with DF too big for the IPv6 MTU, answered with
     /// an ICMPv4 Fragmentation Needed.
     pub frag_needed: u64,
+    /// Connections let through untracked by the subscriber limits (both
+    /// buckets of the subscriber table full; see [`limit`]).
+    pub sub_untracked: u64,
 }
 
 /// A view of one connection (tests, `pgw` diagnostics).
@@ -285,6 +290,8 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     attr_free: A::Mem<u32>,
     attr_top: u32,
     rss: Option<Steer>,
+    /// Per-subscriber connection limits (this worker's share).
+    limits: SubLimits<A>,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864; workers start 0x9e37 apart).
     xlat_ident: u16,
@@ -382,6 +389,14 @@ impl<A: TableAlloc> GwWorker<A> {
             attr_free,
             attr_top: attr_slots as u32,
             rss: cfg.rss.as_ref().map(|r| Steer::new(r, &cfg.pool, id)),
+            limits: SubLimits::new(
+                alloc,
+                cfg.max_flows_per_worker,
+                cfg.max_conns_per_subscriber,
+                cfg.new_conns_per_subscriber_per_s,
+                cfg.workers,
+                cfg.hash_seed,
+            )?,
             xlat_ident: id.wrapping_mul(0x9e37),
             meta: [Meta::default(); MAX_BURST],
             closing: [(NONE, CloseReason::Fin); MAX_BURST],
@@ -445,6 +460,13 @@ impl<A: TableAlloc> GwWorker<A> {
             + self.up.bytes()
             + self.key_head.len() * 4
             + self.attrs.len() * (size_of::<Attr>() + 4)
+            + self.limits.bytes()
+    }
+
+    /// Open connections of subscriber `sub` this worker counts against
+    /// its limits (0 with no limit set).
+    pub fn subscriber_conns(&self, sub: limit::SubKey) -> u32 {
+        self.limits.conns(sub)
     }
 
     /// A free attribute slot, if any.
@@ -605,7 +627,7 @@ impl<A: TableAlloc> GwWorker<A> {
             let live = self.lookup(pkts, live, out, pf);
             m.lap(Stage::GwLookup, looked);
             self.opened = 0;
-            let live = self.resolve(t, pkts, live, out, now, acct);
+            let live = self.resolve(t, pkts, live, out, now, acct, c);
             m.lap(Stage::GwOpen, self.opened);
             let rw = live.count_ones() as usize;
             self.rewrite(t, pkts, live, out, now);
@@ -678,10 +700,11 @@ impl<A: TableAlloc> GwWorker<A> {
         out: &mut [Verdict],
         now: u64,
         acct: &mut impl AcctSink,
+        c: &mut WorkerCounters,
     ) -> u64 {
         for i in Bits(live) {
             let r = if self.meta[i].kind.is_up() {
-                self.up_resolve(t, &mut pkts[i], i, now, acct)
+                self.up_resolve(t, &mut pkts[i], i, now, acct, c)
             } else {
                 self.down_resolve(i, now, acct)
             };
