@@ -608,6 +608,48 @@ pairs = [["a", "b"]]
         );
     }
 
+    /// `gw.max_conns_per_subscriber` (0 or absent: none) and
+    /// `gw.new_conns_per_subscriber_per_s` (absent: none; 1..=10^6).
+    #[test]
+    fn gw_subscriber_limits() {
+        let gw = include_str!("../../../configs/tap-gw.toml");
+        let with = |extra: &str| {
+            gw.replace(
+                "answer_ping = true",
+                &format!("answer_ping = true\n{extra}"),
+            )
+        };
+        let built = |text: &str| {
+            let c = crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
+                .unwrap()
+                .cfg;
+            (c.max_conns_per_subscriber, c.new_conns_per_subscriber_per_s)
+        };
+        assert_eq!(built(gw), (0, 0), "the default: no limit");
+        assert_eq!(
+            built(&with(
+                "max_conns_per_subscriber = 100\nnew_conns_per_subscriber_per_s = 20"
+            )),
+            (100, 20)
+        );
+        assert_eq!(built(&with("max_conns_per_subscriber = 0")), (0, 0));
+        let e = err_of(&with("new_conns_per_subscriber_per_s = 0"));
+        assert!(
+            e.starts_with("bad.toml: gw.new_conns_per_subscriber_per_s: 0: must be in 1..=1000000"),
+            "{e}"
+        );
+        let e = err_of(&with("new_conns_per_subscriber_per_s = 2000000"));
+        assert!(
+            e.starts_with("bad.toml: gw.new_conns_per_subscriber_per_s: 2000000"),
+            "{e}"
+        );
+        let e = err_of(&with("max_conns_per_subscriber = -1"));
+        assert!(
+            e.starts_with("bad.toml") && e.contains("max_conns_per_subscriber"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn metrics_listen_is_an_address() {
         let ok = format!("{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\n");
