@@ -3,7 +3,9 @@
 //! after the handshake); its 4th connection's SYN is refused with a RST
 //! (`exhaustion_reply = "rst"`: curl fails at once, exit 7) and counted as
 //! `subscriber_conn_limit`; subscriber 10.50.0.3 is not affected; once the
-//! 3 close (FIN both ways), 10.50.0.2 connects again.
+//! 3 close (FIN both ways), 10.50.0.2 connects again. And
+//! `gw.new_conns_per_subscriber_per_s`: a second connection within the
+//! second is refused (`subscriber_rate_limit`), a later one served.
 
 mod common;
 use common::*;
@@ -106,5 +108,43 @@ fn fourth_connection_of_a_subscriber_is_refused() {
     assert_eq!(drops(&r, "subscriber_conn_limit"), 1);
     assert_eq!(event(&r, "gw_new_flows"), 5);
     assert_eq!(event(&r, "gw_sub_untracked"), 0);
+    lab.stop_pgw("gw");
+}
+
+/// `gw.new_conns_per_subscriber_per_s = 1`: a connection passes, the next
+/// within the second gets a RST (`subscriber_rate_limit`; a window of a
+/// whole second so a slow machine does not refill the bucket in between),
+/// and a second later the bucket holds one more.
+#[test]
+fn connection_rate_of_a_subscriber_is_limited() {
+    let Some(mut lab) = Lab::netns("pr", &["python3", "curl"]) else {
+        return;
+    };
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(
+            "new_conns_per_subscriber_per_s = 1\nexhaustion_reply = \"rst\"",
+        ))
+        .with(&wap(&[member("wap1", "10.80.0.11", 8080)]))
+        .with(&gw_session("10.50.0.2", 9015550101, &["wap"]));
+    let sock = lab.run_pgw("gw", &profile);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
+    lab.serve_http("http", &srv, "10.80.0.11");
+    lab.wait_neighbours(&sock, &["10.80.0.11"]);
+    // two connections, one curl after the other
+    let two = sh_output(&format!(
+        "ip netns exec {sub} sh -c 'for i in 1 2; do curl -sS --max-time 5 -H \"Connection: close\" http://10.33.0.1/who; echo \" $?\"; done'"
+    ));
+    let out = String::from_utf8_lossy(&two.stdout);
+    let codes: Vec<&str> = out
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(codes, ["0", "7"], "{out}");
+    let r = stats_json(&sock);
+    assert_eq!(drops(&r, "subscriber_rate_limit"), 1);
+    assert_eq!(drops(&r, "subscriber_conn_limit"), 0);
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "http");
     lab.stop_pgw("gw");
 }

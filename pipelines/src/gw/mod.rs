@@ -691,7 +691,10 @@ impl<A: TableAlloc> GwWorker<A> {
     }
 
     /// The open stage: misses that start a connection, lazy idle expiry,
-    /// revivals; the packets left to rewrite (each with its entry).
+    /// revivals; the packets left to rewrite (each with its entry). `c`
+    /// counts the starts refused by the subscriber limits and answered by a
+    /// RST (a `Tx` verdict, yet a refusal under its reason).
+    #[allow(clippy::too_many_arguments)]
     fn resolve(
         &mut self,
         t: &GwTables,
