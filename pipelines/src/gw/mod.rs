@@ -14,7 +14,9 @@
 //! 3. **gw_open** ([`open`]): misses that start a connection: session
 //!    (S62–S63), representative address → group → service (S41, FIG. 27),
 //!    authorization (S65–S66: a refused TCP SYN becomes a RST built in
-//!    place, other protocols are dropped), server by the group's policy
+//!    place, other protocols are dropped), the subscriber's connection
+//!    limits ([`limit`]: `subscriber_conn_limit`, `subscriber_rate_limit`,
+//!    with the exhaustion reply), server by the group's policy
 //!    (S43, [`balance`]), key ([`keys`]: the subscriber's own port when
 //!    free, else a rotation; unique per destination), entry and timer.
 //!    A SYN on the tuple of a connection on hold revives it (same key,
@@ -101,7 +103,9 @@
 //! bytes, plus 16 bytes of IPv6 side table with NAT64 and 48 with NAT66;
 //! per key 4 bytes (chain heads: pool addresses × the worker's ports);
 //! Host/SNI attributes 51 bytes per slot (`attr_slots`, an eighth of the
-//! capacity by default); the next-hop cache and LB table are small.
+//! capacity by default); with a subscriber limit, 32 bytes per slot of
+//! [`limit`] (`next_pow2(max_flows_per_worker)` slots); the next-hop cache
+//! and LB table are small.
 //!
 //! ## Cost
 //! Measured by the engine's runtime accounting per stage (`pgw stats
