@@ -17,8 +17,10 @@
 //! subscriber), `next_pow2(max_flows_per_worker)` slots (at least two
 //! buckets), preallocated by the worker, none when no limit is set. A slot
 //! lives while its subscriber has open connections or its bucket is still
-//! refilling; after that any insert may take it. A subscriber that finds
-//! both buckets full of live slots is let through untracked
+//! refilling; after that any insert may take it (one still refilling is
+//! taken only when nothing else is left: its subscriber comes back with a
+//! full bucket). A subscriber that finds both buckets full of subscribers
+//! with open connections is let through untracked
 //! (`sub_untracked`, as the balancer's count table does): at most
 //! `max_flows_per_worker` subscribers have open connections, so that is
 //! rare by construction.
@@ -218,7 +220,15 @@ impl<A: TableAlloc> SubLimits<A> {
                 };
                 let (fa, fb) = (free(a), free(b));
                 let from = if fb > fa { b } else { a };
-                let Some(i) = (from..from + BUCKET).find(|&i| self.reusable(&self.slots[i], now))
+                // else a subscriber with no open connection whose bucket
+                // still refills (it comes back with a full one), else none
+                let Some(i) = (from..from + BUCKET)
+                    .find(|&i| self.reusable(&self.slots[i], now))
+                    .or_else(|| {
+                        (a..a + BUCKET)
+                            .chain(b..b + BUCKET)
+                            .find(|&i| self.slots[i].conns == 0)
+                    })
                 else {
                     return Ok(UNTRACKED);
                 };
@@ -256,7 +266,7 @@ impl<A: TableAlloc> SubLimits<A> {
         let s = &mut self.slots[t as usize];
         s.conns += 1;
         if self.per_ms != 0 {
-            s.tokens -= COST;
+            s.tokens = s.tokens.saturating_sub(COST);
         }
     }
 
@@ -333,5 +343,21 @@ mod tests {
             l.commit(t);
         }
         assert!(untracked >= 1);
+    }
+
+    #[test]
+    fn refilling_slots_give_way_before_anyone_goes_untracked() {
+        // 8 slots, 1 connection/s: 64 subscribers each open and close one
+        // connection at the same ms; their buckets are all refilling, yet
+        // each newcomer takes the slot of one with no open connection.
+        let mut l = SubLimits::new(&HeapAlloc, 8, 0, 1, 1, 7).unwrap();
+        for i in 0..64u8 {
+            let s = SubKey::V4([10, 0, 3, i]);
+            let t = l.admit(s, 0).unwrap();
+            assert_ne!(t, UNTRACKED, "subscriber {i}");
+            l.commit(t);
+            assert_eq!(l.admit(s, 0), Err(DropReason::SubscriberRateLimit));
+            l.release(s);
+        }
     }
 }
