@@ -212,7 +212,7 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // 4 LB + 30 GW names: fits the slots (MAX_EVENTS).
+        // 4 LB + 31 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -265,6 +265,7 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_keys_recycled", g.keys_recycled),
                     ("gw_late_pkts", g.late_pkts),
                     ("gw_attr_full", g.attr_full),
+                    ("gw_sub_untracked", g.sub_untracked),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()

@@ -101,8 +101,7 @@ pub enum Verdict {
 
 macro_rules! drop_reasons {
     ($($(#[$m:meta])* $v:ident = $name:literal,)*) => {
-        /// Every reason a packet can be dropped. Each has its own counter. At most
-        /// 32 (the engine's counter arrays derive `Default`).
+        /// Every reason a packet can be dropped. Each has its own counter.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum DropReason { $($(#[$m])* $v,)* }
@@ -152,6 +151,14 @@ drop_reasons! {
     NatPoolExhausted = "nat_pool_exhausted",
     /// GW: flow table full.
     FlowTableFull = "flow_table_full",
+    /// GW: a connection start over the subscriber's open-connection limit
+    /// (`gw.max_conns_per_subscriber`, this worker's share); counted whatever
+    /// the reply (`gw.exhaustion_reply`: dropped, or answered by a RST).
+    SubscriberConnLimit = "subscriber_conn_limit",
+    /// GW: a connection start over the subscriber's new-connection rate
+    /// (`gw.new_conns_per_subscriber_per_s`, this worker's share); counted
+    /// whatever the reply, as `subscriber_conn_limit`.
+    SubscriberRateLimit = "subscriber_rate_limit",
     /// GW: a new connection while the instance drains (SIGTERM): refused
     /// so that established ones finish; the client retries elsewhere.
     Draining = "draining",

@@ -188,6 +188,20 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                 ))
             }
         },
+        max_conns_per_subscriber: g.max_conns_per_subscriber,
+        new_conns_per_subscriber_per_s: match g.new_conns_per_subscriber_per_s {
+            None => 0,
+            Some(r) if (1..=GwConfig::MAX_SUB_RATE).contains(&r) => r,
+            Some(r) => {
+                return Err(p.err(
+                    "gw.new_conns_per_subscriber_per_s",
+                    format!(
+                        "{r}: must be in 1..={}; leave it out for no limit",
+                        GwConfig::MAX_SUB_RATE
+                    ),
+                ))
+            }
+        },
         ..GwConfig::default()
     };
     cfg.validate().map_err(|m| p.err("gw", m))?;

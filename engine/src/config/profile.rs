@@ -413,6 +413,18 @@ pub struct GwCfg {
     /// `flow_table_full`) or "rst" (answered by a TCP RST, `gw_rst_exhausted`).
     #[serde(default = "d_exhaustion_reply")]
     pub exhaustion_reply: String,
+    /// Open connections of one subscriber (an IPv4 address, an IPv6 /64)
+    /// at once; 0 or absent: no limit. Each worker enforces
+    /// `ceil(max / workers)`. Over it a start is refused
+    /// (`subscriber_conn_limit`) with `exhaustion_reply`.
+    #[serde(default)]
+    pub max_conns_per_subscriber: u32,
+    /// New connections of one subscriber per second (token bucket, burst =
+    /// the rate); absent: no limit. Each worker enforces `rate / workers`.
+    /// Over it a start is refused (`subscriber_rate_limit`) with
+    /// `exhaustion_reply`.
+    #[serde(default)]
+    pub new_conns_per_subscriber_per_s: Option<u32>,
     /// TCP health checks of the group members (sent from the first pool
     /// address and the `probe_ports` range; a member's `ip6`, with `pool6`,
     /// is checked too, from the first pool6 address, as its IPv6 side).

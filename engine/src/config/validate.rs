@@ -121,6 +121,22 @@ impl Profile {
                 self.source
             ));
         }
+        let (max, rate) = (c.max_conns_per_subscriber, c.new_conns_per_subscriber_per_s);
+        if max > 0 || rate > 0 {
+            let open = match max {
+                0 => "no limit".to_string(),
+                n => format!("{n} ({} per worker)", (n as u64).div_ceil(workers)),
+            };
+            let new = match rate {
+                0 => "no limit".to_string(),
+                r => format!("{r}/s ({:.2}/s per worker)", r as f64 / workers as f64),
+            };
+            v.push(format!(
+                "{}: gw: per subscriber (IPv4 address, IPv6 /64): open connections {open}, new connections {new}; each worker enforces its share, so with {workers} worker(s) the limits are {}",
+                self.source,
+                if workers == 1 { "exact" } else { "approximate (README: connection limits per subscriber)" }
+            ));
+        }
         let _ = g;
         v
     }
@@ -604,6 +620,56 @@ pairs = [["a", "b"]]
         let e = err_of(&with("\"reset\""));
         assert!(
             e.starts_with("bad.toml: gw.exhaustion_reply: \"reset\": use \"drop\""),
+            "{e}"
+        );
+    }
+
+    /// `gw.max_conns_per_subscriber` (0 or absent: none) and
+    /// `gw.new_conns_per_subscriber_per_s` (absent: none; 1..=10^6).
+    #[test]
+    fn gw_subscriber_limits() {
+        let gw = include_str!("../../../configs/tap-gw.toml");
+        let with = |extra: &str| {
+            gw.replace(
+                "answer_ping = true",
+                &format!("answer_ping = true\n{extra}"),
+            )
+        };
+        let built = |text: &str| {
+            let c = crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
+                .unwrap()
+                .cfg;
+            (c.max_conns_per_subscriber, c.new_conns_per_subscriber_per_s)
+        };
+        assert_eq!(built(gw), (0, 0), "the default: no limit");
+        assert_eq!(
+            built(&with(
+                "max_conns_per_subscriber = 100\nnew_conns_per_subscriber_per_s = 20"
+            )),
+            (100, 20)
+        );
+        assert_eq!(built(&with("max_conns_per_subscriber = 0")), (0, 0));
+        // the example's commented lines, as an operator would uncomment them
+        let example = gw
+            .replace("# max_conns_per_subscriber", "max_conns_per_subscriber")
+            .replace(
+                "# new_conns_per_subscriber_per_s",
+                "new_conns_per_subscriber_per_s",
+            );
+        assert_eq!(built(&example), (200, 50));
+        let e = err_of(&with("new_conns_per_subscriber_per_s = 0"));
+        assert!(
+            e.starts_with("bad.toml: gw.new_conns_per_subscriber_per_s: 0: must be in 1..=1000000"),
+            "{e}"
+        );
+        let e = err_of(&with("new_conns_per_subscriber_per_s = 2000000"));
+        assert!(
+            e.starts_with("bad.toml: gw.new_conns_per_subscriber_per_s: 2000000"),
+            "{e}"
+        );
+        let e = err_of(&with("max_conns_per_subscriber = -1"));
+        assert!(
+            e.starts_with("bad.toml") && e.contains("max_conns_per_subscriber"),
             "{e}"
         );
     }

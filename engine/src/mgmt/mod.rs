@@ -854,7 +854,7 @@ impl State {
                 Err(e) => return Err(serde_json::json!({ "error": e }).to_string()),
             }
         }
-        Ok(serde_json::json!({ "ok": true, "applied": applied, "restart_needed_for": "ports, cores, EAL, pool, key ranges, LB ranges, RADIUS listeners and address ranges" }).to_string())
+        Ok(serde_json::json!({ "ok": true, "applied": applied, "restart_needed_for": "ports, cores, EAL, pool, key ranges, per-subscriber limits, LB ranges, RADIUS listeners and address ranges" }).to_string())
     }
 
     /// Mark an LB gateway up or down and publish the new LB table.

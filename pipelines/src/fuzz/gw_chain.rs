@@ -54,6 +54,9 @@ fn setup() -> (Pipeline, Tables) {
         mss_clamp_up: Some(1360),
         mss_clamp_down: Some(1300),
         window_cap_down: Some(8192),
+        // the subscriber limits' open and close paths under any input
+        max_conns_per_subscriber: 16,
+        new_conns_per_subscriber_per_s: 1000,
         ..GwConfig::default()
     };
     let gw = GwWorker::new(&cfg, 0).expect("fixture config");

@@ -132,6 +132,16 @@ pub struct GwConfig {
     /// instead of retransmitting into the full gateway. Other protocols are
     /// always dropped.
     pub exhaustion_reply: ExhaustionReply,
+    /// Open connections of one subscriber (an IPv4 address, an IPv6 /64)
+    /// at once; 0: no limit. Each worker enforces its share,
+    /// `ceil(max / workers)` (see [`super::limit`]). A connection start over
+    /// it is refused as `subscriber_conn_limit`, with `exhaustion_reply`.
+    pub max_conns_per_subscriber: u32,
+    /// New connections of one subscriber per second (a token bucket, burst
+    /// = the rate); 0: no limit. Each worker enforces `rate / workers`
+    /// (at least one connection of burst). A start over it is refused as
+    /// `subscriber_rate_limit`, with `exhaustion_reply`.
+    pub new_conns_per_subscriber_per_s: u32,
 }
 
 /// [`GwConfig::exhaustion_reply`].
@@ -235,6 +245,8 @@ impl Default for GwConfig {
             pool6: Vec::new(),
             answer_ping: true,
             exhaustion_reply: ExhaustionReply::Drop,
+            max_conns_per_subscriber: 0,
+            new_conns_per_subscriber_per_s: 0,
         }
     }
 }
@@ -245,6 +257,8 @@ impl GwConfig {
     /// Smallest MSS clamp accepted (the IPv4 minimum MTU, 68, minus 40
     /// bytes of headers is 28; anything this small is a typo).
     pub const MIN_MSS_CLAMP: u16 = 88;
+    /// Largest `new_conns_per_subscriber_per_s` accepted.
+    pub const MAX_SUB_RATE: u32 = 1_000_000;
 
     /// Check the config; the error names the key and the fix.
     pub fn validate(&self) -> Result<(), String> {
@@ -296,6 +310,13 @@ impl GwConfig {
         }
         if self.max_servers == 0 || self.max_servers > 1 << 14 {
             return Err("gw.max_servers: must be in 1..=16384".into());
+        }
+        if self.new_conns_per_subscriber_per_s > Self::MAX_SUB_RATE {
+            return Err(format!(
+                "gw.new_conns_per_subscriber_per_s: {} is above {}; lower it, or leave it out for no limit",
+                self.new_conns_per_subscriber_per_s,
+                Self::MAX_SUB_RATE
+            ));
         }
         for (key, v) in [
             ("gw.mss_clamp_up", self.mss_clamp_up),

@@ -190,7 +190,9 @@ pub struct Cold {
     /// The wheel slot the entry is in, or [`NO_SLOT`].
     pub slot: u16,
     pub service: u8,
-    pub(crate) _pad: u8,
+    /// 1: the connection is counted in the worker's subscriber limits
+    /// ([`super::limit`]); released when it closes.
+    pub sub_counted: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<Cold>() == 32);
@@ -206,6 +208,6 @@ impl Cold {
         load_slot: super::balance::NO_SLOT,
         slot: NO_SLOT,
         service: NO_SERVICE,
-        _pad: 0,
+        sub_counted: 0,
     };
 }

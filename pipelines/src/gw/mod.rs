@@ -14,7 +14,9 @@
 //! 3. **gw_open** ([`open`]): misses that start a connection: session
 //!    (S62–S63), representative address → group → service (S41, FIG. 27),
 //!    authorization (S65–S66: a refused TCP SYN becomes a RST built in
-//!    place, other protocols are dropped), server by the group's policy
+//!    place, other protocols are dropped), the subscriber's connection
+//!    limits ([`limit`]: `subscriber_conn_limit`, `subscriber_rate_limit`,
+//!    with the exhaustion reply), server by the group's policy
 //!    (S43, [`balance`]), key ([`keys`]: the subscriber's own port when
 //!    free, else a rotation; unique per destination), entry and timer.
 //!    A SYN on the tuple of a connection on hold revives it (same key,
@@ -104,7 +106,9 @@
 //! bytes, plus 16 bytes of IPv6 side table with NAT64 and 48 with NAT66;
 //! per key 4 bytes (chain heads: pool addresses × the worker's ports);
 //! Host/SNI attributes 51 bytes per slot (`attr_slots`, an eighth of the
-//! capacity by default); the next-hop cache and LB table are small.
+//! capacity by default); with a subscriber limit, 32 bytes per slot of
+//! [`limit`] (`next_pow2(max_flows_per_worker)` slots); the next-hop cache
+//! and LB table are small.
 //!
 //! ## Cost
 //! Measured by the engine's runtime accounting per stage (`pgw stats
@@ -120,6 +124,7 @@ pub mod entry;
 pub mod hash;
 mod icmp;
 pub mod keys;
+pub mod limit;
 pub mod meta;
 pub mod nh;
 mod open;
@@ -152,6 +157,7 @@ use crate::wire::{self, ip_proto};
 use balance::Balancer;
 use entry::{flag, Cold, Hot, NONE};
 use keys::Rotation;
+use limit::SubLimits;
 use meta::{Kind, Meta};
 use nh::{LbMacs, NextHops};
 use rss::Steer;
@@ -232,6 +238,9 @@ pub struct GwCounters {
     /// NAT64 down packets with DF too big for the IPv6 MTU, answered with
     /// an ICMPv4 Fragmentation Needed.
     pub frag_needed: u64,
+    /// Connections let through untracked by the subscriber limits (both
+    /// buckets of the subscriber table full; see [`limit`]).
+    pub sub_untracked: u64,
 }
 
 /// A view of one connection (tests, `pgw` diagnostics).
@@ -288,6 +297,8 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     attr_free: A::Mem<u32>,
     attr_top: u32,
     rss: Option<Steer>,
+    /// Per-subscriber connection limits (this worker's share).
+    limits: SubLimits<A>,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864; workers start 0x9e37 apart).
     xlat_ident: u16,
@@ -385,6 +396,14 @@ impl<A: TableAlloc> GwWorker<A> {
             attr_free,
             attr_top: attr_slots as u32,
             rss: cfg.rss.as_ref().map(|r| Steer::new(r, &cfg.pool, id)),
+            limits: SubLimits::new(
+                alloc,
+                cfg.max_flows_per_worker,
+                cfg.max_conns_per_subscriber,
+                cfg.new_conns_per_subscriber_per_s,
+                cfg.workers,
+                cfg.hash_seed,
+            )?,
             xlat_ident: id.wrapping_mul(0x9e37),
             meta: [Meta::default(); MAX_BURST],
             closing: [(NONE, CloseReason::Fin); MAX_BURST],
@@ -448,6 +467,13 @@ impl<A: TableAlloc> GwWorker<A> {
             + self.up.bytes()
             + self.key_head.len() * 4
             + self.attrs.len() * (size_of::<Attr>() + 4)
+            + self.limits.bytes()
+    }
+
+    /// Open connections of subscriber `sub` this worker counts against
+    /// its limits (0 with no limit set).
+    pub fn subscriber_conns(&self, sub: limit::SubKey) -> u32 {
+        self.limits.conns(sub)
     }
 
     /// A free attribute slot, if any.
@@ -608,7 +634,7 @@ impl<A: TableAlloc> GwWorker<A> {
             let live = self.lookup(pkts, live, out, pf);
             m.lap(Stage::GwLookup, looked);
             self.opened = 0;
-            let live = self.resolve(t, pkts, live, out, now, acct);
+            let live = self.resolve(t, pkts, live, out, now, acct, c);
             m.lap(Stage::GwOpen, self.opened);
             let rw = live.count_ones() as usize;
             self.rewrite(t, pkts, live, out, now);
@@ -672,7 +698,10 @@ impl<A: TableAlloc> GwWorker<A> {
     }
 
     /// The open stage: misses that start a connection, lazy idle expiry,
-    /// revivals; the packets left to rewrite (each with its entry).
+    /// revivals; the packets left to rewrite (each with its entry). `c`
+    /// counts the starts refused by the subscriber limits and answered by a
+    /// RST (a `Tx` verdict, yet a refusal under its reason).
+    #[allow(clippy::too_many_arguments)]
     fn resolve(
         &mut self,
         t: &GwTables,
@@ -681,10 +710,11 @@ impl<A: TableAlloc> GwWorker<A> {
         out: &mut [Verdict],
         now: u64,
         acct: &mut impl AcctSink,
+        c: &mut WorkerCounters,
     ) -> u64 {
         for i in Bits(live) {
             let r = if self.meta[i].kind.is_up() {
-                self.up_resolve(t, &mut pkts[i], i, now, acct)
+                self.up_resolve(t, &mut pkts[i], i, now, acct, c)
             } else {
                 self.down_resolve(i, now, acct)
             };

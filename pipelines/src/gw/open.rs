@@ -5,13 +5,14 @@ use super::balance::NO_SLOT as NO_LOAD;
 use super::config::ExhaustionReply;
 use super::entry::{flag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
 use super::hash::fmix64;
+use super::limit::{SubKey, SubTicket, UNTRACKED};
 use super::meta::{Kind, Meta};
 use super::nh::mapped;
 use super::tables::{GroupIdx, SubscriberAuth};
 use super::tcp_state::{idle_timeout_ms, FlowState, PROTO_TCP};
 use super::{rst, t64, AcctRecord, AcctSink, CloseReason, GwTables, GwWorker, ServiceId};
 use crate::hw::TableAlloc;
-use crate::verdict::{DropReason, Pkt, Verdict};
+use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters};
 use crate::wire;
 
 /// Where a new connection goes, as its keys must be unique for it.
@@ -45,6 +46,47 @@ impl<A: TableAlloc> GwWorker<A> {
         Verdict::Drop(reason)
     }
 
+    /// The verdict of a connection start refused by the subscriber limits
+    /// (`reason`): counted under `reason` whatever the reply, which is
+    /// [`GwConfig::exhaustion_reply`](super::GwConfig::exhaustion_reply):
+    /// a drop, or the TCP SYN turned into a RST in place.
+    fn refuse_limited(
+        &mut self,
+        pkt: &mut Pkt<'_>,
+        v6: bool,
+        reason: DropReason,
+        c: &mut WorkerCounters,
+    ) -> Verdict {
+        if self.cfg.exhaustion_reply == ExhaustionReply::Rst {
+            if let Ok(p) = wire::parse(pkt.frame()) {
+                if p.proto == PROTO_TCP {
+                    if v6 {
+                        rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
+                    } else {
+                        rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
+                    }
+                    c.drop(reason);
+                    return Verdict::Tx { port: pkt.port };
+                }
+            }
+        }
+        Verdict::Drop(reason)
+    }
+
+    /// Count connection `e` against its subscriber's limits (`t` from
+    /// [`super::limit::SubLimits::admit`]).
+    #[inline]
+    fn count_sub(&mut self, e: u32, t: SubTicket) {
+        if self.limits.on() {
+            if t == UNTRACKED {
+                self.counters.sub_untracked += 1;
+            } else {
+                self.limits.commit(t);
+                self.cold[e as usize].sub_counted = 1;
+            }
+        }
+    }
+
     /// Start a connection for up packet `m` (its verdict if refused). `held`:
     /// the connection on hold with the same subscriber tuple, if any (a SYN
     /// on it revives it when its server can be kept).
@@ -55,6 +97,7 @@ impl<A: TableAlloc> GwWorker<A> {
         m: &Meta,
         now: u64,
         held: u32,
+        c: &mut WorkerCounters,
     ) -> Result<u32, Verdict> {
         let v6 = m.kind != Kind::Up4;
         let (sub6, dst6) = if v6 {
@@ -104,9 +147,25 @@ impl<A: TableAlloc> GwWorker<A> {
                 return Err(Verdict::Drop(DropReason::Unauthorized));
             }
         }
+        // The subscriber's limits (its /64 for IPv6); taken below only if
+        // the connection opens.
+        let ticket = if self.limits.on() {
+            let sub = if v6 {
+                SubKey::v6(&sub6)
+            } else {
+                SubKey::V4(m.src)
+            };
+            match self.limits.admit(sub, now) {
+                Ok(t) => t,
+                Err(r) => return Err(self.refuse_limited(pkt, v6, r, c)),
+            }
+        } else {
+            UNTRACKED
+        };
         if held != NONE {
             if self.can_revive(t, held, group) {
                 self.revive(held, pkt, session, service, now);
+                self.count_sub(held, ticket);
                 return Ok(held);
             }
             // The tuple gets a new binding; the old one stays on hold for
@@ -237,6 +296,7 @@ impl<A: TableAlloc> GwWorker<A> {
         self.wheel
             .insert(&mut self.cold, e, now.saturating_add(to).saturating_add(1));
         self.counters.new_flows += 1;
+        self.count_sub(e, ticket);
         Ok(e)
     }
 
@@ -431,6 +491,13 @@ impl<A: TableAlloc> GwWorker<A> {
             self.attr_give(c.attr);
         }
         self.bal.close(c.load_slot);
+        if c.sub_counted != 0 {
+            self.limits.release(if h.has(flag::V6) {
+                SubKey::v6(&self.sub6[e as usize])
+            } else {
+                SubKey::V4(h.sub_ip)
+            });
+        }
         let long = h.has(flag::ESTABLISHED) && reason != CloseReason::Rst;
         let hm = &mut self.hot[e as usize];
         hm.state = FlowState::Closed;
@@ -441,6 +508,7 @@ impl<A: TableAlloc> GwWorker<A> {
         let cm = &mut self.cold[e as usize];
         cm.load_slot = NO_LOAD;
         cm.attr = NONE;
+        cm.sub_counted = 0;
         match reason {
             CloseReason::Fin => self.counters.closed_fin += 1,
             CloseReason::Rst => self.counters.closed_rst += 1,

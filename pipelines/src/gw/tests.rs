@@ -1902,6 +1902,7 @@ proptest! {
 
 mod exhaust;
 mod icmp4;
+mod limits;
 mod nat64;
 mod nat66;
 mod steer;

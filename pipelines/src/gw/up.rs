@@ -7,7 +7,7 @@ use super::rewrite::{nat4, nat6, ports, set_macs};
 use super::tcp_state::{idle_timeout_ms, tcp_next, Dir, FlowState, PROTO_TCP};
 use super::{acct, addr16, last4, AcctSink, GwTables, GwWorker};
 use crate::hw::{Prefetch, TableAlloc};
-use crate::verdict::{DropReason, Pkt, Verdict};
+use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters};
 use crate::wire::tcp::flags;
 use crate::wire::{self, tcp::TcpPacket};
 use crate::xlat::{self, To4};
@@ -87,6 +87,7 @@ impl<A: TableAlloc> GwWorker<A> {
         i: usize,
         now: u64,
         acct: &mut impl AcctSink,
+        c: &mut WorkerCounters,
     ) -> Result<(), Verdict> {
         let m = self.meta[i];
         let syn = m.proto == PROTO_TCP
@@ -118,7 +119,7 @@ impl<A: TableAlloc> GwWorker<A> {
             return Err(Verdict::Drop(DropReason::NoFlow));
         }
         self.opened += 1;
-        let e = self.start(t, pkt, &m, now, held)?;
+        let e = self.start(t, pkt, &m, now, held, c)?;
         self.meta[i].e = e;
         Ok(())
     }

@@ -25,7 +25,7 @@ fn take_all_keys(h: &mut H) {
 /// from EXT1:80 back to the LB's MAC, seq 0, ack 2, RST|ACK, window 0,
 /// TTL 64, DF, id 0; checksums by the independent RFC 1071 sum; zero-padded
 /// to the Ethernet minimum.
-fn literal_rst() -> Vec<u8> {
+pub(super) fn literal_rst() -> Vec<u8> {
     #[rustfmt::skip]
     let mut f: Vec<u8> = vec![
         0x02, 0x1b, 0, 0, 0, 0x01, 0x02, 0xac, 0, 0, 0, 0x01, 0x08, 0x00,
