@@ -2,6 +2,7 @@
 //! sessions and authorization (RST over IPv6), accounting, handoff, ICMP
 //! errors both ways, MSS clamping, and the drops of the IPv6 path.
 
+use super::fixtures::*;
 use super::*;
 use crate::wire::icmp::v6 as icmp6;
 use crate::xlat::Prefix;
@@ -111,20 +112,11 @@ fn up4(
 
 /// `spec4` (an IPv4 down packet) as the GW must send it: IPv6 from `src`
 /// to `dst`, hop limit = TTL − 1, flow label 0, ports / echo identifier.
-fn down6(
-    spec4: &FrameSpec,
-    macs: ([u8; 6], [u8; 6]),
-    src: ([u8; 16], u16),
-    dst: ([u8; 16], u16),
-) -> Vec<u8> {
-    let mut s = spec4.clone();
-    (s.src_mac, s.dst_mac) = macs;
-    s.ttl -= 1;
-    set_ports(&mut s.l4, src.1, dst.1, |ty, ident| {
+fn down6(spec4: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
+    build6(&sent6(spec4, macs, src, dst, |ty, ident| {
         *ty = icmp6::ECHO_REPLY;
         *ident = dst.1;
-    });
-    build6(&as6(s, src.0, dst.0))
+    }))
 }
 
 const UP_MACS: ([u8; 6], [u8; 6]) = (LB1, ACC_MAC);
