@@ -1017,3 +1017,21 @@ fn toml_list(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
     format!("[{}]", quoted.join(", "))
 }
+
+/// The MAC of pgw's first port (`pgw stats`).
+pub fn first_port_mac(sock: &Path) -> String {
+    pgw_json(sock, "stats")["ports"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Run the python `script` in the namespace `ns` with pgw's MAC `gw_mac` as
+/// its argument; it must print "sent".
+pub fn send_from(ns: &str, script: &Path, gw_mac: &str) {
+    let out = sh(&format!(
+        "ip netns exec {ns} python3 {} {gw_mac}",
+        script.display()
+    ));
+    assert_eq!(out.trim(), "sent");
+}
