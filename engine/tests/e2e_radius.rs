@@ -422,13 +422,11 @@ fn chap_logins_and_accounting_on_from_radclient() {
     );
     assert!(ok && out.contains("10.50.0.3"), "{out}");
     let start = |user: &str, dev: &str, addr: &str, nas: &str| {
-        let (ok, out) = radclient(
+        acct_answered(
+            1,
             acct,
-            "acct",
-            "testing123",
             &format!("User-Name={user},Acct-Status-Type=Start,Acct-Session-Id=s-{user},Calling-Station-Id={dev},Framed-IP-Address={addr},NAS-IP-Address={nas}"),
         );
-        assert!(ok && out.contains("Accounting-Response"), "{out}");
     };
     start("alice", "09011112222", "10.50.0.2", "127.0.0.1");
     start("bob", "09033334444", "10.50.0.3", "127.0.0.2");
