@@ -37,6 +37,25 @@ fn manager() -> Manager<SocketAddr> {
     manager_with(|_| {})
 }
 
+/// `nas` reports `status` of device `device`, NAS session `acct_id`, with
+/// `extra` attributes; `m` must answer it at `now`.
+fn acct_dev(
+    m: &mut Manager<SocketAddr>,
+    nas: &mut Nas,
+    status: u32,
+    device: &str,
+    acct_id: &str,
+    extra: &[(u8, u32)],
+    now: u64,
+) -> Outcome {
+    acct_ok(m, &nas.acct(status, Some(device), acct_id, extra), now)
+}
+
+/// The test manager and a NAS to talk to it.
+fn manager_and_nas() -> (Manager<SocketAddr>, Nas) {
+    (manager(), Nas::new())
+}
+
 fn manager_with(tweak: impl FnOnce(&mut ManagerConfig)) -> Manager<SocketAddr> {
     let users = (0..4)
         .map(|i| UserRecord {
@@ -212,8 +231,7 @@ fn changes(o: &[Notification]) -> Vec<StatusChange> {
 
 #[test]
 fn access_accept_gets_address_from_least_loaded_gw() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     // 0/0 → GW 1 (tie, lowest id); 1/0 → GW 2; 1/1 → GW 1.
     assert_eq!(login(&mut m, &mut nas, 1, 0), ip("10.0.0.1"));
     assert_eq!(login(&mut m, &mut nas, 2, 1), ip("10.32.0.1"));
@@ -232,14 +250,9 @@ fn access_accept_gets_address_from_least_loaded_gw() {
 
 #[test]
 fn access_existing_device_keeps_its_address() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let a = login(&mut m, &mut nas, 1, 0);
-    acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&dev(1)), "S1", &[]),
-        10,
-    );
+    acct_dev(&mut m, &mut nas, acct_status::START, &dev(1), "S1", &[], 10);
     login(&mut m, &mut nas, 2, 20);
     assert_eq!(
         login(&mut m, &mut nas, 1, 30),
@@ -251,8 +264,7 @@ fn access_existing_device_keeps_its_address() {
 
 #[test]
 fn gw_down_gets_no_new_addresses_until_recovered() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     assert_eq!(m.set_gw_up(GwId(1), false), Ok(true));
     assert_eq!(login(&mut m, &mut nas, 1, 0), ip("10.32.0.1"));
     assert_eq!(login(&mut m, &mut nas, 2, 0), ip("10.32.0.2"));
@@ -266,8 +278,7 @@ fn gw_down_gets_no_new_addresses_until_recovered() {
 
 #[test]
 fn wrong_password_rejected() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     for with_ma in [false, true] {
         let (req, _) = nas.access("E0658", "E0658aaab", Some("F50200001"), with_ma);
         let o = m.handle_radius(nas_addr(), &client(), &req, 0);
@@ -286,8 +297,7 @@ fn wrong_password_rejected() {
 
 #[test]
 fn unknown_user_device_mismatch_and_no_password_rejected() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let cases = [
         ("E9999", "x", Some("F50200001"), RejectReason::UnknownUser),
         (
@@ -327,8 +337,7 @@ fn unknown_user_device_mismatch_and_no_password_rejected() {
 /// that is not 17 octets is malformed (no reply).
 #[test]
 fn chap_password_with_and_without_a_challenge() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let mut chap = |nas: &mut Nas, password: &str, challenge: Option<&[u8]>, len: usize| {
         let (id, ra) = nas.next();
         let mut b = Builder::new(Code::AccessRequest, id);
@@ -378,17 +387,20 @@ fn chap_password_with_and_without_a_challenge() {
 /// NAS-Identifier; other NASes' sessions stay.
 #[test]
 fn accounting_on_and_off_close_the_sessions_of_that_nas() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     for i in 1..=3 {
         login(&mut m, &mut nas, i, 0);
     }
     // Sessions 1 and 2 from NAS 192.0.2.1 (the test NAS), 3 from 192.0.2.9
     // which also calls itself "nas-9".
     for i in 1..=2 {
-        acct_ok(
+        acct_dev(
             &mut m,
-            &nas.acct(acct_status::START, Some(&dev(i)), &format!("S{i}"), &[]),
+            &mut nas,
+            acct_status::START,
+            &dev(i),
+            &format!("S{i}"),
+            &[],
             0,
         );
     }
@@ -447,8 +459,7 @@ fn accounting_on_and_off_close_the_sessions_of_that_nas() {
 
 #[test]
 fn address_exhaustion_rejected() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     m.set_gw_up(GwId(1), false).unwrap();
     m.set_gw_up(GwId(2), false).unwrap();
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
@@ -465,8 +476,7 @@ fn address_exhaustion_rejected() {
 
 #[test]
 fn wrong_secret_no_reply() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     nas.secret = b"not-the-secret".to_vec();
     // Access-Request with a Message-Authenticator: the HMAC fails.
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
@@ -496,8 +506,7 @@ fn wrong_secret_no_reply() {
 
 #[test]
 fn message_authenticator_required_by_client() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let strict = RadiusClient {
         require_message_authenticator: true,
         ..client()
@@ -517,8 +526,7 @@ fn message_authenticator_required_by_client() {
 
 #[test]
 fn malformed_and_unsupported_no_reply() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let (good, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
     let mut bad_attr = good.clone();
     bad_attr[21] = 1; // first attribute length 1
@@ -551,8 +559,7 @@ fn malformed_and_unsupported_no_reply() {
 
 #[test]
 fn duplicate_gets_cached_reply_and_is_not_processed_twice() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
     let first = m.handle_radius(nas_addr(), &client(), &req, 0);
     let again = m.handle_radius(nas_addr(), &client(), &req, DUP_TTL - 1);
@@ -588,8 +595,7 @@ fn duplicate_gets_cached_reply_and_is_not_processed_twice() {
 
 #[test]
 fn accounting_start_interim_stop_drive_the_session_states() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let d = dev(2);
     m.set_gw_up(GwId(1), false).unwrap();
     let addr = login(&mut m, &mut nas, 2, 0);
@@ -603,11 +609,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
     };
 
     // Start: None → Act, session start notification to the GW owning the address.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S1", &[]),
-        100,
-    );
+    let o = acct_dev(&mut m, &mut nas, acct_status::START, &d, "S1", &[], 100);
     assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Entered));
     assert_eq!(o.notifications.len(), 1);
     assert!(matches!(o.notifications[0], Notification::SessionStart(_)));
@@ -623,9 +625,13 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         (attr::ACCT_INPUT_OCTETS, 1000),
         (attr::ACCT_OUTPUT_PACKETS, 3),
     ];
-    let o = acct_ok(
+    let o = acct_dev(
         &mut m,
-        &nas.acct(acct_status::INTERIM_UPDATE, Some(&d), "S1", &traffic),
+        &mut nas,
+        acct_status::INTERIM_UPDATE,
+        &d,
+        "S1",
+        &traffic,
         200,
     );
     assert_accounted(&o, AcctOutcome::Interim, &[StatusChange::Interim]);
@@ -636,27 +642,23 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         (attr::ACCT_TERMINATE_CAUSE, terminate_cause::IDLE_TIMEOUT),
         (attr::ACCT_INPUT_OCTETS, 1500),
     ];
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S1", &idle),
-        300,
-    );
+    let o = acct_dev(&mut m, &mut nas, acct_status::STOP, &d, "S1", &idle, 300);
     assert_accounted(&o, AcctOutcome::Stopped, &[StatusChange::Stop]);
     assert_eq!(m.sessions().state(&d), SessionState::Dormant);
 
     // Start again (new NAS accounting session): Dormant → Act, status change (start).
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S2", &[]),
-        400,
-    );
+    let o = acct_dev(&mut m, &mut nas, acct_status::START, &d, "S2", &[], 400);
     assert_accounted(&o, AcctOutcome::Started, &[StatusChange::Start]);
     assert_eq!(m.sessions().get(&d).unwrap().acct_session_id, "S2");
 
     // An interim of the old NAS session is not this session's.
-    let o = acct_ok(
+    let o = acct_dev(
         &mut m,
-        &nas.acct(acct_status::INTERIM_UPDATE, Some(&d), "S1", &[]),
+        &mut nas,
+        acct_status::INTERIM_UPDATE,
+        &d,
+        "S1",
+        &[],
         450,
     );
     assert_eq!(
@@ -670,11 +672,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         (attr::ACCT_TERMINATE_CAUSE, terminate_cause::USER_REQUEST),
         (attr::ACCT_INPUT_OCTETS, 20),
     ];
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S2", &logout),
-        500,
-    );
+    let o = acct_dev(&mut m, &mut nas, acct_status::STOP, &d, "S2", &logout, 500);
     assert_accounted(&o, AcctOutcome::Closed, &[StatusChange::Close]);
     assert!(matches!(
         o.notifications[1],
@@ -702,11 +700,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
     );
 
     // A late stop: acknowledged, ignored.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S2", &[]),
-        550,
-    );
+    let o = acct_dev(&mut m, &mut nas, acct_status::STOP, &d, "S2", &[], 550);
     assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Ignored));
 
     // Session log written: Close → None, address back in the pool.
@@ -719,20 +713,11 @@ fn accounting_start_interim_stop_drive_the_session_states() {
 
 #[test]
 fn start_while_close_is_deferred_until_log_written() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let d = dev(1);
     let addr = login(&mut m, &mut nas, 1, 0);
-    acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S1", &[]),
-        10,
-    );
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S1", &[]),
-        20,
-    );
+    acct_dev(&mut m, &mut nas, acct_status::START, &d, "S1", &[], 10);
+    let o = acct_dev(&mut m, &mut nas, acct_status::STOP, &d, "S1", &[], 20);
     let sid = match &o.notifications[2] {
         Notification::WriteSessionLog(rec) => rec.session.session_id,
         other => panic!("{other:?}"),
@@ -756,8 +741,7 @@ fn start_while_close_is_deferred_until_log_written() {
 
 #[test]
 fn address_hold_expires_without_accounting_start() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let d = dev(3);
     login(&mut m, &mut nas, 3, 1_000);
     assert_eq!(m.poll_timeout(), Some(1_000 + DUP_TTL));
@@ -782,8 +766,7 @@ fn address_hold_expires_without_accounting_start() {
 
 #[test]
 fn manager_timers_dormant_session_and_interim_monitor() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let (a, b) = (dev(1), dev(2));
     login(&mut m, &mut nas, 1, 0);
     login(&mut m, &mut nas, 2, 0);
@@ -881,8 +864,7 @@ fn manager_interim_monitor_closes_silent_session() {
 
 #[test]
 fn accounting_recovery_and_edge_cases() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     // Interim for a device the manager does not know (e.g. after a restart):
     // the NAS's Framed-IP-Address is claimed and the session entered.
     let req = {
@@ -905,9 +887,13 @@ fn accounting_recovery_and_edge_cases() {
         (ip("10.32.0.3"), GwId(2), 77)
     );
     // Start without a known or reported address: acknowledged, no session.
-    let o = acct_ok(
+    let o = acct_dev(
         &mut m,
-        &nas.acct(acct_status::START, Some("F50200003"), "X", &[]),
+        &mut nas,
+        acct_status::START,
+        "F50200003",
+        "X",
+        &[],
         0,
     );
     assert_eq!(
@@ -915,9 +901,13 @@ fn accounting_recovery_and_edge_cases() {
         Disposition::Accounted(AcctOutcome::NoAddress)
     );
     // Stop for a device without a session.
-    let o = acct_ok(
+    let o = acct_dev(
         &mut m,
-        &nas.acct(acct_status::STOP, Some("F50200003"), "X", &[]),
+        &mut nas,
+        acct_status::STOP,
+        "F50200003",
+        "X",
+        &[],
         0,
     );
     assert_eq!(
