@@ -53,6 +53,18 @@ fn tempdir(tag: &str) -> PathBuf {
     p
 }
 
+/// A fresh scratch directory `tag` and the database path in it, for a
+/// parent test; `None` in the child process (the parent tests do nothing
+/// there).
+fn parent_scratch(tag: &str) -> Option<(PathBuf, PathBuf)> {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return None;
+    }
+    let dir = tempdir(tag);
+    let db = dir.join("acct.sqlite");
+    Some((dir, db))
+}
+
 /// The child side; a no-op unless run by `sigkill_loses_no_acknowledged_row`.
 #[test]
 fn child_writer() {
@@ -106,11 +118,9 @@ fn assert_prefix(db: &Path, acked: u64) -> u64 {
 
 #[test]
 fn sigkill_loses_no_acknowledged_row() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    let Some((dir, db)) = parent_scratch("durability") else {
         return;
-    }
-    let dir = tempdir("durability");
-    let db = dir.join("acct.sqlite");
+    };
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &db)
@@ -159,11 +169,9 @@ fn sigkill_loses_no_acknowledged_row() {
 
 #[test]
 fn clean_stop_flushes_every_submitted_row() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    let Some((dir, db)) = parent_scratch("cleanstop") else {
         return;
-    }
-    let dir = tempdir("cleanstop");
-    let db = dir.join("acct.sqlite");
+    };
     let mut l = AcctLogger::start(AcctLogConfig {
         sqlite_path: Some(db.clone()),
         batch_rows: 1000,

@@ -33,60 +33,43 @@ fn broken(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
 
 #[test]
 fn check_config_names_the_key_of_each_error() {
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &str)> = vec![
-        (
-            "unknown-key",
-            Box::new(|s: String| s.replace("[engine]", "[engine]\nbrust = 32")),
-            "brust",
-        ),
+    // (case, text replaced in the good profile, its replacement, key named)
+    let cases = [
+        ("unknown-key", "[engine]", "[engine]\nbrust = 32", "brust"),
         (
             "bad-address",
-            Box::new(|s: String| {
-                s.replace(
-                    "device = \"net_ring1\"",
-                    "device = \"net_ring1\"\nipv4 = [\"10.1.2/24\"]",
-                )
-            }),
+            "device = \"net_ring1\"",
+            "device = \"net_ring1\"\nipv4 = [\"10.1.2/24\"]",
             "port[1].ipv4[0]",
         ),
         (
             "missing-port",
-            Box::new(|s: String| s.replace("[\"a\", \"b\"]", "[\"a\", \"uplink\"]")),
+            "[\"a\", \"b\"]",
+            "[\"a\", \"uplink\"]",
             "wire.pairs[0][1]",
         ),
         (
             "bad-mac",
-            Box::new(|s: String| {
-                s.replace(
-                    "device = \"net_ring0\"",
-                    "device = \"net_ring0\"\nmac = \"02:00:zz:00:00:01\"",
-                )
-            }),
+            "device = \"net_ring0\"",
+            "device = \"net_ring0\"\nmac = \"02:00:zz:00:00:01\"",
             "port[0].mac",
         ),
         (
             "pci-escape",
-            Box::new(|s: String| {
-                s.replace(
-                    "memory_mb = 256",
-                    "memory_mb = 256\nextra_args = [\"--allow=0000:00:03.0\"]",
-                )
-            }),
+            "memory_mb = 256",
+            "memory_mb = 256\nextra_args = [\"--allow=0000:00:03.0\"]",
             "eal.extra_args[0]",
         ),
         (
             "no-workers",
-            Box::new(|s: String| s.replace("workers = [0, 1]", "workers = []")),
+            "workers = [0, 1]",
+            "workers = []",
             "cores.workers",
         ),
-        (
-            "bad-toml",
-            Box::new(|s: String| s.replace("[engine]", "[engine")),
-            "TOML",
-        ),
+        ("bad-toml", "[engine]", "[engine", "TOML"),
     ];
-    for (name, edit, key) in cases {
-        let p = broken(name, edit);
+    for (name, from, to, key) in cases {
+        let p = broken(name, |s| s.replace(from, to));
         let (code, out, err) = pgw(&["check-config", p.to_str().unwrap()]);
         assert_ne!(code, 0, "{name}: accepted\n{out}");
         assert!(

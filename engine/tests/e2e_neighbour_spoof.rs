@@ -66,15 +66,7 @@ print("sent")
 "#
         ),
     );
-    let gw_mac = pgw_json(&sock, "stats")["ports"][0]["mac"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = sh(&format!(
-        "ip netns exec {sub} python3 {} {gw_mac}",
-        spoof.display()
-    ));
-    assert_eq!(out.trim(), "sent");
+    send_from(&sub, &spoof, &first_port_mac(&sock));
     wait_for(
         "pgw to count the refused replies",
         Duration::from_secs(5),

@@ -41,6 +41,20 @@ fn radclient(port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String)
     common::radclient(1, port, kind, secret, attrs)
 }
 
+/// radclient's answer (`ok`, `out`) is an Access-Accept giving `addr`.
+#[track_caller]
+fn assert_accepted(ok: bool, out: &str, addr: &str) {
+    assert!(
+        ok && out.contains("Access-Accept") && out.contains(addr),
+        "{out}"
+    );
+}
+
+/// An Access-Request with `attrs` to `port` under the clients' secret.
+fn access_request(port: u16, attrs: &str) -> (bool, String) {
+    radclient(port, "auth", "testing123", attrs)
+}
+
 /// The subscriber namespace (10.50.0.2, the VIPs routed through the GW at
 /// 10.50.0.1) and server `www` on 10.80.0.11:8080 serving `hello`.
 fn subscriber_and_www(lab: &mut Lab) -> String {
@@ -82,10 +96,8 @@ fn radclient_drives_sessions_and_the_data_path() {
     let state_of = |dev: &str| state_of(&sock, dev);
 
     // Wrong password → Reject.
-    let (_, out) = radclient(
+    let (_, out) = access_request(
         auth,
-        "auth",
-        "testing123",
         "User-Name=alice,User-Password=nope,Calling-Station-Id=09011112222",
     );
     assert!(out.contains("Access-Reject"), "{out}");
@@ -104,21 +116,14 @@ fn radclient_drives_sessions_and_the_data_path() {
         sessions()
     );
     // Accept: the first address of the least-loaded gateway (both empty: gw1).
-    let (ok, out) = radclient(
+    let (ok, out) = access_request(
         auth,
-        "auth",
-        "testing123",
         "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222",
     );
-    assert!(
-        ok && out.contains("Access-Accept") && out.contains("10.50.0.2"),
-        "{out}"
-    );
+    assert_accepted(ok, &out, "10.50.0.2");
     // Bob goes to gw2 now (gw1 has one address out).
-    let (ok, out) = radclient(
+    let (ok, out) = access_request(
         auth,
-        "auth",
-        "testing123",
         "User-Name=bob,User-Password=builder,Calling-Station-Id=09033334444",
     );
     assert!(
@@ -393,42 +398,31 @@ fn chap_logins_and_accounting_on_from_radclient() {
     let sub = subscriber_and_www(&mut lab);
     let state_of = |dev: &str| state_of(&sock, dev);
 
-    let (_, out) = radclient(
+    let (_, out) = access_request(
         auth,
-        "auth",
-        "testing123",
         "User-Name=alice,CHAP-Password=wrong,Calling-Station-Id=09011112222",
     );
     assert!(out.contains("Access-Reject"), "{out}");
-    let (ok, out) = radclient(
+    let (ok, out) = access_request(
         auth,
-        "auth",
-        "testing123",
         "User-Name=alice,CHAP-Password=wonderland,Calling-Station-Id=09011112222",
     );
-    assert!(
-        ok && out.contains("Access-Accept") && out.contains("10.50.0.2"),
-        "{out}"
-    );
+    assert_accepted(ok, &out, "10.50.0.2");
     // The profile's session limit, and its dormant time (rounded up) as
     // the NAS's idle limit.
     assert!(out.contains("Session-Timeout = 3600"), "{out}");
     assert!(out.contains("Idle-Timeout = 91"), "{out}");
-    let (ok, out) = radclient(
+    let (ok, out) = access_request(
         auth,
-        "auth",
-        "testing123",
         "User-Name=bob,CHAP-Password=builder,Calling-Station-Id=09033334444",
     );
     assert!(ok && out.contains("10.50.0.3"), "{out}");
     let start = |user: &str, dev: &str, addr: &str, nas: &str| {
-        let (ok, out) = radclient(
+        acct_answered(
+            1,
             acct,
-            "acct",
-            "testing123",
             &format!("User-Name={user},Acct-Status-Type=Start,Acct-Session-Id=s-{user},Calling-Station-Id={dev},Framed-IP-Address={addr},NAS-IP-Address={nas}"),
         );
-        assert!(ok && out.contains("Accounting-Response"), "{out}");
     };
     start("alice", "09011112222", "10.50.0.2", "127.0.0.1");
     start("bob", "09033334444", "10.50.0.3", "127.0.0.2");

@@ -85,6 +85,12 @@ fn radclient(port: u16, kind: &str, attrs: &str) -> String {
     common::radclient(2, port, kind, "testing123", attrs).1
 }
 
+/// An Accounting-Request with `attrs` to `port`; it must be answered.
+fn accounted(port: u16, attrs: &str) {
+    let out = radclient(port, "acct", attrs);
+    assert!(out.contains("Accounting-Response"), "{out}");
+}
+
 fn framed_ip(out: &str) -> String {
     out.lines()
         .find(|l| l.contains("Framed-IP-Address"))
@@ -221,8 +227,7 @@ control = "127.0.0.1:{c2}"
         !curl("10.33.0.1").0,
         "traffic passed before Accounting Start"
     );
-    let out = radclient(acct, "acct", "User-Name=alice,Acct-Status-Type=Start,Acct-Session-Id=a1,Calling-Station-Id=0901,Framed-IP-Address=10.50.0.2");
-    assert!(out.contains("Accounting-Response"), "{out}");
+    accounted(acct, "User-Name=alice,Acct-Status-Type=Start,Acct-Session-Id=a1,Calling-Station-Id=0901,Framed-IP-Address=10.50.0.2");
     wait_for(
         "gw1 to receive alice's session and pass her traffic",
         Duration::from_secs(10),
@@ -316,8 +321,7 @@ control = "127.0.0.1:{c2}"
     );
 
     // 8. Logout: Stop → Close → the GW drops the subscriber at once.
-    let out = radclient(acct, "acct", "User-Name=alice,Acct-Status-Type=Stop,Acct-Session-Id=a1,Calling-Station-Id=0901,Framed-IP-Address=10.50.0.2,Acct-Terminate-Cause=User-Request");
-    assert!(out.contains("Accounting-Response"), "{out}");
+    accounted(acct, "User-Name=alice,Acct-Status-Type=Stop,Acct-Session-Id=a1,Calling-Station-Id=0901,Framed-IP-Address=10.50.0.2,Acct-Terminate-Cause=User-Request");
     wait_for(
         "gw1 to refuse alice after logout",
         Duration::from_secs(5),

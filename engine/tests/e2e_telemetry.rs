@@ -65,13 +65,7 @@ fn gw_lab(prefix: &str, tools: &[&str], eal: &str) -> Option<(Lab, std::path::Pa
             ..Engine::default()
         })
         .with(&gw_section("max_flows_per_worker = 1024"))
-        .with(&gw_service(
-            "wap",
-            1,
-            &[member("w1", "10.80.0.11", 8080)],
-            "10.33.0.1",
-            Some(80),
-        ))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
         .with(&gw_session("10.50.0.2", 1001, &["wap"]));
     let text = profile
         .to_string()

@@ -11,7 +11,7 @@ use pgw_pipelines::gw::tables::{
 use pgw_pipelines::lb::{AccessNeighbours, Gw, LbConfig, LbRange, LbRange6, LbSnapshot, LbTable};
 use pgw_pipelines::PortIdx;
 
-use crate::config::{parse_cidr, parse_mac, ConfigError, Profile};
+use crate::config::{parse_cidr, parse_mac, ConfigError, Profile, SessionCfg};
 
 /// Everything the GW role needs, built from the profile.
 pub struct GwBuild {
@@ -45,6 +45,13 @@ fn ip(p: &Profile, key: String, s: &str) -> Result<[u8; 4], ConfigError> {
         .map_err(|_| p.err(key, format!("{s:?} is not an IPv4 address")))
 }
 
+/// The index of the port named `name` (the value of `key`).
+fn port(p: &Profile, key: &str, name: &str) -> Result<PortIdx, ConfigError> {
+    p.port_index(name)
+        .map(|i| i as PortIdx)
+        .ok_or_else(|| p.err(key, "no such port"))
+}
+
 /// 64 random bits from the OS (getrandom(2) via /dev/urandom), mixed with
 /// the time and the PID should that fail.
 pub fn random_seed() -> u64 {
@@ -67,12 +74,8 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
     let g =
         p.gw.as_ref()
             .ok_or_else(|| p.err("gw", "missing [gw] section"))?;
-    let access = p
-        .port_index(&g.access_port)
-        .ok_or_else(|| p.err("gw.access_port", "no such port"))? as PortIdx;
-    let server = p
-        .port_index(&g.server_port)
-        .ok_or_else(|| p.err("gw.server_port", "no such port"))? as PortIdx;
+    let access = port(p, "gw.access_port", &g.access_port)?;
+    let server = port(p, "gw.server_port", &g.server_port)?;
     let mut pool = Vec::new();
     for (i, a) in g.pool.iter().enumerate() {
         let addr = ip(p, format!("gw.pool[{i}]"), a)?;
@@ -373,6 +376,18 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             }
         })
         .map_err(|m| p.err("gw", m))?;
+    // gw.session[i]: its device and the services it may use.
+    let auth = |i: usize, s: &SessionCfg| -> Result<SubscriberAuth, ConfigError> {
+        let mut allowed = 0u64;
+        for (j, n) in s.services.iter().enumerate() {
+            allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
+        }
+        Ok(SubscriberAuth {
+            device_id: s.device_id,
+            active: true,
+            allowed,
+        })
+    };
     let mut sessions = Vec::new();
     let mut sessions6 = Vec::new();
     for (i, s) in g.sessions.iter().enumerate() {
@@ -388,19 +403,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                     ),
                 ));
             }
-            let mut allowed = 0u64;
-            for (j, n) in s.services.iter().enumerate() {
-                allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
-            }
-            sessions6.push((
-                a,
-                l,
-                SubscriberAuth {
-                    device_id: s.device_id,
-                    active: true,
-                    allowed,
-                },
-            ));
+            sessions6.push((a, l, auth(i, s)?));
         }
         let a = ip(p, format!("gw.session[{i}].ip"), &s.ip)?;
         if pool.contains(&a) {
@@ -412,18 +415,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                 ),
             ));
         }
-        let mut allowed = 0u64;
-        for (j, n) in s.services.iter().enumerate() {
-            allowed |= service(format!("gw.session[{i}].services[{j}]"), n)?.bit();
-        }
-        sessions.push((
-            a,
-            SubscriberAuth {
-                device_id: s.device_id,
-                active: true,
-                allowed,
-            },
-        ));
+        sessions.push((a, auth(i, s)?));
     }
     for a in &pool {
         arp_ips.push((server, *a));
@@ -498,12 +490,8 @@ pub fn build_lb(p: &Profile, local_mac: [u8; 6]) -> Result<LbBuild, ConfigError>
     let l =
         p.lb.as_ref()
             .ok_or_else(|| p.err("lb", "missing [lb] section"))?;
-    let access = p
-        .port_index(&l.access_port)
-        .ok_or_else(|| p.err("lb.access_port", "no such port"))? as PortIdx;
-    let lan = p
-        .port_index(&l.lan_port)
-        .ok_or_else(|| p.err("lb.lan_port", "no such port"))? as PortIdx;
+    let access = port(p, "lb.access_port", &l.access_port)?;
+    let lan = port(p, "lb.lan_port", &l.lan_port)?;
     if access == lan {
         return Err(p.err("lb.lan_port", "must differ from lb.access_port"));
     }

@@ -4,8 +4,9 @@
 //! `Profile::notes` (what `pgw check-config` tells an operator).
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::str::FromStr;
 
 use super::profile::*;
 use super::{gw, radius};
@@ -139,6 +140,41 @@ impl Profile {
         }
         let _ = g;
         v
+    }
+
+    /// The section `key` that this role needs, or the error `msg`.
+    fn needed<'a, T>(
+        &self,
+        section: &'a Option<T>,
+        key: &str,
+        msg: &str,
+    ) -> Result<&'a T, ConfigError> {
+        section.as_ref().ok_or_else(|| self.err(key, msg))
+    }
+
+    /// `s`, the value of `key`, parses as a `T`: else the error "`s` is not
+    /// `what`".
+    fn check_parses<T: FromStr>(
+        &self,
+        key: impl Into<String>,
+        s: &str,
+        what: &str,
+    ) -> Result<(), ConfigError> {
+        match s.parse::<T>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self.err(key, format!("{s:?} is not {what}"))),
+        }
+    }
+
+    /// `n`, the value of `key`, names a `[[port]]`.
+    fn check_port(&self, key: impl Into<String>, n: &str) -> Result<(), ConfigError> {
+        match self.port_index(n) {
+            Some(_) => Ok(()),
+            None => Err(self.err(
+                key,
+                format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
+            )),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -279,21 +315,15 @@ impl Profile {
         }
         match self.instance.role {
             Role::Wire => {
-                let w = self.wire.as_ref().ok_or_else(|| {
-                    self.err(
-                        "wire",
-                        "role \"wire\" needs a [wire] section with pairs = [[\"a\", \"b\"]]",
-                    )
-                })?;
+                let w = self.needed(
+                    &self.wire,
+                    "wire",
+                    "role \"wire\" needs a [wire] section with pairs = [[\"a\", \"b\"]]",
+                )?;
                 let mut used = HashSet::new();
                 for (i, [a, b]) in w.pairs.iter().enumerate() {
                     for (j, n) in [a, b].into_iter().enumerate() {
-                        if self.port_index(n).is_none() {
-                            return Err(self.err(
-                                format!("wire.pairs[{i}][{j}]"),
-                                format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
-                            ));
-                        }
+                        self.check_port(format!("wire.pairs[{i}][{j}]"), n)?;
                         if !used.insert(n.as_str()) {
                             return Err(self.err(
                                 format!("wire.pairs[{i}][{j}]"),
@@ -310,21 +340,9 @@ impl Profile {
                 }
             }
             Role::Gw | Role::LbGw => {
-                let g = self
-                    .gw
-                    .as_ref()
-                    .ok_or_else(|| self.err("gw", "this role needs a [gw] section"))?;
-                for (k, n) in [
-                    ("gw.access_port", &g.access_port),
-                    ("gw.server_port", &g.server_port),
-                ] {
-                    if self.port_index(n).is_none() {
-                        return Err(self.err(
-                            k,
-                            format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
-                        ));
-                    }
-                }
+                let g = self.needed(&self.gw, "gw", "this role needs a [gw] section")?;
+                self.check_port("gw.access_port", &g.access_port)?;
+                self.check_port("gw.server_port", &g.server_port)?;
                 if g.access_port == g.server_port {
                     return Err(self.err("gw.server_port", "must differ from gw.access_port"));
                 }
@@ -333,21 +351,9 @@ impl Profile {
             Role::Lb => {}
         }
         if matches!(self.instance.role, Role::Lb | Role::LbGw) {
-            let l = self
-                .lb
-                .as_ref()
-                .ok_or_else(|| self.err("lb", "this role needs an [lb] section"))?;
-            for (k, n) in [
-                ("lb.access_port", &l.access_port),
-                ("lb.lan_port", &l.lan_port),
-            ] {
-                if self.port_index(n).is_none() {
-                    return Err(self.err(
-                        k,
-                        format!("no [[port]] named {n:?} (ports: {})", self.port_names()),
-                    ));
-                }
-            }
+            let l = self.needed(&self.lb, "lb", "this role needs an [lb] section")?;
+            self.check_port("lb.access_port", &l.access_port)?;
+            self.check_port("lb.lan_port", &l.lan_port)?;
             if self.instance.role == Role::LbGw {
                 let g = self.gw.as_ref().expect("checked above");
                 if g.access_port != l.access_port {
@@ -361,12 +367,7 @@ impl Profile {
         }
         radius::build(self)?;
         if let Some(c) = &self.control {
-            c.listen.parse::<std::net::SocketAddr>().map_err(|_| {
-                self.err(
-                    "control.listen",
-                    format!("{:?} is not address:port", c.listen),
-                )
-            })?;
+            self.check_parses::<SocketAddr>("control.listen", &c.listen, "address:port")?;
             if c.secret.len() < 8 {
                 return Err(self.err("control.secret", "use a secret of at least 8 characters"));
             }
@@ -395,24 +396,15 @@ impl Profile {
         crate::config::log::filter(&self.log.level)
             .map_err(|e| self.err("log.level", format!("{:?}: {e}", self.log.level)))?;
         if let Some(m) = &self.metrics {
-            m.listen.parse::<std::net::SocketAddr>().map_err(|_| {
-                self.err(
-                    "metrics.listen",
-                    format!(
-                        "{:?} is not address:port (e.g. \"127.0.0.1:9464\")",
-                        m.listen
-                    ),
-                )
-            })?;
+            self.check_parses::<SocketAddr>(
+                "metrics.listen",
+                &m.listen,
+                "address:port (e.g. \"127.0.0.1:9464\")",
+            )?;
         }
         if let Some(a) = &self.accounting {
             if let Some(c) = &a.ipfix_collector {
-                c.parse::<std::net::SocketAddr>().map_err(|_| {
-                    self.err(
-                        "accounting.ipfix_collector",
-                        format!("{c:?} is not address:port"),
-                    )
-                })?;
+                self.check_parses::<SocketAddr>("accounting.ipfix_collector", c, "address:port")?;
             }
             if !(1..=3600).contains(&a.ipfix_template_s) {
                 return Err(self.err(
@@ -456,22 +448,16 @@ impl Profile {
             }
             for (i, g) in l.gateways.iter().enumerate() {
                 if let Some(a) = &g.ip {
-                    a.parse::<Ipv4Addr>().map_err(|_| {
-                        self.err(
-                            format!("lb.gateway[{i}].ip"),
-                            format!("{a:?} is not an IPv4 address"),
-                        )
-                    })?;
+                    self.check_parses::<Ipv4Addr>(
+                        format!("lb.gateway[{i}].ip"),
+                        a,
+                        "an IPv4 address",
+                    )?;
                 }
             }
         }
         for (i, n) in self.neighbors.iter().enumerate() {
-            n.ip.parse::<std::net::IpAddr>().map_err(|_| {
-                self.err(
-                    format!("neighbor[{i}].ip"),
-                    format!("{:?} is not an IP address", n.ip),
-                )
-            })?;
+            self.check_parses::<IpAddr>(format!("neighbor[{i}].ip"), &n.ip, "an IP address")?;
             parse_mac(&n.mac).map_err(|m| self.err(format!("neighbor[{i}].mac"), m))?;
         }
         Ok(())
@@ -553,24 +539,35 @@ pairs = [["a", "b"]]
         let e = err_of(&GOOD.replace("[engine]", "[engine]\nburts = 3"));
         assert!(e.starts_with("bad.toml"), "{e}");
         assert!(e.contains("burts"), "{e}");
-        let e = err_of(&GOOD.replace(
-            "device = \"net_ring1\"",
-            "device = \"net_ring1\"\nipv4 = [\"10.0.0.300/24\"]",
-        ));
-        assert!(e.contains("port[1].ipv4[0]"), "{e}");
-        let e = err_of(&GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"c\"]"));
-        assert!(e.contains("wire.pairs[0][1]") && e.contains("\"c\""), "{e}");
-        let e = err_of(&GOOD.replace("device = \"net_ring1\"", "device = \"eth0\""));
-        assert!(e.contains("port[1].device"), "{e}");
-        let e = err_of(&GOOD.replace(
-            "[engine]",
-            "[eal]\nextra_args = [\"-b\", \"00:01.0\"]\n[engine]",
-        ));
-        assert!(e.contains("eal.extra_args[0]"), "{e}");
-        let e = err_of(&GOOD.replace("mbufs = 16383", "mbufs = 100"));
-        assert!(e.contains("engine.mbufs"), "{e}");
-        let e = err_of(&GOOD.replace("role = \"wire\"", "role = \"router\""));
-        assert!(e.contains("role") && e.contains("router"), "{e}");
+        // (text replaced in GOOD, its replacement, what the error names)
+        let cases: [(&str, &str, &[&str]); 6] = [
+            (
+                "device = \"net_ring1\"",
+                "device = \"net_ring1\"\nipv4 = [\"10.0.0.300/24\"]",
+                &["port[1].ipv4[0]"],
+            ),
+            (
+                "[\"a\", \"b\"]",
+                "[\"a\", \"c\"]",
+                &["wire.pairs[0][1]", "\"c\""],
+            ),
+            (
+                "device = \"net_ring1\"",
+                "device = \"eth0\"",
+                &["port[1].device"],
+            ),
+            (
+                "[engine]",
+                "[eal]\nextra_args = [\"-b\", \"00:01.0\"]\n[engine]",
+                &["eal.extra_args[0]"],
+            ),
+            ("mbufs = 16383", "mbufs = 100", &["engine.mbufs"]),
+            ("role = \"wire\"", "role = \"router\"", &["role", "router"]),
+        ];
+        for (from, to, named) in cases {
+            let e = err_of(&GOOD.replace(from, to));
+            assert!(named.iter().all(|n| e.contains(n)), "{e}");
+        }
     }
 
     /// `gw.answer_ping`: on by default, off when set so, a boolean.

@@ -941,14 +941,11 @@ pub fn alice_auth(auth: u16, password: &str) -> (bool, String) {
 /// `extra` attributes after, to [`radius_gw`]'s server on `acct`; it must
 /// be answered.
 pub fn alice_acct(acct: u16, status: &str, extra: &str) {
-    let (ok, out) = radclient(
+    acct_answered(
         3,
         acct,
-        "acct",
-        "testing123",
         &format!("User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=s1,Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address=127.0.0.1{extra}"),
     );
-    assert!(ok && out.contains("Accounting-Response"), "{out}");
 }
 
 /// LB `n` (1 or 2) of a test with two entry points: instance `{tag}lb{n}`
@@ -1016,4 +1013,29 @@ pub fn lb_range(table: &str, first: &str, last: &str, gateways: &[&str]) -> Stri
 fn toml_list(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
     format!("[{}]", quoted.join(", "))
+}
+
+/// The MAC of pgw's first port (`pgw stats`).
+pub fn first_port_mac(sock: &Path) -> String {
+    pgw_json(sock, "stats")["ports"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Run the python `script` in the namespace `ns` with pgw's MAC `gw_mac` as
+/// its argument; it must print "sent".
+pub fn send_from(ns: &str, script: &Path, gw_mac: &str) {
+    let out = sh(&format!(
+        "ip netns exec {ns} python3 {} {gw_mac}",
+        script.display()
+    ));
+    assert_eq!(out.trim(), "sent");
+}
+
+/// An Accounting-Request with `attrs` to 127.0.0.1:`acct` under the secret
+/// "testing123", `tries` times at most; it must be answered.
+pub fn acct_answered(tries: u32, acct: u16, attrs: &str) {
+    let (ok, out) = radclient(tries, acct, "acct", "testing123", attrs);
+    assert!(ok && out.contains("Accounting-Response"), "{out}");
 }

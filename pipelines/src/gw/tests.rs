@@ -1901,6 +1901,7 @@ proptest! {
 // ------------------------------------------------- RSS steering, NAT64 --
 
 mod exhaust;
+mod fixtures;
 mod icmp4;
 mod limits;
 mod nat64;

@@ -37,6 +37,11 @@ fn manager() -> Manager<SocketAddr> {
     manager_with(|_| {})
 }
 
+/// The test manager and a NAS to talk to it.
+fn manager_and_nas() -> (Manager<SocketAddr>, Nas) {
+    (manager(), Nas::new())
+}
+
 fn manager_with(tweak: impl FnOnce(&mut ManagerConfig)) -> Manager<SocketAddr> {
     let users = (0..4)
         .map(|i| UserRecord {
@@ -127,6 +132,20 @@ impl Nas {
     }
 
     /// Accounting-Request; `extra` adds attributes (counters, cause, ...).
+    /// Report `status` of device `device`, NAS session `acct_id`, with
+    /// `extra` attributes to `m`, which must answer it at `now`.
+    fn report(
+        &mut self,
+        m: &mut Manager<SocketAddr>,
+        status: u32,
+        device: &str,
+        acct_id: &str,
+        extra: &[(u8, u32)],
+        now: u64,
+    ) -> Outcome {
+        acct_ok(m, &self.acct(status, Some(device), acct_id, extra), now)
+    }
+
     fn acct(
         &mut self,
         status: u32,
@@ -194,10 +213,22 @@ fn acct_ok(m: &mut Manager<SocketAddr>, req: &[u8], now: u64) -> Outcome {
     o
 }
 
+/// `o` is a Reject for `why`.
+#[track_caller]
+fn assert_rejected(o: &Outcome, why: RejectReason) {
+    assert_eq!(o.disposition, Disposition::Rejected(why));
+}
+
+/// `o` is an accounting request answered as `outcome`.
+#[track_caller]
+fn assert_accounted_as(o: &Outcome, outcome: AcctOutcome) {
+    assert_eq!(o.disposition, Disposition::Accounted(outcome));
+}
+
 /// `o` is accounted with `outcome` and the status changes `want`.
 #[track_caller]
 fn assert_accounted(o: &Outcome, outcome: AcctOutcome, want: &[StatusChange]) {
-    assert_eq!(o.disposition, Disposition::Accounted(outcome));
+    assert_accounted_as(o, outcome);
     assert_eq!(changes(&o.notifications), want);
 }
 
@@ -212,8 +243,7 @@ fn changes(o: &[Notification]) -> Vec<StatusChange> {
 
 #[test]
 fn access_accept_gets_address_from_least_loaded_gw() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     // 0/0 → GW 1 (tie, lowest id); 1/0 → GW 2; 1/1 → GW 1.
     assert_eq!(login(&mut m, &mut nas, 1, 0), ip("10.0.0.1"));
     assert_eq!(login(&mut m, &mut nas, 2, 1), ip("10.32.0.1"));
@@ -232,14 +262,9 @@ fn access_accept_gets_address_from_least_loaded_gw() {
 
 #[test]
 fn access_existing_device_keeps_its_address() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let a = login(&mut m, &mut nas, 1, 0);
-    acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&dev(1)), "S1", &[]),
-        10,
-    );
+    nas.report(&mut m, acct_status::START, &dev(1), "S1", &[], 10);
     login(&mut m, &mut nas, 2, 20);
     assert_eq!(
         login(&mut m, &mut nas, 1, 30),
@@ -251,8 +276,7 @@ fn access_existing_device_keeps_its_address() {
 
 #[test]
 fn gw_down_gets_no_new_addresses_until_recovered() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     assert_eq!(m.set_gw_up(GwId(1), false), Ok(true));
     assert_eq!(login(&mut m, &mut nas, 1, 0), ip("10.32.0.1"));
     assert_eq!(login(&mut m, &mut nas, 2, 0), ip("10.32.0.2"));
@@ -266,15 +290,11 @@ fn gw_down_gets_no_new_addresses_until_recovered() {
 
 #[test]
 fn wrong_password_rejected() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     for with_ma in [false, true] {
         let (req, _) = nas.access("E0658", "E0658aaab", Some("F50200001"), with_ma);
         let o = m.handle_radius(nas_addr(), &client(), &req, 0);
-        assert_eq!(
-            o.disposition,
-            Disposition::Rejected(RejectReason::BadPassword)
-        );
+        assert_rejected(&o, RejectReason::BadPassword);
         assert_eq!(
             check_reply(o.reply.as_deref().unwrap(), &req),
             (Code::AccessReject, None)
@@ -286,8 +306,7 @@ fn wrong_password_rejected() {
 
 #[test]
 fn unknown_user_device_mismatch_and_no_password_rejected() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let cases = [
         ("E9999", "x", Some("F50200001"), RejectReason::UnknownUser),
         (
@@ -314,10 +333,7 @@ fn unknown_user_device_mismatch_and_no_password_rejected() {
     b.attr_str(attr::CALLING_STATION_ID, "F50200001").unwrap();
     let req = b.finish_access_request(&ra, SECRET);
     let o = m.handle_radius(nas_addr(), &client(), &req, 0);
-    assert_eq!(
-        o.disposition,
-        Disposition::Rejected(RejectReason::NoPassword)
-    );
+    assert_rejected(&o, RejectReason::NoPassword);
     assert_eq!(m.counters().access_reject(), 4);
 }
 
@@ -327,8 +343,7 @@ fn unknown_user_device_mismatch_and_no_password_rejected() {
 /// that is not 17 octets is malformed (no reply).
 #[test]
 fn chap_password_with_and_without_a_challenge() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let mut chap = |nas: &mut Nas, password: &str, challenge: Option<&[u8]>, len: usize| {
         let (id, ra) = nas.next();
         let mut b = Builder::new(Code::AccessRequest, id);
@@ -358,15 +373,9 @@ fn chap_password_with_and_without_a_challenge() {
     let (o, _) = chap(&mut nas, "E0658aaaa", Some(b"a challenge of 24 octets"), 17);
     assert_eq!(o.disposition, Disposition::Accepted);
     let (o, _) = chap(&mut nas, "E0658aaab", None, 17);
-    assert_eq!(
-        o.disposition,
-        Disposition::Rejected(RejectReason::BadPassword)
-    );
+    assert_rejected(&o, RejectReason::BadPassword);
     let (o, _) = chap(&mut nas, "E0658aaab", Some(b"0123456789abcdef"), 17);
-    assert_eq!(
-        o.disposition,
-        Disposition::Rejected(RejectReason::BadPassword)
-    );
+    assert_rejected(&o, RejectReason::BadPassword);
     let (o, _) = chap(&mut nas, "E0658aaaa", None, 16);
     assert_eq!((o.disposition, o.reply), (Disposition::Malformed, None));
     assert_eq!(m.counters().access_accept, 2);
@@ -378,17 +387,19 @@ fn chap_password_with_and_without_a_challenge() {
 /// NAS-Identifier; other NASes' sessions stay.
 #[test]
 fn accounting_on_and_off_close_the_sessions_of_that_nas() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     for i in 1..=3 {
         login(&mut m, &mut nas, i, 0);
     }
     // Sessions 1 and 2 from NAS 192.0.2.1 (the test NAS), 3 from 192.0.2.9
     // which also calls itself "nas-9".
     for i in 1..=2 {
-        acct_ok(
+        nas.report(
             &mut m,
-            &nas.acct(acct_status::START, Some(&dev(i)), &format!("S{i}"), &[]),
+            acct_status::START,
+            &dev(i),
+            &format!("S{i}"),
+            &[],
             0,
         );
     }
@@ -421,7 +432,7 @@ fn accounting_on_and_off_close_the_sessions_of_that_nas() {
         &nas.acct(acct_status::ACCOUNTING_ON, None, "on", &[]),
         10,
     );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::NasOnOff));
+    assert_accounted_as(&o, AcctOutcome::NasOnOff);
     for i in 1..=2 {
         assert_eq!(m.sessions().state(&dev(i)), SessionState::Close, "{i}");
         assert_eq!(
@@ -447,16 +458,12 @@ fn accounting_on_and_off_close_the_sessions_of_that_nas() {
 
 #[test]
 fn address_exhaustion_rejected() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     m.set_gw_up(GwId(1), false).unwrap();
     m.set_gw_up(GwId(2), false).unwrap();
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
     let o = m.handle_radius(nas_addr(), &client(), &req, 0);
-    assert_eq!(
-        o.disposition,
-        Disposition::Rejected(RejectReason::NoAddress)
-    );
+    assert_rejected(&o, RejectReason::NoAddress);
     assert_eq!(
         check_reply(o.reply.as_deref().unwrap(), &req).0,
         Code::AccessReject
@@ -465,8 +472,7 @@ fn address_exhaustion_rejected() {
 
 #[test]
 fn wrong_secret_no_reply() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     nas.secret = b"not-the-secret".to_vec();
     // Access-Request with a Message-Authenticator: the HMAC fails.
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
@@ -488,16 +494,12 @@ fn wrong_secret_no_reply() {
     // password: indistinguishable from a wrong password, so a Reject.
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), false);
     let o = m.handle_radius(nas_addr(), &client(), &req, 0);
-    assert_eq!(
-        o.disposition,
-        Disposition::Rejected(RejectReason::BadPassword)
-    );
+    assert_rejected(&o, RejectReason::BadPassword);
 }
 
 #[test]
 fn message_authenticator_required_by_client() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let strict = RadiusClient {
         require_message_authenticator: true,
         ..client()
@@ -517,8 +519,7 @@ fn message_authenticator_required_by_client() {
 
 #[test]
 fn malformed_and_unsupported_no_reply() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let (good, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
     let mut bad_attr = good.clone();
     bad_attr[21] = 1; // first attribute length 1
@@ -551,8 +552,7 @@ fn malformed_and_unsupported_no_reply() {
 
 #[test]
 fn duplicate_gets_cached_reply_and_is_not_processed_twice() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let (req, _) = nas.access("E0658", "E0658aaaa", Some("F50200001"), true);
     let first = m.handle_radius(nas_addr(), &client(), &req, 0);
     let again = m.handle_radius(nas_addr(), &client(), &req, DUP_TTL - 1);
@@ -580,16 +580,12 @@ fn duplicate_gets_cached_reply_and_is_not_processed_twice() {
     // After the TTL it is processed again (a Start in Act: adopted, no notification).
     m.handle_timeout(10 + DUP_TTL);
     let o3 = acct_ok(&mut m, &start, 10 + DUP_TTL);
-    assert_eq!(
-        o3.disposition,
-        Disposition::Accounted(AcctOutcome::Restarted)
-    );
+    assert_accounted_as(&o3, AcctOutcome::Restarted);
 }
 
 #[test]
 fn accounting_start_interim_stop_drive_the_session_states() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let d = dev(2);
     m.set_gw_up(GwId(1), false).unwrap();
     let addr = login(&mut m, &mut nas, 2, 0);
@@ -603,12 +599,8 @@ fn accounting_start_interim_stop_drive_the_session_states() {
     };
 
     // Start: None → Act, session start notification to the GW owning the address.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S1", &[]),
-        100,
-    );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Entered));
+    let o = nas.report(&mut m, acct_status::START, &d, "S1", &[], 100);
+    assert_accounted_as(&o, AcctOutcome::Entered);
     assert_eq!(o.notifications.len(), 1);
     assert!(matches!(o.notifications[0], Notification::SessionStart(_)));
     let r = who(&o.notifications[0]);
@@ -623,11 +615,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         (attr::ACCT_INPUT_OCTETS, 1000),
         (attr::ACCT_OUTPUT_PACKETS, 3),
     ];
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::INTERIM_UPDATE, Some(&d), "S1", &traffic),
-        200,
-    );
+    let o = nas.report(&mut m, acct_status::INTERIM_UPDATE, &d, "S1", &traffic, 200);
     assert_accounted(&o, AcctOutcome::Interim, &[StatusChange::Interim]);
     assert_eq!(m.sessions().state(&d), SessionState::Act);
 
@@ -636,33 +624,18 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         (attr::ACCT_TERMINATE_CAUSE, terminate_cause::IDLE_TIMEOUT),
         (attr::ACCT_INPUT_OCTETS, 1500),
     ];
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S1", &idle),
-        300,
-    );
+    let o = nas.report(&mut m, acct_status::STOP, &d, "S1", &idle, 300);
     assert_accounted(&o, AcctOutcome::Stopped, &[StatusChange::Stop]);
     assert_eq!(m.sessions().state(&d), SessionState::Dormant);
 
     // Start again (new NAS accounting session): Dormant → Act, status change (start).
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S2", &[]),
-        400,
-    );
+    let o = nas.report(&mut m, acct_status::START, &d, "S2", &[], 400);
     assert_accounted(&o, AcctOutcome::Started, &[StatusChange::Start]);
     assert_eq!(m.sessions().get(&d).unwrap().acct_session_id, "S2");
 
     // An interim of the old NAS session is not this session's.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::INTERIM_UPDATE, Some(&d), "S1", &[]),
-        450,
-    );
-    assert_eq!(
-        o.disposition,
-        Disposition::Accounted(AcctOutcome::SessionMismatch)
-    );
+    let o = nas.report(&mut m, acct_status::INTERIM_UPDATE, &d, "S1", &[], 450);
+    assert_accounted_as(&o, AcctOutcome::SessionMismatch);
     assert!(o.notifications.is_empty());
 
     // Stop with User-Request (FIG. 30 logout): Act → Close, close + termination + log.
@@ -670,11 +643,7 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         (attr::ACCT_TERMINATE_CAUSE, terminate_cause::USER_REQUEST),
         (attr::ACCT_INPUT_OCTETS, 20),
     ];
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S2", &logout),
-        500,
-    );
+    let o = nas.report(&mut m, acct_status::STOP, &d, "S2", &logout, 500);
     assert_accounted(&o, AcctOutcome::Closed, &[StatusChange::Close]);
     assert!(matches!(
         o.notifications[1],
@@ -702,12 +671,8 @@ fn accounting_start_interim_stop_drive_the_session_states() {
     );
 
     // A late stop: acknowledged, ignored.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S2", &[]),
-        550,
-    );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Ignored));
+    let o = nas.report(&mut m, acct_status::STOP, &d, "S2", &[], 550);
+    assert_accounted_as(&o, AcctOutcome::Ignored);
 
     // Session log written: Close → None, address back in the pool.
     let out = m.session_log_written(&d, rec.session.session_id).unwrap();
@@ -719,20 +684,11 @@ fn accounting_start_interim_stop_drive_the_session_states() {
 
 #[test]
 fn start_while_close_is_deferred_until_log_written() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let d = dev(1);
     let addr = login(&mut m, &mut nas, 1, 0);
-    acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S1", &[]),
-        10,
-    );
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some(&d), "S1", &[]),
-        20,
-    );
+    nas.report(&mut m, acct_status::START, &d, "S1", &[], 10);
+    let o = nas.report(&mut m, acct_status::STOP, &d, "S1", &[], 20);
     let sid = match &o.notifications[2] {
         Notification::WriteSessionLog(rec) => rec.session.session_id,
         other => panic!("{other:?}"),
@@ -750,14 +706,13 @@ fn start_while_close_is_deferred_until_log_written() {
     );
     // The NAS retransmits: now entered.
     let o = acct_ok(&mut m, &start, 50);
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Entered));
+    assert_accounted_as(&o, AcctOutcome::Entered);
     assert_eq!(m.sessions().get(&d).unwrap().addr, addr);
 }
 
 #[test]
 fn address_hold_expires_without_accounting_start() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let d = dev(3);
     login(&mut m, &mut nas, 3, 1_000);
     assert_eq!(m.poll_timeout(), Some(1_000 + DUP_TTL));
@@ -770,11 +725,7 @@ fn address_hold_expires_without_accounting_start() {
     assert_eq!(m.counters().hold_expired, 1);
     // With a Start in time the hold is cancelled.
     login(&mut m, &mut nas, 3, 10_000);
-    acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some(&d), "S1", &[]),
-        10_001,
-    );
+    nas.report(&mut m, acct_status::START, &d, "S1", &[], 10_001);
     m.handle_timeout(10_000 + HOLD);
     assert!(m.assigner().lookup(&d).is_some());
     assert_eq!(m.counters().hold_expired, 1);
@@ -782,25 +733,22 @@ fn address_hold_expires_without_accounting_start() {
 
 #[test]
 fn manager_timers_dormant_session_and_interim_monitor() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     let (a, b) = (dev(1), dev(2));
     login(&mut m, &mut nas, 1, 0);
     login(&mut m, &mut nas, 2, 0);
-    acct_ok(&mut m, &nas.acct(acct_status::START, Some(&a), "A", &[]), 0);
-    acct_ok(&mut m, &nas.acct(acct_status::START, Some(&b), "B", &[]), 0);
+    nas.report(&mut m, acct_status::START, &a, "A", &[], 0);
+    nas.report(&mut m, acct_status::START, &b, "B", &[], 0);
     // b keeps sending interims with growing counters; a is silent.
     let mut out = Vec::new();
     for k in 1..=3u32 {
         let now = u64::from(k) * 9_000;
-        let o = acct_ok(
+        let o = nas.report(
             &mut m,
-            &nas.acct(
-                acct_status::INTERIM_UPDATE,
-                Some(&b),
-                "B",
-                &[(attr::ACCT_INPUT_OCTETS, k)],
-            ),
+            acct_status::INTERIM_UPDATE,
+            &b,
+            "B",
+            &[(attr::ACCT_INPUT_OCTETS, k)],
             now,
         );
         assert_eq!(changes(&o.notifications), [StatusChange::Interim]);
@@ -835,14 +783,12 @@ fn manager_timers_dormant_session_and_interim_monitor() {
     assert_eq!(m.sessions().state(&a), SessionState::Close);
     assert_eq!(m.sessions().state(&b), SessionState::Dormant);
     // b: traffic in an interim wakes it (⑤ then ⑥), FIG. 31 without a NAS stop.
-    let o = acct_ok(
+    let o = nas.report(
         &mut m,
-        &nas.acct(
-            acct_status::INTERIM_UPDATE,
-            Some(&b),
-            "B",
-            &[(attr::ACCT_INPUT_OCTETS, 9)],
-        ),
+        acct_status::INTERIM_UPDATE,
+        &b,
+        "B",
+        &[(attr::ACCT_INPUT_OCTETS, 9)],
         61_000,
     );
     assert_eq!(
@@ -860,12 +806,8 @@ fn manager_interim_monitor_closes_silent_session() {
     let mut nas = Nas::new();
     let d = dev(1);
     login(&mut m, &mut nas, 1, 0);
-    acct_ok(&mut m, &nas.acct(acct_status::START, Some(&d), "A", &[]), 0);
-    acct_ok(
-        &mut m,
-        &nas.acct(acct_status::INTERIM_UPDATE, Some(&d), "A", &[]),
-        20_000,
-    );
+    nas.report(&mut m, acct_status::START, &d, "A", &[], 0);
+    nas.report(&mut m, acct_status::INTERIM_UPDATE, &d, "A", &[], 20_000);
     assert!(
         m.handle_timeout(MONITOR).is_empty(),
         "the interim restarted the monitor"
@@ -881,8 +823,7 @@ fn manager_interim_monitor_closes_silent_session() {
 
 #[test]
 fn accounting_recovery_and_edge_cases() {
-    let mut m = manager();
-    let mut nas = Nas::new();
+    let (mut m, mut nas) = manager_and_nas();
     // Interim for a device the manager does not know (e.g. after a restart):
     // the NAS's Framed-IP-Address is claimed and the session entered.
     let req = {
@@ -898,47 +839,30 @@ fn accounting_recovery_and_edge_cases() {
         b.finish_accounting_request(SECRET)
     };
     let o = acct_ok(&mut m, &req, 0);
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::Entered));
+    assert_accounted_as(&o, AcctOutcome::Entered);
     let s = m.sessions().get("F50200004").unwrap();
     assert_eq!(
         (s.addr, s.gw, s.usage().in_octets),
         (ip("10.32.0.3"), GwId(2), 77)
     );
     // Start without a known or reported address: acknowledged, no session.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::START, Some("F50200003"), "X", &[]),
-        0,
-    );
-    assert_eq!(
-        o.disposition,
-        Disposition::Accounted(AcctOutcome::NoAddress)
-    );
+    let o = nas.report(&mut m, acct_status::START, "F50200003", "X", &[], 0);
+    assert_accounted_as(&o, AcctOutcome::NoAddress);
     // Stop for a device without a session.
-    let o = acct_ok(
-        &mut m,
-        &nas.acct(acct_status::STOP, Some("F50200003"), "X", &[]),
-        0,
-    );
-    assert_eq!(
-        o.disposition,
-        Disposition::Accounted(AcctOutcome::UnknownSession)
-    );
+    let o = nas.report(&mut m, acct_status::STOP, "F50200003", "X", &[], 0);
+    assert_accounted_as(&o, AcctOutcome::UnknownSession);
     // No Calling-Station-Id.
     let o = acct_ok(&mut m, &nas.acct(acct_status::START, None, "X", &[]), 0);
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::NoDevice));
+    assert_accounted_as(&o, AcctOutcome::NoDevice);
     // Accounting-On and an unknown status type.
     let o = acct_ok(
         &mut m,
         &nas.acct(acct_status::ACCOUNTING_ON, None, "X", &[]),
         0,
     );
-    assert_eq!(o.disposition, Disposition::Accounted(AcctOutcome::NasOnOff));
-    let o = acct_ok(&mut m, &nas.acct(99, Some("F50200003"), "X", &[]), 0);
-    assert_eq!(
-        o.disposition,
-        Disposition::Accounted(AcctOutcome::UnknownStatusType)
-    );
+    assert_accounted_as(&o, AcctOutcome::NasOnOff);
+    let o = nas.report(&mut m, 99, "F50200003", "X", &[], 0);
+    assert_accounted_as(&o, AcctOutcome::UnknownStatusType);
     let c = m.counters();
     assert_eq!(
         (

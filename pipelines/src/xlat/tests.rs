@@ -67,14 +67,12 @@ fn run_at(
     // Nothing written outside the frame: before it, and past the longer of
     // the frame before and after.
     let end = (off + len).max(head + frame.len());
-    assert!(
-        buf[..off.min(head)].iter().all(|&b| b == FILL),
-        "bytes before the frame were written"
-    );
-    assert!(
-        buf[end..].iter().all(|&b| b == FILL),
-        "bytes past the frame were written"
-    );
+    for (outside, side) in [(&buf[..off.min(head)], "before"), (&buf[end..], "past")] {
+        assert!(
+            outside.iter().all(|&b| b == FILL),
+            "bytes {side} the frame were written"
+        );
+    }
     match r {
         Ok(()) => Ok(buf[off..off + len].to_vec()),
         Err(e) => {

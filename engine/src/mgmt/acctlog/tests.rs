@@ -421,17 +421,31 @@ fn session_row_from_record() {
     );
 }
 
-#[test]
-fn clean_stop_commits_every_accepted_row() {
-    let d = TempDir::new("stop");
-    let path = d.path().join("c.sqlite");
-    let mut l = AcctLogger::start(AcctLogConfig {
+/// A logger started with `cfg` writing to the database `file` in a fresh
+/// scratch directory `tag` (kept while the first value lives), and the
+/// database's path.
+fn logging_to(tag: &str, file: &str, cfg: AcctLogConfig) -> (TempDir, PathBuf, AcctLogger) {
+    let d = TempDir::new(tag);
+    let path = d.path().join(file);
+    let l = AcctLogger::start(AcctLogConfig {
         sqlite_path: Some(path.clone()),
-        batch_rows: 64,
-        batch_ms: 10_000, // only the size trigger and stop commit
-        ..AcctLogConfig::default()
+        ..cfg
     })
     .unwrap();
+    (d, path, l)
+}
+
+#[test]
+fn clean_stop_commits_every_accepted_row() {
+    let (_d, path, mut l) = logging_to(
+        "stop",
+        "c.sqlite",
+        AcctLogConfig {
+            batch_rows: 64,
+            batch_ms: 10_000, // only the size trigger and stop commit
+            ..AcctLogConfig::default()
+        },
+    );
     let n = 1_000u32;
     for i in 0..n {
         assert!(l.submit(row(i)));
@@ -455,15 +469,15 @@ fn clean_stop_commits_every_accepted_row() {
 
 #[test]
 fn drop_flushes_and_the_time_trigger_commits() {
-    let d = TempDir::new("drop");
-    let path = d.path().join("d.sqlite");
-    let l = AcctLogger::start(AcctLogConfig {
-        sqlite_path: Some(path.clone()),
-        batch_rows: 1_000_000,
-        batch_ms: 30,
-        ..AcctLogConfig::default()
-    })
-    .unwrap();
+    let (_d, path, l) = logging_to(
+        "drop",
+        "d.sqlite",
+        AcctLogConfig {
+            batch_rows: 1_000_000,
+            batch_ms: 30,
+            ..AcctLogConfig::default()
+        },
+    );
     for i in 0..3 {
         l.submit(row(i));
     }
@@ -487,18 +501,27 @@ fn drop_flushes_and_the_time_trigger_commits() {
     assert_eq!(query_recent(&path, 100).unwrap().len(), 11);
 }
 
-#[test]
-fn ipfix_only_logger_exports_to_a_udp_socket() {
+/// A UDP collector on 127.0.0.1 (receives time out after 10 s) and a
+/// logger started with `cfg` exporting IPFIX to it.
+fn exporting(cfg: AcctLogConfig) -> (UdpSocket, AcctLogger) {
     let coll = UdpSocket::bind("127.0.0.1:0").unwrap();
     coll.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut l = AcctLogger::start(AcctLogConfig {
+    let l = AcctLogger::start(AcctLogConfig {
         ipfix_collector: Some(coll.local_addr().unwrap()),
+        ..cfg
+    })
+    .unwrap();
+    (coll, l)
+}
+
+#[test]
+fn ipfix_only_logger_exports_to_a_udp_socket() {
+    let (coll, mut l) = exporting(AcctLogConfig {
         batch_rows: 4,
         batch_ms: 10_000,
         ..AcctLogConfig::default()
-    })
-    .unwrap();
+    });
     for i in 0..10 {
         l.submit(row(i));
     }
@@ -522,19 +545,14 @@ fn ipfix_only_logger_exports_to_a_udp_socket() {
 /// refresh timer (RFC 7011 §8.4), sequence number unchanged.
 #[test]
 fn the_writer_refreshes_templates_on_its_timer_while_idle() {
-    let coll = UdpSocket::bind("127.0.0.1:0").unwrap();
-    coll.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut l = AcctLogger::start(AcctLogConfig {
-        ipfix_collector: Some(coll.local_addr().unwrap()),
+    let (coll, mut l) = exporting(AcctLogConfig {
         batch_rows: 1,
         ipfix: ipfix::ExporterConfig {
             template_every_ms: 300,
             ..ipfix::ExporterConfig::default()
         },
         ..AcctLogConfig::default()
-    })
-    .unwrap();
+    });
     l.submit(row(1));
     let mut buf = [0u8; 2048];
     let n = coll.recv(&mut buf).unwrap();
@@ -579,17 +597,17 @@ fn start_refuses_bad_configurations() {
 
 #[test]
 fn a_locked_database_is_retried_and_a_full_queue_refuses() {
-    let d = TempDir::new("locked");
-    let path = d.path().join("e.sqlite");
-    let mut l = AcctLogger::start(AcctLogConfig {
-        sqlite_path: Some(path.clone()),
-        batch_rows: 2,
-        batch_ms: 20,
-        queue_rows: 4,
-        db_busy_ms: 10,
-        ..AcctLogConfig::default()
-    })
-    .unwrap();
+    let (_d, path, mut l) = logging_to(
+        "locked",
+        "e.sqlite",
+        AcctLogConfig {
+            batch_rows: 2,
+            batch_ms: 20,
+            queue_rows: 4,
+            db_busy_ms: 10,
+            ..AcctLogConfig::default()
+        },
+    );
     // Another connection holds the write lock far longer than db_busy_ms:
     // commits fail, are counted and retried; the writer holds at most
     // 4 × batch_rows, then the queue fills and submit refuses.

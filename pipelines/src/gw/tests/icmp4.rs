@@ -37,6 +37,24 @@ fn err(
     }
 }
 
+/// An error `kind` quoting `quoted` from the router on the server side to
+/// the pool address.
+fn from_router_srv(kind: Kind, quoted: &[u8]) -> FrameSpec {
+    err((ROUTER, SRV_MAC), (ROUTER_SRV, POOL0), kind, quoted)
+}
+
+/// The error `kind` of the router on the server side as the GW relays it
+/// to SUB1 (through its LB), quoting `quoted`.
+fn router_srv_to_sub1(kind: Kind, quoted: &[u8]) -> FrameSpec {
+    err((ACC_MAC, LB1), (ROUTER_SRV, SUB1), kind, quoted)
+}
+
+/// An error `kind` quoting `quoted` from the router on the subscriber side
+/// to the VIP.
+fn from_router_sub(kind: Kind, quoted: &[u8]) -> FrameSpec {
+    err((LB1, ACC_MAC), (ROUTER_SUB, VIP_WAP), kind, quoted)
+}
+
 /// `spec` as the GW forwarded it, before its NAT: one hop older (what an
 /// error about the forwarded packet must quote once translated back).
 fn hop_older(spec: &FrameSpec) -> Vec<u8> {
@@ -94,10 +112,11 @@ fn assert_error_checksums(f: &[u8]) {
     }
 }
 
-/// SUB1:40000 → VIP_WAP:80 established on worker 0 (key POOL0:20000, server
-/// WAP1:80); the data segment it then sent up, as the subscriber sent it
-/// and as the GW sent it.
-fn established(h: &mut H) -> (FrameSpec, Vec<u8>) {
+/// A standard fixture with SUB1:40000 → VIP_WAP:80 established on worker 0
+/// (key POOL0:20000, server WAP1:80); the data segment it then sent up, as
+/// the subscriber sent it and as the GW sent it.
+fn established() -> (H, FrameSpec, Vec<u8>) {
+    let mut h = H::std();
     let sub = (SUB1, 40_000);
     let key = (POOL0, 20_000);
     let srv = (WAP1, 80);
@@ -112,7 +131,7 @@ fn established(h: &mut H) -> (FrameSpec, Vec<u8>) {
         natted(&data, (SRV_MAC, mac_of(WAP1)), key, srv),
         "the data segment's NAT"
     );
-    (data, out)
+    (h, data, out)
 }
 
 /// SUB1's echo request to EXTERNAL (identifier 0x4242) sent up at `now`:
@@ -128,8 +147,7 @@ fn echo_up(h: &mut H, now: u64) -> (FrameSpec, Vec<u8>, u16) {
 
 #[test]
 fn frag_needed_from_the_server_side_reaches_the_subscriber() {
-    let mut h = H::std();
-    let (data, out) = established(&mut h);
+    let (mut h, data, out) = established();
     // The data segment as the subscriber sent it, TTL as the GW sent it:
     // what the subscriber must find quoted.
     let sent = hop_older(&data);
@@ -139,11 +157,11 @@ fn frag_needed_from_the_server_side_reaches_the_subscriber() {
     // first 28 bytes (RFC 792).
     for quote_len in [out.len() - 14, 548, 28] {
         let quote = &out[14..14 + quote_len];
-        let e = err((ROUTER, SRV_MAC), (ROUTER_SRV, POOL0), FRAG_1280, quote);
+        let e = from_router_srv(FRAG_1280, quote);
         // To the subscriber through its LB, from the router (its address
         // kept), TTL − 1, the MTU kept, the quote translated back.
         let quote = &sent[14..14 + quote_len];
-        let want = err((ACC_MAC, LB1), (ROUTER_SRV, SUB1), FRAG_1280, quote);
+        let want = router_srv_to_sub1(FRAG_1280, quote);
         let got = assert_relayed(&mut h, DOWN, &e, 3, want, &format!("quote {quote_len}"));
         assert_eq!(&got[34 + 6..34 + 8], &1280u16.to_be_bytes(), "next-hop MTU");
     }
@@ -152,13 +170,7 @@ fn frag_needed_from_the_server_side_reaches_the_subscriber() {
     let f = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
     assert_eq!((f.down_pkts, f.state), (1, FlowState::Established));
     // Another worker's key: handed to its owner untouched.
-    let e = err(
-        (ROUTER, SRV_MAC),
-        (ROUTER_SRV, POOL0),
-        FRAG_1280,
-        &out[14..],
-    )
-    .build();
+    let e = from_router_srv(FRAG_1280, &out[14..]).build();
     assert_eq!(
         h.run_on(1, &e, DOWN, 3),
         (Verdict::Handoff { worker: 0 }, e)
@@ -176,18 +188,8 @@ fn time_exceeded_and_port_unreachable_of_udp_and_echo_reach_the_subscriber() {
     assert_eq!(out, natted(&q, (SRV_MAC, mac_of(WAP1)), key, (WAP1, 53)));
     let sent = hop_older(&q);
     // Time exceeded from a router: its address kept.
-    let e = err(
-        (ROUTER, SRV_MAC),
-        (ROUTER_SRV, POOL0),
-        TTL_EXCEEDED,
-        &out[14..],
-    );
-    let want = err(
-        (ACC_MAC, LB1),
-        (ROUTER_SRV, SUB1),
-        TTL_EXCEEDED,
-        &sent[14..],
-    );
+    let e = from_router_srv(TTL_EXCEEDED, &out[14..]);
+    let want = router_srv_to_sub1(TTL_EXCEEDED, &sent[14..]);
     assert_relayed(&mut h, DOWN, &e, 1, want, "");
     // Port unreachable from the server itself: it comes from the VIP the
     // subscriber talks to.
@@ -211,14 +213,9 @@ fn time_exceeded_and_port_unreachable_of_udp_and_echo_reach_the_subscriber() {
         key_port, 0x4242,
         "the identifier is the key (20000 is taken)"
     );
-    let e = err(
-        (ROUTER, SRV_MAC),
-        (ROUTER_SRV, POOL0),
-        TTL_EXCEEDED,
-        &out[14..],
-    );
+    let e = from_router_srv(TTL_EXCEEDED, &out[14..]);
     let quote = &hop_older(&req)[14..];
-    let want = err((ACC_MAC, LB1), (ROUTER_SRV, SUB1), TTL_EXCEEDED, quote);
+    let want = router_srv_to_sub1(TTL_EXCEEDED, quote);
     assert_relayed(&mut h, DOWN, &e, 3, want, "");
     assert_eq!(h.w[0].counters.icmp_err_down, 3);
     assert_eq!(h.c.total_drops(), 0);
@@ -226,8 +223,7 @@ fn time_exceeded_and_port_unreachable_of_udp_and_echo_reach_the_subscriber() {
 
 #[test]
 fn frag_needed_from_the_subscriber_side_reaches_the_server() {
-    let mut h = H::std();
-    established(&mut h);
+    let (mut h, ..) = established();
     // A big segment down, as the server sent it and as delivered.
     let key = (POOL0, 20_000);
     let srv = (mac_of(WAP1), SRV_MAC);
@@ -245,7 +241,7 @@ fn frag_needed_from_the_subscriber_side_reaches_the_server() {
     // bytes of it.
     for quote_len in [delivered.len() - 14, 28] {
         let quote = &delivered[14..14 + quote_len];
-        let e = err((LB1, ACC_MAC), (ROUTER_SUB, VIP_WAP), FRAG_1280, quote);
+        let e = from_router_sub(FRAG_1280, quote);
         // To the server through its next hop, from the pool address (the
         // router's address is the subscriber side's), the quote as the
         // server sent it.
@@ -274,12 +270,11 @@ fn frag_needed_from_the_subscriber_side_reaches_the_server() {
 
 #[test]
 fn errors_of_no_connection_are_dropped_and_counted() {
-    let mut h = H::std();
-    let (_, out) = established(&mut h);
+    let (mut h, _, out) = established();
     // Errors down from a router on the server side, up from one on the
     // subscriber side, each Fragmentation Needed quoting `q`.
-    let down = |q: &[u8]| err((ROUTER, SRV_MAC), (ROUTER_SRV, POOL0), FRAG_1280, q);
-    let up = |q: &[u8]| err((LB1, ACC_MAC), (ROUTER_SUB, VIP_WAP), FRAG_1280, q);
+    let down = |q: &[u8]| from_router_srv(FRAG_1280, q);
+    let up = |q: &[u8]| from_router_sub(FRAG_1280, q);
     // Down: a quote whose key holds no connection, then one whose key holds
     // a connection to another server.
     let mut stale = out[14..].to_vec();

@@ -2,6 +2,7 @@
 //! sessions and authorization (RST over IPv6), accounting, handoff, ICMP
 //! errors both ways, MSS clamping, and the drops of the IPv6 path.
 
+use super::fixtures::*;
 use super::*;
 use crate::wire::icmp::v6 as icmp6;
 use crate::xlat::Prefix;
@@ -111,28 +112,46 @@ fn up4(
 
 /// `spec4` (an IPv4 down packet) as the GW must send it: IPv6 from `src`
 /// to `dst`, hop limit = TTL − 1, flow label 0, ports / echo identifier.
-fn down6(
-    spec4: &FrameSpec,
-    macs: ([u8; 6], [u8; 6]),
-    src: ([u8; 16], u16),
-    dst: ([u8; 16], u16),
-) -> Vec<u8> {
-    let mut s = spec4.clone();
-    (s.src_mac, s.dst_mac) = macs;
-    s.ttl -= 1;
-    set_ports(&mut s.l4, src.1, dst.1, |ty, ident| {
+fn down6(spec4: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
+    build6(&sent6(spec4, macs, src, dst, |ty, ident| {
         *ty = icmp6::ECHO_REPLY;
         *ident = dst.1;
-    });
-    build6(&as6(s, src.0, dst.0))
+    }))
 }
 
 const UP_MACS: ([u8; 6], [u8; 6]) = (LB1, ACC_MAC);
 const DOWN_MACS: ([u8; 6], [u8; 6]) = (ACC_MAC, LB1);
 
+/// An IPv6 SYN (`seq`, `payload`) from the access side.
+fn syn6(src: Ep6, dst: Ep6, seq: u32, payload: &[u8]) -> FrameSpec {
+    tcp6(UP_MACS, src, dst, SYN, seq, 0, payload)
+}
+
 /// A bare IPv6 SYN (seq 1, no payload) from the access side.
-fn bare_syn6(src: ([u8; 16], u16), dst: ([u8; 16], u16)) -> FrameSpec {
-    tcp6(UP_MACS, src, dst, SYN, 1, 0, b"")
+fn bare_syn6(src: Ep6, dst: Ep6) -> FrameSpec {
+    syn6(src, dst, 1, b"")
+}
+
+/// `sent` down at `now` must reach the subscriber as `want`; the frame.
+fn down_as(h: &mut H, sent: &FrameSpec, now: u64, want: Vec<u8>) -> Vec<u8> {
+    let (v, out) = h.down(sent, now);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(out, want);
+    out
+}
+
+/// WAP1's SYN-ACK (`seq`, `ack`, `payload`) to the NAT key
+/// `POOL0:key_port`, as the server sends it.
+fn wap1_syn_ack(key_port: u16, seq: u32, ack: u32, payload: &[u8]) -> FrameSpec {
+    tcp(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 80),
+        (POOL0, key_port),
+        SYN | ACK,
+        seq,
+        ack,
+        payload,
+    )
 }
 
 // --------------------------------------------------------------- fixtures --
@@ -144,15 +163,7 @@ fn bare_syn6(src: ([u8; 16], u16), dst: ([u8; 16], u16)) -> FrameSpec {
 #[test]
 fn nat64_syn_and_syn_ack_literal_bytes() {
     let mut h = h64();
-    let mut syn = tcp6(
-        UP_MACS,
-        (sub6_1(), 40_000),
-        (wkp(VIP_WAP), 80),
-        SYN,
-        0x1122_3344,
-        0,
-        b"",
-    );
+    let mut syn = syn6((sub6_1(), 40_000), (wkp(VIP_WAP), 80), 0x1122_3344, b"");
     if let L4::Tcp { options, .. } = &mut syn.l4 {
         *options = MSS_1460.to_vec();
     }
@@ -169,15 +180,7 @@ fn nat64_syn_and_syn_ack_literal_bytes() {
     assert_eq!(h.w[0].subscriber6(POOL0, 20_000), Some(sub6_1()));
 
     // The SYN-ACK: 10.33.1.10:80 -> 192.0.2.10:20000, TTL 64.
-    let mut sa = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 20_000),
-        SYN | ACK,
-        0x5566_7788,
-        0x1122_3345,
-        b"",
-    );
+    let mut sa = wap1_syn_ack(20_000, 0x5566_7788, 0x1122_3345, b"");
     if let L4::Tcp { options, .. } = &mut sa.l4 {
         *options = vec![2, 4, 0x05, 0xb4];
     }
@@ -324,11 +327,11 @@ fn nat64_udp_and_echo_round_trips() {
         (POOL0, 20_000),
         b"\x12\x34ans",
     );
-    let (v, out) = h.down(&a, 1);
-    assert_eq!(v, TX_DOWN);
-    assert_eq!(
-        out,
-        down6(&a, DOWN_MACS, (wkp(VIP_WAP), 53), (sub6_1(), 5353))
+    down_as(
+        &mut h,
+        &a,
+        1,
+        down6(&a, DOWN_MACS, (wkp(VIP_WAP), 53), (sub6_1(), 5353)),
     );
     // an IPv4 UDP reply without checksum gets one over IPv6
     let mut nock = a.clone();
@@ -337,11 +340,11 @@ fn nat64_udp_and_echo_round_trips() {
         dst_port: 20_000,
         checksum: false,
     };
-    let (v, out) = h.down(&nock, 2);
-    assert_eq!(v, TX_DOWN);
-    assert_eq!(
-        out,
-        down6(&a, DOWN_MACS, (wkp(VIP_WAP), 53), (sub6_1(), 5353))
+    let out = down_as(
+        &mut h,
+        &nock,
+        2,
+        down6(&a, DOWN_MACS, (wkp(VIP_WAP), 53), (sub6_1(), 5353)),
     );
     assert!(checksums_ok(&out));
     // echo: the identifier is the key going up, restored going down
@@ -361,11 +364,11 @@ fn nat64_udp_and_echo_round_trips() {
     assert_eq!(out, up4(&req, (SRV_MAC, mac_of(WAP2)), key, (WAP2, 0), 1));
     assert!(checksums_ok(&out));
     let rep = ping((mac_of(WAP2), SRV_MAC), WAP2, POOL0, ECHO_REPLY, 20_001, 7);
-    let (v, out) = h.down(&rep, 4);
-    assert_eq!(v, TX_DOWN);
-    assert_eq!(
-        out,
-        down6(&rep, DOWN_MACS, (wkp(VIP_WAP), 0), (sub6_1(), 0x4242))
+    let out = down_as(
+        &mut h,
+        &rep,
+        4,
+        down6(&rep, DOWN_MACS, (wkp(VIP_WAP), 0), (sub6_1(), 0x4242)),
     );
     assert!(checksums_ok(&out));
     assert_eq!(h.w[0].counters.nat64_flows, 2);
@@ -412,13 +415,10 @@ fn nat64_without_a_session_is_dropped_unless_not_required() {
 fn unauthorized_nat64_syn_is_answered_with_an_ipv6_rst() {
     let mut h = h64();
     // sub6_2's /64 may not use mail. Tagged, TCP options, 5 bytes of data.
-    let mut syn = tcp6(
-        UP_MACS,
+    let mut syn = syn6(
         (sub6_2(), 40_000),
         (wkp(VIP_MAIL), 25),
-        SYN,
         0xffff_fffe,
-        0,
         b"early",
     );
     syn.vlan = Some(0x0064);
@@ -470,15 +470,7 @@ fn unauthorized_nat64_syn_is_answered_with_an_ipv6_rst() {
 fn nat64_down_packet_is_handed_to_the_owner() {
     let mut h = h64();
     let syn = bare_syn6((sub6_1(), 40_000), (wkp(VIP_WAP), 80));
-    let reply = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 20_045),
-        SYN | ACK,
-        1,
-        2,
-        b"hi",
-    );
+    let reply = wap1_syn_ack(20_045, 1, 2, b"hi");
     let (out, down) = handed_off(&mut h, &syn, &reply);
     // worker 1's first key; worker 1's identification counter
     assert_eq!(&out[34..36], &20_045u16.to_be_bytes());
@@ -505,15 +497,7 @@ fn err4(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, rest: u32, quoted: &[u8]) 
 #[test]
 fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
     let mut h = h64();
-    let syn = tcp6(
-        UP_MACS,
-        (sub6_1(), 40_000),
-        (wkp(VIP_WAP), 80),
-        SYN,
-        7,
-        0,
-        b"",
-    );
+    let syn = syn6((sub6_1(), 40_000), (wkp(VIP_WAP), 80), 7, b"");
     let (_, out4) = h.up(&syn, 0);
     // A router on the server side: Fragmentation Needed, next-hop MTU
     // 1400, quoting our IPv4 SYN whole (a modern router) or its first 28
@@ -609,25 +593,9 @@ fn icmpv4_errors_for_nat64_flows_reach_the_subscriber_as_icmpv6() {
 #[test]
 fn icmpv6_errors_for_nat64_flows_reach_the_server_as_icmpv4() {
     let mut h = h64();
-    let syn = tcp6(
-        UP_MACS,
-        (sub6_1(), 40_000),
-        (wkp(VIP_WAP), 80),
-        SYN,
-        7,
-        0,
-        b"",
-    );
+    let syn = syn6((sub6_1(), 40_000), (wkp(VIP_WAP), 80), 7, b"");
     assert_eq!(h.up(&syn, 0).0, TX_UP); // id 0
-    let sa = tcp(
-        (mac_of(WAP1), SRV_MAC),
-        (WAP1, 80),
-        (POOL0, 20_000),
-        SYN | ACK,
-        9,
-        8,
-        b"",
-    );
+    let sa = wap1_syn_ack(20_000, 9, 8, b"");
     let (_, sa6) = h.down(&sa, 1);
     // A router on the subscriber side: port unreachable (ICMPv6 1/4) to
     // the NAT64 address, quoting the SYN-ACK as delivered.
@@ -704,10 +672,8 @@ fn mss_is_clamped_on_nat64_syn_and_syn_ack() {
         &MSS_1460,
         29_200,
     );
-    let (v, out) = h.down(&sa, 1);
-    assert_eq!(v, TX_DOWN);
     let want = with_tcp(sa.clone(), &[2, 4, 0x05, 0x64], 29_200); // 1380
-    assert_eq!(out, down6(&want, DOWN_MACS, vip6, sub));
+    let out = down_as(&mut h, &sa, 1, down6(&want, DOWN_MACS, vip6, sub));
     assert!(checksums_ok(&out));
     let c = &h.w[0].counters;
     assert_eq!((c.mss_clamped_up, c.mss_clamped_down), (1, 1));

@@ -3,6 +3,7 @@
 //! trip property, handoff, sessions and authorization, accounting, MSS
 //! clamping, and the drops of the path.
 
+use super::fixtures::*;
 use super::*;
 
 // Subscribers: the IPv6 sessions of the fixture (`nat64::sessions6`):
@@ -102,17 +103,8 @@ fn tcp6(
 
 /// `spec` (IPv6) as the GW must send it: MACs (src, dst), addresses, ports,
 /// hop limit − 1.
-fn natted6(
-    spec: &FrameSpec,
-    macs: ([u8; 6], [u8; 6]),
-    src: ([u8; 16], u16),
-    dst: ([u8; 16], u16),
-) -> Vec<u8> {
-    let mut s = spec.clone();
-    (s.src_mac, s.dst_mac) = macs;
-    s.ttl -= 1;
-    set_ports(&mut s.l4, src.1, dst.1, |_, _| unreachable!());
-    as6(s, src.0, dst.0).build()
+fn natted6(spec: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
+    sent6(spec, macs, src, dst, |_, _| unreachable!()).build()
 }
 
 #[test]
