@@ -84,6 +84,16 @@ fn both_members_answer(sub: &str) {
     assert_eq!(seen.len(), 2, "both IPv6 members should answer: {seen:?}");
 }
 
+/// The server namespace (its tap moved in by the caller) and the IPv6
+/// subscriber 2001:db8:60::2 with the IPv6 VIPs routed through the GW:
+/// (srv, sub).
+fn v6_sides(lab: &mut Lab) -> (String, String) {
+    let srv = lab.ns("srv");
+    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
+    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    (srv, sub)
+}
+
 #[test]
 fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
     let Some(mut lab) = Lab::netns("p66", &[]) else {
@@ -92,9 +102,7 @@ fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
     let t = lab.tag.clone();
     let profile = profile(&lab, true, "");
     let sock = lab.run_pgw("box", &profile);
-    let srv = lab.ns("srv");
-    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
-    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    let (srv, sub) = v6_sides(&mut lab);
     lab.move_into_with_mac(
         &format!("{t}b"),
         &srv,
@@ -136,9 +144,7 @@ fn ipv6_members_are_resolved_by_neighbour_discovery_not_from_the_access_side() {
     let t = lab.tag.clone();
     let profile = profile(&lab, false, "");
     let sock = lab.run_pgw("box", &profile);
-    let srv = lab.ns("srv");
-    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
-    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    let (srv, sub) = v6_sides(&mut lab);
     // The kernel's own MAC for the server side (no fixed one).
     lab.move_into(
         &format!("{t}b"),
@@ -247,9 +253,7 @@ fn an_ipv6_member_that_stops_listening_leaves_nat66_then_comes_back() {
         &format!("key_ports = [1024, 59999]\nprobe_ports = [60000, 60999]\n{QUICK_HEALTH}"),
     );
     let sock = lab.run_pgw("box", &profile);
-    let srv = lab.ns("srv");
-    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
-    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    let (srv, sub) = v6_sides(&mut lab);
     // Dual-stack members: both families answer on 8080, each its own
     // listener (w1 and w2 over IPv4, w1v6 and w2v6 over IPv6).
     lab.move_into(

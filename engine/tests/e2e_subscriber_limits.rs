@@ -31,14 +31,10 @@ fn fourth_connection_of_a_subscriber_is_refused() {
     let Some(mut lab) = Lab::netns("pl", &["python3", "curl"]) else {
         return;
     };
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(
-            "max_conns_per_subscriber = 3\nexhaustion_reply = \"rst\"",
-        ))
-        .with(&wap(&[member("wap1", "10.80.0.11", 8080)]))
-        .with(&gw_session("10.50.0.2", 9015550101, &["wap"]))
-        .with(&gw_session("10.50.0.3", 9015550102, &["wap"]));
+    let profile = lab.wap_gw(
+        "max_conns_per_subscriber = 3\nexhaustion_reply = \"rst\"",
+        &[("10.50.0.2", 9015550101), ("10.50.0.3", 9015550102)],
+    );
     let sock = lab.run_pgw("gw", &profile);
     let sub = lab.subscriber(&["10.50.0.2/24", "10.50.0.3/24"]);
     lab.route(&sub, "10.33.0.0/24", "10.50.0.1");
@@ -120,17 +116,12 @@ fn connection_rate_of_a_subscriber_is_limited() {
     let Some(mut lab) = Lab::netns("pr", &["python3", "curl"]) else {
         return;
     };
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(
-            "new_conns_per_subscriber_per_s = 1\nexhaustion_reply = \"rst\"",
-        ))
-        .with(&wap(&[member("wap1", "10.80.0.11", 8080)]))
-        .with(&gw_session("10.50.0.2", 9015550101, &["wap"]));
+    let profile = lab.wap_gw(
+        "new_conns_per_subscriber_per_s = 1\nexhaustion_reply = \"rst\"",
+        &[("10.50.0.2", 9015550101)],
+    );
     let sock = lab.run_pgw("gw", &profile);
-    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
-    lab.serve_http("http", &srv, "10.80.0.11");
-    lab.wait_neighbours(&sock, &["10.80.0.11"]);
+    let (sub, _) = lab.wap_sides(&sock);
     // two connections, one curl after the other
     let two = sh_output(&format!(
         "ip netns exec {sub} sh -c 'for i in 1 2; do curl -sS --max-time 5 -H \"Connection: close\" http://10.33.0.1/who; echo \" $?\"; done'"

@@ -361,6 +361,27 @@ impl Lab {
         (sub, self.servers(servers))
     }
 
+    /// A GW of [`Lab::profile`] at 10.50.0.1/24 with `gw_keys` in its
+    /// `[gw]`, the service `wap` (member wap1 on 10.80.0.11:8080) and a
+    /// session allowed `wap` for each (address, device id) of `subs`.
+    pub fn wap_gw(&self, gw_keys: &str, subs: &[(&str, u64)]) -> Profile {
+        subs.iter().fold(
+            self.profile("gw", "10.50.0.1/24")
+                .with(&gw_section(gw_keys))
+                .with(&wap(&[member("wap1", "10.80.0.11", 8080)])),
+            |p, (ip, dev)| p.with(&gw_session(ip, *dev, &["wap"])),
+        )
+    }
+
+    /// [`Lab::gw_sides`] of a [`Lab::wap_gw`] running at `sock`: wap1
+    /// serving HTTP (process `http`), its MAC resolved by the GW; (sub, srv).
+    pub fn wap_sides(&mut self, sock: &Path) -> (String, String) {
+        let (sub, srv) = self.gw_sides(&["10.80.0.11/24"]);
+        self.serve_http("http", &srv, "10.80.0.11");
+        self.wait_neighbours(sock, &["10.80.0.11"]);
+        (sub, srv)
+    }
+
     /// Stop the `pgw` labelled `label` with SIGINT; assert it exits with 0
     /// within 10 s.
     pub fn stop_pgw(&mut self, label: &str) {

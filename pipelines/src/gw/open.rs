@@ -25,31 +25,40 @@ struct Dest {
 }
 
 impl<A: TableAlloc> GwWorker<A> {
-    /// The verdict of a connection start refused for exhaustion (`reason`):
-    /// a drop, or with [`ExhaustionReply::Rst`] the TCP SYN turned into a
-    /// RST in place (`v6`: an IPv6 subscriber's). Only SYNs reach
+    /// With [`ExhaustionReply::Rst`], the TCP SYN of a refused connection
+    /// start turned into a RST in place (`v6`: an IPv6 subscriber's):
+    /// whether it was (other protocols are always dropped). Only SYNs reach
     /// [`GwWorker::start`] over TCP.
-    fn refuse_exhausted(&mut self, pkt: &mut Pkt<'_>, v6: bool, reason: DropReason) -> Verdict {
-        if self.cfg.exhaustion_reply == ExhaustionReply::Rst {
-            if let Ok(p) = wire::parse(pkt.frame()) {
-                if p.proto == PROTO_TCP {
-                    if v6 {
-                        rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
-                    } else {
-                        rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
-                    }
-                    self.counters.rst_exhausted += 1;
-                    return Verdict::Tx { port: pkt.port };
+    fn reply_rst(&self, pkt: &mut Pkt<'_>, v6: bool) -> bool {
+        if self.cfg.exhaustion_reply != ExhaustionReply::Rst {
+            return false;
+        }
+        match wire::parse(pkt.frame()) {
+            Ok(p) if p.proto == PROTO_TCP => {
+                if v6 {
+                    rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
+                } else {
+                    rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
                 }
+                true
             }
+            _ => false,
+        }
+    }
+
+    /// The verdict of a connection start refused for exhaustion (`reason`):
+    /// a drop, or the RST of [`GwWorker::reply_rst`] (`rst_exhausted`).
+    fn refuse_exhausted(&mut self, pkt: &mut Pkt<'_>, v6: bool, reason: DropReason) -> Verdict {
+        if self.reply_rst(pkt, v6) {
+            self.counters.rst_exhausted += 1;
+            return Verdict::Tx { port: pkt.port };
         }
         Verdict::Drop(reason)
     }
 
     /// The verdict of a connection start refused by the subscriber limits
-    /// (`reason`): counted under `reason` whatever the reply, which is
-    /// [`GwConfig::exhaustion_reply`](super::GwConfig::exhaustion_reply):
-    /// a drop, or the TCP SYN turned into a RST in place.
+    /// (`reason`): counted under `reason` whatever the reply, a drop or the
+    /// RST of [`GwWorker::reply_rst`].
     fn refuse_limited(
         &mut self,
         pkt: &mut Pkt<'_>,
@@ -57,18 +66,9 @@ impl<A: TableAlloc> GwWorker<A> {
         reason: DropReason,
         c: &mut WorkerCounters,
     ) -> Verdict {
-        if self.cfg.exhaustion_reply == ExhaustionReply::Rst {
-            if let Ok(p) = wire::parse(pkt.frame()) {
-                if p.proto == PROTO_TCP {
-                    if v6 {
-                        rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
-                    } else {
-                        rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
-                    }
-                    c.drop(reason);
-                    return Verdict::Tx { port: pkt.port };
-                }
-            }
+        if self.reply_rst(pkt, v6) {
+            c.drop(reason);
+            return Verdict::Tx { port: pkt.port };
         }
         Verdict::Drop(reason)
     }

@@ -293,35 +293,18 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
         .is_err());
     // A server's answer over IPv6 to a pool6 address and a probe port
     // (20090..=20099) is for the management thread, untouched.
-    let ans = tcp6(
-        (mac6(wap1_6()), SRV_MAC),
-        (wap1_6(), 80),
-        (p6_0(), 20_093),
-        SYN | ACK,
-        b"",
-    )
-    .build();
+    // A server's answer from port 80 to `to`.
+    let answer = |server: [u8; 16], to: ([u8; 16], u16), fl: u8| {
+        tcp6((mac6(server), SRV_MAC), (server, 80), to, fl, b"").build()
+    };
+    let ans = answer(wap1_6(), (p6_0(), 20_093), SYN | ACK);
     let (v, out) = h.run(&ans, DOWN, 0);
     assert_eq!(v, Verdict::Control);
     assert_eq!(out, ans);
-    let rst = tcp6(
-        (mac6(wap2_6()), SRV_MAC),
-        (wap2_6(), 80),
-        (p6_1(), 20_099),
-        RST | ACK,
-        b"",
-    )
-    .build();
+    let rst = answer(wap2_6(), (p6_1(), 20_099), RST | ACK);
     assert_eq!(h.run(&rst, DOWN, 0).0, Verdict::Control);
     // Just outside the range: an ordinary key (worker 1's), not a probe's.
-    let other = tcp6(
-        (mac6(wap1_6()), SRV_MAC),
-        (wap1_6(), 80),
-        (p6_0(), 20_089),
-        SYN | ACK,
-        b"",
-    )
-    .build();
+    let other = answer(wap1_6(), (p6_0(), 20_089), SYN | ACK);
     assert_ne!(h.run(&other, DOWN, 0).0, Verdict::Control);
 }
 
