@@ -283,7 +283,7 @@ def mk(kind, **kw):
 
 
 COMMIT = sh("git rev-parse --short HEAD") or None
-DIRTY = bool(sh("git status --porcelain -uno"))
+DIRTY = bool(sh("git status --porcelain -uno -- . ':!perf/RESULTS.*' ':!perf/plots' ':!perf/HISTORY.md'"))
 
 
 def run_commit(name):
