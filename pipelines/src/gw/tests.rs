@@ -1900,6 +1900,15 @@ proptest! {
 
 // ------------------------------------------------- RSS steering, NAT64 --
 
+/// Named IPv6 addresses of a test file's fixture: `name()` is the address.
+macro_rules! addresses6 {
+    ($($name:ident = $a:literal,)*) => {$(
+        fn $name() -> [u8; 16] {
+            v6($a)
+        }
+    )*};
+}
+
 mod exhaust;
 mod fixtures;
 mod icmp4;

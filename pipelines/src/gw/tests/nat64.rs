@@ -14,20 +14,12 @@ fn wkp(a: [u8; 4]) -> [u8; 16] {
 
 // 2001:db8:0:1::/64 may use wap + mail, 2001:db8:0:2::/64 wap only,
 // 2001:db8:0:3::/64 is dormant; nothing else has a session.
-fn sub6_1() -> [u8; 16] {
-    v6("2001:db8:0:1::1")
-}
-fn sub6_1b() -> [u8; 16] {
-    v6("2001:db8:0:1:8a2e:370:7334:9") // same /64, another address
-}
-fn sub6_2() -> [u8; 16] {
-    v6("2001:db8:0:2::2")
-}
-fn sub6_dormant() -> [u8; 16] {
-    v6("2001:db8:0:3::3")
-}
-fn sub6_none() -> [u8; 16] {
-    v6("2001:db8:0:9::9")
+addresses6! {
+    sub6_1 = "2001:db8:0:1::1",
+    sub6_1b = "2001:db8:0:1:8a2e:370:7334:9", // same /64, another address
+    sub6_2 = "2001:db8:0:2::2",
+    sub6_dormant = "2001:db8:0:3::3",
+    sub6_none = "2001:db8:0:9::9",
 }
 
 /// The IPv6 sessions of the fixture's tables.
