@@ -24,6 +24,11 @@ fn mac6(a: [u8; 16]) -> [u8; 6] {
     [0x02, 0x66, 0, 0, a[14], a[15]]
 }
 
+/// A subscriber's bare SYN from `src` to `dst`, arriving from LB1.
+fn syn_up(src: ([u8; 16], u16), dst: ([u8; 16], u16)) -> FrameSpec {
+    tcp6((LB1, ACC_MAC), src, dst, SYN, b"")
+}
+
 fn cfg66() -> GwConfig {
     GwConfig {
         pool6: vec![p6_0(), p6_1()],
@@ -92,13 +97,7 @@ fn natted6(spec: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
 #[test]
 fn syn_to_ipv6_vip_literal_bytes_and_reply() {
     let mut h = h66();
-    let mut spec = tcp6(
-        (LB1, ACC_MAC),
-        (sub_a(), 40_000),
-        (vip6_wap(), 80),
-        SYN,
-        b"",
-    );
+    let mut spec = syn_up((sub_a(), 40_000), (vip6_wap(), 80));
     if let L4::Tcp { options, seq, .. } = &mut spec.l4 {
         *options = vec![2, 4, 0x05, 0xa0];
         *seq = 0x1122_3344;
@@ -171,49 +170,25 @@ fn round_robin_port_vip_and_members_without_ipv6() {
     let mut h = h66();
     // wap: round robin over wap1, wap2.
     for (i, srv) in [wap1_6(), wap2_6()].into_iter().enumerate() {
-        let syn = tcp6(
-            (LB1, ACC_MAC),
-            (sub_a(), 40_000 + i as u16),
-            (vip6_wap(), 443),
-            SYN,
-            b"",
-        );
+        let syn = syn_up((sub_a(), 40_000 + i as u16), (vip6_wap(), 443));
         let (v, out) = h.up(&syn, 0);
         assert_eq!(v, TX_UP);
         assert_eq!(out[38..54], srv);
         assert_eq!(out[..6], mac6(srv));
     }
     // mail: port 25 only; member port 2525; mail2 has no IPv6 address.
-    let syn = tcp6(
-        (LB1, ACC_MAC),
-        (sub_a(), 41_000),
-        (vip6_mail(), 25),
-        SYN,
-        b"",
-    );
+    let syn = syn_up((sub_a(), 41_000), (vip6_mail(), 25));
     let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(out[38..54], mail1_6());
     assert_eq!(out[56..58], 2525u16.to_be_bytes());
-    let syn = tcp6(
-        (LB1, ACC_MAC),
-        (sub_a(), 41_001),
-        (vip6_mail(), 25),
-        SYN,
-        b"",
-    );
+    let syn = syn_up((sub_a(), 41_001), (vip6_mail(), 25));
     // mail2 (no IPv6 address) is never chosen: mail1 again.
     let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(out[38..54], mail1_6());
     // mail on another port is not a VIP: not ours.
-    let syn = tcp6(
-        (LB1, ACC_MAC),
-        (sub_a(), 41_002),
-        (vip6_mail(), 80),
-        SYN,
-        b"",
-    );
+    let syn = syn_up((sub_a(), 41_002), (vip6_mail(), 80));
     let (v, _) = h.up(&syn, 0);
     assert_eq!(v, Verdict::Drop(DropReason::UnsupportedEthertype));
 }
@@ -228,13 +203,7 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
     );
     // NAT66: wap2 only, whatever the cursor.
     for i in 0..4u16 {
-        let syn = tcp6(
-            (LB1, ACC_MAC),
-            (sub_a(), 42_000 + i),
-            (vip6_wap(), 80),
-            SYN,
-            b"",
-        );
+        let syn = syn_up((sub_a(), 42_000 + i), (vip6_wap(), 80));
         let (v, out) = h.up(&syn, 0);
         assert_eq!(v, TX_UP);
         assert_eq!(out[38..54], wap2_6(), "SYN {i}");
@@ -256,13 +225,7 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
     );
     let mut seen6 = Vec::new();
     for i in 0..2u16 {
-        let syn = tcp6(
-            (LB1, ACC_MAC),
-            (sub_a(), 44_000 + i),
-            (vip6_wap(), 80),
-            SYN,
-            b"",
-        );
+        let syn = syn_up((sub_a(), 44_000 + i), (vip6_wap(), 80));
         seen6.push(<[u8; 16]>::try_from(&h.up(&syn, 0).1[38..54]).unwrap());
     }
     seen6.sort();
@@ -293,7 +256,7 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
 #[test]
 fn no_session_unauthorized_and_drops() {
     let mut h = h66();
-    let syn = |sub, dst, port| tcp6((LB1, ACC_MAC), (sub, 40_000), (dst, port), SYN, b"").build();
+    let syn = |sub, dst, port| syn_up((sub, 40_000), (dst, port)).build();
     let (v, _) = h.run(&syn(sub_none(), vip6_wap(), 80), UP, 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoSession));
     // wap only: a SYN to mail is answered with a RST over IPv6.
@@ -355,13 +318,7 @@ fn no_session_unauthorized_and_drops() {
 #[test]
 fn down_packet_of_another_workers_key_is_handed_off_untouched() {
     let mut h = h66();
-    let syn = tcp6(
-        (LB1, ACC_MAC),
-        (sub_a(), 40_000),
-        (vip6_wap(), 80),
-        SYN,
-        b"",
-    );
+    let syn = syn_up((sub_a(), 40_000), (vip6_wap(), 80));
     let reply = tcp6(
         (mac6(wap1_6()), SRV_MAC),
         (wap1_6(), 80),
@@ -427,17 +384,7 @@ fn mss_is_clamped_both_ways() {
         ..cfg66()
     });
     h.t = tables66();
-    let syn = with_tcp(
-        tcp6(
-            (LB1, ACC_MAC),
-            (sub_a(), 40_000),
-            (vip6_wap(), 80),
-            SYN,
-            b"",
-        ),
-        &MSS_1460,
-        100,
-    );
+    let syn = with_tcp(syn_up((sub_a(), 40_000), (vip6_wap(), 80)), &MSS_1460, 100);
     let (v, out) = h.up(&syn, 0);
     assert_eq!(v, TX_UP);
     assert_eq!(out[74..78], [2, 4, 0x04, 0xb0]);
