@@ -9,7 +9,8 @@
 # addresses; alice keeps moving between the two entry points; bob is not
 # allowed "chat" (the GW answers with a TCP reset). The live table shows, per
 # instance, packets, connections, sessions, drops and accounting records.
-# Ctrl-C (or DEMO_SECONDS=N) stops everything and removes what it created.
+# Ctrl-C (or DEMO_SECONDS=N) stops everything and removes what it created;
+# DEMO_TRAFFIC_SECONDS=M stops the traffic earlier (scripts/soak.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -139,7 +140,7 @@ ip -n $NS_SUB route add 10.33.0.0/24 via 10.60.1.1
 # Traffic: both subscribers browse the three services; alice moves between
 # the entry points every 10 s (her address's route flips LB1 <-> LB2).
 (
-  end=$(( $(date +%s) + ${DEMO_SECONDS:-3600} )); k=0
+  end=$(( $(date +%s) + ${DEMO_TRAFFIC_SECONDS:-${DEMO_SECONDS:-3600}} )); k=0
   while [ "$(date +%s)" -lt "$end" ]; do
     for who in "$ALICE" "$BOB"; do
       for vip in 10.33.0.1 10.33.0.2 10.33.0.3; do

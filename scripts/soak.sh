@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Soak test (not part of CI): the demo's system of FIG. 2 (scripts/demo.sh:
+# two LBs, two GWs, six servers, subscribers logged in with radclient and
+# browsing, alice moving between the entry points) for a long time, with
+# churn on top: every 30 s bob logs out and in again (RADIUS Accounting
+# Stop, Access-Request, Start) and a burst of pings goes to each VIP.
+# Every 10 s it samples each instance's RSS, the GWs' open connections,
+# held bindings and keys in use, and the sessions, into perf/soak.csv; at
+# the end the traffic stops and it waits for the holds to run out.
+#
+#   scripts/soak.sh                  30 minutes of traffic (SOAK_MINUTES=N)
+#
+# Pass: each instance's RSS grows by at most 1 % from the end of the
+# warm-up (a fifth of the run, at least 60 s) to the end of the traffic,
+# and once the traffic has stopped and the holds have run out the GWs have
+# no connection, binding or key left. Writes perf/soak.csv and
+# perf/plots/soak.svg; exits 1 on a failed criterion.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIN=${SOAK_MINUTES:-30}
+TRAFFIC=$((MIN * 60))
+DRAIN=150                 # > the GWs' close hold (60 s) + the wheel's turn
+CSV=perf/soak.csv
+LOG=/tmp/pgw-soak-demo.log
+INSTANCES=(lb1 lb2 gw1 gw2)
+
+DEMO_PID=""
+stop_demo() {
+  # The demo cleans up after itself (namespaces, processes, files) on INT.
+  if [ -n "$DEMO_PID" ] && kill -0 "$DEMO_PID" 2>/dev/null; then
+    kill -INT "$DEMO_PID" 2>/dev/null || true
+    for _ in $(seq 600); do kill -0 "$DEMO_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+trap stop_demo EXIT INT TERM
+
+echo "soak: $MIN min of traffic, then $DRAIN s without; demo log in $LOG"
+DEMO_SECONDS=$((TRAFFIC + DRAIN)) DEMO_TRAFFIC_SECONDS=$TRAFFIC scripts/demo.sh >"$LOG" 2>&1 &
+DEMO_PID=$!
+for _ in $(seq 300); do
+  grep -q "RADIUS gave alice" "$LOG" 2>/dev/null && break
+  kill -0 "$DEMO_PID" 2>/dev/null || { echo "soak: the demo ended early:"; tail -20 "$LOG"; exit 1; }
+  sleep 1
+done
+grep -q "RADIUS gave alice" "$LOG" || { echo "soak: the demo did not start"; tail -20 "$LOG"; exit 1; }
+PGW=$PWD/target/release/pgw
+BOB=$(sed -n 's/.*and bob \([0-9.]*\) .*/\1/p' "$LOG" | head -1)
+
+pid_of() { pgrep -f "pgw run --profile $PWD/configs/demo/$1.toml" | head -1; }
+sample() { # t_s phase
+  python3 - "$PGW" "$1" "$2" "$(for i in "${INSTANCES[@]}"; do echo "$i=$(pid_of "$i")"; done)" <<'PY' >>"$CSV"
+import json, subprocess, sys
+pgw, t, phase, pids = sys.argv[1], sys.argv[2], sys.argv[3], dict(x.split("=") for x in sys.argv[4].split())
+def q(inst, what):
+    try:
+        r = subprocess.run([pgw, "ctl", "--socket", f"/tmp/pgw-demo-{inst}.sock", what],
+                           capture_output=True, text=True, timeout=5)
+        return json.loads(r.stdout)
+    except Exception:
+        return None
+for inst, pid in pids.items():
+    rss = ""
+    try:
+        rss = next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
+    except Exception:
+        pass
+    s = q(inst, "stats") or {}
+    ev = {}
+    for w in s.get("workers", []):
+        for k, v in w["events"]:
+            ev[k] = ev.get(k, 0) + v
+    sessions = ""
+    if inst == "lb1":
+        ss = q(inst, "sessions")
+        sessions = len(ss.get("sessions", [])) if ss else ""
+    print(",".join(str(x) for x in (t, phase, inst, rss, ev.get("gw_open_flows", ""), ev.get("gw_held", ""),
+                                    ev.get("gw_entries_in_use", ""), sessions)))
+PY
+}
+
+echo "t_s,phase,instance,rss_kb,open_flows,held,keys_in_use,sessions" >"$CSV"
+t0=$(date +%s)
+next_churn=$((t0 + 30))
+while :; do
+  now=$(date +%s); t=$((now - t0))
+  [ "$t" -ge $((TRAFFIC + DRAIN - 5)) ] && break
+  kill -0 "$DEMO_PID" 2>/dev/null || { echo "soak: the demo ended early:"; tail -20 "$LOG"; exit 1; }
+  phase=traffic; [ "$t" -ge "$TRAFFIC" ] && phase=drain
+  sample "$t" "$phase"
+  if [ "$phase" = traffic ] && [ "$now" -ge "$next_churn" ]; then
+    next_churn=$((now + 30))
+    # bob logs out and in again; pings to each VIP (answered by the GWs).
+    printf 'User-Name=bob,Acct-Status-Type=Stop,Acct-Session-Id=bob-1,Calling-Station-Id=09011110002,Framed-IP-Address=%s\n' "$BOB" \
+      | radclient -r 2 -t 2 127.0.0.1:18130 acct testing123 >/dev/null 2>&1 || true
+    printf 'User-Name=bob,User-Password=bob-pw,Calling-Station-Id=09011110002\n' \
+      | radclient -r 2 -t 2 127.0.0.1:18120 auth testing123 >/dev/null 2>&1 || true
+    printf 'User-Name=bob,Acct-Status-Type=Start,Acct-Session-Id=bob-1,Calling-Station-Id=09011110002,Framed-IP-Address=%s\n' "$BOB" \
+      | radclient -r 2 -t 2 127.0.0.1:18130 acct testing123 >/dev/null 2>&1 || true
+    for vip in 10.33.0.1 10.33.0.2 10.33.0.3; do
+      ip netns exec pgwdemo-sub ping -q -c 3 -i 0.2 -W 1 -I "$BOB" "$vip" >/dev/null 2>&1 || true
+    done
+  fi
+  sleep $((10 - ($(date +%s) - now) % 10))
+done
+stop_demo
+DEMO_PID=""
+
+mkdir -p perf/plots
+python3 - "$CSV" "$TRAFFIC" <<'PY'
+import csv, sys
+path, traffic = sys.argv[1], int(sys.argv[2])
+rows = list(csv.DictReader(open(path)))
+warm = max(60, traffic // 5)
+ok = True
+by = {}
+for r in rows:
+    by.setdefault(r["instance"], []).append(r)
+for inst, rs in sorted(by.items()):
+    rss = [(int(r["t_s"]), int(r["rss_kb"])) for r in rs if r["rss_kb"] and r["phase"] == "traffic"]
+    after = [v for t, v in rss if t >= warm]
+    if len(after) < 2:
+        print(f"soak: {inst}: too few samples after the warm-up ({len(after)})"); ok = False; continue
+    growth = 100.0 * (after[-1] - after[0]) / after[0]
+    peak = 100.0 * (max(after) - after[0]) / after[0]
+    good = growth <= 1.0
+    ok &= good
+    print(f"soak: {inst}: RSS {after[0]} kB after the warm-up, {after[-1]} kB at the end of traffic "
+          f"({growth:+.2f} %, peak {peak:+.2f} %): {'ok' if good else 'GROWS'}")
+    if inst.startswith("gw"):
+        last = rs[-1]
+        left = {k: last[k] for k in ("open_flows", "held", "keys_in_use")}
+        busy = max(int(r["open_flows"] or 0) for r in rs)
+        good = all(v == "0" for v in left.values())
+        ok &= good
+        print(f"soak: {inst}: up to {busy} connections open; after the drain {left}: {'ok' if good else 'LEFT OVER'}")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for inst, rs in sorted(by.items()):
+        pts = [(int(r["t_s"]), int(r["rss_kb"]) / 1024) for r in rs if r["rss_kb"]]
+        a.plot([p[0] for p in pts], [p[1] for p in pts], label=inst)
+        if inst.startswith("gw"):
+            b.plot([int(r["t_s"]) for r in rs], [int(r["open_flows"] or 0) for r in rs], label=f"{inst} open")
+            b.plot([int(r["t_s"]) for r in rs], [int(r["keys_in_use"] or 0) for r in rs], "--", label=f"{inst} keys")
+    for ax in (a, b):
+        ax.axvline(traffic, color="grey", lw=0.8)
+        ax.axvline(warm, color="grey", lw=0.5, ls=":")
+        ax.legend(fontsize=7)
+    a.set_ylabel("RSS MiB")
+    b.set_ylabel("connections / keys")
+    b.set_xlabel("seconds (traffic until the grey line)")
+    fig.savefig("perf/plots/soak.svg")
+    print("soak: wrote perf/soak.csv and perf/plots/soak.svg")
+except ImportError:
+    print("soak: wrote perf/soak.csv (no matplotlib: no plot)")
+print("soak: PASS" if ok else "soak: FAIL")
+sys.exit(0 if ok else 1)
+PY
