@@ -9,6 +9,7 @@
 # the end the traffic stops and it waits for the holds to run out.
 #
 #   scripts/soak.sh                  30 minutes of traffic (SOAK_MINUTES=N)
+#   scripts/soak.sh --report         the verdict and plot of perf/soak.csv again
 #
 # Pass: each instance's RSS grows by at most 1 % from the end of the
 # warm-up (a fifth of the run, at least 60 s) to the end of the traffic,
@@ -19,10 +20,76 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MIN=${SOAK_MINUTES:-30}
 TRAFFIC=$((MIN * 60))
+REPORT_ONLY=0
+[ "${1:-}" = --report ] && REPORT_ONLY=1
+# The plot needs matplotlib (python3-matplotlib, which setup.sh installs, is
+# Debian's python3; another python3 may come first on PATH).
+PY=python3
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null && PY=/usr/bin/python3
 DRAIN=150                 # > the GWs' close hold (60 s) + the wheel's turn
 CSV=perf/soak.csv
 LOG=/tmp/pgw-soak-demo.log
 INSTANCES=(lb1 lb2 gw1 gw2)
+
+report() {  # the verdict and the plot of $CSV
+  mkdir -p perf/plots
+  "$PY" - "$CSV" <<'PY'
+import csv, sys
+path = sys.argv[1]
+rows = list(csv.DictReader(open(path)))
+# the traffic ran until the first sample of the drain
+traffic = min((int(r["t_s"]) for r in rows if r["phase"] == "drain"), default=0)
+warm = max(60, traffic // 5)
+ok = True
+by = {}
+for r in rows:
+    by.setdefault(r["instance"], []).append(r)
+for inst, rs in sorted(by.items()):
+    rss = [(int(r["t_s"]), int(r["rss_kb"])) for r in rs if r["rss_kb"] and r["phase"] == "traffic"]
+    after = [v for t, v in rss if t >= warm]
+    if len(after) < 2:
+        print(f"soak: {inst}: too few samples after the warm-up ({len(after)})"); ok = False; continue
+    growth = 100.0 * (after[-1] - after[0]) / after[0]
+    peak = 100.0 * (max(after) - after[0]) / after[0]
+    good = growth <= 1.0
+    ok &= good
+    print(f"soak: {inst}: RSS {after[0]} kB after the warm-up, {after[-1]} kB at the end of traffic "
+          f"({growth:+.2f} %, peak {peak:+.2f} %): {'ok' if good else 'GROWS'}")
+    if inst.startswith("gw"):
+        last = rs[-1]
+        left = {k: last[k] for k in ("open_flows", "held", "keys_in_use")}
+        busy = max(int(r["open_flows"] or 0) for r in rs)
+        held = max(int(r["held"] or 0) for r in rs)
+        good = all(v == "0" for v in left.values())
+        ok &= good
+        print(f"soak: {inst}: up to {busy} connections open and {held} held; after the drain {left}: {'ok' if good else 'LEFT OVER'}")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for inst, rs in sorted(by.items()):
+        pts = [(int(r["t_s"]), int(r["rss_kb"]) / 1024) for r in rs if r["rss_kb"]]
+        a.plot([p[0] for p in pts], [p[1] for p in pts], label=inst)
+        if inst.startswith("gw"):
+            b.plot([int(r["t_s"]) for r in rs], [int(r["open_flows"] or 0) for r in rs], label=f"{inst} open")
+            b.plot([int(r["t_s"]) for r in rs], [int(r["keys_in_use"] or 0) for r in rs], "--", label=f"{inst} keys")
+    for ax in (a, b):
+        ax.axvline(traffic, color="grey", lw=0.8)
+        ax.axvline(warm, color="grey", lw=0.5, ls=":")
+        ax.legend(fontsize=7)
+    a.set_ylabel("RSS MiB")
+    b.set_ylabel("connections / keys")
+    b.set_xlabel("seconds (traffic until the grey line)")
+    fig.savefig("perf/plots/soak.svg")
+    print("soak: wrote perf/soak.csv and perf/plots/soak.svg")
+except ImportError:
+    print("soak: wrote perf/soak.csv (no matplotlib: no plot)")
+print("soak: PASS" if ok else "soak: FAIL")
+sys.exit(0 if ok else 1)
+PY
+}
+if [ "$REPORT_ONLY" = 1 ]; then report; exit $?; fi
 
 DEMO_PID=""
 stop_demo() {
@@ -105,56 +172,4 @@ done
 stop_demo
 DEMO_PID=""
 
-mkdir -p perf/plots
-python3 - "$CSV" "$TRAFFIC" <<'PY'
-import csv, sys
-path, traffic = sys.argv[1], int(sys.argv[2])
-rows = list(csv.DictReader(open(path)))
-warm = max(60, traffic // 5)
-ok = True
-by = {}
-for r in rows:
-    by.setdefault(r["instance"], []).append(r)
-for inst, rs in sorted(by.items()):
-    rss = [(int(r["t_s"]), int(r["rss_kb"])) for r in rs if r["rss_kb"] and r["phase"] == "traffic"]
-    after = [v for t, v in rss if t >= warm]
-    if len(after) < 2:
-        print(f"soak: {inst}: too few samples after the warm-up ({len(after)})"); ok = False; continue
-    growth = 100.0 * (after[-1] - after[0]) / after[0]
-    peak = 100.0 * (max(after) - after[0]) / after[0]
-    good = growth <= 1.0
-    ok &= good
-    print(f"soak: {inst}: RSS {after[0]} kB after the warm-up, {after[-1]} kB at the end of traffic "
-          f"({growth:+.2f} %, peak {peak:+.2f} %): {'ok' if good else 'GROWS'}")
-    if inst.startswith("gw"):
-        last = rs[-1]
-        left = {k: last[k] for k in ("open_flows", "held", "keys_in_use")}
-        busy = max(int(r["open_flows"] or 0) for r in rs)
-        good = all(v == "0" for v in left.values())
-        ok &= good
-        print(f"soak: {inst}: up to {busy} connections open; after the drain {left}: {'ok' if good else 'LEFT OVER'}")
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for inst, rs in sorted(by.items()):
-        pts = [(int(r["t_s"]), int(r["rss_kb"]) / 1024) for r in rs if r["rss_kb"]]
-        a.plot([p[0] for p in pts], [p[1] for p in pts], label=inst)
-        if inst.startswith("gw"):
-            b.plot([int(r["t_s"]) for r in rs], [int(r["open_flows"] or 0) for r in rs], label=f"{inst} open")
-            b.plot([int(r["t_s"]) for r in rs], [int(r["keys_in_use"] or 0) for r in rs], "--", label=f"{inst} keys")
-    for ax in (a, b):
-        ax.axvline(traffic, color="grey", lw=0.8)
-        ax.axvline(warm, color="grey", lw=0.5, ls=":")
-        ax.legend(fontsize=7)
-    a.set_ylabel("RSS MiB")
-    b.set_ylabel("connections / keys")
-    b.set_xlabel("seconds (traffic until the grey line)")
-    fig.savefig("perf/plots/soak.svg")
-    print("soak: wrote perf/soak.csv and perf/plots/soak.svg")
-except ImportError:
-    print("soak: wrote perf/soak.csv (no matplotlib: no plot)")
-print("soak: PASS" if ok else "soak: FAIL")
-sys.exit(0 if ok else 1)
-PY
+report
