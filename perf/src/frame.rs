@@ -191,8 +191,8 @@ impl Template {
 }
 
 /// The fields of a received frame the generator looks at (fixed offsets,
-/// checked lengths; `None` for anything that is not IPv4 TCP/UDP without
-/// options).
+/// checked lengths; `None` for anything that is not IPv4 TCP/UDP without IP
+/// options; TCP options are skipped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen {
     pub proto: u8,
@@ -201,8 +201,10 @@ pub struct Seen {
     pub sport: u16,
     pub dport: u16,
     pub tcp_flags: u8,
-    /// The 48-bit timestamp at the start of the payload.
-    pub ts: u64,
+    /// The 48-bit timestamp at the start of the payload; `None` for a
+    /// segment with no room for one (the GW's own SYN-ACK with the SYN
+    /// proxy: options, no payload).
+    pub ts: Option<u64>,
 }
 
 #[inline]
@@ -212,13 +214,18 @@ pub fn peek(f: &[u8]) -> Option<Seen> {
     }
     let proto = f[OFF_IP + 9];
     let pay = match proto {
-        PROTO_TCP if f.len() >= OFF_PAY_TCP + TS_LEN && f[OFF_L4 + 12] >> 4 == 5 => OFF_PAY_TCP,
+        PROTO_TCP if f.len() >= OFF_PAY_TCP && f[OFF_L4 + 12] >> 4 >= 5 => {
+            OFF_L4 + (f[OFF_L4 + 12] >> 4) as usize * 4
+        }
         PROTO_UDP => OFF_PAY_UDP,
         _ => return None,
     };
     let a4 = |o: usize| [f[o], f[o + 1], f[o + 2], f[o + 3]];
-    let mut t = [0u8; 8];
-    t[2..8].copy_from_slice(&f[pay..pay + TS_LEN]);
+    let ts = f.get(pay..pay + TS_LEN).map(|b| {
+        let mut t = [0u8; 8];
+        t[2..8].copy_from_slice(b);
+        u64::from_be_bytes(t)
+    });
     Some(Seen {
         proto,
         src: a4(OFF_IP + 12),
@@ -230,7 +237,7 @@ pub fn peek(f: &[u8]) -> Option<Seen> {
         } else {
             0
         },
-        ts: u64::from_be_bytes(t),
+        ts,
     })
 }
 
@@ -369,7 +376,7 @@ mod tests {
                     assert_eq!(n, size - FCS);
                     assert!(checksums_ok(&buf[..n]), "proto {proto} size {size}");
                     let s = peek(&buf[..n]).unwrap();
-                    assert_eq!(s.ts, ts & TS_MASK);
+                    assert_eq!(s.ts, Some(ts & TS_MASK));
                     assert_eq!(s.sport, 40000 + i as u16);
                     if proto == PROTO_TCP {
                         assert_eq!(s.tcp_flags, fl);
@@ -413,7 +420,7 @@ mod tests {
                 assert_eq!((s.src, s.sport), ([10, 80, 0, 11], 8080));
                 assert_eq!((s.dst, s.dport), ([10, 1, 0, 7], 40000));
                 assert_eq!(s.tcp_flags, want);
-                assert_eq!(s.ts, 77);
+                assert_eq!(s.ts, Some(77));
                 assert_eq!(&buf[0..6], &A);
                 assert_eq!(&buf[6..12], &[2, 9, 9, 9, 9, 9]);
             }

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
-use pgw_engine::runtime::dpdk::{self, Burst, Mempool, PortId, QueueId, MAX_BURST};
+use pgw_engine::runtime::dpdk::{self, Burst, Mempool, PortId, RxQueue, TxQueue, MAX_BURST};
 use pgw_pipelines::wire::build::checksums_ok;
 use pgw_pipelines::PortIdx;
 use serde_json::{json, Value};
@@ -69,9 +69,15 @@ pub struct GenCfg {
     pub verify: bool,
 }
 
+/// Both ports, and every queue of each: the generator's one lcore polls
+/// them all.
 pub struct Ports {
     pub access: PortId,
     pub servers: PortId,
+    pub access_rx: Vec<RxQueue>,
+    pub access_tx: Vec<TxQueue>,
+    pub servers_rx: Vec<RxQueue>,
+    pub servers_tx: Vec<TxQueue>,
     pub access_mac: [u8; 6],
     pub servers_mac: [u8; 6],
 }
@@ -303,7 +309,7 @@ impl Gen<'_> {
         if n == 0 {
             return;
         }
-        let (sent, _) = self.txb[q].tx(self.ports.access, QueueId(q as u16));
+        let (sent, _) = self.txb[q].tx(&self.ports.access_tx[q]);
         for i in 0..n {
             let (c, kind, bytes) = self.meta[q][i];
             if i >= sent {
@@ -378,9 +384,9 @@ impl Gen<'_> {
         }
         self.c.acc_rx += 1;
         self.c.acc_rx_bytes += (f.len() + frame::FCS) as u64;
-        if self.recording {
+        if let (true, Some(ts)) = (self.recording, s.ts) {
             self.rtt
-                .saturating_record(now.wrapping_sub(s.ts) & frame::TS_MASK);
+                .saturating_record(now.wrapping_sub(ts) & frame::TS_MASK);
         }
         let ci = c as usize;
         let (data, close) = match self.cfg.mode {
@@ -608,7 +614,7 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
 
         // Reflector: the servers' side.
         for qi in 0..q {
-            let n = rx.rx(ports.servers, QueueId(qi as u16), burst);
+            let n = rx.rx(&ports.servers_rx[qi], burst);
             if n == 0 {
                 continue;
             }
@@ -621,8 +627,8 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
                 for (i, p) in pkts.iter_mut().enumerate() {
                     let f = p.frame_mut();
                     if rec {
-                        if let Some(s) = peek(f) {
-                            ow.saturating_record(now.wrapping_sub(s.ts) & frame::TS_MASK);
+                        if let Some(ts) = peek(f).and_then(|s| s.ts) {
+                            ow.saturating_record(now.wrapping_sub(ts) & frame::TS_MASK);
                         }
                     }
                     match reflect(f, mac) {
@@ -644,14 +650,14 @@ pub fn run(cfg: &GenCfg, ports: &Ports, pool: &Mempool, quit: &AtomicBool) -> Va
                     let _ = stx.push(m);
                 }
             }
-            let (sent, refused) = stx.tx(ports.servers, QueueId(qi as u16));
+            let (sent, refused) = stx.tx(&ports.servers_tx[qi]);
             g.c.srv_tx += sent as u64;
             g.c.srv_tx_refused += refused as u64;
         }
 
         // Access receiver: the subscribers' side.
         for qi in 0..q {
-            let n = rx.rx(ports.access, QueueId(qi as u16), burst);
+            let n = rx.rx(&ports.access_rx[qi], burst);
             if n == 0 {
                 continue;
             }

@@ -54,10 +54,8 @@ enum Cmd {
     },
     /// Accounting records of a running GW (the most recent, in memory).
     Accounting {
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -67,10 +65,8 @@ enum Cmd {
     /// MEMBER up|down` (a member's IPv6 side: NAT66 only). Takes effect for
     /// new connections at once.
     Set {
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         /// e.g. `gateway gw1 down` or `server wap wap2 up`
         #[arg(required = true, num_args = 1..)]
         what: Vec<String>,
@@ -78,10 +74,8 @@ enum Cmd {
     /// Sessions of a running instance's session manager (RADIUS): device,
     /// address, gateway, state (Act / Dormant / Close), and the session log.
     Sessions {
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         #[arg(long)]
         json: bool,
         /// The state transitions (wall-clock time, cause) of DEVICE's
@@ -91,20 +85,16 @@ enum Cmd {
     },
     /// Server groups and gateways of a running instance, with their health.
     Servers {
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         #[arg(long)]
         json: bool,
     },
     /// Send one raw control request and print the JSON answer
     /// (stats, sessions, accounting, servers, neighbors, ...).
     Ctl {
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         #[arg(required = true, num_args = 1..)]
         request: Vec<String>,
     },
@@ -116,10 +106,8 @@ enum Cmd {
     /// quits; otherwise frames are printed one after another, separated
     /// by a blank line (`pgw top -n 3 > file`).
     Top {
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         /// Seconds between frames.
         #[arg(long, short = 'd', default_value_t = 1.0)]
         interval: f64,
@@ -140,12 +128,8 @@ enum Cmd {
     },
     /// Counters of a running instance: per port, per worker, drops by reason.
     Stats {
-        /// The instance's control socket.
-        #[arg(long, conflicts_with = "profile")]
-        socket: Option<PathBuf>,
-        /// Or the profile it runs (the socket is read from it).
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        at: Instance,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -203,22 +187,13 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Stats {
-            socket,
-            profile,
+            at,
             json,
             watch,
             runtime,
-        } => stats(socket, profile, json, watch, runtime),
-        Cmd::Accounting {
-            socket,
-            profile,
-            json,
-        } => accounting(socket, profile, json),
-        Cmd::Set {
-            socket,
-            profile,
-            what,
-        } => match ask(socket, profile, &what.join(" ")) {
+        } => stats(at, json, watch, runtime),
+        Cmd::Accounting { at, json } => accounting(at, json),
+        Cmd::Set { at, what } => match ask(at, &what.join(" ")) {
             Ok(reply) if reply.contains("\"ok\":true") => {
                 println!("{reply}");
                 ExitCode::SUCCESS
@@ -230,39 +205,28 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Cmd::Sessions {
-            socket,
-            profile,
+            at,
             json,
             history: Some(dev),
-        } => session_history(socket, profile, &dev, json),
+        } => session_history(at, &dev, json),
         Cmd::Sessions {
-            socket,
-            profile,
+            at,
             json,
             history: None,
-        } => sessions(socket, profile, json),
+        } => sessions(at, json),
         Cmd::Top {
-            socket,
-            profile,
+            at,
             interval,
             iterations,
-        } => match socket_of(socket, profile) {
+        } => match at.socket() {
             Ok(path) => top::run(&path, interval, iterations),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             }
         },
-        Cmd::Servers {
-            socket,
-            profile,
-            json,
-        } => servers(socket, profile, json),
-        Cmd::Ctl {
-            socket,
-            profile,
-            request,
-        } => match ask(socket, profile, &request.join(" ")) {
+        Cmd::Servers { at, json } => servers(at, json),
+        Cmd::Ctl { at, request } => match ask(at, &request.join(" ")) {
             Ok(reply) => {
                 println!("{reply}");
                 ExitCode::SUCCESS
@@ -277,24 +241,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn socket_of(socket: Option<PathBuf>, profile: Option<PathBuf>) -> Result<PathBuf, String> {
-    match (socket, profile) {
-        (Some(s), _) => Ok(s),
-        (None, Some(p)) => Profile::load(&p)
-            .map(|p| p.control_socket())
-            .map_err(|e| e.to_string()),
-        (None, None) => Err("say which instance: --socket PATH or --profile FILE".into()),
+/// Which running instance a client command talks to.
+#[derive(clap::Args)]
+struct Instance {
+    /// The instance's control socket.
+    #[arg(long, conflicts_with = "profile")]
+    socket: Option<PathBuf>,
+    /// Or the profile it runs (the socket is read from it).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+}
+
+impl Instance {
+    /// The control socket: the one named, or the one its profile names.
+    fn socket(self) -> Result<PathBuf, String> {
+        match (self.socket, self.profile) {
+            (Some(s), _) => Ok(s),
+            (None, Some(p)) => Profile::load(&p)
+                .map(|p| p.control_socket())
+                .map_err(|e| e.to_string()),
+            (None, None) => Err("say which instance: --socket PATH or --profile FILE".into()),
+        }
     }
 }
 
 /// One request to an instance's control socket (named by `--socket` or
 /// by its profile): the reply, or the error said and the exit code.
-fn ask(
-    socket: Option<PathBuf>,
-    profile: Option<PathBuf>,
-    request: &str,
-) -> Result<String, ExitCode> {
-    socket_of(socket, profile)
+fn ask(at: Instance, request: &str) -> Result<String, ExitCode> {
+    at.socket()
         .and_then(|p| control::request(&p, request))
         .map_err(|e| {
             eprintln!("error: {e}");
@@ -305,13 +279,8 @@ fn ask(
 /// A request whose answer is shown as a table: the parsed answer; or, with
 /// `--json` or when the instance answers an error, the answer printed as
 /// it came and the exit code (an error answer exits 1).
-fn ask_for_table(
-    socket: Option<PathBuf>,
-    profile: Option<PathBuf>,
-    request: &str,
-    json: bool,
-) -> Result<serde_json::Value, ExitCode> {
-    let text = ask(socket, profile, request)?;
+fn ask_for_table(at: Instance, request: &str, json: bool) -> Result<serde_json::Value, ExitCode> {
+    let text = ask(at, request)?;
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if v.get("error").is_some() {
         println!("{text}");
@@ -324,14 +293,8 @@ fn ask_for_table(
     Ok(v)
 }
 
-fn stats(
-    socket: Option<PathBuf>,
-    profile: Option<PathBuf>,
-    json: bool,
-    watch: Option<f64>,
-    runtime: bool,
-) -> ExitCode {
-    let path = match socket_of(socket, profile) {
+fn stats(at: Instance, json: bool, watch: Option<f64>, runtime: bool) -> ExitCode {
+    let path = match at.socket() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -363,8 +326,8 @@ fn stats(
     }
 }
 
-fn accounting(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let v = match ask_for_table(socket, profile, "accounting", json) {
+fn accounting(at: Instance, json: bool) -> ExitCode {
+    let v = match ask_for_table(at, "accounting", json) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -427,8 +390,8 @@ fn table(cols: &[Col], rows: &serde_json::Value) -> String {
     out
 }
 
-fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let v = match ask_for_table(socket, profile, "sessions", json) {
+fn sessions(at: Instance, json: bool) -> ExitCode {
+    let v = match ask_for_table(at, "sessions", json) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -463,17 +426,12 @@ fn sessions(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> Ex
     ExitCode::SUCCESS
 }
 
-fn session_history(
-    socket: Option<PathBuf>,
-    profile: Option<PathBuf>,
-    device: &str,
-    json: bool,
-) -> ExitCode {
+fn session_history(at: Instance, device: &str, json: bool) -> ExitCode {
     if device.is_empty() || device.chars().any(char::is_whitespace) {
         eprintln!("error: --history: {device:?} is not a device id (no spaces)");
         return ExitCode::from(2);
     }
-    let v = match ask_for_table(socket, profile, &format!("session-history {device}"), json) {
+    let v = match ask_for_table(at, &format!("session-history {device}"), json) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -538,8 +496,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-fn servers(socket: Option<PathBuf>, profile: Option<PathBuf>, json: bool) -> ExitCode {
-    let v = match ask_for_table(socket, profile, "servers", json) {
+fn servers(at: Instance, json: bool) -> ExitCode {
+    let v = match ask_for_table(at, "servers", json) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -648,9 +606,16 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
             socket.display()
         );
     }
+    let link = match engine.mgmt_link() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{}: {e}", engine.profile.source);
+            return ExitCode::from(1);
+        }
+    };
     let mgmt = match Management::start(
         &engine.profile,
-        engine.mgmt_link(),
+        link,
         engine.gw.as_ref(),
         engine.lb.as_ref(),
     ) {

@@ -1,15 +1,107 @@
 //! The one module of pgw that calls DPDK: safe wrappers over `rte-sys`.
 //!
 //! Everything else in the engine goes through these types. Contract:
-//! - ids are newtypes (`PortId`, `QueueId`, `LcoreId`), C return codes become
-//!   `Result<_, DpdkError>` with DPDK's own error text;
+//! - C return codes become `Result<_, DpdkError>` with DPDK's own error text;
 //! - an [`Mbuf`] is an owned packet buffer: dropping it frees it;
 //! - a [`Burst`] is a fixed array of owned mbufs on the stack (no heap);
 //!   `rx`/`tx`/ring operations move mbufs in and out of it, and whatever TX or
-//!   a ring refuses is freed and reported, never leaked;
-//! - queues are used by exactly one thread each (DPDK's own rule): the engine
-//!   gives every worker its own RX/TX queue per port, and the management
-//!   thread its own TX queue.
+//!   a ring refuses is freed and reported, never leaked.
+//!
+//! Ownership rules, held by the types (capsule's port/queue handles are the
+//! model):
+//! - A [`PortId`] comes only from [`PortId::by_name`]; it is a shared,
+//!   read-only handle (info, MAC, link, stats, RSS key/RETA), `Copy`, usable
+//!   from any thread. Configuring, starting, stopping and closing need the
+//!   [`Port`] that [`PortId::configure`] returns, once per port per process.
+//! - Queue handles ([`RxQueue`], [`TxQueue`]) are made only by
+//!   [`PortId::configure`], one per (port, queue), and taken out of the
+//!   [`Port`] once. They are `Send` but neither `Sync` nor `Clone`: a queue
+//!   is polled by the one thread that holds it (DPDK's rule for lock-free
+//!   queues). Inside they are the plain `(port, queue)` pair of `u16`s.
+//! - A ring is made with its modes and comes as its halves: a
+//!   [`SpProducer`] (single producer: `Send`, not `Sync`, not `Clone`) or
+//!   an [`MpProducer`] (multi-producer: `Send + Sync + Clone`), and one
+//!   [`Consumer`] (single consumer: `Send`, not `Sync`, not `Clone`). The
+//!   ring is freed when its last half is dropped.
+//! - The mempool is created once and never freed: [`Mempool::new`] gives a
+//!   `&'static Mempool`, so no [`Mbuf`] can outlive its pool (its memory
+//!   goes only with [`eal_cleanup`], which is `unsafe` for that reason).
+//! - [`Port::stop`], [`Port::close`] and [`eal_cleanup`] are `unsafe fn`s:
+//!   their callers guarantee that no thread still polls (every worker lcore
+//!   joined, every queue handle dropped or never used again).
+//!
+//! The guarantees, checked by the compiler (these must not compile):
+//!
+//! ```compile_fail,E0423
+//! // A port id is made only by `PortId::by_name`.
+//! let p = pgw_engine::runtime::dpdk::PortId(3);
+//! ```
+//! ```compile_fail,E0423
+//! // An lcore id is one EAL enabled: made only by `lcores`.
+//! let l = pgw_engine::runtime::dpdk::LcoreId(3);
+//! ```
+//! ```compile_fail,E0451
+//! // A queue handle is made only by `PortId::configure`.
+//! let q = pgw_engine::runtime::dpdk::TxQueue { port: 0, queue: 0, _thread: Default::default() };
+//! ```
+//! ```compile_fail,E0277
+//! // A TX queue is used by one thread: it is not `Sync` ...
+//! fn sync<T: Sync>() {}
+//! sync::<pgw_engine::runtime::dpdk::TxQueue>();
+//! ```
+//! ```compile_fail,E0277
+//! // ... and there is only one of it.
+//! fn clone<T: Clone>() {}
+//! clone::<pgw_engine::runtime::dpdk::TxQueue>();
+//! ```
+//! ```compile_fail,E0277
+//! fn sync<T: Sync>() {}
+//! sync::<pgw_engine::runtime::dpdk::RxQueue>();
+//! ```
+//! ```compile_fail,E0277
+//! // The single consumer and single producer of a ring are not `Sync`.
+//! fn sync<T: Sync>() {}
+//! sync::<pgw_engine::runtime::dpdk::Consumer>();
+//! ```
+//! ```compile_fail,E0277
+//! fn sync<T: Sync>() {}
+//! sync::<pgw_engine::runtime::dpdk::SpProducer>();
+//! ```
+//! ```compile_fail,E0277
+//! fn clone<T: Clone>() {}
+//! clone::<pgw_engine::runtime::dpdk::SpProducer>();
+//! ```
+//! ```compile_fail,E0133
+//! // Stopping a port, or the EAL, is `unsafe` (workers may still poll).
+//! fn f(p: &mut pgw_engine::runtime::dpdk::Port) { p.stop() }
+//! ```
+//! ```compile_fail,E0133
+//! pgw_engine::runtime::dpdk::eal_cleanup();
+//! ```
+//!
+//! And the same properties, stated positively, do compile (so the checks
+//! above fail for the reason they state, not a typo):
+//!
+//! ```
+//! use pgw_engine::runtime::dpdk::*;
+//! fn send<T: Send>() {}
+//! fn sync<T: Sync>() {}
+//! fn clone<T: Clone>() {}
+//! send::<TxQueue>();
+//! send::<RxQueue>();
+//! send::<Consumer>();
+//! send::<SpProducer>();
+//! send::<MpProducer>();
+//! sync::<MpProducer>();
+//! clone::<MpProducer>();
+//! send::<Mbuf>();
+//! sync::<Mempool>();
+//! sync::<PortId>();
+//! fn by_name() -> Result<PortId, DpdkError> { PortId::by_name("net_null0") }
+//! fn stop(p: &mut Port) { unsafe { p.stop() } }
+//! fn cleanup() { unsafe { eal_cleanup() } }
+//! let _ = (by_name, stop, cleanup);
+//! ```
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -90,10 +182,22 @@ pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
     Ok(())
 }
 
-/// Release EAL resources (hugepages, vdevs). Call after every worker stopped
-/// and every mempool/ring was dropped.
-pub fn eal_cleanup() {
-    // SAFETY: called once, after all DPDK objects are released.
+/// Release EAL resources: hugepage memory (the mempool's among it), vdevs,
+/// EAL's threads.
+///
+/// # Safety
+///
+/// Called once, on the main thread, after [`eal_init`] and after:
+/// - every job started by [`launch`] returned and was joined by
+///   [`wait_lcore`];
+/// - every port was stopped and closed ([`Port::stop`], [`Port::close`]);
+/// - no [`Mbuf`], [`Burst`] holding mbufs, ring half, queue handle or
+///   [`HugeArray`] is used again: their memory is gone (the `&'static`
+///   [`Mempool`] too: `'static` means "until here").
+///
+/// No DPDK function is called afterwards.
+pub unsafe fn eal_cleanup() {
+    // SAFETY: the caller's contract above.
     unsafe {
         sys::rte_eal_cleanup();
     }
@@ -125,9 +229,17 @@ pub fn version() -> String {
         .into_owned()
 }
 
-/// An EAL logical core.
+/// An EAL logical core: only from [`lcores`] (an id EAL enabled).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LcoreId(pub u32);
+pub struct LcoreId(u32);
+
+impl LcoreId {
+    /// The EAL lcore id.
+    #[inline]
+    pub fn id(self) -> u32 {
+        self.0
+    }
+}
 
 /// Every enabled lcore, main first.
 pub fn lcores() -> Vec<LcoreId> {
@@ -170,6 +282,12 @@ pub fn lcore_cpu(l: LcoreId) -> i32 {
 
 type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
 
+/// The lcore entry point of [`launch`].
+///
+/// # Safety
+///
+/// `arg` is the `Box<Job>` that `launch` turned into a raw pointer for this
+/// one call; DPDK passes it exactly once.
 unsafe extern "C" fn trampoline(arg: *mut libc::c_void) -> i32 {
     // SAFETY: `arg` is the Box<Job> leaked by `launch` for this call only.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
@@ -215,29 +333,39 @@ pub fn tsc_hz() -> u64 {
 
 // ---------------------------------------------------------------- mempool
 
-/// A pktmbuf pool.
+/// A pktmbuf pool. Created once and never freed ([`Mempool::new`] gives a
+/// `&'static`): every [`Mbuf`] is taken from a pool that outlives it, and
+/// the RX queues set up with it may fill from it until the process ends.
+/// Its memory goes with [`eal_cleanup`].
 pub struct Mempool {
     ptr: NonNull<sys::rte_mempool>,
 }
-// SAFETY: DPDK mempools are thread-safe (per-lcore caches + lock-free ring).
+// SAFETY: the pool is never freed (no `Drop`), so the pointer stays valid on
+// any thread. `rte_pktmbuf_pool_create` uses the default ops (`ring_mp_mc`):
+// get and put are multi-producer/multi-consumer safe; the per-lcore cache
+// is touched only by the thread of that lcore (EAL runs one thread per
+// lcore) and bypassed on non-EAL threads (the management thread). The
+// counts read by `in_use`/`available` are snapshots.
 unsafe impl Send for Mempool {}
+// SAFETY: as for `Send`: every method takes `&self` and is MT-safe.
 unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// `n` mbufs of `data_room` bytes (headroom included), `cache` per lcore.
+    /// The pool lives until the process ends (it is never freed).
     pub fn new(
         name: &str,
         n: u32,
         cache: u32,
         data_room: u16,
         socket: i32,
-    ) -> Result<Self, DpdkError> {
+    ) -> Result<&'static Mempool, DpdkError> {
         let cname = cstring(name)?;
         // SAFETY: valid C string; DPDK copies the name.
         let p =
             unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
         NonNull::new(p)
-            .map(|ptr| Mempool { ptr })
+            .map(|ptr| &*Box::leak(Box::new(Mempool { ptr })))
             .ok_or_else(|| DpdkError {
                 what: format!("rte_pktmbuf_pool_create({name}, {n} mbufs)"),
                 code: -rte_errno(),
@@ -262,18 +390,16 @@ impl Mempool {
     }
 }
 
-impl Drop for Mempool {
-    fn drop(&mut self) {
-        // SAFETY: every mbuf must be back; DPDK frees the memory.
-        unsafe { sys::rte_mempool_free(self.ptr.as_ptr()) }
-    }
-}
-
 // ---------------------------------------------------------------- mbuf
 
-/// One owned packet buffer. Dropping it returns it to its pool.
+/// One owned packet buffer. Dropping it returns it to its pool, which is
+/// never freed (see [`Mempool`]).
 pub struct Mbuf(NonNull<sys::rte_mbuf>);
-// SAFETY: an mbuf is owned by exactly one holder at a time.
+// SAFETY: an `Mbuf` is the only handle to its buffer (made from an alloc,
+// an RX burst or a dequeue, each handing over ownership; never copied), so
+// moving it moves the ownership; freeing from any thread is MT-safe (see
+// `Mempool`'s `Send`). It is not `Sync`: `&Mbuf` gives no shared mutation,
+// but nothing needs it.
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
@@ -349,6 +475,13 @@ impl Drop for Mbuf {
     }
 }
 
+/// The writable room of a single-segment mbuf, from the frame's first byte.
+///
+/// # Safety
+///
+/// `m` is a valid single-segment mbuf the caller owns, and no other
+/// reference to its data is alive while the slice (of the caller's chosen
+/// lifetime `'a`, not longer than the ownership) is.
 #[inline]
 unsafe fn room<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     // SAFETY: caller guarantees `m` is a valid single-segment mbuf it owns.
@@ -361,6 +494,11 @@ unsafe fn room<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
 }
 
 /// The whole buffer of a single-segment mbuf: headroom, data, tailroom.
+///
+/// # Safety
+///
+/// As for [`room`]: `m` is a valid mbuf the caller owns and the slice is
+/// its only reference to the buffer for `'a`.
 #[inline]
 unsafe fn buffer<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     // SAFETY: caller guarantees `m` is a valid single-segment mbuf it owns:
@@ -371,6 +509,12 @@ unsafe fn buffer<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     }
 }
 
+/// Set the data and packet length of a single-segment mbuf (clamped).
+///
+/// # Safety
+///
+/// `m` is a valid mbuf the caller owns, with no reference to its header
+/// alive.
 #[inline]
 unsafe fn set_len(m: *mut sys::rte_mbuf, len: usize) {
     // SAFETY: caller owns `m`.
@@ -388,7 +532,9 @@ pub struct Burst {
     ptrs: [*mut sys::rte_mbuf; MAX_BURST],
     len: usize,
 }
-// SAFETY: holds owned mbufs only.
+// SAFETY: the first `len` pointers are owned mbufs (see `Mbuf`'s `Send`),
+// the rest are unused; nothing else refers to them. Not `Sync` (raw
+// pointers), and nothing needs it.
 unsafe impl Send for Burst {}
 
 impl Default for Burst {
@@ -421,15 +567,17 @@ impl Burst {
         MAX_BURST - self.len
     }
 
-    /// Append up to `max` packets received on `port`/`queue`; how many came.
+    /// Append up to `max` packets received on `queue`; how many came.
     #[inline]
-    pub fn rx(&mut self, port: PortId, queue: QueueId, max: usize) -> usize {
+    pub fn rx(&mut self, queue: &RxQueue, max: usize) -> usize {
         let n = max.min(self.room());
-        // SAFETY: the array has room for `n` pointers; DPDK writes owned mbufs.
+        // SAFETY: the array has room for `n` pointers; DPDK writes owned
+        // mbufs. `queue` is a set-up RX queue of a configured port, polled
+        // only by this thread (the handle is neither `Sync` nor `Clone`).
         let got = unsafe {
             sys::shim_rx_burst(
-                port.0,
-                queue.0,
+                queue.port,
+                queue.queue,
                 self.ptrs.as_mut_ptr().add(self.len),
                 n as u16,
             )
@@ -438,18 +586,24 @@ impl Burst {
         got as usize
     }
 
-    /// Transmit everything on `port`/`queue`. Returns (sent, freed): what the
+    /// Transmit everything on `queue`. Returns (sent, freed): what the
     /// queue refused is freed here (the caller counts it as `tx_full`).
     #[inline]
-    pub fn tx(&mut self, port: PortId, queue: QueueId) -> (usize, usize) {
+    pub fn tx(&mut self, queue: &TxQueue) -> (usize, usize) {
         if self.len == 0 {
             return (0, 0);
         }
         // SAFETY: the first `len` pointers are owned mbufs; DPDK takes the
-        // first `sent` of them.
-        let sent =
-            unsafe { sys::shim_tx_burst(port.0, queue.0, self.ptrs.as_mut_ptr(), self.len as u16) }
-                as usize;
+        // first `sent` of them. `queue` is a set-up TX queue of a configured
+        // port, used only by this thread (not `Sync`, not `Clone`).
+        let sent = unsafe {
+            sys::shim_tx_burst(
+                queue.port,
+                queue.queue,
+                self.ptrs.as_mut_ptr(),
+                self.len as u16,
+            )
+        } as usize;
         let freed = self.len - sent;
         if freed > 0 {
             // SAFETY: the unsent tail is still ours.
@@ -459,16 +613,20 @@ impl Burst {
         (sent, freed)
     }
 
-    /// Enqueue everything on `ring`. Returns (enqueued, freed).
+    /// Enqueue everything on the ring of `producer` (a [`SpProducer`] or an
+    /// [`MpProducer`]). Returns (enqueued, freed).
     #[inline]
-    pub fn enqueue(&mut self, ring: &Ring) -> (usize, usize) {
+    pub fn enqueue<M>(&mut self, producer: &Producer<M>) -> (usize, usize) {
         if self.len == 0 {
             return (0, 0);
         }
-        // SAFETY: as for `tx`; the ring takes ownership of the enqueued ones.
+        // SAFETY: as for `tx`; the ring takes ownership of the enqueued
+        // ones. The ring is alive (the producer keeps it) and its producer
+        // mode holds: a single-producer ring has one `SpProducer`, which is
+        // not `Sync`, so only its holder's thread enqueues.
         let sent = unsafe {
             sys::shim_ring_enqueue_burst(
-                ring.ptr.as_ptr(),
+                producer.ptr.as_ptr(),
                 self.ptrs.as_ptr() as *const *mut libc::c_void,
                 self.len as u32,
                 std::ptr::null_mut(),
@@ -483,15 +641,25 @@ impl Burst {
         (sent, freed)
     }
 
-    /// Append up to `max` mbufs dequeued from `ring`.
+    /// Append up to `max` mbufs dequeued from the ring of `consumer`.
     #[inline]
-    pub fn dequeue(&mut self, ring: &Ring, max: usize) -> usize {
+    pub fn dequeue(&mut self, consumer: &Consumer, max: usize) -> usize {
+        self.dequeue_raw(consumer.ptr, max)
+    }
+
+    /// [`Burst::dequeue`] from `ring`, of which the caller is the only
+    /// consumer (it holds the ring's `Consumer`, or the last half is gone).
+    #[inline(always)]
+    fn dequeue_raw(&mut self, ring: NonNull<sys::rte_ring>, max: usize) -> usize {
         let n = max.min(self.room());
-        // SAFETY: the ring holds owned mbufs (only `Burst::enqueue` puts
-        // anything on engine rings); we take ownership of those we get.
+        // SAFETY: the ring holds owned mbufs (only `Burst::enqueue` and the
+        // net_ring PMD put anything on the rings we hold); we take
+        // ownership of those we get. The ring is single-consumer and
+        // `consumer` is its one consumer, not `Sync`: only this thread
+        // dequeues.
         let got = unsafe {
             sys::shim_ring_dequeue_burst(
-                ring.ptr.as_ptr(),
+                ring.as_ptr(),
                 self.ptrs.as_mut_ptr().add(self.len) as *mut *mut libc::c_void,
                 n as u32,
                 std::ptr::null_mut(),
@@ -625,90 +793,291 @@ impl Drop for Drain<'_> {
 // ---------------------------------------------------------------- rings
 
 /// A DPDK ring of mbufs (lock-free), used for worker → worker handoff and
-/// worker → management thread traffic.
+/// worker ↔ management thread traffic. It is reached only through its
+/// halves ([`Producer`], [`Consumer`]), made with it by [`Ring::mpsc`] or
+/// [`Ring::spsc`]; the ring is freed (mbufs left in it too) when the last
+/// half is dropped.
 pub struct Ring {
     ptr: NonNull<sys::rte_ring>,
+    /// Made by us (freed on drop), not looked up.
     owned: bool,
 }
-// SAFETY: rte_ring is thread-safe for the producer/consumer modes it was
-// created with; the engine respects them.
+
+// SAFETY: a `Ring` has no method: the halves use the pointer under their
+// own rules, and `Ring` only frees the ring in `Drop`, which runs once, on
+// whichever thread drops the last half, when nobody uses the ring any more.
 unsafe impl Send for Ring {}
+// SAFETY: as for `Send`: nothing is reachable through `&Ring`.
 unsafe impl Sync for Ring {}
 
+/// Marker of a producer that may be shared ([`MpProducer`]).
+pub enum Multi {}
+/// Marker of the one producer of a single-producer ring ([`SpProducer`]):
+/// not `Sync`.
+pub struct Single(std::marker::PhantomData<std::cell::Cell<()>>);
+
+/// The enqueue side of a ring; [`Burst::enqueue`] uses it.
+pub struct Producer<M> {
+    /// The ring, read directly on the hot path (no indirection through
+    /// `_ring`, which only keeps it alive).
+    ptr: NonNull<sys::rte_ring>,
+    _ring: std::sync::Arc<Ring>,
+    _mode: std::marker::PhantomData<M>,
+}
+/// The one producer of a single-producer ring: `Send`, not `Sync`, not
+/// `Clone`.
+pub type SpProducer = Producer<Single>;
+/// A producer of a multi-producer ring: `Send + Sync + Clone`.
+pub type MpProducer = Producer<Multi>;
+
+// SAFETY: enqueueing from any thread is allowed for either mode as long as
+// the mode's rule holds: a `Single` producer is not `Sync` nor `Clone`, so
+// the one thread holding it is the only producer; a `Multi` one enqueues
+// on a ring created multi-producer. `_ring` keeps the ring alive.
+unsafe impl<M> Send for Producer<M> {}
+// SAFETY: only the multi-producer kind: its ring was created without
+// RING_F_SP_ENQ, so concurrent enqueues are what it is made for.
+unsafe impl Sync for Producer<Multi> {}
+
+impl Clone for Producer<Multi> {
+    fn clone(&self) -> Self {
+        Producer {
+            ptr: self.ptr,
+            _ring: self._ring.clone(),
+            _mode: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M> Producer<M> {
+    /// Objects currently in the ring.
+    pub fn count(&self) -> u32 {
+        // SAFETY: ring alive; a racy read of two indexes, memory-safe.
+        unsafe { sys::shim_ring_count(self.ptr.as_ptr()) }
+    }
+}
+
+/// The one consumer of a single-consumer ring: `Send`, not `Sync`, not
+/// `Clone`; [`Burst::dequeue`] uses it.
+pub struct Consumer {
+    ptr: NonNull<sys::rte_ring>,
+    _ring: std::sync::Arc<Ring>,
+}
+// SAFETY: the ring is single-consumer and this is its only consumer handle
+// (not `Clone`, not `Sync`: `NonNull` makes it `!Sync`), so moving it to
+// another thread moves the one consumer. `_ring` keeps the ring alive.
+unsafe impl Send for Consumer {}
+
+impl Consumer {
+    /// Objects currently in the ring.
+    pub fn count(&self) -> u32 {
+        // SAFETY: ring alive; a racy read of two indexes, memory-safe.
+        unsafe { sys::shim_ring_count(self.ptr.as_ptr()) }
+    }
+    /// Free every mbuf left in the ring.
+    pub fn drain_free(&self) -> usize {
+        drain_free(self.ptr)
+    }
+}
+
+/// Dequeue and free every mbuf of `ring`, whose only consumer is the caller.
+fn drain_free(ring: NonNull<sys::rte_ring>) -> usize {
+    let mut total = 0;
+    loop {
+        let mut b = Burst::new();
+        let n = b.dequeue_raw(ring, MAX_BURST);
+        total += n;
+        if n == 0 {
+            return total;
+        }
+    }
+}
+
 impl Ring {
-    /// `count` must be a power of two; `single_producer`/`single_consumer`
-    /// select the cheaper SP/SC modes.
-    pub fn new(
+    fn create(
         name: &str,
         count: u32,
         socket: i32,
-        single_producer: bool,
-        single_consumer: bool,
-    ) -> Result<Self, DpdkError> {
+        flags: u32,
+    ) -> Result<std::sync::Arc<Ring>, DpdkError> {
         let cname = cstring(name)?;
-        let mut flags = 0;
-        if single_producer {
-            flags |= sys::RING_F_SP_ENQ;
-        }
-        if single_consumer {
-            flags |= sys::RING_F_SC_DEQ;
-        }
         // SAFETY: valid name; DPDK allocates the ring.
         let p = unsafe { sys::rte_ring_create(cname.as_ptr(), count, socket, flags) };
         NonNull::new(p)
-            .map(|ptr| Ring { ptr, owned: true })
+            .map(|ptr| {
+                LIVE_RINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                std::sync::Arc::new(Ring { ptr, owned: true })
+            })
             .ok_or_else(|| DpdkError {
                 what: format!("rte_ring_create({name}, {count})"),
                 code: -rte_errno(),
             })
     }
-    /// A ring created elsewhere in this process (e.g. by the net_ring PMD).
-    pub fn lookup(name: &str) -> Result<Self, DpdkError> {
+
+    fn consumer(ring: &std::sync::Arc<Ring>) -> Consumer {
+        Consumer {
+            ptr: ring.ptr,
+            _ring: ring.clone(),
+        }
+    }
+
+    fn producer<M>(ring: &std::sync::Arc<Ring>) -> Producer<M> {
+        Producer {
+            ptr: ring.ptr,
+            _ring: ring.clone(),
+            _mode: std::marker::PhantomData,
+        }
+    }
+
+    /// A multi-producer, single-consumer ring of `count` slots (a power of
+    /// two): a shareable producer and the one consumer.
+    pub fn mpsc(name: &str, count: u32, socket: i32) -> Result<(MpProducer, Consumer), DpdkError> {
+        let r = Self::create(name, count, socket, sys::RING_F_SC_DEQ)?;
+        Ok((Self::producer(&r), Self::consumer(&r)))
+    }
+
+    /// A single-producer, single-consumer ring of `count` slots (a power of
+    /// two): its one producer and its one consumer.
+    pub fn spsc(name: &str, count: u32, socket: i32) -> Result<(SpProducer, Consumer), DpdkError> {
+        let r = Self::create(name, count, socket, sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ)?;
+        Ok((Self::producer(&r), Self::consumer(&r)))
+    }
+
+    /// Objects in the ring named `name`, created elsewhere in this process
+    /// (e.g. by the net_ring PMD). A snapshot.
+    pub fn count_of(name: &str) -> Result<u32, DpdkError> {
+        let p = Self::find(name)?;
+        // SAFETY: rings are never freed while EAL runs except by their
+        // maker (net_ring: at port close); a racy read of two indexes.
+        Ok(unsafe { sys::shim_ring_count(p.as_ptr()) })
+    }
+
+    fn find(name: &str) -> Result<NonNull<sys::rte_ring>, DpdkError> {
         let cname = cstring(name)?;
         // SAFETY: valid name.
         let p = unsafe { sys::rte_ring_lookup(cname.as_ptr()) };
-        NonNull::new(p)
-            .map(|ptr| Ring { ptr, owned: false })
-            .ok_or_else(|| DpdkError {
-                what: format!("rte_ring_lookup({name})"),
-                code: -rte_errno(),
-            })
+        NonNull::new(p).ok_or_else(|| DpdkError {
+            what: format!("rte_ring_lookup({name})"),
+            code: -rte_errno(),
+        })
     }
-    /// Objects currently in the ring.
-    pub fn count(&self) -> u32 {
-        // SAFETY: ring alive.
-        unsafe { sys::shim_ring_count(self.ptr.as_ptr()) }
-    }
-    /// Free every mbuf left in the ring (shutdown).
-    pub fn drain_free(&self) -> usize {
-        let mut total = 0;
-        loop {
-            let mut b = Burst::new();
-            let n = b.dequeue(self, MAX_BURST);
-            total += n;
-            if n == 0 {
-                return total;
-            }
-        }
+
+    /// The halves of a ring created elsewhere in this process (e.g. by the
+    /// net_ring PMD, whose rings are single-producer, single-consumer). The
+    /// ring is not freed when they are dropped.
+    ///
+    /// # Safety
+    ///
+    /// While the halves are alive, nobody else enqueues on the ring (its
+    /// maker's producer, e.g. the TX queue of a net_ring port, is idle)
+    /// nor dequeues from it (its RX queue is not polled), and the ring is
+    /// not freed (the port is not closed).
+    pub unsafe fn lookup(name: &str) -> Result<(SpProducer, Consumer), DpdkError> {
+        let ptr = Self::find(name)?;
+        let r = std::sync::Arc::new(Ring { ptr, owned: false });
+        Ok((Self::producer(&r), Self::consumer(&r)))
     }
 }
 
 impl Drop for Ring {
     fn drop(&mut self) {
         if self.owned {
-            self.drain_free();
-            // SAFETY: we created it; nobody uses it any more.
+            // The last half is gone: this thread is the only consumer.
+            drain_free(self.ptr);
+            // SAFETY: we created it; the last half is gone, so nobody uses
+            // it any more.
             unsafe { sys::rte_ring_free(self.ptr.as_ptr()) }
+            LIVE_RINGS.fetch_sub(1, std::sync::atomic::Ordering::Release);
         }
     }
 }
 
 // ---------------------------------------------------------------- ports
 
+/// A port of this process, found by name ([`PortId::by_name`]): the
+/// shared, read-only handle (info, MAC, link, stats, RSS key and RETA),
+/// usable from any thread. Configuring it gives the one [`Port`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PortId(pub u16);
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueueId(pub u16);
+pub struct PortId(u16);
+
+/// RX queue `queue` of port `port`, set up by [`PortId::configure`] and
+/// taken once out of its [`Port`] ([`Port::take_rx`]). `Send` (it moves to
+/// the worker that polls it), neither `Sync` nor `Clone`: one thread
+/// polls it. Plain `u16`s inside.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+    _thread: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+/// TX queue `queue` of port `port`; as [`RxQueue`], from
+/// [`Port::take_tx`].
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    _thread: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+/// Queue handles of each port not dropped yet (made by `configure`), and
+/// owned rings not freed yet: [`shutdown`] releases nothing while any is.
+static LIVE_QUEUES: [std::sync::atomic::AtomicU32; sys::RTE_MAX_ETHPORTS as usize] =
+    [const { std::sync::atomic::AtomicU32::new(0) }; sys::RTE_MAX_ETHPORTS as usize];
+static LIVE_RINGS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn queue_made(port: u16) {
+    if let Some(c) = LIVE_QUEUES.get(port as usize) {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn queue_gone(port: u16) {
+    if let Some(c) = LIVE_QUEUES.get(port as usize) {
+        // Release: the holder's last burst happens-before `shutdown` sees 0.
+        c.fetch_sub(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// What both queue handles have: the count of live handles (`Drop`), the
+/// port and the queue index.
+macro_rules! queue_handle {
+    ($($t:ident),*) => {$(
+        impl Drop for $t {
+            fn drop(&mut self) {
+                queue_gone(self.port);
+            }
+        }
+
+        impl $t {
+            /// The port this queue belongs to.
+            #[inline]
+            pub fn port(&self) -> PortId {
+                PortId(self.port)
+            }
+            #[inline]
+            pub fn index(&self) -> u16 {
+                self.queue
+            }
+        }
+    )*};
+}
+queue_handle!(RxQueue, TxQueue);
+
+/// A configured port: what starts, stops and closes it, and its queues
+/// until they are taken ([`Port::take_rx`], [`Port::take_tx`]). One per
+/// port per process ([`PortId::configure`] refuses a second).
+#[derive(Debug)]
+pub struct Port {
+    id: PortId,
+    rss: bool,
+    rx: Vec<Option<RxQueue>>,
+    tx: Vec<Option<TxQueue>>,
+}
+
+/// Ports configured by this process and not closed: a port's queue handles
+/// are made once.
+static CONFIGURED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
 /// What a port can do (from `rte_eth_dev_info_get`).
 #[derive(Clone, Debug)]
@@ -759,7 +1128,7 @@ impl PortId {
         Ok(PortId(id))
     }
 
-    pub fn info(self) -> Result<PortInfo, DpdkError> {
+    fn info_raw(self) -> Result<PortInfo, DpdkError> {
         let mut di = sys::rte_eth_dev_info::default();
         // SAFETY: valid out-pointer.
         let ret = unsafe { sys::rte_eth_dev_info_get(self.0, &mut di) };
@@ -785,18 +1154,34 @@ impl PortId {
         })
     }
 
+    /// The DPDK port number (for reports, and to map an mbuf's `port`
+    /// field back to the port).
+    #[inline]
+    pub fn raw(self) -> u16 {
+        self.0
+    }
+
     /// Configure `nrxq` RX and `ntxq` TX queues, RSS over IP/TCP/UDP when
     /// there is more than one RX queue and the device hashes, and set every
-    /// queue up with `pool`.
+    /// queue up with `pool` (which outlives the port: it is never freed).
+    /// The [`Port`] holds the queue handles; a port already configured by
+    /// this process (and not closed) is refused.
     pub fn configure(
         self,
         nrxq: u16,
         ntxq: u16,
         rx_desc: u16,
         tx_desc: u16,
-        pool: &Mempool,
-    ) -> Result<bool, DpdkError> {
-        let info = self.info()?;
+        pool: &'static Mempool,
+    ) -> Result<Port, DpdkError> {
+        let mut configured = CONFIGURED.lock().unwrap_or_else(|e| e.into_inner());
+        if configured.contains(&self.0) {
+            return Err(DpdkError {
+                what: format!("port {} is already configured", self.0),
+                code: -libc::EBUSY,
+            });
+        }
+        let info = self.info_raw()?;
         let mut conf = sys::rte_eth_conf::default();
         let rss = nrxq > 1 && info.rss_offloads & RSS_HF != 0;
         if rss {
@@ -815,7 +1200,8 @@ impl PortId {
             format!("rte_eth_dev_adjust_nb_rx_tx_desc(port {})", self.0)
         })?;
         for q in 0..nrxq {
-            // SAFETY: NULL rxconf = driver defaults; pool alive for the port's life.
+            // SAFETY: NULL rxconf = driver defaults; the pool is `'static`
+            // (never freed), so it outlives the queue.
             let ret = unsafe {
                 sys::rte_eth_rx_queue_setup(
                     self.0,
@@ -845,46 +1231,36 @@ impl PortId {
                 format!("rte_eth_tx_queue_setup(port {}, queue {q})", self.0)
             })?;
         }
-        Ok(rss)
-    }
-
-    pub fn start(self) -> Result<(), DpdkError> {
-        // SAFETY: configured port.
-        let ret = unsafe { sys::rte_eth_dev_start(self.0) };
-        check(ret, || format!("rte_eth_dev_start(port {})", self.0)).map(|_| ())
-    }
-
-    pub fn stop(self) {
-        // SAFETY: no worker polls it any more.
-        unsafe {
-            sys::rte_eth_dev_stop(self.0);
+        configured.push(self.0);
+        let thread = std::marker::PhantomData;
+        for _ in 0..nrxq as u32 + ntxq as u32 {
+            queue_made(self.0);
         }
+        Ok(Port {
+            id: self,
+            rss,
+            rx: (0..nrxq)
+                .map(|queue| {
+                    Some(RxQueue {
+                        port: self.0,
+                        queue,
+                        _thread: thread,
+                    })
+                })
+                .collect(),
+            tx: (0..ntxq)
+                .map(|queue| {
+                    Some(TxQueue {
+                        port: self.0,
+                        queue,
+                        _thread: thread,
+                    })
+                })
+                .collect(),
+        })
     }
 
-    pub fn close(self) {
-        // SAFETY: stopped port.
-        unsafe {
-            sys::rte_eth_dev_close(self.0);
-        }
-    }
-
-    pub fn set_promiscuous(self, on: bool) -> Result<(), DpdkError> {
-        // SAFETY: valid port.
-        let ret = unsafe {
-            if on {
-                sys::rte_eth_promiscuous_enable(self.0)
-            } else {
-                sys::rte_eth_promiscuous_disable(self.0)
-            }
-        };
-        // Some virtual devices do not implement it (-ENOTSUP): harmless.
-        if ret == -libc::ENOTSUP {
-            return Ok(());
-        }
-        check(ret, || format!("promiscuous mode on port {}", self.0)).map(|_| ())
-    }
-
-    pub fn mac(self) -> Result<[u8; 6], DpdkError> {
+    fn mac_raw(self) -> Result<[u8; 6], DpdkError> {
         let mut a = sys::rte_ether_addr::default();
         // SAFETY: valid out-pointer.
         let ret = unsafe { sys::rte_eth_macaddr_get(self.0, &mut a) };
@@ -892,14 +1268,7 @@ impl PortId {
         Ok(a.addr_bytes)
     }
 
-    pub fn set_mac(self, mac: [u8; 6]) -> Result<(), DpdkError> {
-        let mut a = sys::rte_ether_addr { addr_bytes: mac };
-        // SAFETY: valid pointer.
-        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.0, &mut a) };
-        check(ret, || format!("setting MAC on port {}", self.0)).map(|_| ())
-    }
-
-    pub fn link(self) -> LinkStatus {
+    fn link_raw(self) -> LinkStatus {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: valid out-pointer; the nowait variant does not block.
         unsafe { sys::rte_eth_link_get_nowait(self.0, &mut l) };
@@ -911,7 +1280,7 @@ impl PortId {
         }
     }
 
-    pub fn stats(self) -> PortStats {
+    fn stats_raw(self) -> PortStats {
         let mut s = sys::rte_eth_stats::default();
         // SAFETY: valid out-pointer.
         unsafe { sys::rte_eth_stats_get(self.0, &mut s) };
@@ -931,8 +1300,8 @@ impl PortId {
 impl PortId {
     /// The RSS hash key in use (Toeplitz), or an error where the device
     /// has none (virtual devices).
-    pub fn rss_key(self) -> Result<Vec<u8>, DpdkError> {
-        let info = self.info()?;
+    fn rss_key_raw(self) -> Result<Vec<u8>, DpdkError> {
+        let info = self.info_raw()?;
         let len = if info.rss_offloads == 0 {
             0
         } else if info.hash_key_size == 0 {
@@ -962,8 +1331,8 @@ impl PortId {
     }
 
     /// The redirection table: the RX queue of every entry.
-    pub fn reta(self) -> Result<Vec<u16>, DpdkError> {
-        let size = self.info()?.reta_size as usize;
+    fn reta_raw(self) -> Result<Vec<u16>, DpdkError> {
+        let size = self.info_raw()?.reta_size as usize;
         if size == 0 {
             return Err(DpdkError {
                 what: format!("port {} has no redirection table", self.0),
@@ -988,6 +1357,208 @@ impl PortId {
             .take(size)
             .collect())
     }
+}
+
+impl Port {
+    /// The shared, read-only handle.
+    #[inline]
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// Whether RSS spreads RX over the queues.
+    pub fn rss(&self) -> bool {
+        self.rss
+    }
+
+    /// RX queue `q`, the first time it is asked for.
+    pub fn take_rx(&mut self, q: u16) -> Option<RxQueue> {
+        self.rx.get_mut(q as usize)?.take()
+    }
+
+    /// TX queue `q`, the first time it is asked for.
+    pub fn take_tx(&mut self, q: u16) -> Option<TxQueue> {
+        self.tx.get_mut(q as usize)?.take()
+    }
+
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        // SAFETY: a configured port (we hold its `Port`).
+        let ret = unsafe { sys::rte_eth_dev_start(self.id.0) };
+        check(ret, || format!("rte_eth_dev_start(port {})", self.id.0)).map(|_| ())
+    }
+
+    pub fn set_promiscuous(&mut self, on: bool) -> Result<(), DpdkError> {
+        // SAFETY: a configured port.
+        let ret = unsafe {
+            if on {
+                sys::rte_eth_promiscuous_enable(self.id.0)
+            } else {
+                sys::rte_eth_promiscuous_disable(self.id.0)
+            }
+        };
+        // Some virtual devices do not implement it (-ENOTSUP): harmless.
+        if ret == -libc::ENOTSUP {
+            return Ok(());
+        }
+        check(ret, || format!("promiscuous mode on port {}", self.id.0)).map(|_| ())
+    }
+
+    pub fn set_mac(&mut self, mac: [u8; 6]) -> Result<(), DpdkError> {
+        let mut a = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid pointer.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.id.0, &mut a) };
+        check(ret, || format!("setting MAC on port {}", self.id.0)).map(|_| ())
+    }
+
+    /// Stop the port (RX and TX stop; queues keep their set-up).
+    ///
+    /// # Safety
+    ///
+    /// No thread is in, or will again enter, a burst call on this port's
+    /// queues: every [`RxQueue`]/[`TxQueue`] taken from it is dropped (a
+    /// worker's with its job: [`wait_lcore`] returned for its lcore) or
+    /// its holder never polls again.
+    pub unsafe fn stop(&mut self) {
+        // SAFETY: no burst on the port's queues (the caller's contract).
+        unsafe {
+            sys::rte_eth_dev_stop(self.id.0);
+        }
+    }
+
+    /// Close the port: DPDK frees its queues and, for a virtual device, the
+    /// port itself.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Port::stop`], which was called; and no other thread is in
+    /// a call on this port's [`PortId`] (stats, link: the management thread
+    /// has stopped). Calls on the `PortId` afterwards get an error (the
+    /// port is gone) until [`eal_cleanup`].
+    pub unsafe fn close(self) {
+        // SAFETY: a stopped port nobody else uses (the caller's contract).
+        unsafe {
+            sys::rte_eth_dev_close(self.id.0);
+        }
+        CONFIGURED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&p| p != self.id.0);
+    }
+}
+
+/// Whether ports and EAL may still be called: [`shutdown`] sets it false
+/// while it holds it exclusively, so no [`PortId`] reader (the management
+/// thread's stats and link) is inside a call when ports close, and none
+/// reaches DPDK afterwards (they get an error, or zeros).
+static DPDK_UP: std::sync::RwLock<bool> = std::sync::RwLock::new(true);
+
+fn dpdk_gone() -> DpdkError {
+    DpdkError {
+        what: "DPDK is shut down".into(),
+        code: -libc::ENODEV,
+    }
+}
+
+/// `f()` while DPDK is up (shared with other readers), else `gone()`.
+fn while_up<R>(gone: impl FnOnce() -> R, f: impl FnOnce() -> R) -> R {
+    let up = DPDK_UP.read().unwrap_or_else(|e| e.into_inner());
+    if *up {
+        f()
+    } else {
+        gone()
+    }
+}
+
+/// The read-only calls: from any thread, while DPDK is up.
+impl PortId {
+    /// What the port can do.
+    pub fn info(self) -> Result<PortInfo, DpdkError> {
+        while_up(|| Err(dpdk_gone()), || self.info_raw())
+    }
+    /// Its MAC address.
+    pub fn mac(self) -> Result<[u8; 6], DpdkError> {
+        while_up(|| Err(dpdk_gone()), || self.mac_raw())
+    }
+    /// Its link, without waiting (down once DPDK is shut down).
+    pub fn link(self) -> LinkStatus {
+        while_up(LinkStatus::default, || self.link_raw())
+    }
+    /// Its counters (zeros once DPDK is shut down).
+    pub fn stats(self) -> PortStats {
+        while_up(PortStats::default, || self.stats_raw())
+    }
+    /// The RSS hash key in use (Toeplitz), or an error where the device
+    /// has none (virtual devices).
+    pub fn rss_key(self) -> Result<Vec<u8>, DpdkError> {
+        while_up(|| Err(dpdk_gone()), || self.rss_key_raw())
+    }
+    /// The redirection table: the RX queue of every entry.
+    pub fn reta(self) -> Result<Vec<u16>, DpdkError> {
+        while_up(|| Err(dpdk_gone()), || self.reta_raw())
+    }
+}
+
+/// Whether DPDK is still up: false once [`shutdown`] released it.
+pub fn is_up() -> bool {
+    *DPDK_UP.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The end of DPDK in this process, safe by ownership and checks. It waits
+/// for every worker lcore's job to return; then, if no queue handle of
+/// `ports` and no ring made by [`Ring::mpsc`]/[`Ring::spsc`] is still
+/// alive (anywhere: a management thread still holding its ring halves
+/// counts), it stops and closes every port, stops serving `dpdk-dumpcap`
+/// when `pdump`, and cleans up EAL, holding [`PortId`]'s readers off
+/// throughout (they get errors from then on). Otherwise it says what is
+/// still held and releases nothing: the process's exit does.
+///
+/// Mbufs and [`HugeArray`]s live in EAL memory too: the caller has dropped
+/// its own (the workers' went with their jobs).
+pub fn shutdown(ports: Vec<Port>, pdump: bool) -> Result<(), String> {
+    use std::sync::atomic::Ordering::Acquire;
+    for &l in lcores().iter().skip(1) {
+        wait_lcore(l);
+    }
+    let mut ports = ports;
+    for p in &mut ports {
+        p.rx.clear();
+        p.tx.clear();
+    }
+    let mut up = DPDK_UP.write().unwrap_or_else(|e| e.into_inner());
+    if !*up {
+        return Err("DPDK is already shut down".into());
+    }
+    let held: u32 = ports
+        .iter()
+        .filter_map(|p| LIVE_QUEUES.get(p.id.0 as usize))
+        .map(|c| c.load(Acquire))
+        .sum();
+    let rings = LIVE_RINGS.load(Acquire);
+    if held > 0 || rings > 0 {
+        return Err(format!(
+            "DPDK left to the process exit: {held} queue handles and {rings} rings still held"
+        ));
+    }
+    for mut p in ports {
+        // SAFETY: every lcore job returned and every queue handle of the
+        // port is dropped (its count is 0, read with Acquire after the
+        // holders' Release), so no burst runs on its queues; `DPDK_UP` is
+        // held exclusively, so no `PortId` reader is inside a call.
+        unsafe {
+            p.stop();
+            p.close();
+        }
+    }
+    if pdump {
+        pdump_uninit();
+    }
+    *up = false;
+    // SAFETY: lcores joined; ports stopped and closed; every ring we made
+    // is freed (count 0); `PortId` readers are held off for good (`up` is
+    // false); the pool is never used again by the engine (its mbufs: the
+    // caller's contract above). Called once (`up` was true).
+    unsafe { eal_cleanup() };
+    Ok(())
 }
 
 /// Number of ports EAL created.
@@ -1027,7 +1598,10 @@ pub struct HugeArray<T> {
     heap: bool,
 }
 
-// SAFETY: the array owns its elements like a Vec does.
+// SAFETY: the array owns its `n` elements alone, like a Vec (no other
+// pointer to them exists), so moving it moves them (hence `T: Send`);
+// `rte_free` and `dealloc` may run on any thread. Its memory is EAL's:
+// it is dropped before `shutdown` (a worker's tables go with its job).
 unsafe impl<T: Send> Send for HugeArray<T> {}
 
 impl<T> std::ops::Deref for HugeArray<T> {

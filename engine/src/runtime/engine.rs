@@ -4,8 +4,9 @@
 //! Order: `Engine::init` (EAL up, ports configured and started, rings made,
 //! nothing running) → the caller starts the management thread on
 //! `Engine::mgmt_link` → `Engine::run` (one worker per lcore, until the quit
-//! flag) → the caller stops the management thread → drop (ports stopped and closed, rings and
-//! pool freed, EAL cleaned up: no hugepage files are left behind).
+//! flag) → the caller stops the management thread → drop (rings freed, then
+//! [`dpdk::shutdown`]: ports stopped and closed, EAL cleaned up with the
+//! never-freed pool's memory: no hugepage files are left behind).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -25,20 +26,36 @@ use pgw_pipelines::PortIdx;
 
 use crate::config::gw::{self, GwBuild, LbBuild};
 use crate::config::{free_hugepage_mb, parse_mac, HugepageMode, Profile, Role};
-use crate::runtime::dpdk::{self, Mempool, PortId, QueueId, Ring};
+use crate::runtime::dpdk::{self, Consumer, Mempool, MpProducer, Port, PortId, Ring, SpProducer};
 use crate::runtime::info::{Info, PortRt, Timebase};
 use crate::runtime::link::MgmtLink;
 use crate::runtime::netlink;
 use crate::runtime::stats::{Report, WorkerShared, MAX_PORTS};
 use crate::runtime::worker::{Seed, Worker};
 
+/// The running engine. It owns the configured ports and, until it hands
+/// them out, every queue handle and ring half: each worker's (RX and TX
+/// queue `w` of every port, the consumer of its handoff ring) once, to
+/// [`Engine::run`]; the management thread's (the control ring's consumer,
+/// the producer of worker 0's `mgmt_tx` ring) once, to
+/// [`Engine::mgmt_link`].
 pub struct Engine {
     pub profile: Profile,
     pub info: Option<Arc<Info>>,
-    pub handoff: Vec<Arc<Ring>>,
-    pub control: Option<Arc<Ring>>,
-    /// Frames the management thread sends; worker 0 transmits them.
-    pub mgmt_tx: Option<Arc<Ring>>,
+    /// The configured ports, in profile order (stopped and closed on drop).
+    ports: Vec<Port>,
+    /// Every worker's handoff ring: the producers (any worker), and each
+    /// worker's consumer until it is handed out.
+    handoff: Vec<MpProducer>,
+    handoff_rx: Vec<Option<Consumer>>,
+    /// Frames for the management thread: the workers' producer, and the
+    /// management thread's consumer until `mgmt_link`.
+    control: Option<MpProducer>,
+    control_rx: Option<Consumer>,
+    /// Frames the management thread sends (its producer until `mgmt_link`);
+    /// worker 0 transmits them (its consumer until `run`).
+    mgmt_tx: Option<SpProducer>,
+    mgmt_rx: Option<Consumer>,
     pub quit: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
     /// The published snapshot workers read (RCU style).
@@ -167,6 +184,7 @@ impl Engine {
             ))
         })?;
         let mut ports = Vec::new();
+        let mut owned = Vec::new();
         // Every worker gets RX and TX queue `w` (some PMDs, net_tap among
         // them, need as many RX as TX queues). The management thread owns no
         // queue: what it sends goes through a worker's TX path.
@@ -194,15 +212,17 @@ impl Engine {
                 )));
             }
             let (rxd, txd) = profile.descriptors(i);
-            let rss = id
-                .configure(nrxq, ntxq, rxd, txd, &pool)
+            let mut port = id
+                .configure(nrxq, ntxq, rxd, txd, pool)
                 .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
             if let Some(m) = &pc.mac {
-                id.set_mac(parse_mac(m).expect("validated"))?;
+                port.set_mac(parse_mac(m).expect("validated"))?;
             }
-            id.set_promiscuous(true)?;
-            id.start()
+            port.set_promiscuous(true)?;
+            port.start()
                 .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
+            let rss = port.rss();
+            owned.push(port);
             let mac = id.mac()?;
             ports.push(PortRt {
                 name: pc.name.clone(),
@@ -218,24 +238,18 @@ impl Engine {
             });
         }
         let inst = &profile.instance.name;
+        // Handoff: any worker produces, the owner consumes. Control: the
+        // workers produce, the management thread consumes. mgmt_tx: the
+        // management thread produces, worker 0 consumes.
         let mut handoff = Vec::new();
+        let mut handoff_rx = Vec::new();
         for w in 0..nworkers {
-            handoff.push(Arc::new(Ring::new(
-                &format!("pgw_{inst}_h{w}"),
-                e.handoff_ring,
-                -1,
-                false,
-                true,
-            )?));
+            let (tx, rx) = Ring::mpsc(&format!("pgw_{inst}_h{w}"), e.handoff_ring, -1)?;
+            handoff.push(tx);
+            handoff_rx.push(Some(rx));
         }
-        let control = Arc::new(Ring::new(
-            &format!("pgw_{inst}_ctl"),
-            1024,
-            -1,
-            false,
-            true,
-        )?);
-        let mgmt_tx = Arc::new(Ring::new(&format!("pgw_{inst}_mtx"), 1024, -1, true, true)?);
+        let (control, control_rx) = Ring::mpsc(&format!("pgw_{inst}_ctl"), 1024, -1)?;
+        let (mgmt_tx, mgmt_rx) = Ring::spsc(&format!("pgw_{inst}_mtx"), 1024, -1)?;
         let mut gw = match profile.instance.role {
             Role::Gw | Role::LbGw => {
                 Some(gw::build(&profile).map_err(|e| EngineError(e.to_string()))?)
@@ -304,9 +318,13 @@ impl Engine {
         Ok(Engine {
             profile,
             info: Some(Arc::new(info)),
+            ports: owned,
             handoff,
+            handoff_rx,
             control: Some(control),
+            control_rx: Some(control_rx),
             mgmt_tx: Some(mgmt_tx),
+            mgmt_rx: Some(mgmt_rx),
             quit: Arc::new(AtomicBool::new(false)),
             draining: Arc::new(AtomicBool::new(false)),
             tables: Arc::new(ArcSwap::from_pointee(tables)),
@@ -323,8 +341,10 @@ impl Engine {
             .expect("info lives as long as the engine")
     }
 
+    /// The mbuf pool (never freed; its memory goes with the engine's
+    /// `eal_cleanup`, so take no mbuf from it that outlives the engine).
     pub fn pool(&self) -> &Mempool {
-        &self.info().pool
+        self.info().pool()
     }
 
     /// The flag that stops every loop (set by SIGINT/SIGTERM or by a test).
@@ -444,25 +464,42 @@ impl Engine {
         Ok((arp, ndp, Box::new(g.cfg.clone())))
     }
 
-    fn make_worker(&self, w: usize) -> Result<Worker, EngineError> {
+    /// Worker `w`, with its queues and its handoff ring's consumer (handed
+    /// out once: a second call for `w` is an error).
+    fn make_worker(&mut self, w: usize) -> Result<Worker, EngineError> {
         let hz = dpdk::tsc_hz();
         let mut port_of = vec![PortIdx::MAX; 64];
         for (i, p) in self.info().ports.iter().enumerate() {
-            if (p.id.0 as usize) < port_of.len() {
-                port_of[p.id.0 as usize] = i as PortIdx;
+            if (p.id.raw() as usize) < port_of.len() {
+                port_of[p.id.raw() as usize] = i as PortIdx;
             }
         }
+        let seed = self.seed(w)?;
+        let taken = || EngineError(format!("worker {w}'s queues were already handed out"));
+        let mut rxq = Vec::new();
+        let mut txq = Vec::new();
+        for p in &mut self.ports {
+            rxq.push(p.take_rx(w as u16).ok_or_else(taken)?);
+            txq.push(p.take_tx(w as u16).ok_or_else(taken)?);
+        }
+        let handoff_in = self.handoff_rx[w].take().ok_or_else(taken)?;
+        let mgmt_tx = if w == 0 {
+            Some(self.mgmt_rx.take().ok_or_else(taken)?)
+        } else {
+            None
+        };
         let e = &self.profile.engine;
         Ok(Worker {
             index: w,
             ports: self.info().ports.iter().map(|p| p.id).collect(),
             port_of,
-            queue: QueueId(w as u16),
-            seed: Some(self.seed(w)?),
+            rxq,
+            txq,
+            seed: Some(seed),
             pipeline: None,
-            handoff_in: self.handoff[w].clone(),
+            handoff_in,
             handoff_out: self.handoff.clone(),
-            control: self.control.clone().expect("control ring"),
+            control: self.control.clone().ok_or_else(taken)?,
             shared: self.info().shared[w].clone(),
             quit: self.quit.clone(),
             draining: self.draining.clone(),
@@ -473,7 +510,7 @@ impl Engine {
             idle_polls: e.idle_polls,
             tables: self.tables.clone(),
             acct: self.acct[w].clone(),
-            mgmt_tx: if w == 0 { self.mgmt_tx.clone() } else { None },
+            mgmt_tx,
             runtime_stages: e.runtime_stages,
         })
     }
@@ -484,15 +521,18 @@ impl Engine {
     }
 
     /// The management plane's handle: what it may read and send while the
-    /// engine runs (see [`MgmtLink`]).
-    pub fn mgmt_link(&self) -> MgmtLink {
-        MgmtLink {
+    /// engine runs (see [`MgmtLink`]). It holds the control ring's one
+    /// consumer and the `mgmt_tx` ring's one producer, so there is one:
+    /// a second call is an error.
+    pub fn mgmt_link(&mut self) -> Result<MgmtLink, EngineError> {
+        let taken = || EngineError("the management link was already handed out".into());
+        Ok(MgmtLink {
             info: self.info().clone(),
-            control: self.control.clone().expect("control ring"),
-            mgmt_tx: self.mgmt_tx.clone().expect("mgmt tx ring"),
+            control: self.control_rx.take().ok_or_else(taken)?,
+            mgmt_tx: self.mgmt_tx.take().ok_or_else(taken)?,
             tables: self.tables.clone(),
             acct: self.acct.clone(),
-        }
+        })
     }
 
     /// Run the workers until the quit flag is set. Worker 0 runs on the
@@ -545,23 +585,25 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// Stops every worker, then the ports, then EAL ([`dpdk::shutdown`]).
+    /// Drop the engine after the management thread stopped: while it still
+    /// holds its [`MgmtLink`] (ring halves), the ports and EAL are left to
+    /// the process's exit, said in the log.
     fn drop(&mut self) {
         self.quit.store(true, Relaxed);
-        if let Some(info) = &self.info {
-            for p in &info.ports {
-                p.id.stop();
-                p.id.close();
-            }
-        }
+        // The handles never handed out, and the engine's ring halves.
+        self.handoff_rx.clear();
+        self.control_rx.take();
+        self.mgmt_tx.take();
+        self.mgmt_rx.take();
         self.handoff.clear();
         self.control.take();
-        self.mgmt_tx.take();
-        // The last reference: frees the pool (every mbuf is back by now).
+        // The engine's `Info` (the management thread's copy went with it).
         self.info.take();
-        if self.capture {
-            dpdk::pdump_uninit();
+        let ports = std::mem::take(&mut self.ports);
+        if let Err(e) = dpdk::shutdown(ports, self.capture) {
+            tracing::warn!("{e}");
         }
-        dpdk::eal_cleanup();
         if self.capture {
             remove_hugepage_files(&format!("pgw-{}", self.profile.instance.name));
         }

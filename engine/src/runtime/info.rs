@@ -90,12 +90,19 @@ pub struct Info {
     pub lcores: Vec<LcoreId>,
     pub ports: Vec<PortRt>,
     pub shared: Vec<Arc<WorkerShared>>,
-    pub pool: Mempool,
+    /// Never freed (see [`Mempool`]); lent out only for as long as the
+    /// `Info` lives, which the engine outlives.
+    pub(super) pool: &'static Mempool,
     /// Frames the management thread took off the control ring.
     pub control_rx: std::sync::atomic::AtomicU64,
 }
 
 impl Info {
+    /// The mbuf pool.
+    pub fn pool(&self) -> &Mempool {
+        self.pool
+    }
+
     /// Every counter now.
     pub fn report(&self) -> Report {
         let e = self;
@@ -125,7 +132,7 @@ impl Info {
                         name: p.name.clone(),
                         device: p.device.clone(),
                         driver: p.driver.clone(),
-                        dpdk_port: p.id.0,
+                        dpdk_port: p.id.raw(),
                         mac: mac_string(p.mac),
                         link_up: k.map_or_else(|| p.id.link().up, |k| k.up),
                         rx_queues: p.rx_queues,
@@ -150,7 +157,7 @@ impl Info {
                 .shared
                 .iter()
                 .enumerate()
-                .map(|(w, s)| s.report(w, e.lcores[w].0, nports))
+                .map(|(w, s)| s.report(w, e.lcores[w].id(), nports))
                 .collect(),
         }
     }

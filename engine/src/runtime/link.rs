@@ -21,16 +21,17 @@ use pgw_pipelines::runtime::Runtime;
 use pgw_pipelines::wire::MacAddr;
 use pgw_pipelines::{PortIdx, MAX_BURST};
 
-use super::dpdk::{self, Burst, Ring};
+use super::dpdk::{self, Burst, Consumer, SpProducer};
 use super::info::Info;
 use super::stats::Report;
 
 pub struct MgmtLink {
     pub(super) info: Arc<Info>,
-    /// Frames the workers hand to the management thread.
-    pub(super) control: Arc<Ring>,
-    /// Frames the management thread sends; worker 0 transmits them.
-    pub(super) mgmt_tx: Arc<Ring>,
+    /// Frames the workers hand to the management thread (its one consumer).
+    pub(super) control: Consumer,
+    /// Frames the management thread sends (its one producer); worker 0
+    /// transmits them.
+    pub(super) mgmt_tx: SpProducer,
     /// The published snapshot the workers read (RCU style): the management
     /// thread builds a new one and stores it; workers load it per burst.
     pub tables: Arc<ArcSwap<Tables>>,
@@ -52,7 +53,7 @@ impl MgmtLink {
         self.info.control_rx.fetch_add(n as u64, Relaxed);
         for mut m in b.drain() {
             let id = m.port();
-            let port = self.info.ports.iter().position(|p| p.id.0 == id);
+            let port = self.info.ports.iter().position(|p| p.id.raw() == id);
             f(port.map(|p| p as PortIdx), m.frame());
         }
         n
@@ -98,7 +99,7 @@ impl MgmtLink {
             .shared
             .iter()
             .zip(self.info.lcores.iter())
-            .map(|(s, l)| (l.0, s.runtime()))
+            .map(|(s, l)| (l.id(), s.runtime()))
             .collect()
     }
 

@@ -39,7 +39,8 @@ use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
 use crate::runtime::dpdk::{
-    tsc, Burst, CpuPrefetch, HugeAlloc, Mbuf, PortId, QueueId, Ring, MAX_BURST,
+    tsc, Burst, Consumer, CpuPrefetch, HugeAlloc, Mbuf, MpProducer, PortId, RxQueue, TxQueue,
+    MAX_BURST,
 };
 use crate::runtime::info::Timebase;
 use crate::runtime::stats::{WorkerLocal, WorkerShared};
@@ -51,18 +52,21 @@ pub struct Worker {
     pub ports: Vec<PortId>,
     /// DPDK port id → `PortIdx` (`PortIdx::MAX` for ports not ours).
     pub port_of: Vec<PortIdx>,
-    pub queue: QueueId,
+    /// RX and TX queue `index` of every port, in profile order: this
+    /// worker's alone (the handles are neither `Sync` nor `Clone`).
+    pub rxq: Vec<RxQueue>,
+    pub txq: Vec<TxQueue>,
     /// What the pipeline is made of; the GW's tables are allocated by the
     /// worker itself ([`Worker::build`]) so their pages are first touched on
     /// its lcore, in its NUMA node's hugepages.
     pub seed: Option<Seed>,
     pub pipeline: Option<Pipeline<HugeAlloc>>,
     /// This worker's handoff ring (many producers, this single consumer).
-    pub handoff_in: Arc<Ring>,
+    pub handoff_in: Consumer,
     /// Every worker's handoff ring, by worker index.
-    pub handoff_out: Vec<Arc<Ring>>,
+    pub handoff_out: Vec<MpProducer>,
     /// Frames for the management thread.
-    pub control: Arc<Ring>,
+    pub control: MpProducer,
     pub shared: Arc<WorkerShared>,
     pub quit: Arc<AtomicBool>,
     /// Set while the instance drains: the pipeline refuses new connections.
@@ -77,8 +81,8 @@ pub struct Worker {
     pub tables: Arc<ArcSwap<Tables>>,
     /// Accounting records to the management thread (this worker produces).
     pub acct: Arc<ArrayQueue<AcctRecord>>,
-    /// Frames the management thread wants sent (worker 0 drains it).
-    pub mgmt_tx: Option<Arc<Ring>>,
+    /// Frames the management thread wants sent (worker 0 is its consumer).
+    pub mgmt_tx: Option<Consumer>,
     /// Time each stage (`engine.runtime_stages`).
     pub runtime_stages: bool,
 }
@@ -275,7 +279,7 @@ impl Worker {
             local.polls += 1;
             got = 0;
             for pi in 0..self.ports.len() {
-                let n = rx.rx(self.ports[pi], self.queue, self.burst);
+                let n = rx.rx(&self.rxq[pi], self.burst);
                 m.lap(Stage::Rx, n);
                 if n == 0 {
                     continue;
@@ -369,7 +373,7 @@ impl Worker {
     /// each mbuf's `port` field names its DPDK port.
     fn send_mgmt<C: Clock>(
         &self,
-        ring: &Ring,
+        ring: &Consumer,
         b: &mut Burst,
         out: &mut Out,
         local: &mut WorkerLocal,
@@ -517,7 +521,7 @@ impl Worker {
             return;
         }
         m.charge(before);
-        let (sent, freed) = out.tx[p].tx(self.ports[p], self.queue);
+        let (sent, freed) = out.tx[p].tx(&self.txq[p]);
         m.lap(Stage::Tx, sent);
         local.tx += sent as u64;
         if freed > 0 {
@@ -528,7 +532,7 @@ impl Worker {
 
     fn flush_ring(
         b: &mut Burst,
-        ring: &Ring,
+        ring: &MpProducer,
         ok: &mut u64,
         reason: DropReason,
         drops: &mut [u64],

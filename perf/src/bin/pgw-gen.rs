@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use pgw_engine::config::parse_mac;
-use pgw_engine::runtime::dpdk::{self, Mempool, PortId};
+use pgw_engine::runtime::dpdk::{self, Mempool, Port, PortId, RxQueue, TxQueue};
 use pgw_perf::frame::SizeMix;
 use pgw_perf::gen::{self, Close, GenCfg, Mode, Ports};
 use pgw_perf::plan::{parse_endpoints, Plan};
@@ -204,14 +204,27 @@ fn run(a: Args) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, quit.clone()).map_err(|e| e.to_string())?;
     }
-    let result = {
-        let pool = Mempool::new("pgwgen", a.mbufs, 256, 2048 + 128, -1)
-            .map_err(|e| format!("{e} (lower --mbufs)"))?;
-        let r = with_ports(&a, &acc, &srv, &pool, &quit, plan, sizes, gw_mac);
-        drop(pool);
-        r
-    };
-    dpdk::eal_cleanup();
+    let mut started = Vec::new();
+    let result = Mempool::new("pgwgen", a.mbufs, 256, 2048 + 128, -1)
+        .map_err(|e| format!("{e} (lower --mbufs)"))
+        .and_then(|pool| {
+            with_ports(
+                &a,
+                &acc,
+                &srv,
+                pool,
+                &quit,
+                plan,
+                sizes,
+                gw_mac,
+                &mut started,
+            )
+        });
+    // Ports stopped and closed, EAL cleaned up (every queue handle went
+    // with `with_ports`).
+    if let Err(e) = dpdk::shutdown(started, false) {
+        eprintln!("pgw-gen: {e}");
+    }
     if a.loopback {
         let _ = std::fs::remove_file(&lo_sock);
     }
@@ -229,27 +242,39 @@ fn with_ports(
     a: &Args,
     acc: &str,
     srv: &str,
-    pool: &Mempool,
+    pool: &'static Mempool,
     quit: &AtomicBool,
     plan: Plan,
     sizes: SizeMix,
     gw_mac: [u8; 6],
+    started: &mut Vec<Port>,
 ) -> Result<serde_json::Value, String> {
-    let mut started = Vec::new();
-    let r = (|| {
+    {
         let mut ids = Vec::new();
+        let mut queues = Vec::new();
         for d in [acc, srv] {
             let id = PortId::by_name(&dev_name(d)).map_err(|e| e.to_string())?;
-            id.configure(a.queues, a.queues, 1024, 1024, pool)
+            let mut port = id
+                .configure(a.queues, a.queues, 1024, 1024, pool)
                 .map_err(|e| e.to_string())?;
-            id.set_promiscuous(true).map_err(|e| e.to_string())?;
-            id.start().map_err(|e| e.to_string())?;
-            started.push(id);
+            let rx: Vec<RxQueue> = (0..a.queues).filter_map(|q| port.take_rx(q)).collect();
+            let tx: Vec<TxQueue> = (0..a.queues).filter_map(|q| port.take_tx(q)).collect();
+            queues.push((rx, tx));
+            started.push(port);
+            let port = started.last_mut().expect("just pushed");
+            port.set_promiscuous(true).map_err(|e| e.to_string())?;
+            port.start().map_err(|e| e.to_string())?;
             ids.push(id);
         }
+        let (servers_rx, servers_tx) = queues.pop().expect("two ports");
+        let (access_rx, access_tx) = queues.pop().expect("two ports");
         let ports = Ports {
             access: ids[0],
             servers: ids[1],
+            access_rx,
+            access_tx,
+            servers_rx,
+            servers_tx,
             access_mac: ids[0].mac().map_err(|e| e.to_string())?,
             servers_mac: ids[1].mac().map_err(|e| e.to_string())?,
         };
@@ -329,10 +354,5 @@ fn with_ports(
         });
         rep["dpdk"] = serde_json::json!(dpdk::version());
         Ok(rep)
-    })();
-    for id in started {
-        id.stop();
-        id.close();
     }
-    r
 }
