@@ -23,11 +23,21 @@ fn lb_profile(tag: &str, n: u8, sock: &std::path::Path) -> Profile {
         .with(&lb_range("range", "10.50.0.0", "10.50.0.255", &["gw1"]))
 }
 
-#[test]
-fn subscriber_moves_between_lbs_mid_connection() {
-    let Some(mut lab) = Lab::netns("pm", &[]) else {
-        return;
-    };
+/// The sockets and namespaces of [`mobility_lab`].
+struct Mob {
+    sub: String,
+    srv: String,
+    s1: std::path::PathBuf,
+    s2: std::path::PathBuf,
+    sg: std::path::PathBuf,
+}
+
+/// LB1, LB2 and a GW (service `wap` at 10.33.0.1, member w1 on
+/// 10.80.0.11:8080 serving HTTP, a session of 10.50.0.2), the LBs' lan taps
+/// and the GW's access tap bridged in a `lan` namespace, the subscriber
+/// 10.50.0.2 (on its `lo`) linked to both LBs and routed through LB1; a
+/// first answer through LB1 and the GW.
+fn mobility_lab(lab: &mut Lab) -> Mob {
     let t = lab.tag.clone();
     let sub = lab.ns("sub");
     let lan = lab.ns("lan");
@@ -61,17 +71,34 @@ fn subscriber_moves_between_lbs_mid_connection() {
     lab.route_from(&sub, "10.33.0.0/24", "10.60.1.1", "10.50.0.2");
     // Server.
     lab.move_into(&format!("{t}gs"), &srv, &["10.80.0.11/24"]);
-    let www = lab.serve_http("http", &srv, "10.80.0.11");
-    let blob = www.join("blob.bin");
-    sh(&format!(
-        "head -c 12582912 /dev/urandom > {}",
-        blob.display()
-    ));
+    lab.serve_http("http", &srv, "10.80.0.11");
     wait_for(
         "a first answer through LB1 and the GW",
         Duration::from_secs(20),
         || curl_ok(&sub, "http://10.33.0.1/"),
     );
+    Mob {
+        sub,
+        srv,
+        s1,
+        s2,
+        sg,
+    }
+}
+
+#[test]
+fn subscriber_moves_between_lbs_mid_connection() {
+    let Some(mut lab) = Lab::netns("pm", &[]) else {
+        return;
+    };
+    let Mob {
+        sub, s1, s2, sg, ..
+    } = mobility_lab(&mut lab);
+    let blob = lab.site("http").join("blob.bin");
+    sh(&format!(
+        "head -c 12582912 /dev/urandom > {}",
+        blob.display()
+    ));
 
     // A long download (rate-limited so it lasts ~4 s). The subscriber's
     // receive buffer is capped at RCVBUF_MAX: the server can never be more
@@ -166,6 +193,105 @@ fn subscriber_moves_between_lbs_mid_connection() {
     assert!(sh_ok(&format!(
         "ip netns exec {sub} curl -s --fail --max-time 5 -o /dev/null http://10.33.0.1/"
     )));
+    for l in ["lb1", "lb2", "gw"] {
+        lab.stop_pgw(l);
+    }
+}
+
+/// Streams 1000 numbered datagrams, one every 4 ms, to whoever sends it one
+/// (UDP 10.80.0.11:8080: the VIP's member).
+const STREAMER: &str = r#"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.80.0.11", 8080))
+_, peer = s.recvfrom(100)
+for i in range(1000):
+    s.sendto(i.to_bytes(4, "big") + b"x" * 100, peer)
+    time.sleep(0.004)
+print("sent", flush=True)
+"#;
+
+/// Asks the VIP for the stream (one datagram up, through the current
+/// route), then only receives: "got N" every 100 datagrams, "total N" after
+/// 3 s of silence.
+const RECEIVER: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.50.0.2", 0))
+s.settimeout(3)
+s.sendto(b"go", ("10.33.0.1", 80))
+seen = set()
+while True:
+    try:
+        d, _ = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    seen.add(int.from_bytes(d[:4], "big"))
+    if len(seen) % 100 == 0:
+        print("got", len(seen), flush=True)
+print("total", len(seen), flush=True)
+"#;
+
+/// A connection that only carries server → subscriber traffic follows its
+/// subscriber to the new entry point: a downstream UDP stream, the
+/// subscriber moves to LB2 and its link to LB1 goes down, one connection of
+/// the subscriber through LB2 (curl) re-points the stream on the GW; the
+/// datagrams lost are those of the moment between the link going down and
+/// that connection (without the re-point, every datagram after the move
+/// would go to LB1 and be lost).
+#[test]
+fn a_downstream_only_udp_stream_follows_the_subscriber() {
+    let Some(mut lab) = Lab::netns("pu", &["python3", "curl"]) else {
+        return;
+    };
+    let Mob {
+        sub, srv, s2, sg, ..
+    } = mobility_lab(&mut lab);
+    let streamer = lab.write("streamer.py", STREAMER);
+    let receiver = lab.write("receiver.py", RECEIVER);
+    lab.spawn(
+        "streamer",
+        &format!("ip netns exec {srv} python3 {}", streamer.display()),
+    );
+    lab.wait_listen(&srv, "udp", "10.80.0.11:8080");
+    lab.spawn(
+        "receiver",
+        &format!("ip netns exec {sub} python3 {}", receiver.display()),
+    );
+    wait_for("200 datagrams through LB1", Duration::from_secs(10), || {
+        lab.log("receiver").contains("got 200")
+    });
+    let down2 = event(&stats_json(&s2), "lb_down_path");
+    // The move: routed through LB2, the link to LB1 gone.
+    sh(&format!(
+        "ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
+    ));
+    sh(&format!("ip -n {sub} link set {}a1 down", lab.tag));
+    assert!(curl_ok(&sub, "http://10.33.0.1/"), "curl through LB2");
+    wait_for("the end of the stream", Duration::from_secs(15), || {
+        !lab.is_running("receiver")
+    });
+    let log = lab.log("receiver");
+    let total: u32 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let rg = stats_json(&sg);
+    eprintln!(
+        "received {total} of 1000; GW lb_repointed {}, lb_moves {}",
+        event(&rg, "gw_lb_repointed"),
+        event(&rg, "gw_lb_moves")
+    );
+    assert!(
+        total >= 900,
+        "only {total} of 1000 datagrams arrived: {log}"
+    );
+    assert!(event(&rg, "gw_lb_repointed") >= 1, "{rg}");
+    assert!(
+        event(&stats_json(&s2), "lb_down_path") - down2 >= 500,
+        "the stream did not come down through LB2"
+    );
     for l in ["lb1", "lb2", "gw"] {
         lab.stop_pgw(l);
     }

@@ -9,7 +9,7 @@
 
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Open 3 connections from 10.50.0.2 to the VIP, say "open", hold them
 /// until the file argv[1] exists, close them, say "closed".
@@ -41,10 +41,11 @@ fn fourth_connection_of_a_subscriber_is_refused() {
     let srv = lab.servers(&["10.80.0.11/24"]);
     lab.serve_http("http", &srv, "10.80.0.11");
     lab.wait_neighbours(&sock, &["10.80.0.11"]);
+    // curl from the subscriber's address `from` (a command line)
     let get = |from: &str| {
-        sh_output(&format!(
+        format!(
             "ip netns exec {sub} curl -sS --max-time 10 --interface {from} http://10.33.0.1/who"
-        ))
+        )
     };
 
     let script = lab.write("holder.py", HOLDER);
@@ -63,13 +64,7 @@ fn fourth_connection_of_a_subscriber_is_refused() {
     assert_eq!(event(&stats_json(&sock), "gw_open_flows"), 3);
 
     // the 4th: a RST answers its SYN
-    let t = Instant::now();
-    let out = get("10.50.0.2");
-    let took = t.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    // 7: CURLE_COULDNT_CONNECT (ECONNREFUSED)
-    assert_eq!(out.status.code(), Some(7), "curl: {err}");
-    assert!(took < Duration::from_secs(3), "curl took {took:?}: {err}");
+    assert_refused_at_once(&get("10.50.0.2"));
     let r = stats_json(&sock);
     assert_eq!(drops(&r, "subscriber_conn_limit"), 1);
     assert_eq!(drops(&r, "subscriber_rate_limit"), 0);
@@ -77,13 +72,7 @@ fn fourth_connection_of_a_subscriber_is_refused() {
     assert_eq!(event(&r, "gw_new_flows"), 3);
 
     // another subscriber is not affected
-    let out = get("10.50.0.3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "http");
+    assert_eq!(sh(&get("10.50.0.3")), "http");
 
     // the 3 close: 10.50.0.2 connects again
     std::fs::write(&release, "").unwrap();
@@ -93,13 +82,7 @@ fn fourth_connection_of_a_subscriber_is_refused() {
     wait_for("every connection closed", Duration::from_secs(10), || {
         event(&stats_json(&sock), "gw_open_flows") == 0
     });
-    let out = get("10.50.0.2");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "http");
+    assert_eq!(sh(&get("10.50.0.2")), "http");
     let r = stats_json(&sock);
     assert_eq!(drops(&r, "subscriber_conn_limit"), 1);
     assert_eq!(event(&r, "gw_new_flows"), 5);
@@ -113,29 +96,22 @@ fn fourth_connection_of_a_subscriber_is_refused() {
 /// and a second later the bucket holds one more.
 #[test]
 fn connection_rate_of_a_subscriber_is_limited() {
-    let Some(mut lab) = Lab::netns("pr", &["python3", "curl"]) else {
-        return;
-    };
-    let profile = lab.wap_gw(
-        "new_conns_per_subscriber_per_s = 1\nexhaustion_reply = \"rst\"",
-        &[("10.50.0.2", 9015550101)],
-    );
-    let sock = lab.run_pgw("gw", &profile);
-    let (sub, _) = lab.wap_sides(&sock);
-    // two connections, one curl after the other
-    let two = sh_output(&format!(
-        "ip netns exec {sub} sh -c 'for i in 1 2; do curl -sS --max-time 5 -H \"Connection: close\" http://10.33.0.1/who; echo \" $?\"; done'"
-    ));
-    let out = String::from_utf8_lossy(&two.stdout);
-    let codes: Vec<&str> = out
-        .lines()
-        .map(|l| l.rsplit(' ').next().unwrap_or(""))
-        .collect();
-    assert_eq!(codes, ["0", "7"], "{out}");
-    let r = stats_json(&sock);
-    assert_eq!(drops(&r, "subscriber_rate_limit"), 1);
-    assert_eq!(drops(&r, "subscriber_conn_limit"), 0);
-    std::thread::sleep(Duration::from_millis(1_100));
-    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "http");
-    lab.stop_pgw("gw");
+    let keys = "new_conns_per_subscriber_per_s = 1\nexhaustion_reply = \"rst\"";
+    Lab::with_wap_gw("pr", keys, |_, sock, sub| {
+        // two connections, one curl after the other
+        let two = sh_output(&format!(
+            "ip netns exec {sub} sh -c 'for i in 1 2; do curl -sS --max-time 5 -H \"Connection: close\" http://10.33.0.1/who; echo \" $?\"; done'"
+        ));
+        let out = String::from_utf8_lossy(&two.stdout);
+        let codes: Vec<&str> = out
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(codes, ["0", "7"], "{out}");
+        let r = stats_json(sock);
+        assert_eq!(drops(&r, "subscriber_rate_limit"), 1);
+        assert_eq!(drops(&r, "subscriber_conn_limit"), 0);
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert_eq!(curl(sub, "http://10.33.0.1/who"), "http");
+    });
 }

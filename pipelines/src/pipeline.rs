@@ -212,7 +212,7 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // 4 LB + 31 GW names: fits the slots (MAX_EVENTS).
+        // 4 LB + 37 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -243,6 +243,7 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_acct_queue_full", g.acct_queue_full),
                     ("gw_handoffs", g.handoffs),
                     ("gw_lb_moves", g.lb_moves),
+                    ("gw_lb_repointed", g.lb_repointed),
                     ("gw_open_flows", gw.open_flows() as u64),
                     ("gw_nat66_flows", g.nat66_flows),
                     ("gw_mss_clamped_up", g.mss_clamped_up),
@@ -266,6 +267,11 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_late_pkts", g.late_pkts),
                     ("gw_attr_full", g.attr_full),
                     ("gw_sub_untracked", g.sub_untracked),
+                    ("gw_syncookies_sent", g.syncookies_sent),
+                    ("gw_syncookies_valid", g.syncookies_valid),
+                    ("gw_synproxy_stashed", g.synproxy_stashed),
+                    ("gw_synproxy_resyn", g.synproxy_resyn),
+                    ("gw_half_open", gw.half_open() as u64),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()

@@ -97,6 +97,10 @@ pub enum Verdict {
     Control,
     /// Drop, counted under this reason.
     Drop(DropReason),
+    /// The stage kept a copy of the frame's bytes to send later (the SYN
+    /// proxy's early segment); the engine frees the buffer, nothing is
+    /// counted as dropped.
+    Consumed,
 }
 
 macro_rules! drop_reasons {
@@ -164,6 +168,13 @@ drop_reasons! {
     Draining = "draining",
     /// GW: up packet that is not a connection start and matches no flow.
     NoFlow = "no_flow",
+    /// GW with the SYN proxy: an ACK that matches no connection and carries
+    /// no valid SYN cookie (forged, too old, or of a connection long gone).
+    SyncookieInvalid = "syncookie_invalid",
+    /// GW with the SYN proxy: a subscriber's segment while the server's
+    /// handshake is pending that could not be kept (not the first with
+    /// data, or the early-segment pool is full); the subscriber retransmits.
+    SynproxyEarly = "synproxy_early",
     /// GW: down packet whose key holds no connection (or a different peer).
     NoKey = "no_key",
     /// GW: server group has no member that is up.

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use pgw_pipelines::gw::config::{ExhaustionReply, GwConfig, GwTimeouts};
+use pgw_pipelines::gw::config::{ExhaustionReply, GwConfig, GwTimeouts, SynProxy};
 use pgw_pipelines::gw::tables::{
     Group, Member, Member6, Neighbours, Policy, ServiceId, Services, Sessions, SubscriberAuth, Vip,
     Vip6,
@@ -191,6 +191,28 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                 ))
             }
         },
+        syn_proxy: match g.syn_proxy.as_str() {
+            "off" => SynProxy::Off,
+            "on" => SynProxy::On,
+            "auto" if g.syn_proxy_half_open == 0 => {
+                return Err(p.err(
+                    "gw.syn_proxy_half_open",
+                    "0: use syn_proxy = \"on\" to proxy every SYN, or a threshold such as 1000",
+                ))
+            }
+            "auto" => SynProxy::Auto {
+                half_open: g.syn_proxy_half_open,
+            },
+            other => {
+                return Err(p.err(
+                    "gw.syn_proxy",
+                    format!("{other:?}: use \"off\" (the default), \"on\" or \"auto\""),
+                ))
+            }
+        },
+        syn_proxy_mss: g.syn_proxy_mss,
+        syn_proxy_wscale: g.syn_proxy_wscale,
+        cookie_secret: [random_seed(), random_seed()],
         max_conns_per_subscriber: g.max_conns_per_subscriber,
         new_conns_per_subscriber_per_s: match g.new_conns_per_subscriber_per_s {
             None => 0,

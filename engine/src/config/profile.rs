@@ -425,6 +425,22 @@ pub struct GwCfg {
     /// `exhaustion_reply`.
     #[serde(default)]
     pub new_conns_per_subscriber_per_s: Option<u32>,
+    /// SYN proxy (SYN cookies) for connections to representative addresses:
+    /// "off" (the default), "on" (every SYN to a VIP), or "auto" (while a
+    /// worker's half-open connections reach its share of
+    /// `syn_proxy_half_open`).
+    #[serde(default = "d_syn_proxy")]
+    pub syn_proxy: String,
+    /// With `syn_proxy = "auto"`: half-open TCP connections (all workers)
+    /// from which SYNs are proxied.
+    #[serde(default = "d_syn_proxy_half_open")]
+    pub syn_proxy_half_open: u32,
+    /// MSS the proxy advertises to subscribers.
+    #[serde(default = "d_syn_proxy_mss")]
+    pub syn_proxy_mss: u16,
+    /// Window Scale the proxy advertises to subscribers (best: the servers' own).
+    #[serde(default = "d_syn_proxy_wscale")]
+    pub syn_proxy_wscale: u8,
     /// TCP health checks of the group members (sent from the first pool
     /// address and the `probe_ports` range; a member's `ip6`, with `pool6`,
     /// is checked too, from the first pool6 address, as its IPv6 side).
@@ -536,6 +552,18 @@ fn d_flows() -> u32 {
 }
 fn d_policy() -> String {
     "round-robin".into()
+}
+fn d_syn_proxy() -> String {
+    "off".into()
+}
+fn d_syn_proxy_half_open() -> u32 {
+    1000
+}
+fn d_syn_proxy_mss() -> u16 {
+    1460
+}
+fn d_syn_proxy_wscale() -> u8 {
+    7
 }
 fn d_exhaustion_reply() -> String {
     "drop".into()

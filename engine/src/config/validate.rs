@@ -138,6 +138,13 @@ impl Profile {
                 if workers == 1 { "exact" } else { "approximate (README: connection limits per subscriber)" }
             ));
         }
+        if let pgw_pipelines::gw::SynProxy::Auto { half_open } = c.syn_proxy {
+            v.push(format!(
+                "{}: gw: SYN proxy from {half_open} half-open connections on ({} per worker: each worker proxies while its own reach its share)",
+                self.source,
+                (half_open as u64).div_ceil(workers)
+            ));
+        }
         let _ = g;
         v
     }
@@ -534,6 +541,13 @@ pairs = [["a", "b"]]
         Profile::parse(text, "bad.toml").unwrap_err().to_string()
     }
 
+    /// Assert that `text` is refused with an error that starts with
+    /// `start` (the file, the key, often the value and the fix).
+    fn assert_refused(text: &str, start: &str) {
+        let e = err_of(text);
+        assert!(e.starts_with(start), "{e}");
+    }
+
     #[test]
     fn errors_name_file_and_key() {
         let e = err_of(&GOOD.replace("[engine]", "[engine]\nburts = 3"));
@@ -594,30 +608,37 @@ pairs = [["a", "b"]]
         );
     }
 
+    /// The example GW profile.
+    const TAP_GW: &str = include_str!("../../../configs/tap-gw.toml");
+
+    /// [`TAP_GW`] with `extra` in its `[gw]`.
+    fn tap_gw_with(extra: &str) -> String {
+        TAP_GW.replace(
+            "answer_ping = true",
+            &format!("answer_ping = true\n{extra}"),
+        )
+    }
+
+    /// The GW config built from profile `text`.
+    fn gw_cfg(text: &str) -> pgw_pipelines::gw::GwConfig {
+        crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
+            .unwrap()
+            .cfg
+    }
+
     /// `gw.exhaustion_reply`: "drop" by default, "rst", nothing else.
     #[test]
     fn gw_exhaustion_reply() {
         use pgw_pipelines::gw::ExhaustionReply;
-        let gw = include_str!("../../../configs/tap-gw.toml");
-        let with = |v: &str| {
-            gw.replace(
-                "answer_ping = true",
-                &format!("answer_ping = true\nexhaustion_reply = {v}"),
-            )
-        };
-        let built = |text: &str| {
-            crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
-                .unwrap()
-                .cfg
-                .exhaustion_reply
-        };
+        let gw = TAP_GW;
+        let with = |v: &str| tap_gw_with(&format!("exhaustion_reply = {v}"));
+        let built = |text: &str| gw_cfg(text).exhaustion_reply;
         assert_eq!(built(gw), ExhaustionReply::Drop, "the default");
         assert_eq!(built(&with("\"drop\"")), ExhaustionReply::Drop);
         assert_eq!(built(&with("\"rst\"")), ExhaustionReply::Rst);
-        let e = err_of(&with("\"reset\""));
-        assert!(
-            e.starts_with("bad.toml: gw.exhaustion_reply: \"reset\": use \"drop\""),
-            "{e}"
+        assert_refused(
+            &with("\"reset\""),
+            "bad.toml: gw.exhaustion_reply: \"reset\": use \"drop\"",
         );
     }
 
@@ -625,17 +646,9 @@ pairs = [["a", "b"]]
     /// `gw.new_conns_per_subscriber_per_s` (absent: none; 1..=10^6).
     #[test]
     fn gw_subscriber_limits() {
-        let gw = include_str!("../../../configs/tap-gw.toml");
-        let with = |extra: &str| {
-            gw.replace(
-                "answer_ping = true",
-                &format!("answer_ping = true\n{extra}"),
-            )
-        };
+        let (gw, with) = (TAP_GW, tap_gw_with);
         let built = |text: &str| {
-            let c = crate::config::gw::build(&Profile::parse(text, "gw.toml").unwrap())
-                .unwrap()
-                .cfg;
+            let c = gw_cfg(text);
             (c.max_conns_per_subscriber, c.new_conns_per_subscriber_per_s)
         };
         assert_eq!(built(gw), (0, 0), "the default: no limit");
@@ -654,21 +667,59 @@ pairs = [["a", "b"]]
                 "new_conns_per_subscriber_per_s",
             );
         assert_eq!(built(&example), (200, 50));
-        let e = err_of(&with("new_conns_per_subscriber_per_s = 0"));
-        assert!(
-            e.starts_with("bad.toml: gw.new_conns_per_subscriber_per_s: 0: must be in 1..=1000000"),
-            "{e}"
+        assert_refused(
+            &with("new_conns_per_subscriber_per_s = 0"),
+            "bad.toml: gw.new_conns_per_subscriber_per_s: 0: must be in 1..=1000000",
         );
-        let e = err_of(&with("new_conns_per_subscriber_per_s = 2000000"));
-        assert!(
-            e.starts_with("bad.toml: gw.new_conns_per_subscriber_per_s: 2000000"),
-            "{e}"
+        assert_refused(
+            &with("new_conns_per_subscriber_per_s = 2000000"),
+            "bad.toml: gw.new_conns_per_subscriber_per_s: 2000000",
         );
         let e = err_of(&with("max_conns_per_subscriber = -1"));
         assert!(
             e.starts_with("bad.toml") && e.contains("max_conns_per_subscriber"),
             "{e}"
         );
+    }
+
+    /// `gw.syn_proxy`: "off" by default, "on", "auto" with
+    /// `syn_proxy_half_open`; the MSS and Window Scale it advertises.
+    #[test]
+    fn gw_syn_proxy() {
+        use pgw_pipelines::gw::SynProxy;
+        let (gw, with) = (TAP_GW, tap_gw_with);
+        let built = |text: &str| {
+            let c = gw_cfg(text);
+            (c.syn_proxy, c.syn_proxy_mss, c.syn_proxy_wscale)
+        };
+        assert_eq!(built(gw), (SynProxy::Off, 1460, 7), "the defaults");
+        assert_eq!(built(&with("syn_proxy = \"on\"")).0, SynProxy::On);
+        assert_eq!(
+            built(&with("syn_proxy = \"auto\"")).0,
+            SynProxy::Auto { half_open: 1000 }
+        );
+        assert_eq!(
+            built(&with(
+                "syn_proxy = \"auto\"\nsyn_proxy_half_open = 64\nsyn_proxy_mss = 1360\nsyn_proxy_wscale = 9"
+            )),
+            (SynProxy::Auto { half_open: 64 }, 1360, 9)
+        );
+        // the example's commented line, as an operator would uncomment it
+        assert_eq!(
+            built(&gw.replace("# syn_proxy", "syn_proxy")).0,
+            SynProxy::Auto { half_open: 1000 }
+        );
+        let e = err_of(&with("syn_proxy = \"yes\""));
+        assert!(
+            e.starts_with("bad.toml: gw.syn_proxy: \"yes\": use \"off\""),
+            "{e}"
+        );
+        let e = err_of(&with("syn_proxy = \"auto\"\nsyn_proxy_half_open = 0"));
+        assert!(e.starts_with("bad.toml: gw.syn_proxy_half_open: 0"), "{e}");
+        let e = err_of(&with("syn_proxy = \"on\"\nsyn_proxy_wscale = 15"));
+        assert!(e.contains("gw.syn_proxy_wscale: 15 is above 14"), "{e}");
+        let e = err_of(&with("syn_proxy = \"on\"\nsyn_proxy_mss = 40"));
+        assert!(e.contains("gw.syn_proxy_mss: 40 is below"), "{e}");
     }
 
     #[test]
@@ -883,14 +934,15 @@ pairs = [["a", "b"]]
                 &format!("control_resync_s = 1\nduplicate_cache = {n}\n"),
             )
         };
-        let e = err_of(&with_cache("0"));
-        assert!(e.starts_with("bad.toml: radius.duplicate_cache"), "{e}");
+        assert_refused(&with_cache("0"), "bad.toml: radius.duplicate_cache");
         let p = Profile::parse(&with_cache("128"), "ok.toml").unwrap();
         let (_, mgr, _, _, _) = radius::build(&p).unwrap().unwrap();
         assert_eq!(mgr.dup_cache().capacity(), 128);
         for key in ["session_timeout_s", "idle_timeout_s"] {
-            let e = err_of(&lb.replace("session_timeout_s = 86400\n", &format!("{key} = 0\n")));
-            assert!(e.starts_with(&format!("bad.toml: radius.{key}")), "{e}");
+            assert_refused(
+                &lb.replace("session_timeout_s = 86400\n", &format!("{key} = 0\n")),
+                &format!("bad.toml: radius.{key}"),
+            );
         }
     }
 

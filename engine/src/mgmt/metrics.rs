@@ -114,7 +114,7 @@ pub struct HttpCounters {
 }
 
 /// The stages' named values that are levels, not counts: (event, gauge, help).
-const LEVELS: [(&str, &str, &str); 3] = [
+const LEVELS: [(&str, &str, &str); 4] = [
     (
         "gw_open_flows",
         "gw_open_flows",
@@ -129,6 +129,11 @@ const LEVELS: [(&str, &str, &str); 3] = [
         "gw_entries_in_use",
         "gw_entries_in_use",
         "Flow entries a worker uses (open or on hold) of gw.max_flows_per_worker.",
+    ),
+    (
+        "gw_half_open",
+        "gw_half_open_flows",
+        "TCP connections a worker has in SynSent (no answer from the server yet): gw.syn_proxy = \"auto\" proxies while they reach the worker's share of gw.syn_proxy_half_open.",
     ),
 ];
 

@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pgw_pipelines::gw::acct::AcctRecord;
-use pgw_pipelines::gw::tables::Neighbours;
+use pgw_pipelines::gw::tables::{MemberSide, Neighbours};
 use pgw_pipelines::ndp;
 use pgw_pipelines::pipeline::Tables;
 use pgw_pipelines::wire::arp::ArpPacket;
@@ -812,15 +812,13 @@ impl State {
                         let mut services = b.services.clone();
                         for t in self.probers.iter().flat_map(|pr| pr.targets.iter()) {
                             if t.group != "gateway" && !t.up {
-                                let s = match t.addr {
-                                    Addr::V4(_) => {
-                                        services.with_member_state(&t.group, &t.name, false)
-                                    }
-                                    Addr::V6(_) => {
-                                        services.with_member_state6(&t.group, &t.name, false)
-                                    }
+                                let side = match t.addr {
+                                    Addr::V4(_) => MemberSide::V4,
+                                    Addr::V6(_) => MemberSide::V6,
                                 };
-                                if let Ok(s) = s {
+                                if let Ok(s) =
+                                    services.with_member_state(&t.group, &t.name, side, false)
+                                {
                                     services = s;
                                 }
                             }
@@ -877,32 +875,30 @@ impl State {
 
     /// Mark a server-group member up or down and publish the new services.
     fn set_server(&self, group: &str, member: &str, up: bool) -> String {
-        self.set_member(group, member, up, false)
+        self.set_member(group, member, MemberSide::V4, up)
     }
 
     /// Mark a member's IPv6 side up or down (NAT66 balancing only) and
     /// publish the new services.
     fn set_server6(&self, group: &str, member: &str, up: bool) -> String {
-        self.set_member(group, member, up, true)
+        self.set_member(group, member, MemberSide::V6, up)
     }
 
-    fn set_member(&self, group: &str, member: &str, up: bool, v6: bool) -> String {
+    fn set_member(&self, group: &str, member: &str, side: MemberSide, up: bool) -> String {
         let cur = self.link.tables.load();
         let Some(gt) = &cur.gw else {
             return "{\"error\":\"this instance has no GW tables\"}".into();
         };
-        let next = if v6 {
-            gt.services.with_member_state6(group, member, up)
-        } else {
-            gt.services.with_member_state(group, member, up)
-        };
-        match next {
+        match gt.services.with_member_state(group, member, side, up) {
             Ok(s) => {
                 self.link.tables.store(Arc::new(Tables {
                     gw: Some(gt.with_services(s)),
                     ..(**cur).clone()
                 }));
-                let family = if v6 { "ipv6" } else { "ipv4" };
+                let family = match side {
+                    MemberSide::V4 => "ipv4",
+                    MemberSide::V6 => "ipv6",
+                };
                 format!("{{\"ok\":true,\"group\":{group:?},\"member\":{member:?},\"family\":{family:?},\"up\":{up}}}")
             }
             Err(e) => format!("{{\"error\":{e:?}}}"),

@@ -495,8 +495,9 @@ impl Worker {
                         let _ = out.control.push(mb);
                     }
                 }
-                // Counted by the stage that decided it; freed in bulk below.
-                Verdict::Drop(_) => {
+                // Counted by the stage that decided it (a consumed frame's
+                // bytes were kept by the stage); freed in bulk below.
+                Verdict::Drop(_) | Verdict::Consumed => {
                     if let Err(mb) = out.drops.push(mb) {
                         drop(mb);
                     }

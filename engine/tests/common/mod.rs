@@ -382,6 +382,22 @@ impl Lab {
         (sub, srv)
     }
 
+    /// Run `test` in a lab (tag `prefix`) where a [`Lab::wap_gw`] with
+    /// `gw_keys` and the one session 10.50.0.2 runs as `gw` between
+    /// [`Lab::wap_sides`]: on the lab, the GW's control socket and the
+    /// subscriber's namespace; `gw` stopped (cleanly) after it. Nothing
+    /// where the lab cannot run (no netns, no `python3` or `curl`).
+    pub fn with_wap_gw(prefix: &str, gw_keys: &str, test: impl FnOnce(&mut Lab, &Path, &str)) {
+        let Some(mut lab) = Lab::netns(prefix, &["python3", "curl"]) else {
+            return;
+        };
+        let profile = lab.wap_gw(gw_keys, &[("10.50.0.2", 9015550101)]);
+        let sock = lab.run_pgw("gw", &profile);
+        let (sub, _) = lab.wap_sides(&sock);
+        test(&mut lab, &sock, &sub);
+        lab.stop_pgw("gw");
+    }
+
     /// Stop the `pgw` labelled `label` with SIGINT; assert it exits with 0
     /// within 10 s.
     pub fn stop_pgw(&mut self, label: &str) {
@@ -627,6 +643,19 @@ pub fn curl(ns: &str, url: &str) -> String {
     sh(&format!(
         "ip netns exec {ns} curl -g -sS --fail --max-time 5 '{url}'"
     ))
+}
+
+/// Run `curl` (a command line, e.g. `ip netns exec NS curl ...`) and assert
+/// that a RST refused its connection at once: exit 7
+/// (CURLE_COULDNT_CONNECT: ECONNREFUSED) within 3 s, where a dropped SYN
+/// would be retransmitted until curl's timeout.
+pub fn assert_refused_at_once(curl: &str) {
+    let t = Instant::now();
+    let out = sh_output(curl);
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "curl: {err}");
+    assert!(took < Duration::from_secs(3), "curl took {took:?}: {err}");
 }
 
 /// Download `url` with `curl` in `ns` to `dest` (`max_s` seconds at most;

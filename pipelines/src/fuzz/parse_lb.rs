@@ -152,6 +152,7 @@ pub fn parse_lb(data: &[u8]) {
             }
         }
         LbVerdict::Done(Verdict::Handoff { .. }) => panic!("the LB never hands off"),
+        LbVerdict::Done(Verdict::Consumed) => panic!("the LB keeps no frame"),
     }
 }
 

@@ -142,6 +142,32 @@ pub struct GwConfig {
     /// (at least one connection of burst). A start over it is refused as
     /// `subscriber_rate_limit`, with `exhaustion_reply`.
     pub new_conns_per_subscriber_per_s: u32,
+    /// The SYN proxy of connections to representative addresses (see
+    /// [`super::synproxy`]).
+    pub syn_proxy: SynProxy,
+    /// MSS the SYN proxy advertises to subscribers in its SYN-ACK.
+    pub syn_proxy_mss: u16,
+    /// Window Scale the SYN proxy advertises to subscribers that sent one;
+    /// the servers' own scale is converted to it.
+    pub syn_proxy_wscale: u8,
+    /// Key of the SYN cookies' hash (draw it at random at start; every
+    /// worker shares it).
+    pub cookie_secret: [u64; 2],
+}
+
+/// [`GwConfig::syn_proxy`]: when the GW answers a subscriber's SYN to a
+/// representative address itself, with a SYN cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynProxy {
+    /// Never: every SYN opens a connection toward a server.
+    #[default]
+    Off,
+    /// Always.
+    On,
+    /// While the worker's half-open connections (a SYN seen, no ACK from
+    /// the subscriber yet, whether or not the server answered) are at least
+    /// its share (`ceil(half_open / workers)`) of this number.
+    Auto { half_open: u32 },
 }
 
 /// [`GwConfig::exhaustion_reply`].
@@ -247,6 +273,10 @@ impl Default for GwConfig {
             exhaustion_reply: ExhaustionReply::Drop,
             max_conns_per_subscriber: 0,
             new_conns_per_subscriber_per_s: 0,
+            syn_proxy: SynProxy::Off,
+            syn_proxy_mss: 1460,
+            syn_proxy_wscale: 7,
+            cookie_secret: [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344],
         }
     }
 }
@@ -329,6 +359,25 @@ impl GwConfig {
                     Self::MIN_MSS_CLAMP
                 ));
             }
+        }
+        if self.syn_proxy_mss < Self::MIN_MSS_CLAMP {
+            return Err(format!(
+                "gw.syn_proxy_mss: {} is below {}; use the access link's MTU minus 40, e.g. 1460",
+                self.syn_proxy_mss,
+                Self::MIN_MSS_CLAMP
+            ));
+        }
+        if self.syn_proxy_wscale > 14 {
+            return Err(format!(
+                "gw.syn_proxy_wscale: {} is above 14 (RFC 7323 §2.3); use the servers' own, e.g. 7",
+                self.syn_proxy_wscale
+            ));
+        }
+        if self.syn_proxy == (SynProxy::Auto { half_open: 0 }) {
+            return Err(
+                "gw.syn_proxy_half_open: 0; use \"on\" to proxy every SYN, or a threshold such as 1000"
+                    .into(),
+            );
         }
         if self.window_cap_down == Some(0) {
             return Err(

@@ -1,6 +1,6 @@
 //! The down path: server → subscriber (S101–S117).
 
-use super::entry::{flag, NONE};
+use super::entry::{flag, xflag, NONE};
 use super::keys::KeyLoc;
 use super::meta::{Kind, Meta};
 use super::rewrite::{nat4, nat6, ports, set_macs};
@@ -71,6 +71,7 @@ impl<A: TableAlloc> GwWorker<A> {
     /// expiry, is `no_key`.
     pub(super) fn down_resolve(
         &mut self,
+        pkt: &mut Pkt<'_>,
         i: usize,
         now: u64,
         acct: &mut impl AcctSink,
@@ -86,6 +87,13 @@ impl<A: TableAlloc> GwWorker<A> {
         }
         if m.ttl <= 1 {
             return Err(Verdict::Drop(DropReason::TtlExceeded));
+        }
+        if h.xflags & xflag::PROXY != 0
+            && h.state == FlowState::SynSent
+            && m.proto == PROTO_TCP
+            && m.tcp_flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN | flags::ACK
+        {
+            return self.proxy_synack(pkt, i, now);
         }
         Ok(())
     }
@@ -154,6 +162,9 @@ impl<A: TableAlloc> GwWorker<A> {
             (m.l4 as usize..m.end as usize, m.ip_len())
         };
         if m.proto == PROTO_TCP {
+            if self.hot[e as usize].xflags & xflag::PROXY != 0 {
+                self.proxy_down(&mut pkt.data_mut()[l4.clone()], e);
+            }
             self.tcp_down(pkt, l4, m.tcp_flags, e);
         }
         self.counters.down_pkts += 1;
@@ -181,6 +192,9 @@ impl<A: TableAlloc> GwWorker<A> {
     fn tcp_down(&mut self, pkt: &mut Pkt<'_>, l4: Range<usize>, tcp_flags: u8, e: u32) {
         let cap = self.cfg.window_cap_down;
         let syn_ack = tcp_flags & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
+        if syn_ack {
+            self.hot[e as usize].xflags |= xflag::SRV_ANSWERED;
+        }
         if !syn_ack && cap.is_none() {
             return;
         }

@@ -46,6 +46,23 @@ pub mod flag {
     }
 }
 
+/// Bits of [`Hot::xflags`].
+pub mod xflag {
+    /// Opened by the SYN proxy: its sequence numbers are translated
+    /// ([`super::super::synproxy`], side table `px`).
+    pub const PROXY: u8 = 1;
+    /// Proxied, and its window fields are rescaled (the server's Window
+    /// Scale is not the one the subscriber was told).
+    pub const RESCALE: u8 = 2;
+    /// TCP: the subscriber sent an ACK after the server's SYN-ACK (its side
+    /// of the handshake is done); until then the connection counts as
+    /// half-open.
+    pub const SUB_ACKED: u8 = 4;
+    /// TCP: the server's SYN-ACK was seen (an ACK before it proves nothing:
+    /// a blind flood sends SYN then ACK).
+    pub const SRV_ANSWERED: u8 = 8;
+}
+
 /// The hot line of a connection.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
@@ -83,7 +100,11 @@ pub struct Hot {
     pub up_pkts: u32,
     pub down_pkts: u32,
     pub down_pkts_hi: u8,
-    pub(crate) _pad: [u8; 3],
+    /// [`xflag`] bits.
+    pub xflags: u8,
+    /// The moves epoch ([`super::moves`]) this connection last looked at,
+    /// mod 2^16.
+    pub move_epoch: u16,
     pub up_bytes: u64,
     pub down_bytes: u64,
 }
@@ -111,7 +132,8 @@ impl Hot {
         up_pkts: 0,
         down_pkts: 0,
         down_pkts_hi: 0,
-        _pad: [0; 3],
+        xflags: 0,
+        move_epoch: 0,
         up_bytes: 0,
         down_bytes: 0,
     };

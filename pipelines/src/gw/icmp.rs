@@ -16,7 +16,7 @@
 //! - Echo requests to a VIP (IPv4, IPv6) are answered by the gateway itself
 //!   when `answer_ping` is on ([`super::rewrite::echo_reply4`]).
 
-use super::entry::{flag, NONE};
+use super::entry::{flag, Hot, NONE};
 use super::hash::{flow_hash, flow_hash6};
 use super::keys::KeyLoc;
 use super::meta::Meta;
@@ -108,17 +108,11 @@ impl<A: TableAlloc> GwWorker<A> {
             proto: qproto,
             src: qsrc,
             dst: qdst,
-        } = match quote4(pkt.frame(), l4, end) {
+            sport: qsport,
+            dport: qdport,
+        } = match quote4(pkt.frame(), l4, end, icmp::v4::ECHO_REQUEST) {
             Ok(q) => q,
             Err(v) => return v,
-        };
-        let f = pkt.frame();
-        let rd = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
-        let (qsport, qdport) = match qproto {
-            PROTO_TCP | PROTO_UDP => (rd(ql4), rd(ql4 + 2)),
-            PROTO_ICMP if f[ql4] == icmp::v4::ECHO_REQUEST => (rd(ql4 + 4), 0),
-            PROTO_ICMP => return Verdict::Drop(DropReason::XlatIcmpInner),
-            _ => return Verdict::Drop(DropReason::UnsupportedProto),
         };
         let k = match self.ks.locate(qsrc, qsport) {
             KeyLoc::Reserved => return Verdict::Control, // about a health probe
@@ -141,16 +135,10 @@ impl<A: TableAlloc> GwWorker<A> {
             }
             e = h.key_next;
         }
-        if e == NONE {
-            return Verdict::Drop(DropReason::NoKey);
-        }
-        let h = self.hot[e as usize];
-        if h.state.is_open() && self.idle_expired(&h, now) {
-            return Verdict::Drop(DropReason::NoKey);
-        }
-        if p.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExceeded);
-        }
+        let h = match self.quoted_conn(e, p, now, DropReason::NoKey) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
         if !h.has(flag::V6) {
             let src = p.src_v4();
             let outer_src = if src == h.srv_ip { h.dst_ip } else { src };
@@ -209,23 +197,23 @@ impl<A: TableAlloc> GwWorker<A> {
     /// live connection; a malformed quote is `xlat_icmp_inner`.
     fn up_icmp_error4(&mut self, t: &GwTables, pkt: &mut Pkt<'_>, p: &Parsed, now: u64) -> Verdict {
         let (l4, end) = (p.l4_off as usize, p.ip_end());
+        let q = match quote4(pkt.frame(), l4, end, icmp::v4::ECHO_REPLY) {
+            Ok(q) => q,
+            Err(v) => return v,
+        };
         let Quote {
             ql4,
             proto,
             src: qsrc,
             dst: qdst,
-        } = match quote4(pkt.frame(), l4, end) {
-            Ok(q) => q,
-            Err(v) => return v,
-        };
-        let f = pkt.frame();
-        let rd = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
-        // The up tuple: subscriber = quoted destination.
-        let (sport, dport) = match proto {
-            PROTO_TCP | PROTO_UDP => (rd(ql4 + 2), rd(ql4)),
-            PROTO_ICMP if f[ql4] == icmp::v4::ECHO_REPLY => (rd(ql4 + 4), 0),
-            PROTO_ICMP => return Verdict::Drop(DropReason::XlatIcmpInner),
-            _ => return Verdict::Drop(DropReason::UnsupportedProto),
+            ..
+        } = q;
+        // The up tuple: subscriber = quoted destination (an echo reply's
+        // identifier is the subscriber's).
+        let (sport, dport) = if proto == PROTO_ICMP {
+            (q.sport, 0)
+        } else {
+            (q.dport, q.sport)
         };
         let h = flow_hash(
             self.cfg.hash_seed,
@@ -235,24 +223,22 @@ impl<A: TableAlloc> GwWorker<A> {
             dport,
             proto,
         );
-        let Some(e) = self.up.find(h, |e| {
-            let x = &self.hot[e as usize];
-            x.flags & (flag::V6 | flag::NAT66) == 0
-                && x.sub_ip == qdst
-                && x.dst_ip == qsrc
-                && x.sub_port == sport
-                && x.dst_port == dport
-                && x.proto == proto
-        }) else {
-            return Verdict::Drop(DropReason::NoFlow);
+        let e = self
+            .up
+            .find(h, |e| {
+                let x = &self.hot[e as usize];
+                x.flags & (flag::V6 | flag::NAT66) == 0
+                    && x.sub_ip == qdst
+                    && x.dst_ip == qsrc
+                    && x.sub_port == sport
+                    && x.dst_port == dport
+                    && x.proto == proto
+            })
+            .unwrap_or(NONE);
+        let x = match self.quoted_conn(e, p, now, DropReason::NoFlow) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
-        let x = self.hot[e as usize];
-        if x.state.is_open() && self.idle_expired(&x, now) {
-            return Verdict::Drop(DropReason::NoFlow);
-        }
-        if p.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExceeded);
-        }
         let Some(srv_mac) = self.next_hop(t, e) else {
             return Verdict::Drop(DropReason::NoNeighbor);
         };
@@ -279,6 +265,24 @@ impl<A: TableAlloc> GwWorker<A> {
         Verdict::Tx {
             port: self.cfg.server_port,
         }
+    }
+
+    /// The connection `e` (`NONE`: none) an ICMPv4 error `p` quotes, to
+    /// pass the error on to: `gone` where there is none or it idled out,
+    /// `ttl_exceeded` where the error may go no further itself.
+    #[inline]
+    fn quoted_conn(&self, e: u32, p: &Parsed, now: u64, gone: DropReason) -> Result<Hot, Verdict> {
+        if e == NONE {
+            return Err(Verdict::Drop(gone));
+        }
+        let h = self.hot[e as usize];
+        if h.state.is_open() && self.idle_expired(&h, now) {
+            return Err(Verdict::Drop(gone));
+        }
+        if p.ttl <= 1 {
+            return Err(Verdict::Drop(DropReason::TtlExceeded));
+        }
+        Ok(h)
     }
 
     /// An ICMP echo request from the access side to a VIP (`answer_ping`
@@ -394,12 +398,19 @@ struct Quote {
     proto: u8,
     src: [u8; 4],
     dst: [u8; 4],
+    /// Its source port (TCP, UDP) or identifier (an ICMP echo).
+    sport: u16,
+    /// Its destination port (TCP, UDP); 0 for an ICMP echo.
+    dport: u16,
 }
 
 /// The IPv4 packet quoted by the ICMPv4 error at `l4` (IP end `end`), with
-/// 8 bytes of its L4 header at least; else `xlat_icmp_inner` (a fragment
-/// too: the gateway sends none, so none is about a connection).
-fn quote4(f: &[u8], l4: usize, end: usize) -> Result<Quote, Verdict> {
+/// 8 bytes of its L4 header at least: TCP, UDP or an ICMP echo of type
+/// `echo` (the one a connection's packet in that direction is). Else
+/// `xlat_icmp_inner` (a fragment too: the gateway sends none, so none is
+/// about a connection; another ICMP message) or `unsupported_proto`.
+#[inline]
+fn quote4(f: &[u8], l4: usize, end: usize, echo: u8) -> Result<Quote, Verdict> {
     const INNER: Verdict = Verdict::Drop(DropReason::XlatIcmpInner);
     let q = l4 + 8;
     if end < q + wire::ipv4::HEADER_LEN + 8 || f[q] >> 4 != 4 {
@@ -414,9 +425,19 @@ fn quote4(f: &[u8], l4: usize, end: usize) -> Result<Quote, Verdict> {
     if ihl < wire::ipv4::HEADER_LEN || end < ql4 + 8 {
         return Err(INNER);
     }
+    let proto = f[q + 9];
+    let rd = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
+    let (sport, dport) = match proto {
+        PROTO_TCP | PROTO_UDP => (rd(ql4), rd(ql4 + 2)),
+        PROTO_ICMP if f[ql4] == echo => (rd(ql4 + 4), 0),
+        PROTO_ICMP => return Err(INNER),
+        _ => return Err(Verdict::Drop(DropReason::UnsupportedProto)),
+    };
     Ok(Quote {
         ql4,
-        proto: f[q + 9],
+        proto,
+        sport,
+        dport,
         src: [f[q + 12], f[q + 13], f[q + 14], f[q + 15]],
         dst: [f[q + 16], f[q + 17], f[q + 18], f[q + 19]],
     })

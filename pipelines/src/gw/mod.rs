@@ -20,7 +20,9 @@
 //!    (S43, [`balance`]), key ([`keys`]: the subscriber's own port when
 //!    free, else a rotation; unique per destination), entry and timer.
 //!    A SYN on the tuple of a connection on hold revives it (same key,
-//!    same server: RFC 7857 §2).
+//!    same server: RFC 7857 §2). With the SYN proxy ([`synproxy`]) a SYN
+//!    to a VIP gets a cookie SYN-ACK instead, and the ACK carrying a
+//!    valid cookie starts the connection.
 //! 4. **rewrite** ([`rewrite`]): addresses, ports, TTL, MACs and checksums
 //!    by one incremental delta per header; NAT64 through [`crate::xlat`];
 //!    MSS clamp, window cap; TCP state ([`tcp_state`]), counters, last-seen.
@@ -107,8 +109,10 @@
 //! per key 4 bytes (chain heads: pool addresses × the worker's ports);
 //! Host/SNI attributes 51 bytes per slot (`attr_slots`, an eighth of the
 //! capacity by default); with a subscriber limit, 32 bytes per slot of
-//! [`limit`] (`next_pow2(max_flows_per_worker)` slots); the next-hop cache
-//! and LB table are small.
+//! [`limit`] (`next_pow2(max_flows_per_worker)` slots); per instance, 512
+//! KiB of subscriber entry points ([`moves`]); with the SYN proxy,
+//! 16 bytes per entry ([`synproxy::Px`]) and 1.5 MiB of early-segment
+//! pool; the next-hop cache and LB table are small.
 //!
 //! ## Cost
 //! Measured by the engine's runtime accounting per stage (`pgw stats
@@ -126,11 +130,13 @@ mod icmp;
 pub mod keys;
 pub mod limit;
 pub mod meta;
+pub mod moves;
 pub mod nh;
 mod open;
 pub mod rewrite;
 pub mod rss;
 pub mod rst;
+pub mod synproxy;
 pub mod table;
 pub mod tables;
 pub mod tcp_state;
@@ -141,7 +147,7 @@ pub mod wheel;
 mod tests;
 
 pub use acct::{AcctRecord, AcctSink, Attr, AttrKind, CloseReason, ATTR_MAX};
-pub use config::{ExhaustionReply, GwConfig, GwTimeouts, Nat64Cfg, RssSteer};
+pub use config::{ExhaustionReply, GwConfig, GwTimeouts, Nat64Cfg, RssSteer, SynProxy};
 pub use keys::{key_owner, KeyLoc, KeySpace};
 pub use rss::{toeplitz, ToeplitzTable};
 pub use tables::{
@@ -208,6 +214,9 @@ pub struct GwCounters {
     pub keys_recycled: u64,
     /// Up packets that came from a different LB MAC than the previous one.
     pub lb_moves: u64,
+    /// Connections re-pointed at their subscriber's new entry point by a
+    /// packet of another of its connections ([`moves`]).
+    pub lb_repointed: u64,
     /// Balanced connections whose server count could not be tracked
     /// (balancer count table full).
     pub load_untracked: u64,
@@ -241,6 +250,17 @@ pub struct GwCounters {
     /// Connections let through untracked by the subscriber limits (both
     /// buckets of the subscriber table full; see [`limit`]).
     pub sub_untracked: u64,
+    /// SYNs answered by the SYN proxy with a cookie ([`synproxy`]).
+    pub syncookies_sent: u64,
+    /// ACKs with a valid cookie: connections the SYN proxy opened toward a
+    /// server (the invalid ones are the `syncookie_invalid` drops).
+    pub syncookies_valid: u64,
+    /// Early segments of proxied connections kept and sent to the server
+    /// with its handshake.
+    pub synproxy_stashed: u64,
+    /// SYNs sent to a silent server again (from the subscriber's
+    /// retransmission carrying the cookie).
+    pub synproxy_resyn: u64,
 }
 
 /// A view of one connection (tests, `pgw` diagnostics).
@@ -299,6 +319,17 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     rss: Option<Steer>,
     /// Per-subscriber connection limits (this worker's share).
     limits: SubLimits<A>,
+    /// SYN proxy: per-entry state (empty with the proxy off), the early
+    /// segments kept and their free stack, the cookie key.
+    px: A::Mem<synproxy::Px>,
+    stash: A::Mem<[u8; synproxy::STASH_BYTES]>,
+    stash_free: A::Mem<u16>,
+    stash_top: u32,
+    cookie_key: synproxy::CookieKey,
+    /// Half-open TCP connections (no ACK from the subscriber yet), and the
+    /// worker's share of `SynProxy::Auto`'s threshold.
+    half_open: u32,
+    half_open_share: u32,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864; workers start 0x9e37 apart).
     xlat_ident: u16,
@@ -370,6 +401,14 @@ impl<A: TableAlloc> GwWorker<A> {
         for (i, f) in attr_free.iter_mut().enumerate() {
             *f = (attr_slots - 1 - i) as u32;
         }
+        let (px_n, stash_n) = match cfg.syn_proxy {
+            SynProxy::Off => (0, 0),
+            _ => (cap, synproxy::STASH_SLOTS.min(cap)),
+        };
+        let mut stash_free = alloc.alloc("gw SYN proxy early-segment free list", stash_n, 0u16)?;
+        for (i, f) in stash_free.iter_mut().enumerate() {
+            *f = i as u16;
+        }
         let stride = if cfg.rss.is_some() {
             rss::key_stride(ks.per_worker)
         } else {
@@ -404,6 +443,20 @@ impl<A: TableAlloc> GwWorker<A> {
                 cfg.workers,
                 cfg.hash_seed,
             )?,
+            px: alloc.alloc("gw SYN proxy state", px_n, synproxy::Px::EMPTY)?,
+            stash: alloc.alloc(
+                "gw SYN proxy early segments",
+                stash_n,
+                [0u8; synproxy::STASH_BYTES],
+            )?,
+            stash_free,
+            stash_top: stash_n as u32,
+            cookie_key: synproxy::CookieKey::new(cfg.cookie_secret),
+            half_open: 0,
+            half_open_share: match cfg.syn_proxy {
+                SynProxy::Auto { half_open } => half_open.div_ceil(cfg.workers as u32),
+                _ => 0,
+            },
             xlat_ident: id.wrapping_mul(0x9e37),
             meta: [Meta::default(); MAX_BURST],
             closing: [(NONE, CloseReason::Fin); MAX_BURST],
@@ -468,6 +521,8 @@ impl<A: TableAlloc> GwWorker<A> {
             + self.key_head.len() * 4
             + self.attrs.len() * (size_of::<Attr>() + 4)
             + self.limits.bytes()
+            + self.px.len() * size_of::<synproxy::Px>()
+            + self.stash.len() * (synproxy::STASH_BYTES + 2)
     }
 
     /// Open connections of subscriber `sub` this worker counts against
@@ -647,7 +702,7 @@ impl<A: TableAlloc> GwWorker<A> {
                 Verdict::Drop(r) => c.drop(r),
                 Verdict::Handoff { .. } => self.counters.handoffs += 1,
                 Verdict::Control => self.counters.control += 1,
-                Verdict::Tx { .. } => {}
+                Verdict::Tx { .. } | Verdict::Consumed => {}
             }
         }
     }
@@ -716,7 +771,7 @@ impl<A: TableAlloc> GwWorker<A> {
             let r = if self.meta[i].kind.is_up() {
                 self.up_resolve(t, &mut pkts[i], i, now, acct, c)
             } else {
-                self.down_resolve(i, now, acct)
+                self.down_resolve(&mut pkts[i], i, now, acct)
             };
             if let Err(v) = r {
                 out[i] = v;
@@ -739,6 +794,9 @@ impl<A: TableAlloc> GwWorker<A> {
             out[i] = if self.meta[i].kind.is_up() {
                 self.forward_up(t, &mut pkts[i], i, now)
             } else {
+                // (a move of its subscriber seen on another connection
+                // re-points it first)
+                self.follow_moves(t, self.meta[i].e);
                 self.forward_down(&mut pkts[i], i, now)
             };
         }

@@ -3,7 +3,7 @@
 
 use super::balance::NO_SLOT as NO_LOAD;
 use super::config::ExhaustionReply;
-use super::entry::{flag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
+use super::entry::{flag, xflag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
 use super::hash::fmix64;
 use super::limit::{SubKey, SubTicket, UNTRACKED};
 use super::meta::{Kind, Meta};
@@ -166,6 +166,8 @@ impl<A: TableAlloc> GwWorker<A> {
             if self.can_revive(t, held, group) {
                 self.revive(held, pkt, session, service, now);
                 self.count_sub(held, ticket);
+                let mac: [u8; 6] = pkt.frame()[6..12].try_into().unwrap_or([0; 6]);
+                self.note_entry_point(t, held, mac);
                 return Ok(held);
             }
             // The tuple gets a new binding; the old one stays on hold for
@@ -276,6 +278,12 @@ impl<A: TableAlloc> GwWorker<A> {
                 FlowState::Dgram
             },
             flags,
+            // (only a TCP connection starts half-open)
+            xflags: if m.proto == PROTO_TCP {
+                0
+            } else {
+                xflag::SUB_ACKED
+            },
             lb: self.lbs.index(src_mac).unwrap_or(0),
             nh,
             last_ms: now as u32,
@@ -283,6 +291,7 @@ impl<A: TableAlloc> GwWorker<A> {
             ..Hot::EMPTY
         };
         self.key_head[k as usize] = e;
+        self.note_entry_point(t, e, src_mac);
         let c = &mut self.cold[e as usize];
         *c = Cold {
             device_id: session.map_or(0, |s| s.device_id),
@@ -292,6 +301,9 @@ impl<A: TableAlloc> GwWorker<A> {
             service: service.map_or(NO_SERVICE, |s| s.0),
             ..Cold::EMPTY
         };
+        if m.proto == PROTO_TCP {
+            self.half_open += 1;
+        }
         let to = idle_timeout_ms(self.hot[e as usize].state, m.proto, &self.cfg.timeouts);
         self.wheel
             .insert(&mut self.cold, e, now.saturating_add(to).saturating_add(1));
@@ -340,6 +352,7 @@ impl<A: TableAlloc> GwWorker<A> {
         let h = &mut self.hot[e as usize];
         h.state = FlowState::SynSent;
         h.flags &= flag::V6 | flag::NAT66 | flag::UP_LINKED;
+        h.xflags = 0;
         h.zero_counts();
         h.last_ms = now as u32;
         if let Some(lb) = lb {
@@ -354,6 +367,7 @@ impl<A: TableAlloc> GwWorker<A> {
             c.load_slot = self.bal.open(srv_ip);
         }
         self.held -= 1;
+        self.half_open += 1;
         let to = self.cfg.timeouts.syn_ms;
         self.wheel
             .reschedule(&mut self.cold, e, now.saturating_add(to).saturating_add(1));
@@ -490,6 +504,11 @@ impl<A: TableAlloc> GwWorker<A> {
         if c.attr != NONE {
             self.attr_give(c.attr);
         }
+        if h.proto == PROTO_TCP {
+            // (closed before the subscriber's ACK: no longer half-open)
+            self.sub_acked(e);
+        }
+        self.proxy_close(e);
         self.bal.close(c.load_slot);
         if c.sub_counted != 0 {
             self.limits.release(if h.has(flag::V6) {

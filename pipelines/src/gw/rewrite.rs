@@ -24,6 +24,21 @@ pub fn set_macs(f: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
     f[6..12].copy_from_slice(&src);
 }
 
+/// The IPv4 header at `l3` forwarded with new addresses: TTL − 1, source
+/// and destination `addrs`, the header checksum by `ip` (the addresses'
+/// delta, from the old ones to `addrs`) and the TTL's.
+#[inline(always)]
+fn forward4(f: &mut [u8], l3: usize, mut ip: Delta, addrs: ([u8; 4], [u8; 4])) {
+    let ttl_word = rd16(f, l3 + 8);
+    let new_ttl_word = ttl_word.wrapping_sub(0x100);
+    ip.word(ttl_word, new_ttl_word);
+    wr16(f, l3 + 8, new_ttl_word);
+    f[l3 + 12..l3 + 16].copy_from_slice(&addrs.0);
+    f[l3 + 16..l3 + 20].copy_from_slice(&addrs.1);
+    let c = rd16(f, l3 + 10);
+    wr16(f, l3 + 10, ip.apply(c));
+}
+
 /// Rewrite an IPv4 TCP/UDP/ICMP-echo packet: MACs, TTL − 1, source and
 /// destination address and port (ICMP echo: the identifier becomes
 /// `ident`), IPv4 and L4 checksums by one delta each. The caller checked
@@ -44,15 +59,7 @@ pub fn nat4(
     addrs.addr4(m.src, src.0);
     addrs.addr4(m.dst, dst.0);
     // IPv4: TTL (with the protocol in its word) and the addresses.
-    let mut ip = addrs;
-    let ttl_word = rd16(f, l3 + 8);
-    let new_ttl_word = ttl_word.wrapping_sub(0x100);
-    ip.word(ttl_word, new_ttl_word);
-    wr16(f, l3 + 8, new_ttl_word);
-    f[l3 + 12..l3 + 16].copy_from_slice(&src.0);
-    f[l3 + 16..l3 + 20].copy_from_slice(&dst.0);
-    let c = rd16(f, l3 + 10);
-    wr16(f, l3 + 10, ip.apply(c));
+    forward4(f, l3, addrs, (src.0, dst.0));
     // L4: the pseudo-header's addresses and the ports (TCP, UDP), or the
     // echo identifier (ICMP: no pseudo-header).
     match m.proto {
@@ -193,14 +200,7 @@ pub fn icmp_error4(
     let mut ip = Delta::default();
     ip.addr4(addr(f, l3 + 12), outer.0);
     ip.addr4(addr(f, l3 + 16), outer.1);
-    let ttl_word = rd16(f, l3 + 8);
-    let new_ttl_word = ttl_word.wrapping_sub(0x100);
-    ip.word(ttl_word, new_ttl_word);
-    wr16(f, l3 + 8, new_ttl_word);
-    f[l3 + 12..l3 + 16].copy_from_slice(&outer.0);
-    f[l3 + 16..l3 + 20].copy_from_slice(&outer.1);
-    let c = rd16(f, l3 + 10);
-    wr16(f, l3 + 10, ip.apply(c));
+    forward4(f, l3, ip, outer);
 }
 
 /// TTL / hop limit of the echo replies the gateway sends itself.
@@ -212,13 +212,7 @@ pub const ECHO_TTL: u8 = 64;
 /// [`ECHO_TTL`], type 0; identifier, sequence and data kept.
 #[inline]
 pub fn echo_reply4(f: &mut [u8], l3: usize, l4: usize, our_mac: [u8; 6]) {
-    let mut peer = [0u8; 6];
-    peer.copy_from_slice(&f[6..12]);
-    set_macs(f, peer, our_mac);
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&f[l3 + 12..l3 + 20]);
-    f[l3 + 12..l3 + 16].copy_from_slice(&a[4..]);
-    f[l3 + 16..l3 + 20].copy_from_slice(&a[..4]);
+    turn_around::<4>(f, l3 + 12, our_mac);
     let old = rd16(f, l3 + 8);
     let new = ((ECHO_TTL as u16) << 8) | (old & 0xff);
     let mut d = Delta::default();
@@ -234,13 +228,19 @@ pub fn echo_reply4(f: &mut [u8], l3: usize, l4: usize, our_mac: [u8; 6]) {
 /// 129.
 #[inline]
 pub fn echo_reply6(f: &mut [u8], l3: usize, l4: usize, our_mac: [u8; 6]) {
+    turn_around::<16>(f, l3 + 8, our_mac);
+    f[l3 + 7] = ECHO_TTL;
+    IcmpPacket::new_unchecked(&mut f[l4..]).echo_request_to_reply(true);
+}
+
+/// Send the frame `f` back where it came from: to the sender's MAC from
+/// `our_mac`, the IP source and destination address (`N` bytes each, the
+/// source at `at`, the destination right after it) swapped.
+#[inline(always)]
+fn turn_around<const N: usize>(f: &mut [u8], at: usize, our_mac: [u8; 6]) {
     let mut peer = [0u8; 6];
     peer.copy_from_slice(&f[6..12]);
     set_macs(f, peer, our_mac);
-    let mut a = [0u8; 32];
-    a.copy_from_slice(&f[l3 + 8..l3 + 40]);
-    f[l3 + 8..l3 + 24].copy_from_slice(&a[16..]);
-    f[l3 + 24..l3 + 40].copy_from_slice(&a[..16]);
-    f[l3 + 7] = ECHO_TTL;
-    IcmpPacket::new_unchecked(&mut f[l4..]).echo_request_to_reply(true);
+    let (src, dst) = f[at..at + 2 * N].split_at_mut(N);
+    src.swap_with_slice(dst);
 }

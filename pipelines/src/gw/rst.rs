@@ -25,10 +25,21 @@ fn back_to_sender(eth: &mut [u8], our_mac: [u8; 6]) {
     eth.set_src_addr(our_mac);
 }
 
-/// Write the option-less IPv4 header of a reply in `ip`: TOS 0, id 0, DF if
-/// `df`, TTL 64, checksum computed.
-fn reply_ipv4(ip: &mut [u8], total: usize, df: bool, proto: u8, src: [u8; 4], dst: [u8; 4]) {
-    let mut ip = Ipv4Packet::new_unchecked(ip);
+/// The headers of an IPv4 reply in the frame of `pkt` (its L2 header `l2`
+/// bytes): Ethernet back to its sender from `our_mac`; an option-less IPv4
+/// header of total length `total`: TOS 0, id 0, DF if `df`, TTL 64,
+/// checksum computed.
+fn reply_ipv4(
+    pkt: &mut Pkt<'_>,
+    l2: usize,
+    total: usize,
+    df: bool,
+    proto: u8,
+    (src, dst): ([u8; 4], [u8; 4]),
+    our_mac: [u8; 6],
+) {
+    back_to_sender(&mut pkt.data_mut()[..l2], our_mac);
+    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l2..l2 + ipv4::HEADER_LEN]);
     ip.set_version_and_header_len(ipv4::HEADER_LEN);
     ip.set_dscp_ecn(0, 0);
     ip.set_total_len(total as u16);
@@ -49,18 +60,81 @@ fn ack_of_syn(pkt: &Pkt<'_>, p: &Parsed) -> u32 {
     seq.wrapping_add(seg_len)
 }
 
-/// Write the option-less TCP header of the RST refusing the SYN `p`: ports
-/// swapped, seq 0, `ack`, flags RST|ACK, window 0 (the checksum is the
-/// caller's).
-fn rst_of_syn(t: &mut TcpPacket<&mut [u8]>, p: &Parsed, ack: u32) {
-    t.set_src_port(p.dst_port);
-    t.set_dst_port(p.src_port);
-    t.set_seq_number(0);
-    t.set_ack_number(ack);
-    t.set_header_len(tcp::HEADER_LEN);
-    t.set_flags(flags::RST | flags::ACK);
-    t.set_window_len(0);
-    t.set_urgent_at(0);
+/// A TCP segment the gateway builds in place of the one it answers.
+pub(super) struct TcpReply<'o> {
+    /// Source and destination ports.
+    pub ports: (u16, u16),
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub win: u16,
+    /// Options (a multiple of 4 bytes).
+    pub opts: &'o [u8],
+}
+
+impl TcpReply<'_> {
+    /// The RST refusing the SYN `p`: ports swapped, seq 0, `ack`, RST|ACK,
+    /// window 0, no options.
+    fn rst_of_syn(p: &Parsed, ack: u32) -> TcpReply<'static> {
+        TcpReply {
+            ports: (p.dst_port, p.src_port),
+            seq: 0,
+            ack,
+            flags: flags::RST | flags::ACK,
+            win: 0,
+            opts: &[],
+        }
+    }
+    /// Its length.
+    fn len(&self) -> usize {
+        tcp::HEADER_LEN + self.opts.len()
+    }
+    /// Write the header into `t` (the checksum is the caller's).
+    fn write(&self, t: &mut TcpPacket<&mut [u8]>) {
+        t.set_src_port(self.ports.0);
+        t.set_dst_port(self.ports.1);
+        t.set_seq_number(self.seq);
+        t.set_ack_number(self.ack);
+        t.set_header_len(self.len());
+        t.set_flags(self.flags);
+        t.set_window_len(self.win);
+        t.set_urgent_at(0);
+        t.options_mut().copy_from_slice(self.opts);
+    }
+}
+
+/// Rewrite the frame in `pkt` (its L2 header `l2` bytes) into the segment
+/// `r` going back to its sender: Ethernet back to the sender from
+/// `our_mac` (a tag stays); IPv4 without options, TOS 0, id 0, DF, TTL
+/// 64, from `src` to `dst`; TCP `r`, checksums computed; frame length
+/// zero-padded to [`ETH_MIN_FRAME`] when the buffer allows. Needs
+/// `pkt.data()` to hold `l2 + 20 + r.len()` bytes.
+pub(super) fn tcp_reply_v4(
+    pkt: &mut Pkt<'_>,
+    l2: usize,
+    (src, dst): ([u8; 4], [u8; 4]),
+    r: &TcpReply<'_>,
+    our_mac: [u8; 6],
+) {
+    let l4 = l2 + ipv4::HEADER_LEN;
+    let end = l4 + r.len();
+    debug_assert!(pkt.data().len() >= end);
+    reply_ipv4(pkt, l2, end - l2, true, ip_proto::TCP, (src, dst), our_mac);
+    let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l4..end]);
+    r.write(&mut t);
+    t.fill_checksum_v4(src, dst);
+    set_len_padded(pkt, end);
+}
+
+/// Set the frame's length to `len`, zero-padded to [`ETH_MIN_FRAME`] when
+/// the buffer allows.
+pub(super) fn set_len_padded(pkt: &mut Pkt<'_>, len: usize) {
+    let mut len = len;
+    if len < ETH_MIN_FRAME && pkt.data().len() >= ETH_MIN_FRAME {
+        pkt.data_mut()[len..ETH_MIN_FRAME].fill(0);
+        len = ETH_MIN_FRAME;
+    }
+    pkt.len = len;
 }
 
 /// Rewrite the SYN in `pkt` (parsed as `p`, IPv4/TCP) into the RST that
@@ -77,30 +151,9 @@ fn rst_of_syn(t: &mut TcpPacket<&mut [u8]>, p: &Parsed, ack: u32) {
 /// Needs `pkt.len >= l2 + 40`, which holds for any frame `parse` accepted as
 /// TCP (IPv4 header >= 20, TCP header >= 20).
 pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
-    let l2 = p.l2_len();
-    let end = l2 + ipv4::HEADER_LEN + tcp::HEADER_LEN;
-    debug_assert!(pkt.len >= end);
-    let (src_ip, dst_ip) = (p.src_v4(), p.dst_v4());
-    let ack = ack_of_syn(pkt, p);
-    back_to_sender(&mut pkt.data_mut()[..l2], our_mac);
-    reply_ipv4(
-        &mut pkt.data_mut()[l2..end],
-        end - l2,
-        true,
-        ip_proto::TCP,
-        dst_ip,
-        src_ip,
-    );
-    let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l2 + ipv4::HEADER_LEN..end]);
-    rst_of_syn(&mut t, p, ack);
-    t.fill_checksum_v4(dst_ip, src_ip);
-
-    let mut len = end;
-    if len < ETH_MIN_FRAME && pkt.data().len() >= ETH_MIN_FRAME {
-        pkt.data_mut()[len..ETH_MIN_FRAME].fill(0);
-        len = ETH_MIN_FRAME;
-    }
-    pkt.len = len;
+    debug_assert!(pkt.len >= p.l2_len() + ipv4::HEADER_LEN + tcp::HEADER_LEN);
+    let r = TcpReply::rst_of_syn(p, ack_of_syn(pkt, p));
+    tcp_reply_v4(pkt, p.l2_len(), (p.dst_v4(), p.src_v4()), &r, our_mac);
 }
 
 /// The IPv6 counterpart of [`syn_to_rst`], for a refused NAT64 SYN: the same
@@ -134,7 +187,7 @@ pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     ip.set_dst_addr(src_ip);
 
     let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l4..end]);
-    rst_of_syn(&mut t, p, ack);
+    TcpReply::rst_of_syn(p, ack).write(&mut t);
     t.fill_checksum_v6(&dst_ip, &src_ip);
     pkt.len = end;
 }
@@ -166,14 +219,14 @@ pub fn frag_needed_v4(pkt: &mut Pkt<'_>, p: &Parsed, mtu: u16, our_mac: [u8; 6])
     debug_assert!(end <= pkt.data().len());
     pkt.data_mut().copy_within(l3..l3 + q, icmp_at + 8);
 
-    back_to_sender(&mut pkt.data_mut()[..l3], our_mac);
     reply_ipv4(
-        &mut pkt.data_mut()[l3..icmp_at],
+        pkt,
+        l3,
         end - l3,
         false,
         ip_proto::ICMP,
-        dst_ip,
-        src_ip,
+        (dst_ip, src_ip),
+        our_mac,
     );
 
     let mut i = IcmpPacket::new_unchecked(&mut pkt.data_mut()[icmp_at..end]);

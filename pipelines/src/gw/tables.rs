@@ -114,10 +114,20 @@ pub struct Vip6 {
     pub group: String,
 }
 
+/// The side of a member a health verdict is about
+/// ([`Services::with_member_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberSide {
+    /// The member itself (its IPv4 address): every connection.
+    V4,
+    /// Its IPv6 address: NAT66 connections only.
+    V6,
+}
+
 /// The IPv6 address of member `member` of group `group` (NAT66). A member
 /// keeps its IPv4 `ip` (least-connections count); members without an IPv6
 /// address are not chosen for NAT66 connections. Its IPv6 side has its own
-/// health ([`Services::with_member_state6`]): NAT66 balancing takes the
+/// health ([`Services::with_member_state`], [`MemberSide::V6`]): NAT66 balancing takes the
 /// members that are up, have an IPv6 address and whose IPv6 side is up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member6 {
@@ -337,28 +347,6 @@ impl Services {
         Ok((g, m))
     }
 
-    /// A copy with the IPv6 side of member `member` of group `group` marked
-    /// up or down (the health check of its IPv6 address): only NAT66
-    /// connections stop choosing it; IPv4 and NAT64 ones keep it. Err names
-    /// what was not found, or a member without an IPv6 address.
-    pub fn with_member_state6(
-        &self,
-        group: &str,
-        member: &str,
-        up: bool,
-    ) -> Result<Services, String> {
-        let (g, m) = self.find_member(group, member)?;
-        if self.ip6[g][m].is_none() {
-            return Err(format!(
-                "member {member:?} of group {group:?} has no IPv6 address"
-            ));
-        }
-        let mut next = self.clone();
-        next.up6[g][m] = up;
-        next.epoch = next_epoch();
-        Ok(next.rebuild6())
-    }
-
     /// Whether the IPv6 side of member `m` of group `g` is up.
     pub fn member_up6(&self, g: GroupIdx, m: u16) -> bool {
         self.up6
@@ -368,20 +356,34 @@ impl Services {
             .unwrap_or(false)
     }
 
-    /// A copy with member `member` of group `group` marked up or down (what
-    /// a health check publishes). Connections already open keep their
-    /// server; new ones see the new state. Err names what was not found.
+    /// A copy with `side` of member `member` of group `group` marked up or
+    /// down (what a health check publishes). Connections already open keep
+    /// their server; new ones see the new state. [`MemberSide::V6`] (the
+    /// health check of its IPv6 address): only NAT66 connections stop
+    /// choosing it; IPv4 and NAT64 ones keep it. Err names what was not
+    /// found, or a member without an IPv6 address.
     pub fn with_member_state(
         &self,
         group: &str,
         member: &str,
+        side: MemberSide,
         up: bool,
     ) -> Result<Services, String> {
         let (g, m) = self.find_member(group, member)?;
         let mut next = self.clone();
-        let mut grp = next.groups[g].group.clone();
-        grp.members[m].up = up;
-        next.groups[g] = GroupRt::new(grp);
+        match side {
+            MemberSide::V4 => {
+                let mut grp = next.groups[g].group.clone();
+                grp.members[m].up = up;
+                next.groups[g] = GroupRt::new(grp);
+            }
+            MemberSide::V6 if self.ip6[g][m].is_none() => {
+                return Err(format!(
+                    "member {member:?} of group {group:?} has no IPv6 address"
+                ));
+            }
+            MemberSide::V6 => next.up6[g][m] = up,
+        }
         next.epoch = next_epoch();
         Ok(next.rebuild6())
     }
@@ -567,15 +569,20 @@ fn mask6(a: u128, len: u8) -> u128 {
     }
 }
 
+/// `entries` keyed by their IPv4 address as a number; for the same address
+/// the last entry wins.
+fn by_ip4<V>(entries: impl IntoIterator<Item = ([u8; 4], V)>) -> FastMap<u32, V> {
+    entries
+        .into_iter()
+        .map(|(ip, v)| (u32::from_be_bytes(ip), v))
+        .collect()
+}
+
 impl Sessions {
     /// IPv4 sessions only.
     pub fn new(entries: impl IntoIterator<Item = ([u8; 4], SubscriberAuth)>) -> Sessions {
-        let mut map = FastMap::default();
-        for (ip, s) in entries {
-            map.insert(u32::from_be_bytes(ip), s);
-        }
         Sessions {
-            map,
+            map: by_ip4(entries),
             map6: FastMap::default(),
             lens6: Vec::new(),
             epoch: next_epoch(),
@@ -641,12 +648,8 @@ pub struct Neighbours {
 
 impl Neighbours {
     pub fn new(entries: impl IntoIterator<Item = ([u8; 4], [u8; 6])>) -> Neighbours {
-        let mut map = FastMap::default();
-        for (ip, mac) in entries {
-            map.insert(u32::from_be_bytes(ip), mac);
-        }
         Neighbours {
-            map,
+            map: by_ip4(entries),
             map6: FastMap::default(),
             epoch: next_epoch(),
         }
@@ -681,6 +684,9 @@ pub struct GwTables {
     pub services: Arc<Services>,
     pub sessions: Arc<Sessions>,
     pub neighbours: Arc<Neighbours>,
+    /// Where each subscriber last entered, written by the workers (the
+    /// same table in every snapshot of an instance).
+    pub moves: Arc<super::moves::Moves>,
 }
 
 impl GwTables {
@@ -689,6 +695,7 @@ impl GwTables {
             services: Arc::new(services),
             sessions: Arc::new(sessions),
             neighbours: Arc::new(neighbours),
+            moves: Arc::default(),
         }
     }
     /// A copy with new sessions (services and neighbours shared).
@@ -729,19 +736,30 @@ mod tests {
         }
     }
 
+    /// Group `name` (service 1) of `members`, balanced by `policy`.
+    fn group(name: &str, policy: Policy, members: Vec<Member>) -> Group {
+        Group {
+            name: name.into(),
+            service: ServiceId(1),
+            policy,
+            members,
+        }
+    }
+
     #[test]
     fn member_state_change_rebuilds_the_group() {
-        let g = Group {
-            name: "wap".into(),
-            service: ServiceId(1),
-            policy: Policy::RoundRobin,
-            members: vec![
+        let g = group(
+            "wap",
+            Policy::RoundRobin,
+            vec![
                 member("a", [10, 0, 0, 1], 1, 0, true),
                 member("b", [10, 0, 0, 2], 1, 0, true),
             ],
-        };
+        );
         let s = Services::new(vec![g], vec![], None).unwrap();
-        let d = s.with_member_state("wap", "b", false).unwrap();
+        let d = s
+            .with_member_state("wap", "b", MemberSide::V4, false)
+            .unwrap();
         assert_eq!(d.group(0).unwrap().up, vec![0]);
         assert_eq!(
             s.group(0).unwrap().up,
@@ -749,10 +767,14 @@ mod tests {
             "the old snapshot is untouched"
         );
         assert_ne!(d.epoch(), s.epoch());
-        assert!(d.with_member_state("wap", "zz", true).is_err());
-        assert!(d.with_member_state("mail", "a", true).is_err());
+        assert!(d
+            .with_member_state("wap", "zz", MemberSide::V4, true)
+            .is_err());
+        assert!(d
+            .with_member_state("mail", "a", MemberSide::V4, true)
+            .is_err());
         assert_eq!(
-            d.with_member_state("wap", "b", true)
+            d.with_member_state("wap", "b", MemberSide::V4, true)
                 .unwrap()
                 .group(0)
                 .unwrap()
@@ -763,11 +785,12 @@ mod tests {
 
     #[test]
     fn vip_exact_port_wins_over_any_port() {
-        let g = |n: &str| Group {
-            name: n.into(),
-            service: ServiceId(1),
-            policy: Policy::RoundRobin,
-            members: vec![member("a", [10, 1, 1, 1], 1, 0, true)],
+        let g = |n: &str| {
+            group(
+                n,
+                Policy::RoundRobin,
+                vec![member("a", [10, 1, 1, 1], 1, 0, true)],
+            )
         };
         let s = Services::new(
             vec![g("web"), g("mail")],
@@ -808,17 +831,16 @@ mod tests {
 
     #[test]
     fn derived_lists() {
-        let g = GroupRt::new(Group {
-            name: "g".into(),
-            service: ServiceId(0),
-            policy: Policy::Priority,
-            members: vec![
+        let g = GroupRt::new(group(
+            "g",
+            Policy::Priority,
+            vec![
                 member("a", [10, 0, 0, 1], 3, 2, true),
                 member("b", [10, 0, 0, 2], 0, 1, true),
                 member("c", [10, 0, 0, 3], 5, 1, false),
                 member("d", [10, 0, 0, 4], 2, 1, true),
             ],
-        });
+        ));
         assert_eq!(g.up, vec![0, 1, 3]);
         assert_eq!(g.wrr_idx, vec![0, 3]);
         assert_eq!(g.wrr_cum, vec![3, 5]);

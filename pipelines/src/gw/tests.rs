@@ -2,6 +2,7 @@
 //! byte, checksums recomputed in full), property tests, fake-clock timers,
 //! handoff.
 
+use super::tables::MemberSide;
 use super::*;
 use crate::wire::build::{checksums_ok, with_room, FrameSpec, FILL, L4};
 use crate::wire::icmp::v4::{ECHO_REPLY, ECHO_REQUEST};
@@ -221,6 +222,36 @@ impl H {
     }
     fn run(&mut self, frame: &[u8], port: u16, now: u64) -> (Verdict, Vec<u8>) {
         self.run_on(0, frame, port, now)
+    }
+    /// Run `frames` as one burst through worker 0; their verdicts and
+    /// output frames.
+    fn burst(&mut self, frames: &[Vec<u8>], port: u16, now: u64) -> Vec<(Verdict, Vec<u8>)> {
+        let mut bufs: Vec<Vec<u8>> = frames.iter().map(|f| with_room(f, f.len() + 64)).collect();
+        let mut pkts: Vec<Pkt<'_>> = bufs
+            .iter_mut()
+            .zip(frames)
+            .map(|(b, f)| Pkt::new(b, f.len(), port))
+            .collect();
+        let mut out = vec![Verdict::Drop(DropReason::NoRoute); frames.len()];
+        let mut m = Meter::new(NoClock);
+        let sel = (1u64 << frames.len()) - 1;
+        self.w[0].process_burst(
+            &self.t,
+            &mut pkts,
+            sel,
+            &mut out,
+            now,
+            &mut self.acct,
+            &mut self.c,
+            &mut m,
+            &NoPrefetch,
+        );
+        let lens: Vec<usize> = pkts.iter().map(|p| p.len).collect();
+        drop(pkts);
+        out.into_iter()
+            .zip(bufs.iter().zip(lens))
+            .map(|(v, (b, n))| (v, b[..n].to_vec()))
+            .collect()
     }
     /// Run `spec` in from the access side on worker 0.
     fn up(&mut self, spec: &FrameSpec, now: u64) -> (Verdict, Vec<u8>) {
@@ -1029,6 +1060,69 @@ fn subscriber_moving_to_another_lb_gets_down_packets_there() {
     assert_eq!(h.w[0].counters.lb_moves, 1);
 }
 
+/// Packets of a connection the same burst opens: each later one finds the
+/// entry the first one made (the open stage), a UDP flow's datagrams and a
+/// retransmitted SYN alike.
+#[test]
+fn a_burst_that_opens_a_connection_translates_its_later_packets() {
+    let mut h = H::std();
+    let d = |p: &[u8]| udp((LB1, ACC_MAC), (SUB1, 5000), (EXTERNAL, 53), p).build();
+    let syn = bare_syn((SUB1, 6000), (EXTERNAL, 80)).build();
+    let out = h.burst(&[d(b"1"), syn.clone(), d(b"2"), syn, d(b"3")], UP, 0);
+    for (v, f) in &out {
+        assert_eq!(*v, TX_UP);
+        assert!(checksums_ok(f));
+    }
+    assert_eq!(nat_of(&out[0].1), nat_of(&out[2].1));
+    assert_eq!(nat_of(&out[0].1), nat_of(&out[4].1));
+    assert_eq!(nat_of(&out[1].1), nat_of(&out[3].1));
+    assert_eq!(h.w[0].counters.new_flows, 2);
+    assert_eq!(h.w[0].counters.up_pkts, 5);
+}
+
+/// A move seen on one connection re-points every connection of the
+/// subscriber, on every worker: a downstream-only UDP flow on worker 0
+/// follows the subscriber's new entry point learnt from its TCP connection
+/// on worker 1 (and from a new connection); another subscriber's flow stays.
+#[test]
+fn a_move_re_points_every_connection_of_the_subscriber() {
+    let mut h = H::std();
+    let stream = udp((LB1, ACC_MAC), (SUB1, 5000), (EXTERNAL, 53), b"start");
+    let key = nat_of(&h.run_on(0, &stream.build(), UP, 0).1);
+    let other = udp((LB1, ACC_MAC), (SUB2, 5000), (EXTERNAL, 53), b"start");
+    let key2 = nat_of(&h.run_on(0, &other.build(), UP, 0).1);
+    let reply = |k: ([u8; 4], u16)| udp((ROUTER, SRV_MAC), (EXTERNAL, 53), k, b"data").build();
+    assert_eq!(&h.run_on(0, &reply(key), DOWN, 1).1[0..6], &LB1);
+    // worker 1: a TCP connection of SUB1 from LB1, then its ACK from LB2
+    let c = |mac, fl| tcp((mac, ACC_MAC), (SUB1, 6000), (EXTERNAL, 80), fl, 1, 1, b"").build();
+    h.run_on(1, &c(LB1, SYN), UP, 2);
+    h.run_on(1, &c(LB2, ACK), UP, 3);
+    assert_eq!(h.w[1].counters.lb_moves, 1);
+    // the UDP flow on worker 0 now goes down through LB2
+    let (v, out) = h.run_on(0, &reply(key), DOWN, 4);
+    assert_eq!(v, TX_DOWN);
+    assert_eq!(&out[0..6], &LB2);
+    assert_eq!(h.w[0].counters.lb_repointed, 1);
+    assert_eq!(
+        &h.run_on(0, &reply(key2), DOWN, 4).1[0..6],
+        &LB1,
+        "SUB2 stays"
+    );
+    // a new connection of SUB1 from LB1 moves it back
+    h.run_on(
+        1,
+        &tcp((LB1, ACC_MAC), (SUB1, 6001), (EXTERNAL, 80), SYN, 1, 0, b"").build(),
+        UP,
+        5,
+    );
+    assert_eq!(&h.run_on(0, &reply(key), DOWN, 6).1[0..6], &LB1);
+    assert_eq!(h.w[0].counters.lb_repointed, 2);
+    assert_eq!(
+        h.w[0].counters.lb_moves, 0,
+        "no up packet of the stream moved"
+    );
+}
+
 #[test]
 fn entry_bytes_are_as_documented() {
     assert_eq!(std::mem::size_of::<entry::Hot>(), 64);
@@ -1353,7 +1447,7 @@ fn a_held_tuple_whose_server_went_down_gets_a_new_binding() {
     // wap1 is down: the tuple cannot keep its server
     h.t = h.t.with_services(
         h.t.services
-            .with_member_state("wap", "wap1", false)
+            .with_member_state("wap", "wap1", MemberSide::V4, false)
             .unwrap(),
     );
     let (v, out) = h.run(&syn(99), UP, 2);
@@ -1916,3 +2010,4 @@ mod limits;
 mod nat64;
 mod nat66;
 mod steer;
+mod synproxy;

@@ -1,11 +1,11 @@
 //! The up path: subscriber → server (S31–S46, S61–S67, S70–S77).
 
-use super::entry::{flag, Hot, NONE};
+use super::entry::{flag, xflag, Hot, NONE};
 use super::hash::{flow_hash, flow_hash6};
 use super::meta::{Kind, Meta};
 use super::rewrite::{nat4, nat6, ports, set_macs};
 use super::tcp_state::{idle_timeout_ms, tcp_next, Dir, FlowState, PROTO_TCP};
-use super::{acct, addr16, last4, AcctSink, GwTables, GwWorker};
+use super::{acct, addr16, last4, AcctSink, GwTables, GwWorker, SynProxy};
 use crate::hw::{Prefetch, TableAlloc};
 use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters};
 use crate::wire::tcp::flags;
@@ -97,11 +97,17 @@ impl<A: TableAlloc> GwWorker<A> {
         if e == NONE && self.opened > 0 {
             // An earlier packet of this burst may have opened it.
             e = self.up_find(pkt, &m);
+            self.meta[i].e = e;
         }
         if e != NONE {
             let h = &self.hot[e as usize];
             if h.state.is_open() {
                 if !self.idle_expired(h, now) {
+                    if h.xflags & xflag::PROXY != 0 && h.state == FlowState::SynSent {
+                        if let Some(v) = self.early_segment(pkt, i, e, now) {
+                            return Err(v);
+                        }
+                    }
                     return Ok(());
                 }
                 self.expire_entry(e, now, acct);
@@ -116,7 +122,16 @@ impl<A: TableAlloc> GwWorker<A> {
         }
         debug_assert_eq!(e, NONE);
         if m.proto == PROTO_TCP && !syn {
+            if self.cfg.syn_proxy != SynProxy::Off
+                && m.kind == Kind::Up4
+                && m.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::ACK
+            {
+                return self.cookie_ack(t, pkt, i, now, c);
+            }
             return Err(Verdict::Drop(DropReason::NoFlow));
+        }
+        if syn && held == NONE && self.proxies(t, &m) {
+            return Err(self.send_cookie(pkt, &m, now));
         }
         self.opened += 1;
         let e = self.start(t, pkt, &m, now, held, c)?;
@@ -144,8 +159,10 @@ impl<A: TableAlloc> GwWorker<A> {
             if let Some(lb) = self.lbs.index(src_mac) {
                 h.lb = lb;
                 self.counters.lb_moves += 1;
+                self.note_entry_point(t, e, src_mac);
             }
         }
+        let h = &mut self.hot[e as usize];
         if !h.has(flag::ATTR_DONE) && m.payload_len() > 0 {
             h.flags |= flag::ATTR_DONE;
             if let Some(a) = acct::find_attr(&pkt.frame()[m.payload as usize..m.end as usize]) {
@@ -217,7 +234,11 @@ impl<A: TableAlloc> GwWorker<A> {
             }
         };
         if m.proto == PROTO_TCP && m.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
-            self.syn_up(pkt, l4, e);
+            self.syn_up(pkt, l4.clone(), e);
+        }
+        // (an established connection, not proxied: one test)
+        if self.hot[e as usize].xflags & (xflag::PROXY | xflag::SUB_ACKED) != xflag::SUB_ACKED {
+            self.tcp_up_rare(pkt, l4, e, m.tcp_flags);
         }
         self.counters.up_pkts += 1;
         let server_port = Verdict::Tx {
@@ -283,6 +304,21 @@ impl<A: TableAlloc> GwWorker<A> {
                 e,
                 last.saturating_add(to_new).saturating_add(1),
             );
+        }
+    }
+
+    /// A TCP segment going up (already NAT'd) of a proxied connection, or
+    /// of one whose subscriber has not sent an ACK yet: the sequence
+    /// translation, the end of the half-open count.
+    fn tcp_up_rare(&mut self, pkt: &mut Pkt<'_>, l4: Range<usize>, e: u32, tcp_flags: u8) {
+        let x = self.hot[e as usize].xflags;
+        if x & xflag::PROXY != 0 {
+            self.proxy_up(&mut pkt.data_mut()[l4], e);
+        }
+        if x & (xflag::SUB_ACKED | xflag::SRV_ANSWERED) == xflag::SRV_ANSWERED
+            && tcp_flags & flags::ACK != 0
+        {
+            self.sub_acked(e);
         }
     }
 

@@ -130,6 +130,18 @@ impl<'a> Iterator for TcpOptions<'a> {
     }
 }
 
+/// One getter a flag, `$get(&self) -> bool`: whether [`flags`]`::$bit` is
+/// set in the flag byte.
+macro_rules! flag_getters {
+    ($($get:ident $bit:ident),*) => {$(
+        #[doc = concat!("Whether the ", stringify!($bit), " flag is set.")]
+        #[inline]
+        pub fn $get(&self) -> bool {
+            self.flags() & flags::$bit != 0
+        }
+    )*};
+}
+
 view! {
     /// Zero-copy view of a TCP segment.
     TcpPacket {
@@ -167,38 +179,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
     }
-    #[inline]
-    pub fn fin(&self) -> bool {
-        self.flags() & flags::FIN != 0
-    }
-    #[inline]
-    pub fn syn(&self) -> bool {
-        self.flags() & flags::SYN != 0
-    }
-    #[inline]
-    pub fn rst(&self) -> bool {
-        self.flags() & flags::RST != 0
-    }
-    #[inline]
-    pub fn psh(&self) -> bool {
-        self.flags() & flags::PSH != 0
-    }
-    #[inline]
-    pub fn ack(&self) -> bool {
-        self.flags() & flags::ACK != 0
-    }
-    #[inline]
-    pub fn urg(&self) -> bool {
-        self.flags() & flags::URG != 0
-    }
-    #[inline]
-    pub fn ece(&self) -> bool {
-        self.flags() & flags::ECE != 0
-    }
-    #[inline]
-    pub fn cwr(&self) -> bool {
-        self.flags() & flags::CWR != 0
-    }
+    flag_getters!(fin FIN, syn SYN, rst RST, psh PSH, ack ACK, urg URG, ece ECE, cwr CWR);
     /// The raw options area.
     #[inline]
     pub fn options(&self) -> &[u8] {

@@ -88,6 +88,18 @@ fn tcp6(
     super::tcp6(macs, src, dst, flags, 7, 9, payload)
 }
 
+/// A segment from wap1:80 (its IPv6 side) to `to`, as the servers' side
+/// sends it: [`tcp6`] from wap1's MAC to the GW's.
+fn from_wap1(to: Ep6, flags: u8, payload: &[u8]) -> FrameSpec {
+    tcp6(
+        (mac6(wap1_6()), SRV_MAC),
+        (wap1_6(), 80),
+        to,
+        flags,
+        payload,
+    )
+}
+
 /// `spec` (IPv6) as the GW must send it: MACs (src, dst), addresses, ports,
 /// hop limit − 1.
 fn natted6(spec: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
@@ -133,13 +145,7 @@ fn syn_to_ipv6_vip_literal_bytes_and_reply() {
     assert_eq!(h.w[0].counters.new_flows, 1);
 
     // The reply: VIP and subscriber restored, toward the LB it came from.
-    let reply = tcp6(
-        (mac6(wap1_6()), SRV_MAC),
-        (wap1_6(), 80),
-        (p6_0(), 20_000),
-        SYN | ACK,
-        b"",
-    );
+    let reply = from_wap1((p6_0(), 20_000), SYN | ACK, b"");
     let (v, out) = h.down(&reply, 101);
     assert_eq!(v, TX_DOWN);
     #[rustfmt::skip]
@@ -198,7 +204,7 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
     let mut h = h66();
     h.t = h.t.with_services(
         h.t.services
-            .with_member_state6("wap", "wap1", false)
+            .with_member_state("wap", "wap1", MemberSide::V6, false)
             .unwrap(),
     );
     // NAT66: wap2 only, whatever the cursor.
@@ -220,7 +226,7 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
     // Back up: wap1 is chosen again for NAT66.
     h.t = h.t.with_services(
         h.t.services
-            .with_member_state6("wap", "wap1", true)
+            .with_member_state("wap", "wap1", MemberSide::V6, true)
             .unwrap(),
     );
     let mut seen6 = Vec::new();
@@ -234,7 +240,7 @@ fn ipv6_side_down_leaves_nat66_only_and_probe_answers_go_to_management() {
     assert!(h
         .t
         .services
-        .with_member_state6("mail", "mail2", false)
+        .with_member_state("mail", "mail2", MemberSide::V6, false)
         .is_err());
     // A server's answer over IPv6 to a pool6 address and a probe port
     // (20090..=20099) is for the management thread, untouched.
@@ -296,13 +302,7 @@ fn no_session_unauthorized_and_drops() {
     let (v, _) = h2.run(&syn(sub_a(), vip6_wap(), 80), UP, 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoNeighbor));
     // A reply to a pool6 key with no flow; from the wrong server.
-    let r = tcp6(
-        (mac6(wap1_6()), SRV_MAC),
-        (wap1_6(), 80),
-        (p6_1(), 20_001),
-        ACK,
-        b"",
-    );
+    let r = from_wap1((p6_1(), 20_001), ACK, b"");
     let (v, _) = h.down(&r, 0);
     assert_eq!(v, Verdict::Drop(DropReason::NoKey));
     // Without pool6, IPv6 VIPs are not served.
@@ -319,13 +319,7 @@ fn no_session_unauthorized_and_drops() {
 fn down_packet_of_another_workers_key_is_handed_off_untouched() {
     let mut h = h66();
     let syn = syn_up((sub_a(), 40_000), (vip6_wap(), 80));
-    let reply = tcp6(
-        (mac6(wap1_6()), SRV_MAC),
-        (wap1_6(), 80),
-        (p6_0(), 20_045),
-        SYN | ACK,
-        b"hi",
-    );
+    let reply = from_wap1((p6_0(), 20_045), SYN | ACK, b"hi");
     let (out_up, out) = handed_off(&mut h, &syn, &reply);
     assert_eq!(out_up[22..38], p6_0());
     assert_eq!(out_up[54..56], 20_045u16.to_be_bytes());
@@ -338,16 +332,7 @@ fn down_packet_of_another_workers_key_is_handed_off_untouched() {
 fn accounting_record_of_a_nat66_connection() {
     let mut h = h66();
     let up = |f, p: &[u8]| tcp6((LB1, ACC_MAC), (sub_a(), 40_000), (vip6_wap(), 80), f, p).build();
-    let down = |f, p: &[u8]| {
-        tcp6(
-            (mac6(wap1_6()), SRV_MAC),
-            (wap1_6(), 80),
-            (p6_0(), 20_000),
-            f,
-            p,
-        )
-        .build()
-    };
+    let down = |f, p: &[u8]| from_wap1((p6_0(), 20_000), f, p).build();
     assert_eq!(h.run(&up(SYN, b""), UP, 10).0, TX_UP);
     assert_eq!(h.run(&down(SYN | ACK, b""), DOWN, 11).0, TX_DOWN);
     assert_eq!(
@@ -389,17 +374,7 @@ fn mss_is_clamped_both_ways() {
     assert_eq!(v, TX_UP);
     assert_eq!(out[74..78], [2, 4, 0x04, 0xb0]);
     assert!(checksums_ok(&out));
-    let sa = with_tcp(
-        tcp6(
-            (mac6(wap1_6()), SRV_MAC),
-            (wap1_6(), 80),
-            (p6_0(), 20_000),
-            SYN | ACK,
-            b"",
-        ),
-        &MSS_1460,
-        100,
-    );
+    let sa = with_tcp(from_wap1((p6_0(), 20_000), SYN | ACK, b""), &MSS_1460, 100);
     let (v, out) = h.down(&sa, 1);
     assert_eq!(v, TX_DOWN);
     assert_eq!(out[74..78], [2, 4, 0x04, 0x4c]);
