@@ -134,8 +134,12 @@ impl Db {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
-            .map_err(|e| err(path, "synchronous", e))?;
+        // (the writer only appends: a page cache of 256 KiB, not SQLite's
+        // default 2 MiB that grows with the file through a long run)
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA cache_size=-256;"
+        ))
+        .map_err(|e| err(path, "synchronous", e))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| err(path, "user_version", e))?;
