@@ -494,6 +494,7 @@ CPS_RUNS = [
     ("gw-4m", "opening phase of the 4 M run"),
     ("gw-16m", "opening phase of the 16 M run"),
     ("gw-cps", "churn: SYN → SYN-ACK → RST, 64 B"),
+    ("gw-synflood", "SYN flood on the SYN proxy (gw.syn_proxy = on): SYN → the GW's cookie SYN-ACK → RST (no_flow); a connection = what one SYN costs, plus its RST"),
     ("gw-mix", "mix: SYN, 8 echoed data, FIN/FIN-ACK/ACK; 20 % UDP (8 datagrams); IMIX"),
     ("smoke-gw-cps", "mix (smoke)"),
 ]

@@ -281,6 +281,12 @@ worker_nvcsw() {  # pid
     awk '/^nonvoluntary_ctxt_switches/ {print $2}' "/proc/$1/task/$1/status" 2>/dev/null || echo 0
 }
 
+gw_variant() {  # NAME PROFILE 'key = value' -> path: PROFILE with a [gw] key added
+    local out="$OUTDIR/$1.toml"
+    awk -v kv="$3" '{print} /^\[gw\]/ {print kv "   # bench.sh variant"}' "$2" > "$out"
+    echo "$out"
+}
+
 metrics_variant() {  # NAME PROFILE PORT -> path: PROFILE with a Prometheus endpoint
     local out="$OUTDIR/$1.toml"
     { cat "$2"; printf '\n[metrics]   # bench.sh variant\nlisten = "127.0.0.1:%s"\n' "$3"; } > "$out"
@@ -550,6 +556,10 @@ else
     run_gw gw-1k-imix "$P1K" -- "${K1[@]}" --size imix
     run_gw gw-1k-1518 "$P1K" -- "${K1[@]}" --size 1518
     run_gw gw-cps "$P1M" -- --mode cps --subs 256 --conns 256 --close rst
+    # A SYN flood the SYN proxy absorbs: every SYN answered by the GW's cookie
+    # SYN-ACK (no entry), the generator's RST dropped as no_flow.
+    run_gw gw-synflood "$(gw_variant gw-synflood "$P1M" 'syn_proxy = "on"')" \
+        -- --mode cps --subs 256 --conns 256 --close rst
     run_gw gw-mix "$P1M" -- --mode cps --subs 256 --conns 256 --data 8 --close fin \
         --udp-pct 20 --size imix
     # Latency at 10 / 50 / 90 % of the up rate pgw sustained at full load,
