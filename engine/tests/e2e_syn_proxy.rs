@@ -11,6 +11,11 @@
 //!   get cookies, so the flood leaves the table nearly empty (without the
 //!   proxy its 30 000 SYNs fill the 4 096 entries and curl is refused as
 //!   `flow_table_full`).
+//! * A server whose stack drops every SYN: curl's connection is
+//!   established with the GW at once, its request waits, and at the SYN
+//!   timeout (3 s here) its next retransmission is answered by a RST, so
+//!   curl fails with "connection reset" within seconds instead of waiting
+//!   out its own timeout.
 
 mod common;
 use common::*;
@@ -89,5 +94,41 @@ fn a_syn_flood_leaves_the_table_free_and_curl_served() {
         event(&r, "gw_syncookies_valid") >= 1,
         "curl went through the proxy: {r}"
     );
+    lab.stop_pgw("gw");
+}
+
+#[test]
+fn a_silent_server_ends_in_a_rst_to_the_subscriber() {
+    let Some(mut lab) = Lab::netns("ss", &["python3", "curl", "nft"]) else {
+        return;
+    };
+    let profile = lab.wap_gw(
+        "syn_proxy = \"on\"\ntimeouts = { syn_s = 3 }",
+        &[("10.50.0.2", 9015550101)],
+    );
+    let sock = lab.run_pgw("gw", &profile);
+    let (sub, srv) = lab.wap_sides(&sock);
+    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "http");
+    // the server's stack drops every SYN from now on
+    sh(&format!(
+        "ip netns exec {srv} nft 'add table inet silent; \
+         add chain inet silent in {{ type filter hook input priority 0; }}; \
+         add rule inet silent in tcp flags & (syn | ack) == syn drop'"
+    ));
+    let t = Instant::now();
+    let out = sh_output(&format!(
+        "ip netns exec {sub} curl -sS --max-time 30 -o /dev/null http://10.33.0.1/who"
+    ));
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // 56: CURLE_RECV_ERROR ("Connection reset by peer")
+    assert_eq!(out.status.code(), Some(56), "curl: {err}");
+    assert!(
+        took < Duration::from_secs(15),
+        "the RST came {took:?} after the request"
+    );
+    let r = stats_json(&sock);
+    assert_eq!(event(&r, "gw_synproxy_server_silent"), 1, "{r}");
+    assert!(event(&r, "gw_synproxy_resyn") >= 1, "{r}");
     lab.stop_pgw("gw");
 }

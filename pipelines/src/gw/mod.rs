@@ -261,6 +261,9 @@ pub struct GwCounters {
     /// SYNs sent to a silent server again (from the subscriber's
     /// retransmission carrying the cookie).
     pub synproxy_resyn: u64,
+    /// Proxied connections whose server stayed silent for the SYN timeout:
+    /// the subscriber got a RST.
+    pub synproxy_server_silent: u64,
 }
 
 /// A view of one connection (tests, `pgw` diagnostics).

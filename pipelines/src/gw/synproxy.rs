@@ -42,9 +42,13 @@
 //! since its acknowledgment cannot be translated yet. A RST either way is
 //! passed. A server silent for [`RESYN_MS`] after the SYN gets the SYN
 //! again, rebuilt from the subscriber's next retransmission (it carries the
-//! cookie: `synproxy_resyn`); a server silent until the SYN timeout ends
-//! the connection without a word to the subscriber (its next segment,
-//! still carrying a valid cookie, opens a new one).
+//! cookie: `synproxy_resyn`). A server still silent at the SYN timeout
+//! (`timeouts.syn_ms` since the connection opened) ends it: the
+//! subscriber's next segment is answered by a RST in its sequence space
+//! (`synproxy_server_silent`), as the subscriber, established with the GW,
+//! would otherwise retransmit its data for many minutes. (A subscriber that
+//! sends nothing after its ACK, waiting for the server to speak first, sees
+//! nothing: its connection expires at the SYN timeout.)
 //!
 //! Not proxied: IPv6 subscribers (NAT64, NAT66), destinations that are not
 //! VIPs, a SYN on the tuple of a connection on hold (it revives its
@@ -517,6 +521,7 @@ pub fn window_scale(seg: &[u8]) -> u8 {
 use super::entry::{flag, xflag, NONE};
 use super::meta::{fast_v4, Kind};
 use super::tcp_state::FlowState;
+use super::acct::{AcctSink, CloseReason};
 use super::{GwTables, GwWorker, SynProxy};
 use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Verdict, WorkerCounters};
@@ -650,10 +655,19 @@ impl<A: TableAlloc> GwWorker<A> {
         i: usize,
         e: u32,
         now: u64,
+        acct: &mut impl AcctSink,
     ) -> Option<Verdict> {
         let m = self.meta[i];
         if m.tcp_flags & flags::RST != 0 {
             return None;
+        }
+        // The server has not answered for the SYN timeout since the
+        // connection opened: the subscriber, established with the GW, gets
+        // the RST the server's silence means (its segment is the RST now).
+        if u64::from((now as u32).wrapping_sub(self.cold[e as usize].start_ms))
+            >= self.cfg.timeouts.syn_ms
+        {
+            return Some(self.server_silent(pkt, i, e, now, acct));
         }
         // The server has been silent for RESYN_MS since the SYN: the SYN may
         // be lost. The subscriber's retransmission (seq ISN + 1, ack cookie
@@ -674,6 +688,38 @@ impl<A: TableAlloc> GwWorker<A> {
             }
         }
         Some(Verdict::Drop(DropReason::SynproxyEarly))
+    }
+
+    /// Up segment `i` of proxied connection `e` whose server stayed silent
+    /// for the SYN timeout becomes the RST to the subscriber, in its
+    /// sequence space (seq: the segment's acknowledgment, which is the
+    /// cookie + 1 the subscriber expects next); the connection ends as by a
+    /// RST (`synproxy_server_silent`).
+    fn server_silent(
+        &mut self,
+        pkt: &mut Pkt<'_>,
+        i: usize,
+        e: u32,
+        now: u64,
+        acct: &mut impl AcctSink,
+    ) -> Verdict {
+        let m = self.meta[i];
+        let Some(n) = SegNums::of(pkt, &m) else {
+            return Verdict::Drop(DropReason::BadL4);
+        };
+        let seg_len = m.payload_len() as u32 + u32::from(m.tcp_flags & flags::FIN != 0);
+        let r = TcpReply {
+            ports: (m.dport, m.sport),
+            seq: n.ack,
+            ack: n.seq.wrapping_add(seg_len),
+            flags: flags::RST | flags::ACK,
+            win: 0,
+            opts: &[],
+        };
+        tcp_reply_v4(pkt, m.l3 as usize, (m.dst, m.src), &r, self.cfg.access_mac);
+        self.close_flow(e, CloseReason::Rst, now, acct);
+        self.counters.synproxy_server_silent += 1;
+        Verdict::Tx { port: pkt.port }
     }
 
     /// Rewrite up packet `i` (a subscriber's ACK-bearing segment with a

@@ -104,7 +104,7 @@ impl<A: TableAlloc> GwWorker<A> {
             if h.state.is_open() {
                 if !self.idle_expired(h, now) {
                     if h.xflags & xflag::PROXY != 0 && h.state == FlowState::SynSent {
-                        if let Some(v) = self.early_segment(pkt, i, e, now) {
+                        if let Some(v) = self.early_segment(pkt, i, e, now, acct) {
                             return Err(v);
                         }
                     }

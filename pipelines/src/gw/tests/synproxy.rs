@@ -325,6 +325,48 @@ fn a_silent_server_gets_the_syn_again() {
     assert_eq!(tcp_of(&out).1.payload(), b"GET /");
 }
 
+/// A server still silent at the SYN timeout: the subscriber's next
+/// segment (it believes the connection established) is answered by a RST
+/// in its own sequence space, and the connection ends as by a RST.
+#[test]
+fn a_server_silent_until_the_syn_timeout_gets_the_subscriber_a_rst() {
+    let mut h = H::new(GwConfig {
+        timeouts: GwTimeouts {
+            syn_ms: 20_000,
+            ..TIMEOUTS
+        },
+        ..on_cfg()
+    });
+    let (c, syn, ..) = proxied(&mut h, 40_000, 100);
+    let get = up_seg(40_000, ACK | PSH, ISN + 1, c + 1, b"GET /");
+    assert_eq!(h.up(&get, 101).0, Verdict::Consumed);
+    // retransmissions within the SYN timeout are the SYN again
+    for at in [1_200, 3_300, 7_400, 15_500] {
+        let (v, again) = h.up(&get, at);
+        assert_eq!((v, &again), (TX_UP, &syn), "at {at} ms");
+    }
+    assert_eq!(h.w[0].counters.synproxy_resyn, 4);
+    // 20 s after the connection opened (not after the last re-SYN)
+    let (v, out) = h.up(&get, 100 + 20_000);
+    assert_eq!(v, TX_DOWN);
+    assert!(checksums_ok(&out));
+    let (p, t) = tcp_of(&out);
+    assert_eq!((p.src_v4(), p.src_port), (VIP_WAP, 80));
+    assert_eq!((p.dst_v4(), p.dst_port), (SUB1, 40_000));
+    assert_eq!(t.flags(), RST | ACK);
+    assert_eq!((t.seq_number(), t.ack_number()), (c + 1, ISN + 1 + 5));
+    assert_eq!(&out[0..6], &LB1, "back to the LB it came through");
+    assert_eq!(h.w[0].counters.synproxy_server_silent, 1);
+    assert_eq!(h.w[0].counters.closed_rst, 1);
+    assert_eq!(h.w[0].half_open(), 0);
+    assert_eq!(h.w[0].open_flows(), 0);
+    assert_eq!(
+        h.w[0].synproxy_stash_free(),
+        synproxy::STASH_SLOTS as u32,
+        "the kept segment given back"
+    );
+}
+
 /// A blind flood's ACK before the server's SYN-ACK does not end a
 /// connection's half-open state (`auto` would never turn on).
 #[test]
