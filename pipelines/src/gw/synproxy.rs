@@ -692,9 +692,9 @@ impl<A: TableAlloc> GwWorker<A> {
 
     /// Up segment `i` of proxied connection `e` whose server stayed silent
     /// for the SYN timeout becomes the RST to the subscriber, in its
-    /// sequence space (seq: the segment's acknowledgment, which is the
-    /// cookie + 1 the subscriber expects next); the connection ends as by a
-    /// RST (`synproxy_server_silent`).
+    /// sequence space (seq: the cookie + 1, the next sequence number the
+    /// subscriber expects, RFC 5961 §3.2); the connection ends as by a RST
+    /// (`synproxy_server_silent`).
     fn server_silent(
         &mut self,
         pkt: &mut Pkt<'_>,
@@ -710,7 +710,8 @@ impl<A: TableAlloc> GwWorker<A> {
         let seg_len = m.payload_len() as u32 + u32::from(m.tcp_flags & flags::FIN != 0);
         let r = TcpReply {
             ports: (m.dport, m.sport),
-            seq: n.ack,
+            // (the GW's SYN-ACK's cookie + 1, whatever the segment claims)
+            seq: self.px[e as usize].cookie.wrapping_add(1),
             ack: n.seq.wrapping_add(seg_len),
             flags: flags::RST | flags::ACK,
             win: 0,
