@@ -1435,6 +1435,29 @@ fn the_same_subscriber_tuple_revives_its_binding_on_hold() {
     assert_eq!((h.acct[1].nat_ip, h.acct[1].nat_port), key);
 }
 
+/// Two copies of the SYN of a held tuple whose server went down, in one
+/// burst: the first gives the tuple its new binding, the second is a
+/// packet of that binding (not a second replacement of the old one).
+#[test]
+fn a_duplicate_syn_in_the_burst_that_replaces_a_binding_opens_nothing_more() {
+    let mut h = H::new(small_cfg());
+    let sub = (SUB1, 1234);
+    let syn = tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), SYN, 99, 0, b"").build();
+    h.run(&syn, UP, 0);
+    h.up(&tcp((LB1, ACC_MAC), sub, (VIP_WAP, 80), RST, 2, 0, b""), 1);
+    h.t = h.t.with_services(
+        h.t.services
+            .with_member_state("wap", "wap1", MemberSide::V4, false)
+            .unwrap(),
+    );
+    let out = h.burst(&[syn.clone(), syn], UP, 2);
+    assert_eq!((out[0].0, out[1].0), (TX_UP, TX_UP));
+    assert_eq!(out[0].1, out[1].1, "the same SYN to the same server and key");
+    assert_eq!(h.w[0].counters.replaced, 1);
+    assert_eq!((h.w[0].open_flows(), h.w[0].held()), (1, 1));
+    assert_eq!(h.w[0].keys_in_use(), 2);
+}
+
 #[test]
 fn a_held_tuple_whose_server_went_down_gets_a_new_binding() {
     let mut h = H::new(small_cfg());

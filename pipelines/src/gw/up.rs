@@ -94,8 +94,9 @@ impl<A: TableAlloc> GwWorker<A> {
             && m.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN;
         let mut e = m.e;
         let mut held = NONE;
-        if e == NONE && self.opened > 0 {
-            // An earlier packet of this burst may have opened it.
+        if self.opened > 0 && (e == NONE || !self.hot[e as usize].has(flag::UP_LINKED)) {
+            // An earlier packet of this burst may have opened it, or given
+            // the tuple a new binding in place of the one the lookup found.
             e = self.up_find(pkt, &m);
             self.meta[i].e = e;
         }
