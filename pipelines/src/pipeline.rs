@@ -212,7 +212,7 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // 4 LB + 38 GW names: fits the slots (MAX_EVENTS).
+        // 4 LB + 39 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -272,6 +272,7 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_synproxy_stashed", g.synproxy_stashed),
                     ("gw_synproxy_resyn", g.synproxy_resyn),
                     ("gw_synproxy_server_silent", g.synproxy_server_silent),
+                    ("gw_synproxy_stash_miss", g.synproxy_stash_miss),
                     ("gw_half_open", gw.half_open() as u64),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);

@@ -175,6 +175,9 @@ drop_reasons! {
     /// handshake is pending that could not be kept (not the first with
     /// data, or the early-segment pool is full); the subscriber retransmits.
     SynproxyEarly = "synproxy_early",
+    /// GW with the SYN proxy: a server's SYN-ACK to a proxied connection
+    /// that does not acknowledge the SYN the GW sent (stale or forged).
+    SynproxyBadSynack = "synproxy_bad_synack",
     /// GW: down packet whose key holds no connection (or a different peer).
     NoKey = "no_key",
     /// GW: server group has no member that is up.

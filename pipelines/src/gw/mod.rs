@@ -264,6 +264,11 @@ pub struct GwCounters {
     /// Proxied connections whose server stayed silent for the SYN timeout:
     /// the subscriber got a RST.
     pub synproxy_server_silent: u64,
+    /// Data of a subscriber's cookie ACK that could not be kept (the pool
+    /// full, a frame over 1536 bytes, an 802.1Q-tagged or IP-options frame
+    /// the fast parse does not take) or given back; the subscriber
+    /// retransmits it.
+    pub synproxy_stash_miss: u64,
 }
 
 /// A view of one connection (tests, `pgw` diagnostics).

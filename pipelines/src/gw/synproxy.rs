@@ -34,8 +34,12 @@
 //!   subscriber's TSval could not be echoed consistently once the server
 //!   answers.
 //!
+//! The server's SYN-ACK must acknowledge the SYN the GW sent (the
+//! subscriber's ISN + 1, kept until then); another is dropped
+//! (`synproxy_bad_synack`).
+//!
 //! Early data: the first segment with data the subscriber sends before the
-//! server answered is kept (one per connection, from a per-worker pool of
+//! server answered (an ACK of the cookie without SYN or RST) is kept (one per connection, from a per-worker pool of
 //! [`STASH_SLOTS`] slots of [`STASH_BYTES`]) and sent to the server in
 //! place of the handshake's ACK (`synproxy_stashed`); any other segment in
 //! that time is dropped (`synproxy_early`, the subscriber retransmits it),
@@ -231,9 +235,11 @@ impl SegNums {
 pub struct Px {
     /// The cookie: the GW's initial sequence number toward the subscriber.
     pub cookie: u32,
-    /// Added to down sequence numbers, taken from up acknowledgments:
-    /// cookie - the server's ISN (cookie + 1 until the server answered: its
-    /// RST to the SYN has sequence number 0).
+    /// Once the server answered: added to down sequence numbers, taken
+    /// from up acknowledgments, cookie - the server's ISN. Until then: the
+    /// subscriber's ISN + 1, what the server's SYN-ACK must acknowledge
+    /// (and the translation is cookie + 1: the server's RST to the SYN has
+    /// sequence number 0; see [`GwWorker::px_delta`]).
     pub delta: u32,
     /// The early segment kept, its slot and length.
     pub stash: u16,
@@ -625,7 +631,12 @@ impl<A: TableAlloc> GwWorker<A> {
         };
         // The data the ACK carries is kept for the server's handshake.
         let (stash, stash_len) = if m.payload_len() > 0 {
-            self.stash_take(pkt.frame())
+            let kept = self.stash_take(pkt.frame());
+            if kept.0 == NO_STASH {
+                // (the subscriber retransmits it once the server answered)
+                self.counters.synproxy_stash_miss += 1;
+            }
+            kept
         } else {
             (NO_STASH, 0)
         };
@@ -635,7 +646,7 @@ impl<A: TableAlloc> GwWorker<A> {
         self.hot[e as usize].xflags |= xflag::PROXY;
         self.px[e as usize] = Px {
             cookie,
-            delta: cookie.wrapping_add(1),
+            delta: seq,
             stash,
             stash_len,
             win,
@@ -664,8 +675,10 @@ impl<A: TableAlloc> GwWorker<A> {
         // The server has not answered for the SYN timeout since the
         // connection opened: the subscriber, established with the GW, gets
         // the RST the server's silence means (its segment is the RST now).
-        if u64::from((now as u32).wrapping_sub(self.cold[e as usize].start_ms))
-            >= self.cfg.timeouts.syn_ms
+        let acks_cookie = self.acks_cookie(pkt, &m, e);
+        if acks_cookie
+            && u64::from((now as u32).wrapping_sub(self.cold[e as usize].start_ms))
+                >= self.cfg.timeouts.syn_ms
         {
             return Some(self.server_silent(pkt, i, e, now, acct));
         }
@@ -679,7 +692,7 @@ impl<A: TableAlloc> GwWorker<A> {
             self.counters.synproxy_resyn += 1;
             return None;
         }
-        if m.payload_len() > 0 && self.px[e as usize].stash == NO_STASH {
+        if acks_cookie && m.payload_len() > 0 && self.px[e as usize].stash == NO_STASH {
             let (s, len) = self.stash_take(pkt.frame());
             if s != NO_STASH {
                 let px = &mut self.px[e as usize];
@@ -688,6 +701,15 @@ impl<A: TableAlloc> GwWorker<A> {
             }
         }
         Some(Verdict::Drop(DropReason::SynproxyEarly))
+    }
+
+    /// Whether up segment `m` of proxied connection `e` is the subscriber's
+    /// in its established state: ACK without SYN or RST, acknowledging the
+    /// cookie SYN-ACK (cookie + 1).
+    fn acks_cookie(&self, pkt: &Pkt<'_>, m: &Meta, e: u32) -> bool {
+        m.tcp_flags & (flags::SYN | flags::RST | flags::ACK) == flags::ACK
+            && SegNums::of(pkt, m)
+                .is_some_and(|n| n.ack == self.px[e as usize].cookie.wrapping_add(1))
     }
 
     /// Up segment `i` of proxied connection `e` whose server stayed silent
@@ -784,7 +806,12 @@ impl<A: TableAlloc> GwWorker<A> {
         let Some(seg) = pkt.frame().get(m.l4 as usize..m.end as usize) else {
             return Err(Verdict::Drop(DropReason::BadL4));
         };
-        let srv_isn = TcpPacket::new_unchecked(seg).seq_number();
+        let t = TcpPacket::new_unchecked(seg);
+        let (srv_isn, ack) = (t.seq_number(), t.ack_number());
+        if ack != self.px[e as usize].delta {
+            // (not the answer to the SYN the GW sent: stale or forged)
+            return Err(Verdict::Drop(DropReason::SynproxyBadSynack));
+        }
         let ws_srv = window_scale(seg);
         let adv = self.cfg.syn_proxy_wscale;
         let px = &mut self.px[e as usize];
@@ -822,6 +849,7 @@ impl<A: TableAlloc> GwWorker<A> {
                 return Err(Verdict::Drop(DropReason::SynproxyEarly));
             }
             self.stash_give(stash);
+            self.counters.synproxy_stash_miss += 1;
         }
         // (a server that does not scale reads the window field as bytes)
         let win = if ws_srv == NO_WS && self.px[e as usize].ws_sub != NO_WS {
@@ -867,7 +895,7 @@ impl<A: TableAlloc> GwWorker<A> {
         } else {
             0
         };
-        translate_up(f, px.delta, up);
+        translate_up(f, self.px_delta(e), up);
     }
 
     /// The same going down.
@@ -879,7 +907,18 @@ impl<A: TableAlloc> GwWorker<A> {
         } else {
             None
         };
-        translate_down(f, px.delta, shift);
+        translate_down(f, self.px_delta(e), shift);
+    }
+
+    /// The sequence translation of proxied connection `e` ([`Px::delta`]).
+    #[inline]
+    fn px_delta(&self, e: u32) -> u32 {
+        let px = &self.px[e as usize];
+        if self.hot[e as usize].xflags & xflag::SRV_ANSWERED != 0 {
+            px.delta
+        } else {
+            px.cookie.wrapping_add(1)
+        }
     }
 
     /// A proxied connection ends: its early segment, if any, is given back.

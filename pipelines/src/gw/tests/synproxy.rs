@@ -367,6 +367,76 @@ fn a_server_silent_until_the_syn_timeout_gets_the_subscriber_a_rst() {
     );
 }
 
+/// A SYN-ACK that does not acknowledge the SYN the GW sent (stale, or
+/// forged on the tuple) is dropped and counted; the right one still
+/// completes the handshake.
+#[test]
+fn a_servers_syn_ack_to_another_syn_is_dropped() {
+    let mut h = H::new(on_cfg());
+    let (c, _, key, srv) = proxied(&mut h, 40_000, 100);
+    let stale = tcp((ROUTER, SRV_MAC), srv, key, SYN | ACK, 5, ISN + 7, b"");
+    assert_eq!(
+        h.down(&stale, 101).0,
+        Verdict::Drop(DropReason::SynproxyBadSynack)
+    );
+    assert_eq!(
+        h.w[0].flow_by_key(key.0, key.1).map(|f| f.state),
+        Some(FlowState::SynSent),
+        "still waiting for the server"
+    );
+    let out = down_as(&mut h, &from_server(srv, key, SYN | ACK, 5), 102, TX_UP);
+    let (_, t) = tcp_of(&out);
+    assert_eq!((t.flags(), t.seq_number(), t.ack_number()), (ACK, ISN + 1, 6));
+    // from then on down segments are in the cookie's space
+    let data = tcp((ROUTER, SRV_MAC), srv, key, ACK, 6, ISN + 1, b"hi");
+    let out = down_as(&mut h, &data, 103, TX_DOWN);
+    assert_eq!(tcp_of(&out).1.seq_number(), c + 1);
+}
+
+/// Only the subscriber's own segments (ACK of the cookie, no SYN) are kept
+/// early or end a silent server's connection; anything else on the tuple
+/// is `synproxy_early`.
+#[test]
+fn only_segments_acknowledging_the_cookie_are_kept_or_answered() {
+    let mut h = H::new(GwConfig {
+        timeouts: GwTimeouts {
+            syn_ms: 20_000,
+            ..TIMEOUTS
+        },
+        ..on_cfg()
+    });
+    let (c, ..) = proxied(&mut h, 40_000, 100);
+    let early = Verdict::Drop(DropReason::SynproxyEarly);
+    let forged = up_seg(40_000, ACK | PSH, ISN + 1, c + 9, b"GET /");
+    let syn_data = up_seg(40_000, SYN, ISN, 0, b"GET /");
+    assert_eq!(h.up(&forged, 101).0, early);
+    assert_eq!(h.up(&syn_data, 102).0, early);
+    assert_eq!(h.w[0].synproxy_stash_free(), synproxy::STASH_SLOTS as u32);
+    // the subscriber's retransmissions are the SYN again (and keep the
+    // connection from its idle end)
+    let get = up_seg(40_000, ACK | PSH, ISN + 1, c + 1, b"GET /");
+    assert_eq!(h.up(&get, 1_200).0, TX_UP);
+    assert_eq!(h.up(&get, 15_500).0, TX_UP);
+    // past the SYN timeout: a forged one is still dropped, the
+    // connection stays; the subscriber's own gets the RST
+    assert_eq!(h.up(&forged, 20_150).0, early);
+    assert_eq!(h.w[0].counters.synproxy_server_silent, 0);
+    assert_eq!(h.up(&get, 20_200).0, TX_DOWN);
+    assert_eq!(h.w[0].counters.synproxy_server_silent, 1);
+}
+
+/// Data on the cookie ACK that cannot be kept (a frame over the slot's
+/// 1536 bytes) is counted; the connection opens all the same.
+#[test]
+fn cookie_ack_data_that_cannot_be_kept_is_counted() {
+    let mut h = H::new(on_cfg());
+    let c = cookie_of(&mut h, 40_000, 100);
+    let big = up_seg(40_000, ACK | PSH, ISN + 1, c + 1, &[7u8; 1600]);
+    assert_eq!(h.up(&big, 101).0, TX_UP);
+    assert_eq!(h.w[0].counters.synproxy_stash_miss, 1);
+    assert_eq!(h.w[0].counters.syncookies_valid, 1);
+}
+
 /// A blind flood's ACK before the server's SYN-ACK does not end a
 /// connection's half-open state (`auto` would never turn on).
 #[test]
