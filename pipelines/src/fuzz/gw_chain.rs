@@ -8,7 +8,12 @@
 //! the fake clock (0..=7 × 700 ms, so idle timeouts and the close hold
 //! fire), bit 4 stamps our MAC as the Ethernet destination, bit 5 turns the
 //! frame into an IPv4/TCP frame toward the VIP or the pool (so the NAT paths
-//! are reached, not only the parser). After each frame the expiry sweep runs.
+//! are reached, not only the parser), bit 7 makes it the answer to the last
+//! SYN-bearing IPv4/TCP segment the chain sent out of that port: its tuple
+//! swapped, its acknowledgment that segment's sequence number + 1 (so a
+//! cookie SYN-ACK gets a valid cookie ACK and a proxied SYN the server's
+//! SYN-ACK: the SYN proxy's paths are reached). After each frame the expiry
+//! sweep runs.
 //! Invariants checked: no panic; a Tx verdict's frame length stays within
 //! the buffer; every drop is counted exactly once; every connection ends.
 use crate::arp::ArpResponder;
@@ -132,12 +137,20 @@ fn setup() -> (Pipeline, Tables) {
 
 /// Run one input (layout in this module's doc).
 pub fn gw_chain(data: &[u8]) {
+    chain(data);
+}
+
+/// [`gw_chain`]: the pipeline and the worker's counters after the input.
+fn chain(data: &[u8]) -> (Pipeline, WorkerCounters) {
     let (mut pipe, tables) = setup();
     let mut acct: Vec<AcctRecord> = Vec::new();
     let mut c = WorkerCounters::default();
     let mut meter = Meter::new(NoClock);
     let mut now = 0u64;
     let mut rest = data;
+    // The last SYN-bearing segment sent out of each port (its first 54
+    // bytes: Ethernet, option-less IPv4, TCP header).
+    let mut last_syn: [Option<[u8; 54]>; 2] = [None, None];
     while rest.len() >= 2 {
         let (len, ctl) = (rest[0] as usize, rest[1]);
         let take = len.min(rest.len() - 2);
@@ -166,6 +179,23 @@ pub fn gw_chain(data: &[u8]) {
                 buf[30..34].copy_from_slice(&POOL);
             }
         }
+        if ctl & 0x80 != 0 && n >= 54 {
+            if let Some(h) = last_syn[port as usize] {
+                buf[12..14].copy_from_slice(&[0x08, 0x00]);
+                buf[14] = 0x45;
+                buf[23] = 6;
+                buf[26..30].copy_from_slice(&h[30..34]);
+                buf[30..34].copy_from_slice(&h[26..30]);
+                buf[34..36].copy_from_slice(&h[36..38]);
+                buf[36..38].copy_from_slice(&h[34..36]);
+                let seq = u32::from_be_bytes([h[38], h[39], h[40], h[41]]);
+                let ack = u32::from_be_bytes([h[42], h[43], h[44], h[45]]);
+                if ack != 0 {
+                    buf[38..42].copy_from_slice(&ack.to_be_bytes());
+                }
+                buf[42..46].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+            }
+        }
         let before = c.total_drops();
         // (with 0x40 the frame comes twice in one burst: a connection the
         // first copy opens is the second's)
@@ -186,6 +216,14 @@ pub fn gw_chain(data: &[u8]) {
                 &NoPrefetch,
             );
             assert!(pkts.iter().all(|p| p.len <= ROOM));
+        }
+        for (f, v) in [&buf, &copy].into_iter().zip(&v[..if twice { 2 } else { 1 }]) {
+            if let Verdict::Tx { port: out } = v {
+                let syn = f[12..14] == [0x08, 0x00] && f[14] == 0x45 && f[23] == 6;
+                if syn && f[47] & 0x02 != 0 && (*out as usize) < 2 {
+                    last_syn[*out as usize] = f[..54].try_into().ok();
+                }
+            }
         }
         let k = if twice { 2 } else { 1 };
         let dropped = v[..k]
@@ -215,6 +253,7 @@ pub fn gw_chain(data: &[u8]) {
         );
         assert_eq!(gw.keys_in_use(), 0, "entries left after every hold");
     }
+    (pipe, c)
 }
 
 /// A connection's frames: SYN up to the VIP, SYN-ACK and data down to the
@@ -260,5 +299,44 @@ pub(super) fn seeds() -> Vec<Vec<u8>> {
          0a3200020a21000180ea0050000003e80000",
     )
     .expect("hex");
-    vec![conn, misc, rec(0x30, vec![0u8; 60]), found]
+    // The SYN proxy: 8 connections stay half-open (the threshold), the 9th
+    // SYN gets a cookie, the answer bit makes the valid cookie ACK, then
+    // the server's SYN-ACK to the proxied SYN, data down, the subscriber's
+    // ACK and FIN.
+    let mut proxy = Vec::new();
+    for sp in 0..9 {
+        proxy.extend(rec(0x10, up(FrameSpec::tcp(34000 + sp, 80, syn)).build()));
+    }
+    proxy.extend(rec(0x90, up(FrameSpec::tcp(1, 1, ack)).build()));
+    proxy.extend(rec(0x91, down(1, synack).build()));
+    let data = FrameSpec {
+        payload: b"hello".to_vec(),
+        ..down(1, ack)
+    };
+    proxy.extend(rec(0x91, data.build()));
+    proxy.extend(rec(0x90, up(FrameSpec::tcp(1, 1, ack)).build()));
+    proxy.extend(rec(0x92, up(FrameSpec::tcp(1, 1, fin)).build()));
+    vec![conn, misc, rec(0x30, vec![0u8; 60]), found, proxy]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The proxy seed reaches the SYN proxy's paths: SYNs past the
+    /// worker's share of the threshold (4 of 8, two workers) get cookies,
+    /// the answer bit's ACK carries a valid one, the server's SYN-ACK is
+    /// accepted and the data after it is translated down.
+    #[test]
+    fn the_proxy_seed_opens_a_proxied_connection() {
+        let (pipe, c) = chain(&seeds()[4]);
+        let Pipeline::Gw { gw, .. } = &pipe else {
+            unreachable!()
+        };
+        assert_eq!(gw.counters.syncookies_sent, 5);
+        assert_eq!(gw.counters.syncookies_valid, 1);
+        assert_eq!(c.total_drops(), 0, "{:?}", c.drops);
+        // the SYN-ACK (consumed into the handshake's ACK) and the data
+        assert_eq!(gw.counters.down_pkts, 2);
+    }
 }
