@@ -10,14 +10,21 @@
 //! is written here, and every connection of that subscriber, on any worker,
 //! takes the new entry point with its next down packet.
 //!
-//! The table is direct-mapped: a slot per subscriber hash holds a 16-bit
-//! tag and the 48-bit MAC in one atomic word (a collision overwrites; a
-//! connection whose subscriber's tag is not there keeps its own LB). An
+//! The table is direct-mapped, one for IPv4 subscribers and one for IPv6
+//! /64s: a subscriber's 32-bit key picks a slot by its low 16 bits, and
+//! the slot holds the key's high 16 bits (the tag) and the 48-bit MAC in
+//! one atomic word (a collision overwrites; a connection whose subscriber's
+//! tag is not there keeps its own LB). An IPv4 key is a bijection of the
+//! address, so with [`SLOTS`] = 2^16 slot and tag name one address: no two
+//! IPv4 subscribers are ever taken for each other. An IPv6 /64's key is a
+//! 32-bit hash: among a million /64s about a hundred pairs share one
+//! (N^2 / 2^33), and a move of one re-points the other's downstream-only
+//! connections until their next up packet. An
 //! epoch counts the moves; a connection keeps the epoch it last looked at
 //! (16 bits in its hot line), so a down packet costs one load of the epoch
 //! (a line every worker reads, written only on a move) unless some
-//! subscriber moved since. Memory: 8 bytes per slot, [`SLOTS`] slots per
-//! GW instance.
+//! subscriber moved since. Memory: 8 bytes per slot, 2 × [`SLOTS`] slots
+//! per GW instance.
 
 use core::sync::atomic::{
     AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -25,15 +32,24 @@ use core::sync::atomic::{
 
 use super::hash::fmix64;
 
-/// Slots of the table (a power of two).
+/// Slots of each table: 2^16, so that an IPv4 key's 16 low bits (the
+/// slot) and 16 high bits (the tag) are the whole key.
 pub const SLOTS: usize = 1 << 16;
 
-/// The shared table (one per GW instance, in every [`super::GwTables`]
-/// snapshot).
+/// The shared tables (one pair per GW instance, in every
+/// [`super::GwTables`] snapshot).
 #[derive(Debug)]
 pub struct Moves {
     epoch: AtomicU32,
-    slots: Box<[AtomicU64]>,
+    v4: Box<[AtomicU64]>,
+    v6: Box<[AtomicU64]>,
+}
+
+/// A subscriber's key: 32 bits and the family's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriberKey {
+    k: u32,
+    v6: bool,
 }
 
 impl Default for Moves {
@@ -42,38 +58,68 @@ impl Default for Moves {
     }
 }
 
-/// The key of an IPv4 subscriber.
+/// MurmurHash3's 32-bit finalizer: a bijection of `u32` (xor-shifts and
+/// multiplications by odd constants), so distinct addresses keep distinct
+/// keys.
 #[inline]
-pub fn key_v4(ip: [u8; 4]) -> u64 {
-    fmix64(u32::from_be_bytes(ip) as u64 | 4 << 32)
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
-/// The key of an IPv6 subscriber: its /64.
+/// The key of an IPv4 subscriber (exact: a bijection of the address).
 #[inline]
-pub fn key_v6(ip: &[u8; 16]) -> u64 {
-    fmix64(u64::from_be_bytes(ip[..8].try_into().unwrap_or([0; 8])) ^ 6)
+pub fn key_v4(ip: [u8; 4]) -> SubscriberKey {
+    SubscriberKey {
+        k: fmix32(u32::from_be_bytes(ip)),
+        v6: false,
+    }
+}
+
+/// The key of an IPv6 subscriber: its /64, hashed to 32 bits.
+#[inline]
+pub fn key_v6(ip: &[u8; 16]) -> SubscriberKey {
+    let h = fmix64(u64::from_be_bytes(ip[..8].try_into().unwrap_or([0; 8])));
+    SubscriberKey {
+        k: (h ^ h >> 32) as u32,
+        v6: true,
+    }
 }
 
 #[inline]
-fn tag(k: u64) -> u64 {
-    (k >> 48) | 1
+fn tag(k: SubscriberKey) -> u64 {
+    u64::from(k.k >> 16)
 }
 
+/// The slot's word: the tag and the MAC (0: an empty slot).
 #[inline]
-fn pack(k: u64, mac: [u8; 6]) -> u64 {
+fn pack(k: SubscriberKey, mac: [u8; 6]) -> u64 {
     let mut b = [0u8; 8];
     b[2..].copy_from_slice(&mac);
     tag(k) << 48 | u64::from_be_bytes(b)
 }
 
+/// Whether slot word `v` holds subscriber `k`.
+#[inline]
+fn holds(v: u64, k: SubscriberKey) -> bool {
+    v != 0 && v >> 48 == tag(k)
+}
+
 impl Moves {
     /// A table of `slots` slots (rounded up to a power of two).
     pub fn new(slots: usize) -> Moves {
+        let table = || {
+            (0..slots.next_power_of_two())
+                .map(|_| AtomicU64::new(0))
+                .collect()
+        };
         Moves {
             epoch: AtomicU32::new(0),
-            slots: (0..slots.next_power_of_two())
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            v4: table(),
+            v6: table(),
         }
     }
 
@@ -84,8 +130,9 @@ impl Moves {
     }
 
     #[inline]
-    fn slot(&self, k: u64) -> &AtomicU64 {
-        &self.slots[k as usize & (self.slots.len() - 1)]
+    fn slot(&self, k: SubscriberKey) -> &AtomicU64 {
+        let t = if k.v6 { &self.v6 } else { &self.v4 };
+        &t[k.k as usize & (t.len() - 1)]
     }
 
     /// Subscriber `k` came through the LB `mac`: recorded if that is new,
@@ -96,7 +143,7 @@ impl Moves {
     /// subscribers do not send every connection to look. Whether it was a
     /// move.
     #[inline]
-    pub fn record(&self, k: u64, mac: [u8; 6]) -> bool {
+    pub fn record(&self, k: SubscriberKey, mac: [u8; 6]) -> bool {
         let v = pack(k, mac);
         let s = self.slot(k);
         let old = s.load(Relaxed);
@@ -104,7 +151,7 @@ impl Moves {
             return false;
         }
         s.store(v, Relaxed);
-        if old >> 48 != tag(k) {
+        if !holds(old, k) {
             return false;
         }
         self.epoch.fetch_add(1, Release);
@@ -113,9 +160,9 @@ impl Moves {
 
     /// The LB subscriber `k` last came through, if its slot still holds it.
     #[inline]
-    pub fn get(&self, k: u64) -> Option<[u8; 6]> {
+    pub fn get(&self, k: SubscriberKey) -> Option<[u8; 6]> {
         let v = self.slot(k).load(Relaxed);
-        if v >> 48 != tag(k) {
+        if !holds(v, k) {
             return None;
         }
         let b = v.to_be_bytes();
@@ -124,7 +171,7 @@ impl Moves {
 
     /// Bytes of the table.
     pub fn bytes(&self) -> usize {
-        self.slots.len() * 8
+        (self.v4.len() + self.v6.len()) * 8
     }
 }
 
@@ -135,7 +182,7 @@ use crate::hw::TableAlloc;
 impl<A: TableAlloc> GwWorker<A> {
     /// The key of connection `e`'s subscriber.
     #[inline]
-    fn sub_key(&self, e: u32) -> u64 {
+    fn sub_key(&self, e: u32) -> SubscriberKey {
         let h = &self.hot[e as usize];
         if h.has(flag::V6) {
             key_v6(&self.sub6[e as usize])
@@ -203,16 +250,45 @@ mod tests {
         // a subscriber taking the slot of another: no move either
         let c = (0u32..)
             .map(|i| key_v4(i.to_be_bytes()))
-            .find(|&k| k & 7 == a & 7 && tag(k) != tag(a))
+            .find(|&k| k.k & 7 == a.k & 7 && tag(k) != tag(a))
             .unwrap();
         assert!(!m.record(c, [2, 0, 0, 0, 0, 3]));
         assert_eq!((m.get(a), m.epoch()), (None, 1));
         // another subscriber: its own tag (or its own slot)
-        if a as usize & 7 == b as usize & 7 {
+        if a.k & 7 == b.k & 7 {
             assert_eq!(m.get(b), None);
         }
         let v6 = key_v6(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9]);
         let v6b = key_v6(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 1, 0xff, 0, 0, 0, 0, 0, 0, 7]);
         assert_eq!(v6, v6b, "a /64 is one subscriber");
+    }
+
+    /// With 2^16 slots, slot and tag are an IPv4 key's 32 bits, and the key
+    /// a bijection of the address: addresses that share a slot (2^16 apart
+    /// in key space) never share the tag.
+    #[test]
+    fn ipv4_subscribers_are_told_apart_exactly() {
+        let m = Moves::default();
+        let a = key_v4([10, 0, 0, 1]);
+        let same_slot: Vec<[u8; 4]> = (0u32..1 << 22)
+            .map(u32::to_be_bytes)
+            .filter(|&ip| key_v4(ip).k & 0xffff == a.k & 0xffff)
+            .take(40)
+            .collect();
+        assert!(same_slot.len() >= 40);
+        m.record(a, [2, 0, 0, 0, 0, 1]);
+        for ip in same_slot.into_iter().filter(|&ip| ip != [10, 0, 0, 1]) {
+            assert_ne!(tag(key_v4(ip)), tag(a), "{ip:?}");
+            assert_eq!(m.get(key_v4(ip)), None, "{ip:?}");
+        }
+        // a bijection: 2^20 addresses, 2^20 keys
+        let mut keys: Vec<u32> = (0u32..1 << 20).map(|i| key_v4(i.to_be_bytes()).k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 1 << 20);
+        // the families do not meet
+        let v6 = key_v6(&[0; 16]);
+        m.record(v6, [2, 0, 0, 0, 0, 9]);
+        assert_eq!(m.get(a), Some([2, 0, 0, 0, 0, 1]));
     }
 }
