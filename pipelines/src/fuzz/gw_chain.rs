@@ -198,6 +198,8 @@ pub fn gw_chain(data: &[u8]) {
             "{dropped} drop verdicts counted {} times",
             c.total_drops() - before
         );
+        // Released frames (held fragments) are whole frames for a port.
+        pipe.drain_released(|b, p| assert!(b.len() <= ROOM && p <= 1));
         pipe.poll(now, 1 << 20, &mut acct, &mut c);
     }
     // Let everything expire (16 s: past the longest timeout plus the
@@ -214,6 +216,7 @@ pub fn gw_chain(data: &[u8]) {
             "connections left open after every timeout"
         );
         assert_eq!(gw.keys_in_use(), 0, "entries left after every hold");
+        assert_eq!(gw.frag_state(), (0, 0), "fragment contexts or slots left");
     }
 }
 
@@ -251,6 +254,27 @@ pub(super) fn seeds() -> Vec<Vec<u8>> {
     misc.extend(rec(0x10, up(FrameSpec::ping(7, 1)).build()));
     misc.extend(rec(0x1e, up(FrameSpec::tcp(33002, 80, syn)).build()));
     misc.extend(rec(0x11, down(40002, rst).build()));
+    // A UDP datagram up in 16-byte fragments, the last first, then its
+    // answer down the same way.
+    let mut frags = Vec::new();
+    let dgram = |f: FrameSpec| FrameSpec {
+        dont_frag: false,
+        payload: (0u8..40).collect(),
+        ..f
+    };
+    let fu = crate::wire::build::fragment_v4(&dgram(up(FrameSpec::udp(33003, 53))).build(), 16);
+    for f in fu.iter().rev() {
+        frags.extend(rec(0x10, f.clone()));
+    }
+    let answer = FrameSpec {
+        dst_mac: SERVER_MAC,
+        src_ip: [10, 80, 0, 11],
+        dst_ip: POOL,
+        ..FrameSpec::udp(53, 40003)
+    };
+    for f in crate::wire::build::fragment_v4(&dgram(answer).build(), 16) {
+        frags.extend(rec(0x11, f));
+    }
     // Inputs that once panicked (kept so every run replays them): a
     // 44-byte TCP frame ending inside its header (gw/meta.rs fast path).
     let found = super::from_hex(
@@ -260,5 +284,5 @@ pub(super) fn seeds() -> Vec<Vec<u8>> {
          0a3200020a21000180ea0050000003e80000",
     )
     .expect("hex");
-    vec![conn, misc, rec(0x30, vec![0u8; 60]), found]
+    vec![conn, misc, frags, rec(0x30, vec![0u8; 60]), found]
 }
