@@ -60,6 +60,9 @@ fn setup() -> (Pipeline, Tables) {
         // SYNs opened up to 8 half-open connections, answered with cookies
         // beyond
         syn_proxy: crate::gw::SynProxy::Auto { half_open: 8 },
+        // small fragment tables: their limits reached, and a cheap set-up
+        frag_contexts: 8,
+        frag_hold_slots: 8,
         ..GwConfig::default()
     };
     let gw = GwWorker::new(&cfg, 0).expect("fixture config");
