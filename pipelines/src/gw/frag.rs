@@ -383,7 +383,7 @@ impl<A: TableAlloc> Frags<A> {
     /// (the context can end).
     fn account(&mut self, c: u32, fr: &Frag) -> bool {
         let x = &mut self.ctx[c as usize];
-        x.seen += fr.len;
+        x.seen = x.seen.saturating_add(fr.len);
         if !fr.more {
             x.total = fr.off + fr.len;
         }
