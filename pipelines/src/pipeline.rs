@@ -201,6 +201,18 @@ impl<A: TableAlloc> Pipeline<A> {
         }
     }
 
+    /// Hand every frame the stages released since the last call (held
+    /// fragments whose datagram's first fragment came) to `send` (bytes,
+    /// port): the engine copies each into an mbuf and transmits it. How
+    /// many.
+    #[inline]
+    pub fn drain_released(&mut self, send: impl FnMut(&[u8], crate::PortIdx)) -> usize {
+        match self {
+            Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } => gw.drain_released(send),
+            _ => 0,
+        }
+    }
+
     /// The worker stops: every open connection's record (see
     /// [`GwWorker::close_all`]); how many.
     pub fn close_all(&mut self, now_ms: u64, acct: &mut impl AcctSink) -> usize {
@@ -212,7 +224,7 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // 4 LB + 39 GW names: fits the slots (MAX_EVENTS).
+        // 4 LB + 43 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
             let ev = [
@@ -274,6 +286,10 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_synproxy_server_silent", g.synproxy_server_silent),
                     ("gw_synproxy_stash_miss", g.synproxy_stash_miss),
                     ("gw_half_open", gw.half_open() as u64),
+                    ("gw_frag_first", g.frag_first),
+                    ("gw_frag_translated", g.frag_translated),
+                    ("gw_frag_held", g.frag_held),
+                    ("gw_frag_contexts", gw.frag_state().0 as u64),
                 ];
                 out[..ev.len()].copy_from_slice(&ev);
                 ev.len()

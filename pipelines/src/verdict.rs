@@ -98,8 +98,8 @@ pub enum Verdict {
     /// Drop, counted under this reason.
     Drop(DropReason),
     /// The stage kept a copy of the frame's bytes to send later (the SYN
-    /// proxy's early segment); the engine frees the buffer, nothing is
-    /// counted as dropped.
+    /// proxy's early segment, a fragment waiting for its datagram's first
+    /// one); the engine frees the buffer, nothing is counted as dropped.
     Consumed,
 }
 
@@ -133,8 +133,25 @@ drop_reasons! {
     BadIpv6 = "bad_ipv6",
     /// Truncated TCP/UDP/ICMP header or bad data offset.
     BadL4 = "bad_l4",
-    /// IP fragment: not reassembled by this gateway.
+    /// IP fragment the GW does not translate: fragments off with
+    /// `frag_contexts = 0`, of a protocol other than TCP and UDP, IPv6
+    /// fragments, malformed ones (see `gw::frag`).
     Fragment = "fragment",
+    /// A fragment needing a new reassembly context found the worker's
+    /// table full (`gw.frag_contexts`).
+    FragTableFull = "frag_table_full",
+    /// A fragment that came before its datagram's first one found no free
+    /// hold slot (`gw.frag_hold_slots`).
+    FragHoldFull = "frag_hold_full",
+    /// A fragment that came before its datagram's first one: the datagram
+    /// already holds `gw.frag_max_held` fragments.
+    FragTooMany = "frag_too_many",
+    /// A fragment that came before its datagram's first one, larger than a
+    /// hold slot (1536 bytes).
+    FragHoldTooBig = "frag_hold_too_big",
+    /// A held fragment whose datagram's first fragment did not come within
+    /// `gw.frag_timeout_ms`.
+    FragTimeout = "frag_timeout",
     /// IP protocol other than TCP, UDP, ICMP echo.
     UnsupportedProto = "unsupported_proto",
     /// TTL / hop limit would reach zero.
@@ -194,6 +211,9 @@ drop_reasons! {
     /// or the worker itself). A bug upstream, counted rather than sent or
     /// looped.
     BadDestination = "bad_destination",
+    /// A frame the stage released after its burst (a held fragment whose
+    /// first fragment came) found no mbuf in the pool.
+    ReleasedNoMbuf = "released_no_mbuf",
     /// Wire forwarding: the frame arrived on a port that has no peer.
     NoRoute = "no_route",
     /// LB/GW: the frame arrived on a port the stage does not serve (neither

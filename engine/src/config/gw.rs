@@ -210,6 +210,10 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
                 ))
             }
         },
+        frag_contexts: g.frag_contexts,
+        frag_hold_slots: g.frag_hold_slots,
+        frag_max_held: g.frag_max_held,
+        frag_timeout_ms: g.frag_timeout_ms,
         syn_proxy_mss: g.syn_proxy_mss,
         syn_proxy_wscale: g.syn_proxy_wscale,
         cookie_secret: [random_seed(), random_seed()],

@@ -441,6 +441,21 @@ pub struct GwCfg {
     /// Window Scale the proxy advertises to subscribers (best: the servers' own).
     #[serde(default = "d_syn_proxy_wscale")]
     pub syn_proxy_wscale: u8,
+    /// IPv4 fragments of NAT44 connections (shallow virtual reassembly):
+    /// reassembly contexts per worker; 0 drops every fragment (`fragment`).
+    #[serde(default = "d_frag_contexts")]
+    pub frag_contexts: u32,
+    /// Fragments per worker held while their datagram's first fragment has
+    /// not come (1536 bytes each).
+    #[serde(default = "d_frag_hold_slots")]
+    pub frag_hold_slots: u32,
+    /// Fragments of one datagram held at most (VPP's default: 3).
+    #[serde(default = "d_frag_max_held")]
+    pub frag_max_held: u8,
+    /// Life of a reassembly context, from its datagram's first fragment to
+    /// arrive, in ms (VPP's default: 100).
+    #[serde(default = "d_frag_timeout_ms")]
+    pub frag_timeout_ms: u32,
     /// TCP health checks of the group members (sent from the first pool
     /// address and the `probe_ports` range; a member's `ip6`, with `pool6`,
     /// is checked too, from the first pool6 address, as its IPv6 side).
@@ -552,6 +567,18 @@ fn d_flows() -> u32 {
 }
 fn d_policy() -> String {
     "round-robin".into()
+}
+fn d_frag_contexts() -> u32 {
+    pgw_pipelines::gw::GwConfig::default().frag_contexts
+}
+fn d_frag_hold_slots() -> u32 {
+    pgw_pipelines::gw::GwConfig::default().frag_hold_slots
+}
+fn d_frag_max_held() -> u8 {
+    pgw_pipelines::gw::GwConfig::default().frag_max_held
+}
+fn d_frag_timeout_ms() -> u32 {
+    pgw_pipelines::gw::GwConfig::default().frag_timeout_ms
 }
 fn d_syn_proxy() -> String {
     "off".into()

@@ -723,6 +723,38 @@ pairs = [["a", "b"]]
     }
 
     #[test]
+    fn fragment_keys_build_the_config_and_name_themselves_when_wrong() {
+        let (gw, with) = (TAP_GW, tap_gw_with);
+        let built = |text: &str| {
+            let c = gw_cfg(text);
+            (
+                c.frag_contexts,
+                c.frag_hold_slots,
+                c.frag_max_held,
+                c.frag_timeout_ms,
+            )
+        };
+        assert_eq!(built(gw), (1024, 256, 3, 100), "the defaults");
+        // the example's commented lines, as an operator would uncomment them
+        assert_eq!(built(&gw.replace("# frag_", "frag_")), (1024, 256, 3, 100));
+        assert_eq!(
+            built(&with(
+                "frag_contexts = 0\nfrag_hold_slots = 8\nfrag_max_held = 5\nfrag_timeout_ms = 2000"
+            )),
+            (0, 8, 5, 2000)
+        );
+        let e = err_of(&with("frag_timeout_ms = 0"));
+        assert!(
+            e.starts_with("bad.toml: ") && e.contains("gw.frag_timeout_ms: 0 is not in 1..=60000"),
+            "{e}"
+        );
+        let e = err_of(&with("frag_contexts = 2000000"));
+        assert!(e.contains("gw.frag_contexts: 2000000 is above"), "{e}");
+        let e = err_of(&with("frag_hold_slots = 100000"));
+        assert!(e.contains("gw.frag_hold_slots: 100000 is above"), "{e}");
+    }
+
+    #[test]
     fn metrics_listen_is_an_address() {
         let ok = format!("{GOOD}[metrics]\nlisten = \"127.0.0.1:9464\"\n");
         let p = Profile::parse(&ok, "m.toml").unwrap();

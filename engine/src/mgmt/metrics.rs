@@ -114,7 +114,7 @@ pub struct HttpCounters {
 }
 
 /// The stages' named values that are levels, not counts: (event, gauge, help).
-const LEVELS: [(&str, &str, &str); 4] = [
+const LEVELS: [(&str, &str, &str); 5] = [
     (
         "gw_open_flows",
         "gw_open_flows",
@@ -134,6 +134,11 @@ const LEVELS: [(&str, &str, &str); 4] = [
         "gw_half_open",
         "gw_half_open_flows",
         "TCP connections a worker has in SynSent (no answer from the server yet): gw.syn_proxy = \"auto\" proxies while they reach the worker's share of gw.syn_proxy_half_open.",
+    ),
+    (
+        "gw_frag_contexts",
+        "gw_frag_contexts",
+        "IPv4 fragment reassembly contexts a worker has live, of gw.frag_contexts.",
     ),
 ];
 

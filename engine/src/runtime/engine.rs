@@ -512,6 +512,7 @@ impl Engine {
             acct: self.acct[w].clone(),
             mgmt_tx,
             runtime_stages: e.runtime_stages,
+            pool: self.info().pool,
         })
     }
 

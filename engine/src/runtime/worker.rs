@@ -39,8 +39,8 @@ use pgw_pipelines::runtime::{Clock, Meter, NoClock, Stage};
 use pgw_pipelines::{DropReason, PortIdx, Verdict};
 
 use crate::runtime::dpdk::{
-    tsc, Burst, Consumer, CpuPrefetch, HugeAlloc, Mbuf, MpProducer, PortId, RxQueue, TxQueue,
-    MAX_BURST,
+    tsc, Burst, Consumer, CpuPrefetch, HugeAlloc, Mbuf, Mempool, MpProducer, PortId, RxQueue,
+    TxQueue, MAX_BURST,
 };
 use crate::runtime::info::Timebase;
 use crate::runtime::stats::{WorkerLocal, WorkerShared};
@@ -85,6 +85,8 @@ pub struct Worker {
     pub mgmt_tx: Option<Consumer>,
     /// Time each stage (`engine.runtime_stages`).
     pub runtime_stages: bool,
+    /// The mbuf pool, for the frames a stage releases after a burst.
+    pub pool: &'static Mempool,
 }
 
 /// A pipeline before the worker builds it.
@@ -505,6 +507,19 @@ impl Worker {
             }
         }
         out.drops.free();
+        // Frames the stage released (held fragments whose first fragment
+        // this burst brought): copied into fresh mbufs, behind the burst.
+        let pool = self.pool;
+        pipeline.drain_released(|bytes, port| {
+            let Some(mut mb) = pool.alloc() else {
+                return local.pipe.drop(DropReason::ReleasedNoMbuf);
+            };
+            if mb.write(bytes) {
+                self.queue_tx(port as usize, mb, out, local, m, Stage::Dispatch);
+            } else {
+                local.pipe.drop(DropReason::ReleasedNoMbuf);
+            }
+        });
         m.lap(Stage::Dispatch, n);
     }
 

@@ -150,6 +150,16 @@ pub struct GwConfig {
     /// Window Scale the SYN proxy advertises to subscribers that sent one;
     /// the servers' own scale is converted to it.
     pub syn_proxy_wscale: u8,
+    /// IP fragments of NAT44 connections ([`super::frag`]): reassembly
+    /// contexts per worker (0: fragments are dropped as `fragment`).
+    pub frag_contexts: u32,
+    /// Fragments per worker held while their datagram's first fragment
+    /// has not come (1536-byte slots).
+    pub frag_hold_slots: u32,
+    /// Fragments of one datagram held at most.
+    pub frag_max_held: u8,
+    /// Life of a reassembly context from its first fragment (any).
+    pub frag_timeout_ms: u32,
     /// Key of the SYN cookies' hash (draw it at random at start; every
     /// worker shares it).
     pub cookie_secret: [u64; 2],
@@ -277,6 +287,10 @@ impl Default for GwConfig {
             syn_proxy_mss: 1460,
             syn_proxy_wscale: 7,
             cookie_secret: [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344],
+            frag_contexts: 1024,
+            frag_hold_slots: 256,
+            frag_max_held: 3,
+            frag_timeout_ms: 100,
         }
     }
 }
@@ -378,6 +392,24 @@ impl GwConfig {
                 "gw.syn_proxy_half_open: 0; use \"on\" to proxy every SYN, or a threshold such as 1000"
                     .into(),
             );
+        }
+        if self.frag_contexts > 1 << 20 {
+            return Err(format!(
+                "gw.frag_contexts: {} is above 2^20; a few thousand per worker is plenty, e.g. 1024",
+                self.frag_contexts
+            ));
+        }
+        if self.frag_hold_slots > 1 << 16 {
+            return Err(format!(
+                "gw.frag_hold_slots: {} is above 65536 (1536 bytes each); use e.g. 256",
+                self.frag_hold_slots
+            ));
+        }
+        if self.frag_timeout_ms == 0 || self.frag_timeout_ms > 60_000 {
+            return Err(format!(
+                "gw.frag_timeout_ms: {} is not in 1..=60000; use e.g. 100 (VPP's default)",
+                self.frag_timeout_ms
+            ));
         }
         if self.window_cap_down == Some(0) {
             return Err(

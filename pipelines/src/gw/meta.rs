@@ -53,6 +53,9 @@ pub struct Meta {
     pub l3: u8,
     pub l4: u8,
     pub payload: u8,
+    /// An IPv4 first fragment (offset 0, more to come): its translation is
+    /// kept for the rest of the datagram ([`super::frag`]).
+    pub frag: bool,
     /// End of the IP packet (padding excluded).
     pub end: u16,
     /// IPv4 source and destination; IPv6: the last 4 bytes of the source,
@@ -83,6 +86,7 @@ impl Meta {
             l3: p.l3_off as u8,
             l4: p.l4_off as u8,
             payload: p.payload_off as u8,
+            frag: false,
             end: p.ip_end() as u16,
             src: p.src_v4(),
             dst: p.dst_v4(),
@@ -137,6 +141,7 @@ pub fn fast_v4(f: &[u8]) -> Option<Meta> {
         l3: 14,
         l4: 34,
         payload: 0,
+        frag: false,
         end: end as u16,
         src: [ip[12], ip[13], ip[14], ip[15]],
         dst: [ip[16], ip[17], ip[18], ip[19]],

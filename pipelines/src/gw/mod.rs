@@ -52,8 +52,11 @@
 //! revives the binding (`revived`), the server's TIME_WAIT accepts it
 //! because the subscriber's own ISN and timestamps keep increasing.
 //!
-//! Not this stage's job: ARP and NDP (the pipeline answers them first), IP
-//! fragments (`fragment`). Checksums are not verified: an incremental
+//! IPv4 fragments of NAT44 connections are translated by shallow virtual
+//! reassembly ([`frag`]: the first fragment's translation kept for the
+//! rest of its datagram; fragments before it held, bounded, timed out).
+//! Not this stage's job: ARP and NDP (the pipeline answers them first),
+//! IPv6 fragments (`fragment`). Checksums are not verified: an incremental
 //! update keeps a bad checksum bad. VLAN tags pass through unchanged.
 //! Authorization is checked when a connection starts; a connection keeps
 //! its server for its life even if the server is later marked down.
@@ -112,7 +115,9 @@
 //! [`limit`] (`next_pow2(max_flows_per_worker)` slots); per instance, 512
 //! KiB of subscriber entry points ([`moves`]); with the SYN proxy,
 //! 16 bytes per entry ([`synproxy::Px`]) and 1.5 MiB of early-segment
-//! pool; the next-hop cache and LB table are small.
+//! pool; for IPv4 fragments ([`frag`]) 76 bytes per context and 1552 per
+//! hold slot (about 470 KiB by default); the next-hop cache and LB table
+//! are small.
 //!
 //! ## Cost
 //! Measured by the engine's runtime accounting per stage (`pgw stats
@@ -125,6 +130,7 @@ pub mod balance;
 pub mod config;
 mod down;
 pub mod entry;
+pub mod frag;
 pub mod hash;
 mod icmp;
 pub mod keys;
@@ -269,6 +275,14 @@ pub struct GwCounters {
     /// the fast parse does not take) or given back; the subscriber
     /// retransmits it.
     pub synproxy_stash_miss: u64,
+    /// First fragments whose translation was kept for their datagram
+    /// ([`frag`]).
+    pub frag_first: u64,
+    /// Later fragments translated by their datagram's context (held ones
+    /// released included; also in `up_pkts` / `down_pkts`).
+    pub frag_translated: u64,
+    /// Fragments held because they came before their datagram's first one.
+    pub frag_held: u64,
 }
 
 /// A view of one connection (tests, `pgw` diagnostics).
@@ -338,6 +352,8 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     /// worker's share of `SynProxy::Auto`'s threshold.
     half_open: u32,
     half_open_share: u32,
+    /// IPv4 fragments: reassembly contexts, held fragments, the outbox.
+    frags: frag::Frags<A>,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864; workers start 0x9e37 apart).
     xlat_ident: u16,
@@ -465,6 +481,7 @@ impl<A: TableAlloc> GwWorker<A> {
                 SynProxy::Auto { half_open } => half_open.div_ceil(cfg.workers as u32),
                 _ => 0,
             },
+            frags: frag::Frags::new(alloc, cfg)?,
             xlat_ident: id.wrapping_mul(0x9e37),
             meta: [Meta::default(); MAX_BURST],
             closing: [(NONE, CloseReason::Fin); MAX_BURST],
@@ -531,6 +548,7 @@ impl<A: TableAlloc> GwWorker<A> {
             + self.limits.bytes()
             + self.px.len() * size_of::<synproxy::Px>()
             + self.stash.len() * (synproxy::STASH_BYTES + 2)
+            + self.frags.bytes()
     }
 
     /// Open connections of subscriber `sub` this worker counts against
@@ -807,6 +825,9 @@ impl<A: TableAlloc> GwWorker<A> {
                 self.follow_moves(t, self.meta[i].e);
                 self.forward_down(&mut pkts[i], i, now)
             };
+            if self.meta[i].frag {
+                out[i] = self.first_fragment(&pkts[i], i, out[i], now);
+            }
         }
     }
 
@@ -823,6 +844,7 @@ impl<A: TableAlloc> GwWorker<A> {
             Err(DropReason::UnsupportedProto) => {
                 return Err(self.icmp_error(t, pkt, now));
             }
+            Err(DropReason::Fragment) => return self.fragment(t, pkt, now),
             Err(r) => return Err(DROP(r)),
         };
         let mut m = Meta::from_parsed(&p);

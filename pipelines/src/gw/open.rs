@@ -648,10 +648,11 @@ impl<A: TableAlloc> GwWorker<A> {
         now: u64,
         budget: usize,
         acct: &mut impl AcctSink,
-        _c: &mut crate::WorkerCounters,
+        c: &mut crate::WorkerCounters,
     ) -> (usize, usize) {
         let mut buf = [0u32; 32];
-        let (mut done, mut ended) = (0, 0);
+        // Fragment contexts past their timeout (each one looked at).
+        let (mut done, mut ended) = (self.frag_expire(now, c), 0);
         while done < budget {
             let want = (budget - done).min(buf.len());
             let n = self.wheel.pop_due(&mut self.cold, now, &mut buf[..want]);

@@ -28,7 +28,7 @@ pub fn set_macs(f: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
 /// and destination `addrs`, the header checksum by `ip` (the addresses'
 /// delta, from the old ones to `addrs`) and the TTL's.
 #[inline(always)]
-fn forward4(f: &mut [u8], l3: usize, mut ip: Delta, addrs: ([u8; 4], [u8; 4])) {
+pub(super) fn forward4(f: &mut [u8], l3: usize, mut ip: Delta, addrs: ([u8; 4], [u8; 4])) {
     let ttl_word = rd16(f, l3 + 8);
     let new_ttl_word = ttl_word.wrapping_sub(0x100);
     ip.word(ttl_word, new_ttl_word);

@@ -942,8 +942,9 @@ fn drop_reasons_of_the_stage() {
     let mut f = syn(SUB1, 3);
     f.ttl = 1;
     assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::TtlExceeded));
-    // fragment
-    let mut f = udp((LB1, ACC_MAC), (SUB1, 4), (VIP_WAP, 53), b"frag");
+    // a fragment of a protocol the GW does not translate in fragments
+    // (TCP and UDP ones are: tests/frag.rs)
+    let mut f = ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 4, 1);
     f.more_frags = true;
     assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::Fragment));
     // IPv6
@@ -2028,6 +2029,7 @@ macro_rules! addresses6 {
 
 mod exhaust;
 mod fixtures;
+mod frag;
 mod icmp4;
 mod limits;
 mod nat64;

@@ -402,6 +402,34 @@ pub fn checksums_ok(frame: &[u8]) -> bool {
     }
 }
 
+/// `frame` (Ethernet, optionally tagged, + an unfragmented IPv4 packet)
+/// split as an IPv4 router would: fragments carrying at most `max_payload`
+/// bytes of the IP payload each (rounded down to a multiple of 8), the
+/// header (options included) copied into each, DF cleared, MF and offset
+/// set, total length and header checksum rewritten. Panics on frames that
+/// are not IPv4.
+pub fn fragment_v4(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
+    let p = super::parse_l3(frame).expect("an IPv4 frame");
+    assert!(p.is_ipv4(), "an IPv4 frame");
+    let (l3, l4, end) = (p.l3_off as usize, p.l4_off as usize, p.ip_end());
+    let step = max_payload / 8 * 8;
+    assert!(step > 0);
+    let mut out = Vec::new();
+    let mut off = 0;
+    while l4 + off < end {
+        let n = step.min(end - l4 - off);
+        let mut f = frame[..l4].to_vec();
+        f.extend_from_slice(&frame[l4 + off..l4 + off + n]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
+        ip.set_total_len((l4 - l3 + n) as u16);
+        ip.set_flags_and_frag_offset(false, l4 + off + n < end, off as u16);
+        ip.fill_checksum();
+        out.push(f);
+        off += n;
+    }
+    out
+}
+
 /// Full recomputation of an IPv4 header checksum, for tests comparing
 /// incremental updates.
 pub fn ipv4_header_checksum(header: &[u8]) -> u16 {

@@ -1,0 +1,280 @@
+//! IPv4 fragments of NAT44 connections ([`super::frag`]): every output
+//! fragment byte for byte equal to the fragment a router would cut from
+//! the whole datagram translated at once (so the first fragment's L4
+//! checksum is the whole datagram's), in order and out of order, both
+//! ways; the limits and the timeout counted under their reasons.
+
+use super::*;
+use crate::wire::build::fragment_v4;
+
+/// A UDP datagram of `n` bytes of payload (a pattern, no two neighbours
+/// equal), `src` → `dst`, MACs `macs`, IPv4 Identification `id`.
+fn dgram(
+    macs: ([u8; 6], [u8; 6]),
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    n: usize,
+    id: u16,
+) -> FrameSpec {
+    let payload: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+    FrameSpec {
+        ident: id,
+        dont_frag: false,
+        ..udp(macs, src, dst, &payload)
+    }
+}
+
+/// SUB1:4000 → VIP_WAP:53, 3000 bytes: three fragments at MTU 1500.
+fn up_dgram(id: u16) -> FrameSpec {
+    dgram((LB1, ACC_MAC), (SUB1, 4000), (VIP_WAP, 53), 3000, id)
+}
+
+/// Its translation: POOL0:20000 → WAP1:53, to the server's MAC.
+fn up_sent(d: &FrameSpec) -> Vec<Vec<u8>> {
+    fragment_v4(
+        &natted(d, (SRV_MAC, mac_of(WAP1)), (POOL0, 20_000), (WAP1, 53)),
+        1480,
+    )
+}
+
+/// The answer WAP1:53 → POOL0:20000, and as the subscriber must get it.
+fn down_dgram(id: u16) -> FrameSpec {
+    dgram((mac_of(WAP1), SRV_MAC), (WAP1, 53), (POOL0, 20_000), 4000, id)
+}
+fn down_sent(d: &FrameSpec) -> Vec<Vec<u8>> {
+    fragment_v4(&natted(d, (ACC_MAC, LB1), (VIP_WAP, 53), (SUB1, 4000)), 1480)
+}
+
+fn frags(d: &FrameSpec) -> Vec<Vec<u8>> {
+    fragment_v4(&d.build(), 1480)
+}
+
+/// Released frames of worker 0 (bytes, port).
+fn released(h: &mut H) -> Vec<(Vec<u8>, u16)> {
+    let mut v = Vec::new();
+    h.w[0].drain_released(|b, p| v.push((b.to_vec(), p)));
+    v
+}
+
+#[test]
+fn in_order_both_ways_byte_for_byte() {
+    let mut h = H::std();
+    let d = up_dgram(0x4242);
+    let (fin, want) = (frags(&d), up_sent(&d));
+    assert_eq!(fin.len(), 3);
+    for (k, f) in fin.iter().enumerate() {
+        let (v, out) = h.run(f, UP, 0);
+        assert_eq!(v, TX_UP, "fragment {k}");
+        assert_eq!(out, want[k], "fragment {k}");
+    }
+    // The whole datagram seen: its context ended.
+    assert_eq!(h.w[0].frag_state(), (0, 0));
+    let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+    let ip_bytes: usize = fin.iter().map(|f| f.len() - 14).sum();
+    assert_eq!((flow.up_pkts, flow.up_bytes), (3, ip_bytes as u64));
+
+    // The answer, 4000 bytes: three fragments down.
+    let a = down_dgram(0x0777);
+    let (fin, want) = (frags(&a), down_sent(&a));
+    assert_eq!(fin.len(), 3);
+    for (k, f) in fin.iter().enumerate() {
+        let (v, out) = h.run(f, DOWN, 1);
+        assert_eq!(v, TX_DOWN, "fragment {k}");
+        assert_eq!(out, want[k], "fragment {k}");
+    }
+    let c = &h.w[0].counters;
+    assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 0));
+    assert_eq!((c.up_pkts, c.down_pkts), (3, 3));
+    assert_eq!(h.w[0].frag_state(), (0, 0));
+    h.assert_drops(&[], 0);
+}
+
+#[test]
+fn out_of_order_fragments_wait_for_the_first_then_go_out_translated() {
+    let mut h = H::std();
+    let d = up_dgram(0x1111);
+    let (fin, want) = (frags(&d), up_sent(&d));
+    // The last one, then the middle one: kept.
+    for k in [2, 1] {
+        assert_eq!(h.run(&fin[k], UP, 0).0, Verdict::Consumed, "fragment {k}");
+    }
+    assert_eq!(h.w[0].frag_state(), (1, 2));
+    assert!(released(&mut h).is_empty());
+    // The first: translated, and the held ones released after it.
+    let (v, out) = h.run(&fin[0], UP, 5);
+    assert_eq!((v, &out), (TX_UP, &want[0]));
+    let mut r = released(&mut h);
+    r.sort();
+    let mut w: Vec<(Vec<u8>, u16)> = want[1..].iter().map(|f| (f.clone(), 1)).collect();
+    w.sort();
+    assert_eq!(r, w);
+    assert_eq!(h.w[0].frag_state(), (0, 0), "all seen, slots free");
+    let c = &h.w[0].counters;
+    assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (1, 2, 2));
+
+    // Down, the middle one early, the last one after the first.
+    let a = down_dgram(0x2222);
+    let (fin, want) = (frags(&a), down_sent(&a));
+    assert_eq!(h.run(&fin[1], DOWN, 6).0, Verdict::Consumed);
+    assert_eq!(h.run(&fin[0], DOWN, 6), (TX_DOWN, want[0].clone()));
+    assert_eq!(released(&mut h), vec![(want[1].clone(), 0)]);
+    assert_eq!(h.run(&fin[2], DOWN, 6), (TX_DOWN, want[2].clone()));
+    assert_eq!(h.w[0].frag_state(), (0, 0));
+    h.assert_drops(&[], 0);
+}
+
+#[test]
+fn limits_and_timeout_are_counted() {
+    let cfg = GwConfig {
+        frag_contexts: 2,
+        frag_hold_slots: 4,
+        frag_max_held: 2,
+        frag_timeout_ms: 100,
+        ..cfg()
+    };
+    let mut h = H::new(cfg);
+    // A 6000-byte datagram: 5 fragments; 2 held at most.
+    let big = dgram((LB1, ACC_MAC), (SUB1, 4000), (VIP_WAP, 53), 6000, 1);
+    let fb = frags(&big);
+    assert_eq!(fb.len(), 5);
+    assert_eq!(h.run(&fb[1], UP, 0).0, Verdict::Consumed);
+    assert_eq!(h.run(&fb[2], UP, 0).0, Verdict::Consumed);
+    assert_eq!(
+        h.run(&fb[3], UP, 0).0,
+        Verdict::Drop(DropReason::FragTooMany)
+    );
+    // A second datagram takes the second context; a third finds none.
+    let d2 = frags(&up_dgram(2));
+    assert_eq!(h.run(&d2[1], UP, 0).0, Verdict::Consumed);
+    assert_eq!(h.run(&d2[2], UP, 0).0, Verdict::Consumed);
+    let d3 = frags(&up_dgram(3));
+    assert_eq!(
+        h.run(&d3[1], UP, 0).0,
+        Verdict::Drop(DropReason::FragTableFull)
+    );
+    assert_eq!(h.w[0].frag_state(), (2, 4));
+    // Its first fragment cannot keep a context either: dropped, so that
+    // no half of the datagram goes out.
+    assert_eq!(
+        h.run(&d3[0], UP, 1).0,
+        Verdict::Drop(DropReason::FragTableFull)
+    );
+    // Not yet: 99 ms.
+    h.expire(0, 99);
+    assert_eq!(h.w[0].frag_state(), (2, 4));
+    // 100 ms after the first arrival: both contexts end, 4 held dropped.
+    h.expire(0, 100);
+    assert_eq!(h.w[0].frag_state(), (0, 0));
+    h.assert_drops(
+        &[
+            (DropReason::FragTooMany, 1),
+            (DropReason::FragTableFull, 2),
+            (DropReason::FragTimeout, 4),
+        ],
+        7,
+    );
+    // A late fragment of the first datagram opens a new context, waits.
+    assert_eq!(h.run(&fb[4], UP, 200).0, Verdict::Consumed);
+    assert_eq!(h.w[0].frag_state(), (1, 1));
+}
+
+#[test]
+fn hold_slots_and_their_size_are_bounded() {
+    let cfg = GwConfig {
+        frag_hold_slots: 1,
+        ..cfg()
+    };
+    let mut h = H::new(cfg);
+    let d1 = frags(&up_dgram(1));
+    let d2 = frags(&up_dgram(2));
+    assert_eq!(h.run(&d1[1], UP, 0).0, Verdict::Consumed);
+    assert_eq!(
+        h.run(&d2[1], UP, 0).0,
+        Verdict::Drop(DropReason::FragHoldFull)
+    );
+    // A jumbo fragment (2000 bytes of payload) is not held.
+    let j = dgram((LB1, ACC_MAC), (SUB1, 4000), (VIP_WAP, 53), 5000, 9);
+    let fj = fragment_v4(&j.build(), 2000);
+    assert_eq!(
+        h.run(&fj[1], UP, 0).0,
+        Verdict::Drop(DropReason::FragHoldTooBig)
+    );
+    h.assert_drops(
+        &[
+            (DropReason::FragHoldFull, 1),
+            (DropReason::FragHoldTooBig, 1),
+        ],
+        2,
+    );
+}
+
+#[test]
+fn fragments_of_no_connection_or_not_translated_are_not_sent() {
+    let mut h = H::std();
+    // No session: the first fragment is refused, no context is kept; the
+    // rest waits and times out.
+    let d = frags(&dgram(
+        (LB1, ACC_MAC),
+        (SUB_NONE, 4000),
+        (VIP_WAP, 53),
+        3000,
+        5,
+    ));
+    assert_eq!(h.run(&d[0], UP, 0).0, Verdict::Drop(DropReason::NoSession));
+    assert_eq!(h.run(&d[1], UP, 0).0, Verdict::Consumed);
+    assert!(released(&mut h).is_empty());
+    h.expire(0, 100);
+    // ICMP fragments, and a first fragment too short for the UDP header.
+    let mut p = ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 7, 1);
+    p.more_frags = true;
+    p.dont_frag = false;
+    assert_eq!(h.up(&p, 200).0, Verdict::Drop(DropReason::Fragment));
+    let mut short = frags(&up_dgram(6))[0].clone();
+    short.truncate(14 + 24);
+    short[16..18].copy_from_slice(&24u16.to_be_bytes());
+    let c = crate::wire::build::ipv4_header_checksum(&short[14..34]);
+    short[24..26].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(h.run(&short, UP, 200).0, Verdict::Drop(DropReason::Fragment));
+    // Off: every fragment is a `fragment` drop.
+    let mut off = H::new(GwConfig {
+        frag_contexts: 0,
+        ..cfg()
+    });
+    let d = frags(&up_dgram(7));
+    assert_eq!(off.run(&d[0], UP, 0).0, Verdict::Drop(DropReason::Fragment));
+    assert_eq!(off.run(&d[1], UP, 0).0, Verdict::Drop(DropReason::Fragment));
+    h.assert_drops(
+        &[
+            (DropReason::NoSession, 1),
+            (DropReason::FragTimeout, 1),
+            (DropReason::Fragment, 2),
+        ],
+        4,
+    );
+}
+
+#[test]
+fn a_first_fragment_in_a_burst_with_its_followers() {
+    // The whole datagram in one burst, the first fragment last: the
+    // earlier ones are held during the parse stage and released at the
+    // rewrite of the first.
+    let mut h = H::std();
+    let d = up_dgram(0x3333);
+    let (fin, want) = (frags(&d), up_sent(&d));
+    let res = h.burst(&[fin[1].clone(), fin[2].clone(), fin[0].clone()], UP, 0);
+    assert_eq!(res[0].0, Verdict::Consumed);
+    assert_eq!(res[1].0, Verdict::Consumed);
+    assert_eq!(res[2], (TX_UP, want[0].clone()));
+    let mut r: Vec<Vec<u8>> = released(&mut h).into_iter().map(|x| x.0).collect();
+    r.sort();
+    let mut w = want[1..].to_vec();
+    w.sort();
+    assert_eq!(r, w);
+}
+
+#[test]
+fn memory_per_context_and_slot() {
+    use crate::gw::frag::{Ctx, Slot, HOLD_BYTES};
+    assert_eq!(core::mem::size_of::<Ctx>(), 72);
+    assert_eq!(core::mem::size_of::<Slot>(), HOLD_BYTES + 8);
+}
