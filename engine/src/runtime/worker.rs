@@ -85,6 +85,9 @@ pub struct Worker {
     pub mgmt_tx: Option<Consumer>,
     /// Time each stage (`engine.runtime_stages`).
     pub runtime_stages: bool,
+    /// Longest frame taken from RX (`engine.mtu`); longer or chained ones
+    /// are freed, counted `oversize`.
+    pub max_frame: usize,
 }
 
 /// A pipeline before the worker builds it.
@@ -287,6 +290,8 @@ impl Worker {
                 got += n;
                 local.rx += n as u64;
                 local.port_rx[pi] += n as u64;
+                local.pipe.drops[DropReason::Oversize as usize] +=
+                    rx.free_oversize(self.max_frame) as u64;
                 self.handle(
                     &mut pipeline,
                     t,
