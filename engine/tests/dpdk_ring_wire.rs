@@ -7,7 +7,10 @@
 //! so the valid frames circulate a <-> b on the worker that owns queue q
 //! until the engine stops. At the end:
 //! - per worker, rx == tx + drops (nothing vanished inside the loop);
-//! - the runts injected are exactly the `bad_ether` drops;
+//! - the runts injected are exactly the `bad_ether` drops, and the frames
+//!   one byte over the MTU (1519 bytes at `mtu = 1500`) exactly the
+//!   `oversize` ones, freed before the pipeline (`Burst::free_oversize`,
+//!   checked on its own first: the others keep their bytes and order);
 //! - every injected mbuf is either back in a ring or was freed as a drop,
 //!   and the mempool's in-use count equals what the rings hold (no leak);
 //! - the runtime accounting (`pgw stats --runtime`) agrees with the
@@ -28,6 +31,14 @@ use pgw_pipelines::DropReason;
 
 const VALID_PER_QUEUE: usize = 300;
 const RUNTS_PER_QUEUE: usize = 7;
+const OVERSIZE_PER_QUEUE: usize = 5;
+
+/// `frame(i)` padded to `len` bytes.
+fn long_frame(i: usize, len: usize) -> Vec<u8> {
+    let mut f = frame(i);
+    f.resize(len, 0xab);
+    f
+}
 
 fn frame(i: usize) -> Vec<u8> {
     // Ethernet + IPv4 + UDP, 64 bytes; the content does not matter to the
@@ -66,7 +77,32 @@ fn every_packet_is_accounted_for_with_two_workers() {
     );
     let profile = Profile::parse(&text, "ring-wire.toml (test)").expect("profile");
     assert_eq!(profile.cores.workers.len(), 2);
+    let max_frame = profile.engine.max_frame();
+    assert_eq!(max_frame, 1518);
     let mut engine = Engine::init(profile).expect("engine init");
+
+    // Burst::free_oversize on its own: the 1519-byte frame goes back to
+    // the pool, the others stay, in order, with their bytes.
+    let lens = [60, 1519, max_frame, 1519, 100];
+    let mut b = Burst::new();
+    for (i, &len) in lens.iter().enumerate() {
+        let mut m = engine.pool().alloc().expect("mbuf");
+        assert!(m.write(&long_frame(i, len)));
+        b.push(m).ok().unwrap();
+    }
+    assert_eq!(engine.pool().in_use(), 5);
+    assert_eq!(b.free_oversize(max_frame), 2);
+    assert_eq!(engine.pool().in_use(), 3);
+    let kept: Vec<Vec<u8>> = b.drain().map(|mut m| m.frame().to_vec()).collect();
+    assert_eq!(
+        kept,
+        vec![
+            long_frame(0, 60),
+            long_frame(2, max_frame),
+            long_frame(4, 100)
+        ]
+    );
+    assert_eq!(engine.pool().in_use(), 0);
 
     // Inject into RX queue 0 and 1 of port a (worker 0 and worker 1).
     let mut injected = 0;
@@ -78,6 +114,7 @@ fn every_packet_is_accounted_for_with_two_workers() {
             unsafe { Ring::lookup(&format!("ETH_RXTX{q}_net_ring0")) }.expect("net_ring's ring");
         let mut frames: Vec<Vec<u8>> = (0..VALID_PER_QUEUE).map(frame).collect();
         frames.extend((0..RUNTS_PER_QUEUE).map(|i| vec![0xee; 1 + i]));
+        frames.extend((0..OVERSIZE_PER_QUEUE).map(|i| long_frame(i, max_frame + 1)));
         for chunk in frames.chunks(32) {
             let mut b = Burst::new();
             for f in chunk {
@@ -90,7 +127,10 @@ fn every_packet_is_accounted_for_with_two_workers() {
             injected += sent;
         }
     }
-    assert_eq!(injected, 2 * (VALID_PER_QUEUE + RUNTS_PER_QUEUE));
+    assert_eq!(
+        injected,
+        2 * (VALID_PER_QUEUE + RUNTS_PER_QUEUE + OVERSIZE_PER_QUEUE)
+    );
     assert_eq!(engine.pool().in_use() as usize, injected);
 
     let quit = engine.quit_flag();
@@ -133,6 +173,11 @@ fn every_packet_is_accounted_for_with_two_workers() {
         "every runt counted as bad_ether"
     );
     assert_eq!(
+        r.drop_count(DropReason::Oversize),
+        2 * OVERSIZE_PER_QUEUE as u64,
+        "every frame over the MTU counted as oversize"
+    );
+    assert_eq!(
         r.drops() as usize + in_rings,
         injected,
         "every injected packet is in a ring or was dropped"
@@ -161,7 +206,13 @@ fn every_packet_is_accounted_for_with_two_workers() {
         };
         assert_eq!(wr.packets, w.rx + w.handoff_in, "worker {}", w.worker);
         assert_eq!(stage("rx").packets, w.rx, "worker {}", w.worker);
-        assert_eq!(stage("wire").packets, w.rx, "worker {}", w.worker);
+        // The pipeline never saw the oversize frames.
+        assert_eq!(
+            stage("wire").packets + w.drop_count(DropReason::Oversize),
+            w.rx,
+            "worker {}",
+            w.worker
+        );
         assert_eq!(stage("tx").packets, w.tx, "worker {}", w.worker);
         assert!(wr.busy_turns > 0 && wr.busy_cycles > 0 && wr.idle_cycles > 0);
         let staged: u64 = wr.stages.iter().map(|s| s.cycles).sum();

@@ -227,6 +227,11 @@ drop_reasons! {
     NoTables = "no_tables",
     /// Frame too large to be rewritten within the buffer.
     TooBig = "too_big",
+    /// Engine: a received frame longer than `engine.mtu` allows (the MTU
+    /// plus an Ethernet header and one 802.1Q tag), or one the PMD chained
+    /// over several mbufs (the stages read one contiguous frame); dropped
+    /// before the pipeline.
+    Oversize = "oversize",
     /// NAT64: an IPv4 fragment or an IPv6 Fragment header (also inside an
     /// ICMP error): not translated, reassembly is out of scope.
     XlatFragment = "xlat_fragment",

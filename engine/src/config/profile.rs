@@ -125,6 +125,13 @@ pub struct EngineCfg {
     pub mbufs: u32,
     #[serde(default = "d_mbuf_cache")]
     pub mbuf_cache: u32,
+    /// IP MTU of every port, 68..=9000 (default 1500). Each port's MTU is
+    /// set to it, and every mbuf's data room is sized for its longest frame
+    /// ([`EngineCfg::mbuf_data_room`]) so that a frame up to the MTU lands
+    /// in one mbuf; a longer frame, or one a PMD chained over several
+    /// mbufs, is dropped before the pipeline and counted `oversize`.
+    #[serde(default = "d_mtu")]
+    pub mtu: u16,
     /// Flush partially filled TX bursts after this long.
     #[serde(default = "d_drain")]
     pub tx_drain_us: u32,
@@ -154,6 +161,28 @@ pub struct EngineCfg {
     /// instance exits 0. 0..=3600; 0 stops at once (records still closed).
     #[serde(default = "d_drain_timeout_s")]
     pub drain_timeout_s: f64,
+}
+
+/// Bytes DPDK keeps before each frame (`RTE_PKTMBUF_HEADROOM`); NAT64
+/// grows a frame into it.
+pub const MBUF_HEADROOM: u16 = 128;
+/// The longest frame is the MTU plus an Ethernet header and one 802.1Q tag.
+pub const L2_OVERHEAD: u16 = 14 + 4;
+/// The MTU range `engine.mtu` accepts (IPv4's minimum, a 9000-byte jumbo).
+pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 68..=9000;
+
+impl EngineCfg {
+    /// The longest frame the workers accept (Ethernet header, one 802.1Q
+    /// tag, an IP packet of `mtu` bytes; no CRC: the PMDs strip it).
+    pub fn max_frame(&self) -> usize {
+        (self.mtu + L2_OVERHEAD) as usize
+    }
+    /// Data room of each mbuf, headroom included: the longest frame and a
+    /// CRC (some PMDs write it before stripping), never below DPDK's
+    /// default 2048 bytes of room (`RTE_MBUF_DEFAULT_BUF_SIZE`).
+    pub fn mbuf_data_room(&self) -> u16 {
+        MBUF_HEADROOM + (self.mtu + L2_OVERHEAD + 4).max(2048)
+    }
 }
 
 impl Default for EngineCfg {

@@ -257,6 +257,17 @@ impl Profile {
                 format!("{} is not within 1..=1000 (milliseconds)", e.mgmt_poll_ms),
             ));
         }
+        if !MTU_RANGE.contains(&e.mtu) {
+            return Err(self.err(
+                "engine.mtu",
+                format!(
+                    "{} is not within {}..={} (bytes of IP packet; 1500 for standard Ethernet, 9000 for jumbo frames)",
+                    e.mtu,
+                    MTU_RANGE.start(),
+                    MTU_RANGE.end()
+                ),
+            ));
+        }
         let descs: u32 = (0..self.ports.len())
             .map(|i| {
                 let (r, t) = self.descriptors(i);
@@ -266,6 +277,21 @@ impl Profile {
         let min_mbufs = self.cores.workers.len() as u32 * descs + 1024;
         if e.mbufs < min_mbufs {
             return Err(self.err("engine.mbufs", format!("{} is too few for {} workers x {descs} descriptors over {} ports (engine.rx_desc / tx_desc, or the devices' defaults): use at least {min_mbufs}", e.mbufs, self.cores.workers.len(), self.ports.len())));
+        }
+        // Each mbuf: its data room, the 128-byte `rte_mbuf` and the pool's
+        // object header.
+        let pool_mb = (e.mbufs as u64 * (e.mbuf_data_room() as u64 + 192)) >> 20;
+        if pool_mb >= self.eal.memory_mb as u64 {
+            return Err(self.err(
+                "engine.mbufs",
+                format!(
+                    "{} mbufs of {} bytes (engine.mtu = {}) take {pool_mb} MiB, not less than eal.memory_mb ({}): lower engine.mbufs or raise eal.memory_mb",
+                    e.mbufs,
+                    e.mbuf_data_room(),
+                    e.mtu,
+                    self.eal.memory_mb
+                ),
+            ));
         }
         if self.eal.memory_mb < 64 {
             return Err(self.err("eal.memory_mb", "at least 64 MiB"));
@@ -582,6 +608,49 @@ pairs = [["a", "b"]]
             let e = err_of(&GOOD.replace(from, to));
             assert!(named.iter().all(|n| e.contains(n)), "{e}");
         }
+    }
+
+    /// `engine.mtu`: 1500 by default, 68..=9000, the mbufs sized for it.
+    #[test]
+    fn engine_mtu() {
+        let p = Profile::parse(GOOD, "good.toml").unwrap();
+        assert_eq!(p.engine.mtu, 1500);
+        assert_eq!(p.engine.max_frame(), 1518);
+        // DPDK's default room (2048 + 128 of headroom) until the MTU needs more.
+        assert_eq!(p.engine.mbuf_data_room(), 2176);
+        let with = |mtu: &str| GOOD.replace("[engine]", &format!("[engine]\nmtu = {mtu}"));
+        let p = Profile::parse(&with("9000"), "jumbo.toml").unwrap();
+        assert_eq!(p.engine.mtu, 9000);
+        assert_eq!(p.engine.max_frame(), 9018);
+        assert_eq!(p.engine.mbuf_data_room(), 128 + 9000 + 18 + 4);
+        assert_eq!(
+            Profile::parse(&with("68"), "min.toml")
+                .unwrap()
+                .engine
+                .max_frame(),
+            86
+        );
+        assert_refused(
+            &with("9001"),
+            "bad.toml: engine.mtu: 9001 is not within 68..=9000",
+        );
+        assert_refused(
+            &with("67"),
+            "bad.toml: engine.mtu: 67 is not within 68..=9000",
+        );
+        assert_refused(
+            &with("0"),
+            "bad.toml: engine.mtu: 0 is not within 68..=9000",
+        );
+        let e = err_of(&with("65536"));
+        assert!(e.starts_with("bad.toml") && e.contains("mtu"), "{e}");
+        // 9 KiB mbufs: the pool must fit in EAL's memory.
+        let small = with("9000").replace("[cores]", "[eal]\nmemory_mb = 128\n[cores]");
+        assert_refused(
+            &small,
+            "bad.toml: engine.mbufs: 16383 mbufs of 9150 bytes (engine.mtu = 9000) take 145 MiB, not less than eal.memory_mb (128)",
+        );
+        assert!(Profile::parse(&small.replace("mtu = 9000", "mtu = 1500"), "ok.toml").is_ok());
     }
 
     /// `gw.answer_ping`: on by default, off when set so, a boolean.

@@ -669,6 +669,32 @@ impl Burst {
         got
     }
 
+    /// Free, in place, every mbuf that is not one segment of at most
+    /// `max_frame` bytes (a PMD chained it, or it is longer than the MTU
+    /// allows: the pipelines see one contiguous frame); the others keep
+    /// their order. Returns how many were freed (the caller counts them
+    /// `oversize`). Reads only the mbuf headers the PMD just wrote.
+    #[inline]
+    pub fn free_oversize(&mut self, max_frame: usize) -> usize {
+        let mut kept = 0;
+        for i in 0..self.len {
+            let p = self.ptrs[i];
+            // SAFETY: the first `len` pointers are owned mbufs.
+            let fits = unsafe { (*p).nb_segs == 1 && (*p).pkt_len as usize <= max_frame };
+            if fits {
+                self.ptrs[kept] = p;
+                kept += 1;
+            } else {
+                // SAFETY: owned, and no longer in the array's first `kept`
+                // (freeing a chain frees every segment).
+                unsafe { sys::shim_pktmbuf_free(p) };
+            }
+        }
+        let freed = self.len - kept;
+        self.len = kept;
+        freed
+    }
+
     /// Free every mbuf held, in one bulk call.
     #[inline]
     pub fn free(&mut self) {
@@ -705,7 +731,9 @@ impl Burst {
     /// Each view is the whole buffer with the mbuf's headroom before the
     /// frame, so a stage may grow the frame at the front; the frames'
     /// offsets and lengths as `f` leaves them are written back to the mbufs.
-    /// Multi-segment mbufs are presented with length 0 (stages drop them).
+    /// Multi-segment mbufs are presented with length 0 (stages drop them);
+    /// the workers free them before, counted `oversize`
+    /// ([`Burst::free_oversize`]).
     #[inline]
     pub fn with_pkts<R>(
         &mut self,
@@ -1089,6 +1117,10 @@ pub struct PortInfo {
     pub reta_size: u16,
     pub hash_key_size: u8,
     pub socket: i32,
+    /// The MTUs the device accepts, and its longest frame.
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+    pub max_rx_pktlen: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -1151,6 +1183,9 @@ impl PortId {
             reta_size: di.reta_size,
             hash_key_size: di.hash_key_size,
             socket,
+            min_mtu: di.min_mtu,
+            max_mtu: di.max_mtu,
+            max_rx_pktlen: di.max_rx_pktlen,
         })
     }
 
@@ -1385,6 +1420,17 @@ impl Port {
         // SAFETY: a configured port (we hold its `Port`).
         let ret = unsafe { sys::rte_eth_dev_start(self.id.0) };
         check(ret, || format!("rte_eth_dev_start(port {})", self.id.0)).map(|_| ())
+    }
+
+    /// Set the port's IP MTU (`rte_eth_dev_set_mtu`; net_tap, af_xdp and
+    /// af_packet pass it to the kernel interface). Call before `start`.
+    pub fn set_mtu(&mut self, mtu: u16) -> Result<(), DpdkError> {
+        // SAFETY: a configured port.
+        let ret = unsafe { sys::rte_eth_dev_set_mtu(self.id.0, mtu) };
+        check(ret, || {
+            format!("rte_eth_dev_set_mtu(port {}, {mtu})", self.id.0)
+        })
+        .map(|_| ())
     }
 
     pub fn set_promiscuous(&mut self, on: bool) -> Result<(), DpdkError> {

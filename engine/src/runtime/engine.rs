@@ -175,12 +175,14 @@ impl Engine {
             &format!("pgw_{}", profile.instance.name),
             e.mbufs,
             e.mbuf_cache,
-            2048 + 128,
+            e.mbuf_data_room(),
             -1,
         )
         .map_err(|err| {
             EngineError(format!(
-                "{err}\n  hint: lower engine.mbufs or raise eal.memory_mb"
+                "{err} ({} bytes each for engine.mtu = {})\n  hint: lower engine.mbufs or raise eal.memory_mb",
+                e.mbuf_data_room(),
+                e.mtu
             ))
         })?;
         let mut ports = Vec::new();
@@ -215,6 +217,22 @@ impl Engine {
             let mut port = id
                 .configure(nrxq, ntxq, rxd, txd, pool)
                 .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
+            // The kernel interface behind a virtual port takes the MTU too.
+            // A device that cannot set one is fine at the default 1500.
+            if let Err(err) = port.set_mtu(e.mtu) {
+                if e.mtu != 1500 {
+                    return Err(EngineError(format!(
+                        "{}: engine.mtu: port[{i}] ({}, driver {}) refused MTU {}: {err} (the device allows {}..={}, frames up to {} bytes)",
+                        profile.source,
+                        pc.name,
+                        info.driver,
+                        e.mtu,
+                        info.min_mtu,
+                        info.max_mtu,
+                        info.max_rx_pktlen
+                    )));
+                }
+            }
             if let Some(m) = &pc.mac {
                 port.set_mac(parse_mac(m).expect("validated"))?;
             }
@@ -513,6 +531,7 @@ impl Engine {
             mgmt_tx,
             runtime_stages: e.runtime_stages,
             pool: self.info().pool,
+            max_frame: e.max_frame(),
         })
     }
 

@@ -87,6 +87,9 @@ pub struct Worker {
     pub runtime_stages: bool,
     /// The mbuf pool, for the frames a stage releases after a burst.
     pub pool: &'static Mempool,
+    /// Longest frame taken from RX (`engine.mtu`); longer or chained ones
+    /// are freed, counted `oversize`.
+    pub max_frame: usize,
 }
 
 /// A pipeline before the worker builds it.
@@ -289,6 +292,8 @@ impl Worker {
                 got += n;
                 local.rx += n as u64;
                 local.port_rx[pi] += n as u64;
+                local.pipe.drops[DropReason::Oversize as usize] +=
+                    rx.free_oversize(self.max_frame) as u64;
                 self.handle(
                     &mut pipeline,
                     t,

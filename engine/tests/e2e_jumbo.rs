@@ -1,0 +1,168 @@
+//! Large frames through the GW (NAT44) between real Linux stacks on net_tap
+//! (`engine.mtu`).
+//!
+//! - pgw sets its taps' MTU itself (`mtu = 1504`, the most DPDK 22.11's
+//!   net_tap allows: it says 1522-byte frames at most); `ping -s 1476 -M do`
+//!   and a `curl` download over NAT44 fill that MTU through the GW.
+//! - `mtu = 9000` on net_tap: pgw refuses to start, naming the port, its
+//!   driver and its limits (jumbo frames need a device that takes them).
+//! - At the default `mtu = 1500`, a subscriber whose interface has MTU 9000
+//!   sends 1942-byte frames (`ping -s 1900 -M do`): each one is dropped and
+//!   counted `oversize`, none `bad_ether`; frames longer than the mbuf
+//!   (`ping -s 8000`) are cut by the kernel's tap and counted by the PMD as
+//!   `ierrors` before pgw sees them; a 1400-byte ping still passes.
+
+mod common;
+use common::*;
+
+/// Echo replies `ping -c N` from `ns` to `ip` got (the "received" count).
+fn pings(ns: &str, args: &str, ip: &str) -> u32 {
+    let out = sh_output(&format!(
+        "ip netns exec {ns} ping -n {args} -i 0.3 -W 2 {ip}"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" packets transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("ping said: {text}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The MTU `ip link` shows for `iface` (in namespace `ns`, or the root one).
+fn mtu_of(ns: Option<&str>, iface: &str) -> u32 {
+    let n = ns.map(|n| format!("-n {n} ")).unwrap_or_default();
+    let out = sh(&format!("ip {n}-o link show {iface}"));
+    out.split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in: {out}"))
+}
+
+/// A port's counter `key` from a stats report.
+fn port_counter(r: &serde_json::Value, port: &str, key: &str) -> u64 {
+    r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == port)
+        .unwrap_or_else(|| panic!("no port {port}: {r}"))[key]
+        .as_u64()
+        .unwrap()
+}
+
+/// A GW of [`Lab::wap_gw`] (subscriber 10.50.0.2, wap1 10.80.0.11:8080)
+/// with `engine_keys` in its `[engine]`.
+fn jumbo_gw(lab: &Lab, engine_keys: &str) -> Profile {
+    lab.wap_gw("", &[("10.50.0.2", 9015550101)]).engine(Engine {
+        idle_sleep_us: 20,
+        extra: engine_keys.into(),
+        ..Engine::default()
+    })
+}
+
+/// net_tap of DPDK 22.11 says 1522-byte frames at most: `mtu = 1504` is
+/// its largest. pgw sets it on both taps; 1504-byte IP packets with DF
+/// cross the GW (ping answered, a 4 MB `curl` download over NAT44 at MSS
+/// 1464 byte-identical), none counted `oversize`.
+#[test]
+fn the_mtu_is_set_on_the_ports_and_frames_up_to_it_pass() {
+    let Some(mut lab) = Lab::netns("jb", &["python3", "curl", "ping"]) else {
+        return;
+    };
+    let profile = jumbo_gw(&lab, "mtu = 1504");
+    let (ta, tb) = (profile.taps[0].clone(), profile.taps[1].clone());
+    let sock = lab.run_pgw("gw", &profile);
+    // pgw set its ports' MTU: the kernel side of each tap says so.
+    assert_eq!(mtu_of(None, &ta), 1504);
+    assert_eq!(mtu_of(None, &tb), 1504);
+    let (sub, srv) = lab.wap_sides(&sock);
+    assert_eq!(mtu_of(Some(&sub), &ta), 1504);
+    assert_eq!(mtu_of(Some(&srv), &tb), 1504);
+
+    // 1518-byte frames, DF: answered whole by the GW (gw.answer_ping).
+    assert_eq!(pings(&sub, "-c 3 -s 1476 -M do", "10.33.0.1"), 3);
+
+    // TCP at MSS 1464 both ways: the server's segments fill the MTU.
+    let file = lab.site("http").join("blob.bin");
+    sh(&format!(
+        "head -c 4194304 /dev/urandom > {}",
+        file.display()
+    ));
+    let got = lab.dir.join("got.bin");
+    download(&sub, "http://10.33.0.1/blob.bin", &got, 60);
+    assert_eq!(
+        sha256(&got),
+        sha256(&file),
+        "download differs from the served file"
+    );
+
+    let r = stats_json(&sock);
+    assert!(port_counter(&r, "access", "obytes") > 4194304, "{r}");
+    for reason in ["oversize", "bad_ether", "bad_ipv4", "too_big"] {
+        assert_eq!(drops(&r, reason), 0, "{reason}: {r}");
+    }
+    lab.stop_pgw("gw");
+}
+
+/// `mtu = 9000` on net_tap: the PMD refuses it and pgw says so at start,
+/// naming the file, the key, the port, its driver and its limits.
+#[test]
+fn a_port_that_refuses_the_mtu_is_named() {
+    let Some(mut lab) = Lab::netns("jr", &[]) else {
+        return;
+    };
+    let profile = jumbo_gw(&lab, "mtu = 9000");
+    let p = lab.write("gw.toml", &profile.to_string());
+    lab.spawn(
+        "gw",
+        &format!("{} run --profile {}", pgw_bin().display(), p.display()),
+    );
+    let code = lab.wait_exit("gw", std::time::Duration::from_secs(30));
+    let log = lab.log("gw");
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}:\n{log}");
+    let want = format!(
+        "{}: engine.mtu: port[0] (access, driver net_tap) refused MTU 9000",
+        p.display()
+    );
+    assert!(log.contains(&want), "no {want:?} in:\n{log}");
+    assert!(log.contains("frames up to 1522 bytes"), "{log}");
+}
+
+#[test]
+fn frames_over_the_mtu_are_counted_oversize() {
+    let Some(mut lab) = Lab::netns("jo", &["python3", "curl", "ping"]) else {
+        return;
+    };
+    let profile = jumbo_gw(&lab, "");
+    let ta = profile.taps[0].clone();
+    let sock = lab.run_pgw("gw", &profile);
+    assert_eq!(mtu_of(None, &ta), 1500);
+    let (sub, _) = lab.wap_sides(&sock);
+    // The subscriber's side allows jumbo frames; the GW does not.
+    sh(&format!("ip -n {sub} link set {ta} mtu 9000"));
+    assert_eq!(pings(&sub, "-c 3 -s 1400 -M do", "10.33.0.1"), 3);
+    let r0 = stats_json(&sock);
+    assert_eq!(drops(&r0, "oversize"), 0, "{r0}");
+
+    // 1942-byte frames: within the mbuf, over the MTU.
+    assert_eq!(pings(&sub, "-c 3 -s 1900 -M do", "10.33.0.1"), 0);
+    let r1 = stats_json(&sock);
+    assert_eq!(drops(&r1, "oversize"), 3, "{r1}");
+    assert_eq!(drops(&r1, "bad_ether"), 0, "{r1}");
+    assert_eq!(drops(&r1, "bad_ipv4"), 0, "{r1}");
+
+    // 8042-byte frames: longer than the mbuf; the tap cuts them and the PMD
+    // counts them as errors, pgw never sees them.
+    let e0 = port_counter(&r1, "access", "ierrors");
+    assert_eq!(pings(&sub, "-c 3 -s 8000 -M do", "10.33.0.1"), 0);
+    let r2 = stats_json(&sock);
+    assert!(port_counter(&r2, "access", "ierrors") >= e0 + 3, "{r2}");
+    assert_eq!(drops(&r2, "oversize"), 3, "{r2}");
+    assert_eq!(drops(&r2, "bad_ether"), 0, "{r2}");
+
+    // The GW still answers frames within its MTU.
+    assert_eq!(pings(&sub, "-c 3 -s 1400 -M do", "10.33.0.1"), 3);
+    lab.stop_pgw("gw");
+}
