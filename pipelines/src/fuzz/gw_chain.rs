@@ -132,7 +132,8 @@ fn setup() -> (Pipeline, Tables) {
             gw: Box::new(gw),
         },
         Tables {
-            gw: Some(GwTables::new(services, sessions, neigh)),
+            // (a small mobility table: a cheap set-up per input)
+            gw: Some(GwTables::with_move_slots(services, sessions, neigh, 64)),
             lb: None,
         },
     )

@@ -691,11 +691,22 @@ pub struct GwTables {
 
 impl GwTables {
     pub fn new(services: Services, sessions: Sessions, neighbours: Neighbours) -> GwTables {
+        GwTables::with_move_slots(services, sessions, neighbours, super::moves::SLOTS)
+    }
+    /// [`GwTables::new`] with a mobility table of `slots` slots per family
+    /// (fuzzing: a cheap set-up per input; IPv4 subscribers are told apart
+    /// exactly only with [`super::moves::SLOTS`]).
+    pub fn with_move_slots(
+        services: Services,
+        sessions: Sessions,
+        neighbours: Neighbours,
+        slots: usize,
+    ) -> GwTables {
         GwTables {
             services: Arc::new(services),
             sessions: Arc::new(sessions),
             neighbours: Arc::new(neighbours),
-            moves: Arc::default(),
+            moves: Arc::new(super::moves::Moves::new(slots)),
         }
     }
     /// A copy with new sessions (services and neighbours shared).
