@@ -221,7 +221,10 @@ fn chain(data: &[u8]) -> (Pipeline, WorkerCounters) {
             );
             assert!(pkts.iter().all(|p| p.len <= ROOM));
         }
-        for (f, v) in [&buf, &copy].into_iter().zip(&v[..if twice { 2 } else { 1 }]) {
+        for (f, v) in [&buf, &copy]
+            .into_iter()
+            .zip(&v[..if twice { 2 } else { 1 }])
+        {
             if let Verdict::Tx { port: out } = v {
                 let syn = f[12..14] == [0x08, 0x00] && f[14] == 0x45 && f[23] == 6;
                 if syn && f[47] & 0x02 != 0 && (*out as usize) < 2 {

@@ -62,8 +62,8 @@ use super::tcp_state::{PROTO_TCP, PROTO_UDP};
 use super::{GwConfig, GwTables, GwWorker};
 use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};
-use crate::wire::checksum::Delta;
 use crate::wire;
+use crate::wire::checksum::Delta;
 
 /// Bytes of one hold slot: an Ethernet frame of a 1500-byte MTU link,
 /// tagged, fits.
@@ -481,9 +481,7 @@ impl<A: TableAlloc> GwWorker<A> {
         }
         let x = self.frags.ctx[c as usize];
         if !x.ready {
-            self.frags
-                .hold(c, pkt.frame(), l3)
-                .map_err(Verdict::Drop)?;
+            self.frags.hold(c, pkt.frame(), l3).map_err(Verdict::Drop)?;
             self.frags.account(c, &fr);
             self.counters.frag_held += 1;
             return Err(Verdict::Consumed);
@@ -549,7 +547,9 @@ impl<A: TableAlloc> GwWorker<A> {
         let fr = Frag::of(f, l3, m.l4 as usize, m.end as usize);
         let mut c = self.frags.find(pkt.port, m.src, m.dst, fr.id, m.proto);
         if c == NONE {
-            c = self.frags.insert(pkt.port, m.src, m.dst, fr.id, m.proto, now);
+            c = self
+                .frags
+                .insert(pkt.port, m.src, m.dst, fr.id, m.proto, now);
             if c == NONE {
                 return Verdict::Drop(DropReason::FragTableFull);
             }

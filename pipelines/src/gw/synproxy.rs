@@ -524,10 +524,10 @@ pub fn window_scale(seg: &[u8]) -> u8 {
         .unwrap_or(NO_WS)
 }
 
+use super::acct::{AcctSink, CloseReason};
 use super::entry::{flag, xflag, NONE};
 use super::meta::{fast_v4, Kind};
 use super::tcp_state::FlowState;
-use super::acct::{AcctSink, CloseReason};
 use super::{GwTables, GwWorker, SynProxy};
 use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Verdict, WorkerCounters};

@@ -1453,7 +1453,10 @@ fn a_duplicate_syn_in_the_burst_that_replaces_a_binding_opens_nothing_more() {
     );
     let out = h.burst(&[syn.clone(), syn], UP, 2);
     assert_eq!((out[0].0, out[1].0), (TX_UP, TX_UP));
-    assert_eq!(out[0].1, out[1].1, "the same SYN to the same server and key");
+    assert_eq!(
+        out[0].1, out[1].1,
+        "the same SYN to the same server and key"
+    );
     assert_eq!(h.w[0].counters.replaced, 1);
     assert_eq!((h.w[0].open_flows(), h.w[0].held()), (1, 1));
     assert_eq!(h.w[0].keys_in_use(), 2);

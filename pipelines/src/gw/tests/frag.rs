@@ -39,10 +39,19 @@ fn up_sent(d: &FrameSpec) -> Vec<Vec<u8>> {
 
 /// The answer WAP1:53 → POOL0:20000, and as the subscriber must get it.
 fn down_dgram(id: u16) -> FrameSpec {
-    dgram((mac_of(WAP1), SRV_MAC), (WAP1, 53), (POOL0, 20_000), 4000, id)
+    dgram(
+        (mac_of(WAP1), SRV_MAC),
+        (WAP1, 53),
+        (POOL0, 20_000),
+        4000,
+        id,
+    )
 }
 fn down_sent(d: &FrameSpec) -> Vec<Vec<u8>> {
-    fragment_v4(&natted(d, (ACC_MAC, LB1), (VIP_WAP, 53), (SUB1, 4000)), 1480)
+    fragment_v4(
+        &natted(d, (ACC_MAC, LB1), (VIP_WAP, 53), (SUB1, 4000)),
+        1480,
+    )
 }
 
 fn frags(d: &FrameSpec) -> Vec<Vec<u8>> {
@@ -234,7 +243,10 @@ fn fragments_of_no_connection_or_not_translated_are_not_sent() {
     short[16..18].copy_from_slice(&24u16.to_be_bytes());
     let c = crate::wire::build::ipv4_header_checksum(&short[14..34]);
     short[24..26].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(h.run(&short, UP, 200).0, Verdict::Drop(DropReason::Fragment));
+    assert_eq!(
+        h.run(&short, UP, 200).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
     // Off: every fragment is a `fragment` drop.
     let mut off = H::new(GwConfig {
         frag_contexts: 0,

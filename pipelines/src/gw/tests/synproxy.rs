@@ -386,7 +386,10 @@ fn a_servers_syn_ack_to_another_syn_is_dropped() {
     );
     let out = down_as(&mut h, &from_server(srv, key, SYN | ACK, 5), 102, TX_UP);
     let (_, t) = tcp_of(&out);
-    assert_eq!((t.flags(), t.seq_number(), t.ack_number()), (ACK, ISN + 1, 6));
+    assert_eq!(
+        (t.flags(), t.seq_number(), t.ack_number()),
+        (ACK, ISN + 1, 6)
+    );
     // from then on down segments are in the cookie's space
     let data = tcp((ROUTER, SRV_MAC), srv, key, ACK, 6, ISN + 1, b"hi");
     let out = down_as(&mut h, &data, 103, TX_DOWN);
