@@ -295,49 +295,49 @@ impl Collector for Snapshot {
                 "port_rx_packets",
                 "Packets received by a port (PMD).",
                 None,
-                |p| p.ipackets,
+                |p| p.pmd.ipackets,
             ),
             (
                 "port_tx_packets",
                 "Packets sent by a port (PMD).",
                 None,
-                |p| p.opackets,
+                |p| p.pmd.opackets,
             ),
             (
                 "port_rx",
                 "Bytes received by a port (PMD).",
                 Some(Unit::Bytes),
-                |p| p.ibytes,
+                |p| p.pmd.ibytes,
             ),
             (
                 "port_tx",
                 "Bytes sent by a port (PMD).",
                 Some(Unit::Bytes),
-                |p| p.obytes,
+                |p| p.pmd.obytes,
             ),
             (
                 "port_rx_missed_packets",
                 "Packets a port dropped for lack of RX descriptors (imissed).",
                 None,
-                |p| p.imissed,
+                |p| p.pmd.imissed,
             ),
             (
                 "port_rx_errors",
                 "Erroneous packets received by a port (ierrors).",
                 None,
-                |p| p.ierrors,
+                |p| p.pmd.ierrors,
             ),
             (
                 "port_tx_errors",
                 "Packets a port failed to send (oerrors).",
                 None,
-                |p| p.oerrors,
+                |p| p.pmd.oerrors,
             ),
             (
                 "port_rx_nombuf",
                 "RX mbuf allocation failures of a port.",
                 None,
-                |p| p.rx_nombuf,
+                |p| p.pmd.rx_nombuf,
             ),
         ];
         for (name, help, unit, f) in ports {
@@ -1087,6 +1087,7 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::dpdk::PortStats;
     use crate::runtime::stats::{PortReport, StageReport, WorkerReport, WorkerRuntime};
 
     fn snapshot() -> Snapshot {
@@ -1104,8 +1105,11 @@ mod tests {
             name: name.into(),
             driver: "net_tap".into(),
             link_up: true,
-            ipackets: rx,
-            ibytes: rx * 100,
+            pmd: PortStats {
+                ipackets: rx,
+                ibytes: rx * 100,
+                ..Default::default()
+            },
             kernel_iface: Some(format!("t{name}")),
             kernel_rx_dropped: Some(2),
             ..Default::default()

@@ -604,13 +604,7 @@ impl Burst {
                 self.len as u16,
             )
         } as usize;
-        let freed = self.len - sent;
-        if freed > 0 {
-            // SAFETY: the unsent tail is still ours.
-            unsafe { sys::shim_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(sent), freed as u32) };
-        }
-        self.len = 0;
-        (sent, freed)
+        self.free_from(sent)
     }
 
     /// Enqueue everything on the ring of `producer` (a [`SpProducer`] or an
@@ -632,9 +626,18 @@ impl Burst {
                 std::ptr::null_mut(),
             )
         } as usize;
+        self.free_from(sent)
+    }
+
+    /// The end of [`Burst::tx`] and [`Burst::enqueue`]: the first `sent`
+    /// mbufs were taken, the rest is freed here; the burst is empty after.
+    /// Returns (sent, freed).
+    #[inline]
+    fn free_from(&mut self, sent: usize) -> (usize, usize) {
         let freed = self.len - sent;
         if freed > 0 {
-            // SAFETY: the tail is still ours.
+            // SAFETY: the pointers from `sent` to `len` are owned mbufs
+            // nobody took.
             unsafe { sys::shim_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(sent), freed as u32) };
         }
         self.len = 0;
@@ -1131,7 +1134,7 @@ pub struct LinkStatus {
 }
 
 /// Hardware/PMD counters of a port (`rte_eth_stats_get`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PortStats {
     pub ipackets: u64,
     pub opackets: u64,

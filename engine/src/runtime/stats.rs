@@ -9,6 +9,8 @@ use pgw_pipelines::runtime::{Runtime, Stage, StageCounters};
 use pgw_pipelines::{DropReason, WorkerCounters};
 use serde::{Deserialize, Serialize};
 
+use super::dpdk::PortStats;
+
 /// Most ports one instance drives.
 pub const MAX_PORTS: usize = 16;
 
@@ -261,15 +263,10 @@ pub struct PortReport {
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub rss: bool,
-    /// PMD counters (`rte_eth_stats_get`).
-    pub ipackets: u64,
-    pub opackets: u64,
-    pub ibytes: u64,
-    pub obytes: u64,
-    pub imissed: u64,
-    pub ierrors: u64,
-    pub oerrors: u64,
-    pub rx_nombuf: u64,
+    /// PMD counters (`rte_eth_stats_get`), as fields of the port's own
+    /// object in JSON.
+    #[serde(flatten)]
+    pub pmd: PortStats,
     /// The kernel interface behind the device and its own drop counters
     /// (drops before the PMD sees a frame); `None` when there is none or it
     /// is not in pgw's network namespace.
@@ -363,11 +360,11 @@ impl Report {
                 p.dpdk_port,
                 p.mac,
                 if p.link_up { "up" } else { "down" },
-                p.ipackets,
-                p.opackets,
-                p.imissed,
-                p.ierrors,
-                p.oerrors,
+                p.pmd.ipackets,
+                p.pmd.opackets,
+                p.pmd.imissed,
+                p.pmd.ierrors,
+                p.pmd.oerrors,
                 kern
             );
         }
