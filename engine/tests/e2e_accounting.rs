@@ -23,31 +23,19 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
     let db = lab.dir.join("acct.db");
     let (flows, port) = lab.nfcapd();
     let profile = lab
-        .profile("gw", "10.50.0.1/24")
+        .one_service_gw(
+            "timeouts = { udp_s = 1 }",
+            ("chat", 3),
+            ("c1", 9000),
+            "10.33.0.3",
+        )
         .with(&format!(
             "[accounting]\nsqlite = \"{}\"\nipfix_collector = \"127.0.0.1:{port}\"\nbatch_ms = 50",
             db.display()
-        ))
-        .with(&gw_section("timeouts = { udp_s = 1 }"))
-        .with(&gw_service(
-            "chat",
-            3,
-            &[member("c1", "10.80.0.21", 9000)],
-            "10.33.0.3",
-            None,
-        ))
-        .with(&gw_session("10.50.0.2", 9015550101, &["chat"]));
+        ));
     let sock = lab.run_pgw("gw", &profile);
     let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
-    let echo = lab.write(
-        "echo.py",
-        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.80.0.21',9000))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n",
-    );
-    lab.spawn(
-        "echo",
-        &format!("ip netns exec {srv} python3 {}", echo.display()),
-    );
-    lab.wait_listen(&srv, "udp", "10.80.0.21:9000");
+    lab.udp_echo(&srv, "10.80.0.21", 9000, false);
     let client = lab.write(
         "client.py",
         "import socket,sys,time\nms=lambda: time.time_ns()//1000000\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.50.0.2',40001))\ns.settimeout(3)\nfor i in range(10):\n    if i==0: t0=ms()\n    if i==9: t9=ms()\n    s.sendto(bytes([65+i])*100,('10.33.0.3',5000))\n    d,a=s.recvfrom(2048)\n    if i==0: t0r=ms()\n    assert d==bytes([65+i])*100 and a==('10.33.0.3',5000), (d,a)\nprint('ok',t0,t0r,t9,ms())\n",

@@ -29,30 +29,11 @@ fn four_kb_udp_datagrams_cross_the_gw_fragmented_both_ways() {
     let Some(mut lab) = Lab::netns("pf", &["python3"]) else {
         return;
     };
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(""))
-        .with(&gw_service(
-            "bulk",
-            3,
-            &[member("b1", "10.80.0.21", 9000)],
-            "10.33.0.3",
-            None,
-        ))
-        .with(&gw_session("10.50.0.2", 9015550111, &["bulk"]));
+    let profile = lab.one_service_gw("", ("bulk", 3), ("b1", 9000), "10.33.0.3");
     let sock = lab.run_pgw("gw", &profile);
     let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
     // The server answers each datagram with its bytes reversed.
-    let echo = lab.write(
-        "rev.py",
-        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-         s.bind(('10.80.0.21',9000))\nwhile True:\n    d,a=s.recvfrom(65535)\n    s.sendto(d[::-1],a)\n",
-    );
-    lab.spawn(
-        "rev",
-        &format!("ip netns exec {srv} python3 {}", echo.display()),
-    );
-    lab.wait_listen(&srv, "udp", "10.80.0.21:9000");
+    lab.udp_echo(&srv, "10.80.0.21", 9000, true);
     lab.wait_neighbours(&sock, &["10.80.0.21"]);
     let client = lab.write(
         "client.py",

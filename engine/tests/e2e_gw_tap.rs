@@ -59,11 +59,7 @@ group = "wap""#,
     let sock = lab.run_pgw("pgw", &profile);
     let (sub, srv) = lab.gw_sides(&["10.80.0.11/24", "10.80.0.12/24", "10.80.0.21/24"]);
     // Three servers, each with its own content.
-    let blob = lab.dir.join("blob.bin");
-    sh(&format!(
-        "head -c 4194304 /dev/urandom > {}",
-        blob.display()
-    ));
+    let blob = random_file(&lab.dir, "blob.bin", 4194304);
     let servers = ["10.80.0.11", "10.80.0.12", "10.80.0.21"];
     for (name, a) in ["w1", "w2", "c1"].into_iter().zip(servers) {
         let d = lab.serve_http(name, &srv, a);
@@ -122,9 +118,7 @@ group = "wap""#,
     }
 
     // A large transfer through the NAT, byte-identical.
-    let got = lab.dir.join("got.bin");
-    download(&sub, "http://10.33.0.1/blob.bin", &got, 60);
-    assert_eq!(sha256(&got), sha256(&blob));
+    download_intact(&lab, &sub, "http://10.33.0.1/blob.bin", &blob, 60);
 
     // Authorization: chat is not in the subscriber's services: a RST at once.
     let t0 = Instant::now();

@@ -85,18 +85,8 @@ fn the_mtu_is_set_on_the_ports_and_frames_up_to_it_pass() {
     assert_eq!(pings(&sub, "-c 3 -s 1476 -M do", "10.33.0.1"), 3);
 
     // TCP at MSS 1464 both ways: the server's segments fill the MTU.
-    let file = lab.site("http").join("blob.bin");
-    sh(&format!(
-        "head -c 4194304 /dev/urandom > {}",
-        file.display()
-    ));
-    let got = lab.dir.join("got.bin");
-    download(&sub, "http://10.33.0.1/blob.bin", &got, 60);
-    assert_eq!(
-        sha256(&got),
-        sha256(&file),
-        "download differs from the served file"
-    );
+    let file = random_file(&lab.site("http"), "blob.bin", 4194304);
+    download_intact(&lab, &sub, "http://10.33.0.1/blob.bin", &file, 60);
 
     let r = stats_json(&sock);
     assert!(port_counter(&r, "access", "obytes") > 4194304, "{r}");

@@ -94,11 +94,7 @@ fn subscriber_moves_between_lbs_mid_connection() {
     let Mob {
         sub, s1, s2, sg, ..
     } = mobility_lab(&mut lab);
-    let blob = lab.site("http").join("blob.bin");
-    sh(&format!(
-        "head -c 12582912 /dev/urandom > {}",
-        blob.display()
-    ));
+    let blob = random_file(&lab.site("http"), "blob.bin", 12582912);
 
     // A long download (rate-limited so it lasts ~4 s). The subscriber's
     // receive buffer is capped at RCVBUF_MAX: the server can never be more

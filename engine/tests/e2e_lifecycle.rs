@@ -72,10 +72,7 @@ fn sigterm_drains_then_closes_every_record() {
     let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
     let www = lab.serve_http("www", &srv, "10.80.0.21");
     for (name, len) in [("big.bin", BIG), ("small.bin", SMALL)] {
-        sh(&format!(
-            "head -c {len} /dev/urandom > {}",
-            www.join(name).display()
-        ));
+        random_file(&www, name, len as u64);
     }
     lab.wait_neighbours(&sock, &["10.80.0.21"]);
     wait_for("the VIP to answer", Duration::from_secs(10), || {
@@ -192,17 +189,8 @@ fn logs_are_json_filtered_and_repeats_rate_limited() {
         return;
     };
     let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with("[log]\nlevel = \"info,pgw_engine::runtime=warn\"\nformat = \"json\"\nrepeat_every_s = 1")
-        .with(&gw_section(""))
-        .with(&gw_service(
-            "wap",
-            1,
-            &[member("w1", "10.80.0.21", 8080)],
-            "10.33.0.1",
-            None,
-        ))
-        .with(&gw_session("10.50.0.2", 9015550101, &["wap"]));
+        .one_service_gw("", ("wap", 1), ("w1", 8080), "10.33.0.1")
+        .with("[log]\nlevel = \"info,pgw_engine::runtime=warn\"\nformat = \"json\"\nrepeat_every_s = 1");
     let sock = lab.run_pgw("gw", &profile);
     let (sub, _srv) = lab.gw_sides(&["10.80.0.21/24"]);
     pgw_at(&sock, "set", "server wap w1 down");

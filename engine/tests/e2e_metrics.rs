@@ -218,16 +218,11 @@ fn metrics_endpoint_scraped_by_promtool_and_prometheus() {
     assert_eq!(status.trim(), "HTTP/1.1 404 Not Found");
 
     // promtool's own parser and linter accept the scrape.
-    let out = sh_output(&format!(
+    let (ok, out) = sh_text(&format!(
         "promtool check metrics < {}",
         scrape_file.display()
     ));
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(ok, "promtool check metrics failed:\n{out}");
 
     // A real Prometheus scrapes the instance every second, traffic going on.
     let prom = free_port();
@@ -345,13 +340,8 @@ fn radius_requests_and_sessions_by_state_in_the_scrape() {
         let (status, _, body) = get(&url);
         assert_eq!(status.trim(), "HTTP/1.1 200 OK", "{body}");
         let f = lab.write("scrape.txt", &body);
-        let out = sh_output(&format!("promtool check metrics < {}", f.display()));
-        assert!(
-            out.status.success(),
-            "promtool check metrics failed:\n{}{}\n{body}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (ok, out) = sh_text(&format!("promtool check metrics < {}", f.display()));
+        assert!(ok, "promtool check metrics failed:\n{out}\n{body}");
         body
     };
     let req = |body: &str, ty: &str, result: &str| {

@@ -48,11 +48,7 @@ ipv6_prefix = "2001:db8:50::/48""#,
         );
     let sock = lab.run_pgw("gw", &profile);
     let srv = lab.servers(&["10.80.0.11/24", "10.80.0.12/24"]);
-    let blob = lab.dir.join("blob.bin");
-    sh(&format!(
-        "head -c 3145728 /dev/urandom > {}",
-        blob.display()
-    ));
+    let blob = random_file(&lab.dir, "blob.bin", 3145728);
     for (n, a) in [("w1", "10.80.0.11"), ("w2", "10.80.0.12")] {
         let d = lab.serve_http(n, &srv, a);
         std::fs::copy(&blob, d.join("blob.bin")).unwrap();
@@ -83,13 +79,7 @@ ipv6_prefix = "2001:db8:50::/48""#,
         1,
         "ip6 and tcp and src port 80 and ip6[53] & 2 != 0",
     );
-    let got = lab.dir.join("got.bin");
-    download(&sub, "http://[64:ff9b::a21:1]/blob.bin", &got, 30);
-    assert_eq!(
-        sha256(&got),
-        sha256(&blob),
-        "the file changed on the way through NAT64"
-    );
+    download_intact(&lab, &sub, "http://[64:ff9b::a21:1]/blob.bin", &blob, 30);
     // NDP answered (the kernel resolved the gateway), MSS clamped toward IPv6.
     assert!(sh(&format!("ip -n {sub} -6 neigh show 2001:db8:50::1")).contains("lladdr"));
     wait_for("tcpdump", Duration::from_secs(5), || {

@@ -65,13 +65,6 @@ fn veth(ns_a: &str, a: &str, cidr_a: &str, mtu_a: u32, ns_b: &str, b: &str, cidr
     ));
 }
 
-/// A file `name` of `len` random bytes in `dir`.
-fn blob(dir: &std::path::Path, name: &str, len: u64) -> std::path::PathBuf {
-    let f = dir.join(name);
-    sh(&format!("head -c {len} /dev/urandom > {}", f.display()));
-    f
-}
-
 /// Whether `ping -c 3` from `ns` to `ip` gets 3 answers: the count it got.
 fn pings(ns: &str, ip: &str) -> u32 {
     let out = sh_output(&format!("ip netns exec {ns} ping -n -c 3 -i 0.3 -W 2 {ip}"));
@@ -110,7 +103,7 @@ fn pmtud_down_the_subscriber_side_and_ping_to_the_vip() {
     );
     lab.route(&sub, "default", "10.60.0.1");
     let www = lab.serve_http("w1", &srv, "10.80.0.11");
-    let file = blob(&www, "blob.bin", MB10);
+    let file = random_file(&www, "blob.bin", MB10);
     wait_for(
         "first answer through the VIP",
         Duration::from_secs(20),
@@ -119,10 +112,8 @@ fn pmtud_down_the_subscriber_side_and_ping_to_the_vip() {
 
     // The server's TCP sends full-size DF segments (the subscriber said MSS
     // 1460); the router's Fragmentation Needed must reach it through the GW.
-    let got = lab.dir.join("got.bin");
-    download(&sub, "http://10.33.0.1/blob.bin", &got, 120);
+    let got = download_intact(&lab, &sub, "http://10.33.0.1/blob.bin", &file, 120);
     assert_eq!(std::fs::metadata(&got).unwrap().len(), MB10);
-    assert_eq!(sha256(&got), sha256(&file), "download differs");
     let r = stats_json(&sock);
     assert!(
         event(&r, "gw_icmp_errors") >= 1,
@@ -268,7 +259,7 @@ fn pmtud_up_the_server_side_and_traceroute_through_the_gw() {
 
     // The subscriber's TCP sends full-size DF segments (the server said MSS
     // 1460); the router's Fragmentation Needed must reach it through the GW.
-    let file = blob(&lab.dir, "up.bin", MB10);
+    let file = random_file(&lab.dir, "up.bin", MB10);
     let out = sh(&format!(
         "ip netns exec {sub} curl -sS --fail --max-time 120 -H 'Expect:' -T {} http://10.33.0.1/up.bin",
         file.display()

@@ -307,14 +307,10 @@ fn unknown_clients_and_requests_over_the_rate_get_no_answer_and_are_counted() {
     let radius = || pgw_json(&sock, "sessions")["radius"].clone();
     let alice = "User-Name=alice,User-Password=wonderland,Calling-Station-Id=09011112222";
     let ask = |server: &str, body: &str| {
-        let out = sh_output(&format!(
+        sh_text(&format!(
             "printf '%b' '{body}' | radclient -x -r 1 -t 2 -p 20 {server}:{auth} auth testing123"
-        ));
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        ))
+        .1
     };
 
     let out = ask("127.0.0.1", alice);

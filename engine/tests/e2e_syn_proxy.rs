@@ -26,14 +26,9 @@ fn curl_downloads_through_the_cookie_handshake() {
     let keys = "syn_proxy = \"on\"\nsyn_proxy_wscale = 5";
     Lab::with_wap_gw("sp", keys, |lab, sock, sub| {
         let www = lab.site("http");
-        sh(&format!(
-            "head -c 4194304 /dev/urandom > {}",
-            www.join("blob.bin").display()
-        ));
+        let blob = random_file(&www, "blob.bin", 4194304);
         assert_eq!(curl(sub, "http://10.33.0.1/who"), "http");
-        let got = lab.dir.join("got.bin");
-        download(sub, "http://10.33.0.1/blob.bin", &got, 30);
-        assert_eq!(sha256(&got), sha256(&www.join("blob.bin")), "bytes intact");
+        download_intact(lab, sub, "http://10.33.0.1/blob.bin", &blob, 30);
         let r = stats_json(sock);
         assert_eq!(event(&r, "gw_syncookies_sent"), 2, "{r}");
         assert_eq!(event(&r, "gw_syncookies_valid"), 2, "{r}");

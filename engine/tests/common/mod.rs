@@ -26,6 +26,13 @@ pub fn sh_output(cmd: &str) -> std::process::Output {
     Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
 }
 
+/// Run a command; its success and what it printed (stdout, then stderr).
+pub fn sh_text(cmd: &str) -> (bool, String) {
+    let out = sh_output(cmd);
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text.into_owned())
+}
+
 /// Run a command; its success.
 pub fn sh_ok(cmd: &str) -> bool {
     Command::new("sh")
@@ -373,6 +380,48 @@ impl Lab {
         )
     }
 
+    /// A GW of [`Lab::profile`] at 10.50.0.1/24 with `gw_keys` in its
+    /// `[gw]`, one service `name` (id `id`) at `vip` on every port over
+    /// the member `member` (a name and a port) on 10.80.0.21, and the
+    /// session 10.50.0.2 (device 9015550101) allowed it.
+    pub fn one_service_gw(
+        &self,
+        gw_keys: &str,
+        (name, id): (&str, u32),
+        member: (&str, u16),
+        vip: &str,
+    ) -> Profile {
+        self.profile("gw", "10.50.0.1/24")
+            .with(&gw_section(gw_keys))
+            .with(&gw_service(
+                name,
+                id,
+                &[self::member(member.0, "10.80.0.21", member.1)],
+                vip,
+                None,
+            ))
+            .with(&gw_session("10.50.0.2", 9015550101, &[name]))
+    }
+
+    /// A UDP server (process `echo`) in `ns` on `ip`:`port` that answers
+    /// each datagram with its bytes, reversed when `reverse`; listening
+    /// when this returns.
+    pub fn udp_echo(&mut self, ns: &str, ip: &str, port: u16, reverse: bool) {
+        let answer = if reverse { "d[::-1]" } else { "d" };
+        let script = self.write(
+            "udp_echo.py",
+            &format!(
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                 s.bind(('{ip}',{port}))\nwhile True:\n    d,a=s.recvfrom(65535)\n    s.sendto({answer},a)\n"
+            ),
+        );
+        self.spawn(
+            "echo",
+            &format!("ip netns exec {ns} python3 {}", script.display()),
+        );
+        self.wait_listen(ns, "udp", &format!("{ip}:{port}"));
+    }
+
     /// [`Lab::gw_sides`] of a [`Lab::wap_gw`] running at `sock`: wap1
     /// serving HTTP (process `http`), its MAC resolved by the GW; (sub, srv).
     pub fn wap_sides(&mut self, sock: &Path) -> (String, String) {
@@ -528,10 +577,7 @@ impl Lab {
         self.route(&sub, "10.33.0.0/24", "10.50.0.1");
         let srv = self.servers(&["10.80.0.11/24"]);
         let www = self.serve_http("w1", &srv, "10.80.0.11");
-        sh(&format!(
-            "head -c {blob_bytes} /dev/urandom > {}",
-            www.join("blob.bin").display()
-        ));
+        random_file(&www, "blob.bin", blob_bytes as u64);
         CheckedGw { sock, sub, srv }
     }
 
@@ -658,6 +704,26 @@ pub fn assert_refused_at_once(curl: &str) {
     assert!(took < Duration::from_secs(3), "curl took {took:?}: {err}");
 }
 
+/// A file `name` of `len` random bytes in `dir`: its path.
+pub fn random_file(dir: &Path, name: &str, len: u64) -> PathBuf {
+    let f = dir.join(name);
+    sh(&format!("head -c {len} /dev/urandom > {}", f.display()));
+    f
+}
+
+/// Download `url` with `curl` in `ns` to the lab's `got.bin` (`max_s`
+/// seconds at most) and check that it holds the bytes of `served`: its path.
+pub fn download_intact(lab: &Lab, ns: &str, url: &str, served: &Path, max_s: u32) -> PathBuf {
+    let got = lab.dir.join("got.bin");
+    download(ns, url, &got, max_s);
+    assert_eq!(
+        sha256(&got),
+        sha256(served),
+        "{url}: the download differs from the served file"
+    );
+    got
+}
+
 /// Download `url` with `curl` in `ns` to `dest` (`max_s` seconds at most;
 /// panics unless 2xx).
 pub fn download(ns: &str, url: &str, dest: &Path, max_s: u32) {
@@ -671,17 +737,9 @@ pub fn download(ns: &str, url: &str, dest: &Path, max_s: u32) {
 /// with `attrs` to 127.0.0.1:`port` under `secret`, trying `tries` times:
 /// whether it got an answer, and what it printed (stdout and stderr).
 pub fn radclient(tries: u32, port: u16, kind: &str, secret: &str, attrs: &str) -> (bool, String) {
-    let out = sh_output(&format!(
+    sh_text(&format!(
         "printf '%s\\n' '{attrs}' | radclient -x -r {tries} -t 2 127.0.0.1:{port} {kind} {secret}"
-    ));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    ))
 }
 
 /// The `[eal]`, `[cores]` and `[engine]` keys of a [`Profile`]; the
