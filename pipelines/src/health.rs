@@ -488,23 +488,8 @@ mod tests {
     /// RFC 1071 over the IPv6 pseudo-header and the TCP segment, written
     /// here apart from the crate's checksum code.
     fn tcp6_checksum(src: &[u8; 16], dst: &[u8; 16], seg: &[u8]) -> u16 {
-        let mut b = Vec::new();
-        b.extend_from_slice(src);
-        b.extend_from_slice(dst);
-        b.extend_from_slice(&(seg.len() as u32).to_be_bytes());
-        b.extend_from_slice(&[0, 0, 0, 6]);
-        b.extend_from_slice(seg);
-        if b.len() % 2 == 1 {
-            b.push(0);
-        }
-        let mut sum: u32 = b
-            .chunks(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
+        let len = (seg.len() as u32).to_be_bytes();
+        crate::wire::checksum::reference::rfc1071(&[src, dst, &len, &[0, 0, 0, 6], seg])
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use super::tables::MemberSide;
 use super::*;
 use crate::wire::build::{checksums_ok, with_room, FrameSpec, FILL, L4};
+use crate::wire::checksum::reference::rfc1071;
 use crate::wire::icmp::v4::{ECHO_REPLY, ECHO_REQUEST};
 use crate::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 use proptest::prelude::*;
@@ -484,25 +485,6 @@ const UP: u16 = 0;
 const DOWN: u16 = 1;
 const TX_UP: Verdict = Verdict::Tx { port: 1 };
 const TX_DOWN: Verdict = Verdict::Tx { port: 0 };
-
-/// Independent RFC 1071 checksum (not the crate's) for the literal fixture.
-fn rfc1071(parts: &[&[u8]]) -> u16 {
-    let mut all = Vec::new();
-    for p in parts {
-        all.extend_from_slice(p);
-    }
-    if all.len() % 2 == 1 {
-        all.push(0);
-    }
-    let mut s: u32 = all
-        .chunks(2)
-        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
-        .sum();
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
 
 // --------------------------------------------------------------- fixtures --
 

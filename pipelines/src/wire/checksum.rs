@@ -240,6 +240,28 @@ impl Delta {
     }
 }
 
+/// An independent RFC 1071 checksum (not this module's code), the
+/// reference tests check literal fixtures and the module against.
+#[cfg(test)]
+pub(crate) mod reference {
+    /// The ones' complement of the ones' complement sum of `parts`
+    /// concatenated (an odd length padded with a zero byte).
+    pub fn rfc1071(parts: &[&[u8]]) -> u16 {
+        let mut all: Vec<u8> = parts.concat();
+        if all.len() % 2 == 1 {
+            all.push(0);
+        }
+        let mut s: u32 = all
+            .chunks(2)
+            .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
