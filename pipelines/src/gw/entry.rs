@@ -18,6 +18,27 @@ use super::tcp_state::FlowState;
 /// "No entry" / "no link".
 pub const NONE: u32 = u32::MAX;
 
+/// Take `e` out of the singly linked chain (of a hash bucket) that starts
+/// at `*head`, the links being the field `link` gives of each of `items`
+/// (ends at [`NONE`]); nothing when `e` is not on it.
+#[inline]
+pub fn unlink<T>(head: &mut u32, items: &mut [T], e: u32, link: impl Fn(&mut T) -> &mut u32) {
+    let after = *link(&mut items[e as usize]);
+    if *head == e {
+        *head = after;
+        return;
+    }
+    let mut p = *head;
+    while p != NONE {
+        let l = link(&mut items[p as usize]);
+        if *l == e {
+            *l = after;
+            return;
+        }
+        p = *l;
+    }
+}
+
 /// Bits of [`Hot::flags`].
 pub mod flag {
     /// NAT64: the subscriber is IPv6 (side table `sub6`).

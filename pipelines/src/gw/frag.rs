@@ -54,7 +54,7 @@
 //! (the parse stage's fast path refuses fragments, the general parse names
 //! them); per fragment, one hash and a short chain walk.
 
-use super::entry::NONE;
+use super::entry::{unlink, NONE};
 use super::hash::flow_hash;
 use super::meta::{Kind, Meta};
 use super::rewrite::forward4;
@@ -316,19 +316,7 @@ impl<A: TableAlloc> Frags<A> {
     fn remove(&mut self, c: u32) -> u32 {
         let x = self.ctx[c as usize];
         let b = self.bucket(x.port, x.src, x.dst, x.id, x.proto);
-        if self.heads[b] == c {
-            self.heads[b] = x.chain;
-        } else {
-            let mut p = self.heads[b];
-            while p != NONE {
-                let next = self.ctx[p as usize].chain;
-                if next == c {
-                    self.ctx[p as usize].chain = x.chain;
-                    break;
-                }
-                p = next;
-            }
-        }
+        unlink(&mut self.heads[b], &mut self.ctx, c, |x| &mut x.chain);
         if x.older != NONE {
             self.ctx[x.older as usize].younger = x.younger;
         } else {

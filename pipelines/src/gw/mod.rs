@@ -131,6 +131,7 @@ pub mod config;
 mod down;
 pub mod entry;
 pub mod frag;
+pub mod free_stack;
 pub mod hash;
 mod icmp;
 pub mod keys;
@@ -168,6 +169,7 @@ use crate::verdict::{DropReason, Pkt, Verdict, WorkerCounters, MAX_BURST};
 use crate::wire::{self, ip_proto};
 use balance::Balancer;
 use entry::{flag, Cold, Hot, NONE};
+use free_stack::FreeStack;
 use keys::Rotation;
 use limit::SubLimits;
 use meta::{Kind, Meta};
@@ -334,10 +336,9 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     bal: Balancer,
     nh: NextHops,
     lbs: LbMacs,
-    /// The Host/SNI attribute pool and its free stack (`attr_free[..attr_top]`).
+    /// The Host/SNI attribute pool and its free slots.
     attrs: A::Mem<Attr>,
-    attr_free: A::Mem<u32>,
-    attr_top: u32,
+    attr_free: FreeStack<A>,
     rss: Option<Steer>,
     /// Per-subscriber connection limits (this worker's share).
     limits: SubLimits<A>,
@@ -345,8 +346,7 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     /// segments kept and their free stack, the cookie key.
     px: A::Mem<synproxy::Px>,
     stash: A::Mem<[u8; synproxy::STASH_BYTES]>,
-    stash_free: A::Mem<u16>,
-    stash_top: u32,
+    stash_free: FreeStack<A>,
     cookie_key: synproxy::CookieKey,
     /// Half-open TCP connections (no ACK from the subscriber yet), and the
     /// worker's share of `SynProxy::Auto`'s threshold.
@@ -421,18 +421,12 @@ impl<A: TableAlloc> GwWorker<A> {
         } else {
             cfg.attr_slots as usize
         };
-        let mut attr_free = alloc.alloc("gw attribute free list", attr_slots, NONE)?;
-        for (i, f) in attr_free.iter_mut().enumerate() {
-            *f = (attr_slots - 1 - i) as u32;
-        }
+        let attr_free = FreeStack::new(alloc, "gw attribute free list", attr_slots)?;
         let (px_n, stash_n) = match cfg.syn_proxy {
             SynProxy::Off => (0, 0),
             _ => (cap, synproxy::STASH_SLOTS.min(cap)),
         };
-        let mut stash_free = alloc.alloc("gw SYN proxy early-segment free list", stash_n, 0u16)?;
-        for (i, f) in stash_free.iter_mut().enumerate() {
-            *f = i as u16;
-        }
+        let stash_free = FreeStack::new(alloc, "gw SYN proxy early-segment free list", stash_n)?;
         let stride = if cfg.rss.is_some() {
             rss::key_stride(ks.per_worker)
         } else {
@@ -457,7 +451,6 @@ impl<A: TableAlloc> GwWorker<A> {
             lbs: LbMacs::default(),
             attrs: alloc.alloc("gw attributes (Host/SNI)", attr_slots, Attr::default())?,
             attr_free,
-            attr_top: attr_slots as u32,
             rss: cfg.rss.as_ref().map(|r| Steer::new(r, &cfg.pool, id)),
             limits: SubLimits::new(
                 alloc,
@@ -474,7 +467,6 @@ impl<A: TableAlloc> GwWorker<A> {
                 [0u8; synproxy::STASH_BYTES],
             )?,
             stash_free,
-            stash_top: stash_n as u32,
             cookie_key: synproxy::CookieKey::new(cfg.cookie_secret),
             half_open: 0,
             half_open_share: match cfg.syn_proxy {
@@ -544,10 +536,12 @@ impl<A: TableAlloc> GwWorker<A> {
             + (self.sub6.len() + self.vip6.len() + self.srv6.len()) * 16
             + self.up.bytes()
             + self.key_head.len() * 4
-            + self.attrs.len() * (size_of::<Attr>() + 4)
+            + self.attrs.len() * size_of::<Attr>()
+            + self.attr_free.bytes()
             + self.limits.bytes()
             + self.px.len() * size_of::<synproxy::Px>()
-            + self.stash.len() * (synproxy::STASH_BYTES + 2)
+            + self.stash.len() * synproxy::STASH_BYTES
+            + self.stash_free.bytes()
             + self.frags.bytes()
     }
 
@@ -555,23 +549,6 @@ impl<A: TableAlloc> GwWorker<A> {
     /// its limits (0 with no limit set).
     pub fn subscriber_conns(&self, sub: limit::SubKey) -> u32 {
         self.limits.conns(sub)
-    }
-
-    /// A free attribute slot, if any.
-    #[inline]
-    fn attr_take(&mut self) -> Option<u32> {
-        if self.attr_top == 0 {
-            return None;
-        }
-        self.attr_top -= 1;
-        Some(self.attr_free[self.attr_top as usize])
-    }
-
-    /// Give an attribute slot back.
-    #[inline]
-    fn attr_give(&mut self, s: u32) {
-        self.attr_free[self.attr_top as usize] = s;
-        self.attr_top += 1;
     }
 
     fn view(&self, e: u32) -> FlowView {

@@ -3,7 +3,7 @@
 
 use super::balance::NO_SLOT as NO_LOAD;
 use super::config::ExhaustionReply;
-use super::entry::{flag, xflag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
+use super::entry::{flag, unlink, xflag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
 use super::hash::fmix64;
 use super::limit::{SubKey, SubTicket, UNTRACKED};
 use super::meta::{Kind, Meta};
@@ -502,7 +502,7 @@ impl<A: TableAlloc> GwWorker<A> {
             close: reason,
         };
         if c.attr != NONE {
-            self.attr_give(c.attr);
+            self.attr_free.give(c.attr);
         }
         if h.proto == PROTO_TCP {
             // (closed before the subscriber's ACK: no longer half-open)
@@ -590,19 +590,7 @@ impl<A: TableAlloc> GwWorker<A> {
         let h = self.hot[e as usize];
         if let Some(off) = self.ks.own_offset(self.id, h.key_port) {
             let k = self.ks.key_index(h.pool as u32, off) as usize;
-            if self.key_head[k] == e {
-                self.key_head[k] = h.key_next;
-            } else {
-                let mut p = self.key_head[k];
-                while p != NONE {
-                    let next = self.hot[p as usize].key_next;
-                    if next == e {
-                        self.hot[p as usize].key_next = h.key_next;
-                        break;
-                    }
-                    p = next;
-                }
-            }
+            unlink(&mut self.key_head[k], &mut self.hot, e, |h| &mut h.key_next);
         }
         self.wheel.remove(&mut self.cold, e);
         self.hot[e as usize] = Hot::EMPTY;

@@ -868,20 +868,20 @@ impl<A: TableAlloc> GwWorker<A> {
     /// pool is full or the frame too large, or the fast parse would not take
     /// it back.
     fn stash_take(&mut self, frame: &[u8]) -> (u16, u16) {
-        if self.stash_top == 0 || frame.len() > STASH_BYTES || fast_v4(frame).is_none() {
+        if frame.len() > STASH_BYTES || fast_v4(frame).is_none() {
             return (NO_STASH, 0);
         }
-        self.stash_top -= 1;
-        let s = self.stash_free[self.stash_top as usize];
+        let Some(s) = self.stash_free.take() else {
+            return (NO_STASH, 0);
+        };
         self.stash[s as usize][..frame.len()].copy_from_slice(frame);
-        (s, frame.len() as u16)
+        (s as u16, frame.len() as u16)
     }
 
     /// Give back stash slot `s` (nothing for [`NO_STASH`]).
     pub(super) fn stash_give(&mut self, s: u16) {
         if s != NO_STASH {
-            self.stash_free[self.stash_top as usize] = s;
-            self.stash_top += 1;
+            self.stash_free.give(s as u32);
         }
     }
 
@@ -950,7 +950,7 @@ impl<A: TableAlloc> GwWorker<A> {
 
     /// Free slots of the early-segment pool.
     pub fn synproxy_stash_free(&self) -> u32 {
-        self.stash_top
+        self.stash_free.available()
     }
 }
 

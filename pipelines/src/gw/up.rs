@@ -167,7 +167,7 @@ impl<A: TableAlloc> GwWorker<A> {
         if !h.has(flag::ATTR_DONE) && m.payload_len() > 0 {
             h.flags |= flag::ATTR_DONE;
             if let Some(a) = acct::find_attr(&pkt.frame()[m.payload as usize..m.end as usize]) {
-                match self.attr_take() {
+                match self.attr_free.take() {
                     Some(s) => {
                         self.attrs[s as usize] = a;
                         self.cold[e as usize].attr = s;
