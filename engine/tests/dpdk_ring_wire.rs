@@ -152,19 +152,19 @@ fn every_packet_is_accounted_for_with_two_workers() {
     eprintln!("{}", r.render());
 
     for w in &r.workers {
-        assert!(w.rx > 0, "worker {} received nothing", w.worker);
+        assert!(w.loops.rx > 0, "worker {} received nothing", w.worker);
         assert_eq!(
-            w.rx + w.handoff_in,
-            w.tx + w.total_drops() + w.handoff_out + w.control_out,
+            w.loops.rx + w.loops.handoff_in,
+            w.loops.tx + w.total_drops() + w.loops.handoff_out + w.loops.control_out,
             "worker {} lost packets",
             w.worker
         );
         // Each worker's valid frames circulated more than once.
         assert!(
-            w.tx > VALID_PER_QUEUE as u64,
+            w.loops.tx > VALID_PER_QUEUE as u64,
             "worker {} forwarded only {}",
             w.worker,
-            w.tx
+            w.loops.tx
         );
     }
     assert_eq!(
@@ -204,16 +204,21 @@ fn every_packet_is_accounted_for_with_two_workers() {
                 .find(|s| s.name == n)
                 .unwrap_or_else(|| panic!("worker {}: no stage {n}: {wr:?}", w.worker))
         };
-        assert_eq!(wr.packets, w.rx + w.handoff_in, "worker {}", w.worker);
-        assert_eq!(stage("rx").packets, w.rx, "worker {}", w.worker);
-        // The pipeline never saw the oversize frames.
         assert_eq!(
-            stage("wire").packets + w.drop_count(DropReason::Oversize),
-            w.rx,
+            wr.packets,
+            w.loops.rx + w.loops.handoff_in,
             "worker {}",
             w.worker
         );
-        assert_eq!(stage("tx").packets, w.tx, "worker {}", w.worker);
+        assert_eq!(stage("rx").packets, w.loops.rx, "worker {}", w.worker);
+        // The pipeline never saw the oversize frames.
+        assert_eq!(
+            stage("wire").packets + w.drop_count(DropReason::Oversize),
+            w.loops.rx,
+            "worker {}",
+            w.worker
+        );
+        assert_eq!(stage("tx").packets, w.loops.tx, "worker {}", w.worker);
         assert!(wr.busy_turns > 0 && wr.busy_cycles > 0 && wr.idle_cycles > 0);
         let staged: u64 = wr.stages.iter().map(|s| s.cycles).sum();
         assert_eq!(

@@ -97,7 +97,12 @@ impl Lifecycle {
 
     /// Every worker's loop turns (they advance while it is alive).
     fn polls(&self) -> Vec<u64> {
-        self.info.report().workers.iter().map(|w| w.polls).collect()
+        self.info
+            .report()
+            .workers
+            .iter()
+            .map(|w| w.loops.polls)
+            .collect()
     }
 
     fn run(self, sig: Signals) {

@@ -376,34 +376,38 @@ impl Collector for Snapshot {
             (
                 "worker_rx_packets",
                 "Packets a worker took in (ports and handoff ring).",
-                |w| w.rx,
+                |w| w.loops.rx,
             ),
-            ("worker_tx_packets", "Packets a worker sent.", |w| w.tx),
+            ("worker_tx_packets", "Packets a worker sent.", |w| {
+                w.loops.tx
+            }),
             (
                 "worker_handoff_out_packets",
                 "Packets a worker handed to the worker owning their key.",
-                |w| w.handoff_out,
+                |w| w.loops.handoff_out,
             ),
             (
                 "worker_handoff_in_packets",
                 "Packets a worker took from its handoff ring.",
-                |w| w.handoff_in,
+                |w| w.loops.handoff_in,
             ),
             (
                 "worker_control_packets",
                 "Packets a worker handed to the management thread.",
-                |w| w.control_out,
+                |w| w.loops.control_out,
             ),
-            ("worker_polls", "Poll-loop turns of a worker.", |w| w.polls),
+            ("worker_polls", "Poll-loop turns of a worker.", |w| {
+                w.loops.polls
+            }),
             (
                 "worker_empty_polls",
                 "Poll-loop turns that received nothing.",
-                |w| w.empty_polls,
+                |w| w.loops.empty_polls,
             ),
             (
                 "worker_idle_sleeps",
                 "Idle back-off sleeps of a worker.",
-                |w| w.idle_sleeps,
+                |w| w.loops.idle_sleeps,
             ),
         ];
         counters(&mut e, &r.workers, |w| l1("worker", w.worker), &workers)?;
@@ -1088,13 +1092,18 @@ impl Server {
 mod tests {
     use super::*;
     use crate::runtime::dpdk::PortStats;
-    use crate::runtime::stats::{PortReport, StageReport, WorkerReport, WorkerRuntime};
+    use crate::runtime::stats::{
+        LoopCounters, PortReport, StageReport, WorkerReport, WorkerRuntime,
+    };
 
     fn snapshot() -> Snapshot {
         let worker = WorkerReport {
             worker: 0,
-            rx: 100,
-            tx: 90,
+            loops: LoopCounters {
+                rx: 100,
+                tx: 90,
+                ..Default::default()
+            },
             port_rx: vec![60, 40],
             port_tx: vec![40, 50],
             drops: vec![("no_route".into(), 7), ("no_session".into(), 3)],

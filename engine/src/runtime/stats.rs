@@ -14,17 +14,54 @@ use super::dpdk::PortStats;
 /// Most ports one instance drives.
 pub const MAX_PORTS: usize = 16;
 
+/// [`LoopCounters`] and its conversions to and from an array (the
+/// published copy is one), from one list of its fields.
+macro_rules! loop_counters {
+    ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
+        /// A worker's poll-loop counters: packets in and out, how it polled.
+        #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct LoopCounters {
+            $($(#[$doc])* pub $field: u64,)*
+        }
+
+        impl LoopCounters {
+            const N: usize = [$(stringify!($field)),*].len();
+
+            fn to_array(self) -> [u64; Self::N] {
+                [$(self.$field),*]
+            }
+
+            fn from_array(a: [u64; Self::N]) -> LoopCounters {
+                let [$($field),*] = a;
+                LoopCounters { $($field),* }
+            }
+        }
+    };
+}
+
+loop_counters! {
+    /// Packets taken in (ports and handoff ring).
+    rx,
+    /// Packets sent on ports.
+    tx,
+    /// Poll-loop turns.
+    polls,
+    /// Turns that received nothing.
+    empty_polls,
+    /// Idle back-off sleeps.
+    idle_sleeps,
+    /// Packets taken from the handoff ring.
+    handoff_in,
+    /// Packets handed to the worker owning their key.
+    handoff_out,
+    /// Packets handed to the management thread.
+    control_out,
+}
+
 /// A worker's own counters (written only by that worker).
 #[derive(Clone)]
 pub struct WorkerLocal {
-    pub rx: u64,
-    pub tx: u64,
-    pub polls: u64,
-    pub empty_polls: u64,
-    pub idle_sleeps: u64,
-    pub handoff_in: u64,
-    pub handoff_out: u64,
-    pub control_out: u64,
+    pub loops: LoopCounters,
     pub port_rx: [u64; MAX_PORTS],
     pub port_tx: [u64; MAX_PORTS],
     pub pipe: WorkerCounters,
@@ -36,14 +73,7 @@ pub struct WorkerLocal {
 impl Default for WorkerLocal {
     fn default() -> Self {
         WorkerLocal {
-            rx: 0,
-            tx: 0,
-            polls: 0,
-            empty_polls: 0,
-            idle_sleeps: 0,
-            handoff_in: 0,
-            handoff_out: 0,
-            control_out: 0,
+            loops: LoopCounters::default(),
             port_rx: [0; MAX_PORTS],
             port_tx: [0; MAX_PORTS],
             pipe: WorkerCounters::default(),
@@ -56,14 +86,8 @@ impl Default for WorkerLocal {
 /// The published copy of a worker's counters.
 #[repr(align(64))]
 pub struct WorkerShared {
-    rx: AtomicU64,
-    tx: AtomicU64,
-    polls: AtomicU64,
-    empty_polls: AtomicU64,
-    idle_sleeps: AtomicU64,
-    handoff_in: AtomicU64,
-    handoff_out: AtomicU64,
-    control_out: AtomicU64,
+    /// [`LoopCounters`], in its array order.
+    loops: [AtomicU64; LoopCounters::N],
     port_rx: [AtomicU64; MAX_PORTS],
     port_tx: [AtomicU64; MAX_PORTS],
     drops: [AtomicU64; DropReason::COUNT],
@@ -81,14 +105,7 @@ impl Default for WorkerShared {
             std::array::from_fn(|_| AtomicU64::new(0))
         }
         WorkerShared {
-            rx: AtomicU64::new(0),
-            tx: AtomicU64::new(0),
-            polls: AtomicU64::new(0),
-            empty_polls: AtomicU64::new(0),
-            idle_sleeps: AtomicU64::new(0),
-            handoff_in: AtomicU64::new(0),
-            handoff_out: AtomicU64::new(0),
-            control_out: AtomicU64::new(0),
+            loops: zeros(),
             port_rx: zeros(),
             port_tx: zeros(),
             drops: zeros(),
@@ -141,14 +158,9 @@ impl WorkerShared {
 
     /// Publish `l` (called by the owning worker only).
     pub fn publish(&self, l: &WorkerLocal) {
-        self.rx.store(l.rx, Relaxed);
-        self.tx.store(l.tx, Relaxed);
-        self.polls.store(l.polls, Relaxed);
-        self.empty_polls.store(l.empty_polls, Relaxed);
-        self.idle_sleeps.store(l.idle_sleeps, Relaxed);
-        self.handoff_in.store(l.handoff_in, Relaxed);
-        self.handoff_out.store(l.handoff_out, Relaxed);
-        self.control_out.store(l.control_out, Relaxed);
+        for (a, v) in self.loops.iter().zip(l.loops.to_array()) {
+            a.store(v, Relaxed);
+        }
         for i in 0..MAX_PORTS {
             self.port_rx[i].store(l.port_rx[i], Relaxed);
             self.port_tx[i].store(l.port_tx[i], Relaxed);
@@ -176,14 +188,7 @@ impl WorkerShared {
         WorkerReport {
             worker,
             lcore,
-            rx: self.rx.load(Relaxed),
-            tx: self.tx.load(Relaxed),
-            polls: self.polls.load(Relaxed),
-            empty_polls: self.empty_polls.load(Relaxed),
-            idle_sleeps: self.idle_sleeps.load(Relaxed),
-            handoff_in: self.handoff_in.load(Relaxed),
-            handoff_out: self.handoff_out.load(Relaxed),
-            control_out: self.control_out.load(Relaxed),
+            loops: LoopCounters::from_array(self.loops.each_ref().map(|a| a.load(Relaxed))),
             port_rx: self.port_rx[..nports]
                 .iter()
                 .map(|v| v.load(Relaxed))
@@ -212,14 +217,9 @@ impl WorkerShared {
 pub struct WorkerReport {
     pub worker: usize,
     pub lcore: u32,
-    pub rx: u64,
-    pub tx: u64,
-    pub polls: u64,
-    pub empty_polls: u64,
-    pub idle_sleeps: u64,
-    pub handoff_in: u64,
-    pub handoff_out: u64,
-    pub control_out: u64,
+    /// Its fields are the report's own in JSON.
+    #[serde(flatten)]
+    pub loops: LoopCounters,
     pub port_rx: Vec<u64>,
     pub port_tx: Vec<u64>,
     /// (reason, count) for every drop reason, zeros included.
@@ -296,10 +296,10 @@ pub struct Report {
 
 impl Report {
     pub fn rx(&self) -> u64 {
-        self.workers.iter().map(|w| w.rx).sum()
+        self.workers.iter().map(|w| w.loops.rx).sum()
     }
     pub fn tx(&self) -> u64 {
-        self.workers.iter().map(|w| w.tx).sum()
+        self.workers.iter().map(|w| w.loops.tx).sum()
     }
     pub fn drops(&self) -> u64 {
         self.workers.iter().map(|w| w.total_drops()).sum()
@@ -380,13 +380,13 @@ impl Report {
                 "  {:>3} {:>5} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}",
                 w.worker,
                 w.lcore,
-                w.rx,
-                w.tx,
+                w.loops.rx,
+                w.loops.tx,
                 w.total_drops(),
-                w.handoff_out,
-                w.handoff_in,
-                w.polls,
-                w.empty_polls
+                w.loops.handoff_out,
+                w.loops.handoff_in,
+                w.loops.polls,
+                w.loops.empty_polls
             );
         }
         if let Some(w0) = self.workers.first() {

@@ -281,7 +281,7 @@ impl Worker {
             }
             let t: &Tables = tables.load();
             let mut sink = QueueSink(&acct_q);
-            local.polls += 1;
+            local.loops.polls += 1;
             got = 0;
             for pi in 0..self.ports.len() {
                 let n = rx.rx(&self.rxq[pi], self.burst);
@@ -290,7 +290,7 @@ impl Worker {
                     continue;
                 }
                 got += n;
-                local.rx += n as u64;
+                local.loops.rx += n as u64;
                 local.port_rx[pi] += n as u64;
                 local.pipe.drops[DropReason::Oversize as usize] +=
                     rx.free_oversize(self.max_frame) as u64;
@@ -311,7 +311,7 @@ impl Worker {
             if n > 0 {
                 m.lap(Stage::HandoffIn, n);
                 got += n;
-                local.handoff_in += n as u64;
+                local.loops.handoff_in += n as u64;
                 self.handle(
                     &mut pipeline,
                     t,
@@ -344,11 +344,11 @@ impl Worker {
             }
             m.lap(Stage::Expiry, ended);
             if got == 0 {
-                local.empty_polls += 1;
+                local.loops.empty_polls += 1;
                 empty_run = empty_run.saturating_add(1);
                 if !self.idle_sleep.is_zero() && empty_run >= self.idle_polls {
                     self.flush(&mut out, &mut local, &mut m);
-                    local.idle_sleeps += 1;
+                    local.loops.idle_sleeps += 1;
                     std::thread::sleep(self.idle_sleep);
                 }
             } else {
@@ -487,7 +487,7 @@ impl Worker {
                         let sent = Self::flush_ring(
                             &mut out.handoff[w],
                             &self.handoff_out[w],
-                            &mut local.handoff_out,
+                            &mut local.loops.handoff_out,
                             DropReason::HandoffFull,
                             &mut local.pipe.drops,
                         );
@@ -544,7 +544,7 @@ impl Worker {
         m.charge(before);
         let (sent, freed) = out.tx[p].tx(&self.txq[p]);
         m.lap(Stage::Tx, sent);
-        local.tx += sent as u64;
+        local.loops.tx += sent as u64;
         if freed > 0 {
             local.port_tx[p] -= freed as u64;
             local.pipe.drops[DropReason::TxFull as usize] += freed as u64;
@@ -574,7 +574,7 @@ impl Worker {
                 continue;
             }
             m.charge(Stage::Other);
-            let (ok, drops) = (&mut local.handoff_out, &mut local.pipe.drops);
+            let (ok, drops) = (&mut local.loops.handoff_out, &mut local.pipe.drops);
             let sent = Self::flush_ring(
                 &mut out.handoff[w],
                 &self.handoff_out[w],
@@ -592,7 +592,7 @@ impl Worker {
         Self::flush_ring(
             &mut out.control,
             &self.control,
-            &mut local.control_out,
+            &mut local.loops.control_out,
             DropReason::ControlFull,
             &mut local.pipe.drops,
         );
