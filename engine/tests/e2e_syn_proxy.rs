@@ -39,91 +39,81 @@ fn curl_downloads_through_the_cookie_handshake() {
 
 #[test]
 fn a_syn_flood_leaves_the_table_free_and_curl_served() {
-    let Some(mut lab) = Lab::netns("sf", &["python3", "curl", "hping3"]) else {
-        return;
-    };
-    let profile = lab.wap_gw(
-        "syn_proxy = \"auto\"\nsyn_proxy_half_open = 50\nmax_flows_per_worker = 4096",
-        &[("10.50.0.2", 9015550101), ("10.50.0.9", 9015550109)],
-    );
-    let sock = lab.run_pgw("gw", &profile);
-    let (sub, _) = lab.wap_sides(&sock);
-    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "http");
-    assert_eq!(
-        event(&stats_json(&sock), "gw_syncookies_sent"),
-        0,
-        "below the threshold"
-    );
-
-    // 30 000 SYNs from 10.50.0.9 (hping3 counts the source port up)
-    lab.spawn(
-        "flood",
-        &format!("ip netns exec {sub} hping3 -q -S -p 80 -i u40 -c 30000 -a 10.50.0.9 10.33.0.1"),
-    );
-    wait_for("the flood's first cookies", Duration::from_secs(10), || {
-        event(&stats_json(&sock), "gw_syncookies_sent") > 0
-    });
-    let mut served = 0;
-    let mut most_entries = 0;
-    let t = Instant::now();
-    while lab.is_running("flood") && t.elapsed() < Duration::from_secs(60) {
+    let keys = "syn_proxy = \"auto\"\nsyn_proxy_half_open = 50\nmax_flows_per_worker = 4096";
+    let subs = [("10.50.0.2", 9015550101), ("10.50.0.9", 9015550109)];
+    Lab::with_wap_gw_of("sf", &["hping3"], keys, &subs, |lab, sock, sub, _| {
+        assert_eq!(curl(sub, "http://10.33.0.1/who"), "http");
         assert_eq!(
-            curl(&sub, "http://10.33.0.1/who"),
-            "http",
-            "served during the flood"
+            event(&stats_json(sock), "gw_syncookies_sent"),
+            0,
+            "below the threshold"
         );
-        served += 1;
-        most_entries = most_entries.max(event(&stats_json(&sock), "gw_entries_in_use"));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(served >= 3, "only {served} requests while the flood ran");
-    let r = stats_json(&sock);
-    let sent = event(&r, "gw_syncookies_sent");
-    assert!(sent >= 25_000, "{sent} cookies for 30 000 SYNs: {r}");
-    assert!(
-        most_entries < 1_000,
-        "{most_entries} entries in use during the flood: {r}"
-    );
-    assert_eq!(drops(&r, "flow_table_full"), 0);
-    assert!(
-        event(&r, "gw_syncookies_valid") >= 1,
-        "curl went through the proxy: {r}"
-    );
-    lab.stop_pgw("gw");
+
+        // 30 000 SYNs from 10.50.0.9 (hping3 counts the source port up)
+        lab.spawn(
+            "flood",
+            &format!(
+                "ip netns exec {sub} hping3 -q -S -p 80 -i u40 -c 30000 -a 10.50.0.9 10.33.0.1"
+            ),
+        );
+        wait_for("the flood's first cookies", Duration::from_secs(10), || {
+            event(&stats_json(sock), "gw_syncookies_sent") > 0
+        });
+        let mut served = 0;
+        let mut most_entries = 0;
+        let t = Instant::now();
+        while lab.is_running("flood") && t.elapsed() < Duration::from_secs(60) {
+            assert_eq!(
+                curl(sub, "http://10.33.0.1/who"),
+                "http",
+                "served during the flood"
+            );
+            served += 1;
+            most_entries = most_entries.max(event(&stats_json(sock), "gw_entries_in_use"));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(served >= 3, "only {served} requests while the flood ran");
+        let r = stats_json(sock);
+        let sent = event(&r, "gw_syncookies_sent");
+        assert!(sent >= 25_000, "{sent} cookies for 30 000 SYNs: {r}");
+        assert!(
+            most_entries < 1_000,
+            "{most_entries} entries in use during the flood: {r}"
+        );
+        assert_eq!(drops(&r, "flow_table_full"), 0);
+        assert!(
+            event(&r, "gw_syncookies_valid") >= 1,
+            "curl went through the proxy: {r}"
+        );
+    });
 }
 
 #[test]
 fn a_silent_server_ends_in_a_rst_to_the_subscriber() {
-    let Some(mut lab) = Lab::netns("ss", &["python3", "curl", "nft"]) else {
-        return;
-    };
-    let profile = lab.wap_gw(
-        "syn_proxy = \"on\"\ntimeouts = { syn_s = 3 }",
-        &[("10.50.0.2", 9015550101)],
-    );
-    let sock = lab.run_pgw("gw", &profile);
-    let (sub, srv) = lab.wap_sides(&sock);
-    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "http");
-    // the server's stack drops every SYN from now on
-    sh(&format!(
-        "ip netns exec {srv} nft 'add table inet silent; \
-         add chain inet silent in {{ type filter hook input priority 0; }}; \
-         add rule inet silent in tcp flags & (syn | ack) == syn drop'"
-    ));
-    let t = Instant::now();
-    let out = sh_output(&format!(
-        "ip netns exec {sub} curl -sS --max-time 30 -o /dev/null http://10.33.0.1/who"
-    ));
-    let took = t.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    // 56: CURLE_RECV_ERROR ("Connection reset by peer")
-    assert_eq!(out.status.code(), Some(56), "curl: {err}");
-    assert!(
-        took < Duration::from_secs(15),
-        "the RST came {took:?} after the request"
-    );
-    let r = stats_json(&sock);
-    assert_eq!(event(&r, "gw_synproxy_server_silent"), 1, "{r}");
-    assert!(event(&r, "gw_synproxy_resyn") >= 1, "{r}");
-    lab.stop_pgw("gw");
+    let keys = "syn_proxy = \"on\"\ntimeouts = { syn_s = 3 }";
+    let subs = [("10.50.0.2", 9015550101)];
+    Lab::with_wap_gw_of("ss", &["nft"], keys, &subs, |_, sock, sub, srv| {
+        assert_eq!(curl(sub, "http://10.33.0.1/who"), "http");
+        // the server's stack drops every SYN from now on
+        sh(&format!(
+            "ip netns exec {srv} nft 'add table inet silent; \
+             add chain inet silent in {{ type filter hook input priority 0; }}; \
+             add rule inet silent in tcp flags & (syn | ack) == syn drop'"
+        ));
+        let t = Instant::now();
+        let out = sh_output(&format!(
+            "ip netns exec {sub} curl -sS --max-time 30 -o /dev/null http://10.33.0.1/who"
+        ));
+        let took = t.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // 56: CURLE_RECV_ERROR ("Connection reset by peer")
+        assert_eq!(out.status.code(), Some(56), "curl: {err}");
+        assert!(
+            took < Duration::from_secs(15),
+            "the RST came {took:?} after the request"
+        );
+        let r = stats_json(sock);
+        assert_eq!(event(&r, "gw_synproxy_server_silent"), 1, "{r}");
+        assert!(event(&r, "gw_synproxy_resyn") >= 1, "{r}");
+    });
 }

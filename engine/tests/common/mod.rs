@@ -437,13 +437,30 @@ impl Lab {
     /// subscriber's namespace; `gw` stopped (cleanly) after it. Nothing
     /// where the lab cannot run (no netns, no `python3` or `curl`).
     pub fn with_wap_gw(prefix: &str, gw_keys: &str, test: impl FnOnce(&mut Lab, &Path, &str)) {
-        let Some(mut lab) = Lab::netns(prefix, &["python3", "curl"]) else {
+        let subs = [("10.50.0.2", 9015550101)];
+        Lab::with_wap_gw_of(prefix, &[], gw_keys, &subs, |lab, sock, sub, _| {
+            test(lab, sock, sub)
+        });
+    }
+
+    /// [`Lab::with_wap_gw`] with the sessions `subs` (address, device id),
+    /// needing `tools` besides `python3` and `curl`; `test` also gets the
+    /// servers' namespace.
+    pub fn with_wap_gw_of(
+        prefix: &str,
+        tools: &[&str],
+        gw_keys: &str,
+        subs: &[(&str, u64)],
+        test: impl FnOnce(&mut Lab, &Path, &str, &str),
+    ) {
+        let tools = [&["python3", "curl"], tools].concat();
+        let Some(mut lab) = Lab::netns(prefix, &tools) else {
             return;
         };
-        let profile = lab.wap_gw(gw_keys, &[("10.50.0.2", 9015550101)]);
+        let profile = lab.wap_gw(gw_keys, subs);
         let sock = lab.run_pgw("gw", &profile);
-        let (sub, _) = lab.wap_sides(&sock);
-        test(&mut lab, &sock, &sub);
+        let (sub, srv) = lab.wap_sides(&sock);
+        test(&mut lab, &sock, &sub, &srv);
         lab.stop_pgw("gw");
     }
 
