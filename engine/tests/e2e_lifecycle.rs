@@ -72,7 +72,7 @@ fn sigterm_drains_then_closes_every_record() {
     let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
     let www = lab.serve_http("www", &srv, "10.80.0.21");
     for (name, len) in [("big.bin", BIG), ("small.bin", SMALL)] {
-        random_file(&www, name, len as u64);
+        random_file(&www, name, len);
     }
     lab.wait_neighbours(&sock, &["10.80.0.21"]);
     wait_for("the VIP to answer", Duration::from_secs(10), || {

@@ -405,7 +405,7 @@ fn bench_gw_new(cr: &mut Criterion) {
             if i == n as usize {
                 i = 0;
             }
-            if i % 64 == 0 {
+            if i & 63 == 0 {
                 now += 1;
                 w.expire(now, 64, &mut sink, &mut c);
             }

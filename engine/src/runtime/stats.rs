@@ -188,7 +188,7 @@ impl WorkerShared {
         WorkerReport {
             worker,
             lcore,
-            loops: LoopCounters::from_array(self.loops.each_ref().map(|a| a.load(Relaxed))),
+            loops: LoopCounters::from_array(std::array::from_fn(|k| self.loops[k].load(Relaxed))),
             port_rx: self.port_rx[..nports]
                 .iter()
                 .map(|v| v.load(Relaxed))
