@@ -53,6 +53,12 @@ pub fn device_key(id: &str) -> u64 {
     })
 }
 
+/// Closed sessions the management thread keeps in memory for `pgw
+/// sessions` and `pgw sessions --history` (the oldest goes first; the
+/// accounting writer's SQLite log keeps them all). Each holds its last
+/// [`pgw_pipelines::mgmt::session::HISTORY_LEN`] transitions.
+pub const SESSION_LOG_KEPT: usize = 1024;
+
 pub struct RadiusSide {
     auth: UdpSocket,
     acct: UdpSocket,
@@ -131,7 +137,7 @@ impl RadiusSide {
             control_sent: 0,
             devices: HashMap::new(),
             send_errors: 0,
-            session_log: VecDeque::new(),
+            session_log: VecDeque::with_capacity(SESSION_LOG_KEPT),
             session_log_total: 0,
             pending_log: Vec::new(),
             buf: vec![0u8; 4096],
@@ -242,7 +248,7 @@ impl RadiusSide {
                     // writer where one is configured); written → None.
                     let (dev, sid) = (rec.session.device_id.clone(), rec.session.session_id);
                     self.session_log_total += 1;
-                    if self.session_log.len() == 1024 {
+                    if self.session_log.len() == SESSION_LOG_KEPT {
                         self.session_log.pop_front();
                     }
                     self.pending_log.push(rec.clone());
