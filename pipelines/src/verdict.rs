@@ -135,7 +135,8 @@ drop_reasons! {
     BadL4 = "bad_l4",
     /// IP fragment the GW does not translate: fragments off with
     /// `frag_contexts = 0`, of a protocol other than TCP and UDP, IPv6
-    /// fragments, malformed ones (see `gw::frag`).
+    /// fragments of NAT64 connections or of a profile without NAT66,
+    /// malformed ones (see `gw::frag`).
     Fragment = "fragment",
     /// A fragment needing a new reassembly context found the worker's
     /// table full (`gw.frag_contexts`).

@@ -1,8 +1,9 @@
-//! IPv4 fragments of NAT44 connections ([`super::frag`]): every output
-//! fragment byte for byte equal to the fragment a router would cut from
-//! the whole datagram translated at once (so the first fragment's L4
-//! checksum is the whole datagram's), in order and out of order, both
-//! ways; the limits and the timeout counted under their reasons.
+//! Fragments of NAT44 and NAT66 connections ([`super::frag`]): every
+//! output fragment byte for byte equal to the fragment a router (IPv4) or
+//! the source (IPv6) would cut from the whole datagram translated at once
+//! (so the first fragment's L4 checksum is the whole datagram's), in order
+//! and out of order, both ways; the limits and the timeout counted under
+//! their reasons.
 
 use super::*;
 use crate::wire::build::fragment_v4;
@@ -286,7 +287,167 @@ fn a_first_fragment_in_a_burst_with_its_followers() {
 
 #[test]
 fn memory_per_context_and_slot() {
-    use crate::gw::frag::{Ctx, Slot, HOLD_BYTES};
-    assert_eq!(core::mem::size_of::<Ctx>(), 72);
+    use crate::gw::frag::{Addrs6, Ctx, Slot, HOLD_BYTES};
+    assert_eq!(core::mem::size_of::<Ctx>(), 76);
+    assert_eq!(core::mem::size_of::<Addrs6>(), 64);
     assert_eq!(core::mem::size_of::<Slot>(), HOLD_BYTES + 8);
+}
+
+// ------------------------------------------------------------- NAT66 --
+
+mod nat66 {
+    //! IPv6 fragments (a Fragment header first) of NAT66 connections:
+    //! every output fragment byte for byte the one the source would cut
+    //! from the whole datagram translated at once.
+
+    use super::super::fixtures::*;
+    use super::super::nat66::{h66, mac6, natted6};
+    use super::super::*;
+    use super::released;
+    use crate::wire::build::fragment_v6;
+
+    addresses6! {
+        sub_a = "2001:db8:0:1::1",
+        p6_0 = "2001:db8:ff::10",
+        vip6_wap = "2001:db8:33::1",
+        wap1_6 = "2001:db8:33:1::10",
+    }
+
+    /// The payload of an IPv6 fragment at a 1500-byte MTU.
+    const STEP: usize = 1448;
+
+    fn dgram6(macs: Macs, src: Ep6, dst: Ep6, n: usize) -> FrameSpec {
+        let payload: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+        udp6(macs, src, dst, &payload)
+    }
+    /// sub_a:4000 → vip6_wap:53, 3000 bytes: three fragments.
+    fn up6() -> FrameSpec {
+        dgram6((LB1, ACC_MAC), (sub_a(), 4000), (vip6_wap(), 53), 3000)
+    }
+    /// Its translation: p6_0:20000 → wap1_6:53, fragmented alike.
+    fn up6_sent(d: &FrameSpec, id: u32) -> Vec<Vec<u8>> {
+        let whole = natted6(
+            d,
+            (SRV_MAC, mac6(wap1_6())),
+            (p6_0(), 20_000),
+            (wap1_6(), 53),
+        );
+        fragment_v6(&whole, STEP, id)
+    }
+    /// The answer wap1_6:53 → p6_0:20000, 4000 bytes.
+    fn down6() -> FrameSpec {
+        dgram6(
+            (mac6(wap1_6()), SRV_MAC),
+            (wap1_6(), 53),
+            (p6_0(), 20_000),
+            4000,
+        )
+    }
+    fn down6_sent(d: &FrameSpec, id: u32) -> Vec<Vec<u8>> {
+        let whole = natted6(d, (ACC_MAC, LB1), (vip6_wap(), 53), (sub_a(), 4000));
+        fragment_v6(&whole, STEP, id)
+    }
+    fn frags6(d: &FrameSpec, id: u32) -> Vec<Vec<u8>> {
+        fragment_v6(&d.build(), STEP, id)
+    }
+
+    #[test]
+    fn in_order_both_ways_byte_for_byte() {
+        let mut h = h66();
+        let d = up6();
+        let (fin, want) = (frags6(&d, 0xdead_beef), up6_sent(&d, 0xdead_beef));
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, UP, 0);
+            assert_eq!(v, TX_UP, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+        }
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+        let ip_bytes: usize = fin.iter().map(|f| f.len() - 14).sum();
+        assert_eq!((flow.up_pkts, flow.up_bytes), (3, ip_bytes as u64));
+
+        let a = down6();
+        let (fin, want) = (frags6(&a, 7), down6_sent(&a, 7));
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, DOWN, 1);
+            assert_eq!(v, TX_DOWN, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+        }
+        let c = &h.w[0].counters;
+        assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 0));
+        assert_eq!((c.up_pkts, c.down_pkts), (3, 3));
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn out_of_order_and_the_high_bits_of_the_identification() {
+        let mut h = h66();
+        let d = up6();
+        // Two datagrams whose IDs differ only in the high 16 bits.
+        let (f1, w1) = (frags6(&d, 0x0001_0042), up6_sent(&d, 0x0001_0042));
+        let (f2, w2) = (frags6(&d, 0x0002_0042), up6_sent(&d, 0x0002_0042));
+        assert_eq!(h.run(&f1[2], UP, 0).0, Verdict::Consumed);
+        assert_eq!(h.run(&f2[1], UP, 0).0, Verdict::Consumed);
+        assert_eq!(h.w[0].frag_state(), (2, 2));
+        assert_eq!(h.run(&f1[0], UP, 1), (TX_UP, w1[0].clone()));
+        assert_eq!(released(&mut h), vec![(w1[2].clone(), 1)]);
+        assert_eq!(h.run(&f1[1], UP, 1), (TX_UP, w1[1].clone()));
+        assert_eq!(h.w[0].frag_state(), (1, 1), "the second still waits");
+        assert_eq!(h.run(&f2[0], UP, 2), (TX_UP, w2[0].clone()));
+        assert_eq!(released(&mut h), vec![(w2[1].clone(), 1)]);
+        assert_eq!(h.run(&f2[2], UP, 2), (TX_UP, w2[2].clone()));
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn timeout_and_what_stays_dropped() {
+        let mut h = h66();
+        let d = up6();
+        let f = frags6(&d, 9);
+        assert_eq!(h.run(&f[1], UP, 0).0, Verdict::Consumed);
+        h.expire(0, 100);
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        // A later fragment to no VIP, or from the wrong side: not held.
+        let other = dgram6((LB1, ACC_MAC), (sub_a(), 4000), (wap1_6(), 53), 3000);
+        let fo = frags6(&other, 3);
+        assert_eq!(h.run(&fo[1], UP, 0).0, Verdict::Drop(DropReason::Fragment));
+        // Another extension header before the Fragment header: dropped as
+        // before (not a fragment to the parse).
+        let mut hbh = f[1].clone();
+        hbh.splice(54..54, [44u8, 0, 1, 4, 0, 0, 0, 0]);
+        hbh[20] = 0; // hop-by-hop first
+        let pl = u16::from_be_bytes([hbh[18], hbh[19]]) + 8;
+        hbh[18..20].copy_from_slice(&pl.to_be_bytes());
+        assert_eq!(
+            h.run(&hbh, UP, 0).0,
+            Verdict::Drop(DropReason::UnsupportedProto)
+        );
+        // A first fragment too short for the UDP header.
+        let mut short = f[0][..14 + 40 + 8 + 4].to_vec();
+        short[18..20].copy_from_slice(&12u16.to_be_bytes());
+        assert_eq!(h.run(&short, UP, 0).0, Verdict::Drop(DropReason::Fragment));
+        // Hop limit 1 on a later fragment.
+        let mut hop1 = f[2].clone();
+        hop1[21] = 1;
+        assert_eq!(
+            h.run(&hop1, UP, 0).0,
+            Verdict::Drop(DropReason::TtlExceeded)
+        );
+        // Without NAT64 or NAT66, IPv6 fragments are `fragment` drops.
+        let mut h4 = H::std();
+        assert_eq!(h4.run(&f[0], UP, 0).0, Verdict::Drop(DropReason::Fragment));
+        h.assert_drops(
+            &[
+                (DropReason::FragTimeout, 1),
+                (DropReason::Fragment, 2),
+                (DropReason::UnsupportedProto, 1),
+                (DropReason::TtlExceeded, 1),
+            ],
+            5,
+        );
+    }
 }
