@@ -1,4 +1,4 @@
-//! Fragments of NAT44 and NAT66 connections, by shallow virtual
+//! Fragments of NAT44, NAT66 and NAT64 connections, by shallow virtual
 //! reassembly (VPP's `ip4_sv_reass` / `ip6_sv_reass` in front of its NAT
 //! is the model): fragments are never joined; the first one (offset 0, it
 //! carries the L4 header) takes the normal path — lookup, connection
@@ -12,11 +12,23 @@
 //! addresses and ports) is the whole datagram's, since nothing else of it
 //! changes.
 //!
+//! **NAT64** ([`crate::xlat`], RFC 7915): up, an IPv6 fragment becomes an
+//! IPv4 fragment (§5.1.1: Identification = the low 16 bits of the IPv6
+//! one, offset and MF copied, DF 0; the header otherwise as for any
+//! translated packet; 28 bytes shorter); down, an IPv4 fragment becomes an
+//! IPv6 packet with a Fragment header (§4.1: Identification zero-extended,
+//! offset and M copied), 28 bytes longer: one that would exceed
+//! `nat64.mtu6` is dropped as `xlat_frag_too_big` (fragments are not cut
+//! again). The first fragment's checksum delta is the pseudo-header's, as
+//! for a whole packet; a first IPv4 fragment of UDP without a checksum is
+//! `xlat_untranslatable` (IPv6 needs one, over the whole datagram).
+//!
 //! **IPv6**: only a packet whose first extension header is the Fragment
 //! header is taken (the parse finds TCP or UDP right after its 8 bytes);
 //! a Fragment header behind other extension headers stays dropped as
 //! before (`unsupported_proto`). The header is kept as it is (NAT66 does
-//! not change the Identification, offset or M flag). IPv6 contexts exist
+//! not change the Identification, offset or M flag; NAT64 moves them to the
+//! IPv4 header). IPv6 contexts exist
 //! only when the profile has NAT64 or NAT66 (`pool6`): their addresses are
 //! in a side table.
 //!
@@ -29,7 +41,9 @@
 //! mbuf per frame, sent behind the burst, so after the first fragment).
 //! A later fragment is held only when it could belong to a connection:
 //! IPv4 as any IPv4 packet of its direction; IPv6 to a pool6 address from
-//! the server side, or to an IPv6 VIP from the access side.
+//! the server side, or to the NAT64 prefix or an IPv6 VIP from the access
+//! side. A NAT64 fragment is translated in its slot (moved within it; one
+//! that would not fit is dropped at its release).
 //!
 //! **End of a context**: when the fragments seen add up to the datagram's
 //! length (the last fragment, MF / M = 0, gives it), or `frag_timeout_ms`
@@ -46,10 +60,10 @@
 //! no hold slot → `frag_hold_full`; over `frag_max_held` → `frag_too_many`;
 //! larger than a slot → `frag_hold_too_big`; held past the timeout →
 //! `frag_timeout`; a later fragment whose TTL / hop limit would reach 0 →
-//! `ttl_exceeded`. Fragments of other protocols than TCP and UDP, IPv6
-//! fragments of a profile without NAT66 (or of NAT64 connections, not
-//! translated), later IPv6 fragments to no pool6 address or IPv6 VIP,
-//! fragments with `frag_contexts = 0`, and a first fragment too short to
+//! `ttl_exceeded`; NAT64 down over `mtu6` → `xlat_frag_too_big` (a held
+//! one at its release). Fragments of other protocols than TCP and UDP,
+//! IPv6 fragments of a profile without NAT64 or NAT66, later IPv6
+//! fragments to no pool6 address, IPv6 VIP or NAT64 prefix, fragments with `frag_contexts = 0`, and a first fragment too short to
 //! hold its L4 header stay `fragment` drops. A first fragment whose packet
 //! is not sent (no connection, handed off, refused) leaves no context: the
 //! rest of its datagram is held and times out.
@@ -85,6 +99,7 @@ use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters, MAX_BURST};
 use crate::wire::checksum::Delta;
 use crate::wire::{self, ip_proto, Parsed};
+use crate::xlat::{self, To4, To6, XlatConfig};
 
 /// Bytes of one hold slot: an Ethernet frame of a 1500-byte MTU link,
 /// tagged, fits.
@@ -102,6 +117,10 @@ enum Mode {
     Nat44,
     /// NAT66: IPv6 in, IPv6 out (addresses in the side table).
     Nat66,
+    /// NAT64 up: IPv6 in (addresses in the side table), IPv4 out.
+    Up64,
+    /// NAT64 down: IPv4 in, IPv6 out (addresses in the side table).
+    Down64,
 }
 
 /// One datagram's reassembly context.
@@ -545,11 +564,32 @@ impl<A: TableAlloc> Frags<A> {
     }
 }
 
+/// The IP length (header and payload, no padding) of the IPv4 or IPv6
+/// packet at `l3` of a frame checked by the parse stage.
+#[inline]
+fn ip_len(f: &[u8], l3: usize) -> usize {
+    let w = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]) as usize;
+    if f[l3] >> 4 == 4 {
+        w(l3 + 2)
+    } else {
+        40 + w(l3 + 4)
+    }
+}
+
 /// The IP-level translation of context `x` (its IPv6 addresses `a6`) on
 /// the later fragment `pkt` (L3 at `l3`): MACs, addresses, TTL / hop
-/// limit − 1 (checked > 1 by the parse stage), the IPv4 header checksum.
+/// limit − 1 (checked > 1 by the parse stage), the IPv4 header checksum;
+/// NAT64 (`xl`: the translator's settings): the IP header translated
+/// ([`xlat`], the Fragment header added or removed). A NAT64 fragment may
+/// fail (too big for the IPv6 link: `xlat_frag_too_big`), unchanged.
 #[inline]
-fn translate(pkt: &mut Pkt<'_>, l3: usize, x: &Ctx, a6: &Addrs6) -> Result<(), DropReason> {
+fn translate(
+    pkt: &mut Pkt<'_>,
+    l3: usize,
+    x: &Ctx,
+    a6: &Addrs6,
+    xl: &XlatConfig,
+) -> Result<(), DropReason> {
     let f = pkt.frame_mut();
     match x.mode {
         Mode::Nat44 => {
@@ -564,6 +604,22 @@ fn translate(pkt: &mut Pkt<'_>, l3: usize, x: &Ctx, a6: &Addrs6) -> Result<(), D
             f[l3 + 7] = f[l3 + 7].wrapping_sub(1);
             f[l3 + 8..l3 + 24].copy_from_slice(&a6[NSRC]);
             f[l3 + 24..l3 + 40].copy_from_slice(&a6[NDST]);
+        }
+        Mode::Up64 => {
+            // (the IPv4 packet is 28 bytes shorter: header and Fragment header)
+            let plen = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) as usize;
+            if plen + 40 - 28 > xl.mtu4 as usize {
+                return Err(DropReason::TooBig);
+            }
+            xlat::v6_to_v4(pkt, xl, &To4::new(x.nsrc, x.ndst))?;
+        }
+        Mode::Down64 => {
+            let total = u16::from_be_bytes([f[l3 + 2], f[l3 + 3]]) as usize;
+            let ihl = (f[l3] & 0xf) as usize * 4;
+            if total - ihl + 48 > xl.mtu6 as usize {
+                return Err(DropReason::XlatFragTooBig);
+            }
+            xlat::v4_to_v6(pkt, xl, &To6::new(a6[NSRC], a6[NDST]))?;
         }
     }
     pkt.frame_mut()[0..12].copy_from_slice(&x.macs);
@@ -653,8 +709,10 @@ impl<A: TableAlloc> GwWorker<A> {
             return Err(Verdict::Consumed);
         }
         let a6 = self.frags.a6.get(c as usize).copied().unwrap_or_default();
-        translate(pkt, l3, &x, &a6).map_err(Verdict::Drop)?;
-        self.frag_sent(&x, pkt.len - l3);
+        let xl = self.xlat_cfg();
+        let arrived = m.ip_len();
+        translate(pkt, l3, &x, &a6, &xl).map_err(Verdict::Drop)?;
+        self.frag_sent(&x, arrived, ip_len(pkt.frame(), l3));
         if self.frags.account(c, &fr) {
             self.frags.remove(c);
         }
@@ -701,10 +759,6 @@ impl<A: TableAlloc> GwWorker<A> {
             self.direct_v4(t, pkt, &mut m)?;
         } else {
             self.direct_v6(t, pkt, &p, &mut m)?;
-            if !matches!(m.kind, Kind::Up66 | Kind::Down66) {
-                // (NAT64 fragments are not translated)
-                return Err(FRAGMENT);
-            }
         }
         m.frag = true;
         self.frags.first[i] = (key, fr);
@@ -712,15 +766,16 @@ impl<A: TableAlloc> GwWorker<A> {
     }
 
     /// Direction and checks of a later IPv6 fragment `p`: to a pool6
-    /// address from the server side, or to an IPv6 VIP from the access
-    /// side (its ports are in the first fragment only, so any VIP port).
+    /// address from the server side, or from the access side to the NAT64
+    /// prefix or an IPv6 VIP (its ports are in the first fragment only, so
+    /// any VIP port).
     fn frag_direct_v6(&self, t: &GwTables, pkt: &Pkt<'_>, p: &Parsed) -> Result<(), Verdict> {
         let (port, mac) = (pkt.port, &pkt.frame()[0..6]);
         let our = if port == self.cfg.server_port && self.cfg.pool6.contains(&p.dst) {
             self.cfg.server_mac
         } else if port == self.cfg.access_port
-            && !self.cfg.pool6.is_empty()
-            && t.services.is_vip6(&p.dst)
+            && (self.cfg.nat64.is_some_and(|n| n.prefix.contains(&p.dst))
+                || (!self.cfg.pool6.is_empty() && t.services.is_vip6(&p.dst)))
         {
             self.cfg.access_mac
         } else {
@@ -732,8 +787,18 @@ impl<A: TableAlloc> GwWorker<A> {
         Ok(())
     }
 
-    /// A later fragment of context `x` (`ip_len` bytes) went out: counters.
-    fn frag_sent(&mut self, x: &Ctx, ip_len: usize) {
+    /// The translator's settings (NAT64 fragments).
+    #[inline]
+    fn xlat_cfg(&self) -> XlatConfig {
+        self.cfg.nat64.map(|n| n.xlat).unwrap_or_default()
+    }
+
+    /// A later fragment of context `x` went out (IP bytes as it arrived,
+    /// as it was sent): counters (a connection counts its up packets as
+    /// they arrived, its down packets as they were sent, as for the
+    /// packets that are not fragments).
+    fn frag_sent(&mut self, x: &Ctx, arrived: usize, sent: usize) {
+        let ip_len = if x.up { arrived } else { sent };
         self.counters.frag_translated += 1;
         if x.up {
             self.counters.up_pkts += 1;
@@ -787,11 +852,14 @@ impl<A: TableAlloc> GwWorker<A> {
             out_port == self.cfg.access_port,
         );
         let nat66 = h.has(flag::NAT66);
+        let nat64 = h.has(flag::V6) && !nat66;
         let mode = match m.kind {
             Kind::Up4 if to_srv && ip4 && dst4(f) == h.srv_ip => Mode::Nat44,
             Kind::Down4 if to_sub && ip4 && !h.has(flag::V6) && dst4(f) == h.sub_ip => Mode::Nat44,
             Kind::Up66 if to_srv && ip6 && nat66 && dst6(f) == self.srv6[e] => Mode::Nat66,
             Kind::Down66 if to_sub && ip6 && nat66 && dst6(f) == self.sub6[e] => Mode::Nat66,
+            Kind::Up64 if to_srv && ip4 && nat64 && dst4(f) == h.srv_ip => Mode::Up64,
+            Kind::Down4 if to_sub && ip6 && nat64 && dst6(f) == self.sub6[e] => Mode::Down64,
             _ => return v,
         };
         let mut cx = self.frags.find(&key);
@@ -826,19 +894,24 @@ impl<A: TableAlloc> GwWorker<A> {
         self.counters.frag_first += 1;
         // The held fragments: translated in their slots, to the outbox.
         let a6 = self.frags.a6.get(cx as usize).copied().unwrap_or_default();
+        let xl = self.xlat_cfg();
         let mut s = x.held;
         while s != NONE {
             let slot = &mut self.frags.slots[s as usize];
             let (len, sl3, next) = (slot.len as usize, slot.l3 as usize, slot.next);
+            let arrived = ip_len(&slot.bytes[..len], sl3);
             let mut sp = Pkt::new(&mut slot.bytes[..], len, out_port);
-            match translate(&mut sp, sl3, &x, &a6) {
+            match translate(&mut sp, sl3, &x, &a6, &xl) {
                 Ok(()) => {
-                    let ip_len = sp.len - sl3;
-                    slot.len = sp.len as u16;
+                    // (a header that shrank moved the frame's start)
+                    let (off, len) = (sp.headroom(), sp.len);
+                    slot.bytes.copy_within(off..off + len, 0);
+                    slot.len = len as u16;
+                    let sent = ip_len(&slot.bytes[..len], sl3);
                     let n = self.frags.nout as usize;
                     self.frags.out[n] = (s, out_port);
                     self.frags.nout += 1;
-                    self.frag_sent(&x, ip_len);
+                    self.frag_sent(&x, arrived, sent);
                 }
                 Err(r) => {
                     c.drop(r);

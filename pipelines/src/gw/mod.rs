@@ -52,11 +52,11 @@
 //! revives the binding (`revived`), the server's TIME_WAIT accepts it
 //! because the subscriber's own ISN and timestamps keep increasing.
 //!
-//! Fragments of NAT44 and NAT66 connections are translated by shallow
-//! virtual reassembly ([`frag`]: the first fragment's translation kept for
-//! the rest of its datagram; fragments before it held, bounded, timed
-//! out). Not this stage's job: ARP and NDP (the pipeline answers them
-//! first), IPv6 fragments of NAT64 connections (`fragment`). Checksums are not verified: an incremental
+//! Fragments of NAT44, NAT66 and NAT64 connections are translated by
+//! shallow virtual reassembly ([`frag`]: the first fragment's translation
+//! kept for the rest of its datagram; fragments before it held, bounded,
+//! timed out). Not this stage's job: ARP and NDP (the pipeline answers
+//! them first). Checksums are not verified: an incremental
 //! update keeps a bad checksum bad. VLAN tags pass through unchanged.
 //! Authorization is checked when a connection starts; a connection keeps
 //! its server for its life even if the server is later marked down.
@@ -70,7 +70,8 @@
 //! IPv6, keys). The entry keeps the IPv6 subscriber in a side table.
 //! Down: the same keys; [`crate::xlat::v4_to_v6`] grows the header into
 //! the buffer's headroom. A down packet too big for `mtu6` gets an ICMPv4
-//! Fragmentation Needed when it has DF, else is dropped (`too_big`). ICMP
+//! Fragmentation Needed when it has DF, else is dropped (`too_big`; a
+//! fragment, 28 bytes longer once translated: `xlat_frag_too_big`). ICMP
 //! errors about NAT64 connections are translated both ways ([`icmp`]).
 //!
 //! ## NAT66 (`GwConfig::pool6`, off while empty)

@@ -451,3 +451,184 @@ mod nat66 {
         );
     }
 }
+
+// ------------------------------------------------------------- NAT64 --
+
+mod nat64 {
+    //! Fragments across NAT64 (RFC 7915 §5.1.1, §4.1): every output
+    //! fragment byte for byte the fragment of the whole datagram
+    //! translated at once, cut at the same places; an IPv4 fragment grows
+    //! by 28 bytes and is dropped when that exceeds `mtu6`.
+
+    use super::super::fixtures::*;
+    use super::super::nat64::{build6, h64, wkp};
+    use super::super::*;
+    use super::released;
+    use crate::wire::build::{fragment_v4, fragment_v6};
+    use crate::wire::ipv4::Ipv4Packet;
+
+    addresses6! {
+        sub6_1 = "2001:db8:0:1::1",
+    }
+
+    const UP_MACS: Macs = (LB1, ACC_MAC);
+    const DOWN_MACS: Macs = (ACC_MAC, LB1);
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + 3) as u8).collect()
+    }
+    /// sub6_1:5353 → 64:ff9b::VIP_WAP:53, 3000 bytes.
+    fn up6() -> FrameSpec {
+        udp6(
+            UP_MACS,
+            (sub6_1(), 5353),
+            (wkp(VIP_WAP), 53),
+            &pattern(3000),
+        )
+    }
+    /// Its translation, whole: POOL0:20000 → WAP1:53, TTL 63,
+    /// Identification `id`, cut at 1448 bytes as the IPv6 source cut it.
+    fn up4_sent(d: &FrameSpec, id: u16) -> Vec<Vec<u8>> {
+        let mut s = d.clone();
+        s.ip6 = None;
+        (s.src_mac, s.dst_mac) = (SRV_MAC, mac_of(WAP1));
+        (s.src_ip, s.dst_ip) = (POOL0, WAP1);
+        s.ttl -= 1;
+        s.ident = id;
+        s.dont_frag = false;
+        set_ports(&mut s.l4, 20_000, 53, |_, _| unreachable!());
+        fragment_v4(&s.build(), 1448)
+    }
+    /// WAP1:53 → POOL0:20000, 4000 bytes, Identification 0x0777.
+    fn down4() -> FrameSpec {
+        FrameSpec {
+            ident: 0x0777,
+            dont_frag: false,
+            ..udp(
+                (mac_of(WAP1), SRV_MAC),
+                (WAP1, 53),
+                (POOL0, 20_000),
+                &pattern(4000),
+            )
+        }
+    }
+    /// Its translation, whole, cut at `step` bytes with the ID 0x0777.
+    fn down6_sent(d: &FrameSpec, step: usize) -> Vec<Vec<u8>> {
+        let s = sent6(
+            d,
+            DOWN_MACS,
+            (wkp(VIP_WAP), 53),
+            (sub6_1(), 5353),
+            |_, _| unreachable!(),
+        );
+        fragment_v6(&build6(&s), step, 0x0777)
+    }
+    /// The IPv4 fragment of `whole` carrying its payload `off..off + n`.
+    fn piece(whole: &[u8], off: usize, n: usize) -> Vec<u8> {
+        let end = 14 + u16::from_be_bytes([whole[16], whole[17]]) as usize;
+        let mut f = whole[..34].to_vec();
+        f.extend_from_slice(&whole[34 + off..34 + off + n]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+        ip.set_total_len((20 + n) as u16);
+        ip.set_flags_and_frag_offset(false, 34 + off + n < end, off as u16);
+        ip.fill_checksum();
+        f
+    }
+
+    #[test]
+    fn six_to_four_in_order_and_out_of_order() {
+        let mut h = h64();
+        let d = up6();
+        // In order: ID 0xabcd_0042 → IPv4 Identification 0x0042.
+        let (fin, want) = (
+            fragment_v6(&d.build(), 1448, 0xabcd_0042),
+            up4_sent(&d, 0x42),
+        );
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, UP, 0);
+            assert_eq!(v, TX_UP, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+            assert_eq!(out.len() + 28, f.len());
+        }
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        // Out of order: the last one held, released translated (shrunk in
+        // its slot) after the first.
+        let (fin, want) = (
+            fragment_v6(&d.build(), 1448, 0x0001_0043),
+            up4_sent(&d, 0x43),
+        );
+        assert_eq!(h.run(&fin[2], UP, 1).0, Verdict::Consumed);
+        assert_eq!(h.run(&fin[0], UP, 1), (TX_UP, want[0].clone()));
+        assert_eq!(released(&mut h), vec![(want[2].clone(), 1)]);
+        assert_eq!(h.run(&fin[1], UP, 1), (TX_UP, want[1].clone()));
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        let c = &h.w[0].counters;
+        assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 1));
+        assert_eq!((c.up_pkts, c.nat64_flows), (6, 1));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn four_to_six_in_order_and_out_of_order() {
+        let mut h = h64();
+        let d = up6();
+        let fin = fragment_v6(&d.build(), 1448, 5);
+        assert_eq!(h.run(&fin[0], UP, 0).0, TX_UP);
+        let a = down4();
+        // 1400-byte pieces: 1448 + 40 bytes of IPv6, under the 1500 MTU.
+        let (fin, want) = (fragment_v4(&a.build(), 1400), down6_sent(&a, 1400));
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, DOWN, 1);
+            assert_eq!(v, TX_DOWN, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+            assert_eq!(out.len(), f.len() + 28);
+        }
+        // Out of order: the middle one held, released (grown in its slot).
+        assert_eq!(h.run(&fin[1], DOWN, 2).0, Verdict::Consumed);
+        assert_eq!(h.run(&fin[0], DOWN, 2), (TX_DOWN, want[0].clone()));
+        assert_eq!(released(&mut h), vec![(want[1].clone(), 0)]);
+        assert_eq!(h.run(&fin[2], DOWN, 2), (TX_DOWN, want[2].clone()));
+        assert_eq!(h.w[0].frag_state(), (1, 0), "the up datagram's context");
+        let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+        let sent: usize = want.iter().map(|f| f.len() - 14).sum();
+        assert_eq!((flow.down_pkts, flow.down_bytes), (6, 2 * sent as u64));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn four_to_six_over_the_ipv6_mtu_is_dropped() {
+        let mut h = h64();
+        let fin = fragment_v6(&up6().build(), 1448, 5);
+        assert_eq!(h.run(&fin[0], UP, 0).0, TX_UP);
+        let whole = down4().build();
+        // A first fragment of 1456 bytes: 1504 bytes of IPv6.
+        let big = |i: u16| {
+            let mut f = piece(&whole, 0, 1456);
+            f[18..20].copy_from_slice(&i.to_be_bytes());
+            Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+            f
+        };
+        assert_eq!(
+            h.run(&big(1), DOWN, 1).0,
+            Verdict::Drop(DropReason::XlatFragTooBig)
+        );
+        // A later one, held then released: dropped at its release; and
+        // one that comes after the first.
+        let (a, b, c) = (
+            piece(&whole, 0, 1400),
+            piece(&whole, 1400, 1456),
+            piece(&whole, 2856, 1152),
+        );
+        assert_eq!(h.run(&b, DOWN, 1).0, Verdict::Consumed);
+        assert_eq!(h.run(&a, DOWN, 1).0, TX_DOWN);
+        assert!(released(&mut h).is_empty());
+        assert_eq!(
+            h.run(&b, DOWN, 1).0,
+            Verdict::Drop(DropReason::XlatFragTooBig)
+        );
+        assert_eq!(h.run(&c, DOWN, 1).0, TX_DOWN);
+        h.assert_drops(&[(DropReason::XlatFragTooBig, 3)], 3);
+    }
+}
