@@ -867,6 +867,16 @@ pub fn gw_session(ip: &str, device_id: u64, services: &[&str]) -> String {
     )
 }
 
+/// A static `[[gw.session]]` of a subscriber with the IPv4 address `ip`
+/// and the IPv6 prefix `prefix6` (NAT64, NAT66), its device id and
+/// services.
+pub fn gw_session6(ip: &str, prefix6: &str, device_id: u64, services: &[&str]) -> String {
+    format!(
+        "[[gw.session]]\nip = \"{ip}\"\nipv6 = \"{prefix6}\"\ndevice_id = {device_id}\nservices = {}\n",
+        toml_list(services)
+    )
+}
+
 /// An event counter summed over the workers of a stats report.
 pub fn event(r: &serde_json::Value, name: &str) -> u64 {
     named_counter(r, "events", name)
