@@ -184,3 +184,46 @@ fn four_kb_udp_datagrams_cross_nat64_fragmented_both_ways() {
     assert_eq!(event(&stats_json(&sock), "gw_nat64_flows"), 1);
     lab.stop_pgw("gw");
 }
+
+/// NAT66: IPv6 on both sides, both stacks cut at 1448 bytes of payload;
+/// the GW rewrites every fragment's addresses (the first one's ports and
+/// checksum too) and keeps the Fragment header as it is.
+#[test]
+fn four_kb_udp_datagrams_cross_nat66_fragmented_both_ways() {
+    let Some(mut lab) = Lab::netns("pf66", &["python3"]) else {
+        return;
+    };
+    let profile = lab
+        .profile("gw", "2001:db8:60::1/64")
+        .with(&gw_section("pool6 = [\"2001:db8:80::100\"]"))
+        .with(&bulk("2001:db8:80::21", "2001:db8:33::3"))
+        .with(&gw_session6(
+            "10.50.0.2",
+            "2001:db8:60::/64",
+            9015550166,
+            &["bulk"],
+        ));
+    let sock = lab.run_pgw("gw", &profile);
+    let sub = lab.subscriber(&["2001:db8:60::2/64"]);
+    lab.route(&sub, "2001:db8:33::/64", "2001:db8:60::1");
+    let srv = lab.servers(&["2001:db8:80::21/64"]);
+    reverser(&mut lab, &srv, "2001:db8:80::21");
+    wait_for(
+        "b1 learnt by ND",
+        std::time::Duration::from_secs(15),
+        || {
+            let n: serde_json::Value =
+                serde_json::from_str(&pgw_at(&sock, "ctl", "neighbors")).unwrap();
+            n["learned6"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e[0] == "2001:db8:80::21"))
+        },
+    );
+    let (sub0, srv0) = (reasm6_oks(&sub), reasm6_oks(&srv));
+    exchange(&lab, &sub, "2001:db8:60::2", "2001:db8:33::3");
+    assert_eq!(reasm6_oks(&srv) - srv0, 20, "server side");
+    assert_eq!(reasm6_oks(&sub) - sub0, 20, "subscriber side");
+    assert_translated(&sock);
+    assert_eq!(event(&stats_json(&sock), "gw_nat66_flows"), 1);
+    lab.stop_pgw("gw");
+}
