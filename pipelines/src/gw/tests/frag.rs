@@ -632,3 +632,118 @@ mod nat64 {
         h.assert_drops(&[(DropReason::XlatFragTooBig, 3)], 3);
     }
 }
+
+// -------------------------------------------------------- robustness --
+
+mod robust {
+    //! Fragments of every kind (NAT44, NAT64 both ways, NAT66 both ways),
+    //! their headers mutated, cut short, in any order, through one worker
+    //! with small tables: no panic, nothing written outside a frame (the
+    //! harness checks), released frames whole, every context gone after
+    //! the timeout.
+
+    use super::super::nat64::wkp;
+    use super::super::nat66::{mac6, tables66};
+    use super::super::*;
+    use crate::gw::frag::HOLD_BYTES;
+    use crate::wire::build::{fragment_v4, fragment_v6};
+
+    addresses6! {
+        sub_a = "2001:db8:0:1::1",
+        p6_0 = "2001:db8:ff::10",
+        vip6_wap = "2001:db8:33::1",
+        wap1_6 = "2001:db8:33:1::10",
+    }
+
+    /// Fragments (frame, arrival port) of datagrams of every kind.
+    fn seeds() -> Vec<(Vec<u8>, u16)> {
+        let pl: Vec<u8> = (0..2000).map(|i| (i * 7 + 3) as u8).collect();
+        let v4 = |f: FrameSpec| FrameSpec {
+            dont_frag: false,
+            ..f
+        };
+        let mut s = Vec::new();
+        let mut add =
+            |frags: Vec<Vec<u8>>, port: u16| s.extend(frags.into_iter().map(|f| (f, port)));
+        // NAT44 up and its answer down.
+        let up44 = v4(udp((LB1, ACC_MAC), (SUB1, 4000), (VIP_WAP, 53), &pl));
+        add(fragment_v4(&up44.build(), 800), UP);
+        let dn44 = v4(udp(
+            (mac_of(WAP1), SRV_MAC),
+            (WAP1, 53),
+            (POOL0, 20_000),
+            &pl,
+        ));
+        add(fragment_v4(&dn44.build(), 800), DOWN);
+        // NAT64 up (a TCP one too) and an answer down.
+        let up64 = udp6((LB1, ACC_MAC), (sub_a(), 5353), (wkp(VIP_WAP), 53), &pl);
+        add(fragment_v6(&up64.build(), 800, 0x1_0001), UP);
+        let syn = tcp6(
+            (LB1, ACC_MAC),
+            (sub_a(), 5354),
+            (wkp(VIP_WAP), 80),
+            SYN,
+            1,
+            0,
+            &pl,
+        );
+        add(fragment_v6(&syn.build(), 800, 0x1_0002), UP);
+        let dn64 = v4(udp(
+            (mac_of(WAP1), SRV_MAC),
+            (WAP1, 53),
+            (POOL0, 20_001),
+            &pl,
+        ));
+        add(fragment_v4(&dn64.build(), 800), DOWN);
+        // NAT66 up and down.
+        let up66 = udp6((LB1, ACC_MAC), (sub_a(), 4001), (vip6_wap(), 53), &pl);
+        add(fragment_v6(&up66.build(), 800, 0x2_0001), UP);
+        let dn66 = udp6(
+            (mac6(wap1_6()), SRV_MAC),
+            (wap1_6(), 53),
+            (p6_0(), 20_002),
+            &pl,
+        );
+        add(fragment_v6(&dn66.build(), 800, 0x2_0002), DOWN);
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn mutated_fragments_in_any_order_never_panic(
+            ops in proptest::collection::vec(
+                (
+                    0usize..64,
+                    proptest::collection::vec((0usize..90, any::<u8>()), 0..3),
+                    proptest::option::of(0usize..900),
+                ),
+                1..40,
+            ),
+        ) {
+            let mut h = H::new(GwConfig {
+                nat64: Some(Nat64Cfg::default()),
+                frag_contexts: 4,
+                frag_hold_slots: 4,
+                ..super::super::nat66::cfg66()
+            });
+            h.t = tables66();
+            let seeds = seeds();
+            for (t, (i, flips, cut)) in ops.into_iter().enumerate() {
+                let (mut f, port) = seeds[i % seeds.len()].clone();
+                for (at, b) in flips {
+                    if at < f.len() {
+                        f[at] = b;
+                    }
+                }
+                if let Some(n) = cut {
+                    f.truncate(n);
+                }
+                let _ = h.run(&f, port, t as u64);
+                h.w[0].drain_released(|b, p| assert!(b.len() <= HOLD_BYTES && p <= 1));
+            }
+            h.expire(0, 1_000);
+            prop_assert_eq!(h.w[0].frag_state(), (0, 0));
+        }
+    }
+}
