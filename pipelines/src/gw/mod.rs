@@ -117,8 +117,8 @@
 //! KiB of subscriber entry points ([`moves`]); with the SYN proxy,
 //! 16 bytes per entry ([`synproxy::Px`]) and 1.5 MiB of early-segment
 //! pool; for fragments ([`frag`]) 76 bytes per context (140 with NAT64
-//! or NAT66) and 1556 per hold slot (about 470 KiB by default); the next-hop cache and LB table
-//! are small.
+//! or NAT66) and 1556 per hold slot (about 470 KiB by default); the
+//! next-hop cache and LB table are small.
 //!
 //! ## Cost
 //! Measured by the engine's runtime accounting per stage (`pgw stats

@@ -54,7 +54,8 @@
 //!   their addresses, see [`crate::gw::frag`]). IPv6 → IPv4 (RFC 7915
 //!   §5.1.1): a Fragment header (wherever the skipped extension headers
 //!   leave it) is removed; Identification = its low 16 bits (not
-//!   [`To4::ident`]), offset and MF copied, DF 0; 28 bytes shorter. IPv4 →
+//!   [`To4::ident`]), offset and MF copied, DF 0; 28 bytes shorter (more
+//!   with skipped extension headers). IPv4 →
 //!   IPv6 (§4.1): an IPv4 fragment (MF or an offset) gets a Fragment header
 //!   after the IPv6 header (Identification zero-extended, offset, M = MF);
 //!   28 bytes longer (the caller checks its link MTU). Only the first
