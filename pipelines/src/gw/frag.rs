@@ -856,10 +856,16 @@ impl<A: TableAlloc> GwWorker<A> {
         let mode = match m.kind {
             Kind::Up4 if to_srv && ip4 && dst4(f) == h.srv_ip => Mode::Nat44,
             Kind::Down4 if to_sub && ip4 && !h.has(flag::V6) && dst4(f) == h.sub_ip => Mode::Nat44,
-            Kind::Up66 if to_srv && ip6 && nat66 && dst6(f) == self.srv6[e] => Mode::Nat66,
-            Kind::Down66 if to_sub && ip6 && nat66 && dst6(f) == self.sub6[e] => Mode::Nat66,
+            Kind::Up66 if to_srv && ip6 && nat66 && self.srv6.get(e) == Some(&dst6(f)) => {
+                Mode::Nat66
+            }
+            Kind::Down66 if to_sub && ip6 && nat66 && self.sub6.get(e) == Some(&dst6(f)) => {
+                Mode::Nat66
+            }
             Kind::Up64 if to_srv && ip4 && nat64 && dst4(f) == h.srv_ip => Mode::Up64,
-            Kind::Down4 if to_sub && ip6 && nat64 && dst6(f) == self.sub6[e] => Mode::Down64,
+            Kind::Down4 if to_sub && ip6 && nat64 && self.sub6.get(e) == Some(&dst6(f)) => {
+                Mode::Down64
+            }
             _ => return v,
         };
         let mut cx = self.frags.find(&key);
