@@ -888,8 +888,7 @@ impl<A: TableAlloc> GwWorker<A> {
         if ip4 {
             x.nsrc.copy_from_slice(&f[l3 + 12..l3 + 16]);
             x.ndst.copy_from_slice(&f[l3 + 16..l3 + 20]);
-        } else {
-            let a = &mut self.frags.a6[cx as usize];
+        } else if let Some(a) = self.frags.a6.get_mut(cx as usize) {
             a[NSRC].copy_from_slice(&f[l3 + 8..l3 + 24]);
             a[NDST].copy_from_slice(&f[l3 + 24..l3 + 40]);
         }
