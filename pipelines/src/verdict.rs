@@ -135,7 +135,8 @@ drop_reasons! {
     BadL4 = "bad_l4",
     /// IP fragment the GW does not translate: fragments off with
     /// `frag_contexts = 0`, of a protocol other than TCP and UDP, IPv6
-    /// fragments, malformed ones (see `gw::frag`).
+    /// fragments of a profile without NAT64 or NAT66, malformed ones (see
+    /// `gw::frag`).
     Fragment = "fragment",
     /// A fragment needing a new reassembly context found the worker's
     /// table full (`gw.frag_contexts`).
@@ -232,9 +233,13 @@ drop_reasons! {
     /// over several mbufs (the stages read one contiguous frame); dropped
     /// before the pipeline.
     Oversize = "oversize",
-    /// NAT64: an IPv4 fragment or an IPv6 Fragment header (also inside an
-    /// ICMP error): not translated, reassembly is out of scope.
+    /// NAT64: a fragment the translator does not take: of ICMP (or another
+    /// protocol than TCP and UDP), or quoted inside an ICMP error.
     XlatFragment = "xlat_fragment",
+    /// NAT64 (GW): an IPv4 fragment whose IPv6 translation (28 bytes
+    /// longer: the IPv6 header and a Fragment header) would exceed
+    /// `nat64.mtu6`; fragments are not cut again.
+    XlatFragTooBig = "xlat_frag_too_big",
     /// NAT64: no counterpart in the other protocol (an ICMP type or code
     /// RFC 7915 says to drop silently, an unexpired IPv4 source route, an
     /// IPv6 Routing header with segments left).

@@ -470,7 +470,7 @@ pub struct GwCfg {
     /// Window Scale the proxy advertises to subscribers (best: the servers' own).
     #[serde(default = "d_syn_proxy_wscale")]
     pub syn_proxy_wscale: u8,
-    /// IPv4 fragments of NAT44 connections (shallow virtual reassembly):
+    /// Fragments of NAT44, NAT64 and NAT66 connections (shallow virtual reassembly):
     /// reassembly contexts per worker; 0 drops every fragment (`fragment`).
     #[serde(default = "d_frag_contexts")]
     pub frag_contexts: u32,

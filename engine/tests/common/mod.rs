@@ -403,15 +403,20 @@ impl Lab {
             .with(&gw_session("10.50.0.2", 9015550101, &[name]))
     }
 
-    /// A UDP server (process `echo`) in `ns` on `ip`:`port` that answers
-    /// each datagram with its bytes, reversed when `reverse`; listening
-    /// when this returns.
+    /// A UDP server (process `echo`) in `ns` on `ip`:`port` (IPv4 or
+    /// IPv6) that answers each datagram with its bytes, reversed when
+    /// `reverse`; listening when this returns.
     pub fn udp_echo(&mut self, ns: &str, ip: &str, port: u16, reverse: bool) {
         let answer = if reverse { "d[::-1]" } else { "d" };
+        let (family, listen) = if ip.contains(':') {
+            ("AF_INET6", format!("[{ip}]:{port}"))
+        } else {
+            ("AF_INET", format!("{ip}:{port}"))
+        };
         let script = self.write(
             "udp_echo.py",
             &format!(
-                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                "import socket\ns=socket.socket(socket.{family},socket.SOCK_DGRAM)\n\
                  s.bind(('{ip}',{port}))\nwhile True:\n    d,a=s.recvfrom(65535)\n    s.sendto({answer},a)\n"
             ),
         );
@@ -419,7 +424,7 @@ impl Lab {
             "echo",
             &format!("ip netns exec {ns} python3 {}", script.display()),
         );
-        self.wait_listen(ns, "udp", &format!("{ip}:{port}"));
+        self.wait_listen(ns, "udp", &listen);
     }
 
     /// [`Lab::gw_sides`] of a [`Lab::wap_gw`] running at `sock`: wap1
@@ -938,6 +943,16 @@ pub fn checked_gw_section(extra: &str) -> String {
 pub fn gw_session(ip: &str, device_id: u64, services: &[&str]) -> String {
     format!(
         "[[gw.session]]\nip = \"{ip}\"\ndevice_id = {device_id}\nservices = {}\n",
+        toml_list(services)
+    )
+}
+
+/// A static `[[gw.session]]` of a subscriber with the IPv4 address `ip`
+/// and the IPv6 prefix `prefix6` (NAT64, NAT66), its device id and
+/// services.
+pub fn gw_session6(ip: &str, prefix6: &str, device_id: u64, services: &[&str]) -> String {
+    format!(
+        "[[gw.session]]\nip = \"{ip}\"\nipv6 = \"{prefix6}\"\ndevice_id = {device_id}\nservices = {}\n",
         toml_list(services)
     )
 }

@@ -150,8 +150,9 @@ pub struct GwConfig {
     /// Window Scale the SYN proxy advertises to subscribers that sent one;
     /// the servers' own scale is converted to it.
     pub syn_proxy_wscale: u8,
-    /// IP fragments of NAT44 connections ([`super::frag`]): reassembly
-    /// contexts per worker (0: fragments are dropped as `fragment`).
+    /// IP fragments of NAT44, NAT66 and NAT64 connections ([`super::frag`]):
+    /// reassembly contexts per worker (0: fragments are dropped as
+    /// `fragment`).
     pub frag_contexts: u32,
     /// Fragments per worker held while their datagram's first fragment
     /// has not come (1536-byte slots).

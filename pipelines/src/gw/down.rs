@@ -123,10 +123,16 @@ impl<A: TableAlloc> GwWorker<A> {
                 return Verdict::Drop(DropReason::UnsupportedEthertype);
             };
             let l4_len = m.end as usize - m.l4 as usize;
-            let ip_len = wire::ipv6::HEADER_LEN + l4_len;
+            // (a first fragment gets a Fragment header)
+            let fh = if m.frag { 8 } else { 0 };
+            let ip_len = wire::ipv6::HEADER_LEN + fh + l4_len;
             if ip_len > n64.xlat.mtu6 as usize {
+                if m.frag {
+                    return Verdict::Drop(DropReason::XlatFragTooBig);
+                }
                 // No IPv6 fragmentation here (RFC 7915 §4 would fragment a
-                // DF = 0 packet): with DF, tell the server the MTU.
+                // DF = 0 packet, and a fragment again): with DF, tell the
+                // server the MTU.
                 let df = pkt.frame()[m.l3 as usize + 6] & 0x40 != 0;
                 let Ok(p) = wire::parse(pkt.frame()) else {
                     return Verdict::Drop(DropReason::TooBig);
@@ -144,7 +150,7 @@ impl<A: TableAlloc> GwWorker<A> {
             if let Err(r) = xlat::v4_to_v6(pkt, &n64.xlat, &to) {
                 return Verdict::Drop(r);
             }
-            let l4 = m.l3 as usize + wire::ipv6::HEADER_LEN;
+            let l4 = m.l3 as usize + wire::ipv6::HEADER_LEN + fh;
             let f = pkt.data_mut();
             ports(f, l4, m.proto, (dst_port, sub_port), sub_port);
             set_macs(f, lb_mac, access_mac);

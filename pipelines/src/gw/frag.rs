@@ -1,14 +1,36 @@
-//! IPv4 fragments of NAT44 connections, by shallow virtual reassembly
-//! (VPP's `ip4_sv_reass` in front of nat44-ed is the model): fragments are
-//! never joined; the first one (offset 0, it carries the L4 header) takes
-//! the normal path — lookup, connection start, rewrite — and leaves a
-//! **context** behind, keyed by the datagram as it arrived: (arrival port,
-//! source, destination, protocol, IPv4 Identification). Every later
-//! fragment of that datagram finds the context and gets the IP-level part of
-//! the same translation: MACs, addresses, TTL − 1, the header checksum. The
-//! L4 checksum is only in the first fragment, and the incremental delta
-//! applied there (pseudo-header addresses and ports) is the whole
-//! datagram's, since nothing else of it changes.
+//! Fragments of NAT44, NAT66 and NAT64 connections, by shallow virtual
+//! reassembly (VPP's `ip4_sv_reass` / `ip6_sv_reass` in front of its NAT
+//! is the model): fragments are never joined; the first one (offset 0, it
+//! carries the L4 header) takes the normal path — lookup, connection
+//! start, rewrite — and leaves a **context** behind, keyed by the datagram
+//! as it arrived: (arrival port, source, destination, protocol,
+//! Identification: IPv4's 16 bits, or the 32 bits of the IPv6 Fragment
+//! header). Every later fragment of that datagram finds the context and
+//! gets the IP-level part of the same translation: MACs, addresses, TTL or
+//! hop limit − 1, the IPv4 header checksum. The L4 checksum is only in the
+//! first fragment, and the incremental delta applied there (pseudo-header
+//! addresses and ports) is the whole datagram's, since nothing else of it
+//! changes.
+//!
+//! **NAT64** ([`crate::xlat`], RFC 7915): up, an IPv6 fragment becomes an
+//! IPv4 fragment (§5.1.1: Identification = the low 16 bits of the IPv6
+//! one, offset and MF copied, DF 0; the header otherwise as for any
+//! translated packet; 28 bytes shorter); down, an IPv4 fragment becomes an
+//! IPv6 packet with a Fragment header (§4.1: Identification zero-extended,
+//! offset and M copied), 28 bytes longer: one that would exceed
+//! `nat64.mtu6` is dropped as `xlat_frag_too_big` (fragments are not cut
+//! again). The first fragment's checksum delta is the pseudo-header's, as
+//! for a whole packet; a first IPv4 fragment of UDP without a checksum is
+//! `xlat_untranslatable` (IPv6 needs one, over the whole datagram).
+//!
+//! **IPv6**: only a packet whose first extension header is the Fragment
+//! header is taken (the parse finds TCP or UDP right after its 8 bytes);
+//! a Fragment header behind other extension headers stays dropped as
+//! before (`unsupported_proto`). The header is kept as it is (NAT66 does
+//! not change the Identification, offset or M flag; NAT64 moves them to the
+//! IPv4 header). IPv6 contexts exist
+//! only when the profile has NAT64 or NAT66 (`pool6`): their addresses are
+//! in a side table.
 //!
 //! **Out of order**: a fragment that comes before its first one is copied
 //! into a hold slot of the worker (pre-sized, [`HOLD_BYTES`] each, a free
@@ -17,13 +39,18 @@
 //! slots and queued on the worker's **outbox** of released frames; the
 //! engine drains it after each burst ([`GwWorker::drain_released`]: a fresh
 //! mbuf per frame, sent behind the burst, so after the first fragment).
+//! A later fragment is held only when it could belong to a connection:
+//! IPv4 as any IPv4 packet of its direction; IPv6 to a pool6 address from
+//! the server side, or to the NAT64 prefix or an IPv6 VIP from the access
+//! side. A NAT64 fragment is translated in its slot (moved within it; one
+//! that would not fit is dropped at its release).
 //!
 //! **End of a context**: when the fragments seen add up to the datagram's
-//! length (the last fragment, MF = 0, gives it), or `frag_timeout_ms` after
-//! its first fragment of any kind arrived (every context lives the same
-//! time, so the oldest-first list of contexts is their expiry order; the
-//! timer work of [`GwWorker::expire_due`] walks it). Held fragments of an
-//! expired context are dropped as `frag_timeout`. A duplicated fragment
+//! length (the last fragment, MF / M = 0, gives it), or `frag_timeout_ms`
+//! after its first fragment of any kind arrived (every context lives the
+//! same time, so the oldest-first list of contexts is their expiry order;
+//! the timer work of [`GwWorker::expire_due`] walks it). Held fragments of
+//! an expired context are dropped as `frag_timeout`. A duplicated fragment
 //! counts twice toward the length and may end the context early; the rest
 //! of that datagram is then held and times out.
 //!
@@ -32,58 +59,89 @@
 //! its context is dropped too: the rest of its datagram could not follow);
 //! no hold slot → `frag_hold_full`; over `frag_max_held` → `frag_too_many`;
 //! larger than a slot → `frag_hold_too_big`; held past the timeout →
-//! `frag_timeout`. Fragments of other protocols than TCP and UDP, IPv6
-//! fragments, fragments with `frag_contexts = 0`, and a first fragment too
-//! short to hold its ports stay `fragment` drops. A first fragment whose
-//! packet is not sent (no connection, handed off, refused) leaves no
-//! context: the rest of its datagram is held and times out.
+//! `frag_timeout`; a later fragment whose TTL / hop limit would reach 0 →
+//! `ttl_exceeded`; NAT64 down over `mtu6` → `xlat_frag_too_big` (a held
+//! one at its release). Fragments of other protocols than TCP and UDP,
+//! IPv6 fragments of a profile without NAT64 or NAT66, later IPv6
+//! fragments to no pool6 address, IPv6 VIP or NAT64 prefix, fragments with `frag_contexts = 0`, and a first fragment too short to
+//! hold its L4 header stay `fragment` drops. A first fragment whose packet
+//! is not sent (no connection, handed off, refused) leaves no context: the
+//! rest of its datagram is held and times out.
 //!
 //! **More than one worker**: a later fragment has no ports, so it cannot
 //! be steered by key. Contexts are per worker; the fragments of one
 //! datagram must reach the same worker, which a NIC's RSS gives when it
-//! hashes fragments on addresses only (the usual IPv4 RSS of fragments).
+//! hashes fragments on addresses only (the usual RSS of fragments).
 //! A first fragment going down that belongs to another worker's key is
 //! handed off like any down packet, and its later fragments, with no
 //! context on the receiving worker, are held there and time out
 //! (`frag_timeout`): fragments of down datagrams are translated only when
 //! the key's owner receives them (one worker, or RSS-steered keys).
 //!
-//! **Memory** per worker: 72 bytes per context and 4 per hash head
-//! (`next_pow2(frag_contexts)` heads); 1544 bytes per hold slot and 8 per
-//! outbox place. **Cost**: nothing on the path of unfragmented packets
+//! **Memory** per worker: 76 bytes per context ([`Ctx`]), plus 64 bytes
+//! of IPv6 addresses per context ([`Addrs6`]) when the profile has NAT64
+//! or NAT66, and 4 per hash head (`next_pow2(frag_contexts)` heads); 1544
+//! bytes per hold slot ([`Slot`]), 4 of free stack and 8 per outbox place;
+//! 52 bytes per frame of a burst (the datagrams of its first fragments,
+//! noted by the parse stage: the rewrite changes the frame before the
+//! context is kept). **Cost**: nothing on the path of unfragmented packets
 //! (the parse stage's fast path refuses fragments, the general parse names
-//! them); per fragment, one hash and a short chain walk.
+//! them); per fragment, one hash and a short chain walk (an IPv6 context
+//! compares its 32 address bytes in the side table).
 
-use super::entry::{unlink, NONE};
+use super::entry::{flag, unlink, NONE};
 use super::hash::flow_hash;
 use super::meta::{Kind, Meta};
 use super::rewrite::forward4;
 use super::tcp_state::{PROTO_TCP, PROTO_UDP};
-use super::{GwConfig, GwTables, GwWorker};
+use super::{last4, GwConfig, GwTables, GwWorker};
 use crate::hw::TableAlloc;
-use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters};
-use crate::wire;
+use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters, MAX_BURST};
 use crate::wire::checksum::Delta;
+use crate::wire::{self, ip_proto, Parsed};
+use crate::xlat::{self, To4, To6, XlatConfig};
 
 /// Bytes of one hold slot: an Ethernet frame of a 1500-byte MTU link,
 /// tagged, fits.
 pub const HOLD_BYTES: usize = 1536;
 
+/// Length of the IPv6 Fragment header.
+const FRAG_HDR: usize = 8;
+
+/// What a context's translation does to its datagram's later fragments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+enum Mode {
+    /// NAT44: IPv4 in, IPv4 out.
+    #[default]
+    Nat44,
+    /// NAT66: IPv6 in, IPv6 out (addresses in the side table).
+    Nat66,
+    /// NAT64 up: IPv6 in (addresses in the side table), IPv4 out.
+    Up64,
+    /// NAT64 down: IPv4 in, IPv6 out (addresses in the side table).
+    Down64,
+}
+
 /// One datagram's reassembly context.
 #[derive(Clone, Copy, Debug)]
 pub struct Ctx {
-    // The datagram as it arrived.
+    // The datagram as it arrived: IPv4 addresses, or the last 4 bytes of
+    // IPv6 ones (`v6`: the whole ones are in the side table).
     src: [u8; 4],
     dst: [u8; 4],
-    id: u16,
+    id: u32,
     proto: u8,
+    v6: bool,
     /// The first fragment was translated: the fields below hold.
     ready: bool,
+    mode: Mode,
     port: PortIdx,
     // The translation (from the first fragment as it was sent).
     out_port: PortIdx,
     up: bool,
     macs: [u8; 12],
+    /// IPv4 addresses out (IPv6 ones are in the side table).
     nsrc: [u8; 4],
     ndst: [u8; 4],
     /// The connection (its key port checks that the entry still is it).
@@ -108,7 +166,9 @@ impl Ctx {
         dst: [0; 4],
         id: 0,
         proto: 0,
+        v6: false,
         ready: false,
+        mode: Mode::Nat44,
         port: 0,
         out_port: 0,
         up: false,
@@ -127,6 +187,15 @@ impl Ctx {
         younger: NONE,
     };
 }
+
+/// A context's IPv6 addresses (the side table, present when the profile
+/// has NAT64 or NAT66): the datagram's source and destination as it
+/// arrived (an IPv6 one), and as it is sent (an IPv6 one).
+pub type Addrs6 = [[u8; 16]; 4];
+const SRC: usize = 0;
+const DST: usize = 1;
+const NSRC: usize = 2;
+const NDST: usize = 3;
 
 /// A held fragment.
 #[derive(Clone, Copy)]
@@ -148,10 +217,10 @@ impl Slot {
     };
 }
 
-/// Where a datagram's fragment is, read from its IPv4 header.
-#[derive(Clone, Copy, Debug)]
+/// Where a datagram's fragment is, read from its IPv4 header or IPv6
+/// Fragment header.
+#[derive(Clone, Copy, Debug, Default)]
 struct Frag {
-    id: u16,
     /// Offset of its payload in the datagram (bytes), and its length.
     off: u32,
     len: u32,
@@ -159,20 +228,61 @@ struct Frag {
 }
 
 impl Frag {
-    fn of(f: &[u8], l3: usize, l4: usize, end: usize) -> Frag {
+    /// IPv4 header at `l3`, payload `l4..end`.
+    fn of4(f: &[u8], l3: usize, l4: usize, end: usize) -> Frag {
         let fo = u16::from_be_bytes([f[l3 + 6], f[l3 + 7]]);
         Frag {
-            id: u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]),
             off: (fo & 0x1fff) as u32 * 8,
             len: (end - l4) as u32,
             more: fo & 0x2000 != 0,
         }
     }
+    /// IPv6 Fragment header at `fh` (8 bytes in the frame), packet end
+    /// `end`.
+    fn of6(f: &[u8], fh: usize, end: usize) -> Frag {
+        let fo = u16::from_be_bytes([f[fh + 2], f[fh + 3]]);
+        Frag {
+            off: (fo & 0xfff8) as u32,
+            len: (end - fh - FRAG_HDR) as u32,
+            more: fo & 1 != 0,
+        }
+    }
 }
+
+/// A datagram as it arrived: a context's key.
+#[derive(Clone, Copy, Debug, Default)]
+struct Key {
+    port: PortIdx,
+    /// IPv4 addresses are the last 4 bytes (the rest 0).
+    src: [u8; 16],
+    dst: [u8; 16],
+    /// IPv4 Identification (16 bits), IPv6 Fragment header's (32).
+    id: u32,
+    proto: u8,
+    v6: bool,
+}
+
+impl Key {
+    fn v4(port: PortIdx, src: [u8; 4], dst: [u8; 4], id: u16, proto: u8) -> Key {
+        let mut k = Key {
+            port,
+            id: id as u32,
+            proto,
+            ..Key::default()
+        };
+        k.src[12..].copy_from_slice(&src);
+        k.dst[12..].copy_from_slice(&dst);
+        k
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<(Key, Frag)>() == 52);
 
 /// A worker's reassembly contexts, hold slots and outbox.
 pub struct Frags<A: TableAlloc> {
     ctx: A::Mem<Ctx>,
+    /// IPv6 addresses by context (empty without NAT64 and NAT66).
+    a6: A::Mem<Addrs6>,
     heads: A::Mem<u32>,
     mask: u32,
     free: u32,
@@ -186,6 +296,9 @@ pub struct Frags<A: TableAlloc> {
     /// Released frames: (slot, out port).
     out: A::Mem<(u32, PortIdx)>,
     nout: u32,
+    /// The burst's first fragments: their datagram, read by the parse
+    /// stage (the rewrite changes the frame before the context is kept).
+    first: A::Mem<(Key, Frag)>,
     seed: u64,
     timeout_ms: u32,
     max_held: u8,
@@ -200,6 +313,11 @@ impl<A: TableAlloc> Frags<A> {
         } else {
             cfg.frag_hold_slots as usize
         };
+        let n6 = if cfg.nat64.is_some() || !cfg.pool6.is_empty() {
+            n
+        } else {
+            0
+        };
         let mut ctx = alloc.alloc("gw fragment contexts", n, Ctx::EMPTY)?;
         for (i, c) in ctx.iter_mut().enumerate() {
             c.chain = if i + 1 < n { i as u32 + 1 } else { NONE };
@@ -210,6 +328,7 @@ impl<A: TableAlloc> Frags<A> {
         }
         Ok(Frags {
             ctx,
+            a6: alloc.alloc("gw fragment contexts (IPv6)", n6, [[0u8; 16]; 4])?,
             heads: alloc.alloc("gw fragment context heads", nh, NONE)?,
             mask: nh.saturating_sub(1) as u32,
             free: if n > 0 { 0 } else { NONE },
@@ -221,6 +340,11 @@ impl<A: TableAlloc> Frags<A> {
             slot_top: s as u32,
             out: alloc.alloc("gw released frames", s, (NONE, 0))?,
             nout: 0,
+            first: alloc.alloc(
+                "gw first fragments of the burst",
+                if n > 0 { MAX_BURST } else { 0 },
+                (Key::default(), Frag::default()),
+            )?,
             seed: cfg.hash_seed ^ 0xf4a6_0000_0000_0000,
             timeout_ms: cfg.frag_timeout_ms,
             max_held: cfg.frag_max_held,
@@ -231,6 +355,11 @@ impl<A: TableAlloc> Frags<A> {
     #[inline]
     pub fn on(&self) -> bool {
         !self.ctx.is_empty()
+    }
+    /// IPv6 contexts too (NAT64, NAT66 profiles).
+    #[inline]
+    fn v6_on(&self) -> bool {
+        !self.a6.is_empty()
     }
     /// Live contexts.
     pub fn live(&self) -> u32 {
@@ -243,30 +372,54 @@ impl<A: TableAlloc> Frags<A> {
     pub fn bytes(&self) -> usize {
         use core::mem::size_of;
         self.ctx.len() * size_of::<Ctx>()
+            + self.a6.len() * size_of::<Addrs6>()
             + self.heads.len() * 4
             + self.slots.len() * (size_of::<Slot>() + 4)
             + self.out.len() * size_of::<(u32, PortIdx)>()
+            + self.first.len() * size_of::<(Key, Frag)>()
     }
 
     #[inline]
-    fn bucket(&self, port: PortIdx, src: [u8; 4], dst: [u8; 4], id: u16, proto: u8) -> usize {
+    fn bucket(&self, k: &Key) -> usize {
         let h = flow_hash(
             self.seed,
-            u32::from_be_bytes(src),
-            u32::from_be_bytes(dst),
-            id,
-            port,
-            proto,
+            u32::from_be_bytes(last4(&k.src)) ^ (k.id & 0xffff_0000),
+            u32::from_be_bytes(last4(&k.dst)),
+            k.id as u16,
+            k.port,
+            k.proto | (k.v6 as u8) << 7,
         );
         (h as u32 & self.mask) as usize
     }
 
+    /// The key of live context `c`.
+    fn key_of(&self, c: u32) -> Key {
+        let x = &self.ctx[c as usize];
+        let mut k = Key::v4(x.port, x.src, x.dst, 0, x.proto);
+        k.id = x.id;
+        if x.v6 {
+            k.v6 = true;
+            k.src = self.a6[c as usize][SRC];
+            k.dst = self.a6[c as usize][DST];
+        }
+        k
+    }
+
     /// The context of a datagram, or `NONE`.
-    fn find(&self, port: PortIdx, src: [u8; 4], dst: [u8; 4], id: u16, proto: u8) -> u32 {
-        let mut c = self.heads[self.bucket(port, src, dst, id, proto)];
+    fn find(&self, k: &Key) -> u32 {
+        let (s4, d4) = (last4(&k.src), last4(&k.dst));
+        let mut c = self.heads[self.bucket(k)];
         while c != NONE {
             let x = &self.ctx[c as usize];
-            if x.id == id && x.src == src && x.dst == dst && x.proto == proto && x.port == port {
+            if x.id == k.id
+                && x.src == s4
+                && x.dst == d4
+                && x.proto == k.proto
+                && x.port == k.port
+                && x.v6 == k.v6
+                && (!k.v6
+                    || (self.a6[c as usize][SRC] == k.src && self.a6[c as usize][DST] == k.dst))
+            {
                 return c;
             }
             c = x.chain;
@@ -274,33 +427,31 @@ impl<A: TableAlloc> Frags<A> {
         NONE
     }
 
-    /// A new context (youngest), or `NONE` if the table is full.
-    fn insert(
-        &mut self,
-        port: PortIdx,
-        src: [u8; 4],
-        dst: [u8; 4],
-        id: u16,
-        proto: u8,
-        now: u64,
-    ) -> u32 {
+    /// A new context (youngest), or `NONE` if the table is full (or an
+    /// IPv6 one without the side table).
+    fn insert(&mut self, k: &Key, now: u64) -> u32 {
         let c = self.free;
-        if c == NONE {
+        if c == NONE || (k.v6 && !self.v6_on()) {
             return NONE;
         }
-        let b = self.bucket(port, src, dst, id, proto);
+        let b = self.bucket(k);
         self.free = self.ctx[c as usize].chain;
         self.ctx[c as usize] = Ctx {
-            src,
-            dst,
-            id,
-            proto,
-            port,
+            src: last4(&k.src),
+            dst: last4(&k.dst),
+            id: k.id,
+            proto: k.proto,
+            v6: k.v6,
+            port: k.port,
             born_ms: now as u32,
             chain: self.heads[b],
             older: self.youngest,
             ..Ctx::EMPTY
         };
+        if k.v6 {
+            self.a6[c as usize][SRC] = k.src;
+            self.a6[c as usize][DST] = k.dst;
+        }
         self.heads[b] = c;
         if self.youngest != NONE {
             self.ctx[self.youngest as usize].younger = c;
@@ -315,7 +466,7 @@ impl<A: TableAlloc> Frags<A> {
     /// End context `c`: its held fragments are dropped (how many).
     fn remove(&mut self, c: u32) -> u32 {
         let x = self.ctx[c as usize];
-        let b = self.bucket(x.port, x.src, x.dst, x.id, x.proto);
+        let b = self.bucket(&self.key_of(c));
         unlink(&mut self.heads[b], &mut self.ctx, c, |x| &mut x.chain);
         if x.older != NONE {
             self.ctx[x.older as usize].younger = x.younger;
@@ -330,8 +481,7 @@ impl<A: TableAlloc> Frags<A> {
         let mut s = x.held;
         while s != NONE {
             let next = self.slots[s as usize].next;
-            self.slot_free[self.slot_top as usize] = s;
-            self.slot_top += 1;
+            self.free_slot(s);
             s = next;
         }
         self.ctx[c as usize] = Ctx {
@@ -341,6 +491,12 @@ impl<A: TableAlloc> Frags<A> {
         self.free = c;
         self.live -= 1;
         x.nheld as u32
+    }
+
+    #[inline]
+    fn free_slot(&mut self, s: u32) {
+        self.slot_free[self.slot_top as usize] = s;
+        self.slot_top += 1;
     }
 
     /// Keep a copy of `frame` (L3 at `l3`) with context `c`.
@@ -396,73 +552,139 @@ impl<A: TableAlloc> Frags<A> {
     }
 }
 
-/// The IP-level translation of context `x` on the fragment at `l3` of `f`.
+/// The IP length (header and payload, no padding) of the IPv4 or IPv6
+/// packet at `l3` of a frame checked by the parse stage.
 #[inline]
-fn translate(f: &mut [u8], l3: usize, x: &Ctx) {
-    f[0..12].copy_from_slice(&x.macs);
-    let old_src: [u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap_or([0; 4]);
-    let old_dst: [u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap_or([0; 4]);
-    let mut d = Delta::default();
-    d.addr4(old_src, x.nsrc);
-    d.addr4(old_dst, x.ndst);
-    forward4(f, l3, d, (x.nsrc, x.ndst));
+fn ip_len(f: &[u8], l3: usize) -> usize {
+    let w = |at: usize| u16::from_be_bytes([f[at], f[at + 1]]) as usize;
+    if f[l3] >> 4 == 4 {
+        w(l3 + 2)
+    } else {
+        40 + w(l3 + 4)
+    }
+}
+
+/// The IP-level translation of context `x` (its IPv6 addresses `a6`) on
+/// the later fragment `pkt` (L3 at `l3`): MACs, addresses, TTL / hop
+/// limit − 1 (checked > 1 by the parse stage), the IPv4 header checksum;
+/// NAT64 (`xl`: the translator's settings): the IP header translated
+/// ([`xlat`], the Fragment header added or removed). A NAT64 fragment may
+/// fail (too big for the IPv6 link: `xlat_frag_too_big`), unchanged.
+#[inline]
+fn translate(
+    pkt: &mut Pkt<'_>,
+    l3: usize,
+    x: &Ctx,
+    a6: &Addrs6,
+    xl: &XlatConfig,
+) -> Result<(), DropReason> {
+    let f = pkt.frame_mut();
+    match x.mode {
+        Mode::Nat44 => {
+            let old_src: [u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap_or([0; 4]);
+            let old_dst: [u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap_or([0; 4]);
+            let mut d = Delta::default();
+            d.addr4(old_src, x.nsrc);
+            d.addr4(old_dst, x.ndst);
+            forward4(f, l3, d, (x.nsrc, x.ndst));
+        }
+        Mode::Nat66 => {
+            f[l3 + 7] = f[l3 + 7].wrapping_sub(1);
+            f[l3 + 8..l3 + 24].copy_from_slice(&a6[NSRC]);
+            f[l3 + 24..l3 + 40].copy_from_slice(&a6[NDST]);
+        }
+        Mode::Up64 => {
+            // (the IPv4 packet is 28 bytes shorter: header and Fragment header)
+            let plen = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) as usize;
+            if plen + 40 - 28 > xl.mtu4 as usize {
+                return Err(DropReason::TooBig);
+            }
+            xlat::v6_to_v4(pkt, xl, &To4::new(x.nsrc, x.ndst))?;
+        }
+        Mode::Down64 => {
+            let total = u16::from_be_bytes([f[l3 + 2], f[l3 + 3]]) as usize;
+            let ihl = (f[l3] & 0xf) as usize * 4;
+            if total - ihl + 48 > xl.mtu6 as usize {
+                return Err(DropReason::XlatFragTooBig);
+            }
+            xlat::v4_to_v6(pkt, xl, &To6::new(a6[NSRC], a6[NDST]))?;
+        }
+    }
+    pkt.frame_mut()[0..12].copy_from_slice(&x.macs);
+    Ok(())
 }
 
 impl<A: TableAlloc> GwWorker<A> {
-    /// The parse stage for an IPv4 fragment (`wire::parse` said
+    /// The parse stage for fragment `i` of the burst (`wire::parse` said
     /// `Fragment`): a first fragment of TCP or UDP goes on as a packet
-    /// (its [`Meta`] marked `frag`); a later one is translated by its
-    /// datagram's context, or held for the first one.
+    /// (its [`Meta`] marked `frag`, its datagram noted); a later one is
+    /// translated by its datagram's context, or held for the first one.
     pub(super) fn fragment(
         &mut self,
         t: &GwTables,
         pkt: &mut Pkt<'_>,
+        i: usize,
         now: u64,
     ) -> Result<Meta, Verdict> {
         const FRAGMENT: Verdict = Verdict::Drop(DropReason::Fragment);
         if !self.frags.on() {
             return Err(FRAGMENT);
         }
-        let Ok(p) = wire::parse_l3(pkt.frame()) else {
+        let Ok(mut p) = wire::parse_l3(pkt.frame()) else {
             return Err(FRAGMENT);
         };
-        if !p.is_ipv4() || (p.proto != PROTO_TCP && p.proto != PROTO_UDP) {
-            return Err(FRAGMENT);
-        }
-        let mut m = Meta::from_parsed(&p);
-        let (l3, l4, end) = (p.l3_off as usize, p.l4_off as usize, p.ip_end());
-        let fr = Frag::of(pkt.frame(), l3, l4, end);
-        if fr.off == 0 {
-            // The first fragment: the L4 header must be all there.
-            let f = pkt.frame();
-            let hdr = if p.proto == PROTO_TCP {
-                if end - l4 < 20 {
-                    return Err(FRAGMENT);
-                }
-                let doff = (f[l4 + 12] >> 4) as usize * 4;
-                if doff < 20 || l4 + doff > end {
-                    return Err(FRAGMENT);
-                }
-                m.tcp_flags = f[l4 + 13];
-                doff
-            } else {
-                if end - l4 < 8 {
-                    return Err(FRAGMENT);
-                }
-                8
-            };
-            m.sport = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-            m.dport = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
-            m.payload = (l4 + hdr) as u8;
-            m.frag = true;
-            self.direct_v4(t, pkt, &mut m)?;
-            return Ok(m);
-        }
-        self.direct_v4(t, pkt, &mut m)?;
+        let (l3, end) = (p.l3_off as usize, p.ip_end());
+        let f = pkt.frame();
         let port = pkt.port;
-        let mut c = self.frags.find(port, m.src, m.dst, fr.id, m.proto);
+        let (fr, key) = if p.is_ipv4() {
+            if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
+                return Err(FRAGMENT);
+            }
+            let fr = Frag::of4(f, l3, p.l4_off as usize, end);
+            let id = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]);
+            (fr, Key::v4(port, p.src_v4(), p.dst_v4(), id, p.proto))
+        } else {
+            // IPv6 whose first extension header is the Fragment header:
+            // the upper layer (TCP, UDP) follows it.
+            let fh = p.l4_off as usize;
+            if !self.frags.v6_on() || p.proto != ip_proto::IPV6_FRAGMENT || end - fh < FRAG_HDR {
+                return Err(FRAGMENT);
+            }
+            let nh = f[fh];
+            if nh != PROTO_TCP && nh != PROTO_UDP {
+                return Err(FRAGMENT);
+            }
+            let key = Key {
+                port,
+                src: p.src,
+                dst: p.dst,
+                id: u32::from_be_bytes([f[fh + 4], f[fh + 5], f[fh + 6], f[fh + 7]]),
+                proto: nh,
+                v6: true,
+            };
+            p.proto = nh;
+            p.l4_off += FRAG_HDR as u16;
+            p.l4_len -= FRAG_HDR as u16;
+            p.payload_off = p.l4_off;
+            p.payload_len = p.l4_len;
+            (Frag::of6(f, fh, end), key)
+        };
+        if fr.off == 0 {
+            return self.first_fragment_in(t, pkt, i, p, fr, key);
+        }
+        let m = Meta::from_parsed(&p);
+        if p.is_ipv4() {
+            let mut m = m;
+            self.direct_v4(t, pkt, &mut m)?;
+        } else {
+            self.frag_direct_v6(t, pkt, &p)?;
+        }
+        if m.ttl <= 1 {
+            return Err(Verdict::Drop(DropReason::TtlExceeded));
+        }
+        let mut c = self.frags.find(&key);
         if c == NONE {
-            c = self.frags.insert(port, m.src, m.dst, fr.id, m.proto, now);
+            c = self.frags.insert(&key, now);
             if c == NONE {
                 return Err(Verdict::Drop(DropReason::FragTableFull));
             }
@@ -474,16 +696,97 @@ impl<A: TableAlloc> GwWorker<A> {
             self.counters.frag_held += 1;
             return Err(Verdict::Consumed);
         }
-        translate(pkt.frame_mut(), l3, &x);
-        self.frag_sent(&x, m.ip_len());
+        let a6 = self.frags.a6.get(c as usize).copied().unwrap_or_default();
+        let xl = self.xlat_cfg();
+        let arrived = m.ip_len();
+        translate(pkt, l3, &x, &a6, &xl).map_err(Verdict::Drop)?;
+        self.frag_sent(&x, arrived, ip_len(pkt.frame(), l3));
         if self.frags.account(c, &fr) {
             self.frags.remove(c);
         }
         Err(Verdict::Tx { port: x.out_port })
     }
 
-    /// A later fragment of context `x` (`ip_len` bytes) went out: counters.
-    fn frag_sent(&mut self, x: &Ctx, ip_len: usize) {
+    /// A first fragment (`p`: its L4 header found, past an IPv6 Fragment
+    /// header): the L4 header must be all there; then the packet goes on
+    /// like any other, its datagram noted for the rewrite stage.
+    fn first_fragment_in(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        i: usize,
+        mut p: Parsed,
+        fr: Frag,
+        key: Key,
+    ) -> Result<Meta, Verdict> {
+        const FRAGMENT: Verdict = Verdict::Drop(DropReason::Fragment);
+        let f = pkt.frame();
+        let (l4, end) = (p.l4_off as usize, p.ip_end());
+        let hdr = if p.proto == PROTO_TCP {
+            if end - l4 < 20 {
+                return Err(FRAGMENT);
+            }
+            let doff = (f[l4 + 12] >> 4) as usize * 4;
+            if doff < 20 || l4 + doff > end {
+                return Err(FRAGMENT);
+            }
+            p.tcp_flags = f[l4 + 13];
+            doff
+        } else {
+            if end - l4 < 8 {
+                return Err(FRAGMENT);
+            }
+            8
+        };
+        p.src_port = u16::from_be_bytes([f[l4], f[l4 + 1]]);
+        p.dst_port = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        p.payload_off = (l4 + hdr) as u16;
+        p.payload_len = (end - l4 - hdr) as u16;
+        let mut m = Meta::from_parsed(&p);
+        if p.is_ipv4() {
+            self.direct_v4(t, pkt, &mut m)?;
+        } else {
+            self.direct_v6(t, pkt, &p, &mut m)?;
+        }
+        m.frag = true;
+        self.frags.first[i] = (key, fr);
+        Ok(m)
+    }
+
+    /// Direction and checks of a later IPv6 fragment `p`: to a pool6
+    /// address from the server side, or from the access side to the NAT64
+    /// prefix or an IPv6 VIP (its ports are in the first fragment only, so
+    /// any VIP port).
+    fn frag_direct_v6(&self, t: &GwTables, pkt: &Pkt<'_>, p: &Parsed) -> Result<(), Verdict> {
+        let (port, mac) = (pkt.port, &pkt.frame()[0..6]);
+        let our = if port == self.cfg.server_port && self.cfg.pool6.contains(&p.dst) {
+            self.cfg.server_mac
+        } else if port == self.cfg.access_port
+            && (self.cfg.nat64.is_some_and(|n| n.prefix.contains(&p.dst))
+                || (!self.cfg.pool6.is_empty() && t.services.is_vip6(&p.dst)))
+        {
+            self.cfg.access_mac
+        } else {
+            return Err(Verdict::Drop(DropReason::Fragment));
+        };
+        if *mac != our {
+            return Err(Verdict::Drop(DropReason::NotForUs));
+        }
+        Ok(())
+    }
+
+    /// The translator's settings (NAT64 fragments).
+    #[inline]
+    fn xlat_cfg(&self) -> XlatConfig {
+        self.cfg.nat64.map(|n| n.xlat).unwrap_or_default()
+    }
+
+    /// A later fragment of context `x` went out (IP bytes as it arrived,
+    /// as it was sent): counters (a connection counts its up packets as
+    /// they arrived, its down packets as they were sent, as for the
+    /// packets that are not fragments).
+    fn frag_sent(&mut self, x: &Ctx, arrived: usize, sent: usize) {
+        let ip_len = if x.up { arrived } else { sent };
         self.counters.frag_translated += 1;
         if x.up {
             self.counters.up_pkts += 1;
@@ -504,77 +807,117 @@ impl<A: TableAlloc> GwWorker<A> {
     }
 
     /// The rewrite stage sent (`v`) the first fragment `i`: keep its
-    /// translation for the rest of the datagram and release what was held.
-    /// The verdict (a drop if no context could be kept).
+    /// translation for the rest of the datagram and release what was held
+    /// (those that cannot be translated counted in `c`). The verdict (a
+    /// drop if no context could be kept).
     pub(super) fn first_fragment(
         &mut self,
         pkt: &Pkt<'_>,
         i: usize,
         v: Verdict,
         now: u64,
+        c: &mut WorkerCounters,
     ) -> Verdict {
         let Verdict::Tx { port: out_port } = v else {
             return v;
         };
         let m = self.meta[i];
+        let (key, fr) = self.frags.first[i];
         let f = pkt.frame();
         let l3 = m.l3 as usize;
-        // Only a NAT44 translation of the packet is kept (not a reply the
-        // stage built in its place, nor a NAT64 connection's packet).
-        let Some(h) = self.hot.get(m.e as usize) else {
+        let e = m.e as usize;
+        // Only a translation of the packet is kept (not a reply the stage
+        // built in its place).
+        let Some(h) = self.hot.get(e) else {
             return v;
         };
-        let ndst: [u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap_or([0; 4]);
-        let forwarded = match m.kind {
-            Kind::Up4 => out_port == self.cfg.server_port && ndst == h.srv_ip,
-            _ => out_port == self.cfg.access_port && ndst == h.sub_ip,
+        let ip4 = f.get(l3 - 2..l3) == Some(&[0x08, 0x00][..]) && f.len() >= l3 + 20;
+        let ip6 = f.get(l3 - 2..l3) == Some(&[0x86, 0xdd][..]) && f.len() >= l3 + 40;
+        let dst4 = |f: &[u8]| -> [u8; 4] { f[l3 + 16..l3 + 20].try_into().unwrap_or([0; 4]) };
+        let dst6 = |f: &[u8]| -> [u8; 16] { f[l3 + 24..l3 + 40].try_into().unwrap_or([0; 16]) };
+        let (to_srv, to_sub) = (
+            out_port == self.cfg.server_port,
+            out_port == self.cfg.access_port,
+        );
+        let nat66 = h.has(flag::NAT66);
+        let nat64 = h.has(flag::V6) && !nat66;
+        let mode = match m.kind {
+            Kind::Up4 if to_srv && ip4 && dst4(f) == h.srv_ip => Mode::Nat44,
+            Kind::Down4 if to_sub && ip4 && !h.has(flag::V6) && dst4(f) == h.sub_ip => Mode::Nat44,
+            Kind::Up66 if to_srv && ip6 && nat66 && self.srv6.get(e) == Some(&dst6(f)) => {
+                Mode::Nat66
+            }
+            Kind::Down66 if to_sub && ip6 && nat66 && self.sub6.get(e) == Some(&dst6(f)) => {
+                Mode::Nat66
+            }
+            Kind::Up64 if to_srv && ip4 && nat64 && dst4(f) == h.srv_ip => Mode::Up64,
+            Kind::Down4 if to_sub && ip6 && nat64 && self.sub6.get(e) == Some(&dst6(f)) => {
+                Mode::Down64
+            }
+            _ => return v,
         };
-        if !forwarded || h.has(super::entry::flag::V6) {
-            return v;
-        }
-        let fr = Frag::of(f, l3, m.l4 as usize, m.end as usize);
-        let mut c = self.frags.find(pkt.port, m.src, m.dst, fr.id, m.proto);
-        if c == NONE {
-            c = self
-                .frags
-                .insert(pkt.port, m.src, m.dst, fr.id, m.proto, now);
-            if c == NONE {
+        let mut cx = self.frags.find(&key);
+        if cx == NONE {
+            cx = self.frags.insert(&key, now);
+            if cx == NONE {
                 return Verdict::Drop(DropReason::FragTableFull);
             }
-        } else if self.frags.ctx[c as usize].ready {
+        } else if self.frags.ctx[cx as usize].ready {
             // (the first fragment again: the translation is the same)
             return v;
         }
-        let h = &self.hot[m.e as usize];
-        let x = &mut self.frags.ctx[c as usize];
+        let key_port = h.key_port;
+        let x = &mut self.frags.ctx[cx as usize];
         x.ready = true;
+        x.mode = mode;
         x.out_port = out_port;
-        x.up = m.kind == Kind::Up4;
+        x.up = m.kind.is_up();
         x.macs.copy_from_slice(&f[0..12]);
-        x.nsrc.copy_from_slice(&f[l3 + 12..l3 + 16]);
-        x.ndst.copy_from_slice(&f[l3 + 16..l3 + 20]);
+        if ip4 {
+            x.nsrc.copy_from_slice(&f[l3 + 12..l3 + 16]);
+            x.ndst.copy_from_slice(&f[l3 + 16..l3 + 20]);
+        } else if let Some(a) = self.frags.a6.get_mut(cx as usize) {
+            a[NSRC].copy_from_slice(&f[l3 + 8..l3 + 24]);
+            a[NDST].copy_from_slice(&f[l3 + 24..l3 + 40]);
+        }
+        let x = &mut self.frags.ctx[cx as usize];
         x.e = m.e;
-        x.key_port = h.key_port;
+        x.key_port = key_port;
         let x = *x;
         self.counters.frag_first += 1;
         // The held fragments: translated in their slots, to the outbox.
+        let a6 = self.frags.a6.get(cx as usize).copied().unwrap_or_default();
+        let xl = self.xlat_cfg();
         let mut s = x.held;
         while s != NONE {
             let slot = &mut self.frags.slots[s as usize];
             let (len, sl3, next) = (slot.len as usize, slot.l3 as usize, slot.next);
-            translate(&mut slot.bytes[..len], sl3, &x);
-            let ip_len = u16::from_be_bytes([slot.bytes[sl3 + 2], slot.bytes[sl3 + 3]]);
-            let n = self.frags.nout as usize;
-            self.frags.out[n] = (s, out_port);
-            self.frags.nout += 1;
-            self.frag_sent(&x, ip_len as usize);
+            let arrived = ip_len(&slot.bytes[..len], sl3);
+            let mut sp = Pkt::new(&mut slot.bytes[..], len, out_port);
+            match translate(&mut sp, sl3, &x, &a6, &xl) {
+                Ok(()) => {
+                    // (a header that shrank moved the frame's start)
+                    let (off, len) = (sp.headroom(), sp.len);
+                    slot.bytes.copy_within(off..off + len, 0);
+                    slot.len = len as u16;
+                    let sent = ip_len(&slot.bytes[..len], sl3);
+                    let n = self.frags.nout as usize;
+                    self.frags.out[n] = (s, out_port);
+                    self.frags.nout += 1;
+                    self.frag_sent(&x, arrived, sent);
+                }
+                Err(r) => {
+                    c.drop(r);
+                    self.frags.free_slot(s);
+                }
+            }
             s = next;
         }
-        let cx = &mut self.frags.ctx[c as usize];
-        cx.held = NONE;
-        cx.nheld = 0;
-        if self.frags.account(c, &fr) {
-            self.frags.remove(c);
+        let cx_ = &mut self.frags.ctx[cx as usize];
+        cx_.held = NONE;
+        cx_.nheld = 0;
+        if self.frags.account(cx, &fr) {
+            self.frags.remove(cx);
         }
         v
     }
@@ -587,9 +930,7 @@ impl<A: TableAlloc> GwWorker<A> {
             let (s, port) = self.frags.out[k];
             let slot = &self.frags.slots[s as usize];
             send(&slot.bytes[..slot.len as usize], port);
-            let top = self.frags.slot_top as usize;
-            self.frags.slot_free[top] = s;
-            self.frags.slot_top += 1;
+            self.frags.free_slot(s);
         }
         self.frags.nout = 0;
         n

@@ -53,8 +53,9 @@ pub struct Meta {
     pub l3: u8,
     pub l4: u8,
     pub payload: u8,
-    /// An IPv4 first fragment (offset 0, more to come): its translation is
-    /// kept for the rest of the datagram ([`super::frag`]).
+    /// A first fragment (offset 0; IPv4 with MF, or IPv6 with a Fragment
+    /// header, `l4` past it): its translation is kept for the rest of the
+    /// datagram ([`super::frag`]).
     pub frag: bool,
     /// End of the IP packet (padding excluded).
     pub end: u16,

@@ -52,11 +52,11 @@
 //! revives the binding (`revived`), the server's TIME_WAIT accepts it
 //! because the subscriber's own ISN and timestamps keep increasing.
 //!
-//! IPv4 fragments of NAT44 connections are translated by shallow virtual
-//! reassembly ([`frag`]: the first fragment's translation kept for the
-//! rest of its datagram; fragments before it held, bounded, timed out).
-//! Not this stage's job: ARP and NDP (the pipeline answers them first),
-//! IPv6 fragments (`fragment`). Checksums are not verified: an incremental
+//! Fragments of NAT44, NAT66 and NAT64 connections are translated by
+//! shallow virtual reassembly ([`frag`]: the first fragment's translation
+//! kept for the rest of its datagram; fragments before it held, bounded,
+//! timed out). Not this stage's job: ARP and NDP (the pipeline answers
+//! them first). Checksums are not verified: an incremental
 //! update keeps a bad checksum bad. VLAN tags pass through unchanged.
 //! Authorization is checked when a connection starts; a connection keeps
 //! its server for its life even if the server is later marked down.
@@ -70,7 +70,8 @@
 //! IPv6, keys). The entry keeps the IPv6 subscriber in a side table.
 //! Down: the same keys; [`crate::xlat::v4_to_v6`] grows the header into
 //! the buffer's headroom. A down packet too big for `mtu6` gets an ICMPv4
-//! Fragmentation Needed when it has DF, else is dropped (`too_big`). ICMP
+//! Fragmentation Needed when it has DF, else is dropped (`too_big`; a
+//! fragment, 28 bytes longer once translated: `xlat_frag_too_big`). ICMP
 //! errors about NAT64 connections are translated both ways ([`icmp`]).
 //!
 //! ## NAT66 (`GwConfig::pool6`, off while empty)
@@ -115,9 +116,9 @@
 //! [`limit`] (`next_pow2(max_flows_per_worker)` slots); per instance, 512
 //! KiB of subscriber entry points ([`moves`]); with the SYN proxy,
 //! 16 bytes per entry ([`synproxy::Px`]) and 1.5 MiB of early-segment
-//! pool; for IPv4 fragments ([`frag`]) 76 bytes per context and 1552 per
-//! hold slot (about 470 KiB by default); the next-hop cache and LB table
-//! are small.
+//! pool; for fragments ([`frag`]) 76 bytes per context (140 with NAT64
+//! or NAT66) and 1556 per hold slot (about 470 KiB by default); the
+//! next-hop cache and LB table are small.
 //!
 //! ## Cost
 //! Measured by the engine's runtime accounting per stage (`pgw stats
@@ -352,7 +353,7 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     /// worker's share of `SynProxy::Auto`'s threshold.
     half_open: u32,
     half_open_share: u32,
-    /// IPv4 fragments: reassembly contexts, held fragments, the outbox.
+    /// Fragments: reassembly contexts, held fragments, the outbox.
     frags: frag::Frags<A>,
     /// IPv4 Identification of the next packet translated to IPv4 (a
     /// per-worker counter, RFC 6864; workers start 0x9e37 apart).
@@ -674,7 +675,7 @@ impl<A: TableAlloc> GwWorker<A> {
             if let Some(b) = pkts.get(i + 4).and_then(|p| p.frame().first()) {
                 pf.read(b);
             }
-            match self.classify(t, &mut pkts[i], now) {
+            match self.classify(t, &mut pkts[i], i, now) {
                 Ok(meta) => {
                     self.meta[i] = meta;
                     live |= 1 << i;
@@ -695,7 +696,7 @@ impl<A: TableAlloc> GwWorker<A> {
             let live = self.resolve(t, pkts, live, out, now, acct, c);
             m.lap(Stage::GwOpen, self.opened);
             let rw = live.count_ones() as usize;
-            self.rewrite(t, pkts, live, out, now);
+            self.rewrite(t, pkts, live, out, now, c);
             m.lap(Stage::Rewrite, rw);
             let closed = self.account(now, acct);
             m.lap(Stage::Accounting, closed);
@@ -784,7 +785,8 @@ impl<A: TableAlloc> GwWorker<A> {
         live
     }
 
-    /// The rewrite stage over the packets with an entry.
+    /// The rewrite stage over the packets with an entry (`c`: drops of
+    /// held fragments released by a first fragment).
     fn rewrite(
         &mut self,
         t: &GwTables,
@@ -792,6 +794,7 @@ impl<A: TableAlloc> GwWorker<A> {
         live: u64,
         out: &mut [Verdict],
         now: u64,
+        c: &mut WorkerCounters,
     ) {
         for i in Bits(live) {
             out[i] = if self.meta[i].kind.is_up() {
@@ -803,15 +806,21 @@ impl<A: TableAlloc> GwWorker<A> {
                 self.forward_down(&mut pkts[i], i, now)
             };
             if self.meta[i].frag {
-                out[i] = self.first_fragment(&pkts[i], i, out[i], now);
+                out[i] = self.first_fragment(&pkts[i], i, out[i], now, c);
             }
         }
     }
 
-    /// The parse stage for one frame: its [`Meta`], or its verdict.
-    fn classify(&mut self, t: &GwTables, pkt: &mut Pkt<'_>, now: u64) -> Result<Meta, Verdict> {
+    /// The parse stage for frame `i` of the burst: its [`Meta`], or its
+    /// verdict.
+    fn classify(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        i: usize,
+        now: u64,
+    ) -> Result<Meta, Verdict> {
         const DROP: fn(DropReason) -> Verdict = Verdict::Drop;
-        let port = pkt.port;
         if let Some(mut m) = meta::fast_v4(pkt.frame()) {
             return self.direct_v4(t, pkt, &mut m).map(|_| m);
         }
@@ -821,82 +830,13 @@ impl<A: TableAlloc> GwWorker<A> {
             Err(DropReason::UnsupportedProto) => {
                 return Err(self.icmp_error(t, pkt, now));
             }
-            Err(DropReason::Fragment) => return self.fragment(t, pkt, now),
+            Err(DropReason::Fragment) => return self.fragment(t, pkt, i, now),
             Err(r) => return Err(DROP(r)),
         };
         let mut m = Meta::from_parsed(&p);
-        let f = pkt.frame();
-        let dst_mac: [u8; 6] = f[0..6].try_into().unwrap_or([0; 6]);
         if p.is_ipv6() {
-            // NAT66 down: a server's reply to a pool6 address.
-            if port == self.cfg.server_port {
-                if let Some(i) = self.cfg.pool6.iter().position(|a| *a == p.dst) {
-                    if dst_mac != self.cfg.server_mac {
-                        return Err(DROP(DropReason::NotForUs));
-                    }
-                    if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
-                        // (ICMPv6 to a pool6 address: the gateway itself is asked)
-                        return Err(Verdict::Control);
-                    }
-                    m.kind = Kind::Down66;
-                    m.aux = i as u32;
-                    return Ok(m);
-                }
-            }
-            if port != self.cfg.access_port {
-                return Err(DROP(DropReason::UnsupportedEthertype));
-            }
-            if let Some(dst4) = self
-                .cfg
-                .nat64
-                .as_ref()
-                .and_then(|n| n.prefix.extract(&p.dst))
-            {
-                if dst_mac != self.cfg.access_mac {
-                    return Err(DROP(DropReason::NotForUs));
-                }
-                // The flow keeps the IPv4 protocol number (its down packets' one).
-                if p.proto == ip_proto::ICMPV6 {
-                    if p.icmp_type != wire::icmp::v6::ECHO_REQUEST {
-                        return Err(DROP(DropReason::UnsupportedProto));
-                    }
-                    m.proto = PROTO_ICMP;
-                    m.dport = 0;
-                }
-                if p.ttl <= 1 {
-                    return Err(DROP(DropReason::TtlExceeded));
-                }
-                m.kind = Kind::Up64;
-                m.dst = dst4;
-                return Ok(m);
-            }
-            if p.proto == ip_proto::ICMPV6
-                && p.icmp_type == wire::icmp::v6::ECHO_REQUEST
-                && self.cfg.answer_ping
-                && t.services.is_vip6(&p.dst)
-            {
-                if dst_mac != self.cfg.access_mac {
-                    return Err(DROP(DropReason::NotForUs));
-                }
-                return Err(self.vip_echo6(pkt, &m));
-            }
-            if !self.cfg.pool6.is_empty() && t.services.has_vips6() {
-                if let Some(g) = t.services.vip6(&p.dst, p.dst_port) {
-                    if dst_mac != self.cfg.access_mac {
-                        return Err(DROP(DropReason::NotForUs));
-                    }
-                    if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
-                        return Err(DROP(DropReason::UnsupportedProto));
-                    }
-                    if p.ttl <= 1 {
-                        return Err(DROP(DropReason::TtlExceeded));
-                    }
-                    m.kind = Kind::Up66;
-                    m.aux = g as u32;
-                    return Ok(m);
-                }
-            }
-            return Err(DROP(DropReason::UnsupportedEthertype));
+            self.direct_v6(t, pkt, &p, &mut m)?;
+            return Ok(m);
         }
         if !p.is_ipv4() {
             // ARP belongs to the responder before this stage.
@@ -904,6 +844,91 @@ impl<A: TableAlloc> GwWorker<A> {
         }
         self.direct_v4(t, pkt, &mut m)?;
         Ok(m)
+    }
+
+    /// Direction and checks of an IPv6 packet `p` (TCP, UDP or ICMPv6
+    /// echo; its L4 header at `p.l4_off`): NAT66 down, NAT64 up, an echo
+    /// request to an IPv6 VIP (answered here), NAT66 up.
+    #[inline]
+    fn direct_v6(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        p: &wire::Parsed,
+        m: &mut Meta,
+    ) -> Result<(), Verdict> {
+        const DROP: fn(DropReason) -> Verdict = Verdict::Drop;
+        let port = pkt.port;
+        let dst_mac: [u8; 6] = pkt.frame()[0..6].try_into().unwrap_or([0; 6]);
+        // NAT66 down: a server's reply to a pool6 address.
+        if port == self.cfg.server_port {
+            if let Some(i) = self.cfg.pool6.iter().position(|a| *a == p.dst) {
+                if dst_mac != self.cfg.server_mac {
+                    return Err(DROP(DropReason::NotForUs));
+                }
+                if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
+                    // (ICMPv6 to a pool6 address: the gateway itself is asked)
+                    return Err(Verdict::Control);
+                }
+                m.kind = Kind::Down66;
+                m.aux = i as u32;
+                return Ok(());
+            }
+        }
+        if port != self.cfg.access_port {
+            return Err(DROP(DropReason::UnsupportedEthertype));
+        }
+        if let Some(dst4) = self
+            .cfg
+            .nat64
+            .as_ref()
+            .and_then(|n| n.prefix.extract(&p.dst))
+        {
+            if dst_mac != self.cfg.access_mac {
+                return Err(DROP(DropReason::NotForUs));
+            }
+            // The flow keeps the IPv4 protocol number (its down packets' one).
+            if p.proto == ip_proto::ICMPV6 {
+                if p.icmp_type != wire::icmp::v6::ECHO_REQUEST {
+                    return Err(DROP(DropReason::UnsupportedProto));
+                }
+                m.proto = PROTO_ICMP;
+                m.dport = 0;
+            }
+            if p.ttl <= 1 {
+                return Err(DROP(DropReason::TtlExceeded));
+            }
+            m.kind = Kind::Up64;
+            m.dst = dst4;
+            return Ok(());
+        }
+        if p.proto == ip_proto::ICMPV6
+            && p.icmp_type == wire::icmp::v6::ECHO_REQUEST
+            && self.cfg.answer_ping
+            && t.services.is_vip6(&p.dst)
+        {
+            if dst_mac != self.cfg.access_mac {
+                return Err(DROP(DropReason::NotForUs));
+            }
+            return Err(self.vip_echo6(pkt, m));
+        }
+        if !self.cfg.pool6.is_empty() && t.services.has_vips6() {
+            if let Some(g) = t.services.vip6(&p.dst, p.dst_port) {
+                if dst_mac != self.cfg.access_mac {
+                    return Err(DROP(DropReason::NotForUs));
+                }
+                if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
+                    return Err(DROP(DropReason::UnsupportedProto));
+                }
+                if p.ttl <= 1 {
+                    return Err(DROP(DropReason::TtlExceeded));
+                }
+                m.kind = Kind::Up66;
+                m.aux = g as u32;
+                return Ok(());
+            }
+        }
+        Err(DROP(DropReason::UnsupportedEthertype))
     }
 
     /// Direction and checks of an IPv4 packet (up or down). An echo

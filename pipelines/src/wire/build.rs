@@ -430,6 +430,39 @@ pub fn fragment_v4(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// `frame` (Ethernet, optionally tagged, + an IPv6 packet without
+/// extension headers) split as an IPv6 source would: a Fragment header
+/// (Identification `id`) inserted after the fixed header of each fragment,
+/// each carrying at most `max_payload` bytes of the packet's payload
+/// (rounded down to a multiple of 8), offset and M set, payload length
+/// rewritten. Panics on frames that are not IPv6.
+pub fn fragment_v6(frame: &[u8], max_payload: usize, id: u32) -> Vec<Vec<u8>> {
+    let p = super::parse_l3(frame).expect("an IPv6 frame");
+    assert!(p.is_ipv6(), "an IPv6 frame");
+    let (l4, end) = (p.l4_off as usize, p.ip_end());
+    let step = max_payload / 8 * 8;
+    assert!(step > 0);
+    let mut out = Vec::new();
+    let mut off = 0;
+    while l4 + off < end {
+        let n = step.min(end - l4 - off);
+        let more = l4 + off + n < end;
+        let mut f = frame[..l4].to_vec();
+        let fo = off as u16 | more as u16;
+        f.extend_from_slice(&[p.proto, 0]);
+        f.extend_from_slice(&fo.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(&frame[l4 + off..l4 + off + n]);
+        let l3 = p.l3_off as usize;
+        let mut ip = Ipv6Packet::new_unchecked(&mut f[l3..]);
+        ip.set_payload_len((8 + n) as u16);
+        ip.set_next_header(ip_proto::IPV6_FRAGMENT);
+        out.push(f);
+        off += n;
+    }
+    out
+}
+
 /// Full recomputation of an IPv4 header checksum, for tests comparing
 /// incremental updates.
 pub fn ipv4_header_checksum(header: &[u8]) -> u16 {

@@ -49,10 +49,26 @@
 //!   RFC 4884 length attribute is not kept. A quoted packet that is too
 //!   short for its IP header, a fragment, has IPv6 extension headers, or is
 //!   itself an ICMP error is dropped (`xlat_icmp_inner`, `xlat_fragment`).
-//! * **Not translated**: fragments (IPv4 MF/offset, IPv6 Fragment header:
-//!   `xlat_fragment`, reassembly is out of scope); ICMP types RFC 7915 drops
-//!   (`xlat_untranslatable`); protocols other than TCP, UDP, ICMP
-//!   (`unsupported_proto`).
+//! * **Fragments** of TCP and UDP, each translated alone (nothing is
+//!   reassembled; the caller keeps the state that gives later fragments
+//!   their addresses, see [`crate::gw::frag`]). IPv6 → IPv4 (RFC 7915
+//!   §5.1.1): a Fragment header (wherever the skipped extension headers
+//!   leave it) is removed; Identification = its low 16 bits (not
+//!   [`To4::ident`]), offset and MF copied, DF 0; 28 bytes shorter (more
+//!   with skipped extension headers). IPv4 →
+//!   IPv6 (§4.1): an IPv4 fragment (MF or an offset) gets a Fragment header
+//!   after the IPv6 header (Identification zero-extended, offset, M = MF);
+//!   28 bytes longer (the caller checks its link MTU). Only the first
+//!   fragment (offset 0) has an L4 header: it must be whole there (`bad_l4`)
+//!   and its checksum is updated as for a whole packet (the pseudo-header
+//!   change is the whole datagram's); later ones are not looked at past
+//!   the IP header. A first IPv4 fragment of UDP with checksum 0 is
+//!   `xlat_untranslatable` (IPv6 needs a checksum over the whole
+//!   datagram, RFC 7915 §4.5). Atomic fragments are not made.
+//! * **Not translated**: fragments of ICMP and other protocols, and a
+//!   fragment quoted in an ICMP error (`xlat_fragment`); ICMP types RFC
+//!   7915 drops (`xlat_untranslatable`); protocols other than TCP, UDP,
+//!   ICMP (`unsupported_proto`).
 //!
 //! On `Err` the frame (bytes and `Pkt::len`) is unchanged: everything is
 //! validated before the first write.
@@ -107,6 +123,8 @@ pub const DF_ABOVE: usize = 1260;
 const ICMP_HDR: usize = 8;
 const V4: usize = ipv4::HEADER_LEN;
 const V6: usize = ipv6::HEADER_LEN;
+/// IPv6 Fragment header length.
+const FRAG_HDR: usize = 8;
 
 /// Settings of the translator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,6 +254,34 @@ fn plan_l4(
             }
         }
         _ => Err(DropReason::UnsupportedProto),
+    }
+}
+
+/// A fragment's place in its datagram (RFC 7915 §4.1, §5.1.1): offset in
+/// bytes, more to come, Identification (IPv4's 16 bits zero-extended).
+#[derive(Clone, Copy)]
+struct FragInfo {
+    off: u16,
+    more: bool,
+    id: u32,
+}
+
+/// The plan for a fragment's segment `seg` (TCP or UDP only): the first
+/// one (offset 0) must hold the whole L4 header, whose checksum is then
+/// updated (the whole datagram's pseudo-header change); a later one has
+/// no L4 header, nothing to do (`None`).
+#[inline]
+fn plan_fragment(proto: u8, seg: &[u8], fr: &FragInfo) -> Result<Option<L4Plan>, DropReason> {
+    match proto {
+        ip_proto::TCP | ip_proto::UDP if fr.off != 0 => Ok(None),
+        ip_proto::TCP => {
+            TcpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
+            Ok(Some(L4Plan::Tcp))
+        }
+        // (its length field is the whole datagram's)
+        ip_proto::UDP if seg.len() >= 8 => Ok(Some(L4Plan::Udp)),
+        ip_proto::UDP => Err(DropReason::BadL4),
+        _ => Err(DropReason::XlatFragment),
     }
 }
 
@@ -423,9 +469,6 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
     if p.ip_version != 4 {
         return Err(DropReason::UnsupportedEthertype);
     }
-    if p.fragment {
-        return Err(DropReason::XlatFragment);
-    }
     if p.ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }
@@ -443,16 +486,31 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
         hop: p.ttl - 1,
     };
     let seg = &f[l4..end];
-    let plan = match plan_l4(p.proto, seg, ip_proto::ICMP, |i| {
-        icmp::map_4to6(i.msg_type(), i.msg_code(), seg[4])
-    })? {
-        Plan::Rewrite(plan) => plan,
-        Plan::IcmpError(ty, code, rest) => {
-            return v4_error_to_v6(pkt, cfg, to, o, (ty, code, rest))
-        }
+    let frag = p.fragment.then(|| FragInfo {
+        off: ip.frag_offset(),
+        more: ip.more_frags(),
+        id: ip.ident() as u32,
+    });
+    let plan = match frag {
+        Some(fr) => plan_fragment(p.proto, seg, &fr)?,
+        None => match plan_l4(p.proto, seg, ip_proto::ICMP, |i| {
+            icmp::map_4to6(i.msg_type(), i.msg_code(), seg[4])
+        })? {
+            Plan::Rewrite(plan) => Some(plan),
+            Plan::IcmpError(ty, code, rest) => {
+                return v4_error_to_v6(pkt, cfg, to, o, (ty, code, rest))
+            }
+        },
     };
+    if frag.is_some() && matches!(plan, Some(L4Plan::Udp)) && rd16(seg, 6) == 0 {
+        // A first fragment without a UDP checksum: IPv6 needs one, over a
+        // datagram this fragment is only the start of (RFC 7915 §4.5).
+        return Err(DropReason::XlatUntranslatable);
+    }
     let seg_len = end - l4;
-    let new_l4 = l3 + V6;
+    // (a fragment: a Fragment header after the fixed one)
+    let fh = if frag.is_some() { FRAG_HDR } else { 0 };
+    let new_l4 = l3 + V6 + fh;
     let new_len = new_l4 + seg_len;
     // The header grows by `grow` bytes: into the headroom when there is
     // room (the Ethernet header moves, the payload stays), else by moving
@@ -467,12 +525,13 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
     let (old_ph, new_ph) = (addr_sum4(src4, dst4), addr_sum6(&to.src, &to.dst));
     let mut udp_zero = false;
     let nh = match plan {
-        L4Plan::Tcp => {
+        None => p.proto,
+        Some(L4Plan::Tcp) => {
             let mut t = TcpPacket::new_unchecked(&mut data[l4..end]);
             t.set_checksum(reseed(t.checksum(), old_ph, new_ph));
             ip_proto::TCP
         }
-        L4Plan::Udp => {
+        Some(L4Plan::Udp) => {
             let mut u = UdpPacket::new_unchecked(&mut data[l4..end]);
             if u.checksum() == 0 {
                 udp_zero = true;
@@ -481,7 +540,7 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
             }
             ip_proto::UDP
         }
-        L4Plan::Echo(ty) => {
+        Some(L4Plan::Echo(ty)) => {
             let mut i = IcmpPacket::new_unchecked(&mut data[l4..end]);
             let code = i.msg_code();
             let c = update16(
@@ -507,12 +566,24 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
     write_v6(
         &mut data[l3..],
         o.tc,
-        seg_len as u16,
-        nh,
+        (fh + seg_len) as u16,
+        if frag.is_some() {
+            ip_proto::IPV6_FRAGMENT
+        } else {
+            nh
+        },
         o.hop,
         &to.src,
         &to.dst,
     );
+    if let Some(fr) = frag {
+        // Next header, reserved, offset | M, Identification (RFC 7915 §4.1)
+        let h = &mut data[l3 + V6..l3 + V6 + FRAG_HDR];
+        h[0] = nh;
+        h[1] = 0;
+        wr16(h, 2, fr.off | fr.more as u16);
+        h[4..8].copy_from_slice(&fr.id.to_be_bytes());
+    }
     set_ethertype(data, ethertype::IPV6);
     if udp_zero {
         UdpPacket::new_unchecked(&mut data[new_l4..new_len]).fill_checksum_v6(&to.src, &to.dst);
@@ -683,9 +754,21 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
         return Err(DropReason::UnsupportedEthertype);
     }
     let (l3, end) = (p.l3_off as usize, p.ip_end());
-    let (nh, off) = match walk_extension_headers(&f[l3 + V6..end], p.proto) {
-        ExtWalk::Upper { nh, off } => (nh, off),
-        ExtWalk::Fragment { .. } => return Err(DropReason::XlatFragment),
+    let (nh, off, frag) = match walk_extension_headers(&f[l3 + V6..end], p.proto) {
+        ExtWalk::Upper { nh, off } => (nh, off, None),
+        ExtWalk::Fragment { off } => {
+            let at = l3 + V6 + off;
+            let Some(h) = f.get(at..at + FRAG_HDR).filter(|_| at + FRAG_HDR <= end) else {
+                return Err(DropReason::BadIpv6);
+            };
+            let fo = rd16(h, 2);
+            let fr = FragInfo {
+                off: fo & 0xfff8,
+                more: fo & 1 != 0,
+                id: rd32(h, 4),
+            };
+            (h[0], off + FRAG_HDR, Some(fr))
+        }
         ExtWalk::ActiveRouting { .. } => return Err(DropReason::XlatUntranslatable),
         ExtWalk::Malformed => return Err(DropReason::BadIpv6),
     };
@@ -703,13 +786,16 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
         hop: p.ttl - 1,
     };
     let seg = &f[l4..end];
-    let plan = match plan_l4(nh, seg, ip_proto::ICMPV6, |i| {
-        icmp::map_6to4(i.msg_type(), i.msg_code(), rd32(seg, 4))
-    })? {
-        Plan::Rewrite(plan) => plan,
-        Plan::IcmpError(ty, code, rest) => {
-            return v6_error_to_v4(pkt, cfg, to, o, (src6, dst6), (ty, code, rest))
-        }
+    let plan = match frag {
+        Some(fr) => plan_fragment(nh, seg, &fr)?,
+        None => match plan_l4(nh, seg, ip_proto::ICMPV6, |i| {
+            icmp::map_6to4(i.msg_type(), i.msg_code(), rd32(seg, 4))
+        })? {
+            Plan::Rewrite(plan) => Some(plan),
+            Plan::IcmpError(ty, code, rest) => {
+                return v6_error_to_v4(pkt, cfg, to, o, (src6, dst6), (ty, code, rest))
+            }
+        },
     };
     let seg_len = end - l4;
     let total = V4 + seg_len;
@@ -720,17 +806,18 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
     let data = pkt.data_mut();
     let (old_ph, new_ph) = (addr_sum6(&src6, &dst6), addr_sum4(to.src, to.dst));
     let proto = match plan {
-        L4Plan::Tcp => {
+        None => nh,
+        Some(L4Plan::Tcp) => {
             let mut t = TcpPacket::new_unchecked(&mut data[l4..end]);
             t.set_checksum(reseed(t.checksum(), old_ph, new_ph));
             ip_proto::TCP
         }
-        L4Plan::Udp => {
+        Some(L4Plan::Udp) => {
             let mut u = UdpPacket::new_unchecked(&mut data[l4..end]);
             u.set_checksum(checksum::udp_update16(u.checksum(), old_ph, new_ph));
             ip_proto::UDP
         }
-        L4Plan::Echo(ty) => {
+        Some(L4Plan::Echo(ty)) => {
             let mut i = IcmpPacket::new_unchecked(&mut data[l4..end]);
             let code = i.msg_code();
             let ph = pseudo_header_v6(&src6, &dst6, ip_proto::ICMPV6, seg_len as u32);
@@ -752,12 +839,19 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
         &mut data[l3..],
         o.tc,
         total as u16,
-        to.ident,
+        frag.map_or(to.ident, |fr| fr.id as u16),
         o.hop,
         proto,
         to.src,
         to.dst,
     );
+    if let Some(fr) = frag {
+        // RFC 7915 §5.1.1: the low 16 bits of the Identification, offset,
+        // MF = M, DF = 0.
+        let mut ip = Ipv4Packet::new_unchecked(&mut data[l3..l3 + V4]);
+        ip.set_flags_and_frag_offset(false, fr.more, fr.off);
+        ip.fill_checksum();
+    }
     set_ethertype(data, ethertype::IPV4);
     pkt.len = new_l4 + seg_len;
     Ok(())

@@ -347,7 +347,7 @@ fn vlan_tag_and_macs_are_kept_and_ipv4_options_dropped() {
 }
 
 #[test]
-fn ipv6_extension_headers_skipped_routing_and_fragments_refused() {
+fn ipv6_extension_headers_skipped_routing_and_icmp_fragments_refused() {
     let base = FrameSpec {
         ip6: ip6_spec(sub6(), wkp(SRV)),
         ..FrameSpec::udp(5000, 53)
@@ -378,23 +378,35 @@ fn ipv6_extension_headers_skipped_routing_and_fragments_refused() {
     let mut m = f.clone();
     m[55] = 200;
     assert_eq!(to4(&m, &To4::new(POOL, SRV)), Err(DropReason::BadIpv6));
-    // Fragments, both ways.
-    let frag6 = FrameSpec {
+    // Fragments of ICMP (TCP and UDP ones are translated: below).
+    let echo6 = FrameSpec {
         ip6: Some(Ip6Spec {
             fragment: true,
             ..ip6_spec(sub6(), wkp(SRV)).unwrap()
         }),
+        l4: L4::Icmp {
+            ty: icmp6::ECHO_REQUEST,
+            code: 0,
+            ident: 1,
+            seq: 1,
+        },
         ..base.clone()
     }
     .build();
     assert_eq!(
-        to4(&frag6, &To4::new(POOL, SRV)),
+        to4(&echo6, &To4::new(POOL, SRV)),
         Err(DropReason::XlatFragment)
     );
     for (mf, off) in [(true, 0), (false, 1480), (true, 8)] {
         let f4 = FrameSpec {
             more_frags: mf,
             frag_offset: off,
+            l4: L4::Icmp {
+                ty: icmp4::ECHO_REPLY,
+                code: 0,
+                ident: 1,
+                seq: 1,
+            },
             ..FrameSpec::udp(53, 5000)
         }
         .build();
@@ -403,6 +415,123 @@ fn ipv6_extension_headers_skipped_routing_and_fragments_refused() {
             Err(DropReason::XlatFragment)
         );
     }
+}
+
+/// A datagram of `n` bytes of payload (a pattern) over `l4`.
+fn big(l4: L4, n: usize) -> FrameSpec {
+    FrameSpec {
+        l4,
+        payload: (0..n).map(|i| (i * 7 + 3) as u8).collect(),
+        dont_frag: false,
+        ..FrameSpec::default()
+    }
+}
+
+/// RFC 7915 §5.1.1, §4.1: each fragment translated alone is the fragment
+/// of the whole datagram translated at once, cut at the same places.
+#[test]
+fn fragments_translate_alone_as_the_whole_datagram_would() {
+    use crate::wire::build::{fragment_v4, fragment_v6};
+    let udp = |s, d| L4::Udp {
+        src_port: s,
+        dst_port: d,
+        checksum: true,
+    };
+    let tcp = |s, d| L4::Tcp {
+        src_port: s,
+        dst_port: d,
+        seq: 7,
+        ack: 9,
+        flags: ACK | PSH,
+        window: 1000,
+        options: vec![],
+    };
+    for l4 in [udp(5000, 53), tcp(40_000, 80)] {
+        // 6 -> 4: ID 0xabcd_1234 gives the IPv4 Identification 0x1234.
+        let whole = FrameSpec {
+            ip6: ip6_spec(sub6(), wkp(SRV)),
+            ..big(l4.clone(), 3000)
+        }
+        .build();
+        let to = To4::new(POOL, SRV).ident(0x1234);
+        let want = fragment_v4(&to4(&whole, &to).unwrap(), 1448);
+        let frags = fragment_v6(&whole, 1448, 0xabcd_1234);
+        assert_eq!(frags.len(), 3);
+        for (k, f) in frags.iter().enumerate() {
+            // (any Identification of To4: a fragment keeps its own)
+            let out = to4(f, &To4::new(POOL, SRV).ident(0x9999)).unwrap();
+            assert_eq!(out, want[k], "6->4 fragment {k}");
+        }
+        // 4 -> 6: the IPv4 Identification zero-extended; 28 bytes more.
+        let whole = FrameSpec {
+            src_ip: SRV,
+            dst_ip: POOL,
+            ident: 0x4321,
+            ..big(l4.clone(), 3000)
+        }
+        .build();
+        let to = To6::new(wkp(SRV), sub6());
+        let want = fragment_v6(&to6(&whole, &to).unwrap(), 1400, 0x4321);
+        let frags = fragment_v4(&whole, 1400);
+        assert_eq!(frags.len(), 3);
+        for (k, f) in frags.iter().enumerate() {
+            let out = to6(f, &to).unwrap();
+            assert_eq!(out.len(), f.len() + 28);
+            assert_eq!(out, want[k], "4->6 fragment {k}");
+        }
+    }
+}
+
+#[test]
+fn fragments_that_cannot_be_translated() {
+    use crate::wire::build::{fragment_v4, fragment_v6};
+    let to = To6::new(wkp(SRV), sub6());
+    // A first UDP fragment without a checksum (IPv6 needs one over the
+    // whole datagram): untranslatable; the later ones do not carry it.
+    let nock = FrameSpec {
+        src_ip: SRV,
+        dst_ip: POOL,
+        ..big(
+            L4::Udp {
+                src_port: 53,
+                dst_port: 5000,
+                checksum: false,
+            },
+            3000,
+        )
+    }
+    .build();
+    let f = fragment_v4(&nock, 1400);
+    assert_eq!(to6(&f[0], &to), Err(DropReason::XlatUntranslatable));
+    assert!(to6(&f[1], &to).is_ok());
+    // A first fragment too short for its UDP header, both ways.
+    let ck = FrameSpec {
+        src_ip: SRV,
+        dst_ip: POOL,
+        ..FrameSpec::udp(53, 5000)
+    }
+    .build();
+    let short4 = fragment_v4(&ck, 8)[0].clone();
+    assert!(to6(&short4, &to).is_ok(), "8 bytes: the header is there");
+    let mut s4 = short4.clone();
+    s4.truncate(14 + 20 + 4);
+    s4[16..18].copy_from_slice(&24u16.to_be_bytes());
+    Ipv4Packet::new_unchecked(&mut s4[14..]).fill_checksum();
+    assert_eq!(to6(&s4, &to), Err(DropReason::BadL4));
+    let whole6 = FrameSpec {
+        ip6: ip6_spec(sub6(), wkp(SRV)),
+        ..FrameSpec::udp(5000, 53)
+    }
+    .build();
+    let mut s6 = fragment_v6(&whole6, 8, 1)[0].clone();
+    s6.truncate(14 + 40 + 8 + 4);
+    s6[18..20].copy_from_slice(&12u16.to_be_bytes());
+    assert_eq!(to4(&s6, &To4::new(POOL, SRV)), Err(DropReason::BadL4));
+    // A Fragment header cut short.
+    let mut c6 = s6.clone();
+    c6.truncate(14 + 40 + 4);
+    c6[18..20].copy_from_slice(&4u16.to_be_bytes());
+    assert_eq!(to4(&c6, &To4::new(POOL, SRV)), Err(DropReason::BadIpv6));
 }
 
 #[test]

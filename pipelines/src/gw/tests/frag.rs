@@ -1,8 +1,9 @@
-//! IPv4 fragments of NAT44 connections ([`super::frag`]): every output
-//! fragment byte for byte equal to the fragment a router would cut from
-//! the whole datagram translated at once (so the first fragment's L4
-//! checksum is the whole datagram's), in order and out of order, both
-//! ways; the limits and the timeout counted under their reasons.
+//! Fragments of NAT44 and NAT66 connections ([`super::frag`]): every
+//! output fragment byte for byte equal to the fragment a router (IPv4) or
+//! the source (IPv6) would cut from the whole datagram translated at once
+//! (so the first fragment's L4 checksum is the whole datagram's), in order
+//! and out of order, both ways; the limits and the timeout counted under
+//! their reasons.
 
 use super::*;
 use crate::wire::build::fragment_v4;
@@ -286,7 +287,463 @@ fn a_first_fragment_in_a_burst_with_its_followers() {
 
 #[test]
 fn memory_per_context_and_slot() {
-    use crate::gw::frag::{Ctx, Slot, HOLD_BYTES};
-    assert_eq!(core::mem::size_of::<Ctx>(), 72);
+    use crate::gw::frag::{Addrs6, Ctx, Slot, HOLD_BYTES};
+    assert_eq!(core::mem::size_of::<Ctx>(), 76);
+    assert_eq!(core::mem::size_of::<Addrs6>(), 64);
     assert_eq!(core::mem::size_of::<Slot>(), HOLD_BYTES + 8);
+}
+
+// ------------------------------------------------------------- NAT66 --
+
+mod nat66 {
+    //! IPv6 fragments (a Fragment header first) of NAT66 connections:
+    //! every output fragment byte for byte the one the source would cut
+    //! from the whole datagram translated at once.
+
+    use super::super::fixtures::*;
+    use super::super::nat66::{h66, mac6, natted6};
+    use super::super::*;
+    use super::released;
+    use crate::wire::build::fragment_v6;
+
+    addresses6! {
+        sub_a = "2001:db8:0:1::1",
+        p6_0 = "2001:db8:ff::10",
+        vip6_wap = "2001:db8:33::1",
+        wap1_6 = "2001:db8:33:1::10",
+    }
+
+    /// The payload of an IPv6 fragment at a 1500-byte MTU.
+    const STEP: usize = 1448;
+
+    fn dgram6(macs: Macs, src: Ep6, dst: Ep6, n: usize) -> FrameSpec {
+        let payload: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+        udp6(macs, src, dst, &payload)
+    }
+    /// sub_a:4000 → vip6_wap:53, 3000 bytes: three fragments.
+    fn up6() -> FrameSpec {
+        dgram6((LB1, ACC_MAC), (sub_a(), 4000), (vip6_wap(), 53), 3000)
+    }
+    /// Its translation: p6_0:20000 → wap1_6:53, fragmented alike.
+    fn up6_sent(d: &FrameSpec, id: u32) -> Vec<Vec<u8>> {
+        let whole = natted6(
+            d,
+            (SRV_MAC, mac6(wap1_6())),
+            (p6_0(), 20_000),
+            (wap1_6(), 53),
+        );
+        fragment_v6(&whole, STEP, id)
+    }
+    /// The answer wap1_6:53 → p6_0:20000, 4000 bytes.
+    fn down6() -> FrameSpec {
+        dgram6(
+            (mac6(wap1_6()), SRV_MAC),
+            (wap1_6(), 53),
+            (p6_0(), 20_000),
+            4000,
+        )
+    }
+    fn down6_sent(d: &FrameSpec, id: u32) -> Vec<Vec<u8>> {
+        let whole = natted6(d, (ACC_MAC, LB1), (vip6_wap(), 53), (sub_a(), 4000));
+        fragment_v6(&whole, STEP, id)
+    }
+    fn frags6(d: &FrameSpec, id: u32) -> Vec<Vec<u8>> {
+        fragment_v6(&d.build(), STEP, id)
+    }
+
+    #[test]
+    fn in_order_both_ways_byte_for_byte() {
+        let mut h = h66();
+        let d = up6();
+        let (fin, want) = (frags6(&d, 0xdead_beef), up6_sent(&d, 0xdead_beef));
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, UP, 0);
+            assert_eq!(v, TX_UP, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+        }
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+        let ip_bytes: usize = fin.iter().map(|f| f.len() - 14).sum();
+        assert_eq!((flow.up_pkts, flow.up_bytes), (3, ip_bytes as u64));
+
+        let a = down6();
+        let (fin, want) = (frags6(&a, 7), down6_sent(&a, 7));
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, DOWN, 1);
+            assert_eq!(v, TX_DOWN, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+        }
+        let c = &h.w[0].counters;
+        assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 0));
+        assert_eq!((c.up_pkts, c.down_pkts), (3, 3));
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn out_of_order_and_the_high_bits_of_the_identification() {
+        let mut h = h66();
+        let d = up6();
+        // Two datagrams whose IDs differ only in the high 16 bits.
+        let (f1, w1) = (frags6(&d, 0x0001_0042), up6_sent(&d, 0x0001_0042));
+        let (f2, w2) = (frags6(&d, 0x0002_0042), up6_sent(&d, 0x0002_0042));
+        assert_eq!(h.run(&f1[2], UP, 0).0, Verdict::Consumed);
+        assert_eq!(h.run(&f2[1], UP, 0).0, Verdict::Consumed);
+        assert_eq!(h.w[0].frag_state(), (2, 2));
+        assert_eq!(h.run(&f1[0], UP, 1), (TX_UP, w1[0].clone()));
+        assert_eq!(released(&mut h), vec![(w1[2].clone(), 1)]);
+        assert_eq!(h.run(&f1[1], UP, 1), (TX_UP, w1[1].clone()));
+        assert_eq!(h.w[0].frag_state(), (1, 1), "the second still waits");
+        assert_eq!(h.run(&f2[0], UP, 2), (TX_UP, w2[0].clone()));
+        assert_eq!(released(&mut h), vec![(w2[1].clone(), 1)]);
+        assert_eq!(h.run(&f2[2], UP, 2), (TX_UP, w2[2].clone()));
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn timeout_and_what_stays_dropped() {
+        let mut h = h66();
+        let d = up6();
+        let f = frags6(&d, 9);
+        assert_eq!(h.run(&f[1], UP, 0).0, Verdict::Consumed);
+        h.expire(0, 100);
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        // A later fragment to no VIP, or from the wrong side: not held.
+        let other = dgram6((LB1, ACC_MAC), (sub_a(), 4000), (wap1_6(), 53), 3000);
+        let fo = frags6(&other, 3);
+        assert_eq!(h.run(&fo[1], UP, 0).0, Verdict::Drop(DropReason::Fragment));
+        // Another extension header before the Fragment header: dropped as
+        // before (not a fragment to the parse).
+        let mut hbh = f[1].clone();
+        hbh.splice(54..54, [44u8, 0, 1, 4, 0, 0, 0, 0]);
+        hbh[20] = 0; // hop-by-hop first
+        let pl = u16::from_be_bytes([hbh[18], hbh[19]]) + 8;
+        hbh[18..20].copy_from_slice(&pl.to_be_bytes());
+        assert_eq!(
+            h.run(&hbh, UP, 0).0,
+            Verdict::Drop(DropReason::UnsupportedProto)
+        );
+        // A first fragment too short for the UDP header.
+        let mut short = f[0][..14 + 40 + 8 + 4].to_vec();
+        short[18..20].copy_from_slice(&12u16.to_be_bytes());
+        assert_eq!(h.run(&short, UP, 0).0, Verdict::Drop(DropReason::Fragment));
+        // Hop limit 1 on a later fragment.
+        let mut hop1 = f[2].clone();
+        hop1[21] = 1;
+        assert_eq!(
+            h.run(&hop1, UP, 0).0,
+            Verdict::Drop(DropReason::TtlExceeded)
+        );
+        // Without NAT64 or NAT66, IPv6 fragments are `fragment` drops.
+        let mut h4 = H::std();
+        assert_eq!(h4.run(&f[0], UP, 0).0, Verdict::Drop(DropReason::Fragment));
+        h.assert_drops(
+            &[
+                (DropReason::FragTimeout, 1),
+                (DropReason::Fragment, 2),
+                (DropReason::UnsupportedProto, 1),
+                (DropReason::TtlExceeded, 1),
+            ],
+            5,
+        );
+    }
+}
+
+// ------------------------------------------------------------- NAT64 --
+
+mod nat64 {
+    //! Fragments across NAT64 (RFC 7915 §5.1.1, §4.1): every output
+    //! fragment byte for byte the fragment of the whole datagram
+    //! translated at once, cut at the same places; an IPv4 fragment grows
+    //! by 28 bytes and is dropped when that exceeds `mtu6`.
+
+    use super::super::fixtures::*;
+    use super::super::nat64::{build6, h64, wkp};
+    use super::super::*;
+    use super::released;
+    use crate::wire::build::{fragment_v4, fragment_v6};
+    use crate::wire::ipv4::Ipv4Packet;
+
+    addresses6! {
+        sub6_1 = "2001:db8:0:1::1",
+    }
+
+    const UP_MACS: Macs = (LB1, ACC_MAC);
+    const DOWN_MACS: Macs = (ACC_MAC, LB1);
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + 3) as u8).collect()
+    }
+    /// sub6_1:5353 → 64:ff9b::VIP_WAP:53, 3000 bytes.
+    fn up6() -> FrameSpec {
+        udp6(
+            UP_MACS,
+            (sub6_1(), 5353),
+            (wkp(VIP_WAP), 53),
+            &pattern(3000),
+        )
+    }
+    /// Its translation, whole: POOL0:20000 → WAP1:53, TTL 63,
+    /// Identification `id`, cut at 1448 bytes as the IPv6 source cut it.
+    fn up4_sent(d: &FrameSpec, id: u16) -> Vec<Vec<u8>> {
+        let mut s = d.clone();
+        s.ip6 = None;
+        (s.src_mac, s.dst_mac) = (SRV_MAC, mac_of(WAP1));
+        (s.src_ip, s.dst_ip) = (POOL0, WAP1);
+        s.ttl -= 1;
+        s.ident = id;
+        s.dont_frag = false;
+        set_ports(&mut s.l4, 20_000, 53, |_, _| unreachable!());
+        fragment_v4(&s.build(), 1448)
+    }
+    /// WAP1:53 → POOL0:20000, 4000 bytes, Identification 0x0777.
+    fn down4() -> FrameSpec {
+        FrameSpec {
+            ident: 0x0777,
+            dont_frag: false,
+            ..udp(
+                (mac_of(WAP1), SRV_MAC),
+                (WAP1, 53),
+                (POOL0, 20_000),
+                &pattern(4000),
+            )
+        }
+    }
+    /// Its translation, whole, cut at `step` bytes with the ID 0x0777.
+    fn down6_sent(d: &FrameSpec, step: usize) -> Vec<Vec<u8>> {
+        let s = sent6(
+            d,
+            DOWN_MACS,
+            (wkp(VIP_WAP), 53),
+            (sub6_1(), 5353),
+            |_, _| unreachable!(),
+        );
+        fragment_v6(&build6(&s), step, 0x0777)
+    }
+    /// The IPv4 fragment of `whole` carrying its payload `off..off + n`.
+    fn piece(whole: &[u8], off: usize, n: usize) -> Vec<u8> {
+        let end = 14 + u16::from_be_bytes([whole[16], whole[17]]) as usize;
+        let mut f = whole[..34].to_vec();
+        f.extend_from_slice(&whole[34 + off..34 + off + n]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+        ip.set_total_len((20 + n) as u16);
+        ip.set_flags_and_frag_offset(false, 34 + off + n < end, off as u16);
+        ip.fill_checksum();
+        f
+    }
+
+    #[test]
+    fn six_to_four_in_order_and_out_of_order() {
+        let mut h = h64();
+        let d = up6();
+        // In order: ID 0xabcd_0042 → IPv4 Identification 0x0042.
+        let (fin, want) = (
+            fragment_v6(&d.build(), 1448, 0xabcd_0042),
+            up4_sent(&d, 0x42),
+        );
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, UP, 0);
+            assert_eq!(v, TX_UP, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+            assert_eq!(out.len() + 28, f.len());
+        }
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        // Out of order: the last one held, released translated (shrunk in
+        // its slot) after the first.
+        let (fin, want) = (
+            fragment_v6(&d.build(), 1448, 0x0001_0043),
+            up4_sent(&d, 0x43),
+        );
+        assert_eq!(h.run(&fin[2], UP, 1).0, Verdict::Consumed);
+        assert_eq!(h.run(&fin[0], UP, 1), (TX_UP, want[0].clone()));
+        assert_eq!(released(&mut h), vec![(want[2].clone(), 1)]);
+        assert_eq!(h.run(&fin[1], UP, 1), (TX_UP, want[1].clone()));
+        assert_eq!(h.w[0].frag_state(), (0, 0));
+        let c = &h.w[0].counters;
+        assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 1));
+        assert_eq!((c.up_pkts, c.nat64_flows), (6, 1));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn four_to_six_in_order_and_out_of_order() {
+        let mut h = h64();
+        let d = up6();
+        let fin = fragment_v6(&d.build(), 1448, 5);
+        assert_eq!(h.run(&fin[0], UP, 0).0, TX_UP);
+        let a = down4();
+        // 1400-byte pieces: 1448 + 40 bytes of IPv6, under the 1500 MTU.
+        let (fin, want) = (fragment_v4(&a.build(), 1400), down6_sent(&a, 1400));
+        assert_eq!(fin.len(), 3);
+        for (k, f) in fin.iter().enumerate() {
+            let (v, out) = h.run(f, DOWN, 1);
+            assert_eq!(v, TX_DOWN, "fragment {k}");
+            assert_eq!(out, want[k], "fragment {k}");
+            assert_eq!(out.len(), f.len() + 28);
+        }
+        // Out of order: the middle one held, released (grown in its slot).
+        assert_eq!(h.run(&fin[1], DOWN, 2).0, Verdict::Consumed);
+        assert_eq!(h.run(&fin[0], DOWN, 2), (TX_DOWN, want[0].clone()));
+        assert_eq!(released(&mut h), vec![(want[1].clone(), 0)]);
+        assert_eq!(h.run(&fin[2], DOWN, 2), (TX_DOWN, want[2].clone()));
+        assert_eq!(h.w[0].frag_state(), (1, 0), "the up datagram's context");
+        let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
+        let sent: usize = want.iter().map(|f| f.len() - 14).sum();
+        assert_eq!((flow.down_pkts, flow.down_bytes), (6, 2 * sent as u64));
+        h.assert_drops(&[], 0);
+    }
+
+    #[test]
+    fn four_to_six_over_the_ipv6_mtu_is_dropped() {
+        let mut h = h64();
+        let fin = fragment_v6(&up6().build(), 1448, 5);
+        assert_eq!(h.run(&fin[0], UP, 0).0, TX_UP);
+        let whole = down4().build();
+        // A first fragment of 1456 bytes: 1504 bytes of IPv6.
+        let big = |i: u16| {
+            let mut f = piece(&whole, 0, 1456);
+            f[18..20].copy_from_slice(&i.to_be_bytes());
+            Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+            f
+        };
+        assert_eq!(
+            h.run(&big(1), DOWN, 1).0,
+            Verdict::Drop(DropReason::XlatFragTooBig)
+        );
+        // A later one, held then released: dropped at its release; and
+        // one that comes after the first.
+        let (a, b, c) = (
+            piece(&whole, 0, 1400),
+            piece(&whole, 1400, 1456),
+            piece(&whole, 2856, 1152),
+        );
+        assert_eq!(h.run(&b, DOWN, 1).0, Verdict::Consumed);
+        assert_eq!(h.run(&a, DOWN, 1).0, TX_DOWN);
+        assert!(released(&mut h).is_empty());
+        assert_eq!(
+            h.run(&b, DOWN, 1).0,
+            Verdict::Drop(DropReason::XlatFragTooBig)
+        );
+        assert_eq!(h.run(&c, DOWN, 1).0, TX_DOWN);
+        h.assert_drops(&[(DropReason::XlatFragTooBig, 3)], 3);
+    }
+}
+
+// -------------------------------------------------------- robustness --
+
+mod robust {
+    //! Fragments of every kind (NAT44, NAT64 both ways, NAT66 both ways),
+    //! their headers mutated, cut short, in any order, through one worker
+    //! with small tables: no panic, nothing written outside a frame (the
+    //! harness checks), released frames whole, every context gone after
+    //! the timeout.
+
+    use super::super::nat64::wkp;
+    use super::super::nat66::{mac6, tables66};
+    use super::super::*;
+    use crate::gw::frag::HOLD_BYTES;
+    use crate::wire::build::{fragment_v4, fragment_v6};
+
+    addresses6! {
+        sub_a = "2001:db8:0:1::1",
+        p6_0 = "2001:db8:ff::10",
+        vip6_wap = "2001:db8:33::1",
+        wap1_6 = "2001:db8:33:1::10",
+    }
+
+    /// Fragments (frame, arrival port) of datagrams of every kind.
+    fn seeds() -> Vec<(Vec<u8>, u16)> {
+        let pl: Vec<u8> = (0..2000).map(|i| (i * 7 + 3) as u8).collect();
+        let v4 = |f: FrameSpec| FrameSpec {
+            dont_frag: false,
+            ..f
+        };
+        let mut s = Vec::new();
+        let mut add =
+            |frags: Vec<Vec<u8>>, port: u16| s.extend(frags.into_iter().map(|f| (f, port)));
+        // NAT44 up and its answer down.
+        let up44 = v4(udp((LB1, ACC_MAC), (SUB1, 4000), (VIP_WAP, 53), &pl));
+        add(fragment_v4(&up44.build(), 800), UP);
+        let dn44 = v4(udp(
+            (mac_of(WAP1), SRV_MAC),
+            (WAP1, 53),
+            (POOL0, 20_000),
+            &pl,
+        ));
+        add(fragment_v4(&dn44.build(), 800), DOWN);
+        // NAT64 up (a TCP one too) and an answer down.
+        let up64 = udp6((LB1, ACC_MAC), (sub_a(), 5353), (wkp(VIP_WAP), 53), &pl);
+        add(fragment_v6(&up64.build(), 800, 0x1_0001), UP);
+        let syn = tcp6(
+            (LB1, ACC_MAC),
+            (sub_a(), 5354),
+            (wkp(VIP_WAP), 80),
+            SYN,
+            1,
+            0,
+            &pl,
+        );
+        add(fragment_v6(&syn.build(), 800, 0x1_0002), UP);
+        let dn64 = v4(udp(
+            (mac_of(WAP1), SRV_MAC),
+            (WAP1, 53),
+            (POOL0, 20_001),
+            &pl,
+        ));
+        add(fragment_v4(&dn64.build(), 800), DOWN);
+        // NAT66 up and down.
+        let up66 = udp6((LB1, ACC_MAC), (sub_a(), 4001), (vip6_wap(), 53), &pl);
+        add(fragment_v6(&up66.build(), 800, 0x2_0001), UP);
+        let dn66 = udp6(
+            (mac6(wap1_6()), SRV_MAC),
+            (wap1_6(), 53),
+            (p6_0(), 20_002),
+            &pl,
+        );
+        add(fragment_v6(&dn66.build(), 800, 0x2_0002), DOWN);
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn mutated_fragments_in_any_order_never_panic(
+            ops in proptest::collection::vec(
+                (
+                    0usize..64,
+                    proptest::collection::vec((0usize..90, any::<u8>()), 0..3),
+                    proptest::option::of(0usize..900),
+                ),
+                1..40,
+            ),
+        ) {
+            let mut h = H::new(GwConfig {
+                nat64: Some(Nat64Cfg::default()),
+                frag_contexts: 4,
+                frag_hold_slots: 4,
+                ..super::super::nat66::cfg66()
+            });
+            h.t = tables66();
+            let seeds = seeds();
+            for (t, (i, flips, cut)) in ops.into_iter().enumerate() {
+                let (mut f, port) = seeds[i % seeds.len()].clone();
+                for (at, b) in flips {
+                    if at < f.len() {
+                        f[at] = b;
+                    }
+                }
+                if let Some(n) = cut {
+                    f.truncate(n);
+                }
+                let _ = h.run(&f, port, t as u64);
+                h.w[0].drain_released(|b, p| assert!(b.len() <= HOLD_BYTES && p <= 1));
+            }
+            h.expire(0, 1_000);
+            prop_assert_eq!(h.w[0].frag_state(), (0, 0));
+        }
+    }
 }

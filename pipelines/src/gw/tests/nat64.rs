@@ -8,7 +8,7 @@ use crate::wire::icmp::v6 as icmp6;
 use crate::xlat::Prefix;
 
 /// `64:ff9b::a.b.c.d`.
-fn wkp(a: [u8; 4]) -> [u8; 16] {
+pub(super) fn wkp(a: [u8; 4]) -> [u8; 16] {
     Prefix::WELL_KNOWN.embed(a)
 }
 
@@ -44,14 +44,14 @@ pub(super) fn sessions6() -> Vec<([u8; 16], u8, SubscriberAuth)> {
     ]
 }
 
-fn cfg64() -> GwConfig {
+pub(super) fn cfg64() -> GwConfig {
     GwConfig {
         nat64: Some(Nat64Cfg::default()),
         ..cfg()
     }
 }
 
-fn h64() -> H {
+pub(super) fn h64() -> H {
     H::new(cfg64())
 }
 
@@ -67,7 +67,7 @@ fn ping6(
 }
 
 /// Build `spec` (IPv6) with the flow label 0, as the translator writes it.
-fn build6(spec: &FrameSpec) -> Vec<u8> {
+pub(super) fn build6(spec: &FrameSpec) -> Vec<u8> {
     let mut f = spec.build();
     let l3 = if spec.vlan.is_some() { 18 } else { 14 };
     f[l3 + 1] &= 0xf0;
@@ -691,8 +691,8 @@ fn ipv6_drops_of_the_stage() {
     let mut f = syn(wkp(VIP_WAP));
     f.ttl = 1;
     assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::TtlExceeded));
-    // a fragment
-    let mut f = udp6(UP_MACS, (sub6_1(), 1), (wkp(VIP_WAP), 53), b"x");
+    // a fragment of ICMPv6 (TCP and UDP ones: tests/frag.rs)
+    let mut f = ping6(UP_MACS, sub6_1(), wkp(VIP_WAP), icmp6::ECHO_REQUEST, 1, 1);
     f.ip6.as_mut().unwrap().fragment = true;
     assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::Fragment));
     // an echo reply from the subscriber side; a non-SYN with no flow

@@ -20,7 +20,7 @@ addresses6! {
     wap2_6 = "2001:db8:33:1::11",
     mail1_6 = "2001:db8:33:1::20",
 }
-fn mac6(a: [u8; 16]) -> [u8; 6] {
+pub(super) fn mac6(a: [u8; 16]) -> [u8; 6] {
     [0x02, 0x66, 0, 0, a[14], a[15]]
 }
 
@@ -29,7 +29,7 @@ fn syn_up(src: ([u8; 16], u16), dst: ([u8; 16], u16)) -> FrameSpec {
     tcp6((LB1, ACC_MAC), src, dst, SYN, b"")
 }
 
-fn cfg66() -> GwConfig {
+pub(super) fn cfg66() -> GwConfig {
     GwConfig {
         pool6: vec![p6_0(), p6_1()],
         ..cfg()
@@ -38,7 +38,7 @@ fn cfg66() -> GwConfig {
 
 /// The fixture's tables plus IPv6 VIPs (wap: any port; mail: port 25),
 /// member IPv6 addresses (mail2 has none) and IPv6 neighbours.
-fn tables66() -> GwTables {
+pub(super) fn tables66() -> GwTables {
     let t = tables();
     let m6 = |g: &str, m: &str, ip6| Member6 {
         group: g.into(),
@@ -71,7 +71,7 @@ fn tables66() -> GwTables {
     t.with_services(svc).with_neighbours(n)
 }
 
-fn h66() -> H {
+pub(super) fn h66() -> H {
     let mut h = H::new(cfg66());
     h.t = tables66();
     h
@@ -102,7 +102,7 @@ fn from_wap1(to: Ep6, flags: u8, payload: &[u8]) -> FrameSpec {
 
 /// `spec` (IPv6) as the GW must send it: MACs (src, dst), addresses, ports,
 /// hop limit − 1.
-fn natted6(spec: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
+pub(super) fn natted6(spec: &FrameSpec, macs: Macs, src: Ep6, dst: Ep6) -> Vec<u8> {
     sent6(spec, macs, src, dst, |_, _| unreachable!()).build()
 }
 
