@@ -411,23 +411,52 @@ pub fn checksums_ok(frame: &[u8]) -> bool {
 pub fn fragment_v4(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
     let p = super::parse_l3(frame).expect("an IPv4 frame");
     assert!(p.is_ipv4(), "an IPv4 frame");
-    let (l3, l4, end) = (p.l3_off as usize, p.l4_off as usize, p.ip_end());
+    let l3 = p.l3_off as usize;
+    cut(
+        frame,
+        &p,
+        max_payload,
+        |_, _| Vec::new(),
+        |f, off, n, more| {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
+            ip.set_total_len((p.l4_off as usize - l3 + n) as u16);
+            ip.set_flags_and_frag_offset(false, more, off as u16);
+            ip.fill_checksum();
+        },
+    )
+}
+
+/// `frame`'s IP payload cut as [`pieces`] says, each piece a frame: the
+/// headers up to the payload, `insert(offset, more)` (a header to add),
+/// the piece, then `fix(frame, offset, length, more)`.
+fn cut(
+    frame: &[u8],
+    p: &super::Parsed,
+    max_payload: usize,
+    insert: impl Fn(usize, bool) -> Vec<u8>,
+    fix: impl Fn(&mut [u8], usize, usize, bool),
+) -> Vec<Vec<u8>> {
+    let (l4, end) = (p.l4_off as usize, p.ip_end());
+    pieces(end - l4, max_payload)
+        .map(|(off, n, more)| {
+            let mut f = frame[..l4].to_vec();
+            f.extend_from_slice(&insert(off, more));
+            f.extend_from_slice(&frame[l4 + off..l4 + off + n]);
+            fix(&mut f, off, n, more);
+            f
+        })
+        .collect()
+}
+
+/// The pieces a payload of `len` bytes is cut into, at most `max_payload`
+/// bytes each (rounded down to a multiple of 8): (offset, length, more
+/// pieces after it).
+fn pieces(len: usize, max_payload: usize) -> impl Iterator<Item = (usize, usize, bool)> {
     let step = max_payload / 8 * 8;
     assert!(step > 0);
-    let mut out = Vec::new();
-    let mut off = 0;
-    while l4 + off < end {
-        let n = step.min(end - l4 - off);
-        let mut f = frame[..l4].to_vec();
-        f.extend_from_slice(&frame[l4 + off..l4 + off + n]);
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
-        ip.set_total_len((l4 - l3 + n) as u16);
-        ip.set_flags_and_frag_offset(false, l4 + off + n < end, off as u16);
-        ip.fill_checksum();
-        out.push(f);
-        off += n;
-    }
-    out
+    (0..len)
+        .step_by(step)
+        .map(move |off| (off, step.min(len - off), off + step < len))
 }
 
 /// `frame` (Ethernet, optionally tagged, + an IPv6 packet without
@@ -439,28 +468,18 @@ pub fn fragment_v4(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
 pub fn fragment_v6(frame: &[u8], max_payload: usize, id: u32) -> Vec<Vec<u8>> {
     let p = super::parse_l3(frame).expect("an IPv6 frame");
     assert!(p.is_ipv6(), "an IPv6 frame");
-    let (l4, end) = (p.l4_off as usize, p.ip_end());
-    let step = max_payload / 8 * 8;
-    assert!(step > 0);
-    let mut out = Vec::new();
-    let mut off = 0;
-    while l4 + off < end {
-        let n = step.min(end - l4 - off);
-        let more = l4 + off + n < end;
-        let mut f = frame[..l4].to_vec();
+    let l3 = p.l3_off as usize;
+    let header = |off: usize, more: bool| {
         let fo = off as u16 | more as u16;
-        f.extend_from_slice(&[p.proto, 0]);
-        f.extend_from_slice(&fo.to_be_bytes());
-        f.extend_from_slice(&id.to_be_bytes());
-        f.extend_from_slice(&frame[l4 + off..l4 + off + n]);
-        let l3 = p.l3_off as usize;
+        let [a, b] = fo.to_be_bytes();
+        let [c, d, e, g] = id.to_be_bytes();
+        vec![p.proto, 0, a, b, c, d, e, g]
+    };
+    cut(frame, &p, max_payload, header, |f, _, n, _| {
         let mut ip = Ipv6Packet::new_unchecked(&mut f[l3..]);
         ip.set_payload_len((8 + n) as u16);
         ip.set_next_header(ip_proto::IPV6_FRAGMENT);
-        out.push(f);
-        off += n;
-    }
-    out
+    })
 }
 
 /// Full recomputation of an IPv4 header checksum, for tests comparing

@@ -66,37 +66,66 @@ fn released(h: &mut H) -> Vec<(Vec<u8>, u16)> {
     v
 }
 
-#[test]
-fn in_order_both_ways_byte_for_byte() {
-    let mut h = H::std();
-    let d = up_dgram(0x4242);
-    let (fin, want) = (frags(&d), up_sent(&d));
-    assert_eq!(fin.len(), 3);
+/// Fragments `fin` in order through `port` at `now`: each one sent out
+/// translated, byte for byte `want[k]`.
+fn in_order(h: &mut H, fin: &[Vec<u8>], want: &[Vec<u8>], port: u16, now: u64) {
+    assert_eq!(fin.len(), want.len());
+    let tx = if port == UP { TX_UP } else { TX_DOWN };
     for (k, f) in fin.iter().enumerate() {
-        let (v, out) = h.run(f, UP, 0);
-        assert_eq!(v, TX_UP, "fragment {k}");
-        assert_eq!(out, want[k], "fragment {k}");
+        assert_eq!(h.run(f, port, now), (tx, want[k].clone()), "fragment {k}");
     }
+}
+
+/// Three fragments `fin` through `port` at `now`, the first one after
+/// fragment `early` was held: the first goes out as `want[0]` and releases
+/// `early` (`want[early]`, to the other port), the third one follows.
+fn first_releases(h: &mut H, fin: &[Vec<u8>], want: &[Vec<u8>], early: usize, port: u16, now: u64) {
+    let (tx, out) = if port == UP {
+        (TX_UP, DOWN)
+    } else {
+        (TX_DOWN, UP)
+    };
+    assert_eq!(h.run(&fin[0], port, now), (tx, want[0].clone()));
+    assert_eq!(released(h), vec![(want[early].clone(), out)]);
+    let last = 3 - early;
+    assert_eq!(h.run(&fin[last], port, now), (tx, want[last].clone()));
+}
+
+/// Fragments and what must go out for them.
+type Cut = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// A datagram of three fragments up (`up`), then one down (`down`), each
+/// in order: every fragment out translated byte for byte; the up one
+/// counted whole on its connection (POOL0:20000); two first fragments,
+/// four translated, none held, no context left, nothing dropped.
+fn both_ways_in_order(h: &mut H, up: Cut, down: Cut) {
+    let (fin, want) = up;
+    assert_eq!(fin.len(), 3);
+    in_order(h, &fin, &want, UP, 0);
     // The whole datagram seen: its context ended.
     assert_eq!(h.w[0].frag_state(), (0, 0));
     let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
     let ip_bytes: usize = fin.iter().map(|f| f.len() - 14).sum();
     assert_eq!((flow.up_pkts, flow.up_bytes), (3, ip_bytes as u64));
-
-    // The answer, 4000 bytes: three fragments down.
-    let a = down_dgram(0x0777);
-    let (fin, want) = (frags(&a), down_sent(&a));
+    let (fin, want) = down;
     assert_eq!(fin.len(), 3);
-    for (k, f) in fin.iter().enumerate() {
-        let (v, out) = h.run(f, DOWN, 1);
-        assert_eq!(v, TX_DOWN, "fragment {k}");
-        assert_eq!(out, want[k], "fragment {k}");
-    }
+    in_order(h, &fin, &want, DOWN, 1);
     let c = &h.w[0].counters;
     assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 0));
     assert_eq!((c.up_pkts, c.down_pkts), (3, 3));
     assert_eq!(h.w[0].frag_state(), (0, 0));
     h.assert_drops(&[], 0);
+}
+
+#[test]
+fn in_order_both_ways_byte_for_byte() {
+    let (d, a) = (up_dgram(0x4242), down_dgram(0x0777));
+    // The answer, 4000 bytes: three fragments down too.
+    both_ways_in_order(
+        &mut H::std(),
+        (frags(&d), up_sent(&d)),
+        (frags(&a), down_sent(&a)),
+    );
 }
 
 #[test]
@@ -126,9 +155,7 @@ fn out_of_order_fragments_wait_for_the_first_then_go_out_translated() {
     let a = down_dgram(0x2222);
     let (fin, want) = (frags(&a), down_sent(&a));
     assert_eq!(h.run(&fin[1], DOWN, 6).0, Verdict::Consumed);
-    assert_eq!(h.run(&fin[0], DOWN, 6), (TX_DOWN, want[0].clone()));
-    assert_eq!(released(&mut h), vec![(want[1].clone(), 0)]);
-    assert_eq!(h.run(&fin[2], DOWN, 6), (TX_DOWN, want[2].clone()));
+    first_releases(&mut h, &fin, &want, 1, DOWN, 6);
     assert_eq!(h.w[0].frag_state(), (0, 0));
     h.assert_drops(&[], 0);
 }
@@ -303,7 +330,7 @@ mod nat66 {
     use super::super::fixtures::*;
     use super::super::nat66::{h66, mac6, natted6};
     use super::super::*;
-    use super::released;
+    use super::{both_ways_in_order, first_releases};
     use crate::wire::build::fragment_v6;
 
     addresses6! {
@@ -353,33 +380,12 @@ mod nat66 {
 
     #[test]
     fn in_order_both_ways_byte_for_byte() {
-        let mut h = h66();
-        let d = up6();
-        let (fin, want) = (frags6(&d, 0xdead_beef), up6_sent(&d, 0xdead_beef));
-        assert_eq!(fin.len(), 3);
-        for (k, f) in fin.iter().enumerate() {
-            let (v, out) = h.run(f, UP, 0);
-            assert_eq!(v, TX_UP, "fragment {k}");
-            assert_eq!(out, want[k], "fragment {k}");
-        }
-        assert_eq!(h.w[0].frag_state(), (0, 0));
-        let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
-        let ip_bytes: usize = fin.iter().map(|f| f.len() - 14).sum();
-        assert_eq!((flow.up_pkts, flow.up_bytes), (3, ip_bytes as u64));
-
-        let a = down6();
-        let (fin, want) = (frags6(&a, 7), down6_sent(&a, 7));
-        assert_eq!(fin.len(), 3);
-        for (k, f) in fin.iter().enumerate() {
-            let (v, out) = h.run(f, DOWN, 1);
-            assert_eq!(v, TX_DOWN, "fragment {k}");
-            assert_eq!(out, want[k], "fragment {k}");
-        }
-        let c = &h.w[0].counters;
-        assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 0));
-        assert_eq!((c.up_pkts, c.down_pkts), (3, 3));
-        assert_eq!(h.w[0].frag_state(), (0, 0));
-        h.assert_drops(&[], 0);
+        let (d, a) = (up6(), down6());
+        both_ways_in_order(
+            &mut h66(),
+            (frags6(&d, 0xdead_beef), up6_sent(&d, 0xdead_beef)),
+            (frags6(&a, 7), down6_sent(&a, 7)),
+        );
     }
 
     #[test]
@@ -392,13 +398,9 @@ mod nat66 {
         assert_eq!(h.run(&f1[2], UP, 0).0, Verdict::Consumed);
         assert_eq!(h.run(&f2[1], UP, 0).0, Verdict::Consumed);
         assert_eq!(h.w[0].frag_state(), (2, 2));
-        assert_eq!(h.run(&f1[0], UP, 1), (TX_UP, w1[0].clone()));
-        assert_eq!(released(&mut h), vec![(w1[2].clone(), 1)]);
-        assert_eq!(h.run(&f1[1], UP, 1), (TX_UP, w1[1].clone()));
+        first_releases(&mut h, &f1, &w1, 2, UP, 1);
         assert_eq!(h.w[0].frag_state(), (1, 1), "the second still waits");
-        assert_eq!(h.run(&f2[0], UP, 2), (TX_UP, w2[0].clone()));
-        assert_eq!(released(&mut h), vec![(w2[1].clone(), 1)]);
-        assert_eq!(h.run(&f2[2], UP, 2), (TX_UP, w2[2].clone()));
+        first_releases(&mut h, &f2, &w2, 1, UP, 2);
         assert_eq!(h.w[0].frag_state(), (0, 0));
         h.assert_drops(&[], 0);
     }
@@ -463,7 +465,7 @@ mod nat64 {
     use super::super::fixtures::*;
     use super::super::nat64::{build6, h64, wkp};
     use super::super::*;
-    use super::released;
+    use super::{first_releases, in_order, released};
     use crate::wire::build::{fragment_v4, fragment_v6};
     use crate::wire::ipv4::Ipv4Packet;
 
@@ -545,11 +547,9 @@ mod nat64 {
             up4_sent(&d, 0x42),
         );
         assert_eq!(fin.len(), 3);
-        for (k, f) in fin.iter().enumerate() {
-            let (v, out) = h.run(f, UP, 0);
-            assert_eq!(v, TX_UP, "fragment {k}");
-            assert_eq!(out, want[k], "fragment {k}");
-            assert_eq!(out.len() + 28, f.len());
+        in_order(&mut h, &fin, &want, UP, 0);
+        for (f, w) in fin.iter().zip(&want) {
+            assert_eq!(w.len() + 28, f.len());
         }
         assert_eq!(h.w[0].frag_state(), (0, 0));
         // Out of order: the last one held, released translated (shrunk in
@@ -559,9 +559,7 @@ mod nat64 {
             up4_sent(&d, 0x43),
         );
         assert_eq!(h.run(&fin[2], UP, 1).0, Verdict::Consumed);
-        assert_eq!(h.run(&fin[0], UP, 1), (TX_UP, want[0].clone()));
-        assert_eq!(released(&mut h), vec![(want[2].clone(), 1)]);
-        assert_eq!(h.run(&fin[1], UP, 1), (TX_UP, want[1].clone()));
+        first_releases(&mut h, &fin, &want, 2, UP, 1);
         assert_eq!(h.w[0].frag_state(), (0, 0));
         let c = &h.w[0].counters;
         assert_eq!((c.frag_first, c.frag_translated, c.frag_held), (2, 4, 1));
@@ -579,17 +577,13 @@ mod nat64 {
         // 1400-byte pieces: 1448 + 40 bytes of IPv6, under the 1500 MTU.
         let (fin, want) = (fragment_v4(&a.build(), 1400), down6_sent(&a, 1400));
         assert_eq!(fin.len(), 3);
-        for (k, f) in fin.iter().enumerate() {
-            let (v, out) = h.run(f, DOWN, 1);
-            assert_eq!(v, TX_DOWN, "fragment {k}");
-            assert_eq!(out, want[k], "fragment {k}");
-            assert_eq!(out.len(), f.len() + 28);
+        in_order(&mut h, &fin, &want, DOWN, 1);
+        for (f, w) in fin.iter().zip(&want) {
+            assert_eq!(w.len(), f.len() + 28);
         }
         // Out of order: the middle one held, released (grown in its slot).
         assert_eq!(h.run(&fin[1], DOWN, 2).0, Verdict::Consumed);
-        assert_eq!(h.run(&fin[0], DOWN, 2), (TX_DOWN, want[0].clone()));
-        assert_eq!(released(&mut h), vec![(want[1].clone(), 0)]);
-        assert_eq!(h.run(&fin[2], DOWN, 2), (TX_DOWN, want[2].clone()));
+        first_releases(&mut h, &fin, &want, 1, DOWN, 2);
         assert_eq!(h.w[0].frag_state(), (1, 0), "the up datagram's context");
         let flow = h.w[0].flow_by_key(POOL0, 20_000).unwrap();
         let sent: usize = want.iter().map(|f| f.len() - 14).sum();
@@ -668,13 +662,9 @@ mod robust {
         // NAT44 up and its answer down.
         let up44 = v4(udp((LB1, ACC_MAC), (SUB1, 4000), (VIP_WAP, 53), &pl));
         add(fragment_v4(&up44.build(), 800), UP);
-        let dn44 = v4(udp(
-            (mac_of(WAP1), SRV_MAC),
-            (WAP1, 53),
-            (POOL0, 20_000),
-            &pl,
-        ));
-        add(fragment_v4(&dn44.build(), 800), DOWN);
+        // (an answer from WAP1:53 to key `port`)
+        let down4 = |port| v4(udp((mac_of(WAP1), SRV_MAC), (WAP1, 53), (POOL0, port), &pl));
+        add(fragment_v4(&down4(20_000).build(), 800), DOWN);
         // NAT64 up (a TCP one too) and an answer down.
         let up64 = udp6((LB1, ACC_MAC), (sub_a(), 5353), (wkp(VIP_WAP), 53), &pl);
         add(fragment_v6(&up64.build(), 800, 0x1_0001), UP);
@@ -688,13 +678,7 @@ mod robust {
             &pl,
         );
         add(fragment_v6(&syn.build(), 800, 0x1_0002), UP);
-        let dn64 = v4(udp(
-            (mac_of(WAP1), SRV_MAC),
-            (WAP1, 53),
-            (POOL0, 20_001),
-            &pl,
-        ));
-        add(fragment_v4(&dn64.build(), 800), DOWN);
+        add(fragment_v4(&down4(20_001).build(), 800), DOWN);
         // NAT66 up and down.
         let up66 = udp6((LB1, ACC_MAC), (sub_a(), 4001), (vip6_wap(), 53), &pl);
         add(fragment_v6(&up66.build(), 800, 0x2_0001), UP);
