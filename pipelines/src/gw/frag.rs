@@ -90,6 +90,7 @@
 //! compares its 32 address bytes in the side table).
 
 use super::entry::{flag, unlink, NONE};
+use super::free_stack::FreeStack;
 use super::hash::flow_hash;
 use super::meta::{Kind, Meta};
 use super::rewrite::forward4;
@@ -291,8 +292,7 @@ pub struct Frags<A: TableAlloc> {
     youngest: u32,
     live: u32,
     slots: A::Mem<Slot>,
-    slot_free: A::Mem<u32>,
-    slot_top: u32,
+    slot_free: FreeStack<A>,
     /// Released frames: (slot, out port).
     out: A::Mem<(u32, PortIdx)>,
     nout: u32,
@@ -322,10 +322,7 @@ impl<A: TableAlloc> Frags<A> {
         for (i, c) in ctx.iter_mut().enumerate() {
             c.chain = if i + 1 < n { i as u32 + 1 } else { NONE };
         }
-        let mut slot_free = alloc.alloc("gw fragment hold free list", s, 0u32)?;
-        for (i, f) in slot_free.iter_mut().enumerate() {
-            *f = i as u32;
-        }
+        let slot_free = FreeStack::new(alloc, "gw fragment hold free list", s)?;
         Ok(Frags {
             ctx,
             a6: alloc.alloc("gw fragment contexts (IPv6)", n6, [[0u8; 16]; 4])?,
@@ -337,7 +334,6 @@ impl<A: TableAlloc> Frags<A> {
             live: 0,
             slots: alloc.alloc("gw fragment hold slots", s, Slot::EMPTY)?,
             slot_free,
-            slot_top: s as u32,
             out: alloc.alloc("gw released frames", s, (NONE, 0))?,
             nout: 0,
             first: alloc.alloc(
@@ -367,14 +363,15 @@ impl<A: TableAlloc> Frags<A> {
     }
     /// Fragments held now.
     pub fn held(&self) -> u32 {
-        self.slots.len() as u32 - self.slot_top - self.nout
+        self.slots.len() as u32 - self.slot_free.available() - self.nout
     }
     pub fn bytes(&self) -> usize {
         use core::mem::size_of;
         self.ctx.len() * size_of::<Ctx>()
             + self.a6.len() * size_of::<Addrs6>()
             + self.heads.len() * 4
-            + self.slots.len() * (size_of::<Slot>() + 4)
+            + self.slots.len() * size_of::<Slot>()
+            + self.slot_free.bytes()
             + self.out.len() * size_of::<(u32, PortIdx)>()
             + self.first.len() * size_of::<(Key, Frag)>()
     }
@@ -495,8 +492,7 @@ impl<A: TableAlloc> Frags<A> {
 
     #[inline]
     fn free_slot(&mut self, s: u32) {
-        self.slot_free[self.slot_top as usize] = s;
-        self.slot_top += 1;
+        self.slot_free.give(s);
     }
 
     /// Keep a copy of `frame` (L3 at `l3`) with context `c`.
@@ -507,11 +503,9 @@ impl<A: TableAlloc> Frags<A> {
         if frame.len() > HOLD_BYTES {
             return Err(DropReason::FragHoldTooBig);
         }
-        if self.slot_top == 0 {
+        let Some(s) = self.slot_free.take() else {
             return Err(DropReason::FragHoldFull);
-        }
-        self.slot_top -= 1;
-        let s = self.slot_free[self.slot_top as usize];
+        };
         let x = &mut self.ctx[c as usize];
         let slot = &mut self.slots[s as usize];
         slot.bytes[..frame.len()].copy_from_slice(frame);

@@ -1,8 +1,8 @@
 //! A pre-sized stack of the free slots of a pool (VPP's pool free vector,
 //! without growth): [`FreeStack::take`] the most recently given back,
 //! [`FreeStack::give`] one back; nothing allocated after
-//! [`FreeStack::new`]. The Host/SNI attribute pool and the SYN proxy's
-//! early-segment stash keep theirs in one.
+//! [`FreeStack::new`]. The Host/SNI attribute pool, the SYN proxy's
+//! early-segment stash and the fragment hold slots keep theirs in one.
 
 use crate::hw::TableAlloc;
 
