@@ -203,12 +203,16 @@ start_gen() {  # name args...
     "${cmd[@]}" 2> "$OUTDIR/$name.gen.log" &
     GPID=$!
     PIDS+=("$GPID")
-    for _ in $(seq 100); do
-        [ -S "$SOCK_ACC" ] && [ -S "$SOCK_SRV" ] && return 0
+    # The DUT (memif client) may connect once the generator's ports are
+    # started: a client refused by a server whose port is not started yet
+    # never tries again (the links then stay down).
+    for _ in $(seq 300); do
+        [ -S "$SOCK_ACC" ] && [ -S "$SOCK_SRV" ] \
+            && grep -q "ports started" "$OUTDIR/$name.gen.log" 2>/dev/null && return 0
         kill -0 "$GPID" 2>/dev/null || break
         sleep 0.1
     done
-    say "$name: the generator did not create its sockets; log:"; cat "$OUTDIR/$name.gen.log" >&2
+    say "$name: the generator did not start its ports; log:"; cat "$OUTDIR/$name.gen.log" >&2
     return 1
 }
 

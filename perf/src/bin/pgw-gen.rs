@@ -278,6 +278,10 @@ fn with_ports(
             access_mac: ids[0].mac().map_err(|e| e.to_string())?,
             servers_mac: ids[1].mac().map_err(|e| e.to_string())?,
         };
+        // (the harness starts the other end on this line: a memif client
+        // that connects before the server's port is started is refused
+        // and does not try again)
+        eprintln!("pgw-gen: ports started; waiting for the links");
         let t = Instant::now();
         while !(ports.access.link().up && ports.servers.link().up) {
             if t.elapsed().as_secs_f64() > a.link_timeout
