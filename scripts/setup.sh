@@ -21,11 +21,12 @@ fi
 #    service either package may start is not used.
 #    traceroute shows a router hop through the GW (engine/tests/e2e_pmtud.rs);
 #    script (bsdutils) gives `pgw top` a pseudo-terminal (e2e_top.rs);
-#    hping3 floods the GW with spoofed SYNs (e2e_syn_proxy.rs).
+#    hping3 floods the GW with spoofed SYNs (e2e_syn_proxy.rs);
+#    stress-ng loads every core for scripts/stress-e2e.sh.
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config
       iproute2 ethtool curl iputils-ping tcpdump traceroute python3 procps bsdutils
       freeradius-utils nfdump prometheus python3-matplotlib
-      nginx wrk iperf3 nftables conntrack hping3)
+      nginx wrk iperf3 nftables conntrack hping3 stress-ng)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
