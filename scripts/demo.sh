@@ -128,7 +128,10 @@ login() { # user password device -> address
   echo "$out" | awk -F' = ' '/Framed-IP-Address/ {print $2; exit}'
 }
 start_acct() { # user device address
-  printf 'User-Name=%s,Acct-Status-Type=Start,Acct-Session-Id=%s-1,Calling-Station-Id=%s,Framed-IP-Address=%s\n' "$1" "$1" "$2" "$3" \
+  acct Start "$@" 192.0.2.1
+}
+acct() { # status user device address nas: an accounting request from NAS `nas`
+  printf 'User-Name=%s,Acct-Status-Type=%s,Acct-Session-Id=%s-1,Calling-Station-Id=%s,Framed-IP-Address=%s,NAS-IP-Address=%s\n' "$2" "$1" "$2" "$3" "$4" "$5" \
     | radclient -r 3 -t 2 127.0.0.1:18130 acct testing123 >/dev/null
 }
 ALICE=$(login alice alice-pw 09011110001); start_acct alice 09011110001 "$ALICE"
@@ -138,7 +141,8 @@ ip -n $NS_SUB addr add "$ALICE/32" dev lo; ip -n $NS_SUB addr add "$BOB/32" dev 
 ip -n $NS_SUB route add 10.33.0.0/24 via 10.60.1.1
 
 # Traffic: both subscribers browse the three services; alice moves between
-# the entry points every 10 s (her address's route flips LB1 <-> LB2).
+# the entry points every 10 s (her address's route flips LB1 <-> LB2, and
+# the NAS of the new entry point sends an Interim-Update).
 (
   end=$(( $(date +%s) + ${DEMO_TRAFFIC_SECONDS:-${DEMO_SECONDS:-3600}} )); k=0
   while [ "$(date +%s)" -lt "$end" ]; do
@@ -151,6 +155,8 @@ ip -n $NS_SUB route add 10.33.0.0/24 via 10.60.1.1
     if [ $((k % 10)) = 0 ]; then
       lb=$(( (k / 10) % 2 + 1 ))
       ip -n $NS_SUB route replace 10.33.0.0/24 via 10.60.$lb.1
+      # ... and her NAS there says so (configs/demo/lb1.toml [[radius.nas]]).
+      acct Interim-Update alice 09011110001 "$ALICE" 192.0.2.$lb || true
     fi
     sleep 0.5
   done
@@ -230,7 +236,9 @@ for inst in ["lb1", "lb2", "gw1", "gw2"]:
         print(f"{'':<9} drops: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
 ss = q("/tmp/pgw-demo-lb1.sock", "sessions") or {}
 for x in ss.get("sessions", []):
-    print(f"session  {x['device_id']:<12} {x['address']:<12} {x['gateway']:<4} {x['state']}")
+    print(f"session  {x['device_id']:<12} {x['address']:<12} {x['gateway']:<4} {x['state']:<8} NAS {x.get('nas') or '-'}")
+if ss:
+    print(f"RADIUS: {ss.get('nas_moves', 0)} reports of a session at another NAS than its own (a move)")
 def promq(expr):
     url = f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     try:

@@ -17,8 +17,14 @@ use std::time::Duration;
 
 const GW_MAC: &str = "02:00:00:00:0a:01";
 
+/// LB `n`'s LAN port MAC: what the GW sees on the packets it forwards.
+fn lb_lan_mac(n: u8) -> String {
+    format!("02:00:00:00:1b:0{n}")
+}
+
 fn lb_profile(tag: &str, n: u8, sock: &std::path::Path) -> Profile {
     lb_entry(tag, n, sock)
+        .mac(&lb_lan_mac(n))
         .with(&lb_gateway("gw1", GW_MAC, None))
         .with(&lb_range("range", "10.50.0.0", "10.50.0.255", &["gw1"]))
 }
@@ -38,6 +44,18 @@ struct Mob {
 /// 10.50.0.2 (on its `lo`) linked to both LBs and routed through LB1; a
 /// first answer through LB1 and the GW.
 fn mobility_lab(lab: &mut Lab) -> Mob {
+    mobility_lab_with(lab, &gw_session("10.50.0.2", 1001, &["wap"]), "", |_| {})
+}
+
+/// [`mobility_lab`] with the GW's session source `gw_sessions` (its static
+/// session, or a `[control]` listener), `lb1_extra` sections for LB1, and
+/// `before_first` run once every instance is up, before the first answer.
+fn mobility_lab_with(
+    lab: &mut Lab,
+    gw_sessions: &str,
+    lb1_extra: &str,
+    before_first: impl FnOnce(&Lab),
+) -> Mob {
     let t = lab.tag.clone();
     let sub = lab.ns("sub");
     let lan = lab.ns("lan");
@@ -45,7 +63,7 @@ fn mobility_lab(lab: &mut Lab) -> Mob {
     let s1 = lab.dir.join("lb1.sock");
     let s2 = lab.dir.join("lb2.sock");
     let sg = lab.dir.join("gw.sock");
-    lab.run_pgw("lb1", &lb_profile(&t, 1, &s1));
+    lab.run_pgw("lb1", &lb_profile(&t, 1, &s1).with(lb1_extra));
     lab.run_pgw("lb2", &lb_profile(&t, 2, &s2));
     let gw = Profile::new(&format!("{t}gw"), "gw", &sg)
         .tap("access", &format!("{t}ga"))
@@ -53,7 +71,7 @@ fn mobility_lab(lab: &mut Lab) -> Mob {
         .tap("servers", &format!("{t}gs"))
         .with(&gw_section(""))
         .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&gw_session("10.50.0.2", 1001, &["wap"]));
+        .with(gw_sessions);
     lab.run_pgw("gw", &gw);
 
     // LAN: the LBs' lan taps and the GW's access tap on one bridge.
@@ -72,6 +90,7 @@ fn mobility_lab(lab: &mut Lab) -> Mob {
     // Server.
     lab.move_into(&format!("{t}gs"), &srv, &["10.80.0.11/24"]);
     lab.serve_http("http", &srv, "10.80.0.11");
+    before_first(lab);
     wait_for(
         "a first answer through LB1 and the GW",
         Duration::from_secs(20),
@@ -96,7 +115,7 @@ fn subscriber_moves_between_lbs_mid_connection() {
     } = mobility_lab(&mut lab);
     let blob = random_file(&lab.site("http"), "blob.bin", 12582912);
 
-    // A long download (rate-limited so it lasts ~4 s). The subscriber's
+    // A long download (rate-limited so it lasts ~6 s). The subscriber's
     // receive buffer is capped at RCVBUF_MAX: the server can never be more
     // than one window ahead of what curl has read, so whatever is left when
     // the subscriber moves must still cross the network afterwards, and its
@@ -111,15 +130,16 @@ fn subscriber_moves_between_lbs_mid_connection() {
     let got = lab.dir.join("got.bin");
     lab.spawn(
         "curl",
-        &format!("ip netns exec {sub} curl -sS --fail --max-time 60 --limit-rate 3M -o {} http://10.33.0.1/blob.bin", got.display()),
+        &format!("ip netns exec {sub} curl -sS --fail --max-time 60 --limit-rate 2M -o {} http://10.33.0.1/blob.bin", got.display()),
     );
-    // Move once 2 MiB have arrived (not after a fixed sleep).
+    // Move once 2 MiB have arrived (not after a fixed sleep), at once:
+    // nothing between the two reads but the route change, so that on a
+    // loaded machine the download is still running when the route moves.
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     wait_for("2 MiB through LB1", Duration::from_secs(20), || {
         size(&got) >= 2 << 20
     });
     let read_before = size(&got);
-    let before1 = event(&stats_json(&s1), "lb_to_primary");
     sh(&format!(
         "ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
     ));
@@ -137,6 +157,8 @@ fn subscriber_moves_between_lbs_mid_connection() {
     let r1 = stats_json(&s1);
     let r2 = stats_json(&s2);
     let rg = stats_json(&sg);
+    // After the move no packet of the subscriber goes through LB1: its
+    // count now is its count before the move.
     let (up1, up2) = (event(&r1, "lb_to_primary"), event(&r2, "lb_to_primary"));
     // The server never has more than one window (<= RCVBUF_MAX) beyond the
     // subscriber's last ACK, so successive ACK numbers differ by at most
@@ -147,7 +169,7 @@ fn subscriber_moves_between_lbs_mid_connection() {
     let floor1 = read_before.saturating_sub(RCVBUF_MAX) / RCVBUF_MAX;
     let floor2 = FILE.saturating_sub(read_after + 2 * RCVBUF_MAX) / RCVBUF_MAX;
     eprintln!(
-        "LB1 up {up1} (before the move {before1}, floor {floor1}), LB2 up {up2} (floor {floor2}), read at the move {read_before}..{read_after} B, GW lb moves {}",
+        "LB1 up {up1} (floor {floor1}), LB2 up {up2} (floor {floor2}), read at the move {read_before}..{read_after} B, GW lb moves {}",
         event(&rg, "gw_lb_moves")
     );
     assert!(
@@ -155,8 +177,8 @@ fn subscriber_moves_between_lbs_mid_connection() {
         "the move came too late: {read_after} B of {FILE} already read"
     );
     assert!(
-        before1 >= floor1,
-        "LB1 carried only {before1} up packets before the move (at least {floor1} ACKs were needed)"
+        up1 >= floor1,
+        "LB1 carried only {up1} up packets before the move (at least {floor1} ACKs were needed)"
     );
     assert!(
         up2 >= floor2,
@@ -194,22 +216,22 @@ fn subscriber_moves_between_lbs_mid_connection() {
     }
 }
 
-/// Streams 1000 numbered datagrams, one every 4 ms, to whoever sends it one
-/// (UDP 10.80.0.11:8080: the VIP's member).
+/// Streams [`STREAM`] numbered datagrams, one every 4 ms (8 s), to whoever
+/// sends it one (UDP 10.80.0.11:8080: the VIP's member).
 const STREAMER: &str = r#"
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("10.80.0.11", 8080))
 _, peer = s.recvfrom(100)
-for i in range(1000):
+for i in range(STREAM):
     s.sendto(i.to_bytes(4, "big") + b"x" * 100, peer)
     time.sleep(0.004)
 print("sent", flush=True)
 "#;
 
 /// Asks the VIP for the stream (one datagram up, through the current
-/// route), then only receives: "got N" every 100 datagrams, "total N" after
-/// 3 s of silence.
+/// route), then only receives: "got N" every 100 datagrams; after 3 s of
+/// silence "total N" and "tail N" (how many of the last [`TAIL`] arrived).
 const RECEIVER: &str = r#"
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -226,7 +248,34 @@ while True:
     if len(seen) % 100 == 0:
         print("got", len(seen), flush=True)
 print("total", len(seen), flush=True)
+print("tail", len([i for i in seen if i >= STREAM - TAIL]), flush=True)
 "#;
+
+/// Datagrams of the stream, and its tail: the last 2 s, which must all come
+/// down through the new entry point however long the move took on a
+/// loaded machine (up to 4 s after the first 200).
+const STREAM: u64 = 2000;
+const TAIL: u64 = 500;
+
+/// The streamer's and the receiver's scripts, written into the lab.
+fn stream_scripts(lab: &Lab) -> (std::path::PathBuf, std::path::PathBuf) {
+    let head = format!("STREAM = {STREAM}\nTAIL = {TAIL}\n");
+    (
+        lab.write("streamer.py", &format!("{head}{STREAMER}")),
+        lab.write("receiver.py", &format!("{head}{RECEIVER}")),
+    )
+}
+
+/// The receiver's "total" and "tail" counts.
+fn stream_counts(log: &str) -> (u64, u64) {
+    let n = |key: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (n("total "), n("tail "))
+}
 
 /// A connection that only carries server → subscriber traffic follows its
 /// subscriber to the new entry point: a downstream UDP stream, the
@@ -243,13 +292,40 @@ fn a_downstream_only_udp_stream_follows_the_subscriber() {
     let Mob {
         sub, srv, s2, sg, ..
     } = mobility_lab(&mut lab);
-    let streamer = lab.write("streamer.py", STREAMER);
-    let receiver = lab.write("receiver.py", RECEIVER);
+    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, || {
+        // An up packet through LB2 (curl panics unless it is answered).
+        curl(&sub, "http://10.33.0.1/");
+    });
+    assert!(event(&run.gw, "gw_lb_repointed") >= 1, "{}", run.gw);
+    for l in ["lb1", "lb2", "gw"] {
+        lab.stop_pgw(l);
+    }
+}
+
+/// What the GW did across a move of [`stream_across_move`]: its stats.
+struct StreamRun {
+    gw: serde_json::Value,
+}
+
+/// A downstream-only stream across a move: the streamer in `srv`, the
+/// receiver in `sub` asking through LB1; after 200 datagrams the subscriber
+/// is routed through LB2 and its link to LB1 goes down, then `tell` (what
+/// tells the GW). Asserts that the stream's tail came down through LB2
+/// (LB2's control socket `s2`); returns the GW's (`sg`) stats.
+fn stream_across_move(
+    lab: &mut Lab,
+    sub: &str,
+    srv: &str,
+    s2: &std::path::Path,
+    sg: &std::path::Path,
+    tell: impl FnOnce(),
+) -> StreamRun {
+    let (streamer, receiver) = stream_scripts(lab);
     lab.spawn(
         "streamer",
         &format!("ip netns exec {srv} python3 {}", streamer.display()),
     );
-    lab.wait_listen(&srv, "udp", "10.80.0.11:8080");
+    lab.wait_listen(srv, "udp", "10.80.0.11:8080");
     lab.spawn(
         "receiver",
         &format!("ip netns exec {sub} python3 {}", receiver.display()),
@@ -257,36 +333,105 @@ fn a_downstream_only_udp_stream_follows_the_subscriber() {
     wait_for("200 datagrams through LB1", Duration::from_secs(10), || {
         lab.log("receiver").contains("got 200")
     });
-    let down2 = event(&stats_json(&s2), "lb_down_path");
-    // The move: routed through LB2, the link to LB1 gone.
+    let down2 = event(&stats_json(s2), "lb_down_path");
     sh(&format!(
         "ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
     ));
     sh(&format!("ip -n {sub} link set {}a1 down", lab.tag));
-    assert!(curl_ok(&sub, "http://10.33.0.1/"), "curl through LB2");
-    wait_for("the end of the stream", Duration::from_secs(15), || {
+    tell();
+    wait_for("the end of the stream", Duration::from_secs(20), || {
         !lab.is_running("receiver")
     });
     let log = lab.log("receiver");
-    let total: u32 = log
-        .lines()
-        .find_map(|l| l.strip_prefix("total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    let rg = stats_json(&sg);
+    let (total, tail) = stream_counts(&log);
+    let gw = stats_json(sg);
+    let via2 = event(&stats_json(s2), "lb_down_path") - down2;
     eprintln!(
-        "received {total} of 1000; GW lb_repointed {}, lb_moves {}",
-        event(&rg, "gw_lb_repointed"),
-        event(&rg, "gw_lb_moves")
+        "received {total} of {STREAM} (the last {TAIL}: {tail}), {via2} down through LB2; GW lb_repointed {}, lb_moves {}",
+        event(&gw, "gw_lb_repointed"),
+        event(&gw, "gw_lb_moves")
     );
     assert!(
-        total >= 900,
-        "only {total} of 1000 datagrams arrived: {log}"
+        tail >= TAIL * 9 / 10 && via2 >= TAIL * 9 / 10,
+        "the stream did not follow to LB2: {tail} of its last {TAIL} arrived, {via2} came down through LB2: {log}"
     );
-    assert!(event(&rg, "gw_lb_repointed") >= 1, "{rg}");
-    assert!(
-        event(&stats_json(&s2), "lb_down_path") - down2 >= 500,
-        "the stream did not come down through LB2"
+    StreamRun { gw }
+}
+
+/// The management side re-points a subscriber RADIUS reports at another
+/// NAS: LB1 runs the RADIUS server and session manager and sends the GW its
+/// table over the control protocol; `[[radius.nas]]` maps NAS 10.255.0.1 to
+/// LB1's LAN MAC and 10.255.0.2 to LB2's. A downstream-only UDP stream (one
+/// datagram up, then only server → subscriber) runs through LB1; the
+/// subscriber's route moves to LB2 and its link to LB1 goes down, and no
+/// packet of it goes up again: only `radclient`'s Interim-Update from NAS
+/// 10.255.0.2 tells the GW. The rest of the stream arrives through LB2, the
+/// GW re-pointed the connection, and saw no move in the data path.
+#[test]
+fn a_radius_report_from_the_new_nas_moves_a_downstream_only_stream() {
+    let Some(mut lab) = Lab::netns("pn", &["python3", "curl", "radclient"]) else {
+        return;
+    };
+    let auth = radius_port(7);
+    let ctl = auth + 2;
+    let secret = "mobility-control";
+    let lb1_radius = format!(
+        "{}{}[[radius.service]]\nname = \"wap\"\nid = 1\n\
+         [[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]\n\
+         control = \"127.0.0.1:{ctl}\"\n\
+         [[radius.nas]]\naddress = \"10.255.0.1\"\nentry_mac = \"{}\"\n\
+         [[radius.nas]]\naddress = \"10.255.0.2\"\nentry_mac = \"{}\"\n",
+        radius_head(
+            auth,
+            &format!("control_secret = \"{secret}\"\ncontrol_resync_s = 1")
+        ),
+        radius_user("alice", "wonderland", "09011112222", &["wap"]),
+        lb_lan_mac(1),
+        lb_lan_mac(2),
+    );
+    let gw_control = format!(
+        "[control]\nlisten = \"127.0.0.1:{ctl}\"\nsecret = \"{secret}\"\ngateway = \"gw1\"\n"
+    );
+    let acct = |status: &str, nas: &str| {
+        let (ok, out) = radclient(
+            3,
+            auth + 1,
+            "acct",
+            "testing123",
+            &format!(
+                "User-Name=alice,Acct-Status-Type={status},Acct-Session-Id=m1,\
+                 Calling-Station-Id=09011112222,Framed-IP-Address=10.50.0.2,NAS-IP-Address={nas}"
+            ),
+        );
+        assert!(ok, "radclient {status} from NAS {nas}: {out}");
+    };
+    let Mob {
+        sub,
+        srv,
+        s1,
+        s2,
+        sg,
+    } = mobility_lab_with(&mut lab, &gw_control, &lb1_radius, |_| {
+        acct("Start", "10.255.0.1")
+    });
+    let moves_before = event(&stats_json(&sg), "gw_lb_moves");
+    // No packet up after the move: only the new NAS's report.
+    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, || {
+        acct("Interim-Update", "10.255.0.2")
+    });
+    let sessions = pgw_json(&s1, "sessions");
+    assert_eq!(sessions["nas_moves"], 1, "{sessions}");
+    assert_eq!(sessions["sessions"][0]["nas"], "10.255.0.2", "{sessions}");
+    assert_eq!(
+        sessions["sessions"][0]["entry_mac"],
+        lb_lan_mac(2),
+        "{sessions}"
+    );
+    assert!(event(&run.gw, "gw_lb_repointed") >= 1, "{}", run.gw);
+    assert_eq!(
+        event(&run.gw, "gw_lb_moves"),
+        moves_before,
+        "a packet of the subscriber went up after the move: the data path, not RADIUS, re-pointed it"
     );
     for l in ["lb1", "lb2", "gw"] {
         lab.stop_pgw(l);

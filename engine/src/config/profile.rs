@@ -935,6 +935,26 @@ pub struct RadiusCfg {
     pub users: Vec<UserCfg>,
     #[serde(rename = "gateway", default)]
     pub gateways: Vec<AssignGwCfg>,
+    /// Where each NAS's subscribers enter: a session reported at another
+    /// NAS moves its subscriber's connections to that NAS's entry point.
+    #[serde(rename = "nas", default)]
+    pub nases: Vec<NasCfg>,
+}
+
+/// `[[radius.nas]]`: a NAS, as its requests name it, and the LB its
+/// subscribers' packets come through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NasCfg {
+    /// NAS-IP-Address of its requests.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// NAS-Identifier of its requests (when it sends no NAS-IP-Address).
+    #[serde(default)]
+    pub identifier: Option<String>,
+    /// The MAC the gateways see on the up packets of this NAS's
+    /// subscribers: the LAN port of the LB the NAS sits behind.
+    pub entry_mac: String,
 }
 
 fn d_session_s() -> f64 {

@@ -7,11 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use pgw_pipelines::mgmt::assign::{Assigner, GwAddrRow, GwId, Ipv4Range};
 use pgw_pipelines::mgmt::radius::{Clients, RateLimit};
+use pgw_pipelines::mgmt::session::NasInfo;
 use pgw_pipelines::mgmt::session::SessionConfig;
 use pgw_pipelines::mgmt::users::{ServiceOrder, ServiceOrderTable, UserRecord, UserTable};
 use pgw_pipelines::mgmt::{Manager, ManagerConfig, RadiusClient};
 
-use super::profile::{ConfigError, Profile, RadiusCfg};
+use super::profile::{parse_mac, ConfigError, Profile, RadiusCfg};
 
 fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigError> {
     let (a, b) = s
@@ -29,6 +30,91 @@ fn parse_range(p: &Profile, key: String, s: &str) -> Result<Ipv4Range, ConfigErr
         return Err(p.err(key, format!("{s:?}: first is after last")));
     }
     Ok(Ipv4Range::new(a, b))
+}
+
+/// One `[[radius.nas]]`: the NAS (by NAS-IP-Address and/or
+/// NAS-Identifier) and its entry point, an LB's LAN MAC.
+#[derive(Clone, Debug)]
+struct NasEntry {
+    ip: Option<Ipv4Addr>,
+    identifier: Option<String>,
+    mac: [u8; 6],
+}
+
+/// `[[radius.nas]]`: the entry point (an LB's MAC) of each NAS, found by
+/// the NAS-IP-Address or NAS-Identifier a request names.
+#[derive(Clone, Debug, Default)]
+pub struct EntryPoints(Vec<NasEntry>);
+
+impl EntryPoints {
+    /// The entry point of the NAS `nas` names (by address first).
+    pub fn of(&self, nas: &NasInfo) -> Option<[u8; 6]> {
+        let by_ip = nas.ip.and_then(|a| self.0.iter().find(|e| e.ip == Some(a)));
+        let by_id = || {
+            let id = nas.identifier.as_deref()?;
+            self.0.iter().find(|e| e.identifier.as_deref() == Some(id))
+        };
+        by_ip.or_else(by_id).map(|e| e.mac)
+    }
+}
+
+/// Read and check `[[radius.nas]]`.
+pub fn entry_points(p: &Profile, r: &RadiusCfg) -> Result<EntryPoints, ConfigError> {
+    let mut out: Vec<NasEntry> = Vec::new();
+    for (i, n) in r.nases.iter().enumerate() {
+        let key = |k: &str| format!("radius.nas[{i}].{k}");
+        if n.address.is_none() && n.identifier.is_none() {
+            return Err(p.err(
+                format!("radius.nas[{i}]"),
+                "name the NAS by `address` (its NAS-IP-Address) or `identifier` (its NAS-Identifier)",
+            ));
+        }
+        let a = match &n.address {
+            Some(a) => Some(
+                a.parse::<Ipv4Addr>()
+                    .map_err(|_| p.err(key("address"), format!("{a:?} is not an IPv4 address")))?,
+            ),
+            None => None,
+        };
+        if let Some(id) = &n.identifier {
+            if id.is_empty() {
+                return Err(p.err(key("identifier"), "empty identifier"));
+            }
+        }
+        let mac = parse_mac(&n.entry_mac).map_err(|e| p.err(key("entry_mac"), e))?;
+        if mac[0] & 1 == 1 || mac == [0; 6] {
+            return Err(p.err(
+                key("entry_mac"),
+                format!("{}: a gateway cannot send to a multicast or zero MAC; give the LB's LAN port MAC", n.entry_mac),
+            ));
+        }
+        for (j, e) in out.iter().enumerate() {
+            if a.is_some() && e.ip == a {
+                return Err(p.err(
+                    key("address"),
+                    format!(
+                        "{} is already radius.nas[{j}]",
+                        n.address.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            if n.identifier.is_some() && e.identifier == n.identifier {
+                return Err(p.err(
+                    key("identifier"),
+                    format!(
+                        "{:?} is already radius.nas[{j}]",
+                        n.identifier.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        out.push(NasEntry {
+            ip: a,
+            identifier: n.identifier.clone(),
+            mac,
+        });
+    }
+    Ok(EntryPoints(out))
 }
 
 /// Highest `radius.client[i].rate_per_s` and `burst`.
@@ -276,6 +362,7 @@ pub fn build(
         dup_cache_capacity,
         ..ManagerConfig::default()
     };
+    entry_points(p, &r)?;
     let mut mgr = Manager::new(cfg, users, services, assigner);
     for (gw, base, len) in v6 {
         mgr.set_ipv6_block(gw, base, len);

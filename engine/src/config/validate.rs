@@ -1047,6 +1047,70 @@ pairs = [["a", "b"]]
         }
     }
 
+    #[test]
+    fn radius_nas_entry_points_are_validated_naming_the_key() {
+        use pgw_pipelines::mgmt::session::NasInfo;
+        // The demo maps NAS 192.0.2.1 and 192.0.2.2 ([[radius.nas]] 0 and 1).
+        let lb = demo("lb1.toml");
+        let nas = |body: &str| format!("{lb}\n[[radius.nas]]\n{body}\n");
+        let p = Profile::parse(
+            &nas("identifier = \"nas-9\"\nentry_mac = \"02:00:00:00:1b:09\""),
+            "ok.toml",
+        )
+        .unwrap();
+        let e = radius::entry_points(&p, p.radius.as_ref().unwrap()).unwrap();
+        let of = |ip: Option<&str>, id: Option<&str>| {
+            e.of(&NasInfo {
+                ip: ip.map(|a| a.parse().unwrap()),
+                identifier: id.map(str::to_owned),
+                port: None,
+            })
+        };
+        assert_eq!(of(Some("192.0.2.2"), None), Some([2, 0, 0, 0, 0x1b, 2]));
+        assert_eq!(
+            of(Some("10.255.0.9"), Some("nas-9")),
+            Some([2, 0, 0, 0, 0x1b, 9]),
+            "by identifier when the address is not mapped"
+        );
+        assert_eq!(of(Some("10.255.0.9"), None), None);
+        assert_eq!(of(None, None), None);
+        let mac = "entry_mac = \"02:00:00:00:1b:07\"";
+        for (body, key, why) in [
+            (mac.to_string(), "radius.nas[2]", "name the NAS"),
+            (
+                format!("address = \"10.255.0\"\n{mac}"),
+                "radius.nas[2].address",
+                "not an IPv4",
+            ),
+            (
+                "address = \"10.255.0.1\"\nentry_mac = \"02:00:00:1b:01\"".into(),
+                "radius.nas[2].entry_mac",
+                "not a MAC",
+            ),
+            (
+                "address = \"10.255.0.1\"\nentry_mac = \"01:00:5e:00:00:01\"".into(),
+                "radius.nas[2].entry_mac",
+                "multicast",
+            ),
+            (
+                format!("identifier = \"\"\n{mac}"),
+                "radius.nas[2].identifier",
+                "empty",
+            ),
+            (
+                format!("address = \"192.0.2.1\"\n{mac}"),
+                "radius.nas[2].address",
+                "already radius.nas[0]",
+            ),
+        ] {
+            let e = err_of(&nas(&body));
+            assert!(
+                e.starts_with("bad.toml: ") && e.contains(key) && e.contains(why),
+                "{key}: {e}"
+            );
+        }
+    }
+
     /// Hash flooding: the GW's flow-hash seed is drawn from the OS at every
     /// build (every start), never the constant of `GwConfig::default()`.
     #[test]

@@ -52,6 +52,8 @@ pub struct RadiusMetrics {
     pub session_log: u64,
     /// Control-protocol datagrams sent to other gateways.
     pub control_sent: u64,
+    /// Sessions reported at a NAS that `[[radius.nas]]` does not map.
+    pub moves_unmapped: u64,
     /// Sessions by FIG. 11 state name (`act`, `dormant`, ...).
     pub sessions_by_state: Vec<(&'static str, u64)>,
 }
@@ -93,6 +95,8 @@ pub struct Snapshot {
     pub neighbours: u64,
     pub neighbours_learned: u64,
     pub neighbours_refused: u64,
+    /// Subscribers the management side re-pointed to another entry point.
+    pub entry_repoints: u64,
     pub arp_requests: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
@@ -689,7 +693,17 @@ impl Collector for Snapshot {
                     .map(|(t, res, v)| counter(l2("type", t, "result", res), v))
                     .collect(),
             )?;
-            let more: [(&str, &str, u64); 5] = [
+            let more: [(&str, &str, u64); 7] = [
+                (
+                    "radius_nas_moves",
+                    "Sessions an accounting request reported at another NAS than their own.",
+                    c.nas_moves,
+                ),
+                (
+                    "radius_nas_moves_unmapped",
+                    "Of those, moves to a NAS no [[radius.nas]] maps to an entry point (nothing re-pointed).",
+                    rad.moves_unmapped,
+                ),
                 (
                     "radius_unknown_client_datagrams",
                     "RADIUS datagrams from an address that is no configured client (dropped).",
@@ -808,7 +822,12 @@ impl Collector for Snapshot {
         counters(&mut e, &self.health, hl, &health)?;
 
         // Neighbours, reloads, this endpoint.
-        let rest: [(&str, &str, u64); 3] = [
+        let rest: [(&str, &str, u64); 4] = [
+            (
+                "gw_entry_repoints",
+                "Subscribers re-pointed to another entry point because RADIUS reported them at another NAS.",
+                self.entry_repoints,
+            ),
             (
                 "neighbours_learned",
                 "Server-side neighbours learned or changed by ARP.",

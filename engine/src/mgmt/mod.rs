@@ -34,7 +34,7 @@ use pgw_pipelines::health::{Addr, HealthParams, ProbeKind, Prober, Source, Targe
 use pgw_pipelines::PortIdx;
 
 use crate::config::gw::{GwBuild, LbBuild};
-use crate::config::{HealthCfg, Profile};
+use crate::config::{parse_mac, HealthCfg, Profile};
 use crate::runtime::link::MgmtLink;
 
 /// Drop reasons an operator must hear of when they happen (resources
@@ -163,6 +163,12 @@ struct State {
     radius_sessions: crate::mgmt::radius::Sessions4and6,
     remote_sessions: crate::mgmt::radius::Sessions4and6,
     remote_devices: HashMap<u64, String>,
+    /// The entry point (LB MAC) the management instance last named for
+    /// each subscriber of the remote table (`entry_mac`): a change is a move.
+    remote_entries: HashMap<[u8; 4], [u8; 6]>,
+    /// Subscribers re-pointed to another entry point because RADIUS
+    /// reported them at another NAS (this instance's or a remote manager's).
+    entry_repoints: u64,
     /// Control-protocol listener (a gateway instance).
     ctl: Option<(std::net::UdpSocket, pgw_pipelines::mgmt::ctlproto::Receiver)>,
     /// The RADIUS server and session manager, when the profile has one.
@@ -676,6 +682,7 @@ impl State {
                 send_errors: r.send_errors,
                 session_log: r.session_log_total,
                 control_sent: r.control_sent,
+                moves_unmapped: r.moves_unmapped,
                 sessions_by_state: r.sessions_by_state(),
             }),
             gw_sessions,
@@ -685,6 +692,7 @@ impl State {
             neighbours: self.gw.as_ref().map_or(0, |g| g.learned.len() as u64),
             neighbours_learned: self.neighbours_learned,
             neighbours_refused: self.neighbours_refused,
+            entry_repoints: self.entry_repoints,
             arp_requests: self.arp_sent,
             reloads_ok: self.reloads_ok,
             reloads_failed: self.reloads_failed,
@@ -720,6 +728,7 @@ impl State {
         };
         let mut buf = [0u8; 65536];
         let mut changed = false;
+        let mut moves = Vec::new();
         while let Ok((n, _from)) = sock.recv_from(&mut buf) {
             let Ok(m) = rx.accept(&buf[..n], crate::mgmt::acctlog::unix_ms_now()) else {
                 continue;
@@ -749,14 +758,49 @@ impl State {
                         .filter_map(|e| e.prefix6.map(|p| (p.octets(), 64, sess(e))))
                         .collect(),
                 );
+                let mut entries = HashMap::with_capacity(m.sessions.len());
                 for e in &m.sessions {
                     self.remote_devices.insert(e.device_key, e.device.clone());
+                    let Some(mac) = e.entry_mac.as_deref().and_then(|m| parse_mac(m).ok()) else {
+                        continue;
+                    };
+                    let a = e.addr.octets();
+                    if self.remote_entries.get(&a).is_some_and(|old| *old != mac) {
+                        moves.push(crate::mgmt::radius::EntryMove {
+                            addr: a,
+                            prefix6: e.prefix6.map(|p| p.octets()),
+                            mac,
+                        });
+                    }
+                    entries.insert(a, mac);
                 }
+                self.remote_entries = entries;
                 changed = true;
             }
         }
         if changed {
             self.publish_sessions();
+        }
+        self.repoint(&moves);
+    }
+
+    /// Subscribers RADIUS reported behind another entry point (IPv4
+    /// address, IPv6 /64, LB MAC): written to the GW's moves table, so each
+    /// of their connections, on every worker, takes that LB with its next
+    /// down packet (even a connection that carries nothing up).
+    fn repoint(&mut self, moves: &[crate::mgmt::radius::EntryMove]) {
+        if moves.is_empty() {
+            return;
+        }
+        let cur = self.link.tables.load();
+        let Some(gt) = &cur.gw else { return };
+        for m in moves {
+            gt.moves
+                .repoint(pgw_pipelines::gw::moves::key_v4(m.addr), m.mac);
+            if let Some(p) = &m.prefix6 {
+                gt.moves.repoint(pgw_pipelines::gw::moves::key_v6(p), m.mac);
+            }
+            self.entry_repoints += 1;
         }
     }
 
@@ -768,6 +812,7 @@ impl State {
             return;
         };
         let sessions = r.poll(now_ms);
+        let moves = std::mem::take(&mut r.local_moves);
         for rec in std::mem::take(&mut r.pending_log) {
             if let Some(log) = &self.acctlog {
                 let user = r.user_of(&rec.session.device_id);
@@ -779,9 +824,11 @@ impl State {
                 ));
             }
         }
-        let Some(sessions) = sessions else { return };
-        self.radius_sessions = sessions;
-        self.publish_sessions();
+        if let Some(sessions) = sessions {
+            self.radius_sessions = sessions;
+            self.publish_sessions();
+        }
+        self.repoint(&moves);
     }
 
     /// Re-read the profile: server groups, VIPs, services and static
@@ -955,6 +1002,8 @@ impl Management {
             radius_sessions: Default::default(),
             remote_sessions: Default::default(),
             remote_devices: HashMap::new(),
+            remote_entries: HashMap::new(),
+            entry_repoints: 0,
             ctl: match &profile.control {
                 Some(c) => {
                     let s = std::net::UdpSocket::bind(&c.listen)

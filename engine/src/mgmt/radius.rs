@@ -20,10 +20,12 @@ use crate::mgmt::acctlog::{close_cause_text, history_rows, WallClock};
 use pgw_pipelines::gw::tables::SubscriberAuth;
 use pgw_pipelines::mgmt::assign::GwId;
 use pgw_pipelines::mgmt::radius::Clients;
-use pgw_pipelines::mgmt::session::{Notification, SessionLogRecord, SessionState, StatusChange};
+use pgw_pipelines::mgmt::session::{
+    NasInfo, Notification, SessionLogRecord, SessionState, StatusChange,
+};
 use pgw_pipelines::mgmt::{Manager, RadiusClient};
 
-use crate::config::radius::build;
+use crate::config::radius::{build, entry_points, EntryPoints};
 use crate::config::Profile;
 
 /// A gateway's session table: IPv4 entries and IPv6 prefixes.
@@ -31,6 +33,14 @@ pub type Sessions4and6 = (
     Vec<([u8; 4], SubscriberAuth)>,
     Vec<([u8; 16], u8, SubscriberAuth)>,
 );
+
+/// A subscriber (IPv4 address, IPv6 /64) now behind the LB `mac`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMove {
+    pub addr: [u8; 4],
+    pub prefix6: Option<[u8; 16]>,
+    pub mac: [u8; 6],
+}
 
 /// The GW's view of one session.
 #[derive(Clone, Copy)]
@@ -40,6 +50,9 @@ struct GwSession {
     allowed: u64,
     /// The session's IPv6 /64, when its gateway has an IPv6 block.
     prefix6: Option<[u8; 16]>,
+    /// The entry point (LB MAC) of the session's NAS, when `[[radius.nas]]`
+    /// maps it.
+    entry: Option<[u8; 6]>,
 }
 
 /// A device id as the u64 the data path carries (numeric ids as they are,
@@ -86,6 +99,14 @@ pub struct RadiusSide {
     pub session_log_total: u64,
     /// Session log records not yet handed to the accounting writer.
     pub pending_log: Vec<SessionLogRecord>,
+    /// `[[radius.nas]]`: each NAS's entry point.
+    entry_points: EntryPoints,
+    /// Subscribers of this instance's own gateway that RADIUS reported at a
+    /// NAS with another entry point (IPv4 address, IPv6 /64, LB MAC), for
+    /// the GW's moves table; taken by the caller after `poll`.
+    pub local_moves: Vec<EntryMove>,
+    /// Moves to a NAS that `[[radius.nas]]` does not map (nothing re-pointed).
+    pub moves_unmapped: u64,
     buf: Vec<u8>,
 }
 
@@ -95,6 +116,7 @@ impl RadiusSide {
         else {
             return Ok(None);
         };
+        let entry_points = entry_points(p, &r).map_err(|e| e.to_string())?;
         let bind = |a: &str| -> Result<UdpSocket, String> {
             let s = UdpSocket::bind(a).map_err(|e| format!("radius: cannot listen on {a}: {e}"))?;
             s.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -140,6 +162,9 @@ impl RadiusSide {
             session_log: VecDeque::with_capacity(SESSION_LOG_KEPT),
             session_log_total: 0,
             pending_log: Vec::new(),
+            entry_points,
+            local_moves: Vec::new(),
+            moves_unmapped: 0,
             buf: vec![0u8; 4096],
         }))
     }
@@ -258,6 +283,9 @@ impl RadiusSide {
                     }
                 }
                 Notification::SessionRemoved(_) => {}
+                Notification::Moved { session: r, nas } => {
+                    self.moved(&r.device_id, r.addr, r.gw, &nas)
+                }
             }
         }
         self.sync_remotes();
@@ -329,6 +357,7 @@ impl RadiusSide {
                                 active: s.active,
                                 allowed: s.allowed,
                                 prefix6: s.prefix6.map(std::net::Ipv6Addr::from),
+                                entry_mac: s.entry.map(crate::runtime::stats::mac_string),
                             },
                         )
                         .collect()
@@ -401,6 +430,33 @@ impl RadiusSide {
         }
     }
 
+    /// The session of `device` was reported at the NAS `nas`: its gateway's
+    /// entry for it takes that NAS's entry point (sent to a remote gateway
+    /// with its table, queued for this instance's own).
+    fn moved(&mut self, device: &str, addr: Ipv4Addr, gw: GwId, nas: &NasInfo) {
+        let Some(mac) = self.entry_points.of(nas) else {
+            self.moves_unmapped += 1;
+            return;
+        };
+        let Some((_, s)) = self
+            .gw_sessions
+            .get_mut(&gw)
+            .and_then(|t| t.get_mut(&addr.octets()))
+        else {
+            return;
+        };
+        s.entry = Some(mac);
+        let prefix6 = s.prefix6;
+        if Some(gw) == self.this_gw {
+            self.local_moves.push(EntryMove {
+                addr: addr.octets(),
+                prefix6,
+                mac,
+            });
+        }
+        self.mark(gw, format!("moved {device} {addr}"));
+    }
+
     fn install(
         &mut self,
         device: &str,
@@ -417,6 +473,11 @@ impl RadiusSide {
             active,
             allowed,
             prefix6: self.mgr.ipv6_prefix_of(addr),
+            entry: self
+                .mgr
+                .sessions()
+                .get(device)
+                .and_then(|s| self.entry_points.of(&s.nas)),
         };
         let old = self
             .gw_sessions
@@ -560,6 +621,8 @@ impl RadiusSide {
                     "address": s.addr.to_string(),
                     "gateway": self.gw_names.get(s.gw.0 as usize).cloned().unwrap_or_default(),
                     "state": state(s.state),
+                    "nas": s.nas.ip.map(|a| a.to_string()).or_else(|| s.nas.identifier.clone()),
+                    "entry_mac": self.entry_points.of(&s.nas).map(crate::runtime::stats::mac_string),
                     "acct_session_id": s.acct_session_id,
                     "started_ms": s.started_ms,
                     "state_since_ms": s.state_since_ms,
@@ -592,6 +655,8 @@ impl RadiusSide {
             "radius": self.radius_json(),
             "gw_table_entries": self.gw_sessions.values().map(|t| t.len()).sum::<usize>(),
             "control_sent": self.control_sent,
+            "nas_moves": self.mgr.counters().nas_moves,
+            "nas_moves_unmapped": self.moves_unmapped,
         })
         .to_string()
     }

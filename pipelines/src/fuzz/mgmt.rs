@@ -355,6 +355,7 @@ pub(super) fn ctlproto_seeds() -> Vec<Vec<u8>> {
         active: i.is_multiple_of(2),
         allowed: 2,
         prefix6: (i == 3).then(|| "2001:db8:50::".parse().unwrap()),
+        entry_mac: (i == 1).then(|| "02:00:00:00:1b:01".into()),
     };
     let msg = |seq: u64, table: u64, part: u32, parts: u32, sessions: Vec<SessionEntry>| Message {
         v: 1,

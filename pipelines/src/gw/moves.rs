@@ -158,6 +158,20 @@ impl Moves {
         true
     }
 
+    /// The management side learnt that subscriber `k` is now behind the LB
+    /// `mac` (RADIUS reported it at another NAS): recorded, and the epoch
+    /// moved even if the slot held nobody or another subscriber, so every
+    /// connection of `k` looks at its next down packet. Whether the slot
+    /// changed.
+    pub fn repoint(&self, k: SubscriberKey, mac: [u8; 6]) -> bool {
+        let v = pack(k, mac);
+        if self.slot(k).swap(v, Relaxed) == v {
+            return false;
+        }
+        self.epoch.fetch_add(1, Release);
+        true
+    }
+
     /// The LB subscriber `k` last came through, if its slot still holds it.
     #[inline]
     pub fn get(&self, k: SubscriberKey) -> Option<[u8; 6]> {
@@ -261,6 +275,18 @@ mod tests {
         let v6 = key_v6(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9]);
         let v6b = key_v6(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 1, 0xff, 0, 0, 0, 0, 0, 0, 7]);
         assert_eq!(v6, v6b, "a /64 is one subscriber");
+    }
+
+    #[test]
+    fn a_repoint_moves_the_epoch_even_from_an_empty_slot() {
+        let m = Moves::new(8);
+        let a = key_v4([10, 0, 0, 1]);
+        assert!(m.repoint(a, [2, 0, 0, 0, 0, 1]));
+        assert_eq!((m.get(a), m.epoch()), (Some([2, 0, 0, 0, 0, 1]), 1));
+        assert!(!m.repoint(a, [2, 0, 0, 0, 0, 1]), "already there");
+        assert_eq!(m.epoch(), 1);
+        assert!(m.repoint(a, [2, 0, 0, 0, 0, 2]));
+        assert_eq!((m.get(a), m.epoch()), (Some([2, 0, 0, 0, 0, 2]), 2));
     }
 
     /// With 2^16 slots, slot and tag are an IPv4 key's 32 bits, and the key

@@ -44,6 +44,12 @@ pub struct SessionEntry {
     /// The subscriber's IPv6 /64 (dual stack; NAT64), if it has one.
     #[serde(default)]
     pub prefix6: Option<std::net::Ipv6Addr>,
+    /// The MAC of the LB the subscriber's NAS sits behind, when RADIUS
+    /// reported the session at a NAS the profile maps to an entry point
+    /// (`[[radius.nas]]`): the GW re-points the subscriber's connections
+    /// when this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_mac: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -230,6 +236,7 @@ mod tests {
                 active: true,
                 allowed: 2,
                 prefix6: None,
+                entry_mac: None,
             }],
         }
     }
@@ -297,6 +304,7 @@ mod tests {
             active: true,
             allowed: 1,
             prefix6: None,
+            entry_mac: None,
         };
         let part = |table: u64, p: u32, n: u32, e: Vec<SessionEntry>| Message {
             table,

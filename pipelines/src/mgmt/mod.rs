@@ -26,7 +26,12 @@
 //!   Interim-Update: ⑥ (None: entered as for Start, recovering a lost table);
 //!   Stop with Acct-Terminate-Cause Idle-Timeout → stop ② (FIG. 31), any
 //!   other cause or none → close ③ (FIG. 30 logout, FIG. 31 session timer).
-//!   Accounting-On/Off are acknowledged only.
+//!   A Start or Interim-Update of an Act or Dormant session naming another
+//!   NAS (NAS-IP-Address, else NAS-Identifier) than the session's moves the
+//!   session there: [`session::Notification::Moved`], which the engine turns
+//!   into a re-pointing of the subscriber's connections on its GW (the
+//!   subscriber changed entry point). Accounting-On/Off close every session
+//!   of the NAS they name (RFC 2866 §5.1).
 //! - Bad authenticator, malformed packet, unsupported code: no reply,
 //!   counted. A retransmission (same client, code, identifier and request
 //!   authenticator) gets the cached reply, counted.
@@ -194,6 +199,9 @@ pub struct MgmtCounters {
     pub acct_deferred: u64,
     /// Addresses returned to the pool because no Accounting Start came.
     pub hold_expired: u64,
+    /// Start or Interim-Update requests that reported a session at another
+    /// NAS than the one it was at ([`Notification::Moved`]).
+    pub nas_moves: u64,
 }
 
 impl MgmtCounters {
@@ -524,6 +532,7 @@ impl<K: Eq + Hash + Clone> Manager<K> {
             return Some(o);
         }
         if status == acct_status::START {
+            self.follow_nas(pkt, dev, out);
             let r = if state == SessionState::Dormant {
                 self.sessions
                     .start(dev, acct_id, now_ms)
@@ -549,6 +558,7 @@ impl<K: Eq + Hash + Clone> Manager<K> {
             }
         }
         let r = if status == acct_status::INTERIM_UPDATE {
+            self.follow_nas(pkt, dev, out);
             self.sessions
                 .interim(dev, usage, now_ms)
                 .map(|n| (n, AcctOutcome::Interim))
@@ -575,6 +585,15 @@ impl<K: Eq + Hash + Clone> Manager<K> {
         })
     }
 
+    /// A Start or Interim-Update of `dev`'s session from another NAS than
+    /// the session's: the session moves there ([`Notification::Moved`]).
+    fn follow_nas(&mut self, pkt: &Packet<'_>, dev: &str, out: &mut Vec<Notification>) {
+        if let Some(m) = self.sessions.moved_to(dev, nas_of(pkt)) {
+            self.counters.nas_moves += 1;
+            out.push(m);
+        }
+    }
+
     /// ① with the device's assigned address, or the Framed-IP-Address the
     /// NAS reports if the manager does not know one (claimed if free).
     fn enter(
@@ -592,16 +611,11 @@ impl<K: Eq + Hash + Clone> Manager<K> {
                 self.assigner.claim(dev, ip).ok()?
             }
         };
-        let nas = NasInfo {
-            ip: pkt.attr_ipv4(attr::NAS_IP_ADDRESS),
-            identifier: pkt.attr_str(attr::NAS_IDENTIFIER).map(str::to_owned),
-            port: pkt.attr_u32(attr::NAS_PORT),
-        };
         let new = NewSession {
             device_id: dev.to_owned(),
             addr: a.addr,
             gw: a.gw,
-            nas,
+            nas: nas_of(pkt),
             acct_session_id: acct_id.unwrap_or_default().to_owned(),
         };
         let n = self.sessions.entry(new, now_ms).ok()?;
@@ -704,6 +718,15 @@ impl<K: Eq + Hash + Clone> Manager<K> {
 
     pub fn services(&self) -> &ServiceOrderTable {
         &self.services
+    }
+}
+
+/// The NAS a request names (NAS-IP-Address, NAS-Identifier, NAS-Port).
+fn nas_of(pkt: &Packet<'_>) -> NasInfo {
+    NasInfo {
+        ip: pkt.attr_ipv4(attr::NAS_IP_ADDRESS),
+        identifier: pkt.attr_str(attr::NAS_IDENTIFIER).map(str::to_owned),
+        port: pkt.attr_u32(attr::NAS_PORT),
     }
 }
 

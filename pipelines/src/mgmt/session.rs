@@ -150,6 +150,20 @@ pub struct NasInfo {
     pub port: Option<u32>,
 }
 
+impl NasInfo {
+    /// Whether `self` (a request's NAS attributes) names another NAS than
+    /// `old`: compared by NAS-IP-Address when both have one, else by
+    /// NAS-Identifier when both have one; a request naming neither, or not
+    /// the attribute the session was entered with, moves nothing.
+    pub fn is_other_than(&self, old: &NasInfo) -> bool {
+        match (self.ip, old.ip, &self.identifier, &old.identifier) {
+            (Some(a), Some(b), _, _) => a != b,
+            (_, _, Some(a), Some(b)) => a != b,
+            _ => false,
+        }
+    }
+}
+
 /// Usage counters as the NAS reports them (RFC 2866 / 2869 gigawords folded in).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Usage {
@@ -316,6 +330,10 @@ pub enum Notification {
     WriteSessionLog(SessionLogRecord),
     /// ④ the record is gone; its address may be released.
     SessionRemoved(SessionRef),
+    /// The NAS reported the session's subscriber at another NAS than the
+    /// one it entered through (or last moved to): the GW re-points the
+    /// subscriber's connections to that NAS's entry point.
+    Moved { session: SessionRef, nas: NasInfo },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,6 +420,23 @@ impl SessionTable {
 
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// The NAS of an accounting request for `device_id`: when its session
+    /// (Act or Dormant) is at another NAS ([`NasInfo::is_other_than`]), the
+    /// session takes the new NAS and the move is returned.
+    pub fn moved_to(&mut self, device_id: &str, nas: NasInfo) -> Option<Notification> {
+        let s = self.sessions.get_mut(device_id)?;
+        if !matches!(s.state, SessionState::Act | SessionState::Dormant)
+            || !nas.is_other_than(&s.nas)
+        {
+            return None;
+        }
+        s.nas = nas.clone();
+        Some(Notification::Moved {
+            session: s.to_ref(),
+            nas,
+        })
     }
 
     /// ① None → Act.

@@ -456,6 +456,114 @@ fn accounting_on_and_off_close_the_sessions_of_that_nas() {
     assert_eq!(m.counters().acct_nas_on_off, 2);
 }
 
+/// An Accounting-Request of `device` (NAS session `acct_id`) from the NAS
+/// `nas_ip` (no NAS-IP-Address attribute if `None`).
+fn acct_from(
+    nas: &mut Nas,
+    status: u32,
+    device: &str,
+    acct_id: &str,
+    nas_ip: Option<&str>,
+) -> Vec<u8> {
+    let (id, _) = nas.next();
+    let mut b = Builder::new(Code::AccountingRequest, id);
+    b.attr_u32(attr::ACCT_STATUS_TYPE, status).unwrap();
+    b.attr_str(attr::ACCT_SESSION_ID, acct_id).unwrap();
+    b.attr_str(attr::CALLING_STATION_ID, device).unwrap();
+    if let Some(a) = nas_ip {
+        b.attr_ipv4(attr::NAS_IP_ADDRESS, ip(a)).unwrap();
+    }
+    b.finish_accounting_request(SECRET)
+}
+
+/// The NASes of the `Moved` notifications in `o`.
+fn moves(o: &Outcome) -> Vec<Option<Ipv4Addr>> {
+    o.notifications
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Moved { nas, .. } => Some(nas.ip),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_report_from_another_nas_moves_the_session() {
+    let (mut m, mut nas) = manager_and_nas();
+    let d = dev(1);
+    let addr = login(&mut m, &mut nas, 1, 0);
+    let o = nas.report(&mut m, acct_status::START, &d, "S1", &[], 0);
+    assert!(moves(&o).is_empty(), "entered, not moved: {o:?}");
+    // Interim from the same NAS: no move.
+    let same = acct_from(
+        &mut nas,
+        acct_status::INTERIM_UPDATE,
+        &d,
+        "S1",
+        Some("192.0.2.1"),
+    );
+    assert!(moves(&acct_ok(&mut m, &same, 10)).is_empty());
+    // Interim of the same NAS session through another NAS: moved, once.
+    let there = acct_from(
+        &mut nas,
+        acct_status::INTERIM_UPDATE,
+        &d,
+        "S1",
+        Some("192.0.2.9"),
+    );
+    let o = acct_ok(&mut m, &there, 20);
+    assert_accounted_as(&o, AcctOutcome::Interim);
+    assert_eq!(moves(&o), [Some(ip("192.0.2.9"))]);
+    let Some(Notification::Moved { session, .. }) = o
+        .notifications
+        .iter()
+        .find(|n| matches!(n, Notification::Moved { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (session.addr, session.device_id.as_str()),
+        (addr, d.as_str())
+    );
+    assert_eq!(m.sessions().get(&d).unwrap().nas.ip, Some(ip("192.0.2.9")));
+    let again = acct_from(
+        &mut nas,
+        acct_status::INTERIM_UPDATE,
+        &d,
+        "S1",
+        Some("192.0.2.9"),
+    );
+    assert!(
+        moves(&acct_ok(&mut m, &again, 30)).is_empty(),
+        "already there"
+    );
+    // A request naming no NAS, or an Interim of another NAS session
+    // (refused as a mismatch), moves nothing.
+    let anon = acct_from(&mut nas, acct_status::INTERIM_UPDATE, &d, "S1", None);
+    assert!(moves(&acct_ok(&mut m, &anon, 40)).is_empty());
+    let stale = acct_from(
+        &mut nas,
+        acct_status::INTERIM_UPDATE,
+        &d,
+        "S0",
+        Some("192.0.2.1"),
+    );
+    let o = acct_ok(&mut m, &stale, 50);
+    assert_accounted_as(&o, AcctOutcome::SessionMismatch);
+    assert!(moves(&o).is_empty());
+    // A new NAS session started back at the first NAS: moved back.
+    let back = acct_from(&mut nas, acct_status::START, &d, "S2", Some("192.0.2.1"));
+    let o = acct_ok(&mut m, &back, 60);
+    assert_accounted_as(&o, AcctOutcome::Restarted);
+    assert_eq!(moves(&o), [Some(ip("192.0.2.1"))]);
+    // A Stop from elsewhere closes the session; it does not move it.
+    let stop = acct_from(&mut nas, acct_status::STOP, &d, "S2", Some("192.0.2.9"));
+    let o = acct_ok(&mut m, &stop, 70);
+    assert_accounted_as(&o, AcctOutcome::Closed);
+    assert!(moves(&o).is_empty());
+    assert_eq!(m.counters().nas_moves, 2);
+}
+
 #[test]
 fn address_exhaustion_rejected() {
     let (mut m, mut nas) = manager_and_nas();
@@ -594,7 +702,9 @@ fn accounting_start_interim_stop_drive_the_session_states() {
         Notification::SessionStart(r)
         | Notification::SessionTermination(r)
         | Notification::SessionRemoved(r) => r.clone(),
-        Notification::StatusChange { session, .. } => session.clone(),
+        Notification::StatusChange { session, .. } | Notification::Moved { session, .. } => {
+            session.clone()
+        }
         Notification::WriteSessionLog(rec) => rec.session.clone(),
     };
 
