@@ -1106,6 +1106,43 @@ fn a_move_re_points_every_connection_of_the_subscriber() {
     );
 }
 
+/// The management side's re-point (RADIUS reported the subscriber at
+/// another NAS, `Moves::repoint`): with no packet of the subscriber at all,
+/// every one of its 64 connections, on both workers, takes the new LB with
+/// its next down packet; another subscriber's 64 stay.
+#[test]
+fn a_management_repoint_moves_every_connection_of_the_subscriber() {
+    let mut h = H::std();
+    let mut flows = Vec::new();
+    for i in 0..64u16 {
+        let wi = usize::from(i % 2);
+        for sub in [SUB1, SUB2] {
+            let up = udp((LB1, ACC_MAC), (sub, 5000 + i), (EXTERNAL, 53), b"start").build();
+            let (v, out) = h.run_on(wi, &up, UP, 0);
+            assert_eq!(v, TX_UP);
+            flows.push((wi, nat_of(&out), sub));
+        }
+    }
+    let reply = |k: ([u8; 4], u16)| udp((ROUTER, SRV_MAC), (EXTERNAL, 53), k, b"data").build();
+    for &(wi, k, _) in &flows {
+        assert_eq!(&h.run_on(wi, &reply(k), DOWN, 1).1[0..6], &LB1);
+    }
+    assert!(h.t.moves.repoint(moves::key_v4(SUB1), LB2));
+    for &(wi, k, sub) in &flows {
+        let (v, out) = h.run_on(wi, &reply(k), DOWN, 2);
+        assert_eq!(v, TX_DOWN);
+        let want = if sub == SUB1 { LB2 } else { LB1 };
+        assert_eq!(&out[0..6], &want, "{sub:?} {k:?} on worker {wi}");
+    }
+    let sum = |f: fn(&GwWorker) -> u64| h.w.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|w| w.counters.lb_repointed), 64);
+    assert_eq!(
+        sum(|w| w.counters.lb_moves),
+        0,
+        "no up packet moved anything"
+    );
+}
+
 #[test]
 fn entry_bytes_are_as_documented() {
     assert_eq!(std::mem::size_of::<entry::Hot>(), 64);
