@@ -896,7 +896,6 @@ def targets():
         f"{', '.join(str(x.get('lcore')) for x in wk)}); Mpps through the DUT {f2(thr)} ×" if r2 is not None
         else NOT_RUN + "`gw-1k-2w` and `gw-1k` runtime accounting",
         r2, "×", ["gw-1k-2w", "gw-1k"], r2 is not None and r2 >= 1.8)
-
     E = "TCP end to end"
     pg = row("e2e-pgw-afxdp", "e2e")
     vt = (pg or {}).get("vs_testpmd") or {}
@@ -917,7 +916,160 @@ def targets():
         lambda x: f"{fnum(x and x / 1e3, 1)} kpps")
     e2e("iperf3 Gbit/s within 10 % of testpmd-afxdp (≥ 0.9 ×)", vt, "testpmd-afxdp", "iperf_gbps", 0.9,
         lambda x: f"{fnum(x, 2)} Gbit/s")
+    for x in t:
+        x["why"], x["close"] = explained(x["target"]) if x["met"] is False else (None, None)
     return t
+
+
+# ------------------------------------------------------------------ why a target is missed
+def stage_cost(name):
+    """{stage: cycles per packet through} of NAME's runtime accounting (any kind of row)."""
+    r = next((r for r in ALL_ROWS if r["name"] == name and r.get("stages")), None)
+    return {s["name"]: s["cycles_per_pkt_through"] for s in (r or {}).get("stages") or []
+            if num(s.get("cycles_per_pkt_through")) is not None}
+
+
+def stage_story(name, which, base=None, top=5):
+    """NAME's costliest stages among `which`, cycles per packet through, with BASE's beside."""
+    a, b = stage_cost(name), stage_cost(base) if base else {}
+    names = sorted((n for n in a if n in which), key=lambda n: -a[n])[:top]
+    if not names:
+        return None
+    return ", ".join(f"{n} {fnum(a[n], 0)}" + (f" (`{base}` {fnum(b[n], 0)})" if n in b else "") for n in names)
+
+
+def grew(name, base, stage):
+    """How many cycles per packet STAGE costs in NAME over BASE, and its share of the whole growth."""
+    a, b = stage_cost(name), stage_cost(base)
+    if stage not in a or stage not in b:
+        return None, None
+    total = sum(a.values()) - sum(b.values())
+    d = a[stage] - b[stage]
+    return d, (100 * d / total if total > 0 else None)
+
+
+def explained(target):
+    """explain(target), with a why that says so where this run has no figure for it."""
+    why, close = explain(target)
+    return why or "this run has no stage accounting for the rows named", close
+
+
+def explain(target):
+    """(why, close) of a missed target: WHY from this run's own figures (the
+    runtime accounting's stages, the ceiling's and the baseline's rows),
+    CLOSE what would close the gap. None where the run has no figure."""
+    GWS = GW_STAGES
+    hz = val("gw-1m", "throughput", "tsc_hz") or val("gw-1k", "throughput", "tsc_hz")
+    lookup_close = ("hide the entry's miss: the lookup takes two dependent misses per packet (bucket, then the "
+                    "entry its tag names), and within one burst of 32 the entries' prefetches are issued just "
+                    "before they are compared; issue them a burst earlier (the next burst's buckets while this "
+                    "one is rewritten, as VPP's nat44-ed pipelines frames), or keep established IPv4 tuples in "
+                    "the bucket itself so that the common case takes one miss")
+    c1k, c1m = stage_cost("gw-1k"), stage_cost("gw-1m")
+    lk = (f"gw_lookup costs {fnum(c1m.get('gw_lookup'), 0)} cycles per packet at 1 M flows against "
+          f"{fnum(c1k.get('gw_lookup'), 0)} at 1 k (`gw-1m`, `gw-1k`): at 1 M the 64-byte hot entries alone "
+          f"take 64 MiB and, with their buckets, miss the cache on every packet, while parse and rewrite, "
+          f"which touch no table, cost no more ({fnum(c1m.get('parse'), 0)} / {fnum(c1m.get('rewrite'), 0)} "
+          f"against {fnum(c1k.get('parse'), 0)} / {fnum(c1k.get('rewrite'), 0)})") if "gw_lookup" in c1m and "gw_lookup" in c1k else None
+    if target.startswith("GW stages ≤ 100 ns/packet at 1 M"):
+        st = stage_story("gw-1m", GWS)
+        return (f"`gw-1m` GW stages, cycles per packet: {st}; {lk}" if st and lk else None), lookup_close + (
+            "; then parse, the next stage (a fast path reading only the 5-tuple of established IPv4 TCP/UDP)")
+    if target.startswith("GW path ≤ 100 ns/packet at 1 M"):
+        cu, cd, cu1, cd1 = crit("up", 1e6), crit("down", 1e6), crit("up", 1e3), crit("down", 1e3)
+        why = (f"the same path without device I/O: up {fnum(cu['mean_ns'])} ns per packet against "
+               f"{fnum(cu1['mean_ns'])} at 1 k flows, down {fnum(cd['mean_ns'])} against {fnum(cd1['mean_ns'])}; "
+               f"the difference is the lookup's miss, as the runtime accounting shows: {lk}"
+               ) if cu and cd and cu1 and cd1 and lk else None
+        return why, lookup_close
+    if target.startswith("engine cycles/packet at 1 M") or target.startswith("ns/packet at 1 M"):
+        return lk, lookup_close
+    if target.startswith("memory for 16 M"):
+        m16 = row("gw-16m", "memory") or {}
+        why = (f"RSS {fnum((m16.get('rss_bytes') or 0) / 2**30, 2)} GiB + hugepages "
+               f"{fnum((m16.get('hugepage_bytes') or 0) / 2**30, 2)} GiB for {ints(m16.get('open_flows'))} "
+               f"connections; {fnum(MARGINAL, 0)} bytes per added connection (the 64-byte hot entry, the "
+               f"32-byte cold record, the key's binding and the table's buckets at its load factor)"
+               ) if m16.get("total_bytes") else None
+        return why, "a fuller table (a higher load factor of the buckets) or a smaller cold record"
+    if target.startswith("iperf3 Gbit/s"):
+        return (f"pgw busy-polls one of the VM's {os.cpu_count()} vCPUs, which iperf3 at both ends and the "
+                f"kernel's veth and XDP work must share"), "a core of its own for the DUT (≥ 3 cores)"
+    if target.startswith("whole busy cost at 1 M"):
+        bc, io = val("gw-1m", "throughput", "busy_cycles_per_pkt"), val("gw-1m", "throughput", "io_cycles_per_pkt")
+        why = (f"device I/O (memif rx + tx, a copy of every frame across cores) is {fnum(io, 0)} of the "
+               f"{fnum(bc, 0)} busy cycles per packet; testpmd's io forwarding through the same memif costs "
+               f"{fnum(CEIL_BCPP, 0)} cycles per packet by itself, so with this device no forwarder passes "
+               f"{mpps(hz / CEIL_BCPP / 1e6 if hz and CEIL_BCPP else None)} Mpps, and pgw's engine alone "
+               f"({fnum(bc - io, 0)} cycles) would carry {mpps(hz / (bc - io) / 1e6 if hz else None)} Mpps"
+               ) if bc and io and CEIL_BCPP else None
+        return why, ("a NIC PMD (DMA descriptors, no copy) instead of memif for device I/O, and the engine's "
+                     "lookup as in the first target")
+    if target.startswith("engine cycles/packet at 16 M") or target.startswith("ns/packet at 16 M"):
+        st = stage_story("gw-16m", set(GWS) | {"rx", "tx"}, "gw-4m", top=7)
+        c4, c16 = stage_cost("gw-4m"), stage_cost("gw-16m")
+        io4, io16 = (sum(c.get(n, 0) for n in ("rx", "tx")) for c in (c4, c16))
+        why = (f"`gw-16m` against `gw-4m`, cycles per packet through: {st}. The lookup grows by "
+               f"{fnum(c16.get('gw_lookup', 0) - c4.get('gw_lookup', 0), 0)} cycles though the 4 M table is "
+               f"already far out of cache; but every stage is slower in `gw-16m`, device I/O too "
+               f"({fnum(io16, 0)} against {fnum(io4, 0)} cycles), which never touches the flow table: part of "
+               f"the 16 M figure is the machine during that run, not the table. This VM has no hardware "
+               f"counters to tell TLB misses from cache misses") if io4 and io16 and st else None
+        if target.startswith("ns/packet at 16 M"):
+            cu, cd, cu1, cd1 = crit("up", 16e6), crit("down", 16e6), crit("up", 1e3), crit("down", 1e3)
+            why = (f"criterion, no device I/O: up {fnum(cu['mean_ns'])} ns per packet against "
+                   f"{fnum(cu1['mean_ns'])} at 1 k flows (× {f2(cu['mean_ns'] / cu1['mean_ns'])}), down "
+                   f"{fnum(cd['mean_ns'])} against {fnum(cd1['mean_ns'])} (× {f2(cd['mean_ns'] / cd1['mean_ns'])}): "
+                   f"the up path, which hashes the subscriber's tuple into the 16 M-entry table, is the one that "
+                   f"grows") if cu and cd and cu1 and cd1 else None
+        return why, ("measure `gw-16m` and `gw-4m` alternately in one run to separate the machine from the "
+                     "table; the flow table on 1 GiB hugepages (this VM's CPU has pdpe1gb and its kernel "
+                     "offers 1 GiB pages; DPDK takes them from a hugetlbfs mounted with pagesize=1G) so that "
+                     "16 M entries need a handful of TLB entries; and the lookup's prefetching as at 1 M")
+    if target.startswith("new connections/s per worker"):
+        c = row("gw-cps", "cps") or {}
+        st = stage_story("gw-cps", set(GWS) | {"rx", "tx"}, top=7)
+        cost = {s["name"]: s for s in c.get("stages") or []}
+        per = lambda n: fnum((cost.get(n) or {}).get("cycles_per_pkt"), 0)
+        cn = next((r for r in CR_ROWS if (r["name"] or "").startswith("gw new connection/")), None)
+        why = (f"{fnum(c.get('busy_cycles_per_conn'), 0)} busy cycles per connection: three packets "
+               f"(SYN, SYN-ACK, RST) each through device I/O, parse, lookup and rewrite, plus the open "
+               f"({per('gw_open')} cycles per opening packet) and the accounting record "
+               f"({per('accounting')} per record); `gw-cps` stages, cycles per packet through: {st}"
+               + (f". Without memif (criterion `{cn['name']}`) one connection costs {fnum(cn['mean_ns'])} ns = "
+                  f"{cn['est_mpps']:.2f} M/s" if cn else "")) if c.get("busy_cycles_per_conn") else None
+        return why, ("device I/O as above (the same connection without memif already passes 2 M/s), and the "
+                     "accounting record written in a batch per burst instead of one at a time at the close")
+    if target.startswith("latency added over the baseline"):
+        l50, lb = row("gw-lat-50", "latency") or {}, row("testpmd-lat-50", "latency") or {}
+        bc = l50.get("busy_cycles_per_pkt") or val("gw-lat-50", "latency", "busy_cycles_per_pkt")
+        why = (f"the baseline is the harness: testpmd's io forwarding through the same generator and memif "
+               f"already has p99 {fnum(lb.get('p99_us'))} µs and p99.9 {fnum(lb.get('p999_us'))} µs at 50 % load, "
+               f"two orders above the targets, while pgw's worker spends {fnum(to_ns(bc, hz))} ns of busy time "
+               f"per packet at that load; the difference of two such tails is the generator's and the VM "
+               f"scheduler's queueing, not pgw's") if lb.get("p99_us") else None
+        return why, ("a generator whose own latency tail is microseconds: on its own physical core, with "
+                     "hardware timestamps (a NIC with PTP RX/TX timestamps), which this 2-vCPU VM cannot give")
+    if target.startswith("two workers"):
+        wk = val("gw-1k-2w", "throughput", "runtime_workers") or []
+        parts = "; ".join(f"worker {x.get('worker')} on lcore {x.get('lcore')}: {fnum(x.get('busy_cycles_per_pkt'), 0)} "
+                          f"cycles/pkt" for x in wk)
+        why = (f"this VM has {os.cpu_count()} vCPUs and the generator busy-polls one of them: the second "
+               f"worker shares lcore 0 with the generator ({parts}), so it runs only when the generator "
+               f"yields, and device I/O per packet rises to "
+               f"{fnum(val('gw-1k-2w', 'throughput', 'io_cycles_per_pkt'), 0)} cycles") if wk else None
+        return why, "a machine where the generator and each worker have a core of their own (≥ 3 cores)"
+    if target.startswith("new HTTP connections/s") or target.startswith("packets/s at MSS 536"):
+        shared = (f"pgw busy-polls one of the VM's {os.cpu_count()} vCPUs, which the kernel's veth and XDP "
+                  f"work, wrk, nginx and the client must share")
+        if "kernel-nat" in target:
+            why = shared + ("; the kernel's NAT (nftables + conntrack) runs in softirq on whichever vCPU the "
+                            "packet is on, without a core taken from the stacks at both ends")
+        else:
+            why = shared + ("; testpmd-afxdp takes the same core but forwards without state, rewrite or "
+                            "accounting, so the stacks get the same share of CPU for less work per packet")
+        return why, "a core of its own for the DUT (≥ 3 cores), and the engine's per-packet cost as above"
+    return None, None
 
 
 TARGETS = targets()
@@ -1043,8 +1195,16 @@ P = out.append
 
 P("# pgw benchmark results" + (" (smoke run)" if MODE == "smoke" else ""))
 P("")
-P(f"Written by `scripts/bench.sh{' --smoke' if MODE == 'smoke' else ''}` on {now.strftime('%Y-%m-%d %H:%M %Z')}. "
-  f"The same figures, one object per row, are in `{os.path.basename(JSON_PATH)}` (fields: `perf/README.md`).")
+_run_times = sorted(os.path.getmtime(f) for f in glob.glob(os.path.join(OUT, "*.cmd")))
+
+
+def _when(t):
+    return datetime.datetime.fromtimestamp(t).astimezone().strftime('%Y-%m-%d %H:%M %Z')
+
+
+P(f"Written by `scripts/bench.sh{' --smoke' if MODE == 'smoke' else ''}` on {now.strftime('%Y-%m-%d %H:%M %Z')}"
+  + (f" from the runs of {_when(_run_times[0])} to {_when(_run_times[-1])} (the run files' times)" if _run_times else "")
+  + f". The same figures, one object per row, are in `{os.path.basename(JSON_PATH)}` (fields: `perf/README.md`).")
 P("")
 P("| | |")
 P("|---|---|")
@@ -1089,6 +1249,14 @@ def target_table(group):
         v = "– (incomplete)" if x["met"] is None and x["value"] is not None else verdict(x["met"])
         P(f"| {x['target']} | {x['measured']} | {', '.join(f'`{n}`' for n in x['rows']) or '–'} | {v} |")
     P("")
+    missed = [x for x in rows if x.get("why") or x.get("close")]
+    if missed:
+        P("Why each target above is missed, from this run's own figures (the runtime accounting's stages of "
+          "the rows named; *Where the cycles go* below), and what would close it:")
+        P("")
+        for x in missed:
+            P(f"- **{x['target']}**: {x.get('why') or '(no figure in this run)'}. *To close it*: {x.get('close') or '–'}.")
+        P("")
 
 
 P("## Targets")

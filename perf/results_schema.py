@@ -172,7 +172,7 @@ META = [
     ("scrape_pairs", "int", "", "how many not scraped / scraped segment pairs"),
     ("scrape_segments", "list", "", "gw-1k-scraped's segments: {segment, scraped, packets, busy_cycles_per_pkt, io_cycles_per_pkt, engine_cycles_per_pkt}"),
     ("marginal_bytes_per_conn", "num", "bytes", "memory per connection of capacity (see memory rows)"),
-    ("targets", "list", "", "the targets table: {group, target, measured, value, rows, met}; met null = not measured"),
+    ("targets", "list", "", "the targets table: {group, target, measured, value, rows, met, why, close}; met null = not measured; why (from the run's own figures) and close (what would close it) for a target not met, else null"),
     ("plots", "list", "", "SVG files written, relative to this file's folder"),
     ("plots_note", "str", "", "why plots are missing, if they are"),
     ("fields", "dict", "", "field names: {common: [...], <kind>: [...]} (this layout)"),

@@ -388,6 +388,16 @@ def test_full(tmp):
     t = target("ns/packet at 1 M ÷ at 1 k ≤ 1.6 (criterion")
     close(t["value"], 110.0 / 70.0, "target: criterion 1 M / 1 k, worst direction")
     ok(t["met"] is True, "target: criterion 1 M / 1 k met (1.5, 1.57)")
+    # A missed target says why (from the run's figures) and what would close
+    # it; a met one says neither.
+    for x in doc["meta"]["targets"]:
+        if x["met"] is False:
+            ok(bool(x.get("why")) and bool(x.get("close")), f"target missed, why and close given: {x['target']}")
+        else:
+            ok(x.get("why") is None and x.get("close") is None, f"target met or unmeasured, no why: {x['target']}")
+    t = target("GW stages ≤ 100 ns/packet at 1 M flows")
+    ok("gw_lookup" in (t.get("why") or ""), "target: the 1 M miss is explained by the lookup stage")
+    ok("*To close it*" in md, "RESULTS.md: the missed targets' reasons")
     t = target("ns/packet at 16 M ÷ at 1 k ≤ 1.8 (criterion")
     close(t["value"], 2.0, "target: criterion 16 M / 1 k")
     ok(t["met"] is False, "target: criterion 16 M / 1 k not met (2.0)")
