@@ -261,6 +261,26 @@ pub fn build(
             }
         }
     }
+    // Two gateways' ranges sharing an address, named by key and gateway.
+    let mut seen: Vec<(String, &str, &Ipv4Range)> = Vec::new();
+    for (i, g) in gws.iter().enumerate() {
+        for (j, range) in g.ranges.iter().enumerate() {
+            let key = format!("radius.gateway[{i}].ranges[{j}]");
+            if let Some((k, name, r)) = seen
+                .iter()
+                .find(|(_, _, r)| range.first <= r.last && r.first <= range.last)
+            {
+                return Err(p.err(
+                    key,
+                    format!(
+                        "{}-{} of gateway {:?} overlaps {k} ({}-{} of gateway {name:?}); every address must belong to one gateway: take them apart",
+                        range.first, range.last, g.name, r.first, r.last
+                    ),
+                ));
+            }
+            seen.push((key, g.name.as_str(), range));
+        }
+    }
     let assigner = Assigner::new(gws).map_err(|e| p.err("radius.gateway", e.to_string()))?;
     let mut v6 = Vec::new();
     for (i, g) in r.gateways.iter().enumerate() {

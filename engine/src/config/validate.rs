@@ -1048,6 +1048,22 @@ pairs = [["a", "b"]]
     }
 
     #[test]
+    fn overlapping_gateway_ranges_are_named_by_key_and_gateway() {
+        let lb = demo("lb1.toml");
+        let gw2 = "ranges = [\"10.51.0.2-10.51.0.250\"]";
+        assert!(lb.contains(gw2));
+        let e = err_of(&lb.replace(
+            gw2,
+            "ranges = [\"10.52.0.1-10.52.0.9\", \"10.50.0.200-10.50.1.10\"]",
+        ));
+        assert!(
+            e.starts_with("bad.toml: radius.gateway[1].ranges[1]: 10.50.0.200-10.50.1.10 of gateway \"gw2\" overlaps radius.gateway[0].ranges[0] (10.50.0.2-10.50.0.250 of gateway \"gw1\")"),
+            "{e}"
+        );
+        assert!(!e.contains("gw0") && !e.contains("GwId"), "{e}");
+    }
+
+    #[test]
     fn radius_nas_entry_points_are_validated_naming_the_key() {
         use pgw_pipelines::mgmt::session::NasInfo;
         // The demo maps NAS 192.0.2.1 and 192.0.2.2 ([[radius.nas]] 0 and 1).
