@@ -251,6 +251,8 @@ impl<A: TableAlloc> Pipeline<A> {
                     ("gw_closed_shutdown", g.closed_shutdown),
                     ("gw_rst_unauthorized", g.rst_unauthorized),
                     ("gw_rst_exhausted", g.rst_exhausted),
+                    ("gw_rst_nat_pool_exhausted", g.rst_pool_exhausted),
+                    ("gw_rst_flow_table_full", g.rst_table_full),
                     ("gw_acct_records", g.acct_records),
                     ("gw_acct_queue_full", g.acct_queue_full),
                     ("gw_handoffs", g.handoffs),

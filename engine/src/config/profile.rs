@@ -439,7 +439,8 @@ pub struct GwCfg {
     pub answer_ping: bool,
     /// A subscriber's TCP SYN refused because no key or no table entry is
     /// left: "drop" (the default; counted `nat_pool_exhausted` /
-    /// `flow_table_full`) or "rst" (answered by a TCP RST, `gw_rst_exhausted`).
+    /// `flow_table_full`) or "rst" (answered by a TCP RST, `gw_rst_exhausted`:
+    /// `gw_rst_nat_pool_exhausted` or `gw_rst_flow_table_full`).
     #[serde(default = "d_exhaustion_reply")]
     pub exhaustion_reply: String,
     /// Open connections of one subscriber (an IPv4 address, an IPv6 /64)

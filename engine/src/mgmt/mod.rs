@@ -38,14 +38,25 @@ use crate::config::{parse_mac, HealthCfg, Profile};
 use crate::runtime::link::MgmtLink;
 
 /// Drop reasons an operator must hear of when they happen (resources
-/// exhausted, queues full), beyond the counters.
-const WARN_DROPS: [pgw_pipelines::DropReason; 6] = [
+/// exhausted, queues full, subscribers over their limits), beyond the
+/// counters.
+const WARN_DROPS: [pgw_pipelines::DropReason; 8] = [
     pgw_pipelines::DropReason::NatPoolExhausted,
     pgw_pipelines::DropReason::FlowTableFull,
     pgw_pipelines::DropReason::TxFull,
     pgw_pipelines::DropReason::HandoffFull,
     pgw_pipelines::DropReason::ControlFull,
     pgw_pipelines::DropReason::NoServer,
+    pgw_pipelines::DropReason::SubscriberConnLimit,
+    pgw_pipelines::DropReason::SubscriberRateLimit,
+];
+
+/// Events that are refusals answered by a RST (`exhaustion_reply = "rst"`):
+/// warned of like the drops they replace.
+const WARN_EVENTS: [&str; 3] = [
+    "gw_acct_queue_full",
+    "gw_rst_nat_pool_exhausted",
+    "gw_rst_flow_table_full",
 ];
 
 /// The rate limit of repeated-event warnings: counters seen at the last
@@ -394,7 +405,7 @@ impl State {
             .iter()
             .map(|&d| (d.name(), r.drop_count(d)))
             .collect();
-        c.push(("gw_acct_queue_full", r.event("gw_acct_queue_full")));
+        c.extend(WARN_EVENTS.iter().map(|&e| (e, r.event(e))));
         if let Some(rad) = &self.radius {
             c.push(("radius_unknown_client", rad.unknown_client()));
         }

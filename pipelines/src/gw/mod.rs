@@ -201,8 +201,13 @@ pub struct GwCounters {
     /// SYNs refused by authorization and answered with a RST.
     pub rst_unauthorized: u64,
     /// SYNs refused for exhaustion (no key, no table entry) and answered
-    /// with a RST (`exhaustion_reply = Rst`).
+    /// with a RST (`exhaustion_reply = Rst`): the sum of the next two.
     pub rst_exhausted: u64,
+    /// Of those, refused for lack of a key (the pool's ports to that
+    /// destination all taken; a drop would be `nat_pool_exhausted`).
+    pub rst_pool_exhausted: u64,
+    /// Of those, refused for a full flow table (`flow_table_full`).
+    pub rst_table_full: u64,
     /// Accounting records accepted by the sink.
     pub acct_records: u64,
     /// Accounting records lost because the sink was full.

@@ -51,6 +51,10 @@ impl<A: TableAlloc> GwWorker<A> {
     fn refuse_exhausted(&mut self, pkt: &mut Pkt<'_>, v6: bool, reason: DropReason) -> Verdict {
         if self.reply_rst(pkt, v6) {
             self.counters.rst_exhausted += 1;
+            match reason {
+                DropReason::FlowTableFull => self.counters.rst_table_full += 1,
+                _ => self.counters.rst_pool_exhausted += 1,
+            }
             return Verdict::Tx { port: pkt.port };
         }
         Verdict::Drop(reason)

@@ -63,6 +63,8 @@ fn exhausted_syn_is_answered_with_exact_rst() {
     assert_eq!(out, literal_rst());
     assert!(checksums_ok(&out));
     assert_eq!(h.w[0].counters.rst_exhausted, 1);
+    assert_eq!(h.w[0].counters.rst_pool_exhausted, 1);
+    assert_eq!(h.w[0].counters.rst_table_full, 0);
     assert_eq!(h.w[0].counters.new_flows, 4);
     assert_eq!(h.w[0].keys_in_use(), 4, "the refused SYN took no entry");
     assert_eq!(h.c.total_drops(), 0);
@@ -90,6 +92,8 @@ fn full_flow_table_answers_syn_with_rst_and_drops_udp() {
     assert_eq!(v, Verdict::Tx { port: UP });
     assert_eq!(out, literal_rst());
     assert_eq!(h.w[0].counters.rst_exhausted, 1);
+    assert_eq!(h.w[0].counters.rst_table_full, 1);
+    assert_eq!(h.w[0].counters.rst_pool_exhausted, 0);
     assert_eq!(h.c.total_drops(), 0);
     let (v, _) = h.up(&udp((LB1, ACC_MAC), (SUB1, 6), (EXT1, 53), b"q"), 0);
     assert_eq!(v, Verdict::Drop(DropReason::FlowTableFull));
