@@ -448,5 +448,85 @@ fn chap_logins_and_accounting_on_from_radclient() {
     wait_for("alice's traffic refused", Duration::from_secs(10), || {
         !curl_ok(&sub, "http://10.33.0.1/hello")
     });
+    // NAS 127.0.0.2 leaves service: Accounting-Off closes bob's session
+    // (Acct-Terminate-Cause 10: NAS-Request).
+    let (ok, out) = radclient(
+        acct,
+        "acct",
+        "testing123",
+        "Acct-Status-Type=Accounting-Off,Acct-Session-Id=off-1,NAS-IP-Address=127.0.0.2",
+    );
+    assert!(ok && out.contains("Accounting-Response"), "{out}");
+    assert_eq!(state_of("09033334444"), None);
+    let h = pgw_at(&sock, "sessions", "--history 09033334444 --json");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["sessions"][0]["close_cause"], "status_close:10", "{h}");
+    assert_eq!(pgw_json(&sock, "sessions")["session_log_total"], 2);
+    lab.stop_pgw("gw");
+}
+
+/// The Session-Timeout and Idle-Timeout the Access-Accept gives the NAS are
+/// the session's own FIG. 11 timers too (`radius.session_timeout_s = 3`,
+/// `idle_timeout_s = 1`, no `dormant_s`): with no Interim-Update, the
+/// session goes Dormant 1 s after its entry (dormant timer) and is closed
+/// 3 s after it (`session_timeout`), each at its deadline, though the NAS
+/// (radclient) never sends a Stop.
+#[test]
+fn session_and_idle_timeouts_are_the_sessions_own_timers() {
+    let Some(mut lab) = Lab::netns("pt", &["radclient"]) else {
+        return;
+    };
+    let auth = radius_port(3);
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section(""))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
+        .with(&radius_head(
+            auth,
+            "this_gateway = \"gw1\"\nsession_timeout_s = 3\nidle_timeout_s = 1\ninterim_monitor_s = 60",
+        ))
+        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
+        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    let sock = lab.run_pgw("gw", &profile);
+    let (ok, out) = alice_auth(auth, "wonderland");
+    assert_accepted(ok, &out, "10.50.0.2");
+    assert!(out.contains("Session-Timeout = 3"), "{out}");
+    assert!(out.contains("Idle-Timeout = 1"), "{out}");
+    alice_acct(auth + 1, "Start", "");
+    wait_for(
+        "the session closed by its lifetime",
+        Duration::from_secs(20),
+        || state_of(&sock, "09011112222").is_none(),
+    );
+    let h = pgw_at(&sock, "sessions", "--history 09011112222 --json");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap_or_else(|e| panic!("{e}: {h}"));
+    assert_eq!(h["sessions"][0]["close_cause"], "session_timeout", "{h}");
+    let t = transitions(&h["sessions"][0]["history"]);
+    let steps: Vec<(&str, &str, &str)> = t
+        .iter()
+        .map(|(f, s, c, _)| (f.as_str(), s.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("none", "act", "entry"),
+            ("act", "dormant", "dormant_timer"),
+            ("dormant", "close", "session_timeout")
+        ],
+        "{h}"
+    );
+    // Each at its deadline from the entry (the engine's clock, mapped to
+    // Unix milliseconds: allow its rounding).
+    let since = |k: usize| t[k].3 - t[0].3;
+    assert!(
+        (999..=1001).contains(&since(1)),
+        "dormant after {} ms: {h}",
+        since(1)
+    );
+    assert!(
+        (2999..=3001).contains(&since(2)),
+        "closed after {} ms: {h}",
+        since(2)
+    );
     lab.stop_pgw("gw");
 }

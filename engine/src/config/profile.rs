@@ -907,10 +907,13 @@ pub struct RadiusCfg {
     #[serde(default)]
     pub interim_interval_s: Option<u32>,
     /// Session-Timeout in Access-Accept (RFC 2865 §5.27): the NAS ends the
-    /// session after this many seconds (absent: not sent).
+    /// session after this many seconds, and the session manager closes it
+    /// then itself (Act or Dormant → Close, `session_timeout`) if the NAS
+    /// did not (absent: not sent, no lifetime).
     #[serde(default)]
     pub session_timeout_s: Option<u32>,
-    /// Idle-Timeout in Access-Accept (RFC 2865 §5.28), seconds. Absent:
+    /// Idle-Timeout in Access-Accept (RFC 2865 §5.28), seconds; without a
+    /// `dormant_s`, also the session's own dormant timer. Absent:
     /// `dormant_s` rounded up when that is set (the NAS's idle timer and
     /// the dormant timer agree), else not sent.
     #[serde(default)]

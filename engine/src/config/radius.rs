@@ -370,9 +370,16 @@ pub fn build(
     let ms = |s: f64| (s * 1000.0) as u64;
     let cfg = ManagerConfig {
         session: SessionConfig {
-            dormant_ms: r.dormant_s.map(ms),
+            // The NAS's Idle-Timeout is our dormant timer when no
+            // dormant_s of our own is set; its Session-Timeout, the
+            // session's lifetime.
+            dormant_ms: r
+                .dormant_s
+                .map(ms)
+                .or(r.idle_timeout_s.map(|s| u64::from(s) * 1000)),
             session_ms: ms(r.session_s),
             interim_monitor_ms: r.interim_monitor_s.map(ms),
+            lifetime_ms: r.session_timeout_s.map(|s| u64::from(s) * 1000),
         },
         acct_interim_interval_s: r.interim_interval_s,
         session_timeout_s: r.session_timeout_s,

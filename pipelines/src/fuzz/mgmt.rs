@@ -49,6 +49,7 @@ fn manager() -> Manager<u8> {
             dormant_ms: Some(3_000),
             session_ms: 10_000,
             interim_monitor_ms: Some(5_000),
+            lifetime_ms: Some(20_000),
         },
         dup_cache_capacity: 8,
         dup_ttl_ms: 2_000,

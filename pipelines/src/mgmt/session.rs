@@ -82,6 +82,10 @@ pub enum CloseCause {
     SessionTimer,
     /// ⑧ no interim update within the interim-monitor time in Act.
     InterimMonitorTimer,
+    /// The session reached its Session-Timeout (the lifetime sent in the
+    /// Access-Accept, RFC 2865 §5.27) in Act or Dormant without the NAS
+    /// closing it.
+    SessionTimeout,
 }
 
 /// Transitions a session keeps (the oldest are dropped first).
@@ -127,6 +131,9 @@ pub struct SessionConfig {
     /// Act → Close after this long without an interim update (⑧). `None`
     /// disables it (for NASes that send no Interim-Update).
     pub interim_monitor_ms: Option<u64>,
+    /// Act or Dormant → Close this long after the entry (the Session-Timeout
+    /// the Access-Accept gave the NAS). `None`: no lifetime.
+    pub lifetime_ms: Option<u64>,
 }
 
 impl Default for SessionConfig {
@@ -138,6 +145,7 @@ impl Default for SessionConfig {
             dormant_ms: None,
             session_ms: 2 * 3600 * 1000,
             interim_monitor_ms: Some(61 * 60 * 1000),
+            lifetime_ms: None,
         }
     }
 }
@@ -242,6 +250,8 @@ pub struct Session {
     dormant_at: Option<u64>,
     interim_at: Option<u64>,
     session_at: Option<u64>,
+    /// The Session-Timeout's deadline (from the entry).
+    lifetime_at: Option<u64>,
 }
 
 impl Session {
@@ -280,12 +290,13 @@ impl Session {
     }
 
     fn next_deadline(&self) -> Option<u64> {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match self.state {
-            SessionState::Act => match (self.dormant_at, self.interim_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-            SessionState::Dormant => self.session_at,
+            SessionState::Act => min(min(self.dormant_at, self.interim_at), self.lifetime_at),
+            SessionState::Dormant => min(self.session_at, self.lifetime_at),
             SessionState::None | SessionState::Close => None,
         }
     }
@@ -471,6 +482,7 @@ impl SessionTable {
                 .interim_monitor_ms
                 .map(|d| now_ms.saturating_add(d)),
             session_at: None,
+            lifetime_at: self.cfg.lifetime_ms.map(|d| now_ms.saturating_add(d)),
         };
         let mut s = s;
         s.state = SessionState::None;
@@ -700,7 +712,8 @@ impl SessionTable {
     }
 
     /// Fires every timer due at `now_ms`: ② dormant timer, ⑦ session timer,
-    /// ⑧ interim-monitor timer. A transition takes effect at its timer's
+    /// ⑧ interim-monitor timer, and the Session-Timeout (Act or Dormant →
+    /// Close). A transition takes effect at its timer's
     /// deadline, not at `now_ms`, so a late call does not stretch the
     /// timers that follow (and fires them too if they are due).
     pub fn handle_timeout(&mut self, now_ms: u64) -> Out {
@@ -711,6 +724,9 @@ impl SessionTable {
             };
             let due = |t: Option<u64>| t.is_some_and(|t| t <= at);
             match s.state {
+                SessionState::Act | SessionState::Dormant if due(s.lifetime_at) => {
+                    self.enter_close(&dev, CloseCause::SessionTimeout, at, &mut out)
+                }
                 SessionState::Act if due(s.interim_at) => {
                     self.enter_close(&dev, CloseCause::InterimMonitorTimer, at, &mut out)
                 }
@@ -806,6 +822,7 @@ impl SessionTable {
         s.dormant_at = None;
         s.interim_at = None;
         s.session_at = None;
+        s.lifetime_at = None;
         let r = s.to_ref();
         let record = SessionLogRecord {
             session: r.clone(),
@@ -840,6 +857,7 @@ mod tests {
             dormant_ms: Some(DORMANT),
             session_ms: SESSION,
             interim_monitor_ms: Some(MONITOR),
+            lifetime_ms: None,
         }
     }
 
@@ -951,6 +969,42 @@ mod tests {
             .map(|x| (x.from, x.to, x.at_ms, x.cause))
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// The Session-Timeout (RFC 2865 §5.27) the Access-Accept gave: Act or
+    /// Dormant → Close at entry + the lifetime, traffic or not, before the
+    /// other timers when it comes first.
+    #[test]
+    fn the_session_timeout_closes_an_act_or_a_dormant_session() {
+        let mut t = act(SessionConfig {
+            dormant_ms: None,
+            interim_monitor_ms: None,
+            lifetime_ms: Some(4_000),
+            ..cfg()
+        });
+        let busy = Usage {
+            in_octets: 100,
+            ..Usage::default()
+        };
+        t.interim(DEV, Some(busy), 3_500).unwrap();
+        assert_eq!(t.poll_timeout(), Some(4_000));
+        assert!(t.handle_timeout(3_999).is_empty());
+        assert_closed(&t.handle_timeout(4_000), CloseCause::SessionTimeout, 4_000);
+        assert_eq!(t.state(DEV), SessionState::Close);
+        // Dormant at DORMANT; the lifetime ends it before the session timer.
+        let mut t = act(SessionConfig {
+            interim_monitor_ms: None,
+            lifetime_ms: Some(DORMANT + 500),
+            ..cfg()
+        });
+        let out = t.handle_timeout(DORMANT);
+        assert_eq!(change(&out[0]), Some(StatusChange::Stop));
+        assert_eq!(t.state(DEV), SessionState::Dormant);
+        assert_closed(
+            &t.handle_timeout(DORMANT + SESSION),
+            CloseCause::SessionTimeout,
+            DORMANT + 500,
+        );
     }
 
     #[test]

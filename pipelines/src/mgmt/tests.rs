@@ -70,6 +70,7 @@ fn manager_with(tweak: impl FnOnce(&mut ManagerConfig)) -> Manager<SocketAddr> {
             dormant_ms: Some(DORMANT),
             session_ms: SESSION,
             interim_monitor_ms: Some(MONITOR),
+            lifetime_ms: None,
         },
         dup_cache_capacity: 64,
         dup_ttl_ms: DUP_TTL,

@@ -260,5 +260,6 @@ pub fn close_cause_text(c: &CloseCause) -> String {
         } => format!("status_close:{t}"),
         CloseCause::SessionTimer => "session_timer".into(),
         CloseCause::InterimMonitorTimer => "interim_monitor_timer".into(),
+        CloseCause::SessionTimeout => "session_timeout".into(),
     }
 }
