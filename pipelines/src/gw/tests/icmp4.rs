@@ -20,6 +20,9 @@ type Kind = (u8, u8, u32);
 const FRAG_1280: Kind = (DEST_UNREACHABLE, FRAG_NEEDED, 1280);
 const TTL_EXCEEDED: Kind = (TIME_EXCEEDED, 0, 0);
 const PORT_UNREACHABLE: Kind = (DEST_UNREACHABLE, 3, 0);
+/// Parameter Problem (type 12, code 0), the pointer (first byte of the
+/// rest) at the quoted IPv4 header's byte 1 (DSCP/ECN).
+const PARAM_PROBLEM_AT_1: Kind = (crate::xlat::icmp::V4_PARAM_PROBLEM, 0, 1 << 24);
 
 /// An ICMPv4 error `kind` from `src` to `dst` (MACs `macs`), quoting
 /// `quoted` (IP bytes).
@@ -265,6 +268,38 @@ fn frag_needed_from_the_subscriber_side_reaches_the_server() {
     let want = err((SRV_MAC, ROUTER), (POOL0, EXTERNAL), TTL_EXCEEDED, quote);
     assert_relayed(&mut h, UP, &e, 8, want, "");
     assert_eq!(h.w[0].counters.icmp_err_up, 3);
+    assert_eq!(h.c.total_drops(), 0);
+}
+
+/// Parameter Problem (RFC 792) both ways: from the server side it reaches
+/// the subscriber with the quote translated back, from the subscriber side
+/// the server; the pointer is kept (it points into the quoted IPv4 header,
+/// whose layout the translation does not change).
+#[test]
+fn parameter_problem_is_translated_both_ways_with_its_pointer() {
+    let (mut h, data, out) = established();
+    let sent = hop_older(&data);
+    let e = from_router_srv(PARAM_PROBLEM_AT_1, &out[14..]);
+    let want = router_srv_to_sub1(PARAM_PROBLEM_AT_1, &sent[14..]);
+    let got = assert_relayed(&mut h, DOWN, &e, 3, want, "down");
+    assert_eq!(got[34 + 4], 1, "the pointer");
+    assert_eq!(h.w[0].counters.icmp_err_down, 1);
+    // A server segment, and a Parameter Problem about it from a router on
+    // the subscriber side.
+    let (key, srv) = ((POOL0, 20_000), (mac_of(WAP1), SRV_MAC));
+    let seg = tcp(srv, (WAP1, 80), key, ACK | PSH, 2, 1402, &[0xa5; 100]);
+    let (v, delivered) = h.down(&seg, 4);
+    assert_eq!(v, TX_DOWN);
+    let e = from_router_sub(PARAM_PROBLEM_AT_1, &delivered[14..]);
+    let want = err(
+        (SRV_MAC, mac_of(WAP1)),
+        (POOL0, WAP1),
+        PARAM_PROBLEM_AT_1,
+        &hop_older(&seg)[14..],
+    );
+    let got = assert_relayed(&mut h, UP, &e, 5, want, "up");
+    assert_eq!(got[34 + 4], 1, "the pointer");
+    assert_eq!(h.w[0].counters.icmp_err_up, 1);
     assert_eq!(h.c.total_drops(), 0);
 }
 
