@@ -59,7 +59,13 @@ pub enum Pipeline<A: TableAlloc = HeapAlloc> {
 }
 
 /// Slots for named event counters per worker.
-pub const MAX_EVENTS: usize = 48;
+pub const MAX_EVENTS: usize = 64;
+/// Named events of the LB stage and of the GW stage ([`Pipeline::events`]):
+/// each list is typed with its length, so a name added without changing
+/// these does not compile, and an `lb+gw` worker's both lists must fit.
+const LB_EVENTS: usize = 4;
+const GW_EVENTS: usize = 45;
+const _: () = assert!(LB_EVENTS + GW_EVENTS <= MAX_EVENTS);
 
 /// Due connections the GW's timer looks at per [`Pipeline::poll`] call.
 pub const EXPIRE_BUDGET: usize = 64;
@@ -224,10 +230,9 @@ impl<A: TableAlloc> Pipeline<A> {
 
     /// Named event counters of the stages (published with the worker's).
     pub fn events(&self, out: &mut [(&'static str, u64); MAX_EVENTS]) -> usize {
-        // 4 LB + 43 GW names: fits the slots (MAX_EVENTS).
         let mut n = 0;
         if let Pipeline::Lb { lc, .. } | Pipeline::LbGw { lc, .. } = self {
-            let ev = [
+            let ev: [(&'static str, u64); LB_EVENTS] = [
                 ("lb_to_primary", lc.to_primary),
                 ("lb_to_substitute", lc.to_substitute),
                 ("lb_local", lc.local),
@@ -241,7 +246,7 @@ impl<A: TableAlloc> Pipeline<A> {
             Pipeline::Wire(_) | Pipeline::Lb { .. } => 0,
             Pipeline::Gw { gw, .. } | Pipeline::LbGw { gw, .. } => {
                 let g = &gw.counters;
-                let ev = [
+                let ev: [(&'static str, u64); GW_EVENTS] = [
                     ("gw_up_pkts", g.up_pkts),
                     ("gw_down_pkts", g.down_pkts),
                     ("gw_new_flows", g.new_flows),
