@@ -142,7 +142,7 @@ fn ipv6_members_are_resolved_by_neighbour_discovery_not_from_the_access_side() {
         return;
     };
     let t = lab.tag.clone();
-    let profile = profile(&lab, false, "");
+    let profile = profile(&lab, false, "neighbour_refresh_s = 1");
     let sock = lab.run_pgw("box", &profile);
     let (srv, sub) = v6_sides(&mut lab);
     // The kernel's own MAC for the server side (no fixed one).
@@ -236,6 +236,31 @@ print("sent")
         learned6()["2001:db8:80::11"],
         real_mac,
         "a spoofed advertisement re-pointed w1"
+    );
+    both_members_answer(&sub);
+
+    // The servers' interface takes another MAC and announces nothing (no
+    // unsolicited advertisement): pgw's refresh (every second here) asks
+    // again and learns it; both members answer from it.
+    let new_mac = "02:00:00:00:80:99";
+    let ns0 = neighbours()["neighbor_solicitations_sent"]
+        .as_u64()
+        .unwrap();
+    sh(&format!("ip -n {srv} link set {t}b address {new_mac}"));
+    wait_for(
+        "the new MAC learnt by the refresh",
+        Duration::from_secs(10),
+        || {
+            let l = learned6();
+            l["2001:db8:80::11"] == new_mac && l["2001:db8:80::12"] == new_mac
+        },
+    );
+    assert!(
+        neighbours()["neighbor_solicitations_sent"]
+            .as_u64()
+            .unwrap()
+            > ns0,
+        "no solicitation sent for a learnt member"
     );
     both_members_answer(&sub);
     lab.stop_pgw("box");

@@ -37,6 +37,8 @@ pub struct GwBuild {
     pub members6: Vec<[u8; 16]>,
     /// Service names by id (for reports).
     pub service_names: Vec<(u8, String)>,
+    /// How often learnt members are asked for again (`gw.neighbour_refresh_s`).
+    pub neighbour_refresh: std::time::Duration,
 }
 
 fn ip(p: &Profile, key: String, s: &str) -> Result<[u8; 4], ConfigError> {
@@ -476,6 +478,13 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
             neighbours.push((ip(p, format!("neighbor[{i}].ip"), &n.ip)?, mac));
         }
     }
+    if !(0.1..=3600.0).contains(&g.neighbour_refresh_s) {
+        return Err(p.err(
+            "gw.neighbour_refresh_s",
+            format!("{}: must be 0.1..=3600 seconds", g.neighbour_refresh_s),
+        ));
+    }
+    let neighbour_refresh = std::time::Duration::from_secs_f64(g.neighbour_refresh_s);
     Ok(GwBuild {
         cfg,
         services,
@@ -489,6 +498,7 @@ pub fn build(p: &Profile) -> Result<GwBuild, ConfigError> {
         members: members_ips,
         members6: members6_ips,
         service_names,
+        neighbour_refresh,
     })
 }
 

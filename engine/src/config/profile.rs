@@ -268,6 +268,9 @@ impl Default for LogCfg {
 fn d_log_level() -> String {
     "info".into()
 }
+fn d_neighbour_refresh_s() -> f64 {
+    30.0
+}
 fn d_repeat_every_s() -> u32 {
     10
 }
@@ -383,6 +386,11 @@ pub struct GwCfg {
     /// Ports kept out of the key range for health probes.
     #[serde(default)]
     pub probe_ports: Option<[u16; 2]>,
+    /// Every this many seconds the GW asks again (ARP request, Neighbor
+    /// Solicitation) for every member it has learnt, so that a member whose
+    /// MAC changed without announcing it is found again (default 30).
+    #[serde(default = "d_neighbour_refresh_s")]
+    pub neighbour_refresh_s: f64,
     /// Drop traffic from addresses with no active session.
     #[serde(default = "d_true")]
     pub require_session: bool,

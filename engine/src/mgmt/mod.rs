@@ -123,6 +123,10 @@ struct GwMgmt {
     ns_src: Option<[u8; 16]>,
     learned6: HashMap<[u8; 16], [u8; 6]>,
     last_arp: Option<Instant>,
+    /// Learnt members are asked for again every `refresh`
+    /// (`gw.neighbour_refresh_s`); the last time they were.
+    refresh: Duration,
+    last_refresh: Instant,
     service_names: Vec<(u8, String)>,
     /// `gw.nat64.prefix` (accounting rows of NAT64 connections).
     nat64_prefix: Option<pgw_pipelines::xlat::rfc6052::Prefix>,
@@ -353,16 +357,25 @@ impl State {
         self.link.tables.store(Arc::new(next));
     }
 
-    /// Ask (again) for every member whose MAC is unknown.
+    /// Ask (again) for every member whose MAC is unknown, and every
+    /// `refresh` for the learnt ones too (broadcast ARP, multicast NS: a
+    /// member whose MAC changed answers from its new one). Static entries
+    /// are never asked for.
     fn resolve(&mut self) {
         let Some(g) = self.gw.as_mut() else { return };
         if g.last_arp.is_some_and(|t| t.elapsed() < ARP_RETRY) {
             return;
         }
         g.last_arp = Some(Instant::now());
+        let refresh = g.last_refresh.elapsed() >= g.refresh;
+        if refresh {
+            g.last_refresh = Instant::now();
+        }
         let mut frames = Vec::new();
         for ip in &g.members {
-            if g.learned.contains_key(ip) || g.static_neigh.iter().any(|(a, _)| a == ip) {
+            if (!refresh && g.learned.contains_key(ip))
+                || g.static_neigh.iter().any(|(a, _)| a == ip)
+            {
                 continue;
             }
             let frame = pgw_pipelines::wire::build::arp(
@@ -384,7 +397,7 @@ impl State {
         let solicit: Vec<Vec<u8>> = g
             .members6
             .iter()
-            .filter(|ip| !g.learned6.contains_key(*ip))
+            .filter(|ip| refresh || !g.learned6.contains_key(*ip))
             .filter(|ip| !g.static_neigh6.iter().any(|(a, _)| a == *ip))
             .map(|ip| ndp::solicitation(g.server_mac, src, *ip))
             .collect();
@@ -992,6 +1005,8 @@ impl Management {
             ns_src: g.cfg.pool6.first().copied(),
             learned6: HashMap::new(),
             last_arp: None,
+            refresh: g.neighbour_refresh,
+            last_refresh: Instant::now(),
             service_names: g.service_names.clone(),
             nat64_prefix: g.cfg.nat64.map(|n| n.prefix),
         });
