@@ -67,9 +67,15 @@ fn exchange(lab: &Lab, ns: &str, bind: &str, to: &str) {
 /// first ones kept a context, the 2 × 40 others were translated by it,
 /// every context ended, nothing was dropped for fragments.
 fn assert_translated(sock: &std::path::Path) {
+    assert_translated_n(sock, 40, 80);
+}
+
+/// [`assert_translated`] with `first` first fragments and `later` later
+/// ones translated.
+fn assert_translated_n(sock: &std::path::Path, first: u64, later: u64) {
     let r = stats_json(sock);
-    assert_eq!(event(&r, "gw_frag_first"), 40, "{r}");
-    assert_eq!(event(&r, "gw_frag_translated"), 80, "{r}");
+    assert_eq!(event(&r, "gw_frag_first"), first, "{r}");
+    assert_eq!(event(&r, "gw_frag_translated"), later, "{r}");
     assert_eq!(event(&r, "gw_frag_contexts"), 0, "every context ended");
     for d in [
         "fragment",
@@ -140,6 +146,37 @@ fn four_kb_udp_datagrams_cross_the_gw_fragmented_both_ways() {
     assert_eq!(reasm_oks(&srv) - srv0, 20, "server side");
     assert_eq!(reasm_oks(&sub) - sub0, 20, "subscriber side");
     assert_translated(&sock);
+    lab.stop_pgw("gw");
+}
+
+/// `ping -s 4000` through the GW (NAT44, `answer_ping = false`: the echo
+/// to the VIP goes to its member): each request and each reply crosses in
+/// three fragments, the first with the ICMP header (the identifier becomes
+/// the key port and back), the others following its translation; both
+/// stacks reassemble them and ping gets every reply.
+#[test]
+fn a_4000_byte_ping_crosses_the_gw_fragmented_both_ways() {
+    let Some(mut lab) = Lab::netns("pfp", &["ping"]) else {
+        return;
+    };
+    let profile = lab.one_service_gw(
+        "answer_ping = false",
+        ("bulk", 3),
+        ("b1", 9000),
+        "10.33.0.3",
+    );
+    let sock = lab.run_pgw("gw", &profile);
+    let (sub, srv) = lab.gw_sides(&["10.80.0.21/24"]);
+    lab.wait_neighbours(&sock, &["10.80.0.21"]);
+    let (sub0, srv0) = (reasm_oks(&sub), reasm_oks(&srv));
+    let out = sh(&format!(
+        "ip netns exec {sub} ping -n -c 5 -i 0.2 -W 5 -s 4000 -I 10.50.0.2 10.33.0.3"
+    ));
+    assert!(out.contains("5 received"), "{out}");
+    assert!(out.contains("4008 bytes from 10.33.0.3"), "{out}");
+    assert_eq!(reasm_oks(&srv) - srv0, 5, "server side");
+    assert_eq!(reasm_oks(&sub) - sub0, 5, "subscriber side");
+    assert_translated_n(&sock, 10, 20);
     lab.stop_pgw("gw");
 }
 

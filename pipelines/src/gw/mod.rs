@@ -937,9 +937,23 @@ impl<A: TableAlloc> GwWorker<A> {
     }
 
     /// Direction and checks of an IPv4 packet (up or down). An echo
-    /// request to a VIP with `answer_ping` is answered here.
+    /// request to a VIP with `answer_ping` is answered here (not a
+    /// fragment's: dropped as `fragment`).
     #[inline]
     fn direct_v4(&mut self, t: &GwTables, pkt: &mut Pkt<'_>, m: &mut Meta) -> Result<(), Verdict> {
+        self.direct_v4_icmp(t, pkt, m, true)
+    }
+
+    /// [`GwWorker::direct_v4`]; `icmp`: whether an ICMP packet's type is
+    /// looked at (not for a later fragment, which has no ICMP header).
+    #[inline(always)]
+    fn direct_v4_icmp(
+        &mut self,
+        t: &GwTables,
+        pkt: &mut Pkt<'_>,
+        m: &mut Meta,
+        icmp: bool,
+    ) -> Result<(), Verdict> {
         let port = pkt.port;
         let f = pkt.frame();
         let down = port == self.cfg.server_port
@@ -948,8 +962,12 @@ impl<A: TableAlloc> GwWorker<A> {
             if f[0..6] != self.cfg.server_mac {
                 return Err(Verdict::Drop(DropReason::NotForUs));
             }
-            if m.proto == PROTO_ICMP && m.icmp_type != wire::icmp::v4::ECHO_REPLY {
-                // An echo request to a pool address: the gateway itself is asked.
+            if icmp && m.proto == PROTO_ICMP && m.icmp_type != wire::icmp::v4::ECHO_REPLY {
+                // An echo request to a pool address: the gateway itself is
+                // asked (not in fragments).
+                if m.frag {
+                    return Err(Verdict::Drop(DropReason::Fragment));
+                }
                 return Err(Verdict::Control);
             }
             m.kind = Kind::Down4;
@@ -958,11 +976,14 @@ impl<A: TableAlloc> GwWorker<A> {
             if f[0..6] != self.cfg.access_mac {
                 return Err(Verdict::Drop(DropReason::NotForUs));
             }
-            if m.proto == PROTO_ICMP {
+            if icmp && m.proto == PROTO_ICMP {
                 if m.icmp_type != wire::icmp::v4::ECHO_REQUEST {
                     return Err(Verdict::Drop(DropReason::UnsupportedProto));
                 }
                 if self.cfg.answer_ping && t.services.is_vip(m.dst) {
+                    if m.frag {
+                        return Err(Verdict::Drop(DropReason::Fragment));
+                    }
                     return Err(self.vip_echo(pkt, m));
                 }
                 m.dport = 0;

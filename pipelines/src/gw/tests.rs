@@ -925,8 +925,9 @@ fn drop_reasons_of_the_stage() {
     f.ttl = 1;
     assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::TtlExceeded));
     // a fragment of a protocol the GW does not translate in fragments
-    // (TCP and UDP ones are: tests/frag.rs)
+    // (TCP, UDP and ICMP echo ones are: tests/frag.rs): GRE
     let mut f = ping((LB1, ACC_MAC), SUB1, VIP_WAP, ECHO_REQUEST, 4, 1);
+    f.l4 = L4::Raw { proto: 47 };
     f.more_frags = true;
     assert_eq!(h.up(&f, 0).0, Verdict::Drop(DropReason::Fragment));
     // IPv6

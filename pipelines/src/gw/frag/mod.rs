@@ -61,7 +61,14 @@
 //! larger than a slot → `frag_hold_too_big`; held past the timeout →
 //! `frag_timeout`; a later fragment whose TTL / hop limit would reach 0 →
 //! `ttl_exceeded`; NAT64 down over `mtu6` → `xlat_frag_too_big` (a held
-//! one at its release). Fragments of other protocols than TCP and UDP,
+//! one at its release). ICMP echo fragments of NAT44 connections are taken
+//! like UDP (the identifier, in the first fragment, is the port; ICMPv4
+//! has no pseudo-header, so later fragments need nothing more); ICMP
+//! fragments of NAT64 connections are `xlat_fragment` drops (the ICMPv6
+//! checksum would need the whole datagram's length), and an echo request
+//! in fragments to the GW itself (VIP with `answer_ping`, pool address) a
+//! `fragment` drop. Fragments of other protocols than TCP, UDP and
+//! ICMPv4 echo, ICMPv6 fragments,
 //! IPv6 fragments of a profile without NAT64 or NAT66, later IPv6
 //! fragments to no pool6 address, IPv6 VIP or NAT64 prefix, fragments with `frag_contexts = 0`, and a first fragment too short to
 //! hold its L4 header stay `fragment` drops. A first fragment whose packet
@@ -94,7 +101,7 @@ use super::free_stack::FreeStack;
 use super::hash::flow_hash;
 use super::meta::{Kind, Meta};
 use super::rewrite::forward4;
-use super::tcp_state::{PROTO_TCP, PROTO_UDP};
+use super::tcp_state::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use super::{last4, GwConfig, GwTables, GwWorker};
 use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Pkt, PortIdx, Verdict, WorkerCounters, MAX_BURST};

@@ -6,7 +6,8 @@ use super::*;
 
 impl<A: TableAlloc> GwWorker<A> {
     /// The parse stage for fragment `i` of the burst (`wire::parse` said
-    /// `Fragment`): a first fragment of TCP or UDP goes on as a packet
+    /// `Fragment`): a first fragment of TCP, UDP or (IPv4) an ICMP echo
+    /// goes on as a packet
     /// (its [`Meta`] marked `frag`, its datagram noted); a later one is
     /// translated by its datagram's context, or held for the first one.
     pub(in crate::gw) fn fragment(
@@ -27,7 +28,7 @@ impl<A: TableAlloc> GwWorker<A> {
         let f = pkt.frame();
         let port = pkt.port;
         let (fr, key) = if p.is_ipv4() {
-            if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
+            if p.proto != PROTO_TCP && p.proto != PROTO_UDP && p.proto != PROTO_ICMP {
                 return Err(FRAGMENT);
             }
             let fr = Frag::of4(f, l3, p.l4_off as usize, end);
@@ -65,7 +66,7 @@ impl<A: TableAlloc> GwWorker<A> {
         let m = Meta::from_parsed(&p);
         if p.is_ipv4() {
             let mut m = m;
-            self.direct_v4(t, pkt, &mut m)?;
+            self.direct_v4_icmp(t, pkt, &mut m, false)?;
         } else {
             self.frag_direct_v6(t, pkt, &p)?;
         }
@@ -128,11 +129,20 @@ impl<A: TableAlloc> GwWorker<A> {
             }
             8
         };
-        p.src_port = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        p.dst_port = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        if p.proto == PROTO_ICMP {
+            // An echo (the type checked as for a whole packet by
+            // `direct_v4`): its identifier is the connection's port.
+            p.icmp_type = f[l4];
+            let ident = u16::from_be_bytes([f[l4 + 4], f[l4 + 5]]);
+            (p.src_port, p.dst_port) = (ident, ident);
+        } else {
+            p.src_port = u16::from_be_bytes([f[l4], f[l4 + 1]]);
+            p.dst_port = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        }
         p.payload_off = (l4 + hdr) as u16;
         p.payload_len = (end - l4 - hdr) as u16;
         let mut m = Meta::from_parsed(&p);
+        m.frag = true;
         if p.is_ipv4() {
             self.direct_v4(t, pkt, &mut m)?;
         } else {

@@ -831,3 +831,50 @@ proptest! {
         prop_assert_eq!(h.w[rt.worker].subscriber6(nat.0, nat.1), Some(sub));
     }
 }
+
+/// An echo reply in IPv4 fragments to a NAT64 connection: not translated
+/// (the ICMPv6 checksum covers a pseudo-header with the whole datagram's
+/// length, which a first fragment does not know), dropped as
+/// `xlat_fragment`; the connection's whole echoes still pass.
+#[test]
+fn an_echo_reply_in_fragments_to_a_nat64_connection_is_an_xlat_fragment_drop() {
+    let mut h = h64();
+    let req = ping6(
+        UP_MACS,
+        sub6_1(),
+        wkp(VIP_WAP),
+        icmp6::ECHO_REQUEST,
+        0x4242,
+        7,
+    );
+    let (v, out) = h.up(&req, 0);
+    assert_eq!(v, TX_UP);
+    let key_port = u16::from_be_bytes([out[38], out[39]]);
+    let rep = FrameSpec {
+        ident: 5,
+        dont_frag: false,
+        payload: vec![0x33; 3000],
+        ..ping(
+            (mac_of(WAP1), SRV_MAC),
+            WAP1,
+            POOL0,
+            ECHO_REPLY,
+            key_port,
+            7,
+        )
+    };
+    let first = crate::wire::build::fragment_v4(&rep.build(), 1200)[0].clone();
+    assert_eq!(
+        h.run(&first, DOWN, 1).0,
+        Verdict::Drop(DropReason::XlatFragment)
+    );
+    let whole = ping(
+        (mac_of(WAP1), SRV_MAC),
+        WAP1,
+        POOL0,
+        ECHO_REPLY,
+        key_port,
+        8,
+    );
+    assert_eq!(h.down(&whole, 2).0, TX_DOWN);
+}
