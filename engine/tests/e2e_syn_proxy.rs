@@ -5,9 +5,9 @@
 //!   intact; the GW tells the subscriber Window Scale 5 while the server
 //!   scales by 7, so every down window is converted, and every segment's
 //!   sequence numbers are translated both ways.
-//! * `auto`: hping3 floods the VIP with SYNs from a spoofed subscriber
-//!   address (10.50.0.9, a session, on no host) while curl from
-//!   10.50.0.2 keeps being served; past the half-open threshold the SYNs
+//! * `auto`: eight hping3 flood the VIP with SYNs from eight spoofed
+//!   subscriber addresses (10.50.0.10-17: sessions, on no host) while curl
+//!   from 10.50.0.2 keeps being served; past the half-open threshold the SYNs
 //!   get cookies, so the flood leaves the table nearly empty (without the
 //!   proxy its 30 000 SYNs fill the 4 096 entries and curl is refused as
 //!   `flow_table_full`).
@@ -40,7 +40,14 @@ fn curl_downloads_through_the_cookie_handshake() {
 #[test]
 fn a_syn_flood_leaves_the_table_free_and_curl_served() {
     let keys = "syn_proxy = \"auto\"\nsyn_proxy_half_open = 50\nmax_flows_per_worker = 4096";
-    let subs = [("10.50.0.2", 9015550101), ("10.50.0.9", 9015550109)];
+    let spoofed: Vec<String> = (10..18).map(|i| format!("10.50.0.{i}")).collect();
+    let mut subs = vec![("10.50.0.2", 9015550101)];
+    subs.extend(
+        spoofed
+            .iter()
+            .zip(9015550110u64..)
+            .map(|(a, d)| (a.as_str(), d)),
+    );
     Lab::with_wap_gw_of("sf", &["hping3"], keys, &subs, |lab, sock, sub, _| {
         assert_eq!(curl(sub, "http://10.33.0.1/who"), "http");
         assert_eq!(
@@ -49,20 +56,22 @@ fn a_syn_flood_leaves_the_table_free_and_curl_served() {
             "below the threshold"
         );
 
-        // 30 000 SYNs from 10.50.0.9 (hping3 counts the source port up)
-        lab.spawn(
-            "flood",
-            &format!(
-                "ip netns exec {sub} hping3 -q -S -p 80 -i u40 -c 30000 -a 10.50.0.9 10.33.0.1"
-            ),
-        );
+        // 30 000 SYNs, 3 750 from each spoofed address (hping3 counts
+        // the source port up), all at once.
+        let floods: Vec<String> = (0..spoofed.len()).map(|k| format!("flood{k}")).collect();
+        for (f, a) in floods.iter().zip(&spoofed) {
+            lab.spawn(
+                f,
+                &format!("ip netns exec {sub} hping3 -q -S -p 80 -i u320 -c 3750 -a {a} 10.33.0.1"),
+            );
+        }
         wait_for("the flood's first cookies", Duration::from_secs(10), || {
             event(&stats_json(sock), "gw_syncookies_sent") > 0
         });
         let mut served = 0;
         let mut most_entries = 0;
         let t = Instant::now();
-        while lab.is_running("flood") && t.elapsed() < Duration::from_secs(60) {
+        while floods.iter().any(|f| lab.is_running(f)) && t.elapsed() < Duration::from_secs(60) {
             assert_eq!(
                 curl(sub, "http://10.33.0.1/who"),
                 "http",
