@@ -6,6 +6,12 @@
 //! server's MAC, new connections to the representative address are still
 //! answered by the real server, and the refusals are counted
 //! (`pgw ctl neighbors`: `neighbours_refused`).
+//!
+//! From the server side, a learnt member's MAC changes only by a reply to
+//! the GW's own request: a gratuitous ARP claiming another MAC is not
+//! applied (`neighbours_unverified`) but makes the GW ask at once, and the
+//! owner's reply decides: a forged claim leaves the real MAC; a real MAC
+//! change, announced, is learnt from the owner's answer.
 
 mod common;
 use common::*;
@@ -76,5 +82,105 @@ print("sent")
     for _ in 0..5 {
         assert_eq!(curl(&sub, "http://10.33.0.1/who"), "w1");
     }
+    lab.stop_pgw("gw");
+}
+
+/// A frame from the server side: a gratuitous ARP "10.80.0.11 is at
+/// `claimed`", sent from interface `ifc` with `claimed` as its source MAC.
+fn garp_script(lab: &Lab, ifc: &str) -> std::path::PathBuf {
+    lab.write(
+        "garp.py",
+        &format!(
+            r#"import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("{ifc}", 0))
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+ip = socket.inet_aton("10.80.0.11")
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, mac, ip, b"\xff" * 6, ip)
+for _ in range(3):
+    s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp + bytes(18))
+print("sent")
+"#
+        ),
+    )
+}
+
+#[test]
+fn a_gratuitous_arp_from_the_server_side_is_checked_with_the_owner() {
+    let Some(mut lab) = Lab::netns("pg", &["python3"]) else {
+        return;
+    };
+    let profile = lab
+        .profile("gw", "10.50.0.1/24")
+        .with(&gw_section("require_session = false"))
+        .with(&wap(&[member("w1", "10.80.0.11", 8080)]));
+    let sock = lab.run_pgw("gw", &profile);
+    let t = lab.tag.clone();
+    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
+    lab.serve_http("w1", &srv, "10.80.0.11");
+    lab.wait_neighbours(&sock, &["10.80.0.11"]);
+    let mac_of = |ns: &str| {
+        sh(&format!("ip -n {ns} -br link show {t}b"))
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    let real_mac = mac_of(&srv);
+    let neighbours = || -> serde_json::Value {
+        serde_json::from_str(&pgw_at(&sock, "ctl", "neighbors")).unwrap()
+    };
+    let learned_mac = || -> String {
+        neighbours()["learned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[0] == "10.80.0.11")
+            .map(|e| e[1].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(learned_mac(), real_mac);
+    let garp = garp_script(&lab, &format!("{t}b"));
+    let unverified = || neighbours()["neighbours_unverified"].as_u64().unwrap_or(0);
+
+    // A forged claim from the server side (another MAC, nobody behind it):
+    // not applied; the GW asks and the real owner answers.
+    let sent = sh(&format!(
+        "ip netns exec {srv} python3 {} 02:de:ad:be:ef:01",
+        garp.display()
+    ));
+    assert_eq!(sent.trim(), "sent");
+    wait_for(
+        "the claim counted as unverified",
+        Duration::from_secs(5),
+        || unverified() >= 1,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        learned_mac(),
+        real_mac,
+        "a forged gratuitous ARP re-pointed w1"
+    );
+    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "w1");
+
+    // A real change: the server's interface takes a new MAC and announces
+    // it; the GW asks, the owner answers from the new MAC: learnt.
+    let new_mac = "02:00:00:00:80:77";
+    let before = unverified();
+    sh(&format!("ip -n {srv} link set {t}b address {new_mac}"));
+    sh(&format!(
+        "ip netns exec {srv} python3 {} {new_mac}",
+        garp.display()
+    ));
+    wait_for(
+        "the announced MAC learnt from the owner's answer",
+        Duration::from_secs(5),
+        || learned_mac() == new_mac,
+    );
+    assert!(
+        unverified() > before,
+        "the announcement itself was not taken as is"
+    );
+    assert_eq!(curl(&sub, "http://10.33.0.1/who"), "w1");
     lab.stop_pgw("gw");
 }

@@ -173,11 +173,12 @@ pub fn solicitation(src_mac: MacAddr, src_ip: [u8; 16], target: [u8; 16]) -> Vec
     f
 }
 
-/// The (target, link-layer address) a Neighbor Advertisement announces:
-/// its Target Link-Layer Address option, else the frame's Ethernet source.
+/// The (target, link-layer address, Solicited flag) of a Neighbor
+/// Advertisement: the address is its Target Link-Layer Address option, else
+/// the frame's Ethernet source; the flag says it answers a solicitation.
 /// `None` unless it is a well-formed NA (RFC 4861 §7.1.2: hop limit 255,
 /// code 0, length ≥ 24, a valid checksum, options of non-zero length).
-pub fn advertisement(frame: &[u8]) -> Option<([u8; 16], MacAddr)> {
+pub fn advertisement(frame: &[u8]) -> Option<([u8; 16], MacAddr, bool)> {
     if !is_nd(frame) || frame[ETH + IP6] != NA {
         return None;
     }
@@ -208,7 +209,7 @@ pub fn advertisement(frame: &[u8]) -> Option<([u8; 16], MacAddr)> {
         }
         at += len;
     }
-    Some((target, mac))
+    Some((target, mac, icmp[4] & 0x40 != 0))
 }
 
 #[cfg(test)]
@@ -338,7 +339,11 @@ mod tests {
         let mut c = WorkerCounters::default();
         assert_eq!(server.process(&mut p, &mut c), Verdict::Tx { port: 1 });
         let na = p.frame().to_vec();
-        assert_eq!(advertisement(&na), Some((target, PEER_MAC)));
+        assert_eq!(
+            advertisement(&na),
+            Some((target, PEER_MAC, true)),
+            "an answer to a solicitation"
+        );
         // The ICMPv6 checksum of an edited frame, made right again.
         let resum = |mut g: Vec<u8>| {
             let src: [u8; 16] = g[ETH + 8..ETH + 24].try_into().unwrap();
@@ -349,12 +354,20 @@ mod tests {
             g[i + 2..i + 4].copy_from_slice(&ck.to_be_bytes());
             g
         };
+        // Unsolicited (the S flag clear, the checksum made right).
+        let mut unsolicited = na.clone();
+        unsolicited[i + 4] &= !0x40;
+        let unsolicited = resum(unsolicited);
+        assert_eq!(advertisement(&unsolicited), Some((target, PEER_MAC, false)));
         // Without the option: the Ethernet source.
         let mut bare = na[..ETH + IP6 + 24].to_vec();
         bare[ETH + 4..ETH + 6].copy_from_slice(&24u16.to_be_bytes());
         let mut bare = resum(bare);
         bare[6..12].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
-        assert_eq!(advertisement(&bare), Some((target, [2, 9, 9, 9, 9, 9])));
+        assert_eq!(
+            advertisement(&bare),
+            Some((target, [2, 9, 9, 9, 9, 9], true))
+        );
         // Refused: a solicitation, hop limit 64, a bad checksum, an option
         // of length 0, cut short.
         assert_eq!(advertisement(&f), None);

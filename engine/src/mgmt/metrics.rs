@@ -95,6 +95,7 @@ pub struct Snapshot {
     pub neighbours: u64,
     pub neighbours_learned: u64,
     pub neighbours_refused: u64,
+    pub neighbours_unverified: u64,
     /// Subscribers the management side re-pointed to another entry point.
     pub entry_repoints: u64,
     pub arp_requests: u64,
@@ -822,7 +823,12 @@ impl Collector for Snapshot {
         counters(&mut e, &self.health, hl, &health)?;
 
         // Neighbours, reloads, this endpoint.
-        let rest: [(&str, &str, u64); 4] = [
+        let rest: [(&str, &str, u64); 5] = [
+            (
+                "neighbours_unverified",
+                "Unsolicited ARP frames or advertisements claiming another MAC for a learnt member: not applied, the member asked for instead.",
+                self.neighbours_unverified,
+            ),
             (
                 "gw_entry_repoints",
                 "Subscribers re-pointed to another entry point because RADIUS reported them at another NAS.",

@@ -99,6 +99,8 @@ impl RepeatLog {
 
 /// How often unresolved next hops are asked for again.
 const ARP_RETRY: Duration = Duration::from_millis(250);
+/// A reply within this long after the GW asked for a member answers it.
+const ANSWER_WINDOW: Duration = Duration::from_secs(1);
 /// Accounting records kept in memory for `pgw accounting`.
 const ACCT_KEEP: usize = 1024;
 
@@ -106,6 +108,12 @@ pub struct Management {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
     socket: PathBuf,
+}
+
+/// An IPv4 address as the IPv4-mapped IPv6 address (one key space for
+/// [`GwMgmt::asked`]).
+fn mapped(ip: [u8; 4]) -> [u8; 16] {
+    std::net::Ipv4Addr::from(ip).to_ipv6_mapped().octets()
 }
 
 /// The GW part of the management state.
@@ -127,9 +135,25 @@ struct GwMgmt {
     /// (`gw.neighbour_refresh_s`); the last time they were.
     refresh: Duration,
     last_refresh: Instant,
+    /// When the GW last asked for each member (ARP request, NS) and no
+    /// reply came yet: the first reply within [`ANSWER_WINDOW`] of it
+    /// answers it and may change a learnt MAC.
+    asked: HashMap<[u8; 16], Instant>,
+    /// Members to ask for at once: an unsolicited frame claimed another
+    /// MAC for them (their owner's answer decides).
+    recheck: Vec<[u8; 16]>,
     service_names: Vec<(u8, String)>,
     /// `gw.nat64.prefix` (accounting rows of NAT64 connections).
     nat64_prefix: Option<pgw_pipelines::xlat::rfc6052::Prefix>,
+}
+
+impl GwMgmt {
+    /// Whether a reply about `ip` now answers the GW's own request.
+    fn answers(&self, ip: &[u8; 16]) -> bool {
+        self.asked
+            .get(ip)
+            .is_some_and(|t| t.elapsed() <= ANSWER_WINDOW)
+    }
 }
 
 #[derive(Serialize)]
@@ -162,6 +186,9 @@ struct State {
     /// ARP frames not learned from: wrong port or an address not resolved
     /// there (neighbour poisoning attempts among them).
     neighbours_refused: u64,
+    /// Unsolicited ARP frames or advertisements claiming another MAC for a
+    /// learnt member: not applied; the member is asked for instead.
+    neighbours_unverified: u64,
     arp_sent: u64,
     /// Neighbor Solicitations sent for IPv6 members.
     ns_sent: u64,
@@ -235,7 +262,11 @@ impl State {
         let mut health_changes = Vec::new();
         let mut out: Vec<(PortIdx, Vec<u8>)> = Vec::new();
         let (probers, gw) = (&mut self.probers, &mut self.gw);
-        let (learned, refused) = (&mut self.neighbours_learned, &mut self.neighbours_refused);
+        let (learned, refused, unverified) = (
+            &mut self.neighbours_learned,
+            &mut self.neighbours_refused,
+            &mut self.neighbours_unverified,
+        );
         let n = self.link.recv(|port, f| {
             for pr in probers.iter_mut() {
                 health_changes
@@ -244,15 +275,29 @@ impl State {
             let Ok(eth) = EthernetFrame::new_checked(f) else {
                 return;
             };
-            if let (Some(g), Some((ip, mac))) = (gw.as_mut(), ndp::advertisement(f)) {
+            if let (Some(g), Some((ip, mac, solicited))) = (gw.as_mut(), ndp::advertisement(f)) {
                 // The same rule as for ARP: IPv6 members are learnt only
                 // from the server port and only for their own addresses.
                 if port != Some(g.server_port) || !g.members6.contains(&ip) {
                     *refused += 1;
-                } else if g.learned6.get(&ip) != Some(&mac) {
-                    g.learned6.insert(ip, mac);
-                    *learned += 1;
-                    changed = true;
+                    return;
+                }
+                let answer = solicited && g.answers(&ip);
+                if answer {
+                    // The request is answered: later claims are not answers.
+                    g.asked.remove(&ip);
+                }
+                match g.learned6.get(&ip) {
+                    Some(m) if *m == mac => {}
+                    Some(_) if !answer => {
+                        *unverified += 1;
+                        g.recheck.push(ip);
+                    }
+                    _ => {
+                        g.learned6.insert(ip, mac);
+                        *learned += 1;
+                        changed = true;
+                    }
                 }
                 return;
             }
@@ -271,10 +316,27 @@ impl State {
                     *refused += 1;
                     return;
                 }
-                if g.learned.get(&ip) != Some(&mac) {
-                    g.learned.insert(ip, mac);
-                    *learned += 1;
-                    changed = true;
+                // A learnt MAC changes only by a reply to the GW's own
+                // request; an unsolicited claim (a gratuitous ARP, a stray
+                // reply) makes the GW ask, and the owner's reply decides.
+                let reply = eth.payload().get(6..8) == Some(&[0, 2][..]);
+                let key = mapped(ip);
+                let answer = reply && g.answers(&key);
+                if answer {
+                    // The request is answered: later claims are not answers.
+                    g.asked.remove(&key);
+                }
+                match g.learned.get(&ip) {
+                    Some(m) if *m == mac => {}
+                    Some(_) if !answer => {
+                        *unverified += 1;
+                        g.recheck.push(key);
+                    }
+                    _ => {
+                        g.learned.insert(ip, mac);
+                        *learned += 1;
+                        changed = true;
+                    }
                 }
             }
         });
@@ -366,18 +428,21 @@ impl State {
         if g.last_arp.is_some_and(|t| t.elapsed() < ARP_RETRY) {
             return;
         }
-        g.last_arp = Some(Instant::now());
+        let now = Instant::now();
+        g.last_arp = Some(now);
         let refresh = g.last_refresh.elapsed() >= g.refresh;
         if refresh {
-            g.last_refresh = Instant::now();
+            g.last_refresh = now;
         }
+        let recheck = std::mem::take(&mut g.recheck);
         let mut frames = Vec::new();
         for ip in &g.members {
-            if (!refresh && g.learned.contains_key(ip))
+            if (!refresh && g.learned.contains_key(ip) && !recheck.contains(&mapped(*ip)))
                 || g.static_neigh.iter().any(|(a, _)| a == ip)
             {
                 continue;
             }
+            g.asked.insert(mapped(*ip), now);
             let frame = pgw_pipelines::wire::build::arp(
                 g.server_mac,
                 [0xff; 6],
@@ -397,10 +462,15 @@ impl State {
         let solicit: Vec<Vec<u8>> = g
             .members6
             .iter()
-            .filter(|ip| refresh || !g.learned6.contains_key(*ip))
+            .filter(|ip| refresh || !g.learned6.contains_key(*ip) || recheck.contains(ip))
             .filter(|ip| !g.static_neigh6.iter().any(|(a, _)| a == *ip))
             .map(|ip| ndp::solicitation(g.server_mac, src, *ip))
             .collect();
+        for ip in &g.members6 {
+            if refresh || !g.learned6.contains_key(ip) || recheck.contains(ip) {
+                g.asked.insert(*ip, now);
+            }
+        }
         self.ns_sent += self.link.send(solicit.iter().map(|f| (port, f.as_slice()))) as u64;
     }
 
@@ -593,7 +663,7 @@ impl State {
                         )
                     })
                     .unwrap_or_default();
-                serde_json::json!({ "learned": learned, "learned6": learned6, "neighbours_learned": self.neighbours_learned, "neighbours_refused": self.neighbours_refused, "arp_requests_sent": self.arp_sent, "neighbor_solicitations_sent": self.ns_sent, "has_gw_tables": t.gw.is_some() })
+                serde_json::json!({ "learned": learned, "learned6": learned6, "neighbours_learned": self.neighbours_learned, "neighbours_refused": self.neighbours_refused, "neighbours_unverified": self.neighbours_unverified, "arp_requests_sent": self.arp_sent, "neighbor_solicitations_sent": self.ns_sent, "has_gw_tables": t.gw.is_some() })
                     .to_string()
             }
             other => {
@@ -716,6 +786,7 @@ impl State {
             neighbours: self.gw.as_ref().map_or(0, |g| g.learned.len() as u64),
             neighbours_learned: self.neighbours_learned,
             neighbours_refused: self.neighbours_refused,
+            neighbours_unverified: self.neighbours_unverified,
             entry_repoints: self.entry_repoints,
             arp_requests: self.arp_sent,
             reloads_ok: self.reloads_ok,
@@ -1007,6 +1078,8 @@ impl Management {
             last_arp: None,
             refresh: g.neighbour_refresh,
             last_refresh: Instant::now(),
+            asked: HashMap::new(),
+            recheck: Vec::new(),
             service_names: g.service_names.clone(),
             nat64_prefix: g.cfg.nat64.map(|n| n.prefix),
         });
@@ -1018,6 +1091,7 @@ impl Management {
             acct_recent: VecDeque::new(),
             neighbours_learned: 0,
             neighbours_refused: 0,
+            neighbours_unverified: 0,
             arp_sent: 0,
             ns_sent: 0,
             lb_gateways: lb.map(|b| b.gateway_names.clone()),
