@@ -1304,6 +1304,17 @@ mod tests {
         );
     }
 
+    /// CHAP (RFC 1994 §4.1, RFC 2865 §5.3): the response is MD5 over the
+    /// identifier, the secret and the challenge. Known answer computed
+    /// apart: `hashlib.md5(bytes([0x2a]) + b"wonderland" + bytes(range(16)))`.
+    #[test]
+    fn chap_response_known_answer() {
+        let challenge: Vec<u8> = (0..16).collect();
+        let r = chap_response(0x2a, b"wonderland", &challenge);
+        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "0bf175e539dde27bf75374f19ad0223f");
+    }
+
     #[test]
     fn radclient_accounting_request_authenticator() {
         let bytes = hex(RADCLIENT_ACCT_START);
