@@ -1565,6 +1565,17 @@ fn flow_table_full_and_acct_queue_full_are_counted() {
     assert_eq!(sink.v.len(), 1);
     assert_eq!(h.w[0].counters.acct_queue_full, 1);
     assert_eq!(h.w[0].counters.acct_records, 1);
+    // Recovered: once the holds have passed, the table takes new
+    // connections again (the one refused before, and another).
+    h.w[0].expire(10_000 + 60_000 + 1_000, 100, &mut h.acct, &mut h.c);
+    for sp in [3, 4] {
+        let (v, _) = h.up(
+            &udp((LB1, ACC_MAC), (SUB1, sp), (VIP_WAP, 53), b"q"),
+            71_001,
+        );
+        assert_eq!(v, TX_UP, "source port {sp} after the holds");
+    }
+    assert_eq!(h.drops(DropReason::FlowTableFull), 1, "no more refusals");
 }
 
 #[test]
