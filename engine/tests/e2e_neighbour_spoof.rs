@@ -17,11 +17,10 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-#[test]
-fn arp_replies_from_the_access_side_cannot_repoint_a_server() {
-    let Some(mut lab) = Lab::netns("pn", &["python3"]) else {
-        return;
-    };
+/// A GW (no sessions needed) with service `wap` over w1 (10.80.0.11:8080,
+/// serving HTTP), its MAC learnt: (control socket, subscriber's and
+/// servers' namespaces, w1's real MAC as learnt).
+fn w1_behind_a_gw(lab: &mut Lab) -> (std::path::PathBuf, String, String, String) {
     let profile = lab
         .profile("gw", "10.50.0.1/24")
         .with(&gw_section("require_session = false"))
@@ -36,20 +35,35 @@ fn arp_replies_from_the_access_side_cannot_repoint_a_server() {
         .nth(2)
         .unwrap()
         .to_string();
-    let neighbours = || -> serde_json::Value {
-        serde_json::from_str(&pgw_at(&sock, "ctl", "neighbors")).unwrap()
+    assert_eq!(learned_mac(&sock), real_mac);
+    (sock, sub, srv, real_mac)
+}
+
+/// `pgw ctl neighbors`.
+fn neighbours(sock: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&pgw_at(sock, "ctl", "neighbors")).unwrap()
+}
+
+/// The MAC the GW learnt for 10.80.0.11 ("" if none).
+fn learned_mac(sock: &std::path::Path) -> String {
+    neighbours(sock)["learned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[0] == "10.80.0.11")
+        .map(|e| e[1].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn arp_replies_from_the_access_side_cannot_repoint_a_server() {
+    let Some(mut lab) = Lab::netns("pn", &["python3"]) else {
+        return;
     };
-    let learned_mac = || -> String {
-        let v = neighbours();
-        v["learned"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e[0] == "10.80.0.11")
-            .map(|e| e[1].as_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    assert_eq!(learned_mac(), real_mac);
+    let t = lab.tag.clone();
+    let (sock, sub, _, real_mac) = w1_behind_a_gw(&mut lab);
+    let neighbours = || neighbours(&sock);
+    let learned_mac = || learned_mac(&sock);
     assert_eq!(curl(&sub, "http://10.33.0.1/who"), "w1");
 
     // The spoof: "10.80.0.11 is at <the subscriber's MAC>", broadcast
@@ -110,36 +124,10 @@ fn a_gratuitous_arp_from_the_server_side_is_checked_with_the_owner() {
     let Some(mut lab) = Lab::netns("pg", &["python3"]) else {
         return;
     };
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section("require_session = false"))
-        .with(&wap(&[member("w1", "10.80.0.11", 8080)]));
-    let sock = lab.run_pgw("gw", &profile);
     let t = lab.tag.clone();
-    let (sub, srv) = lab.gw_sides(&["10.80.0.11/24"]);
-    lab.serve_http("w1", &srv, "10.80.0.11");
-    lab.wait_neighbours(&sock, &["10.80.0.11"]);
-    let mac_of = |ns: &str| {
-        sh(&format!("ip -n {ns} -br link show {t}b"))
-            .split_whitespace()
-            .nth(2)
-            .unwrap()
-            .to_string()
-    };
-    let real_mac = mac_of(&srv);
-    let neighbours = || -> serde_json::Value {
-        serde_json::from_str(&pgw_at(&sock, "ctl", "neighbors")).unwrap()
-    };
-    let learned_mac = || -> String {
-        neighbours()["learned"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e[0] == "10.80.0.11")
-            .map(|e| e[1].as_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    assert_eq!(learned_mac(), real_mac);
+    let (sock, sub, srv, real_mac) = w1_behind_a_gw(&mut lab);
+    let neighbours = || neighbours(&sock);
+    let learned_mac = || learned_mac(&sock);
     let garp = garp_script(&lab, &format!("{t}b"));
     let unverified = || neighbours()["neighbours_unverified"].as_u64().unwrap_or(0);
 

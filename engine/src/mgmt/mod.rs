@@ -148,11 +148,47 @@ struct GwMgmt {
 }
 
 impl GwMgmt {
-    /// Whether a reply about `ip` now answers the GW's own request.
-    fn answers(&self, ip: &[u8; 16]) -> bool {
-        self.asked
-            .get(ip)
-            .is_some_and(|t| t.elapsed() <= ANSWER_WINDOW)
+    /// Whether a frame about `ip` (a reply: an ARP reply, an advertisement
+    /// with the Solicited flag) answers the GW's own request: the first
+    /// reply within [`ANSWER_WINDOW`] of asking; it closes the request.
+    fn answered(&mut self, ip: &[u8; 16], reply: bool) -> bool {
+        let a = reply
+            && self
+                .asked
+                .get(ip)
+                .is_some_and(|t| t.elapsed() <= ANSWER_WINDOW);
+        if a {
+            self.asked.remove(ip);
+        }
+        a
+    }
+}
+
+/// What a server-side frame claiming that member `ip` is at `mac` did.
+enum Claim {
+    /// The MAC it already had.
+    Same,
+    /// Learnt: a first sighting, or the answer to the GW's own request.
+    Learnt,
+    /// Another MAC, unsolicited: not applied.
+    Unverified,
+}
+
+/// Apply a claim to a family's learnt table (`answer`: it answers the GW's
+/// own request).
+fn claim<K: Eq + std::hash::Hash>(
+    learned: &mut HashMap<K, [u8; 6]>,
+    ip: K,
+    mac: [u8; 6],
+    answer: bool,
+) -> Claim {
+    match learned.get(&ip) {
+        Some(m) if *m == mac => Claim::Same,
+        Some(_) if !answer => Claim::Unverified,
+        _ => {
+            learned.insert(ip, mac);
+            Claim::Learnt
+        }
     }
 }
 
@@ -275,6 +311,18 @@ impl State {
             let Ok(eth) = EthernetFrame::new_checked(f) else {
                 return;
             };
+            // What a claim did: counted; an unverified one asked about.
+            let mut tally = |c: Claim, key: [u8; 16], g: &mut GwMgmt| match c {
+                Claim::Same => {}
+                Claim::Unverified => {
+                    *unverified += 1;
+                    g.recheck.push(key);
+                }
+                Claim::Learnt => {
+                    *learned += 1;
+                    changed = true;
+                }
+            };
             if let (Some(g), Some((ip, mac, solicited))) = (gw.as_mut(), ndp::advertisement(f)) {
                 // The same rule as for ARP: IPv6 members are learnt only
                 // from the server port and only for their own addresses.
@@ -282,23 +330,9 @@ impl State {
                     *refused += 1;
                     return;
                 }
-                let answer = solicited && g.answers(&ip);
-                if answer {
-                    // The request is answered: later claims are not answers.
-                    g.asked.remove(&ip);
-                }
-                match g.learned6.get(&ip) {
-                    Some(m) if *m == mac => {}
-                    Some(_) if !answer => {
-                        *unverified += 1;
-                        g.recheck.push(ip);
-                    }
-                    _ => {
-                        g.learned6.insert(ip, mac);
-                        *learned += 1;
-                        changed = true;
-                    }
-                }
+                let answer = g.answered(&ip, solicited);
+                let c = claim(&mut g.learned6, ip, mac, answer);
+                tally(c, ip, g);
                 return;
             }
             if eth.ethertype() != ethertype::ARP {
@@ -321,23 +355,9 @@ impl State {
                 // reply) makes the GW ask, and the owner's reply decides.
                 let reply = eth.payload().get(6..8) == Some(&[0, 2][..]);
                 let key = mapped(ip);
-                let answer = reply && g.answers(&key);
-                if answer {
-                    // The request is answered: later claims are not answers.
-                    g.asked.remove(&key);
-                }
-                match g.learned.get(&ip) {
-                    Some(m) if *m == mac => {}
-                    Some(_) if !answer => {
-                        *unverified += 1;
-                        g.recheck.push(key);
-                    }
-                    _ => {
-                        g.learned.insert(ip, mac);
-                        *learned += 1;
-                        changed = true;
-                    }
-                }
+                let answer = g.answered(&key, reply);
+                let c = claim(&mut g.learned, ip, mac, answer);
+                tally(c, key, g);
             }
         });
         if n == 0 {
