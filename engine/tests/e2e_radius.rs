@@ -477,16 +477,11 @@ fn session_and_idle_timeouts_are_the_sessions_own_timers() {
         return;
     };
     let auth = radius_port(3);
-    let profile = lab
-        .profile("gw", "10.50.0.1/24")
-        .with(&gw_section(""))
-        .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&radius_head(
-            auth,
-            "this_gateway = \"gw1\"\nsession_timeout_s = 3\nidle_timeout_s = 1\ninterim_monitor_s = 60",
-        ))
-        .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
-        .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]");
+    let profile = radius_gw_with(
+        &lab,
+        auth,
+        "session_timeout_s = 3\nidle_timeout_s = 1\ninterim_monitor_s = 60",
+    );
     let sock = lab.run_pgw("gw", &profile);
     let (ok, out) = alice_auth(auth, "wonderland");
     assert_accepted(ok, &out, "10.50.0.2");

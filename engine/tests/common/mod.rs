@@ -1062,10 +1062,18 @@ pub fn radius_port(salt: u32) -> u16 {
 /// user alice (password wonderland, device 09011112222, service wap),
 /// this gateway gw1 handing out 10.50.0.2-10.50.0.9.
 pub fn radius_gw(lab: &Lab, auth: u16) -> Profile {
+    radius_gw_with(lab, auth, "")
+}
+
+/// [`radius_gw`] with more `[radius]` keys (`extra`).
+pub fn radius_gw_with(lab: &Lab, auth: u16, extra: &str) -> Profile {
     lab.profile("gw", "10.50.0.1/24")
         .with(&gw_section(""))
         .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
-        .with(&radius_head(auth, "this_gateway = \"gw1\""))
+        .with(&radius_head(
+            auth,
+            &format!("this_gateway = \"gw1\"\n{extra}"),
+        ))
         .with(&radius_user("alice", "wonderland", "09011112222", &["wap"]))
         .with("[[radius.gateway]]\nname = \"gw1\"\nranges = [\"10.50.0.2-10.50.0.9\"]")
 }
