@@ -465,12 +465,12 @@ pub struct GwCfg {
     pub new_conns_per_subscriber_per_s: Option<u32>,
     /// SYN proxy (SYN cookies) for connections to representative addresses:
     /// "off" (the default), "on" (every SYN to a VIP), or "auto" (while a
-    /// worker's half-open connections reach its share of
-    /// `syn_proxy_half_open`).
+    /// worker's half-open connections to a VIP address reach its share of
+    /// `syn_proxy_half_open`: for that address).
     #[serde(default = "d_syn_proxy")]
     pub syn_proxy: String,
-    /// With `syn_proxy = "auto"`: half-open TCP connections (all workers)
-    /// from which SYNs are proxied.
+    /// With `syn_proxy = "auto"`: half-open TCP connections to one VIP
+    /// address (all workers) from which SYNs to it are proxied.
     #[serde(default = "d_syn_proxy_half_open")]
     pub syn_proxy_half_open: u32,
     /// MSS the proxy advertises to subscribers.

@@ -140,7 +140,7 @@ impl Profile {
         }
         if let pgw_pipelines::gw::SynProxy::Auto { half_open } = c.syn_proxy {
             v.push(format!(
-                "{}: gw: SYN proxy from {half_open} half-open connections on ({} per worker: each worker proxies while its own reach its share)",
+                "{}: gw: SYN proxy for a VIP address from {half_open} half-open connections to it on ({} per worker: each worker proxies while its own reach its share)",
                 self.source,
                 (half_open as u64).div_ceil(workers)
             ));

@@ -175,9 +175,10 @@ pub enum SynProxy {
     Off,
     /// Always.
     On,
-    /// While the worker's half-open connections (a SYN seen, no ACK from
-    /// the subscriber yet, whether or not the server answered) are at least
-    /// its share (`ceil(half_open / workers)`) of this number.
+    /// For a VIP address, while the worker's half-open connections to it
+    /// (a SYN seen, no ACK from the subscriber yet, whether or not the
+    /// server answered) are at least its share (`ceil(half_open /
+    /// workers)`) of this number.
     Auto { half_open: u32 },
 }
 

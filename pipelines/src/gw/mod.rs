@@ -354,9 +354,11 @@ pub struct GwWorker<A: TableAlloc = HeapAlloc> {
     stash: A::Mem<[u8; synproxy::STASH_BYTES]>,
     stash_free: FreeStack<A>,
     cookie_key: synproxy::CookieKey,
-    /// Half-open TCP connections (no ACK from the subscriber yet), and the
-    /// worker's share of `SynProxy::Auto`'s threshold.
+    /// Half-open TCP connections (no ACK from the subscriber yet), those
+    /// to each VIP address, and the worker's share of `SynProxy::Auto`'s
+    /// threshold (per VIP address).
     half_open: u32,
+    vip_half_open: synproxy::half_open::VipHalfOpen<A>,
     half_open_share: u32,
     /// Fragments: reassembly contexts, held fragments, the outbox.
     frags: frag::Frags<A>,
@@ -475,6 +477,7 @@ impl<A: TableAlloc> GwWorker<A> {
             stash_free,
             cookie_key: synproxy::CookieKey::new(cfg.cookie_secret),
             half_open: 0,
+            vip_half_open: synproxy::half_open::VipHalfOpen::new(alloc)?,
             half_open_share: match cfg.syn_proxy {
                 SynProxy::Auto { half_open } => half_open.div_ceil(cfg.workers as u32),
                 _ => 0,

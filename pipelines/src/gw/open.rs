@@ -306,7 +306,7 @@ impl<A: TableAlloc> GwWorker<A> {
             ..Cold::EMPTY
         };
         if m.proto == PROTO_TCP {
-            self.half_open += 1;
+            self.half_opened(e);
         }
         let to = idle_timeout_ms(self.hot[e as usize].state, m.proto, &self.cfg.timeouts);
         self.wheel
@@ -371,7 +371,7 @@ impl<A: TableAlloc> GwWorker<A> {
             c.load_slot = self.bal.open(srv_ip);
         }
         self.held -= 1;
-        self.half_open += 1;
+        self.half_opened(e);
         let to = self.cfg.timeouts.syn_ms;
         self.wheel
             .reschedule(&mut self.cold, e, now.saturating_add(to).saturating_add(1));

@@ -2,7 +2,8 @@
 //! (DPVS's synproxy and Linux's syncookies are the models).
 //!
 //! While it is active ([`super::SynProxy`]: always, or while the worker's
-//! half-open connections are at its share of a threshold), a subscriber's
+//! half-open connections to the VIP address are at its share of a
+//! threshold, counted per address in [`half_open`]), a subscriber's
 //! SYN to a VIP opens nothing. The GW answers it with a SYN-ACK built in
 //! place whose sequence number is a **cookie**: a keyed hash of the tuple,
 //! a 64-second time slot and what the GW must remember of the SYN (the MSS,
@@ -277,11 +278,12 @@ impl Px {
     }
 }
 
+pub(super) mod half_open;
 mod segment;
 pub use segment::*;
 
 use super::acct::{AcctSink, CloseReason};
-use super::entry::{flag, xflag, NONE};
+use super::entry::{flag, xflag, NONE, NO_GROUP};
 use super::meta::{fast_v4, Kind};
 use super::tcp_state::FlowState;
 use super::{GwTables, GwWorker, SynProxy};
@@ -289,14 +291,14 @@ use crate::hw::TableAlloc;
 use crate::verdict::{DropReason, Verdict, WorkerCounters};
 
 impl<A: TableAlloc> GwWorker<A> {
-    /// Whether a new SYN gets a cookie now (the mode, and with `auto` the
-    /// worker's half-open connections).
+    /// Whether a new SYN to VIP address `vip` gets a cookie now (the mode,
+    /// and with `auto` the worker's half-open connections to that address).
     #[inline]
-    fn proxy_active(&self) -> bool {
+    fn proxy_active(&self, vip: [u8; 4]) -> bool {
         match self.cfg.syn_proxy {
             SynProxy::Off => false,
             SynProxy::On => true,
-            SynProxy::Auto { .. } => self.half_open >= self.half_open_share,
+            SynProxy::Auto { .. } => self.vip_half_open.count(vip) >= self.half_open_share,
         }
     }
 
@@ -305,13 +307,16 @@ impl<A: TableAlloc> GwWorker<A> {
     /// refuse at once (session, authorization, draining: those get their
     /// usual answer from [`GwWorker::start`]).
     pub(super) fn proxies(&self, t: &GwTables, m: &Meta) -> bool {
-        if m.kind != Kind::Up4 || !self.proxy_active() || self.draining {
+        if m.kind != Kind::Up4 || self.cfg.syn_proxy == SynProxy::Off || self.draining {
             return false;
         }
         let svc = &t.services;
         let Some(g) = svc.vip(m.dst, m.dport).and_then(|g| svc.group(g)) else {
             return false;
         };
+        if !self.proxy_active(m.dst) {
+            return false;
+        }
         match t.sessions.get(m.src).filter(|s| s.active) {
             Some(s) => s.allows(g.group.service),
             None => !self.cfg.require_session,
@@ -694,7 +699,29 @@ impl<A: TableAlloc> GwWorker<A> {
             h.xflags |= xflag::SUB_ACKED;
             debug_assert!(self.half_open > 0, "half-open count underflow");
             self.half_open = self.half_open.saturating_sub(1);
+            if let Some(vip) = self.half_open_vip(e) {
+                self.vip_half_open.sub(vip);
+            }
         }
+    }
+
+    /// TCP connection `e` starts half-open (its SYN was sent on).
+    #[inline]
+    pub(super) fn half_opened(&mut self, e: u32) {
+        self.half_open += 1;
+        if let Some(vip) = self.half_open_vip(e) {
+            self.vip_half_open.add(vip);
+        }
+    }
+
+    /// The VIP address connection `e` counts under while half-open: an
+    /// IPv4 subscriber's connection to a VIP (a group's), the only ones
+    /// the proxy answers.
+    #[inline]
+    fn half_open_vip(&self, e: u32) -> Option<[u8; 4]> {
+        let h = &self.hot[e as usize];
+        (h.flags & (flag::V6 | flag::NAT66) == 0 && self.cold[e as usize].group != NO_GROUP)
+            .then_some(h.dst_ip)
     }
 
     /// Half-open connections of this worker: TCP connections whose

@@ -543,6 +543,44 @@ fn auto_proxies_from_the_half_open_threshold_on() {
 }
 
 #[test]
+fn auto_counts_half_open_connections_per_vip() {
+    // a flood of SYNs to the WAP VIP turns the cookies on for it alone
+    let mut h = auto(2);
+    assert_eq!(h.up(&syn_with_opts(1), 100).0, TX_UP);
+    assert_eq!(h.up(&syn_with_opts(2), 100).0, TX_UP);
+    assert_eq!(h.up(&syn_with_opts(3), 100).0, TX_DOWN, "WAP at 2: cookies");
+    let mail = |sp: u16| {
+        with_tcp(
+            tcp((LB1, ACC_MAC), (SUB1, sp), (VIP_MAIL, 25), SYN, ISN, 0, b""),
+            &SYN_OPTS,
+            1000,
+        )
+    };
+    assert_eq!(h.up(&mail(10), 100).0, TX_UP, "mail has none half-open");
+    assert_eq!(h.w[0].half_open(), 3);
+    assert_eq!(h.up(&mail(11), 100).0, TX_UP);
+    assert_eq!(h.up(&mail(12), 100).0, TX_DOWN, "mail at 2: cookies");
+    assert_eq!(h.w[0].counters.syncookies_sent, 2);
+    // the subscriber's ACK of a WAP connection: WAP below its threshold
+    // again, mail still at it
+    let key = nat_of(&h.up(&syn_with_opts(1), 101).1);
+    let srv = h.w[0].flow_by_key(key.0, key.1).unwrap().srv_ip;
+    assert_eq!(
+        h.down(&bare_syn_ack(ROUTER, (srv, 80), key), 102).0,
+        TX_DOWN
+    );
+    assert_eq!(h.up(&up_seg(1, ACK, ISN + 1, 2, b""), 102).0, TX_UP);
+    assert_eq!(h.up(&syn_with_opts(4), 103).0, TX_UP);
+    assert_eq!(h.up(&mail(13), 103).0, TX_DOWN);
+    assert_eq!(h.w[0].counters.syncookies_sent, 3);
+    // expired, the half-open ones count no more, under either VIP
+    h.expire(0, 100 + TIMEOUTS.syn_ms + 10);
+    assert_eq!(h.w[0].half_open(), 0);
+    assert_eq!(h.up(&syn_with_opts(5), 10_000).0, TX_UP);
+    assert_eq!(h.up(&mail(14), 10_000).0, TX_UP);
+}
+
+#[test]
 fn refusals_keep_their_answers_with_the_proxy() {
     // not allowed: the RST of authorization, no cookie
     let mut h = H::new(on_cfg());
