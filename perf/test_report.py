@@ -199,6 +199,13 @@ def make_full(d):
     pgw_run(d, "gw-1k-imix", "configs/bench-gw-memif.toml", gen(size="imix", through=2.11e6), bcpp=600.0)
     pgw_run(d, "gw-cps", "configs/bench-gw-memif-1m.toml", gen(65536, mode="cps", through=1.0e6, hs=503000, done=502000),
             bcpp=2000.0)
+    # the SYN proxy's flood: every SYN answered by the GW, none reached a
+    # server, each RST dropped (the generator's own loss counts both)
+    sf = gen(65536, mode="cps", through=1.0e6, hs=1.0e6, done=1.0e6)
+    sf["totals"].update(up_tx_by_kind={"syn": 5000000, "rst": 4999990}, synack_rx=4999990, srv_tx=0,
+                        acc_rx=4999990)
+    sf["loss"] = {"up": 10000000, "down": -4999990, "up_pct": 100.0, "down_pct": 0.0}
+    pgw_run(d, "gw-synflood", "configs/bench-gw-memif-1m.toml", sf, bcpp=900.0)
     pgw_run(d, "gw-mix", "configs/bench-gw-memif-1m.toml",
             gen(65536, size="imix", mode="cps", through=1.3e6, hs=50000, done=190000), bcpp=1900.0)
     for pct, rate, p in ((10, 0.16, (2.5, 1462, 2676)), (50, 0.8, (2.0, 1303, 2385)), (90, 1.44, (7.5, 1182, 2508))):
@@ -334,6 +341,8 @@ def test_full(tmp):
     # 2000 busy cycles x 20 M packets in a 5 s window, 503 000 handshakes/s
     close(c["busy_cycles_per_conn"], 2000.0 * PK / 5.0 / 503000, "busy cycles per connection")
     close(c["conn_capacity_per_s"], HZ * 503000 / (2000.0 * PK / 5.0), "connections/s per worker (capacity)")
+    f = get(doc, "gw-synflood", "cps")
+    ok((f["loss_up_pkts"], f["loss_down_pkts"]) == (10, 0), "SYN proxy run: SYNs unanswered, nothing down lost")
     ok(get(doc, "gw-1m", "cps")["new_conns_per_s"] == 450000.0, "opening phase row")
     ok(get(doc, "gw-1m", "cps")["capacity_mpps"] is None, "opening phase carries no window figures")
     m16 = get(doc, "gw-16m", "memory")
@@ -404,6 +413,9 @@ def test_full(tmp):
     t = target("new connections/s per worker")
     close(t["value"], c["conn_capacity_per_s"] / 1e6, "target: connections/s capacity")
     ok("gw new connection/SYN + RST (per connection)" in t["rows"], "target: criterion per connection beside it")
+    t = target("a SYN flood on the SYN proxy")
+    close(t["value"], f["conn_capacity_per_s"] / c["conn_capacity_per_s"], "target: SYN flood vs connections")
+    ok(t["met"] is True and t["group"] == "Hardening", "target: SYN flood 900 vs 2000 cycles, met")
     t = target("memory for 16 M")
     close(t["value"], m16["total_bytes"] / 2**30, "target: 16 M memory GiB")
     ok(t["met"] is False, "target: 16 M memory 2.68 GiB > 2 GiB")
