@@ -1522,7 +1522,10 @@ P("")
 P("*busy cycles/connection* = busy cycles per second of the runtime window ÷ handshakes per second "
   "(every packet of a connection included: SYN, SYN-ACK, then RST, or the data and FIN of `gw-mix`); "
   "*capacity* = TSC Hz ÷ that: the connections/s one worker would open if it never waited for the "
-  "generator. The opening phases of the established runs are paced by the generator (SYN retries after 1 s).")
+  "generator. The opening phases of the established runs are paced by the generator (SYN retries after 1 s). "
+  "The SYN proxy's rows (`gw-synflood`) count as loss the SYNs the GW left unanswered (up) and what the servers "
+  "sent that did not come back (down): the proxy answers every SYN itself, and the RST of a proxied handshake "
+  "ends at the GW by design.")
 P("")
 
 # ------------------------------------------------------------------ latency
