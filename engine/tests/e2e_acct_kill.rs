@@ -256,6 +256,12 @@ fn records_of_closed_connections_survive_sigkill() {
         after.len(),
         rows.len()
     );
+    assert_eq!(
+        conns.len(),
+        CONNECTIONS as usize,
+        "the client tried each of its {CONNECTIONS} connections (it stops after 100 s): {} tried",
+        conns.len()
+    );
     assert!(
         before.len() >= BEFORE_KILL,
         "{} connections closed 1 s before the kill",
