@@ -218,9 +218,23 @@ impl Engine {
                 .configure(nrxq, ntxq, rxd, txd, pool)
                 .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
             // The kernel interface behind a virtual port takes the MTU too.
-            // A device that cannot set one is fine at the default 1500.
+            // A device that cannot set one is fine at the default 1500, and
+            // at any MTU when it has no MTU of its own (-ENOTSUP: net_pcap
+            // on an interface) and says it takes frames that long.
             if let Err(err) = port.set_mtu(e.mtu) {
-                if e.mtu != 1500 {
+                let frame = e.max_frame() as u32;
+                let takes_it = err.code == -libc::ENOTSUP
+                    && info.max_mtu >= e.mtu
+                    && info.max_rx_pktlen >= frame;
+                if takes_it && e.mtu != 1500 {
+                    tracing::info!(
+                        "port {} ({}) has no MTU setting of its own; it takes frames up to {} bytes: MTU {} is the kernel interface's to match",
+                        pc.name,
+                        info.driver,
+                        info.max_rx_pktlen,
+                        e.mtu
+                    );
+                } else if e.mtu != 1500 {
                     return Err(EngineError(format!(
                         "{}: engine.mtu: port[{i}] ({}, driver {}) refused MTU {}: {err} (the device allows {}..={}, frames up to {} bytes)",
                         profile.source,

@@ -838,6 +838,13 @@ impl Profile {
         self
     }
 
+    /// A port `name` on the DPDK virtual device `device` (its devargs
+    /// whole), not a tap.
+    pub fn port(mut self, name: &str, device: &str) -> Self {
+        self.ports += &format!("[[port]]\nname = \"{name}\"\ndevice = \"{device}\"\n");
+        self
+    }
+
     /// The last port's address `cidr`, IPv4 or IPv6.
     pub fn addr(mut self, cidr: &str) -> Self {
         let family = if cidr.contains(':') { "ipv6" } else { "ipv4" };
