@@ -26,6 +26,8 @@ fn row(i: u64) -> AcctRow {
         subscriber_port: i as u16,
         subscriber_ip6: None,
         representative_ip6: None,
+        real_server_ip6: None,
+        nat_ip6: None,
         service: "web".into(),
         representative_ip: Ipv4Addr::new(127, 0, 0, 80),
         representative_port: 80,

@@ -133,6 +133,30 @@ fn ipv6_subscriber_reaches_an_ipv6_group_through_lb_and_nat66() {
             lab.log(l)
         );
     }
+    // The connections' records name the IPv6 VIP, key and member.
+    let mut rows = vec![];
+    wait_for("NAT66 records", Duration::from_secs(10), || {
+        let a = pgw_json(&sock, "accounting");
+        rows = a["recent"].as_array().cloned().unwrap_or_default();
+        rows.len() >= 8
+    });
+    for row in &rows {
+        assert_eq!(row["representative"], "[2001:db8:33::1]:80", "{row}");
+        let nat = row["nat"].as_str().unwrap();
+        assert!(nat.starts_with("[2001:db8:80::100]:"), "{row}");
+        assert!(
+            ["[2001:db8:80::11]:8080", "[2001:db8:80::12]:8080"]
+                .contains(&row["server"].as_str().unwrap()),
+            "{row}"
+        );
+        assert!(
+            row["subscriber"]
+                .as_str()
+                .unwrap()
+                .starts_with("[2001:db8:60::"),
+            "{row}"
+        );
+    }
     lab.stop_pgw("box");
 }
 

@@ -634,16 +634,12 @@ impl State {
                             .as_ref()
                             .and_then(|x| x.devices.get(&r.device_id).cloned())
                             .unwrap_or_else(|| r.device_id.to_string()),
-                        subscriber: match r.subscriber_ip6 {
-                            Some(a) => {
-                                format!("[{}]:{}", std::net::Ipv6Addr::from(a), r.subscriber_port)
-                            }
-                            None => format!("{}:{}", ipstr(r.subscriber_ip), r.subscriber_port),
-                        },
-                        representative: format!("{}:{}", ipstr(r.rep_ip), r.rep_port),
+                        subscriber: endpoint(r.subscriber_ip, r.subscriber_ip6, r.subscriber_port),
+                        // (NAT66: the IPv6 VIP, member and key)
+                        representative: endpoint(r.rep_ip, r.nat66.map(|n| n.vip), r.rep_port),
                         service: self.service_name(r.service.map(|s| s.0)),
-                        server: format!("{}:{}", ipstr(r.server_ip), r.server_port),
-                        nat: format!("{}:{}", ipstr(r.nat_ip), r.nat_port),
+                        server: endpoint(r.server_ip, r.nat66.map(|n| n.server), r.server_port),
+                        nat: endpoint(r.nat_ip, r.nat66.map(|n| n.key), r.nat_port),
                         proto: r.proto,
                         start_ms: r.start_ms,
                         end_ms: r.end_ms,
@@ -1365,4 +1361,12 @@ fn build_probers(
         }
     }
     v
+}
+
+/// `a:port`, or `[a6]:port` where the IPv6 address `a6` is given.
+fn endpoint(a: [u8; 4], a6: Option<[u8; 16]>, port: u16) -> String {
+    match a6 {
+        Some(a6) => format!("[{}]:{port}", std::net::Ipv6Addr::from(a6)),
+        None => format!("{}:{port}", ipstr(a)),
+    }
 }

@@ -122,6 +122,9 @@ pub struct AcctRecord {
     pub subscriber_ip6: Option<[u8; 16]>,
     /// Subscriber port (ICMP: the echo identifier).
     pub subscriber_port: u16,
+    /// The IPv6 addresses of a NAT66 connection (its IPv4 fields carry the
+    /// pool's IPv4 twin and the member's IPv4 identity); `None` otherwise.
+    pub nat66: Option<Nat66Addrs>,
     /// Original destination: the representative address (VIP) or, for a
     /// non-VIP destination, the destination itself.
     pub rep_ip: [u8; 4],
@@ -148,6 +151,17 @@ pub struct AcctRecord {
     pub down_bytes: u64,
     pub attr: Attr,
     pub close: CloseReason,
+}
+
+/// A NAT66 connection's IPv6 addresses beside its subscriber's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nat66Addrs {
+    /// The IPv6 VIP the subscriber addressed.
+    pub vip: [u8; 16],
+    /// The NAT key's IPv6 address (the `pool6` address).
+    pub key: [u8; 16],
+    /// The member's IPv6 address.
+    pub server: [u8; 16],
 }
 
 /// Where records go (the engine: a bounded SPSC queue to the accounting

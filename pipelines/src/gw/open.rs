@@ -1,6 +1,7 @@
 //! Opening, closing, holding and freeing connections (S32–S44, S61–S67,
 //! FIG. 28–29), and the timer that drives idle expiry and the end of holds.
 
+use super::acct::Nat66Addrs;
 use super::balance::NO_SLOT as NO_LOAD;
 use super::config::ExhaustionReply;
 use super::entry::{flag, unlink, xflag, Cold, Hot, NONE, NO_GROUP, NO_SERVICE};
@@ -483,6 +484,16 @@ impl<A: TableAlloc> GwWorker<A> {
             subscriber_ip: if h.has(flag::V6) { [0; 4] } else { h.sub_ip },
             subscriber_ip6: h.has(flag::V6).then(|| self.sub6[e as usize]),
             subscriber_port: h.sub_port,
+            nat66: h.has(flag::NAT66).then(|| Nat66Addrs {
+                vip: self.vip6[e as usize],
+                key: self
+                    .cfg
+                    .pool6
+                    .get(h.pool as usize)
+                    .copied()
+                    .unwrap_or([0; 16]),
+                server: self.srv6[e as usize],
+            }),
             rep_ip: if h.has(flag::NAT66) { [0; 4] } else { h.dst_ip },
             rep_port: h.dst_port,
             nat_ip: self.ks.pool()[h.pool as usize],

@@ -18,7 +18,7 @@ use super::rows::{AcctRow, SessionLogRow, SessionStateChange};
 use pgw_pipelines::gw::acct::CloseReason;
 
 /// The schema's version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The schema. Addresses are dotted-quad TEXT (readable with the `sqlite3`
 /// shell), times Unix milliseconds, counters INTEGER (SQLite's 64-bit signed;
@@ -46,7 +46,10 @@ CREATE TABLE IF NOT EXISTS accounting (
     packets_down        INTEGER NOT NULL,
     bytes_down          INTEGER NOT NULL,
     close_reason        TEXT    NOT NULL,   -- 'fin', 'rst', 'idle'
-    subscriber_ip6      TEXT    NOT NULL DEFAULT ''  -- NAT64: the IPv6 subscriber
+    subscriber_ip6      TEXT    NOT NULL DEFAULT '',  -- NAT64, NAT66: the IPv6 subscriber
+    representative_ip6  TEXT    NOT NULL DEFAULT '',  -- NAT64: the IPv6 destination; NAT66: the VIP
+    real_server_ip6     TEXT    NOT NULL DEFAULT '',  -- NAT66: the member's IPv6 address
+    nat_ip6             TEXT    NOT NULL DEFAULT ''   -- NAT66: the key's IPv6 address
 );
 CREATE INDEX IF NOT EXISTS accounting_device_start ON accounting (device_id, start_unix_ms);
 CREATE TABLE IF NOT EXISTS session_log (
@@ -77,6 +80,15 @@ ALTER TABLE accounting ADD COLUMN subscriber_ip6 TEXT NOT NULL DEFAULT '';
 PRAGMA user_version=2;
 COMMIT;";
 
+/// Schema version 2 → 3: the IPv6 destination, server and key of NAT64 and
+/// NAT66 connections (old rows get '').
+const MIGRATE_2_TO_3: &str = "BEGIN;
+ALTER TABLE accounting ADD COLUMN representative_ip6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounting ADD COLUMN real_server_ip6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounting ADD COLUMN nat_ip6 TEXT NOT NULL DEFAULT '';
+PRAGMA user_version=3;
+COMMIT;";
+
 /// How hard a commit waits for the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Synchronous {
@@ -95,8 +107,10 @@ pub struct Db {
 const INSERT_ACCT: &str = "INSERT INTO accounting (device_id, subscriber_ip, subscriber_port, \
      service, representative_ip, representative_port, proxy_accounting, server_name, \
      real_server_ip, real_server_port, nat_ip, nat_port, protocol, start_unix_ms, end_unix_ms, \
-     packets_up, bytes_up, packets_down, bytes_down, close_reason, subscriber_ip6) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+     packets_up, bytes_up, packets_down, bytes_down, close_reason, subscriber_ip6, \
+     representative_ip6, real_server_ip6, nat_ip6) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
+     ?22, ?23, ?24)";
 
 const INSERT_SESSION: &str = "INSERT INTO session_log (session_id, device_id, user, address, gw, \
      nas_ip, acct_session_id, start_unix_ms, end_unix_ms, state_history, close_cause, \
@@ -106,7 +120,8 @@ const INSERT_SESSION: &str = "INSERT INTO session_log (session_id, device_id, us
 const SELECT_ACCT: &str = "SELECT device_id, subscriber_ip, subscriber_port, service, \
      representative_ip, representative_port, proxy_accounting, server_name, real_server_ip, \
      real_server_port, nat_ip, nat_port, protocol, start_unix_ms, end_unix_ms, packets_up, \
-     bytes_up, packets_down, bytes_down, close_reason, subscriber_ip6 FROM accounting";
+     bytes_up, packets_down, bytes_down, close_reason, subscriber_ip6, representative_ip6, \
+     real_server_ip6, nat_ip6 FROM accounting";
 
 const SELECT_SESSION: &str = "SELECT session_id, device_id, user, address, gw, nas_ip, \
      acct_session_id, start_unix_ms, end_unix_ms, state_history, close_cause, in_octets, \
@@ -148,6 +163,11 @@ impl Db {
             // '', as IPv4 subscribers' rows do).
             conn.execute_batch(MIGRATE_1_TO_2)
                 .map_err(|e| err(path, "migrating the schema from version 1", e))?;
+        }
+        if version == 1 || version == 2 {
+            // Version 2 had no IPv6 destination, server or key columns.
+            conn.execute_batch(MIGRATE_2_TO_3)
+                .map_err(|e| err(path, "migrating the schema from version 2", e))?;
         } else if version != 0 && version != SCHEMA_VERSION {
             return Err(err(
                 path,
@@ -190,7 +210,10 @@ impl Db {
                     sql_u64(r.packets_down),
                     sql_u64(r.bytes_down),
                     close_text(r.close_reason),
-                    r.subscriber_ip6.map(|a| a.to_string()).unwrap_or_default(),
+                    ip6_text(r.subscriber_ip6),
+                    ip6_text(r.representative_ip6),
+                    ip6_text(r.real_server_ip6),
+                    ip6_text(r.nat_ip6),
                 ])
                 .map_err(|e| e.to_string())?;
             }
@@ -294,16 +317,25 @@ fn acct_from_row(r: &Row) -> rusqlite::Result<AcctRow> {
         packets_down: u64_col(r, 17)?,
         bytes_down: u64_col(r, 18)?,
         close_reason: close_parse(&close).ok_or_else(|| bad(19, "a close reason"))?,
-        subscriber_ip6: {
-            let s: String = r.get(20)?;
-            if s.is_empty() {
-                None
-            } else {
-                Some(s.parse().map_err(|_| bad(20, "an IPv6 address"))?)
-            }
-        },
-        representative_ip6: None,
+        subscriber_ip6: ip6(r, 20)?,
+        representative_ip6: ip6(r, 21)?,
+        real_server_ip6: ip6(r, 22)?,
+        nat_ip6: ip6(r, 23)?,
     })
+}
+
+/// An optional IPv6 address column ('' for none).
+fn ip6(r: &Row, i: usize) -> rusqlite::Result<Option<std::net::Ipv6Addr>> {
+    let s: String = r.get(i)?;
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(s.parse().map_err(|_| bad(i, "an IPv6 address"))?))
+    }
+}
+
+fn ip6_text(a: Option<std::net::Ipv6Addr>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
 }
 
 fn session_from_row(r: &Row) -> rusqlite::Result<SessionLogRow> {

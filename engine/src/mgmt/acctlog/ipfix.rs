@@ -42,13 +42,16 @@
 //! NAT64 prefix); post-NAT source and destination are the IPv4 NAT key and
 //! server, as in template 256. (Collectors keep one address family per
 //! flow: nfdump drops an IPv6 source paired with an IPv4 destination, so
-//! the destination is given as IPv6.) NAT66: the accounting record carries
-//! neither the IPv6 VIP nor the server's IPv6 address, so the destination
-//! is `::` and postNATDestinationIPv4Address the member's IPv4 identity;
-//! postNATSourceIPv6Address (281) / postNATDestinationIPv6Address (282) are
-//! not exported.
+//! the destination is given as IPv6.)
 //!
-//! Both templates go in one Template Set; a message holds one Data Set per
+//! Template 258 ([`TEMPLATE_ID_NAT66`]) is template 257 with fields 6 and 7
+//! replaced by postNATSourceIPv6Address (281) and
+//! postNATDestinationIPv6Address (282), 16 bytes each: records of NAT66
+//! connections, whose destination is the IPv6 VIP, post-NAT source the
+//! key's `pool6` address and post-NAT destination the member's IPv6
+//! address (`AcctRow::representative_ip6`, `nat_ip6`, `real_server_ip6`).
+//!
+//! The templates go in one Template Set; a message holds one Data Set per
 //! run of records of the same template.
 //!
 //! PEN is the private enterprise number of the pgw elements, by default
@@ -83,6 +86,8 @@ pub const TEMPLATE_SET_ID: u16 = 2;
 pub const TEMPLATE_ID: u16 = 256;
 /// The template of accounting records of IPv6 subscribers (NAT64, NAT66).
 pub const TEMPLATE_ID_V6: u16 = 257;
+/// The template of accounting records of NAT66 connections.
+pub const TEMPLATE_ID_NAT66: u16 = 258;
 /// RFC 5103 reverse information element PEN.
 pub const REVERSE_PEN: u32 = 29305;
 /// IANA's documentation PEN (RFC 5612), the default for pgw elements.
@@ -118,6 +123,8 @@ pub mod iana {
     pub const POST_NAT_DESTINATION_IPV4_ADDRESS: u16 = 226;
     pub const POST_NAPT_SOURCE_TRANSPORT_PORT: u16 = 227;
     pub const POST_NAPT_DESTINATION_TRANSPORT_PORT: u16 = 228;
+    pub const POST_NAT_SOURCE_IPV6_ADDRESS: u16 = 281;
+    pub const POST_NAT_DESTINATION_IPV6_ADDRESS: u16 = 282;
 }
 
 /// flowEndReason values (RFC 5102 / IANA).
@@ -178,6 +185,20 @@ pub fn template_fields_v6(enterprise: u32) -> [Field; 20] {
     f
 }
 
+/// The fields of [`TEMPLATE_ID_NAT66`]: those of [`TEMPLATE_ID_V6`] with
+/// IPv6 post-NAT source and destination addresses.
+pub fn template_fields_nat66(enterprise: u32) -> [Field; 20] {
+    let mut f = template_fields_v6(enterprise);
+    let v6 = |id| Field {
+        id,
+        len: 16,
+        pen: 0,
+    };
+    f[5] = v6(iana::POST_NAT_SOURCE_IPV6_ADDRESS);
+    f[6] = v6(iana::POST_NAT_DESTINATION_IPV6_ADDRESS);
+    f
+}
+
 /// Exporter settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExporterConfig {
@@ -231,11 +252,12 @@ pub struct Encoded {
 impl Exporter {
     /// # Panics
     /// If `max_message` cannot hold a template and the largest record
-    /// ([`min_message`], 1116 bytes; checked by `AcctLogger::start`).
+    /// ([`min_message`], 1248 bytes; checked by `AcctLogger::start`).
     pub fn new(cfg: ExporterConfig) -> Exporter {
         let template_set = template_set(&[
             (TEMPLATE_ID, &template_fields(cfg.enterprise)),
             (TEMPLATE_ID_V6, &template_fields_v6(cfg.enterprise)),
+            (TEMPLATE_ID_NAT66, &template_fields_nat66(cfg.enterprise)),
         ]);
         assert!(
             cfg.max_message >= HEADER_LEN + template_set.len() + 4 + MAX_RECORD_LEN,
@@ -368,20 +390,30 @@ fn close_set(msg: &mut [u8], start: usize) {
 
 /// The template a row's record uses.
 pub fn record_template(r: &AcctRow) -> u16 {
-    if r.subscriber_ip6.is_some() {
+    if nat66(r).is_some() {
+        TEMPLATE_ID_NAT66
+    } else if r.subscriber_ip6.is_some() {
         TEMPLATE_ID_V6
     } else {
         TEMPLATE_ID
     }
 }
 
-/// Largest encoded data record (template 257): fixed part + three strings
+/// A NAT66 row's post-NAT addresses (key, member), if it has them.
+fn nat66(r: &AcctRow) -> Option<(std::net::Ipv6Addr, std::net::Ipv6Addr)> {
+    r.subscriber_ip6?;
+    Some((r.nat_ip6?, r.real_server_ip6?))
+}
+
+/// Largest encoded data record (template 258): fixed part + three strings
 /// of [`MAX_STRING`] bytes with 3-byte length prefixes.
-pub const MAX_RECORD_LEN: usize = FIXED_RECORD_LEN_V6 + 3 * (3 + MAX_STRING);
+pub const MAX_RECORD_LEN: usize = FIXED_RECORD_LEN_NAT66 + 3 * (3 + MAX_STRING);
 /// Bytes of the fixed-length fields of a record of [`TEMPLATE_ID`].
 pub const FIXED_RECORD_LEN: usize = 4 + 4 + 2 + 2 + 1 + 4 + 4 + 2 + 2 + 8 * 6 + 1 + 1;
 /// ... of [`TEMPLATE_ID_V6`] (16-byte addresses).
 pub const FIXED_RECORD_LEN_V6: usize = FIXED_RECORD_LEN + 24;
+/// ... of [`TEMPLATE_ID_NAT66`] (16-byte post-NAT addresses too).
+pub const FIXED_RECORD_LEN_NAT66: usize = FIXED_RECORD_LEN_V6 + 24;
 
 /// Smallest `max_message` [`Exporter::new`] accepts.
 pub fn min_message() -> usize {
@@ -389,6 +421,7 @@ pub fn min_message() -> usize {
         + template_set(&[
             (TEMPLATE_ID, &template_fields(EXAMPLE_PEN)),
             (TEMPLATE_ID_V6, &template_fields_v6(EXAMPLE_PEN)),
+            (TEMPLATE_ID_NAT66, &template_fields_nat66(EXAMPLE_PEN)),
         ])
         .len()
         + 4
@@ -455,8 +488,16 @@ pub fn encode_record(r: &AcctRow, out: &mut Vec<u8>) {
     out.extend_from_slice(&port(r.subscriber_port).to_be_bytes());
     out.extend_from_slice(&port(r.representative_port).to_be_bytes());
     out.push(r.protocol);
-    out.extend_from_slice(&r.nat_ip.octets());
-    out.extend_from_slice(&r.real_server_ip.octets());
+    match nat66(r) {
+        Some((key, server)) => {
+            out.extend_from_slice(&key.octets());
+            out.extend_from_slice(&server.octets());
+        }
+        None => {
+            out.extend_from_slice(&r.nat_ip.octets());
+            out.extend_from_slice(&r.real_server_ip.octets());
+        }
+    }
     out.extend_from_slice(&port(r.nat_port).to_be_bytes());
     out.extend_from_slice(&port(r.real_server_port).to_be_bytes());
     out.extend_from_slice(&ms(r.start_unix_ms).to_be_bytes());
@@ -514,6 +555,8 @@ mod tests {
             subscriber_port: 0x9c41,
             subscriber_ip6: None,
             representative_ip6: None,
+            real_server_ip6: None,
+            nat_ip6: None,
             service: "web".into(),
             representative_ip: Ipv4Addr::new(127, 0, 0, 80),
             representative_port: 80,
@@ -566,7 +609,7 @@ mod tests {
             0x80, 0x03, 0xff, 0xff, 0x00, 0x00, 0x7e, 0xd9, // pgw serverName
         ];
         let mut template: Vec<u8> = vec![
-            0x00, 0x02, 0x00, 0xdc, // template set, length 220
+            0x00, 0x02, 0x01, 0x48, // template set, length 328
             0x01, 0x00, 0x00, 0x14, // template 256, 20 fields
             0x00, 0x08, 0x00, 0x04, // sourceIPv4Address
             0x00, 0x0c, 0x00, 0x04, // destinationIPv4Address
@@ -578,7 +621,16 @@ mod tests {
             0x00, 0x1c, 0x00, 0x10, // destinationIPv6Address, 16 bytes
         ]);
         template.extend_from_slice(&fields_after_addresses);
-        assert_eq!(template.len(), 220);
+        template.extend_from_slice(&[
+            0x01, 0x02, 0x00, 0x14, // template 258, 20 fields
+            0x00, 0x1b, 0x00, 0x10, // sourceIPv6Address, 16 bytes
+            0x00, 0x1c, 0x00, 0x10, // destinationIPv6Address, 16 bytes
+        ]);
+        let mut nat66_after = fields_after_addresses.clone();
+        // postNATSourceIPv6Address, postNATDestinationIPv6Address, 16 bytes
+        nat66_after[12..20].copy_from_slice(&[0x01, 0x19, 0x00, 0x10, 0x01, 0x1a, 0x00, 0x10]);
+        template.extend_from_slice(&nat66_after);
+        assert_eq!(template.len(), 328);
         #[rustfmt::skip]
         let data: Vec<u8> = vec![
             0x01, 0x00, 0x00, 0x63,             // data set 256, length 99
@@ -602,10 +654,10 @@ mod tests {
             9, b'a', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e',
         ];
         let total = 16 + template.len() + data.len();
-        assert_eq!(total, 335);
+        assert_eq!(total, 443);
         #[rustfmt::skip]
         let mut want: Vec<u8> = vec![
-            0x00, 0x0a, 0x01, 0x4f,             // version 10, length 335
+            0x00, 0x0a, 0x01, 0xbb,             // version 10, length 443
             0x65, 0x53, 0xf1, 0x00,             // export time 1700000000 s
             0x00, 0x00, 0x00, 0x00,             // sequence: no record before
             0x0a, 0x0b, 0x0c, 0x0d,             // observation domain
@@ -678,15 +730,55 @@ mod tests {
         assert_eq!(
             sets,
             [
-                (TEMPLATE_SET_ID, 220),
+                (TEMPLATE_SET_ID, 328),
                 (TEMPLATE_ID, 4 + 95),
                 (TEMPLATE_ID_V6, 4 + 2 * want6.len()),
                 (TEMPLATE_ID, 4 + 95),
             ]
         );
-        let d6 = HEADER_LEN + 220 + 99 + 4;
+        let d6 = HEADER_LEN + 328 + 99 + 4;
         assert_eq!(&m[d6..d6 + want6.len()], &want6[..]);
         assert_eq!(x.sequence(), 4);
+    }
+
+    #[test]
+    fn nat66_records_use_template_258_with_ipv6_post_nat_addresses() {
+        let mut r = row();
+        r.subscriber_ip = Ipv4Addr::UNSPECIFIED;
+        r.representative_ip = Ipv4Addr::UNSPECIFIED;
+        r.subscriber_ip6 = Some("2001:db8::7".parse().unwrap());
+        r.representative_ip6 = Some("2001:db8:33::1".parse().unwrap());
+        r.nat_ip6 = Some("2001:db8:80::9".parse().unwrap());
+        r.real_server_ip6 = Some("2001:db8:80::63".parse().unwrap());
+        r.device_id = "d6".into();
+        r.service = String::new();
+        r.server_name = String::new();
+        assert_eq!(record_template(&r), TEMPLATE_ID_NAT66);
+        let mut v = Vec::new();
+        encode_record(&r, &mut v);
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07, // subscriber
+            0x20, 0x01, 0x0d, 0xb8, 0, 0x33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, // the VIP
+            0x9c, 0x41, 0x00, 0x50,             // ports
+            0x06,                               // TCP
+            0x20, 0x01, 0x0d, 0xb8, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x09, // postNATSourceIPv6Address
+            0x20, 0x01, 0x0d, 0xb8, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x63, // postNATDestinationIPv6Address
+            0x04, 0x01, 0x1f, 0x90,             // post-NAPT ports
+            0, 0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+            0, 0, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x0b,
+            0, 0, 0, 0, 0, 0, 0, 0x11,
+            0, 0, 0, 0, 0, 0, 0x22, 0x33,
+            0, 0, 0, 0, 0, 0, 0, 0x44,
+            0, 0, 0, 0, 0x55, 0x66, 0x77, 0x88,
+            0x03, 0x01,
+            2, b'd', b'6', 0, 0,
+        ];
+        assert_eq!(v, want);
+        assert_eq!(v.len(), FIXED_RECORD_LEN_NAT66 + 5);
+        // without its IPv6 key and member (a row of an older database): 257
+        r.nat_ip6 = None;
+        assert_eq!(record_template(&r), TEMPLATE_ID_V6);
     }
 
     #[test]
@@ -723,11 +815,11 @@ mod tests {
         assert_eq!(x.refresh_at(), Some(1_005_000));
         assert_eq!(x.refresh(1_004_999), None);
         let m = x.refresh(1_005_000).unwrap();
-        assert_eq!(m.len(), HEADER_LEN + 220);
-        assert_eq!(&m[0..4], &[0x00, 0x0a, 0x00, 0xec]); // length 236
+        assert_eq!(m.len(), HEADER_LEN + 328);
+        assert_eq!(&m[0..4], &[0x00, 0x0a, 0x01, 0x58]); // length 344
         assert_eq!(&m[4..8], &1_005u32.to_be_bytes()); // export time, s
         assert_eq!(&m[8..12], &[0, 0, 0, 2]); // two records before it
-        assert_eq!(&m[16..20], &[0x00, 0x02, 0x00, 0xdc]); // the template set
+        assert_eq!(&m[16..20], &[0x00, 0x02, 0x01, 0x48]); // the template set
         assert_eq!(&m[20..24], &[0x01, 0x00, 0x00, 0x14], "template 256 first");
         assert_eq!(x.refresh_at(), Some(1_010_000));
         assert_eq!(x.refresh(1_006_000), None);

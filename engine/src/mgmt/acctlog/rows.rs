@@ -25,9 +25,13 @@ pub struct AcctRow {
     pub subscriber_ip6: Option<std::net::Ipv6Addr>,
     /// NAT64: the subscriber's IPv6 destination, `representative_ip` under
     /// the NAT64 prefix (RFC 6052; set by [`AcctRow::with_nat64_prefix`]).
-    /// Exported over IPFIX, not stored in the database (it follows from
-    /// `representative_ip` and the profile's `gw.nat64.prefix`).
+    /// NAT66: the IPv6 VIP (then `representative_ip` is 0.0.0.0).
     pub representative_ip6: Option<std::net::Ipv6Addr>,
+    /// NAT66: the member's IPv6 address (`real_server_ip` is its IPv4
+    /// identity).
+    pub real_server_ip6: Option<std::net::Ipv6Addr>,
+    /// NAT66: the key's IPv6 address (`nat_ip` is its IPv4 twin in the pool).
+    pub nat_ip6: Option<std::net::Ipv6Addr>,
     /// Service type name ("" if none).
     pub service: String,
     pub representative_ip: Ipv4Addr,
@@ -90,7 +94,9 @@ impl AcctRow {
             subscriber_ip: Ipv4Addr::from(r.subscriber_ip),
             subscriber_port: r.subscriber_port,
             subscriber_ip6: r.subscriber_ip6.map(std::net::Ipv6Addr::from),
-            representative_ip6: None,
+            representative_ip6: r.nat66.map(|n| n.vip.into()),
+            real_server_ip6: r.nat66.map(|n| n.server.into()),
+            nat_ip6: r.nat66.map(|n| n.key.into()),
             service: service_name,
             representative_ip: Ipv4Addr::from(r.rep_ip),
             representative_port: r.rep_port,

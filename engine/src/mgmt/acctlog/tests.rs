@@ -46,6 +46,8 @@ fn row(i: u32) -> AcctRow {
         subscriber_port: 40_000 + (i % 20_000) as u16,
         subscriber_ip6: None,
         representative_ip6: None,
+        real_server_ip6: None,
+        nat_ip6: None,
         service: if i.is_multiple_of(2) {
             "web".into()
         } else {
@@ -178,17 +180,85 @@ fn sqlite_round_trip_keeps_every_value() {
     );
 }
 
+/// The schema of an older version: the accounting table's columns up to
+/// `close_reason`, and `subscriber_ip6` from version 2 on.
+fn old_schema(version: i64) -> String {
+    let (head, tail) = db::SCHEMA.split_once("    close_reason").unwrap();
+    let (_, rest) = tail.split_once("\n);").unwrap();
+    let more = match version {
+        1 => "",
+        2 => ",\n    subscriber_ip6 TEXT NOT NULL DEFAULT ''",
+        _ => unreachable!(),
+    };
+    format!("{head}    close_reason TEXT NOT NULL{more}\n);{rest}")
+}
+
+/// A database of schema version 2 (no IPv6 destination, server or key) is
+/// migrated on open: its rows stay readable, a NAT66 row keeps its VIP,
+/// member and key.
+#[test]
+fn a_version_2_database_is_migrated_and_keeps_its_rows() {
+    let d = TempDir::new("migrate2");
+    let path = d.path().join("v2.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&old_schema(2)).unwrap();
+        c.execute_batch(
+            "INSERT INTO accounting (device_id, subscriber_ip, subscriber_port, service, \
+             representative_ip, representative_port, proxy_accounting, server_name, \
+             real_server_ip, real_server_port, nat_ip, nat_port, protocol, start_unix_ms, \
+             end_unix_ms, packets_up, bytes_up, packets_down, bytes_down, close_reason, \
+             subscriber_ip6) VALUES ('old', '0.0.0.0', 1000, 'web', '127.0.0.80', 80, 1, '', \
+             '127.0.1.10', 8080, '127.0.2.1', 2000, 6, 10, 20, 1, 2, 3, 4, 'fin', '2001:db8::9'); \
+             PRAGMA user_version=2;",
+        )
+        .unwrap();
+        assert!(c.prepare("SELECT nat_ip6 FROM accounting").is_err());
+    }
+    let mut new = row(6);
+    new.subscriber_ip = Ipv4Addr::UNSPECIFIED;
+    new.representative_ip = Ipv4Addr::UNSPECIFIED;
+    new.subscriber_ip6 = Some("2001:db8::6".parse().unwrap());
+    new.representative_ip6 = Some("2001:db8:33::1".parse().unwrap());
+    new.real_server_ip6 = Some("2001:db8:80::11".parse().unwrap());
+    new.nat_ip6 = Some("2001:db8:80::100".parse().unwrap());
+    db::Db::open(&path, Synchronous::Full, BUSY)
+        .unwrap()
+        .insert(std::slice::from_ref(&new), &[])
+        .unwrap();
+    let back = query_recent(&path, 10).unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0], new);
+    assert_eq!(
+        (
+            back[1].device_id.as_str(),
+            back[1].subscriber_ip6,
+            back[1].representative_ip6,
+            back[1].real_server_ip6,
+            back[1].nat_ip6
+        ),
+        (
+            "old",
+            Some("2001:db8::9".parse().unwrap()),
+            None,
+            None,
+            None
+        )
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, db::SCHEMA_VERSION);
+}
+
 /// A database of schema version 1 (no subscriber_ip6 column) is migrated
 /// on open: its rows stay readable, new rows carry the IPv6 subscriber.
 #[test]
 fn a_version_1_database_is_migrated_and_keeps_its_rows() {
     let d = TempDir::new("migrate");
     let path = d.path().join("v1.sqlite");
-    let v1_schema = db::SCHEMA.replace(
-        "NOT NULL,   -- 'fin', 'rst', 'idle'\n    \
-         subscriber_ip6      TEXT    NOT NULL DEFAULT ''  -- NAT64: the IPv6 subscriber",
-        "NOT NULL    -- 'fin', 'rst', 'idle'",
-    );
+    let v1_schema = old_schema(1);
     assert_ne!(v1_schema, db::SCHEMA);
     {
         let c = rusqlite::Connection::open(&path).unwrap();
@@ -269,6 +339,7 @@ fn from_record_resolves_and_shifts_times() {
         device_id: 42,
         subscriber_ip: [127, 1, 0, 2],
         subscriber_port: 40001,
+        nat66: None,
         rep_ip: [127, 0, 0, 80],
         rep_port: 443,
         nat_ip: [127, 0, 2, 1],
@@ -303,6 +374,8 @@ fn from_record_resolves_and_shifts_times() {
             subscriber_port: 40001,
             subscriber_ip6: None,
             representative_ip6: None,
+            real_server_ip6: None,
+            nat_ip6: None,
             service: "web".into(),
             representative_ip: Ipv4Addr::new(127, 0, 0, 80),
             representative_port: 443,
@@ -556,12 +629,12 @@ fn the_writer_refreshes_templates_on_its_timer_while_idle() {
     l.submit(row(1));
     let mut buf = [0u8; 2048];
     let n = coll.recv(&mut buf).unwrap();
-    assert!(n > 16 + 220, "the data message carries the templates");
+    assert!(n > 16 + 328, "the data message carries the templates");
     let t0 = std::time::Instant::now();
     // Two refreshes without any record: template set only, sequence 1.
     for _ in 0..2 {
         let n = coll.recv(&mut buf).unwrap();
-        assert_eq!(n, 16 + 220);
+        assert_eq!(n, 16 + 328);
         assert_eq!(&buf[8..12], &[0, 0, 0, 1]);
         assert_eq!(&buf[16..18], &[0, 2]);
     }

@@ -354,6 +354,15 @@ fn accounting_record_of_a_nat66_connection() {
     assert_eq!((r.nat_ip, r.nat_port), (POOL0, 20_000));
     assert_eq!(r.rep_ip, [0; 4]);
     assert_eq!((r.server_ip, r.server_port), (WAP1, 80));
+    // the IPv6 VIP, key and member, beside the IPv4 twins
+    assert_eq!(
+        r.nat66,
+        Some(crate::gw::acct::Nat66Addrs {
+            vip: vip6_wap(),
+            key: p6_0(),
+            server: wap1_6(),
+        })
+    );
     assert_eq!(r.service, Some(SVC_WAP));
     assert_eq!(r.close, CloseReason::Rst);
     assert_eq!((r.up_pkts, r.down_pkts), (2, 2));
