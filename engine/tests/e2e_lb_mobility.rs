@@ -44,16 +44,24 @@ struct Mob {
 /// 10.50.0.2 (on its `lo`) linked to both LBs and routed through LB1; a
 /// first answer through LB1 and the GW.
 fn mobility_lab(lab: &mut Lab) -> Mob {
-    mobility_lab_with(lab, &gw_session("10.50.0.2", 1001, &["wap"]), "", |_| {})
+    mobility_lab_with(
+        lab,
+        &gw_session("10.50.0.2", 1001, &["wap"]),
+        "",
+        Engine::default(),
+        |_| {},
+    )
 }
 
 /// [`mobility_lab`] with the GW's session source `gw_sessions` (its static
-/// session, or a `[control]` listener), `lb1_extra` sections for LB1, and
-/// `before_first` run once every instance is up, before the first answer.
+/// session, or a `[control]` listener), `lb1_extra` sections for LB1, the
+/// GW's `engine` (its workers), and `before_first` run once every instance
+/// is up, before the first answer.
 fn mobility_lab_with(
     lab: &mut Lab,
     gw_sessions: &str,
     lb1_extra: &str,
+    engine: Engine,
     before_first: impl FnOnce(&Lab),
 ) -> Mob {
     let t = lab.tag.clone();
@@ -69,6 +77,7 @@ fn mobility_lab_with(
         .tap("access", &format!("{t}ga"))
         .mac(GW_MAC)
         .tap("servers", &format!("{t}gs"))
+        .engine(engine)
         .with(&gw_section(""))
         .with(&wap(&[member("w1", "10.80.0.11", 8080)]))
         .with(gw_sessions);
@@ -216,65 +225,105 @@ fn subscriber_moves_between_lbs_mid_connection() {
     }
 }
 
-/// Streams [`STREAM`] numbered datagrams, one every 4 ms (8 s), to whoever
-/// sends it one (UDP 10.80.0.11:8080: the VIP's member).
+/// Waits for one datagram from each of `STREAMS` peers (UDP
+/// 10.80.0.11:8080: the VIP's member), then streams numbered datagrams to
+/// each, a round every 4 ms, until the file `STOP` exists; then `TAIL`
+/// rounds more (2 s), and prints "sent N" (the rounds sent in all).
 const STREAMER: &str = r#"
-import socket, time
+import os, socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("10.80.0.11", 8080))
-_, peer = s.recvfrom(100)
-for i in range(STREAM):
-    s.sendto(i.to_bytes(4, "big") + b"x" * 100, peer)
+peers = []
+while len(peers) < STREAMS:
+    _, peer = s.recvfrom(100)
+    if peer not in peers:
+        peers.append(peer)
+i, stop_at = 0, None
+while i < 100000:
+    for peer in peers:
+        s.sendto(i.to_bytes(4, "big") + b"x" * 100, peer)
+    i += 1
     time.sleep(0.004)
-print("sent", flush=True)
-"#;
-
-/// Asks the VIP for the stream (one datagram up, through the current
-/// route), then only receives: "got N" every 100 datagrams; after 3 s of
-/// silence "total N" and "tail N" (how many of the last [`TAIL`] arrived).
-const RECEIVER: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.50.0.2", 0))
-s.settimeout(3)
-s.sendto(b"go", ("10.33.0.1", 80))
-seen = set()
-while True:
-    try:
-        d, _ = s.recvfrom(2048)
-    except socket.timeout:
+    if stop_at is None and os.path.exists(STOP):
+        stop_at = i + TAIL
+    if stop_at is not None and i >= stop_at:
         break
-    seen.add(int.from_bytes(d[:4], "big"))
-    if len(seen) % 100 == 0:
-        print("got", len(seen), flush=True)
-print("total", len(seen), flush=True)
-print("tail", len([i for i in seen if i >= STREAM - TAIL]), flush=True)
+print("sent", i, flush=True)
 "#;
 
-/// Datagrams of the stream, and its tail: the last 2 s, which must all come
-/// down through the new entry point however long the move took on a
-/// loaded machine (up to 4 s after the first 200).
-const STREAM: u64 = 2000;
+/// Asks the VIP for `STREAMS` streams, from as many sockets (one datagram
+/// up each, through the current route, again every second until the first
+/// datagram comes), then only receives: "got N" every 100 datagrams of
+/// the first; after 3 s of silence it writes the numbers each stream got
+/// to the file `SEEN` (JSON, one list per stream).
+const RECEIVER: &str = r#"
+import json, select, socket, time
+socks = []
+for k in range(STREAMS):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.50.0.2", 0))
+    socks.append(s)
+seen = [set() for _ in socks]
+asked = 0
+while True:
+    if not any(seen) and time.time() - asked > 1:
+        for s in socks:
+            s.sendto(b"go", ("10.33.0.1", 80))
+        asked = time.time()
+    ready, _, _ = select.select(socks, [], [], 3)
+    if not ready:
+        if any(seen):
+            break
+        continue
+    for s in ready:
+        d, _ = s.recvfrom(2048)
+        k = socks.index(s)
+        seen[k].add(int.from_bytes(d[:4], "big"))
+        if k == 0 and len(seen[0]) % 100 == 0:
+            print("got", len(seen[0]), flush=True)
+with open(SEEN + ".tmp", "w") as f:
+    json.dump([sorted(x) for x in seen], f)
+os.rename(SEEN + ".tmp", SEEN)
+"#;
+
+/// The stream's tail: the datagrams sent in the 2 s after the GW was told
+/// of the move, which must all come down through the new entry point.
 const TAIL: u64 = 500;
 
-/// The streamer's and the receiver's scripts, written into the lab.
-fn stream_scripts(lab: &Lab) -> (std::path::PathBuf, std::path::PathBuf) {
-    let head = format!("STREAM = {STREAM}\nTAIL = {TAIL}\n");
-    (
-        lab.write("streamer.py", &format!("{head}{STREAMER}")),
-        lab.write("receiver.py", &format!("{head}{RECEIVER}")),
-    )
+/// The streamer's and the receiver's scripts for `streams` streams,
+/// written into the lab; the stop file and the receiver's result file.
+struct StreamFiles {
+    streamer: std::path::PathBuf,
+    receiver: std::path::PathBuf,
+    stop: std::path::PathBuf,
+    seen: std::path::PathBuf,
 }
 
-/// The receiver's "total" and "tail" counts.
-fn stream_counts(log: &str) -> (u64, u64) {
-    let n = |key: &str| {
-        log.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (n("total "), n("tail "))
+fn stream_scripts(lab: &Lab, streams: usize) -> StreamFiles {
+    let stop = lab.dir.join("stream.stop");
+    let seen = lab.dir.join("stream.seen");
+    let head = format!(
+        "TAIL = {TAIL}\nSTREAMS = {streams}\nSTOP = {:?}\nSEEN = {:?}\n",
+        stop.display().to_string(),
+        seen.display().to_string()
+    );
+    StreamFiles {
+        streamer: lab.write("streamer.py", &format!("{head}{STREAMER}")),
+        receiver: lab.write("receiver.py", &format!("import os\n{head}{RECEIVER}")),
+        stop,
+        seen,
+    }
+}
+
+/// (total, tail) of each stream: the numbers it got, and those of the last
+/// [`TAIL`] of the `sent` rounds.
+fn stream_counts(seen: &[Vec<u64>], sent: u64) -> Vec<(u64, u64)> {
+    seen.iter()
+        .map(|got| {
+            let tail = got.iter().filter(|i| **i + TAIL >= sent).count();
+            (got.len() as u64, tail as u64)
+        })
+        .collect()
 }
 
 /// A connection that only carries server → subscriber traffic follows its
@@ -292,11 +341,61 @@ fn a_downstream_only_udp_stream_follows_the_subscriber() {
     let Mob {
         sub, srv, s2, sg, ..
     } = mobility_lab(&mut lab);
-    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, || {
+    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, 1, || {
         // An up packet through LB2 (curl panics unless it is answered).
         curl(&sub, "http://10.33.0.1/");
     });
     assert!(event(&run.gw, "gw_lb_repointed") >= 1, "{}", run.gw);
+    for l in ["lb1", "lb2", "gw"] {
+        lab.stop_pgw(l);
+    }
+}
+
+/// Many connections of one subscriber on a GW of two workers: 16
+/// downstream-only UDP streams at once (their keys spread over both
+/// workers), the subscriber moves to LB2 and its link to LB1 goes down,
+/// one connection of it through LB2 (curl, on whichever worker owns its
+/// key) re-points every one of the 16 on both workers: each stream's tail
+/// comes down through LB2.
+#[test]
+fn many_flows_of_one_subscriber_follow_it_on_a_gw_of_two_workers() {
+    let Some(mut lab) = Lab::netns("pw", &["python3", "curl"]) else {
+        return;
+    };
+    let two = Engine {
+        workers: vec![0, 1],
+        mbufs: 16383,
+        ..Engine::default()
+    };
+    let Mob {
+        sub, srv, s2, sg, ..
+    } = mobility_lab_with(
+        &mut lab,
+        &gw_session("10.50.0.2", 1001, &["wap"]),
+        "",
+        two,
+        |_| {},
+    );
+    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, 16, || {
+        curl(&sub, "http://10.33.0.1/");
+    });
+    let per_worker: Vec<u64> = run.gw["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["events"]
+                .as_array()
+                .and_then(|e| e.iter().find(|x| x[0] == "gw_new_flows"))
+                .and_then(|x| x[1].as_u64())
+                .unwrap_or_else(|| panic!("{w}"))
+        })
+        .collect();
+    assert!(
+        per_worker.len() == 2 && per_worker.iter().all(|n| *n > 1),
+        "connections per worker {per_worker:?}: the streams did not spread over both"
+    );
+    assert!(event(&run.gw, "gw_lb_repointed") >= 16, "{}", run.gw);
     for l in ["lb1", "lb2", "gw"] {
         lab.stop_pgw(l);
     }
@@ -307,28 +406,30 @@ struct StreamRun {
     gw: serde_json::Value,
 }
 
-/// A downstream-only stream across a move: the streamer in `srv`, the
-/// receiver in `sub` asking through LB1; after 200 datagrams the subscriber
-/// is routed through LB2 and its link to LB1 goes down, then `tell` (what
-/// tells the GW). Asserts that the stream's tail came down through LB2
-/// (LB2's control socket `s2`); returns the GW's (`sg`) stats.
+/// `streams` downstream-only streams across a move: the streamer in `srv`,
+/// the receiver in `sub` asking through LB1; after 200 datagrams of the
+/// first the subscriber is routed through LB2 and its link to LB1 goes
+/// down, then `tell` (what tells the GW). Asserts that each stream's tail
+/// came down through LB2 (LB2's control socket `s2`); returns the GW's
+/// (`sg`) stats.
 fn stream_across_move(
     lab: &mut Lab,
     sub: &str,
     srv: &str,
     s2: &std::path::Path,
     sg: &std::path::Path,
+    streams: usize,
     tell: impl FnOnce(),
 ) -> StreamRun {
-    let (streamer, receiver) = stream_scripts(lab);
+    let f = stream_scripts(lab, streams);
     lab.spawn(
         "streamer",
-        &format!("ip netns exec {srv} python3 {}", streamer.display()),
+        &format!("ip netns exec {srv} python3 {}", f.streamer.display()),
     );
     lab.wait_listen(srv, "udp", "10.80.0.11:8080");
     lab.spawn(
         "receiver",
-        &format!("ip netns exec {sub} python3 {}", receiver.display()),
+        &format!("ip netns exec {sub} python3 {}", f.receiver.display()),
     );
     wait_for("200 datagrams through LB1", Duration::from_secs(10), || {
         lab.log("receiver").contains("got 200")
@@ -339,23 +440,41 @@ fn stream_across_move(
     ));
     sh(&format!("ip -n {sub} link set {}a1 down", lab.tag));
     tell();
-    // (8 s of stream and 3 s of silence; on a loaded machine the
-    // streamer's 4-ms sleeps stretch: stress-e2e saw it take over 20 s)
+    // The GW was told: the stream's last 2 s (its tail) from now on.
+    std::fs::write(&f.stop, "").unwrap();
+    // (2 s of tail and 3 s of silence; on a loaded machine the streamer's
+    // 4-ms sleeps stretch: stress-e2e saw a stream take 2.5 times as long)
     wait_for("the end of the stream", Duration::from_secs(60), || {
         !lab.is_running("receiver")
     });
+    let sent: u64 = lab
+        .log("streamer")
+        .lines()
+        .find_map(|l| l.strip_prefix("sent "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("streamer: {}", lab.log("streamer")));
+    let seen: Vec<Vec<u64>> =
+        serde_json::from_str(&std::fs::read_to_string(&f.seen).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; receiver: {}",
+                f.seen.display(),
+                lab.log("receiver")
+            )
+        }))
+        .unwrap();
     let log = lab.log("receiver");
-    let (total, tail) = stream_counts(&log);
+    let counts = stream_counts(&seen, sent);
     let gw = stats_json(sg);
     let via2 = event(&stats_json(s2), "lb_down_path") - down2;
     eprintln!(
-        "received {total} of {STREAM} (the last {TAIL}: {tail}), {via2} down through LB2; GW lb_repointed {}, lb_moves {}",
+        "received (total, of the last {TAIL}) of {sent} per stream: {counts:?}; {via2} down through LB2; GW lb_repointed {}, lb_moves {}",
         event(&gw, "gw_lb_repointed"),
         event(&gw, "gw_lb_moves")
     );
+    let n = streams as u64;
     assert!(
-        tail >= TAIL * 9 / 10 && via2 >= TAIL * 9 / 10,
-        "the stream did not follow to LB2: {tail} of its last {TAIL} arrived, {via2} came down through LB2: {log}"
+        counts.iter().all(|(_, tail)| *tail >= TAIL * 9 / 10) && via2 >= n * TAIL * 9 / 10,
+        "the streams did not follow to LB2: (total, tail) per stream {counts:?}, {via2} came down through LB2: {log}"
     );
     StreamRun { gw }
 }
@@ -413,12 +532,16 @@ fn a_radius_report_from_the_new_nas_moves_a_downstream_only_stream() {
         s1,
         s2,
         sg,
-    } = mobility_lab_with(&mut lab, &gw_control, &lb1_radius, |_| {
-        acct("Start", "10.255.0.1")
-    });
+    } = mobility_lab_with(
+        &mut lab,
+        &gw_control,
+        &lb1_radius,
+        Engine::default(),
+        |_| acct("Start", "10.255.0.1"),
+    );
     let moves_before = event(&stats_json(&sg), "gw_lb_moves");
     // No packet up after the move: only the new NAS's report.
-    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, || {
+    let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, 1, || {
         acct("Interim-Update", "10.255.0.2")
     });
     let sessions = pgw_json(&s1, "sessions");
