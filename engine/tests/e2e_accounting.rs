@@ -90,18 +90,7 @@ fn udp_exchange_lands_in_sqlite_and_ipfix_with_exact_counts() {
     });
     // Both workers opened some of them.
     let st = stats_json(&sock);
-    let per_worker: Vec<u64> = st["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            w["events"]
-                .as_array()
-                .and_then(|e| e.iter().find(|x| x[0] == "gw_new_flows"))
-                .and_then(|x| x[1].as_u64())
-                .unwrap_or_else(|| panic!("{w}"))
-        })
-        .collect();
+    let per_worker = worker_events(&st, "gw_new_flows");
     assert!(
         per_worker.len() == 2 && per_worker.iter().all(|n| *n > 0),
         "flows per worker {per_worker:?}"

@@ -379,18 +379,7 @@ fn many_flows_of_one_subscriber_follow_it_on_a_gw_of_two_workers() {
     let run = stream_across_move(&mut lab, &sub, &srv, &s2, &sg, 16, || {
         curl(&sub, "http://10.33.0.1/");
     });
-    let per_worker: Vec<u64> = run.gw["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            w["events"]
-                .as_array()
-                .and_then(|e| e.iter().find(|x| x[0] == "gw_new_flows"))
-                .and_then(|x| x[1].as_u64())
-                .unwrap_or_else(|| panic!("{w}"))
-        })
-        .collect();
+    let per_worker = worker_events(&run.gw, "gw_new_flows");
     assert!(
         per_worker.len() == 2 && per_worker.iter().all(|n| *n > 1),
         "connections per worker {per_worker:?}: the streams did not spread over both"

@@ -692,6 +692,22 @@ pub fn stats_json(sock: &Path) -> serde_json::Value {
 
 /// A counter of every worker (`rx`, `tx`, `handoff_out`, ...) summed over
 /// the workers of a stats report.
+/// Event `name` of each worker of a stats report, in worker order.
+pub fn worker_events(r: &serde_json::Value, name: &str) -> Vec<u64> {
+    r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["events"]
+                .as_array()
+                .and_then(|e| e.iter().find(|x| x[0] == name))
+                .and_then(|x| x[1].as_u64())
+                .unwrap_or_else(|| panic!("no event {name} in {w}"))
+        })
+        .collect()
+}
+
 pub fn worker_sum(r: &serde_json::Value, key: &str) -> u64 {
     r["workers"]
         .as_array()
