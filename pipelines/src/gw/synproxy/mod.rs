@@ -714,11 +714,15 @@ impl<A: TableAlloc> GwWorker<A> {
         }
     }
 
-    /// The VIP address connection `e` counts under while half-open: an
-    /// IPv4 subscriber's connection to a VIP (a group's), the only ones
-    /// the proxy answers.
+    /// The VIP address connection `e` counts under while half-open, with
+    /// `auto` (the only mode that reads the counts; the mode is fixed for
+    /// the worker's life): an IPv4 subscriber's connection to a VIP (a
+    /// group's), the only ones the proxy answers.
     #[inline]
     fn half_open_vip(&self, e: u32) -> Option<[u8; 4]> {
+        if !matches!(self.cfg.syn_proxy, SynProxy::Auto { .. }) {
+            return None;
+        }
         let h = &self.hot[e as usize];
         (h.flags & (flag::V6 | flag::NAT66) == 0 && self.cold[e as usize].group != NO_GROUP)
             .then_some(h.dst_ip)
