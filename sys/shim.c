@@ -14,6 +14,8 @@ void shim_pktmbuf_free(struct rte_mbuf *m)
 { rte_pktmbuf_free(m); }
 void shim_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned count)
 { rte_pktmbuf_free_bulk(mbufs, count); }
+int shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail)
+{ return rte_pktmbuf_chain(head, tail); }
 unsigned shim_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n, unsigned *free_space)
 { return rte_ring_enqueue_burst(r, objs, n, free_space); }
 unsigned shim_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n, unsigned *available)

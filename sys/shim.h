@@ -23,6 +23,7 @@ struct rte_mbuf *shim_pktmbuf_alloc(struct rte_mempool *mp);
 int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count);
 void shim_pktmbuf_free(struct rte_mbuf *m);
 void shim_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned count);
+int shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 unsigned shim_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n, unsigned *free_space);
 unsigned shim_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n, unsigned *available);
 unsigned shim_ring_count(const struct rte_ring *r);

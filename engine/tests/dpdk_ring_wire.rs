@@ -91,7 +91,7 @@ fn every_packet_is_accounted_for_with_two_workers() {
         b.push(m).ok().unwrap();
     }
     assert_eq!(engine.pool().in_use(), 5);
-    assert_eq!(b.free_oversize(max_frame), 2);
+    assert_eq!(b.free_oversize(max_frame, false), (2, 0));
     assert_eq!(engine.pool().in_use(), 3);
     let kept: Vec<Vec<u8>> = b.drain().map(|mut m| m.frame().to_vec()).collect();
     assert_eq!(
@@ -102,6 +102,60 @@ fn every_packet_is_accounted_for_with_two_workers() {
             long_frame(4, 100)
         ]
     );
+    assert_eq!(engine.pool().in_use(), 0);
+
+    // Chains (real multi-segment mbufs, made with rte_pktmbuf_chain): a
+    // 100-byte first segment and a 900-byte second.
+    let chained = |i: usize| {
+        let mut head = engine.pool().alloc().expect("mbuf");
+        let mut tail = engine.pool().alloc().expect("mbuf");
+        assert!(head.write(&long_frame(i, 100)));
+        assert!(tail.write(&[0xcd; 900]));
+        head.chain(tail).ok().expect("chain");
+        assert_eq!((head.nb_segs(), head.len(), head.pkt_len()), (2, 100, 1000));
+        head
+    };
+    // Not taken where the ports cannot carry them: freed, every segment.
+    let mut b = Burst::new();
+    b.push(chained(0)).ok().unwrap();
+    b.push(chained(1)).ok().unwrap();
+    assert_eq!(engine.pool().in_use(), 4);
+    assert_eq!(b.free_oversize(max_frame, false), (2, 0));
+    assert_eq!(engine.pool().in_use(), 0);
+    // Taken where they can (and counted): a stage sees the first segment
+    // and the tail's length. A header rewrite keeps the chain; a stage
+    // that sets a new length (a reply built in the buffer) ends the frame
+    // in the first segment, and the second goes back to the pool.
+    b.push(chained(0)).ok().unwrap();
+    b.push(chained(1)).ok().unwrap();
+    assert_eq!(b.free_oversize(max_frame, true), (0, 2));
+    b.with_pkts(&[0], Some(0), |pkts| {
+        assert_eq!(
+            pkts.iter().map(|p| (p.len(), p.tail())).collect::<Vec<_>>(),
+            vec![(100, 900), (100, 900)]
+        );
+        assert_eq!(pkts[0].frame(), &long_frame(0, 100)[..]);
+        pkts[0].frame_mut()[0] = 0x0e;
+        pkts[1].set_len(60);
+    });
+    assert_eq!(engine.pool().in_use(), 3);
+    let mut kept: Vec<_> = b.drain().collect();
+    assert_eq!(
+        kept.iter()
+            .map(|m| (m.nb_segs(), m.len(), m.pkt_len()))
+            .collect::<Vec<_>>(),
+        vec![(2, 100, 1000), (1, 60, 60)]
+    );
+    assert_eq!(kept[0].frame()[0], 0x0e);
+    assert_eq!(kept[1].frame(), &long_frame(1, 60)[..]);
+    // Too long for the MTU, chained or not: freed.
+    let mut long = chained(2);
+    long.chain(chained(3)).ok().expect("chain");
+    long.chain(chained(4)).ok().expect("chain");
+    assert_eq!(long.pkt_len(), 3000);
+    b.push(long).ok().unwrap();
+    assert_eq!(b.free_oversize(max_frame, true), (1, 0));
+    drop(kept);
     assert_eq!(engine.pool().in_use(), 0);
 
     // Inject into RX queue 0 and 1 of port a (worker 0 and worker 1).

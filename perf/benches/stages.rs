@@ -444,7 +444,7 @@ fn bench_xlat(cr: &mut Criterion) {
         let n6 = {
             let mut pkt = Pkt::new(&mut f6, f4.len(), 0);
             v4_to_v6(&mut pkt, &cfg, &t6).expect("v4 -> v6");
-            pkt.len
+            pkt.len()
         };
         f6.truncate(n6);
         for (dir, frame) in [("v4->v6", &f4), ("v6->v4", &f6)] {
@@ -459,7 +459,7 @@ fn bench_xlat(cr: &mut Criterion) {
                         v6_to_v4(&mut pkt, &cfg, &t4)
                     };
                     debug_assert!(r.is_ok());
-                    black_box(pkt.len)
+                    black_box(pkt.len())
                 })
             });
         }

@@ -180,7 +180,7 @@ mod tests {
             responder().process(&mut pkt, &mut c),
             Verdict::Tx { port: 0 }
         );
-        assert_eq!(pkt.len, 60);
+        assert_eq!(pkt.len(), 60);
         assert_eq!(pkt.frame(), &reply[..]);
         assert!(buf[60..].iter().all(|&b| b == build::FILL));
         assert_eq!(c.total_drops(), 0);

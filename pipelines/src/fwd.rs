@@ -32,7 +32,7 @@ impl WireFwd {
     /// Process one frame.
     #[inline]
     pub fn process(&self, pkt: &Pkt<'_>, c: &mut WorkerCounters) -> Verdict {
-        let v = if pkt.len < ETHER_HDR_LEN {
+        let v = if pkt.len() < ETHER_HDR_LEN {
             Verdict::Drop(DropReason::BadEther)
         } else {
             match self.peer.get(pkt.port as usize).copied().flatten() {

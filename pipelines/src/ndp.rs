@@ -65,7 +65,7 @@ impl NdpResponder {
     }
 
     fn decide(&self, pkt: &mut Pkt<'_>) -> Verdict {
-        let len = pkt.len;
+        let len = pkt.len();
         let port = pkt.port;
         let f = &mut pkt.data_mut()[..];
         if !is_nd(&f[..len]) {
@@ -130,7 +130,7 @@ impl NdpResponder {
         f[icmp + 26..icmp + 32].copy_from_slice(&e.mac);
         let ck = l4_checksum_v6(&e.ip, &dst_ip, NH_ICMPV6, &f[icmp..icmp + 32]);
         f[icmp + 2..icmp + 4].copy_from_slice(&ck.to_be_bytes());
-        pkt.len = need;
+        pkt.set_len(need);
         Verdict::Tx { port }
     }
 }
@@ -246,7 +246,7 @@ mod tests {
         let n = ETH + IP6 + 32;
         let mut p = Pkt::new(&mut buf, n, 0);
         assert_eq!(responder().process(&mut p, &mut c), Verdict::Tx { port: 0 });
-        assert_eq!(p.len, n);
+        assert_eq!(p.len(), n);
         let f = p.frame().to_vec();
         assert_eq!(&f[0..6], &PEER_MAC);
         assert_eq!(&f[6..12], &OUR_MAC);

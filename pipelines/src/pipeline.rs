@@ -307,16 +307,16 @@ impl<A: TableAlloc> Pipeline<A> {
 
 #[inline]
 fn is_arp(p: &Pkt<'_>) -> bool {
-    p.len >= 14 && p.frame()[12..14] == ETHERTYPE_ARP
+    p.len() >= 14 && p.frame()[12..14] == ETHERTYPE_ARP
 }
 
 /// Is the frame an (untagged) IPv4 packet to one of `pool`?
 #[inline]
 fn to_pool(p: &Pkt<'_>, pool: &[[u8; 4]], pool6: &[[u8; 16]]) -> bool {
-    (p.len >= 34
+    (p.len() >= 34
         && p.frame()[12..14] == [0x08, 0x00]
         && pool.iter().any(|a| p.frame()[30..34] == *a))
-        || (p.len >= 54
+        || (p.len() >= 54
             && p.frame()[12..14] == [0x86, 0xdd]
             && pool6.iter().any(|a| p.frame()[38..54] == *a))
 }

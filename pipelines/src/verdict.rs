@@ -13,10 +13,19 @@ pub const MAX_BURST: usize = 64;
 /// at the end (up to the buffer's end) or at the front ([`Pkt::prepend`],
 /// [`Pkt::adj`]: into the headroom), as DPDK's `rte_pktmbuf_prepend` /
 /// `rte_pktmbuf_adj` do; the engine writes `off` and `len` back to the mbuf.
+///
+/// A frame the PMD chained over several mbufs is its first segment here
+/// (`buf`, `off`, `len`: the headers are in it) and [`Pkt::tail`], the
+/// bytes of the later segments, which no stage reads or writes. A stage
+/// that rewrites headers in place leaves the tail as it is; one that sets a
+/// new length ([`Pkt::set_len`]: a reply built in the buffer) ends the
+/// frame there, and the engine frees the later segments.
 pub struct Pkt<'a> {
     buf: &'a mut [u8],
-    off: usize,
-    pub len: usize,
+    // (u32: a view is 32 bytes; mbufs and test buffers are far shorter)
+    off: u32,
+    len: u32,
+    tail: u32,
     /// Port the frame arrived on.
     pub port: PortIdx,
 }
@@ -28,58 +37,89 @@ impl<'a> Pkt<'a> {
     }
     /// A frame `off` bytes into `buf`.
     pub fn with_headroom(buf: &'a mut [u8], off: usize, len: usize, port: PortIdx) -> Self {
-        let off = off.min(buf.len());
-        let len = len.min(buf.len() - off);
+        Self::chained(buf, off, len, 0, port)
+    }
+    /// The first segment of a chained frame, `off` bytes into `buf`, `len`
+    /// bytes long, with `tail` more bytes in later segments.
+    pub fn chained(buf: &'a mut [u8], off: usize, len: usize, tail: usize, port: PortIdx) -> Self {
+        let room = buf.len().min(u32::MAX as usize);
+        let off = off.min(room);
+        let len = len.min(room - off);
         Pkt {
             buf,
-            off,
-            len,
+            off: off as u32,
+            len: len as u32,
+            tail: tail.min(u32::MAX as usize) as u32,
             port,
         }
+    }
+    /// Length of the frame in this buffer (a chained frame's first segment).
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Bytes of the frame in later segments (0: one buffer holds it all).
+    #[inline(always)]
+    pub fn tail(&self) -> usize {
+        self.tail as usize
+    }
+    /// The frame is now the first `len` bytes from its start (at most to
+    /// the buffer's end), nothing after: a chained frame loses its tail.
+    #[inline]
+    pub fn set_len(&mut self, len: usize) {
+        let room = self.buf.len().min(u32::MAX as usize) - self.off as usize;
+        self.len = len.min(room) as u32;
+        self.tail = 0;
     }
     /// The frame's current bytes.
     #[inline(always)]
     pub fn frame(&self) -> &[u8] {
-        &self.buf[self.off..self.off + self.len]
+        let off = self.off as usize;
+        &self.buf[off..off + self.len as usize]
     }
     #[inline(always)]
     pub fn frame_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.off..self.off + self.len]
+        let off = self.off as usize;
+        &mut self.buf[off..off + self.len as usize]
     }
     /// The room from the frame's first byte to the buffer's end.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.off..]
+        &self.buf[self.off as usize..]
     }
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.off..]
+        &mut self.buf[self.off as usize..]
     }
     /// Bytes before the frame.
     #[inline(always)]
     pub fn headroom(&self) -> usize {
-        self.off
+        self.off as usize
     }
     /// Grow the frame by `n` bytes at the front (its first `n` bytes are
     /// then what was headroom); false, unchanged, without enough headroom.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> bool {
-        if n > self.off {
+        if n > self.off as usize {
             return false;
         }
-        self.off -= n;
-        self.len += n;
+        self.off -= n as u32;
+        self.len += n as u32;
         true
     }
     /// Remove `n` bytes from the front of the frame; false, unchanged, if
     /// the frame is shorter.
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
-        if n > self.len {
+        if n > self.len as usize {
             return false;
         }
-        self.off += n;
-        self.len -= n;
+        self.off += n as u32;
+        self.len -= n as u32;
         true
     }
 }
@@ -230,8 +270,10 @@ drop_reasons! {
     TooBig = "too_big",
     /// Engine: a received frame longer than `engine.mtu` allows (the MTU
     /// plus an Ethernet header and one 802.1Q tag), or one the PMD chained
-    /// over several mbufs (the stages read one contiguous frame); dropped
-    /// before the pipeline.
+    /// over several mbufs where a port cannot send chains; dropped before
+    /// the pipeline. Stages: a chained frame on a path that reads or moves
+    /// more than its headers (fragments, ICMP, NAT64, the SYN proxy's
+    /// handshake, the management thread's frames).
     Oversize = "oversize",
     /// NAT64: a fragment the translator does not take: of ICMP (or another
     /// protocol than TCP and UDP), or quoted inside an ICMP error.

@@ -128,10 +128,21 @@ pub struct EngineCfg {
     /// IP MTU of every port, 68..=9000 (default 1500). Each port's MTU is
     /// set to it, and every mbuf's data room is sized for its longest frame
     /// ([`EngineCfg::mbuf_data_room`]) so that a frame up to the MTU lands
-    /// in one mbuf; a longer frame, or one a PMD chained over several
-    /// mbufs, is dropped before the pipeline and counted `oversize`.
+    /// in one mbuf (unless `mbuf_size` says less); a longer frame is
+    /// dropped before the pipeline and counted `oversize`.
     #[serde(default = "d_mtu")]
     pub mtu: u16,
+    /// Bytes of frame each mbuf holds (its data room without the
+    /// headroom), 1024..=[`EngineCfg::frame_room`]. Unset: the longest
+    /// frame, one mbuf per frame. Less (2048, as VPP's and DPDK's default
+    /// buffers, with `mtu = 9000`: a quarter of the pool's memory) chains a
+    /// longer frame over several mbufs: the ports must receive (RX scatter)
+    /// and send (TX multi-segment) chains, checked at start. The stages
+    /// rewrite a chain's headers in its first mbuf (NAT44, NAT66, the LB);
+    /// fragments, ICMP, NAT64 and the SYN proxy's handshake refuse chains
+    /// as `oversize`.
+    #[serde(default)]
+    pub mbuf_size: Option<u16>,
     /// Flush partially filled TX bursts after this long.
     #[serde(default = "d_drain")]
     pub tx_drain_us: u32,
@@ -177,11 +188,22 @@ impl EngineCfg {
     pub fn max_frame(&self) -> usize {
         (self.mtu + L2_OVERHEAD) as usize
     }
-    /// Data room of each mbuf, headroom included: the longest frame and a
-    /// CRC (some PMDs write it before stripping), never below DPDK's
-    /// default 2048 bytes of room (`RTE_MBUF_DEFAULT_BUF_SIZE`).
+    /// Room for the longest frame and a CRC (some PMDs write it before
+    /// stripping), never below DPDK's default 2048 bytes
+    /// (`RTE_MBUF_DEFAULT_BUF_SIZE` less its headroom): what one mbuf
+    /// holds unless `mbuf_size` says less.
+    pub fn frame_room(&self) -> u16 {
+        (self.mtu + L2_OVERHEAD + 4).max(2048)
+    }
+    /// Data room of each mbuf, headroom included: `mbuf_size`, or
+    /// [`EngineCfg::frame_room`].
     pub fn mbuf_data_room(&self) -> u16 {
-        MBUF_HEADROOM + (self.mtu + L2_OVERHEAD + 4).max(2048)
+        MBUF_HEADROOM + self.mbuf_size.unwrap_or(self.frame_room())
+    }
+    /// Whether a frame may take several mbufs (`mbuf_size` below the
+    /// room of the longest frame).
+    pub fn chains(&self) -> bool {
+        self.mbuf_size.is_some_and(|s| s < self.frame_room())
     }
 }
 

@@ -268,6 +268,19 @@ impl Profile {
                 ),
             ));
         }
+        if let Some(size) = e.mbuf_size {
+            if !(1024..=e.frame_room()).contains(&size) {
+                return Err(self.err(
+                    "engine.mbuf_size",
+                    format!(
+                        "{size} is not within 1024..={} (bytes of frame per mbuf; unset, {}: the longest frame of engine.mtu = {} in one mbuf)",
+                        e.frame_room(),
+                        e.frame_room(),
+                        e.mtu
+                    ),
+                ));
+            }
+        }
         let descs: u32 = (0..self.ports.len())
             .map(|i| {
                 let (r, t) = self.descriptors(i);
@@ -285,11 +298,13 @@ impl Profile {
             return Err(self.err(
                 "engine.mbufs",
                 format!(
-                    "{} mbufs of {} bytes (engine.mtu = {}) take {pool_mb} MiB, not less than eal.memory_mb ({}): lower engine.mbufs or raise eal.memory_mb",
+                    "{} mbufs of {} bytes (engine.mtu = {}{}) take {pool_mb} MiB, not less than eal.memory_mb ({}): lower engine.mbufs{} or raise eal.memory_mb",
                     e.mbufs,
                     e.mbuf_data_room(),
                     e.mtu,
-                    self.eal.memory_mb
+                    e.mbuf_size.map(|s| format!(", engine.mbuf_size = {s}")).unwrap_or_default(),
+                    self.eal.memory_mb,
+                    if e.mbuf_size.is_none() && e.mtu > 1500 { " (or set engine.mbuf_size = 2048: frames chained over mbufs)" } else { "" }
                 ),
             ));
         }
@@ -651,6 +666,43 @@ pairs = [["a", "b"]]
             "bad.toml: engine.mbufs: 16383 mbufs of 9150 bytes (engine.mtu = 9000) take 145 MiB, not less than eal.memory_mb (128)",
         );
         assert!(Profile::parse(&small.replace("mtu = 9000", "mtu = 1500"), "ok.toml").is_ok());
+    }
+
+    /// `engine.mbuf_size`: unset, one mbuf per frame; less than the
+    /// longest frame, chains (and a quarter of the memory at 9000 bytes);
+    /// 1024..=the frame's room, named with the fix when not.
+    #[test]
+    fn engine_mbuf_size() {
+        let with = |keys: &str| GOOD.replace("[engine]", &format!("[engine]\n{keys}"));
+        let p = Profile::parse(&with("mtu = 9000"), "jumbo.toml").unwrap();
+        assert_eq!(p.engine.frame_room(), 9022);
+        assert!(!p.engine.chains());
+        let p = Profile::parse(&with("mtu = 9000\nmbuf_size = 2048"), "chains.toml").unwrap();
+        assert!(p.engine.chains());
+        assert_eq!(p.engine.mbuf_data_room(), 128 + 2048);
+        // As large as the frame's room: one mbuf per frame again.
+        let p = Profile::parse(&with("mtu = 9000\nmbuf_size = 9022"), "one.toml").unwrap();
+        assert!(!p.engine.chains());
+        // At the default MTU the default room is 2048 already.
+        let p = Profile::parse(&with("mbuf_size = 1024"), "small.toml").unwrap();
+        assert!(p.engine.chains());
+        assert_refused(
+            &with("mbuf_size = 1023"),
+            "bad.toml: engine.mbuf_size: 1023 is not within 1024..=2048 (bytes of frame per mbuf; unset, 2048: the longest frame of engine.mtu = 1500 in one mbuf)",
+        );
+        assert_refused(
+            &with("mtu = 9000\nmbuf_size = 9023"),
+            "bad.toml: engine.mbuf_size: 9023 is not within 1024..=9022",
+        );
+        // The pool that does not fit says how chains would.
+        let small = with("mtu = 9000").replace("[cores]", "[eal]\nmemory_mb = 128\n[cores]");
+        let e = err_of(&small);
+        assert!(e.contains("or set engine.mbuf_size = 2048"), "{e}");
+        assert!(Profile::parse(
+            &small.replace("mtu = 9000", "mtu = 9000\nmbuf_size = 2048"),
+            "ok.toml"
+        )
+        .is_ok());
     }
 
     /// `gw.answer_ping`: on by default, off when set so, a boolean.

@@ -377,7 +377,7 @@ impl Collector for Snapshot {
 
         // Workers: their published counters.
         type W = crate::runtime::stats::WorkerReport;
-        let workers: [Field<W, u64>; 8] = [
+        let workers: [Field<W, u64>; 9] = [
             (
                 "worker_rx_packets",
                 "Packets a worker took in (ports and handoff ring).",
@@ -395,6 +395,11 @@ impl Collector for Snapshot {
                 "worker_handoff_in_packets",
                 "Packets a worker took from its handoff ring.",
                 |w| w.loops.handoff_in,
+            ),
+            (
+                "worker_rx_chained_frames",
+                "Frames a worker received over several mbufs (engine.mbuf_size below their length).",
+                |w| w.loops.rx_chained,
             ),
             (
                 "worker_control_packets",

@@ -408,16 +408,35 @@ impl Mbuf {
         // SAFETY: we own a valid mbuf.
         unsafe { self.0.as_ref() }
     }
-    /// Frame length (single-segment mbufs).
+    /// Length of the frame in the first segment (all of it unless chained).
     #[inline]
     pub fn len(&self) -> usize {
         self.m().data_len as usize
+    }
+    /// Length of the whole frame, every segment of a chain.
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.m().pkt_len as usize
+    }
+    /// Append the chain `tail` to this one (`rte_pktmbuf_chain`): one frame
+    /// of both; `tail` back if the chain would be too long (segments or
+    /// bytes).
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        // SAFETY: both are owned, distinct mbufs; on success the head owns
+        // the tail's segments (freed with it), so the tail's handle is
+        // given up without freeing.
+        let ret = unsafe { sys::shim_pktmbuf_chain(self.0.as_ptr(), tail.0.as_ptr()) };
+        if ret != 0 {
+            return Err(tail);
+        }
+        let _ = tail.into_raw();
+        Ok(())
     }
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Number of segments (the engine only handles 1).
+    /// Number of segments (more than 1: a chain).
     #[inline]
     pub fn nb_segs(&self) -> u16 {
         self.m().nb_segs
@@ -493,7 +512,8 @@ unsafe fn room<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
     }
 }
 
-/// The whole buffer of a single-segment mbuf: headroom, data, tailroom.
+/// The whole buffer of an mbuf (of a chain, its first segment): headroom,
+/// data, tailroom.
 ///
 /// # Safety
 ///
@@ -501,25 +521,32 @@ unsafe fn room<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
 /// its only reference to the buffer for `'a`.
 #[inline]
 unsafe fn buffer<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
-    // SAFETY: caller guarantees `m` is a valid single-segment mbuf it owns:
-    // [buf_addr, buf_addr + buf_len) is its buffer, valid and not aliased.
+    // SAFETY: caller guarantees `m` is a valid mbuf it owns (of a chain,
+    // the first segment): [buf_addr, buf_addr + buf_len) is its buffer,
+    // valid and not aliased.
     unsafe {
         let mb = &*m;
         std::slice::from_raw_parts_mut(mb.buf_addr as *mut u8, mb.buf_len as usize)
     }
 }
 
-/// Set the data and packet length of a single-segment mbuf (clamped).
+/// Set the data and packet length of an mbuf (clamped): the frame is then
+/// the first `len` bytes of its first segment, the others of a chain freed.
 ///
 /// # Safety
 ///
 /// `m` is a valid mbuf the caller owns, with no reference to its header
-/// alive.
+/// (or to a later segment) alive.
 #[inline]
 unsafe fn set_len(m: *mut sys::rte_mbuf, len: usize) {
-    // SAFETY: caller owns `m`.
+    // SAFETY: caller owns `m`, and through it its later segments.
     unsafe {
         let mb = &mut *m;
+        if !mb.next.is_null() {
+            sys::shim_pktmbuf_free(mb.next);
+            mb.next = std::ptr::null_mut();
+            mb.nb_segs = 1;
+        }
         let max = (mb.buf_len as usize).saturating_sub(mb.data_off as usize);
         let len = len.min(max);
         mb.data_len = len as u16;
@@ -672,21 +699,23 @@ impl Burst {
         got
     }
 
-    /// Free, in place, every mbuf that is not one segment of at most
-    /// `max_frame` bytes (a PMD chained it, or it is longer than the MTU
-    /// allows: the pipelines see one contiguous frame); the others keep
-    /// their order. Returns how many were freed (the caller counts them
-    /// `oversize`). Reads only the mbuf headers the PMD just wrote.
+    /// Free, in place, every mbuf longer than `max_frame` bytes, and every
+    /// chain (a frame a PMD received over several mbufs) unless `chains`
+    /// (the ports were configured to receive and send them); the others
+    /// keep their order. Returns how many were freed (the caller counts
+    /// them `oversize`) and how many chains were kept. Reads only the mbuf
+    /// headers the PMD just wrote.
     #[inline]
-    pub fn free_oversize(&mut self, max_frame: usize) -> usize {
-        let mut kept = 0;
+    pub fn free_oversize(&mut self, max_frame: usize, chains: bool) -> (usize, usize) {
+        let (mut kept, mut chained) = (0, 0);
         for i in 0..self.len {
             let p = self.ptrs[i];
             // SAFETY: the first `len` pointers are owned mbufs.
-            let fits = unsafe { (*p).nb_segs == 1 && (*p).pkt_len as usize <= max_frame };
-            if fits {
+            let (segs, len) = unsafe { ((*p).nb_segs, (*p).pkt_len as usize) };
+            if len <= max_frame && (segs == 1 || chains) {
                 self.ptrs[kept] = p;
                 kept += 1;
+                chained += (segs > 1) as usize;
             } else {
                 // SAFETY: owned, and no longer in the array's first `kept`
                 // (freeing a chain frees every segment).
@@ -695,7 +724,7 @@ impl Burst {
         }
         let freed = self.len - kept;
         self.len = kept;
-        freed
+        (freed, chained)
     }
 
     /// Free every mbuf held, in one bulk call.
@@ -734,9 +763,10 @@ impl Burst {
     /// Each view is the whole buffer with the mbuf's headroom before the
     /// frame, so a stage may grow the frame at the front; the frames'
     /// offsets and lengths as `f` leaves them are written back to the mbufs.
-    /// Multi-segment mbufs are presented with length 0 (stages drop them);
-    /// the workers free them before, counted `oversize`
-    /// ([`Burst::free_oversize`]).
+    /// A chain (multi-segment mbuf) is its first segment, with the bytes of
+    /// the others as the view's tail ([`Pkt::tail`]); a stage that set a new
+    /// length ended the frame in the first segment, and the others are
+    /// freed here.
     #[inline]
     pub fn with_pkts<R>(
         &mut self,
@@ -744,7 +774,7 @@ impl Burst {
         arrival: Option<PortIdx>,
         f: impl FnOnce(&mut [Pkt<'_>]) -> R,
     ) -> R {
-        let mut at = [(0u16, 0u16); MAX_BURST];
+        let mut at = [(0u16, 0u16, false); MAX_BURST];
         let r;
         {
             let mut views: ArrayVec<Pkt<'_>, MAX_BURST> = ArrayVec::new();
@@ -752,31 +782,42 @@ impl Burst {
                 // SAFETY: distinct owned mbufs: their buffers do not
                 // overlap, so the mutable slices do not alias; the borrow of
                 // `self` keeps them alive.
-                let (buf, off, len, port) = unsafe {
+                let (buf, off, len, tail, port) = unsafe {
                     let mb = &*p;
-                    let len = if mb.nb_segs == 1 {
-                        mb.data_len as usize
+                    let len = mb.data_len as usize;
+                    // (a chain's later segments: `pkt_len` counts them all)
+                    let tail = if mb.nb_segs > 1 {
+                        (mb.pkt_len as usize).saturating_sub(len)
                     } else {
                         0
                     };
-                    (buffer(p), mb.data_off as usize, len, mb.port)
+                    (buffer(p), mb.data_off as usize, len, tail, mb.port)
                 };
                 let idx = arrival
                     .unwrap_or_else(|| port_of.get(port as usize).copied().unwrap_or(PortIdx::MAX));
-                views.push(Pkt::with_headroom(buf, off, len, idx));
+                views.push(Pkt::chained(buf, off, len, tail, idx));
             }
             r = f(&mut views);
             for (i, v) in views.iter().enumerate() {
-                at[i] = (v.headroom() as u16, v.len as u16);
+                at[i] = (v.headroom() as u16, v.len() as u16, v.tail() > 0);
             }
         }
-        for (i, &(off, len)) in at.iter().enumerate().take(self.len) {
-            // SAFETY: owned mbufs; the views are gone.
+        for (i, &(off, len, keeps_tail)) in at.iter().enumerate().take(self.len) {
+            // SAFETY: owned mbufs; the views are gone. A chain's later
+            // segments are owned through its first: freed once, unlinked.
             unsafe {
                 let mb = &mut *self.ptrs[i];
-                if mb.nb_segs == 1 {
-                    mb.data_off = off;
-                    mb.data_len = len;
+                let tail = mb.pkt_len.saturating_sub(mb.data_len as u32);
+                mb.data_off = off;
+                mb.data_len = len;
+                if keeps_tail {
+                    mb.pkt_len = len as u32 + tail;
+                } else {
+                    if !mb.next.is_null() {
+                        sys::shim_pktmbuf_free(mb.next);
+                        mb.next = std::ptr::null_mut();
+                        mb.nb_segs = 1;
+                    }
                     mb.pkt_len = len as u32;
                 }
             }
@@ -1124,6 +1165,10 @@ pub struct PortInfo {
     pub min_mtu: u16,
     pub max_mtu: u16,
     pub max_rx_pktlen: u32,
+    /// Its RX and TX offload capabilities (`RTE_ETH_RX_OFFLOAD_*`,
+    /// `RTE_ETH_TX_OFFLOAD_*`).
+    pub rx_offloads: u64,
+    pub tx_offloads: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -1145,6 +1190,12 @@ pub struct PortStats {
     pub oerrors: u64,
     pub rx_nombuf: u64,
 }
+
+/// `RTE_ETH_RX_OFFLOAD_SCATTER`: a frame longer than one mbuf is received
+/// over several.
+pub const RX_OFFLOAD_SCATTER: u64 = 1 << 13;
+/// `RTE_ETH_TX_OFFLOAD_MULTI_SEGS`: chained mbufs can be sent.
+pub const TX_OFFLOAD_MULTI_SEGS: u64 = 1 << 15;
 
 /// RSS hash functions the engine asks for (IPv4/IPv6, TCP, UDP).
 pub const RSS_HF: u64 =
@@ -1189,6 +1240,8 @@ impl PortId {
             min_mtu: di.min_mtu,
             max_mtu: di.max_mtu,
             max_rx_pktlen: di.max_rx_pktlen,
+            rx_offloads: di.rx_offload_capa,
+            tx_offloads: di.tx_offload_capa,
         })
     }
 
@@ -1212,6 +1265,22 @@ impl PortId {
         tx_desc: u16,
         pool: &'static Mempool,
     ) -> Result<Port, DpdkError> {
+        self.configure_chains(nrxq, ntxq, rx_desc, tx_desc, pool, false)
+    }
+
+    /// [`PortId::configure`]; with `chains`, the port sends chains of
+    /// mbufs (TX multi-segment: `-ENOTSUP` where the device cannot) and
+    /// receives a frame longer than one mbuf over several (RX scatter,
+    /// where the device offers it).
+    pub fn configure_chains(
+        self,
+        nrxq: u16,
+        ntxq: u16,
+        rx_desc: u16,
+        tx_desc: u16,
+        pool: &'static Mempool,
+        chains: bool,
+    ) -> Result<Port, DpdkError> {
         let mut configured = CONFIGURED.lock().unwrap_or_else(|e| e.into_inner());
         if configured.contains(&self.0) {
             return Err(DpdkError {
@@ -1225,6 +1294,23 @@ impl PortId {
         if rss {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = RSS_HF & info.rss_offloads;
+        }
+        if chains {
+            // Sending a chain needs the capability (a PMD without it sends
+            // the first segment only, or nothing). Receiving one: asked
+            // where the PMD offers it; some chain long frames without
+            // saying so (net_pcap), the others drop them (`ierrors`).
+            if info.tx_offloads & TX_OFFLOAD_MULTI_SEGS == 0 {
+                return Err(DpdkError {
+                    what: format!(
+                        "port {} (driver {}) cannot send a frame over several mbufs (no TX multi-segment offload)",
+                        self.0, info.driver
+                    ),
+                    code: -libc::ENOTSUP,
+                });
+            }
+            conf.txmode.offloads |= TX_OFFLOAD_MULTI_SEGS;
+            conf.rxmode.offloads |= info.rx_offloads & RX_OFFLOAD_SCATTER;
         }
         // SAFETY: valid conf pointer.
         let ret = unsafe { sys::rte_eth_dev_configure(self.0, nrxq, ntxq, &conf) };

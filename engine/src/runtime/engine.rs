@@ -215,8 +215,29 @@ impl Engine {
             }
             let (rxd, txd) = profile.descriptors(i);
             let mut port = id
-                .configure(nrxq, ntxq, rxd, txd, pool)
-                .map_err(|err| EngineError(format!("port {}: {err}", pc.name)))?;
+                .configure_chains(nrxq, ntxq, rxd, txd, pool, e.chains())
+                .map_err(|err| {
+                    if err.code == -libc::ENOTSUP && e.chains() {
+                        EngineError(format!(
+                            "{}: engine.mbuf_size: port[{i}] ({}): {err}: a {}-byte mbuf needs chains for frames of engine.mtu = {} (up to {} bytes); leave engine.mbuf_size unset (one mbuf per frame) or use a device that chains",
+                            profile.source,
+                            pc.name,
+                            e.mbuf_size.unwrap_or(0),
+                            e.mtu,
+                            e.max_frame()
+                        ))
+                    } else {
+                        EngineError(format!("port {}: {err}", pc.name))
+                    }
+                })?;
+            if e.chains() && info.rx_offloads & dpdk::RX_OFFLOAD_SCATTER == 0 {
+                tracing::info!(
+                    "port {} ({}) does not offer RX scatter: a frame longer than engine.mbuf_size = {} arrives chained only if the driver chains it unasked (net_pcap does); otherwise the device drops it",
+                    pc.name,
+                    info.driver,
+                    e.mbuf_size.unwrap_or(0)
+                );
+            }
             // The kernel interface behind a virtual port takes the MTU too.
             // A device that cannot set one is fine at the default 1500, and
             // at any MTU when it has no MTU of its own (-ENOTSUP: net_pcap
@@ -546,6 +567,7 @@ impl Engine {
             runtime_stages: e.runtime_stages,
             pool: self.info().pool,
             max_frame: e.max_frame(),
+            chains: e.chains(),
         })
     }
 

@@ -19,7 +19,9 @@ pub const MAX_PORTS: usize = 16;
 macro_rules! loop_counters {
     ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
         /// A worker's poll-loop counters: packets in and out, how it polled.
+        /// (A report without a counter, from an older instance, reads it 0.)
         #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[serde(default)]
         pub struct LoopCounters {
             $($(#[$doc])* pub $field: u64,)*
         }
@@ -56,6 +58,9 @@ loop_counters! {
     handoff_out,
     /// Packets handed to the management thread.
     control_out,
+    /// Frames received over several mbufs (chains: `engine.mbuf_size`
+    /// below the frame's length), taken in whole.
+    rx_chained,
 }
 
 /// A worker's own counters (written only by that worker).

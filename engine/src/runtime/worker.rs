@@ -87,9 +87,13 @@ pub struct Worker {
     pub runtime_stages: bool,
     /// The mbuf pool, for the frames a stage releases after a burst.
     pub pool: &'static Mempool,
-    /// Longest frame taken from RX (`engine.mtu`); longer or chained ones
-    /// are freed, counted `oversize`.
+    /// Longest frame taken from RX (`engine.mtu`); longer ones are freed,
+    /// counted `oversize`.
     pub max_frame: usize,
+    /// Whether frames chained over several mbufs are taken (the ports
+    /// receive and send chains: `engine.mbuf_size` below the longest
+    /// frame); if not, a chain is freed, counted `oversize`.
+    pub chains: bool,
 }
 
 /// A pipeline before the worker builds it.
@@ -292,8 +296,9 @@ impl Worker {
                 got += n;
                 local.loops.rx += n as u64;
                 local.port_rx[pi] += n as u64;
-                local.pipe.drops[DropReason::Oversize as usize] +=
-                    rx.free_oversize(self.max_frame) as u64;
+                let (oversize, chained) = rx.free_oversize(self.max_frame, self.chains);
+                local.pipe.drops[DropReason::Oversize as usize] += oversize as u64;
+                local.loops.rx_chained += chained as u64;
                 self.handle(
                     &mut pipeline,
                     t,
@@ -496,6 +501,11 @@ impl Worker {
                     }
                 }
                 Verdict::Control => {
+                    // (the management thread reads frames of one mbuf)
+                    if mb.nb_segs() > 1 {
+                        local.pipe.drop(DropReason::Oversize);
+                        continue;
+                    }
                     // The management side judges a frame by its port.
                     if let Err(mb) = out.control.push(self.stamp_arrival(mb, arrival)) {
                         self.flush_control(out, local);

@@ -219,7 +219,7 @@ fn chain(data: &[u8]) -> (Pipeline, WorkerCounters) {
                 &mut meter,
                 &NoPrefetch,
             );
-            assert!(pkts.iter().all(|p| p.len <= ROOM));
+            assert!(pkts.iter().all(|p| p.len() <= ROOM));
         }
         for (f, v) in [&buf, &copy]
             .into_iter()

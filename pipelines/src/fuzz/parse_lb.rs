@@ -121,7 +121,7 @@ pub fn parse_lb(data: &[u8]) {
     let mut c = WorkerCounters::default();
     let mut pkt = Pkt::new(&mut buf, len, port);
     let v = fx.arp.process(&mut pkt, &mut c);
-    assert_eq!(pkt.len, len);
+    assert_eq!(pkt.len(), len);
     if !matches!(v, Verdict::Tx { .. }) {
         assert_eq!(pkt.frame(), &frame[..]);
     }
@@ -135,7 +135,7 @@ pub fn parse_lb(data: &[u8]) {
     let mut lc = LbCounters::default();
     let mut pkt = Pkt::new(&mut buf, len, port);
     let v = fx.stage.process(snap, &mut pkt, &mut c, &mut lc);
-    assert_eq!(pkt.len, len);
+    assert_eq!(pkt.len(), len);
     assert!(buf[len..].iter().all(|&b| b == FILL));
     match v {
         LbVerdict::Done(Verdict::Drop(r)) => {

@@ -30,7 +30,7 @@ pub fn xlat(data: &[u8]) {
     } else {
         v4_to_v6(&mut pkt, &cfg, &To6::new(DST6, SRC6))
     };
-    let len = pkt.len;
+    let len = pkt.len();
     assert!(len <= room);
     match r {
         Err(_) => assert_eq!(

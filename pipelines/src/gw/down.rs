@@ -93,6 +93,9 @@ impl<A: TableAlloc> GwWorker<A> {
             && m.proto == PROTO_TCP
             && m.tcp_flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN | flags::ACK
         {
+            if m.tail > 0 {
+                return Err(Verdict::Drop(DropReason::Oversize));
+            }
             return self.proxy_synack(pkt, i, now);
         }
         Ok(())
@@ -118,7 +121,11 @@ impl<A: TableAlloc> GwWorker<A> {
             );
             (m.l4 as usize..m.end as usize, m.ip_len())
         } else if v6 {
-            // NAT64: IPv4 -> IPv6 toward the subscriber, then the ports.
+            // NAT64: IPv4 -> IPv6 toward the subscriber, then the ports
+            // (the translation moves the payload: not of a chain).
+            if m.tail > 0 {
+                return Verdict::Drop(DropReason::Oversize);
+            }
             let Some(n64) = self.cfg.nat64 else {
                 return Verdict::Drop(DropReason::UnsupportedEthertype);
             };

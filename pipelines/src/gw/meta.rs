@@ -57,8 +57,12 @@ pub struct Meta {
     /// header, `l4` past it): its translation is kept for the rest of the
     /// datagram ([`super::frag`]).
     pub frag: bool,
-    /// End of the IP packet (padding excluded).
+    /// End of the IP packet (padding excluded); of a chained frame, the
+    /// end of its first buffer (what the stages read and rewrite).
     pub end: u16,
+    /// Bytes of the IP packet in the later buffers of a chained frame (0
+    /// for a frame in one buffer): counted, never read.
+    pub tail: u16,
     /// IPv4 source and destination; IPv6: the last 4 bytes of the source,
     /// and the embedded IPv4 destination (NAT64) or the last 4 bytes (NAT66).
     pub src: [u8; 4],
@@ -89,6 +93,7 @@ impl Meta {
             payload: p.payload_off as u8,
             frag: false,
             end: p.ip_end() as u16,
+            tail: 0,
             src: p.src_v4(),
             dst: p.dst_v4(),
             sport: p.src_port,
@@ -99,15 +104,16 @@ impl Meta {
         }
     }
 
-    /// Length of the L4 payload up to the IP end (TCP: the segment's data).
+    /// Length of the L4 payload up to `end` (TCP: the segment's data; of a
+    /// chained frame, what its first buffer holds).
     #[inline(always)]
     pub fn payload_len(&self) -> usize {
         self.end as usize - self.payload as usize
     }
-    /// IP length (header + payload).
+    /// IP length (header + payload), of a chained frame too.
     #[inline(always)]
     pub fn ip_len(&self) -> usize {
-        self.end as usize - self.l3 as usize
+        self.end as usize - self.l3 as usize + self.tail as usize
     }
 }
 
@@ -144,6 +150,7 @@ pub fn fast_v4(f: &[u8]) -> Option<Meta> {
         payload: 0,
         frag: false,
         end: end as u16,
+        tail: 0,
         src: [ip[12], ip[13], ip[14], ip[15]],
         dst: [ip[16], ip[17], ip[18], ip[19]],
         sport: be16(f, 34),

@@ -839,6 +839,8 @@ impl<A: TableAlloc> GwWorker<A> {
                 return Err(self.icmp_error(t, pkt, now));
             }
             Err(DropReason::Fragment) => return self.fragment(t, pkt, i, now),
+            // (a chained frame's IP packet does not end in its first buffer)
+            Err(_) if pkt.tail() > 0 => return self.classify_chained(t, pkt),
             Err(r) => return Err(DROP(r)),
         };
         let mut m = Meta::from_parsed(&p);
@@ -851,6 +853,37 @@ impl<A: TableAlloc> GwWorker<A> {
             return Err(DROP(DropReason::UnsupportedEthertype));
         }
         self.direct_v4(t, pkt, &mut m)?;
+        Ok(m)
+    }
+
+    /// The parse stage for a chained frame (headers in its first buffer):
+    /// TCP and UDP of NAT44 and NAT66, whose rewrites touch only headers.
+    /// Fragments, ICMP and NAT64 (whose paths hold, quote or move the
+    /// payload) are refused as `oversize`, as a frame too long would be.
+    #[cold]
+    #[inline(never)]
+    fn classify_chained(&mut self, t: &GwTables, pkt: &mut Pkt<'_>) -> Result<Meta, Verdict> {
+        const OVERSIZE: Verdict = Verdict::Drop(DropReason::Oversize);
+        let (p, beyond) = match wire::parse_chained(pkt.frame(), pkt.tail()) {
+            Ok(x) => x,
+            Err(DropReason::Fragment | DropReason::UnsupportedProto) => return Err(OVERSIZE),
+            Err(r) => return Err(Verdict::Drop(r)),
+        };
+        if p.proto != PROTO_TCP && p.proto != PROTO_UDP {
+            return Err(OVERSIZE);
+        }
+        let mut m = Meta::from_parsed(&p);
+        m.tail = beyond as u16;
+        if p.is_ipv6() {
+            self.direct_v6(t, pkt, &p, &mut m)?;
+            if m.kind == Kind::Up64 {
+                return Err(OVERSIZE);
+            }
+        } else if p.is_ipv4() {
+            self.direct_v4(t, pkt, &mut m)?;
+        } else {
+            return Err(Verdict::Drop(DropReason::UnsupportedEthertype));
+        }
         Ok(m)
     }
 

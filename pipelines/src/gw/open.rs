@@ -34,12 +34,12 @@ impl<A: TableAlloc> GwWorker<A> {
         if self.cfg.exhaustion_reply != ExhaustionReply::Rst {
             return false;
         }
-        match wire::parse(pkt.frame()) {
-            Ok(p) if p.proto == PROTO_TCP => {
+        match wire::parse_chained(pkt.frame(), pkt.tail()) {
+            Ok((p, beyond)) if p.proto == PROTO_TCP => {
                 if v6 {
-                    rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
+                    rst::syn_to_rst_v6(pkt, &p, beyond, self.cfg.access_mac);
                 } else {
-                    rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
+                    rst::syn_to_rst(pkt, &p, beyond, self.cfg.access_mac);
                 }
                 true
             }
@@ -139,11 +139,11 @@ impl<A: TableAlloc> GwWorker<A> {
         if let (Some(s), Some(sess)) = (service, session) {
             if !sess.allows(s) {
                 if m.proto == PROTO_TCP {
-                    if let Ok(p) = wire::parse(pkt.frame()) {
+                    if let Ok((p, beyond)) = wire::parse_chained(pkt.frame(), pkt.tail()) {
                         if v6 {
-                            rst::syn_to_rst_v6(pkt, &p, self.cfg.access_mac);
+                            rst::syn_to_rst_v6(pkt, &p, beyond, self.cfg.access_mac);
                         } else {
-                            rst::syn_to_rst(pkt, &p, self.cfg.access_mac);
+                            rst::syn_to_rst(pkt, &p, beyond, self.cfg.access_mac);
                         }
                         self.counters.rst_unauthorized += 1;
                         return Err(Verdict::Tx { port: pkt.port });

@@ -53,10 +53,12 @@ fn reply_ipv4(
 }
 
 /// The acknowledgment number of the RST refusing the SYN in `pkt`: the SYN's
-/// sequence number + SYN (1) + payload length (+ 1 with FIN).
-fn ack_of_syn(pkt: &Pkt<'_>, p: &Parsed) -> u32 {
+/// sequence number + SYN (1) + payload length (+ 1 with FIN); `beyond`:
+/// its bytes past the first buffer of a chained frame.
+fn ack_of_syn(pkt: &Pkt<'_>, p: &Parsed, beyond: usize) -> u32 {
     let seq = TcpPacket::new_unchecked(&pkt.data()[p.l4_off as usize..p.ip_end()]).seq_number();
-    let seg_len = p.payload_len as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
+    let seg_len =
+        (p.payload_len as usize + beyond) as u32 + 1 + (p.tcp_flags & flags::FIN != 0) as u32;
     seq.wrapping_add(seg_len)
 }
 
@@ -134,7 +136,7 @@ pub(super) fn set_len_padded(pkt: &mut Pkt<'_>, len: usize) {
         pkt.data_mut()[len..ETH_MIN_FRAME].fill(0);
         len = ETH_MIN_FRAME;
     }
-    pkt.len = len;
+    pkt.set_len(len);
 }
 
 /// Rewrite the SYN in `pkt` (parsed as `p`, IPv4/TCP) into the RST that
@@ -148,11 +150,11 @@ pub(super) fn set_len_padded(pkt: &mut Pkt<'_>, len: usize) {
 ///   (+ 1 with FIN), flags RST|ACK, window 0, no options, checksum computed;
 /// * frame length = L2 + 40, zero-padded to 60 bytes when the buffer allows.
 ///
-/// Needs `pkt.len >= l2 + 40`, which holds for any frame `parse` accepted as
+/// Needs `pkt.len() >= l2 + 40`, which holds for any frame `parse` accepted as
 /// TCP (IPv4 header >= 20, TCP header >= 20).
-pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
-    debug_assert!(pkt.len >= p.l2_len() + ipv4::HEADER_LEN + tcp::HEADER_LEN);
-    let r = TcpReply::rst_of_syn(p, ack_of_syn(pkt, p));
+pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, beyond: usize, our_mac: [u8; 6]) {
+    debug_assert!(pkt.len() >= p.l2_len() + ipv4::HEADER_LEN + tcp::HEADER_LEN);
+    let r = TcpReply::rst_of_syn(p, ack_of_syn(pkt, p, beyond));
     tcp_reply_v4(pkt, p.l2_len(), (p.dst_v4(), p.src_v4()), &r, our_mac);
 }
 
@@ -165,13 +167,13 @@ pub fn syn_to_rst(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
 ///
 /// Needs a frame `parse` accepted as IPv6/TCP (no extension headers, so the
 /// TCP header follows the IPv6 header).
-pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
+pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, beyond: usize, our_mac: [u8; 6]) {
     let l2 = p.l2_len();
     let l4 = l2 + ipv6::HEADER_LEN;
     let end = l4 + tcp::HEADER_LEN;
-    debug_assert!(pkt.len >= end && p.l4_off as usize == l4);
+    debug_assert!(pkt.len() >= end && p.l4_off as usize == l4);
     let (src_ip, dst_ip) = (p.src, p.dst);
-    let ack = ack_of_syn(pkt, p);
+    let ack = ack_of_syn(pkt, p, beyond);
     back_to_sender(&mut pkt.data_mut()[..l2], our_mac);
     debug_assert_eq!(
         EthernetFrame::new_unchecked(&pkt.data()[..l2]).ethertype(),
@@ -189,7 +191,7 @@ pub fn syn_to_rst_v6(pkt: &mut Pkt<'_>, p: &Parsed, our_mac: [u8; 6]) {
     let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[l4..end]);
     TcpReply::rst_of_syn(p, ack).write(&mut t);
     t.fill_checksum_v6(&dst_ip, &src_ip);
-    pkt.len = end;
+    pkt.set_len(end);
 }
 
 /// Most bytes of the offending datagram an ICMPv4 error quotes: the error
@@ -235,5 +237,5 @@ pub fn frag_needed_v4(pkt: &mut Pkt<'_>, p: &Parsed, mtu: u16, our_mac: [u8; 6])
     i.set_echo_ident(0);
     i.set_echo_seq_no(mtu);
     i.fill_checksum_v4();
-    pkt.len = end;
+    pkt.set_len(end);
 }

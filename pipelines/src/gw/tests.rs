@@ -209,7 +209,7 @@ impl H {
         buf.extend(with_room(frame, frame.len() + 64));
         let mut pkt = Pkt::with_headroom(&mut buf, HEAD, frame.len(), port);
         let v = self.w[wi].process(&self.t, &mut pkt, now, &mut self.acct, &mut self.c);
-        let (off, len) = (pkt.headroom(), pkt.len);
+        let (off, len) = (pkt.headroom(), pkt.len());
         let end = (off + len).max(HEAD + frame.len());
         assert!(
             buf[..off.min(HEAD)].iter().all(|&b| b == FILL),
@@ -247,7 +247,7 @@ impl H {
             &mut m,
             &NoPrefetch,
         );
-        let lens: Vec<usize> = pkts.iter().map(|p| p.len).collect();
+        let lens: Vec<usize> = pkts.iter().map(|p| p.len()).collect();
         drop(pkts);
         out.into_iter()
             .zip(bufs.iter().zip(lens))
@@ -2061,6 +2061,7 @@ macro_rules! addresses6 {
     )*};
 }
 
+mod chained;
 mod exhaust;
 mod fixtures;
 mod frag;

@@ -105,6 +105,10 @@ impl<A: TableAlloc> GwWorker<A> {
             if h.state.is_open() {
                 if !self.idle_expired(h, now) {
                     if h.xflags & xflag::PROXY != 0 && h.state == FlowState::SynSent {
+                        // (an early segment may be kept whole: not a chain)
+                        if m.tail > 0 {
+                            return Err(Verdict::Drop(DropReason::Oversize));
+                        }
                         if let Some(v) = self.early_segment(pkt, i, e, now, acct) {
                             return Err(v);
                         }
@@ -127,6 +131,10 @@ impl<A: TableAlloc> GwWorker<A> {
                 && m.kind == Kind::Up4
                 && m.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::ACK
             {
+                // (its data may be kept whole: not a chain)
+                if m.tail > 0 {
+                    return Err(Verdict::Drop(DropReason::Oversize));
+                }
                 return self.cookie_ack(t, pkt, i, now, c);
             }
             return Err(Verdict::Drop(DropReason::NoFlow));

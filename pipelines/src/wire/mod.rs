@@ -140,7 +140,7 @@ pub use ether::EthernetFrame;
 pub use icmp::IcmpPacket;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
-pub use parse::{parse, parse_l3, Parsed};
+pub use parse::{parse, parse_chained, parse_l3, parse_l3_chained, Parsed};
 pub use tcp::{TcpOption, TcpOptions, TcpPacket};
 pub use udp::UdpPacket;
 

@@ -136,6 +136,13 @@ impl Parsed {
 /// but ARP/IPv4/IPv6, a second tag included), `ArpIgnored` (ARP that is short
 /// or not Ethernet/IPv4), `BadIpv4`, `BadIpv6`.
 pub fn parse_l3(frame: &[u8]) -> Result<Parsed, DropReason> {
+    parse_l3_in(frame, 0)
+}
+
+/// [`parse_l3`] of a frame whose last `tail` bytes are in later buffers
+/// (a chained mbuf): the IP length may reach that far, the header must be
+/// in `frame`; `l4_len` is what of the IP payload `frame` holds.
+fn parse_l3_in(frame: &[u8], tail: usize) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::BadEther)?;
     let et = eth.ethertype();
     let l3 = eth.header_len();
@@ -161,7 +168,11 @@ pub fn parse_l3(frame: &[u8]) -> Result<Parsed, DropReason> {
     let rest = &frame[l3..];
     match et {
         ethertype::IPV4 => {
-            let ip = Ipv4Packet::new_checked(rest).map_err(|_| DropReason::BadIpv4)?;
+            let ip = if tail == 0 {
+                Ipv4Packet::new_checked(rest).map_err(|_| DropReason::BadIpv4)?
+            } else {
+                chained_v4(rest, tail).ok_or(DropReason::BadIpv4)?
+            };
             p.ip_version = 4;
             p.proto = ip.protocol();
             p.ttl = ip.ttl();
@@ -172,7 +183,11 @@ pub fn parse_l3(frame: &[u8]) -> Result<Parsed, DropReason> {
             p.dst = ipv4_mapped(ip.dst_addr());
         }
         ethertype::IPV6 => {
-            let ip = Ipv6Packet::new_checked(rest).map_err(|_| DropReason::BadIpv6)?;
+            let ip = if tail == 0 {
+                Ipv6Packet::new_checked(rest).map_err(|_| DropReason::BadIpv6)?
+            } else {
+                chained_v6(rest, tail).ok_or(DropReason::BadIpv6)?
+            };
             p.ip_version = 6;
             p.proto = ip.next_header();
             p.ttl = ip.hop_limit();
@@ -209,9 +224,57 @@ pub fn parse_l3(frame: &[u8]) -> Result<Parsed, DropReason> {
 ///
 /// Checksums are not verified. Never panics, whatever the input.
 pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
-    let mut p = parse_l3(frame)?;
+    parse_in(frame, 0).map(|(p, _)| p)
+}
+
+/// [`parse`] of a chained frame: `frame` is its first buffer, `tail` the
+/// bytes in the others. The headers up to the L4 one must be in `frame`;
+/// the IP and UDP lengths may reach into the tail. The result describes
+/// `frame` (its invariants hold for it: `l4_len`, `payload_len` count what
+/// `frame` holds), with the IP packet's bytes past `frame`: its length is
+/// `ip_end() - l3_off` plus those.
+pub fn parse_chained(frame: &[u8], tail: usize) -> Result<(Parsed, usize), DropReason> {
+    parse_in(frame, tail)
+}
+
+/// [`parse_l3`] of a chained frame (see [`parse_chained`]): the L3
+/// header from `frame`, the first buffer, the IP length reaching into the
+/// `tail` bytes after it; the bytes of the IP packet past `frame`.
+pub fn parse_l3_chained(frame: &[u8], tail: usize) -> Result<(Parsed, usize), DropReason> {
+    let mut p = parse_l3_in(frame, tail)?;
+    let beyond = p.ip_end().saturating_sub(frame.len());
+    p.l4_len -= beyond as u16;
+    p.payload_len = p.l4_len;
+    Ok((p, beyond))
+}
+
+/// The IPv4 header at the start of `rest`, a chained frame's first
+/// buffer with `tail` bytes after it: IHL and total length sane, the
+/// header in `rest`. Only its header fields may be read (its payload is
+/// not all in `rest`).
+fn chained_v4(rest: &[u8], tail: usize) -> Option<Ipv4Packet<&[u8]>> {
+    let ip = Ipv4Packet::new_unchecked(rest);
+    (rest.len() >= super::ipv4::HEADER_LEN && ip.version() == 4).then_some(())?;
+    let hl = ip.header_len();
+    let total = ip.total_len() as usize;
+    (hl >= super::ipv4::HEADER_LEN && hl <= rest.len() && total >= hl && total <= rest.len() + tail)
+        .then_some(ip)
+}
+
+/// [`chained_v4`] for IPv6.
+fn chained_v6(rest: &[u8], tail: usize) -> Option<Ipv6Packet<&[u8]>> {
+    let ip = Ipv6Packet::new_unchecked(rest);
+    (rest.len() >= super::ipv6::HEADER_LEN
+        && ip.version() == 6
+        && super::ipv6::HEADER_LEN + ip.payload_len() as usize <= rest.len() + tail)
+        .then_some(ip)
+}
+
+fn parse_in(frame: &[u8], tail: usize) -> Result<(Parsed, usize), DropReason> {
+    // (`beyond`: what of the IP packet is past `frame`, 0 unless chained)
+    let (mut p, beyond) = parse_l3_chained(frame, tail)?;
     if p.ip_version == 0 {
-        return Ok(p);
+        return Ok((p, beyond));
     }
     if p.fragment {
         return Err(DropReason::Fragment);
@@ -228,11 +291,26 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
             p.payload_len = (seg.len() - t.header_len()) as u16;
         }
         (_, ip_proto::UDP) => {
-            let u = UdpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
+            let u = if beyond == 0 {
+                UdpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?
+            } else {
+                // (its length may reach into the tail)
+                let u = UdpPacket::new_unchecked(seg);
+                let ulen = if seg.len() >= super::udp::HEADER_LEN {
+                    u.len() as usize
+                } else {
+                    0
+                };
+                if ulen < super::udp::HEADER_LEN || ulen > seg.len() + beyond {
+                    return Err(DropReason::BadL4);
+                }
+                u
+            };
             p.src_port = u.src_port();
             p.dst_port = u.dst_port();
             p.payload_off = (l4_off + super::udp::HEADER_LEN) as u16;
-            p.payload_len = u.len() - super::udp::HEADER_LEN as u16;
+            p.payload_len =
+                (u.len() as usize).min(seg.len()) as u16 - super::udp::HEADER_LEN as u16;
         }
         (4, ip_proto::ICMP) | (6, ip_proto::ICMPV6) => {
             let i = IcmpPacket::new_checked(seg).map_err(|_| DropReason::BadL4)?;
@@ -252,7 +330,7 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
         }
         _ => return Err(DropReason::UnsupportedProto),
     }
-    Ok(p)
+    Ok((p, beyond))
 }
 
 #[cfg(test)]
@@ -515,8 +593,79 @@ mod tests {
         v
     }
 
+    /// A 3000-byte UDP datagram (IPv4 and IPv6) and a TCP segment cut into
+    /// a first buffer of 600 bytes and a tail: the headers are parsed from
+    /// the first, the lengths reach into the tail, and the parse describes
+    /// the first buffer (its invariants hold there).
+    #[test]
+    fn a_chained_frame_is_parsed_from_its_first_buffer() {
+        for ip6 in [false, true] {
+            for tcp in [false, true] {
+                let l4 = if tcp {
+                    tcp_spec().l4
+                } else {
+                    L4::Udp {
+                        src_port: 5000,
+                        dst_port: 53,
+                        checksum: true,
+                    }
+                };
+                let f = FrameSpec {
+                    ip6: ip6.then(Ip6Spec::default),
+                    l4,
+                    payload: vec![7; 3000],
+                    ..FrameSpec::default()
+                }
+                .build();
+                let whole = parse(&f).unwrap();
+                let (first, tail) = (&f[..600], f.len() - 600);
+                let (p, beyond) = parse_chained(first, tail).unwrap();
+                p.assert_invariants(first);
+                assert_eq!(p.ip_end(), 600);
+                assert_eq!(beyond, tail);
+                assert_eq!((p.src, p.dst), (whole.src, whole.dst));
+                assert_eq!((p.src_port, p.dst_port), (whole.src_port, whole.dst_port));
+                assert_eq!(p.tcp_flags, whole.tcp_flags);
+                assert_eq!(p.payload_off, whole.payload_off);
+                assert_eq!(p.ip_end() + beyond, whole.ip_end());
+                // Unchained, the first buffer alone is a truncated packet.
+                assert!(parse(first).is_err());
+                // Without the tail's length, or with the L4 header cut.
+                assert!(parse_chained(first, tail - 1).is_err());
+                let hdr_end = whole.payload_off as usize;
+                assert!(parse_chained(&f[..hdr_end - 1], f.len() - hdr_end + 1).is_err());
+                // Whole again: the same as `parse`.
+                assert_eq!(parse_chained(&f, 0).unwrap(), (whole, 0));
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any frame cut anywhere: what `parse_chained` accepts keeps the
+        /// invariants on the first part, never counts more than the tail,
+        /// and agrees with `parse` of the whole frame on every header field.
+        #[test]
+        fn chained_parses_agree_with_the_whole_frame(
+            which in any::<prop::sample::Index>(),
+            muts in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+            cut in any::<prop::sample::Index>()) {
+            let frames = valid_frames();
+            let mut f = frames[which.index(frames.len())].clone();
+            for (i, b) in muts { let at = i.index(f.len()); f[at] = b; }
+            let at = cut.index(f.len() + 1);
+            if let Ok((p, beyond)) = parse_chained(&f[..at], f.len() - at) {
+                p.assert_invariants(&f[..at]);
+                prop_assert!(beyond <= f.len() - at);
+                let whole = parse(&f);
+                prop_assert!(whole.is_ok(), "chained accepts what parse refuses: {:?}", whole);
+                let whole = whole.unwrap();
+                prop_assert_eq!((p.src, p.dst, p.proto), (whole.src, whole.dst, whole.proto));
+                prop_assert_eq!((p.src_port, p.dst_port, p.tcp_flags), (whole.src_port, whole.dst_port, whole.tcp_flags));
+                prop_assert_eq!(p.ip_end() + beyond, whole.ip_end());
+            }
+        }
 
         #[test]
         fn random_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -588,7 +588,7 @@ pub fn v4_to_v6(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To6) -> Result<(), Dro
     if udp_zero {
         UdpPacket::new_unchecked(&mut data[new_l4..new_len]).fill_checksum_v6(&to.src, &to.dst);
     }
-    pkt.len = new_len;
+    pkt.set_len(new_len);
     Ok(())
 }
 
@@ -710,7 +710,7 @@ fn v4_error_to_v6(
         &to.dst,
     );
     set_ethertype(data, ethertype::IPV6);
-    pkt.len = new_len;
+    pkt.set_len(new_len);
     Ok(())
 }
 
@@ -853,7 +853,7 @@ pub fn v6_to_v4(pkt: &mut Pkt<'_>, cfg: &XlatConfig, to: &To4) -> Result<(), Dro
         ip.fill_checksum();
     }
     set_ethertype(data, ethertype::IPV4);
-    pkt.len = new_l4 + seg_len;
+    pkt.set_len(new_l4 + seg_len);
     Ok(())
 }
 
@@ -971,6 +971,6 @@ fn v6_error_to_v4(
         to.dst,
     );
     set_ethertype(data, ethertype::IPV4);
-    pkt.len = new_len;
+    pkt.set_len(new_len);
     Ok(())
 }

@@ -62,7 +62,7 @@ fn run_at(
     let (r, off, len) = {
         let mut pkt = Pkt::with_headroom(&mut buf, head, frame.len(), 0);
         let r = f(&mut pkt);
-        (r, pkt.headroom(), pkt.len)
+        (r, pkt.headroom(), pkt.len())
     };
     // Nothing written outside the frame: before it, and past the longer of
     // the frame before and after.

@@ -297,7 +297,7 @@ impl<A: TableAlloc> GwWorker<A> {
             match translate(&mut sp, sl3, &x, &a6, &xl) {
                 Ok(()) => {
                     // (a header that shrank moved the frame's start)
-                    let (off, len) = (sp.headroom(), sp.len);
+                    let (off, len) = (sp.headroom(), sp.len());
                     slot.bytes.copy_within(off..off + len, 0);
                     slot.len = len as u16;
                     let sent = ip_len(&slot.bytes[..len], sl3);

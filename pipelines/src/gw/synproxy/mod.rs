@@ -597,7 +597,7 @@ impl<A: TableAlloc> GwWorker<A> {
             let len = stash_len as usize;
             if pkt.data().len() >= len {
                 pkt.data_mut()[..len].copy_from_slice(&self.stash[stash as usize][..len]);
-                pkt.len = len;
+                pkt.set_len(len);
                 self.stash_give(stash);
                 if let Some(mut nm) = fast_v4(pkt.frame()) {
                     nm.kind = Kind::Up4;

@@ -53,7 +53,7 @@ pub fn syn_to_synack(
 ) -> bool {
     let l2 = m.l3 as usize;
     let l4 = l2 + ipv4::HEADER_LEN;
-    if pkt.data().len() < l4 + MAX_TCP_HEADER || (m.l4 as usize) + tcp::HEADER_LEN > pkt.len {
+    if pkt.data().len() < l4 + MAX_TCP_HEADER || (m.l4 as usize) + tcp::HEADER_LEN > pkt.len() {
         return false;
     }
     let isn = TcpPacket::new_unchecked(&pkt.frame()[m.l4 as usize..]).seq_number();
@@ -75,7 +75,7 @@ pub fn syn_to_synack(
 /// Whether [`ack_to_syn`] can rewrite the ACK `m` in `pkt`'s buffer.
 pub fn ack_to_syn_fits(pkt: &Pkt<'_>, m: &Meta) -> bool {
     let l4 = m.l4 as usize;
-    pkt.data().len() >= l4 + MAX_TCP_HEADER && l4 + tcp::HEADER_LEN <= pkt.len
+    pkt.data().len() >= l4 + MAX_TCP_HEADER && l4 + tcp::HEADER_LEN <= pkt.len()
 }
 
 /// The subscriber's ACK `m` (IPv4, TCP) rewritten in place into the SYN the
