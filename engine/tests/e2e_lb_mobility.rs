@@ -98,6 +98,14 @@ fn mobility_lab_with(
     lab.route_from(&sub, "10.33.0.0/24", "10.60.1.1", "10.50.0.2");
     // Server.
     lab.move_into(&format!("{t}gs"), &srv, &["10.80.0.11/24"]);
+    // (stress-e2e saw a sendto refused with ENETUNREACH in either
+    // namespace, a route gone; these logs say when and how, on a failure)
+    for ns in [&sub, &srv] {
+        lab.spawn(
+            &format!("monitor-{ns}"),
+            &format!("ip -ts -n {ns} monitor link address route"),
+        );
+    }
     lab.serve_http("http", &srv, "10.80.0.11");
     before_first(lab);
     wait_for(
@@ -228,7 +236,8 @@ fn subscriber_moves_between_lbs_mid_connection() {
 /// Waits for one datagram from each of `STREAMS` peers (UDP
 /// 10.80.0.11:8080: the VIP's member), then streams numbered datagrams to
 /// each, a round every 4 ms, until the file `STOP` exists; then `TAIL`
-/// rounds more (2 s), and prints "sent N" (the rounds sent in all).
+/// rounds more (2 s), and prints "sent N" (the rounds sent in all). A
+/// datagram the kernel refuses is printed, and the stream goes on.
 const STREAMER: &str = r#"
 import os, socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -241,7 +250,10 @@ while len(peers) < STREAMS:
 i, stop_at = 0, None
 while i < 100000:
     for peer in peers:
-        s.sendto(i.to_bytes(4, "big") + b"x" * 100, peer)
+        try:
+            s.sendto(i.to_bytes(4, "big") + b"x" * 100, peer)
+        except OSError as e:
+            print("sendto", i, peer, e, flush=True)
     i += 1
     time.sleep(0.004)
     if stop_at is None and os.path.exists(STOP):
