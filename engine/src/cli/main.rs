@@ -645,6 +645,7 @@ fn run(path: &Path, duration: Option<f64>, stats_every: Option<f64>) -> ExitCode
         Ok(r) => {
             println!("pgw: stopped; final counters\n{}", r.render());
             drop(engine);
+            tracing::info!("exiting");
             ExitCode::SUCCESS
         }
         Err(e) => {
