@@ -13,6 +13,8 @@
 
 mod common;
 use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GW_MAC: &str = "02:00:00:00:0a:01";
@@ -152,14 +154,28 @@ fn subscriber_moves_between_lbs_mid_connection() {
     // Move once 2 MiB have arrived (not after a fixed sleep), at once:
     // nothing between the two reads but the route change, so that on a
     // loaded machine the download is still running when the route moves.
+    // The change is made by an `ip -batch` started beforehand and waiting
+    // on its input (stress-e2e saw a fork and exec of `ip` at that moment
+    // take over 5 s: the whole file was read before the route moved).
+    let mut mover = Command::new("ip")
+        .args(["-n", &sub, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ip -batch");
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     wait_for("2 MiB through LB1", Duration::from_secs(20), || {
         size(&got) >= 2 << 20
     });
     let read_before = size(&got);
-    sh(&format!(
-        "ip -n {sub} route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
-    ));
+    {
+        let mut cmd = mover.stdin.take().expect("its input");
+        writeln!(
+            cmd,
+            "route replace 10.33.0.0/24 via 10.60.2.1 src 10.50.0.2"
+        )
+        .unwrap();
+    }
+    assert!(mover.wait().unwrap().success(), "ip -batch failed");
     let read_after = size(&got);
     wait_for("download to finish", Duration::from_secs(60), || {
         !lab.is_running("curl")
