@@ -172,16 +172,6 @@ fn jumbo_frames_cross_the_gw_on_a_device_that_takes_them() {
     lab.stop_pgw("gw");
 }
 
-/// Answers every UDP datagram to 10.80.0.11:8080 with the same bytes.
-const UDP_ECHO: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.80.0.11", 8080))
-while True:
-    d, a = s.recvfrom(65535)
-    s.sendto(d, a)
-"#;
-
 /// Sends 20 datagrams of 1 400 random bytes to 10.33.0.1:80 and prints
 /// how many came back equal ("echoed N").
 const UDP_ASK: &str = r#"
@@ -218,12 +208,7 @@ fn frames_longer_than_an_mbuf_cross_the_gw_chained() {
     let (sub, srv) = lab.wap_sides(&sock);
     let file = random_file(&lab.site("http"), "blob.bin", 4194304);
     download_intact(&lab, &sub, "http://10.33.0.1/blob.bin", &file, 60);
-    let echo = lab.write("echo.py", UDP_ECHO);
-    lab.spawn(
-        "echo",
-        &format!("ip netns exec {srv} python3 {}", echo.display()),
-    );
-    lab.wait_listen(&srv, "udp", "10.80.0.11:8080");
+    lab.udp_echo(&srv, "10.80.0.11", 8080, false);
     let ask = lab.write("ask.py", UDP_ASK);
     let out = sh(&format!("ip netns exec {sub} python3 {}", ask.display()));
     assert_eq!(out.trim(), "echoed 20", "{out}");

@@ -556,7 +556,8 @@ impl Lab {
         );
     }
 
-    /// Wait (10 s at most) until something in `ns` listens on `addr`
+    /// Wait (30 s at most: under stress-e2e a Python server once took
+    /// over 10 s to start) until something in `ns` listens on `addr`
     /// (`ss` notation, IPv6 in brackets) over `proto` (`"tcp"` or `"udp"`).
     pub fn wait_listen(&self, ns: &str, proto: &str, addr: &str) {
         let flag = match proto {
@@ -566,7 +567,7 @@ impl Lab {
         };
         wait_for(
             &format!("{proto} {addr} listening in {ns}"),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             || {
                 sh_ok(&format!(
                     "ip netns exec {ns} ss -{flag}lnH | grep -qF '{addr}'"
@@ -664,7 +665,7 @@ impl Lab {
         );
         wait_for(
             &format!("{label} to listen"),
-            Duration::from_secs(5),
+            Duration::from_secs(30),
             || self.log(label).contains("listening on"),
         );
     }
