@@ -200,6 +200,13 @@ impl Lab {
                 return s.code();
             }
             if start.elapsed() > timeout {
+                // (stress-e2e saw pgw log its last line and not exit for
+                // over 30 s: where each of its threads waits, for the log)
+                eprintln!(
+                    "{label} (pid {}) still running after {timeout:?}; its threads:\n{}",
+                    c.id(),
+                    threads_of(c.id())
+                );
                 let _ = c.kill();
                 let _ = c.wait();
                 return None;
@@ -259,6 +266,28 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Each thread of process `pid`: its name, state, kernel wait channel and
+/// kernel stack (`/proc/PID/task/TID/…`; the stack needs root).
+pub fn threads_of(pid: u32) -> String {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut out = String::new();
+    let tasks = Path::new("/proc").join(pid.to_string()).join("task");
+    for t in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+        let d = t.path();
+        let stat = read(&d.join("stat"));
+        // (the state follows the parenthesised name)
+        let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]).unwrap_or("?");
+        out += &format!(
+            "  {} {} state {state} wchan {}\n{}",
+            t.file_name().to_string_lossy(),
+            read(&d.join("comm")).trim(),
+            read(&d.join("wchan")).trim(),
+            read(&d.join("stack"))
+        );
+    }
+    out
 }
 
 /// The `pgw` binary built for this test run.
