@@ -46,11 +46,18 @@ pub struct Timebase {
 }
 
 impl Timebase {
+    /// The start: the TSC and the monotonic clock read as one instant
+    /// (see [`bracketed`]). Read one after the other, a thread preempted
+    /// between them (milliseconds on a loaded machine) shifted every wall
+    /// time by that much and skewed the rate [`Timebase::wall`] measures
+    /// since: a 3-s session timer was shown as 2 996 ms.
     pub fn start() -> Timebase {
+        let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
+        let (tsc_start, mono_start) = bracketed(dpdk::tsc, tsc_per_ms / 50, Instant::now);
         Timebase {
-            tsc_start: dpdk::tsc(),
-            tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1),
-            mono_start: Instant::now(),
+            tsc_start,
+            tsc_per_ms,
+            mono_start,
         }
     }
 
@@ -63,33 +70,18 @@ impl Timebase {
     /// per engine millisecond, Unix microseconds at engine time 0). An
     /// engine time `ms` was Unix µs `at_zero + ms * us_per_ms`.
     ///
-    /// The three clocks are read as one instant: between two TSC reads,
-    /// again (up to 16 times) while the thread was preempted among them
-    /// for more than 20 µs, keeping the narrowest reading. (One pair of
-    /// reads 2 ms apart on a loaded machine put every record 2 ms late.)
+    /// The monotonic and the wall clock are read as one instant with the
+    /// TSC ([`bracketed`]; one pair of reads 2 ms apart on a loaded
+    /// machine put every record 2 ms late).
     pub fn wall(&self) -> (f64, f64) {
-        let unix_now = || {
-            std::time::SystemTime::now()
+        let (at, (mono_us, unix_us)) = bracketed(dpdk::tsc, self.tsc_per_ms / 50, || {
+            let mono_us = self.mono_start.elapsed().as_secs_f64() * 1e6;
+            let unix_us = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64() * 1e6)
-                .unwrap_or(0.0)
-        };
-        let narrow = self.tsc_per_ms / 50;
-        let mut best = (u64::MAX, 0u64, 0.0f64, 0.0f64);
-        for _ in 0..16 {
-            let t0 = dpdk::tsc();
-            let mono_us = self.mono_start.elapsed().as_secs_f64() * 1e6;
-            let unix_us = unix_now();
-            let t1 = dpdk::tsc();
-            let span = t1.saturating_sub(t0);
-            if span < best.0 {
-                best = (span, t0 + span / 2, mono_us, unix_us);
-            }
-            if span <= narrow {
-                break;
-            }
-        }
-        let (_, at, mono_us, unix_us) = best;
+                .unwrap_or(0.0);
+            (mono_us, unix_us)
+        });
         let tsc = at.saturating_sub(self.tsc_start);
         // Too short a baseline to measure the rate: take DPDK's.
         let us_per_ms = if mono_us >= 100_000.0 && tsc > 0 {
@@ -99,6 +91,34 @@ impl Timebase {
         };
         (us_per_ms, unix_us - mono_us)
     }
+}
+
+/// `read()` (other clocks) as one instant of the TSC: between two TSC
+/// reads, again (up to 16 times) while the span exceeds `narrow` cycles
+/// (the thread was preempted among them), keeping the narrowest reading.
+/// `(the TSC at the middle of its span, what read returned)`.
+fn bracketed<T>(
+    mut tsc: impl FnMut() -> u64,
+    narrow: u64,
+    mut read: impl FnMut() -> T,
+) -> (u64, T) {
+    let t0 = tsc();
+    let mut best_v = read();
+    let t1 = tsc();
+    let mut best = (t1.saturating_sub(t0), t0);
+    for _ in 1..16 {
+        if best.0 <= narrow {
+            break;
+        }
+        let t0 = tsc();
+        let v = read();
+        let span = tsc().saturating_sub(t0);
+        if span < best.0 {
+            best = (span, t0);
+            best_v = v;
+        }
+    }
+    (best.1 + best.0 / 2, best_v)
 }
 
 /// What the workers do not own and the management thread reads: ports,
@@ -175,5 +195,58 @@ impl Info {
                 .map(|(w, s)| s.report(w, e.lcores[w].id(), nports))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bracketed;
+
+    /// A fake TSC read at the given values, in turn.
+    fn tsc_of(reads: &[u64]) -> impl FnMut() -> u64 + '_ {
+        let mut i = 0;
+        move || {
+            i += 1;
+            reads[i - 1]
+        }
+    }
+
+    #[test]
+    fn a_reading_is_kept_at_the_middle_of_its_span() {
+        let mut n = 0;
+        let (at, v) = bracketed(tsc_of(&[1000, 1010]), 20, || {
+            n += 1;
+            n
+        });
+        assert_eq!((at, v, n), (1005, 1, 1));
+    }
+
+    #[test]
+    fn a_preempted_reading_is_retried_until_one_is_narrow() {
+        // Spans of 5 000 cycles (preempted), 900, then 10: the third kept.
+        let reads = [0, 5000, 6000, 6900, 7000, 7010];
+        let mut n = 0;
+        let (at, v) = bracketed(tsc_of(&reads), 20, || {
+            n += 1;
+            n
+        });
+        assert_eq!((at, v, n), (7005, 3, 3));
+    }
+
+    #[test]
+    fn of_sixteen_wide_readings_the_narrowest_is_kept() {
+        // Reading k (1-based) spans 1 000 + 100 × |k − 8| cycles: none is
+        // narrow, the eighth is the narrowest.
+        let mut reads = vec![];
+        for k in 1..=16u64 {
+            let t0 = k * 100_000;
+            reads.extend([t0, t0 + 1000 + 100 * k.abs_diff(8)]);
+        }
+        let mut n = 0;
+        let (at, v) = bracketed(tsc_of(&reads), 20, || {
+            n += 1;
+            n
+        });
+        assert_eq!((at, v, n), (800_500, 8, 16));
     }
 }
