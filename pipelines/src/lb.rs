@@ -607,15 +607,7 @@ impl LbStage {
             }
             bail!(c, DropReason::BadIpv4)
         };
-        let (src_ip, dst_ip) = (ip.src_addr(), ip.dst_addr());
-        self.route(
-            frame,
-            up,
-            || snap.table.select(src_ip),
-            || snap.access_neighbours.lookup(dst_ip),
-            c,
-            lc,
-        )
+        self.route_v4(snap, frame, up, ip.src_addr(), ip.dst_addr(), c, lc)
     }
 
     /// [`LbStage::process`] of a chained frame (its IP packet does not end
@@ -642,25 +634,9 @@ impl LbStage {
             bail!(c, DropReason::ArpIgnored)
         }
         if p.is_ipv4() {
-            let (src_ip, dst_ip) = (p.src_v4(), p.dst_v4());
-            self.route(
-                frame,
-                up,
-                || snap.table.select(src_ip),
-                || snap.access_neighbours.lookup(dst_ip),
-                c,
-                lc,
-            )
+            self.route_v4(snap, frame, up, p.src_v4(), p.dst_v4(), c, lc)
         } else {
-            let (src_ip, dst_ip) = (p.src, p.dst);
-            self.route(
-                frame,
-                up,
-                || snap.table.select6(src_ip),
-                || snap.access_neighbours.lookup6(dst_ip),
-                c,
-                lc,
-            )
+            self.route_v6(snap, frame, up, p.src, p.dst, c, lc)
         }
     }
 
@@ -689,15 +665,41 @@ impl LbStage {
         if ip.next_header() == ip_proto::ICMPV6 && matches!(ip.payload().first(), Some(133..=137)) {
             bail!(c, DropReason::ArpIgnored)
         }
-        let (src_ip, dst_ip) = (ip.src_addr(), ip.dst_addr());
-        self.route(
-            frame,
-            up,
-            || snap.table.select6(src_ip),
-            || snap.access_neighbours.lookup6(dst_ip),
-            c,
-            lc,
-        )
+        self.route_v6(snap, frame, up, ip.src_addr(), ip.dst_addr(), c, lc)
+    }
+
+    /// [`LbStage::route`] of an IPv4 packet from `src` to `dst`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn route_v4(
+        &self,
+        snap: &LbSnapshot,
+        frame: &mut [u8],
+        up: bool,
+        src: [u8; 4],
+        dst: [u8; 4],
+        c: &mut WorkerCounters,
+        lc: &mut LbCounters,
+    ) -> LbVerdict {
+        let (t, n) = (&snap.table, &snap.access_neighbours);
+        self.route(frame, up, || t.select(src), || n.lookup(dst), c, lc)
+    }
+
+    /// [`LbStage::route`] of an IPv6 packet from `src` to `dst`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn route_v6(
+        &self,
+        snap: &LbSnapshot,
+        frame: &mut [u8],
+        up: bool,
+        src: [u8; 16],
+        dst: [u8; 16],
+        c: &mut WorkerCounters,
+        lc: &mut LbCounters,
+    ) -> LbVerdict {
+        let (t, n) = (&snap.table, &snap.access_neighbours);
+        self.route(frame, up, || t.select6(src), || n.lookup6(dst), c, lc)
     }
 
     /// The end of [`LbStage::process`] for either family, the IP header
