@@ -11,7 +11,11 @@
 #
 # Writes perf/out/stress-e2e/round-K.log for each round and a table
 # (perf/out/stress-e2e/summary.txt): round, start, seconds, tests passed,
-# failed, and the load average seen at the end of the round. Stops at the
+# failed, pgw instances that logged their last line but took longer than
+# 30 s to end (target/tmp/pgw-slow-exits.log, kept as
+# perf/out/stress-e2e/round-K.slow-exits.log: each thread's state, wait
+# channel and kernel stack at the 30th second), and the load average seen
+# at the end of the round. Stops at the
 # first failing round unless STRESS_KEEP_GOING=1; exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,18 +42,25 @@ if [ "$cpus" -gt 0 ]; then
   stress_pid=$!
 fi
 
-printf '%-6s %-20s %8s %7s %7s %s\n' round start seconds passed failed load >"$summary"
+printf '%-6s %-20s %8s %7s %7s %5s %s\n' round start seconds passed failed slow load >"$summary"
+slow_log=target/tmp/pgw-slow-exits.log
 fail=0
 for k in $(seq "$rounds"); do
   log="$out/round-$k.log"
   t0=$(date +%s)
+  rm -f "$slow_log"
   set +e
   cargo test -p pgw-engine --locked "${tests[@]}" --no-fail-fast -- --test-threads=1 >"$log" 2>&1
   rc=$?
   set -e
   read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p+0, f+0 }' "$log")
-  printf '%-6s %-20s %8s %7s %7s %s\n' "$k" "$(date -u -d "@$t0" +%FT%TZ)" $(( $(date +%s) - t0 )) "$p" "$f" \
-    "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
+  slow=0
+  if [ -s "$slow_log" ]; then
+    cp "$slow_log" "$out/round-$k.slow-exits.log"
+    slow=$(grep -c "logged 'exiting'" "$slow_log" || true)
+  fi
+  printf '%-6s %-20s %8s %7s %7s %5s %s\n' "$k" "$(date -u -d "@$t0" +%FT%TZ)" $(( $(date +%s) - t0 )) "$p" "$f" \
+    "$slow" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
   if [ "$rc" -ne 0 ] || [ "$f" -gt 0 ]; then
     fail=1
     grep -E "^test .* FAILED$|panicked at" "$log" | head -20

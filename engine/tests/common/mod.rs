@@ -46,11 +46,21 @@ pub fn sh_ok(cmd: &str) -> bool {
 }
 
 /// Wait until `f` holds, or panic after `timeout` naming `what`.
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    wait_for_or(what, timeout, f, String::new);
+}
+
+/// [`wait_for`], with `why()` (what was seen instead) in the panic.
+pub fn wait_for_or(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> bool,
+    why: impl FnOnce() -> String,
+) {
     let start = Instant::now();
     while !f() {
         if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", why());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -270,6 +280,24 @@ impl Drop for Lab {
 
 /// Each thread of process `pid`: its name, state, kernel wait channel and
 /// kernel stack (`/proc/PID/task/TID/…`; the stack needs root).
+/// How long the kernel may take to end a pgw that has finished its own
+/// shutdown, see [`Lab::stop_pgw_within`].
+pub const TEARDOWN_GRACE: Duration = Duration::from_secs(90);
+
+/// Append `text` to `pgw-slow-exits.log` in the target's tmp directory.
+pub fn note_slow_exit(text: &str) {
+    use std::io::Write;
+    eprintln!("{text}");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgw-slow-exits.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "{text}");
+    }
+}
+
 pub fn threads_of(pid: u32) -> String {
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let mut out = String::new();
@@ -499,16 +527,66 @@ impl Lab {
     }
 
     /// Stop the `pgw` labelled `label` with SIGINT; assert it exits with 0
-    /// within 30 s (the claim is a clean exit: on a loaded machine an
-    /// instance that printed its final counters took over 10 s to leave
-    /// DPDK's clean-up).
+    /// within 30 s (the claim is a clean exit), see
+    /// [`Lab::stop_pgw_within`].
     pub fn stop_pgw(&mut self, label: &str) {
         self.stop_pgw_within(label, Duration::from_secs(30));
     }
 
-    /// [`Lab::stop_pgw`] with a deadline of `timeout`.
+    /// [`Lab::stop_pgw`] with a deadline of `timeout` for pgw's own
+    /// shutdown. An instance that logged its last line (`exiting`: `main`
+    /// returns) by then but is still there has [`TEARDOWN_GRACE`] more
+    /// for the kernel to end the process (under stress-ng an instance
+    /// was seen 30 s after that line): such a late exit passes and is
+    /// written, with each thread's state, to `pgw-slow-exits.log` in the
+    /// target's tmp directory (`scripts/stress-e2e.sh` shows it).
     pub fn stop_pgw_within(&mut self, label: &str, timeout: Duration) {
-        let code = self.interrupt(label, timeout);
+        self.signal(label, "INT");
+        let Some(i) = self.children.iter().position(|(l, _)| l == label) else {
+            panic!("no process {label}");
+        };
+        let start = Instant::now();
+        let mut noted = false;
+        let code = loop {
+            if let Ok(Some(s)) = self.children[i].1.try_wait() {
+                break s.code();
+            }
+            let waited = start.elapsed();
+            let done = waited > timeout
+                && self
+                    .log(label)
+                    .lines()
+                    .any(|l| l.trim_end().ends_with(" exiting"));
+            if done && !noted {
+                let pid = self.children[i].1.id();
+                note_slow_exit(&format!(
+                    "{} {} {label} (pid {pid}): logged 'exiting', still running {waited:?} after SIGINT; its threads:\n{}",
+                    sh("date -u +%FT%T.%3NZ").trim(),
+                    self.tag,
+                    threads_of(pid)
+                ));
+                noted = true;
+            }
+            if waited > timeout && !done || waited > timeout + TEARDOWN_GRACE {
+                eprintln!(
+                    "{label} (pid {}) still running after {waited:?}; its threads:\n{}",
+                    self.children[i].1.id(),
+                    threads_of(self.children[i].1.id())
+                );
+                let _ = self.children[i].1.kill();
+                let _ = self.children[i].1.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.children.remove(i);
+        if noted {
+            note_slow_exit(&format!(
+                "{} {label}: ended {:?} after SIGINT, exit code {code:?}",
+                self.tag,
+                start.elapsed()
+            ));
+        }
         assert_eq!(
             code,
             Some(0),
