@@ -542,6 +542,13 @@ impl Lab {
     /// target's tmp directory (`scripts/stress-e2e.sh` shows it).
     pub fn stop_pgw_within(&mut self, label: &str, timeout: Duration) {
         self.signal(label, "INT");
+        self.wait_pgw(label, timeout);
+    }
+
+    /// Wait for the `pgw` labelled `label` (signalled, or stopping on its
+    /// own) to exit with 0: within `timeout`, or [`TEARDOWN_GRACE`] later
+    /// if it logged `exiting` by then (see [`Lab::stop_pgw_within`]).
+    pub fn wait_pgw(&mut self, label: &str, timeout: Duration) {
         let Some(i) = self.children.iter().position(|(l, _)| l == label) else {
             panic!("no process {label}");
         };
@@ -560,7 +567,7 @@ impl Lab {
             if done && !noted {
                 let pid = self.children[i].1.id();
                 note_slow_exit(&format!(
-                    "{} {} {label} (pid {pid}): logged 'exiting', still running {waited:?} after SIGINT; its threads:\n{}",
+                    "{} {} {label} (pid {pid}): logged 'exiting', still running {waited:?} after the wait began; its threads:\n{}",
                     sh("date -u +%FT%T.%3NZ").trim(),
                     self.tag,
                     threads_of(pid)
@@ -582,7 +589,7 @@ impl Lab {
         self.children.remove(i);
         if noted {
             note_slow_exit(&format!(
-                "{} {label}: ended {:?} after SIGINT, exit code {code:?}",
+                "{} {label}: ended {:?} after the wait began, exit code {code:?}",
                 self.tag,
                 start.elapsed()
             ));
