@@ -11,8 +11,9 @@
 #
 # Writes perf/out/stress-e2e/round-K.log for each round and a table
 # (perf/out/stress-e2e/summary.txt): round, start, seconds, tests passed,
-# failed, pgw instances that logged their last line but took longer than
-# 30 s to end (target/tmp/pgw-slow-exits.log, kept as
+# failed, pgw instances still there 30 s after SIGINT with the rest of their
+# exit in the kernel (their last line logged, or their main thread waiting
+# in the kernel: target/tmp/pgw-slow-exits.log, kept as
 # perf/out/stress-e2e/round-K.slow-exits.log: each thread's state, wait
 # channel and kernel stack at the 30th second), and the load average seen
 # at the end of the round. Stops at the
@@ -57,7 +58,7 @@ for k in $(seq "$rounds"); do
   slow=0
   if [ -s "$slow_log" ]; then
     cp "$slow_log" "$out/round-$k.slow-exits.log"
-    slow=$(grep -c "logged 'exiting'" "$slow_log" || true)
+    slow=$(grep -c "after the wait began; its threads" "$slow_log" || true)
   fi
   printf '%-6s %-20s %8s %7s %7s %5s %s\n' "$k" "$(date -u -d "@$t0" +%FT%TZ)" $(( $(date +%s) - t0 )) "$p" "$f" \
     "$slow" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"

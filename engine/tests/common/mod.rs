@@ -77,17 +77,23 @@ pub fn cannot_run(why: &str) -> bool {
         );
     }
     eprintln!("SKIP: {why}");
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgw-skipped.log");
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    append_tmp_log("pgw-skipped.log", &format!("{name}: {why}"));
+    false
+}
+
+/// Append the line `text` to `file` in the target's tmp directory (logs
+/// that outlive the test's own output, e.g. for `scripts/stress-e2e.sh`).
+fn append_tmp_log(file: &str, text: &str) {
+    use std::io::Write;
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
     {
-        use std::io::Write;
-        let name = std::thread::current().name().unwrap_or("?").to_string();
-        let _ = writeln!(f, "{name}: {why}");
+        let _ = writeln!(f, "{text}");
     }
-    false
 }
 
 /// Whether the test can create namespaces (root + iproute2); see
@@ -278,44 +284,56 @@ impl Drop for Lab {
     }
 }
 
-/// Each thread of process `pid`: its name, state, kernel wait channel and
-/// kernel stack (`/proc/PID/task/TID/…`; the stack needs root).
 /// How long the kernel may take to end a pgw that has finished its own
-/// shutdown, see [`Lab::stop_pgw_within`].
+/// shutdown or waits in the kernel, see [`Lab::stop_pgw_within`].
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(90);
 
 /// Append `text` to `pgw-slow-exits.log` in the target's tmp directory.
 pub fn note_slow_exit(text: &str) {
-    use std::io::Write;
     eprintln!("{text}");
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgw-slow-exits.log");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-    {
-        let _ = writeln!(f, "{text}");
-    }
+    append_tmp_log("pgw-slow-exits.log", text);
 }
 
+fn read_proc(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// The state letter (`R`, `S`, `D`, …) and kernel wait channel of task
+/// directory `d` (`/proc/PID` or `/proc/PID/task/TID`).
+fn task_state(d: &Path) -> (String, String) {
+    let stat = read_proc(&d.join("stat"));
+    // (the state follows the parenthesised name)
+    let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]).unwrap_or("?");
+    (
+        state.to_string(),
+        read_proc(&d.join("wchan")).trim().to_string(),
+    )
+}
+
+/// Each thread of process `pid`: its name, state, kernel wait channel and
+/// kernel stack (`/proc/PID/task/TID/…`; the stack needs root).
 pub fn threads_of(pid: u32) -> String {
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let mut out = String::new();
     let tasks = Path::new("/proc").join(pid.to_string()).join("task");
     for t in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
         let d = t.path();
-        let stat = read(&d.join("stat"));
-        // (the state follows the parenthesised name)
-        let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]).unwrap_or("?");
+        let (state, wchan) = task_state(&d);
         out += &format!(
-            "  {} {} state {state} wchan {}\n{}",
+            "  {} {} state {state} wchan {wchan}\n{}",
             t.file_name().to_string_lossy(),
-            read(&d.join("comm")).trim(),
-            read(&d.join("wchan")).trim(),
-            read(&d.join("stack"))
+            read_proc(&d.join("comm")).trim(),
+            read_proc(&d.join("stack"))
         );
     }
     out
+}
+
+/// The kernel wait channel of process `pid`'s main thread if it is in an
+/// uninterruptible wait in the kernel (state `D`), as when closing a tap
+/// unregisters its device: `netdev_run_todo` waits in `rcu_barrier`.
+pub fn in_kernel_wait(pid: u32) -> Option<String> {
+    let (state, wchan) = task_state(&Path::new("/proc").join(pid.to_string()));
+    (state == "D").then_some(wchan)
 }
 
 /// The `pgw` binary built for this test run.
@@ -534,12 +552,17 @@ impl Lab {
     }
 
     /// [`Lab::stop_pgw`] with a deadline of `timeout` for pgw's own
-    /// shutdown. An instance that logged its last line (`exiting`: `main`
-    /// returns) by then but is still there has [`TEARDOWN_GRACE`] more
-    /// for the kernel to end the process (under stress-ng an instance
-    /// was seen 30 s after that line): such a late exit passes and is
-    /// written, with each thread's state, to `pgw-slow-exits.log` in the
-    /// target's tmp directory (`scripts/stress-e2e.sh` shows it).
+    /// shutdown. An instance still there at the deadline has
+    /// [`TEARDOWN_GRACE`] more when the rest is the kernel's: it logged its
+    /// last line (`exiting`: `main` returns; under stress-ng an instance
+    /// was seen 30 s after that line), or its main thread waits in the
+    /// kernel (state `D`; under stress-ng an instance closing its tap port
+    /// waited over 30 s in `rcu_barrier` while the kernel's worker pool
+    /// of that CPU was stalled 38 s). Such a late exit passes and is
+    /// written, with each thread's state and kernel stack, to
+    /// `pgw-slow-exits.log` in the target's tmp directory
+    /// (`scripts/stress-e2e.sh` shows it). One running or sleeping in user
+    /// space at the deadline (pgw's own hang) is killed and fails.
     pub fn stop_pgw_within(&mut self, label: &str, timeout: Duration) {
         self.signal(label, "INT");
         self.wait_pgw(label, timeout);
@@ -547,7 +570,8 @@ impl Lab {
 
     /// Wait for the `pgw` labelled `label` (signalled, or stopping on its
     /// own) to exit with 0: within `timeout`, or [`TEARDOWN_GRACE`] later
-    /// if it logged `exiting` by then (see [`Lab::stop_pgw_within`]).
+    /// if it logged `exiting` or waits in the kernel by then (see
+    /// [`Lab::stop_pgw_within`]).
     pub fn wait_pgw(&mut self, label: &str, timeout: Duration) {
         let Some(i) = self.children.iter().position(|(l, _)| l == label) else {
             panic!("no process {label}");
@@ -559,22 +583,39 @@ impl Lab {
                 break s.code();
             }
             let waited = start.elapsed();
-            let done = waited > timeout
-                && self
+            if waited > timeout && !noted {
+                // Past the deadline, the grace is for the kernel only:
+                // pgw's own shutdown is done, or pgw waits in the kernel.
+                let pid = self.children[i].1.id();
+                let why = if self
                     .log(label)
                     .lines()
-                    .any(|l| l.trim_end().ends_with(" exiting"));
-            if done && !noted {
-                let pid = self.children[i].1.id();
+                    .any(|l| l.trim_end().ends_with(" exiting"))
+                {
+                    Some("logged 'exiting'".to_string())
+                } else {
+                    in_kernel_wait(pid).map(|w| {
+                        format!("waits in the kernel (state D, wchan {w}) before 'exiting'")
+                    })
+                };
+                let Some(why) = why else {
+                    eprintln!(
+                        "{label} (pid {pid}) still running after {waited:?}; its threads:\n{}",
+                        threads_of(pid)
+                    );
+                    let _ = self.children[i].1.kill();
+                    let _ = self.children[i].1.wait();
+                    break None;
+                };
                 note_slow_exit(&format!(
-                    "{} {} {label} (pid {pid}): logged 'exiting', still running {waited:?} after the wait began; its threads:\n{}",
+                    "{} {} {label} (pid {pid}): {why}, still running {waited:?} after the wait began; its threads:\n{}",
                     sh("date -u +%FT%T.%3NZ").trim(),
                     self.tag,
                     threads_of(pid)
                 ));
                 noted = true;
             }
-            if waited > timeout && !done || waited > timeout + TEARDOWN_GRACE {
+            if waited > timeout + TEARDOWN_GRACE {
                 eprintln!(
                     "{label} (pid {}) still running after {waited:?}; its threads:\n{}",
                     self.children[i].1.id(),
