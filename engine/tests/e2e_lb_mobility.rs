@@ -282,8 +282,10 @@ print("sent", i, flush=True)
 /// Asks the VIP for `STREAMS` streams, from as many sockets (one datagram
 /// up each, through the current route, again every second until the first
 /// datagram comes), then only receives: "got N" every 100 datagrams of
-/// the first; after 3 s of silence it writes the numbers each stream got
-/// to the file `SEEN` (JSON, one list per stream).
+/// the first; after 3 s of silence once the file `STOP` exists (the GW
+/// was told of the move: before that a silence is the move itself, and
+/// under stress-e2e telling the GW took over 3 s) it writes the numbers
+/// each stream got to the file `SEEN` (JSON, one list per stream).
 const RECEIVER: &str = r#"
 import json, select, socket, time
 socks = []
@@ -303,7 +305,7 @@ while True:
         asked = time.time()
     ready, _, _ = select.select(socks, [], [], 3)
     if not ready:
-        if any(seen):
+        if any(seen) and os.path.exists(STOP):
             break
         continue
     for s in ready:
@@ -478,7 +480,7 @@ fn stream_across_move(
     // (2 s of tail and 3 s of silence; on a loaded machine the streamer's
     // 4-ms sleeps stretch: stress-e2e saw a stream take 2.5 times as long)
     wait_for("the end of the stream", Duration::from_secs(60), || {
-        !lab.is_running("receiver")
+        !lab.is_running("streamer") && !lab.is_running("receiver")
     });
     let sent: u64 = lab
         .log("streamer")
